@@ -1,0 +1,5 @@
+"""The `platform` command-line program."""
+
+from .main import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,73 @@
+"""What every command shares: resolved settings and output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..config import resolve_data_dir, resolve_gateway_url, resolve_redis_url
+
+
+@dataclass
+class CliContext:
+    """Global options, resolved lazily so commands that need no Redis never touch it."""
+
+    data_dir_flag: str | None = None
+    redis_flag: str | None = None
+    gateway_flag: str | None = None
+    json_output: bool = False
+    debug: bool = False
+    log_format: str = "auto"
+    _closers: list[Any] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        return resolve_data_dir(self.data_dir_flag)
+
+    def redis_url(self) -> str:
+        return resolve_redis_url(self.redis_flag, self.data_dir)
+
+    def gateway_url(self) -> str | None:
+        return resolve_gateway_url(self.gateway_flag, self.data_dir)
+
+    def on_close(self, closer: Any) -> None:
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        while self._closers:
+            try:
+                self._closers.pop()()
+            except Exception:  # noqa: BLE001 - closing must not mask the command's outcome
+                pass
+
+
+pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
+
+_console = Console(highlight=False, soft_wrap=True)
+
+
+def emit_json(data: Any) -> None:
+    """Print machine-readable output."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def emit_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    """Print a human table."""
+    table = Table(title=title, show_edge=False, header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    _console.print(table)
+
+
+def echo(text: str = "") -> None:
+    """Print a line of human output (no markup interpretation)."""
+    _console.print(text, markup=False)

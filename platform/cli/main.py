@@ -1,0 +1,103 @@
+"""Entry point of the `platform` program: global options and error reporting.
+
+Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 not found.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from .._version import __version__
+from ..errors import DolmenError
+from ..log import configure_logging
+from .context import CliContext
+
+# Each module adds its commands to the root group; one module per concern.
+_COMMAND_MODULES = (
+    "services",
+    "wasm",
+    "executions",
+    "registry",
+    "deploy",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="platform", message="%(prog)s (dolmen) %(version)s")
+@click.option(
+    "--data-dir",
+    envvar="DOLMEN_HOME",
+    metavar="DIR",
+    help="Data directory of the platform [default: ./.dolmen, or $DOLMEN_HOME].",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    metavar="URL",
+    help="Redis/Valkey URL [default: $DOLMEN_REDIS_URL, else the one `platform up` started].",
+)
+@click.option("--gateway", "gateway_url", metavar="URL", help="Gateway URL [default: the one `platform up` started].")
+@click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    default="auto",
+    show_default=True,
+    help="Log lines as console text or JSON (auto: console on a terminal).",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    data_dir: str | None,
+    redis_url: str | None,
+    gateway_url: str | None,
+    json_output: bool,
+    debug: bool,
+    log_format: str,
+) -> None:
+    """Dolmen: durable, deterministic functions for WebAssembly components."""
+    configure_logging(log_format, "debug" if debug else "info")  # type: ignore[arg-type]
+    obj = ctx.ensure_object(CliContext)
+    obj.data_dir_flag = data_dir
+    obj.redis_flag = redis_url
+    obj.gateway_flag = gateway_url
+    obj.json_output = json_output
+    obj.debug = debug
+    obj.log_format = log_format
+    ctx.call_on_close(obj.close)
+
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"{__package__}.{_name}").register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, printing Dolmen errors on one line (with a traceback under --debug)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        rc = cli.main(args=argv, prog_name="platform", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DolmenError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Where things live: the data directory, `platform.json`, and how to reach Redis.
+
+`platform up` writes `<data-dir>/platform.json`; every other command run with
+the same data directory reads it, so a user never has to pass URLs by hand.
+Resolution order for each setting: command-line flag, environment variable,
+`platform.json`, default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_DATA_DIR = ".dolmen"
+DEFAULT_GATEWAY_PORT = 8400
+ENV_HOME = "DOLMEN_HOME"
+ENV_REDIS = "DOLMEN_REDIS_URL"
+ENV_GATEWAY = "DOLMEN_GATEWAY_URL"
+
+
+def resolve_data_dir(flag: str | Path | None) -> Path:
+    """The data directory: `--data-dir`, else `$DOLMEN_HOME`, else `./.dolmen`."""
+    if flag:
+        return Path(flag).expanduser().resolve()
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(DEFAULT_DATA_DIR).resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformFile:
+    """The contents of `platform.json`, written by `platform up`."""
+
+    redis_url: str
+    gateway_url: str | None
+    supervisor_pid: int | None
+    processes: dict[str, int]
+    embedded_valkey: bool
+
+    @staticmethod
+    def path(data_dir: Path) -> Path:
+        return data_dir / "platform.json"
+
+    @classmethod
+    def read(cls, data_dir: Path) -> PlatformFile | None:
+        path = cls.path(data_dir)
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} is unreadable ({exc}); delete it and run `platform up` again") from None
+        return cls(
+            redis_url=raw["redis_url"],
+            gateway_url=raw.get("gateway_url"),
+            supervisor_pid=raw.get("supervisor_pid"),
+            processes=dict(raw.get("processes", {})),
+            embedded_valkey=bool(raw.get("embedded_valkey", False)),
+        )
+
+    def write(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.path(data_dir)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "redis_url": self.redis_url,
+                    "gateway_url": self.gateway_url,
+                    "supervisor_pid": self.supervisor_pid,
+                    "processes": self.processes,
+                    "embedded_valkey": self.embedded_valkey,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        os.replace(tmp, path)
+
+
+def resolve_redis_url(flag: str | None, data_dir: Path) -> str:
+    """`--redis`, else `$DOLMEN_REDIS_URL`, else the running platform's, else an error naming the fix."""
+    if flag:
+        return flag
+    env = os.environ.get(ENV_REDIS)
+    if env:
+        return env
+    running = PlatformFile.read(data_dir)
+    if running is not None:
+        return running.redis_url
+    raise ConfigError(
+        f"no platform is running for data directory {data_dir}: start one with `platform up` "
+        f"(in this directory, or with --data-dir), or pass --redis redis://HOST:PORT "
+        f"(or set {ENV_REDIS})"
+    )
+
+
+def resolve_gateway_url(flag: str | None, data_dir: Path) -> str | None:
+    """`--gateway`, else `$DOLMEN_GATEWAY_URL`, else the running platform's gateway, else None."""
+    if flag:
+        return flag.rstrip("/")
+    env = os.environ.get(ENV_GATEWAY)
+    if env:
+        return env.rstrip("/")
+    running = PlatformFile.read(data_dir)
+    return running.gateway_url if running else None

@@ -1,0 +1,202 @@
+"""One error hierarchy for everything Dolmen reports to a user.
+
+Every message names what is wrong and how to fix it. Adapters that call
+third-party libraries (redis, wasmtime, oras, yaml) translate their exceptions
+into these, so nothing above an adapter sees a foreign exception type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DolmenError(Exception):
+    """Base of every error Dolmen raises on purpose.
+
+    `code` is a stable machine-readable name (used by the HTTP API), `exit_code`
+    the CLI's exit status, and `retryable` whether trying again may succeed.
+    """
+
+    code: str = "error"
+    exit_code: int = 1
+    retryable: bool = False
+
+    def __init__(self, message: str, *, path: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(DolmenError):
+    """Bad configuration: a deployment file, a flag, an environment variable."""
+
+    code = "config_error"
+    exit_code = 2
+
+
+class UsageError(ConfigError):
+    """The command line or request itself is malformed."""
+
+    code = "usage_error"
+
+
+class InvalidValueError(UsageError):
+    """A JSON value does not fit the WIT type it must be converted to.
+
+    `path` locates the bad field, e.g. ``params.p.label`` or ``params[1]``.
+    """
+
+    code = "invalid_value"
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}", path=path)
+        self.problem = problem
+
+
+class InvalidNameError(UsageError):
+    """A function name, execution id or reference is malformed."""
+
+    code = "invalid_name"
+
+
+class NotFoundError(DolmenError):
+    """Something named by the user does not exist."""
+
+    code = "not_found"
+    exit_code = 3
+
+
+class ConflictError(DolmenError):
+    """The request conflicts with existing state (e.g. an idempotency key reused)."""
+
+    code = "conflict"
+
+
+class ComponentError(DolmenError):
+    """A WebAssembly component cannot be loaded, compiled or linked."""
+
+    code = "component_error"
+
+
+class RegistryError(DolmenError):
+    """An OCI registry operation failed."""
+
+    code = "registry_error"
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused our credentials (401/403)."""
+
+    code = "registry_auth"
+
+
+class RegistryNotFoundError(RegistryError, NotFoundError):
+    """The registry has no such repository, tag or digest."""
+
+    code = "registry_not_found"
+    exit_code = 3
+
+
+class RegistryUnavailableError(RegistryError):
+    """The registry cannot be reached or keeps failing (5xx)."""
+
+    code = "registry_unavailable"
+    retryable = True
+
+
+class IntegrityError(RegistryError):
+    """Bytes do not match the digest they were published under."""
+
+    code = "integrity_error"
+
+
+class StoreError(DolmenError):
+    """The execution store (Redis/Valkey) failed or is unreachable."""
+
+    code = "store_error"
+    retryable = True
+
+
+class FencedError(StoreError):
+    """A write was refused because another runner took the execution over."""
+
+    code = "fenced"
+    retryable = False
+
+
+class PayloadTooLargeError(UsageError):
+    """Params or a request body exceed the configured limit."""
+
+    code = "payload_too_large"
+
+
+class ExecutionError(DolmenError):
+    """An execution failed. `kind` is one of the failure kinds below."""
+
+    code = "execution_failed"
+    kind: str = "failed"
+
+    def __init__(self, message: str, *, execution_id: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.execution_id = execution_id
+
+
+class TrapError(ExecutionError):
+    """The guest trapped (panic, unreachable, out of memory, ...)."""
+
+    code = "trap"
+    kind = "trap"
+    retryable = True
+
+
+class ExecutionTimeoutError(ExecutionError):
+    """The guest ran past its time limit and was interrupted."""
+
+    code = "timeout"
+    kind = "timeout"
+    retryable = True
+
+
+class NonDeterminismError(ExecutionError):
+    """A workflow asked for something other than what its log holds."""
+
+    code = "non_determinism"
+    kind = "non_determinism"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        execution_id: str | None = None,
+        event_index: int | None = None,
+        logged: str | None = None,
+        requested: str | None = None,
+    ) -> None:
+        super().__init__(message, execution_id=execution_id)
+        self.event_index = event_index
+        self.logged = logged
+        self.requested = requested
+
+
+class CancelledError(ExecutionError):
+    """The execution was cancelled."""
+
+    code = "cancelled"
+    kind = "cancelled"
+
+
+class ChildFailedError(ExecutionError):
+    """A child execution a workflow called directly did not return a value."""
+
+    code = "child_failed"
+    kind = "child_failed"
+
+
+class DeploymentError(ConfigError):
+    """A deployment is invalid; nothing was changed."""
+
+    code = "deployment_error"

@@ -1,0 +1,125 @@
+"""Fully qualified function names: `namespace:package/interface@version.function`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidNameError
+
+_WORD = r"[a-z][a-z0-9]*|[A-Z][A-Z0-9]*"
+_ID = rf"%?(?:{_WORD})(?:-(?:[a-z0-9]+|[A-Z0-9]+))*"
+_SEMVER = (
+    r"(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+_ID_RE = re.compile(rf"^{_ID}$")
+_SEMVER_RE = re.compile(rf"^{_SEMVER}$")
+_IFACE_RE = re.compile(rf"^(?P<ns>{_ID}):(?P<pkg>{_ID})/(?P<iface>{_ID})(?:@(?P<ver>{_SEMVER}))?$")
+
+_EXAMPLE = "for example 'demo:shop/orders@1.0.0.place'"
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class InterfaceName:
+    """A WIT interface name `namespace:package/interface[@version]`."""
+
+    namespace: str
+    package: str
+    interface: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> InterfaceName:
+        """Parse an interface name, raising `InvalidNameError` naming the problem."""
+        match = _IFACE_RE.match(text)
+        if match is None:
+            raise InvalidNameError(
+                f"'{text}' is not a WIT interface name; expected "
+                "'namespace:package/interface@version', e.g. 'demo:shop/orders@1.0.0'"
+            )
+        return cls(match["ns"], match["pkg"], match["iface"], match["ver"])
+
+    @classmethod
+    def try_parse(cls, text: str) -> InterfaceName | None:
+        """Parse an interface name, or return None when `text` is not one."""
+        match = _IFACE_RE.match(text)
+        return None if match is None else cls(match["ns"], match["pkg"], match["iface"], match["ver"])
+
+    @property
+    def package_name(self) -> str:
+        """`namespace:package` without the version."""
+        return f"{self.namespace}:{self.package}"
+
+    def __str__(self) -> str:
+        base = f"{self.namespace}:{self.package}/{self.interface}"
+        return f"{base}@{self.version}" if self.version else base
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Ffqn:
+    """A function in a WIT interface; the version is part of its identity."""
+
+    interface: InterfaceName
+    function: str
+
+    @classmethod
+    def parse(cls, text: str) -> Ffqn:
+        """Parse `namespace:package/interface[@version].function`."""
+        if not isinstance(text, str) or not text:  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise InvalidNameError(f"a function name is required, {_EXAMPLE}")
+        head, dot, function = text.rpartition(".")
+        if not dot or "/" not in head:
+            raise InvalidNameError(
+                f"'{text}' is not a function name; expected "
+                f"'namespace:package/interface@version.function', {_EXAMPLE}"
+            )
+        if not _ID_RE.match(function):
+            raise InvalidNameError(
+                f"'{text}': '{function}' is not a valid WIT function name "
+                "(kebab-case words such as 'place-order')"
+            )
+        try:
+            iface = InterfaceName.parse(head)
+        except InvalidNameError:
+            raise InvalidNameError(
+                f"'{text}' is not a function name; expected "
+                f"'namespace:package/interface@version.function', {_EXAMPLE}"
+            ) from None
+        return cls(iface, function)
+
+    @classmethod
+    def of(cls, interface: str, function: str) -> Ffqn:
+        """Build from an interface name and a function name."""
+        return cls(InterfaceName.parse(interface), function)
+
+    def __str__(self) -> str:
+        return f"{self.interface}.{self.function}"
+
+
+def is_semver(text: str) -> bool:
+    """Whether `text` is a semantic version such as `1.2.0`."""
+    return _SEMVER_RE.match(text) is not None
+
+
+def semver_compatible(provided: str | None, required: str | None) -> bool:
+    """Whether an export at version `provided` satisfies an import of `required`.
+
+    WIT's rule: same major version (or, for 0.x, same minor) and provided >= required.
+    Unversioned names only match unversioned names.
+    """
+    if provided is None or required is None:
+        return provided == required
+    p, r = _core(provided), _core(required)
+    if p[0] != r[0]:
+        return False
+    if p[0] == 0 and p[1] != r[1]:
+        return False
+    if p[0] == 0 and p[1] == 0:
+        return p == r
+    return p >= r and ("-" not in required or provided == required)
+
+
+def _core(version: str) -> tuple[int, int, int]:
+    major, minor, patch = version.split("+", 1)[0].split("-", 1)[0].split(".")
+    return int(major), int(minor), int(patch)

@@ -1,0 +1,78 @@
+"""Calling a guest export: find the function, convert values, translate failures.
+
+This is the only place that turns `WasmtimeError`s from a guest call into
+Dolmen's execution errors. Exceptions raised by host functions (for example
+the workflow host's request to unload an instance) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from wasmtime import ExitTrap, Store, WasmtimeError
+from wasmtime.component import Func, Instance
+
+from ..errors import ComponentError, ExecutionTimeoutError, TrapError
+from ..ffqn import Ffqn
+from ..wit.codec import from_wasm, to_wasm
+from ..wit.types import FunctionType
+
+_BACKTRACE = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (?P<frame>.*)$")
+
+
+def find_function(store: Store, instance: Instance, ffqn: Ffqn) -> Func:
+    """The exported function `ffqn` of an instance."""
+    iface_index = instance.get_export_index(store, str(ffqn.interface))
+    if iface_index is None:
+        raise ComponentError(f"the component does not export interface {ffqn.interface}")
+    fn_index = instance.get_export_index(store, ffqn.function, iface_index)
+    func = None if fn_index is None else instance.get_func(store, fn_index)
+    if func is None:
+        raise ComponentError(f"interface {ffqn.interface} has no function '{ffqn.function}'")
+    return func
+
+
+def call_function(store: Store, func: Func, fn: FunctionType, params_json: list[Any], *, timeout_ms: int | None = None) -> Any:
+    """Call `func` with canonical JSON params; return the JSON result.
+
+    Raises `TrapError`, or `ExecutionTimeoutError` when the epoch deadline hit.
+    """
+    args = [to_wasm(v, t, f"params[{i}]") for i, (v, (_, t)) in enumerate(zip(params_json, fn.params))]
+    try:
+        raw = func(store, *args)
+        func.post_return(store)
+    except WasmtimeError as exc:
+        raise translate_trap(exc, timeout_ms) from None
+    return None if fn.result is None else from_wasm(raw, fn.result)
+
+
+def translate_trap(exc: WasmtimeError, timeout_ms: int | None = None) -> Exception:
+    """A guest failure as a Dolmen execution error with a readable message."""
+    text = str(exc)
+    if isinstance(exc, ExitTrap):
+        return TrapError(f"the guest called exit({exc.code})")
+    if "wasm trap: interrupt" in text:
+        limit = f" of {timeout_ms} ms" if timeout_ms is not None else ""
+        return ExecutionTimeoutError(
+            f"the guest ran past its time limit{limit} and was interrupted; "
+            "raise `timeout` in the deployment if the work is legitimately slow"
+        )
+    return TrapError(summarize_trap(text))
+
+
+def summarize_trap(text: str) -> str:
+    """One paragraph from wasmtime's multi-line trap report: cause and innermost guest frames."""
+    lines = text.strip().splitlines()
+    cause = ""
+    for i, line in enumerate(lines):
+        if line.strip() == "Caused by:":
+            cause = " ".join(part.strip() for part in lines[i + 1 :] if part.strip())
+            break
+    frames = [m["frame"] for m in (_BACKTRACE.match(line) for line in lines) if m]
+    # The outermost frame is the export that was running.
+    where = f" (in {frames[-1]})" if frames else ""
+    headline = cause or (lines[0] if lines else "unknown trap")
+    if "unreachable" in headline and any("panic" in f or "abort" in f for f in frames):
+        headline = "the guest panicked or aborted (wasm `unreachable` executed)"
+    return f"{headline}{where}"

@@ -1,0 +1,217 @@
+"""Read a component's exported functions and imported interfaces from its types.
+
+wasmtime's value types carry no names, but each interface instance type also
+exports the types it defines or uses. A named type is found by structural
+equality against those exports, which is how WIT names come back for display
+and for generating extension WIT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmtime import Engine
+from wasmtime.component import (
+    F32,
+    F64,
+    S8,
+    S16,
+    S32,
+    S64,
+    U8,
+    U16,
+    U32,
+    U64,
+    BorrowType,
+    Bool,
+    Char,
+    Component,
+    ComponentInstanceType,
+    EnumType,
+    ErrorContext,
+    FlagsType,
+    FuncType,
+    FutureType,
+    ListType,
+    OptionType,
+    OwnType,
+    RecordType,
+    ResourceType,
+    ResultType,
+    StreamType,
+    String,
+    TupleType,
+    ValType,
+    VariantType,
+)
+
+from ..ffqn import Ffqn, InterfaceName
+from ..wit.types import (
+    EnumT,
+    FlagsT,
+    FunctionType,
+    ListT,
+    OpaqueT,
+    OptionT,
+    Prim,
+    PrimName,
+    RecordT,
+    ResourceT,
+    ResultT,
+    TupleT,
+    VariantT,
+    WitType,
+)
+
+_PRIMS: dict[type, PrimName] = {
+    Bool: "bool", S8: "s8", S16: "s16", S32: "s32", S64: "s64", U8: "u8", U16: "u16",
+    U32: "u32", U64: "u64", F32: "f32", F64: "f64", Char: "char", String: "string",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceInfo:
+    """An imported or exported interface: its functions, named types and resources."""
+
+    name: str
+    functions: dict[str, FunctionType] = field(default_factory=dict)
+    types: dict[str, WitType] = field(default_factory=dict)
+    resources: tuple[str, ...] = ()
+
+    @property
+    def parsed(self) -> InterfaceName | None:
+        return InterfaceName.try_parse(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentInfo:
+    """What a component exports and imports, in Dolmen's own types."""
+
+    exports: tuple[InterfaceInfo, ...]
+    imports: tuple[InterfaceInfo, ...]
+    world_functions: tuple[str, ...] = ()
+
+    def functions(self) -> dict[Ffqn, FunctionType]:
+        """Every exported function of a versioned-or-not WIT interface, by ffqn."""
+        out: dict[Ffqn, FunctionType] = {}
+        for iface in self.exports:
+            parsed = iface.parsed
+            if parsed is None:
+                continue
+            for fname, fty in iface.functions.items():
+                if fname.startswith("["):  # resource methods and constructors
+                    continue
+                out[Ffqn(parsed, fname)] = fty
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        def iface(i: InterfaceInfo) -> dict[str, Any]:
+            return {
+                "name": i.name,
+                "functions": {n: f.to_json() for n, f in i.functions.items()},
+                "types": {n: t.to_json() for n, t in i.types.items()},
+                "resources": list(i.resources),
+            }
+
+        return {
+            "exports": [iface(i) for i in self.exports if i.parsed is not None],
+            "imports": [iface(i) for i in self.imports],
+        }
+
+
+def inspect_component(engine: Engine, component: Component) -> ComponentInfo:
+    """Describe `component`'s exports and imports."""
+    ctype = component.type
+    exports: list[InterfaceInfo] = []
+    world_functions: list[str] = []
+    for name, ext in ctype.exports(engine).items():
+        ty = ext.ty
+        if isinstance(ty, ComponentInstanceType):
+            exports.append(_interface(engine, name, ty))
+        elif isinstance(ty, FuncType):
+            world_functions.append(name)
+    imports = [
+        _interface(engine, name, ext.ty)
+        for name, ext in ctype.imports(engine).items()
+        if isinstance(ext.ty, ComponentInstanceType)
+    ]
+    return ComponentInfo(tuple(exports), tuple(imports), tuple(world_functions))
+
+
+def _interface(engine: Engine, name: str, ty: ComponentInstanceType) -> InterfaceInfo:
+    items = {n: e.ty for n, e in ty.exports(engine).items()}
+    named: list[tuple[str, ValType]] = []
+    resources: list[str] = []
+    for item_name, item in items.items():
+        if isinstance(item, ResourceType):
+            resources.append(item_name)
+        elif isinstance(item, (RecordType, VariantType, EnumType, FlagsType)):
+            named.append((item_name, item))
+    conv = _Converter(named, [(n, t) for n, t in items.items() if isinstance(t, ResourceType)])
+    types = {n: conv.convert(t) for n, t in named}
+    functions = {
+        item_name: FunctionType(
+            tuple((pname, conv.convert(pty)) for pname, pty in item.params),
+            None if item.result is None else conv.convert(item.result),
+        )
+        for item_name, item in items.items()
+        if isinstance(item, FuncType)
+    }
+    return InterfaceInfo(name, functions, types, tuple(resources))
+
+
+class _Converter:
+    """wasmtime value types -> `WitType`, naming types found in the interface."""
+
+    def __init__(self, named: list[tuple[str, ValType]], resources: list[tuple[str, ResourceType]]) -> None:
+        self._named = named
+        self._resources = resources
+
+    def _name_of(self, ty: ValType) -> str | None:
+        for name, candidate in self._named:
+            if type(candidate) is type(ty) and candidate == ty:
+                return name
+        return None
+
+    def _resource_name(self, ty: ResourceType) -> str | None:
+        for name, candidate in self._resources:
+            if candidate == ty:
+                return name
+        return None
+
+    def convert(self, ty: ValType) -> WitType:
+        prim = _PRIMS.get(type(ty))
+        if prim is not None:
+            return Prim(prim)
+        if isinstance(ty, ListType):
+            return ListT(self.convert(ty.element))
+        if isinstance(ty, OptionType):
+            return OptionT(self.convert(ty.payload))
+        if isinstance(ty, ResultType):
+            ok, err = ty.ok, ty.err
+            return ResultT(None if ok is None else self.convert(ok), None if err is None else self.convert(err))
+        if isinstance(ty, TupleType):
+            return TupleT(tuple(self.convert(e) for e in ty.elements))
+        if isinstance(ty, RecordType):
+            return RecordT(tuple((n, self.convert(t)) for n, t in ty.fields), self._name_of(ty))
+        if isinstance(ty, VariantType):
+            return VariantT(
+                tuple((n, None if t is None else self.convert(t)) for n, t in ty.cases),
+                self._name_of(ty),
+            )
+        if isinstance(ty, EnumType):
+            return EnumT(tuple(ty.names), self._name_of(ty))
+        if isinstance(ty, FlagsType):
+            return FlagsT(tuple(ty.names), self._name_of(ty))
+        if isinstance(ty, OwnType):
+            return ResourceT("own", self._resource_name(ty.ty))
+        if isinstance(ty, BorrowType):
+            return ResourceT("borrow", self._resource_name(ty.ty))
+        if isinstance(ty, FutureType):
+            return OpaqueT("future")
+        if isinstance(ty, StreamType):
+            return OpaqueT("stream")
+        if isinstance(ty, ErrorContext):
+            return OpaqueT("error-context")
+        raise TypeError(f"unknown wasmtime value type {ty!r}")

@@ -1,0 +1,128 @@
+"""Load components by digest: compile once, then deserialize the cached artifact."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from wasmtime import Engine, WasmtimeError
+from wasmtime.component import Component
+
+from ...registry.cache import ComponentCache, sha256_digest
+from ..errors import ComponentError
+from .engine import EngineSettings, EpochTicker
+from .introspect import ComponentInfo, inspect_component
+
+log = structlog.get_logger("dolmen.wasm")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedComponent:
+    """A compiled component, its digest and its description."""
+
+    digest: str
+    component: Component
+    info: ComponentInfo
+    engine: Engine
+    settings: EngineSettings
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTiming:
+    """How a load went: compiled from scratch or deserialized from the cache."""
+
+    compiled: bool
+    seconds: float
+
+
+class ComponentLoader:
+    """Compiles and caches components for one engine configuration.
+
+    One loader per engine kind per process; loaded components are kept in
+    memory by digest, so a digest stays loaded while executions use it.
+    """
+
+    def __init__(self, cache: ComponentCache, settings: EngineSettings, ticker: EpochTicker | None = None) -> None:
+        self.cache = cache
+        self.settings = settings
+        self.engine = settings.build()
+        if ticker is not None:
+            ticker.add(self.engine)
+        self._loaded: dict[str, LoadedComponent] = {}
+        self._lock = threading.Lock()
+        self.last_timing: LoadTiming | None = None
+
+    def load_bytes(self, data: bytes) -> LoadedComponent:
+        """Store `data` in the cache and load it."""
+        if not data.startswith(b"\0asm"):
+            raise ComponentError(
+                "this file is not a WebAssembly binary (it does not start with \\0asm); "
+                "build a component with e.g. `platform build` or `componentize-py componentize`"
+            )
+        if data[4:8] == b"\x01\x00\x00\x00":
+            raise ComponentError(
+                "this is a core WebAssembly module, not a component; wrap it with "
+                "`wasm-tools component new` or build it with a component toolchain"
+            )
+        digest = self.cache.put(data)
+        return self.load(digest)
+
+    def load_file(self, path: Path) -> LoadedComponent:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ComponentError(f"cannot read component file '{path}': {exc.strerror or exc}") from None
+        return self.load_bytes(data)
+
+    def load(self, digest: str) -> LoadedComponent:
+        """Load a cached component by digest."""
+        with self._lock:
+            loaded = self._loaded.get(digest)
+            if loaded is not None:
+                return loaded
+            component, timing = self._compile_or_deserialize(digest)
+            try:
+                info = inspect_component(self.engine, component)
+            except (WasmtimeError, TypeError) as exc:
+                raise ComponentError(f"cannot read the types of component {digest}: {exc}") from None
+            loaded = LoadedComponent(digest, component, info, self.engine, self.settings)
+            self._loaded[digest] = loaded
+            self.last_timing = timing
+            return loaded
+
+    def _compile_or_deserialize(self, digest: str) -> tuple[Component, LoadTiming]:
+        key = self.settings.cache_key()
+        artifact = self.cache.compiled_path(digest, key)
+        if artifact.is_file():
+            start = time.perf_counter()
+            try:
+                component = Component.deserialize_file(self.engine, str(artifact))
+                timing = LoadTiming(False, time.perf_counter() - start)
+                log.debug("component deserialized", digest=digest, ms=round(timing.seconds * 1000, 2))
+                return component, timing
+            except WasmtimeError:
+                # Stale or damaged artifact (e.g. another wasmtime build): recompile.
+                artifact.unlink(missing_ok=True)
+        data = self.cache.get(digest)
+        start = time.perf_counter()
+        try:
+            component = Component(self.engine, data)
+        except WasmtimeError as exc:
+            raise ComponentError(f"component {digest} does not compile: {_first_line(exc)}") from None
+        timing = LoadTiming(True, time.perf_counter() - start)
+        log.info("component compiled", digest=digest, seconds=round(timing.seconds, 2))
+        try:
+            self.cache.put_compiled(digest, key, bytes(component.serialize()))
+        except (OSError, WasmtimeError) as exc:
+            log.warning("compiled artifact not cached", digest=digest, error=str(exc))
+        return component, timing
+
+    def digest_of(self, data: bytes) -> str:
+        return sha256_digest(data)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

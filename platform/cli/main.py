@@ -19,6 +19,7 @@ from .context import CliContext
 # Each module adds its commands to the root group; one module per concern.
 _COMMAND_MODULES = (
     "services",
+    "up",
     "wasm",
     "executions",
     "registry",

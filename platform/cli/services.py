@@ -1,9 +1,51 @@
-"""Commands: services."""
+"""Commands that run one service in the foreground: `runner`, `scheduler`, `gateway`.
+
+`platform up` starts each of these as its own OS process; run them alone to
+spread a platform over several machines sharing one Redis.
+"""
 
 from __future__ import annotations
 
 import click
 
+from ..config import DEFAULT_GATEWAY_PORT
+from ..service import stop_event_on_signals
+from .context import CliContext, pass_ctx
+
+
+@click.command("runner")
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Executions run in parallel.")
+@click.option("--name", help="Consumer name in the queues [default: host:pid].")
+@pass_ctx
+def runner_cmd(ctx: CliContext, concurrency: int, name: str | None) -> None:
+    """Run activities and workflows from the queues until stopped."""
+    from ..runner.service import RunnerSettings, serve_runner
+
+    settings = RunnerSettings(redis_url=ctx.redis_url(), data_dir=ctx.data_dir, concurrency=concurrency, name=name)
+    serve_runner(settings, stop_event_on_signals())
+
+
+@click.command("scheduler")
+@pass_ctx
+def scheduler_cmd(ctx: CliContext) -> None:
+    """Fire timers (retries, sleeps, schedules), recover lost work, verify upgrades."""
+    from ..scheduler import SchedulerSettings, serve_scheduler
+
+    serve_scheduler(SchedulerSettings(redis_url=ctx.redis_url(), data_dir=ctx.data_dir), stop_event_on_signals())
+
+
+@click.command("gateway")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=DEFAULT_GATEWAY_PORT, show_default=True, help="Port to listen on.")
+@pass_ctx
+def gateway_cmd(ctx: CliContext, host: str, port: int) -> None:
+    """Serve the HTTP API, the deployment routes and the dashboard."""
+    from ...gateway.server import GatewaySettings, serve_gateway
+
+    serve_gateway(GatewaySettings(redis_url=ctx.redis_url(), data_dir=ctx.data_dir, host=host, port=port))
+
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the root group."""
+    cli.add_command(runner_cmd)
+    cli.add_command(scheduler_cmd)
+    cli.add_command(gateway_cmd)

@@ -1,0 +1,117 @@
+"""Process heartbeats in Redis: how `platform status` sees runners, schedulers, gateways.
+
+Each long-running process refreshes one field of the `dolmen:processes` hash
+every few seconds; a field older than `STALE_AFTER_S` belongs to a dead process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .store.connection import map_redis_errors
+
+PROCESSES_KEY = "dolmen:processes"
+INTERVAL_S = 2.0
+STALE_AFTER_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One process as last reported."""
+
+    id: str
+    kind: str
+    pid: int
+    host: str
+    started_at: float
+    last_seen: float
+    details: dict[str, Any]
+
+    @property
+    def healthy(self) -> bool:
+        return time.time() - self.last_seen < STALE_AFTER_S
+
+
+class Heartbeat:
+    """Reports this process as alive until stopped; `details()` adds live facts."""
+
+    def __init__(self, client: redis.Redis, kind: str, details: Any = None) -> None:
+        self.client = client
+        self.kind = kind
+        self.id = f"{kind}:{socket.gethostname()}:{os.getpid()}"
+        self.started_at = time.time()
+        self._details = details or (lambda: {})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"dolmen-heartbeat-{kind}", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        record = {
+            "kind": self.kind,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": self.started_at,
+            "last_seen": time.time(),
+            "details": self._details(),
+        }
+        with map_redis_errors():
+            self.client.hset(PROCESSES_KEY, self.id, json.dumps(record))
+
+    def _run(self) -> None:
+        while not self._stop.wait(INTERVAL_S):
+            try:
+                self.beat()
+            except Exception:  # noqa: BLE001 - a missed beat is reported as staleness, not a crash
+                pass
+
+    def stop(self) -> None:
+        """Stop beating and remove this process's entry."""
+        self._stop.set()
+        try:
+            with map_redis_errors():
+                self.client.hdel(PROCESSES_KEY, self.id)
+        except Exception:  # noqa: BLE001 - Redis may already be gone at shutdown
+            pass
+
+
+def read_processes(client: redis.Redis) -> list[ProcessInfo]:
+    """Every process that reported, stale ones included (and flagged)."""
+    with map_redis_errors():
+        raw: dict[bytes, bytes] = client.hgetall(PROCESSES_KEY)  # type: ignore[assignment]
+    out = []
+    for key, value in raw.items():
+        data = json.loads(value)
+        out.append(
+            ProcessInfo(
+                id=key.decode(),
+                kind=data["kind"],
+                pid=data["pid"],
+                host=data["host"],
+                started_at=data["started_at"],
+                last_seen=data["last_seen"],
+                details=data.get("details", {}),
+            )
+        )
+    return sorted(out, key=lambda p: (p.kind, p.id))
+
+
+def prune_stale(client: redis.Redis, older_than_s: float = 300.0) -> int:
+    """Forget processes silent for longer than `older_than_s`."""
+    removed = 0
+    for proc in read_processes(client):
+        if time.time() - proc.last_seen > older_than_s:
+            with map_redis_errors():
+                removed += int(client.hdel(PROCESSES_KEY, proc.id))  # type: ignore[arg-type]
+    return removed

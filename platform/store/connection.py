@@ -1,0 +1,63 @@
+"""Connections to Redis/Valkey, and translation of redis-py's exceptions.
+
+Nothing above `store/` sees a redis exception: adapters wrap their calls in
+`map_redis_errors()`, which turns them into `StoreError`s naming the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+import redis.asyncio
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import StoreError
+
+
+def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
+    """A synchronous client (bytes responses) for `url`."""
+    try:
+        return redis.Redis.from_url(
+            url,
+            max_connections=max_connections,
+            health_check_interval=30,
+            socket_keepalive=True,
+            retry_on_timeout=True,
+        )
+    except ValueError as exc:
+        raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+
+
+def connect_async(url: str, *, max_connections: int = 256) -> redis.asyncio.Redis:
+    """An asyncio client (bytes responses) for `url`."""
+    try:
+        return redis.asyncio.Redis.from_url(url, max_connections=max_connections, socket_keepalive=True)
+    except ValueError as exc:
+        raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+
+
+def describe(client: redis.Redis | redis.asyncio.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+@contextmanager
+def map_redis_errors(where: str = "Redis") -> Iterator[None]:
+    """Translate redis-py exceptions raised inside the block into `StoreError`."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise StoreError(
+            f"cannot reach {where} ({exc}); check that it runs (`platform status`) "
+            "or pass the right --redis URL"
+        ) from None
+    except ResponseError as exc:
+        raise StoreError(f"{where} refused a command: {exc}") from None
+    except RedisError as exc:
+        raise StoreError(f"{where} failed: {exc}") from None

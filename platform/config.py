@@ -3,7 +3,7 @@
 `platform up` writes `<data-dir>/platform.json`; every other command run with
 the same data directory reads it, so a user never has to pass URLs by hand.
 Resolution order for each setting: command-line flag, environment variable,
-`platform.json`, default.
+`platform.json` (ignored once the `platform up` that wrote it is gone), default.
 """
 
 from __future__ import annotations
@@ -21,6 +21,25 @@ DEFAULT_GATEWAY_PORT = 8400
 ENV_HOME = "DOLMEN_HOME"
 ENV_REDIS = "DOLMEN_REDIS_URL"
 ENV_GATEWAY = "DOLMEN_GATEWAY_URL"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (zombies count as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it is just not ours
+    try:
+        # "pid (comm) S ...": the state letter follows the last ')'.
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (macOS): kill(0) is all we know
+    fields = stat.rpartition(")")[2].split()
+    return not fields or fields[0] not in ("Z", "X")
 
 
 def resolve_data_dir(flag: str | Path | None) -> Path:
@@ -64,6 +83,26 @@ class PlatformFile:
             embedded_valkey=bool(raw.get("embedded_valkey", False)),
         )
 
+    @classmethod
+    def read_live(cls, data_dir: Path) -> PlatformFile | None:
+        """`read`, ignoring a file left behind by a supervisor that no longer runs."""
+        found = cls.read(data_dir)
+        return found if found is not None and found.is_live() else None
+
+    def is_live(self) -> bool:
+        """Whether the supervisor that wrote this file still runs (a file without a pid is trusted)."""
+        return self.supervisor_pid is None or pid_alive(self.supervisor_pid)
+
+    @classmethod
+    def remove(cls, data_dir: Path, supervisor_pid: int) -> None:
+        """Delete `platform.json` if it still belongs to `supervisor_pid` (a newer `up` may own it)."""
+        try:
+            found = cls.read(data_dir)
+        except ConfigError:
+            found = None
+        if found is None or found.supervisor_pid in (supervisor_pid, None):
+            cls.path(data_dir).unlink(missing_ok=True)
+
     def write(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         path = self.path(data_dir)
@@ -91,7 +130,7 @@ def resolve_redis_url(flag: str | None, data_dir: Path) -> str:
     env = os.environ.get(ENV_REDIS)
     if env:
         return env
-    running = PlatformFile.read(data_dir)
+    running = PlatformFile.read_live(data_dir)
     if running is not None:
         return running.redis_url
     raise ConfigError(
@@ -108,5 +147,5 @@ def resolve_gateway_url(flag: str | None, data_dir: Path) -> str | None:
     env = os.environ.get(ENV_GATEWAY)
     if env:
         return env.rstrip("/")
-    running = PlatformFile.read(data_dir)
+    running = PlatformFile.read_live(data_dir)
     return running.gateway_url if running else None

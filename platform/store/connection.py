@@ -18,12 +18,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..errors import StoreError
 
 
+# Blocking reads (XREAD/XREADGROUP BLOCK) never wait longer than this, so a
+# dead server is still noticed within SOCKET_TIMEOUT_S.
+MAX_BLOCK_MS = 5_000
+SOCKET_TIMEOUT_S = 30.0
+
+
 def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
     """A synchronous client (bytes responses) for `url`."""
     try:
         return redis.Redis.from_url(
             url,
             max_connections=max_connections,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=5.0,
             health_check_interval=30,
             socket_keepalive=True,
             retry_on_timeout=True,
@@ -35,7 +43,9 @@ def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
 def connect_async(url: str, *, max_connections: int = 256) -> redis.asyncio.Redis:
     """An asyncio client (bytes responses) for `url`."""
     try:
-        return redis.asyncio.Redis.from_url(url, max_connections=max_connections, socket_keepalive=True)
+        return redis.asyncio.Redis.from_url(
+            url, max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S
+        )
     except ValueError as exc:
         raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
 

@@ -237,8 +237,8 @@ def named_types(ty: WitType | None) -> list[WitType]:
         elif isinstance(t, VariantT):
             for _, ct in t.cases:
                 visit(ct)
-        if getattr(t, "name", None) and not isinstance(t, ResourceT):
-            if not any(o is t or (o == t and getattr(o, "name", None) == t.name) for o in out):  # type: ignore[attr-defined]
+        if isinstance(t, (RecordT, VariantT, EnumT, FlagsT)) and t.name:
+            if not any(o is t or (o == t and getattr(o, "name", None) == t.name) for o in out):
                 out.append(t)
 
     visit(ty)

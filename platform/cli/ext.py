@@ -1,0 +1,38 @@
+"""`platform wit ext FILE.wasm [-o DIR]`: write the WIT a workflow imports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..wit.ext import generate
+from .context import CliContext, echo, emit_json
+
+
+def write_ext_wit(ctx: CliContext, file: str, output: str | None) -> None:
+    """Write (or print) the host package, the component's packages and their extensions."""
+    from .wasm import load_component_file
+
+    loaded = load_component_file(ctx, file)
+    exports = {iface.name: {n: f for n, f in iface.functions.items() if not n.startswith("[")} for iface in loaded.info.exports}
+    packages = generate(exports)
+    if output is None:
+        if ctx.json_output:
+            emit_json([{"folder": p.folder, "wit": p.text} for p in packages])
+            return
+        for package in packages:
+            echo(f"// deps/{package.folder}/package.wit")
+            echo(package.text)
+        return
+    root = Path(output)
+    written = []
+    for package in packages:
+        folder = root / package.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "package.wit"
+        target.write_text(package.text)
+        written.append(str(target))
+    if ctx.json_output:
+        emit_json({"written": written})
+    else:
+        for path in written:
+            echo(f"wrote {path}")

@@ -1,0 +1,81 @@
+"""Turn resolved component bytes into a stored, active revision."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from ...registry.cache import ComponentCache
+from ..deploy.model import ComponentConfig, ComponentKind, Revision, RouteSpec
+from ..store.deployments import DeploymentStore
+from ..store.executions import now_ms
+from ..wasm.engine import EngineSettings
+from ..wasm.introspect import ComponentInfo
+from ..wasm.loader import ComponentLoader
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSpec:
+    """A component whose bytes are in the cache, with its description."""
+
+    config: ComponentConfig
+    info: ComponentInfo
+
+
+def describe_component(cache: ComponentCache, data: bytes, kind: ComponentKind) -> tuple[str, ComponentInfo]:
+    """Digest and exports/imports of component bytes (compiled once, then cached)."""
+    loader = ComponentLoader(cache, EngineSettings.for_kind(kind))
+    loaded = loader.load_bytes(data)
+    return loaded.digest, loaded.info
+
+
+@dataclass
+class Deployer:
+    """Stores revisions: component blobs go to Redis so every runner can load them."""
+
+    client: redis.Redis
+    data_dir: Path
+    store: DeploymentStore = field(init=False)
+    cache: ComponentCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = DeploymentStore(self.client)
+        self.cache = ComponentCache(self.data_dir)
+
+    def prepare(self, template: ComponentConfig, data: bytes) -> LoadedSpec:
+        """Fill in digest, functions and imports of a component from its bytes."""
+        digest, info = describe_component(self.cache, data, template.kind)
+        functions = {str(f): t for f, t in info.functions().items()}
+        imports = tuple(i.name for i in info.imports)
+        config = dataclasses.replace(template, digest=digest, functions=functions, imports=imports)
+        return LoadedSpec(config, info)
+
+    def apply(
+        self,
+        name: str,
+        components: list[tuple[ComponentConfig, bytes]],
+        routes: tuple[RouteSpec, ...] = (),
+        *,
+        source: str = "",
+        activate: bool = True,
+    ) -> Revision:
+        """Store every component's bytes and a new revision naming them."""
+        configs = []
+        for config, data in components:
+            self.store.put_blob(data)
+            configs.append(config)
+        created = now_ms()
+        return self.store.put_revision(
+            lambda number: Revision(number, name, created, tuple(configs), routes, source), activate=activate
+        )
+
+    def deploy_files(self, name: str, templates: list[tuple[ComponentConfig, Path]], routes: tuple[RouteSpec, ...] = ()) -> Revision:
+        """Deploy component files as they are (tests and the demo use this)."""
+        prepared = []
+        for template, path in templates:
+            data = Path(path).read_bytes()
+            prepared.append((self.prepare(template, data).config, data))
+        return self.apply(name, prepared, routes)

@@ -1,0 +1,208 @@
+"""Resolved deployments: what runs, with which digest and settings.
+
+A `Revision` is what `platform deploy` stores after resolving a YAML file:
+every component pinned to a digest, with its exported function signatures,
+so runners and gateways never need the YAML or the registry again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import NotFoundError
+from ..ffqn import Ffqn
+from ..wit.types import FunctionType
+
+ComponentKind = Literal["activity", "workflow"]
+UpgradePolicy = Literal["verified", "pinned", "force"]
+BlockingStrategy = Literal["in-memory", "unload"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff between attempts; `retry_on_err` also retries `err` results."""
+
+    max_attempts: int = 5
+    initial_backoff_ms: int = 100
+    max_backoff_ms: int = 30_000
+    retry_on_err: bool = False
+
+    def backoff_ms(self, failed_attempt: int) -> int:
+        """Delay before the attempt after `failed_attempt` (1-based)."""
+        return min(self.max_backoff_ms, self.initial_backoff_ms * 2 ** max(0, failed_attempt - 1))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_attempts": self.max_attempts,
+            "initial_backoff_ms": self.initial_backoff_ms,
+            "max_backoff_ms": self.max_backoff_ms,
+            "retry_on_err": self.retry_on_err,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RetryPolicy:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentConfig:
+    """One deployed component, resolved to a digest."""
+
+    name: str
+    kind: ComponentKind
+    digest: str
+    source: str
+    functions: dict[str, FunctionType]
+    imports: tuple[str, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_ms: int | None = 60_000
+    memory_limit_bytes: int | None = 512 * 1024 * 1024
+    env: dict[str, str] = field(default_factory=dict)
+    upgrade: UpgradePolicy = "verified"
+    blocking: BlockingStrategy = "in-memory"
+    blocking_timeout_ms: int = 10_000
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "digest": self.digest,
+            "source": self.source,
+            "functions": {f: t.to_json() for f, t in self.functions.items()},
+            "imports": list(self.imports),
+            "retry": self.retry.to_json(),
+            "timeout_ms": self.timeout_ms,
+            "memory_limit_bytes": self.memory_limit_bytes,
+            "env": dict(self.env),
+            "upgrade": self.upgrade,
+            "blocking": self.blocking,
+            "blocking_timeout_ms": self.blocking_timeout_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ComponentConfig:
+        return cls(
+            name=data["name"],
+            kind=data["kind"],
+            digest=data["digest"],
+            source=data["source"],
+            functions={f: FunctionType.from_json(t) for f, t in data["functions"].items()},
+            imports=tuple(data.get("imports", ())),
+            retry=RetryPolicy.from_json(data.get("retry", {})),
+            timeout_ms=data.get("timeout_ms"),
+            memory_limit_bytes=data.get("memory_limit_bytes"),
+            env=dict(data.get("env", {})),
+            upgrade=data.get("upgrade", "verified"),
+            blocking=data.get("blocking", "in-memory"),
+            blocking_timeout_ms=data.get("blocking_timeout_ms", 10_000),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """An HTTP method and path template bound to a function."""
+
+    method: str
+    path: str
+    function: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "function": self.function}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RouteSpec:
+        return cls(data["method"], data["path"], data["function"])
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRoute:
+    """Where invocations of one ffqn go."""
+
+    ffqn: str
+    component: ComponentConfig
+    signature: FunctionType
+
+    @property
+    def kind(self) -> ComponentKind:
+        return self.component.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """An applied deployment."""
+
+    number: int
+    name: str
+    created_at: int
+    components: tuple[ComponentConfig, ...]
+    routes: tuple[RouteSpec, ...] = ()
+    source: str = ""
+
+    def functions(self) -> dict[str, FunctionRoute]:
+        """Every deployed ffqn and where it runs."""
+        out: dict[str, FunctionRoute] = {}
+        for comp in self.components:
+            for ffqn, sig in comp.functions.items():
+                out[ffqn] = FunctionRoute(ffqn, comp, sig)
+        return out
+
+    def route(self, ffqn: str) -> FunctionRoute:
+        """The function `ffqn`, or a NotFoundError listing close names."""
+        found = self.functions().get(ffqn)
+        if found is not None:
+            return found
+        raise NotFoundError(_unknown_function_message(ffqn, list(self.functions())))
+
+    def component(self, name: str) -> ComponentConfig | None:
+        for comp in self.components:
+            if comp.name == name:
+                return comp
+        return None
+
+    def by_digest(self, digest: str) -> ComponentConfig | None:
+        for comp in self.components:
+            if comp.digest == digest:
+                return comp
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "revision": self.number,
+            "name": self.name,
+            "created_at": self.created_at,
+            "components": [c.to_json() for c in self.components],
+            "routes": [r.to_json() for r in self.routes],
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Revision:
+        return cls(
+            number=data["revision"],
+            name=data["name"],
+            created_at=data["created_at"],
+            components=tuple(ComponentConfig.from_json(c) for c in data["components"]),
+            routes=tuple(RouteSpec.from_json(r) for r in data.get("routes", ())),
+            source=data.get("source", ""),
+        )
+
+
+def _unknown_function_message(ffqn: str, known: list[str]) -> str:
+    try:
+        wanted = Ffqn.parse(ffqn)
+    except Exception:  # noqa: BLE001 - the name itself is reported by the caller's parse
+        wanted = None
+    similar: list[str] = []
+    if wanted is not None:
+        for name in known:
+            try:
+                other = Ffqn.parse(name)
+            except Exception:  # noqa: BLE001
+                continue
+            if other.function == wanted.function or other.interface.interface == wanted.interface.interface:
+                similar.append(name)
+    hint = f"; did you mean {', '.join(sorted(similar)[:5])}?" if similar else ""
+    if not known:
+        return f"function {ffqn} is not deployed (nothing is deployed yet; run `platform deploy FILE.yaml`)"
+    return f"function {ffqn} is not deployed{hint} (`platform functions` lists what is)"

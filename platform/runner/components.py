@@ -1,0 +1,72 @@
+"""Components for the runner: fetched by digest, compiled once, kept loaded."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ...registry.cache import ComponentCache
+from ..deploy.model import ComponentConfig, Revision
+from ..errors import NotFoundError
+from ..store.deployments import DeploymentStore, RevisionCache
+from ..store.records import ExecutionState
+from ..wasm.activity_host import ActivityHost
+from ..wasm.engine import EngineSettings, EpochTicker
+from ..wasm.loader import ComponentLoader, LoadedComponent
+
+
+class ComponentProvider:
+    """Loads the digest an execution is pinned to, from the local cache or Redis."""
+
+    def __init__(self, data_dir: Path, deployments: DeploymentStore, revisions: RevisionCache) -> None:
+        self.cache = ComponentCache(data_dir)
+        self.deployments = deployments
+        self.revisions = revisions
+        self.ticker = EpochTicker()
+        self._loaders = {
+            "activity": ComponentLoader(self.cache, EngineSettings.for_kind("activity"), self.ticker),
+            "workflow": ComponentLoader(self.cache, EngineSettings.for_kind("workflow"), self.ticker),
+        }
+        self._activity_hosts: dict[str, ActivityHost] = {}
+        self._lock = threading.Lock()
+
+    def loader(self, kind: str) -> ComponentLoader:
+        return self._loaders[kind]
+
+    def load(self, kind: str, digest: str) -> LoadedComponent:
+        self.deployments.fetch_blob(digest, self.cache)
+        return self._loaders[kind].load(digest)
+
+    def activity_host(self, digest: str) -> ActivityHost:
+        with self._lock:
+            host = self._activity_hosts.get(digest)
+        if host is None:
+            host = ActivityHost(self.load("activity", digest))
+            with self._lock:
+                self._activity_hosts[digest] = host
+        return host
+
+    def config_for(self, state: ExecutionState) -> ComponentConfig:
+        """The deployment settings for an execution: its revision's component, else by digest."""
+        revision: Revision | None = None
+        if state.revision is not None:
+            revision = self.revisions.get(state.revision)
+            comp = revision.component(state.component) if state.component else None
+            if comp is not None and comp.digest == state.digest:
+                return comp
+            comp = revision.by_digest(state.digest)
+            if comp is not None:
+                return comp
+        active = self.revisions.active()
+        if active is not None:
+            comp = active.by_digest(state.digest)
+            if comp is not None:
+                return comp
+        for number in reversed(self.deployments.numbers()):
+            comp = self.revisions.get(number).by_digest(state.digest)
+            if comp is not None:
+                return comp
+        raise NotFoundError(f"no deployment revision mentions component {state.digest} of execution {state.id}")
+
+    def close(self) -> None:
+        self.ticker.stop()

@@ -1,0 +1,41 @@
+"""Pure decisions: what happens after an attempt fails or returns `err`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..deploy.model import RetryPolicy
+from ..store.records import Failure, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    """Try again at `at_ms`."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Finish the execution with this outcome."""
+
+    outcome: Outcome
+
+
+def after_failure(policy: RetryPolicy, attempt: int, failure: Failure, now_ms: int) -> RetryAt | Finish:
+    """A trap or timeout in attempt `attempt` (1-based): retry with backoff while attempts remain."""
+    if failure.kind in ("trap", "timeout") and attempt < policy.max_attempts:
+        return RetryAt(now_ms + policy.backoff_ms(attempt))
+    if attempt >= policy.max_attempts and policy.max_attempts > 1:
+        message = f"{failure.message} (gave up after {attempt} attempts)"
+        return Finish(Outcome(failure=Failure(failure.kind, message)))
+    return Finish(Outcome(failure=failure))
+
+
+def after_return(policy: RetryPolicy, attempt: int, value: Any, returns_result: bool, now_ms: int) -> RetryAt | Finish:
+    """A returned value: final, unless it is an `err` and the policy retries those."""
+    is_err = returns_result and isinstance(value, dict) and "err" in value
+    if is_err and policy.retry_on_err and attempt < policy.max_attempts:
+        return RetryAt(now_ms + policy.backoff_ms(attempt))
+    return Finish(Outcome(value=value))

@@ -1,0 +1,299 @@
+"""Client-side operations on executions: create, read, list, wait, cancel.
+
+The CLI and the gateway use this; runners use `leases.py`. Every write goes
+through a Lua script in `lua/`, and cross-tree effects go through the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from ..errors import ConflictError, NotFoundError
+from ..ids import ExecutionId
+from . import keys, outbox
+from .connection import map_redis_errors
+from .records import (
+    CANCEL_REQUESTED,
+    FINISHED,
+    Event,
+    ExecutionState,
+    Failure,
+    Kind,
+    Outcome,
+    Status,
+)
+from .scripts import Scripts
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class NewExecution:
+    """Everything needed to create an execution."""
+
+    id: str
+    ffqn: str
+    kind: Kind
+    digest: str
+    params: list[Any]
+    revision: int | None = None
+    component: str | None = None
+    parent: str | None = None
+    not_before: int = 0
+    created_extra: dict[str, Any] = field(default_factory=dict)
+    # Extra state fields: `js` (the parent's join set), `parent_ffqn` (to wake the parent).
+    state_extra: dict[str, str] = field(default_factory=dict)
+
+    def created_event(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "ffqn": self.ffqn,
+            "params": self.params,
+            "kind": self.kind,
+            "component_digest": self.digest,
+        }
+        if self.parent:
+            data["parent_id"] = self.parent
+        if self.not_before:
+            data["scheduled_at"] = self.not_before
+        data.update(self.created_extra)
+        return data
+
+    def state_fields(self, at: int) -> list[str]:
+        fields = {
+            "id": self.id,
+            "ffqn": self.ffqn,
+            "kind": self.kind,
+            "digest": self.digest,
+            "status": "pending",
+            "version": "0",
+            "attempt": "0",
+            "created_at": str(at),
+            "updated_at": str(at),
+            "params": json.dumps(self.params),
+            "parent": self.parent or "",
+            "rev": "" if self.revision is None else str(self.revision),
+            "component": self.component or "",
+            "not_before": str(self.not_before),
+            **self.state_extra,
+        }
+        return [item for pair in fields.items() for item in pair]
+
+    def initial_message(self) -> str:
+        """The outbox message that makes it runnable: enqueue now, or a timer."""
+        if self.not_before and self.not_before > now_ms():
+            return outbox.timer_msg(self.not_before, outbox.timer_member("enqueue", ffqn=self.ffqn, id=self.id))
+        return outbox.enqueue_msg(self.ffqn, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The result of `create`: the id, and False when it already existed."""
+
+    id: str
+    created: bool
+
+
+class ExecutionStore:
+    """Executions in Redis: one state hash and one log stream each."""
+
+    def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
+        self.client = client
+        self.scripts = scripts or Scripts(client)
+
+    # ----------------------------------------------------------------- create
+
+    def create(self, new: NewExecution) -> Created:
+        """Create and enqueue an execution; idempotent by id."""
+        at = now_ms()
+        root = ExecutionId(new.id).root
+        message = new.initial_message()
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            outbox.mark_dirty(pipe, root)
+            pipe.zadd(keys.EXECUTIONS, {new.id: at}, nx=True)
+            pipe.zadd(keys.ACTIVE, {new.id: at}, nx=True)
+            self.scripts.on(
+                pipe,
+                "create",
+                [keys.state(new.id), keys.log(new.id), keys.outbox(root)],
+                [json.dumps(new.created_event()), at, 1, message, *new.state_fields(at)],
+            )
+            reply = pipe.execute()[-1]
+        if reply[0] == b"exists":
+            existing_ffqn, existing_params = reply[1].decode(), json.loads(reply[2])
+            if existing_ffqn != new.ffqn or existing_params != new.params:
+                raise ConflictError(
+                    f"execution {new.id} already exists with other inputs ({existing_ffqn} {existing_params!r}); "
+                    "an idempotency key or execution id must not be reused for a different call"
+                )
+            return Created(new.id, False)
+        with map_redis_errors():
+            outbox.deliver(self.client, root, [message])
+        return Created(new.id, True)
+
+    def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = 7 * 86400) -> str:
+        """The execution id bound to `key`: `candidate_id` if the key is new."""
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(keys.idempotency(key), candidate_id, nx=True, ex=ttl_s)
+            pipe.get(keys.idempotency(key))
+            _, bound = pipe.execute()
+        return bound.decode()
+
+    # ------------------------------------------------------------------- read
+
+    def get(self, execution_id: str) -> ExecutionState | None:
+        with map_redis_errors():
+            raw: dict[bytes, bytes] = self.client.hgetall(keys.state(execution_id))  # type: ignore[assignment]
+        return ExecutionState.from_hash(raw) if raw else None
+
+    def require(self, execution_id: str) -> ExecutionState:
+        state = self.get(ExecutionId.parse(execution_id).value)
+        if state is None:
+            raise NotFoundError(f"execution {execution_id} does not exist (`platform executions list` shows them)")
+        return state
+
+    def events(self, execution_id: str, start: int = 0) -> list[Event]:
+        """The log from event `start` on."""
+        with map_redis_errors():
+            raw: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(keys.log(execution_id))  # type: ignore[assignment]
+        return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw) if i >= start]
+
+    def events_after(self, execution_id: str, last_stream_id: str, first_index: int, block_ms: int) -> list[Event]:
+        """Events appended after `last_stream_id`, waiting up to `block_ms` for one."""
+        with map_redis_errors():
+            reply = self.client.xread({keys.log(execution_id): last_stream_id}, block=block_ms)
+        if not reply:
+            return []
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]  # type: ignore[index,assignment]
+        return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(entries)]
+
+    def follow(self, execution_id: str, *, timeout_s: float) -> Iterator[Event]:
+        """Yield the log, then new events as they are appended, until finished or timeout."""
+        deadline = time.monotonic() + timeout_s
+        events = self.events(execution_id)
+        yield from events
+        last_id = events[-1].stream_id if events else "0-0"
+        index = len(events)
+        if events and events[-1].type == FINISHED:
+            return
+        while (remaining := deadline - time.monotonic()) > 0:
+            new = self.events_after(execution_id, last_id, index, max(1, int(min(remaining, 5.0) * 1000)))
+            for event in new:
+                yield event
+                if event.type == FINISHED:
+                    return
+            if new:
+                last_id, index = new[-1].stream_id, new[-1].index + 1
+
+    def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
+        """The state once finished, or as it is when `timeout_s` runs out."""
+        state = self.require(execution_id)
+        if state.status == "finished" or timeout_s <= 0:
+            return state
+        for event in self.follow(execution_id, timeout_s=timeout_s):
+            if event.type == FINISHED:
+                break
+        return self.require(execution_id)
+
+    def list(
+        self,
+        *,
+        ffqn: str | None = None,
+        status: Status | None = None,
+        digest: str | None = None,
+        cursor: int | None = None,
+        limit: int = 50,
+        active_only: bool = False,
+    ) -> tuple[list[ExecutionState], int | None]:
+        """Newest first. `cursor` is the rank to continue from; returns the next cursor."""
+        index = keys.ACTIVE if active_only or (status is not None and status != "finished") else keys.EXECUTIONS
+        start = cursor or 0
+        out: list[ExecutionState] = []
+        batch = max(limit * 2, 100)
+        with map_redis_errors():
+            while len(out) < limit:
+                ids: list[bytes] = self.client.zrevrange(index, start, start + batch - 1)  # type: ignore[assignment]
+                if not ids:
+                    return out, None
+                pipe = self.client.pipeline(transaction=False)
+                for raw_id in ids:
+                    pipe.hgetall(keys.state(raw_id.decode()))
+                for offset, raw in enumerate(pipe.execute()):
+                    if not raw:
+                        continue
+                    state = ExecutionState.from_hash(raw)
+                    if (ffqn and state.ffqn != ffqn) or (status and state.status != status):
+                        continue
+                    if digest and state.digest != digest:
+                        continue
+                    out.append(state)
+                    if len(out) == limit:
+                        return out, start + offset + 1
+                start += len(ids)
+        return out, start
+
+    def children(self, execution_id: str) -> list[str]:
+        """Ids of the executions this workflow submitted, in submission order."""
+        return [e.data["child_id"] for e in self.events(execution_id) if e.type == "child_submitted"]
+
+    # ----------------------------------------------------------------- cancel
+
+    def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
+        """Request cancellation; returns 'cancelled', 'requested', 'already' or 'finished'."""
+        state = self.require(execution_id)
+        eid = ExecutionId(state.id)
+        parent = eid.parent
+        at = now_ms()
+        outcome = Outcome(failure=Failure("cancelled", reason))
+        response = response_event(state.id, outcome, join_set=state.extra.get("js") or None) if parent else {}
+        root = eid.root
+        parent_id = parent.value if parent else state.id
+        self_msg = outbox.enqueue_msg(state.ffqn, state.id)
+        wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            outbox.mark_dirty(pipe, root)
+            self.scripts.on(
+                pipe,
+                "cancel",
+                [keys.state(state.id), keys.log(state.id), keys.outbox(root),
+                 keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
+                [at, json.dumps({"reason": reason}), self_msg, json.dumps(outcome.to_json()),
+                 json.dumps(outcome.to_json()), state.id if parent else "", json.dumps(response), wake],
+            )
+            reply = pipe.execute()[-1]
+            result = reply[0].decode()
+            pending = [m.decode() for m in self.client.lrange(keys.outbox(root), 0, -1)]  # type: ignore[union-attr]
+            outbox.deliver(self.client, root, pending)
+            if result == "cancelled":
+                self.client.zrem(keys.ACTIVE, state.id)
+        if result == "missing":
+            raise NotFoundError(f"execution {execution_id} does not exist")
+        return result
+
+    def is_cancel_requested(self, execution_id: str) -> bool:
+        with map_redis_errors():
+            return self.client.hget(keys.state(execution_id), "cancel") == b"1"
+
+    def log_contains(self, execution_id: str, event_type: str) -> bool:
+        return any(e.type == event_type for e in self.events(execution_id))
+
+
+def response_event(child_id: str, outcome: Outcome, *, join_set: str | None = None) -> dict[str, Any]:
+    """The `response` a parent receives when its child `child_id` finishes."""
+    data: dict[str, Any] = {"child_id": child_id, **outcome.to_json()}
+    if join_set is not None:
+        data["join_set"] = join_set
+    return data
+
+
+__all__ = ["CANCEL_REQUESTED", "Created", "ExecutionStore", "NewExecution", "now_ms", "response_event"]

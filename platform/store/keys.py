@@ -1,0 +1,62 @@
+"""Every Redis key Dolmen uses, in one place.
+
+Keys of one execution tree carry the root id as a Redis Cluster hash tag,
+`dolmen:{E_...}:...`, so every Lua script touches a single slot. Keys that
+span trees (queues, timers, indexes) are only written outside those scripts,
+through the tree's outbox or as idempotent pre-writes.
+"""
+
+from __future__ import annotations
+
+PREFIX = "dolmen"
+
+DIRTY = f"{PREFIX}:dirty"  # zset root -> ms: trees whose outbox may hold undelivered messages
+TIMERS = f"{PREFIX}:timers"  # zset message -> due ms
+EXECUTIONS = f"{PREFIX}:executions"  # zset id -> created ms (all executions)
+ACTIVE = f"{PREFIX}:active"  # zset id -> created ms (not finished yet)
+# Deployment keys share the {deploy} hash tag so a revision is stored in one MULTI.
+DEPLOY_ACTIVE = f"{PREFIX}:{{deploy}}:active"  # string: active revision number
+DEPLOY_REVS = f"{PREFIX}:{{deploy}}:revisions"  # zset revision -> created ms
+DEPLOY_SEQ = f"{PREFIX}:{{deploy}}:seq"  # counter of revisions
+UPGRADES = f"{PREFIX}:upgrades"  # list of pending upgrade-verification requests
+STATS = f"{PREFIX}:stats"  # hash of counters for /metrics
+LATENCY = f"{PREFIX}:latency"  # hash of histogram buckets for /metrics
+QUEUE_GROUP = "runners"
+
+
+def root_of(execution_id: str) -> str:
+    return execution_id.split(".", 1)[0]
+
+
+def state(execution_id: str) -> str:
+    return f"{PREFIX}:{{{root_of(execution_id)}}}:{execution_id}:state"
+
+
+def log(execution_id: str) -> str:
+    return f"{PREFIX}:{{{root_of(execution_id)}}}:{execution_id}:log"
+
+
+def done(execution_id: str) -> str:
+    """Hash of response ids already delivered to this execution (idempotent delivery)."""
+    return f"{PREFIX}:{{{root_of(execution_id)}}}:{execution_id}:done"
+
+
+def outbox(root: str) -> str:
+    return f"{PREFIX}:{{{root}}}:outbox"
+
+
+def queue(ffqn: str) -> str:
+    return f"{PREFIX}:q:{ffqn}"
+
+
+def idempotency(key: str) -> str:
+    return f"{PREFIX}:idem:{key}"
+
+
+def deployment(revision: int) -> str:
+    return f"{PREFIX}:{{deploy}}:rev:{revision}"
+
+
+def blob(digest: str) -> str:
+    """Component bytes, so runners on any machine can load any deployed digest."""
+    return f"{PREFIX}:blob:{digest}"

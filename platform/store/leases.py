@@ -1,0 +1,310 @@
+"""Runner-side operations: read queues, lock executions, and write fenced results.
+
+A lock is a lease with an expiry; `version` in the state is the fencing
+token. Every write below passes the owner and version it locked with, and the
+Lua script refuses it (`FencedError`) if another runner took over since.
+Queue entries stay pending in the consumer group until the execution is done
+with, so the entries of a runner that died are reclaimed by the others.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.exceptions import ResponseError
+
+from ..errors import FencedError
+from ..ids import ExecutionId
+from . import keys, outbox
+from .connection import map_redis_errors
+from .executions import NewExecution, now_ms, response_event
+from .records import Event, ExecutionState, Outcome
+from .scripts import Scripts
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One message read from a function's queue."""
+
+    ffqn: str
+    entry_id: str
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A locked execution: the state at lock time and the fencing token."""
+
+    state: ExecutionState
+    owner: str
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    @property
+    def version(self) -> str:
+        return str(self.state.version)
+
+    @property
+    def root(self) -> str:
+        return ExecutionId(self.state.id).root
+
+
+@dataclass(frozen=True, slots=True)
+class LockRefused:
+    """Why an execution could not be locked: finished, locked, blocked, early, missing."""
+
+    reason: str
+    until: int = 0
+
+
+class Leases:
+    """The runner's view of the store."""
+
+    def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
+        self.client = client
+        self.scripts = scripts or Scripts(client)
+        self._groups: set[str] = set()
+
+    # ----------------------------------------------------------------- queues
+
+    def ensure_groups(self, ffqns: list[str]) -> None:
+        for ffqn in ffqns:
+            if ffqn in self._groups:
+                continue
+            with map_redis_errors():
+                try:
+                    self.client.xgroup_create(keys.queue(ffqn), keys.QUEUE_GROUP, id="0", mkstream=True)
+                except ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+            self._groups.add(ffqn)
+
+    def read(self, consumer: str, ffqns: list[str], count: int, block_ms: int) -> list[QueueEntry]:
+        """New entries for this consumer from any of the queues."""
+        if not ffqns or count <= 0:
+            return []
+        self.ensure_groups(ffqns)
+        streams = {keys.queue(f): ">" for f in ffqns}
+        with map_redis_errors():
+            try:
+                reply = self.client.xreadgroup(keys.QUEUE_GROUP, consumer, streams, count=count, block=block_ms)  # type: ignore[arg-type]
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    self._groups.clear()
+                    return []
+                raise
+        return _entries(reply)
+
+    def reclaim(self, consumer: str, ffqn: str, min_idle_ms: int, count: int = 50) -> list[QueueEntry]:
+        """Take over entries another consumer read but never finished."""
+        self.ensure_groups([ffqn])
+        with map_redis_errors():
+            reply = self.client.xautoclaim(keys.queue(ffqn), keys.QUEUE_GROUP, consumer, min_idle_ms, "0-0", count=count)
+        claimed = reply[1] if reply else []  # type: ignore[index]
+        return [
+            QueueEntry(ffqn, sid.decode(), fields[b"id"].decode())
+            for sid, fields in claimed
+            if fields  # deleted entries come back empty
+        ]
+
+    def ack(self, entries: list[QueueEntry]) -> None:
+        """Done with these entries: remove them from the queue."""
+        if not entries:
+            return
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for entry in entries:
+                pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
+                pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
+            pipe.execute()
+
+    def queue_depth(self, ffqn: str) -> int:
+        with map_redis_errors():
+            return int(self.client.xlen(keys.queue(ffqn)))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ locks
+
+    def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:
+        with map_redis_errors():
+            reply = self.scripts("lock", [keys.state(execution_id)], [owner, now_ms(), ttl_ms])
+        status = reply[0].decode()
+        if status != "ok":
+            return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)
+        flat = reply[1]
+        raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+        return Lease(ExecutionState.from_hash(raw), owner)
+
+    def extend(self, leases: list[Lease], ttl_ms: int) -> dict[str, str]:
+        """Extend locks; returns per id 'ok', 'cancel' (cancellation requested) or why it was lost."""
+        if not leases:
+            return {}
+        at = now_ms()
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for lease in leases:
+                self.scripts.on(pipe, "extend", [keys.state(lease.id)], [lease.owner, lease.version, at, ttl_ms])
+            replies = pipe.execute(raise_on_error=False)
+        out: dict[str, str] = {}
+        for lease, reply in zip(leases, replies):
+            if isinstance(reply, Exception):
+                out[lease.id] = "error"
+            elif reply[0] == b"ok":
+                out[lease.id] = "cancel" if reply[1] == b"1" else "ok"
+            else:
+                out[lease.id] = reply[0].decode()
+        return out
+
+    # ----------------------------------------------------------------- writes
+
+    def finish(self, lease: Lease, outcome: Outcome, *, entries: list[QueueEntry] = (), extra: dict[str, Any] | None = None) -> bool:  # type: ignore[assignment]
+        """Write `finished` (fenced), answer the parent, ack queue entries. True if the parent woke."""
+        state = lease.state
+        eid = ExecutionId(state.id)
+        parent = eid.parent
+        parent_id = parent.value if parent else state.id
+        at = now_ms()
+        finished = {**outcome.to_json(), **(extra or {})}
+        response = response_event(state.id, outcome, join_set=state.extra.get("js") or None) if parent else {}
+        wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+        root = eid.root
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            if parent:
+                outbox.mark_dirty(pipe, root)
+            self.scripts.on(
+                pipe,
+                "finish",
+                [keys.state(state.id), keys.log(state.id), keys.outbox(root),
+                 keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
+                [lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
+                 state.id if parent else "", json.dumps(response), wake],
+            )
+            for entry in entries:
+                pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
+                pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
+            pipe.zrem(keys.ACTIVE, state.id)
+            replies = pipe.execute()
+        reply = replies[1] if parent else replies[0]
+        _check(reply, lease)
+        woke = bool(int(reply[1]))
+        if woke:
+            with map_redis_errors():
+                outbox.deliver(self.client, root, [wake])
+        return woke
+
+    def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
+        """Record a failed attempt and arm the retry timer (fenced)."""
+        state = lease.state
+        timer = outbox.timer_msg(retry_at, outbox.timer_member("enqueue", ffqn=state.ffqn, id=state.id))
+        event = {"attempt": state.attempt, **error, "retry_at": retry_at}
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            outbox.mark_dirty(pipe, lease.root)
+            self.scripts.on(
+                pipe,
+                "fail",
+                [keys.state(state.id), keys.log(state.id), keys.outbox(lease.root)],
+                [lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
+            )
+            for entry in entries:
+                pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
+                pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
+            replies = pipe.execute()
+        _check(replies[1], lease)
+        with map_redis_errors():
+            outbox.deliver(self.client, lease.root, [timer])
+
+    def commit(
+        self,
+        lease: Lease,
+        events: list[tuple[str, dict[str, Any], int]],
+        creates: list[NewExecution],
+        *,
+        last_seen: str,
+        first_index: int,
+        messages: list[str] = (),  # type: ignore[assignment]
+        state_fields: dict[str, str] | None = None,
+    ) -> list[Event]:
+        """Append workflow requests `(type, data, at)` and create the executions they start.
+
+        Returns the log's entries after `last_seen`: the new requests and any
+        response appended by others in between, indexed from `first_index`.
+        """
+        at = now_ms()
+        create_specs = [
+            {"created": json.dumps(new.created_event()), "fields": new.state_fields(at)} for new in creates
+        ]
+        starts = [new.initial_message() for new in creates] + list(messages)
+        spec = {
+            "events": [[t, json.dumps(d), str(when)] for t, d, when in events],
+            "creates": create_specs,
+            "outbox": starts,
+            "state": [x for kv in (state_fields or {}).items() for x in kv],
+        }
+        script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
+        for new in creates:
+            script_keys += [keys.state(new.id), keys.log(new.id)]
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            if starts:
+                outbox.mark_dirty(pipe, lease.root)
+            for new in creates:
+                pipe.zadd(keys.EXECUTIONS, {new.id: at}, nx=True)
+                pipe.zadd(keys.ACTIVE, {new.id: at}, nx=True)
+            self.scripts.on(pipe, "commit", script_keys, [lease.owner, lease.version, at, json.dumps(spec), last_seen])
+            reply = pipe.execute()[-1]
+        _check(reply, lease)
+        if starts:
+            with map_redis_errors():
+                outbox.deliver(self.client, lease.root, starts)
+        return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
+
+    def block(self, lease: Lease, seen_length: int) -> str:
+        """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""
+        requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            outbox.mark_dirty(pipe, lease.root)
+            self.scripts.on(
+                pipe,
+                "block",
+                [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
+                [lease.owner, lease.version, now_ms(), seen_length, requeue],
+            )
+            reply = pipe.execute()[-1]
+        _check(reply, lease)
+        result = reply[0].decode()
+        if result == "requeued":
+            with map_redis_errors():
+                outbox.deliver(self.client, lease.root, [requeue])
+        return result
+
+
+def _check(reply: Any, lease: Lease) -> None:
+    status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    if status in ("ok", "blocked", "requeued"):
+        return
+    if status == "conflict":
+        raise FencedError(f"execution {lease.id}: a child it tried to create already exists ({reply[1]!r})")
+    raise FencedError(
+        f"execution {lease.id} was taken over by another runner (its lock expired), "
+        f"so this runner's write was refused ({status})",
+        execution_id=lease.id,
+    )
+
+
+def _entries(reply: Any) -> list[QueueEntry]:
+    out: list[QueueEntry] = []
+    for stream, items in reply or []:
+        ffqn = stream.decode().removeprefix(f"{keys.PREFIX}:q:")
+        for sid, fields in items:
+            if fields and b"id" in fields:
+                out.append(QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()))
+    return out
+
+

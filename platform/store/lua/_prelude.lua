@@ -1,0 +1,37 @@
+-- Shared by every script (prepended when loaded). All keys of one call live in
+-- one execution tree, so each script touches a single cluster slot.
+
+-- nil when the caller still holds the execution, else why not.
+local function fence(state_key, owner, version)
+  local v = redis.call('HMGET', state_key, 'version', 'owner', 'status')
+  if not v[1] then return 'missing' end
+  if v[3] == 'finished' then return 'finished' end
+  if v[1] ~= version or v[2] ~= owner then return 'fenced' end
+  return nil
+end
+
+local function xadd(log_key, t, d, at)
+  return redis.call('XADD', log_key, '*', 't', t, 'd', d, 'at', at)
+end
+
+-- Append a response to a parent's log once per response id; wake the parent
+-- (pending + outbox message) when it was blocked. Returns 1 when woken.
+local function deliver(pstate, plog, pdone, outbox, response_id, data, at, wake_msg)
+  if redis.call('EXISTS', pstate) == 0 then return 0 end
+  if redis.call('HSETNX', pdone, response_id, at) == 0 then return 0 end
+  local pstatus = redis.call('HGET', pstate, 'status')
+  if pstatus == 'finished' then return 0 end
+  xadd(plog, 'response', data, at)
+  if pstatus == 'blocked' then
+    redis.call('HSET', pstate, 'status', 'pending', 'updated_at', at)
+    redis.call('RPUSH', outbox, wake_msg)
+    return 1
+  end
+  return 0
+end
+
+-- Write a new execution: its state hash and its `created` event.
+local function create(state_key, log_key, created, at, fields)
+  redis.call('HSET', state_key, unpack(fields))
+  xadd(log_key, 'created', created, at)
+end

@@ -1,0 +1,10 @@
+-- An attempt failed and will be retried at `retry-at`.
+-- KEYS: state, log, outbox
+-- ARGV: owner, version, now, attempt-failed-event-json, retry-at, timer-msg
+local f = fence(KEYS[1], ARGV[1], ARGV[2])
+if f then return {f} end
+xadd(KEYS[2], 'attempt_failed', ARGV[4], ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'pending', 'owner', '', 'lock_until', 0, 'not_before', ARGV[5],
+  'updated_at', ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[6])
+return {'ok'}

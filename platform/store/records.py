@@ -1,0 +1,176 @@
+"""Values read from the store: events of a log and the state of an execution."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["pending", "running", "blocked", "finished"]
+Kind = Literal["activity", "workflow"]
+STATUSES: tuple[Status, ...] = ("pending", "running", "blocked", "finished")
+
+# Event types. Workflow "requests" are the events a workflow's own code causes;
+# replay matches the guest's calls against them in order.
+CREATED = "created"
+ATTEMPT_FAILED = "attempt_failed"
+FINISHED = "finished"
+CANCEL_REQUESTED = "cancel_requested"
+JOIN_SET_CREATED = "join_set_created"
+CHILD_SUBMITTED = "child_submitted"
+DELAY_REQUESTED = "delay_requested"
+JOIN_NEXT = "join_next"
+SCHEDULED = "scheduled"
+RESPONSE = "response"
+UPGRADED = "upgraded"
+UPGRADE_REJECTED = "upgrade_rejected"
+REQUEST_TYPES = frozenset({JOIN_SET_CREATED, CHILD_SUBMITTED, DELAY_REQUESTED, JOIN_NEXT, SCHEDULED})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of an execution's log. `index` is its 0-based position."""
+
+    index: int
+    type: str
+    data: dict[str, Any]
+    at: int
+    stream_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "type": self.type, "at": self.at, **self.data}
+
+    @classmethod
+    def from_stream(cls, index: int, stream_id: bytes | str, fields: dict[bytes, bytes] | list[bytes]) -> Event:
+        """From a stream entry: a dict (redis-py) or a flat field list (a Lua reply)."""
+        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+        if isinstance(fields, list):
+            fields = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
+        return cls(
+            index=index,
+            type=fields[b"t"].decode(),
+            data=json.loads(fields[b"d"]),
+            at=int(fields[b"at"]),
+            stream_id=sid,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an execution did not return a value."""
+
+    kind: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an execution finished: a returned value (JSON) or a failure."""
+
+    value: Any = None
+    failure: Failure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.failure is not None:
+            return {"failure": self.failure.to_json()}
+        return {"result": self.value}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outcome:
+        failure = data.get("failure")
+        if failure is not None:
+            return cls(failure=Failure(failure["kind"], failure["message"]))
+        return cls(value=data.get("result"))
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionState:
+    """The derived state hash of an execution (the log is the source of truth)."""
+
+    id: str
+    ffqn: str
+    kind: Kind
+    digest: str
+    status: Status
+    version: int
+    attempt: int
+    created_at: int
+    updated_at: int
+    params: list[Any]
+    parent: str | None = None
+    owner: str | None = None
+    lock_until: int = 0
+    not_before: int = 0
+    revision: int | None = None
+    component: str | None = None
+    cancel_requested: bool = False
+    outcome: Outcome | None = None
+    finished_at: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes]) -> ExecutionState:
+        h = {k.decode(): v.decode() for k, v in raw.items()}
+        outcome = json.loads(h["outcome"]) if h.get("outcome") else None
+        known = {
+            "id", "ffqn", "kind", "digest", "status", "version", "attempt", "created_at", "updated_at",
+            "params", "parent", "owner", "lock_until", "not_before", "rev", "component", "cancel",
+            "outcome", "finished_at",
+        }  # fmt: skip
+        return cls(
+            id=h["id"],
+            ffqn=h["ffqn"],
+            kind=h["kind"],  # type: ignore[arg-type]
+            digest=h["digest"],
+            status=h["status"],  # type: ignore[arg-type]
+            version=int(h.get("version", "0")),
+            attempt=int(h.get("attempt", "0")),
+            created_at=int(h["created_at"]),
+            updated_at=int(h.get("updated_at", h["created_at"])),
+            params=json.loads(h.get("params", "[]")),
+            parent=h.get("parent") or None,
+            owner=h.get("owner") or None,
+            lock_until=int(h.get("lock_until") or 0),
+            not_before=int(h.get("not_before") or 0),
+            revision=int(h["rev"]) if h.get("rev") else None,
+            component=h.get("component") or None,
+            cancel_requested=h.get("cancel") == "1",
+            outcome=None if outcome is None else Outcome.from_json(outcome),
+            finished_at=int(h["finished_at"]) if h.get("finished_at") else None,
+            extra={k: v for k, v in h.items() if k not in known},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "execution_id": self.id,
+            "ffqn": self.ffqn,
+            "kind": self.kind,
+            "status": self.status,
+            "component_digest": self.digest,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "attempt": self.attempt,
+            "params": self.params,
+        }
+        if self.parent:
+            data["parent_id"] = self.parent
+        if self.cancel_requested:
+            data["cancel_requested"] = True
+        if self.outcome is not None:
+            data.update(self.outcome.to_json())
+            if self.finished_at:
+                data["finished_at"] = _iso(self.finished_at)
+        return data
+
+
+def _iso(ms: int) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

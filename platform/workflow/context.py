@@ -1,0 +1,329 @@
+"""One run of a workflow: what each host call does, on top of `Replay`.
+
+The context turns the guest's calls into requests, matches them against the
+log, buffers the new ones, and asks its driver to write them and to wait for
+responses. The live driver writes to the store (fenced) and may block in
+memory or unload the instance; the verifying driver writes nothing and stops
+at the end of the log, which is how `platform replay` and upgrade checks run
+the same code paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from ..errors import CancelledError, ChildFailedError, ConfigError, NotFoundError
+from ..store.executions import NewExecution, now_ms
+from ..store.records import (
+    CHILD_SUBMITTED,
+    DELAY_REQUESTED,
+    JOIN_NEXT,
+    JOIN_SET_CREATED,
+    SCHEDULED,
+    Event,
+    Failure,
+    Outcome,
+)
+from .replay import Replay, Request
+
+log = structlog.get_logger("dolmen.workflow")
+
+_JOIN_SET_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+class Unload(Exception):
+    """Raised through the guest to drop the instance; the workflow resumes by replay."""
+
+
+class ReachedEndOfLog(Exception):
+    """Verification only: the code went past what the log records."""
+
+    def __init__(self, request: str | None = None) -> None:
+        super().__init__(request or "waiting")
+        self.request = request
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a child call goes: the deployed function and its component."""
+
+    ffqn: str
+    kind: str
+    digest: str
+    revision: int | None
+    component: str | None
+
+
+class Driver(Protocol):
+    """Performs a run's I/O."""
+
+    def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
+        """Write new requests and the executions they start; return the log tail."""
+        ...
+
+    def wait(self, ctx: RunContext) -> list[Event]:
+        """Return new log events, or raise `Unload` / `ReachedEndOfLog`."""
+        ...
+
+    def resolve(self, ffqn: str) -> Target:
+        """Which component runs `ffqn` (for new children)."""
+        ...
+
+
+@dataclass
+class JoinSet:
+    name: str
+    closing: str
+    submitted: list[str] = field(default_factory=list)  # child and delay ids, in order
+
+
+@dataclass
+class RunContext:
+    """State of one run of one workflow execution."""
+
+    execution_id: str
+    ffqn: str
+    replay: Replay
+    driver: Driver
+    revision: int | None = None
+    join_sets: list[JoinSet] = field(default_factory=list)
+    direct_children: list[str] = field(default_factory=list)
+    pending: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
+    pending_creates: list[NewExecution] = field(default_factory=list)
+    rng: random.Random = field(init=False)
+    child_ffqn: dict[str, str] = field(default_factory=dict)
+    # Called after every wait: the executor refreshes the guest's CPU deadline.
+    after_wait: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        seed = hashlib.sha256(self.execution_id.encode()).digest()
+        self.rng = random.Random(int.from_bytes(seed[:16], "big"))
+
+    # ------------------------------------------------------------ plumbing
+
+    def _new_request(self, event_type: str, data: dict[str, Any]) -> bool:
+        """Match a request; returns True when it is new (buffered for writing)."""
+        logged = self.replay.request(Request(event_type, data))
+        if logged is not None:
+            return False
+        if isinstance(self.driver, ReadOnlyDriver):
+            self.driver.past_end(Request(event_type, data).describe())
+        at = max(now_ms(), self.replay.now_ms)
+        self.replay.tick(at)
+        self.pending.append((event_type, data, at))
+        return True
+
+    def flush(self) -> None:
+        """Write buffered requests (and the children they create) in one round trip."""
+        if not self.pending:
+            return
+        events, creates = self.pending, self.pending_creates
+        self.pending, self.pending_creates = [], []
+        tail = self.driver.commit(self, events, creates)
+        self.replay.appended(tail)
+
+    def _wait(self) -> None:
+        """Get more of the log: our buffered requests' tail first, else what others append."""
+        if self.pending:
+            # The commit returns the log's tail, which may already hold the awaited response.
+            self.flush()
+            return
+        if self.replay.cancel_requested:
+            raise CancelledError("the workflow was cancelled", execution_id=self.execution_id)
+        new = self.driver.wait(self)
+        self.replay.extend(new)
+        if self.after_wait is not None:
+            self.after_wait()
+        if self.replay.cancel_requested:
+            raise CancelledError("the workflow was cancelled", execution_id=self.execution_id)
+
+    def _join_set(self, rep: int) -> JoinSet:
+        if not 1 <= rep <= len(self.join_sets):
+            raise ConfigError(f"unknown join set handle {rep}")
+        return self.join_sets[rep - 1]
+
+    def _child(self, ffqn: str, params: list[Any], join_set: str | None) -> str:
+        child_id = self.replay.next_child_id()
+        data: dict[str, Any] = {"join_set": join_set, "child_id": child_id, "ffqn": ffqn, "params": params}
+        if self._new_request(CHILD_SUBMITTED, data):
+            target = self.driver.resolve(ffqn)
+            self.pending_creates.append(
+                NewExecution(
+                    id=child_id,
+                    ffqn=ffqn,
+                    kind=target.kind,  # type: ignore[arg-type]
+                    digest=target.digest,
+                    params=params,
+                    revision=target.revision,
+                    component=target.component,
+                    parent=self.execution_id,
+                    created_extra={"join_set": join_set} if join_set else {},
+                    state_extra={"js": join_set or "", "parent_ffqn": self.ffqn},
+                )
+            )
+        self.child_ffqn[child_id] = ffqn
+        return child_id
+
+    # ------------------------------------------------------ direct calls
+
+    def call(self, ffqn: str, params: list[Any]) -> Any:
+        """A blocking call of a child function; returns its value or fails the workflow."""
+        child_id = self._child(ffqn, params, None)
+        self.direct_children.append(child_id)
+        while (event := self.replay.take_response(child_id)) is None:
+            self._wait()
+        outcome = Outcome.from_json(event.data)
+        if outcome.failure is not None:
+            raise ChildFailedError(
+                f"child {child_id} ({ffqn}) failed: {outcome.failure.kind}: {outcome.failure.message}",
+                execution_id=self.execution_id,
+            )
+        return outcome.value
+
+    def sleep(self, duration_ms: int) -> None:
+        delay_id = self.replay.next_delay_id()
+        until = self.replay.now_ms + duration_ms
+        self._new_request(DELAY_REQUESTED, {"join_set": None, "delay_id": delay_id, "duration_ms": duration_ms, "until": until})
+        while self.replay.take_response(delay_id) is None:
+            self._wait()
+
+    # ---------------------------------------------------------- join sets
+
+    def new_join_set(self, name: str | None, closing: str) -> int | str:
+        """A join set handle (1-based), or an error message for a bad name."""
+        if name is not None:
+            if not _JOIN_SET_NAME.match(name) or name.startswith("g") and name[1:].isdigit():
+                return (
+                    f"invalid join set name '{name}': use lowercase letters, digits and dashes, "
+                    "starting with a letter (names like 'g1' are reserved for generated ones)"
+                )
+            if any(js.name == name for js in self.join_sets):
+                return f"a join set named '{name}' already exists in this execution"
+            js_name = name
+        else:
+            js_name = self.replay.next_join_set_name()
+        self._new_request(JOIN_SET_CREATED, {"join_set": js_name, "closing": closing})
+        self.join_sets.append(JoinSet(js_name, closing))
+        return len(self.join_sets)
+
+    def join_set_name(self, rep: int) -> str:
+        return self._join_set(rep).name
+
+    def submit(self, rep: int, ffqn: str, params: list[Any]) -> str:
+        js = self._join_set(rep)
+        child_id = self._child(ffqn, params, js.name)
+        js.submitted.append(child_id)
+        return child_id
+
+    def submit_delay(self, rep: int, duration_ms: int) -> str:
+        js = self._join_set(rep)
+        delay_id = self.replay.next_delay_id()
+        until = self.replay.now_ms + duration_ms
+        self._new_request(DELAY_REQUESTED, {"join_set": js.name, "delay_id": delay_id, "duration_ms": duration_ms, "until": until})
+        js.submitted.append(delay_id)
+        return delay_id
+
+    def join_next(self, rep: int) -> Event | None:
+        """The next response of the join set in log order; None when all are processed."""
+        js = self._join_set(rep)
+        self._new_request(JOIN_NEXT, {"join_set": js.name})
+        if all(self.replay.is_consumed(rid) for rid in js.submitted):
+            return None
+        while (event := self.replay.take_next(js.name)) is None:
+            self._wait()
+        return event
+
+    def get(self, child_id: str) -> Outcome:
+        """The outcome of a child whose response was already taken by `join-next`."""
+        if not self.replay.is_consumed(child_id):
+            raise NotFoundError(
+                f"-get({child_id}): take its response with join-next or -await-next first; "
+                "results are only readable once processed, so that replay stays deterministic"
+            )
+        event = self.replay.response_for(child_id)
+        if event is None:  # pragma: no cover - consumed implies logged
+            raise NotFoundError(f"no response for {child_id}")
+        return Outcome.from_json(event.data)
+
+    def schedule(self, ffqn: str, params: list[Any], schedule: Any) -> str:
+        """Start a top-level execution now or later; the workflow does not wait for it."""
+        execution_id = self.replay.next_child_id()
+        data = {"child_id": execution_id, "ffqn": ffqn, "params": params, "schedule": schedule}
+        if self._new_request(SCHEDULED, data):
+            at = self.replay.now_ms
+            not_before = 0
+            if isinstance(schedule, dict) and "at" in schedule:
+                not_before = int(schedule["at"])
+            elif isinstance(schedule, dict) and "in" in schedule:
+                not_before = at + int(schedule["in"])
+            target = self.driver.resolve(ffqn)
+            self.pending_creates.append(
+                NewExecution(
+                    id=execution_id,
+                    ffqn=ffqn,
+                    kind=target.kind,  # type: ignore[arg-type]
+                    digest=target.digest,
+                    params=params,
+                    revision=target.revision,
+                    component=target.component,
+                    not_before=not_before,
+                    created_extra={"scheduled_by": self.execution_id},
+                )
+            )
+        return execution_id
+
+    # ------------------------------------------------------- determinism
+
+    def random_bytes(self, n: int) -> bytes:
+        return self.rng.randbytes(n)
+
+    def random_u64(self) -> int:
+        return self.rng.getrandbits(64)
+
+    def now(self) -> int:
+        return self.replay.now_ms
+
+    def emit(self, level: str, message: str) -> None:
+        if not self.replay.replaying and not isinstance(self.driver, ReadOnlyDriver):
+            getattr(log, level if level in ("debug", "info", "warning", "error") else "info")(
+                message, execution_id=self.execution_id, ffqn=self.ffqn, source="workflow"
+            )
+
+    # ----------------------------------------------------------- finish
+
+    def closing(self) -> list[str]:
+        """After the code returned: children to cancel (closing=cancel); waits for the rest.
+
+        Raises `NonDeterminismError` when logged requests remain unasked.
+        """
+        self.flush()
+        error = self.replay.leftover_error()
+        if error is not None:
+            raise error
+        to_cancel: list[str] = []
+        for js in self.join_sets:
+            waiting = [rid for rid in js.submitted if self.replay.response_for(rid) is None]
+            if js.closing == "cancel":
+                to_cancel += [rid for rid in waiting if not rid.rsplit(".", 1)[-1].startswith("d")]
+                continue
+            while any(self.replay.response_for(rid) is None for rid in js.submitted):
+                self._wait()
+        return to_cancel
+
+    def failure_of(self, child_id: str) -> Failure | None:
+        event = self.replay.response_for(child_id)
+        return None if event is None else Outcome.from_json(event.data).failure
+
+
+class ReadOnlyDriver:
+    """Marker base of drivers that must not write (verification)."""
+
+    def past_end(self, request: str) -> None:
+        raise ReachedEndOfLog(request)

@@ -1,0 +1,165 @@
+"""Run a locked workflow execution: replay, continue, wait or unload, finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from ..deploy.model import ComponentConfig
+from ..errors import (
+    CancelledError,
+    ChildFailedError,
+    ComponentError,
+    DolmenError,
+    ExecutionTimeoutError,
+    FencedError,
+    NonDeterminismError,
+    NotFoundError,
+    TrapError,
+)
+from ..runner.components import ComponentProvider
+from ..runner.retry import Finish, RetryAt, after_failure
+from ..store.deployments import RevisionCache
+from ..store.executions import ExecutionStore, NewExecution, now_ms
+from ..store.leases import Lease, Leases, QueueEntry
+from ..store import outbox
+from ..store.records import ATTEMPT_FAILED, CHILD_SUBMITTED, DELAY_REQUESTED, RESPONSE, Event, Failure, Outcome
+from .context import RunContext, Target, Unload
+from .replay import Replay
+from .sandbox import WorkflowSandbox
+
+log = structlog.get_logger("dolmen.workflow")
+
+
+class LiveDriver:
+    """Writes to the store under the lease; waits in memory or unloads."""
+
+    def __init__(self, executor: WorkflowExecutor, lease: Lease, config: ComponentConfig) -> None:
+        self.executor = executor
+        self.lease = lease
+        self.config = config
+
+    def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
+        last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+        timers = [
+            outbox.timer_msg(
+                data["until"],
+                outbox.timer_member(
+                    "deliver",
+                    id=ctx.execution_id,
+                    ffqn=ctx.ffqn,
+                    delay_id=data["delay_id"],
+                    response={"delay_id": data["delay_id"], "join_set": data["join_set"]},
+                ),
+            )
+            for event_type, data, _ in events
+            if event_type == DELAY_REQUESTED
+        ]
+        return self.executor.leases.commit(
+            self.lease, events, creates, last_seen=last, first_index=ctx.replay.length, messages=timers
+        )
+
+    def wait(self, ctx: RunContext) -> list[Event]:
+        if self.config.blocking == "in-memory":
+            deadline = time.monotonic() + self.config.blocking_timeout_ms / 1000
+            while (remaining := deadline - time.monotonic()) > 0:
+                if self.executor.lost(self.lease.id):
+                    raise FencedError(f"lost the lock on {self.lease.id} while waiting", execution_id=self.lease.id)
+                last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+                block_ms = max(1, int(min(remaining, 1.0) * 1000))
+                new = self.executor.store.events_after(self.lease.id, last, ctx.replay.length, block_ms)
+                if new:
+                    return new
+        outcome = self.executor.leases.block(self.lease, ctx.replay.length)
+        raise Unload(outcome)
+
+    def resolve(self, ffqn: str) -> Target:
+        revision = self.executor.revisions.active()
+        if revision is None:
+            raise NotFoundError(f"cannot call {ffqn}: nothing is deployed")
+        route = revision.route(ffqn)
+        return Target(ffqn, route.kind, route.component.digest, revision.number, route.component.name)
+
+
+class WorkflowExecutor:
+    """Runs workflow leases for a runner process."""
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        leases: Leases,
+        provider: ComponentProvider,
+        revisions: RevisionCache,
+        lost: Callable[[str], bool],
+    ) -> None:
+        self.store = store
+        self.leases = leases
+        self.provider = provider
+        self.revisions = revisions
+        self.lost = lost
+        self.sandbox = WorkflowSandbox()
+
+    def run(self, lease: Lease, entries: list[QueueEntry]) -> None:
+        state = lease.state
+        replay = Replay(state.id, self.store.events(state.id))
+        try:
+            config = self.provider.config_for(state)
+        except NotFoundError as exc:
+            self._finish(lease, Outcome(failure=Failure("trap", str(exc))), entries)
+            return
+        ctx = RunContext(state.id, state.ffqn, replay, LiveDriver(self, lease, config), revision=state.revision)
+        if state.cancel_requested or replay.cancel_requested:
+            self._cancel(lease, replay, entries)
+            return
+        try:
+            loaded = self.provider.load("workflow", state.digest)
+            value = self.sandbox.invoke(loaded, ctx, timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes)
+            for child in ctx.closing():
+                self.store.cancel(child, "its join set was closed with closing strategy 'cancel'")
+            self._finish(lease, Outcome(value=value), entries)
+        except Unload:
+            self.leases.ack(entries)
+        except CancelledError:
+            self._cancel(lease, ctx.replay, entries)
+        except NonDeterminismError as exc:
+            log.warning("non-determinism", execution_id=state.id, ffqn=state.ffqn, error=str(exc))
+            self._finish(lease, Outcome(failure=Failure("non_determinism", str(exc))), entries)
+        except ChildFailedError as exc:
+            self._finish(lease, Outcome(failure=Failure("child_failed", str(exc))), entries)
+        except FencedError as exc:
+            log.warning("lease lost", execution_id=state.id, error=str(exc))
+        except (TrapError, ExecutionTimeoutError, ComponentError, NotFoundError) as exc:
+            kind = "timeout" if isinstance(exc, ExecutionTimeoutError) else "trap"
+            self._failed(lease, ctx.replay, Failure(kind, str(exc)), entries)
+        except DolmenError as exc:
+            self._failed(lease, ctx.replay, Failure("trap", str(exc)), entries)
+
+    def _finish(self, lease: Lease, outcome: Outcome, entries: list[QueueEntry]) -> None:
+        try:
+            self.leases.finish(lease, outcome, entries=entries)
+        except FencedError as exc:
+            log.warning("lease lost before finishing", execution_id=lease.id, error=str(exc))
+
+    def _failed(self, lease: Lease, replay: Replay, failure: Failure, entries: list[QueueEntry]) -> None:
+        config = self.provider.config_for(lease.state)
+        failures = 1 + sum(1 for e in replay.events if e.type == ATTEMPT_FAILED)
+        decision = after_failure(config.retry, failures, failure, now_ms())
+        log.warning("workflow attempt failed", execution_id=lease.id, kind=failure.kind, error=failure.message, attempt=failures)
+        try:
+            if isinstance(decision, RetryAt):
+                self.leases.fail_attempt(lease, {"error": failure.to_json()}, decision.at_ms, entries=entries)
+            elif isinstance(decision, Finish):
+                self.leases.finish(lease, decision.outcome, entries=entries)
+        except FencedError as exc:
+            log.warning("lease lost", execution_id=lease.id, error=str(exc))
+
+    def _cancel(self, lease: Lease, replay: Replay, entries: list[QueueEntry]) -> None:
+        """Cancel every child still running, then finish as cancelled."""
+        answered = {e.data.get("child_id") for e in replay.events if e.type == RESPONSE}
+        for event in replay.events:
+            if event.type == CHILD_SUBMITTED and event.data["child_id"] not in answered:
+                self.store.cancel(event.data["child_id"], f"its parent {lease.id} was cancelled")
+        self._finish(lease, Outcome(failure=Failure("cancelled", "the workflow was cancelled")), entries)

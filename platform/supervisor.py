@@ -7,7 +7,8 @@ it when the supervisor dies (`PR_SET_PDEATHSIG`), so even a SIGKILL of the
 supervisor leaves no orphan behind.
 
 The restart decision is a pure function (`plan_restart`); `Supervisor` only
-performs what it decides.
+performs what it decides. The last section says what `platform up` runs
+(`service_specs`) and when the platform counts as ready (`readiness_problems`).
 """
 
 from __future__ import annotations

@@ -30,7 +30,15 @@ from ..embedded import EmbeddedValkey, free_port, plan_embedded, port_is_free, v
 from ..errors import ConfigError, ConflictError, DolmenError, NotFoundError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
 from ..store.connection import map_redis_errors
-from ..supervisor import Expected, StopSignals, Supervisor, gateway_url_for, readiness_problems, service_specs
+from ..supervisor import (
+    ChildSpec,
+    Expected,
+    StopSignals,
+    Supervisor,
+    gateway_url_for,
+    readiness_problems,
+    service_specs,
+)
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 
 log = structlog.get_logger("dolmen.up")
@@ -245,9 +253,12 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
         redis_url = valkey.url
     gateway_url = gateway_url_for(opts.host, opts.port)
     client = probe_client(redis_url)
-    supervisor = Supervisor(
-        on_exit=lambda spec, pid, rc: forget_heartbeats(client, {pid}) if spec.kind != "valkey" else None
-    )
+
+    def on_exit(spec: ChildSpec, pid: int, returncode: int) -> None:
+        if spec.kind != "valkey":  # Valkey reports no heartbeat, and cannot be asked while it is down
+            forget_heartbeats(client, {pid})
+
+    supervisor = Supervisor(on_exit=on_exit)
 
     def record() -> None:
         PlatformFile(redis_url, gateway_url, os.getpid(), supervisor.pids(), valkey is not None).write(data_dir)

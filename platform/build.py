@@ -46,7 +46,7 @@ def componentize_py_version() -> str:
 def _inputs(src: Path, wit: Path) -> list[Path]:
     files: list[Path] = []
     for root in {src, wit}:
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
             files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.endswith((".wasm", ".pyc")))
     return sorted(set(files))

@@ -1,9 +1,254 @@
-"""Commands: executions."""
+"""Commands on executions: `call`, `executions ...`, `replay`."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
 import click
+
+from ...registry.cache import ComponentCache
+from ..client import Client
+from ..errors import NotFoundError, UsageError
+from ..store.deployments import DeploymentStore
+from ..store.records import STATUSES, Event, ExecutionState
+from ..wasm.engine import EngineSettings
+from ..wasm.loader import ComponentLoader, LoadedComponent
+from ..workflow.sandbox import WorkflowSandbox
+from ..workflow.verify import verify
+from .context import CliContext, echo, emit_json, emit_table, pass_ctx
+from .wasm import parse_json_arg
+
+
+def _client(ctx: CliContext) -> Client:
+    client = Client.connect(ctx.redis_url())
+    ctx.on_close(client.close)
+    return client
+
+
+def _print_state(ctx: CliContext, state: ExecutionState) -> None:
+    if ctx.json_output:
+        emit_json(state.to_json())
+        return
+    data = state.to_json()
+    rows = [[k, json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v] for k, v in data.items()]
+    emit_table(["field", "value"], rows)
+
+
+def _exit_for(state: ExecutionState) -> int:
+    """0 for a returned value that is not an `err`, 1 otherwise (and while unfinished)."""
+    outcome = state.outcome
+    if outcome is None or outcome.failure is not None:
+        return 1
+    value = outcome.value
+    if isinstance(value, dict) and set(value) == {"err"}:
+        return 1
+    return 0
+
+
+@click.command("call")
+@click.argument("ffqn")
+@click.argument("params", default="[]")
+@click.option("--no-wait", is_flag=True, help="Print the execution id and return at once.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the result.")
+@click.option("--id", "execution_id", help="Use this execution id (idempotent: the same id gives the same execution).")
+@click.option("--idempotency-key", help="The same key gives the same execution.")
+@pass_ctx
+def call_cmd(
+    ctx: CliContext,
+    ffqn: str,
+    params: str,
+    no_wait: bool,
+    timeout: float,
+    execution_id: str | None,
+    idempotency_key: str | None,
+) -> int:
+    """Submit FFQN with JSON PARAMS (array by position or object by name) and print its result.
+
+    Exit status: 0 for an `ok` result, 1 for an `err` result or a failure.
+    """
+    client = _client(ctx)
+    submitted = client.submit(
+        ffqn, parse_json_arg(params, "PARAMS"), execution_id=execution_id, idempotency_key=idempotency_key
+    )
+    if no_wait:
+        if ctx.json_output:
+            emit_json({"execution_id": submitted.execution_id, "created": submitted.created})
+        else:
+            echo(submitted.execution_id)
+        return 0
+    state = client.wait(submitted.execution_id, timeout)
+    if state.status != "finished":
+        if ctx.json_output:
+            emit_json(state.to_json())
+        click.echo(
+            f"error: {submitted.execution_id} did not finish within {timeout:g}s (status {state.status}); "
+            f"follow it with `platform executions show {submitted.execution_id}`",
+            err=True,
+        )
+        return 1
+    if ctx.json_output:
+        emit_json(state.to_json())
+    elif state.outcome is not None and state.outcome.failure is not None:
+        failure = state.outcome.failure
+        click.echo(f"error: {submitted.execution_id} failed: {failure.kind}: {failure.message}", err=True)
+    else:
+        echo(json.dumps(state.outcome.value if state.outcome else None, ensure_ascii=False))
+    return _exit_for(state)
+
+
+@click.group("executions")
+def executions_group() -> None:
+    """List, inspect and cancel executions."""
+
+
+@executions_group.command("list")
+@click.option("--ffqn", help="Only executions of this function.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only executions with this status.")
+@click.option("--digest", help="Only executions pinned to this component digest.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--cursor", type=int, help="Continue from a previous listing's `next` cursor.")
+@pass_ctx
+def list_cmd(ctx: CliContext, ffqn: str | None, status: str | None, digest: str | None, limit: int, cursor: int | None) -> None:
+    """Newest executions first."""
+    client = _client(ctx)
+    states, next_cursor = client.executions.list(ffqn=ffqn, status=status, digest=digest, limit=limit, cursor=cursor)  # type: ignore[arg-type]
+    if ctx.json_output:
+        emit_json({"executions": [s.to_json() for s in states], "next": next_cursor})
+        return
+    rows = []
+    for s in states:
+        outcome = ""
+        if s.outcome is not None:
+            outcome = f"failed: {s.outcome.failure.kind}" if s.outcome.failure else _short(s.outcome.value)
+        rows.append([s.id, s.ffqn, s.status, s.digest[7:19], _time(s.created_at), outcome])
+    emit_table(["id", "function", "status", "digest", "created", "outcome"], rows)
+    if next_cursor is not None and len(states) == limit:
+        echo(f"more: --cursor {next_cursor}")
+
+
+@executions_group.command("show")
+@click.argument("execution_id")
+@pass_ctx
+def show_cmd(ctx: CliContext, execution_id: str) -> None:
+    """One execution: status, digest, params, result or failure."""
+    _print_state(ctx, _client(ctx).get(execution_id))
+
+
+@executions_group.command("result")
+@click.argument("execution_id")
+@click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for it to finish.")
+@pass_ctx
+def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> int:
+    """Print the result (exit 1 if it failed or is unfinished)."""
+    state = _client(ctx).wait(execution_id, wait_s)
+    if ctx.json_output:
+        emit_json(state.to_json())
+    elif state.outcome is None:
+        click.echo(f"{execution_id} is {state.status}", err=True)
+    elif state.outcome.failure is not None:
+        click.echo(f"failed: {state.outcome.failure.kind}: {state.outcome.failure.message}", err=True)
+    else:
+        echo(json.dumps(state.outcome.value, ensure_ascii=False))
+    return _exit_for(state)
+
+
+@executions_group.command("events")
+@click.argument("execution_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until it finishes.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="With --follow: stop after this many seconds.")
+@pass_ctx
+def events_cmd(ctx: CliContext, execution_id: str, follow: bool, timeout: float) -> None:
+    """The ordered event log."""
+    client = _client(ctx)
+    client.get(execution_id)
+    events = client.executions.follow(execution_id, timeout_s=timeout) if follow else iter(client.executions.events(execution_id))
+    if ctx.json_output:
+        if follow:
+            for event in events:
+                click.echo(json.dumps(event.to_json(), ensure_ascii=False))
+        else:
+            emit_json([e.to_json() for e in events])
+        return
+    rows = [[e.index, _time(e.at), e.type, _details(e)] for e in events]
+    emit_table(["#", "at", "type", "details"], rows)
+
+
+@executions_group.command("cancel")
+@click.argument("execution_id")
+@click.option("--reason", default="cancelled by request", show_default=True)
+@pass_ctx
+def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
+    """Cancel an execution (and, for a workflow, its unfinished children)."""
+    outcome = _client(ctx).cancel(execution_id, reason)
+    messages = {
+        "cancelled": "cancelled",
+        "requested": "cancellation requested; a runner will cancel its children and finish it",
+        "already": "cancellation was already requested",
+        "finished": "it had already finished; nothing to cancel",
+    }
+    if ctx.json_output:
+        emit_json({"execution_id": execution_id, "result": outcome})
+    else:
+        echo(f"{execution_id}: {messages.get(outcome, outcome)}")
+
+
+@click.command("replay")
+@click.argument("execution_id")
+@click.option("--component", "component", help="Replay on this component file (or digest) instead of its own.")
+@pass_ctx
+def replay_cmd(ctx: CliContext, execution_id: str, component: str | None) -> int:
+    """Replay a workflow's log against its component (or another) without writing anything.
+
+    Prints `ok (N events)` or the first divergence; exit 0 when clean, 1 otherwise.
+    """
+    client = _client(ctx)
+    state = client.get(execution_id)
+    if state.kind != "workflow":
+        raise UsageError(f"{execution_id} is an {state.kind}; only workflows are replayed")
+    loaded = _load_workflow(ctx, client, component or state.digest)
+    verdict = verify(WorkflowSandbox(), loaded, state.id, state.ffqn, client.executions.events(state.id))
+    if ctx.json_output:
+        emit_json({"execution_id": state.id, "component_digest": loaded.digest, **verdict.to_json()})
+    else:
+        echo(verdict.describe())
+    return 0 if verdict.ok else 1
+
+
+def _load_workflow(ctx: CliContext, client: Client, ref: str) -> LoadedComponent:
+    cache = ComponentCache(ctx.data_dir)
+    loader = ComponentLoader(cache, EngineSettings.for_kind("workflow"))
+    if ref.startswith("sha256:"):
+        DeploymentStore(client.redis).fetch_blob(ref, cache)
+        return loader.load(ref)
+    if ref.startswith("oci://"):
+        from ...registry.pull import fetch_component
+
+        return loader.load(fetch_component(ref, cache).component_digest)
+    path = Path(ref)
+    if not path.is_file():
+        raise NotFoundError(f"component '{ref}' not found: give a .wasm file, a sha256: digest or an oci:// reference")
+    return loader.load_file(path)
+
+
+def _time(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _details(event: Event) -> str:
+    data = dict(event.data)
+    data.pop("component_digest", None)
+    return _short(data, 100)
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the root group."""
+    cli.add_command(call_cmd)
+    cli.add_command(executions_group)
+    cli.add_command(replay_cmd)

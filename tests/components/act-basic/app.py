@@ -19,12 +19,13 @@ def _get(url: str) -> tuple[int, str]:
     request.set_path_with_query((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
     future = outgoing_handler.handle(request, None)
     future.subscribe().block()
-    answer = future.get()
-    if answer is None:
+    answer = future.get()  # option<result<result<incoming-response, error-code>>>
+    if answer is None or isinstance(answer, Err):
         raise Err("no response")
-    response = answer.value
-    if isinstance(response, Err):
-        raise Err(f"request failed: {response.value}")
+    inner = answer.value
+    if isinstance(inner, Err):
+        raise Err(f"request failed: {inner.value}")
+    response = inner.value
     status = response.status()
     body = response.consume()
     stream = body.stream()

@@ -1,0 +1,179 @@
+"""Activities on real runner processes: results, retries, timeouts, output, environment."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from dolmen.platform.client import Client
+from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooLargeError
+from dolmen.platform.store import keys
+from tests.support.platform import Processes, activity, deploy
+from tests.support.polling import wait_for
+
+from tests.support.platform import client, processes  # noqa: F401  (fixtures)
+
+A = "testing:act/basic@1.0.0"
+
+
+class FlakyServer:
+    """A local HTTP server that answers 500 for the first `failures` requests, then 200."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                outer.requests += 1
+                ok = outer.requests > outer.failures
+                body = f"{'hello' if ok else 'try again'} #{outer.requests}".encode()
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/greeting"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky() -> Iterator[FlakyServer]:
+    server = FlakyServer(failures=2)
+    yield server
+    server.close()
+
+
+def _finished(client: Client, execution_id: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    state = client.wait(execution_id, timeout)
+    assert state.status == "finished", f"{execution_id} is {state.status}"
+    return state
+
+
+def _types(client: Client, execution_id: str) -> list[str]:
+    return [e.type for e in client.executions.events(execution_id)]
+
+
+def test_activity_returns_its_typed_result(redis_url: str, processes: Processes, client: Client) -> None:
+    """A submitted activity runs on a runner process and finishes with its WIT result as JSON."""
+    deploy(redis_url, [activity()])
+    processes.runner()
+    processes.scheduler()
+    ok = client.submit(f"{A}.maybe", {"fail": False})
+    err = client.submit(f"{A}.maybe", [True])
+    doubled = client.submit(f"{A}.double", [21])
+    assert _finished(client, ok.execution_id).outcome.value == {"ok": 7}  # type: ignore[union-attr]
+    assert _finished(client, err.execution_id).outcome.value == {"err": "asked to fail"}  # type: ignore[union-attr]
+    assert _finished(client, doubled.execution_id).outcome.value == 42  # type: ignore[union-attr]
+    assert _types(client, doubled.execution_id) == ["created", "finished"]
+
+
+def test_retries_until_the_server_answers(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
+    """An HTTP activity failing twice with 500 finishes on the third attempt, attempts visible in the log."""
+    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50, retry_on_err=True))])
+    processes.runner()
+    processes.scheduler()
+    submitted = client.submit(f"{A}.fetch", [flaky.url])
+    state = _finished(client, submitted.execution_id)
+    assert state.outcome.value == {"ok": "hello #3"}  # type: ignore[union-attr]
+    events = client.executions.events(submitted.execution_id)
+    assert [e.type for e in events] == ["created", "attempt_failed", "attempt_failed", "finished"]
+    assert events[1].data["result"] == {"err": "HTTP 500: try again #1"}
+    assert events[2].data["attempt"] == 2
+    assert state.attempt == 3
+
+
+def test_exhausted_attempts_name_the_last_error(redis_url: str, processes: Processes, client: Client) -> None:
+    """A trapping activity gives up after max_attempts with a failure that names the last error."""
+    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=3, initial_backoff_ms=20))])
+    processes.runner()
+    processes.scheduler()
+    submitted = client.submit(f"{A}.crash", ["disk on fire"])
+    state = _finished(client, submitted.execution_id)
+    failure = state.outcome.failure  # type: ignore[union-attr]
+    assert failure is not None and failure.kind == "trap"
+    assert "disk on fire" in failure.message and "gave up after 3 attempts" in failure.message
+    assert _types(client, submitted.execution_id) == ["created", "attempt_failed", "attempt_failed", "finished"]
+
+
+def test_err_results_are_final_by_default(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
+    """Without retry_on_err an `err` result finishes the execution at once."""
+    deploy(redis_url, [activity()])
+    processes.runner()
+    submitted = client.submit(f"{A}.fetch", [flaky.url])
+    state = _finished(client, submitted.execution_id)
+    assert state.outcome.value == {"err": "HTTP 500: try again #1"}  # type: ignore[union-attr]
+    assert flaky.requests == 1
+
+
+def test_infinite_loop_is_stopped_and_the_runner_keeps_serving(redis_url: str, processes: Processes, client: Client) -> None:
+    """A looping guest is interrupted at its timeout while the same runner finishes other work."""
+    deploy(redis_url, [activity(timeout_ms=500, retry=RetryPolicy(max_attempts=1))])
+    processes.runner("--concurrency", "2")
+    looping = client.submit(f"{A}.spin", [])
+    quick = [client.submit(f"{A}.double", [i]) for i in range(5)]
+    for i, submitted in enumerate(quick):
+        assert _finished(client, submitted.execution_id).outcome.value == 2 * i  # type: ignore[union-attr]
+    state = _finished(client, looping.execution_id)
+    failure = state.outcome.failure  # type: ignore[union-attr]
+    assert failure is not None and failure.kind == "timeout"
+    assert "500 ms" in failure.message
+    after = client.submit(f"{A}.double", [50])
+    assert _finished(client, after.execution_id).outcome.value == 100  # type: ignore[union-attr]
+
+
+def test_output_is_captured_and_environment_is_only_what_is_granted(redis_url: str, processes: Processes, client: Client) -> None:
+    """stdout/stderr land in the finished event; only deployment-granted variables are visible."""
+    deploy(redis_url, [activity(env={"GREETING": "hi"})])
+    processes.env["SECRET_OF_THE_HOST"] = "leak"
+    processes.runner()
+    shout = client.submit(f"{A}.shout", ["loud"])
+    granted = client.submit(f"{A}.env", ["GREETING"])
+    hidden = client.submit(f"{A}.env", ["SECRET_OF_THE_HOST"])
+    assert _finished(client, shout.execution_id).outcome.value == 4  # type: ignore[union-attr]
+    finished = client.executions.events(shout.execution_id)[-1]
+    assert finished.data["output"] == {"stdout": "loud\n", "stderr": "stderr: loud\n"}
+    assert _finished(client, granted.execution_id).outcome.value == "hi"  # type: ignore[union-attr]
+    assert _finished(client, hidden.execution_id).outcome.value is None  # type: ignore[union-attr]
+
+
+def test_bad_input_creates_nothing(redis_url: str, client: Client) -> None:
+    """Unknown functions, ill-typed params and oversized params are refused before anything is written."""
+    deploy(redis_url, [activity()])
+    with pytest.raises(NotFoundError, match="not deployed"):
+        client.submit(f"{A}.triple", [1])
+    with pytest.raises(InvalidValueError, match=r"params\.x: expected u64, got \"ten\""):
+        client.submit(f"{A}.double", {"x": "ten"})
+    with pytest.raises(InvalidValueError, match=r"params\[0\]: -1 does not fit in u64"):
+        client.submit(f"{A}.double", [-1])
+    small = Client(client.redis, max_params_bytes=64)
+    with pytest.raises(PayloadTooLargeError, match="over the limit of 64 bytes"):
+        small.submit(f"{A}.shout", ["x" * 100])
+    assert client.redis.zcard(keys.EXECUTIONS) == 0
+
+
+def test_idempotent_submission(redis_url: str, processes: Processes, client: Client) -> None:
+    """The same idempotency key or explicit id gives the same execution, never two."""
+    deploy(redis_url, [activity()])
+    processes.runner()
+    first = client.submit(f"{A}.double", [2], idempotency_key="order-17")
+    second = client.submit(f"{A}.double", [2], idempotency_key="order-17")
+    assert first.execution_id == second.execution_id and first.created and not second.created
+    explicit = "E_01JD8X3K5QZ6V2N4M7P9R0S1T2"
+    assert client.submit(f"{A}.double", [3], execution_id=explicit).created
+    assert not client.submit(f"{A}.double", [3], execution_id=explicit).created
+    wait_for(lambda: client.get(explicit).status == "finished", what="the explicit execution to finish")
+    assert client.redis.zcard(keys.EXECUTIONS) == 2

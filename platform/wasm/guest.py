@@ -17,6 +17,9 @@ from ..errors import ComponentError, ExecutionTimeoutError, TrapError
 from ..ffqn import Ffqn
 from ..wit.codec import from_wasm, to_wasm
 from ..wit.types import FunctionType
+from . import _wasmtime_fixes
+
+_wasmtime_fixes.apply()  # exact case choice for untagged variants; see that module
 
 _BACKTRACE = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (?P<frame>.*)$")
 
@@ -70,8 +73,9 @@ def summarize_trap(text: str) -> str:
             cause = " ".join(part.strip() for part in lines[i + 1 :] if part.strip())
             break
     frames = [m["frame"] for m in (_BACKTRACE.match(line) for line in lines) if m]
-    # The outermost frame is the export that was running.
-    where = f" (in {frames[-1]})" if frames else ""
+    # The outermost frame is the export that was running; wasmtime names the
+    # module of a component's own export `<unknown>`.
+    where = f" in {frames[-1].removeprefix('<unknown>!')}" if frames else ""
     headline = cause or (lines[0] if lines else "unknown trap")
     if "unreachable" in headline and any("panic" in f or "abort" in f for f in frames):
         headline = "the guest panicked or aborted (wasm `unreachable` executed)"

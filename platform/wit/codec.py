@@ -1,24 +1,33 @@
 """The one converter between JSON values and WIT values.
 
 JSON form (the API's contract):
-  record -> object keyed by WIT field names; variant -> {"case": payload} or
-  "case"; enum -> "case"; flags -> [names]; option -> null or the value, an
-  option directly inside an option uses {"some": v} / {"none": null};
-  result -> {"ok": v} / {"err": e}; tuple, list -> array; char -> 1-char
-  string; integers range-checked; floats -> numbers or "NaN", "Infinity",
-  "-Infinity".
+  record -> object keyed by WIT field names (a missing `option` field is none);
+  variant -> {"case": payload} or "case" when the case has no payload;
+  enum -> "case"; flags -> [names]; option -> null or the value, and an option
+  directly inside an option uses {"some": v} / {"none": null};
+  result -> {"ok": v} / {"err": e}, with a null payload for a side without a
+  type; tuple, list -> array; char -> 1-char string; integers range-checked
+  for their width; floats -> numbers or "NaN", "Infinity", "-Infinity";
+  string -> string (valid Unicode: no lone surrogates).
+
+Every error is an `InvalidValueError` whose path names the bad field, e.g.
+``params.p.label: expected option<string>, got 12``.
 
 WIT values are the Python objects wasmtime-py's component API takes and
 returns. wasmtime-py represents a variant-like value either by its bare
-payload or by a `Variant(tag, payload)` depending on whether the payload
-classes of its cases overlap; `_is_tagged` mirrors that rule exactly.
+payload or by a `Variant(tag, payload)` depending on whether the Python
+classes of its cases overlap; `_is_tagged` mirrors that rule exactly, and
+`_accepts` is the exact case test that `platform/wasm/_wasmtime_fixes.py`
+makes wasmtime-py use when it lowers an untagged value.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import struct
+from functools import lru_cache
 from typing import Any
 
 from wasmtime.component import Record, Variant
@@ -42,6 +51,9 @@ from .types import (
 )
 
 _FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# Integers above this may not survive a trip through a JSON float exactly.
+_EXACT_FLOAT_INT = 2**53
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
 def describe(value: Any) -> str:
@@ -53,24 +65,27 @@ def describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+class _TypeMismatch(InvalidValueError):
+    """The JSON value has the wrong shape for the type at `path` itself.
+
+    An option re-raises it naming the option type, so the message reads
+    ``expected option<string>, got 12`` rather than ``expected string``.
+    """
+
+    def __init__(self, path: str, ty: WitType, value: Any, hint: str = "") -> None:
+        super().__init__(path, f"expected {ty.wit()}{hint}, got {describe(value)}")
+        self.value = value
 
 
-def _bad(path: str, ty: WitType, value: Any) -> InvalidValueError:
-    return InvalidValueError(path, f"expected {ty.wit()}, got {describe(value)}")
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _key(path: str, key: str) -> str:
+    """The path of a member: `a.b` for WIT-like names, `a["b c"]` otherwise."""
+    if _PLAIN_KEY.match(key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key)}]"
 
 
 # ---------------------------------------------------------------- JSON -> WIT
@@ -83,83 +98,69 @@ def params_to_wasm(params: Any, fn: FunctionType, path: str = "params") -> list[
         if len(params) != len(fn.params):
             raise InvalidValueError(
                 path,
-                f"expected {len(fn.params)} parameter{'s' if len(fn.params) != 1 else ''}"
-                f" ({', '.join(names) or 'none'}), got {len(params)}",
+                f"expected {_count(len(fn.params), 'parameter')} ({', '.join(names) or 'none'}), got {len(params)}",
             )
         return [to_wasm(v, t, f"{path}[{i}]") for i, (v, (_, t)) in enumerate(zip(params, fn.params))]
     if isinstance(params, dict):
-        unknown = [k for k in params if k not in names]
-        if unknown:
-            raise InvalidValueError(
-                f"{path}.{unknown[0]}",
-                f"unknown parameter; the function takes {', '.join(names) or 'no parameters'}",
-            )
+        for key in params:
+            if key not in names:
+                raise InvalidValueError(
+                    _key(path, str(key)),
+                    f"unknown parameter; the function takes {', '.join(names) or 'no parameters'}",
+                )
         out: list[Any] = []
         for name, ty in fn.params:
             if name in params:
-                out.append(to_wasm(params[name], ty, f"{path}.{name}"))
+                out.append(to_wasm(params[name], ty, _key(path, name)))
             elif isinstance(ty, OptionT):
-                out.append(to_wasm(None, ty, f"{path}.{name}"))
+                out.append(to_wasm(None, ty, _key(path, name)))
             else:
-                raise InvalidValueError(f"{path}.{name}", f"missing parameter of type {ty.wit()}")
+                raise InvalidValueError(_key(path, name), f"missing parameter of type {ty.wit()}")
         return out
     if params is None and not fn.params:
         return []
-    raise InvalidValueError(
-        path, f"expected an array or an object of parameters, got {describe(params)}"
-    )
+    raise InvalidValueError(path, f"expected an array or an object of parameters, got {describe(params)}")
 
 
 def to_wasm(value: Any, ty: WitType, path: str, *, in_option: bool = False) -> Any:
-    """Convert one JSON value to the wasmtime-py value of type `ty`."""
+    """Convert one JSON value to the wasmtime-py value of type `ty`.
+
+    `in_option` is set for the payload of an option: an option there takes
+    the explicit {"some": v} / {"none": null} form.
+    """
     if isinstance(ty, Prim):
         return _prim_to_wasm(value, ty, path)
     if isinstance(ty, OptionT):
         return _option_to_wasm(value, ty, path, explicit=in_option)
     if isinstance(ty, ListT):
         if not isinstance(value, list):
-            raise _bad(path, ty, value)
+            raise _TypeMismatch(path, ty, value)
         items = [to_wasm(v, ty.element, f"{path}[{i}]") for i, v in enumerate(value)]
-        if ty.element == Prim("u8"):
-            return bytes(items)
-        return items
+        return bytes(items) if ty.element == Prim("u8") else items
     if isinstance(ty, RecordT):
         return _record_to_wasm(value, ty, path)
     if isinstance(ty, TupleT):
-        if not isinstance(value, list) or len(value) != len(ty.elements):
-            if isinstance(value, list):
-                raise InvalidValueError(
-                    path,
-                    f"expected {ty.wit()} ({len(ty.elements)} elements), got {len(value)} elements",
-                )
-            raise _bad(path, ty, value)
+        if not isinstance(value, list):
+            raise _TypeMismatch(path, ty, value)
+        if len(value) != len(ty.elements):
+            raise InvalidValueError(
+                path, f"expected {ty.wit()} ({_count(len(ty.elements), 'element')}), got {_count(len(value), 'element')}"
+            )
         return tuple(to_wasm(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, ty.elements)))
     if isinstance(ty, VariantT):
-        case, payload_json = _case_of(value, ty, [c for c, _ in ty.cases], path)
-        case_ty = dict(ty.cases)[case]
-        return _variant_value(ty, case, case_ty, payload_json, f"{path}.{case}")
+        return _variant_to_wasm(value, ty, list(ty.cases), path)
+    if isinstance(ty, ResultT):
+        return _variant_to_wasm(value, ty, [("ok", ty.ok), ("err", ty.err)], path)
     if isinstance(ty, EnumT):
         if not isinstance(value, str):
-            raise _bad(path, ty, value)
+            raise _TypeMismatch(path, ty, value, " (one of its case names)")
         if value not in ty.cases:
-            raise InvalidValueError(path, f"unknown case '{value}' of {ty.wit()}; expected one of {', '.join(ty.cases)}")
+            raise InvalidValueError(
+                path, f"unknown case {describe(value)} of {ty.wit()}; expected one of {', '.join(ty.cases)}"
+            )
         return value
     if isinstance(ty, FlagsT):
-        if not isinstance(value, list):
-            raise _bad(path, ty, value)
-        out: set[str] = set()
-        for i, flag in enumerate(value):
-            if not isinstance(flag, str) or flag not in ty.flags:
-                raise InvalidValueError(
-                    f"{path}[{i}]",
-                    f"unknown flag {describe(flag)} of {ty.wit()}; expected any of {', '.join(ty.flags)}",
-                )
-            out.add(flag)
-        return out
-    if isinstance(ty, ResultT):
-        case, payload_json = _case_of(value, ty, ["ok", "err"], path)
-        case_ty = ty.ok if case == "ok" else ty.err
-        return _variant_value(ty, case, case_ty, payload_json, f"{path}.{case}")
+        return _flags_to_wasm(value, ty, path)
     if isinstance(ty, (ResourceT, OpaqueT)):
         raise InvalidValueError(path, f"values of type {ty.wit()} cannot be given as JSON")
     raise InvalidValueError(path, f"unsupported WIT type {ty!r}")
@@ -169,53 +170,78 @@ def _prim_to_wasm(value: Any, ty: Prim, path: str) -> Any:
     name = ty.name
     if name == "bool":
         if not isinstance(value, bool):
-            raise _bad(path, ty, value)
+            raise _TypeMismatch(path, ty, value)
         return value
     if name in INT_RANGES:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _bad(path, ty, value)
-        lo, hi = INT_RANGES[name]
-        if not lo <= value <= hi:
-            raise InvalidValueError(path, f"{value} does not fit in {name} ({lo}..{hi})")
-        return value
+        return _int_to_wasm(value, ty, path)
     if name in ("f32", "f64"):
-        if isinstance(value, str) and value in _FLOAT_WORDS:
-            return _FLOAT_WORDS[value]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidValueError(
-                path, f"expected {name} (a number or \"NaN\", \"Infinity\", \"-Infinity\"), got {describe(value)}"
-            )
-        number = float(value)
-        if name == "f32" and math.isfinite(number):
-            try:
-                number = struct.unpack("<f", struct.pack("<f", number))[0]
-            except OverflowError:
-                raise InvalidValueError(path, f"{value} does not fit in f32") from None
-        return number
+        return _float_to_wasm(value, ty, path)
     if name == "char":
         if not isinstance(value, str) or len(value) != 1:
-            raise InvalidValueError(path, f"expected char (a one-character string), got {describe(value)}")
+            raise _TypeMismatch(path, ty, value, " (a one-character string)")
         if 0xD800 <= ord(value) <= 0xDFFF:
-            raise InvalidValueError(path, "a lone surrogate is not a Unicode scalar value")
+            raise InvalidValueError(
+                path, f"U+{ord(value):04X} is a lone surrogate, not a Unicode scalar value"
+            )
         return value
     if name == "string":
         if not isinstance(value, str):
-            raise _bad(path, ty, value)
+            raise _TypeMismatch(path, ty, value)
         try:
             value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidValueError(path, "string contains a lone surrogate, which is not valid Unicode") from None
+        except UnicodeEncodeError as exc:
+            raise InvalidValueError(
+                path,
+                f"the string has a lone surrogate (U+{ord(value[exc.start]):04X} at index {exc.start}), "
+                "which is not valid Unicode",
+            ) from None
         return value
     raise InvalidValueError(path, f"unsupported primitive {name}")
+
+
+def _int_to_wasm(value: Any, ty: Prim, path: str) -> int:
+    name = ty.name
+    if isinstance(value, float) and value.is_integer():
+        if abs(value) > _EXACT_FLOAT_INT:
+            raise InvalidValueError(
+                path,
+                f"{describe(value)} is a floating-point number too large to be an exact integer; "
+                f"write {name} values as integers, without a fraction or exponent",
+            )
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _TypeMismatch(path, ty, value)
+    lo, hi = INT_RANGES[name]
+    if not lo <= value <= hi:
+        raise InvalidValueError(path, f"{value} does not fit in {name} ({lo}..{hi})")
+    return value
+
+
+def _float_to_wasm(value: Any, ty: Prim, path: str) -> float:
+    name = ty.name
+    if isinstance(value, str) and value in _FLOAT_WORDS:
+        return _FLOAT_WORDS[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _TypeMismatch(path, ty, value, ' (a number or "NaN", "Infinity", "-Infinity")')
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidValueError(path, f"{describe(value)} does not fit in {name}") from None
+    if name == "f32" and math.isfinite(number):
+        try:
+            number = struct.unpack("<f", struct.pack("<f", number))[0]
+        except OverflowError:
+            raise InvalidValueError(path, f"{describe(value)} does not fit in f32") from None
+    return number
 
 
 def _option_to_wasm(value: Any, ty: OptionT, path: str, *, explicit: bool) -> Any:
     tagged = _is_tagged(ty)
     if explicit:
         # An option inside an option: {"some": v} / {"none": null}.
-        case, payload = _case_of(value, ty, ["none", "some"], path)
+        if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("some", "none")):
+            raise _TypeMismatch(path, ty, value, ' inside an option, as {"some": value} or {"none": null}')
+        ((case, payload),) = value.items()
         if case == "none":
             if payload is not None:
                 raise InvalidValueError(f"{path}.none", f"expected null, got {describe(payload)}")
@@ -224,55 +250,74 @@ def _option_to_wasm(value: Any, ty: OptionT, path: str, *, explicit: bool) -> An
         return Variant("some", inner) if tagged else inner
     if value is None:
         return Variant("none") if tagged else None
-    inner = to_wasm(value, ty.inner, path, in_option=True)
+    try:
+        inner = to_wasm(value, ty.inner, path, in_option=True)
+    except _TypeMismatch as exc:
+        # A nested option's own message says how to write it; keep that one.
+        if exc.path != path or isinstance(ty.inner, OptionT):
+            raise
+        raise _TypeMismatch(path, ty, value) from None
     return Variant("some", inner) if tagged else inner
 
 
 def _record_to_wasm(value: Any, ty: RecordT, path: str) -> Record:
     if not isinstance(value, dict):
-        raise _bad(path, ty, value)
-    names = {n for n, _ in ty.fields}
+        raise _TypeMismatch(path, ty, value, " (an object)")
+    names = [n for n, _ in ty.fields]
     for key in value:
         if key not in names:
             raise InvalidValueError(
-                f"{path}.{key}",
-                f"unknown field of {ty.wit()}; its fields are {', '.join(n for n, _ in ty.fields)}",
+                _key(path, str(key)), f"unknown field of {ty.wit()}; its fields are {', '.join(names)}"
             )
     rec = Record()
     for name, fty in ty.fields:
         if name in value:
-            field_value = to_wasm(value[name], fty, f"{path}.{name}")
+            field_value = to_wasm(value[name], fty, _key(path, name))
         elif isinstance(fty, OptionT):
-            field_value = to_wasm(None, fty, f"{path}.{name}")
+            field_value = to_wasm(None, fty, _key(path, name))
         else:
-            raise InvalidValueError(f"{path}.{name}", f"missing field of type {fty.wit()}")
+            raise InvalidValueError(_key(path, name), f"missing field of type {fty.wit()}")
         setattr(rec, name, field_value)
     return rec
 
 
-def _case_of(value: Any, ty: WitType, cases: list[str], path: str) -> tuple[str, Any]:
+def _flags_to_wasm(value: Any, ty: FlagsT, path: str) -> set[str]:
+    if not isinstance(value, list):
+        raise _TypeMismatch(path, ty, value, " (an array of flag names)")
+    out: set[str] = set()
+    for i, flag in enumerate(value):
+        if not isinstance(flag, str) or flag not in ty.flags:
+            raise InvalidValueError(
+                f"{path}[{i}]", f"unknown flag {describe(flag)} of {ty.wit()}; expected any of {', '.join(ty.flags)}"
+            )
+        out.add(flag)
+    return out
+
+
+def _variant_to_wasm(value: Any, ty: VariantT | ResultT, cases: list[tuple[str, WitType | None]], path: str) -> Any:
+    names = [n for n, _ in cases]
     if isinstance(value, str):
-        if value not in cases:
-            raise InvalidValueError(path, f"unknown case '{value}' of {ty.wit()}; expected one of {', '.join(cases)}")
-        return value, None
-    if isinstance(value, dict) and len(value) == 1:
+        case, payload, given = value, None, False
+    elif isinstance(value, dict) and len(value) == 1:
         ((case, payload),) = value.items()
-        if case not in cases:
-            raise InvalidValueError(path, f"unknown case '{case}' of {ty.wit()}; expected one of {', '.join(cases)}")
-        return case, payload
-    raise InvalidValueError(
-        path,
-        f"expected {ty.wit()} as {{\"case\": payload}} or \"case\" (cases: {', '.join(cases)}), got {describe(value)}",
-    )
-
-
-def _variant_value(ty: VariantT | ResultT, case: str, case_ty: WitType | None, payload: Any, path: str) -> Any:
+        given = True
+    else:
+        form = '{"ok": value} or {"err": value}' if isinstance(ty, ResultT) else '{"case": payload} or "case"'
+        raise _TypeMismatch(path, ty, value, f" as {form} (cases: {', '.join(names)})")
+    if case not in names:
+        raise InvalidValueError(path, f"unknown case {describe(case)} of {ty.wit()}; expected one of {', '.join(names)}")
+    case_ty = dict(cases)[case]
+    case_path = _key(path, case)
     if case_ty is None:
         if payload is not None:
-            raise InvalidValueError(path, f"case '{case}' has no payload; expected null, got {describe(payload)}")
+            raise InvalidValueError(case_path, f"case '{case}' has no payload; expected null, got {describe(payload)}")
         wasm_payload = None
+    elif not given:
+        raise InvalidValueError(
+            path, f"case '{case}' of {ty.wit()} needs a payload of type {case_ty.wit()}: write {{\"{case}\": value}}"
+        )
     else:
-        wasm_payload = to_wasm(payload, case_ty, path)
+        wasm_payload = to_wasm(payload, case_ty, case_path)
     if _is_tagged(ty):
         return Variant(case, wasm_payload)
     return wasm_payload
@@ -334,11 +379,7 @@ def _case_from_wasm(ty: WitType, cases: list[tuple[str, WitType | None]], value:
     # Untagged: the payload's Python class identifies the case (the classes of
     # the cases are disjoint, that is why wasmtime-py left the tag out).
     for name, case_ty in cases:
-        if case_ty is None:
-            if value is None:
-                return name, None
-            continue
-        if type(value).__name__ in _classes(case_ty):
+        if _accepts(case_ty, value):
             return name, value
     raise TypeError(f"cannot tell which case of {ty.wit()} the value {value!r} is")
 
@@ -380,7 +421,7 @@ def _classes(ty: WitType | None) -> frozenset[str]:
         return frozenset({"Record"})
     if isinstance(ty, TupleT):
         return frozenset({"tuple"})
-    if isinstance(ty, (EnumT,)):
+    if isinstance(ty, EnumT):
         return frozenset({"str"})
     if isinstance(ty, FlagsT):
         return frozenset({"set"})
@@ -402,13 +443,48 @@ def _cases(ty: VariantT | OptionT | ResultT) -> list[tuple[str, WitType | None]]
     return [("ok", ty.ok), ("err", ty.err)]
 
 
+@lru_cache(maxsize=4096)
 def _is_tagged(ty: WitType) -> bool:
     """Whether wasmtime-py represents values of this variant-like type as `Variant`."""
+    if not isinstance(ty, (VariantT, OptionT, ResultT)):
+        return False
     seen: set[str] = set()
-    for _, case_ty in _cases(ty):  # type: ignore[arg-type]
+    for _, case_ty in _cases(ty):
         case = _classes(case_ty)
         if case & seen:
             return True
         seen |= case
     return False
 
+
+def _accepts(ty: WitType | None, value: Any) -> bool:
+    """Whether `value` is the wasmtime-py form of a value of `ty` (None: a case without payload).
+
+    Exact where `isinstance` is not: `bool` is not an integer, and only a case
+    without payload (or an untagged option or variant containing one) takes None.
+    """
+    if ty is None:
+        return value is None
+    if isinstance(ty, Prim):
+        if ty.name == "bool":
+            return type(value) is bool
+        if ty.name in INT_RANGES:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if ty.name in ("f32", "f64"):
+            return isinstance(value, float)
+        return isinstance(value, str)
+    if isinstance(ty, ListT):
+        return isinstance(value, bytes if ty.element == Prim("u8") else list)
+    if isinstance(ty, RecordT):
+        return isinstance(value, Record)
+    if isinstance(ty, TupleT):
+        return isinstance(value, tuple)
+    if isinstance(ty, EnumT):
+        return isinstance(value, str)
+    if isinstance(ty, FlagsT):
+        return isinstance(value, set)
+    if isinstance(ty, (VariantT, OptionT, ResultT)):
+        if _is_tagged(ty):
+            return isinstance(value, Variant)
+        return any(_accepts(case_ty, value) for _, case_ty in _cases(ty))
+    return type(value).__name__ in _classes(ty)

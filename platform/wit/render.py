@@ -23,7 +23,12 @@ def render_interface(
     resources: Iterable[str] = (),
     indent: str = "  ",
 ) -> str:
-    """`interface name { ... }` with the named types its functions need, defined inline."""
+    """`interface name { ... }` with the named types its functions need, defined inline.
+
+    Resource constructors, methods and static functions (exported by the
+    component model as `[constructor]r`, `[method]r.f`, `[static]r.f`) are
+    written inside their `resource r { ... }` block.
+    """
     lines = [f"interface {name} {{"]
     for use in uses:
         lines.append(f"{indent}{use}")
@@ -33,8 +38,22 @@ def render_interface(
         for _, pty in fn.params:
             types.extend(named_types(pty))
         types.extend(named_types(fn.result))
-    for res in resources:
-        lines.append(f"{indent}resource {res};")
+    members: dict[str, list[str]] = {res: [] for res in resources}
+    plain: list[str] = []
+    for fname, fn in functions.items():
+        member = _resource_member(fname, fn)
+        if member is None:
+            plain.append(f"{fname}: {fn.wit()};")
+        else:
+            resource, text = member
+            members.setdefault(resource, []).append(text)
+    for res, texts in members.items():
+        if not texts:
+            lines.append(f"{indent}resource {res};")
+            continue
+        lines.append(f"{indent}resource {res} {{")
+        lines.extend(f"{indent}{indent}{text}" for text in texts)
+        lines.append(f"{indent}}}")
     for ty in types:
         text = definition(ty)
         tname = getattr(ty, "name", None)
@@ -42,7 +61,21 @@ def render_interface(
             continue
         seen.add(tname or "")
         lines.extend(indent + line for line in text.splitlines())
-    for fname, fn in functions.items():
-        lines.append(f"{indent}{fname}: {fn.wit()};")
+    lines.extend(indent + text for text in plain)
     lines.append("}")
     return "\n".join(lines)
+
+
+def _resource_member(fname: str, fn: FunctionType) -> tuple[str, str] | None:
+    """(resource, WIT text) for a resource's constructor, method or static function."""
+    if fname.startswith("[constructor]"):
+        resource = fname.removeprefix("[constructor]")
+        params = ", ".join(f"{n}: {t.wit()}" for n, t in fn.params)
+        return resource, f"constructor({params});"
+    for prefix, keyword, skip in (("[method]", "func", 1), ("[static]", "static func", 0)):
+        if fname.startswith(prefix):
+            resource, _, member = fname.removeprefix(prefix).partition(".")
+            # A method's first parameter is `self: borrow<resource>`, implicit in WIT.
+            sig = FunctionType(fn.params[skip:], fn.result).wit().removeprefix("func")
+            return resource, f"{member}: {keyword}{sig};"
+    return None

@@ -7,7 +7,7 @@ environment and captured stdout/stderr, so no state leaks between executions.
 
 from __future__ import annotations
 
-import gc
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,50 +18,37 @@ from wasmtime.component import Linker
 from ..errors import ComponentError, ExecutionError, TrapError
 from ..ffqn import Ffqn
 from ..wit.types import FunctionType
+from . import _wasmtime_fixes
 from .engine import deadline_ticks
-from .guest import call_function, find_function
+from .guest import call_function, find_function, summarize_trap
 from .loader import LoadedComponent
+from .output import DEFAULT_OUTPUT_LIMIT, CapturedOutput, stderr_summary
 
-DEFAULT_OUTPUT_LIMIT = 64 * 1024
+_wasmtime_fixes.apply()  # exact case choice for untagged variants; see that module
+
+__all__ = [
+    "DEFAULT_OUTPUT_LIMIT",
+    "ActivityFailed",
+    "ActivityHost",
+    "ActivityLimits",
+    "ActivityOutcome",
+    "CapturedOutput",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class ActivityLimits:
-    """Per-call limits and grants from the deployment."""
+    """Per-call limits and grants from the deployment.
+
+    `timeout_ms` is enforced by epoch interruption (to within one epoch tick,
+    when an `EpochTicker` advances the engine), `memory_bytes` by the store's
+    limiter (a linear memory cannot grow past it); None means unlimited.
+    """
 
     timeout_ms: int | None = 60_000
     memory_bytes: int | None = 512 * 1024 * 1024
     env: Mapping[str, str] = field(default_factory=dict)
     output_limit: int = DEFAULT_OUTPUT_LIMIT
-
-
-@dataclass(slots=True)
-class CapturedOutput:
-    """The guest's stdout and stderr, bounded."""
-
-    limit: int
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
-    truncated: bool = False
-
-    def writer(self, buffer: bytearray) -> Any:
-        def write(data: Any) -> None:
-            room = self.limit - len(buffer)
-            chunk = bytes(data)
-            if len(chunk) > room:
-                self.truncated = True
-                chunk = chunk[: max(room, 0)]
-            buffer.extend(chunk)
-
-        return write
-
-    def text(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        if self.stdout:
-            out["stdout"] = self.stdout.decode("utf-8", "replace")
-        if self.stderr:
-            out["stderr"] = self.stderr.decode("utf-8", "replace")
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +83,17 @@ class ActivityHost:
     def call(self, ffqn: Ffqn, fn: FunctionType, params: list[Any], limits: ActivityLimits) -> ActivityOutcome:
         """Instantiate, call `ffqn` with canonical JSON params, return its JSON result.
 
-        Raises `ActivityFailed` for traps and timeouts.
+        Raises `ActivityFailed` for traps, timeouts and components that cannot
+        be instantiated, and `ComponentError` when `ffqn` is not exported.
         """
         output = CapturedOutput(limits.output_limit)
         store = Store(self.loaded.engine)
+        failure: ExecutionError | None = None
+        result: Any = None
         try:
             wasi = WasiConfig()
             wasi.env = [(k, v) for k, v in limits.env.items()]
-            wasi.stdout_custom = output.writer(output.stdout)
-            wasi.stderr_custom = output.writer(output.stderr)
+            output.attach(wasi)
             store.set_wasi(wasi)
             store.set_wasi_http()
             if limits.memory_bytes is not None:
@@ -113,27 +102,46 @@ class ActivityHost:
             try:
                 instance = self.linker.instantiate(store, self.loaded.component)
             except WasmtimeError as exc:
-                raise ActivityFailed(
-                    TrapError(f"instantiation of component {self.loaded.digest} failed: {str(exc).splitlines()[0]}"),
-                    output.text(),
-                ) from None
-            func = find_function(store, instance, ffqn)
-            try:
-                result = call_function(store, func, fn, params, timeout_ms=limits.timeout_ms)
-            except ExecutionError as exc:
-                exc.message = _with_stderr(exc.message, output)
-                exc.args = (exc.message,)
-                raise ActivityFailed(exc, output.text()) from None
-            return ActivityOutcome(result, output.text())
+                failure = self._instantiation_failure(exc)
+            else:
+                func = find_function(store, instance, ffqn)
+                try:
+                    result = call_function(store, func, fn, params, timeout_ms=limits.timeout_ms)
+                except ExecutionError as exc:
+                    failure = exc
         finally:
-            # Drop the store now: wasmtime's stdout callbacks must not outlive
-            # the interpreter, and memory should return promptly.
-            del store
-            gc.collect(0)
+            # Free the store now rather than when the garbage collector gets
+            # to it (a failure's traceback keeps it alive), and wait until
+            # wasmtime has released the output callbacks: see `output`.
+            store.close()
+            output.wait_released()
+        if failure is not None:
+            failure.message = _explain(failure.message, output, limits)
+            failure.args = (failure.message,)
+            raise ActivityFailed(failure, output.text())
+        return ActivityOutcome(result, output.text())
+
+    def _instantiation_failure(self, exc: WasmtimeError) -> ExecutionError:
+        text = str(exc).strip()
+        missing = _MISSING_IMPORT.search(text)
+        if missing:
+            # A link error: no guest code ran, and trying again cannot help.
+            return ExecutionError(
+                f"component {self.loaded.digest} cannot be instantiated: it imports "
+                f"`{missing['name']}`, which an activity host does not provide "
+                "(activities get WASI 0.2 and wasi:http only)"
+            )
+        return TrapError(f"instantiation of component {self.loaded.digest} failed: {summarize_trap(text)}")
 
 
-def _with_stderr(message: str, output: CapturedOutput) -> str:
-    tail = output.stderr.decode("utf-8", "replace").strip().splitlines()[-6:]
-    if not tail:
-        return message
-    return message + "; guest stderr: " + " | ".join(line.strip() for line in tail)
+_MISSING_IMPORT = re.compile(r"component imports (?:instance|func|resource|module|type) `(?P<name>[^`]+)`")
+
+
+def _explain(message: str, output: CapturedOutput, limits: ActivityLimits) -> str:
+    """Add what the guest's stderr says, and a hint when memory ran out."""
+    summary = stderr_summary(output.stderr)
+    if summary:
+        message = f"{message}; {summary}"
+    if limits.memory_bytes is not None and b"MemoryError" in output.stderr:
+        message += f" (the activity's memory limit is {limits.memory_bytes // (1024 * 1024)} MiB)"
+    return message

@@ -8,7 +8,7 @@ and for generating extension WIT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wasmtime import Engine
@@ -86,14 +86,27 @@ class InterfaceInfo:
 
 @dataclass(frozen=True, slots=True)
 class ComponentInfo:
-    """What a component exports and imports, in Dolmen's own types."""
+    """What a component exports and imports, in Dolmen's own types.
+
+    `world_functions` are functions exported directly by the world (not in an
+    interface): they have no ffqn, so Dolmen cannot invoke them; their types
+    are in `world_function_types`. `world_imports` are functions the world
+    imports directly.
+    """
 
     exports: tuple[InterfaceInfo, ...]
     imports: tuple[InterfaceInfo, ...]
     world_functions: tuple[str, ...] = ()
+    world_function_types: dict[str, FunctionType] = field(default_factory=dict)
+    world_imports: tuple[str, ...] = ()
 
     def functions(self) -> dict[Ffqn, FunctionType]:
-        """Every exported function of a versioned-or-not WIT interface, by ffqn."""
+        """Every function exported by a WIT interface (versioned or not), by ffqn.
+
+        Resource constructors and methods are left out: they are called on a
+        resource, not by name. Functions whose parameters or result cannot be
+        written as JSON are included; see `FunctionType.unsupported_reason`.
+        """
         out: dict[Ffqn, FunctionType] = {}
         for iface in self.exports:
             parsed = iface.parsed
@@ -105,7 +118,13 @@ class ComponentInfo:
                 out[Ffqn(parsed, fname)] = fty
         return out
 
+    def invocable(self) -> dict[Ffqn, FunctionType]:
+        """The exported functions that can be called with JSON params."""
+        return {f: t for f, t in self.functions().items() if t.unsupported_reason() is None}
+
     def to_json(self) -> dict[str, Any]:
+        """A JSON-able description (the `--json` output of `platform wit`)."""
+
         def iface(i: InterfaceInfo) -> dict[str, Any]:
             return {
                 "name": i.name,
@@ -117,6 +136,11 @@ class ComponentInfo:
         return {
             "exports": [iface(i) for i in self.exports if i.parsed is not None],
             "imports": [iface(i) for i in self.imports],
+            "world_functions": [
+                {"name": n, "signature": self.world_function_types[n].wit()} if n in self.world_function_types else {"name": n}
+                for n in self.world_functions
+            ],
+            "world_imports": list(self.world_imports),
         }
 
 
@@ -124,19 +148,23 @@ def inspect_component(engine: Engine, component: Component) -> ComponentInfo:
     """Describe `component`'s exports and imports."""
     ctype = component.type
     exports: list[InterfaceInfo] = []
-    world_functions: list[str] = []
+    world_functions: dict[str, FunctionType] = {}
     for name, ext in ctype.exports(engine).items():
         ty = ext.ty
         if isinstance(ty, ComponentInstanceType):
             exports.append(_interface(engine, name, ty))
         elif isinstance(ty, FuncType):
-            world_functions.append(name)
-    imports = [
-        _interface(engine, name, ext.ty)
-        for name, ext in ctype.imports(engine).items()
-        if isinstance(ext.ty, ComponentInstanceType)
-    ]
-    return ComponentInfo(tuple(exports), tuple(imports), tuple(world_functions))
+            world_functions[name] = _function(_Converter([], []), ty)
+    imports: list[InterfaceInfo] = []
+    world_imports: list[str] = []
+    for name, ext in ctype.imports(engine).items():
+        if isinstance(ext.ty, ComponentInstanceType):
+            imports.append(_interface(engine, name, ext.ty))
+        elif isinstance(ext.ty, FuncType):
+            world_imports.append(name)
+    return ComponentInfo(
+        tuple(exports), tuple(imports), tuple(world_functions), world_functions, tuple(world_imports)
+    )
 
 
 def _interface(engine: Engine, name: str, ty: ComponentInstanceType) -> InterfaceInfo:
@@ -149,16 +177,26 @@ def _interface(engine: Engine, name: str, ty: ComponentInstanceType) -> Interfac
         elif isinstance(item, (RecordType, VariantType, EnumType, FlagsType)):
             named.append((item_name, item))
     conv = _Converter(named, [(n, t) for n, t in items.items() if isinstance(t, ResourceType)])
-    types = {n: conv.convert(t) for n, t in named}
+    # wasmtime compares types structurally, so two identical definitions
+    # would both take the first one's name: name each by its own export.
+    types = {n: _renamed(conv.convert(t), n) for n, t in named}
     functions = {
-        item_name: FunctionType(
-            tuple((pname, conv.convert(pty)) for pname, pty in item.params),
-            None if item.result is None else conv.convert(item.result),
-        )
-        for item_name, item in items.items()
-        if isinstance(item, FuncType)
+        item_name: _function(conv, item) for item_name, item in items.items() if isinstance(item, FuncType)
     }
     return InterfaceInfo(name, functions, types, tuple(resources))
+
+
+def _renamed(ty: WitType, name: str) -> WitType:
+    if isinstance(ty, (RecordT, VariantT, EnumT, FlagsT)):
+        return replace(ty, name=name)
+    return ty
+
+
+def _function(conv: _Converter, ty: FuncType) -> FunctionType:
+    return FunctionType(
+        tuple((pname, conv.convert(pty)) for pname, pty in ty.params),
+        None if ty.result is None else conv.convert(ty.result),
+    )
 
 
 class _Converter:

@@ -12,22 +12,14 @@ from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
 
 from ...registry.cache import ComponentCache, sha256_digest
-from ..errors import ComponentError
+from ..errors import ComponentError, NotFoundError
+from . import _wasmtime_fixes
 from .engine import EngineSettings, EpochTicker
 from .introspect import ComponentInfo, inspect_component
 
+_wasmtime_fixes.apply()  # exact case choice for untagged variants; see that module
+
 log = structlog.get_logger("dolmen.wasm")
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedComponent:
-    """A compiled component, its digest and its description."""
-
-    digest: str
-    component: Component
-    info: ComponentInfo
-    engine: Engine
-    settings: EngineSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +30,30 @@ class LoadTiming:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class LoadedComponent:
+    """A compiled component, its digest and its description.
+
+    `timing` tells how this process obtained the compiled code: compiled from
+    the bytes, or deserialized from the cached artifact.
+    """
+
+    digest: str
+    component: Component
+    info: ComponentInfo
+    engine: Engine
+    settings: EngineSettings
+    timing: LoadTiming | None = None
+
+
 class ComponentLoader:
     """Compiles and caches components for one engine configuration.
 
     One loader per engine kind per process; loaded components are kept in
-    memory by digest, so a digest stays loaded while executions use it.
+    memory by digest, so a digest stays loaded while executions use it. The
+    compiled artifact is cached on disk under the digest and
+    `EngineSettings.cache_key()` (wasmtime's version and every setting that
+    changes code), so only the first load anywhere pays for compilation.
     """
 
     def __init__(self, cache: ComponentCache, settings: EngineSettings, ticker: EpochTicker | None = None) -> None:
@@ -52,6 +63,7 @@ class ComponentLoader:
         if ticker is not None:
             ticker.add(self.engine)
         self._loaded: dict[str, LoadedComponent] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self.last_timing: LoadTiming | None = None
 
@@ -71,15 +83,25 @@ class ComponentLoader:
         return self.load(digest)
 
     def load_file(self, path: Path) -> LoadedComponent:
+        """Read a component file, store it in the cache and load it."""
         try:
             data = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"component file '{path}' does not exist") from None
         except OSError as exc:
             raise ComponentError(f"cannot read component file '{path}': {exc.strerror or exc}") from None
         return self.load_bytes(data)
 
     def load(self, digest: str) -> LoadedComponent:
-        """Load a cached component by digest."""
+        """Load a cached component by digest (compiling it at most once)."""
         with self._lock:
+            loaded = self._loaded.get(digest)
+            if loaded is not None:
+                return loaded
+            lock = self._locks.setdefault(digest, threading.Lock())
+        # One lock per digest: loading one component does not wait for
+        # another one's compilation.
+        with lock:
             loaded = self._loaded.get(digest)
             if loaded is not None:
                 return loaded
@@ -88,9 +110,10 @@ class ComponentLoader:
                 info = inspect_component(self.engine, component)
             except (WasmtimeError, TypeError) as exc:
                 raise ComponentError(f"cannot read the types of component {digest}: {exc}") from None
-            loaded = LoadedComponent(digest, component, info, self.engine, self.settings)
-            self._loaded[digest] = loaded
-            self.last_timing = timing
+            loaded = LoadedComponent(digest, component, info, self.engine, self.settings, timing)
+            with self._lock:
+                self._loaded[digest] = loaded
+                self.last_timing = timing
             return loaded
 
     def _compile_or_deserialize(self, digest: str) -> tuple[Component, LoadTiming]:
@@ -105,6 +128,7 @@ class ComponentLoader:
                 return component, timing
             except WasmtimeError:
                 # Stale or damaged artifact (e.g. another wasmtime build): recompile.
+                log.warning("compiled artifact unusable, recompiling", digest=digest, path=str(artifact))
                 artifact.unlink(missing_ok=True)
         data = self.cache.get(digest)
         start = time.perf_counter()
@@ -121,6 +145,7 @@ class ComponentLoader:
         return component, timing
 
     def digest_of(self, data: bytes) -> str:
+        """The digest `load_bytes` would store `data` under."""
         return sha256_digest(data)
 
 

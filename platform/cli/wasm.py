@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,69 +58,108 @@ def wit_cmd(ctx: CliContext, args: tuple[str, ...], output: str | None) -> None:
     if len(args) != 1:
         raise UsageError("usage: platform wit FILE.wasm (or: platform wit ext FILE.wasm)")
     loaded = load_component_file(ctx, args[0])
-    info = loaded.info
     if ctx.json_output:
-        data = info.to_json()
-        data["digest"] = loaded.digest
-        data["functions"] = [
-            {"ffqn": str(f), **fty.to_json(), "signature": fty.wit(), "invocable": fty.unsupported_reason() is None}
-            for f, fty in info.functions().items()
-        ]
-        emit_json(data)
-        return
-    echo(f"// component {loaded.digest}")
+        emit_json(wit_json(loaded))
+    else:
+        echo(wit_text(loaded))
+
+
+def wit_json(loaded: LoadedComponent) -> dict[str, Any]:
+    """The machine-readable description printed by `platform wit --json`."""
+    data = loaded.info.to_json()
+    data["digest"] = loaded.digest
+    functions: list[dict[str, Any]] = []
+    for ffqn, fty in loaded.info.functions().items():
+        reason = fty.unsupported_reason()
+        entry = {"ffqn": str(ffqn), **fty.to_json(), "signature": fty.wit(), "invocable": reason is None}
+        if reason:
+            entry["reason"] = reason
+        functions.append(entry)
+    data["functions"] = functions
+    return data
+
+
+def wit_text(loaded: LoadedComponent) -> str:
+    """The human description printed by `platform wit`: a summary, then the exports as WIT."""
+    info = loaded.info
+    lines = [f"// component {loaded.digest}"]
+    functions = info.functions()
+    invocable = {f: t for f, t in functions.items() if t.unsupported_reason() is None}
+    lines.append("// exported functions (call one with `platform run FILE.wasm FFQN PARAMS`):")
+    lines.extend(f"//   {f}: {t.wit()}" for f, t in invocable.items())
+    if not invocable:
+        lines.append("//   (none)")
+    blocked = [f"{f}: {t.unsupported_reason()}" for f, t in functions.items() if f not in invocable]
+    blocked += [f"{n}: a world-level function, which has no ffqn" for n in info.world_functions]
+    if blocked:
+        lines.append("// not invocable:")
+        lines.extend(f"//   {b}" for b in blocked)
+    lines.append("// imports:")
+    lines.extend(f"//   {i.name}" for i in info.imports)
+    lines.extend(f"//   {n} (world-level function)" for n in info.world_imports)
+    if not info.imports and not info.world_imports:
+        lines.append("//   (none)")
+    package = None
     for iface in info.exports:
         parsed = iface.parsed
         if parsed is None:
             continue
         version = f"@{parsed.version}" if parsed.version else ""
-        echo(f"// export {iface.name}")
-        echo(f"package {parsed.package_name}{version};")
-        echo(render_interface(parsed.interface, iface.functions, resources=iface.resources))
-    if info.world_functions:
-        echo(f"// world-level functions (not invocable by ffqn): {', '.join(info.world_functions)}")
-    echo("// imports:")
-    for iface in info.imports:
-        echo(f"//   {iface.name}")
+        if f"{parsed.package_name}{version}" != package:
+            package = f"{parsed.package_name}{version}"
+            lines += ["", f"package {package};"]
+        lines += ["", render_interface(parsed.interface, iface.functions, resources=iface.resources)]
+    return "\n".join(lines)
 
 
 @click.command("run")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("ffqn")
 @click.argument("params", default="[]")
-@click.option("--timeout", "timeout_ms", type=int, default=60_000, show_default=True, help="Time limit in ms.")
+@click.option(
+    "--timeout", "timeout_ms", type=click.IntRange(min=1), default=60_000, show_default=True, help="Time limit in ms."
+)
+@click.option(
+    "--memory", "memory_mib", type=click.IntRange(min=1), default=512, show_default=True, help="Memory limit in MiB."
+)
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Grant an environment variable.")
 @pass_ctx
-def run_cmd(ctx: CliContext, file: str, ffqn: str, params: str, timeout_ms: int, env: tuple[str, ...]) -> None:
+def run_cmd(
+    ctx: CliContext, file: str, ffqn: str, params: str, timeout_ms: int, memory_mib: int, env: tuple[str, ...]
+) -> None:
     """Call FFQN of FILE.wasm once with JSON PARAMS, without Redis, and print the result.
 
-    Exit status 0 when the call returns (an `err` result prints and exits 1).
+    PARAMS is a JSON array (by position) or object (by name). Exit status: 0
+    when the call returns, 1 when it returns an `err` result, traps or times
+    out, 2 for bad params, 3 when FILE.wasm does not export FFQN.
     """
     name = Ffqn.parse(ffqn)
-    ticker = EpochTicker()
-    loaded = load_component_file(ctx, file, ticker)
-    functions = loaded.info.functions()
-    fn = functions.get(name)
-    if fn is None:
-        known = ", ".join(str(f) for f in functions) or "none"
-        raise NotFoundError(f"{file} does not export {name}; it exports: {known}")
-    reason = fn.unsupported_reason()
-    if reason:
-        raise UsageError(f"{name} cannot be called with JSON: {reason}")
-    values = canonical_params(parse_json_arg(params, "PARAMS"), fn)
     grants = dict(_split_env(e) for e in env)
+    ticker = EpochTicker()
     try:
-        outcome = ActivityHost(loaded).call(name, fn, values, ActivityLimits(timeout_ms=timeout_ms, env=grants))
-    except ActivityFailed as failed:
-        if ctx.json_output:
-            emit_json({"failure": {"kind": failed.error.kind, "message": failed.error.message}, **failed.output})
-        else:
-            for stream in failed.output.values():
-                click.echo(stream, nl=False, err=True)
-            click.echo(f"error: {failed.error.kind}: {failed.error.message}", err=True)
+        loaded = load_component_file(ctx, file, ticker)
+        functions = loaded.info.functions()
+        fn = functions.get(name)
+        if fn is None:
+            known = ", ".join(str(f) for f in functions) or "none"
+            raise NotFoundError(f"{file} does not export {name}; it exports: {known}")
+        reason = fn.unsupported_reason()
+        if reason:
+            raise UsageError(f"{name} cannot be called with JSON: {reason}")
+        values = canonical_params(parse_json_arg(params, "PARAMS"), fn)
+        limits = ActivityLimits(timeout_ms=timeout_ms, memory_bytes=memory_mib * 1024 * 1024, env=grants)
+        try:
+            outcome = ActivityHost(loaded).call(name, fn, values, limits)
+        except ActivityFailed as failed:
+            if ctx.json_output:
+                emit_json({"failure": {"kind": failed.error.kind, "message": failed.error.message}, **failed.output})
+            else:
+                for stream in failed.output.values():
+                    click.echo(stream, nl=False, err=True)
+                click.echo(f"error: {failed.error.kind}: {failed.error.message}", err=True)
+            raise SystemExit(1) from None
+    finally:
         ticker.stop()
-        raise SystemExit(1) from None
-    ticker.stop()
     if ctx.json_output:
         emit_json({"result": outcome.result, **outcome.output})
     else:

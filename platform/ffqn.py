@@ -105,21 +105,31 @@ def is_semver(text: str) -> bool:
 def semver_compatible(provided: str | None, required: str | None) -> bool:
     """Whether an export at version `provided` satisfies an import of `required`.
 
-    WIT's rule: same major version (or, for 0.x, same minor) and provided >= required.
-    Unversioned names only match unversioned names.
+    The rule wasmtime's linker applies: the same major version (for 0.x the
+    same minor, for 0.0.x the same patch) and provided >= required. A
+    pre-release only matches itself; build metadata is ignored. Unversioned
+    names only match unversioned names, and malformed versions only match
+    themselves exactly.
     """
     if provided is None or required is None:
         return provided == required
-    p, r = _core(provided), _core(required)
-    if p[0] != r[0]:
+    if not (is_semver(provided) and is_semver(required)):
+        return provided == required
+    p_core, p_pre = _parse_semver(provided)
+    r_core, r_pre = _parse_semver(required)
+    if p_pre or r_pre:
+        return (p_core, p_pre) == (r_core, r_pre)
+    if p_core[0] != r_core[0]:
         return False
-    if p[0] == 0 and p[1] != r[1]:
+    if p_core[0] == 0 and p_core[1] != r_core[1]:
         return False
-    if p[0] == 0 and p[1] == 0:
-        return p == r
-    return p >= r and ("-" not in required or provided == required)
+    if p_core[0] == 0 and p_core[1] == 0:
+        return p_core == r_core
+    return p_core >= r_core
 
 
-def _core(version: str) -> tuple[int, int, int]:
-    major, minor, patch = version.split("+", 1)[0].split("-", 1)[0].split(".")
-    return int(major), int(minor), int(patch)
+def _parse_semver(version: str) -> tuple[tuple[int, int, int], str]:
+    """(major, minor, patch) and the pre-release part of a valid semantic version."""
+    core, _, pre = version.split("+", 1)[0].partition("-")
+    major, minor, patch = core.split(".")
+    return (int(major), int(minor), int(patch)), pre

@@ -15,13 +15,19 @@ from dataclasses import dataclass
 from .errors import InvalidNameError
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ID_RE = re.compile(r"^E_[0-9A-HJKMNP-TV-Z]{26}(?:\.[1-9][0-9]{0,8})*$")
+# 26 Crockford digits hold 130 bits; a ULID has 128, so the first digit is 0-7.
+_ID_RE = re.compile(r"^E_[0-7][0-9A-HJKMNP-TV-Z]{25}(?:\.[1-9][0-9]{0,8})*$")
+MAX_CHILD_POSITION = 999_999_999
 
 
 def new_ulid(now_ms: int | None = None, entropy: bytes | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     rand = os.urandom(10) if entropy is None else entropy
+    if not 0 <= ms < 2**48:
+        raise ValueError(f"a ULID holds milliseconds from 0 to 2**48 - 1, got {ms}")
+    if len(rand) != 10:
+        raise ValueError(f"a ULID needs 10 bytes of entropy, got {len(rand)}")
     value = (ms << 80) | int.from_bytes(rand, "big")
     chars = []
     for _ in range(26):
@@ -44,7 +50,7 @@ class ExecutionId:
     @classmethod
     def parse(cls, text: str) -> ExecutionId:
         """Validate an id given by a user."""
-        if not _ID_RE.match(text):
+        if not isinstance(text, str) or not _ID_RE.match(text):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise InvalidNameError(
                 f"'{text}' is not an execution id; ids look like 'E_01JD8X3K5QZ6V2N4M7P9R0S1T2' "
                 "or, for a child, 'E_01JD8X3K5QZ6V2N4M7P9R0S1T2.3'"
@@ -64,8 +70,8 @@ class ExecutionId:
 
     def child(self, position: int) -> ExecutionId:
         """The id of the child requested as the `position`-th child (1-based)."""
-        if position < 1:
-            raise ValueError("child positions start at 1")
+        if not 1 <= position <= MAX_CHILD_POSITION:
+            raise ValueError(f"child positions run from 1 to {MAX_CHILD_POSITION}, got {position}")
         return ExecutionId(f"{self.value}.{position}")
 
     @property

@@ -37,7 +37,7 @@ def _print_state(ctx: CliContext, state: ExecutionState) -> None:
     emit_table(["field", "value"], rows)
 
 
-def _exit_for(state: ExecutionState) -> int:
+def _exit_for(state: ExecutionState) -> None:
     """0 for a returned value that is not an `err`, 1 otherwise (and while unfinished)."""
     outcome = state.outcome
     if outcome is None or outcome.failure is not None:
@@ -64,7 +64,7 @@ def call_cmd(
     timeout: float,
     execution_id: str | None,
     idempotency_key: str | None,
-) -> int:
+) -> None:
     """Submit FFQN with JSON PARAMS (array by position or object by name) and print its result.
 
     Exit status: 0 for an `ok` result, 1 for an `err` result or a failure.
@@ -78,7 +78,7 @@ def call_cmd(
             emit_json({"execution_id": submitted.execution_id, "created": submitted.created})
         else:
             echo(submitted.execution_id)
-        return 0
+        return
     state = client.wait(submitted.execution_id, timeout)
     if state.status != "finished":
         if ctx.json_output:
@@ -88,7 +88,7 @@ def call_cmd(
             f"follow it with `platform executions show {submitted.execution_id}`",
             err=True,
         )
-        return 1
+        raise SystemExit(1)
     if ctx.json_output:
         emit_json(state.to_json())
     elif state.outcome is not None and state.outcome.failure is not None:
@@ -96,7 +96,7 @@ def call_cmd(
         click.echo(f"error: {submitted.execution_id} failed: {failure.kind}: {failure.message}", err=True)
     else:
         echo(json.dumps(state.outcome.value if state.outcome else None, ensure_ascii=False))
-    return _exit_for(state)
+    raise SystemExit(_exit_for(state))
 
 
 @click.group("executions")
@@ -141,7 +141,7 @@ def show_cmd(ctx: CliContext, execution_id: str) -> None:
 @click.argument("execution_id")
 @click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for it to finish.")
 @pass_ctx
-def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> int:
+def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> None:
     """Print the result (exit 1 if it failed or is unfinished)."""
     state = _client(ctx).wait(execution_id, wait_s)
     if ctx.json_output:
@@ -152,7 +152,7 @@ def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> int:
         click.echo(f"failed: {state.outcome.failure.kind}: {state.outcome.failure.message}", err=True)
     else:
         echo(json.dumps(state.outcome.value, ensure_ascii=False))
-    return _exit_for(state)
+    raise SystemExit(_exit_for(state))
 
 
 @executions_group.command("events")
@@ -199,7 +199,7 @@ def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
 @click.argument("execution_id")
 @click.option("--component", "component", help="Replay on this component file (or digest) instead of its own.")
 @pass_ctx
-def replay_cmd(ctx: CliContext, execution_id: str, component: str | None) -> int:
+def replay_cmd(ctx: CliContext, execution_id: str, component: str | None) -> None:
     """Replay a workflow's log against its component (or another) without writing anything.
 
     Prints `ok (N events)` or the first divergence; exit 0 when clean, 1 otherwise.
@@ -214,7 +214,7 @@ def replay_cmd(ctx: CliContext, execution_id: str, component: str | None) -> int
         emit_json({"execution_id": state.id, "component_digest": loaded.digest, **verdict.to_json()})
     else:
         echo(verdict.describe())
-    return 0 if verdict.ok else 1
+    raise SystemExit(0 if verdict.ok else 1)
 
 
 def _load_workflow(ctx: CliContext, client: Client, ref: str) -> LoadedComponent:

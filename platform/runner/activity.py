@@ -80,6 +80,12 @@ class ActivityExecutor:
                     error["output"] = output
                 self.leases.fail_attempt(lease, error, decision.at_ms, entries=entries)
             else:
-                self.leases.finish(lease, decision.outcome, entries=entries, extra={"output": output} if output else None)
+                self.leases.finish(
+                    lease,
+                    decision.outcome,
+                    entries=entries,
+                    extra={"output": output} if output else None,
+                    unless_cancelled=True,
+                )
         except FencedError as exc:
             log.warning("lease lost; another runner owns this execution now", execution_id=lease.id, error=str(exc))

@@ -21,7 +21,7 @@ from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors
 from .executions import NewExecution, now_ms, response_event
-from .records import Event, ExecutionState, Outcome
+from .records import Event, ExecutionState, Failure, Outcome
 from .scripts import Scripts
 
 
@@ -161,16 +161,37 @@ class Leases:
 
     # ----------------------------------------------------------------- writes
 
-    def finish(self, lease: Lease, outcome: Outcome, *, entries: list[QueueEntry] = (), extra: dict[str, Any] | None = None) -> bool:  # type: ignore[assignment]
-        """Write `finished` (fenced), answer the parent, ack queue entries. True if the parent woke."""
+    def finish(
+        self,
+        lease: Lease,
+        outcome: Outcome,
+        *,
+        entries: list[QueueEntry] = (),  # type: ignore[assignment]
+        extra: dict[str, Any] | None = None,
+        unless_cancelled: bool = False,
+    ) -> bool:
+        """Write `finished` (fenced), answer the parent, ack queue entries. True if the parent woke.
+
+        With `unless_cancelled`, a cancellation requested while it ran wins: the
+        execution finishes as cancelled and `outcome` is discarded.
+        """
         state = lease.state
         eid = ExecutionId(state.id)
         parent = eid.parent
         parent_id = parent.value if parent else state.id
         at = now_ms()
+        js = state.extra.get("js") or None
         finished = {**outcome.to_json(), **(extra or {})}
-        response = response_event(state.id, outcome, join_set=state.extra.get("js") or None) if parent else {}
+        response = response_event(state.id, outcome, join_set=js) if parent else {}
         wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+        alternative: list[str] = []
+        if unless_cancelled:
+            cancelled = Outcome(failure=Failure("cancelled", "cancelled while it ran; its result was discarded"))
+            alternative = [
+                json.dumps({**cancelled.to_json(), **(extra or {})}),
+                json.dumps(cancelled.to_json()),
+                json.dumps(response_event(state.id, cancelled, join_set=js) if parent else {}),
+            ]
         root = eid.root
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
@@ -182,7 +203,7 @@ class Leases:
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
                  keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
                 [lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
-                 state.id if parent else "", json.dumps(response), wake],
+                 state.id if parent else "", json.dumps(response), wake, *alternative],
             )
             for entry in entries:
                 pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)

@@ -1,13 +1,19 @@
 -- KEYS: state, log, outbox, parent-state, parent-log, parent-done
 -- ARGV: owner, version, now, finished-event-json, outcome-json, response-id ('' = no parent),
---       response-event-json, parent-wake-msg
+--       response-event-json, parent-wake-msg,
+--       and optionally the same three JSON values to write instead when cancellation
+--       was requested while it ran (an activity's result is then discarded)
 local f = fence(KEYS[1], ARGV[1], ARGV[2])
 if f then return {f} end
-xadd(KEYS[2], 'finished', ARGV[4], ARGV[3])
-redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', ARGV[5], 'owner', '', 'lock_until', 0,
+local finished, outcome, response, cancelled = ARGV[4], ARGV[5], ARGV[7], 0
+if ARGV[9] and ARGV[9] ~= '' and redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  finished, outcome, response, cancelled = ARGV[9], ARGV[10], ARGV[11], 1
+end
+xadd(KEYS[2], 'finished', finished, ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', outcome, 'owner', '', 'lock_until', 0,
   'updated_at', ARGV[3], 'finished_at', ARGV[3])
 local woke = 0
 if ARGV[6] ~= '' then
-  woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[6], ARGV[7], ARGV[3], ARGV[8])
+  woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[6], response, ARGV[3], ARGV[8])
 end
-return {'ok', woke}
+return {'ok', woke, cancelled}

@@ -1,0 +1,139 @@
+"""Workflows on real runner processes: results, join sets, sleeps, children, cancellation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dolmen.platform.client import Client
+from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
+from dolmen.platform.store.records import Event
+from tests.support.guests import build_guest
+from tests.support.platform import Processes, activity, deploy, workflow
+from tests.support.polling import wait_for
+
+from tests.support.platform import client, processes  # noqa: F401  (fixtures)
+
+F = "testing:wf/flows@1.0.0"
+P = "testing:parent/parents@1.0.0"
+
+
+def parent_workflow() -> tuple[ComponentConfig, Path]:
+    """The wf-parent component: workflows calling the wf-basic workflows."""
+    return ComponentConfig("parent", "workflow", "", "tests/components/wf-parent", {}), build_guest("wf-parent", "parent-flows")
+
+
+def _run(client: Client, ffqn: str, params: object, timeout: float = 120.0):  # type: ignore[no-untyped-def]
+    execution_id = client.submit(ffqn, params).execution_id
+    state = client.wait(execution_id, timeout)
+    assert state.status == "finished", f"{execution_id} is {state.status}"
+    return state
+
+
+def shape(events: list[Event]) -> list[tuple[str, object]]:
+    """A log without times and ids: what must be identical between runs of the same workflow."""
+    out: list[tuple[str, object]] = []
+    for event in events:
+        data = {k: v for k, v in event.data.items() if k not in ("child_id", "component_digest", "until", "delay_id")}
+        out.append((event.type, json.dumps(data, sort_keys=True)))
+    return out
+
+
+@pytest.mark.parametrize("blocking", ["in-memory", "unload"])
+def test_serial_and_fan_out(redis_url: str, processes: Processes, client: Client, blocking: str) -> None:
+    """Serial calls and a join-set fan-out return the right sums with either blocking strategy."""
+    deploy(redis_url, [activity(), workflow(blocking=blocking)])
+    processes.runner()
+    processes.scheduler()
+    assert _run(client, f"{F}.serial", [10]).outcome.value == 110  # type: ignore[union-attr]
+    fanned = _run(client, f"{F}.fan-out", [20])
+    assert fanned.outcome.value == 420  # type: ignore[union-attr]
+    types = [e.type for e in client.executions.events(fanned.id)]
+    assert types.count("child_submitted") == 20 and types.count("response") == 20 and types.count("join_next") == 20
+
+
+def test_blocking_strategies_give_identical_logs(redis_url: str, processes: Processes, client: Client) -> None:
+    """The same workflow logs the same requests and responses whether it waits in memory or unloads."""
+    deploy(redis_url, [activity(), workflow("mem", blocking="in-memory")])
+    processes.runner()
+    processes.scheduler()
+    in_memory = _run(client, f"{F}.serial", [5])
+    deploy(redis_url, [activity(), workflow("unload", blocking="unload")])
+    unloaded = _run(client, f"{F}.serial", [5])
+    assert shape(client.executions.events(in_memory.id)) == shape(client.executions.events(unloaded.id))
+
+
+def test_durable_sleep_and_logical_time(redis_url: str, processes: Processes, client: Client) -> None:
+    """A durable sleep unloads the workflow and resumes it; logical time advanced by at least the delay."""
+    deploy(redis_url, [activity(), workflow(blocking="unload")])
+    processes.runner()
+    processes.scheduler()
+    state = _run(client, f"{F}.sleepy", [700])
+    assert 700 <= state.outcome.value < 5000  # type: ignore[union-attr,operator]
+    types = [e.type for e in client.executions.events(state.id)]
+    assert types == ["created", "delay_requested", "response", "finished"]
+
+
+def test_failing_child_fails_the_workflow(redis_url: str, processes: Processes, client: Client) -> None:
+    """A direct call whose child fails for good fails the workflow with child_failed naming the child."""
+    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=2, initial_backoff_ms=10)), workflow()])
+    processes.runner()
+    processes.scheduler()
+    state = _run(client, f"{F}.failing-child", [])
+    failure = state.outcome.failure  # type: ignore[union-attr]
+    assert failure is not None and failure.kind == "child_failed"
+    assert f"{state.id}.1" in failure.message and "boom" in failure.message
+
+
+def test_join_set_race_and_closing(redis_url: str, processes: Processes, client: Client) -> None:
+    """join-next hands out whichever response was logged first; closing=cancel cancels leftovers."""
+    deploy(redis_url, [activity(), workflow()])
+    processes.runner("--concurrency", "4")
+    processes.scheduler()
+    assert _run(client, f"{F}.race", [50, 3000]).outcome.value == "delay"  # type: ignore[union-attr]
+    assert _run(client, f"{F}.race", [5000, 10]).outcome.value == "work"  # type: ignore[union-attr]
+    abandoned = _run(client, f"{F}.abandon", [30_000])
+    assert abandoned.outcome.value == 2  # type: ignore[union-attr]
+    for child in (f"{abandoned.id}.1", f"{abandoned.id}.2"):
+        wait_for(lambda c=child: client.get(c).status == "finished", timeout=60, what=f"{child} to be cancelled")  # type: ignore[misc]
+        outcome = client.get(child).outcome
+        assert outcome is not None and outcome.failure is not None and outcome.failure.kind == "cancelled"
+
+
+def test_child_workflows_and_scheduling(redis_url: str, processes: Processes, client: Client) -> None:
+    """A workflow calls workflows directly and through a join set, and schedules one for later."""
+    deploy(redis_url, [activity(), workflow(), parent_workflow()])
+    processes.runner("--concurrency", "4")
+    processes.scheduler()
+    state = _run(client, f"{P}.nested", [4])
+    assert state.outcome.value == [20, 20]  # type: ignore[union-attr]
+    child = client.get(f"{state.id}.1")
+    assert child.kind == "workflow" and child.ffqn == f"{F}.serial" and child.parent == state.id
+    later = _run(client, f"{P}.later", [3, 500])
+    scheduled_id = later.outcome.value  # type: ignore[union-attr]
+    scheduled = client.wait(scheduled_id, 60)
+    assert scheduled.status == "finished" and scheduled.outcome.value == 12  # type: ignore[union-attr]
+    assert scheduled.created_at + 500 <= scheduled.updated_at
+
+
+def test_cancelling_a_workflow_cancels_its_children(redis_url: str, processes: Processes, client: Client) -> None:
+    """Cancelling a parent cancels its child workflow, whose own pending children are cancelled too."""
+    deploy(redis_url, [activity(), workflow(), parent_workflow()])
+    processes.runner("--concurrency", "4")
+    processes.scheduler()
+    parent_id = client.submit(f"{P}.hold", [3000]).execution_id
+    child_id = f"{parent_id}.1"
+    wait_for(lambda: len(client.executions.children(child_id)) == 2, timeout=60, what="the child workflow's children")
+    assert client.cancel(parent_id) == "requested"
+    parent = client.wait(parent_id, 60)
+    assert parent.outcome is not None and parent.outcome.failure is not None
+    assert parent.outcome.failure.kind == "cancelled"
+    child = client.wait(child_id, 60)
+    assert child.outcome is not None and child.outcome.failure is not None and child.outcome.failure.kind == "cancelled"
+    for grandchild in client.executions.children(child_id):
+        state = client.wait(grandchild, 90)
+        assert state.status == "finished"
+        assert state.outcome is not None and state.outcome.failure is not None
+        assert state.outcome.failure.kind == "cancelled"

@@ -37,7 +37,7 @@ def _print_state(ctx: CliContext, state: ExecutionState) -> None:
     emit_table(["field", "value"], rows)
 
 
-def _exit_for(state: ExecutionState) -> None:
+def _exit_for(state: ExecutionState) -> int:
     """0 for a returned value that is not an `err`, 1 otherwise (and while unfinished)."""
     outcome = state.outcome
     if outcome is None or outcome.failure is not None:

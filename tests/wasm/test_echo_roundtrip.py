@@ -46,7 +46,7 @@ def test_every_echo_function_is_exported(echo_guest: LoadedComponent) -> None:
 
 
 @pytest.mark.parametrize("ffqn", ECHO_FUNCTIONS)
-@settings(deadline=None, max_examples=25)
+@settings(deadline=None, max_examples=40)
 @given(data=st.data())
 def test_echo_round_trip(echo: GuestInstance, ffqn: str, data: st.DataObject) -> None:
     """A generated value of the function's parameter type comes back from the guest unchanged."""

@@ -66,7 +66,7 @@ class Ffqn:
     @classmethod
     def parse(cls, text: str) -> Ffqn:
         """Parse `namespace:package/interface[@version].function`."""
-        if not isinstance(text, str) or not text:  # pyright: ignore[reportUnnecessaryIsInstance]
+        if not isinstance(text, str) or not text:
             raise InvalidNameError(f"a function name is required, {_EXAMPLE}")
         head, dot, function = text.rpartition(".")
         if not dot or "/" not in head:

@@ -50,7 +50,7 @@ class ExecutionId:
     @classmethod
     def parse(cls, text: str) -> ExecutionId:
         """Validate an id given by a user."""
-        if not isinstance(text, str) or not _ID_RE.match(text):  # pyright: ignore[reportUnnecessaryIsInstance]
+        if not isinstance(text, str) or not _ID_RE.match(text):
             raise InvalidNameError(
                 f"'{text}' is not an execution id; ids look like 'E_01JD8X3K5QZ6V2N4M7P9R0S1T2' "
                 "or, for a child, 'E_01JD8X3K5QZ6V2N4M7P9R0S1T2.3'"

@@ -30,7 +30,7 @@ import ctypes
 from ctypes import byref
 from typing import Any
 
-from wasmtime import _ffi as ffi  # pyright: ignore[reportPrivateUsage]
+from wasmtime import _ffi as ffi
 from wasmtime.component import (
     F32,
     F64,
@@ -58,7 +58,7 @@ from wasmtime.component import (
     ValType,
     Variant,
 )
-from wasmtime.component._types import VariantLikeType  # pyright: ignore[reportPrivateImportUsage]
+from wasmtime.component._types import VariantLikeType
 
 _INTS = (S8, S16, S32, S64, U8, U16, U32, U64)
 _ORIGINAL_LOWER = VariantLikeType._lower  # pyright: ignore[reportPrivateUsage]
@@ -116,7 +116,7 @@ def _lower(self: VariantLikeType, store: Any, val: Any) -> tuple[str, Any]:
 
 def apply() -> None:
     """Install the patched `_lower` (idempotent)."""
-    VariantLikeType._lower = _lower  # type: ignore[method-assign]  # pyright: ignore[reportPrivateUsage,reportAttributeAccessIssue]
+    VariantLikeType._lower = _lower  # type: ignore[method-assign]
 
 
 def applied() -> bool:

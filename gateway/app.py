@@ -1,37 +1,150 @@
-"""The Starlette application: HTTP API v1, deployment routes, dashboard."""
+"""The Starlette application: HTTP API v1, deployment routes, OpenAPI, metrics, dashboard.
+
+Routing order: the fixed endpoints first (`/v1/...`, `/openapi.json`,
+`/healthz`, `/metrics`, the dashboard at `/` and `/static/`), then every
+other path goes to the deployment routes of the active revision.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..platform.errors import DolmenError
 from ..platform.heartbeat import Heartbeat
-from ..platform.store.connection import connect, connect_async
+from ..platform.store.connection import connect
+from .api import ApiV1
+from .context import Gateway, handler, log
+from .errors import EXCEPTION_HANDLERS
+from .metrics import store_metrics
+from .openapi import build_openapi
+from .routes import DeploymentRoutes
+from .settings import GatewaySettings
+
+STATIC = Path(__file__).resolve().parent / "static"
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def create_app(redis_url: str) -> Starlette:
-    """Build the app for one Redis; all state lives there, so gateways scale out."""
-    client = connect_async(redis_url)
+class RequestTimer:
+    """ASGI middleware: observe each request's time to response start, by handler and status class."""
 
-    async def healthz(request: Request) -> JSONResponse:
+    def __init__(self, app: ASGIApp, gw: Gateway) -> None:
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        state = scope.setdefault("state", {})
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                name = state.get("handler", "other")
+                code = f"{message['status'] // 100}xx"
+                self.gw.metrics.requests.observe(time.perf_counter() - start, name, code)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+async def _start_heartbeat(beat: Heartbeat, retry_s: float = 2.0) -> None:
+    while True:
         try:
-            await client.ping()  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - health reports, never raises
-            return JSONResponse({"status": "unhealthy", "redis": str(exc)}, status_code=503)
+            await run_in_threadpool(beat.start)
+            return
+        except DolmenError as exc:
+            log.warning("gateway cannot report to the store yet; retrying", error=exc.message)
+            await asyncio.sleep(retry_s)
+
+
+def create_app(settings: GatewaySettings | str) -> Starlette:
+    """Build the app for one Redis; all state lives there, so gateways scale out.
+
+    A bare Redis URL is accepted for callers that need nothing else configured.
+    """
+    if isinstance(settings, str):
+        settings = GatewaySettings(redis_url=settings, data_dir=Path(".dolmen"))
+    gw = Gateway(settings)
+    api = ApiV1(gw)
+    deployment_routes = DeploymentRoutes(gw)
+
+    async def healthz(request: Request) -> Response:
+        handler(request, "healthz")
+        try:
+            await gw.executions.ping()
+        except DolmenError as exc:
+            return JSONResponse({"status": "unhealthy", "redis": exc.message}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    async def openapi(request: Request) -> Response:
+        handler(request, "openapi")
+        gw.auth.check(request, "invoke")
+        table = await deployment_routes.table()
+        revision = await gw.revision()
+        return JSONResponse(build_openapi(revision, table, auth=gw.auth.enabled))
+
+    async def metrics(request: Request) -> Response:
+        handler(request, "metrics")
+        gw.auth.check(request, "admin")
+        try:
+            ffqns = list((await gw.revision()).functions())
+        except DolmenError:
+            ffqns = []
+        lines = await run_in_threadpool(store_metrics, gw.client.redis, ffqns)
+        lines += gw.metrics.render_local()
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    async def dashboard(request: Request) -> Response:
+        handler(request, "dashboard")
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        beat = Heartbeat(connect(redis_url), "gateway").start()
+        beat = Heartbeat(connect(settings.redis_url), "gateway")
+        # Serve even while Redis is down (answering 503), and report once it is up.
+        starting = asyncio.create_task(_start_heartbeat(beat))
         try:
             yield
         finally:
+            starting.cancel()
             beat.stop()
-            await client.aclose()
+            await gw.close()
 
-    return Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    middleware = [Middleware(RequestTimer, gw=gw)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=ALL_METHODS,
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Prefer", "Last-Event-ID"],
+                expose_headers=["Location", "Dolmen-Execution-Id", "Idempotent-Replayed", "Preference-Applied"],
+            )
+        )
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/", dashboard, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        *api.routes(),
+        Route("/{path:path}", deployment_routes.handle, methods=ALL_METHODS),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.gateway = gw
+    return app

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import uvicorn
 
 from .app import create_app
+from .settings import GatewaySettings, Token, parse_tokens
 
-
-@dataclass(frozen=True, slots=True)
-class GatewaySettings:
-    redis_url: str
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8400
+__all__ = ["GatewaySettings", "Token", "parse_tokens", "serve_gateway"]
 
 
 def serve_gateway(settings: GatewaySettings) -> None:
     """Run uvicorn in the foreground until SIGINT/SIGTERM."""
-    app = create_app(settings.redis_url)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        # Long-polls and event streams are bounded by the gateway's own limits.
+        timeout_graceful_shutdown=5,
+    )

@@ -37,12 +37,45 @@ def scheduler_cmd(ctx: CliContext) -> None:
 @click.command("gateway")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=DEFAULT_GATEWAY_PORT, show_default=True, help="Port to listen on.")
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    metavar="TOKEN[:SCOPE]",
+    help="Require this bearer token; SCOPE is invoke or admin (the default). Repeatable; "
+    "also read from DOLMEN_GATEWAY_TOKENS (comma-separated). Without tokens the API is open.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Allow browser calls from this origin (CORS is off by default). Repeatable; "
+    "also read from DOLMEN_GATEWAY_CORS_ORIGINS.",
+)
+@click.option("--max-body-bytes", type=int, default=1024 * 1024, show_default=True, help="Largest request body (413 above).")
+@click.option("--max-wait", type=float, default=60.0, show_default=True, help="Longest wait of any request, in seconds.")
+@click.option(
+    "--route-wait", type=float, default=30.0, show_default=True, help="How long deployment routes wait for a result."
+)
 @pass_ctx
-def gateway_cmd(ctx: CliContext, host: str, port: int) -> None:
+def gateway_cmd(
+    ctx: CliContext,
+    host: str,
+    port: int,
+    tokens: tuple[str, ...],
+    cors_origins: tuple[str, ...],
+    max_body_bytes: int,
+    max_wait: float,
+    route_wait: float,
+) -> None:
     """Serve the HTTP API, the deployment routes and the dashboard."""
     from ...gateway.server import GatewaySettings, serve_gateway
 
-    serve_gateway(GatewaySettings(redis_url=ctx.redis_url(), data_dir=ctx.data_dir, host=host, port=port))
+    settings = GatewaySettings.from_env(
+        redis_url=ctx.redis_url(), data_dir=ctx.data_dir, host=host, port=port, tokens=tokens, cors_origins=cors_origins
+    ).replace(max_body_bytes=max_body_bytes, max_wait_s=max_wait, route_wait_s=route_wait)
+    serve_gateway(settings)
 
 
 def register(cli: click.Group) -> None:

@@ -1,0 +1,231 @@
+"""API v1: functions, invocations by ffqn, executions, their logs and results."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from ..platform.deploy.model import FunctionRoute
+from ..platform.ffqn import Ffqn
+from ..platform.ids import ExecutionId
+from ..platform.store.records import STATUSES, Event, Status
+from .context import Gateway, accepted, finished, handler
+from .errors import BadRequestError, error_response
+from .requests import idempotency_key, parse_json, read_body, wait_time
+
+MAX_PAGE = 200
+
+
+def describe_function(route: FunctionRoute) -> dict[str, Any]:
+    """One deployed function as `GET /v1/functions` lists it."""
+    sig = route.signature
+    reason = sig.unsupported_reason()
+    return {
+        "ffqn": route.ffqn,
+        "kind": route.kind,
+        "component": route.component.name,
+        "component_digest": route.component.digest,
+        "params": [{"name": name, "type": ty.wit()} for name, ty in sig.params],
+        "result": None if sig.result is None else sig.result.wit(),
+        "signature": sig.wit(),
+        "invocable": reason is None,
+        **({"not_invocable_because": reason} if reason else {}),
+    }
+
+
+class ApiV1:
+    """The `/v1` endpoints over one `Gateway`."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/functions", self.list_functions, methods=["GET"]),
+            Route("/v1/functions/{ffqn:path}", self.invoke, methods=["POST"]),
+            Route("/v1/functions/{ffqn:path}", self.get_function, methods=["GET"]),
+            Route("/v1/executions", self.list_executions, methods=["GET"]),
+            Route("/v1/executions/{id}", self.get_execution, methods=["GET"]),
+            Route("/v1/executions/{id}/events", self.events, methods=["GET"]),
+            Route("/v1/executions/{id}/result", self.result, methods=["GET"]),
+            Route("/v1/executions/{id}/cancel", self.cancel, methods=["POST"]),
+        ]
+
+    # ------------------------------------------------------------ functions
+
+    async def list_functions(self, request: Request) -> Response:
+        handler(request, "functions")
+        self.gw.auth.check(request, "invoke")
+        revision = await self.gw.revision()
+        functions = [describe_function(r) for _, r in sorted(revision.functions().items())]
+        return JSONResponse({"revision": revision.number, "deployment": revision.name, "functions": functions})
+
+    async def get_function(self, request: Request) -> Response:
+        handler(request, "functions")
+        self.gw.auth.check(request, "invoke")
+        ffqn = request.path_params["ffqn"]
+        Ffqn.parse(ffqn)
+        revision = await self.gw.revision()
+        return JSONResponse(describe_function(revision.route(ffqn)))
+
+    async def invoke(self, request: Request) -> Response:
+        """POST params (object by name, array by position): 202, or 200 with the finished execution."""
+        handler(request, "invoke")
+        self.gw.auth.check(request, "invoke")
+        ffqn = request.path_params["ffqn"]
+        try:
+            Ffqn.parse(ffqn)
+            wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
+            body = await read_body(request, self.gw.settings.max_body_bytes)
+            params = parse_json(body)
+        except Exception:
+            self.gw.metrics.invocations.inc("ffqn", "rejected")
+            raise
+        submitted = await self.gw.submit(
+            ffqn, params, key=idempotency_key(request), raw_size=len(body), via="ffqn"
+        )
+        state = await self.gw.settle(submitted, wait)
+        if state is not None and state.status == "finished":
+            response = finished(state, wait=wait)
+        else:
+            response = accepted(submitted.execution_id, "pending" if state is None else state.status, wait=wait)
+        if not submitted.created:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    # ----------------------------------------------------------- executions
+
+    async def list_executions(self, request: Request) -> Response:
+        """Newest first; `ffqn`, `status`, `limit` and an opaque `cursor` from the previous page's `next`."""
+        handler(request, "list")
+        self.gw.auth.check(request, "admin")
+        query = request.query_params
+        ffqn = query.get("ffqn") or None
+        if ffqn is not None:
+            Ffqn.parse(ffqn)
+        status = query.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise BadRequestError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}", path="status")
+        limit = _int_param(query.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
+        cursor = _decode_cursor(query.get("cursor"))
+        states, next_rank = await run_in_threadpool(
+            lambda: self.gw.client.executions.list(
+                ffqn=ffqn, status=_status(status), cursor=cursor, limit=limit
+            )
+        )
+        more = len(states) == limit and next_rank is not None
+        return JSONResponse(
+            {
+                "executions": [s.to_json() for s in states],
+                "next": _encode_cursor(next_rank) if more and next_rank is not None else None,
+            }
+        )
+
+    async def get_execution(self, request: Request) -> Response:
+        handler(request, "read")
+        self.gw.auth.check(request, "invoke")
+        state = await self.gw.executions.require(request.path_params["id"])
+        return JSONResponse(state.to_json())
+
+    async def result(self, request: Request) -> Response:
+        """Long-poll: 200 with the finished execution, or 202 when `wait` runs out first."""
+        handler(request, "result")
+        self.gw.auth.check(request, "invoke")
+        wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
+        state = await self.gw.executions.wait_finished(request.path_params["id"], wait.seconds)
+        if state.status == "finished":
+            return finished(state, wait=wait)
+        return accepted(state.id, state.status, wait=wait)
+
+    async def cancel(self, request: Request) -> Response:
+        handler(request, "cancel")
+        self.gw.auth.check(request, "admin")
+        execution_id = ExecutionId.parse(request.path_params["id"]).value
+        outcome = await run_in_threadpool(self.gw.client.cancel, execution_id)
+        if outcome == "finished":
+            return error_response(
+                409, "already_finished", f"execution {execution_id} has already finished; nothing to cancel"
+            )
+        status = 200 if outcome == "cancelled" else 202
+        return JSONResponse({"execution_id": execution_id, "cancel": outcome}, status_code=status)
+
+    # --------------------------------------------------------------- events
+
+    async def events(self, request: Request) -> Response:
+        """The log as JSON, or live as server-sent events when `Accept: text/event-stream`."""
+        handler(request, "events")
+        self.gw.auth.check(request, "invoke")
+        execution_id = request.path_params["id"]
+        after = _int_param(
+            request.query_params.get("after", request.headers.get("last-event-id")), "after", default=-1, low=-1
+        )
+        if "text/event-stream" in request.headers.get("accept", ""):
+            state = await self.gw.executions.require(execution_id)
+            return StreamingResponse(
+                self._sse(state.id, after),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        state = await self.gw.executions.require(execution_id)
+        events = await self.gw.executions.events(state.id)
+        return JSONResponse(
+            {
+                "execution_id": state.id,
+                "status": state.status,
+                "events": [e.to_json() for e in events if e.index > after],
+            }
+        )
+
+    async def _sse(self, execution_id: str, after: int) -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        async for event in self.gw.executions.follow(
+            execution_id, after=after, timeout_s=self.gw.settings.max_stream_s
+        ):
+            yield ": keep-alive\n\n" if event is None else sse_message(event)
+
+
+def sse_message(event: Event) -> str:
+    """One server-sent event: `id` is the event's index, `event` its type."""
+    data = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+    return f"id: {event.index}\nevent: {event.type}\ndata: {data}\n\n"
+
+
+def _status(value: str | None) -> Status | None:
+    return value  # type: ignore[return-value]  # checked against STATUSES by the caller
+
+
+def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int | None = None) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"{name} must be an integer, got {raw!r}", path=name) from None
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise BadRequestError(f"{name} must be {bound}, got {value}", path=name)
+    return value
+
+
+def _encode_cursor(rank: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"r": rank}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        rank = data["r"]
+        if not isinstance(rank, int) or rank < 0:
+            raise ValueError(rank)
+        return rank
+    except (ValueError, KeyError, TypeError):
+        raise BadRequestError("the cursor is not one this API returned; pass the `next` value as it is", path="cursor") from None

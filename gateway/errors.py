@@ -1,0 +1,115 @@
+"""HTTP errors: one JSON shape, one status per error category, never a stack trace.
+
+Every error answer is ``{"error": {"code": ..., "message": ..., "path": ...}}``;
+`path` names the bad field of a request when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..platform.errors import (
+    ConfigError,
+    ConflictError,
+    DolmenError,
+    NotFoundError,
+    PayloadTooLargeError,
+    StoreError,
+)
+
+log = structlog.get_logger("dolmen.gateway")
+
+
+class UnauthorizedError(DolmenError):
+    """No bearer token, or one the gateway does not know."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(DolmenError):
+    """A known token whose scope does not allow the request."""
+
+    code = "forbidden"
+
+
+class BadRequestError(DolmenError):
+    """The HTTP request itself is malformed (bad JSON, a bad header or query value)."""
+
+    code = "bad_request"
+
+
+class MethodNotAllowedError(DolmenError):
+    """The path exists but not with this method."""
+
+    code = "method_not_allowed"
+
+
+# Most specific first: PayloadTooLargeError is a UsageError, which is a ConfigError.
+_STATUS: tuple[tuple[type[DolmenError], int], ...] = (
+    (UnauthorizedError, 401),
+    (ForbiddenError, 403),
+    (PayloadTooLargeError, 413),
+    (MethodNotAllowedError, 405),
+    (BadRequestError, 400),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (ConfigError, 400),
+    (StoreError, 503),
+)
+
+
+def status_for(exc: DolmenError) -> int:
+    """The HTTP status that reports `exc`."""
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str, path: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The JSON body of an error answer."""
+    return {"error": {"code": code, "message": message, "path": path, **extra}}
+
+
+def error_response(status: int, code: str, message: str, path: str | None = None, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="dolmen"'} if status == 401 else None
+    return JSONResponse(error_body(code, message, path, **extra), status_code=status, headers=headers)
+
+
+async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
+    """A DolmenError: its own code, message and path."""
+    if not isinstance(exc, DolmenError):  # pragma: no cover - registered for DolmenError only
+        return await internal_error_handler(request, exc)
+    status = status_for(exc)
+    if status >= 500:
+        log.warning("request failed", method=request.method, path=request.url.path, code=exc.code, error=exc.message)
+    return error_response(status, exc.code, exc.message, exc.path)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own HTTPExceptions (unknown path, wrong method) in the same JSON shape."""
+    if not isinstance(exc, HTTPException):  # pragma: no cover
+        return await internal_error_handler(request, exc)
+    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404:
+        message = f"nothing at {request.method} {request.url.path}; GET /openapi.json lists the API"
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback, answered without one."""
+    log.error("unexpected error", method=request.method, path=request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "the gateway failed unexpectedly; its log has the details")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DolmenError: dolmen_error_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,299 @@
+"""`GET /openapi.json`: OpenAPI 3.1 generated from the active revision's WIT signatures.
+
+Every deployed function gets its own `POST /v1/functions/<ffqn>` operation
+whose request body is its parameters' schema and whose 200 answer carries its
+result's schema; every deployment route gets an operation with its path and
+query parameters. The generic execution endpoints are described once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..platform._version import __version__
+from ..platform.deploy.model import FunctionRoute, Revision
+from ..platform.wit.types import OptionT, Prim, WitType
+from .routes import PLACEHOLDER, RouteTable, wit_name
+from .schema import Schema, json_schema, params_schema, result_schema
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Bad request: bad JSON, or a value that does not fit its WIT type (`path` names it)",
+        401: "Missing or unknown bearer token",
+        403: "The token's scope does not allow this",
+        404: "No such function or execution",
+        409: "Conflict (an idempotency key reused with other params, or nothing left to cancel)",
+        413: "Request body over the gateway's limit",
+        503: "The store is unreachable",
+    }
+    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+
+
+def _execution_schema(result: Schema) -> Schema:
+    return {
+        "type": "object",
+        "required": ["execution_id", "ffqn", "status", "component_digest", "created_at"],
+        "properties": {
+            "execution_id": {"type": "string"},
+            "ffqn": {"type": "string"},
+            "kind": {"type": "string", "enum": ["activity", "workflow"]},
+            "status": {"type": "string", "enum": ["pending", "running", "blocked", "finished"]},
+            "component_digest": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": "string", "format": "date-time"},
+            "attempt": {"type": "integer"},
+            "params": {"type": "array"},
+            "parent_id": {"type": "string"},
+            "cancel_requested": {"type": "boolean"},
+            "result": result,
+            "failure": _ref("Failure"),
+        },
+    }
+
+
+def _components() -> dict[str, Any]:
+    return {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "path": {"type": ["string", "null"]},
+                            "execution_id": {"type": "string"},
+                        },
+                    }
+                },
+            },
+            "Failure": {
+                "type": "object",
+                "required": ["kind", "message"],
+                "properties": {"kind": {"type": "string"}, "message": {"type": "string"}},
+            },
+            "Accepted": {
+                "type": "object",
+                "required": ["execution_id", "status"],
+                "properties": {"execution_id": {"type": "string"}, "status": {"type": "string"}},
+            },
+            "Execution": _execution_schema({}),
+            "Event": {
+                "type": "object",
+                "required": ["index", "type", "at"],
+                "properties": {"index": {"type": "integer"}, "type": {"type": "string"}, "at": {"type": "integer"}},
+            },
+        },
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    }
+
+
+_ACCEPTED = {
+    "description": "Accepted: the execution runs; poll its Location",
+    "headers": {"Location": {"schema": {"type": "string"}, "description": "The execution's URL"}},
+    "content": {"application/json": {"schema": _ref("Accepted")}},
+}
+_WAIT = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "Seconds to wait for the execution to finish (capped by the gateway); also `Prefer: wait=N`",
+    "schema": {"type": "number", "minimum": 0},
+}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _function_operation(route: FunctionRoute) -> dict[str, Any]:
+    sig = route.signature
+    return {
+        "operationId": f"invoke {route.ffqn}",
+        "summary": f"Invoke {route.ffqn}: {sig.wit()}",
+        "tags": [route.ffqn.rpartition(".")[0]],
+        "parameters": [
+            _WAIT,
+            {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+        ],
+        "requestBody": {
+            "required": bool(sig.params),
+            "content": {"application/json": {"schema": params_schema(sig)}},
+        },
+        "responses": {
+            "200": _json(_execution_schema(result_schema(sig)), "Finished within the wait"),
+            "202": _ACCEPTED,
+            **_errors(400, 401, 403, 404, 409, 413, 503),
+        },
+    }
+
+
+def _route_operation(table: RouteTable, index: int) -> tuple[str, str, dict[str, Any]]:
+    route = table.routes[index]
+    sig = route.function.signature
+    method = route.spec.method.upper()
+    parameters: list[dict[str, Any]] = [
+        _param(name, ty, "path", required=True) for name, ty in sig.params if name in route.path_params
+    ]
+    rest = [(name, ty) for name, ty in sig.params if name not in route.path_params]
+    operation: dict[str, Any] = {
+        "operationId": f"route {method} {route.spec.path}",
+        "summary": f"{method} {route.spec.path} -> {route.function.ffqn}",
+        "tags": ["routes"],
+    }
+    if method in _BODY_METHODS:
+        operation["requestBody"] = {
+            "required": any(not isinstance(ty, OptionT) for _, ty in rest),
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {name: json_schema(ty) for name, ty in rest},
+                        "required": [name for name, ty in rest if not isinstance(ty, OptionT)],
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        }
+    else:
+        parameters += [_param(name, ty, "query", required=not isinstance(ty, OptionT)) for name, ty in rest]
+    operation["parameters"] = parameters
+    operation["responses"] = {
+        "200": _json(result_schema(sig), "The function's return value"),
+        "202": _ACCEPTED,
+        "500": _json(_ref("Error"), "The execution failed (`code` is the failure kind)"),
+        **_errors(400, 401, 403, 404, 413, 503),
+    }
+    # Name placeholders as the parameters are named (`{order_id}` binds `order-id`).
+    path = PLACEHOLDER.sub(lambda m: "{" + wit_name(m.group(1)) + "}", route.spec.path)
+    return path, method.lower(), operation
+
+
+def _param(name: str, ty: WitType, where: str, *, required: bool) -> dict[str, Any]:
+    inner = ty.inner if isinstance(ty, OptionT) else ty
+    param: dict[str, Any] = {"name": name, "in": where, "required": required, "description": f"WIT type {ty.wit()}"}
+    if isinstance(inner, Prim):
+        param["schema"] = json_schema(inner)
+    else:
+        param["content"] = {"application/json": {"schema": json_schema(inner)}}
+    return param
+
+
+def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[str, Any]:
+    """The OpenAPI document of this gateway for `revision`."""
+    paths: dict[str, Any] = {}
+    for ffqn, route in sorted(revision.functions().items()):
+        if route.signature.unsupported_reason() is None:
+            paths[f"/v1/functions/{ffqn}"] = {"post": _function_operation(route)}
+    for index in range(len(table.routes)):
+        path, method, operation = _route_operation(table, index)
+        paths.setdefault(path, {})[method] = operation
+    paths.update(_static_paths())
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"Dolmen gateway: {revision.name} (revision {revision.number})",
+            "version": __version__,
+            "description": "Invoke deployed WebAssembly functions by name or through the deployment's routes.",
+        },
+        "paths": paths,
+        "components": _components(),
+    }
+    if auth:
+        doc["security"] = [{"bearer": []}]
+    return doc
+
+
+def _static_paths() -> dict[str, Any]:
+    execution = _json(_ref("Execution"), "The execution")
+    return {
+        "/v1/functions": {
+            "get": {
+                "operationId": "list functions",
+                "responses": {"200": _json({"type": "object"}, "Every deployed function"), **_errors(401, 404)},
+            }
+        },
+        "/v1/executions": {
+            "get": {
+                "operationId": "list executions",
+                "parameters": [
+                    {"name": n, "in": "query", "required": False, "schema": s}
+                    for n, s in (
+                        ("ffqn", {"type": "string"}),
+                        ("status", {"type": "string", "enum": ["pending", "running", "blocked", "finished"]}),
+                        ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
+                        ("cursor", {"type": "string"}),
+                    )
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "executions": {"type": "array", "items": _ref("Execution")},
+                                "next": {"type": ["string", "null"]},
+                            },
+                        },
+                        "A page of executions, newest first",
+                    ),
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/v1/executions/{id}": {
+            "get": {"operationId": "get execution", "parameters": [_ID], "responses": {"200": execution, **_errors(400, 404)}}
+        },
+        "/v1/executions/{id}/events": {
+            "get": {
+                "operationId": "get events",
+                "parameters": [_ID, {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": {
+                        "description": "The log as JSON, or live server-sent events with `Accept: text/event-stream`",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                                }
+                            },
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(400, 404),
+                },
+            }
+        },
+        "/v1/executions/{id}/result": {
+            "get": {
+                "operationId": "get result",
+                "parameters": [_ID, _WAIT],
+                "responses": {"200": execution, "202": _ACCEPTED, **_errors(400, 404)},
+            }
+        },
+        "/v1/executions/{id}/cancel": {
+            "post": {
+                "operationId": "cancel execution",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json({"type": "object"}, "Cancelled"),
+                    "202": _json({"type": "object"}, "Cancellation requested"),
+                    **_errors(403, 404, 409),
+                },
+            }
+        },
+        "/healthz": {"get": {"operationId": "health", "security": [], "responses": {"200": {"description": "OK"}}}},
+        "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text"}}}},
+    }

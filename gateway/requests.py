@@ -1,0 +1,120 @@
+"""Reading requests safely: bounded bodies, JSON, wait times, idempotency keys."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from ..platform.errors import PayloadTooLargeError
+from .errors import BadRequestError
+
+_MISSING = object()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadRequestError(f"Content-Length {declared!r} is not a number") from None
+        if size > limit:
+            raise _too_large(size, limit)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _too_large(received, limit, at_least=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int, *, at_least: bool = False) -> PayloadTooLargeError:
+    amount = f"over {limit}" if at_least else str(size)
+    return PayloadTooLargeError(
+        f"the request body is {amount} bytes, over this gateway's limit of {limit} bytes; "
+        "pass large data by reference (e.g. a URL)"
+    )
+
+
+def parse_json(body: bytes, *, empty: Any = None) -> Any:
+    """The JSON document in `body` (`empty` when there is none); 400 naming the position otherwise."""
+    if not body.strip():
+        return empty
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"the request body is not UTF-8 (bad byte at offset {exc.start})", path="body") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(
+            f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", path="body"
+        ) from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise BadRequestError(f"the request body is not usable JSON: {exc}", path="body") from None
+    except RecursionError:
+        raise BadRequestError("the request body's JSON is nested too deeply", path="body") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadRequestError(
+        f"the request body is not valid JSON: {name} is not a JSON value (write it as the string \"{name}\")",
+        path="body",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WaitRequest:
+    """How long to wait for an execution, and whether the client asked (for Preference-Applied)."""
+
+    seconds: float
+    from_prefer: bool = False
+
+
+def wait_time(request: Request, *, default: float, cap: float, use_query: bool = True) -> WaitRequest:
+    """`?wait=SECONDS`, else `Prefer: wait=N` (RFC 7240), else `default`; never over `cap`."""
+    raw = request.query_params.get("wait") if use_query else None
+    if raw is not None:
+        return WaitRequest(min(_seconds(raw, "wait query parameter"), cap))
+    prefer = _prefer(request.headers.getlist("prefer"))
+    if "respond-async" in prefer and "wait" not in prefer:
+        return WaitRequest(0.0, True)
+    if "wait" in prefer:
+        return WaitRequest(min(_seconds(prefer["wait"], "Prefer: wait"), cap), True)
+    return WaitRequest(min(default, cap))
+
+
+def _seconds(raw: str, what: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise BadRequestError(f"the {what} must be a number of seconds >= 0, got {raw!r}", path="wait")
+    return value
+
+
+def _prefer(values: list[str]) -> dict[str, str]:
+    """The preferences of Prefer headers: `respond-async, wait=10` -> {respond-async: '', wait: '10'}."""
+    out: dict[str, str] = {}
+    for value in values:
+        for item in value.split(","):
+            token = item.split(";", 1)[0].strip()
+            if not token:
+                continue
+            name, _, arg = token.partition("=")
+            out.setdefault(name.strip().lower(), arg.strip().strip('"'))
+    return out
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header, if any."""
+    key = request.headers.get("idempotency-key")
+    return None if key is None else key.strip()

@@ -1,0 +1,210 @@
+"""Deployment routes: `METHOD /path/{param}` bound to a function by the active revision.
+
+Path parameters, query parameters and the fields of a JSON object body bind
+to the function's parameters by name (`order_id` also binds `order-id`, since
+WIT names are kebab-case). Text from the path and the query is converted by
+the parameter's WIT type (`convert.py`). The answer is the function's return
+value once it finishes, within the route wait (`Prefer: wait=N` changes it,
+`Prefer: respond-async` skips it), else 202 with the execution id.
+
+The table is rebuilt whenever another revision becomes active, so a deploy
+changes the routes of every running gateway within a second.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..platform.deploy.model import FunctionRoute, Revision, RouteSpec
+from ..platform.errors import InvalidValueError, NotFoundError
+from ..platform.store.records import ExecutionState
+from ..platform.wit.types import FunctionType
+from .context import Gateway, accepted, handler, location
+from .convert import from_texts
+from .errors import BadRequestError, MethodNotAllowedError, error_response
+from .requests import idempotency_key, parse_json, read_body, wait_time
+
+log = structlog.get_logger("dolmen.gateway")
+
+PLACEHOLDER = re.compile(r"\{([^{}/]+)\}")
+_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+# How a failed execution is answered on a route.
+_FAILURE_STATUS = {"timeout": 504, "cancelled": 409}
+
+
+def wit_name(name: str) -> str:
+    """A parameter name as WIT writes it (kebab-case)."""
+    return name.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    """A route whose template is a regex and whose function is resolved."""
+
+    spec: RouteSpec
+    regex: re.Pattern[str]
+    path_params: tuple[str, ...]
+    function: FunctionRoute
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.regex.fullmatch(path)
+        if found is None:
+            return None
+        return {name: found.group(f"p{i}") for i, name in enumerate(self.path_params)}
+
+
+def compile_route(spec: RouteSpec, functions: dict[str, FunctionRoute]) -> CompiledRoute:
+    """Check a route against the revision's functions and compile its template; ValueError says why not."""
+    if spec.method.upper() not in METHODS:
+        raise ValueError(f"method {spec.method!r} is not one of {', '.join(sorted(METHODS))}")
+    if not spec.path.startswith("/"):
+        raise ValueError(f"path {spec.path!r} must start with '/'")
+    function = functions.get(spec.function)
+    if function is None:
+        raise ValueError(f"function {spec.function} is not deployed in this revision")
+    names = {n for n, _ in function.signature.params}
+    pattern, params, last = "", [], 0
+    for i, found in enumerate(PLACEHOLDER.finditer(spec.path)):
+        name = wit_name(found.group(1))
+        if not _NAME.match(name) or name not in names:
+            raise ValueError(f"path parameter {{{found.group(1)}}} names no parameter of {spec.function} ({', '.join(sorted(names)) or 'none'})")
+        if name in params:
+            raise ValueError(f"path parameter {{{found.group(1)}}} appears twice")
+        pattern += re.escape(spec.path[last : found.start()]) + f"(?P<p{i}>[^/]+)"
+        params.append(name)
+        last = found.end()
+    pattern += re.escape(spec.path[last:])
+    if "{" in spec.path[last:] or "}" in spec.path[last:]:
+        raise ValueError(f"path {spec.path!r} has an unbalanced brace")
+    return CompiledRoute(spec, re.compile(pattern), tuple(params), function)
+
+
+class RouteTable:
+    """The compiled routes of one revision; bad routes are logged and left out."""
+
+    def __init__(self, revision: Revision) -> None:
+        self.revision = revision.number
+        functions = revision.functions()
+        self.routes: list[CompiledRoute] = []
+        self.problems: list[str] = []
+        for spec in revision.routes:
+            try:
+                self.routes.append(compile_route(spec, functions))
+            except ValueError as exc:
+                problem = f"route {spec.method} {spec.path} -> {spec.function} is ignored: {exc}"
+                self.problems.append(problem)
+                log.warning("bad deployment route", revision=revision.number, problem=problem)
+
+    def find(self, method: str, path: str) -> tuple[CompiledRoute, dict[str, str]]:
+        """The route for `method path` and its path parameters; 404 or 405 when there is none."""
+        allowed: list[str] = []
+        for route in self.routes:
+            params = route.match(path)
+            if params is None:
+                continue
+            if route.spec.method.upper() == method:
+                return route, params
+            allowed.append(route.spec.method.upper())
+        if allowed:
+            raise MethodNotAllowedError(f"{path} answers {', '.join(sorted(set(allowed)))}, not {method}")
+        raise NotFoundError(f"nothing at {method} {path}; GET /openapi.json lists the API and the deployment's routes")
+
+
+def bind(
+    fn: FunctionType, path_params: dict[str, str], query: list[tuple[str, str]], body: Any
+) -> dict[str, Any]:
+    """The function's params (JSON, by name) from the path, the query and a JSON object body."""
+    types = dict(fn.params)
+    params: dict[str, Any] = {}
+    source: dict[str, str] = {}
+
+    def put(name: str, value: Any, where: str, raw_name: str) -> None:
+        if name not in types:
+            raise InvalidValueError(
+                f"params.{raw_name}",
+                f"unknown parameter (from the {where}); the function takes {', '.join(types) or 'no parameters'}",
+            )
+        if name in params:
+            raise InvalidValueError(f"params.{name}", f"given both in the {source[name]} and in the {where}")
+        params[name], source[name] = value, where
+
+    for name, text in path_params.items():
+        put(name, from_texts([text], types[name], f"params.{name}", "path"), "path", name)
+    grouped: dict[str, list[str]] = {}
+    for key, value in query:
+        grouped.setdefault(key, []).append(value)
+    for key, texts in grouped.items():
+        name = wit_name(key)
+        if name not in types:
+            put(name, None, "query string", key)
+        put(name, from_texts(texts, types[name], f"params.{name}", "query string"), "query string", key)
+    if body is not None:
+        if not isinstance(body, dict):
+            raise BadRequestError("a route's JSON body must be an object whose fields are parameters", path="body")
+        for key, value in body.items():
+            put(wit_name(str(key)), value, "body", str(key))
+    return params
+
+
+class DeploymentRoutes:
+    """Serves every path the API does not, through the active revision's routes."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self._lock = threading.Lock()
+        self._table: RouteTable | None = None
+
+    async def table(self) -> RouteTable:
+        revision = await self.gw.revision()
+        with self._lock:
+            if self._table is None or self._table.revision != revision.number:
+                self._table = RouteTable(revision)
+            return self._table
+
+    async def handle(self, request: Request) -> Response:
+        """Answer a request through the matching route, or 404/405."""
+        handler(request, "route")
+        self.gw.auth.check(request, "invoke")
+        try:
+            table = await self.table()
+        except NotFoundError:
+            raise NotFoundError(f"nothing at {request.method} {request.url.path}; nothing is deployed yet") from None
+        route, path_params = table.find(request.method, request.url.path)
+        try:
+            wait = wait_time(
+                request, default=self.gw.settings.route_wait_s, cap=self.gw.settings.max_wait_s, use_query=False
+            )
+            body = await read_body(request, self.gw.settings.max_body_bytes)
+            params = bind(route.function.signature, path_params, request.query_params.multi_items(), parse_json(body))
+        except Exception:
+            self.gw.metrics.invocations.inc("route", "rejected")
+            raise
+        submitted = await self.gw.submit(
+            route.function.ffqn, params, key=idempotency_key(request), raw_size=len(body), via="route"
+        )
+        state = await self.gw.settle(submitted, wait)
+        if state is None or state.status != "finished":
+            return accepted(submitted.execution_id, "pending" if state is None else state.status, wait=wait)
+        return route_result(state)
+
+
+def route_result(state: ExecutionState) -> Response:
+    """A finished execution as a route answers it: the return value, or an error naming the failure."""
+    headers = {"Location": location(state.id), "Dolmen-Execution-Id": state.id}
+    outcome = state.outcome
+    if outcome is None or outcome.failure is None:
+        return JSONResponse(None if outcome is None else outcome.value, headers=headers)
+    failure = outcome.failure
+    response = error_response(
+        _FAILURE_STATUS.get(failure.kind, 500), failure.kind, failure.message, execution_id=state.id
+    )
+    response.headers.update(headers)
+    return response

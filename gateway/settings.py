@@ -1,0 +1,127 @@
+"""The gateway's settings: where the store is, limits, tokens, CORS.
+
+Tokens come from `--token TOKEN[:SCOPE]` options and from the environment
+variable `DOLMEN_GATEWAY_TOKENS` (comma-separated `TOKEN[:SCOPE]` entries).
+A scope is `invoke` (call functions and read the executions one knows the id
+of) or `admin` (everything); a token without a scope is an admin token. With
+no token configured the API is open, as on a developer's machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..platform.errors import ConfigError
+
+Scope = Literal["invoke", "admin"]
+SCOPES: tuple[Scope, ...] = ("invoke", "admin")
+
+TOKENS_ENV = "DOLMEN_GATEWAY_TOKENS"
+CORS_ENV = "DOLMEN_GATEWAY_CORS_ORIGINS"
+
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_WAIT_S = 60.0
+DEFAULT_ROUTE_WAIT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A bearer token and what it may do."""
+
+    secret: str
+    scope: Scope = "admin"
+
+    def __repr__(self) -> str:  # never print a secret in a log or a traceback
+        return f"Token(scope={self.scope!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Everything one gateway process needs; build with `from_env` to read the environment."""
+
+    redis_url: str
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8400
+    tokens: tuple[Token, ...] = ()
+    # Request bodies above this are refused with 413 before they are parsed.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # No request waits longer than this for an execution, whatever it asks for.
+    max_wait_s: float = DEFAULT_MAX_WAIT_S
+    # Deployment routes wait this long for the result before answering 202.
+    route_wait_s: float = DEFAULT_ROUTE_WAIT_S
+    # Server-sent event streams end after this long; clients reconnect with Last-Event-ID.
+    max_stream_s: float = 3600.0
+    cors_origins: tuple[str, ...] = ()
+    redis_max_connections: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes <= 0:
+            raise ConfigError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
+        if self.max_wait_s < 0 or self.route_wait_s < 0:
+            raise ConfigError("wait limits must not be negative")
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        redis_url: str,
+        data_dir: Path,
+        tokens: Iterable[str] = (),
+        cors_origins: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8400,
+    ) -> GatewaySettings:
+        """Settings from explicit values plus `DOLMEN_GATEWAY_TOKENS` / `DOLMEN_GATEWAY_CORS_ORIGINS`."""
+        env = os.environ if environ is None else environ
+        specs = [*tokens, *_split(env.get(TOKENS_ENV, ""))]
+        origins = [*cors_origins, *_split(env.get(CORS_ENV, ""))]
+        return cls(
+            redis_url=redis_url,
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            tokens=parse_tokens(specs),
+            cors_origins=tuple(dict.fromkeys(origins)),
+        )
+
+    def replace(self, **changes: object) -> GatewaySettings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def parse_tokens(specs: Iterable[str]) -> tuple[Token, ...]:
+    """Parse `TOKEN[:SCOPE]` entries; a missing scope means admin."""
+    out: list[Token] = []
+    for spec in specs:
+        spec = spec.strip()
+        if not spec:
+            continue
+        secret, sep, scope = spec.rpartition(":")
+        if not sep:
+            secret, scope = spec, "admin"
+        elif scope not in SCOPES:
+            raise ConfigError(f"unknown gateway token scope '{scope}'; use TOKEN, TOKEN:invoke or TOKEN:admin")
+        if not _TOKEN_CHARS.match(secret):
+            raise ConfigError(
+                "a gateway token may only hold letters, digits and -._~+/= (RFC 6750 bearer token characters)"
+            )
+        if len(secret) < 8:
+            raise ConfigError(
+                f"a gateway token ({scope}) is {len(secret)} characters long; use at least 8 random characters"
+            )
+        out.append(Token(secret, scope))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]

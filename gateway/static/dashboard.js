@@ -1,0 +1,176 @@
+// The read-only dashboard: functions, recent executions, one execution's log as a timeline.
+// Plain DOM, no build step. Data comes from the API v1 with the token the user typed (if any).
+"use strict";
+
+const REFRESH_MS = 2000;
+const TOKEN_KEY = "dolmen-token";
+let selected = decodeURIComponent(location.hash.slice(1)) || null;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function notice(text) {
+  const box = document.getElementById("notice");
+  box.hidden = !text;
+  box.textContent = text || "";
+}
+
+async function api(path) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(path, { headers });
+  const body = await response.json().catch(() => null);
+  if (response.status === 401) {
+    document.getElementById("token-form").hidden = false;
+    throw new Error("This gateway needs a bearer token: enter one above.");
+  }
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : response.statusText;
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function statusBadge(execution) {
+  const failed = execution.failure !== undefined;
+  const label = failed ? "failed: " + execution.failure.kind : execution.status;
+  return el("span", { class: "status status-" + (failed ? "failed" : execution.status) }, label);
+}
+
+function took(execution) {
+  if (!execution.finished_at) return "";
+  const ms = Date.parse(execution.finished_at) - Date.parse(execution.created_at);
+  return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
+}
+
+function time(iso) {
+  return new Date(iso).toLocaleTimeString();
+}
+
+function short(value) {
+  const text = JSON.stringify(value);
+  return text.length > 160 ? text.slice(0, 157) + "…" : text;
+}
+
+async function loadFunctions() {
+  const data = await api("/v1/functions");
+  document.getElementById("deployment").textContent =
+    "deployment " + data.deployment + ", revision " + data.revision;
+  const rows = data.functions.map((f) =>
+    el("tr", {}, el("td", {}, el("code", {}, f.ffqn)), el("td", {}, f.kind), el("td", {}, el("code", {}, f.signature)))
+  );
+  document.querySelector("#functions tbody").replaceChildren(...rows);
+}
+
+async function loadExecutions() {
+  let data;
+  try {
+    data = await api("/v1/executions?limit=25");
+  } catch (error) {
+    if (error.status === 403) {
+      document.querySelector("#executions tbody").replaceChildren(
+        el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Listing executions needs an admin token."))
+      );
+      return;
+    }
+    throw error;
+  }
+  const rows = data.executions.map((x) =>
+    el(
+      "tr",
+      { class: "execution" + (x.execution_id === selected ? " selected" : ""), "data-id": x.execution_id, onclick: () => select(x.execution_id) },
+      el("td", {}, el("code", {}, x.execution_id)),
+      el("td", {}, el("code", {}, x.ffqn)),
+      el("td", {}, statusBadge(x)),
+      el("td", {}, time(x.created_at)),
+      el("td", {}, took(x))
+    )
+  );
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No executions yet.")));
+  document.querySelector("#executions tbody").replaceChildren(...rows);
+}
+
+function describeEvent(event) {
+  const { index, type, at, ...data } = event;
+  if (type === "created") return "params " + short(data.params);
+  if (type === "finished") return data.failure ? data.failure.kind + ": " + data.failure.message : "result " + short(data.result);
+  if (type === "child_submitted") return data.ffqn + " " + short(data.params) + " → " + data.child_id;
+  if (type === "response") return data.child_id ? data.child_id + " → " + short(data.result !== undefined ? data.result : data.failure) : short(data);
+  return Object.keys(data).length ? short(data) : "";
+}
+
+async function loadDetail() {
+  const section = document.getElementById("detail-section");
+  if (!selected) {
+    section.hidden = true;
+    return;
+  }
+  const id = encodeURIComponent(selected);
+  const [execution, log] = await Promise.all([api("/v1/executions/" + id), api("/v1/executions/" + id + "/events")]);
+  section.hidden = false;
+  document.getElementById("detail-id").textContent = execution.execution_id;
+  const facts = [
+    ["Function", el("code", {}, execution.ffqn)],
+    ["Status", statusBadge(execution)],
+    ["Component", el("code", {}, execution.component_digest.slice(0, 19) + "…")],
+    ["Created", execution.created_at],
+  ];
+  if (execution.finished_at) facts.push(["Took", took(execution)]);
+  if (execution.result !== undefined) facts.push(["Result", el("code", {}, short(execution.result))]);
+  if (execution.failure) facts.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
+  document.getElementById("detail").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  const start = log.events.length ? log.events[0].at : 0;
+  const items = log.events.map((event) =>
+    el(
+      "li",
+      { class: "event event-" + event.type + (event.failure ? " failed" : "") },
+      el("span", { class: "type" }, "#" + event.index + " " + event.type),
+      el("span", { class: "at" }, "+" + (event.at - start) + " ms"),
+      el("span", { class: "data mono" }, describeEvent(event))
+    )
+  );
+  document.getElementById("timeline").replaceChildren(...items);
+}
+
+function select(id) {
+  selected = id;
+  history.replaceState(null, "", "#" + encodeURIComponent(id));
+  for (const row of document.querySelectorAll("tr.execution")) row.classList.toggle("selected", row.dataset.id === id);
+  refresh();
+}
+
+async function refresh() {
+  try {
+    await Promise.all([loadFunctions(), loadExecutions(), loadDetail()]);
+    notice("");
+  } catch (error) {
+    notice(error.message);
+  }
+}
+
+document.getElementById("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
+  document.getElementById("token-form").hidden = true;
+  refresh();
+});
+window.addEventListener("hashchange", () => {
+  selected = decodeURIComponent(location.hash.slice(1)) || null;
+  refresh();
+});
+
+refresh();
+setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,67 @@
+"""One platform for every gateway test: a real Valkey, the test components deployed
+with routes, a runner and a scheduler process, and an open gateway on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.gateway.helpers import GatewayThread, Platform, deploy_test_components, settings_for
+from tests.support.guests import DATA_DIR
+from tests.support.servers import ValkeyForTests
+
+
+@pytest.fixture(scope="package")
+def platform(valkey: ValkeyForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The session Valkey, emptied, with the test components deployed and services running."""
+    client = redis.Redis.from_url(valkey.url)
+    client.flushall()
+    client.close()
+    revision = deploy_test_components(valkey.url)
+    running = Platform(valkey.url, DATA_DIR, revision, tmp_path_factory.mktemp("gateway-logs"))
+    running.start_services()
+    try:
+        yield running
+    finally:
+        running.stop_services()
+
+
+@pytest.fixture(scope="package")
+def gateway(platform: Platform) -> Iterator[GatewayThread]:
+    """An open gateway (no tokens) with default limits."""
+    server = GatewayThread(settings_for(platform)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http(gateway: GatewayThread) -> Iterator[httpx.Client]:
+    """An HTTP client for the open gateway."""
+    with gateway.client() as client:
+        yield client
+
+
+@pytest.fixture
+def start_gateway(platform: Platform) -> Iterator[Callable[..., GatewayThread]]:
+    """Start gateways with other settings; they stop after the test."""
+    started: list[GatewayThread] = []
+
+    def start(**changes: Any) -> GatewayThread:
+        server = GatewayThread(settings_for(platform, **changes)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def logs_dir(platform: Platform) -> Path:
+    """Where the runner and scheduler write their logs (for debugging failures)."""
+    return platform.logs

@@ -63,15 +63,14 @@ class Scheduler:
             execution_id = member["id"]
             root = keys.root_of(execution_id)
             wake = outbox.enqueue_msg(member["ffqn"], execution_id)
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, root)
-            self.scripts.on(
-                pipe,
+            position = pipe.script(
                 "deliver",
                 [keys.state(execution_id), keys.log(execution_id), keys.done(execution_id), keys.outbox(root)],
                 [member["delay_id"], json.dumps(member["response"]), now_ms(), wake],
             )
-            woke = pipe.execute()[-1]
+            woke = pipe.execute()[position]
             if woke:
                 outbox.deliver(self.client, root, [wake])
         else:
@@ -103,6 +102,14 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     client = connect(settings.redis_url)
     scheduler = Scheduler(client)
     beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired}).start()
+    # Queued upgrades replay workflow logs, which can take seconds: a thread of
+    # their own keeps timers firing on time meanwhile.
+    from .deploy.upgrader import PendingUpgrades
+
+    upgrades = threading.Thread(
+        target=PendingUpgrades(client, settings.data_dir).serve, args=(stop,), name="dolmen-upgrades", daemon=True
+    )
+    upgrades.start()
     log.info("scheduler started", redis=settings.redis_url)
     last_sweep = 0.0
     try:

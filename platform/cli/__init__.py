@@ -1,5 +1,1 @@
-"""The `platform` command-line program."""
-
-from .main import cli, main
-
-__all__ = ["cli", "main"]
+"""The `platform` command-line program (entry point: `dolmen.platform.cli.main:main`)."""

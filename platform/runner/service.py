@@ -64,7 +64,8 @@ class Runner:
         self._cond = threading.Condition()
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="dolmen-run")
         self._queue_names: list[str] = []
-        self._revision_count = -1
+        self._revision_seen = -2
+        self._names_read = 0.0
         self.processed = 0
 
     # ------------------------------------------------------------- serving
@@ -116,15 +117,21 @@ class Runner:
         self._pool.submit(self._process, entry)
 
     def queue_names(self) -> list[str]:
-        """Every ffqn of every revision: old revisions may still have executions."""
-        numbers = self.deployments.numbers()
-        if len(numbers) != self._revision_count:
+        """Every ffqn of every revision: old revisions may still have executions.
+
+        Re-read when the active revision changes, and every few seconds in case
+        a revision was stored without being activated.
+        """
+        active = self.revisions.active()
+        number = active.number if active is not None else -1
+        if number != self._revision_seen or time.monotonic() - self._names_read > 5.0:
             names: set[str] = set()
-            for number in numbers:
-                for comp in self.revisions.get(number).components:
+            for revision_number in self.deployments.numbers():
+                for comp in self.revisions.get(revision_number).components:
                     names.update(comp.functions)
             self._queue_names = sorted(names)
-            self._revision_count = len(numbers)
+            self._revision_seen = number
+            self._names_read = time.monotonic()
         return self._queue_names
 
     # ---------------------------------------------------------- executing

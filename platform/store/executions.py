@@ -116,17 +116,17 @@ class ExecutionStore:
         root = ExecutionId(new.id).root
         message = new.initial_message()
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, root)
             pipe.zadd(keys.EXECUTIONS, {new.id: at}, nx=True)
             pipe.zadd(keys.ACTIVE, {new.id: at}, nx=True)
-            self.scripts.on(
-                pipe,
+            position = pipe.script(
                 "create",
                 [keys.state(new.id), keys.log(new.id), keys.outbox(root)],
                 [json.dumps(new.created_event()), at, 1, message, *new.state_fields(at)],
             )
-            reply = pipe.execute()[-1]
+            outbox.deliver_after(pipe, root, [message])
+            reply = pipe.execute()[position]
         if reply[0] == b"exists":
             existing_ffqn, existing_params = reply[1].decode(), json.loads(reply[2])
             if existing_ffqn != new.ffqn or existing_params != new.params:
@@ -135,8 +135,6 @@ class ExecutionStore:
                     "an idempotency key or execution id must not be reused for a different call"
                 )
             return Created(new.id, False)
-        with map_redis_errors():
-            outbox.deliver(self.client, root, [message])
         return Created(new.id, True)
 
     def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = 7 * 86400) -> str:
@@ -260,17 +258,16 @@ class ExecutionStore:
         self_msg = outbox.enqueue_msg(state.ffqn, state.id)
         wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, root)
-            self.scripts.on(
-                pipe,
+            position = pipe.script(
                 "cancel",
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
                  keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
                 [at, json.dumps({"reason": reason}), self_msg, json.dumps(outcome.to_json()),
                  json.dumps(outcome.to_json()), state.id if parent else "", json.dumps(response), wake],
             )
-            reply = pipe.execute()[-1]
+            reply = pipe.execute()[position]
             result = reply[0].decode()
             pending = [m.decode() for m in self.client.lrange(keys.outbox(root), 0, -1)]  # type: ignore[union-attr]
             outbox.deliver(self.client, root, pending)

@@ -145,10 +145,10 @@ class Leases:
             return {}
         at = now_ms()
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             for lease in leases:
-                self.scripts.on(pipe, "extend", [keys.state(lease.id)], [lease.owner, lease.version, at, ttl_ms])
-            replies = pipe.execute(raise_on_error=False)
+                pipe.script("extend", [keys.state(lease.id)], [lease.owner, lease.version, at, ttl_ms])
+            replies = pipe.execute()
         out: dict[str, str] = {}
         for lease, reply in zip(leases, replies):
             if isinstance(reply, Exception):
@@ -194,11 +194,10 @@ class Leases:
             ]
         root = eid.root
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             if parent:
                 outbox.mark_dirty(pipe, root)
-            self.scripts.on(
-                pipe,
+            position = pipe.script(
                 "finish",
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
                  keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
@@ -209,8 +208,7 @@ class Leases:
                 pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
                 pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
             pipe.zrem(keys.ACTIVE, state.id)
-            replies = pipe.execute()
-        reply = replies[1] if parent else replies[0]
+            reply = pipe.execute()[position]
         _check(reply, lease)
         woke = bool(int(reply[1]))
         if woke:
@@ -224,21 +222,19 @@ class Leases:
         timer = outbox.timer_msg(retry_at, outbox.timer_member("enqueue", ffqn=state.ffqn, id=state.id))
         event = {"attempt": state.attempt, **error, "retry_at": retry_at}
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, lease.root)
-            self.scripts.on(
-                pipe,
+            position = pipe.script(
                 "fail",
                 [keys.state(state.id), keys.log(state.id), keys.outbox(lease.root)],
                 [lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
             )
+            outbox.deliver_after(pipe, lease.root, [timer])
             for entry in entries:
                 pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
                 pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
             replies = pipe.execute()
-        _check(replies[1], lease)
-        with map_redis_errors():
-            outbox.deliver(self.client, lease.root, [timer])
+        _check(replies[position], lease)
 
     def commit(
         self,
@@ -271,33 +267,30 @@ class Leases:
         for new in creates:
             script_keys += [keys.state(new.id), keys.log(new.id)]
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             if starts:
                 outbox.mark_dirty(pipe, lease.root)
             for new in creates:
                 pipe.zadd(keys.EXECUTIONS, {new.id: at}, nx=True)
                 pipe.zadd(keys.ACTIVE, {new.id: at}, nx=True)
-            self.scripts.on(pipe, "commit", script_keys, [lease.owner, lease.version, at, json.dumps(spec), last_seen])
-            reply = pipe.execute()[-1]
+            position = pipe.script("commit", script_keys, [lease.owner, lease.version, at, json.dumps(spec), last_seen])
+            outbox.deliver_after(pipe, lease.root, starts)
+            reply = pipe.execute()[position]
         _check(reply, lease)
-        if starts:
-            with map_redis_errors():
-                outbox.deliver(self.client, lease.root, starts)
         return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
 
     def block(self, lease: Lease, seen_length: int) -> str:
         """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, lease.root)
-            self.scripts.on(
-                pipe,
+            position = pipe.script(
                 "block",
                 [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
                 [lease.owner, lease.version, now_ms(), seen_length, requeue],
             )
-            reply = pipe.execute()[-1]
+            reply = pipe.execute()[position]
         _check(reply, lease)
         result = reply[0].decode()
         if result == "requeued":

@@ -53,6 +53,19 @@ def mark_dirty(pipe: Any, root: str) -> None:
     pipe.zadd(keys.DIRTY, {root: time.time_ns() // 1000})
 
 
+def deliver_after(pipe: Any, root: str, messages: list[str]) -> None:
+    """Queue the delivery of messages the script earlier in `pipe` writes to the outbox.
+
+    If the script refuses the write (it is fenced), the effects still run: an
+    enqueued id that does not exist, or a timer for a request that will be
+    made again identically by the runner that took over, is harmless.
+    """
+    for message in messages:
+        queue_effects(pipe, message)
+    for message in messages:
+        pipe.lrem(keys.outbox(root), 1, message)
+
+
 def deliver(client: redis.Redis, root: str, messages: list[str]) -> None:
     """Carry out messages just written to a tree's outbox, then remove them."""
     if not messages:

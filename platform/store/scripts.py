@@ -1,12 +1,19 @@
-"""The Lua scripts that perform every write to an execution, loaded once per client."""
+"""The Lua scripts that perform every write to an execution, loaded once per client.
+
+Scripts are called with EVALSHA, also inside pipelines, without redis-py's
+per-pipeline SCRIPT EXISTS round trip. When the server answers NOSCRIPT (it
+was restarted or flushed), the scripts are loaded again and the failed calls
+are repeated; the other commands of a pipeline are not sent twice.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from importlib.resources import files
 from typing import Any
 
 import redis
-from redis.commands.core import Script
+from redis.exceptions import NoScriptError, ResponseError
 
 _NAMES = ("create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "unmark")
 
@@ -17,15 +24,82 @@ def _source(name: str) -> str:
     return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
 
 
+def _is_noscript(value: object) -> bool:
+    return isinstance(value, NoScriptError) or (isinstance(value, ResponseError) and str(value).startswith("NOSCRIPT"))
+
+
+class Pipeline:
+    """A non-transactional pipeline that knows which of its commands are script calls."""
+
+    def __init__(self, scripts: Scripts) -> None:
+        self.scripts = scripts
+        self.pipe = scripts.client.pipeline(transaction=False)
+        self._calls: dict[int, tuple[str, list[str], list[Any]]] = {}
+        self._count = 0
+
+    def __getattr__(self, name: str) -> Any:
+        command = getattr(self.pipe, name)
+
+        def queue(*args: Any, **kwargs: Any) -> Pipeline:
+            command(*args, **kwargs)
+            self._count += 1
+            return self
+
+        return queue
+
+    def script(self, name: str, keys: list[str], args: list[Any]) -> int:
+        """Queue a script call; returns its position in the results."""
+        self.pipe.evalsha(self.scripts.sha(name), len(keys), *keys, *args)
+        self._calls[self._count] = (name, keys, args)
+        self._count += 1
+        return self._count - 1
+
+    def execute(self) -> list[Any]:
+        """Run the pipeline; script calls that hit NOSCRIPT are reloaded and repeated."""
+        results = self.pipe.execute(raise_on_error=False)
+        for position, (name, keys, args) in self._calls.items():
+            if _is_noscript(results[position]):
+                results[position] = self.scripts(name, keys, args)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+
 class Scripts:
-    """Registered scripts; call them with keys and args, or queue them on a pipeline."""
+    """The scripts, by name."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._scripts: dict[str, Script] = {name: client.register_script(_source(name)) for name in _NAMES}
+        self.client = client
+        self._sources = {name: _source(name) for name in _NAMES}
+        self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
+        self._loaded = False
 
-    def __call__(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
-        return self._scripts[name](keys=keys, args=args, client=client)
+    def sha(self, name: str) -> str:
+        return self._shas[name]
 
-    def on(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
-        """Queue a script call on a pipeline (EVALSHA, with the script loaded first)."""
-        self._scripts[name](keys=keys, args=args, client=pipe)
+    def load(self) -> None:
+        """SCRIPT LOAD every script (once per server start)."""
+        pipe = self.client.pipeline(transaction=False)
+        for src in self._sources.values():
+            pipe.script_load(src)
+        pipe.execute()
+        self._loaded = True
+
+    def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Call one script now."""
+        if not self._loaded:
+            self.load()
+        try:
+            return self.client.evalsha(self._shas[name], len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not _is_noscript(exc):
+                raise
+            self.load()
+            return self.client.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    def pipeline(self) -> Pipeline:
+        """A pipeline whose script calls need no SCRIPT EXISTS round trip."""
+        if not self._loaded:
+            self.load()
+        return Pipeline(self)

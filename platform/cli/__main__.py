@@ -1,0 +1,5 @@
+"""`python -m dolmen.platform.cli` runs the `platform` program."""
+
+from .main import main
+
+main()

@@ -1,0 +1,98 @@
+"""The `platform call` and `platform executions ...` commands, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dolmen.platform.client import Client
+from tests.support.guests import DATA_DIR
+from tests.support.platform import Processes, activity, deploy, workflow
+
+from tests.support.platform import client, processes  # noqa: F401  (fixtures)
+
+A = "testing:act/basic@1.0.0"
+F = "testing:wf/flows@1.0.0"
+
+
+def platform(redis_url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `platform` program against the test Valkey."""
+    return subprocess.run(
+        [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", redis_url, "--data-dir", str(DATA_DIR), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_call_prints_the_result_and_exit_codes_follow_it(redis_url: str, processes: Processes) -> None:
+    """`platform call` prints the JSON result; ok exits 0, err and failures exit 1, bad input 2 and 3."""
+    deploy(redis_url, [activity(), workflow()])
+    processes.runner()
+    processes.scheduler()
+    ok = platform(redis_url, "call", f"{A}.double", "[21]")
+    assert ok.returncode == 0 and ok.stdout.strip() == "42", ok.stderr
+    by_name = platform(redis_url, "call", f"{A}.maybe", '{"fail": false}')
+    assert by_name.returncode == 0 and json.loads(by_name.stdout) == {"ok": 7}
+    err = platform(redis_url, "call", f"{A}.maybe", "[true]")
+    assert err.returncode == 1 and json.loads(err.stdout) == {"err": "asked to fail"}
+    workflow_result = platform(redis_url, "call", f"{F}.serial", "[3]")
+    assert workflow_result.returncode == 0 and workflow_result.stdout.strip() == "12"
+    unknown = platform(redis_url, "call", f"{A}.triple", "[1]")
+    assert unknown.returncode == 3 and "error: function testing:act/basic@1.0.0.triple is not deployed" in unknown.stderr
+    bad = platform(redis_url, "call", f"{A}.double", '["x"]')
+    assert bad.returncode == 2 and bad.stderr.strip() == 'error: params[0]: expected u64, got "x"'
+    malformed = platform(redis_url, "call", f"{A}.double", "[1,")
+    assert malformed.returncode == 2 and "PARAMS is not valid JSON" in malformed.stderr
+    assert "Traceback" not in unknown.stderr + bad.stderr + malformed.stderr
+
+
+def test_executions_list_show_events_and_cancel(redis_url: str, processes: Processes, client: Client) -> None:
+    """A submitted execution can be listed, shown, its events read, and a waiting one cancelled."""
+    deploy(redis_url, [activity(), workflow(blocking="unload")])
+    processes.runner()
+    processes.scheduler()
+    submitted = platform(redis_url, "call", "--no-wait", f"{F}.sleepy", "[600000]")
+    assert submitted.returncode == 0
+    execution_id = submitted.stdout.strip()
+    done = platform(redis_url, "--json", "call", f"{A}.double", "[1]")
+    assert json.loads(done.stdout)["status"] == "finished"
+    listed = json.loads(platform(redis_url, "--json", "executions", "list").stdout)
+    assert {e["execution_id"] for e in listed["executions"]} >= {execution_id}
+    only = json.loads(platform(redis_url, "--json", "executions", "list", "--ffqn", f"{A}.double").stdout)
+    assert [e["ffqn"] for e in only["executions"]] == [f"{A}.double"]
+    shown = json.loads(platform(redis_url, "--json", "executions", "show", execution_id).stdout)
+    assert shown["execution_id"] == execution_id and shown["ffqn"] == f"{F}.sleepy"
+    cancelled = platform(redis_url, "executions", "cancel", execution_id)
+    assert cancelled.returncode == 0 and "cancel" in cancelled.stdout
+    state = client.wait(execution_id, 60)
+    assert state.outcome is not None and state.outcome.failure is not None
+    assert state.outcome.failure.kind == "cancelled"
+    events = json.loads(platform(redis_url, "--json", "executions", "events", execution_id).stdout)
+    assert [e["type"] for e in events][:2] == ["created", "delay_requested"]
+    assert "cancel_requested" in [e["type"] for e in events] and events[-1]["type"] == "finished"
+    table = platform(redis_url, "executions", "events", execution_id)
+    assert "delay_requested" in table.stdout
+    result = platform(redis_url, "executions", "result", execution_id)
+    assert result.returncode == 1 and "cancelled" in result.stderr
+    missing = platform(redis_url, "executions", "show", "E_01JD8X3K5QZ6V2N4M7P9R0S1T2")
+    assert missing.returncode == 3 and "does not exist" in missing.stderr
+
+
+def test_wit_ext_writes_packages_a_workflow_builds_against(tmp_path: Path) -> None:
+    """`platform wit ext` writes the host package, the original and the extension package."""
+    from tests.support.guests import build_guest
+
+    wasm = build_guest("act-basic", "activities")
+    out = platform("redis://unused:1", "wit", "ext", str(wasm), "-o", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert folders == ["dolmen-workflow", "testing-act-1.0.0", "testing-act-1.0.0-dolmen-ext"]
+    ext = (tmp_path / "testing-act-1.0.0-dolmen-ext" / "package.wit").read_text()
+    assert "package testing:act-dolmen-ext@1.0.0;" in ext
+    assert "double-submit: func(join-set: borrow<join-set>, x: u64) -> execution-id;" in ext
+    assert "double-await-next: func(join-set: borrow<join-set>) -> result<tuple<execution-id, u64>, await-next-error>;" in ext
+    assert "spin-await-next: func(join-set: borrow<join-set>) -> result<execution-id, await-next-error>;" in ext
+    assert "fetch-get: func(execution-id: execution-id) -> result<result<string, string>, execution-error>;" in ext

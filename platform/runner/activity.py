@@ -24,17 +24,18 @@ class ActivityExecutor:
         self.leases = leases
         self.provider = provider
 
-    def run(self, lease: Lease, entries: list[QueueEntry]) -> None:
+    def run(self, lease: Lease, entries: list[QueueEntry], *, clear_timer: dict[str, object] | None = None) -> None:
+        """One attempt; `clear_timer` is the recovery timer of a pre-locked execution."""
         state = lease.state
         if state.cancel_requested:
-            self._write(lease, Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))), entries)
+            self._write(lease, Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))), entries, clear_timer=clear_timer)
             return
         try:
             config = self.provider.config_for(state)
             signature = config.functions[state.ffqn]
             host = self.provider.activity_host(state.digest)
         except (NotFoundError, KeyError) as exc:
-            self._write(lease, Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))), entries)
+            self._write(lease, Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))), entries, clear_timer=clear_timer)
             return
         limits = ActivityLimits(timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes, env=config.env)
         started = now_ms()
@@ -52,14 +53,14 @@ class ActivityExecutor:
                 error=failure.message,
                 retry=isinstance(decision, RetryAt),
             )
-            self._write(lease, decision, entries, failure=failure, output=failed.output)
+            self._write(lease, decision, entries, failure=failure, output=failed.output, clear_timer=clear_timer)
             return
         decision = after_return(
             config.retry, state.attempt, outcome.result, isinstance(signature.result, ResultT), now_ms()
         )
         log.debug("attempt done", execution_id=state.id, ffqn=state.ffqn, ms=now_ms() - started)
         failure = Failure("err", "returned err") if isinstance(decision, RetryAt) else None
-        self._write(lease, decision, entries, failure=failure, output=outcome.output, err_value=outcome.result)
+        self._write(lease, decision, entries, failure=failure, output=outcome.output, err_value=outcome.result, clear_timer=clear_timer)
 
     def _write(
         self,
@@ -70,6 +71,7 @@ class ActivityExecutor:
         failure: Failure | None = None,
         output: dict[str, str] | None = None,
         err_value: object = None,
+        clear_timer: dict[str, object] | None = None,
     ) -> None:
         try:
             if isinstance(decision, RetryAt):
@@ -86,6 +88,7 @@ class ActivityExecutor:
                     entries=entries,
                     extra={"output": output} if output else None,
                     unless_cancelled=True,
+                    clear_timer=clear_timer,
                 )
         except FencedError as exc:
             log.warning("lease lost; another runner owns this execution now", execution_id=lease.id, error=str(exc))

@@ -23,8 +23,9 @@ from ..errors import StoreError
 from ..heartbeat import Heartbeat
 from ..store.connection import connect
 from ..store.deployments import DeploymentStore, RevisionCache
-from ..store.executions import ExecutionStore
+from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, LockRefused, QueueEntry
+from ..store.records import ExecutionState
 from ..store.scripts import Scripts
 from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor
@@ -57,7 +58,15 @@ class Runner:
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.activities = ActivityExecutor(self.leases, self.provider)
-        self.workflows = WorkflowExecutor(self.store, self.leases, self.provider, self.revisions, self.is_lost)
+        self.workflows = WorkflowExecutor(
+            self.store,
+            self.leases,
+            self.provider,
+            self.revisions,
+            self.is_lost,
+            self.run_inline,
+            eager=(self.owner, settings.lock_ttl_ms),
+        )
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._inflight = 0
@@ -163,6 +172,24 @@ class Runner:
             with self._cond:
                 self._inflight -= 1
                 self._cond.notify()
+
+    def run_inline(self, new: NewExecution) -> None:
+        """Run an activity this runner created pre-locked, in the calling thread."""
+        at = now_ms()
+        state = ExecutionState(
+            id=new.id, ffqn=new.ffqn, kind=new.kind, digest=new.digest, status="running", version=1, attempt=1,
+            created_at=at, updated_at=at, params=new.params, parent=new.parent, owner=new.locked_by,
+            revision=new.revision, component=new.component, extra=dict(new.state_extra),
+        )  # fmt: skip
+        lease = Lease(state, self.owner)
+        self._held[lease.id] = lease
+        try:
+            with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
+                self.activities.run(lease, [], clear_timer=new.recovery_timer())
+            self.processed += 1
+        finally:
+            self._held.pop(lease.id, None)
+            self._lost.discard(lease.id)
 
     def is_lost(self, execution_id: str) -> bool:
         return execution_id in self._lost

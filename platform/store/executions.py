@@ -51,6 +51,10 @@ class NewExecution:
     created_extra: dict[str, Any] = field(default_factory=dict)
     # Extra state fields: `js` (the parent's join set), `parent_ffqn` (to wake the parent).
     state_extra: dict[str, str] = field(default_factory=dict)
+    # Created already locked by this owner (a runner that runs it at once). Instead of
+    # being enqueued, it gets a recovery timer that enqueues it if that runner dies.
+    locked_by: str | None = None
+    lock_ttl_ms: int = 0
 
     def created_event(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -84,10 +88,20 @@ class NewExecution:
             "not_before": str(self.not_before),
             **self.state_extra,
         }
+        if self.locked_by is not None:
+            fields.update(
+                status="running", owner=self.locked_by, lock_until=str(at + self.lock_ttl_ms), version="1", attempt="1"
+            )
         return [item for pair in fields.items() for item in pair]
+
+    def recovery_timer(self) -> dict[str, Any]:
+        """For a pre-locked execution: the timer member that enqueues it if its runner dies."""
+        return outbox.timer_member("enqueue", ffqn=self.ffqn, id=self.id)
 
     def initial_message(self) -> str:
         """The outbox message that makes it runnable: enqueue now, or a timer."""
+        if self.locked_by is not None:
+            return outbox.timer_msg(now_ms() + self.lock_ttl_ms + 1000, self.recovery_timer())
         if self.not_before and self.not_before > now_ms():
             return outbox.timer_msg(self.not_before, outbox.timer_member("enqueue", ffqn=self.ffqn, id=self.id))
         return outbox.enqueue_msg(self.ffqn, self.id)

@@ -169,6 +169,7 @@ class Leases:
         entries: list[QueueEntry] = (),  # type: ignore[assignment]
         extra: dict[str, Any] | None = None,
         unless_cancelled: bool = False,
+        clear_timer: dict[str, Any] | None = None,
     ) -> bool:
         """Write `finished` (fenced), answer the parent, ack queue entries. True if the parent woke.
 
@@ -208,6 +209,8 @@ class Leases:
                 pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
                 pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
             pipe.zrem(keys.ACTIVE, state.id)
+            if clear_timer is not None:
+                pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
             reply = pipe.execute()[position]
         _check(reply, lease)
         woke = bool(int(reply[1]))

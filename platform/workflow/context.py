@@ -76,6 +76,10 @@ class Driver(Protocol):
         """Which component runs `ffqn` (for new children)."""
         ...
 
+    def eager_lock(self, target: Target) -> tuple[str, int] | None:
+        """(owner, lock ttl) to create a directly called child pre-locked and run it at once, or None."""
+        ...
+
 
 @dataclass
 class JoinSet:
@@ -154,10 +158,11 @@ class RunContext:
         data: dict[str, Any] = {"join_set": join_set, "child_id": child_id, "ffqn": ffqn, "params": params}
         if self._new_request(CHILD_SUBMITTED, data):
             target = self.driver.resolve(ffqn)
+            lock = self.driver.eager_lock(target) if join_set is None else None
             self.pending_creates.append(
                 NewExecution(
                     id=child_id,
-                    ffqn=ffqn,
+                    ffqn=target.ffqn,
                     kind=target.kind,  # type: ignore[arg-type]
                     digest=target.digest,
                     params=params,
@@ -166,6 +171,8 @@ class RunContext:
                     parent=self.execution_id,
                     created_extra={"join_set": join_set} if join_set else {},
                     state_extra={"js": join_set or "", "parent_ffqn": self.ffqn},
+                    locked_by=lock[0] if lock else None,
+                    lock_ttl_ms=lock[1] if lock else 0,
                 )
             )
         self.child_ffqn[child_id] = ffqn
@@ -267,7 +274,7 @@ class RunContext:
             self.pending_creates.append(
                 NewExecution(
                     id=execution_id,
-                    ffqn=ffqn,
+                    ffqn=target.ffqn,
                     kind=target.kind,  # type: ignore[arg-type]
                     digest=target.digest,
                     params=params,
@@ -324,6 +331,9 @@ class RunContext:
 
 class ReadOnlyDriver:
     """Marker base of drivers that must not write (verification)."""
+
+    def eager_lock(self, target: Target) -> tuple[str, int] | None:
+        return None
 
     def past_end(self, request: str) -> None:
         raise ReachedEndOfLog(request)

@@ -41,6 +41,7 @@ class LiveDriver:
         self.executor = executor
         self.lease = lease
         self.config = config
+        self.eager: list[NewExecution] = []
 
     def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
         last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
@@ -58,11 +59,27 @@ class LiveDriver:
             for event_type, data, _ in events
             if event_type == DELAY_REQUESTED
         ]
-        return self.executor.leases.commit(
+        tail = self.executor.leases.commit(
             self.lease, events, creates, last_seen=last, first_index=ctx.replay.length, messages=timers
         )
+        self.eager += [c for c in creates if c.locked_by is not None]
+        return tail
+
+    def eager_lock(self, target: Target) -> tuple[str, int] | None:
+        # A workflow blocked on a direct activity call has nothing else to do: it
+        # creates the child locked by this runner and runs it in this thread.
+        eager = self.executor.eager
+        if eager is None or target.kind != "activity" or self.config.blocking != "in-memory":
+            return None
+        return eager
+
+    def _run_eager(self) -> None:
+        run_inline = self.executor.run_inline
+        while self.eager and run_inline is not None:
+            run_inline(self.eager.pop(0))
 
     def wait(self, ctx: RunContext) -> list[Event]:
+        self._run_eager()
         if self.config.blocking == "in-memory":
             deadline = time.monotonic() + self.config.blocking_timeout_ms / 1000
             while (remaining := deadline - time.monotonic()) > 0:
@@ -80,8 +97,9 @@ class LiveDriver:
         revision = self.executor.revisions.active()
         if revision is None:
             raise NotFoundError(f"cannot call {ffqn}: nothing is deployed")
-        route = revision.route(ffqn)
-        return Target(ffqn, route.kind, route.component.digest, revision.number, route.component.name)
+        # An import of ns:pkg/iface@1.0.0 may be served by a deployed @1.2.0 (semver-compatible).
+        route = revision.route_compatible(ffqn)
+        return Target(route.ffqn, route.kind, route.component.digest, revision.number, route.component.name)
 
 
 class WorkflowExecutor:
@@ -94,12 +112,16 @@ class WorkflowExecutor:
         provider: ComponentProvider,
         revisions: RevisionCache,
         lost: Callable[[str], bool],
+        run_inline: Callable[[NewExecution], None] | None = None,
+        eager: tuple[str, int] | None = None,
     ) -> None:
         self.store = store
         self.leases = leases
         self.provider = provider
         self.revisions = revisions
         self.lost = lost
+        self.run_inline = run_inline
+        self.eager = eager if run_inline is not None else None
         self.sandbox = WorkflowSandbox()
 
     def run(self, lease: Lease, entries: list[QueueEntry]) -> None:

@@ -88,6 +88,7 @@ class Replay:
     _by_id: dict[str, Event] = field(default_factory=dict)
     _by_join_set: dict[str, list[Event]] = field(default_factory=dict)
     _taken: dict[str, int] = field(default_factory=dict)  # per join set: responses handed out
+    _cancel_requested: bool = False
 
     def __post_init__(self) -> None:
         events, self.events = self.events, []
@@ -103,6 +104,8 @@ class Replay:
             self.events.append(event)
             if event.type in REQUEST_TYPES:
                 self.requests.append(event)
+            elif event.type == CANCEL_REQUESTED:
+                self._cancel_requested = True
             elif event.type == RESPONSE:
                 self._by_id[_response_id(event)] = event
                 js = event.data.get("join_set")
@@ -213,7 +216,7 @@ class Replay:
 
     @property
     def cancel_requested(self) -> bool:
-        return any(e.type == CANCEL_REQUESTED for e in self.events)
+        return self._cancel_requested
 
     @property
     def params(self) -> list[Any]:

@@ -10,5 +10,7 @@ if redis.call('XLEN', KEYS[2]) ~= tonumber(ARGV[3]) then return {'grew'} end
 xadd(KEYS[2], ARGV[5], ARGV[6], ARGV[4])
 if ARGV[5] == 'upgraded' then
   redis.call('HSET', KEYS[1], 'digest', ARGV[2], 'rev', ARGV[7], 'component', ARGV[8], 'updated_at', ARGV[4])
+  -- Fence out a runner whose lock expired while it still ran the old code.
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
 end
 return {'ok'}

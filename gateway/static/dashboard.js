@@ -70,7 +70,7 @@ async function loadFunctions() {
   document.getElementById("deployment").textContent =
     "deployment " + data.deployment + ", revision " + data.revision;
   const rows = data.functions.map((f) =>
-    el("tr", {}, el("td", {}, el("code", {}, f.ffqn)), el("td", {}, f.kind), el("td", {}, el("code", {}, f.signature)))
+    el("tr", {}, el("td", {}, el("code", {}, f.ffqn)), el("td", { class: "nowrap" }, f.kind), el("td", {}, el("code", {}, f.signature)))
   );
   document.querySelector("#functions tbody").replaceChildren(...rows);
 }
@@ -95,8 +95,8 @@ async function loadExecutions() {
       el("td", {}, el("code", {}, x.execution_id)),
       el("td", {}, el("code", {}, x.ffqn)),
       el("td", {}, statusBadge(x)),
-      el("td", {}, time(x.created_at)),
-      el("td", {}, took(x))
+      el("td", { class: "nowrap" }, time(x.created_at)),
+      el("td", { class: "nowrap" }, took(x))
     )
   );
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No executions yet.")));

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 from typing import Any
 
@@ -14,6 +13,7 @@ from ..ffqn import Ffqn
 from ..wasm.engine import deadline_ticks
 from ..wasm.guest import call_function, find_function
 from ..wasm.loader import LoadedComponent
+from ..wasm.output import ReleaseTracker
 from .context import RunContext
 from .host import WorkflowLinker, bound
 
@@ -48,10 +48,11 @@ class WorkflowSandbox:
             raise TrapError(f"component {loaded.digest} does not export {ffqn}")
         linker = self.linker(loaded)
         store = Store(loaded.engine)
+        released = ReleaseTracker()
         try:
             wasi = WasiConfig()
-            wasi.stdout_custom = _guest_output(ctx, "stdout")
-            wasi.stderr_custom = _guest_output(ctx, "stderr")
+            wasi.stdout_custom = released.track(_guest_output(ctx, "stdout"))
+            wasi.stderr_custom = released.track(_guest_output(ctx, "stderr"))
             store.set_wasi(wasi)
             if memory_bytes is not None:
                 store.set_limits(memory_size=memory_bytes)
@@ -73,8 +74,10 @@ class WorkflowSandbox:
                 return call_function(store, func, fn, ctx.replay.params, timeout_ms=timeout_ms)
         finally:
             ctx.after_wait = None
-            del store
-            gc.collect(0)
+            # Free the store now (an exception's traceback would keep it alive) and
+            # wait until wasmtime released the output callbacks: see wasm/output.py.
+            store.close()
+            released.wait()
 
 
 def _guest_output(ctx: RunContext, stream: str) -> Any:

@@ -3,11 +3,13 @@ scheduler processes, and gateways served by uvicorn on loopback in a thread."""
 
 from __future__ import annotations
 
-import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from dolmen.platform.store.deployments import DeploymentStore
 from tests.support.guests import DATA_DIR, build_guest
 from tests.support.polling import wait_for
 
+PLATFORM = str(Path(sys.executable).with_name("platform"))
 ACT = "testing:act/basic@1.0.0"
 WF = "testing:wf/flows@1.0.0"
 
@@ -49,13 +52,18 @@ class Platform:
     logs: Path
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
+    def command(self, *args: str) -> list[str]:
+        """A `platform` command line for this platform's Redis and data directory."""
+        return [PLATFORM, "--redis", self.redis_url, "--data-dir", str(self.data_dir), *args]
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start `platform ARGS` with its output in `logs/NAME.log`."""
+        with open(self.logs / f"{name}.log", "wb") as out:
+            return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT, env=env)
+
     def start_services(self, runner_concurrency: int = 8) -> None:
-        base = [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", self.redis_url, "--data-dir", str(self.data_dir)]
-        env = {**os.environ, "PYTHONWARNINGS": "ignore::RuntimeWarning"}
-        for name, args in (("runner", ["runner", "--concurrency", str(runner_concurrency)]), ("scheduler", ["scheduler"])):
-            out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            self.procs.append(subprocess.Popen([*base, *args], stdout=out, stderr=subprocess.STDOUT, env=env))
-            out.close()
+        self.procs.append(self.spawn("runner", "runner", "--concurrency", str(runner_concurrency)))
+        self.procs.append(self.spawn("scheduler", "scheduler"))
 
     def stop_services(self) -> None:
         for proc in self.procs:
@@ -136,3 +144,29 @@ class GatewayThread:
 
 def settings_for(platform: Platform, **changes: Any) -> GatewaySettings:
     return GatewaySettings(redis_url=platform.redis_url, data_dir=platform.data_dir).replace(**changes)
+
+
+@contextmanager
+def gateway_process(platform: Platform, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`platform gateway ARGS` as its own process on a free port; yields its URL once healthy."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = platform.spawn(f"gateway-{port}", "gateway", "--port", str(port), *args, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(trust_env=False) as http:
+
+            def up() -> bool:
+                if proc.poll() is not None:
+                    raise AssertionError((platform.logs / f"gateway-{port}.log").read_text())
+                try:
+                    return http.get(f"{url}/healthz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_for(up, timeout=30, what="the gateway process to answer")
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
 from dolmen.platform.store import keys
-from tests.gateway.helpers import ACT, Platform
-from tests.support.polling import wait_for
+from tests.gateway.helpers import ACT, Platform, gateway_process
 
 pytestmark = pytest.mark.slow
 
@@ -33,33 +26,10 @@ CLIENTS = 32
 
 
 @pytest.fixture
-def gateway_process(platform: Platform, tmp_path: Path) -> Iterator[str]:
+def gateway_url(platform: Platform) -> Iterator[str]:
     """`platform gateway` as a separate process; yields its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(tmp_path / "gateway.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", platform.redis_url,
-         "--data-dir", str(platform.data_dir), "gateway", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore::RuntimeWarning"},
-    )  # fmt: skip
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(trust_env=False) as http:
-
-            def up() -> bool:
-                try:
-                    return http.get(f"{url}/healthz").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for(up, timeout=30, what="the gateway process")
+    with gateway_process(platform) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
 
 
 async def run_load(url: str, n: int, clients: int) -> tuple[list[float], list[tuple[int, int, str]], float]:
@@ -92,10 +62,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def test_2000_invocations_from_32_clients_each_finish_exactly_once(
-    gateway_process: str, platform: Platform, record_property: Callable[[str, object], None]
+    gateway_url: str, platform: Platform, record_property: Callable[[str, object], None]
 ) -> None:
     """Every invocation answers 200 with the right result, and each execution logs one `finished`."""
-    latencies, answers, wall = asyncio.run(run_load(gateway_process, INVOCATIONS, CLIENTS))
+    latencies, answers, wall = asyncio.run(run_load(gateway_url, INVOCATIONS, CLIENTS))
     errors = [(i, status, body[:200]) for i, status, body in answers if status != 200]
     assert not errors, errors[:5]
     ids: dict[str, int] = {}

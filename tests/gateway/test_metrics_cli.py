@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 
-from tests.gateway.helpers import ACT, Platform
-from tests.support.polling import wait_for
+from tests.gateway.helpers import ACT, Platform, gateway_process
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -42,39 +36,15 @@ def test_metrics_count_executions_queues_and_latency(http: httpx.Client) -> None
     assert "# TYPE dolmen_gateway_request_duration_seconds histogram" in text
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_platform_gateway_command_serves_with_tokens_from_options_and_env(platform: Platform, tmp_path: Path) -> None:
+def test_platform_gateway_command_serves_with_tokens_from_options_and_env(platform: Platform) -> None:
     """`platform gateway --token T:invoke` with DOLMEN_GATEWAY_TOKENS serves the API behind those tokens."""
-    port = free_port()
-    env = {**os.environ, "DOLMEN_GATEWAY_TOKENS": "from-env-admin-token", "PYTHONWARNINGS": "ignore::RuntimeWarning"}
-    log = open(tmp_path / "gateway.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", platform.redis_url, "--data-dir", str(platform.data_dir),
-         "gateway", "--port", str(port), "--token", "cli-invoke-token:invoke", "--max-body-bytes", "100"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    log.close()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30) as http:
-            def healthy() -> bool:
-                try:
-                    return http.get("/healthz").status_code == 200
-                except httpx.TransportError:
-                    return proc.poll() is not None
-            wait_for(healthy, timeout=30, what="the gateway process to answer")
-            assert proc.poll() is None, (tmp_path / "gateway.log").read_text()
-            assert http.get("/v1/functions").status_code == 401
-            invoker = {"Authorization": "Bearer cli-invoke-token"}
-            assert http.post(f"/v1/functions/{ACT}.double?wait=30", json=[2], headers=invoker).json()["result"] == 4
-            assert http.get("/metrics", headers=invoker).status_code == 403
-            assert http.get("/metrics", headers={"Authorization": "Bearer from-env-admin-token"}).status_code == 200
-            too_big = http.post(f"/v1/functions/{ACT}.slow", json={"ms": 1, "tag": "x" * 200}, headers=invoker)
-            assert too_big.status_code == 413
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+    env = {**os.environ, "DOLMEN_GATEWAY_TOKENS": "from-env-admin-token"}
+    args = ("--token", "cli-invoke-token:invoke", "--max-body-bytes", "100")
+    with gateway_process(platform, *args, env=env) as url, httpx.Client(base_url=url, trust_env=False, timeout=30) as http:
+        assert http.get("/v1/functions").status_code == 401
+        invoker = {"Authorization": "Bearer cli-invoke-token"}
+        assert http.post(f"/v1/functions/{ACT}.double?wait=30", json=[2], headers=invoker).json()["result"] == 4
+        assert http.get("/metrics", headers=invoker).status_code == 403
+        assert http.get("/metrics", headers={"Authorization": "Bearer from-env-admin-token"}).status_code == 200
+        too_big = http.post(f"/v1/functions/{ACT}.slow", json={"ms": 1, "tag": "x" * 200}, headers=invoker)
+        assert too_big.status_code == 413

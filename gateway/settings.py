@@ -9,10 +9,10 @@ no token configured the API is open, as on a developer's machine.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
 import dataclasses
+import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal

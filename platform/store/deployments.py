@@ -104,15 +104,21 @@ class RevisionCache:
         self._by_number: dict[int, Revision] = {}
 
     def active(self, *, fresh: bool = False) -> Revision | None:
-        with self._lock:
-            if fresh or time.monotonic() - self._fetched > self.ttl_s:
-                number = self.store.active_number()
-                if number is None:
-                    self._cached = None
-                elif self._cached is None or self._cached.number != number:
-                    self._cached = self.get(number)
-                self._fetched = time.monotonic()
+        # One thread refreshes; the others keep using the cached revision meanwhile
+        # instead of queueing behind a Redis round trip.
+        stale = fresh or time.monotonic() - self._fetched > self.ttl_s
+        if not stale or not self._lock.acquire(blocking=fresh or self._cached is None and self._fetched == 0.0):
             return self._cached
+        try:
+            number = self.store.active_number()
+            if number is None:
+                self._cached = None
+            elif self._cached is None or self._cached.number != number:
+                self._cached = self.get(number)
+            self._fetched = time.monotonic()
+            return self._cached
+        finally:
+            self._lock.release()
 
     def get(self, number: int) -> Revision:
         revision = self._by_number.get(number)

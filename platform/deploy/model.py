@@ -7,11 +7,12 @@ so runners and gateways never need the YAML or the registry again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import NotFoundError
-from ..ffqn import Ffqn
+from ..ffqn import Ffqn, InterfaceName, semver_compatible
 from ..wit.types import FunctionType
 
 ComponentKind = Literal["activity", "workflow"]
@@ -154,6 +155,26 @@ class Revision:
             return found
         raise NotFoundError(_unknown_function_message(ffqn, list(self.functions())))
 
+    def route_compatible(self, ffqn: str) -> FunctionRoute:
+        """`route(ffqn)`, else the same function in the highest semver-compatible deployed version.
+
+        This is how a workflow that imports `ns:pkg/iface@1.0.0` calls an
+        export `ns:pkg/iface@1.2.0`; the route's `ffqn` is the deployed one.
+        """
+        functions = self.functions()
+        found = functions.get(ffqn)
+        if found is not None:
+            return found
+        try:
+            wanted = Ffqn.parse(ffqn)
+        except Exception:  # noqa: BLE001 - `route` reports the bad name
+            return self.route(ffqn)
+        candidates = [f for f in (Ffqn.parse(name) for name in functions) if f.function == wanted.function]
+        best = compatible_interface(wanted.interface, (c.interface for c in candidates))
+        if best is None:
+            return self.route(ffqn)
+        return functions[str(Ffqn(best, wanted.function))]
+
     def component(self, name: str) -> ComponentConfig | None:
         for comp in self.components:
             if comp.name == name:
@@ -186,6 +207,29 @@ class Revision:
             routes=tuple(RouteSpec.from_json(r) for r in data.get("routes", ())),
             source=data.get("source", ""),
         )
+
+
+def compatible_interface(required: InterfaceName, available: Iterable[InterfaceName]) -> InterfaceName | None:
+    """`required` itself if available, else the highest semver-compatible version of it, else None."""
+    best: InterfaceName | None = None
+    for iface in available:
+        if (iface.namespace, iface.package, iface.interface) != (required.namespace, required.package, required.interface):
+            continue
+        if iface.version == required.version:
+            return iface
+        if not semver_compatible(iface.version, required.version):
+            continue
+        if best is None or _version_key(iface.version) > _version_key(best.version):
+            best = iface
+    return best
+
+
+def _version_key(version: str | None) -> tuple[int, ...]:
+    core = (version or "0.0.0").split("+", 1)[0].split("-", 1)[0]
+    try:
+        return tuple(int(p) for p in core.split("."))
+    except ValueError:
+        return (0,)
 
 
 def _unknown_function_message(ffqn: str, known: list[str]) -> str:

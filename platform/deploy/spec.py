@@ -1,0 +1,401 @@
+"""Deployment files: YAML in, validated frozen dataclasses out (no I/O besides reading the file).
+
+```yaml
+name: shop
+components:
+  - name: payments                  # unique in the file
+    kind: activity                  # activity | workflow
+    source: oci://127.0.0.1:5000/shop/payments:1.2.0   # or ...@sha256:..., or a path relative to this file
+    retry: {max_attempts: 5, initial_backoff: 100ms, max_backoff: 30s, retry_on_err: false}
+    timeout: 10s
+    memory: 256MiB
+    env: {API_URL: "${API_URL}"}    # activities only
+  - name: checkout
+    kind: workflow
+    source: ./build/checkout.wasm
+    upgrade: verified               # verified (default) | pinned | force; workflows only
+    blocking: in-memory             # in-memory (default) | unload; workflows only
+    blocking_timeout: 10s
+routes:
+  - {method: POST, path: /checkout/{order-id}, function: shop:checkout/flow@1.0.0.run}
+```
+
+Every problem names the file, the line and the key, and all of them are
+reported at once. `${NAME}` is replaced by the environment variable NAME; an
+unset one is an error (`$${` writes a literal `${`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from ...registry.reference import OciReference
+from ..errors import DeploymentError, InvalidNameError
+from ..ffqn import Ffqn
+from .model import BlockingStrategy, ComponentConfig, ComponentKind, RetryPolicy, RouteSpec, UpgradePolicy
+from .yamlnodes import Location, Reader, load_document, raise_problems
+
+_TOP_KEYS = ("name", "components", "routes")
+_COMPONENT_KEYS = (
+    "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
+)  # fmt: skip
+_RETRY_KEYS = ("max_attempts", "initial_backoff", "max_backoff", "retry_on_err")
+_ROUTE_KEYS = ("method", "path", "function")
+_WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout")
+KINDS: tuple[ComponentKind, ...] = ("activity", "workflow")
+UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
+BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
+_PATH_PARAM_RE = re.compile(r"\{([^{}]*)\}")
+_PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+_UNIT_BYTES = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
+
+
+def parse_duration(text: object) -> int:
+    """Milliseconds of `250ms`, `10s`, `1.5s`, `5m` or `1h`; ValueError naming the fix otherwise."""
+    if isinstance(text, bool) or not isinstance(text, str):
+        if isinstance(text, int) and not isinstance(text, bool):
+            raise ValueError(f"{text} has no unit; write e.g. {text}ms or {text}s")
+        raise ValueError(f"expected a duration such as 250ms, 10s, 5m or 1h, got {text!r}")
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(f"'{text}' is not a duration; write e.g. 250ms, 10s, 5m or 1h")
+    ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
+    if ms != int(ms):
+        raise ValueError(f"'{text}' is not a whole number of milliseconds")
+    return int(ms)
+
+
+def parse_size(text: object) -> int:
+    """Bytes of `256MiB`, `1GiB`, `500MB` or a plain number of bytes."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    if not isinstance(text, str) or (match := _SIZE_RE.match(text)) is None:
+        raise ValueError(f"expected a size such as 256MiB, 1GiB or 500MB, got {text!r}")
+    return int(match.group(1)) * _UNIT_BYTES[match.group(2) or "B"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a component's bytes come from: an `oci://` reference or a local file."""
+
+    kind: Literal["oci", "file"]
+    text: str
+    path: Path | None = None
+    reference: OciReference | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
+    """One entry of `components:`; `template()` is its config before the bytes are known."""
+
+    name: str
+    kind: ComponentKind
+    source: Source
+    retry: RetryPolicy = RetryPolicy()
+    timeout_ms: int | None = 60_000
+    memory_limit_bytes: int | None = 512 * 1024 * 1024
+    env: Mapping[str, str] = field(default_factory=dict)
+    upgrade: UpgradePolicy = "verified"
+    blocking: BlockingStrategy = "in-memory"
+    blocking_timeout_ms: int = 10_000
+    location: Location = Location("", 0)
+
+    def template(self) -> ComponentConfig:
+        """The config with no digest or functions yet (`Deployer.prepare` fills them in)."""
+        return ComponentConfig(
+            name=self.name,
+            kind=self.kind,
+            digest="",
+            source=self.source.text,
+            functions={},
+            retry=self.retry,
+            timeout_ms=self.timeout_ms,
+            memory_limit_bytes=self.memory_limit_bytes,
+            env=dict(self.env),
+            upgrade=self.upgrade,
+            blocking=self.blocking,
+            blocking_timeout_ms=self.blocking_timeout_ms,
+        )
+
+    def at(self, key: str) -> Location:
+        """A location below this component, for messages about one of its keys."""
+        return Location(self.location.file, self.location.line, f"{self.location.key}.{key}")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    """One entry of `routes:` with the path parameters it names."""
+
+    route: RouteSpec
+    params: tuple[str, ...]
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    """A parsed deployment file."""
+
+    name: str
+    file: Path
+    components: tuple[ComponentSpec, ...]
+    routes: tuple[RouteEntry, ...] = ()
+
+    def component(self, name: str) -> ComponentSpec | None:
+        return next((c for c in self.components if c.name == name), None)
+
+
+def load_spec(path: Path, env: Mapping[str, str] | None = None) -> DeploymentSpec:
+    """Read and validate a deployment file (`env` defaults to the process environment)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DeploymentError(f"deployment file '{path}' does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeploymentError(f"cannot read deployment file '{path}': {exc}") from None
+    return parse_spec(text, path, os.environ if env is None else env)
+
+
+def parse_spec(text: str, path: Path, env: Mapping[str, str]) -> DeploymentSpec:
+    """Validate deployment YAML; relative sources are resolved against `path`'s folder."""
+    file = str(path)
+    root = load_document(text, file)
+    if root is None:
+        raise DeploymentError(f"{file} is empty; a deployment needs at least `name:` and `components:`")
+    reader = Reader(file, env)
+    top = reader.mapping(root, reader.root(root), _TOP_KEYS)
+    name: str | None = None
+    components: list[ComponentSpec] = []
+    routes: list[RouteEntry] = []
+    if "name" in top:
+        name = reader.string(*_swap(top["name"]), pattern=_NAME_RE, hint="use lowercase letters, digits, '.', '_' and '-'")
+    elif top or isinstance(root, yaml.MappingNode):
+        reader.problem(reader.root(root), "the key 'name' is missing; name the deployment, e.g. `name: shop`")
+    if "components" in top:
+        where, node = top["components"]
+        items = reader.sequence(node, where)
+        if isinstance(node, yaml.SequenceNode) and not items:
+            reader.problem(where, "the list is empty; a deployment needs at least one component")
+        for item_where, item in items:
+            spec = _component(reader, item, item_where, path.parent)
+            if spec is None:
+                continue
+            if any(c.name == spec.name for c in components):
+                reader.problem(item_where.child("name", item_where.line), f"component name '{spec.name}' is used twice; names must be unique")
+                continue
+            components.append(spec)
+    elif isinstance(root, yaml.MappingNode):
+        reader.problem(reader.root(root), "the key 'components' is missing; list the components to deploy")
+    if "routes" in top:
+        where, node = top["routes"]
+        for item_where, item in reader.sequence(node, where):
+            entry = _route(reader, item, item_where)
+            if entry is None:
+                continue
+            if any(r.route.method == entry.route.method and r.route.path == entry.route.path for r in routes):
+                reader.problem(item_where, f"route {entry.route.method} {entry.route.path} is declared twice")
+                continue
+            routes.append(entry)
+    raise_problems(file, reader.problems)
+    if name is None:  # pragma: no cover - a missing name is a problem above
+        raise DeploymentError(f"{file}: the deployment has no name")
+    return DeploymentSpec(name, path, tuple(components), tuple(routes))
+
+
+def _swap(pair: tuple[Location, yaml.Node]) -> tuple[yaml.Node, Location]:
+    return pair[1], pair[0]
+
+
+def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> ComponentSpec | None:
+    before = len(reader.problems)
+    keys = reader.mapping(node, where, _COMPONENT_KEYS)
+    if not keys and not isinstance(node, yaml.MappingNode):
+        return None
+    for required in ("name", "kind", "source"):
+        if required not in keys:
+            reader.problem(where, f"the key '{required}' is missing")
+    get = {k: _swap(v) for k, v in keys.items()}
+    name = reader.string(*get["name"], pattern=_COMPONENT_NAME_RE, hint="use lowercase letters, digits and '-', starting with a letter") if "name" in get else None
+    kind = reader.choice(*get["kind"], KINDS) if "kind" in get else None
+    source = _source(reader, *get["source"], base) if "source" in get else None
+    values: dict[str, object] = {}
+    if "retry" in get:
+        values["retry"] = _retry(reader, *get["retry"])
+    if "timeout" in get:
+        values["timeout_ms"] = _duration(reader, *get["timeout"])
+    if "memory" in get:
+        values["memory_limit_bytes"] = _size(reader, *get["memory"])
+    if "env" in get:
+        values["env"] = _env(reader, *get["env"])
+    if "upgrade" in get:
+        values["upgrade"] = reader.choice(*get["upgrade"], UPGRADES)
+    if "blocking" in get:
+        values["blocking"] = reader.choice(*get["blocking"], BLOCKING)
+    if "blocking_timeout" in get:
+        values["blocking_timeout_ms"] = _duration(reader, *get["blocking_timeout"])
+    if kind == "activity":
+        for key in _WORKFLOW_ONLY:
+            if key in keys:
+                reader.problem(keys[key][0], f"'{key}' applies to workflows only; remove it from this activity")
+    if kind == "workflow" and "env" in keys:
+        reader.problem(
+            keys["env"][0],
+            "workflows get no environment variables (they must replay deterministically); "
+            "pass the values as parameters or give them to an activity",
+        )
+    if len(reader.problems) > before or name is None or kind is None or source is None:
+        return None
+    return ComponentSpec(
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        source=source,
+        location=where,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def _source(reader: Reader, node: yaml.Node, where: Location, base: Path) -> Source | None:
+    text = reader.string(node, where)
+    if text is None:
+        return None
+    if text.startswith("oci://"):
+        try:
+            return Source("oci", text, reference=OciReference.parse(text))
+        except InvalidNameError as exc:
+            reader.problem(where, str(exc))
+            return None
+    if "://" in text:
+        reader.problem(where, f"'{text}' is neither an oci:// reference nor a file path; write oci://HOST/REPO:TAG or ./path/to/component.wasm")
+        return None
+    path = Path(text).expanduser()
+    return Source("file", text, path=path if path.is_absolute() else (base / path))
+
+
+def _retry(reader: Reader, node: yaml.Node, where: Location) -> RetryPolicy | None:
+    keys = reader.mapping(node, where, _RETRY_KEYS)
+    get = {k: _swap(v) for k, v in keys.items()}
+    default = RetryPolicy()
+    attempts = reader.integer(*get["max_attempts"], minimum=1) if "max_attempts" in get else default.max_attempts
+    initial = _duration(reader, *get["initial_backoff"]) if "initial_backoff" in get else default.initial_backoff_ms
+    maximum = _duration(reader, *get["max_backoff"]) if "max_backoff" in get else default.max_backoff_ms
+    on_err = reader.boolean(*get["retry_on_err"]) if "retry_on_err" in get else default.retry_on_err
+    if attempts is None or initial is None or maximum is None or on_err is None:
+        return None
+    if maximum < initial:
+        reader.problem(keys.get("max_backoff", (where, node))[0], f"max_backoff ({maximum}ms) is shorter than initial_backoff ({initial}ms)")
+        return None
+    return RetryPolicy(attempts, initial, maximum, on_err)
+
+
+def _duration(reader: Reader, node: yaml.Node, where: Location) -> int | None:
+    value = reader.scalar(node, where)
+    if value is None:
+        return None
+    try:
+        ms = parse_duration(value)
+    except ValueError as exc:
+        reader.problem(where, str(exc))
+        return None
+    if ms <= 0:
+        reader.problem(where, "must be longer than 0ms")
+        return None
+    return ms
+
+
+def _size(reader: Reader, node: yaml.Node, where: Location) -> int | None:
+    value = reader.scalar(node, where)
+    if value is None:
+        return None
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        reader.problem(where, str(exc))
+        return None
+    if size < 1024 * 1024:
+        reader.problem(where, f"{size} bytes is too little memory for a component; give at least 1MiB")
+        return None
+    return size
+
+
+def _env(reader: Reader, node: yaml.Node, where: Location) -> dict[str, str] | None:
+    if not isinstance(node, yaml.MappingNode):
+        reader.problem(where, "expected a mapping of NAME: value")
+        return None
+    out: dict[str, str] = {}
+    ok = True
+    for key_node, value_node in node.value:
+        key = reader.scalar(key_node, where)
+        here = where.child(str(key), key_node.start_mark.line + 1)
+        if not isinstance(key, str) or not _ENV_NAME_RE.match(key):
+            reader.problem(here, f"'{key}' is not a valid environment variable name")
+            ok = False
+            continue
+        value = reader.scalar(value_node, here)
+        if value is None or isinstance(value, (list, dict)):
+            if value is None and isinstance(value_node, yaml.ScalarNode) and value_node.value in ("", "~", "null"):
+                reader.problem(here, "has no value; quote an empty string as \"\"")
+            ok = False
+            continue
+        out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out if ok else None
+
+
+def _route(reader: Reader, node: yaml.Node, where: Location) -> RouteEntry | None:
+    before = len(reader.problems)
+    keys = reader.mapping(node, where, _ROUTE_KEYS)
+    if not keys:
+        if isinstance(node, yaml.MappingNode):
+            reader.problem(where, "a route needs 'path' and 'function'")
+        return None
+    get = {k: _swap(v) for k, v in keys.items()}
+    for required in ("path", "function"):
+        if required not in keys:
+            reader.problem(where, f"the key '{required}' is missing")
+    method = "POST"
+    if "method" in get:
+        raw = reader.string(*get["method"])
+        if raw is not None and raw.upper() not in METHODS:
+            reader.problem(keys["method"][0], f"'{raw}' is not one of: {', '.join(METHODS)}")
+        method = (raw or "").upper()
+    path = reader.string(*get["path"]) if "path" in get else None
+    params: list[str] = []
+    if path is not None:
+        path_where = keys["path"][0]
+        if not path.startswith("/"):
+            reader.problem(path_where, f"'{path}' must start with '/'")
+        for param in _PATH_PARAM_RE.findall(path):
+            if not _PARAM_NAME_RE.match(param):
+                reader.problem(path_where, f"'{{{param}}}' is not a parameter name; use the WIT parameter's kebab-case name, e.g. {{order-id}}")
+            elif param in params:
+                reader.problem(path_where, f"'{{{param}}}' appears twice in the path")
+            else:
+                params.append(param)
+        if _PATH_PARAM_RE.sub("", path).count("{") or _PATH_PARAM_RE.sub("", path).count("}"):
+            reader.problem(path_where, f"'{path}' has an unbalanced '{{' or '}}'")
+    function = reader.string(*get["function"]) if "function" in get else None
+    if function is not None:
+        try:
+            Ffqn.parse(function)
+        except InvalidNameError as exc:
+            reader.problem(keys["function"][0], str(exc))
+    if len(reader.problems) > before or path is None or function is None:
+        return None
+    return RouteEntry(RouteSpec(method, path, function), tuple(params), where)

@@ -1,0 +1,161 @@
+"""Deployment YAML: valid files become frozen specs; every mistake names file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.deploy.spec import load_spec, parse_duration, parse_size, parse_spec
+from dolmen.platform.errors import DeploymentError
+
+FILE = Path("/deploy/shop.yaml")
+
+GOOD = """\
+name: shop
+components:
+  - name: payments              # unique in the file
+    kind: activity
+    source: oci://127.0.0.1:5000/shop/payments:1.2.0
+    retry: {max_attempts: 5, initial_backoff: 100ms, max_backoff: 30s}
+    timeout: 10s
+    memory: 64MiB
+    env: {API_URL: "http://127.0.0.1:9000", RETRIES: 3, DEBUG: true}
+  - name: checkout
+    kind: workflow
+    source: ./build/checkout.wasm
+    upgrade: pinned
+    blocking: unload
+    blocking_timeout: 250ms
+routes:
+  - {method: post, path: "/checkout/{order-id}", function: shop:checkout/flow@1.0.0.run}
+"""
+
+
+def parse(text: str, env: dict[str, str] | None = None):
+    return parse_spec(text, FILE, env or {})
+
+
+def problem(text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(DeploymentError) as caught:
+        parse(text, env)
+    return str(caught.value)
+
+
+def test_good_file_becomes_a_frozen_spec() -> None:
+    """Every key of the issue's example is read into typed values."""
+    spec = parse(GOOD)
+    assert spec.name == "shop"
+    payments, checkout = spec.components
+    assert payments.kind == "activity" and payments.source.kind == "oci"
+    assert payments.source.reference is not None and payments.source.reference.tag == "1.2.0"
+    assert payments.retry == RetryPolicy(5, 100, 30_000, False)
+    assert payments.timeout_ms == 10_000 and payments.memory_limit_bytes == 64 * 1024 * 1024
+    assert payments.env == {"API_URL": "http://127.0.0.1:9000", "RETRIES": "3", "DEBUG": "true"}
+    assert checkout.source.path == Path("/deploy/build/checkout.wasm")
+    assert (checkout.upgrade, checkout.blocking, checkout.blocking_timeout_ms) == ("pinned", "unload", 250)
+    assert checkout.location.line == 10 and checkout.location.key == "components[1]"
+    (route,) = spec.routes
+    assert (route.route.method, route.params) == ("POST", ("order-id",))
+    with pytest.raises(AttributeError):
+        spec.name = "other"  # type: ignore[misc]
+
+
+def test_defaults_apply_when_keys_are_left_out() -> None:
+    """A component with only name, kind and source gets the documented defaults."""
+    spec = parse("name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm}\n")
+    (comp,) = spec.components
+    assert (comp.upgrade, comp.blocking, comp.timeout_ms, comp.retry) == ("verified", "in-memory", 60_000, RetryPolicy())
+    assert comp.template().digest == "" and comp.template().name == "a"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("250ms", 250), ("10s", 10_000), ("1.5s", 1500), ("5m", 300_000), ("1h", 3_600_000), (" 2 s ", 2000)],
+)
+def test_durations(text: str, expected: int) -> None:
+    """Durations take ms, s, m and h units."""
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(("value", "message"), [(10, "no unit"), ("10", "not a duration"), ("3x", "not a duration"), ("0.1ms", "whole number"), (True, "expected a duration")])
+def test_bad_durations(value: object, message: str) -> None:
+    """A duration without a valid unit names the fix."""
+    with pytest.raises(ValueError, match=message):
+        parse_duration(value)
+
+
+def test_sizes() -> None:
+    """Sizes take binary and decimal units, or plain bytes."""
+    assert parse_size("256MiB") == 256 * 1024**2
+    assert parse_size("1GB") == 10**9
+    assert parse_size(4096) == 4096
+    with pytest.raises(ValueError, match="256MiB"):
+        parse_size("lots")
+
+
+def test_env_references_are_replaced() -> None:
+    """`${NAME}` comes from the environment, unquoted numbers stay numbers, and `$${` is a literal."""
+    text = "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: ${SRC}\n    retry:\n      max_attempts: ${N}\n    env: {PRICE: \"$${NOT}\"}\n"
+    spec = parse(text, {"SRC": "./a.wasm", "N": "7"})
+    (comp,) = spec.components
+    assert comp.source.path == Path("/deploy/a.wasm")
+    assert comp.retry.max_attempts == 7
+    assert comp.env == {"PRICE": "${NOT}"}
+
+
+BAD_CASES = [
+    # (what, yaml, expected fragments)
+    ("unknown top-level key", "name: x\nversion: 2\ncomponents: []\n", ["shop.yaml:2: version: unknown key 'version'", "allowed keys here: name, components, routes"]),
+    ("unknown component key", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timout: 1s\n", ["shop.yaml:6: components[0].timout: unknown key 'timout'"]),
+    ("bad duration", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timeout: 10\n", ["shop.yaml:6: components[0].timeout: 10 has no unit; write e.g. 10ms or 10s"]),
+    ("bad nested duration", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry:\n      max_backoff: soon\n", ["shop.yaml:7: components[0].retry.max_backoff: 'soon' is not a duration"]),
+    ("backoff order", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry: {initial_backoff: 2s, max_backoff: 1s}\n", ["components[0].retry.max_backoff: max_backoff (1000ms) is shorter than initial_backoff (2000ms)"]),
+    ("unset variable", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env: {TOKEN: \"${API_TOKEN}\"}\n", ["shop.yaml:6: components[0].env.TOKEN: environment variable API_TOKEN is not set"]),
+    ("bad variable", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: \"${1X}\"\n", ["components[0].source: '${1X}' is not a valid variable reference"]),
+    ("missing keys", "name: x\ncomponents:\n  - name: a\n", ["shop.yaml:3: components[0]: the key 'kind' is missing", "the key 'source' is missing"]),
+    ("bad kind", "name: x\ncomponents:\n  - {name: a, kind: webhook, source: a.wasm}\n", ["components[0].kind: 'webhook' is not one of: activity, workflow"]),
+    ("duplicate name", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n  - {name: a, kind: activity, source: b.wasm}\n", ["shop.yaml:4: components[1].name: component name 'a' is used twice"]),
+    ("duplicate key", "name: x\nname: y\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n", ["shop.yaml:2: name: key 'name' appears twice"]),
+    ("workflow with env", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, env: {A: b}}\n", ["components[0].env: workflows get no environment variables"]),
+    ("activity with upgrade", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, upgrade: force}\n", ["components[0].upgrade: 'upgrade' applies to workflows only"]),
+    ("bad policy", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, upgrade: sometimes}\n", ["components[0].upgrade: 'sometimes' is not one of: verified, pinned, force"]),
+    ("bad reference", "name: x\ncomponents:\n  - {name: a, kind: activity, source: \"oci://127.0.0.1:5000/Shop\"}\n", ["components[0].source: 'oci://127.0.0.1:5000/Shop'", "not a valid repository name"]),
+    ("other scheme", "name: x\ncomponents:\n  - {name: a, kind: activity, source: \"https://x/a.wasm\"}\n", ["neither an oci:// reference nor a file path"]),
+    ("components not a list", "name: x\ncomponents: {a: 1}\n", ["shop.yaml:2: components: expected a list, got a mapping"]),
+    ("empty components", "name: x\ncomponents: []\n", ["components: the list is empty"]),
+    ("no name", "components:\n  - {name: a, kind: activity, source: a.wasm}\n", ["shop.yaml:1: the key 'name' is missing"]),
+    ("bad memory", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, memory: 12}\n", ["components[0].memory: 12 bytes is too little memory"]),
+    ("bad attempts", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, retry: {max_attempts: many}}\n", ["components[0].retry.max_attempts: expected a whole number, got 'many'"]),
+    ("route method", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {method: FETCH, path: /a, function: a:b/c@1.0.0.d}\n", ["shop.yaml:5: routes[0].method: 'FETCH' is not one of"]),
+    ("route path", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: \"a/{x\", function: a:b/c@1.0.0.d}\n", ["routes[0].path: 'a/{x' must start with '/'", "unbalanced"]),
+    ("route function", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: run}\n", ["routes[0].function: 'run' is not a function name"]),
+    ("route twice", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: a:b/c@1.0.0.d}\n  - {path: /a, function: a:b/c@1.0.0.e}\n", ["shop.yaml:6: routes[1]: route POST /a is declared twice"]),
+    ("not yaml", "name: x\ncomponents: [\n", ["shop.yaml:3: not valid YAML"]),
+    ("not a mapping", "- a\n- b\n", ["expected a mapping with keys name, components, routes, got a list"]),
+]
+
+
+@pytest.mark.parametrize(("what", "text", "fragments"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_files_name_file_line_and_key(what: str, text: str, fragments: list[str]) -> None:
+    """Each mistake is reported with the file, the line and the key path."""
+    message = problem(text)
+    for fragment in fragments:
+        assert fragment in message, f"{what}: {fragment!r} not in {message!r}"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """A file with several mistakes lists all of them."""
+    text = "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, timeout: 1}\n  - {name: b, kind: job, source: b.wasm}\n"
+    message = problem(text)
+    assert "has 2 problems" in message and "components[0].timeout" in message and "components[1].kind" in message
+    assert "nothing was deployed" in message
+
+
+def test_empty_and_missing_files(tmp_path: Path) -> None:
+    """An empty file and a missing file are reported by name."""
+    with pytest.raises(DeploymentError, match="is empty"):
+        parse("")
+    with pytest.raises(DeploymentError, match="does not exist"):
+        load_spec(tmp_path / "nope.yaml")

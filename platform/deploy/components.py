@@ -1,0 +1,93 @@
+"""Name a component on the command line: a deployed digest, a `.wasm` file or an `oci://` reference.
+
+`platform fork --component` and `platform rerun --component` may run an
+execution on a component that is not deployed. Runners find an execution's
+settings through the revision it names, so such a component is stored as an
+inactive revision of its own (`adhoc:` name) that copies the settings of the
+component it stands in for; it is never routed to and cannot be rolled back to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from ...registry.pull import fetch_component
+from ..errors import NotFoundError, UsageError
+from ..ffqn import Ffqn
+from ..store.deployments import DeploymentStore
+from .apply import Deployer
+from .model import ComponentConfig, Revision
+
+ADHOC_PREFIX = "adhoc:"
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenComponent:
+    """Where to pin an execution: the digest, and the revision and component that describe it."""
+
+    digest: str
+    revision: int
+    component: str
+    config: ComponentConfig
+
+
+def find_digest(store: DeploymentStore, digest: str) -> tuple[Revision, ComponentConfig] | None:
+    """The newest revision mentioning `digest` and its component, or None."""
+    active = store.active()
+    if active is not None and (comp := active.by_digest(digest)) is not None:
+        return active, comp
+    for number in reversed(store.numbers()):
+        revision = store.get(number)
+        comp = revision.by_digest(digest)
+        if comp is not None:
+            return revision, comp
+    return None
+
+
+def choose_component(
+    client: redis.Redis,
+    data_dir: Path,
+    ref: str,
+    *,
+    ffqn: str,
+    like: ComponentConfig,
+) -> ChosenComponent:
+    """The component named by `ref`, which must export `ffqn`; `like` gives the settings of an ad-hoc one."""
+    store = DeploymentStore(client)
+    if ref.startswith("sha256:"):
+        found = find_digest(store, ref)
+        if found is None:
+            raise NotFoundError(
+                f"component {ref} is in no deployment revision; pass its .wasm file or oci:// reference instead"
+            )
+        revision, comp = found
+        _require_export(comp, ffqn, ref)
+        return ChosenComponent(comp.digest, revision.number, comp.name, comp)
+    deployer = Deployer(client, data_dir)
+    if ref.startswith("oci://"):
+        fetched = fetch_component(ref, deployer.cache)
+        data, source = deployer.cache.get(fetched.component_digest), str(fetched.reference)
+    else:
+        path = Path(ref)
+        if not path.is_file():
+            raise NotFoundError(f"component '{ref}' not found: give a .wasm file, a sha256: digest or an oci:// reference")
+        data, source = path.read_bytes(), str(path.resolve())
+    template = dataclasses.replace(like, digest="", functions={}, imports=(), source=source)
+    config = deployer.prepare(template, data).config
+    _require_export(config, ffqn, ref)
+    found = find_digest(store, config.digest)
+    if found is not None:
+        revision, comp = found
+        return ChosenComponent(comp.digest, revision.number, comp.name, comp)
+    revision = deployer.apply(f"{ADHOC_PREFIX}{config.digest[7:19]}", [(config, data)], source=source, activate=False)
+    return ChosenComponent(config.digest, revision.number, config.name, config)
+
+
+def _require_export(config: ComponentConfig, ffqn: str, ref: str) -> None:
+    if ffqn not in config.functions:
+        exported = ", ".join(sorted(config.functions)) or "nothing"
+        raise UsageError(f"component {ref} does not export {Ffqn.parse(ffqn)}; it exports {exported}")

@@ -117,6 +117,7 @@ class ComponentSpec:
     blocking: BlockingStrategy = "in-memory"
     blocking_timeout_ms: int = 10_000
     location: Location = Location("", 0)
+    key_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def template(self) -> ComponentConfig:
         """The config with no digest or functions yet (`Deployer.prepare` fills them in)."""
@@ -137,7 +138,8 @@ class ComponentSpec:
 
     def at(self, key: str) -> Location:
         """A location below this component, for messages about one of its keys."""
-        return Location(self.location.file, self.location.line, f"{self.location.key}.{key}")
+        line = self.key_lines.get(key, self.location.line)
+        return Location(self.location.file, line, f"{self.location.key}.{key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +270,7 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         kind=kind,  # type: ignore[arg-type]
         source=source,
         location=where,
+        key_lines={k: loc.line for k, (loc, _) in keys.items()},
         **values,  # type: ignore[arg-type]
     )
 

@@ -49,7 +49,7 @@ class FunctionChange:
 
 
 def changed_workflows(previous: Revision | None, components: tuple[ComponentConfig, ...] | list[ComponentConfig], revision: int | None = None) -> list[FunctionChange]:
-    """The workflow ffqns whose digest differs from the `previous` revision's (sorted by ffqn)."""
+    """The workflow ffqns the `previous` revision routed to another digest (sorted by ffqn)."""
     before = previous.functions() if previous is not None else {}
     changes: list[FunctionChange] = []
     for comp in components:
@@ -57,13 +57,11 @@ def changed_workflows(previous: Revision | None, components: tuple[ComponentConf
             continue
         for ffqn in comp.functions:
             old = before.get(ffqn)
-            if old is not None and old.component.digest == comp.digest:
+            # A function the previous revision did not route has nothing running that expects
+            # this deployment to move it; `platform upgrade` moves older executions on demand.
+            if old is None or old.component.digest == comp.digest:
                 continue
-            if old is None and previous is None:
-                continue  # a first deployment has nothing running to move
-            changes.append(
-                FunctionChange(ffqn, comp.digest, comp.name, comp.upgrade, revision, old.component.digest if old else None)
-            )
+            changes.append(FunctionChange(ffqn, comp.digest, comp.name, comp.upgrade, revision, old.component.digest))
     return sorted(changes, key=lambda c: c.ffqn)
 
 

@@ -42,12 +42,11 @@ def test_only_workflows_whose_digest_changed_are_upgraded() -> None:
     assert changed_workflows(V1, V1.components) == []
 
 
-def test_first_deployment_and_new_functions() -> None:
-    """A first deployment moves nothing; a function new to the revision may still have older executions."""
+def test_first_deployment_and_new_functions_move_nothing() -> None:
+    """A first deployment, and a function the previous revision did not route, produce no change."""
     assert changed_workflows(None, V1.components) == []
     new = (config("wf", "workflow", "sha256:w1", "t:w/w@1.0.0.run", "t:w/w@1.0.0.other"), config("wf2", "workflow", "sha256:x", "t:w/w@2.0.0.run"))
-    (change,) = changed_workflows(V1, new)
-    assert (change.ffqn, change.from_digest) == ("t:w/w@2.0.0.run", None)
+    assert changed_workflows(V1, new) == []
 
 
 def test_decisions_follow_the_policy_and_the_verdict() -> None:

@@ -205,7 +205,7 @@ class Upgrader:
             )
             if result == "ok":
                 outcome = "upgraded" if event_type == UPGRADED else "rejected"
-                log.info("upgrade " + outcome, execution_id=execution_id, ffqn=change.ffqn, to=change.to_digest)
+                log.info("execution " + outcome, execution_id=execution_id, ffqn=change.ffqn, to=change.to_digest)
                 detail = decision.reason if outcome == "upgraded" else describe_divergence(verdict)
                 return ExecutionReport(execution_id, state.digest, outcome, detail, verdict)
             if result in ("busy", "finished"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dolmen.platform.deploy.model import ComponentConfig, Revision
 from dolmen.platform.deploy.upgrade import (
     FunctionChange,
@@ -13,6 +15,7 @@ from dolmen.platform.deploy.upgrade import (
     upgraded_data,
 )
 from dolmen.platform.deploy.versions import summarize
+from dolmen.platform.errors import NotFoundError
 from dolmen.platform.store.records import Event, ExecutionState
 from dolmen.platform.wit.types import FunctionType, Prim
 from dolmen.platform.workflow.verify import Verdict
@@ -101,3 +104,18 @@ def test_versions_group_unfinished_executions_by_digest() -> None:
     run = [(r.digest, r.unfinished, r.revisions, r.active) for r in rows if r.ffqn == "t:w/w@1.0.0.run"]
     assert run == [("sha256:w1", 1, (1, 2), True), ("sha256:w0", 2, (1,), False)]
     assert [r.ffqn for r in summarize(states, V1, "t:a/a@1.0.0.f")] == ["t:a/a@1.0.0.f"]
+
+
+def test_route_compatible_finds_the_highest_semver_compatible_export() -> None:
+    """An import of 1.0.0 is routed to the deployed 1.2.0 (not 2.0.0); an exact match wins."""
+    rev = revision(
+        3,
+        config("a12", "activity", "sha256:a12", "t:a/a@1.2.0.f"),
+        config("a11", "activity", "sha256:a11", "t:a/a@1.1.0.f"),
+        config("a2", "activity", "sha256:a2", "t:a/a@2.0.0.f"),
+    )
+    assert rev.route_compatible("t:a/a@1.0.0.f").ffqn == "t:a/a@1.2.0.f"
+    assert rev.route_compatible("t:a/a@1.1.0.f").ffqn == "t:a/a@1.1.0.f"
+    assert rev.route_compatible("t:a/a@2.0.0.f").component.name == "a2"
+    with pytest.raises(NotFoundError):
+        rev.route_compatible("t:a/a@3.0.0.f")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 
 from ..errors import FencedError, NotFoundError
@@ -24,19 +26,30 @@ class ActivityExecutor:
         self.leases = leases
         self.provider = provider
 
-    def run(self, lease: Lease, entries: list[QueueEntry], *, clear_timer: dict[str, object] | None = None) -> None:
-        """One attempt; `clear_timer` is the recovery timer of a pre-locked execution."""
+    def run(
+        self,
+        lease: Lease,
+        entries: list[QueueEntry],
+        *,
+        clear_timer: dict[str, object] | None = None,
+        parent_tail_after: str | None = None,
+    ) -> list[Any]:
+        """One attempt; returns the parent's log entries after `parent_tail_after` once finished.
+
+        `clear_timer` is the recovery timer of a pre-locked execution.
+        """
+        tail = {"after": parent_tail_after, "entries": []}
         state = lease.state
         if state.cancel_requested:
-            self._write(lease, Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))), entries, clear_timer=clear_timer)
-            return
+            self._write(lease, Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))), entries, clear_timer=clear_timer, tail=tail)
+            return tail["entries"]
         try:
             config = self.provider.config_for(state)
             signature = config.functions[state.ffqn]
             host = self.provider.activity_host(state.digest)
         except (NotFoundError, KeyError) as exc:
-            self._write(lease, Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))), entries, clear_timer=clear_timer)
-            return
+            self._write(lease, Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))), entries, clear_timer=clear_timer, tail=tail)
+            return tail["entries"]
         limits = ActivityLimits(timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes, env=config.env)
         started = now_ms()
         try:
@@ -53,14 +66,15 @@ class ActivityExecutor:
                 error=failure.message,
                 retry=isinstance(decision, RetryAt),
             )
-            self._write(lease, decision, entries, failure=failure, output=failed.output, clear_timer=clear_timer)
-            return
+            self._write(lease, decision, entries, failure=failure, output=failed.output, clear_timer=clear_timer, tail=tail)
+            return tail["entries"]
         decision = after_return(
             config.retry, state.attempt, outcome.result, isinstance(signature.result, ResultT), now_ms()
         )
         log.debug("attempt done", execution_id=state.id, ffqn=state.ffqn, ms=now_ms() - started)
         failure = Failure("err", "returned err") if isinstance(decision, RetryAt) else None
-        self._write(lease, decision, entries, failure=failure, output=outcome.output, err_value=outcome.result, clear_timer=clear_timer)
+        self._write(lease, decision, entries, failure=failure, output=outcome.output, err_value=outcome.result, clear_timer=clear_timer, tail=tail)
+        return tail["entries"]
 
     def _write(
         self,
@@ -72,6 +86,7 @@ class ActivityExecutor:
         output: dict[str, str] | None = None,
         err_value: object = None,
         clear_timer: dict[str, object] | None = None,
+        tail: dict[str, Any] | None = None,
     ) -> None:
         try:
             if isinstance(decision, RetryAt):
@@ -82,13 +97,16 @@ class ActivityExecutor:
                     error["output"] = output
                 self.leases.fail_attempt(lease, error, decision.at_ms, entries=entries)
             else:
-                self.leases.finish(
+                entries_after = self.leases.finish(
                     lease,
                     decision.outcome,
                     entries=entries,
                     extra={"output": output} if output else None,
                     unless_cancelled=True,
                     clear_timer=clear_timer,
+                    parent_tail_after=tail["after"] if tail else None,
                 )
+                if tail is not None:
+                    tail["entries"] = entries_after
         except FencedError as exc:
             log.warning("lease lost; another runner owns this execution now", execution_id=lease.id, error=str(exc))

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -173,8 +174,12 @@ class Runner:
                 self._inflight -= 1
                 self._cond.notify()
 
-    def run_inline(self, new: NewExecution) -> None:
-        """Run an activity this runner created pre-locked, in the calling thread."""
+    def run_inline(self, new: NewExecution, parent_tail_after: str) -> list[Any]:
+        """Run an activity this runner created pre-locked, in the calling thread.
+
+        Returns the parent's raw log entries after `parent_tail_after`, read
+        when the result is written, so the waiting parent needs no extra read.
+        """
         at = now_ms()
         state = ExecutionState(
             id=new.id, ffqn=new.ffqn, kind=new.kind, digest=new.digest, status="running", version=1, attempt=1,
@@ -185,8 +190,11 @@ class Runner:
         self._held[lease.id] = lease
         try:
             with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
-                self.activities.run(lease, [], clear_timer=new.recovery_timer())
+                tail = self.activities.run(
+                    lease, [], clear_timer=new.recovery_timer(), parent_tail_after=parent_tail_after
+                )
             self.processed += 1
+            return tail
         finally:
             self._held.pop(lease.id, None)
             self._lost.discard(lease.id)

@@ -170,11 +170,14 @@ class Leases:
         extra: dict[str, Any] | None = None,
         unless_cancelled: bool = False,
         clear_timer: dict[str, Any] | None = None,
-    ) -> bool:
-        """Write `finished` (fenced), answer the parent, ack queue entries. True if the parent woke.
+        parent_tail_after: str | None = None,
+    ) -> list[Any]:
+        """Write `finished` (fenced), answer the parent, ack queue entries.
 
         With `unless_cancelled`, a cancellation requested while it ran wins: the
-        execution finishes as cancelled and `outcome` is discarded.
+        execution finishes as cancelled and `outcome` is discarded. With
+        `parent_tail_after` (a stream id), returns the parent's raw log entries
+        after it, else an empty list.
         """
         state = lease.state
         eid = ExecutionId(state.id)
@@ -185,7 +188,7 @@ class Leases:
         finished = {**outcome.to_json(), **(extra or {})}
         response = response_event(state.id, outcome, join_set=js) if parent else {}
         wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
-        alternative: list[str] = []
+        alternative: list[str] = ["", "", ""]
         if unless_cancelled:
             cancelled = Outcome(failure=Failure("cancelled", "cancelled while it ran; its result was discarded"))
             alternative = [
@@ -203,7 +206,7 @@ class Leases:
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
                  keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
                 [lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
-                 state.id if parent else "", json.dumps(response), wake, *alternative],
+                 state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or ""],
             )
             for entry in entries:
                 pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
@@ -213,11 +216,10 @@ class Leases:
                 pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
             reply = pipe.execute()[position]
         _check(reply, lease)
-        woke = bool(int(reply[1]))
-        if woke:
+        if int(reply[1]):
             with map_redis_errors():
                 outbox.deliver(self.client, root, [wake])
-        return woke
+        return list(reply[3]) if len(reply) > 3 else []
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
         """Record a failed attempt and arm the retry timer (fenced)."""

@@ -73,13 +73,22 @@ class LiveDriver:
             return None
         return eager
 
-    def _run_eager(self) -> None:
+    def _run_eager(self, ctx: RunContext) -> list[Event]:
+        """Run the pre-locked children; returns the log entries that arrived meanwhile."""
         run_inline = self.executor.run_inline
+        last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+        entries: list[Any] = []
         while self.eager and run_inline is not None:
-            run_inline(self.eager.pop(0))
+            got = run_inline(self.eager.pop(0), last)
+            if got:
+                entries += got
+                last = got[-1][0].decode() if isinstance(got[-1][0], bytes) else got[-1][0]
+        return [Event.from_stream(ctx.replay.length + i, sid, fields) for i, (sid, fields) in enumerate(entries)]
 
     def wait(self, ctx: RunContext) -> list[Event]:
-        self._run_eager()
+        arrived = self._run_eager(ctx)
+        if arrived:
+            return arrived
         if self.config.blocking == "in-memory":
             deadline = time.monotonic() + self.config.blocking_timeout_ms / 1000
             while (remaining := deadline - time.monotonic()) > 0:
@@ -112,7 +121,7 @@ class WorkflowExecutor:
         provider: ComponentProvider,
         revisions: RevisionCache,
         lost: Callable[[str], bool],
-        run_inline: Callable[[NewExecution], None] | None = None,
+        run_inline: Callable[[NewExecution, str], list[Any]] | None = None,
         eager: tuple[str, int] | None = None,
     ) -> None:
         self.store = store

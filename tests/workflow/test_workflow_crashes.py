@@ -30,22 +30,22 @@ def _check_children(client: Client, execution_id: str, expected: int) -> None:
         assert [e.type for e in client.executions.events(child)].count("finished") == 1
 
 
-@pytest.mark.parametrize(("function", "expected"), [("serial", 10100), ("fan-out", 10100)])
+@pytest.mark.parametrize(("function", "expected"), [("serial", 90300), ("fan-out", 90300)])
 def test_sigkill_at_random_points(redis_url: str, processes: Processes, client: Client, function: str, expected: int) -> None:
-    """A 100-child workflow whose runner is SIGKILLed four times finishes once, with the same log shape."""
+    """A 300-child workflow whose runner is SIGKILLed four times finishes once, with the same log shape."""
     deploy(redis_url, [activity(), workflow(blocking="in-memory")])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "800"
     processes.scheduler()
     runner = processes.runner("--concurrency", "4")
     processes.wait_ready(runners=1)
-    reference = client.submit(f"{F}.{function}", [100]).execution_id
+    reference = client.submit(f"{F}.{function}", [300]).execution_id
     assert client.wait(reference, 180).outcome.value == expected  # type: ignore[union-attr]
 
     rng = random.Random(function)
-    victim_id = client.submit(f"{F}.{function}", [100]).execution_id
+    victim_id = client.submit(f"{F}.{function}", [300]).execution_id
     kills = 0
     while kills < 4 and client.get(victim_id).status != "finished":
-        time.sleep(rng.uniform(0.2, 1.2))
+        time.sleep(rng.uniform(0.1, 0.6))
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait()
         kills += 1
@@ -61,7 +61,7 @@ def test_sigkill_at_random_points(redis_url: str, processes: Processes, client: 
     else:
         # In a fan-out, responses interleave with requests differently from run to run; requests do not.
         assert [s for s in shape(events) if s[0] != "response"] == [s for s in expected_shape if s[0] != "response"]
-    _check_children(client, victim_id, 100)
+    _check_children(client, victim_id, 300)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ _OUTCOME_TEXT = {
     "moved": "already moved",
     "would-upgrade": "would move",
     "would-reject": "would stay (diverges)",
-    "error": "error",
 }
 
 

@@ -35,7 +35,7 @@ from .upgrade import FunctionChange, decide, describe_divergence, rejected_befor
 log = structlog.get_logger("dolmen.upgrade")
 
 Outcome = Literal[
-    "upgraded", "rejected", "kept", "busy", "queued", "finished", "moved", "would-upgrade", "would-reject", "error"
+    "upgraded", "rejected", "kept", "busy", "queued", "finished", "moved", "would-upgrade", "would-reject"
 ]
 # How long a queued request is worked on before it is given up (a runner holds an execution that long).
 REQUEST_TTL_MS = 30 * 60 * 1000
@@ -135,10 +135,9 @@ class Upgrader:
         """
         pending = self.candidates(change)
         if not pending:
-            queued = queue and follow_up and not dry_run and change.policy != "pinned"
-            if queued:
+            if queue and follow_up and not dry_run and change.policy != "pinned":
                 self._queue(change, on_demand=False)
-            return UpgradeReport(change, (), queued=queued)
+            return UpgradeReport(change, ())
         loaded = None if change.policy == "pinned" else self.load(change.to_digest)
         deadline = time.monotonic() + wait_s
         reports: list[ExecutionReport] = []

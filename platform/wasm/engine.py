@@ -86,7 +86,11 @@ class EpochTicker:
 
 
 def deadline_ticks(timeout_ms: int | None) -> int:
-    """Epoch ticks for a timeout; no timeout means practically never."""
+    """Epoch ticks for a timeout; no timeout means practically never.
+
+    One tick more than the timeout divides into: the current tick may be
+    almost over when the deadline is set, and a guest must never be stopped early.
+    """
     if timeout_ms is None:
         return 2**62
-    return max(1, -(-timeout_ms // EPOCH_TICK_MS))
+    return max(1, -(-timeout_ms // EPOCH_TICK_MS)) + 1

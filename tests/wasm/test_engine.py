@@ -40,10 +40,10 @@ def test_cache_key_covers_settings_and_wasmtime_version(monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize(
     ("timeout_ms", "ticks"),
-    [(None, 2**62), (1, 1), (EPOCH_TICK_MS, 1), (EPOCH_TICK_MS + 1, 2), (1000, 1000 // EPOCH_TICK_MS)],
+    [(None, 2**62), (1, 2), (EPOCH_TICK_MS, 2), (EPOCH_TICK_MS + 1, 3), (1000, 1000 // EPOCH_TICK_MS + 1)],
 )
 def test_deadline_ticks(timeout_ms: int | None, ticks: int) -> None:
-    """A time limit becomes whole epoch ticks, rounded up; no limit is practically never."""
+    """A time limit becomes whole epoch ticks, rounded up, plus the tick already under way."""
     assert deadline_ticks(timeout_ms) == ticks
 
 

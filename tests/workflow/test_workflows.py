@@ -94,7 +94,7 @@ def test_join_set_race_and_closing(redis_url: str, processes: Processes, client:
     processes.scheduler()
     assert _run(client, f"{F}.race", [50, 3000]).outcome.value == "delay"  # type: ignore[union-attr]
     assert _run(client, f"{F}.race", [5000, 10]).outcome.value == "work"  # type: ignore[union-attr]
-    abandoned = _run(client, f"{F}.abandon", [30_000])
+    abandoned = _run(client, f"{F}.abandon", [3_000])
     assert abandoned.outcome.value == 2  # type: ignore[union-attr]
     for child in (f"{abandoned.id}.1", f"{abandoned.id}.2"):
         wait_for(lambda c=child: client.get(c).status == "finished", timeout=60, what=f"{child} to be cancelled")  # type: ignore[misc]

@@ -11,7 +11,10 @@ the scheduler as a queued request (`PendingUpgrades`).
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +26,7 @@ from ...registry.cache import ComponentCache
 from ..errors import DolmenError
 from ..store.deployments import DeploymentStore
 from ..store.executions import ExecutionStore, now_ms
-from ..store.records import UPGRADE_REJECTED, UPGRADED, ExecutionState
+from ..store.records import UPGRADE_REJECTED, UPGRADED, Event, ExecutionState
 from ..store.scripts import Scripts
 from ..store.upgrades import UpgradeStore
 from ..wasm.engine import EngineSettings, EpochTicker
@@ -31,6 +34,8 @@ from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import Verdict, verify
 from .upgrade import FunctionChange, decide, describe_divergence, rejected_before, rejected_data, upgraded_data
+
+_BATCH = 200  # executions whose logs are read in one round trip
 
 log = structlog.get_logger("dolmen.upgrade")
 
@@ -143,8 +148,7 @@ class Upgrader:
         reports: list[ExecutionReport] = []
         while True:
             busy: list[ExecutionState] = []
-            for state in pending:
-                report = self.attempt(change, state.id, loaded, dry_run=dry_run)
+            for state, report in self._attempt_all(change, pending, loaded, dry_run=dry_run):
                 if report.outcome == "busy":
                     busy.append(state)
                 else:
@@ -161,17 +165,44 @@ class Upgrader:
             self._queue(change, on_demand=not follow_up)
         return UpgradeReport(change, tuple(reports), queued)
 
-    def attempt(self, change: FunctionChange, execution_id: str, loaded: LoadedComponent | None, *, dry_run: bool = False) -> ExecutionReport:
+    def _attempt_all(
+        self, change: FunctionChange, states: list[ExecutionState], loaded: LoadedComponent | None, *, dry_run: bool
+    ) -> Iterator[tuple[ExecutionState, ExecutionReport]]:
+        """`attempt` for many executions: logs read in batches, replays on every CPU (wasm runs without the GIL)."""
+        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="dolmen-verify") as pool:
+            for start in range(0, len(states), _BATCH):
+                batch = states[start : start + _BATCH]
+                logs = self.executions.events_many([s.id for s in batch])
+                futures = [
+                    pool.submit(self.attempt, change, s.id, loaded, dry_run=dry_run, prefetched=(s, logs[s.id]))
+                    for s in batch
+                ]
+                for state, future in zip(batch, futures):
+                    yield state, future.result()
+
+    def attempt(
+        self,
+        change: FunctionChange,
+        execution_id: str,
+        loaded: LoadedComponent | None,
+        *,
+        dry_run: bool = False,
+        prefetched: tuple[ExecutionState, list[Event]] | None = None,
+    ) -> ExecutionReport:
         """Verify one execution and record the outcome (retrying while its log grows)."""
         for _ in range(5):
-            state = self.executions.get(execution_id)
+            if prefetched is not None:
+                state, events = prefetched
+                prefetched = None
+            else:
+                state = self.executions.get(execution_id)
+                events = self.executions.events(execution_id) if state is not None else []
             if state is None or state.status == "finished":
                 return ExecutionReport(execution_id, state.digest if state else "", "finished")
             if state.digest == change.to_digest:
                 return ExecutionReport(execution_id, state.digest, "moved", "already on the new digest")
             if state.status == "running" and state.lock_until > now_ms() and not dry_run:
                 return ExecutionReport(execution_id, state.digest, "busy")
-            events = self.executions.events(execution_id)
             earlier = rejected_before(events, change.to_digest)
             if earlier is not None:
                 return ExecutionReport(execution_id, state.digest, "kept", f"rejected earlier: {earlier.data.get('message', '')}")

@@ -179,6 +179,18 @@ class ExecutionStore:
             raw: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(keys.log(execution_id))  # type: ignore[assignment]
         return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw) if i >= start]
 
+    def events_many(self, execution_ids: list[str]) -> dict[str, list[Event]]:
+        """The logs of several executions, read in one round trip."""
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for execution_id in execution_ids:
+                pipe.xrange(keys.log(execution_id))
+            replies = pipe.execute()
+        return {
+            execution_id: [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw)]
+            for execution_id, raw in zip(execution_ids, replies)
+        }
+
     def events_after(self, execution_id: str, last_stream_id: str, first_index: int, block_ms: int) -> list[Event]:
         """Events appended after `last_stream_id`, waiting up to `block_ms` for one."""
         with map_redis_errors():

@@ -1,4 +1,16 @@
-"""A documented patch of wasmtime-py's lowering of untagged variant-like values.
+"""Documented patches of wasmtime-py 50's component value conversions.
+
+1. Lowering of untagged variant-like values (below).
+2. Exceptions raised by host functions travel back to the guest call through
+   a module-level global in `wasmtime.component._enter`; with several threads
+   calling guests, one thread's exception is raised by another's call (seen:
+   a workflow's request to unload surfaced as a trap of another workflow).
+   The patch keeps that hand-over per thread.
+3. `list<u8>` values are converted one element (one FFI structure) at a time:
+   2,500 random bytes asked by CPython at start-up cost 8 ms. The patch fills
+   the element array with two strided copies instead.
+
+The variant lowering in detail:
 
 wasmtime-py 50 passes a `variant`, `option` or `result` whose cases have
 disjoint Python classes as the bare payload (no `Variant(tag, payload)`), and
@@ -27,10 +39,13 @@ lowering from several threads racy. Tagged values are lowered as before.
 from __future__ import annotations
 
 import ctypes
+import threading
 from ctypes import byref
 from typing import Any
 
+from wasmtime import StoreContext, WasmtimeError
 from wasmtime import _ffi as ffi
+from wasmtime.component import _enter, _linker  # pyright: ignore[reportPrivateUsage]
 from wasmtime.component import (
     F32,
     F64,
@@ -114,9 +129,83 @@ def _lower(self: VariantLikeType, store: Any, val: Any) -> tuple[str, Any]:
     raise ValueError("value not valid for this variant")
 
 
+# ------------------------------------------------ per-thread host exceptions
+
+_last = threading.local()
+
+
+def _catch_exceptions(store_raw: Any, func: Any) -> Any:
+    store = StoreContext(store_raw)
+    exception = None
+    try:
+        func(store)
+    except WasmtimeError as exc:
+        exception = exc
+    except Exception as exc:  # noqa: BLE001 - handed to the guest call as a trap, re-raised there
+        _last.exception = exc
+        exception = WasmtimeError("python exception")
+    finally:
+        store._invalidate()  # pyright: ignore[reportPrivateUsage]
+    if exception:
+        return ctypes.cast(exception._consume(), ctypes.c_void_p).value  # pyright: ignore[reportPrivateUsage]
+    return 0
+
+
+def _maybe_raise_last_exn() -> None:
+    exc = getattr(_last, "exception", None)
+    if exc is None:
+        return
+    _last.exception = None
+    raise exc
+
+
+# ----------------------------------------------------------- fast list<u8>
+
+_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
+_KIND_OFFSET = ffi.wasmtime_component_val_t.kind.offset
+_OF_OFFSET = ffi.wasmtime_component_val_t.of.offset
+_KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value if hasattr(ffi.WASMTIME_COMPONENT_U8, "value") else int(ffi.WASMTIME_COMPONENT_U8)
+_ORIGINAL_LIST_TO_C = ListType.convert_to_c
+_ORIGINAL_LIST_FROM_C = ListType.convert_from_c
+
+
+def _list_to_c(self: ListType, store: Any, val: Any, ptr: Any) -> None:
+    if not isinstance(val, (bytes, bytearray)) or not isinstance(self.element, U8):
+        return _ORIGINAL_LIST_TO_C(self, store, val, ptr)
+    n = len(val)
+    raw = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(raw, n)
+    if n:
+        buffer = bytearray(_VAL_SIZE * n)
+        buffer[_KIND_OFFSET::_VAL_SIZE] = bytes([_KIND_U8]) * n
+        buffer[_OF_OFFSET::_VAL_SIZE] = val
+        ctypes.memmove(raw.data, bytes(buffer), len(buffer))
+    ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
+    ptr.contents.of.list = raw
+    return None
+
+
+def _list_from_c(self: ListType, c: Any) -> Any:
+    if not isinstance(self.element, U8):
+        return _ORIGINAL_LIST_FROM_C(self, c)
+    n = c.of.list.size
+    try:
+        if not n:
+            return b""
+        raw = ctypes.string_at(c.of.list.data, _VAL_SIZE * n)
+        return raw[_OF_OFFSET::_VAL_SIZE]
+    finally:
+        ffi.wasmtime_component_vallist_delete(byref(c.of.list))
+
+
 def apply() -> None:
-    """Install the patched `_lower` (idempotent)."""
+    """Install every patch (idempotent)."""
     VariantLikeType._lower = _lower  # type: ignore[method-assign]
+    _enter.catch_exceptions = _catch_exceptions  # type: ignore[assignment]
+    _enter.maybe_raise_last_exn = _maybe_raise_last_exn  # type: ignore[assignment]
+    _linker.catch_exceptions = _catch_exceptions  # type: ignore[assignment]
+    ListType.convert_to_c = _list_to_c  # type: ignore[method-assign]
+    ListType.convert_from_c = _list_from_c  # type: ignore[method-assign]
 
 
 def applied() -> bool:

@@ -24,7 +24,7 @@ from .guest import call_function, find_function, summarize_trap
 from .loader import LoadedComponent
 from .output import DEFAULT_OUTPUT_LIMIT, CapturedOutput, stderr_summary
 
-_wasmtime_fixes.apply()  # exact case choice for untagged variants; see that module
+_wasmtime_fixes.apply()  # see that module: variant lowering, per-thread host exceptions, fast list<u8>
 
 __all__ = [
     "DEFAULT_OUTPUT_LIMIT",

@@ -19,7 +19,7 @@ from ..wit.codec import from_wasm, to_wasm
 from ..wit.types import FunctionType
 from . import _wasmtime_fixes
 
-_wasmtime_fixes.apply()  # exact case choice for untagged variants; see that module
+_wasmtime_fixes.apply()  # see that module: variant lowering, per-thread host exceptions, fast list<u8>
 
 _BACKTRACE = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (?P<frame>.*)$")
 

@@ -17,7 +17,7 @@ from . import _wasmtime_fixes
 from .engine import EngineSettings, EpochTicker
 from .introspect import ComponentInfo, inspect_component
 
-_wasmtime_fixes.apply()  # exact case choice for untagged variants; see that module
+_wasmtime_fixes.apply()  # see that module: variant lowering, per-thread host exceptions, fast list<u8>
 
 log = structlog.get_logger("dolmen.wasm")
 

@@ -68,8 +68,12 @@ class Driver(Protocol):
         """Write new requests and the executions they start; return the log tail."""
         ...
 
-    def wait(self, ctx: RunContext) -> list[Event]:
-        """Return new log events, or raise `Unload` / `ReachedEndOfLog`."""
+    def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
+        """Return new log events, or raise `Unload` / `ReachedEndOfLog`.
+
+        `not_before` (ms) says that no awaited response can come before then
+        (the workflow waits for delays only), so waiting in memory is pointless.
+        """
         ...
 
     def resolve(self, ffqn: str) -> Target:
@@ -86,6 +90,14 @@ class JoinSet:
     name: str
     closing: str
     submitted: list[str] = field(default_factory=list)  # child and delay ids, in order
+    delays: dict[str, int] = field(default_factory=dict)  # delay id -> when it fires (ms)
+
+    def earliest_response(self, consumed: Callable[[str], bool]) -> int | None:
+        """When the first pending response can arrive: a time if only delays are pending, else None."""
+        pending = [rid for rid in self.submitted if not consumed(rid)]
+        if not pending or any(rid not in self.delays for rid in pending):
+            return None
+        return min(self.delays[rid] for rid in pending)
 
 
 @dataclass
@@ -133,7 +145,7 @@ class RunContext:
         tail = self.driver.commit(self, events, creates)
         self.replay.appended(tail)
 
-    def _wait(self) -> None:
+    def _wait(self, not_before: int | None = None) -> None:
         """Get more of the log: our buffered requests' tail first, else what others append."""
         if self.pending:
             # The commit returns the log's tail, which may already hold the awaited response.
@@ -141,7 +153,7 @@ class RunContext:
             return
         if self.replay.cancel_requested:
             raise CancelledError("the workflow was cancelled", execution_id=self.execution_id)
-        new = self.driver.wait(self)
+        new = self.driver.wait(self, not_before)
         self.replay.extend(new)
         if self.after_wait is not None:
             self.after_wait()
@@ -199,7 +211,7 @@ class RunContext:
         until = self.replay.now_ms + duration_ms
         self._new_request(DELAY_REQUESTED, {"join_set": None, "delay_id": delay_id, "duration_ms": duration_ms, "until": until})
         while self.replay.take_response(delay_id) is None:
-            self._wait()
+            self._wait(not_before=until)
 
     # ---------------------------------------------------------- join sets
 
@@ -235,6 +247,7 @@ class RunContext:
         until = self.replay.now_ms + duration_ms
         self._new_request(DELAY_REQUESTED, {"join_set": js.name, "delay_id": delay_id, "duration_ms": duration_ms, "until": until})
         js.submitted.append(delay_id)
+        js.delays[delay_id] = until
         return delay_id
 
     def join_next(self, rep: int) -> Event | None:
@@ -244,7 +257,7 @@ class RunContext:
         if all(self.replay.is_consumed(rid) for rid in js.submitted):
             return None
         while (event := self.replay.take_next(js.name)) is None:
-            self._wait()
+            self._wait(not_before=js.earliest_response(self.replay.is_consumed))
         return event
 
     def get(self, child_id: str) -> Outcome:

@@ -85,11 +85,12 @@ class LiveDriver:
                 last = got[-1][0].decode() if isinstance(got[-1][0], bytes) else got[-1][0]
         return [Event.from_stream(ctx.replay.length + i, sid, fields) for i, (sid, fields) in enumerate(entries)]
 
-    def wait(self, ctx: RunContext) -> list[Event]:
+    def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
         arrived = self._run_eager(ctx)
         if arrived:
             return arrived
-        if self.config.blocking == "in-memory":
+        soon = not_before is None or not_before - now_ms() < self.config.blocking_timeout_ms
+        if self.config.blocking == "in-memory" and soon:
             deadline = time.monotonic() + self.config.blocking_timeout_ms / 1000
             while (remaining := deadline - time.monotonic()) > 0:
                 if self.executor.lost(self.lease.id):

@@ -52,7 +52,7 @@ class VerifyDriver(ReadOnlyDriver):
     def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
         raise ReachedEndOfLog(None)  # pragma: no cover - past_end raises before anything is buffered
 
-    def wait(self, ctx: RunContext) -> list[Event]:
+    def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
         raise ReachedEndOfLog(None)
 
     def resolve(self, ffqn: str) -> Target:  # pragma: no cover - only new requests resolve

@@ -56,7 +56,7 @@ class ComponentCache:
             )
         path = self.component_path(digest)
         if not path.is_file():
-            _atomic_write(path, data)
+            atomic_write(path, data)
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -77,11 +77,12 @@ class ComponentCache:
 
     def put_compiled(self, digest: str, engine_key: str, artifact: bytes) -> Path:
         path = self.compiled_path(digest, engine_key)
-        _atomic_write(path, artifact)
+        atomic_write(path, artifact)
         return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:

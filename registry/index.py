@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..platform.errors import DolmenError
 from .artifact import WasmArtifact, parse_wasm_manifest
-from .cache import ComponentCache, _atomic_write, digest_hex, sha256_digest
+from .cache import ComponentCache, atomic_write, digest_hex, sha256_digest
 
 
 class ManifestIndex:
@@ -31,7 +31,7 @@ class ManifestIndex:
         """Remember a manifest that was verified against its digest."""
         path = self.path(artifact.manifest_digest)
         if not path.is_file():
-            _atomic_write(path, artifact.manifest)
+            atomic_write(path, artifact.manifest)
 
     def get(self, manifest_digest: str, *, source: str) -> WasmArtifact | None:
         """The remembered manifest, or None if absent or damaged (a damaged entry is removed)."""

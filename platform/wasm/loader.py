@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import structlog
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
 
-from ...registry.cache import ComponentCache, sha256_digest
+from ...registry.cache import ComponentCache, atomic_write, sha256_digest
 from ..errors import ComponentError, NotFoundError
 from . import _wasmtime_fixes
 from .engine import EngineSettings, EpochTicker
@@ -106,15 +107,29 @@ class ComponentLoader:
             if loaded is not None:
                 return loaded
             component, timing = self._compile_or_deserialize(digest)
-            try:
-                info = inspect_component(self.engine, component)
-            except (WasmtimeError, TypeError) as exc:
-                raise ComponentError(f"cannot read the types of component {digest}: {exc}") from None
+            info = self._info(digest, component)
             loaded = LoadedComponent(digest, component, info, self.engine, self.settings, timing)
             with self._lock:
                 self._loaded[digest] = loaded
                 self.last_timing = timing
             return loaded
+
+    def _info(self, digest: str, component: Component) -> ComponentInfo:
+        """The component's description, from the cache next to its compiled artifact when there."""
+        path = self.cache.compiled_path(digest, self.settings.cache_key()).with_suffix(".info.json")
+        try:
+            return ComponentInfo.from_cache(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # absent or written by another version: read the types again
+        try:
+            info = inspect_component(self.engine, component)
+        except (WasmtimeError, TypeError) as exc:
+            raise ComponentError(f"cannot read the types of component {digest}: {exc}") from None
+        try:
+            atomic_write(path, json.dumps(info.to_cache()).encode())
+        except OSError as exc:
+            log.warning("component description not cached", digest=digest, error=str(exc))
+        return info
 
     def _compile_or_deserialize(self, digest: str) -> tuple[Component, LoadTiming]:
         key = self.settings.cache_key()

@@ -6,5 +6,9 @@ if f then return {f} end
 xadd(KEYS[2], 'attempt_failed', ARGV[4], ARGV[3])
 redis.call('HSET', KEYS[1], 'status', 'pending', 'owner', '', 'lock_until', 0, 'not_before', ARGV[5],
   'updated_at', ARGV[3])
+if redis.call('HGET', KEYS[1], 'kind') == 'workflow' then
+  -- a workflow's attempt grows here, not at each resume (see lock.lua)
+  redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+end
 redis.call('RPUSH', KEYS[3], ARGV[6])
 return {'ok'}

@@ -14,7 +14,7 @@ from .context import CliContext, pass_ctx
 
 
 @click.command("runner")
-@click.option("--concurrency", type=int, default=4, show_default=True, help="Executions run in parallel.")
+@click.option("--concurrency", type=int, default=16, show_default=True, help="Executions run in parallel (threads; wasm runs without the GIL).")
 @click.option("--name", help="Consumer name in the queues [default: host:pid].")
 @pass_ctx
 def runner_cmd(ctx: CliContext, concurrency: int, name: str | None) -> None:

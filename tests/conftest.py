@@ -10,6 +10,9 @@ import redis
 
 from tests.support.servers import ValkeyForTests
 
+# Shared fixtures: guest components (echo_guest, ...) and platform processes (processes, client).
+pytest_plugins = ["tests.support.guests", "tests.support.platform"]
+
 
 @pytest.fixture(scope="session")
 def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyForTests]:
@@ -27,6 +30,15 @@ def redis_url(valkey: ValkeyForTests) -> Iterator[str]:
     client.flushall()
     client.close()
     yield valkey.url
+
+
+@pytest.fixture
+def own_valkey(tmp_path: Path) -> Iterator[ValkeyForTests]:
+    """A Valkey of this test's own, for tests that stop, kill or restart it."""
+    server = ValkeyForTests(tmp_path / "valkey")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

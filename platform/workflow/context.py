@@ -171,21 +171,15 @@ class RunContext:
         if self._new_request(CHILD_SUBMITTED, data):
             target = self.driver.resolve(ffqn)
             lock = self.driver.eager_lock(target) if join_set is None else None
-            self.pending_creates.append(
-                NewExecution(
-                    id=child_id,
-                    ffqn=target.ffqn,
-                    kind=target.kind,  # type: ignore[arg-type]
-                    digest=target.digest,
-                    params=params,
-                    revision=target.revision,
-                    component=target.component,
-                    parent=self.execution_id,
-                    created_extra={"join_set": join_set} if join_set else {},
-                    state_extra={"js": join_set or "", "parent_ffqn": self.ffqn},
-                    locked_by=lock[0] if lock else None,
-                    lock_ttl_ms=lock[1] if lock else 0,
-                )
+            self._create(
+                child_id,
+                target,
+                params,
+                parent=self.execution_id,
+                created_extra={"join_set": join_set} if join_set else {},
+                state_extra={"js": join_set or "", "parent_ffqn": self.ffqn},
+                locked_by=lock[0] if lock else None,
+                lock_ttl_ms=lock[1] if lock else 0,
             )
         self.child_ffqn[child_id] = ffqn
         return child_id
@@ -284,20 +278,23 @@ class RunContext:
             elif isinstance(schedule, dict) and "in" in schedule:
                 not_before = at + int(schedule["in"])
             target = self.driver.resolve(ffqn)
-            self.pending_creates.append(
-                NewExecution(
-                    id=execution_id,
-                    ffqn=target.ffqn,
-                    kind=target.kind,  # type: ignore[arg-type]
-                    digest=target.digest,
-                    params=params,
-                    revision=target.revision,
-                    component=target.component,
-                    not_before=not_before,
-                    created_extra={"scheduled_by": self.execution_id},
-                )
-            )
+            self._create(execution_id, target, params, not_before=not_before, created_extra={"scheduled_by": self.execution_id})
         return execution_id
+
+    def _create(self, execution_id: str, target: Target, params: list[Any], **fields: Any) -> None:
+        """Buffer the creation of an execution that a new request starts."""
+        self.pending_creates.append(
+            NewExecution(
+                id=execution_id,
+                ffqn=target.ffqn,
+                kind=target.kind,  # type: ignore[arg-type]
+                digest=target.digest,
+                params=params,
+                revision=target.revision,
+                component=target.component,
+                **fields,
+            )
+        )
 
     # ------------------------------------------------------- determinism
 

@@ -11,7 +11,6 @@ from dolmen.platform.client import Client
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes, activity, deploy, workflow
 
-from tests.support.platform import client, processes  # noqa: F401  (fixtures)
 
 A = "testing:act/basic@1.0.0"
 F = "testing:wf/flows@1.0.0"

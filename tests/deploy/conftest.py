@@ -19,7 +19,6 @@ import pytest
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.deployments import DeploymentStore
 from tests.support.guests import DATA_DIR, build_guest
-from tests.support.platform import client, processes  # noqa: F401 - fixtures
 
 # name in the test's build folder -> (guest folder, world)
 GUESTS = {

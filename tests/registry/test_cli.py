@@ -123,4 +123,4 @@ def test_cli_pull_missing_tag_exit_code(registry: RegistryForTests, repo: str, t
     """The installed `platform` program exits with 3 (not found) for a missing tag and names it."""
     result = _run_platform("pull", registry.ref(repo, "nope"), cwd=tmp_path)
     assert result.returncode == 3
-    assert f"has no tag 'nope'" in result.stderr
+    assert "has no tag 'nope'" in result.stderr

@@ -103,7 +103,7 @@ def test_tag_pull_of_a_cached_component_skips_the_blob(
 def test_missing_tag_is_not_found(registry: RegistryForTests, repo: str, component_bytes: bytes, cache: ComponentCache) -> None:
     """A tag that does not exist raises RegistryNotFoundError naming the repository and the tag."""
     push_component(component_bytes, registry.ref(repo, "v1"), cache)
-    with pytest.raises(RegistryNotFoundError, match=f"has no tag 'v2'.*platform push") as info:
+    with pytest.raises(RegistryNotFoundError, match="has no tag 'v2'.*platform push") as info:
         fetch_component(registry.ref(repo, "v2"), cache, retry=FAST_RETRY)
     assert repo in str(info.value)
     with pytest.raises(RegistryNotFoundError, match="has no manifest sha256:0000"):

@@ -15,7 +15,6 @@ from dolmen.platform.store import keys
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
 
-from tests.support.platform import client, processes  # noqa: F401  (fixtures)
 
 A = "testing:act/basic@1.0.0"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
 from tests.support.servers import ValkeyForTests
 
-from tests.support.platform import client, processes  # noqa: F401  (fixtures)
 
 SLOW = "testing:act/basic@1.0.0.slow"
 
@@ -71,14 +69,6 @@ def test_paused_runner_cannot_write_after_takeover(redis_url: str, processes: Pr
     wait_for(lambda: "lease lost" in processes.log_of(first), timeout=15, what="the first runner to report its fenced write")
     _finished_once(client, execution_id)
     assert state.version >= 2
-
-
-@pytest.fixture
-def own_valkey(tmp_path: Path) -> Iterator[ValkeyForTests]:
-    server = ValkeyForTests(tmp_path / "valkey")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_restarted_valkey_keeps_pending_executions(own_valkey: ValkeyForTests, tmp_path: Path) -> None:

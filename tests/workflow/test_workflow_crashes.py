@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.servers import ValkeyForTests
 from tests.workflow.test_workflows import shape
 
-from tests.support.platform import client, processes  # noqa: F401  (fixtures)
 
 F = "testing:wf/flows@1.0.0"
 
@@ -62,14 +60,6 @@ def test_sigkill_at_random_points(redis_url: str, processes: Processes, client: 
         # In a fan-out, responses interleave with requests differently from run to run; requests do not.
         assert [s for s in shape(events) if s[0] != "response"] == [s for s in expected_shape if s[0] != "response"]
     _check_children(client, victim_id, 300)
-
-
-@pytest.fixture
-def own_valkey(tmp_path: Path) -> Iterator[ValkeyForTests]:
-    server = ValkeyForTests(tmp_path / "valkey")
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_durable_sleep_survives_a_restart_of_everything(own_valkey: ValkeyForTests, tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from tests.support.guests import build_guest
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
 
-from tests.support.platform import client, processes  # noqa: F401  (fixtures)
 
 F = "testing:wf/flows@1.0.0"
 P = "testing:parent/parents@1.0.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..wit.ext import generate
+from ..wit.ext import generate, host_wit
 from .context import CliContext, echo, emit_json
 
 
@@ -36,3 +36,14 @@ def write_ext_wit(ctx: CliContext, file: str, output: str | None) -> None:
     else:
         for path in written:
             echo(f"wrote {path}")
+
+
+def write_host_wit(output: str | None) -> None:
+    """Print, or write to DIR/dolmen-workflow/package.wit, the `dolmen:workflow` host package."""
+    if output is None:
+        echo(host_wit())
+        return
+    target = Path(output) / "dolmen-workflow" / "package.wit"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(host_wit())
+    echo(f"wrote {target}")

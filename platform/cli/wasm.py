@@ -39,14 +39,15 @@ def parse_json_arg(text: str, what: str) -> object:
 
 
 @click.command("wit", context_settings={"ignore_unknown_options": False})
-@click.argument("args", nargs=-1, required=True, metavar="FILE.wasm | ext FILE.wasm")
+@click.argument("args", nargs=-1, required=True, metavar="FILE.wasm | ext FILE.wasm | host")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="For `wit ext`: folder to write packages into.")
 @pass_ctx
 def wit_cmd(ctx: CliContext, args: tuple[str, ...], output: str | None) -> None:
     """Show a component's exported functions (WIT signatures) and imports.
 
     `platform wit ext FILE.wasm` writes the extension WIT package a workflow
-    imports to submit, await and schedule the component's functions.
+    imports to submit, await and schedule the component's functions;
+    `platform wit host` writes Dolmen's own `dolmen:workflow` package.
     """
     if args[0] == "ext":
         if len(args) != 2:
@@ -55,8 +56,15 @@ def wit_cmd(ctx: CliContext, args: tuple[str, ...], output: str | None) -> None:
 
         write_ext_wit(ctx, args[1], output)
         return
+    if args[0] == "host":
+        if len(args) != 1:
+            raise UsageError("usage: platform wit host [-o DIR]")
+        from .ext import write_host_wit
+
+        write_host_wit(output)
+        return
     if len(args) != 1:
-        raise UsageError("usage: platform wit FILE.wasm (or: platform wit ext FILE.wasm)")
+        raise UsageError("usage: platform wit FILE.wasm (or: platform wit ext FILE.wasm, platform wit host)")
     loaded = load_component_file(ctx, args[0])
     if ctx.json_output:
         emit_json(wit_json(loaded))

@@ -95,3 +95,14 @@ def test_wit_ext_writes_packages_a_workflow_builds_against(tmp_path: Path) -> No
     assert "double-await-next: func(join-set: borrow<join-set>) -> result<tuple<execution-id, u64>, await-next-error>;" in ext
     assert "spin-await-next: func(join-set: borrow<join-set>) -> result<execution-id, await-next-error>;" in ext
     assert "fetch-get: func(execution-id: execution-id) -> result<result<string, string>, execution-error>;" in ext
+
+
+def test_wit_host_writes_the_dolmen_workflow_package(tmp_path: Path) -> None:
+    """`platform wit host` prints, or writes into a deps folder, the host package workflows import."""
+    printed = platform("redis://unused:1", "wit", "host")
+    assert printed.returncode == 0 and "package dolmen:workflow@1.0.0;" in printed.stdout
+    written = platform("redis://unused:1", "wit", "host", "-o", str(tmp_path))
+    assert written.returncode == 0
+    text = (tmp_path / "dolmen-workflow" / "package.wit").read_text()
+    assert "new-join-set: func(closing: closing-strategy) -> join-set;" in text
+    assert text.strip() == printed.stdout.strip()

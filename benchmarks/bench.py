@@ -5,6 +5,7 @@ scheduler and a gateway, all separate OS processes) in a fresh data
 directory, deploys the benchmark components with `platform deploy`, and
 measures:
 
+  activities N trivial activity executions submitted at once (no workflow)
   serial     one workflow calls a trivial activity N times in a row
   fan-out    one workflow submits N trivial activities into one join set
   many       N one-step workflows through the HTTP gateway from 32 clients
@@ -22,6 +23,7 @@ import asyncio
 import json
 import os
 import platform as host_platform
+import re
 import shutil
 import signal
 import socket
@@ -172,6 +174,22 @@ def call(plat: Platform, function: str, params: list[Any], timeout: float = 600)
 # -------------------------------------------------------------- scenarios
 
 
+def activities(plat: Platform, n: int) -> float:
+    """n trivial activities submitted directly (one pipeline of creates), until the last finishes."""
+    from dolmen.platform.client import Client
+
+    client = Client.connect(plat.redis_url)
+    try:
+        start = time.perf_counter()
+        ids = [client.submit("bench:act/trivial@1.0.0.echo", [i]).execution_id for i in range(n)]
+        for i, execution_id in enumerate(ids):
+            state = client.wait(execution_id, 600)
+            assert state.outcome is not None and state.outcome.value == i + 1, state
+        return n / (time.perf_counter() - start)
+    finally:
+        client.close()
+
+
 def serial(plat: Platform, n: int) -> float:
     result, seconds = call(plat, "serial", [n])
     assert result == n * (n + 1) // 2, result
@@ -185,29 +203,46 @@ def fan_out(plat: Platform, n: int) -> float:
 
 
 def many(plat: Platform, n: int, clients: int) -> tuple[float, float, float]:
-    """(workflows/s, p50 ms, p99 ms) for n one-step workflows from `clients` concurrent clients."""
+    """(workflows/s, p50 ms, p99 ms) for n one-step workflows from `clients` concurrent clients.
+
+    The clients speak HTTP/1.1 over keep-alive connections with a few lines of
+    asyncio: a full HTTP client library costs several ms of CPU per request,
+    which on two cores would be taken from the platform being measured.
+    """
+    host, port = plat.gateway_url.removeprefix("http://").split(":")
+    path = f"/v1/functions/{WF}.one-step?wait=60"
 
     async def run() -> tuple[float, list[float]]:
         latencies: list[float] = []
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(n):
             queue.put_nowait(i)
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(base_url=plat.gateway_url, limits=limits, timeout=120) as client:
 
-            async def worker() -> None:
+        async def worker() -> None:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            try:
                 while not queue.empty():
                     i = queue.get_nowait()
+                    body = json.dumps([i]).encode()
                     start = time.perf_counter()
-                    response = await client.post(f"/v1/functions/{WF}.one-step", params={"wait": 60}, json=[i])
-                    body = response.json()
-                    if response.status_code != 200 or body.get("result") != i + 1:
-                        raise RuntimeError(f"invocation {i} failed: {response.status_code} {body}")
+                    writer.write(
+                        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\ncontent-type: application/json\r\n"
+                        f"content-length: {len(body)}\r\n\r\n".encode()
+                        + body
+                    )
+                    await writer.drain()
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+                    answer = json.loads(await reader.readexactly(length))
+                    if not head.startswith(b"HTTP/1.1 200") or answer.get("result") != i + 1:
+                        raise RuntimeError(f"invocation {i} failed: {head.splitlines()[0]!r} {answer}")
                     latencies.append((time.perf_counter() - start) * 1000)
+            finally:
+                writer.close()
 
-            start = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(clients)))
-            return time.perf_counter() - start, latencies
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - start, latencies
 
     seconds, latencies = asyncio.run(run())
     latencies.sort()
@@ -302,15 +337,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runners", default="1,2", help="runner process counts to try [1,2]")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--activities", type=int, default=1000)
     parser.add_argument("--serial", type=int, default=1000)
     parser.add_argument("--fan-out", type=int, default=1000)
     parser.add_argument("--many", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--replay-events", type=int, default=10_000)
     parser.add_argument("--upgrade", type=int, default=1000)
-    parser.add_argument("--only", help="comma-separated scenarios: serial,fan-out,many,replay,upgrade")
+    parser.add_argument("--only", help="comma-separated scenarios: activities,serial,fan-out,many,replay,upgrade")
     args = parser.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else {"serial", "fan-out", "many", "replay", "upgrade"}
+    only = set(args.only.split(",")) if args.only else {"activities", "serial", "fan-out", "many", "replay", "upgrade"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     wasm = build_components(RESULTS / "components")
     results: list[Result] = []
@@ -319,6 +355,8 @@ def main(argv: list[str] | None = None) -> None:
         for runners in (int(r) for r in args.runners.split(",")):
             print(f"== {runners} runner process(es)", flush=True)
             with running(data_root, runners, wasm) as plat:
+                if "activities" in only:
+                    results.append(measure(Result("activities", runners, "executions/s"), args.repeat, lambda: activities(plat, args.activities)))
                 if "serial" in only:
                     results.append(measure(Result("serial", runners, "children/s"), args.repeat, lambda: serial(plat, args.serial)))
                 if "fan-out" in only:

@@ -66,10 +66,18 @@ def describe_request(event_type: str, data: dict[str, Any]) -> str:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any], event_type: str) -> bool:
-    for name in _IDENTITY[event_type]:
-        if json.dumps(a.get(name), sort_keys=True) != json.dumps(b.get(name), sort_keys=True):
-            return False
-    return True
+    return all(_equal(a.get(name), b.get(name)) for name in _IDENTITY[event_type])
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """JSON values equal as JSON: `1`, `1.0` and `true` differ, object key order does not."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_equal(value, b[key]) for key, value in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_equal, a, b))
+    return a == b
 
 
 @dataclass

@@ -9,6 +9,9 @@
 3. `list<u8>` values are converted one element (one FFI structure) at a time:
    2,500 random bytes asked by CPython at start-up cost 8 ms. The patch fills
    the element array with two strided copies instead.
+4. Every call of a host function read its parameter and result types again
+   through the C API (a quarter of a workflow's replay time). The patched
+   callback reads them once per host function.
 
 The variant lowering in detail:
 
@@ -47,6 +50,7 @@ from wasmtime import StoreContext, WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _linker  # pyright: ignore[reportPrivateUsage]
 from wasmtime.component import (
+    FuncType,
     F32,
     F64,
     S8,
@@ -198,8 +202,31 @@ def _list_from_c(self: ListType, c: Any) -> Any:
         ffi.wasmtime_component_vallist_delete(byref(c.of.list))
 
 
+# ---------------------------------------------- host function types, read once
+
+_TYPES: dict[int, tuple[Any, list[Any], Any]] = {}
+
+
+@ffi.wasmtime_component_func_callback_t
+def _func_impl(idx, context, ty_raw, args, nargs, results, nresults):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    def run(store: StoreContext) -> None:
+        func = _linker.FUNCTIONS.get(idx or 0)
+        cached = _TYPES.get(idx or 0)
+        if cached is None or cached[0] is not func:
+            with FuncType._from_ptr(ty_raw, owner=store) as fty:  # pyright: ignore[reportPrivateUsage]
+                cached = (func, [ty for _, ty in fty.params], fty.result)
+            _TYPES[idx or 0] = cached
+        _, param_tys, result_ty = cached
+        result = func(store, *[ty.convert_from_c(args[i]) for i, ty in enumerate(param_tys[:nargs])])
+        if result_ty is not None:
+            result_ty.convert_to_c(store, result, results)
+
+    return _catch_exceptions(context, run)
+
+
 def apply() -> None:
     """Install every patch (idempotent)."""
+    _linker.func_impl = _func_impl  # type: ignore[assignment]
     VariantLikeType._lower = _lower  # type: ignore[method-assign]
     _enter.catch_exceptions = _catch_exceptions  # type: ignore[assignment]
     _enter.maybe_raise_last_exn = _maybe_raise_last_exn  # type: ignore[assignment]

@@ -40,6 +40,8 @@ class Lease:
 
     state: ExecutionState
     owner: str
+    # A workflow's log as read with the lock (None when it was not read).
+    events: list[Event] | None = None
 
     @property
     def id(self) -> str:
@@ -131,13 +133,16 @@ class Leases:
 
     def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:
         with map_redis_errors():
-            reply = self.scripts("lock", [keys.state(execution_id)], [owner, now_ms(), ttl_ms])
+            reply = self.scripts("lock", [keys.state(execution_id), keys.log(execution_id)], [owner, now_ms(), ttl_ms])
         status = reply[0].decode()
         if status != "ok":
             return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)
         flat = reply[1]
         raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
-        return Lease(ExecutionState.from_hash(raw), owner)
+        events = None
+        if len(reply) > 2:
+            events = [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(reply[2])]
+        return Lease(ExecutionState.from_hash(raw), owner, events)
 
     def extend(self, leases: list[Lease], ttl_ms: int) -> dict[str, str]:
         """Extend locks; returns per id 'ok', 'cancel' (cancellation requested) or why it was lost."""

@@ -173,8 +173,16 @@ _ORIGINAL_LIST_TO_C = ListType.convert_to_c
 _ORIGINAL_LIST_FROM_C = ListType.convert_from_c
 
 
+def _is_bytes(ty: ListType) -> bool:
+    # `element` asks the C API every time; remember the answer on the type object.
+    cached = ty.__dict__.get("_dolmen_bytes")
+    if cached is None:
+        cached = ty.__dict__["_dolmen_bytes"] = isinstance(ty.element, U8)
+    return cached
+
+
 def _list_to_c(self: ListType, store: Any, val: Any, ptr: Any) -> None:
-    if not isinstance(val, (bytes, bytearray)) or not isinstance(self.element, U8):
+    if not isinstance(val, (bytes, bytearray)) or not _is_bytes(self):
         return _ORIGINAL_LIST_TO_C(self, store, val, ptr)
     n = len(val)
     raw = ffi.wasmtime_component_vallist_t()
@@ -190,7 +198,7 @@ def _list_to_c(self: ListType, store: Any, val: Any, ptr: Any) -> None:
 
 
 def _list_from_c(self: ListType, c: Any) -> Any:
-    if not isinstance(self.element, U8):
+    if not _is_bytes(self):
         return _ORIGINAL_LIST_FROM_C(self, c)
     n = c.of.list.size
     try:

@@ -136,7 +136,7 @@ class WorkflowExecutor:
 
     def run(self, lease: Lease, entries: list[QueueEntry]) -> None:
         state = lease.state
-        replay = Replay(state.id, self.store.events(state.id))
+        replay = Replay(state.id, lease.events if lease.events is not None else self.store.events(state.id))
         try:
             config = self.provider.config_for(state)
         except NotFoundError as exc:

@@ -1,5 +1,6 @@
--- KEYS: state
+-- KEYS: state, log
 -- ARGV: owner, now, ttl-ms
+-- A workflow's reply also carries its whole log: the runner replays it next.
 local s = redis.call('HMGET', KEYS[1], 'status', 'lock_until', 'version', 'not_before', 'attempt', 'kind')
 if not s[1] then return {'missing'} end
 if s[1] == 'finished' then return {'finished'} end
@@ -13,4 +14,7 @@ local attempt = tonumber(s[5] or '0')
 if s[6] ~= 'workflow' or attempt == 0 then attempt = attempt + 1 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[1], 'lock_until', now + tonumber(ARGV[3]),
   'version', version, 'attempt', attempt, 'updated_at', now)
+if s[6] == 'workflow' and KEYS[2] then
+  return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+')}
+end
 return {'ok', redis.call('HGETALL', KEYS[1])}

@@ -317,13 +317,7 @@ def _wait_until_ready(
             for spec in supervisor.specs()
             if spec.kind in ("runner", "scheduler") and (pid := supervisor.pid(spec.name)) is not None
         ]
-        redis_error = probe_redis(client)
-        beats: list[ProcessInfo] = []
-        if redis_error is None:
-            try:
-                beats = read_processes(client)
-            except DolmenError as exc:
-                redis_error = str(exc)
+        redis_error, beats = probe_processes(client)
         problems = readiness_problems(
             expected, beats, hostname=hostname, redis_error=redis_error, gateway_error=probe_gateway(gateway_url)
         )
@@ -395,13 +389,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
     gateway_url = ctx.gateway_url()
     client = probe_client(redis_url)
     try:
-        redis_error = probe_redis(client)
-        beats: list[ProcessInfo] = []
-        if redis_error is None:
-            try:
-                beats = read_processes(client)
-            except DolmenError as exc:
-                redis_error = str(exc)
+        redis_error, beats = probe_processes(client)
     finally:
         client.close()
     return build_status(
@@ -466,3 +454,14 @@ def register(cli: click.Group) -> None:
     """Add this module's commands to the root group."""
     cli.add_command(up_cmd)
     cli.add_command(status_cmd)
+
+
+def probe_processes(client: redis.Redis) -> tuple[str | None, list[ProcessInfo]]:
+    """Whether Redis answers (None, or why not) and, if it does, the processes' heartbeats."""
+    redis_error = probe_redis(client)
+    if redis_error is not None:
+        return redis_error, []
+    try:
+        return None, read_processes(client)
+    except DolmenError as exc:
+        return str(exc), []

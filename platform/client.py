@@ -78,7 +78,10 @@ class Client:
         raw_size: int | None = None,
     ) -> Submitted:
         """Validate and create an execution of `ffqn`; idempotent by id or key."""
-        route = self.route(ffqn)
+        Ffqn.parse(ffqn)
+        # One read of the revision: the route and the revision recorded must agree.
+        revision = self.revision()
+        route = revision.route(ffqn)
         reason = route.signature.unsupported_reason()
         if reason:
             raise UsageError(f"{ffqn} cannot be invoked with JSON: {reason}")
@@ -99,7 +102,6 @@ class Client:
             if not idempotency_key or len(idempotency_key) > 256:
                 raise UsageError("an idempotency key must be 1 to 256 characters")
             eid = ExecutionId(self.executions.claim_idempotency_key(idempotency_key, eid.value))
-        revision = self.revision()
         created: Created = self.executions.create(
             NewExecution(
                 id=eid.value,

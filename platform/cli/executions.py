@@ -219,9 +219,8 @@ def replay_cmd(ctx: CliContext, execution_id: str, component: str | None) -> Non
 
 def _load_workflow(ctx: CliContext, client: Client, ref: str) -> LoadedComponent:
     cache = ComponentCache(ctx.data_dir)
-    loader = ComponentLoader(cache, EngineSettings.for_kind("workflow"))
+    loader = ComponentLoader(cache, EngineSettings.for_kind("workflow"), fetch=DeploymentStore(client.redis).fetcher(cache))
     if ref.startswith("sha256:"):
-        DeploymentStore(client.redis).fetch_blob(ref, cache)
         return loader.load(ref)
     if ref.startswith("oci://"):
         from ...registry.pull import fetch_component

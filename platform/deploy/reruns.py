@@ -142,8 +142,7 @@ def fork_execution(
 def _check_prefix(deployments: DeploymentStore, data_dir: Path, plan: ForkPlan, chosen: ChosenComponent) -> Verdict:
     """Replay the copied prefix on the chosen component (writing nothing); refuse a fork that diverges."""
     cache = ComponentCache(data_dir)
-    deployments.fetch_blob(chosen.digest, cache)
-    loaded = ComponentLoader(cache, EngineSettings.for_kind("workflow")).load(chosen.digest)
+    loaded = ComponentLoader(cache, EngineSettings.for_kind("workflow"), fetch=deployments.fetcher(cache)).load(chosen.digest)
     verdict = verify(WorkflowSandbox(), loaded, plan.fork_id, plan.ffqn, plan.as_events(), timeout_ms=chosen.config.timeout_ms)
     if not verdict.ok:
         raise UsageError(

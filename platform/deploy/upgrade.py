@@ -9,7 +9,6 @@ with `pinned` it never moves, with `force` it moves unchecked.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -133,6 +132,3 @@ def describe_divergence(verdict: Verdict | None) -> str:
         return verdict.message
     return f"event {verdict.event_index}: the log holds {verdict.logged}, the new code asked for {verdict.requested}"
 
-
-def canonical(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -97,7 +97,9 @@ class Upgrader:
         self.deployments = DeploymentStore(self.client)
         self.cache = ComponentCache(self.data_dir)
         self.ticker = EpochTicker()
-        self.loader = ComponentLoader(self.cache, EngineSettings.for_kind("workflow"), self.ticker)
+        self.loader = ComponentLoader(
+            self.cache, EngineSettings.for_kind("workflow"), self.ticker, self.deployments.fetcher(self.cache)
+        )
         self.sandbox = WorkflowSandbox()
 
     def close(self) -> None:
@@ -105,8 +107,6 @@ class Upgrader:
 
     def load(self, digest: str) -> LoadedComponent:
         """A workflow component from the local cache, else from the blobs in Redis."""
-        if not self.cache.has(digest):
-            self.deployments.fetch_blob(digest, self.cache)
         return self.loader.load(digest)
 
     def candidates(self, change: FunctionChange) -> list[ExecutionState]:

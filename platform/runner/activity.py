@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -10,7 +11,7 @@ from ..errors import FencedError, NotFoundError
 from ..ffqn import Ffqn
 from ..store.executions import now_ms
 from ..store.leases import Lease, Leases, QueueEntry
-from ..store.records import Failure, Outcome
+from ..store.records import ExecutionState, Failure, Outcome
 from ..wasm.activity_host import ActivityFailed, ActivityLimits
 from ..wit.types import ResultT
 from .components import ComponentProvider
@@ -38,18 +39,19 @@ class ActivityExecutor:
 
         `clear_timer` is the recovery timer of a pre-locked execution.
         """
-        tail = {"after": parent_tail_after, "entries": []}
-        state = lease.state
+        attempted = self._attempt(lease.state)
+        return self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=parent_tail_after)
+
+    def _attempt(self, state: ExecutionState) -> _Attempted:
+        """Run the guest once and decide what to write."""
         if state.cancel_requested:
-            self._write(lease, Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))), entries, clear_timer=clear_timer, tail=tail)
-            return tail["entries"]
+            return _Attempted(Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))))
         try:
             config = self.provider.config_for(state)
             signature = config.functions[state.ffqn]
             host = self.provider.activity_host(state.digest)
         except (NotFoundError, KeyError) as exc:
-            self._write(lease, Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))), entries, clear_timer=clear_timer, tail=tail)
-            return tail["entries"]
+            return _Attempted(Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))))
         limits = ActivityLimits(timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes, env=config.env)
         started = now_ms()
         try:
@@ -66,47 +68,52 @@ class ActivityExecutor:
                 error=failure.message,
                 retry=isinstance(decision, RetryAt),
             )
-            self._write(lease, decision, entries, failure=failure, output=failed.output, clear_timer=clear_timer, tail=tail)
-            return tail["entries"]
+            return _Attempted(decision, failure, failed.output)
         decision = after_return(
             config.retry, state.attempt, outcome.result, isinstance(signature.result, ResultT), now_ms()
         )
         log.debug("attempt done", execution_id=state.id, ffqn=state.ffqn, ms=now_ms() - started)
         failure = Failure("err", "returned err") if isinstance(decision, RetryAt) else None
-        self._write(lease, decision, entries, failure=failure, output=outcome.output, err_value=outcome.result, clear_timer=clear_timer, tail=tail)
-        return tail["entries"]
+        return _Attempted(decision, failure, outcome.output, outcome.result)
 
     def _write(
         self,
         lease: Lease,
-        decision: RetryAt | Finish,
+        attempted: _Attempted,
         entries: list[QueueEntry],
         *,
-        failure: Failure | None = None,
-        output: dict[str, str] | None = None,
-        err_value: object = None,
-        clear_timer: dict[str, object] | None = None,
-        tail: dict[str, Any] | None = None,
-    ) -> None:
+        clear_timer: dict[str, object] | None,
+        parent_tail_after: str | None,
+    ) -> list[Any]:
+        decision, output = attempted.decision, attempted.output
         try:
             if isinstance(decision, RetryAt):
-                error: dict[str, object] = {"error": (failure or Failure("trap", "")).to_json()}
-                if err_value is not None:
-                    error["result"] = err_value
+                error: dict[str, object] = {"error": (attempted.failure or Failure("trap", "")).to_json()}
+                if attempted.err_value is not None:
+                    error["result"] = attempted.err_value
                 if output:
                     error["output"] = output
                 self.leases.fail_attempt(lease, error, decision.at_ms, entries=entries)
-            else:
-                entries_after = self.leases.finish(
-                    lease,
-                    decision.outcome,
-                    entries=entries,
-                    extra={"output": output} if output else None,
-                    unless_cancelled=True,
-                    clear_timer=clear_timer,
-                    parent_tail_after=tail["after"] if tail else None,
-                )
-                if tail is not None:
-                    tail["entries"] = entries_after
+                return []
+            return self.leases.finish(
+                lease,
+                decision.outcome,
+                entries=entries,
+                extra={"output": output} if output else None,
+                unless_cancelled=True,
+                clear_timer=clear_timer,
+                parent_tail_after=parent_tail_after,
+            )
         except FencedError as exc:
             log.warning("lease lost; another runner owns this execution now", execution_id=lease.id, error=str(exc))
+            return []
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempted:
+    """What an attempt came to: the decision, and what to record with it."""
+
+    decision: RetryAt | Finish
+    failure: Failure | None = None
+    output: dict[str, str] | None = None
+    err_value: object = None

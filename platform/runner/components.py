@@ -23,9 +23,10 @@ class ComponentProvider:
         self.deployments = deployments
         self.revisions = revisions
         self.ticker = EpochTicker()
+        fetch = deployments.fetcher(self.cache)
         self._loaders = {
-            "activity": ComponentLoader(self.cache, EngineSettings.for_kind("activity"), self.ticker),
-            "workflow": ComponentLoader(self.cache, EngineSettings.for_kind("workflow"), self.ticker),
+            "activity": ComponentLoader(self.cache, EngineSettings.for_kind("activity"), self.ticker, fetch),
+            "workflow": ComponentLoader(self.cache, EngineSettings.for_kind("workflow"), self.ticker, fetch),
         }
         self._activity_hosts: dict[str, ActivityHost] = {}
         self._lock = threading.Lock()
@@ -34,7 +35,6 @@ class ComponentProvider:
         return self._loaders[kind]
 
     def load(self, kind: str, digest: str) -> LoadedComponent:
-        self.deployments.fetch_blob(digest, self.cache)
         return self._loaders[kind].load(digest)
 
     def activity_host(self, digest: str) -> ActivityHost:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 import time
 from typing import Any
 
@@ -72,9 +73,9 @@ class DeploymentStore:
             self.client.set(keys.blob(digest), data, nx=True)
         return digest
 
-    def has_blob(self, digest: str) -> bool:
-        with map_redis_errors():
-            return bool(self.client.exists(keys.blob(digest)))
+    def fetcher(self, cache: ComponentCache) -> Callable[[str], None]:
+        """`fetch` for a `ComponentLoader`: copies missing components from Redis into `cache`."""
+        return lambda digest: self.fetch_blob(digest, cache)
 
     def fetch_blob(self, digest: str, cache: ComponentCache) -> None:
         """Copy a component from Redis into the local cache, verifying its digest."""

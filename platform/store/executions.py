@@ -303,13 +303,6 @@ class ExecutionStore:
             raise NotFoundError(f"execution {execution_id} does not exist")
         return result
 
-    def is_cancel_requested(self, execution_id: str) -> bool:
-        with map_redis_errors():
-            return self.client.hget(keys.state(execution_id), "cancel") == b"1"
-
-    def log_contains(self, execution_id: str, event_type: str) -> bool:
-        return any(e.type == event_type for e in self.events(execution_id))
-
 
 def response_event(child_id: str, outcome: Outcome, *, join_set: str | None = None) -> dict[str, Any]:
     """The `response` a parent receives when its child `child_id` finishes."""

@@ -19,8 +19,6 @@ DEPLOY_ACTIVE = f"{PREFIX}:{{deploy}}:active"  # string: active revision number
 DEPLOY_REVS = f"{PREFIX}:{{deploy}}:revisions"  # zset revision -> created ms
 DEPLOY_SEQ = f"{PREFIX}:{{deploy}}:seq"  # counter of revisions
 UPGRADES = f"{PREFIX}:upgrades"  # list of pending upgrade-verification requests
-STATS = f"{PREFIX}:stats"  # hash of counters for /metrics
-LATENCY = f"{PREFIX}:latency"  # hash of histogram buckets for /metrics
 QUEUE_GROUP = "runners"
 
 

@@ -125,10 +125,6 @@ class Leases:
                 pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
             pipe.execute()
 
-    def queue_depth(self, ffqn: str) -> int:
-        with map_redis_errors():
-            return int(self.client.xlen(keys.queue(ffqn)))  # type: ignore[arg-type]
-
     # ------------------------------------------------------------------ locks
 
     def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -171,6 +172,4 @@ class ExecutionState:
 
 
 def _iso(ms: int) -> str:
-    import datetime as _dt
-
     return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

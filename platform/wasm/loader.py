@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import structlog
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
 
-from ...registry.cache import ComponentCache, atomic_write, sha256_digest
+from ...registry.cache import ComponentCache, atomic_write
 from ..errors import ComponentError, NotFoundError
 from . import _wasmtime_fixes
 from .engine import EngineSettings, EpochTicker
@@ -57,8 +58,16 @@ class ComponentLoader:
     changes code), so only the first load anywhere pays for compilation.
     """
 
-    def __init__(self, cache: ComponentCache, settings: EngineSettings, ticker: EpochTicker | None = None) -> None:
+    def __init__(
+        self,
+        cache: ComponentCache,
+        settings: EngineSettings,
+        ticker: EpochTicker | None = None,
+        fetch: Callable[[str], None] | None = None,
+    ) -> None:
+        """`fetch(digest)` puts a component that is not in the cache into it (e.g. from Redis)."""
         self.cache = cache
+        self.fetch = fetch
         self.settings = settings
         self.engine = settings.build()
         if ticker is not None:
@@ -106,6 +115,8 @@ class ComponentLoader:
             loaded = self._loaded.get(digest)
             if loaded is not None:
                 return loaded
+            if self.fetch is not None and not self.cache.has(digest):
+                self.fetch(digest)
             component, timing = self._compile_or_deserialize(digest)
             info = self._info(digest, component)
             loaded = LoadedComponent(digest, component, info, self.engine, self.settings, timing)
@@ -158,10 +169,6 @@ class ComponentLoader:
         except (OSError, WasmtimeError) as exc:
             log.warning("compiled artifact not cached", digest=digest, error=str(exc))
         return component, timing
-
-    def digest_of(self, data: bytes) -> str:
-        """The digest `load_bytes` would store `data` under."""
-        return sha256_digest(data)
 
 
 def _first_line(exc: BaseException) -> str:

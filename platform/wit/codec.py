@@ -384,11 +384,6 @@ def _case_from_wasm(ty: WitType, cases: list[tuple[str, WitType | None]], value:
     raise TypeError(f"cannot tell which case of {ty.wit()} the value {value!r} is")
 
 
-def result_to_json(value: Any, ty: WitType | None) -> Any:
-    """The JSON form of a function's return value (None for no result)."""
-    return None if ty is None else from_wasm(value, ty)
-
-
 def canonical(value: Any, ty: WitType, path: str) -> Any:
     """Validate a JSON value against `ty` and return its canonical JSON form."""
     return from_wasm(to_wasm(value, ty, path), ty)

@@ -9,6 +9,7 @@ structurally.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,18 +31,18 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
-class WitType:
+class WitType(ABC):
     """Base of every WIT type."""
 
     __slots__ = ()
 
+    @abstractmethod
     def wit(self) -> str:
         """This type as written in WIT (named types by their name)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_json(self) -> dict[str, Any]:
         """A JSON-able description, read back by `type_from_json`."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)

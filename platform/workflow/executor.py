@@ -165,9 +165,9 @@ class WorkflowExecutor:
             log.warning("lease lost", execution_id=state.id, error=str(exc))
         except (TrapError, ExecutionTimeoutError, ComponentError, NotFoundError) as exc:
             kind = "timeout" if isinstance(exc, ExecutionTimeoutError) else "trap"
-            self._failed(lease, ctx.replay, Failure(kind, str(exc)), entries)
+            self._failed(lease, config, ctx.replay, Failure(kind, str(exc)), entries)
         except DolmenError as exc:
-            self._failed(lease, ctx.replay, Failure("trap", str(exc)), entries)
+            self._failed(lease, config, ctx.replay, Failure("trap", str(exc)), entries)
 
     def _finish(self, lease: Lease, outcome: Outcome, entries: list[QueueEntry]) -> None:
         try:
@@ -175,8 +175,9 @@ class WorkflowExecutor:
         except FencedError as exc:
             log.warning("lease lost before finishing", execution_id=lease.id, error=str(exc))
 
-    def _failed(self, lease: Lease, replay: Replay, failure: Failure, entries: list[QueueEntry]) -> None:
-        config = self.provider.config_for(lease.state)
+    def _failed(
+        self, lease: Lease, config: ComponentConfig, replay: Replay, failure: Failure, entries: list[QueueEntry]
+    ) -> None:
         failures = 1 + sum(1 for e in replay.events if e.type == ATTEMPT_FAILED)
         decision = after_failure(config.retry, failures, failure, now_ms())
         log.warning("workflow attempt failed", execution_id=lease.id, kind=failure.kind, error=failure.message, attempt=failures)

@@ -66,17 +66,17 @@ def describe_request(event_type: str, data: dict[str, Any]) -> str:
 
 
 def _same(a: dict[str, Any], b: dict[str, Any], event_type: str) -> bool:
-    return all(_equal(a.get(name), b.get(name)) for name in _IDENTITY[event_type])
+    return all(json_equal(a.get(name), b.get(name)) for name in _IDENTITY[event_type])
 
 
-def _equal(a: Any, b: Any) -> bool:
+def json_equal(a: Any, b: Any) -> bool:
     """JSON values equal as JSON: `1`, `1.0` and `true` differ, object key order does not."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_equal(value, b[key]) for key, value in a.items())
+        return a.keys() == b.keys() and all(json_equal(value, b[key]) for key, value in a.items())
     if isinstance(a, list):
-        return len(a) == len(b) and all(map(_equal, a, b))
+        return len(a) == len(b) and all(map(json_equal, a, b))
     return a == b
 
 

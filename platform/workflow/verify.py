@@ -21,7 +21,7 @@ from ..store.executions import NewExecution
 from ..store.records import FINISHED, Event, Outcome
 from ..wasm.loader import LoadedComponent
 from .context import ReachedEndOfLog, ReadOnlyDriver, RunContext, Target
-from .replay import Replay
+from .replay import Replay, json_equal
 from .sandbox import WorkflowSandbox
 
 
@@ -91,7 +91,7 @@ def verify(
     if finished is None:
         return Verdict(True, count)
     logged = Outcome.from_json(finished.data)
-    if logged.failure is not None or _canonical(logged.value) != _canonical(value):
+    if logged.failure is not None or not json_equal(logged.value, value):
         return Verdict(
             False,
             count,
@@ -131,6 +131,3 @@ def _describe_outcome(outcome: Outcome) -> str:
         return f"failure {outcome.failure.kind}"
     return f"return {json.dumps(outcome.value)}"
 
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

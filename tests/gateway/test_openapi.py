@@ -60,8 +60,10 @@ def test_real_answers_match_their_documented_schemas(http: httpx.Client) -> None
     doc = http.get("/openapi.json").json()
     operation = doc["paths"][f"/v1/functions/{WF}.serial"]["post"]
     body = http.post(f"/v1/functions/{WF}.serial?wait=30", json={"n": 2}).json()
+    assert body["status"] == "finished" and body["result"] == 6
     schema_of(doc, operation["responses"]["200"]["content"]["application/json"]["schema"]).validate(body)
     accepted = http.post(f"/v1/functions/{WF}.serial", json={"n": 2}).json()
+    assert accepted["execution_id"].startswith("E_")
     schema_of(doc, operation["responses"]["202"]["content"]["application/json"]["schema"]).validate(accepted)
 
 

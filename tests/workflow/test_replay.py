@@ -8,7 +8,7 @@ import pytest
 
 from dolmen.platform.errors import NonDeterminismError
 from dolmen.platform.store.records import Event
-from dolmen.platform.workflow.replay import Replay, Request, _equal, describe_request
+from dolmen.platform.workflow.replay import Replay, Request, describe_request, json_equal
 
 EID = "E_01JD8X3K5QZ6V2N4M7P9R0S1T2"
 DOUBLE = "testing:act/basic@1.0.0.double"
@@ -140,8 +140,8 @@ def test_cancellation_params_and_finished_are_read_from_the_log() -> None:
 
 def test_json_equality_is_strict_about_types_but_not_key_order() -> None:
     """1, 1.0 and true are different values; objects with the same members are equal."""
-    assert _equal({"a": [1, {"b": "x"}], "c": None}, {"c": None, "a": [1, {"b": "x"}]})
-    assert not _equal(1, 1.0) and not _equal(1, True) and not _equal([1], [1, 2]) and not _equal({"a": 1}, {"b": 1})
+    assert json_equal({"a": [1, {"b": "x"}], "c": None}, {"c": None, "a": [1, {"b": "x"}]})
+    assert not json_equal(1, 1.0) and not json_equal(1, True) and not json_equal([1], [1, 2]) and not json_equal({"a": 1}, {"b": 1})
 
 
 def test_requests_are_described_by_their_identity() -> None:

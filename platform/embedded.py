@@ -39,6 +39,9 @@ class EmbeddedValkey:
     directory: Path
     port: int
     host: str = "127.0.0.1"
+    # `everysec`: a machine crash may lose the last second of acknowledged writes;
+    # `always`: fsync before every reply, nothing acknowledged is lost (slower).
+    fsync: str = "everysec"
 
     @property
     def url(self) -> str:
@@ -65,9 +68,9 @@ class EmbeddedValkey:
             # errors printed before logging starts land there too.
             'logfile ""',
             "loglevel notice",
-            # Durability: an append-only file, fsynced once a second.
+            # Durability: an append-only file, fsynced once a second (or at every write).
             "appendonly yes",
-            "appendfsync everysec",
+            f"appendfsync {self.fsync}",
             'appenddirname "appendonlydir"',
             'save ""',
         ]
@@ -129,10 +132,12 @@ def choose_port(host: str, preferred: Iterable[int | None]) -> int:
     return free_port(host)
 
 
-def plan_embedded(data_dir: Path, host: str = "127.0.0.1", also_try: int | None = None) -> EmbeddedValkey:
+def plan_embedded(
+    data_dir: Path, host: str = "127.0.0.1", also_try: int | None = None, fsync: str = "everysec"
+) -> EmbeddedValkey:
     """The embedded server for `data_dir`, on its previous port when free (else `also_try`, else any)."""
     directory = valkey_dir(data_dir)
-    return EmbeddedValkey(directory, choose_port(host, [previous_port(directory), also_try]), host)
+    return EmbeddedValkey(directory, choose_port(host, [previous_port(directory), also_try]), host, fsync)
 
 
 def valkey_binary() -> Path:

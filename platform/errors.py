@@ -121,6 +121,14 @@ class StoreError(DolmenError):
     retryable = True
 
 
+class StoreUnavailableError(StoreError):
+    """The store could not be reached (connection refused, reset or timed out).
+
+    Writes are safe to send again (each carries a write id), so callers retry
+    them; nothing about the execution itself went wrong.
+    """
+
+
 class FencedError(StoreError):
     """A write was refused because another runner took the execution over."""
 

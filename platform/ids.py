@@ -1,12 +1,20 @@
-"""Execution ids: `E_<ulid>` for roots, `<parent>.<n>` for children.
+"""Execution ids: `E_<ulid>` for roots, `<parent>.<n>` for children; workflow seeds.
 
 A child's id is derived from its parent's id and the position of the request
 in the parent's log, so replay computes the same id again. All ids of one
 tree share the root's id, which is the Redis Cluster hash tag of their keys.
+An execution a workflow schedules is not a child: it gets a new root id of
+its own, which the workflow's `scheduled` event records for replay.
+
+A workflow's randomness comes from a seed: 128 random bits written as 32
+lowercase hex digits into its `created` event when it is created, so a fork
+can copy it and draw the same numbers. Logs written before seeds were
+recorded replay with the seed derived from the execution id, as they ran.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -18,6 +26,7 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # 26 Crockford digits hold 130 bits; a ULID has 128, so the first digit is 0-7.
 _ID_RE = re.compile(r"^E_[0-7][0-9A-HJKMNP-TV-Z]{25}(?:\.[1-9][0-9]{0,8})*$")
 MAX_CHILD_POSITION = 999_999_999
+_SEED_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def new_ulid(now_ms: int | None = None, entropy: bytes | None = None) -> str:
@@ -84,3 +93,29 @@ class ExecutionId:
 
     def __str__(self) -> str:
         return self.value
+
+
+def new_seed() -> str:
+    """A fresh workflow seed: 128 random bits as 32 lowercase hex digits."""
+    return os.urandom(16).hex()
+
+
+def seed_from_id(execution_id: str) -> str:
+    """The seed of a workflow whose `created` event records none: the first 128 bits of sha256(id).
+
+    It is what every workflow was seeded with before seeds were recorded, so
+    their logs replay unchanged.
+    """
+    return hashlib.sha256(execution_id.encode()).digest()[:16].hex()
+
+
+def seed_number(seed: str) -> int:
+    """The PRNG seed for a recorded seed string.
+
+    A well-formed seed is read as the 128-bit number it spells (so
+    `seed_from_id` gives exactly the number older runs used); anything else a
+    log might hold is hashed, which is deterministic too.
+    """
+    if _SEED_RE.match(seed):
+        return int(seed, 16)
+    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:16], "big")

@@ -1,15 +1,18 @@
-"""The scheduler process: fires timers, delivers lost outbox messages, cleans indexes.
+"""The scheduler process: fires timers, delivers lost outbox messages, repairs lost work.
 
 Timers (retries, durable sleeps, scheduled executions) live in one sorted
-set. A due timer is carried out first and removed after, so a scheduler that
-dies in between leaves it to fire again; firing twice is harmless (enqueueing
-is deduplicated by the lock, delivering a delay by the `done` hash). Several
+set. A due timer is carried out first and removed after, only if it was not
+armed again meanwhile, so a scheduler that dies in between leaves it to fire
+again; firing twice is harmless (enqueueing is deduplicated by the lock,
+delivering a delay by the `done` hash). The repair sweep (store/repair.py)
+re-enqueues executions that lost their queue entry or timer. Several
 schedulers may run at once.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from .heartbeat import Heartbeat, prune_stale
 from .store import keys, outbox
 from .store.connection import connect, map_redis_errors
 from .store.executions import now_ms
+from .store.repair import RepairSweep
 from .store.scripts import Scripts
 
 log = structlog.get_logger("dolmen.scheduler")
@@ -35,23 +39,32 @@ class SchedulerSettings:
     data_dir: Path
     tick_s: float = 0.05
     sweep_every_s: float = 1.0
+    # The repair sweep re-enqueues executions untouched this long past when they could run.
+    repair_after_ms: int = int(os.environ.get("DOLMEN_REPAIR_AFTER_MS", "10000"))
 
 
 class Scheduler:
-    """Timers, outbox sweeping and index cleanup for one Redis."""
+    """Timers, outbox sweeping and the repair sweep for one Redis."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
+    def __init__(self, client: redis.Redis, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
+        self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)
         self.fired = 0
 
     def fire_due(self, limit: int = 500) -> int:
-        """Carry out every timer that is due; returns how many fired."""
+        """Carry out every timer that is due; returns how many fired.
+
+        A timer is removed after it fired, and only if nobody armed it again
+        meanwhile (a retry re-arms the same member for a later time).
+        """
         with map_redis_errors():
-            due: list[bytes] = self.client.zrangebyscore(keys.TIMERS, "-inf", now_ms(), start=0, num=limit)  # type: ignore[assignment]
-            for raw in due:
+            due: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
+                keys.TIMERS, "-inf", now_ms(), start=0, num=limit, withscores=True
+            )
+            for raw, score in due:
                 self.fire(json.loads(raw))
-                self.client.zrem(keys.TIMERS, raw)
+                self.scripts("untimer", [keys.TIMERS], [raw, repr(int(score))])
         self.fired += len(due)
         return len(due)
 
@@ -65,42 +78,35 @@ class Scheduler:
             wake = outbox.enqueue_msg(member["ffqn"], execution_id)
             pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, root)
-            position = pipe.script(
+            pipe.script(
                 "deliver",
                 [keys.state(execution_id), keys.log(execution_id), keys.done(execution_id), keys.outbox(root)],
                 [member["delay_id"], json.dumps(member["response"]), now_ms(), wake],
             )
-            woke = pipe.execute()[position]
-            if woke:
-                outbox.deliver(self.client, root, [wake])
+            pipe.execute()
+            # Whatever the reply said (a re-sent delivery answers 0), the wake-up
+            # is in the outbox if it is owed: deliver the tree's outbox now.
+            outbox.flush(self.scripts, root)
         else:
             log.error("unknown timer", member=member)
 
     def sweep(self) -> int:
         """Deliver outbox messages of writers that died mid-way."""
         with map_redis_errors():
-            return outbox.sweep(self.client, self.scripts)
+            return outbox.sweep(self.scripts)
 
-    def clean_active_index(self, batch: int = 200) -> int:
-        """Drop finished executions from the `active` index (their writers may have died)."""
-        removed = 0
-        with map_redis_errors():
-            ids: list[bytes] = self.client.zrange(keys.ACTIVE, 0, batch - 1)  # type: ignore[assignment]
-            if not ids:
-                return 0
-            pipe = self.client.pipeline(transaction=False)
-            for raw in ids:
-                pipe.hget(keys.state(raw.decode()), "status")
-            for raw, status in zip(ids, pipe.execute()):
-                if status in (b"finished", None):
-                    removed += int(self.client.zrem(keys.ACTIVE, raw))  # type: ignore[arg-type]
-        return removed
+    def repair_step(self) -> int:
+        """One batch of the repair sweep; returns how many executions were re-enqueued."""
+        requeued = self.repair.step(now_ms())
+        if requeued:
+            log.warning("re-enqueued executions that were neither queued, locked nor timed", count=requeued)
+        return requeued
 
 
 def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     """Run until `stop` is set."""
     client = connect(settings.redis_url)
-    scheduler = Scheduler(client)
+    scheduler = Scheduler(client, stale_ms=settings.repair_after_ms)
     beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired}).start()
     # Queued upgrades replay workflow logs, which can take seconds: a thread of
     # their own keeps timers firing on time meanwhile.
@@ -119,7 +125,7 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
                 if time.monotonic() - last_sweep > settings.sweep_every_s:
                     last_sweep = time.monotonic()
                     scheduler.sweep()
-                    scheduler.clean_active_index()
+                    scheduler.repair_step()
                     prune_stale(client)
             except StoreError as exc:
                 log.error("store unavailable", error=str(exc))

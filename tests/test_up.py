@@ -394,6 +394,9 @@ def test_embedded_valkey_config_is_append_only_on_loopback(tmp_path: Path) -> No
     assert f'dir "{tmp_path}/valkey dir"' in text
     assert previous_port(server.directory) == 6390
     assert server.child_spec(Path("/bin/valkey-server")).stop_stage > 0  # stopped after the services
+    always = EmbeddedValkey(tmp_path / "always", 6391, fsync="always")
+    always.write_config()
+    assert "appendfsync always" in always.config_path.read_text().splitlines()
 
 
 def test_embedded_valkey_reuses_its_previous_port_only_when_free(tmp_path: Path) -> None:

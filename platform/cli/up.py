@@ -213,6 +213,7 @@ class UpOptions:
     stop_timeout_s: float = 10.0
     json_output: bool = False
     debug: bool = False
+    fsync: str = "everysec"
 
 
 def _refuse_if_running(data_dir: Path) -> PlatformFile | None:
@@ -249,7 +250,7 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
         redis_url = external
     else:
         stale_port = urlsplit(previous.redis_url).port if previous and previous.embedded_valkey else None
-        valkey = plan_embedded(data_dir, also_try=stale_port)
+        valkey = plan_embedded(data_dir, also_try=stale_port, fsync=opts.fsync)
         redis_url = valkey.url
     gateway_url = gateway_url_for(opts.host, opts.port)
     client = probe_client(redis_url)
@@ -351,10 +352,24 @@ def _announce(
 )
 @click.option("--startup-timeout", type=float, default=60.0, show_default=True, help="Seconds to become ready.")
 @click.option("--stop-timeout", type=float, default=10.0, show_default=True, help="Seconds before SIGKILL at stop.")
+@click.option(
+    "--fsync",
+    type=click.Choice(["everysec", "always"]),
+    default="everysec",
+    show_default=True,
+    help="Embedded Valkey's appendfsync: 'always' loses no acknowledged write in a machine crash, at a cost.",
+)
 @click.option("--json", "json_flag", is_flag=True, help="Print the ready line as JSON.")
 @pass_ctx
 def up_cmd(
-    ctx: CliContext, runners: int, host: str, port: int, startup_timeout: float, stop_timeout: float, json_flag: bool
+    ctx: CliContext,
+    runners: int,
+    host: str,
+    port: int,
+    startup_timeout: float,
+    stop_timeout: float,
+    fsync: str,
+    json_flag: bool,
 ) -> None:
     """Run the whole platform in the foreground until Ctrl-C.
 
@@ -362,7 +377,9 @@ def up_cmd(
     then runners, a scheduler and the gateway as separate processes, restarted
     if they die. Other commands run with the same data directory find it.
     """
-    opts = UpOptions(runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug)
+    opts = UpOptions(
+        runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug, fsync
+    )
     run_platform(ctx, opts)
 
 

@@ -9,6 +9,11 @@ from ..deploy.model import RetryPolicy
 from ..store.records import Failure, Outcome
 
 
+# Failures worth another attempt: the guest trapped or ran out of time, or the
+# runner itself failed around it (a bug, not the guest's doing).
+RETRIED_KINDS = frozenset({"trap", "timeout", "runner_error"})
+
+
 @dataclass(frozen=True, slots=True)
 class RetryAt:
     """Try again at `at_ms`."""
@@ -25,7 +30,7 @@ class Finish:
 
 def after_failure(policy: RetryPolicy, attempt: int, failure: Failure, now_ms: int) -> RetryAt | Finish:
     """A trap or timeout in attempt `attempt` (1-based): retry with backoff while attempts remain."""
-    if failure.kind in ("trap", "timeout") and attempt < policy.max_attempts:
+    if failure.kind in RETRIED_KINDS and attempt < policy.max_attempts:
         return RetryAt(now_ms + policy.backoff_ms(attempt))
     if attempt >= policy.max_attempts and policy.max_attempts > 1:
         message = f"{failure.message} (gave up after {attempt} attempts)"
@@ -39,3 +44,21 @@ def after_return(policy: RetryPolicy, attempt: int, value: Any, returns_result: 
     if is_err and policy.retry_on_err and attempt < policy.max_attempts:
         return RetryAt(now_ms + policy.backoff_ms(attempt))
     return Finish(Outcome(value=value))
+
+
+def after_lock(policy: RetryPolicy, attempt: int) -> Finish | None:
+    """Attempt `attempt` (1-based) was just locked: give up when lost attempts used them all up.
+
+    Attempts that fail are decided on by `after_failure`, which never lets
+    the count pass `max_attempts`; only attempts lost with their runner
+    (killed, out of memory, hung past its lease: logged as `attempt_lost`)
+    get it there, so an execution whose runners keep dying ends instead of
+    looping.
+    """
+    if attempt <= policy.max_attempts:
+        return None
+    message = (
+        f"attempt {attempt - 1} was lost with its runner (it was killed, ran out of memory, or hung past "
+        f"its lease) and max_attempts is {policy.max_attempts}; the log's attempt_lost events show each loss"
+    )
+    return Finish(Outcome(failure=Failure("crashed", message)))

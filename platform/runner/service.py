@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +21,18 @@ from typing import Any
 
 import structlog
 
-from ..errors import StoreError
+from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
 from ..store.connection import connect
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, LockRefused, QueueEntry
-from ..store.records import ExecutionState
+from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
 from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor
 from .components import ComponentProvider
+from .retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
 
@@ -67,6 +69,7 @@ class Runner:
             self.is_lost,
             self.run_inline,
             eager=(self.owner, settings.lock_ttl_ms),
+            max_waiting=max(1, settings.concurrency // 2),
         )
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
@@ -147,32 +150,67 @@ class Runner:
     # ---------------------------------------------------------- executing
 
     def _process(self, entry: QueueEntry) -> None:
+        lease: Lease | None = None
         try:
             result = self.leases.lock(entry.execution_id, self.owner, self.settings.lock_ttl_ms)
             if isinstance(result, LockRefused):
-                if result.reason != "locked":
-                    self.leases.ack([entry])
+                # Whoever holds it (or its timer, or the repair sweep) moves it on:
+                # recovery never depends on this entry.
+                self.leases.ack([entry])
                 return
             lease = result
             self._held[lease.id] = lease
             try:
                 with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
-                    if lease.state.kind == "workflow":
-                        self.workflows.run(lease, [entry])
-                    else:
-                        self.activities.run(lease, [entry])
+                    if not self._gave_up(lease, [entry]):
+                        if lease.state.kind == "workflow":
+                            self.workflows.run(lease, [entry])
+                        else:
+                            self.activities.run(lease, [entry])
                 self.processed += 1
             finally:
                 self._held.pop(lease.id, None)
                 self._lost.discard(lease.id)
         except StoreError as exc:
             log.error("store error while running", execution_id=entry.execution_id, error=str(exc))
-        except Exception:  # noqa: BLE001 - a bug in one execution must not stop the runner
+        except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
             log.exception("unexpected error while running", execution_id=entry.execution_id)
+            if lease is not None:
+                self._record_runner_error(lease, [entry], exc)
         finally:
             with self._cond:
                 self._inflight -= 1
                 self._cond.notify()
+
+    def _gave_up(self, lease: Lease, entries: list[QueueEntry]) -> bool:
+        """Finish as `crashed` an execution whose lost attempts used up its retry policy."""
+        try:
+            policy = self.provider.config_for(lease.state).retry
+        except NotFoundError:
+            return False  # the executors report a missing deployment themselves
+        decision = after_lock(policy, lease.state.attempt)
+        if decision is None:
+            return False
+        log.warning("giving up after lost attempts", attempt=lease.state.attempt, max_attempts=policy.max_attempts)
+        try:
+            self.leases.finish(lease, decision.outcome, entries=entries)
+        except FencedError:
+            pass
+        return True
+
+    def _record_runner_error(self, lease: Lease, entries: list[QueueEntry], exc: Exception) -> None:
+        """Write an unexpected runner failure into the execution's log as a failed attempt (retried per policy)."""
+        failure = Failure("runner_error", f"the runner failed around this attempt: {type(exc).__name__}: {exc}")
+        detail = "".join(traceback.format_exception(exc))[-4000:]
+        try:
+            policy = self.provider.config_for(lease.state).retry
+            decision = after_failure(policy, lease.state.attempt, failure, now_ms())
+            if isinstance(decision, RetryAt):
+                self.leases.fail_attempt(lease, {"error": failure.to_json(), "traceback": detail}, decision.at_ms, entries=entries)
+            else:
+                self.leases.finish(lease, decision.outcome, entries=entries, extra={"traceback": detail})
+        except Exception:  # noqa: BLE001 - the lease expires and the repair sweep retries it
+            log.exception("could not record the runner error", execution_id=lease.id)
 
     def run_inline(self, new: NewExecution, parent_tail_after: str) -> list[Any]:
         """Run an activity this runner created pre-locked, in the calling thread.

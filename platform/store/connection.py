@@ -11,17 +11,33 @@ from contextlib import contextmanager
 
 import redis
 import redis.asyncio
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailableError
 
 
 # Blocking reads (XREAD/XREADGROUP BLOCK) never wait longer than this, so a
 # dead server is still noticed within SOCKET_TIMEOUT_S.
 MAX_BLOCK_MS = 5_000
 SOCKET_TIMEOUT_S = 30.0
+
+
+def _retry() -> Retry:
+    """Re-send a command (or a whole pipeline) whose connection failed, a few times.
+
+    A re-sent write may already have run: every Dolmen write carries a write
+    id and is answered from the state when it is a repeat (see lua/_prelude.lua).
+    """
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.02, cap=0.5),
+        3,
+        supported_errors=(RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError),
+    )
 
 
 def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
@@ -34,7 +50,7 @@ def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
             socket_connect_timeout=5.0,
             health_check_interval=30,
             socket_keepalive=True,
-            retry_on_timeout=True,
+            retry=_retry(),
         )
     except ValueError as exc:
         raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
@@ -44,7 +60,8 @@ def connect_async(url: str, *, max_connections: int = 256) -> redis.asyncio.Redi
     """An asyncio client (bytes responses) for `url`."""
     try:
         return redis.asyncio.Redis.from_url(
-            url, max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S
+            url, max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
+            retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
         )
     except ValueError as exc:
         raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
@@ -63,7 +80,7 @@ def map_redis_errors(where: str = "Redis") -> Iterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise StoreError(
+        raise StoreUnavailableError(
             f"cannot reach {where} ({exc}); check that it runs (`platform status`) "
             "or pass the right --redis URL"
         ) from None

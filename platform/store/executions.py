@@ -7,6 +7,7 @@ through a Lua script in `lua/`, and cross-tree effects go through the outbox.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 import redis
 
 from ..errors import ConflictError, NotFoundError
-from ..ids import ExecutionId
+from ..ids import ExecutionId, new_seed
 from . import keys, outbox
 from .connection import map_redis_errors
 from .records import (
@@ -55,6 +56,14 @@ class NewExecution:
     # being enqueued, it gets a recovery timer that enqueues it if that runner dies.
     locked_by: str | None = None
     lock_ttl_ms: int = 0
+    # A workflow's randomness seed, recorded in its `created` event (see `ids.new_seed`).
+    # Left out, a workflow gets a fresh one here, once per object, so every
+    # `created_event()` of it agrees; a fork passes its source's.
+    seed: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.seed is None and self.kind == "workflow":
+            object.__setattr__(self, "seed", new_seed())
 
     def created_event(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -67,6 +76,8 @@ class NewExecution:
             data["parent_id"] = self.parent
         if self.not_before:
             data["scheduled_at"] = self.not_before
+        if self.seed is not None:
+            data["seed"] = self.seed
         data.update(self.created_extra)
         return data
 
@@ -125,21 +136,22 @@ class ExecutionStore:
     # ----------------------------------------------------------------- create
 
     def create(self, new: NewExecution) -> Created:
-        """Create and enqueue an execution; idempotent by id."""
+        """Create and enqueue an execution; idempotent by id (a lost reply re-sent answers 'created' again).
+
+        Raises `ConflictError` when the id exists with another function or params.
+        """
         at = now_ms()
         root = ExecutionId(new.id).root
-        message = new.initial_message()
+        messages = [new.initial_message(), outbox.index_msg(new.id, at)]
         with map_redis_errors():
             pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, root)
-            pipe.zadd(keys.EXECUTIONS, {new.id: at}, nx=True)
-            pipe.zadd(keys.ACTIVE, {new.id: at}, nx=True)
             position = pipe.script(
                 "create",
                 [keys.state(new.id), keys.log(new.id), keys.outbox(root)],
-                [json.dumps(new.created_event()), at, 1, message, *new.state_fields(at)],
-            )
-            outbox.deliver_after(pipe, root, [message])
+                [os.urandom(8).hex(), json.dumps(new.created_event()), at, len(messages), *messages,
+                 *new.state_fields(at)],
+            )  # fmt: skip
             reply = pipe.execute()[position]
         if reply[0] == b"exists":
             existing_ffqn, existing_params = reply[1].decode(), json.loads(reply[2])
@@ -149,6 +161,8 @@ class ExecutionStore:
                     "an idempotency key or execution id must not be reused for a different call"
                 )
             return Created(new.id, False)
+        with map_redis_errors():
+            outbox.deliver(self.scripts, root, messages)
         return Created(new.id, True)
 
     def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = 7 * 86400) -> str:
@@ -290,15 +304,22 @@ class ExecutionStore:
                 "cancel",
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
                  keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
-                [at, json.dumps({"reason": reason}), self_msg, json.dumps(outcome.to_json()),
+                [os.urandom(8).hex(), at, json.dumps({"reason": reason}), self_msg, json.dumps(outcome.to_json()),
                  json.dumps(outcome.to_json()), state.id if parent else "", json.dumps(response), wake],
-            )
+            )  # fmt: skip
             reply = pipe.execute()[position]
             result = reply[0].decode()
-            pending = [m.decode() for m in self.client.lrange(keys.outbox(root), 0, -1)]  # type: ignore[union-attr]
-            outbox.deliver(self.client, root, pending)
-            if result == "cancelled":
-                self.client.zrem(keys.ACTIVE, state.id)
+            messages: list[str] = []
+            if result == "requested" and int(reply[1]):
+                messages.append(self_msg)
+            if result == "cancelled" and int(reply[1]):
+                messages.append(wake)
+            outbox.deliver(
+                self.scripts,
+                root,
+                messages,
+                also=(lambda p: p.zrem(keys.ACTIVE, state.id)) if result == "cancelled" else None,
+            )
         if result == "missing":
             raise NotFoundError(f"execution {execution_id} does not exist")
         return result

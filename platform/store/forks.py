@@ -1,13 +1,15 @@
-"""Write a forked execution: its state, its copied log and the children it starts, in one transaction.
+"""Write a forked execution: its state, its copied log and the children it starts, in one script.
 
 Every key written lives in the fork's own tree (hash tag of its new root id),
-so one MULTI/EXEC makes it all-or-nothing; what must happen elsewhere
+so one script (lua/fork.lua) makes it all-or-nothing, and a re-send after a
+lost reply is recognised by its write id; what must happen elsewhere
 (enqueueing, timers) goes through the tree's outbox as everywhere else.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import redis
@@ -17,6 +19,7 @@ from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors
 from .executions import NewExecution, now_ms
+from .scripts import Scripts
 
 
 def write_fork(
@@ -34,25 +37,23 @@ def write_fork(
         raise ConflictError(f"a fork must be a root execution, not {root.id}")
     at = now_ms()
     start = [root.initial_message(), *(c.initial_message() for c in children), *messages]
+    start += [outbox.index_msg(new.id, at) for new in (root, *children)]
+    spec = {
+        "state": root.state_fields(at),
+        "events": [[event_type, json.dumps(data), str(when)] for event_type, data, when in events],
+        "delivered": list(delivered),
+        "children": [{"created": json.dumps(c.created_event()), "fields": c.state_fields(at)} for c in children],
+        "outbox": start,
+    }
+    script_keys = [keys.state(root.id), keys.log(root.id), keys.done(root.id), keys.outbox(tree)]
+    for child in children:
+        script_keys += [keys.state(child.id), keys.log(child.id)]
+    scripts = Scripts(client)
     with map_redis_errors():
-        if client.exists(keys.state(root.id)):
+        pipe = scripts.pipeline()
+        outbox.mark_dirty(pipe, tree)
+        position = pipe.script("fork", script_keys, [os.urandom(8).hex(), at, json.dumps(spec)])
+        reply = pipe.execute()[position]
+        if reply[0] != b"created":
             raise ConflictError(f"execution {root.id} already exists; fork again for a new id")
-        pre = client.pipeline(transaction=False)
-        outbox.mark_dirty(pre, tree)
-        for new in (root, *children):
-            pre.zadd(keys.EXECUTIONS, {new.id: at}, nx=True)
-            pre.zadd(keys.ACTIVE, {new.id: at}, nx=True)
-        pre.execute()
-        tx = client.pipeline(transaction=True)
-        tx.hset(keys.state(root.id), items=root.state_fields(at))
-        for event_type, data, when in events:
-            tx.xadd(keys.log(root.id), {"t": event_type, "d": json.dumps(data), "at": str(when)})
-        if delivered:
-            tx.hset(keys.done(root.id), items=[x for rid in delivered for x in (rid, str(at))])
-        for child in children:
-            tx.hset(keys.state(child.id), items=child.state_fields(at))
-            tx.xadd(keys.log(child.id), {"t": "created", "d": json.dumps(child.created_event()), "at": str(at)})
-        for message in start:
-            tx.rpush(keys.outbox(tree), message)
-        tx.execute()
-        outbox.deliver(client, tree, start)
+        outbox.deliver(scripts, tree, start)

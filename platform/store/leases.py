@@ -10,19 +10,24 @@ with, so the entries of a runner that died are reclaimed by the others.
 from __future__ import annotations
 
 import json
+import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 from redis.exceptions import ResponseError
 
-from ..errors import FencedError
+from ..errors import FencedError, StoreUnavailableError
 from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors
 from .executions import NewExecution, now_ms, response_event
 from .records import Event, ExecutionState, Failure, Outcome
 from .scripts import Scripts
+
+log = structlog.get_logger("dolmen.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +72,10 @@ class LockRefused:
 class Leases:
     """The runner's view of the store."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
+    def __init__(self, client: redis.Redis, scripts: Scripts | None = None, *, resend_s: float = 30.0) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
+        self.resend_s = resend_s
         self._groups: set[str] = set()
 
     # ----------------------------------------------------------------- queues
@@ -120,16 +126,14 @@ class Leases:
             return
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
-            for entry in entries:
-                pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
-                pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
+            _ack(pipe, entries)
             pipe.execute()
 
     # ------------------------------------------------------------------ locks
 
     def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:
         with map_redis_errors():
-            reply = self.scripts("lock", [keys.state(execution_id), keys.log(execution_id)], [owner, now_ms(), ttl_ms])
+            reply = self.scripts("lock", [keys.state(execution_id), keys.log(execution_id)], [_wid(), owner, now_ms(), ttl_ms])
         status = reply[0].decode()
         if status != "ok":
             return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)
@@ -161,6 +165,39 @@ class Leases:
         return out
 
     # ----------------------------------------------------------------- writes
+    #
+    # Each write is one fenced script call that carries a fresh write id, so
+    # redis-py re-sending it after a lost reply is answered as the first time.
+    # Its effects elsewhere (parent wake-ups, queue acks, timers, indexes)
+    # follow only once it answered ok; a refused write raises `FencedError`
+    # having changed nothing. A store that cannot be reached is retried with
+    # the same write id for up to `resend_s`.
+
+    def _send(self, root: str | None, name: str, script_keys: list[str], args: list[Any]) -> Any:
+        """Run one write script (marking `root` dirty first when it may write outbox messages)."""
+        deadline = time.monotonic() + self.resend_s
+        pause = 0.05
+        while True:
+            try:
+                with map_redis_errors():
+                    pipe = self.scripts.pipeline()
+                    if root is not None:
+                        outbox.mark_dirty(pipe, root)
+                    position = pipe.script(name, script_keys, args)
+                    return pipe.execute()[position]
+            except StoreUnavailableError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    def _after(self, root: str, messages: list[str], also: Any = None) -> None:
+        """Carry out an accepted write's effects; if that fails, the scheduler's sweep will."""
+        try:
+            with map_redis_errors():
+                outbox.deliver(self.scripts, root, messages, also=also)
+        except StoreUnavailableError as exc:
+            log.warning("effects left to the outbox sweep", root=root, error=str(exc))
 
     def finish(
         self,
@@ -173,18 +210,17 @@ class Leases:
         clear_timer: dict[str, Any] | None = None,
         parent_tail_after: str | None = None,
     ) -> list[Any]:
-        """Write `finished` (fenced), answer the parent, ack queue entries.
+        """Write `finished` (fenced), answer the parent, then ack queue entries.
 
         With `unless_cancelled`, a cancellation requested while it ran wins: the
         execution finishes as cancelled and `outcome` is discarded. With
         `parent_tail_after` (a stream id), returns the parent's raw log entries
-        after it, else an empty list.
+        after it, else an empty list. Raises `FencedError` when the lease was lost.
         """
         state = lease.state
         eid = ExecutionId(state.id)
         parent = eid.parent
         parent_id = parent.value if parent else state.id
-        at = now_ms()
         js = state.extra.get("js") or None
         finished = {**outcome.to_json(), **(extra or {})}
         response = response_event(state.id, outcome, join_set=js) if parent else {}
@@ -198,49 +234,38 @@ class Leases:
                 json.dumps(response_event(state.id, cancelled, join_set=js) if parent else {}),
             ]
         root = eid.root
-        with map_redis_errors():
-            pipe = self.scripts.pipeline()
-            if parent:
-                outbox.mark_dirty(pipe, root)
-            position = pipe.script(
-                "finish",
-                [keys.state(state.id), keys.log(state.id), keys.outbox(root),
-                 keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
-                [lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
-                 state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or ""],
-            )
-            for entry in entries:
-                pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
-                pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
+        reply = self._send(
+            root if parent else None,
+            "finish",
+            [keys.state(state.id), keys.log(state.id), keys.outbox(root),
+             keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
+            [_wid(), lease.owner, lease.version, now_ms(), json.dumps(finished), json.dumps(outcome.to_json()),
+             state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or ""],
+        )  # fmt: skip
+        _check(reply, lease)
+
+        def also(pipe: Any) -> None:
+            _ack(pipe, entries)
             pipe.zrem(keys.ACTIVE, state.id)
             if clear_timer is not None:
                 pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
-            reply = pipe.execute()[position]
-        _check(reply, lease)
-        if int(reply[1]):
-            with map_redis_errors():
-                outbox.deliver(self.client, root, [wake])
+
+        self._after(root, [wake] if int(reply[1]) else [], also)
         return list(reply[3]) if len(reply) > 3 else []
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
-        """Record a failed attempt and arm the retry timer (fenced)."""
+        """Record a failed attempt and arm the retry timer (fenced; raises `FencedError`)."""
         state = lease.state
         timer = outbox.timer_msg(retry_at, outbox.timer_member("enqueue", ffqn=state.ffqn, id=state.id))
         event = {"attempt": state.attempt, **error, "retry_at": retry_at}
-        with map_redis_errors():
-            pipe = self.scripts.pipeline()
-            outbox.mark_dirty(pipe, lease.root)
-            position = pipe.script(
-                "fail",
-                [keys.state(state.id), keys.log(state.id), keys.outbox(lease.root)],
-                [lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
-            )
-            outbox.deliver_after(pipe, lease.root, [timer])
-            for entry in entries:
-                pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
-                pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
-            replies = pipe.execute()
-        _check(replies[position], lease)
+        reply = self._send(
+            lease.root,
+            "fail",
+            [keys.state(state.id), keys.log(state.id), keys.outbox(lease.root)],
+            [_wid(), lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
+        )
+        _check(reply, lease)
+        self._after(lease.root, [timer], lambda pipe: _ack(pipe, entries))
 
     def commit(
         self,
@@ -255,14 +280,30 @@ class Leases:
     ) -> list[Event]:
         """Append workflow requests `(type, data, at)` and create the executions they start.
 
-        Returns the log's entries after `last_seen`: the new requests and any
-        response appended by others in between, indexed from `first_index`.
+        Children (same tree) are created by the script itself; top-level
+        executions (scheduled ones, with a root of their own) through the
+        outbox once the commit is accepted. Returns the log's entries after
+        `last_seen`: the new requests and any response appended by others in
+        between, indexed from `first_index`.
         """
         at = now_ms()
+        children = [new for new in creates if ExecutionId(new.id).root == lease.root]
+        elsewhere = [new for new in creates if ExecutionId(new.id).root != lease.root]
         create_specs = [
-            {"created": json.dumps(new.created_event()), "fields": new.state_fields(at)} for new in creates
+            {"created": json.dumps(new.created_event()), "fields": new.state_fields(at)} for new in children
         ]
-        starts = [new.initial_message() for new in creates] + list(messages)
+        starts = [m for new in children for m in (new.initial_message(), outbox.index_msg(new.id, at))]
+        starts += [
+            outbox.create_msg(
+                new.id,
+                json.dumps(new.created_event()),
+                new.state_fields(at),
+                [new.initial_message(), outbox.index_msg(new.id, at)],
+                wid=f"{lease.id}/{new.id}",
+            )
+            for new in elsewhere
+        ]
+        starts += list(messages)
         spec = {
             "events": [[t, json.dumps(d), str(when)] for t, d, when in events],
             "creates": create_specs,
@@ -270,39 +311,43 @@ class Leases:
             "state": [x for kv in (state_fields or {}).items() for x in kv],
         }
         script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
-        for new in creates:
+        for new in children:
             script_keys += [keys.state(new.id), keys.log(new.id)]
-        with map_redis_errors():
-            pipe = self.scripts.pipeline()
-            if starts:
-                outbox.mark_dirty(pipe, lease.root)
-            for new in creates:
-                pipe.zadd(keys.EXECUTIONS, {new.id: at}, nx=True)
-                pipe.zadd(keys.ACTIVE, {new.id: at}, nx=True)
-            position = pipe.script("commit", script_keys, [lease.owner, lease.version, at, json.dumps(spec), last_seen])
-            outbox.deliver_after(pipe, lease.root, starts)
-            reply = pipe.execute()[position]
+        reply = self._send(
+            lease.root if starts else None,
+            "commit",
+            script_keys,
+            [_wid(), lease.owner, lease.version, at, json.dumps(spec), last_seen],
+        )
         _check(reply, lease)
+        self._after(lease.root, starts)
         return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
 
     def block(self, lease: Lease, seen_length: int) -> str:
         """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
-        with map_redis_errors():
-            pipe = self.scripts.pipeline()
-            outbox.mark_dirty(pipe, lease.root)
-            position = pipe.script(
-                "block",
-                [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
-                [lease.owner, lease.version, now_ms(), seen_length, requeue],
-            )
-            reply = pipe.execute()[position]
+        reply = self._send(
+            lease.root,
+            "block",
+            [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
+            [_wid(), lease.owner, lease.version, now_ms(), seen_length, requeue],
+        )
         _check(reply, lease)
-        result = reply[0].decode()
+        result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if result == "requeued":
-            with map_redis_errors():
-                outbox.deliver(self.client, lease.root, [requeue])
+            self._after(lease.root, [requeue])
         return result
+
+
+def _wid() -> str:
+    """A fresh write id: 64 random bits, unique per write."""
+    return os.urandom(8).hex()
+
+
+def _ack(pipe: Any, entries: list[QueueEntry]) -> None:
+    for entry in entries:
+        pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
+        pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
 
 
 def _check(reply: Any, lease: Lease) -> None:

@@ -1,12 +1,19 @@
-"""Cross-slot side effects, delivered at least once.
+"""Cross-slot side effects, carried out only after the write that asks for them succeeded.
 
 A Lua script may only touch its own execution tree, so what must happen
-elsewhere (enqueue an execution in its function's queue, arm a timer) is
-written into the tree's outbox by the same script. The writer then performs
-the messages and removes them. Before the script runs, the writer marks the
-tree dirty; if it dies in between, the scheduler's sweep finds the mark and
-delivers what is left. Duplicates are harmless: a runner locks an execution
-before running it, and timers are idempotent.
+elsewhere (enqueue an execution in its function's queue, arm a timer, add
+it to the indexes, create a top-level execution in another tree) is written
+into the tree's outbox by the same script. Only once the script answered ok
+does the writer carry the messages out and remove them: a refused write
+leaves no trace in queues, timers or indexes.
+
+Before the script runs, the writer marks the tree in `dolmen:dirty`. That
+mark is a recovery hint, not an effect: if the writer dies between the
+script and the delivery, the scheduler's sweep finds the mark and delivers
+what is left; if the script was refused, the sweep finds an empty outbox and
+drops the mark. Delivering twice is harmless: a runner locks an execution
+before running it, timers and indexes are sets, and creation is idempotent
+by id.
 """
 
 from __future__ import annotations
@@ -16,10 +23,8 @@ import os
 import time
 from typing import Any
 
-import redis
-
 from . import keys
-from .scripts import Scripts
+from .scripts import Pipeline, Scripts
 
 
 def enqueue_msg(ffqn: str, execution_id: str) -> str:
@@ -32,63 +37,102 @@ def timer_msg(at_ms: int, member: dict[str, Any]) -> str:
     return json.dumps({"op": "timer", "at": at_ms, "m": member, "n": os.urandom(4).hex()})
 
 
+def index_msg(execution_id: str, created_ms: int) -> str:
+    """Message: list a new execution in the `executions` and `active` indexes."""
+    return json.dumps({"op": "index", "id": execution_id, "at": created_ms})
+
+
+def create_msg(execution_id: str, created_event: str, fields: list[str], messages: list[str], wid: str) -> str:
+    """Message: create a top-level execution in its own tree (idempotent by id and `wid`).
+
+    `messages` are the new execution's own outbox messages (enqueue, index).
+    """
+    return json.dumps(
+        {"op": "create", "id": execution_id, "created": created_event, "fields": fields, "msgs": messages, "wid": wid}
+    )
+
+
 def timer_member(op: str, **fields: Any) -> dict[str, Any]:
     """What a timer does when it fires (see the scheduler)."""
     return {"op": op, **fields}
 
 
-def queue_effects(pipe: Any, message: str) -> None:
-    """Queue the Redis commands that carry out one outbox message."""
-    data = json.loads(message)
-    if data["op"] == "enqueue":
-        pipe.xadd(keys.queue(data["ffqn"]), {"id": data["id"]})
-    elif data["op"] == "timer":
-        pipe.zadd(keys.TIMERS, {json.dumps(data["m"], sort_keys=True): data["at"]})
-    else:  # pragma: no cover - written only by this module
-        raise ValueError(f"unknown outbox message {message!r}")
-
-
 def mark_dirty(pipe: Any, root: str) -> None:
-    """Pre-write: the tree may have outbox messages (time as the score)."""
+    """Recovery hint before a write: the tree may soon have outbox messages (µs as the score)."""
     pipe.zadd(keys.DIRTY, {root: time.time_ns() // 1000})
 
 
-def deliver_after(pipe: Any, root: str, messages: list[str]) -> None:
-    """Queue the delivery of messages the script earlier in `pipe` writes to the outbox.
+def queue_effects(pipe: Pipeline, message: str) -> str | None:
+    """Queue the Redis commands that carry out one message; returns the root it creates into, if any."""
+    data = json.loads(message)
+    op = data["op"]
+    if op == "enqueue":
+        pipe.xadd(keys.queue(data["ffqn"]), {"id": data["id"]})
+    elif op == "timer":
+        pipe.zadd(keys.TIMERS, {json.dumps(data["m"], sort_keys=True): data["at"]})
+    elif op == "index":
+        pipe.zadd(keys.EXECUTIONS, {data["id"]: data["at"]}, nx=True)
+        pipe.zadd(keys.ACTIVE, {data["id"]: data["at"]}, nx=True)
+    elif op == "create":
+        root = keys.root_of(data["id"])
+        mark_dirty(pipe, root)
+        pipe.script(
+            "create",
+            [keys.state(data["id"]), keys.log(data["id"]), keys.outbox(root)],
+            [data["wid"], data["created"], time.time_ns() // 1_000_000, len(data["msgs"]), *data["msgs"], *data["fields"]],
+        )
+        return root
+    else:  # pragma: no cover - written only by this module
+        raise ValueError(f"unknown outbox message {message!r}")
+    return None
 
-    If the script refuses the write (it is fenced), the effects still run: an
-    enqueued id that does not exist, or a timer for a request that will be
-    made again identically by the runner that took over, is harmless.
+
+def deliver(
+    scripts: Scripts,
+    root: str,
+    messages: list[str],
+    *,
+    also: Any = None,
+) -> None:
+    """Carry out messages an accepted write put in `root`'s outbox, then remove them.
+
+    `also(pipe)` may queue more commands that must only follow an accepted
+    write (queue acks, index removals) into the same round trip. Executions
+    created in other trees get their own messages delivered right after.
     """
-    for message in messages:
-        queue_effects(pipe, message)
-    for message in messages:
-        pipe.lrem(keys.outbox(root), 1, message)
-
-
-def deliver(client: redis.Redis, root: str, messages: list[str]) -> None:
-    """Carry out messages just written to a tree's outbox, then remove them."""
-    if not messages:
+    if not messages and also is None:
         return
-    pipe = client.pipeline(transaction=False)
+    pipe = scripts.pipeline()
+    created: list[tuple[str, list[str]]] = []
     for message in messages:
-        queue_effects(pipe, message)
+        other = queue_effects(pipe, message)
+        if other is not None:
+            created.append((other, json.loads(message)["msgs"]))
     for message in messages:
         pipe.lrem(keys.outbox(root), 1, message)
+    if also is not None:
+        also(pipe)
     pipe.execute()
+    for other, own in created:
+        deliver(scripts, other, own)
 
 
-def sweep(client: redis.Redis, scripts: Scripts, older_than_ms: int = 2000, limit: int = 500) -> int:
+def flush(scripts: Scripts, root: str) -> int:
+    """Deliver whatever `root`'s outbox holds now; returns how many messages."""
+    messages = [m.decode() for m in scripts.client.lrange(keys.outbox(root), 0, -1)]  # type: ignore[union-attr]
+    deliver(scripts, root, messages)
+    return len(messages)
+
+
+def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500) -> int:
     """Deliver outbox messages left behind by writers that died. Returns how many."""
     horizon = (time.time_ns() // 1000) - older_than_ms * 1000
-    entries: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
+    entries: list[tuple[bytes, float]] = scripts.client.zrangebyscore(  # type: ignore[assignment]
         keys.DIRTY, "-inf", horizon, start=0, num=limit, withscores=True
     )
     delivered = 0
     for raw_root, score in entries:
         root = raw_root.decode()
-        messages = [m.decode() for m in client.lrange(keys.outbox(root), 0, -1)]  # type: ignore[union-attr]
-        deliver(client, root, messages)
-        delivered += len(messages)
+        delivered += flush(scripts, root)
         scripts("unmark", [keys.DIRTY], [root, repr(int(score))])
     return delivered

@@ -15,6 +15,8 @@ STATUSES: tuple[Status, ...] = ("pending", "running", "blocked", "finished")
 # replay matches the guest's calls against them in order.
 CREATED = "created"
 ATTEMPT_FAILED = "attempt_failed"
+# A lease expired while its runner ran the attempt (the runner died or hung): logged by the next lock.
+ATTEMPT_LOST = "attempt_lost"
 FINISHED = "finished"
 CANCEL_REQUESTED = "cancel_requested"
 JOIN_SET_CREATED = "join_set_created"
@@ -125,6 +127,8 @@ class ExecutionState:
             "params", "parent", "owner", "lock_until", "not_before", "rev", "component", "cancel",
             "outcome", "finished_at",
         }  # fmt: skip
+        # Write-protocol bookkeeping (remembered write ids and replies), not execution data.
+        internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid"}
         return cls(
             id=h["id"],
             ffqn=h["ffqn"],
@@ -145,7 +149,7 @@ class ExecutionState:
             cancel_requested=h.get("cancel") == "1",
             outcome=None if outcome is None else Outcome.from_json(outcome),
             finished_at=int(h["finished_at"]) if h.get("finished_at") else None,
-            extra={k: v for k, v in h.items() if k not in known},
+            extra={k: v for k, v in h.items() if k not in known and k not in internal},
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -15,12 +15,17 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-_NAMES = ("create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "unmark")
+_NAMES = (
+    "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork",
+    "unmark", "untimer", "repair",
+)
+# Scripts on keys outside any execution tree need none of the shared functions.
+_STANDALONE = frozenset({"unmark", "untimer", "repair"})
 
 
 def _source(name: str) -> str:
     lua = files("dolmen.platform.store").joinpath("lua")
-    prelude = lua.joinpath("_prelude.lua").read_text() if name != "unmark" else ""
+    prelude = lua.joinpath("_prelude.lua").read_text() if name not in _STANDALONE else ""
     return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
 
 
@@ -86,10 +91,14 @@ class Scripts:
         pipe.execute()
         self._loaded = True
 
-    def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Call one script now."""
+    def ensure_loaded(self) -> None:
+        """Load the scripts unless this client did already (before EVALSHA in a raw pipeline)."""
         if not self._loaded:
             self.load()
+
+    def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Call one script now."""
+        self.ensure_loaded()
         try:
             return self.client.evalsha(self._shas[name], len(keys), *keys, *args)
         except ResponseError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,7 @@ from ..store.deployments import RevisionCache
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, QueueEntry
 from ..store import outbox
-from ..store.records import ATTEMPT_FAILED, CHILD_SUBMITTED, DELAY_REQUESTED, RESPONSE, Event, Failure, Outcome
+from ..store.records import ATTEMPT_FAILED, ATTEMPT_LOST, CHILD_SUBMITTED, DELAY_REQUESTED, RESPONSE, Event, Failure, Outcome
 from .context import RunContext, Target, Unload
 from .replay import Replay
 from .sandbox import WorkflowSandbox
@@ -90,16 +91,21 @@ class LiveDriver:
         if arrived:
             return arrived
         soon = not_before is None or not_before - now_ms() < self.config.blocking_timeout_ms
-        if self.config.blocking == "in-memory" and soon:
-            deadline = time.monotonic() + self.config.blocking_timeout_ms / 1000
-            while (remaining := deadline - time.monotonic()) > 0:
-                if self.executor.lost(self.lease.id):
-                    raise FencedError(f"lost the lock on {self.lease.id} while waiting", execution_id=self.lease.id)
-                last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
-                block_ms = max(1, int(min(remaining, 1.0) * 1000))
-                new = self.executor.store.events_after(self.lease.id, last, ctx.replay.length, block_ms)
-                if new:
-                    return new
+        # Each workflow waiting in memory holds a worker thread: past the cap the
+        # rest unload, so the threads their own children need stay free.
+        if self.config.blocking == "in-memory" and soon and self.executor.waiting.acquire(blocking=False):
+            try:
+                deadline = time.monotonic() + self.config.blocking_timeout_ms / 1000
+                while (remaining := deadline - time.monotonic()) > 0:
+                    if self.executor.lost(self.lease.id):
+                        raise FencedError(f"lost the lock on {self.lease.id} while waiting", execution_id=self.lease.id)
+                    last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+                    block_ms = max(1, int(min(remaining, 1.0) * 1000))
+                    new = self.executor.store.events_after(self.lease.id, last, ctx.replay.length, block_ms)
+                    if new:
+                        return new
+            finally:
+                self.executor.waiting.release()
         outcome = self.executor.leases.block(self.lease, ctx.replay.length)
         raise Unload(outcome)
 
@@ -124,6 +130,7 @@ class WorkflowExecutor:
         lost: Callable[[str], bool],
         run_inline: Callable[[NewExecution, str], list[Any]] | None = None,
         eager: tuple[str, int] | None = None,
+        max_waiting: int = 8,
     ) -> None:
         self.store = store
         self.leases = leases
@@ -133,6 +140,8 @@ class WorkflowExecutor:
         self.run_inline = run_inline
         self.eager = eager if run_inline is not None else None
         self.sandbox = WorkflowSandbox()
+        # How many workflows may wait in memory at once (each holds a thread).
+        self.waiting = threading.BoundedSemaphore(max(1, max_waiting))
 
     def run(self, lease: Lease, entries: list[QueueEntry]) -> None:
         state = lease.state
@@ -178,7 +187,7 @@ class WorkflowExecutor:
     def _failed(
         self, lease: Lease, config: ComponentConfig, replay: Replay, failure: Failure, entries: list[QueueEntry]
     ) -> None:
-        failures = 1 + sum(1 for e in replay.events if e.type == ATTEMPT_FAILED)
+        failures = 1 + sum(1 for e in replay.events if e.type in (ATTEMPT_FAILED, ATTEMPT_LOST))
         decision = after_failure(config.retry, failures, failure, now_ms())
         log.warning("workflow attempt failed", execution_id=lease.id, kind=failure.kind, error=failure.message, attempt=failures)
         try:

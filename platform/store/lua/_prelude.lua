@@ -1,5 +1,12 @@
 -- Shared by every script (prepended when loaded). All keys of one call live in
 -- one execution tree, so each script touches a single cluster slot.
+--
+-- The write protocol (see README "Guarantees"):
+--  1. fenced or nothing: a refused write returns before its first write command;
+--  2. safe to re-send: a write carries an id (`wid`); the state remembers the
+--     last accepted one with its reply, and a repeat is answered from there;
+--  3. effects on other slots (queues, timers, indexes) are outbox messages that
+--     the writer carries out only after the script answered ok.
 
 -- nil when the caller still holds the execution, else why not.
 local function fence(state_key, owner, version)
@@ -8,6 +15,27 @@ local function fence(state_key, owner, version)
   if v[3] == 'finished' then return 'finished' end
   if v[1] ~= version or v[2] ~= owner then return 'fenced' end
   return nil
+end
+
+-- The reply remembered for write `wid`, when this write was already accepted
+-- (its first reply was lost and the client sent it again). Writers that do
+-- not hold the lease (cancel, upgrade) remember theirs under another `slot`,
+-- so they never hide a lease holder's last write.
+local function repeated(state_key, wid, slot)
+  if not wid or wid == '' then return nil end
+  slot = slot or 'w'
+  local w = redis.call('HMGET', state_key, slot .. 'id', slot .. 'reply')
+  if w[1] == wid and w[2] and w[2] ~= '' then return cjson.decode(w[2]) end
+  return nil
+end
+
+-- Remember the reply of accepted write `wid` and return it.
+local function accepted(state_key, wid, reply, slot)
+  if wid and wid ~= '' then
+    slot = slot or 'w'
+    redis.call('HSET', state_key, slot .. 'id', wid, slot .. 'reply', cjson.encode(reply))
+  end
+  return reply
 end
 
 local function xadd(log_key, t, d, at)
@@ -34,4 +62,8 @@ end
 local function create(state_key, log_key, created, at, fields)
   redis.call('HSET', state_key, unpack(fields))
   xadd(log_key, 'created', created, at)
+end
+
+local function push_all(list_key, messages)
+  for _, m in ipairs(messages) do redis.call('RPUSH', list_key, m) end
 end

@@ -1,13 +1,15 @@
 -- A workflow waits for a response: release it (blocked) unless its log grew
 -- since the runner last read it, in which case it is queued to run again.
 -- KEYS: state, log, outbox
--- ARGV: owner, version, now, seen-length, requeue-msg
-local f = fence(KEYS[1], ARGV[1], ARGV[2])
+-- ARGV: wid, owner, version, now, seen-length, requeue-msg
+local r = repeated(KEYS[1], ARGV[1])
+if r then return r end
+local f = fence(KEYS[1], ARGV[2], ARGV[3])
 if f then return {f} end
-if redis.call('XLEN', KEYS[2]) ~= tonumber(ARGV[4]) then
-  redis.call('HSET', KEYS[1], 'status', 'pending', 'owner', '', 'lock_until', 0, 'updated_at', ARGV[3])
-  redis.call('RPUSH', KEYS[3], ARGV[5])
-  return {'requeued'}
+if redis.call('XLEN', KEYS[2]) ~= tonumber(ARGV[5]) then
+  redis.call('HSET', KEYS[1], 'status', 'pending', 'owner', '', 'lock_until', 0, 'updated_at', ARGV[4])
+  redis.call('RPUSH', KEYS[3], ARGV[6])
+  return accepted(KEYS[1], ARGV[1], {'requeued'})
 end
-redis.call('HSET', KEYS[1], 'status', 'blocked', 'owner', '', 'lock_until', 0, 'updated_at', ARGV[3])
-return {'blocked'}
+redis.call('HSET', KEYS[1], 'status', 'blocked', 'owner', '', 'lock_until', 0, 'updated_at', ARGV[4])
+return accepted(KEYS[1], ARGV[1], {'blocked'})

@@ -1,3 +1,4 @@
+-- Extend a lease (idempotent: sending it twice sets the same expiry).
 -- KEYS: state
 -- ARGV: owner, version, now, ttl-ms
 local f = fence(KEYS[1], ARGV[1], ARGV[2])

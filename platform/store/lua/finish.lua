@@ -1,24 +1,31 @@
+-- Finish an execution and answer its parent.
 -- KEYS: state, log, outbox, parent-state, parent-log, parent-done
--- ARGV: owner, version, now, finished-event-json, outcome-json, response-id ('' = no parent),
+-- ARGV: wid, owner, version, now, finished-event-json, outcome-json, response-id ('' = no parent),
 --       response-event-json, parent-wake-msg,
---       and optionally the same three JSON values to write instead when cancellation
---       was requested while it ran (an activity's result is then discarded),
---       and a stream id of the parent's log: the reply then carries the parent's
---       entries after it (a parent waiting in this runner reads its response here)
-local f = fence(KEYS[1], ARGV[1], ARGV[2])
+--       the same three JSON values to write instead when cancellation was requested
+--       while it ran (an activity's result is then discarded; '' = not so),
+--       a stream id of the parent's log ('' = none): the reply then carries the
+--       parent's entries after it (a parent waiting in this runner reads its response here)
+-- Reply: {'ok', woke-parent, cancelled-instead[, parent-entries]}
+local function tail(reply)
+  if ARGV[13] ~= '' then
+    return {reply[1], reply[2], reply[3], redis.call('XRANGE', KEYS[5], '(' .. ARGV[13], '+')}
+  end
+  return reply
+end
+local r = repeated(KEYS[1], ARGV[1])
+if r then return tail(r) end
+local f = fence(KEYS[1], ARGV[2], ARGV[3])
 if f then return {f} end
-local finished, outcome, response, cancelled = ARGV[4], ARGV[5], ARGV[7], 0
-if ARGV[9] and ARGV[9] ~= '' and redis.call('HGET', KEYS[1], 'cancel') == '1' then
-  finished, outcome, response, cancelled = ARGV[9], ARGV[10], ARGV[11], 1
+local finished, outcome, response, cancelled = ARGV[5], ARGV[6], ARGV[8], 0
+if ARGV[10] ~= '' and redis.call('HGET', KEYS[1], 'cancel') == '1' then
+  finished, outcome, response, cancelled = ARGV[10], ARGV[11], ARGV[12], 1
 end
-xadd(KEYS[2], 'finished', finished, ARGV[3])
+xadd(KEYS[2], 'finished', finished, ARGV[4])
 redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', outcome, 'owner', '', 'lock_until', 0,
-  'updated_at', ARGV[3], 'finished_at', ARGV[3])
+  'updated_at', ARGV[4], 'finished_at', ARGV[4])
 local woke = 0
-if ARGV[6] ~= '' then
-  woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[6], response, ARGV[3], ARGV[8])
+if ARGV[7] ~= '' then
+  woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[7], response, ARGV[4], ARGV[9])
 end
-if ARGV[12] and ARGV[12] ~= '' then
-  return {'ok', woke, cancelled, redis.call('XRANGE', KEYS[5], '(' .. ARGV[12], '+')}
-end
-return {'ok', woke, cancelled}
+return tail(accepted(KEYS[1], ARGV[1], {'ok', woke, cancelled}))

@@ -6,6 +6,12 @@ continue, on its own component or another; the copied prefix is replayed on
 the chosen component before anything is written, so a fork that could only
 fail with a non-determinism error is refused. A rerun starts the same
 function with the same params, on the deployed version unless told otherwise.
+
+Randomness: a fork is the source's run continued, so it keeps the source's
+seed (its `created` event records it) and draws the same numbers as the copied
+prefix did. A rerun is a new run that merely has the same params, like a new
+submission: it gets a seed of its own, and a workflow that draws random
+numbers may take another path than its source.
 """
 
 from __future__ import annotations
@@ -132,6 +138,7 @@ def fork_execution(
         params=plan.params,
         revision=chosen.revision,
         component=chosen.component,
+        seed=plan.seed,
     )
     write_fork(client, root, list(plan.events), children=children, delivered=list(plan.responses), messages=timers)
     return Forked(
@@ -183,7 +190,7 @@ def _child(executions: ExecutionStore, deployments: DeploymentStore, plan: ForkP
 
 
 def rerun_execution(client: redis.Redis, data_dir: Path, execution_id: str, *, component: str | None = None) -> Rerun:
-    """Start `execution_id`'s function again with the same params (a new root execution)."""
+    """Start `execution_id`'s function again with the same params (a new root execution, with a new seed)."""
     executions = ExecutionStore(client)
     deployments = DeploymentStore(client)
     state = executions.require(execution_id)

@@ -10,7 +10,6 @@ the same code paths.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from ..errors import CancelledError, ChildFailedError, ConfigError, NotFoundError
+from ..ids import ExecutionId, seed_number
 from ..store.executions import NewExecution, now_ms
 from ..store.records import (
     CHILD_SUBMITTED,
@@ -85,6 +85,15 @@ class Driver(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A request as the log has it: matched from the log, or new and buffered with its time."""
+
+    data: dict[str, Any]
+    at: int
+    new: bool
+
+
 @dataclass
 class JoinSet:
     name: str
@@ -119,22 +128,33 @@ class RunContext:
     after_wait: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
-        seed = hashlib.sha256(self.execution_id.encode()).digest()
-        self.rng = random.Random(int.from_bytes(seed[:16], "big"))
+        # The seed recorded in the `created` event (or, for older logs, the one
+        # derived from the id): every replay and every fork draws the same numbers.
+        self.rng = random.Random(seed_number(self.replay.seed))
 
     # ------------------------------------------------------------ plumbing
 
-    def _new_request(self, event_type: str, data: dict[str, Any]) -> bool:
-        """Match a request; returns True when it is new (buffered for writing)."""
+    def _request(
+        self, event_type: str, data: dict[str, Any], when_new: Callable[[int], dict[str, Any]] | None = None
+    ) -> Asked:
+        """Match a request against the log, or buffer it for writing when it is new.
+
+        `when_new(at)` gives the fields a new request gets besides its identity,
+        computed from the time `at` it is logged with (a delay's `until`, a
+        scheduled execution's id). A logged request keeps the values its log
+        holds: replay never computes them again.
+        """
         logged = self.replay.request(Request(event_type, data))
         if logged is not None:
-            return False
+            return Asked(logged.data, logged.at, False)
         if isinstance(self.driver, ReadOnlyDriver):
             self.driver.past_end(Request(event_type, data).describe())
         at = max(now_ms(), self.replay.now_ms)
         self.replay.tick(at)
+        if when_new is not None:
+            data = {**data, **when_new(at)}
         self.pending.append((event_type, data, at))
-        return True
+        return Asked(data, at, True)
 
     def flush(self) -> None:
         """Write buffered requests (and the children they create) in one round trip."""
@@ -168,7 +188,7 @@ class RunContext:
     def _child(self, ffqn: str, params: list[Any], join_set: str | None) -> str:
         child_id = self.replay.next_child_id()
         data: dict[str, Any] = {"join_set": join_set, "child_id": child_id, "ffqn": ffqn, "params": params}
-        if self._new_request(CHILD_SUBMITTED, data):
+        if self._request(CHILD_SUBMITTED, data).new:
             target = self.driver.resolve(ffqn)
             lock = self.driver.eager_lock(target) if join_set is None else None
             self._create(
@@ -201,11 +221,25 @@ class RunContext:
         return outcome.value
 
     def sleep(self, duration_ms: int) -> None:
-        delay_id = self.replay.next_delay_id()
-        until = self.replay.now_ms + duration_ms
-        self._new_request(DELAY_REQUESTED, {"join_set": None, "delay_id": delay_id, "duration_ms": duration_ms, "until": until})
+        delay_id, until = self._delay(None, duration_ms)
         while self.replay.take_response(delay_id) is None:
             self._wait(not_before=until)
+
+    def _delay(self, join_set: str | None, duration_ms: int) -> tuple[str, int]:
+        """Request a delay: its id and when it fires.
+
+        A duration counts from the time of its own request, the `at` it is
+        logged with, which may be well after the last processed event (a
+        workflow replayed after a backlog): counted from that event, a sleep
+        could end before it was asked for. On replay `until` is read from the log.
+        """
+        delay_id = self.replay.next_delay_id()
+        asked = self._request(
+            DELAY_REQUESTED,
+            {"join_set": join_set, "delay_id": delay_id, "duration_ms": duration_ms},
+            lambda at: {"until": at + duration_ms},
+        )
+        return delay_id, int(asked.data.get("until", asked.at + duration_ms))
 
     # ---------------------------------------------------------- join sets
 
@@ -222,7 +256,7 @@ class RunContext:
             js_name = name
         else:
             js_name = self.replay.next_join_set_name()
-        self._new_request(JOIN_SET_CREATED, {"join_set": js_name, "closing": closing})
+        self._request(JOIN_SET_CREATED, {"join_set": js_name, "closing": closing})
         self.join_sets.append(JoinSet(js_name, closing))
         return len(self.join_sets)
 
@@ -237,9 +271,7 @@ class RunContext:
 
     def submit_delay(self, rep: int, duration_ms: int) -> str:
         js = self._join_set(rep)
-        delay_id = self.replay.next_delay_id()
-        until = self.replay.now_ms + duration_ms
-        self._new_request(DELAY_REQUESTED, {"join_set": js.name, "delay_id": delay_id, "duration_ms": duration_ms, "until": until})
+        delay_id, until = self._delay(js.name, duration_ms)
         js.submitted.append(delay_id)
         js.delays[delay_id] = until
         return delay_id
@@ -247,7 +279,7 @@ class RunContext:
     def join_next(self, rep: int) -> Event | None:
         """The next response of the join set in log order; None when all are processed."""
         js = self._join_set(rep)
-        self._new_request(JOIN_NEXT, {"join_set": js.name})
+        self._request(JOIN_NEXT, {"join_set": js.name})
         if all(self.replay.is_consumed(rid) for rid in js.submitted):
             return None
         while (event := self.replay.take_next(js.name)) is None:
@@ -267,18 +299,35 @@ class RunContext:
         return Outcome.from_json(event.data)
 
     def schedule(self, ffqn: str, params: list[Any], schedule: Any) -> str:
-        """Start a top-level execution now or later; the workflow does not wait for it."""
-        execution_id = self.replay.next_child_id()
-        data = {"child_id": execution_id, "ffqn": ffqn, "params": params, "schedule": schedule}
-        if self._new_request(SCHEDULED, data):
-            at = self.replay.now_ms
+        """Start a top-level execution now or later; the workflow does not wait for it.
+
+        It is not a child: it gets a new root id (its own tree, no parent, no
+        response to this workflow), recorded in the `scheduled` event so that
+        replay returns the same id; it names this workflow only as `scheduled_by`.
+        `in(N)` counts from the time of this request, like a delay.
+        """
+
+        def when_new(at: int) -> dict[str, Any]:
             not_before = 0
             if isinstance(schedule, dict) and "at" in schedule:
                 not_before = int(schedule["at"])
             elif isinstance(schedule, dict) and "in" in schedule:
                 not_before = at + int(schedule["in"])
+            return {"execution_id": ExecutionId.new().value, "not_before": not_before}
+
+        asked = self._request(SCHEDULED, {"ffqn": ffqn, "params": params, "schedule": schedule}, when_new)
+        # Logs written before scheduled executions had root ids hold the derived id as `child_id`.
+        execution_id = str(asked.data.get("execution_id") or asked.data.get("child_id"))
+        if asked.new:
             target = self.driver.resolve(ffqn)
-            self._create(execution_id, target, params, not_before=not_before, created_extra={"scheduled_by": self.execution_id})
+            self._create(
+                execution_id,
+                target,
+                params,
+                not_before=int(asked.data["not_before"]),
+                created_extra={"scheduled_by": self.execution_id},
+                state_extra={"scheduled_by": self.execution_id},
+            )
         return execution_id
 
     def _create(self, execution_id: str, target: Target, params: list[Any], **fields: Any) -> None:

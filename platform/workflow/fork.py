@@ -8,8 +8,17 @@ the copied prefix is not created again: its result is in the log. A child
 submitted in the prefix but answered after it is created anew (same function
 and params) under the fork, and a delay not fired in the prefix is armed
 again, so the fork can go on. Bookkeeping events that are not part of what
-the code did (`attempt_failed`, `cancel_requested`, upgrade events) are left
-out; `scheduled` top-level executions are not started again.
+the code did (`attempt_failed`, `attempt_lost`, `cancel_requested`, upgrade events) are left
+out; `scheduled` top-level executions are not started again: the copied
+`scheduled` event keeps the id of the execution the source started (it is
+not renamed, it belongs to no tree of the source's), and the fork's code gets
+that id back on replay.
+
+The fork's `created` event carries its source's randomness seed (the one
+recorded, or for an older log the one its id gave), so the fork's code draws
+the same random numbers (`random-u64` and everything the guest reads from WASI
+`random`) and asks for the same requests as the prefix holds. Children started again are new executions with
+seeds of their own.
 """
 
 from __future__ import annotations
@@ -18,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..ids import seed_from_id
 from ..store.records import (
     ATTEMPT_FAILED,
+    ATTEMPT_LOST,
     CANCEL_REQUESTED,
     CHILD_SUBMITTED,
     CREATED,
@@ -33,7 +44,7 @@ from ..store.records import (
 )
 
 # Events that record what happened around the code, not what the code did.
-_NOT_COPIED = frozenset({ATTEMPT_FAILED, CANCEL_REQUESTED, UPGRADED, UPGRADE_REJECTED, "timed_out"})
+_NOT_COPIED = frozenset({ATTEMPT_FAILED, ATTEMPT_LOST, CANCEL_REQUESTED, UPGRADED, UPGRADE_REJECTED, "timed_out"})
 _ID_FIELDS = ("child_id", "delay_id")
 
 
@@ -70,6 +81,8 @@ class ForkPlan:
     delays: tuple[DelayToArm, ...] = ()
     responses: tuple[str, ...] = ()
     left_out: int = 0
+    # The randomness seed recorded in the fork's `created` event: the source's.
+    seed: str = ""
 
     def as_events(self) -> list[Event]:
         """The fork's log as `Event`s, e.g. to replay it before writing anything."""
@@ -96,14 +109,22 @@ def plan_fork(events: list[Event], source_id: str, fork_id: str, at: int, *, dig
     left_out = 0
     ffqn = ""
     params: list[Any] = []
+    seed = ""
     for event in prefix:
         if event.type in _NOT_COPIED:
             left_out += 1
             continue
-        data = rename.data(event.data)
+        # A scheduled execution is not the source's: its id is kept (older logs
+        # name it `<source>.<n>`, which is still where it lives).
+        data = dict(event.data) if event.type == SCHEDULED else rename.data(event.data)
         if event.type == CREATED:
             ffqn, params = data["ffqn"], list(data["params"])
+            recorded = data.get("seed")
+            seed = recorded if isinstance(recorded, str) else seed_from_id(source_id)
+            data["seed"] = seed
+            # A fork is a root that the user started: no parent, not scheduled by a workflow.
             data.pop("parent_id", None)
+            data.pop("scheduled_by", None)
             data["component_digest"] = digest
             data["forked_from"] = {"execution_id": source_id, "at": at}
         elif event.type == CHILD_SUBMITTED and event.data["child_id"] not in answered:
@@ -115,7 +136,18 @@ def plan_fork(events: list[Event], source_id: str, fork_id: str, at: int, *, dig
         elif event.type == RESPONSE:
             responses.append(_response_id_of(data))
         copied.append((event.type, data, event.at))
-    return ForkPlan(source_id, fork_id, ffqn, params, tuple(copied), tuple(children), tuple(delays), tuple(responses), left_out)
+    return ForkPlan(
+        source_id,
+        fork_id,
+        ffqn,
+        params,
+        tuple(copied),
+        tuple(children),
+        tuple(delays),
+        tuple(responses),
+        left_out,
+        seed=seed,
+    )
 
 
 def scheduled_in(plan: ForkPlan) -> int:

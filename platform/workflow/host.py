@@ -11,8 +11,8 @@ What a workflow gets:
 - for every `ns:pkg-dolmen-ext/iface@v`, the `-submit`, `-await-next`, `-get`
   and `-schedule` extension functions of `ns:pkg/iface@v`;
 - WASI with no environment, no preopened directories and no network, with
-  `random` replaced by a PRNG seeded from the execution id and the clocks
-  replaced by the log's logical time.
+  `random` replaced by a PRNG seeded from the seed its `created` event
+  records (see `ids.py`) and the clocks replaced by the log's logical time.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NonDeterminismError
+from ..ids import seed_from_id
 from ..store.records import (
     CANCEL_REQUESTED,
     CHILD_SUBMITTED,
@@ -165,6 +166,10 @@ class Replay:
         self.now_ms = max(self.now_ms, at_ms)
 
     def _count(self, event_type: str) -> None:
+        # A `scheduled` execution has its own root id (recorded in the event), but
+        # it still takes a child position: logs written when it was named
+        # `<id>.<n>` number the children after it that way, and replay must
+        # derive the same child ids from them.
         if event_type in (CHILD_SUBMITTED, SCHEDULED):
             self._children += 1
         elif event_type == DELAY_REQUESTED:
@@ -178,7 +183,7 @@ class Replay:
     # ----------------------------------------------------------- derived ids
 
     def next_child_id(self) -> str:
-        """The id the next submitted child (or scheduled execution) gets."""
+        """The id the next submitted child gets."""
         return f"{self.execution_id}.{self._children + 1}"
 
     def next_delay_id(self) -> str:
@@ -232,6 +237,15 @@ class Replay:
             if event.type == CREATED:
                 return list(event.data["params"])
         raise NonDeterminismError(f"execution {self.execution_id} has no `created` event")
+
+    @property
+    def seed(self) -> str:
+        """The workflow's randomness seed: recorded in `created`, else derived from its id (older logs)."""
+        for event in self.events:
+            if event.type == CREATED:
+                seed = event.data.get("seed")
+                return seed if isinstance(seed, str) else seed_from_id(self.execution_id)
+        return seed_from_id(self.execution_id)
 
     @property
     def finished(self) -> Event | None:

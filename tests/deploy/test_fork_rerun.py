@@ -72,6 +72,37 @@ def test_fork_refuses_a_prefix_that_diverges_on_the_component(
     assert too_far.returncode == 2 and "--at 99 is out of range" in too_far.stderr
 
 
+def test_fork_draws_the_same_random_numbers_as_its_source(
+    workdir: Path, cli: Cli, processes: Processes, client: Client
+) -> None:
+    """A workflow that drew random numbers before event 3 forks at 3: same seed, same draws, same child params.
+
+    `seeded` passes `random-u64` into its first child (events 1-2) and all it
+    drew (Python's `random` and a set's order too) into its second (event 3),
+    which the fork submits anew.
+    """
+    cli.json("deploy", str(write(workdir, "v1.yaml", deployment("wf1"))))
+    processes.runner("--concurrency", "4")
+    processes.scheduler()
+    source = client.submit(f"{F}.seeded", []).execution_id
+    original = client.wait(source, 120)
+    assert original.status == "finished" and original.outcome is not None and original.outcome.failure is None
+    events = client.executions.events(source)
+    assert [e.type for e in events[:4]] == ["created", "child_submitted", "response", "child_submitted"]
+    seed = events[0].data["seed"]
+    assert isinstance(seed, str) and len(seed) == 32
+    forked = cli.json("fork", source, "--at", "3")
+    fork_id = forked["execution_id"]
+    assert forked["verdict"]["ok"] and forked["children_restarted"] == []
+    state = client.wait(fork_id, 120)
+    assert state.status == "finished" and state.outcome is not None and state.outcome.value == original.outcome.value
+    fork_events = client.executions.events(fork_id)
+    assert fork_events[0].data["seed"] == seed
+    assert fork_events[3].type == "child_submitted"
+    assert fork_events[3].data["params"] == events[3].data["params"]
+    assert client.get(f"{fork_id}.2").params == client.get(f"{source}.2").params == events[3].data["params"]
+
+
 def test_rerun_starts_the_same_function_with_the_same_params(
     workdir: Path, cli: Cli, processes: Processes, client: Client, gate: Gate
 ) -> None:
@@ -87,7 +118,9 @@ def test_rerun_starts_the_same_function_with_the_same_params(
     original = client.get(source)
     assert (again.ffqn, again.params, again.digest) == (original.ffqn, original.params, original.digest)
     assert again.outcome is not None and again.outcome.value == original.outcome.value  # type: ignore[union-attr]
-    assert client.executions.events(rerun_id)[0].data["rerun_of"] == source
+    rerun_created = client.executions.events(rerun_id)[0].data
+    assert rerun_created["rerun_of"] == source
+    assert rerun_created["seed"] != client.executions.events(source)[0].data["seed"], "a rerun is a new run: a new seed"
     other = cli.json("rerun", source, "--component", str(workdir / "build" / "wf2.wasm"))
     moved = client.wait(other["execution_id"], 120)
     assert moved.digest == other["component_digest"] != original.digest

@@ -9,6 +9,7 @@ import pytest
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
+from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store.records import Event
 from tests.support.guests import build_guest
 from tests.support.platform import Processes, activity, deploy, workflow
@@ -35,7 +36,7 @@ def shape(events: list[Event]) -> list[tuple[str, object]]:
     """A log without times and ids: what must be identical between runs of the same workflow."""
     out: list[tuple[str, object]] = []
     for event in events:
-        data = {k: v for k, v in event.data.items() if k not in ("child_id", "component_digest", "until", "delay_id")}
+        data = {k: v for k, v in event.data.items() if k not in ("child_id", "component_digest", "until", "delay_id", "seed")}
         out.append((event.type, json.dumps(data, sort_keys=True)))
     return out
 
@@ -115,6 +116,43 @@ def test_child_workflows_and_scheduling(redis_url: str, processes: Processes, cl
     scheduled = client.wait(scheduled_id, 60)
     assert scheduled.status == "finished" and scheduled.outcome.value == 12  # type: ignore[union-attr]
     assert scheduled.created_at + 500 <= scheduled.updated_at
+
+
+@pytest.mark.parametrize(("blocking", "blocking_timeout_ms"), [("unload", 10_000), ("in-memory", 1_000)])
+def test_a_scheduled_execution_is_top_level_and_the_workflow_sleeps_on(
+    redis_url: str, processes: Processes, client: Client, blocking: str, blocking_timeout_ms: int
+) -> None:
+    """A workflow schedules an activity in 1 s, then sleeps 3 s unloaded: both finish, in separate trees.
+
+    The scheduled execution has a root id of its own and no parent, is listed,
+    names the workflow only as `scheduled_by`, and nothing of it is appended to
+    the workflow's log.
+    """
+    deploy(redis_url, [activity(), workflow(blocking=blocking, blocking_timeout_ms=blocking_timeout_ms)])
+    processes.runner()
+    processes.scheduler()
+    state = _run(client, f"{F}.schedule-then-sleep", [21, 1000, 3000], timeout=60)
+    assert state.outcome is not None and state.outcome.failure is None, state.outcome
+    scheduled_id = state.outcome.value
+    eid = ExecutionId.parse(scheduled_id)
+    assert eid.parent is None and eid.root == scheduled_id != ExecutionId(state.id).root
+    events = client.executions.events(state.id)
+    assert [e.type for e in events] == ["created", "scheduled", "delay_requested", "response", "finished"]
+    scheduled_event, delay, fired = events[1], events[2], events[3]
+    assert scheduled_event.data["execution_id"] == scheduled_id
+    assert scheduled_event.data["not_before"] == scheduled_event.at + 1000
+    assert fired.data.get("delay_id") == delay.data["delay_id"] and delay.data["until"] == delay.at + 3000
+    assert events[-1].at >= delay.at + 3000, "the workflow finished after its sleep"
+    assert all(e.data.get("child_id") != scheduled_id for e in events)
+    listed = [s.id for s in client.executions.list(limit=100)[0]]
+    assert scheduled_id in listed
+    scheduled = client.wait(scheduled_id, 60)
+    assert scheduled.status == "finished" and scheduled.outcome is not None and scheduled.outcome.value == 42
+    assert scheduled.parent is None and scheduled.extra.get("scheduled_by") == state.id
+    created = client.executions.events(scheduled_id)[0]
+    assert created.data["scheduled_by"] == state.id and "parent_id" not in created.data
+    assert created.data["scheduled_at"] == scheduled_event.at + 1000
+    assert client.executions.events(state.id) == events, "the scheduled execution's end wrote nothing to the workflow"
 
 
 def test_cancelling_a_workflow_cancels_its_children(redis_url: str, processes: Processes, client: Client) -> None:

@@ -15,7 +15,7 @@ import time
 from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports import host, testing_act_basic as act, testing_act_dolmen_ext_basic as ext
-from wit_world.imports.types import ClosingStrategy, LogLevel, ResponseId_Delay
+from wit_world.imports.types import ClosingStrategy, LogLevel, ResponseId_Delay, ScheduleAt_In
 
 
 class Flows(exports.Flows):
@@ -89,3 +89,17 @@ class Flows(exports.Flows):
         ext.slow_submit(js, ms, "x")
         ext.slow_submit(js, ms, "y")
         return 2
+
+    def schedule_then_sleep(self, x: int, delay_ms: int, sleep_ms: int) -> str:
+        scheduled = ext.double_schedule(ScheduleAt_In(delay_ms), x)
+        host.sleep(sleep_ms)
+        return scheduled
+
+    def seeded(self) -> str:
+        drawn = host.random_u64()
+        picked = random.randint(0, 10**9)
+        order = list({"alpha", "beta", "gamma", "delta", "epsilon"})  # iteration order follows the hash seed
+        act.double(drawn % 1_000_000)  # events 1 (request) and 2 (response)
+        message = json.dumps({"u64": drawn, "random": picked, "order": order})
+        act.shout(message)  # event 3: a fork at 3 asks for it again
+        return message

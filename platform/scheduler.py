@@ -64,7 +64,7 @@ class Scheduler:
             )
             for raw, score in due:
                 self.fire(json.loads(raw))
-                self.scripts("untimer", [keys.TIMERS], [raw, repr(int(score))])
+                self.scripts("zrem_unchanged", [keys.TIMERS], [raw, repr(int(score))])
         self.fired += len(due)
         return len(due)
 

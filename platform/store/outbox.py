@@ -134,5 +134,5 @@ def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500) -> int:
     for raw_root, score in entries:
         root = raw_root.decode()
         delivered += flush(scripts, root)
-        scripts("unmark", [keys.DIRTY], [root, repr(int(score))])
+        scripts("zrem_unchanged", [keys.DIRTY], [root, repr(int(score))])
     return delivered

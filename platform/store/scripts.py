@@ -17,10 +17,10 @@ from redis.exceptions import NoScriptError, ResponseError
 
 _NAMES = (
     "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork",
-    "unmark", "untimer", "repair",
+    "zrem_unchanged", "repair",
 )
 # Scripts on keys outside any execution tree need none of the shared functions.
-_STANDALONE = frozenset({"unmark", "untimer", "repair"})
+_STANDALONE = frozenset({"zrem_unchanged", "repair"})
 
 
 def _source(name: str) -> str:

@@ -355,16 +355,16 @@ def test_deliver_appends_a_response_once(client: redis.Redis, scripts: Scripts) 
 def test_untimer_keeps_a_timer_armed_again(client: redis.Redis, scripts: Scripts) -> None:
     client.zadd(keys.TIMERS, {"m": 100})
     client.zadd(keys.TIMERS, {"m": 200})  # a retry re-armed it after the scheduler read 100
-    assert scripts("untimer", [keys.TIMERS], ["m", "100"]) == 0
+    assert scripts("zrem_unchanged", [keys.TIMERS], ["m", "100"]) == 0
     assert client.zscore(keys.TIMERS, "m") == 200
-    assert scripts("untimer", [keys.TIMERS], ["m", "200"]) == 1
+    assert scripts("zrem_unchanged", [keys.TIMERS], ["m", "200"]) == 1
     assert client.zcard(keys.TIMERS) == 0
 
 
 def test_unmark_keeps_a_tree_marked_again(client: redis.Redis, scripts: Scripts) -> None:
     client.zadd(keys.DIRTY, {E: 5})
-    assert scripts("unmark", [keys.DIRTY], [E, "4"]) == 0
-    assert scripts("unmark", [keys.DIRTY], [E, "5"]) == 1
+    assert scripts("zrem_unchanged", [keys.DIRTY], [E, "4"]) == 0
+    assert scripts("zrem_unchanged", [keys.DIRTY], [E, "5"]) == 1
 
 
 def test_repair_only_when_nothing_changed(client: redis.Redis, scripts: Scripts) -> None:

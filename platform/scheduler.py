@@ -25,7 +25,7 @@ import structlog
 from .errors import StoreError
 from .heartbeat import Heartbeat, prune_stale
 from .store import keys, outbox
-from .store.connection import connect, map_redis_errors
+from .store.connection import connect, map_redis_errors, wait_until_reachable
 from .store.executions import now_ms
 from .store.repair import RepairSweep
 from .store.scripts import Scripts
@@ -106,6 +106,7 @@ class Scheduler:
 def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     """Run until `stop` is set."""
     client = connect(settings.redis_url)
+    wait_until_reachable(client)
     scheduler = Scheduler(client, stale_ms=settings.repair_after_ms)
     beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired}).start()
     # Queued upgrades replay workflow logs, which can take seconds: a thread of

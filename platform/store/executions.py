@@ -19,6 +19,7 @@ from ..errors import ConflictError, NotFoundError
 from ..ids import ExecutionId, new_seed
 from . import keys, outbox
 from .connection import map_redis_errors
+from .deliveries import Deliveries
 from .records import (
     CANCEL_REQUESTED,
     FINISHED,
@@ -129,9 +130,11 @@ class Created:
 class ExecutionStore:
     """Executions in Redis: one state hash and one log stream each."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
+    def __init__(self, client: redis.Redis, scripts: Scripts | None = None, deliveries: Deliveries | None = None) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
+        # A long-running process hands a create's effects to this write-behind thread.
+        self.deliveries = deliveries
 
     # ----------------------------------------------------------------- create
 
@@ -161,8 +164,11 @@ class ExecutionStore:
                     "an idempotency key or execution id must not be reused for a different call"
                 )
             return Created(new.id, False)
-        with map_redis_errors():
-            outbox.deliver(self.scripts, root, messages)
+        if self.deliveries is not None:
+            self.deliveries.submit(root, messages)
+        else:
+            with map_redis_errors():
+                outbox.deliver(self.scripts, root, messages)
         return Created(new.id, True)
 
     def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = 7 * 86400) -> str:

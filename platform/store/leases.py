@@ -23,6 +23,7 @@ from ..errors import FencedError, StoreUnavailableError
 from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors
+from .deliveries import Deliveries
 from .executions import NewExecution, now_ms, response_event
 from .records import Event, ExecutionState, Failure, Outcome
 from .scripts import Scripts
@@ -72,10 +73,19 @@ class LockRefused:
 class Leases:
     """The runner's view of the store."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None, *, resend_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        scripts: Scripts | None = None,
+        *,
+        resend_s: float = 30.0,
+        deliveries: Deliveries | None = None,
+    ) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
         self.resend_s = resend_s
+        # Effects of accepted writes go to this write-behind thread when given.
+        self.deliveries = deliveries
         self._groups: set[str] = set()
 
     # ----------------------------------------------------------------- queues
@@ -194,6 +204,9 @@ class Leases:
 
     def _after(self, root: str, messages: list[str], also: Any = None) -> None:
         """Carry out an accepted write's effects; if that fails, the scheduler's sweep will."""
+        if self.deliveries is not None:
+            self.deliveries.submit(root, messages, also)
+            return
         try:
             with map_redis_errors():
                 outbox.deliver(self.scripts, root, messages, also=also)

@@ -1,0 +1,81 @@
+"""Write-behind effects: delivered in batches after the write, and recovered by the sweep when the writer dies first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from dolmen.platform.ids import ExecutionId
+from dolmen.platform.store import keys, outbox
+from dolmen.platform.store.connection import connect
+from dolmen.platform.store.deliveries import Also, Deliveries
+from dolmen.platform.store.executions import ExecutionStore, NewExecution
+from dolmen.platform.store.leases import Lease, Leases
+from dolmen.platform.store.records import Outcome
+from dolmen.platform.store.scripts import Scripts
+
+ACT = "t:p/i@1.0.0.act"
+WF = "t:p/i@1.0.0.wf"
+
+
+class DiesBeforeDelivering(Deliveries):
+    """A process killed right after its writes were accepted: nothing of their effects is sent."""
+
+    def submit(self, root: str, messages: list[str], also: Also | None = None) -> None:
+        pass
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = connect(redis_url)
+    yield c
+    c.close()
+
+
+def parent_with_child(client: redis.Redis, leases: Leases) -> tuple[str, Lease]:
+    """A blocked workflow and its locked child activity."""
+    store = ExecutionStore(client, leases.scripts)
+    parent = NewExecution(id=ExecutionId.new().value, ffqn=WF, kind="workflow", digest="sha256:x", params=[])
+    store.create(parent)
+    client.hset(keys.state(parent.id), "status", "blocked")
+    child = NewExecution(
+        id=f"{parent.id}.1", ffqn=ACT, kind="activity", digest="sha256:x", params=[], parent=parent.id,
+        state_extra={"js": "", "parent_ffqn": WF},
+    )  # fmt: skip
+    store.create(child)
+    client.delete(keys.queue(ACT), keys.queue(WF))
+    lease = leases.lock(child.id, "r1", 30_000)
+    assert isinstance(lease, Lease)
+    return parent.id, lease
+
+
+def queued(client: redis.Redis, ffqn: str) -> list[str]:
+    return [f[b"id"].decode() for _, f in client.xrange(keys.queue(ffqn))]  # type: ignore[union-attr]
+
+
+def test_effects_follow_the_write_in_the_background(client: redis.Redis) -> None:
+    scripts = Scripts(client)
+    deliveries = Deliveries(scripts)
+    leases = Leases(client, scripts, deliveries=deliveries)
+    try:
+        parent, lease = parent_with_child(client, leases)
+        leases.finish(lease, Outcome(value=1))
+        assert deliveries.flush()
+        assert queued(client, WF) == [parent]  # the parent was woken
+        assert client.zscore(keys.ACTIVE, lease.id) is None
+        assert client.llen(keys.outbox(ExecutionId(parent).root)) == 0
+    finally:
+        deliveries.close()
+
+
+def test_the_sweep_delivers_what_a_dead_writer_left(client: redis.Redis) -> None:
+    scripts = Scripts(client)
+    leases = Leases(client, scripts, deliveries=DiesBeforeDelivering(scripts))
+    parent, lease = parent_with_child(client, leases)
+    leases.finish(lease, Outcome(value=1))
+    assert queued(client, WF) == []  # accepted, but its effects died with the writer
+    assert outbox.sweep(scripts, older_than_ms=0) == 1
+    assert queued(client, WF) == [parent]
+    assert client.zcard(keys.DIRTY) == 0

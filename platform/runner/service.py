@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from ..deploy.model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
 from ..store.connection import connect, wait_until_reachable
@@ -208,7 +209,10 @@ class Runner:
         failure = Failure("runner_error", f"the runner failed around this attempt: {type(exc).__name__}: {exc}")
         detail = "".join(traceback.format_exception(exc))[-4000:]
         try:
-            policy = self.provider.config_for(lease.state).retry
+            try:
+                policy = self.provider.config_for(lease.state).retry
+            except NotFoundError:
+                policy = RetryPolicy()
             decision = after_failure(policy, lease.state.attempt, failure, now_ms())
             if isinstance(decision, RetryAt):
                 self.leases.fail_attempt(lease, {"error": failure.to_json(), "traceback": detail}, decision.at_ms, entries=entries)

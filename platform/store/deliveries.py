@@ -1,22 +1,27 @@
-"""Write-behind delivery of accepted writes' effects, batched in one background thread.
+"""Write-behind delivery of accepted writes' effects: carried along by the next write, or batched by a thread.
 
 A write's effects on other keys (enqueue a child, wake a parent, ack a
 queue entry, arm a timer, update an index) may only follow the write's
 answer `ok` (see outbox.py). Carrying them out synchronously costs every
-write a second round trip; a long-running process (runner, gateway) hands
-them to this thread instead, which sends whatever has piled up in one
-pipeline. Nothing depends on the thread surviving: if the process dies with
-effects still queued, the tree's dirty mark makes the scheduler's sweep
-deliver the outbox, queue entries left unacked are reclaimed (a finished
-execution's lock is refused and the entry acked), and the repair sweep
-drops finished executions from the `active` index.
+write a second round trip. A long-running process (runner, gateway) queues
+them here instead: the next write this process sends takes whatever is
+queued along in its own pipeline, ahead of its script (they belong to
+writes already accepted, so sending them first keeps the rule), and a
+background thread sends what no write took along within `linger_s`.
+
+Nothing depends on the queue surviving: if the process dies with effects
+still queued, the tree's dirty mark makes the scheduler's sweep deliver the
+outbox, queue entries left unacked are reclaimed (a finished execution's
+lock is refused and the entry acked), and the repair sweep drops finished
+executions from the `active` index.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +31,7 @@ import structlog
 from ..errors import StoreError
 from . import keys, outbox
 from .connection import map_redis_errors
-from .scripts import Scripts
+from .scripts import Pipeline, Scripts
 
 log = structlog.get_logger("dolmen.store")
 
@@ -40,71 +45,106 @@ class _Effects:
     also: Also | None
 
 
-class Deliveries:
-    """A thread that carries out effects in batches of up to `max_batch` writes."""
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """Effects a write took along in its pipeline: call `sent` after it executed, `failed` if it did not."""
 
-    def __init__(self, scripts: Scripts, *, max_batch: int = 256) -> None:
+    owner: Deliveries
+    batch: list[_Effects]
+    created: list[tuple[str, list[str]]]
+
+    def sent(self) -> None:
+        for root, messages in self.created:
+            self.owner.submit(root, messages)
+
+    def failed(self) -> None:
+        self.owner.resubmit(self.batch)
+
+
+class Deliveries:
+    """The queue of effects, and the thread that sends what nobody took along."""
+
+    def __init__(self, scripts: Scripts, *, linger_s: float = 0.002, max_batch: int = 512) -> None:
         self.scripts = scripts
+        self.linger_s = linger_s
         self.max_batch = max_batch
-        self._queue: queue.Queue[_Effects | threading.Event | None] = queue.Queue()
+        self._pending: deque[_Effects] = deque()
+        self._waiters: list[threading.Event] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.delivered = 0
         self._thread = threading.Thread(target=self._serve, name="dolmen-deliveries", daemon=True)
         self._thread.start()
-        self.delivered = 0
+
+    @property
+    def pending(self) -> int:
+        """How many writes' effects wait to be sent (a hint: it changes under the caller)."""
+        return len(self._pending)
 
     def submit(self, root: str, messages: list[str], also: Also | None = None) -> None:
         """Queue the effects of one accepted write (returns at once)."""
         if messages or also is not None:
-            self._queue.put(_Effects(root, messages, also))
+            with self._cond:
+                self._pending.append(_Effects(root, messages, also))
+                if len(self._pending) == 1:
+                    self._cond.notify()
+
+    def resubmit(self, batch: list[_Effects]) -> None:
+        with self._cond:
+            self._pending.extendleft(reversed(batch))
+            self._cond.notify()
+
+    def carry(self, pipe: Pipeline) -> Carried | None:
+        """Add every queued effect to `pipe` (ahead of what the caller adds next)."""
+        batch = self._take()
+        if not batch:
+            return None
+        return Carried(self, batch, _queue(pipe, batch))
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything submitted before this call was sent; False on timeout."""
         done = threading.Event()
-        self._queue.put(done)
+        with self._cond:
+            self._waiters.append(done)
+            self._cond.notify()
         return done.wait(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Send what is queued, then stop the thread."""
-        self._queue.put(None)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
         self._thread.join(timeout_s)
 
+    def _take(self) -> list[_Effects]:
+        with self._cond:
+            count = min(len(self._pending), self.max_batch)
+            return [self._pending.popleft() for _ in range(count)]
+
     def _serve(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            batch: list[_Effects] = []
-            waiters: list[threading.Event] = []
-            while True:
-                if item is None:
-                    stopping = True
-                elif isinstance(item, threading.Event):
-                    waiters.append(item)
-                else:
-                    batch.append(item)
-                if stopping or len(batch) >= self.max_batch:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
+        while True:
+            with self._cond:
+                while not self._pending and not self._waiters and not self._stopping:
+                    self._cond.wait()
+                # Linger: the next write may take them along (a flush or close cuts it short).
+                deadline = time.monotonic() + self.linger_s
+                while not self._waiters and not self._stopping and (left := deadline - time.monotonic()) > 0:
+                    self._cond.wait(left)
+            while batch := self._take():
                 self._send(batch)
+            with self._cond:
+                waiters, self._waiters = self._waiters, []
+                done = self._stopping and not self._pending
             for waiter in waiters:
                 waiter.set()
+            if done:
+                return
 
     def _send(self, batch: list[_Effects]) -> None:
-        created: list[tuple[str, list[str]]] = []
         try:
             with map_redis_errors():
                 pipe = self.scripts.pipeline()
-                for effects in batch:
-                    for message in effects.messages:
-                        other = outbox.queue_effects(pipe, message)
-                        if other is not None:
-                            created.append((other, json.loads(message)["msgs"]))
-                    for message in effects.messages:
-                        pipe.lrem(keys.outbox(effects.root), 1, message)
-                    if effects.also is not None:
-                        effects.also(pipe)
+                created = _queue(pipe, batch)
                 pipe.execute()
             self.delivered += len(batch)
         except StoreError as exc:
@@ -116,3 +156,18 @@ class Deliveries:
             return
         for root, messages in created:
             self.submit(root, messages)
+
+
+def _queue(pipe: Pipeline, batch: list[_Effects]) -> list[tuple[str, list[str]]]:
+    """Add a batch's commands to `pipe`; returns the trees it creates executions in, with their messages."""
+    created: list[tuple[str, list[str]]] = []
+    for effects in batch:
+        for message in effects.messages:
+            other = outbox.queue_effects(pipe, message)
+            if other is not None:
+                created.append((other, json.loads(message)["msgs"]))
+        for message in effects.messages:
+            pipe.lrem(keys.outbox(effects.root), 1, message)
+        if effects.also is not None:
+            effects.also(pipe)
+    return created

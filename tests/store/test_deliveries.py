@@ -79,3 +79,23 @@ def test_the_sweep_delivers_what_a_dead_writer_left(client: redis.Redis) -> None
     assert outbox.sweep(scripts, older_than_ms=0) == 1
     assert queued(client, WF) == [parent]
     assert client.zcard(keys.DIRTY) == 0
+
+
+def test_the_next_write_carries_queued_effects_or_gives_them_back(client: redis.Redis) -> None:
+    scripts = Scripts(client)
+    deliveries = Deliveries(scripts, linger_s=60.0)  # the thread waits: only carrying sends
+    try:
+        deliveries.submit("E_X", [outbox.enqueue_msg(ACT, "E_A")])
+        pipe = scripts.pipeline()
+        carried = deliveries.carry(pipe)
+        assert carried is not None and deliveries.pending == 0
+        carried.failed()  # the write that carried them never reached the server
+        assert deliveries.pending == 1
+        pipe = scripts.pipeline()
+        carried = deliveries.carry(pipe)
+        assert carried is not None
+        pipe.execute()
+        carried.sent()
+        assert queued(client, ACT) == ["E_A"]
+    finally:
+        deliveries.close()

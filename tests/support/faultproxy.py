@@ -312,3 +312,14 @@ class FaultProxy:
                 link.drop_armed = True
                 link.tail = b""
                 return
+
+
+class ReopenableProxy(FaultProxy):
+    """A FaultProxy that listens on the same port again after `stop()` + `start()`.
+
+    In between, connecting is refused: a store outage, not a delay.
+    """
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self._port or 0, reuse_address=True)
+        self._port = int(self._server.sockets[0].getsockname()[1])

@@ -28,7 +28,7 @@ from .store import keys, outbox
 from .store.connection import connect, map_redis_errors, wait_until_reachable
 from .store.executions import now_ms
 from .store.repair import RepairSweep
-from .store.scripts import Scripts
+from .store.scripts import Pipeline, Scripts
 
 log = structlog.get_logger("dolmen.scheduler")
 
@@ -53,42 +53,51 @@ class Scheduler:
         self.fired = 0
 
     def fire_due(self, limit: int = 500) -> int:
-        """Carry out every timer that is due; returns how many fired.
+        """Carry out every timer that is due, in one round trip; returns how many fired.
 
-        A timer is removed after it fired, and only if nobody armed it again
-        meanwhile (a retry re-arms the same member for a later time).
+        A timer is removed after it fired (later in the same pipeline), and
+        only if nobody armed it again meanwhile (a retry re-arms the same
+        member for a later time).
         """
         with map_redis_errors():
             due: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
                 keys.TIMERS, "-inf", now_ms(), start=0, num=limit, withscores=True
             )
+            if not due:
+                return 0
+            pipe = self.scripts.pipeline()
+            woken: list[str] = []
+            for raw, _ in due:
+                root = self._fire(pipe, json.loads(raw))
+                if root is not None:
+                    woken.append(root)
             for raw, score in due:
-                self.fire(json.loads(raw))
-                self.scripts("zrem_unchanged", [keys.TIMERS], [raw, repr(int(score))])
+                pipe.script("zrem_unchanged", [keys.TIMERS], [raw, repr(int(score))])
+            pipe.execute()
+            # Whatever a delivery answered (a re-sent one answers 0), the wake-up
+            # is in its tree's outbox if it is owed: deliver those outboxes now.
+            outbox.flush(self.scripts, list(dict.fromkeys(woken)))
         self.fired += len(due)
         return len(due)
 
-    def fire(self, member: dict[str, Any]) -> None:
+    def _fire(self, pipe: Pipeline, member: dict[str, Any]) -> str | None:
+        """Queue what a timer does; returns the tree whose outbox to deliver after."""
         op = member["op"]
         if op == "enqueue":
-            self.client.xadd(keys.queue(member["ffqn"]), {"id": member["id"]})
-        elif op == "deliver":
+            pipe.xadd(keys.queue(member["ffqn"]), {"id": member["id"]})
+            return None
+        if op == "deliver":
             execution_id = member["id"]
             root = keys.root_of(execution_id)
-            wake = outbox.enqueue_msg(member["ffqn"], execution_id)
-            pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, root)
             pipe.script(
                 "deliver",
                 [keys.state(execution_id), keys.log(execution_id), keys.done(execution_id), keys.outbox(root)],
-                [member["delay_id"], json.dumps(member["response"]), now_ms(), wake],
+                [member["delay_id"], json.dumps(member["response"]), now_ms(), outbox.enqueue_msg(member["ffqn"], execution_id)],
             )
-            pipe.execute()
-            # Whatever the reply said (a re-sent delivery answers 0), the wake-up
-            # is in the outbox if it is owed: deliver the tree's outbox now.
-            outbox.flush(self.scripts, root)
-        else:
-            log.error("unknown timer", member=member)
+            return root
+        log.error("unknown timer", member=member)
+        return None
 
     def sweep(self) -> int:
         """Deliver outbox messages of writers that died mid-way."""

@@ -160,9 +160,12 @@ class Runner:
         try:
             result = self.leases.lock(entry.execution_id, self.owner, self.settings.lock_ttl_ms)
             if isinstance(result, LockRefused):
-                # Whoever holds it (or its timer, or the repair sweep) moves it on:
-                # recovery never depends on this entry.
-                self.leases.ack([entry])
+                # A live lease keeps its entry pending, so it is reclaimed and tried
+                # again once that lease may have expired (the fast way back from a
+                # runner that hung); anything else is moved on by its holder, its
+                # timer or the repair sweep.
+                if result.reason != "locked":
+                    self.leases.ack([entry])
                 return
             lease = result
             self._held[lease.id] = lease

@@ -18,44 +18,31 @@ executions from the `active` index.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from ..errors import StoreError
-from . import keys, outbox
 from .connection import map_redis_errors
+from .outbox import Also, Effects, queue_all
 from .scripts import Pipeline, Scripts
 
 log = structlog.get_logger("dolmen.store")
-
-Also = Callable[[Any], None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Effects:
-    root: str
-    messages: list[str]
-    also: Also | None
-
 
 @dataclass(frozen=True, slots=True)
 class Carried:
     """Effects a write took along in its pipeline: call `sent` after it executed, `failed` if it did not."""
 
     owner: Deliveries
-    batch: list[_Effects]
-    created: list[tuple[str, list[str]]]
+    batch: list[Effects]
+    created: list[Effects]
 
     def sent(self) -> None:
-        for root, messages in self.created:
-            self.owner.submit(root, messages)
+        for effects in self.created:
+            self.owner.submit(effects.root, effects.messages)
 
     def failed(self) -> None:
         self.owner.resubmit(self.batch)
@@ -68,7 +55,7 @@ class Deliveries:
         self.scripts = scripts
         self.linger_s = linger_s
         self.max_batch = max_batch
-        self._pending: deque[_Effects] = deque()
+        self._pending: deque[Effects] = deque()
         self._waiters: list[threading.Event] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -85,11 +72,11 @@ class Deliveries:
         """Queue the effects of one accepted write (returns at once)."""
         if messages or also is not None:
             with self._cond:
-                self._pending.append(_Effects(root, messages, also))
+                self._pending.append(Effects(root, messages, also))
                 if len(self._pending) == 1:
                     self._cond.notify()
 
-    def resubmit(self, batch: list[_Effects]) -> None:
+    def resubmit(self, batch: list[Effects]) -> None:
         with self._cond:
             self._pending.extendleft(reversed(batch))
             self._cond.notify()
@@ -99,7 +86,7 @@ class Deliveries:
         batch = self._take()
         if not batch:
             return None
-        return Carried(self, batch, _queue(pipe, batch))
+        return Carried(self, batch, queue_all(pipe, batch))
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything submitted before this call was sent; False on timeout."""
@@ -116,7 +103,7 @@ class Deliveries:
             self._cond.notify()
         self._thread.join(timeout_s)
 
-    def _take(self) -> list[_Effects]:
+    def _take(self) -> list[Effects]:
         with self._cond:
             count = min(len(self._pending), self.max_batch)
             return [self._pending.popleft() for _ in range(count)]
@@ -140,11 +127,11 @@ class Deliveries:
             if done:
                 return
 
-    def _send(self, batch: list[_Effects]) -> None:
+    def _send(self, batch: list[Effects]) -> None:
         try:
             with map_redis_errors():
                 pipe = self.scripts.pipeline()
-                created = _queue(pipe, batch)
+                created = queue_all(pipe, batch)
                 pipe.execute()
             self.delivered += len(batch)
         except StoreError as exc:
@@ -154,20 +141,5 @@ class Deliveries:
         except Exception:  # noqa: BLE001 - this thread must survive a bug in one batch
             log.exception("effects left to the sweeps after an unexpected error", writes=len(batch))
             return
-        for root, messages in created:
-            self.submit(root, messages)
-
-
-def _queue(pipe: Pipeline, batch: list[_Effects]) -> list[tuple[str, list[str]]]:
-    """Add a batch's commands to `pipe`; returns the trees it creates executions in, with their messages."""
-    created: list[tuple[str, list[str]]] = []
-    for effects in batch:
-        for message in effects.messages:
-            other = outbox.queue_effects(pipe, message)
-            if other is not None:
-                created.append((other, json.loads(message)["msgs"]))
-        for message in effects.messages:
-            pipe.lrem(keys.outbox(effects.root), 1, message)
-        if effects.also is not None:
-            effects.also(pipe)
-    return created
+        for effects in created:
+            self.submit(effects.root, effects.messages)

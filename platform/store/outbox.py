@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import keys
@@ -87,41 +89,67 @@ def queue_effects(pipe: Pipeline, message: str) -> str | None:
     return None
 
 
-def deliver(
-    scripts: Scripts,
-    root: str,
-    messages: list[str],
-    *,
-    also: Any = None,
-) -> None:
+Also = Callable[[Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What one accepted write asks for: messages from `root`'s outbox, and commands of its own."""
+
+    root: str
+    messages: list[str]
+    also: Also | None = None
+
+
+def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
+    """Queue every write's effects and their outbox removals into `pipe`.
+
+    Returns the effects of the executions that `create` messages make in
+    other trees: their own messages, to deliver once `pipe` has executed.
+    """
+    created: list[Effects] = []
+    for effects in batch:
+        for message in effects.messages:
+            other = queue_effects(pipe, message)
+            if other is not None:
+                created.append(Effects(other, json.loads(message)["msgs"]))
+        for message in effects.messages:
+            pipe.lrem(keys.outbox(effects.root), 1, message)
+        if effects.also is not None:
+            effects.also(pipe)
+    return created
+
+
+def deliver_all(scripts: Scripts, batch: list[Effects]) -> None:
+    """Carry out accepted writes' effects in one round trip (plus one for executions they create)."""
+    batch = [e for e in batch if e.messages or e.also is not None]
+    if not batch:
+        return
+    pipe = scripts.pipeline()
+    created = queue_all(pipe, batch)
+    pipe.execute()
+    deliver_all(scripts, created)
+
+
+def deliver(scripts: Scripts, root: str, messages: list[str], *, also: Also | None = None) -> None:
     """Carry out messages an accepted write put in `root`'s outbox, then remove them.
 
     `also(pipe)` may queue more commands that must only follow an accepted
-    write (queue acks, index removals) into the same round trip. Executions
-    created in other trees get their own messages delivered right after.
+    write (queue acks, index removals) into the same round trip.
     """
-    if not messages and also is None:
-        return
-    pipe = scripts.pipeline()
-    created: list[tuple[str, list[str]]] = []
-    for message in messages:
-        other = queue_effects(pipe, message)
-        if other is not None:
-            created.append((other, json.loads(message)["msgs"]))
-    for message in messages:
-        pipe.lrem(keys.outbox(root), 1, message)
-    if also is not None:
-        also(pipe)
-    pipe.execute()
-    for other, own in created:
-        deliver(scripts, other, own)
+    deliver_all(scripts, [Effects(root, messages, also)])
 
 
-def flush(scripts: Scripts, root: str) -> int:
-    """Deliver whatever `root`'s outbox holds now; returns how many messages."""
-    messages = [m.decode() for m in scripts.client.lrange(keys.outbox(root), 0, -1)]  # type: ignore[union-attr]
-    deliver(scripts, root, messages)
-    return len(messages)
+def flush(scripts: Scripts, roots: list[str]) -> int:
+    """Deliver whatever these trees' outboxes hold now; returns how many messages."""
+    if not roots:
+        return 0
+    pipe = scripts.client.pipeline(transaction=False)
+    for root in roots:
+        pipe.lrange(keys.outbox(root), 0, -1)
+    held: list[list[bytes]] = pipe.execute()
+    deliver_all(scripts, [Effects(root, [m.decode() for m in raw]) for root, raw in zip(roots, held)])
+    return sum(len(raw) for raw in held)
 
 
 def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500) -> int:
@@ -130,9 +158,8 @@ def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500) -> int:
     entries: list[tuple[bytes, float]] = scripts.client.zrangebyscore(  # type: ignore[assignment]
         keys.DIRTY, "-inf", horizon, start=0, num=limit, withscores=True
     )
-    delivered = 0
-    for raw_root, score in entries:
-        root = raw_root.decode()
-        delivered += flush(scripts, root)
+    roots = [raw.decode() for raw, _ in entries]
+    delivered = flush(scripts, roots)
+    for root, (_, score) in zip(roots, entries):
         scripts("zrem_unchanged", [keys.DIRTY], [root, repr(int(score))])
     return delivered

@@ -1,8 +1,6 @@
 """One fault at a time, end to end with real processes, against the write protocol.
 
-1. A stale runner (SIGSTOP past its lease) cannot write after another took
-   over, for an activity alone and one a workflow calls directly; a new owner
-   SIGKILLed after its takeover, with no runner left, is recovered by a fresh one.
+1. Stale runners: see test_stale_runners.py.
 2. Lost replies of script calls: each request of a workflow is logged once,
    and a create whose reply was lost creates one execution.
 3. A crash loop (every attempt kills its runner) ends `crashed` after
@@ -16,8 +14,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -28,189 +24,31 @@ from urllib.parse import urlparse
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
-from dolmen.platform.deploy.versions import versions
-from dolmen.platform.store import keys
-from dolmen.platform.store.records import Event
+from dolmen.platform.deploy.model import RetryPolicy
 from dolmen.platform.store.scripts import Scripts
+from tests.runner.faults import (
+    BUSY,
+    CRASH,
+    DOUBLE,
+    FAN_OUT,
+    SLOW,
+    fault_flows,
+    kill,
+    proxied,
+    proxy_to,
+    types,
+)
 from tests.support.faultproxy import FaultProxy, ReopenableProxy
-from tests.support.guests import build_guest
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
 
-ACT = "testing:act/basic@1.0.0"
-SLOW = f"{ACT}.slow"
-CRASH = f"{ACT}.crash"
-DOUBLE = f"{ACT}.double"
-FAN_OUT = "testing:wf/flows@1.0.0.fan-out"
-CALLS = "testing:wf-faults/calls@1.0.0"
-SLOW_CALL = f"{CALLS}.slow-call"
-BUSY = f"{CALLS}.busy"
-
 pytestmark = pytest.mark.slow
-
-
-def fault_flows(name: str = "wff", **settings: object) -> tuple[ComponentConfig, Path]:
-    """The wf-faults workflow component (a direct call of `slow`; sleeps with children)."""
-    config = ComponentConfig(name, "workflow", "", "tests/components/wf-faults", {}, **settings)  # type: ignore[arg-type]
-    return config, build_guest("wf-faults", "fault-flows")
-
-
-def types(events: list[Event]) -> list[str]:
-    return [e.type for e in events]
-
-
-def resume(proc: subprocess.Popen[bytes]) -> None:
-    os.kill(proc.pid, signal.SIGCONT)
-
-
-def kill(proc: subprocess.Popen[bytes]) -> None:
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def running_ids(client: Client) -> set[str]:
-    """What `platform executions list --status running` shows."""
-    states, _ = client.executions.list(status="running", limit=1000)
-    return {s.id for s in states}
-
-
-def unfinished_of(client: Client, ffqn: str) -> int:
-    """What `platform versions` counts as unfinished executions of `ffqn`."""
-    return sum(row.unfinished for row in versions(client.redis, ffqn) if row.ffqn == ffqn)
-
-
-def proxy_to(redis_url: str) -> FaultProxy:
-    url = urlparse(redis_url)
-    return FaultProxy(url.hostname or "127.0.0.1", url.port or 6379)
 
 
 @pytest.fixture
 def proxy(redis_url: str) -> Iterator[FaultProxy]:
     with proxy_to(redis_url) as p:
         yield p
-
-
-def proxied(processes: Processes, url: str, tmp_path: Path, name: str) -> Processes:
-    """Processes talking to Redis at `url` (a proxy), with the same environment; the caller stops them."""
-    log_dir = tmp_path / name
-    log_dir.mkdir()
-    return Processes(url, log_dir, env=processes.env)
-
-
-# --------------------------------------------------------------------- 1. stale runner
-
-
-def test_stale_runner_activity_finishes_once_with_the_new_owners_result(
-    redis_url: str, processes: Processes, client: Client
-) -> None:
-    """Two runners; the holder of a 6 s activity is SIGSTOPped past its 1 s lease: the other takes over,
-    the execution stays listed as running, and the result written is the new owner's (a full 6 s after it)."""
-    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50))])
-    processes.env["DOLMEN_LOCK_TTL_MS"] = "1000"
-    runners = {name: processes.runner("--concurrency", "1", "--name", name) for name in ("first", "second")}
-    processes.scheduler()
-    processes.wait_ready(runners=2)
-    execution_id = client.submit(SLOW, [6000, "alone"]).execution_id
-    holder = wait_for(lambda: client.get(execution_id).owner, what="a runner to lock it")
-    (other,) = set(runners) - {holder}
-    os.kill(runners[holder].pid, signal.SIGSTOP)
-    try:
-        wait_for(lambda: client.get(execution_id).owner == other, timeout=20, what="the other runner to take over")
-        assert execution_id in running_ids(client)
-        assert unfinished_of(client, SLOW) == 1
-    finally:
-        resume(runners[holder])
-    # The stale runner wakes up mid-attempt, finishes its guest call first, and is refused.
-    wait_for(lambda: "lease lost" in processes.log_of(runners[holder]), timeout=15, what="the stale write")
-    assert client.get(execution_id).status == "running" and execution_id in running_ids(client)
-    assert unfinished_of(client, SLOW) == 1
-    state = client.wait(execution_id, 30)
-    assert state.status == "finished" and state.outcome is not None and state.outcome.value == "alone"
-    events = client.executions.events(execution_id)
-    assert types(events) == ["created", "attempt_lost", "finished"]
-    lost, finished = events[1], events[2]
-    assert lost.data["owner"] == holder and lost.data["attempt"] == 1
-    assert finished.at - lost.at >= 6000 - 20, "the result must come from the attempt that began at the takeover"
-    assert state.attempt == 2 and state.version == 2
-    assert execution_id not in running_ids(client) and unfinished_of(client, SLOW) == 0
-
-
-def test_stale_runner_of_a_workflows_direct_call(redis_url: str, processes: Processes, client: Client) -> None:
-    """A workflow calls the 6 s activity directly (run inline by its runner); that runner is SIGSTOPped:
-    the other runner takes over both, the child finishes once with its own result, the workflow once."""
-    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50)), fault_flows()])
-    processes.env["DOLMEN_LOCK_TTL_MS"] = "1000"
-    processes.env["DOLMEN_REPAIR_AFTER_MS"] = "2000"
-    runners = {name: processes.runner("--concurrency", "2", "--name", name) for name in ("first", "second")}
-    processes.scheduler()
-    processes.wait_ready(runners=2)
-    workflow_id = client.submit(SLOW_CALL, [6000, "via-wf"]).execution_id
-    child_id = wait_for(lambda: (c := client.executions.children(workflow_id)) and c[0], what="the child")
-    holder = wait_for(lambda: client.get(child_id).owner, what="the child to run")
-    (other,) = set(runners) - {holder}
-    os.kill(runners[holder].pid, signal.SIGSTOP)
-    try:
-        wait_for(lambda: client.get(child_id).owner == other, timeout=20, what="the other runner to take over")
-        assert child_id in running_ids(client) and unfinished_of(client, SLOW) == 1
-    finally:
-        resume(runners[holder])
-    state = client.wait(workflow_id, 40)
-    assert state.status == "finished" and state.outcome is not None and state.outcome.value == "via-wf"
-    child_events = client.executions.events(child_id)
-    assert types(child_events) == ["created", "attempt_lost", "finished"]
-    assert child_events[1].data["owner"] == holder
-    assert child_events[2].at - child_events[1].at >= 6000 - 20
-    assert child_events[2].data.get("result") == "via-wf"
-    events = client.executions.events(workflow_id)
-    assert types(events).count("finished") == 1
-    assert types(events).count("child_submitted") == 1
-    assert [e.data["child_id"] for e in events if e.type == "response"] == [child_id]
-    wait_for(lambda: "lease lost" in processes.log_of(runners[holder]), timeout=15, what="the stale write")
-    assert not running_ids(client) & {workflow_id, child_id}
-
-
-def test_new_owner_killed_and_no_runner_left(redis_url: str, processes: Processes, client: Client) -> None:
-    """A directly-called child outlives its recovery timer; its runner is SIGKILLed, so only the repair
-    sweep can bring the child back. The runner that takes over is SIGKILLed too, leaving none; a fresh
-    runner started later finishes the workflow, the child once, on its third attempt."""
-    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50)), fault_flows()])
-    processes.env["DOLMEN_LOCK_TTL_MS"] = "1000"
-    processes.env["DOLMEN_REPAIR_AFTER_MS"] = "2000"
-    first = processes.runner("--concurrency", "2", "--name", "first")
-    scheduler = processes.scheduler()
-    processes.wait_ready(runners=1)
-    workflow_id = client.submit(SLOW_CALL, [4000, "kept"]).execution_id
-    child_id = wait_for(lambda: (c := client.executions.children(workflow_id)) and c[0], what="the child")
-    wait_for(lambda: client.get(child_id).owner == "first", what="the child to run inline")
-
-    def timer_of_child() -> bool:
-        return any(child_id in m.decode() for m in client.redis.zrange(keys.TIMERS, 0, -1))  # type: ignore[union-attr]
-
-    # The recovery timer fires while the lease is alive (the lock is refused) and is removed; then the
-    # entry it enqueued is lost too, so once the runner is gone nothing but the repair sweep knows
-    # about the child.
-    wait_for(timer_of_child, timeout=5, what="the child's recovery timer")
-    wait_for(lambda: not timer_of_child(), timeout=10, what="the child's recovery timer to fire")
-    client.redis.xtrim(keys.queue(SLOW), maxlen=0)
-    assert client.get(child_id).owner == "first"
-    kill(first)
-    second = processes.runner("--concurrency", "2", "--name", "second")
-    wait_for(lambda: client.get(child_id).owner == "second", timeout=20, what="the repair sweep to hand the child over")
-    assert "re-enqueued executions" in processes.log_of(scheduler)
-    kill(second)
-    assert child_id in running_ids(client)
-    assert workflow_id in {s.id for s in client.executions.list(active_only=True, limit=1000)[0]}
-    processes.runner("--concurrency", "2", "--name", "third")
-    state = client.wait(workflow_id, 45)
-    assert state.status == "finished" and state.outcome is not None and state.outcome.value == "kept"
-    child = client.get(child_id)
-    assert child.attempt == 3
-    child_events = client.executions.events(child_id)
-    assert types(child_events) == ["created", "attempt_lost", "attempt_lost", "finished"]
-    assert [e.data["owner"] for e in child_events if e.type == "attempt_lost"] == ["first", "second"]
-    events = client.executions.events(workflow_id)
-    assert types(events).count("finished") == 1 and types(events).count("child_submitted") == 1
 
 
 # ----------------------------------------------------------------------- 2. lost replies

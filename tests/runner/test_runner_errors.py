@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import RetryPolicy
 from dolmen.platform.runner.service import Runner, RunnerSettings

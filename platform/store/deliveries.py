@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailableError
+from . import outbox
 from .connection import map_redis_errors
 from .outbox import Also, Effects, queue_all
 from .scripts import Pipeline, Scripts
@@ -143,3 +144,18 @@ class Deliveries:
             return
         for effects in created:
             self.submit(effects.root, effects.messages)
+
+
+def carry_out(scripts: Scripts, deliveries: Deliveries | None, root: str, messages: list[str], also: Also | None = None) -> None:
+    """Carry out an accepted write's effects: queued in `deliveries` when given, else now.
+
+    Done now and failing, they are left to the scheduler's sweep (the tree is marked dirty).
+    """
+    if deliveries is not None:
+        deliveries.submit(root, messages, also)
+        return
+    try:
+        with map_redis_errors():
+            outbox.deliver(scripts, root, messages, also=also)
+    except StoreUnavailableError as exc:
+        log.warning("effects left to the outbox sweep", root=root, error=str(exc))

@@ -7,7 +7,6 @@ through a Lua script in `lua/`, and cross-tree effects go through the outbox.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from ..errors import ConflictError, NotFoundError
 from ..ids import ExecutionId, new_seed
 from . import keys, outbox
 from .connection import map_redis_errors
-from .deliveries import Deliveries
+from .deliveries import Deliveries, carry_out
 from .records import (
     CANCEL_REQUESTED,
     FINISHED,
@@ -30,7 +29,7 @@ from .records import (
     Outcome,
     Status,
 )
-from .scripts import Scripts
+from .scripts import Scripts, write_id
 
 
 def now_ms() -> int:
@@ -152,7 +151,7 @@ class ExecutionStore:
             position = pipe.script(
                 "create",
                 [keys.state(new.id), keys.log(new.id), keys.outbox(root)],
-                [os.urandom(8).hex(), json.dumps(new.created_event()), at, len(messages), *messages,
+                [write_id(), json.dumps(new.created_event()), at, len(messages), *messages,
                  *new.state_fields(at)],
             )  # fmt: skip
             reply = pipe.execute()[position]
@@ -164,11 +163,7 @@ class ExecutionStore:
                     "an idempotency key or execution id must not be reused for a different call"
                 )
             return Created(new.id, False)
-        if self.deliveries is not None:
-            self.deliveries.submit(root, messages)
-        else:
-            with map_redis_errors():
-                outbox.deliver(self.scripts, root, messages)
+        carry_out(self.scripts, self.deliveries, root, messages)
         return Created(new.id, True)
 
     def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = 7 * 86400) -> str:
@@ -310,7 +305,7 @@ class ExecutionStore:
                 "cancel",
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
                  keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
-                [os.urandom(8).hex(), at, json.dumps({"reason": reason}), self_msg, json.dumps(outcome.to_json()),
+                [write_id(), at, json.dumps({"reason": reason}), self_msg, json.dumps(outcome.to_json()),
                  json.dumps(outcome.to_json()), state.id if parent else "", json.dumps(response), wake],
             )  # fmt: skip
             reply = pipe.execute()[position]

@@ -9,7 +9,6 @@ lost reply is recognised by its write id; what must happen elsewhere
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import redis
@@ -19,7 +18,7 @@ from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors
 from .executions import NewExecution, now_ms
-from .scripts import Scripts
+from .scripts import Scripts, write_id
 
 
 def write_fork(
@@ -52,7 +51,7 @@ def write_fork(
     with map_redis_errors():
         pipe = scripts.pipeline()
         outbox.mark_dirty(pipe, tree)
-        position = pipe.script("fork", script_keys, [os.urandom(8).hex(), at, json.dumps(spec)])
+        position = pipe.script("fork", script_keys, [write_id(), at, json.dumps(spec)])
         reply = pipe.execute()[position]
         if reply[0] != b"created":
             raise ConflictError(f"execution {root.id} already exists; fork again for a new id")

@@ -9,27 +9,22 @@ with, so the entries of a runner that died are reclaimed by the others.
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-import structlog
 from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreUnavailableError
 from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors
-from .deliveries import Deliveries
+from .deliveries import Deliveries, carry_out
 from .executions import NewExecution, now_ms, response_event
 from .records import Event, ExecutionState, Failure, Outcome
-from .scripts import Scripts
-
-log = structlog.get_logger("dolmen.store")
+from .scripts import Scripts, write_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +140,7 @@ class Leases:
     def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:
         # Re-sent with the same write id while the store is unreachable: a lock
         # whose reply was lost is recognised, not abandoned until it expires.
-        reply = self._send(None, "lock", [keys.state(execution_id), keys.log(execution_id)], [_wid(), owner, now_ms(), ttl_ms])
+        reply = self._send(None, "lock", [keys.state(execution_id), keys.log(execution_id)], [write_id(), owner, now_ms(), ttl_ms])
         status = reply[0].decode()
         if status != "ok":
             return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)
@@ -217,15 +212,7 @@ class Leases:
                 pause = min(pause * 2, 1.0)
 
     def _after(self, root: str, messages: list[str], also: Any = None) -> None:
-        """Carry out an accepted write's effects; if that fails, the scheduler's sweep will."""
-        if self.deliveries is not None:
-            self.deliveries.submit(root, messages, also)
-            return
-        try:
-            with map_redis_errors():
-                outbox.deliver(self.scripts, root, messages, also=also)
-        except StoreUnavailableError as exc:
-            log.warning("effects left to the outbox sweep", root=root, error=str(exc))
+        carry_out(self.scripts, self.deliveries, root, messages, also)
 
     def finish(
         self,
@@ -267,7 +254,7 @@ class Leases:
             "finish",
             [keys.state(state.id), keys.log(state.id), keys.outbox(root),
              keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
-            [_wid(), lease.owner, lease.version, now_ms(), json.dumps(finished), json.dumps(outcome.to_json()),
+            [write_id(), lease.owner, lease.version, now_ms(), json.dumps(finished), json.dumps(outcome.to_json()),
              state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or ""],
         )  # fmt: skip
         _check(reply, lease)
@@ -290,7 +277,7 @@ class Leases:
             lease.root,
             "fail",
             [keys.state(state.id), keys.log(state.id), keys.outbox(lease.root)],
-            [_wid(), lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
+            [write_id(), lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
         )
         _check(reply, lease)
         self._after(lease.root, [timer], lambda pipe: _ack(pipe, entries))
@@ -345,7 +332,7 @@ class Leases:
             lease.root if starts else None,
             "commit",
             script_keys,
-            [_wid(), lease.owner, lease.version, at, json.dumps(spec), last_seen],
+            [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen],
         )
         _check(reply, lease)
         self._after(lease.root, starts)
@@ -358,23 +345,13 @@ class Leases:
             lease.root,
             "block",
             [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
-            [_wid(), lease.owner, lease.version, now_ms(), seen_length, requeue],
+            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue],
         )
         _check(reply, lease)
         result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         if result == "requeued":
             self._after(lease.root, [requeue])
         return result
-
-
-# Write ids: 96 random bits per process, then a counter (no syscall per write).
-_WID_PREFIX = os.urandom(12).hex()
-_wid_counter = itertools.count(1)
-
-
-def _wid() -> str:
-    """A fresh write id, unique across processes and writes."""
-    return f"{_WID_PREFIX}{next(_wid_counter):x}"
 
 
 def _ack(pipe: Any, entries: list[QueueEntry]) -> None:

@@ -9,6 +9,8 @@ are repeated; the other commands of a pipeline are not sent twice.
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
 from importlib.resources import files
 from typing import Any
 
@@ -21,6 +23,17 @@ _NAMES = (
 )
 # Scripts on keys outside any execution tree need none of the shared functions.
 _STANDALONE = frozenset({"zrem_unchanged", "repair"})
+
+
+# Write ids: 96 random bits per process, then a counter (no syscall per write).
+_WRITE_ID_PREFIX = os.urandom(12).hex()
+_write_ids = itertools.count(1)
+
+
+def write_id() -> str:
+    """A fresh write id, unique across processes and writes: scripts remember the last
+    one they accepted, so a re-sent write is recognised (see lua/_prelude.lua)."""
+    return f"{_WRITE_ID_PREFIX}{next(_write_ids):x}"
 
 
 def _source(name: str) -> str:

@@ -13,7 +13,6 @@ are queued as requests in one list; the scheduler works through them.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import redis
@@ -21,7 +20,7 @@ import redis
 from . import keys
 from .connection import map_redis_errors
 from .executions import now_ms
-from .scripts import Scripts
+from .scripts import Scripts, write_id
 
 
 class UpgradeStore:
@@ -48,7 +47,7 @@ class UpgradeStore:
             reply = self.scripts(
                 "upgrade",
                 [keys.state(execution_id), keys.log(execution_id)],
-                [os.urandom(8).hex(), from_digest, to_digest, seen_length, now_ms(), event_type, json.dumps(data),
+                [write_id(), from_digest, to_digest, seen_length, now_ms(), event_type, json.dumps(data),
                  "" if revision is None else revision, component],
             )
         return reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])

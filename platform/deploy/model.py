@@ -18,6 +18,8 @@ from ..wit.types import FunctionType
 ComponentKind = Literal["activity", "workflow"]
 UpgradePolicy = Literal["verified", "pinned", "force"]
 BlockingStrategy = Literal["in-memory", "unload"]
+# Activities: an instance per attempt (default), or reused across attempts (opt-in).
+InstanceMode = Literal["fresh", "reuse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class ComponentConfig:
     upgrade: UpgradePolicy = "verified"
     blocking: BlockingStrategy = "in-memory"
     blocking_timeout_ms: int = 10_000
+    instances: InstanceMode = "fresh"
+    max_instance_uses: int = 1000
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +83,8 @@ class ComponentConfig:
             "upgrade": self.upgrade,
             "blocking": self.blocking,
             "blocking_timeout_ms": self.blocking_timeout_ms,
+            "instances": self.instances,
+            "max_instance_uses": self.max_instance_uses,
         }
 
     @classmethod
@@ -97,6 +103,8 @@ class ComponentConfig:
             upgrade=data.get("upgrade", "verified"),
             blocking=data.get("blocking", "in-memory"),
             blocking_timeout_ms=data.get("blocking_timeout_ms", 10_000),
+            instances=data.get("instances", "fresh"),
+            max_instance_uses=data.get("max_instance_uses", 1000),
         )
 
 

@@ -10,6 +10,8 @@ components:
     timeout: 10s
     memory: 256MiB
     env: {API_URL: "${API_URL}"}    # activities only
+    instances: fresh                # fresh (default) | reuse; activities only
+    max_instance_uses: 1000         # with instances: reuse
   - name: checkout
     kind: workflow
     source: ./build/checkout.wasm
@@ -39,19 +41,22 @@ import yaml
 from ...registry.reference import OciReference
 from ..errors import DeploymentError, InvalidNameError
 from ..ffqn import Ffqn
-from .model import BlockingStrategy, ComponentConfig, ComponentKind, RetryPolicy, RouteSpec, UpgradePolicy
+from .model import BlockingStrategy, ComponentConfig, ComponentKind, InstanceMode, RetryPolicy, RouteSpec, UpgradePolicy
 from .yamlnodes import Location, Reader, load_document, raise_problems
 
 _TOP_KEYS = ("name", "components", "routes")
 _COMPONENT_KEYS = (
     "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
+    "instances", "max_instance_uses",
 )  # fmt: skip
 _RETRY_KEYS = ("max_attempts", "initial_backoff", "max_backoff", "retry_on_err")
 _ROUTE_KEYS = ("method", "path", "function")
 _WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout")
+_ACTIVITY_ONLY = ("instances", "max_instance_uses")
 KINDS: tuple[ComponentKind, ...] = ("activity", "workflow")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
 BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
+INSTANCES: tuple[InstanceMode, ...] = ("fresh", "reuse")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -116,6 +121,8 @@ class ComponentSpec:
     upgrade: UpgradePolicy = "verified"
     blocking: BlockingStrategy = "in-memory"
     blocking_timeout_ms: int = 10_000
+    instances: InstanceMode = "fresh"
+    max_instance_uses: int = 1000
     location: Location = Location("", 0)
     key_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
@@ -134,6 +141,8 @@ class ComponentSpec:
             upgrade=self.upgrade,
             blocking=self.blocking,
             blocking_timeout_ms=self.blocking_timeout_ms,
+            instances=self.instances,
+            max_instance_uses=self.max_instance_uses,
         )
 
     def at(self, key: str) -> Location:
@@ -253,10 +262,22 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         values["blocking"] = reader.choice(*get["blocking"], BLOCKING)
     if "blocking_timeout" in get:
         values["blocking_timeout_ms"] = _duration(reader, *get["blocking_timeout"])
+    if "instances" in get:
+        values["instances"] = reader.choice(*get["instances"], INSTANCES)
+    if "max_instance_uses" in get:
+        values["max_instance_uses"] = reader.integer(*get["max_instance_uses"], minimum=1)
     if kind == "activity":
         for key in _WORKFLOW_ONLY:
             if key in keys:
                 reader.problem(keys[key][0], f"'{key}' applies to workflows only; remove it from this activity")
+    if kind == "workflow":
+        for key in _ACTIVITY_ONLY:
+            if key in keys:
+                reader.problem(
+                    keys[key][0],
+                    f"'{key}' applies to activities only: a workflow gets a fresh instance for every run "
+                    "so that it replays deterministically; remove it",
+                )
     if kind == "workflow" and "env" in keys:
         reader.problem(
             keys["env"][0],

@@ -10,11 +10,12 @@ import structlog
 from ..errors import FencedError, NotFoundError
 from ..ffqn import Ffqn
 from ..store.executions import now_ms
-from ..store.leases import Lease, Leases, QueueEntry
+from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure, Outcome
 from ..wasm.activity_host import ActivityFailed, ActivityLimits
 from ..wit.types import ResultT
 from .components import ComponentProvider
+from .held import Held
 from .retry import Finish, RetryAt, after_failure, after_return
 
 log = structlog.get_logger("dolmen.runner")
@@ -34,13 +35,29 @@ class ActivityExecutor:
         *,
         clear_timer: dict[str, object] | None = None,
         parent_tail_after: str | None = None,
+        held: Held | None = None,
     ) -> list[Any]:
         """One attempt; returns the parent's log entries after `parent_tail_after` once finished.
 
-        `clear_timer` is the recovery timer of a pre-locked execution.
+        `clear_timer` is the recovery timer of a pre-locked execution. `held`
+        is the parent's commit that creates this execution, held back: written
+        with the result when the attempt settles it, else first (see `held`);
+        the entries returned then start after the commit's `last_seen`.
         """
         attempted = self._attempt(lease.state)
-        return self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=parent_tail_after)
+        if held is None:
+            return self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=parent_tail_after)
+        pending = held.take()
+        if pending is not None and isinstance(attempted.decision, Finish):
+            return self._write(lease, attempted, entries, clear_timer=None, parent_tail_after=held.last_seen, parent_commit=pending)
+        if pending is not None:
+            # To be retried: the parent's commit creates it first, as if it had not been held.
+            committed = self.leases.write_pending(pending)
+        else:
+            committed = held.written()  # it ran long: written meanwhile
+        if isinstance(attempted.decision, Finish):
+            return self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=held.last_seen)
+        return committed + self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=None)
 
     def _attempt(self, state: ExecutionState) -> _Attempted:
         """Run the guest once and decide what to write."""
@@ -52,7 +69,13 @@ class ActivityExecutor:
             host = self.provider.activity_host(state.digest)
         except (NotFoundError, KeyError) as exc:
             return _Attempted(Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))))
-        limits = ActivityLimits(timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes, env=config.env)
+        limits = ActivityLimits(
+            timeout_ms=config.timeout_ms,
+            memory_bytes=config.memory_limit_bytes,
+            env=config.env,
+            reuse_instances=config.instances == "reuse",
+            max_instance_uses=config.max_instance_uses,
+        )
         started = now_ms()
         try:
             outcome = host.call(Ffqn.parse(state.ffqn), signature, state.params, limits)
@@ -84,6 +107,7 @@ class ActivityExecutor:
         *,
         clear_timer: dict[str, object] | None,
         parent_tail_after: str | None,
+        parent_commit: PendingCommit | None = None,
     ) -> list[Any]:
         decision, output = attempted.decision, attempted.output
         try:
@@ -103,6 +127,7 @@ class ActivityExecutor:
                 unless_cancelled=True,
                 clear_timer=clear_timer,
                 parent_tail_after=parent_tail_after,
+                parent_commit=parent_commit,
             )
         except FencedError as exc:
             log.warning("lease lost; another runner owns this execution now", execution_id=lease.id, error=str(exc))

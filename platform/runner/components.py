@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...registry.cache import ComponentCache
@@ -29,6 +30,8 @@ class ComponentProvider:
             "workflow": ComponentLoader(self.cache, EngineSettings.for_kind("workflow"), self.ticker, fetch),
         }
         self._activity_hosts: dict[str, ActivityHost] = {}
+        # Makes spare instances and closes used ones for every component, off the executions' threads.
+        self._instances = ThreadPoolExecutor(1, thread_name_prefix="dolmen-instances")
         self._lock = threading.Lock()
 
     def loader(self, kind: str) -> ComponentLoader:
@@ -41,9 +44,11 @@ class ComponentProvider:
         with self._lock:
             host = self._activity_hosts.get(digest)
         if host is None:
-            host = ActivityHost(self.load("activity", digest))
+            loaded = self.load("activity", digest)
             with self._lock:
-                self._activity_hosts[digest] = host
+                host = self._activity_hosts.get(digest)
+                if host is None:
+                    host = self._activity_hosts[digest] = ActivityHost(loaded, self._instances, spares=1)
         return host
 
     def config_for(self, state: ExecutionState) -> ComponentConfig:
@@ -69,4 +74,9 @@ class ComponentProvider:
         raise NotFoundError(f"no deployment revision mentions component {state.digest} of execution {state.id}")
 
     def close(self) -> None:
+        with self._lock:
+            hosts = list(self._activity_hosts.values())
+        for host in hosts:
+            host.close()
+        self._instances.shutdown(wait=True)
         self.ticker.stop()

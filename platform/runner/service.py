@@ -28,12 +28,13 @@ from ..store.connection import connect, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
 from ..store.executions import ExecutionStore, NewExecution, now_ms
-from ..store.leases import Lease, Leases, LockRefused, QueueEntry
+from ..store.leases import Lease, Leases, LockRefused, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
 from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor
 from .components import ComponentProvider
+from .held import HeldCommits
 from .retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
@@ -46,6 +47,8 @@ class RunnerSettings:
     concurrency: int = 4
     name: str | None = None
     lock_ttl_ms: int = int(os.environ.get("DOLMEN_LOCK_TTL_MS", "10000"))
+    # How long a directly called activity may run before its request is written on its own (see `held`).
+    inline_hold_ms: int = int(os.environ.get("DOLMEN_INLINE_HOLD_MS", "100"))
     read_block_ms: int = 1000
 
 
@@ -63,6 +66,7 @@ class Runner:
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
         self.activities = ActivityExecutor(self.leases, self.provider)
         self.workflows = WorkflowExecutor(
             self.store,
@@ -119,6 +123,8 @@ class Runner:
                     self._dispatch(entry)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=False)
+            self.held_commits.close()
+            self.workflows.close()
             self.deliveries.close()
             beat.stop()
             self.provider.close()
@@ -224,11 +230,13 @@ class Runner:
         except Exception:  # noqa: BLE001 - the lease expires and the repair sweep retries it
             log.exception("could not record the runner error", execution_id=lease.id)
 
-    def run_inline(self, new: NewExecution, parent_tail_after: str) -> list[Any]:
+    def run_inline(self, new: NewExecution, parent_tail_after: str, parent_commit: PendingCommit | None = None) -> list[Any]:
         """Run an activity this runner created pre-locked, in the calling thread.
 
         Returns the parent's raw log entries after `parent_tail_after`, read
         when the result is written, so the waiting parent needs no extra read.
+        `parent_commit`, when given, is the parent's commit that creates `new`,
+        held back to be written with its result.
         """
         at = now_ms()
         state = ExecutionState(
@@ -240,8 +248,9 @@ class Runner:
         self._held[lease.id] = lease
         try:
             with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
+                held = self.held_commits.hold(parent_commit) if parent_commit is not None else None
                 tail = self.activities.run(
-                    lease, [], clear_timer=new.recovery_timer(), parent_tail_after=parent_tail_after
+                    lease, [], clear_timer=new.recovery_timer(), parent_tail_after=parent_tail_after, held=held
                 )
             self.processed += 1
             return tail

@@ -59,6 +59,32 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingCommit:
+    """A workflow's commit held back while the activity it calls runs inline.
+
+    Written together with that child's finish (`Leases.finish(...,
+    parent_commit=)`): one round trip for request, creation, result and
+    response. The child is an activity, which runs at least once anyway: had
+    the runner died before this write, replay asks for the child again.
+    """
+
+    lease: Lease
+    events: list[tuple[str, dict[str, Any], int]]
+    creates: list[NewExecution]
+    last_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One script call, and the outbox messages to carry out once it answered ok."""
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+    messages: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class LockRefused:
     """Why an execution could not be locked: finished, locked, blocked, early, missing."""
 
@@ -182,20 +208,24 @@ class Leases:
 
     def _send(self, root: str | None, name: str, script_keys: list[str], args: list[Any]) -> Any:
         """Run one write script (marking `root` dirty first when it may write outbox messages)."""
+        return self._send_many(root, [(name, script_keys, args)])[0]
+
+    def _send_many(self, root: str | None, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Run write scripts in order in one round trip; their replies."""
         deadline = time.monotonic() + self.resend_s
         pause = 0.05
         while True:
             try:
                 with map_redis_errors():
                     waiting = self.deliveries is not None and self.deliveries.pending
-                    if root is None and not waiting:
-                        return self.scripts(name, script_keys, args)
+                    if root is None and not waiting and len(calls) == 1:
+                        return [self.scripts(*calls[0])]
                     pipe = self.scripts.pipeline()
                     # Effects of writes accepted earlier ride along, ahead of this script.
                     carried = self.deliveries.carry(pipe) if self.deliveries is not None else None
                     if root is not None:
                         outbox.mark_dirty(pipe, root)
-                    position = pipe.script(name, script_keys, args)
+                    positions = [pipe.script(name, script_keys, args) for name, script_keys, args in calls]
                     try:
                         replies = pipe.execute()
                     except BaseException:
@@ -204,7 +234,7 @@ class Leases:
                         raise
                     if carried is not None:
                         carried.sent()
-                    return replies[position]
+                    return [replies[p] for p in positions]
             except StoreUnavailableError:
                 if time.monotonic() + pause > deadline:
                     raise
@@ -224,13 +254,16 @@ class Leases:
         unless_cancelled: bool = False,
         clear_timer: dict[str, Any] | None = None,
         parent_tail_after: str | None = None,
+        parent_commit: PendingCommit | None = None,
     ) -> list[Any]:
         """Write `finished` (fenced), answer the parent, then ack queue entries.
 
         With `unless_cancelled`, a cancellation requested while it ran wins: the
         execution finishes as cancelled and `outcome` is discarded. With
         `parent_tail_after` (a stream id), returns the parent's raw log entries
-        after it, else an empty list. Raises `FencedError` when the lease was lost.
+        after it, else an empty list. With `parent_commit`, the parent's held-back
+        commit that creates this execution is written first, in the same round
+        trip. Raises `FencedError` when a lease was lost.
         """
         state = lease.state
         eid = ExecutionId(state.id)
@@ -249,19 +282,34 @@ class Leases:
                 json.dumps(response_event(state.id, cancelled, join_set=js) if parent else {}),
             ]
         root = eid.root
-        reply = self._send(
-            root if parent else None,
+        finish = _Call(
             "finish",
             [keys.state(state.id), keys.log(state.id), keys.outbox(root),
              keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
             [write_id(), lease.owner, lease.version, now_ms(), json.dumps(finished), json.dumps(outcome.to_json()),
              state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or ""],
+            [],
         )  # fmt: skip
+        if parent_commit is None:
+            reply = self._send(root if parent else None, finish.name, finish.keys, finish.args)
+        else:
+            commit = self._commit_call(
+                parent_commit.lease, parent_commit.events, parent_commit.creates,
+                last_seen=parent_commit.last_seen, finished_inline=lease.id,
+            )  # fmt: skip
+            committed, reply = self._send_many(root, [_as_args(commit), _as_args(finish)])
+            _check(committed, parent_commit.lease)
+            if _status(reply) != "ok":
+                # Not expected (the child was created locked by us a moment ago),
+                # but then it must be recoverable like any pre-locked child.
+                self._after(root, [m for new in parent_commit.creates for m in _starts(new, now_ms())])
+            self._after(root, commit.messages)
         _check(reply, lease)
 
         def also(pipe: Any) -> None:
             _ack(pipe, entries)
-            pipe.zrem(keys.ACTIVE, state.id)
+            if parent_commit is None:
+                pipe.zrem(keys.ACTIVE, state.id)
             if clear_timer is not None:
                 pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
 
@@ -301,19 +349,49 @@ class Leases:
         `last_seen`: the new requests and any response appended by others in
         between, indexed from `first_index`.
         """
+        call = self._commit_call(lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields)
+        reply = self._send(lease.root if call.messages else None, call.name, call.keys, call.args)
+        _check(reply, lease)
+        self._after(lease.root, call.messages)
+        return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
+
+    def write_pending(self, pending: PendingCommit) -> list[Any]:
+        """Write a held-back commit on its own; the parent's raw log entries after its `last_seen`."""
+        call = self._commit_call(pending.lease, pending.events, pending.creates, last_seen=pending.last_seen)
+        reply = self._send(pending.lease.root, call.name, call.keys, call.args)
+        _check(reply, pending.lease)
+        self._after(pending.lease.root, call.messages)
+        return list(reply[1])
+
+    def _commit_call(
+        self,
+        lease: Lease,
+        events: list[tuple[str, dict[str, Any], int]],
+        creates: list[NewExecution],
+        *,
+        last_seen: str,
+        messages: list[str] = (),  # type: ignore[assignment]
+        state_fields: dict[str, str] | None = None,
+        finished_inline: str | None = None,
+    ) -> _Call:
+        """The commit script call; `finished_inline` is a child finished in the same round trip."""
         at = now_ms()
         children = [new for new in creates if ExecutionId(new.id).root == lease.root]
         elsewhere = [new for new in creates if ExecutionId(new.id).root != lease.root]
         create_specs = [
             {"created": json.dumps(new.created_event()), "fields": new.state_fields(at)} for new in children
         ]
-        starts = [m for new in children for m in (new.initial_message(), outbox.index_msg(new.id, at))]
+        starts = [
+            m
+            for new in children
+            for m in ([outbox.index_msg(new.id, at, finished=True)] if new.id == finished_inline else _starts(new, at))
+        ]
         starts += [
             outbox.create_msg(
                 new.id,
                 json.dumps(new.created_event()),
                 new.state_fields(at),
-                [new.initial_message(), outbox.index_msg(new.id, at)],
+                _starts(new, at),
                 wid=f"{lease.id}/{new.id}",
             )
             for new in elsewhere
@@ -328,15 +406,7 @@ class Leases:
         script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
         for new in children:
             script_keys += [keys.state(new.id), keys.log(new.id)]
-        reply = self._send(
-            lease.root if starts else None,
-            "commit",
-            script_keys,
-            [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen],
-        )
-        _check(reply, lease)
-        self._after(lease.root, starts)
-        return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
+        return _Call("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen], starts)
 
     def block(self, lease: Lease, seen_length: int) -> str:
         """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""
@@ -354,6 +424,19 @@ class Leases:
         return result
 
 
+def _starts(new: NewExecution, at: int) -> list[str]:
+    """A new execution's own outbox messages: queue it (or arm its recovery timer), index it."""
+    return [new.initial_message(), outbox.index_msg(new.id, at)]
+
+
+def _as_args(call: _Call) -> tuple[str, list[str], list[Any]]:
+    return call.name, call.keys, call.args
+
+
+def _status(reply: Any) -> str:
+    return reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+
+
 def _ack(pipe: Any, entries: list[QueueEntry]) -> None:
     for entry in entries:
         pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
@@ -361,7 +444,7 @@ def _ack(pipe: Any, entries: list[QueueEntry]) -> None:
 
 
 def _check(reply: Any, lease: Lease) -> None:
-    status = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+    status = _status(reply)
     if status in ("ok", "blocked", "requeued"):
         return
     if status == "conflict":

@@ -39,8 +39,10 @@ def timer_msg(at_ms: int, member: dict[str, Any]) -> str:
     return json.dumps({"op": "timer", "at": at_ms, "m": member, "n": os.urandom(4).hex()})
 
 
-def index_msg(execution_id: str, created_ms: int) -> str:
-    """Message: list a new execution in the `executions` and `active` indexes."""
+def index_msg(execution_id: str, created_ms: int, *, finished: bool = False) -> str:
+    """Message: list a new execution in the `executions` and (unless created `finished`) `active` indexes."""
+    if finished:
+        return json.dumps({"op": "index", "id": execution_id, "at": created_ms, "done": 1})
     return json.dumps({"op": "index", "id": execution_id, "at": created_ms})
 
 
@@ -74,7 +76,8 @@ def queue_effects(pipe: Pipeline, message: str) -> str | None:
         pipe.zadd(keys.TIMERS, {json.dumps(data["m"], sort_keys=True): data["at"]})
     elif op == "index":
         pipe.zadd(keys.EXECUTIONS, {data["id"]: data["at"]}, nx=True)
-        pipe.zadd(keys.ACTIVE, {data["id"]: data["at"]}, nx=True)
+        if not data.get("done"):
+            pipe.zadd(keys.ACTIVE, {data["id"]: data["at"]}, nx=True)
     elif op == "create":
         root = keys.root_of(data["id"])
         mark_dirty(pipe, root)

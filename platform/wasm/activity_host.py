@@ -1,14 +1,18 @@
-"""Run activity functions: a fresh instance per call, real WASI 0.2 and wasi:http.
+"""Run activity functions: a fresh instance per call (or a reused one, opt-in), real WASI 0.2 and wasi:http.
 
 The linker (the WASI and HTTP definitions) is built once per component and
-reused for every instance; each call gets a new store with its own limits,
-environment and captured stdout/stderr, so no state leaks between executions.
+reused for every instance. By default each call gets an instance nobody used
+before, with its own store, limits and environment, so no state leaks between
+executions; spares are made ahead of time in the background (see
+`instances`). With `reuse_instances` an instance that returned normally
+serves later calls too. Each call captures its own stdout and stderr.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +24,10 @@ from ..ffqn import Ffqn
 from ..wit.types import FunctionType
 from . import _wasmtime_fixes
 from .engine import deadline_ticks
-from .guest import call_function, find_function, summarize_trap
+from .guest import call_function, summarize_trap
+from .instances import InstanceSlot, OutputSwitch, Ready
 from .loader import LoadedComponent
-from .output import DEFAULT_OUTPUT_LIMIT, CapturedOutput, stderr_summary
+from .output import DEFAULT_OUTPUT_LIMIT, CapturedOutput, ReleaseTracker, stderr_summary
 
 _wasmtime_fixes.apply()  # see that module: variant lowering, per-thread host exceptions, fast list<u8>
 
@@ -43,12 +48,20 @@ class ActivityLimits:
     `timeout_ms` is enforced by epoch interruption (to within one epoch tick,
     when an `EpochTicker` advances the engine), `memory_bytes` by the store's
     limiter (a linear memory cannot grow past it); None means unlimited.
+    `reuse_instances` lets an instance that returned normally serve up to
+    `max_instance_uses` calls (see `instances` for what that shares).
     """
 
     timeout_ms: int | None = 60_000
     memory_bytes: int | None = 512 * 1024 * 1024
     env: Mapping[str, str] = field(default_factory=dict)
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    reuse_instances: bool = False
+    max_instance_uses: int = 1000
+
+    def slot_key(self) -> tuple[object, ...]:
+        """What an instance is made with: calls with equal keys may share instances."""
+        return (tuple(sorted(self.env.items())), self.memory_bytes, self.reuse_instances, self.max_instance_uses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +82,15 @@ class ActivityFailed(Exception):
 
 
 class ActivityHost:
-    """Calls exports of one activity component in fresh instances."""
+    """Calls exports of one activity component, each call in an instance of its own by default.
 
-    def __init__(self, loaded: LoadedComponent) -> None:
+    `background` closes used stores and makes `spares` instances ahead of
+    time per configuration; by default a thread of this host's own. A host
+    that keeps instances (spares, or reuse) must be closed with `close()`
+    before the interpreter exits: see `output` for why.
+    """
+
+    def __init__(self, loaded: LoadedComponent, background: ThreadPoolExecutor | None = None, *, spares: int = 0) -> None:
         self.loaded = loaded
         self.linker = Linker(loaded.engine)
         try:
@@ -79,47 +98,92 @@ class ActivityHost:
             self.linker.add_wasi_http()
         except WasmtimeError as exc:
             raise ComponentError(f"cannot set up WASI for component {loaded.digest}: {exc}") from None
+        self._spares = spares
+        self._own_background = background is None
+        self._background = background or ThreadPoolExecutor(1, thread_name_prefix="dolmen-instances")
+        self._slots: dict[tuple[object, ...], InstanceSlot] = {}
 
     def call(self, ffqn: Ffqn, fn: FunctionType, params: list[Any], limits: ActivityLimits) -> ActivityOutcome:
-        """Instantiate, call `ffqn` with canonical JSON params, return its JSON result.
+        """Call `ffqn` with canonical JSON params in a ready instance, return its JSON result.
 
         Raises `ActivityFailed` for traps, timeouts and components that cannot
         be instantiated, and `ComponentError` when `ffqn` is not exported.
         """
         output = CapturedOutput(limits.output_limit)
-        store = Store(self.loaded.engine)
+        slot = self._slot(limits)
         failure: ExecutionError | None = None
         result: Any = None
         try:
-            wasi = WasiConfig()
-            wasi.env = [(k, v) for k, v in limits.env.items()]
-            output.attach(wasi)
-            store.set_wasi(wasi)
-            store.set_wasi_http()
-            if limits.memory_bytes is not None:
-                store.set_limits(memory_size=limits.memory_bytes)
-            store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
+            ready = slot.take()
+        except WasmtimeError as exc:
+            failure = self._instantiation_failure(exc)
+        else:
+            ok = False
+            ready.output.target = output.write
+            ready.store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
             try:
-                instance = self.linker.instantiate(store, self.loaded.component)
-            except WasmtimeError as exc:
-                failure = self._instantiation_failure(exc)
-            else:
-                func = find_function(store, instance, ffqn)
-                try:
-                    result = call_function(store, func, fn, params, timeout_ms=limits.timeout_ms)
-                except ExecutionError as exc:
-                    failure = exc
-        finally:
-            # Free the store now rather than when the garbage collector gets
-            # to it (a failure's traceback keeps it alive), and wait until
-            # wasmtime has released the output callbacks: see `output`.
-            store.close()
-            output.wait_released()
+                result = call_function(ready.store, ready.func(ffqn), fn, params, timeout_ms=limits.timeout_ms)
+                ok = True
+            except ExecutionError as exc:
+                failure = exc
+            finally:
+                if ok:
+                    slot.give_back(ready, ok=True)
+                else:
+                    # Closed here, not in the background: a trap's last output
+                    # must be captured before it is read below.
+                    slot.discard(ready)
         if failure is not None:
             failure.message = _explain(failure.message, output, limits)
             failure.args = (failure.message,)
             raise ActivityFailed(failure, output.text())
         return ActivityOutcome(result, output.text())
+
+    def close(self) -> None:
+        """Free the idle instances (and this host's background thread)."""
+        for slot in list(self._slots.values()):
+            slot.close()
+        if self._own_background:
+            self._background.shutdown(wait=True)
+
+    def _slot(self, limits: ActivityLimits) -> InstanceSlot:
+        key = limits.slot_key()
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots.setdefault(
+                key,
+                InstanceSlot(
+                    lambda: self._instantiate(limits),
+                    self._background,
+                    spares=self._spares,
+                    reuse=limits.reuse_instances,
+                    max_uses=limits.max_instance_uses,
+                ),
+            )
+        return slot
+
+    def _instantiate(self, limits: ActivityLimits) -> Ready:
+        """A new store with this component instantiated under `limits` (raises `WasmtimeError`)."""
+        store = Store(self.loaded.engine)
+        released = ReleaseTracker()
+        output = OutputSwitch(released)
+        try:
+            wasi = WasiConfig()
+            wasi.env = [(k, v) for k, v in limits.env.items()]
+            wasi.stdout_custom = output.stdout
+            wasi.stderr_custom = output.stderr
+            store.set_wasi(wasi)
+            store.set_wasi_http()
+            if limits.memory_bytes is not None:
+                store.set_limits(memory_size=limits.memory_bytes)
+            # Start functions run at instantiation; a spare's clock starts again at its call.
+            store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
+            instance = self.linker.instantiate(store, self.loaded.component)
+        except BaseException:
+            store.close()
+            released.wait()
+            raise
+        return Ready(store, instance, output, released)
 
     def _instantiation_failure(self, exc: WasmtimeError) -> ExecutionError:
         text = str(exc).strip()

@@ -92,6 +92,15 @@ class CapturedOutput:
 
         return self._tracker.track(write)
 
+    def write(self, stream: str, data: bytes) -> None:
+        """Append `data` to `stream` ("stdout" or "stderr"), within the limit (an `OutputSwitch` target)."""
+        buffer = self.stdout if stream == "stdout" else self.stderr
+        room = self.limit - len(buffer)
+        if len(data) > room:
+            self.truncated = True
+            data = data[: max(room, 0)]
+        buffer.extend(data)
+
     def attach(self, wasi: WasiConfig) -> None:
         """Send the guest's stdout and stderr here."""
         wasi.stdout_custom = self.writer(self.stdout)

@@ -27,7 +27,7 @@ from ..runner.components import ComponentProvider
 from ..runner.retry import Finish, RetryAt, after_failure
 from ..store.deployments import RevisionCache
 from ..store.executions import ExecutionStore, NewExecution, now_ms
-from ..store.leases import Lease, Leases, QueueEntry
+from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store import outbox
 from ..store.records import ATTEMPT_FAILED, ATTEMPT_LOST, CHILD_SUBMITTED, DELAY_REQUESTED, RESPONSE, Event, Failure, Outcome
 from .context import RunContext, Target, Unload
@@ -45,9 +45,21 @@ class LiveDriver:
         self.lease = lease
         self.config = config
         self.eager: list[NewExecution] = []
+        # A commit whose only child runs inline next: written with the child's result.
+        self.held: PendingCommit | None = None
 
     def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
+        self.write_held(ctx)
         last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+        if (
+            self.held is None
+            and len(creates) == 1
+            and creates[0].locked_by is not None
+            and not any(event_type == DELAY_REQUESTED for event_type, _, _ in events)
+        ):
+            self.held = PendingCommit(self.lease, events, creates, last)
+            self.eager.append(creates[0])
+            return []
         timers = [
             outbox.timer_msg(
                 data["until"],
@@ -76,21 +88,40 @@ class LiveDriver:
             return None
         return eager
 
-    def _run_eager(self, ctx: RunContext) -> list[Event]:
-        """Run the pre-locked children; returns the log entries that arrived meanwhile."""
+    def _run_eager(self, ctx: RunContext) -> list[Event] | None:
+        """Run the pre-locked children; the log entries that arrived meanwhile, None if none ran.
+
+        A held commit is written with its child's result: its entries, our own
+        requests among them, go into the replay as appended by us.
+        """
         run_inline = self.executor.run_inline
+        if not self.eager or run_inline is None:
+            return None
         last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
         entries: list[Any] = []
-        while self.eager and run_inline is not None:
-            got = run_inline(self.eager.pop(0), last)
+        while self.eager:
+            held, self.held = self.held, None
+            got = run_inline(self.eager.pop(0), last, held)
+            if held is not None:
+                ctx.replay.appended([Event.from_stream(ctx.replay.length + i, sid, f) for i, (sid, f) in enumerate(got)])
+                if got:
+                    last = got[-1][0].decode() if isinstance(got[-1][0], bytes) else got[-1][0]
+                continue
             if got:
                 entries += got
                 last = got[-1][0].decode() if isinstance(got[-1][0], bytes) else got[-1][0]
         return [Event.from_stream(ctx.replay.length + i, sid, fields) for i, (sid, fields) in enumerate(entries)]
 
+    def write_held(self, ctx: RunContext) -> None:
+        """Write a held commit on its own (its child will not run inline after all)."""
+        held, self.held = self.held, None
+        if held is not None:
+            got = self.executor.leases.write_pending(held)
+            ctx.replay.appended([Event.from_stream(ctx.replay.length + i, sid, f) for i, (sid, f) in enumerate(got)])
+
     def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
         arrived = self._run_eager(ctx)
-        if arrived:
+        if arrived is not None:
             return arrived
         soon = not_before is None or not_before - now_ms() < self.config.blocking_timeout_ms
         # Each workflow waiting in memory holds a worker thread: past the cap the
@@ -136,7 +167,7 @@ class WorkflowExecutor:
         provider: ComponentProvider,
         revisions: RevisionCache,
         lost: Callable[[str], bool],
-        run_inline: Callable[[NewExecution, str], list[Any]] | None = None,
+        run_inline: Callable[[NewExecution, str, PendingCommit | None], list[Any]] | None = None,
         eager: tuple[str, int] | None = None,
         max_waiting: int = 8,
     ) -> None:
@@ -147,9 +178,13 @@ class WorkflowExecutor:
         self.lost = lost
         self.run_inline = run_inline
         self.eager = eager if run_inline is not None else None
-        self.sandbox = WorkflowSandbox()
+        self.sandbox = WorkflowSandbox(spares=1)
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))
+
+    def close(self) -> None:
+        """Free the spare instances."""
+        self.sandbox.close()
 
     def run(self, lease: Lease, entries: list[QueueEntry]) -> None:
         state = lease.state

@@ -29,10 +29,12 @@ def ticker() -> Iterator[EpochTicker]:
 
 
 @pytest.fixture(scope="module")
-def faults(faults_guest: LoadedComponent, ticker: EpochTicker) -> ActivityHost:
+def faults(faults_guest: LoadedComponent, ticker: EpochTicker) -> Iterator[ActivityHost]:
     """An activity host for the faults component, its engine ticked."""
     ticker.add(faults_guest.engine)
-    return ActivityHost(faults_guest)
+    host = ActivityHost(faults_guest, spares=1)
+    yield host
+    host.close()
 
 
 def call(host: ActivityHost, function: str, params: list[Any], **limits: Any) -> ActivityOutcome:
@@ -163,3 +165,35 @@ def test_process_exits_cleanly_after_a_trap(faults_guest: LoadedComponent) -> No
             timeout=60,
         )
         assert proc.returncode == 3, proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ instances
+
+
+def test_every_call_gets_a_fresh_instance_by_default(faults: ActivityHost) -> None:
+    """Spares are made ahead of time, but no instance ever serves a second call."""
+    assert [call(faults, "count", []).result for _ in range(4)] == [1, 1, 1, 1]
+
+
+def test_reused_instances_keep_state_and_capture_each_calls_output(faults: ActivityHost) -> None:
+    """With reuse an instance serves later calls (its globals carry over); each call gets its own output."""
+    outcomes = [call(faults, "count", [], reuse_instances=True) for _ in range(3)]
+    assert [o.result for o in outcomes] == [1, 2, 3]
+    assert [o.output for o in outcomes] == [{"stdout": f"call {n}\n"} for n in (1, 2, 3)]
+
+
+def test_reused_instance_is_dropped_after_a_trap_and_after_max_uses(faults: ActivityHost) -> None:
+    """A trap or timeout ends an instance; so does its last allowed use."""
+    limits = {"reuse_instances": True, "max_instance_uses": 3, "env": {"SLOT": "trap"}}
+    assert [call(faults, "count", [], **limits).result for _ in range(2)] == [1, 2]
+    failure(faults, "fail", ["boom"], **limits)  # the instance that counted 2 served this one and trapped
+    assert [call(faults, "count", [], **limits).result for _ in range(4)] == [1, 2, 3, 1]
+    failure(faults, "spin", [], timeout_ms=50, **limits)
+    assert call(faults, "count", [], **limits).result == 1
+
+
+def test_reuse_is_per_environment(faults: ActivityHost) -> None:
+    """Calls with another environment (another revision's `env`) never share an instance."""
+    assert call(faults, "env", ["WHO"], reuse_instances=True, env={"WHO": "a"}).result == "a"
+    assert call(faults, "env", ["WHO"], reuse_instances=True, env={"WHO": "b"}).result == "b"
+    assert call(faults, "env", ["WHO"], reuse_instances=True, env={"WHO": "a"}).result == "a"

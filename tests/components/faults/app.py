@@ -7,6 +7,8 @@ import sys
 from componentize_py_types import Err
 from wit_world import exports
 
+_calls = 0
+
 
 class Faults(exports.Faults):
     def fail(self, message: str) -> str:
@@ -38,3 +40,9 @@ class Faults(exports.Faults):
 
     def env(self, name: str) -> str | None:
         return os.environ.get(name)
+
+    def count(self) -> int:
+        global _calls
+        _calls += 1
+        print(f"call {_calls}")
+        return _calls

@@ -68,6 +68,15 @@ def test_defaults_apply_when_keys_are_left_out() -> None:
     (comp,) = spec.components
     assert (comp.upgrade, comp.blocking, comp.timeout_ms, comp.retry) == ("verified", "in-memory", 60_000, RetryPolicy())
     assert comp.template().digest == "" and comp.template().name == "a"
+    assert (comp.instances, comp.max_instance_uses) == ("fresh", 1000)
+
+
+def test_activity_instances_may_be_reused() -> None:
+    """`instances: reuse` with a use limit reaches the component's config."""
+    spec = parse("name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: reuse, max_instance_uses: 50}\n")
+    config = spec.components[0].template()
+    assert (config.instances, config.max_instance_uses) == ("reuse", 50)
+    assert type(config).from_json(config.to_json()) == config
 
 
 @pytest.mark.parametrize(
@@ -120,6 +129,9 @@ BAD_CASES = [
     ("duplicate key", "name: x\nname: y\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n", ["shop.yaml:2: name: key 'name' appears twice"]),
     ("workflow with env", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, env: {A: b}}\n", ["components[0].env: workflows get no environment variables"]),
     ("activity with upgrade", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, upgrade: force}\n", ["components[0].upgrade: 'upgrade' applies to workflows only"]),
+    ("workflow with instances", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, instances: reuse}\n", ["components[0].instances: 'instances' applies to activities only"]),
+    ("bad instances", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: pooled}\n", ["components[0].instances: 'pooled' is not one of: fresh, reuse"]),
+    ("bad uses", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, max_instance_uses: 0}\n", ["components[0].max_instance_uses: must be at least 1"]),
     ("bad policy", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, upgrade: sometimes}\n", ["components[0].upgrade: 'sometimes' is not one of: verified, pinned, force"]),
     ("bad reference", "name: x\ncomponents:\n  - {name: a, kind: activity, source: \"oci://127.0.0.1:5000/Shop\"}\n", ["components[0].source: 'oci://127.0.0.1:5000/Shop'", "not a valid repository name"]),
     ("other scheme", "name: x\ncomponents:\n  - {name: a, kind: activity, source: \"https://x/a.wasm\"}\n", ["neither an oci:// reference nor a file path"]),

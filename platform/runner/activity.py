@@ -56,7 +56,10 @@ class ActivityExecutor:
         else:
             committed = held.written()  # it ran long: written meanwhile
         if isinstance(attempted.decision, Finish):
-            return self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=held.last_seen)
+            # The tail after `last_seen` holds the request and the response; a refused
+            # finish returns none, and the parent still learns of its written request.
+            tail = self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=held.last_seen)
+            return tail or committed
         return committed + self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=None)
 
     def _attempt(self, state: ExecutionState) -> _Attempted:

@@ -301,8 +301,10 @@ class Leases:
             _check(committed, parent_commit.lease)
             if _status(reply) != "ok":
                 # Not expected (the child was created locked by us a moment ago),
-                # but then it must be recoverable like any pre-locked child.
-                self._after(root, [m for new in parent_commit.creates for m in _starts(new, now_ms())])
+                # but then it must be recoverable like any pre-locked child, and
+                # the parent must know its request was written.
+                self._after(root, [m for new in parent_commit.creates for m in _starts(new, now_ms())] + commit.messages)
+                return list(committed[1])
             self._after(root, commit.messages)
         _check(reply, lease)
 

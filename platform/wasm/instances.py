@@ -50,19 +50,32 @@ class OutputSwitch:
     """
 
     def __init__(self, tracker: ReleaseTracker) -> None:
+        # The callbacks hold the holder, never this object: a reference cycle
+        # through them would keep them alive until the cyclic garbage collector
+        # runs, and `ReleaseTracker.wait` would wait for that.
+        holder = self._holder = _Holder()
+        self.stdout = tracker.track(lambda data: holder.write("stdout", data))
+        self.stderr = tracker.track(lambda data: holder.write("stderr", data))
+
+    @property
+    def target(self) -> Callable[[str, bytes], None] | None:
+        return self._holder.target
+
+    @target.setter
+    def target(self, target: Callable[[str, bytes], None] | None) -> None:
+        self._holder.target = target
+
+
+class _Holder:
+    __slots__ = ("target",)
+
+    def __init__(self) -> None:
         self.target: Callable[[str, bytes], None] | None = None
-        self.stdout = tracker.track(self._stdout)
-        self.stderr = tracker.track(self._stderr)
 
-    def _stdout(self, data: bytes) -> None:
+    def write(self, stream: str, data: bytes) -> None:
         target = self.target
         if target is not None:
-            target("stdout", bytes(data))
-
-    def _stderr(self, data: bytes) -> None:
-        target = self.target
-        if target is not None:
-            target("stderr", bytes(data))
+            target(stream, bytes(data))
 
 
 @dataclass(eq=False)

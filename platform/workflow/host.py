@@ -145,7 +145,8 @@ class WorkflowLinker:
             def submit_delay(store: Any, handle: Any, duration_ms: int) -> str:
                 return _ctx().submit_delay(handle.to_host(store).rep, duration_ms)
 
-            join_next_type = fns["join-next"].result
+            # A component imports only the host functions its code uses.
+            join_next_type = fns["join-next"].result if "join-next" in fns else None
 
             def join_next(store: Any, handle: Any) -> Any:
                 event = _ctx().join_next(handle.to_host(store).rep)

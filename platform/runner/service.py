@@ -28,6 +28,7 @@ from ..store.connection import connect, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
 from ..store.executions import ExecutionStore, NewExecution, now_ms
+from ..store.group import GroupCommit
 from ..store.leases import Lease, Leases, LockRefused, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
@@ -61,7 +62,8 @@ class Runner:
         scripts = Scripts(self.client)
         self.deliveries = Deliveries(scripts)
         self.store = ExecutionStore(self.client, scripts, self.deliveries)
-        self.leases = Leases(self.client, scripts, deliveries=self.deliveries)
+        group = GroupCommit(scripts, self.deliveries) if os.environ.get("DOLMEN_GROUP_COMMIT", "1") != "0" else None
+        self.leases = Leases(self.client, scripts, deliveries=self.deliveries, group=group)
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)

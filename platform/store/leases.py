@@ -22,6 +22,7 @@ from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors
 from .deliveries import Deliveries, carry_out
+from .group import GroupCommit
 from .executions import NewExecution, now_ms, response_event
 from .records import Event, ExecutionState, Failure, Outcome
 from .scripts import Scripts, write_id
@@ -102,12 +103,15 @@ class Leases:
         *,
         resend_s: float = 30.0,
         deliveries: Deliveries | None = None,
+        group: GroupCommit | None = None,
     ) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
         self.resend_s = resend_s
         # Effects of accepted writes go to this write-behind thread when given.
         self.deliveries = deliveries
+        # Writes of concurrent threads share pipelines when given (see `group`).
+        self.group = group
         self._groups: set[str] = set()
 
     # ----------------------------------------------------------------- queues
@@ -216,6 +220,8 @@ class Leases:
         pause = 0.05
         while True:
             try:
+                if self.group is not None:
+                    return self.group.send(root, calls)
                 with map_redis_errors():
                     waiting = self.deliveries is not None and self.deliveries.pending
                     if root is None and not waiting and len(calls) == 1:

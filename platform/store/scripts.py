@@ -72,15 +72,22 @@ class Pipeline:
         self._count += 1
         return self._count - 1
 
-    def execute(self) -> list[Any]:
-        """Run the pipeline; script calls that hit NOSCRIPT are reloaded and repeated."""
+    def execute(self, *, raise_errors: bool = True) -> list[Any]:
+        """Run the pipeline; script calls that hit NOSCRIPT are reloaded and repeated.
+
+        With `raise_errors=False`, a command's error is its result instead of raised.
+        """
         results = self.pipe.execute(raise_on_error=False)
         for position, (name, keys, args) in self._calls.items():
             if _is_noscript(results[position]):
-                results[position] = self.scripts(name, keys, args)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
+                try:
+                    results[position] = self.scripts(name, keys, args)
+                except ResponseError as exc:
+                    results[position] = exc
+        if raise_errors:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
         return results
 
 

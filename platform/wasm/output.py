@@ -4,8 +4,8 @@ wasmtime calls a WASI output callback from its own runtime threads, and it
 releases the callback from one of those threads some time after the store is
 closed. A callback released while the interpreter shuts down makes that thread
 exit in the middle of Rust code, which aborts the whole process (exit 134):
-after closing a store, wait for its callbacks with `ReleaseTracker.wait` (or
-`CapturedOutput.wait_released`) before going on.
+after closing a store, wait for its callbacks with `ReleaseTracker.wait`
+before going on.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmtime import WasiConfig
 
 DEFAULT_OUTPUT_LIMIT = 64 * 1024
 
@@ -71,44 +70,24 @@ class _Tracked:
 
 @dataclass(slots=True)
 class CapturedOutput:
-    """The guest's stdout and stderr, each bounded to `limit` bytes."""
+    """The guest's stdout and stderr of one call, each bounded to `limit` bytes.
+
+    Fed by an instance's `OutputSwitch` (see `instances`) through `write`.
+    """
 
     limit: int = DEFAULT_OUTPUT_LIMIT
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     truncated: bool = False
-    _tracker: ReleaseTracker = field(default_factory=ReleaseTracker, repr=False)
-
-    def writer(self, buffer: bytearray) -> Callable[[bytes], Any]:
-        """A callback for `WasiConfig.stdout_custom`/`stderr_custom` writing into `buffer`."""
-
-        def write(data: bytes) -> None:
-            room = self.limit - len(buffer)
-            chunk = bytes(data)
-            if len(chunk) > room:
-                self.truncated = True
-                chunk = chunk[: max(room, 0)]
-            buffer.extend(chunk)
-
-        return self._tracker.track(write)
 
     def write(self, stream: str, data: bytes) -> None:
-        """Append `data` to `stream` ("stdout" or "stderr"), within the limit (an `OutputSwitch` target)."""
+        """Append `data` to `stream` ("stdout" or "stderr"), within the limit."""
         buffer = self.stdout if stream == "stdout" else self.stderr
         room = self.limit - len(buffer)
         if len(data) > room:
             self.truncated = True
             data = data[: max(room, 0)]
         buffer.extend(data)
-
-    def attach(self, wasi: WasiConfig) -> None:
-        """Send the guest's stdout and stderr here."""
-        wasi.stdout_custom = self.writer(self.stdout)
-        wasi.stderr_custom = self.writer(self.stderr)
-
-    def wait_released(self, timeout: float = 2.0) -> bool:
-        """After the store is closed: wait until wasmtime has let go of the callbacks."""
-        return self._tracker.wait(timeout)
 
     def text(self) -> dict[str, str]:
         """The non-empty streams, decoded."""

@@ -46,17 +46,14 @@ def test_other_stderr_keeps_its_last_lines_without_runtime_noise() -> None:
     assert stderr_summary(b"\n \n") is None
 
 
-def test_writers_are_bounded_and_released_counts() -> None:
-    """Writers append up to the limit, flag truncation, and `wait_released` returns once they are gone."""
+def test_captured_output_is_bounded_per_stream() -> None:
+    """Writes append up to the limit of each stream and flag truncation."""
     output = CapturedOutput(limit=5)
-    out = output.writer(output.stdout)
-    out(b"abc")
-    out(b"defg")
+    output.write("stdout", b"abc")
+    output.write("stdout", b"defg")
+    output.write("stderr", b"xy")
     assert output.stdout == b"abcde" and output.truncated
-    assert output.text() == {"stdout": "abcde"}
-    assert not output.wait_released(timeout=0.05)  # `out` is still referenced
-    del out
-    assert output.wait_released(timeout=1)
+    assert output.text() == {"stdout": "abcde", "stderr": "xy"}
 
 
 def test_release_tracker_waits_for_wrapped_callbacks() -> None:

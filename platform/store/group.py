@@ -1,0 +1,133 @@
+"""Group commit: the write scripts of a process's threads, sent together.
+
+A runner's worker threads each write a few scripts per execution (lock,
+commit, finish). Sent one by one, every script costs a round trip and its
+share of redis-py work, socket calls and GIL hand-offs. Here the first
+writer to arrive becomes the leader: it sends everything queued (its own
+write included) as one pipeline, hands each waiting writer its reply, and
+passes the lead on to a writer that queued meanwhile, so no writer serves
+others for longer than one batch. A lone writer pays nothing extra: it
+leads a batch of one. This is the classic group commit of databases (e.g.
+PostgreSQL's commit_delay, without the delay).
+
+Scripts in one batch run in queue order, each as its own atomic script:
+batching changes no write's meaning, only how many round trips carry them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from . import outbox
+from .connection import map_redis_errors
+from .deliveries import Deliveries
+from .scripts import Scripts
+
+Call = tuple[str, list[str], list[Any]]
+
+# Bounds one pipeline (and so how long one leader serves others).
+MAX_BATCH = 64
+
+
+class _Write:
+    __slots__ = ("root", "calls", "done", "replies", "error", "lead")
+
+    def __init__(self, root: str | None, calls: list[Call]) -> None:
+        self.root = root
+        self.calls = calls
+        self.done = threading.Event()
+        self.replies: list[Any] = []
+        self.error: BaseException | None = None
+        self.lead = False
+
+    def result(self) -> list[Any]:
+        if self.error is not None:
+            raise self.error
+        return self.replies
+
+
+class GroupCommit:
+    """Sends concurrent writes (lists of script calls) in shared pipelines.
+
+    `send(root, calls)` returns the replies of `calls` in order, or raises
+    what sending them raised (a `StoreError`: the caller may re-send, the
+    write ids make that safe). `root`, when given, is marked dirty first (see
+    `outbox`). Effects queued in `deliveries` ride along.
+    """
+
+    def __init__(self, scripts: Scripts, deliveries: Deliveries | None = None) -> None:
+        self.scripts = scripts
+        self.deliveries = deliveries
+        self._queue: deque[_Write] = deque()
+        self._lock = threading.Lock()
+        self._busy = False
+        self.batches = 0
+        self.writes = 0
+
+    def send(self, root: str | None, calls: list[Call]) -> list[Any]:
+        write = _Write(root, calls)
+        with self._lock:
+            self._queue.append(write)
+            leading = not self._busy
+            self._busy = True
+        if not leading:
+            write.done.wait()
+            if not write.lead:
+                return write.result()
+            write.done.clear()  # woken to lead: the write itself is still queued
+        # Lead: send batches until our own write is done, then pass the lead on.
+        while not write.done.is_set():
+            with self._lock:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
+            self._send(batch)
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._busy = False
+        return write.result()
+
+    def _send(self, batch: list[_Write]) -> None:
+        carried = None
+        try:
+            with map_redis_errors():
+                pipe = self.scripts.pipeline()
+                carried = self.deliveries.carry(pipe) if self.deliveries is not None else None
+                positions: list[list[int]] = []
+                for write in batch:
+                    if write.root is not None:
+                        outbox.mark_dirty(pipe, write.root)
+                    positions.append([pipe.script(name, keys, args) for name, keys, args in write.calls])
+                results = pipe.execute(raise_errors=False)
+        except BaseException as exc:  # noqa: BLE001 - handed to every writer of the batch
+            if carried is not None:
+                carried.failed()
+            for write in batch:
+                write.error = exc
+                write.done.set()
+            return
+        if carried is not None:
+            carried.sent()
+        self.batches += 1
+        self.writes += len(batch)
+        for write, where in zip(batch, positions):
+            replies = [results[p] for p in where]
+            failed = next((r for r in replies if isinstance(r, Exception)), None)
+            if failed is not None:
+                write.error = _translated(failed)
+            write.replies = replies
+            write.done.set()
+
+
+def _translated(error: Exception) -> BaseException:
+    """A redis-py error from one reply as the `StoreError` `map_redis_errors` makes of it."""
+    try:
+        with map_redis_errors():
+            raise error
+    except BaseException as translated:  # noqa: BLE001 - returned, not swallowed
+        return translated
+    return error

@@ -1,0 +1,72 @@
+"""Group commit: concurrent writes share pipelines and each gets its own reply or error."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import redis
+
+from dolmen.platform.errors import StoreError
+from dolmen.platform.store.group import GroupCommit
+from dolmen.platform.store.scripts import Scripts
+
+
+def test_concurrent_writes_each_get_their_own_replies_in_fewer_pipelines(redis_url: str) -> None:
+    """64 threads write 20 times each; every reply belongs to its own call, and batches formed."""
+    client = redis.Redis.from_url(redis_url)
+    group = GroupCommit(Scripts(client))
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(20):
+                key = f"test:group:{n}"
+                # zrem_unchanged on a missing member answers 0: a real script, a known reply.
+                (reply,) = group.send(None, [("zrem_unchanged", [key], [f"m{i}", "1"])])
+                assert reply == 0
+                client.set(f"test:group:plain{n}", i)  # other traffic between writes
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert group.writes == 64 * 20
+    assert group.batches < group.writes  # some writes shared a pipeline
+
+
+def test_one_failed_call_fails_only_its_own_write(redis_url: str) -> None:
+    """A script refused by the server (wrong key type) fails its writer, not the batch."""
+    client = redis.Redis.from_url(redis_url)
+    client.set("test:group:string", "x")
+    group = GroupCommit(Scripts(client))
+    results: dict[str, Any] = {}
+
+    def good() -> None:
+        results["good"] = group.send(None, [("zrem_unchanged", ["test:group:zset"], ["m", "1"])])
+
+    def bad() -> None:
+        try:
+            group.send(None, [("zrem_unchanged", ["test:group:string"], ["m", "1"])])
+        except StoreError as exc:
+            results["bad"] = exc
+
+    threads = [threading.Thread(target=f) for f in (good, bad, good)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["good"] == [0]
+    assert isinstance(results["bad"], StoreError) and "WRONGTYPE" in str(results["bad"])
+
+
+def test_an_unreachable_store_fails_every_waiting_writer(redis_url: str) -> None:
+    """A connection error reaches each writer of the batch as StoreError (they re-send by write id)."""
+    group = GroupCommit(Scripts(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)))
+    with pytest.raises(StoreError):
+        group.send(None, [("zrem_unchanged", ["k"], ["m", "1"])])

@@ -12,6 +12,15 @@
 4. Every call of a host function read its parameter and result types again
    through the C API (a quarter of a workflow's replay time). The patched
    callback reads them once per host function.
+5. Composite types read their member types through the C API at every
+   conversion (`cases`, `ok`/`err`, `payload`, `elements`, `fields`,
+   `element`, each a new Python object), and variant-like types worked out
+   again whether they are tagged: lowering a workflow's `-await-next`
+   answer took several dozen such C calls. A type never changes, so each
+   one keeps the answers on itself; with (4) a host function's types then
+   live as long as the linker. Concurrent callers may both compute an
+   answer; the first one stored (`dict.setdefault`, atomic) is the one
+   every thread uses.
 
 The variant lowering in detail:
 
@@ -43,6 +52,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Callable
 from ctypes import byref
 from typing import Any
 
@@ -67,63 +77,100 @@ from wasmtime.component import (
     EnumType,
     FlagsType,
     ListType,
+    OptionType,
     OwnType,
     Record,
     RecordType,
     ResourceAny,
     ResourceHost,
+    ResultType,
     String,
     TupleType,
     ValType,
     Variant,
+    VariantType,
 )
 from wasmtime.component._types import VariantLikeType
 
 _INTS = (S8, S16, S32, S64, U8, U16, U32, U64)
 _ORIGINAL_LOWER = VariantLikeType._lower  # pyright: ignore[reportPrivateUsage]
+_ORIGINAL_TAGGED = VariantLikeType._tagged  # pyright: ignore[reportPrivateUsage]
 
 
 def accepts(ty: ValType | None, value: Any) -> bool:
     """Whether `value` is the Python form wasmtime-py uses for type `ty` (None: no payload)."""
+    return _case_test(ty)(value)
+
+
+def _case_test(ty: ValType | None) -> Callable[[Any], bool]:
+    """The exact test of `accepts` for one type, with the type's structure read once."""
     if ty is None:
-        return value is None
+        return _is_none
     if isinstance(ty, Bool):
-        return type(value) is bool
+        return _is_bool
     if isinstance(ty, _INTS):
-        return isinstance(value, int) and not isinstance(value, bool)
+        return _is_int
     if isinstance(ty, (F32, F64)):
-        return isinstance(value, float)
+        return _instance_of(float)
     if isinstance(ty, (Char, String, EnumType)):
-        return isinstance(value, str)
+        return _instance_of(str)
     if isinstance(ty, ListType):
-        return isinstance(value, bytes if isinstance(ty.element, U8) else list)
+        return _instance_of(bytes if isinstance(ty.element, U8) else list)
     if isinstance(ty, RecordType):
-        return isinstance(value, Record)
+        return _instance_of(Record)
     if isinstance(ty, TupleType):
-        return isinstance(value, tuple)
+        return _instance_of(tuple)
     if isinstance(ty, FlagsType):
-        return isinstance(value, set)
+        return _instance_of(set)
     if isinstance(ty, VariantLikeType):
         if ty._tagged():  # pyright: ignore[reportPrivateUsage]
-            return isinstance(value, Variant)
-        return any(accepts(case, value) for _, case in ty._cases())  # pyright: ignore[reportPrivateUsage]
+            return _instance_of(Variant)
+        tests = tuple(_case_test(case) for _, case in ty._cases())  # pyright: ignore[reportPrivateUsage]
+        return lambda value: any(test(value) for test in tests)
     if isinstance(ty, (OwnType, BorrowType)):
-        return isinstance(value, (ResourceAny, ResourceHost))
+        return _instance_of((ResourceAny, ResourceHost))
     classes: set[type] = set()
     ty.add_classes(classes)
-    return isinstance(value, tuple(classes))
+    return _instance_of(tuple(classes))
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_bool(value: Any) -> bool:
+    return type(value) is bool
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _instance_of(classes: type | tuple[type, ...]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, classes)
+
+
+# How `_lower` goes about a type: whether it is tagged, and its cases with, when
+# it is not, the test that picks each one.
+_LowerPlan = tuple[bool, tuple[tuple[str, "ValType | None", "Callable[[Any], bool] | None"], ...]]
+
+
+def _lower_plan(ty: VariantLikeType) -> _LowerPlan:
+    tagged = ty._tagged()  # pyright: ignore[reportPrivateUsage]
+    cases = ty._cases()  # pyright: ignore[reportPrivateUsage]
+    return tagged, tuple((name, case, None if tagged else _case_test(case)) for name, case in cases)
 
 
 def _lower(self: VariantLikeType, store: Any, val: Any) -> tuple[str, Any]:
     """`VariantLikeType._lower` with an exact case test for untagged values."""
-    tagged = self._tagged()  # pyright: ignore[reportPrivateUsage]
+    tagged, cases = _remembered(self, "_dolmen_lower", _lower_plan)
     if tagged and not isinstance(val, Variant):
         raise TypeError("expected Variant type")
-    for name, ty in self._cases():  # pyright: ignore[reportPrivateUsage]
-        if tagged:
+    for name, ty, test in cases:
+        if test is None:
             if name != val.tag:
                 continue
-        elif not accepts(ty, val):
+        elif not test(val):
             continue
         if ty is None:
             return (name, None)
@@ -131,6 +178,63 @@ def _lower(self: VariantLikeType, store: Any, val: Any) -> tuple[str, Any]:
         ty.convert_to_c(store, val.payload if tagged else val, ctypes.pointer(raw))
         return (name, ffi.wasmtime_component_val_new(byref(raw)))
     raise ValueError("value not valid for this variant")
+
+
+# ------------------------------------------------- type structure, read once
+
+_MISSING = object()
+
+
+def _remembered(ty: Any, key: str, compute: Callable[[Any], Any]) -> Any:
+    """`compute(ty)`, kept on `ty` under `key`; concurrent first calls all get the value stored first."""
+    value = ty.__dict__.get(key, _MISSING)
+    if value is _MISSING:
+        value = ty.__dict__.setdefault(key, compute(ty))
+    return value
+
+
+def _remembering_property(cls: type, name: str, copy: bool) -> property:
+    """`cls.name` (a property reading the C API) read once per type object; lists handed out as copies."""
+    original = cls.__dict__[name]
+    if getattr(original.fget, "_dolmen_original", None) is not None:  # already patched
+        return original
+    fget = original.fget
+    key = f"_dolmen_{name}"
+
+    def get(self: Any) -> Any:
+        value = _remembered(self, key, fget)
+        return list(value) if copy else value
+
+    get._dolmen_original = fget  # type: ignore[attr-defined]
+    return property(get, doc=original.__doc__)
+
+
+def _remembering_cases(cls: type) -> Callable[[Any], Any]:
+    """`cls._cases()` read once per type object, as a tuple (wasmtime-py's own callers only iterate)."""
+    original = cls.__dict__["_cases"]
+    original = getattr(original, "_dolmen_original", original)
+
+    def cases(self: Any) -> Any:
+        return _remembered(self, "_dolmen_cases", lambda ty: tuple(original(ty)))
+
+    cases._dolmen_original = original  # type: ignore[attr-defined]
+    return cases
+
+
+def _tagged(self: VariantLikeType) -> bool:
+    return _remembered(self, "_dolmen_tagged", _ORIGINAL_TAGGED)
+
+
+# (class, property, whether it returns a list the caller might change)
+_MEMBER_PROPERTIES = (
+    (VariantType, "cases", True),
+    (OptionType, "payload", False),
+    (ResultType, "ok", False),
+    (ResultType, "err", False),
+    (TupleType, "elements", True),
+    (RecordType, "fields", True),
+    (ListType, "element", False),
+)
 
 
 # ------------------------------------------------ per-thread host exceptions
@@ -236,6 +340,11 @@ def apply() -> None:
     """Install every patch (idempotent)."""
     _linker.func_impl = _func_impl  # type: ignore[assignment]
     VariantLikeType._lower = _lower  # type: ignore[method-assign]
+    VariantLikeType._tagged = _tagged  # type: ignore[method-assign]
+    for cls in (VariantType, OptionType, ResultType):
+        cls._cases = _remembering_cases(cls)  # type: ignore[method-assign]
+    for cls, name, copy in _MEMBER_PROPERTIES:
+        setattr(cls, name, _remembering_property(cls, name, copy))
     _enter.catch_exceptions = _catch_exceptions  # type: ignore[assignment]
     _enter.maybe_raise_last_exn = _maybe_raise_last_exn  # type: ignore[assignment]
     _linker.catch_exceptions = _catch_exceptions  # type: ignore[assignment]

@@ -10,6 +10,7 @@ the same code paths.
 
 from __future__ import annotations
 
+import heapq
 import random
 import re
 from collections.abc import Callable
@@ -96,17 +97,52 @@ class Asked:
 
 @dataclass
 class JoinSet:
+    """A join set's submissions, and which of their responses the code has still to take.
+
+    Both questions are asked at every join-next and every wait. A taken
+    response stays taken, so each answer resumes where the previous one
+    stopped: fronts into the submission lists and a heap of delays, O(1)
+    amortized per question where a scan of all submissions made a fan-out of
+    n children cost O(n²).
+    """
+
     name: str
     closing: str
     submitted: list[str] = field(default_factory=list)  # child and delay ids, in order
     delays: dict[str, int] = field(default_factory=dict)  # delay id -> when it fires (ms)
+    _children: list[str] = field(default_factory=list, init=False, repr=False)  # child ids, in order
+    _front: int = field(default=0, init=False, repr=False)  # every id in submitted[:_front] is taken
+    _child_front: int = field(default=0, init=False, repr=False)  # every id in _children[:_child_front] is taken
+    # (fires at, delay id) of the delays, a heap; taken ones are dropped when they reach the top.
+    _timers: list[tuple[int, str]] = field(default_factory=list, init=False, repr=False)
 
-    def earliest_response(self, consumed: Callable[[str], bool]) -> int | None:
+    def add_child(self, child_id: str) -> None:
+        self.submitted.append(child_id)
+        self._children.append(child_id)
+
+    def add_delay(self, delay_id: str, until: int) -> None:
+        self.submitted.append(delay_id)
+        self.delays[delay_id] = until
+        heapq.heappush(self._timers, (until, delay_id))
+
+    def all_taken(self, taken: Callable[[str], bool]) -> bool:
+        """Whether the response of every submission was taken (`taken` never turns false again)."""
+        while self._front < len(self.submitted) and taken(self.submitted[self._front]):
+            self._front += 1
+        return self._front == len(self.submitted)
+
+    def earliest_response(self, taken: Callable[[str], bool]) -> int | None:
         """When the first pending response can arrive: a time if only delays are pending, else None."""
-        pending = [rid for rid in self.submitted if not consumed(rid)]
-        if not pending or any(rid not in self.delays for rid in pending):
+        if self.all_taken(taken):
             return None
-        return min(self.delays[rid] for rid in pending)
+        while self._child_front < len(self._children) and taken(self._children[self._child_front]):
+            self._child_front += 1
+        if self._child_front < len(self._children):
+            return None
+        # Only delays are pending, so the heap holds at least one untaken delay.
+        while taken(self._timers[0][1]):
+            heapq.heappop(self._timers)
+        return self._timers[0][0]
 
 
 @dataclass
@@ -266,21 +302,20 @@ class RunContext:
     def submit(self, rep: int, ffqn: str, params: list[Any]) -> str:
         js = self._join_set(rep)
         child_id = self._child(ffqn, params, js.name)
-        js.submitted.append(child_id)
+        js.add_child(child_id)
         return child_id
 
     def submit_delay(self, rep: int, duration_ms: int) -> str:
         js = self._join_set(rep)
         delay_id, until = self._delay(js.name, duration_ms)
-        js.submitted.append(delay_id)
-        js.delays[delay_id] = until
+        js.add_delay(delay_id, until)
         return delay_id
 
     def join_next(self, rep: int) -> Event | None:
         """The next response of the join set in log order; None when all are processed."""
         js = self._join_set(rep)
         self._request(JOIN_NEXT, {"join_set": js.name})
-        if all(self.replay.is_consumed(rid) for rid in js.submitted):
+        if js.all_taken(self.replay.is_consumed):
             return None
         while (event := self.replay.take_next(js.name)) is None:
             self._wait(not_before=js.earliest_response(self.replay.is_consumed))
@@ -379,8 +414,10 @@ class RunContext:
             if js.closing == "cancel":
                 to_cancel += [rid for rid in waiting if not rid.rsplit(".", 1)[-1].startswith("d")]
                 continue
-            while any(self.replay.response_for(rid) is None for rid in js.submitted):
-                self._wait()
+            # A logged response stays logged: wait for each missing one in turn.
+            for rid in waiting:
+                while self.replay.response_for(rid) is None:
+                    self._wait()
         return to_cancel
 
     def failure_of(self, child_id: str) -> Failure | None:

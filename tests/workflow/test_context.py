@@ -256,3 +256,103 @@ def test_a_fork_keeps_scheduled_ids_and_is_not_scheduled_by_anyone() -> None:
     assert "scheduled_by" not in plan.events[0][1] and plan.children == ()
     ctx = run_context(plan.as_events(), Verifying(), execution_id=fork_id)
     assert ctx.schedule(DOUBLE, [1], "now") == other and ctx.schedule(DOUBLE, [2], "now") == f"{EID}.2"
+
+
+# -------------------------------------------------------------- join sets
+
+
+@dataclass
+class ScriptedDriver(FakeDriver):
+    """Commits like FakeDriver; each wait appends the next scripted batch of (type, data, at) to the log."""
+
+    batches: list[list[tuple[str, dict[str, Any], int]]] = field(default_factory=list)
+
+    def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
+        self.waited_until.append(not_before)
+        if not self.batches:
+            raise Unload("blocked")
+        first = ctx.replay.length
+        return [Event(first + i, t, d, at, f"{first + i + 1}-0") for i, (t, d, at) in enumerate(self.batches.pop(0))]
+
+
+def child_response(n: int, join_set: str | None = "g1") -> tuple[str, dict[str, Any], int]:
+    return ("response", {"child_id": f"{EID}.{n}", "join_set": join_set, "result": n}, WALL + n)
+
+
+def delay_response(n: int) -> tuple[str, dict[str, Any], int]:
+    return ("response", {"delay_id": f"{EID}.d{n}", "join_set": "g1"}, WALL + 10 * n)
+
+
+def test_join_next_hands_out_responses_in_log_order_then_none() -> None:
+    """Responses arriving out of submission order come out as the log has them; all taken, join-next says so."""
+    driver = ScriptedDriver(batches=[[child_response(3)], [child_response(1), child_response(4)], [child_response(2)]])
+    ctx = run_context(log(), driver)
+    handle = ctx.new_join_set(None, "complete")
+    assert isinstance(handle, int)
+    for i in range(4):
+        ctx.submit(handle, DOUBLE, [i])
+    taken = [ctx.join_next(handle) for _ in range(4)]
+    assert [e.data["child_id"] for e in taken if e is not None] == [f"{EID}.{n}" for n in (3, 1, 4, 2)]
+    assert ctx.join_next(handle) is None and ctx.join_next(handle) is None
+    assert driver.waited_until == [None, None, None]
+    # Replaying that log hands them out in the same order without waiting.
+    ctx.flush()
+    again = run_context(list(ctx.replay.events), Verifying())
+    handle = again.new_join_set(None, "complete")
+    assert isinstance(handle, int)
+    for i in range(4):
+        again.submit(handle, DOUBLE, [i])
+    assert [again.join_next(handle).data["child_id"] for _ in range(4)] == [e.data["child_id"] for e in taken if e]  # type: ignore[union-attr]
+    assert again.join_next(handle) is None and again.join_next(handle) is None
+    assert again.replay.leftover() is None
+
+
+def test_a_join_set_waiting_only_for_delays_waits_for_the_earliest_pending_one() -> None:
+    """While a child is pending the wait has no bound; then it is the earliest delay not yet taken."""
+    driver = ScriptedDriver(batches=[[child_response(1)], [delay_response(2)], [delay_response(1)]])
+    ctx = run_context(log(), driver)
+    handle = ctx.new_join_set(None, "complete")
+    assert isinstance(handle, int)
+    ctx.submit_delay(handle, 500)  # d1
+    ctx.submit(handle, DOUBLE, [1])  # .1
+    ctx.submit_delay(handle, 200)  # d2
+    taken = [ctx.join_next(handle) for _ in range(3)]
+    assert [e.data.get("child_id") or e.data["delay_id"] for e in taken if e] == [f"{EID}.1", f"{EID}.d2", f"{EID}.d1"]
+    assert driver.waited_until == [None, WALL + 200, WALL + 500]
+    assert ctx.join_next(handle) is None
+
+
+def test_a_fan_out_looks_each_submission_up_a_bounded_number_of_times() -> None:
+    """Awaiting n children costs O(n) response lookups in all, not a scan of every submission per join-next."""
+    n = 2_000
+    # Responses arrive one per wait, in submission order: the old scans then cost about n²/2 lookups.
+    driver = ScriptedDriver(batches=[[child_response(i)] for i in range(1, n + 1)])
+    ctx = run_context(log(), driver)
+    lookups = 0
+    is_consumed = ctx.replay.is_consumed
+
+    def counting(response_id: str) -> bool:
+        nonlocal lookups
+        lookups += 1
+        return is_consumed(response_id)
+
+    ctx.replay.is_consumed = counting  # type: ignore[method-assign]
+    handle = ctx.new_join_set(None, "complete")
+    assert isinstance(handle, int)
+    for i in range(n):
+        ctx.submit(handle, DOUBLE, [i])
+    assert [ctx.join_next(handle).data["result"] for _ in range(n)] == list(range(1, n + 1))  # type: ignore[union-attr]
+    assert ctx.join_next(handle) is None
+    assert lookups <= 10 * n  # the scans took about 2n² here
+
+
+def test_closing_waits_until_every_submission_of_a_complete_join_set_answered() -> None:
+    """Returned with children unanswered, a `complete` join set waits exactly until the last response is logged."""
+    driver = ScriptedDriver(batches=[[child_response(2)], [child_response(3, join_set=None)], [child_response(1)], [child_response(9)]])
+    ctx = run_context(log(), driver)
+    handle = ctx.new_join_set(None, "complete")
+    assert isinstance(handle, int)
+    for i in range(2):
+        ctx.submit(handle, DOUBLE, [i])
+    assert ctx.closing() == []
+    assert len(driver.waited_until) == 3 and len(driver.batches) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,11 @@ from ..store.records import ExecutionState
 from ..wasm.activity_host import ActivityHost
 from ..wasm.engine import EngineSettings, EpochTicker
 from ..wasm.loader import ComponentLoader, LoadedComponent
+
+
+def spare_instances() -> int:
+    """`DOLMEN_SPARE_INSTANCES`: instances made ahead of time per component and configuration."""
+    return int(os.environ.get("DOLMEN_SPARE_INSTANCES", "0"))
 
 
 class ComponentProvider:
@@ -30,6 +36,8 @@ class ComponentProvider:
             "workflow": ComponentLoader(self.cache, EngineSettings.for_kind("workflow"), self.ticker, fetch),
         }
         self._activity_hosts: dict[str, ActivityHost] = {}
+        # Fresh instances made ahead of time per component (see `wasm.instances`).
+        self.spares = spare_instances()
         # Makes spare instances and closes used ones for every component, off the executions' threads.
         self._instances = ThreadPoolExecutor(1, thread_name_prefix="dolmen-instances")
         self._lock = threading.Lock()
@@ -48,7 +56,7 @@ class ComponentProvider:
             with self._lock:
                 host = self._activity_hosts.get(digest)
                 if host is None:
-                    host = self._activity_hosts[digest] = ActivityHost(loaded, self._instances, spares=1)
+                    host = self._activity_hosts[digest] = ActivityHost(loaded, self._instances, spares=self.spares)
         return host
 
     def config_for(self, state: ExecutionState) -> ComponentConfig:

@@ -4,10 +4,11 @@ Instantiating a componentize-py component costs about half a millisecond of
 CPU (its CPython heap is mapped in and its runtime set up), more than a trivial
 call itself. Two ways take that off an execution's path:
 
-- **Spares** (always): a background thread keeps a few fresh instances made in
-  advance and closes used stores. Wasmtime runs with the GIL released, so on a
-  machine with a free core an attempt never waits for instantiation. Every
-  attempt still gets an instance nobody used before.
+- **Spares** (`DOLMEN_SPARE_INSTANCES`, default 0): a background thread keeps
+  fresh instances made in advance. Wasmtime runs with the GIL released, so on a
+  machine with a free core an attempt does not wait for instantiation; on a
+  busy one the same work only moves (measured: no gain on two cores, hence
+  off by default). Every attempt still gets an instance nobody used before.
 - **Reuse** (opt-in, `instances: reuse` in the deployment): an instance that
   returned normally serves the next attempt too, up to `max_uses`, and is
   dropped after any trap or timeout. Globals, files opened, and memory the
@@ -113,7 +114,7 @@ class InstanceSlot:
     raises); `take()` returns a spare or makes one now; `give_back(ready, ok)`
     keeps the instance for the next call when reuse is on and the call ended
     normally (at most `keep` idle ones: as many as calls run at once), and
-    closes it otherwise, in the background.
+    closes it otherwise.
     """
 
     def __init__(
@@ -153,8 +154,9 @@ class InstanceSlot:
                     ready.output.target = None
                     self._ready.appendleft(ready)  # the warmest instance first
                     return
-        # Output written until the store is closed still reaches this call's target.
-        self._submit(ready.close)
+        # Closed here: queued behind spares on a busy machine, used stores piled up
+        # (each holds a guest heap). Output written until then reaches this call's target.
+        ready.close()
 
     def discard(self, ready: Ready) -> None:
         """Close `ready` now, after a failed call: its last output is in its target once this returns."""

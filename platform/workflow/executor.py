@@ -23,7 +23,7 @@ from ..errors import (
     StoreUnavailableError,
     TrapError,
 )
-from ..runner.components import ComponentProvider
+from ..runner.components import ComponentProvider, spare_instances
 from ..runner.retry import Finish, RetryAt, after_failure
 from ..store.deployments import RevisionCache
 from ..store.executions import ExecutionStore, NewExecution, now_ms
@@ -178,7 +178,7 @@ class WorkflowExecutor:
         self.lost = lost
         self.run_inline = run_inline
         self.eager = eager if run_inline is not None else None
-        self.sandbox = WorkflowSandbox(spares=1)
+        self.sandbox = WorkflowSandbox(spares=spare_instances())
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))
 

@@ -1,8 +1,8 @@
 """Instantiate a workflow component in a deterministic sandbox and call its export.
 
 Every run gets an instance nobody used before (a workflow replays from its
-log, so nothing may carry over). Spares are made ahead of time by a
-background thread, which also closes used stores (see `wasm.instances`).
+log, so nothing may carry over); spares may be made ahead of time by a
+background thread (see `wasm.instances`).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class WorkflowSandbox:
                 return call_function(ready.store, ready.func(ffqn), fn, ctx.replay.params, timeout_ms=timeout_ms)
         finally:
             ctx.after_wait = None
-            # Never reused; closed in the background (its last output still reaches `ctx`).
+            # Never reused (its last output still reaches `ctx` while it closes).
             slot.give_back(ready, ok=False)
 
 

@@ -170,8 +170,7 @@ class ActivityHost:
         try:
             wasi = WasiConfig()
             wasi.env = [(k, v) for k, v in limits.env.items()]
-            wasi.stdout_custom = output.stdout
-            wasi.stderr_custom = output.stderr
+            output.attach(wasi)
             store.set_wasi(wasi)
             store.set_wasi_http()
             if limits.memory_bytes is not None:

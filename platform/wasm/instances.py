@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from wasmtime import Store
+from wasmtime import Store, WasiConfig
 from wasmtime.component import Func, Instance
 
 from ..ffqn import Ffqn
@@ -51,12 +51,19 @@ class OutputSwitch:
     """
 
     def __init__(self, tracker: ReleaseTracker) -> None:
-        # The callbacks hold the holder, never this object: a reference cycle
-        # through them would keep them alive until the cyclic garbage collector
-        # runs, and `ReleaseTracker.wait` would wait for that.
-        holder = self._holder = _Holder()
-        self.stdout = tracker.track(lambda data: holder.write("stdout", data))
-        self.stderr = tracker.track(lambda data: holder.write("stderr", data))
+        self._holder = _Holder()
+        self._tracker = tracker
+
+    def attach(self, wasi: WasiConfig) -> None:
+        """Give `wasi` this switch's stdout and stderr callbacks.
+
+        Only wasmtime holds them, and they hold only the holder, never this
+        object: `ReleaseTracker.wait` returns once wasmtime lets go of them,
+        not when the garbage collector gets to a reference cycle.
+        """
+        holder = self._holder
+        wasi.stdout_custom = self._tracker.track(lambda data: holder.write("stdout", data))
+        wasi.stderr_custom = self._tracker.track(lambda data: holder.write("stderr", data))
 
     @property
     def target(self) -> Callable[[str, bytes], None] | None:

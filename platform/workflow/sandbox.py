@@ -114,8 +114,7 @@ def _instantiate(loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: 
     output = OutputSwitch(released)
     try:
         wasi = WasiConfig()
-        wasi.stdout_custom = output.stdout
-        wasi.stderr_custom = output.stderr
+        output.attach(wasi)
         store.set_wasi(wasi)
         if memory_bytes is not None:
             store.set_limits(memory_size=memory_bytes)

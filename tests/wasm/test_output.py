@@ -67,3 +67,21 @@ def test_release_tracker_waits_for_wrapped_callbacks() -> None:
     del callback
     assert tracker.wait(timeout=1)
     assert tracker.wait(timeout=0)
+
+
+def test_an_output_switch_keeps_no_hold_on_the_callbacks_it_gave_out() -> None:
+    """Once wasmtime drops them, the switch's callbacks are released at once: a store's close
+    never waits out the release timeout (a switch holding them made every call take 2 s)."""
+    from wasmtime import WasiConfig
+
+    from dolmen.platform.wasm.instances import OutputSwitch
+
+    tracker = ReleaseTracker()
+    switch = OutputSwitch(tracker)
+    seen: list[tuple[str, bytes]] = []
+    switch.target = lambda stream, data: seen.append((stream, data))
+    wasi = WasiConfig()
+    switch.attach(wasi)
+    del wasi
+    assert tracker.wait(timeout=1.0)
+    assert switch.target is not None  # the switch itself lives on

@@ -7,8 +7,7 @@ call itself. Two ways take that off an execution's path:
 - **Spares** (`DOLMEN_SPARE_INSTANCES`, default 0): a background thread keeps
   fresh instances made in advance. Wasmtime runs with the GIL released, so on a
   machine with a free core an attempt does not wait for instantiation; on a
-  busy one the same work only moves (measured: no gain on two cores, hence
-  off by default). Every attempt still gets an instance nobody used before.
+  busy one the same work only moves (off by default: see README "Benchmarks"). Every attempt still gets an instance nobody used before.
 - **Reuse** (opt-in, `instances: reuse` in the deployment): an instance that
   returned normally serves the next attempt too, up to `max_uses`, and is
   dropped after any trap or timeout. Globals, files opened, and memory the

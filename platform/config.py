@@ -23,6 +23,44 @@ ENV_REDIS = "DOLMEN_REDIS_URL"
 ENV_GATEWAY = "DOLMEN_GATEWAY_URL"
 
 
+# Tuning settings read from the environment (documented in README "Running the platform").
+ENV_INTS: dict[str, tuple[int, int, str]] = {
+    # name: (default, minimum, what it is)
+    "DOLMEN_LOCK_TTL_MS": (10_000, 100, "how long a runner's lock lasts without being extended, in ms"),
+    "DOLMEN_REPAIR_AFTER_MS": (10_000, 0, "how long an execution may sit unqueued before the repair sweep requeues it, in ms"),
+    "DOLMEN_INLINE_HOLD_MS": (100, 0, "how long a direct activity call may run before its request is written on its own, in ms"),
+    "DOLMEN_SPARE_INSTANCES": (0, 0, "how many instances per component runners make ahead of time"),
+    "DOLMEN_GROUP_COMMIT": (1, 0, "1 sends a runner's concurrent writes in shared pipelines, 0 one by one"),
+}
+
+
+def env_int(name: str) -> int:
+    """The integer setting `name` from the environment, or its default (see `ENV_INTS`).
+
+    Raises `ConfigError` naming the variable, the value and what it should be.
+    """
+    default, minimum, what = ENV_INTS[name]
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ConfigError(
+            f"{name}={text!r} is not valid: it is {what}, a whole number of at least {minimum} "
+            f"(default {default}); fix or unset it"
+        )
+    return value
+
+
+def check_env() -> None:
+    """Fail early, with one clear message, on any malformed tuning variable (`platform up` runs this)."""
+    for name in ENV_INTS:
+        env_int(name)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this machine (zombies count as gone)."""
     if pid <= 0:

@@ -12,16 +12,16 @@ schedulers may run at once.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 import structlog
 
+from .config import env_int
 from .errors import StoreError
 from .heartbeat import Heartbeat, prune_stale
 from .store import keys, outbox
@@ -40,7 +40,7 @@ class SchedulerSettings:
     tick_s: float = 0.05
     sweep_every_s: float = 1.0
     # The repair sweep re-enqueues executions untouched this long past when they could run.
-    repair_after_ms: int = int(os.environ.get("DOLMEN_REPAIR_AFTER_MS", "10000"))
+    repair_after_ms: int = field(default_factory=lambda: env_int("DOLMEN_REPAIR_AFTER_MS"))
 
 
 class Scheduler:

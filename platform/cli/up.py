@@ -25,7 +25,7 @@ import click
 import redis
 import structlog
 
-from ..config import DEFAULT_GATEWAY_PORT, ENV_REDIS, PlatformFile
+from ..config import DEFAULT_GATEWAY_PORT, ENV_REDIS, PlatformFile, check_env
 from ..embedded import EmbeddedValkey, free_port, plan_embedded, port_is_free, valkey_binary
 from ..errors import ConfigError, ConflictError, DolmenError, NotFoundError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
@@ -377,6 +377,7 @@ def up_cmd(
     then runners, a scheduler and the gateway as separate processes, restarted
     if they die. Other commands run with the same data directory find it.
     """
+    check_env()  # a malformed tuning variable would make every runner crash and restart
     opts = UpOptions(
         runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug, fsync
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ...registry.cache import ComponentCache
+from ..config import env_int
 from ..deploy.model import ComponentConfig, Revision
 from ..errors import NotFoundError
 from ..store.deployments import DeploymentStore, RevisionCache
@@ -19,7 +19,7 @@ from ..wasm.loader import ComponentLoader, LoadedComponent
 
 def spare_instances() -> int:
     """`DOLMEN_SPARE_INSTANCES`: instances made ahead of time per component and configuration."""
-    return int(os.environ.get("DOLMEN_SPARE_INSTANCES", "0"))
+    return env_int("DOLMEN_SPARE_INSTANCES")
 
 
 class ComponentProvider:

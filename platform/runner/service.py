@@ -15,12 +15,13 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from ..config import env_int
 from ..deploy.model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
@@ -47,9 +48,9 @@ class RunnerSettings:
     data_dir: Path
     concurrency: int = 4
     name: str | None = None
-    lock_ttl_ms: int = int(os.environ.get("DOLMEN_LOCK_TTL_MS", "10000"))
+    lock_ttl_ms: int = field(default_factory=lambda: env_int("DOLMEN_LOCK_TTL_MS"))
     # How long a directly called activity may run before its request is written on its own (see `held`).
-    inline_hold_ms: int = int(os.environ.get("DOLMEN_INLINE_HOLD_MS", "100"))
+    inline_hold_ms: int = field(default_factory=lambda: env_int("DOLMEN_INLINE_HOLD_MS"))
     read_block_ms: int = 1000
 
 
@@ -62,7 +63,7 @@ class Runner:
         scripts = Scripts(self.client)
         self.deliveries = Deliveries(scripts)
         self.store = ExecutionStore(self.client, scripts, self.deliveries)
-        group = GroupCommit(scripts, self.deliveries) if os.environ.get("DOLMEN_GROUP_COMMIT", "1") != "0" else None
+        group = GroupCommit(scripts, self.deliveries) if env_int("DOLMEN_GROUP_COMMIT") else None
         self.leases = Leases(self.client, scripts, deliveries=self.deliveries, group=group)
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)

@@ -1,0 +1,44 @@
+"""Tuning variables from the environment: defaults, and one clear error for a bad value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dolmen.platform.config import ENV_INTS, check_env, env_int
+from dolmen.platform.errors import ConfigError
+
+
+def test_defaults_apply_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_INTS:
+        monkeypatch.delenv(name, raising=False)
+    assert env_int("DOLMEN_INLINE_HOLD_MS") == 100 and env_int("DOLMEN_SPARE_INSTANCES") == 0
+    monkeypatch.setenv("DOLMEN_SPARE_INSTANCES", " 2 ")
+    assert env_int("DOLMEN_SPARE_INSTANCES") == 2
+
+
+@pytest.mark.parametrize(("name", "value"), [("DOLMEN_SPARE_INSTANCES", "two"), ("DOLMEN_INLINE_HOLD_MS", "-5"), ("DOLMEN_LOCK_TTL_MS", "1.5")])
+def test_a_bad_value_names_the_variable_and_the_fix(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        check_env()
+    assert name in str(caught.value) and repr(value) in str(caught.value) and "fix or unset it" in str(caught.value)
+
+
+def test_platform_up_refuses_a_bad_value_before_starting_anything(tmp_path: Path) -> None:
+    """Not a crash loop of runners: `platform up` exits 2 with one line."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "dolmen.platform.cli.main", "--data-dir", str(tmp_path / "d"), "up"],
+        env={**os.environ, "DOLMEN_SPARE_INSTANCES": "two"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "DOLMEN_SPARE_INSTANCES='two' is not valid" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "d" / "platform.json").exists()

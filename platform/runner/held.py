@@ -42,15 +42,17 @@ class Held:
 
     def take(self) -> PendingCommit | None:
         """The commit, if nobody wrote it yet: the caller now writes it."""
-        with self._lock:
-            pending, self._pending = self._pending, None
+        pending = self._claim()
         if pending is not None:
             self._done.set()
         return pending
 
     def write(self, leases: Leases) -> None:
-        """Write the commit on its own unless it was taken (from the `HeldCommits` thread)."""
-        pending = self.take()
+        """Write the commit on its own unless it was taken (from the `HeldCommits` thread).
+
+        `written()` waits until this write answered, not merely until it was claimed.
+        """
+        pending = self._claim()
         if pending is None:
             return
         try:
@@ -59,6 +61,11 @@ class Held:
             self._error = exc
         finally:
             self._done.set()
+
+    def _claim(self) -> PendingCommit | None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
 
     def written(self) -> list[Any]:
         """After `write`: the parent's raw log entries after `last_seen`; raises what the write raised."""

@@ -88,10 +88,9 @@ class ApiV1:
         except Exception:
             self.gw.metrics.invocations.inc("ffqn", "rejected")
             raise
-        submitted = await self.gw.submit(
-            ffqn, params, key=idempotency_key(request), raw_size=len(body), via="ffqn"
+        submitted, state = await self.gw.invoke(
+            ffqn, params, key=idempotency_key(request), raw_size=len(body), via="ffqn", wait=wait
         )
-        state = await self.gw.settle(submitted, wait)
         if state is not None and state.status == "finished":
             response = finished(state, wait=wait)
         else:

@@ -116,6 +116,8 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         beat = Heartbeat(connect(settings.redis_url), "gateway")
+        # Subscribe to finish notifications before the first request waits on one.
+        gw.executions.watcher.start()
         # Serve even while Redis is down (answering 503), and report once it is up.
         starting = asyncio.create_task(_start_heartbeat(beat))
         try:

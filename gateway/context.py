@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..platform.client import Client, Submitted
+from ..platform.client import AsyncClient, Client, Submitted
 from ..platform.deploy.model import Revision
+from ..platform.store.async_batch import AsyncBatcher
+from ..platform.store.async_executions import AsyncExecutions
 from ..platform.store.connection import connect, connect_async
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
 from .requests import WaitRequest
 from .settings import GatewaySettings
-from .store import AsyncExecutions
 
 log = structlog.get_logger("dolmen.gateway")
 
@@ -27,49 +29,65 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        # Sync client for submits, listing and cancels (run in the thread pool);
+        # Sync client for listing, cancels and metrics (run in the thread pool);
         # params are bounded by the body limit already, so the client's own limit matches it.
-        self.client = Client(
-            connect(settings.redis_url, max_connections=128),
-            max_params_bytes=settings.max_body_bytes,
-            write_behind=True,
-        )
+        self.client = Client(connect(settings.redis_url, max_connections=128), max_params_bytes=settings.max_body_bytes)
         self.aredis = connect_async(settings.redis_url, max_connections=settings.redis_max_connections)
-        self.executions = AsyncExecutions(self.aredis)
+        # Submits and waits stay on the event loop: their commands share round trips on one
+        # connection, and one subscription resolves every waiter.
+        self.batcher = AsyncBatcher(self.aredis)
+        self.aclient = AsyncClient(self.client, self.batcher)
+        self.executions = AsyncExecutions(self.aredis, self.batcher)
         self.auth = Authenticator(settings.tokens)
         self.metrics = GatewayMetrics()
 
     async def close(self) -> None:
+        await self.executions.close()
+        await self.batcher.close()
         await self.aredis.aclose()
         self.client.close()
 
     async def revision(self) -> Revision:
-        """The active revision (cached for half a second by the client)."""
-        return await run_in_threadpool(self.client.revision)
+        """The active revision (cached for half a second)."""
+        return await self.aclient.revision()
 
-    async def submit(self, ffqn: str, params: Any, *, key: str | None, raw_size: int, via: str) -> Submitted:
-        """Validate and create an execution; counts the invocation by outcome."""
+    async def invoke(
+        self, ffqn: str, params: Any, *, key: str | None, raw_size: int, via: str, wait: WaitRequest
+    ) -> tuple[Submitted, ExecutionState | None]:
+        """Validate and create an execution, then wait up to `wait` for it; counts the invocation by outcome.
+
+        Returns the state when read; a fresh execution with no wait is not read back: it is pending.
+        """
+        with self._counted(via):
+            submission = await self.aclient.prepare(ffqn, params, idempotency_key=key, raw_size=raw_size)
+        if wait.seconds <= 0:
+            with self._counted(via):
+                submitted = await self.aclient.create(submission)
+            self._count(via, submitted)
+            return submitted, None if submitted.created else await self.executions.require(submitted.execution_id)
+        # Registered before the create: a finish, however quick, is notified to it.
+        with self.executions.watch(submission.execution_id) as watch:
+            with self._counted(via):
+                submitted = await self.aclient.create(submission)
+            self._count(via, submitted)
+            state = None if submitted.created else await self.executions.require(submitted.execution_id)
+            if state is None or state.status != "finished":
+                state = await self.executions.outcome(watch, wait.seconds)
+        if submitted.created and state.status == "finished" and state.finished_at:
+            self.metrics.execution_durations.observe((state.finished_at - state.created_at) / 1000, state.kind)
+        return submitted, state
+
+    @contextlib.contextmanager
+    def _counted(self, via: str) -> Iterator[None]:
+        """Count an invocation that fails inside the block as rejected."""
         try:
-            submitted = await run_in_threadpool(
-                lambda: self.client.submit(ffqn, params, idempotency_key=key, raw_size=raw_size)
-            )
+            yield
         except Exception:
             self.metrics.invocations.inc(via, "rejected")
             raise
+
+    def _count(self, via: str, submitted: Submitted) -> None:
         self.metrics.invocations.inc(via, "created" if submitted.created else "existing")
-        return submitted
-
-    async def settle(self, submitted: Submitted, wait: WaitRequest) -> ExecutionState | None:
-        """Wait up to `wait` for the execution; its state when read, None if it was not read.
-
-        A fresh execution with no wait is not read back: it is pending.
-        """
-        if wait.seconds <= 0 and submitted.created:
-            return None
-        state = await self.executions.wait_finished(submitted.execution_id, wait.seconds)
-        if submitted.created and state.status == "finished" and state.finished_at:
-            self.metrics.execution_durations.observe((state.finished_at - state.created_at) / 1000, state.kind)
-        return state
 
 
 def location(execution_id: str) -> str:

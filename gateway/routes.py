@@ -187,10 +187,9 @@ class DeploymentRoutes:
         except Exception:
             self.gw.metrics.invocations.inc("route", "rejected")
             raise
-        submitted = await self.gw.submit(
-            route.function.ffqn, params, key=idempotency_key(request), raw_size=len(body), via="route"
+        submitted, state = await self.gw.invoke(
+            route.function.ffqn, params, key=idempotency_key(request), raw_size=len(body), via="route", wait=wait
         )
-        state = await self.gw.settle(submitted, wait)
         if state is None or state.status != "finished":
             return accepted(submitted.execution_id, "pending" if state is None else state.status, wait=wait)
         return route_result(state)

@@ -2,23 +2,91 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import create_app
 from .settings import GatewaySettings, Token, parse_tokens
 
-__all__ = ["GatewaySettings", "Token", "parse_tokens", "serve_gateway"]
+try:  # C parser and event loop when installed (Linux/macOS wheels), else the pure-Python ones
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _FastProtocol
+
+    import httptools  # noqa: F401  # the protocol module imports without it; using it needs it
+except ImportError:  # pragma: no cover - depends on the platform's wheels
+    _FastProtocol = None  # type: ignore[assignment,misc]
+try:
+    import uvloop  # noqa: F401
+
+    LOOP = "uvloop"
+except ImportError:  # pragma: no cover - depends on the platform's wheels
+    LOOP = "asyncio"
+
+__all__ = ["GatewaySettings", "Token", "parse_tokens", "serve_gateway", "uvicorn_options"]
+
+
+class CoalescingTransport:
+    """A transport that sends what one loop tick wrote as one write.
+
+    uvicorn writes a response's head and body separately: two sends, and two
+    wake-ups of the client, per response. Joined, a small response is one.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._chunks: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not self._chunks:
+            self._loop.call_soon(self.flush)
+        self._chunks.append(data)
+
+    def flush(self) -> None:
+        if self._chunks:
+            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            self._chunks = []
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _coalescing(base: type[Any]) -> type[asyncio.Protocol]:
+    class Protocol(base):  # type: ignore[misc,valid-type]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(CoalescingTransport(transport))
+
+    Protocol.__name__ = f"Coalescing{base.__name__}"
+    return Protocol
+
+
+HTTP_PROTOCOL: type[asyncio.Protocol] = _coalescing(_FastProtocol or H11Protocol)
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """uvicorn's settings for a gateway: the C loop and parser when installed, one send per response."""
+    return {
+        "log_level": "warning",
+        "access_log": False,
+        "loop": LOOP,
+        "http": HTTP_PROTOCOL,
+        # Long-polls and event streams are bounded by the gateway's own limits.
+        "timeout_graceful_shutdown": 5,
+    }
 
 
 def serve_gateway(settings: GatewaySettings) -> None:
     """Run uvicorn in the foreground until SIGINT/SIGTERM."""
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        # Long-polls and event streams are bounded by the gateway's own limits.
-        timeout_graceful_shutdown=5,
-    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **uvicorn_options())

@@ -2,13 +2,17 @@
 
 Submitting validates the function name and the parameters against the
 deployed WIT signature (the codec) before anything is written, so bad input
-creates nothing.
+creates nothing. `Client` is synchronous (the CLI); `AsyncClient` is its face
+for an event loop (the gateway): the same validation (`validate_submission`),
+the write through the asyncio store client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -17,11 +21,12 @@ from .deploy.model import FunctionRoute, Revision
 from .errors import NotFoundError, PayloadTooLargeError, UsageError
 from .ffqn import Ffqn
 from .ids import ExecutionId
+from .store.async_batch import AsyncBatcher
+from .store.async_creates import AsyncCreates
 from .store.connection import connect
 from .store.deployments import DeploymentStore, RevisionCache
 from .store.executions import Created, ExecutionStore, NewExecution
 from .store.records import ExecutionState
-from .store.deliveries import Deliveries
 from .store.scripts import Scripts
 from .wit.codec import canonical_params
 
@@ -37,17 +42,78 @@ class Submitted:
     route: FunctionRoute
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A validated call, ready to be written: the execution to create and the key that names it."""
+
+    new: NewExecution
+    route: FunctionRoute
+    idempotency_key: str | None = None
+
+    @property
+    def execution_id(self) -> str:
+        return self.new.id
+
+    def bound_to(self, execution_id: str) -> Submission:
+        """The same call under the id its idempotency key is bound to."""
+        return self if execution_id == self.new.id else replace(self, new=replace(self.new, id=execution_id))
+
+    def submitted(self, created: Created) -> Submitted:
+        return Submitted(created.id, created.created, self.route)
+
+
+def validate_submission(
+    revision: Revision,
+    ffqn: str,
+    params: Any,
+    *,
+    execution_id: str | None = None,
+    idempotency_key: str | None = None,
+    raw_size: int | None = None,
+    max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES,
+) -> Submission:
+    """Check a call of `ffqn` against `revision` and make the execution it creates (no I/O).
+
+    Raises the error a user sees for a bad name, bad params, a bad id or key.
+    """
+    Ffqn.parse(ffqn)
+    route = revision.route(ffqn)
+    reason = route.signature.unsupported_reason()
+    if reason:
+        raise UsageError(f"{ffqn} cannot be invoked with JSON: {reason}")
+    size = raw_size if raw_size is not None else len(json.dumps(params, ensure_ascii=False).encode())
+    if size > max_params_bytes:
+        raise PayloadTooLargeError(
+            f"params are {size} bytes, over the limit of {max_params_bytes} bytes; "
+            "pass large data by reference (e.g. a URL) instead"
+        )
+    values = canonical_params(params, route.signature)
+    if execution_id is not None:
+        eid = ExecutionId.parse(execution_id)
+        if eid.parent is not None:
+            raise UsageError(f"'{execution_id}' is a child id; choose a root id like 'E_<ulid>'")
+    else:
+        eid = ExecutionId.new()
+    if idempotency_key is not None and (not idempotency_key or len(idempotency_key) > 256):
+        raise UsageError("an idempotency key must be 1 to 256 characters")
+    new = NewExecution(
+        id=eid.value,
+        ffqn=ffqn,
+        kind=route.kind,
+        digest=route.component.digest,
+        params=values,
+        revision=revision.number,
+        component=route.component.name,
+    )
+    return Submission(new, route, idempotency_key)
+
+
 class Client:
     """Submit, read, wait for and cancel executions of the deployed functions."""
 
-    def __init__(
-        self, client: redis.Redis, *, max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES, write_behind: bool = False
-    ) -> None:
+    def __init__(self, client: redis.Redis, *, max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES) -> None:
         self.redis = client
-        scripts = Scripts(client)
-        # A long-running process (the gateway) carries out effects in a background thread.
-        self._deliveries = Deliveries(scripts) if write_behind else None
-        self.executions = ExecutionStore(client, scripts, self._deliveries)
+        self.executions = ExecutionStore(client, Scripts(client))
         self.deployments = DeploymentStore(client)
         self.revisions = RevisionCache(self.deployments, ttl_s=0.5)
         self.max_params_bytes = max_params_bytes
@@ -57,14 +123,13 @@ class Client:
         return cls(connect(url), **kwargs)
 
     def close(self) -> None:
-        if self._deliveries is not None:
-            self._deliveries.close()
         self.redis.close()
 
     # ---------------------------------------------------------- functions
 
-    def revision(self) -> Revision:
-        revision = self.revisions.active()
+    def revision(self, *, fresh: bool = False) -> Revision:
+        """The active revision (cached for half a second unless `fresh`)."""
+        revision = self.revisions.active(fresh=fresh)
         if revision is None:
             raise NotFoundError("nothing is deployed yet; run `platform deploy FILE.yaml` first")
         return revision
@@ -87,40 +152,14 @@ class Client:
         """Validate and create an execution of `ffqn`; idempotent by id or key."""
         Ffqn.parse(ffqn)
         # One read of the revision: the route and the revision recorded must agree.
-        revision = self.revision()
-        route = revision.route(ffqn)
-        reason = route.signature.unsupported_reason()
-        if reason:
-            raise UsageError(f"{ffqn} cannot be invoked with JSON: {reason}")
-        size = raw_size if raw_size is not None else len(json.dumps(params, ensure_ascii=False).encode())
-        if size > self.max_params_bytes:
-            raise PayloadTooLargeError(
-                f"params are {size} bytes, over the limit of {self.max_params_bytes} bytes; "
-                "pass large data by reference (e.g. a URL) instead"
-            )
-        values = canonical_params(params, route.signature)
-        if execution_id is not None:
-            eid = ExecutionId.parse(execution_id)
-            if eid.parent is not None:
-                raise UsageError(f"'{execution_id}' is a child id; choose a root id like 'E_<ulid>'")
-        else:
-            eid = ExecutionId.new()
-        if idempotency_key is not None:
-            if not idempotency_key or len(idempotency_key) > 256:
-                raise UsageError("an idempotency key must be 1 to 256 characters")
-            eid = ExecutionId(self.executions.claim_idempotency_key(idempotency_key, eid.value))
-        created: Created = self.executions.create(
-            NewExecution(
-                id=eid.value,
-                ffqn=ffqn,
-                kind=route.kind,
-                digest=route.component.digest,
-                params=values,
-                revision=revision.number,
-                component=route.component.name,
-            )
-        )
-        return Submitted(created.id, created.created, route)
+        submission = validate_submission(
+            self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
+            raw_size=raw_size, max_params_bytes=self.max_params_bytes,
+        )  # fmt: skip
+        if submission.idempotency_key is not None:
+            bound = self.executions.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
+            submission = submission.bound_to(bound)
+        return submission.submitted(self.executions.create(submission.new))
 
     # --------------------------------------------------------------- read
 
@@ -132,3 +171,76 @@ class Client:
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
         return self.executions.cancel(ExecutionId.parse(execution_id).value, reason)
+
+
+class AsyncClient:
+    """`Client`'s submit for an event loop: the same validation, the write with the asyncio client.
+
+    Creates go through `AsyncCreates` (shared round trips); the active revision is
+    `Client`'s, re-read in a worker thread at most every `revision_ttl_s`, so
+    a request never leaves the loop while it is fresh.
+    """
+
+    def __init__(self, client: Client, batcher: AsyncBatcher, *, revision_ttl_s: float = 0.5) -> None:
+        self.client = client
+        self.creates = AsyncCreates(batcher)
+        self.revision_ttl_s = revision_ttl_s
+        self._revision: Revision | None = None
+        self._fetched_at = 0.0
+        self._refresh: asyncio.Future[Revision] | None = None
+
+    async def revision(self) -> Revision:
+        """The active revision; raises `NotFoundError` when nothing is deployed."""
+        if self._revision is not None and time.monotonic() - self._fetched_at <= self.revision_ttl_s:
+            return self._revision
+        # One refresh at a time; requests meanwhile wait for it, so none sees a revision older than the TTL.
+        if self._refresh is None:
+            self._refresh = asyncio.ensure_future(self._fetch_revision())
+        return await asyncio.shield(self._refresh)
+
+    async def _fetch_revision(self) -> Revision:
+        try:
+            revision = await asyncio.to_thread(self.client.revision, fresh=True)
+            self._revision, self._fetched_at = revision, time.monotonic()
+            return revision
+        finally:
+            self._refresh = None
+
+    async def prepare(
+        self,
+        ffqn: str,
+        params: Any,
+        *,
+        execution_id: str | None = None,
+        idempotency_key: str | None = None,
+        raw_size: int | None = None,
+    ) -> Submission:
+        """Validate the call and bind its idempotency key; nothing is created yet."""
+        Ffqn.parse(ffqn)
+        submission = validate_submission(
+            await self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
+            raw_size=raw_size, max_params_bytes=self.client.max_params_bytes,
+        )  # fmt: skip
+        if submission.idempotency_key is not None:
+            bound = await self.creates.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
+            submission = submission.bound_to(bound)
+        return submission
+
+    async def create(self, submission: Submission) -> Submitted:
+        """Write a prepared call; idempotent by its execution id."""
+        return submission.submitted(await self.creates.create(submission.new))
+
+    async def submit(
+        self,
+        ffqn: str,
+        params: Any,
+        *,
+        execution_id: str | None = None,
+        idempotency_key: str | None = None,
+        raw_size: int | None = None,
+    ) -> Submitted:
+        """Validate and create an execution of `ffqn`, as `Client.submit`."""
+        submission = await self.prepare(
+            ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size
+        )
+        return await self.create(submission)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import redis
 import redis.asyncio
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -108,3 +109,14 @@ def map_redis_errors(where: str = "Redis") -> Iterator[None]:
         raise StoreError(f"{where} refused a command: {exc}") from None
     except RedisError as exc:
         raise StoreError(f"{where} failed: {exc}") from None
+
+
+def dedicated_connection(client: redis.asyncio.Redis) -> AbstractConnection:
+    """A new connection to `client`'s server outside its pool, speaking RESP2.
+
+    For a process's long-lived single-purpose links (the finish subscription,
+    the batched pipeline): with RESP2, pub/sub messages and replies come back
+    as plain values rather than through redis-py's RESP3 push handlers.
+    """
+    pool = client.connection_pool
+    return pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})

@@ -32,6 +32,10 @@ from .records import (
 from .scripts import Scripts, write_id
 
 
+# How long an idempotency key stays bound to its execution.
+IDEMPOTENCY_TTL_S = 7 * 86400
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -126,6 +130,47 @@ class Created:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CreateCall:
+    """One `create` script call: its keys and arguments, and the outbox messages it writes.
+
+    Shared by `ExecutionStore.create` and the event loop's `AsyncCreates`, so
+    both send the same ARGV layout (lua/create.lua).
+    """
+
+    new: NewExecution
+    root: str
+    keys: list[str]
+    args: list[Any]
+    messages: list[str]
+
+    @classmethod
+    def of(cls, new: NewExecution) -> CreateCall:
+        """The call that creates `new`, with a fresh write id."""
+        at = now_ms()
+        root = ExecutionId(new.id).root
+        messages = [new.initial_message(), outbox.index_msg(new.id, at)]
+        return cls(
+            new,
+            root,
+            [keys.state(new.id), keys.log(new.id), keys.outbox(root)],
+            [write_id(), json.dumps(new.created_event()), at, len(messages), *messages, *new.state_fields(at)],
+            messages,
+        )  # fmt: skip
+
+    def result(self, reply: list[Any]) -> Created:
+        """What the script's reply means; raises `ConflictError` when the id exists with other inputs."""
+        if reply[0] == b"exists":
+            existing_ffqn, existing_params = reply[1].decode(), json.loads(reply[2])
+            if existing_ffqn != self.new.ffqn or existing_params != self.new.params:
+                raise ConflictError(
+                    f"execution {self.new.id} already exists with other inputs ({existing_ffqn} {existing_params!r}); "
+                    "an idempotency key or execution id must not be reused for a different call"
+                )
+            return Created(self.new.id, False)
+        return Created(self.new.id, True)
+
+
 class ExecutionStore:
     """Executions in Redis: one state hash and one log stream each."""
 
@@ -142,31 +187,18 @@ class ExecutionStore:
 
         Raises `ConflictError` when the id exists with another function or params.
         """
-        at = now_ms()
-        root = ExecutionId(new.id).root
-        messages = [new.initial_message(), outbox.index_msg(new.id, at)]
+        call = CreateCall.of(new)
         with map_redis_errors():
             pipe = self.scripts.pipeline()
-            outbox.mark_dirty(pipe, root)
-            position = pipe.script(
-                "create",
-                [keys.state(new.id), keys.log(new.id), keys.outbox(root)],
-                [write_id(), json.dumps(new.created_event()), at, len(messages), *messages,
-                 *new.state_fields(at)],
-            )  # fmt: skip
+            outbox.mark_dirty(pipe, call.root)
+            position = pipe.script("create", call.keys, call.args)
             reply = pipe.execute()[position]
-        if reply[0] == b"exists":
-            existing_ffqn, existing_params = reply[1].decode(), json.loads(reply[2])
-            if existing_ffqn != new.ffqn or existing_params != new.params:
-                raise ConflictError(
-                    f"execution {new.id} already exists with other inputs ({existing_ffqn} {existing_params!r}); "
-                    "an idempotency key or execution id must not be reused for a different call"
-                )
-            return Created(new.id, False)
-        carry_out(self.scripts, self.deliveries, root, messages)
-        return Created(new.id, True)
+        created = call.result(reply)
+        if created.created:
+            carry_out(self.scripts, self.deliveries, call.root, call.messages)
+        return created
 
-    def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = 7 * 86400) -> str:
+    def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = IDEMPOTENCY_TTL_S) -> str:
         """The execution id bound to `key`: `candidate_id` if the key is new."""
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)

@@ -20,6 +20,9 @@ DEPLOY_REVS = f"{PREFIX}:{{deploy}}:revisions"  # zset revision -> created ms
 DEPLOY_SEQ = f"{PREFIX}:{{deploy}}:seq"  # counter of revisions
 UPGRADES = f"{PREFIX}:upgrades"  # list of pending upgrade-verification requests
 QUEUE_GROUP = "runners"
+# Pub/sub channel: the id of every execution that finishes, published by the
+# script that writes its `finished` event (`notify_finished` in lua/_prelude.lua).
+FINISHED_CHANNEL = f"{PREFIX}:finished"
 
 
 def root_of(execution_id: str) -> str:

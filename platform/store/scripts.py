@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-_NAMES = (
+NAMES = (
     "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork",
     "zrem_unchanged", "repair",
 )
@@ -36,13 +36,15 @@ def write_id() -> str:
     return f"{_WRITE_ID_PREFIX}{next(_write_ids):x}"
 
 
-def _source(name: str) -> str:
+def source(name: str) -> str:
+    """The Lua source sent for script `name`: the shared prelude, then the script's file."""
     lua = files("dolmen.platform.store").joinpath("lua")
     prelude = lua.joinpath("_prelude.lua").read_text() if name not in _STANDALONE else ""
     return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
 
 
-def _is_noscript(value: object) -> bool:
+def is_noscript(value: object) -> bool:
+    """Whether a reply or exception is the server's NOSCRIPT (it does not know the script)."""
     return isinstance(value, NoScriptError) or (isinstance(value, ResponseError) and str(value).startswith("NOSCRIPT"))
 
 
@@ -79,7 +81,7 @@ class Pipeline:
         """
         results = self.pipe.execute(raise_on_error=False)
         for position, (name, keys, args) in self._calls.items():
-            if _is_noscript(results[position]):
+            if is_noscript(results[position]):
                 try:
                     results[position] = self.scripts(name, keys, args)
                 except ResponseError as exc:
@@ -96,7 +98,7 @@ class Scripts:
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._sources = {name: _source(name) for name in _NAMES}
+        self._sources = {name: source(name) for name in NAMES}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
         self._loaded = False
 
@@ -122,7 +124,7 @@ class Scripts:
         try:
             return self.client.evalsha(self._shas[name], len(keys), *keys, *args)
         except ResponseError as exc:
-            if not _is_noscript(exc):
+            if not is_noscript(exc):
                 raise
             self.load()
             return self.client.evalsha(self._shas[name], len(keys), *keys, *args)

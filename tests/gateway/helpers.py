@@ -19,6 +19,7 @@ import redis
 import uvicorn
 
 from dolmen.gateway.app import create_app
+from dolmen.gateway.server import uvicorn_options
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.deploy.apply import Deployer
 from dolmen.platform.deploy.model import ComponentConfig, Revision, RouteSpec
@@ -119,7 +120,7 @@ class GatewayThread:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.settings = settings.replace(port=self.port)
-        config = uvicorn.Config(create_app(self.settings), log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(create_app(self.settings), lifespan="on", **uvicorn_options())
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

@@ -67,3 +67,22 @@ end
 local function push_all(list_key, messages)
   for _, m in ipairs(messages) do redis.call('RPUSH', list_key, m) end
 end
+
+-- Finish notifications. Every script that writes an execution's `finished`
+-- event calls notify_finished(id) in the same call, after the write: waiters
+-- (one subscriber per gateway process) then learn of it without reading the
+-- log. The channel is `keys.FINISHED_CHANNEL` in Python; a test keeps the two
+-- equal. A notification is a hint, not a record: waiters read the state after
+-- they (re)subscribe and again now and then, so a lost one only delays them.
+local FINISHED_CHANNEL = 'dolmen:finished'
+
+-- The execution id in a state key `dolmen:{<root>}:<id>:state` (keys.state).
+local function execution_id_of(state_key)
+  return string.match(state_key, '^[^{]*{[^}]*}:(.+):state$')
+end
+
+-- Publish that execution `id` has finished (nothing when id is nil, so a key
+-- of an unexpected shape can never make a script fail after its writes).
+local function notify_finished(id)
+  if id then redis.call('PUBLISH', FINISHED_CHANNEL, id) end
+end

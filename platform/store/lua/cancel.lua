@@ -16,6 +16,7 @@ if s[2] == 'activity' and s[1] == 'pending' then
   xadd(KEYS[2], 'finished', ARGV[5], ARGV[2])
   redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', ARGV[6], 'owner', '', 'lock_until', 0,
     'finished_at', ARGV[2])
+  notify_finished(execution_id_of(KEYS[1]))
   local woke = 0
   if ARGV[7] ~= '' then
     woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[7], ARGV[8], ARGV[2], ARGV[9])

@@ -1,10 +1,11 @@
-"""Async reads of executions for the request paths that wait.
+"""Async reads of executions for the request paths that wait (the gateway's).
 
-Waiting for a result and following a log run on the event loop with the
-asyncio Redis client (XREAD BLOCK on the execution's log), so a waiting
-request holds a connection, not a thread. Each blocking call waits at most
-`MAX_BLOCK_MS`, so a dead server is noticed. redis-py's exceptions are
-translated to `StoreError` here, as in `platform/store/`.
+Everything runs on the event loop with the asyncio Redis client, so a
+waiting request holds neither a thread nor a connection: waiting for an
+outcome registers a waiter with the process's one `FinishWatcher`, and
+following a log live reads it with XREAD BLOCK (at most `MAX_BLOCK_MS` a
+call, so a dead server is noticed). redis-py's exceptions are translated to
+`StoreError` here.
 """
 
 from __future__ import annotations
@@ -15,18 +16,25 @@ from typing import Any
 
 import redis.asyncio
 
-from ..platform.errors import NotFoundError
-from ..platform.ids import ExecutionId
-from ..platform.store import keys
-from ..platform.store.connection import MAX_BLOCK_MS, map_redis_errors
-from ..platform.store.records import FINISHED, Event, ExecutionState
+from ..errors import NotFoundError, StoreError
+from ..ids import ExecutionId
+from . import keys
+from .async_batch import AsyncBatcher, hash_reply
+from .connection import MAX_BLOCK_MS, map_redis_errors
+from .finish_watch import FinishWatcher, Watch
+from .records import FINISHED, Event, ExecutionState
 
 
 class AsyncExecutions:
     """Read execution state and logs without blocking the event loop."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, batcher: AsyncBatcher | None = None) -> None:
         self.client = client
+        self.batcher = batcher or AsyncBatcher(client)
+        self.watcher = FinishWatcher(client, self.batcher)
+
+    async def close(self) -> None:
+        await self.watcher.close()
 
     async def ping(self) -> None:
         with map_redis_errors():
@@ -34,9 +42,12 @@ class AsyncExecutions:
 
     async def get(self, execution_id: str) -> ExecutionState | None:
         eid = ExecutionId.parse(execution_id).value
-        with map_redis_errors():
-            raw: dict[bytes, bytes] = await self.client.hgetall(keys.state(eid))  # type: ignore[misc]
-        return ExecutionState.from_hash(raw) if raw else None
+        commands = self.batcher.commands()
+        commands.execute_command("HGETALL", keys.state(eid))
+        (reply,) = await self.batcher.execute(commands)
+        if isinstance(reply, BaseException):
+            raise StoreError(f"Redis refused a command: {reply}")
+        return ExecutionState.from_hash(hash_reply(reply)) if reply else None
 
     async def require(self, execution_id: str) -> ExecutionState:
         state = await self.get(execution_id)
@@ -51,15 +62,6 @@ class AsyncExecutions:
             raw: Any = await self.client.xrange(keys.log(eid))
         return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw)]
 
-    async def _last_stream_id(self, execution_id: str) -> tuple[str, bool]:
-        """The id of the last event and whether it is `finished`."""
-        with map_redis_errors():
-            raw: Any = await self.client.xrevrange(keys.log(execution_id), count=1)
-        if not raw:
-            return "0-0", False
-        sid, fields = raw[0]
-        return sid.decode(), fields.get(b"t") == FINISHED.encode()
-
     async def _read_after(self, execution_id: str, last_id: str, block_ms: int) -> list[tuple[str, dict[bytes, bytes]]]:
         with map_redis_errors():
             reply: Any = await self.client.xread({keys.log(execution_id): last_id}, block=max(1, block_ms))
@@ -67,22 +69,29 @@ class AsyncExecutions:
             return []
         return [(sid.decode(), fields) for sid, fields in reply[0][1]]
 
+    def watch(self, execution_id: str) -> Watch:
+        """Register a waiter for the execution's outcome; use it as a `with` block."""
+        return self.watcher.watch(ExecutionId.parse(execution_id).value)
+
     async def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
         """The state once finished, or as it is when `timeout_s` runs out."""
-        state = await self.require(execution_id)
-        if state.status == "finished" or timeout_s <= 0:
-            return state
-        eid = state.id
-        deadline = time.monotonic() + timeout_s
-        # The finished event and the state change are written by one script,
-        # so an event after `last_id` is the one that finishes it, if any.
-        last_id, finished = await self._last_stream_id(eid)
-        while not finished and (remaining := deadline - time.monotonic()) > 0:
-            new = await self._read_after(eid, last_id, int(min(remaining * 1000, MAX_BLOCK_MS)))
-            for sid, fields in new:
-                last_id = sid
-                finished = finished or fields.get(b"t") == FINISHED.encode()
-        return await self.require(eid)
+        if timeout_s <= 0:
+            return await self.require(execution_id)
+        # Registered before the read: a finish after the read is notified to it.
+        with self.watch(execution_id) as watch:
+            state = await self.require(execution_id)
+            if state.status == "finished":
+                return state
+            return await self.outcome(watch, timeout_s)
+
+    async def outcome(self, watch: Watch, timeout_s: float) -> ExecutionState:
+        """The state once finished, or as it is when `timeout_s` runs out.
+
+        `watch` must have been registered before the execution was last seen
+        unfinished (read, or created by this caller).
+        """
+        state = await watch.wait(timeout_s)
+        return state if state is not None else await self.require(watch.execution_id)
 
     async def follow(self, execution_id: str, *, after: int, timeout_s: float) -> AsyncIterator[Event | None]:
         """Events with index > `after`, live, until `finished` or `timeout_s`.

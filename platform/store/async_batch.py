@@ -1,0 +1,310 @@
+"""Round trips shared by everything a process does on its event loop: one connection, one pipeline in flight.
+
+The gateway's hot path (creates, their outbox effects, reads of finished
+executions) is many small pipelines. Through redis-py's asyncio Pipeline
+each costs about 100 µs of CPU before the server does anything; here
+callers record commands with redis-py's own command builders (`Commands`)
+and hand them to `AsyncBatcher`, which sends whatever was queued while the
+previous round trip was under way as one pipeline and reads the raw RESP2
+replies. Under load, that is one round trip for the creates, effects and
+reads of a whole loop tick; alone, a call still costs one round trip.
+
+A connection error re-sends the whole round trip (`RETRIES` times, with
+backoff), as redis-py's retry does: every Dolmen write carries a write id,
+so a repeat is answered as the first (see lua/_prelude.lua); the other
+commands sent here are idempotent. Script calls answered NOSCRIPT (the
+server restarted or was flushed) are loaded and repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio
+import structlog
+from redis.asyncio.connection import AbstractConnection
+from redis.commands.core import CoreCommands
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import StoreError, StoreUnavailableError
+from .connection import SOCKET_TIMEOUT_S, dedicated_connection, describe
+
+from .scripts import NAMES, is_noscript, source
+
+log = structlog.get_logger("dolmen.store")
+
+RETRIES = 3
+Replies = list[Any]
+Then = Callable[[Replies | BaseException], None]
+
+
+class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only execute_command is ours
+    """Commands recorded for one `AsyncBatcher` call, with redis-py's method names (`zadd`, `hgetall`, ...).
+
+    Script calls go by name (`script("create", keys, args)`). The replies
+    come back raw: RESP2 values, an error reply as its exception in place.
+    """
+
+    def __init__(self, shas: dict[str, str]) -> None:
+        self.args: list[tuple[Any, ...]] = []
+        self.scripts: dict[int, tuple[str, list[str], list[Any]]] = {}
+        self._shas = shas
+
+    def __len__(self) -> int:
+        return len(self.args)
+
+    def execute_command(self, *args: Any, **options: Any) -> Commands:
+        self.args.append(args)
+        return self
+
+    def script(self, name: str, keys: list[str], args: list[Any]) -> int:
+        """Record a call of script `name`; returns its position in the replies."""
+        self.scripts[len(self.args)] = (name, keys, args)
+        self.args.append(("EVALSHA", self._shas[name], len(keys), *keys, *args))
+        return len(self.args) - 1
+
+
+class AsyncBatcher:
+    """Sends recorded commands in shared round trips over one dedicated connection."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, max_commands: int = 4096) -> None:
+        self.client = client
+        self.max_commands = max_commands
+        self._sources = {name: source(name) for name in NAMES}
+        self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
+        self._queue: deque[tuple[Commands, asyncio.Future[Replies] | None, Then | None]] = deque()
+        # Calls that may wait for company (see `send`): they go out with the next round trip.
+        self._lingering: deque[tuple[Commands, asyncio.Future[Replies] | None, Then | None]] = deque()
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connection: AbstractConnection | None = None
+        self._closing = False
+        # Observable by tests and metrics.
+        self.round_trips = 0
+
+    def commands(self) -> Commands:
+        """An empty recording to fill and pass to `execute` or `send`."""
+        return Commands(self._shas)  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
+
+    async def execute(self, commands: Commands, then: Then | None = None) -> Replies:
+        """The replies to `commands`, sent with whatever else is queued.
+
+        An error reply is its exception in place; a failed round trip raises
+        `StoreError`. `then`, as in `send`, runs on the replies even when the
+        caller was cancelled meanwhile.
+        """
+        if self._closing:
+            raise StoreError("this process is shutting down; nothing more is sent to Redis")
+        future: asyncio.Future[Replies] = asyncio.get_running_loop().create_future()
+        self._enqueue(commands, future, then)
+        return await future
+
+    def send(self, commands: Commands, then: Then | None = None, *, linger_s: float = 0.0) -> None:
+        """Queue `commands` without waiting; `then(replies or error)` runs once they are answered.
+
+        `then` runs even if the caller is gone (a cancelled request), so it can
+        carry out what must follow an accepted write. With `linger_s`, the
+        commands wait that long for another call to go out with (not once `close` began).
+        """
+        if linger_s <= 0 or self._closing:
+            self._enqueue(commands, None, then)
+            return
+        self._lingering.append((commands, None, then))
+        if self._linger_timer is None:
+            self._linger_timer = asyncio.get_running_loop().call_later(linger_s, self._end_linger)
+
+    def _end_linger(self) -> None:
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
+        if self._lingering:
+            self._kick()
+
+    @property
+    def pending(self) -> int:
+        """Calls queued and not sent yet (a hint)."""
+        return len(self._queue) + len(self._lingering)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued, then drop the connection."""
+        self._closing = True
+        if self._lingering:
+            self._end_linger()
+        if self._task is not None and not self._task.done():
+            self._kick()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except TimeoutError:
+                log.warning("store calls left unsent at close", calls=len(self._queue))
+                self._task.cancel()
+        await self._drop_connection()
+
+    # ------------------------------------------------------------ queueing
+
+    def _enqueue(self, commands: Commands, future: asyncio.Future[Replies] | None, then: Then | None) -> None:
+        if not commands.args:
+            if future is not None:
+                future.set_result([])
+            if then is not None:
+                then([])
+            return
+        self._queue.append((commands, future, then))
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="dolmen-store-batcher")
+
+    async def _run(self) -> None:
+        wake = self._wake or asyncio.Event()
+        while True:
+            if self._queue or self._lingering and self._linger_timer is None:
+                await self._send_batch()
+            elif self._closing:
+                return
+            else:
+                wake.clear()
+                await wake.wait()
+
+    async def _send_batch(self) -> None:
+        batch: list[tuple[Commands, asyncio.Future[Replies] | None, Then | None]] = []
+        count = 0
+        if self._lingering:
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
+            self._queue.extendleft(reversed(self._lingering))
+            self._lingering.clear()
+        while self._queue and (not batch or count + len(self._queue[0][0].args) <= self.max_commands):
+            item = self._queue.popleft()
+            batch.append(item)
+            count += len(item[0].args)
+        args = [a for commands, _, _ in batch for a in commands.args]
+        try:
+            replies = await self._round_trip(args)
+            await self._repeat_noscript(batch, replies)
+        except asyncio.CancelledError:
+            for _, future, _ in batch:
+                if future is not None:
+                    future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
+            error = exc if isinstance(exc, StoreError) else StoreError(f"Redis failed: {exc}")
+            for _, future, then in batch:
+                _deliver(future, then, error)
+            return
+        start = 0
+        for commands, future, then in batch:
+            end = start + len(commands.args)
+            _deliver(future, then, replies[start:end])
+            start = end
+
+    async def _repeat_noscript(
+        self, batch: list[tuple[Commands, asyncio.Future[Replies] | None, Then | None]], replies: Replies
+    ) -> None:
+        """Load the scripts and repeat the script calls the server did not know."""
+        failed: list[int] = []
+        start = 0
+        for commands, _, _ in batch:
+            for position in commands.scripts:
+                reply = replies[start + position]
+                if isinstance(reply, ResponseError) and is_noscript(reply):
+                    failed.append(start + position)
+            start += len(commands.args)
+        if not failed:
+            return
+        args: list[tuple[Any, ...]] = [("SCRIPT", "LOAD", src) for src in self._sources.values()]
+        again = await self._round_trip(args + [self._args_at(batch, position) for position in failed])
+        for position, reply in zip(failed, again[len(args):]):
+            replies[position] = reply
+
+    @staticmethod
+    def _args_at(batch: list[tuple[Commands, Any, Any]], position: int) -> tuple[Any, ...]:
+        for commands, _, _ in batch:
+            if position < len(commands.args):
+                return commands.args[position]
+            position -= len(commands.args)
+        raise IndexError(position)  # pragma: no cover - positions come from the same batch
+
+    # ---------------------------------------------------------- connection
+
+    async def _round_trip(self, args: list[tuple[Any, ...]]) -> Replies:
+        """Send `args` as one pipeline and read every reply; re-sent after a connection error."""
+        pause = 0.02
+        for attempt in range(RETRIES + 1):
+            try:
+                connection = self._connection
+                if connection is None:
+                    connection = dedicated_connection(self.client)
+                    await connection.connect()
+                    self._connection = connection
+                async with asyncio.timeout(SOCKET_TIMEOUT_S):
+                    await connection.send_packed_command(connection.pack_commands(args), check_health=False)
+                    replies: Replies = []
+                    for _ in args:
+                        try:
+                            replies.append(await connection.read_response(timeout=math.inf))
+                        except ResponseError as exc:
+                            replies.append(exc)
+                self.round_trips += 1
+                return replies
+            except asyncio.CancelledError:
+                # Replies may be left unread on it: never reuse it.
+                await asyncio.shield(self._drop_connection())
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+                await self._drop_connection()
+                if attempt == RETRIES:
+                    raise StoreUnavailableError(
+                        f"cannot reach Redis at {describe(self.client)} ({exc}); check that it runs "
+                        "(`platform status`) or pass the right --redis URL"
+                    ) from None
+                await asyncio.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.5)
+            except RedisError as exc:
+                await self._drop_connection()
+                raise StoreError(f"Redis failed: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                await connection.disconnect()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
+
+def hash_reply(reply: Any) -> dict[bytes, bytes]:
+    """A raw HGETALL reply (RESP2: a flat list of fields and values) as a dict."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2]))
+
+
+def _deliver(future: asyncio.Future[Replies] | None, then: Then | None, outcome: Replies | BaseException) -> None:
+    if then is not None:
+        try:
+            then(outcome)
+        except Exception:  # noqa: BLE001 - one caller's bug must not stop the others' replies
+            log.exception("a store call's follow-up failed")
+    if future is not None and not future.done():
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+__all__ = ["AsyncBatcher", "Commands", "hash_reply"]

@@ -33,8 +33,44 @@ def when(ms: int) -> str:
 
 def print_component(comp: ComponentConfig) -> None:
     echo(f"component {comp.name} ({comp.kind}) {short(comp.digest)}  from {comp.source}")
+    echo(f"  {settings(comp)}")
     for ffqn, fty in sorted(comp.functions.items()):
         echo(f"  {ffqn}: {fty.wit()}")
+
+
+def settings(comp: ComponentConfig) -> str:
+    """The component's deployment settings on one line, as the YAML names them."""
+    retry = comp.retry
+    parts = [
+        f"timeout {_duration(comp.timeout_ms)}",
+        f"memory {_size(comp.memory_limit_bytes)}",
+        f"retry {retry.max_attempts} attempts, backoff {_duration(retry.initial_backoff_ms)}-{_duration(retry.max_backoff_ms)}"
+        + (", err results too" if retry.retry_on_err else ""),
+    ]
+    if comp.kind == "activity":
+        parts.append(
+            f"instances reuse (max {comp.max_instance_uses} uses)" if comp.instances == "reuse" else "instances fresh"
+        )
+        if comp.env:
+            parts.append(f"env {', '.join(sorted(comp.env))}")
+    else:
+        parts += [f"upgrade {comp.upgrade}", f"blocking {comp.blocking} ({_duration(comp.blocking_timeout_ms)})"]
+    return "; ".join(parts)
+
+
+def _duration(ms: int | None) -> str:
+    if ms is None:
+        return "none"
+    return f"{ms / 1000:g}s" if ms % 1000 == 0 or ms >= 10_000 else f"{ms}ms"
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "unlimited"
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
 
 
 def print_revision(revision: Revision, *, active: bool) -> None:

@@ -278,6 +278,12 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
                     f"'{key}' applies to activities only: a workflow gets a fresh instance for every run "
                     "so that it replays deterministically; remove it",
                 )
+    if kind == "activity" and "max_instance_uses" in keys and values.get("instances") != "reuse":
+        reader.problem(
+            keys["max_instance_uses"][0],
+            "'max_instance_uses' applies only with 'instances: reuse' (a fresh instance serves one attempt); "
+            "add 'instances: reuse' or remove it",
+        )
     if kind == "workflow" and "env" in keys:
         reader.problem(
             keys["env"][0],

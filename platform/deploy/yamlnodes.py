@@ -198,6 +198,10 @@ class Reader:
         value = self.scalar(node, where)
         if value is None:
             return None
+        if not isinstance(value, str):
+            # YAML reads `yes`, `on` or `true` as a boolean and `1` as a number.
+            self.problem(where, f"expected one of: {', '.join(choices)}; got {_describe_value(value)}")
+            return None
         if value not in choices:
             self.problem(where, f"'{value}' is not one of: {', '.join(choices)}")
             return None

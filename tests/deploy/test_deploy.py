@@ -29,6 +29,9 @@ def test_deploy_stores_revisions_and_rollback_reactivates_one(workdir: Path, cli
     assert first.returncode == 0, first.stderr
     assert "component wf (workflow) sha256:" in first.stdout and f"{F}.serial: func(n: u32) -> u64" in first.stdout
     assert "revision 1 'test' is active" in first.stdout
+    # Each component's settings are shown as the YAML names them.
+    assert "  timeout 120s; memory 512 MiB; retry 5 attempts, backoff 100ms-30s; instances fresh\n" in first.stdout
+    assert "; upgrade verified; blocking unload (10s)\n" in first.stdout
     second = cli.json("deploy", str(write(workdir, "v2.yaml", deployment("wf2"))))
     assert (second["revision"], second["previous"]) == (2, 1)
     listing = cli.json("deployments", "list")
@@ -41,9 +44,13 @@ def test_deploy_stores_revisions_and_rollback_reactivates_one(workdir: Path, cli
     serial = next(f for f in functions if f["ffqn"] == f"{F}.serial")
     assert serial["kind"] == "workflow" and serial["signature"] == "func(n: u32) -> u64"
     assert serial["digest"] != wf_v1["digest"]
+    reused = deployment("wf1").replace("timeout: 120s", "timeout: 120s\n    instances: reuse\n    max_instance_uses: 50")
+    third = cli("deploy", str(write(workdir, "v3.yaml", reused)))
+    assert third.returncode == 0, third.stderr
+    assert "; instances reuse (max 50 uses)\n" in cli("deployments", "show").stdout
     back = cli("deploy", "--rollback", "1")
-    assert back.returncode == 0 and "revision 1 'test' is active again (was 2)" in back.stdout
-    assert active_revision(cli.redis_url) == (1, [1, 2])
+    assert back.returncode == 0 and "revision 1 'test' is active again (was 3)" in back.stdout
+    assert active_revision(cli.redis_url) == (1, [1, 2, 3])
     assert client.submit(f"{F}.serial", [1]).route.component.digest == wf_v1["digest"]
 
 

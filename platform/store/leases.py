@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -73,6 +73,8 @@ class PendingCommit:
     events: list[tuple[str, dict[str, Any], int]]
     creates: list[NewExecution]
     last_seen: str
+    # When the call was made (ms): the child's creation time, however late it is written.
+    at: int = field(default_factory=lambda: now_ms())
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +303,7 @@ class Leases:
         else:
             commit = self._commit_call(
                 parent_commit.lease, parent_commit.events, parent_commit.creates,
-                last_seen=parent_commit.last_seen, finished_inline=lease.id,
+                last_seen=parent_commit.last_seen, finished_inline=lease.id, at=parent_commit.at,
             )  # fmt: skip
             committed, reply = self._send_many(root, [_as_args(commit), _as_args(finish)])
             _check(committed, parent_commit.lease)
@@ -365,7 +367,9 @@ class Leases:
 
     def write_pending(self, pending: PendingCommit) -> list[Any]:
         """Write a held-back commit on its own; the parent's raw log entries after its `last_seen`."""
-        call = self._commit_call(pending.lease, pending.events, pending.creates, last_seen=pending.last_seen)
+        call = self._commit_call(
+            pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at
+        )
         reply = self._send(pending.lease.root, call.name, call.keys, call.args)
         _check(reply, pending.lease)
         self._after(pending.lease.root, call.messages)
@@ -381,9 +385,13 @@ class Leases:
         messages: list[str] = (),  # type: ignore[assignment]
         state_fields: dict[str, str] | None = None,
         finished_inline: str | None = None,
+        at: int | None = None,
     ) -> _Call:
-        """The commit script call; `finished_inline` is a child finished in the same round trip."""
-        at = now_ms()
+        """The commit script call; `finished_inline` is a child finished in the same round trip.
+
+        `at` (ms, default now) is the creation time of the children it creates.
+        """
+        at = now_ms() if at is None else at
         children = [new for new in creates if ExecutionId(new.id).root == lease.root]
         elsewhere = [new for new in creates if ExecutionId(new.id).root != lease.root]
         create_specs = [

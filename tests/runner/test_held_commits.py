@@ -68,6 +68,9 @@ def test_a_runner_killed_during_the_hold_leaves_no_trace_of_the_call(
     assert types(events) == ["created", "attempt_lost", "child_submitted", "response", "finished"]
     (child_id,) = client.executions.children(workflow_id)
     assert types(client.executions.events(child_id)) == ["created", "finished"]
+    # Written once it returned, the child still shows when it was called: 3 s before it finished.
+    child = client.get(child_id)
+    assert child.finished_at is not None and child.finished_at - child.created_at >= 2900
 
 
 def test_a_long_call_shows_up_while_it_runs(redis_url: str, processes: Processes, client: Client) -> None:

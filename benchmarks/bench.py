@@ -416,10 +416,18 @@ def report(results: list[Result], guest: str = "python", instances: str = "fresh
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     machine = f"{host_platform.machine()}, {os.cpu_count()} CPUs, Python {host_platform.python_version()}"
     print(f"\nDolmen benchmarks ({guest} guests, {instances} activity instances) on {machine}, {time.strftime('%Y-%m-%d')}")
+    # The tuning variables in force: a result is only comparable with one run under the same ones.
+    settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("DOLMEN_")}
+    if settings:
+        print("with " + " ".join(f"{k}={v}" for k, v in settings.items()))
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
     out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"machine": machine, "guest": guest, "instances": instances, "results": [r.__dict__ for r in results]}, indent=2))
+    out.write_text(json.dumps(
+        {"machine": machine, "guest": guest, "instances": instances, "settings": settings,
+         "results": [r.__dict__ for r in results]},
+        indent=2,
+    ))  # fmt: skip
     print(f"\n(saved to {out.relative_to(ROOT)})")
 
 

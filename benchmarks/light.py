@@ -22,7 +22,6 @@ the wasm-tools version, so an unchanged guest is never rebuilt.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -95,16 +94,12 @@ def _inputs(src: Path) -> list[Path]:
 
 def build_key(src: Path, world: str, replace: Mapping[str, str], tools_version: str) -> str:
     """The content hash identifying one build."""
+    from dolmen.platform.build import content_key
     from dolmen.platform.wit.ext import host_wit
 
-    digest = hashlib.sha256()
-    digest.update(f"{tools_version}\0world={world}\0".encode())
-    for old, new in sorted(replace.items()):
-        digest.update(f"replace={old}\0{new}\0".encode())
-    digest.update(host_wit().encode())
-    for path in _inputs(src):
-        digest.update(str(path.relative_to(src)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:32]
+    header = f"{tools_version}\0world={world}\0"
+    header += "".join(f"replace={old}\0{new}\0" for old, new in sorted(replace.items()))
+    return content_key(header + host_wit(), src, _inputs(src))
 
 
 def build_light_guest(src: Path, world: str, *, cache_dir: Path, replace: Mapping[str, str] | None = None) -> LightBuild:
@@ -134,7 +129,7 @@ def build_light_guest(src: Path, world: str, *, cache_dir: Path, replace: Mappin
         text = text.replace(old, new)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dolmen-light-") as tmp:
-        from dolmen.platform.build import with_host_wit
+        from dolmen.platform.build import install_atomically, with_host_wit
 
         scratch = Path(tmp)
         module = scratch / modules[0].name
@@ -145,10 +140,7 @@ def build_light_guest(src: Path, world: str, *, cache_dir: Path, replace: Mappin
         _run(exe, "component", "embed", str(wit_dir), "--world", world, str(module), "-o", str(core), what=src)
         _run(exe, "component", "new", str(core), "-o", str(out), what=src)
         _run(exe, "validate", str(out), what=src)
-        fd, partial = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-")
-        os.close(fd)
-        shutil.copyfile(out, partial)
-        os.replace(partial, target)
+        install_atomically(out, target)
     return LightBuild(target, False, key)
 
 

@@ -73,14 +73,27 @@ def with_host_wit(wit: Path, scratch: Path) -> Path:
 
 def build_key(src: Path, wit: Path, world: str, module: str) -> str:
     """The content hash identifying one build."""
-    digest = hashlib.sha256()
-    digest.update(f"componentize-py={componentize_py_version()}\0world={world}\0module={module}\0".encode())
+    header = f"componentize-py={componentize_py_version()}\0world={world}\0module={module}\0"
     if wit.is_dir() and _needs_host_wit(wit):
-        digest.update(host_wit().encode())
-    for path in _inputs(src, wit):
-        rel = os.path.relpath(path, src)
-        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+        header += host_wit()
+    return content_key(header, src, _inputs(src, wit))
+
+
+def content_key(header: str, root: Path, files: list[Path]) -> str:
+    """A build's cache key: SHA-256 of `header` and each file's path (relative to `root`) and bytes, 32 hex digits."""
+    digest = hashlib.sha256(header.encode())
+    for path in files:
+        digest.update(os.path.relpath(path, root).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:32]
+
+
+def install_atomically(built: Path, target: Path) -> None:
+    """Copy `built` to `target` so that a reader sees the whole file or none (a crash leaves no half-written cache entry)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    os.close(fd)
+    shutil.copyfile(built, partial)
+    os.replace(partial, target)
 
 
 def build_python_guest(
@@ -132,10 +145,7 @@ def _componentize(src: Path, wit: Path, world: str, module: str, target: Path) -
                 f"componentize-py failed to build {src} (world '{world}'): "
                 + summarize_componentize_error(proc.stderr or proc.stdout)
             )
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        os.close(fd)
-        shutil.copyfile(out, partial)
-        os.replace(partial, target)
+        install_atomically(out, target)
 
 
 def summarize_componentize_error(text: str) -> str:

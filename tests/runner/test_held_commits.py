@@ -25,9 +25,7 @@ pytestmark = pytest.mark.slow
 def test_a_quick_call_is_one_write_and_reads_as_before(redis_url: str, processes: Processes, client: Client) -> None:
     """The logs of a held call are those of any direct call: the request, the child, its response."""
     deploy(redis_url, [activity(), fault_flows()])
-    processes.runner("--concurrency", "2")
-    processes.scheduler()
-    processes.wait_ready(runners=1)
+    processes.fleet("only", concurrency=2)
     workflow_id = client.submit(SLOW_CALL, [1, "quick"]).execution_id
     state = client.wait(workflow_id, 30)
     assert state.outcome is not None and state.outcome.value == "quick"
@@ -53,9 +51,7 @@ def test_a_runner_killed_during_the_hold_leaves_no_trace_of_the_call(
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50)), fault_flows()])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "1000"
     processes.env["DOLMEN_INLINE_HOLD_MS"] = "600000"
-    first = processes.runner("--concurrency", "2", "--name", "first")
-    processes.scheduler()
-    processes.wait_ready(runners=1)
+    first = processes.fleet("first", concurrency=2)["first"]
     workflow_id = client.submit(SLOW_CALL, [3000, "again"]).execution_id
     wait_for(lambda: client.get(workflow_id).owner == "first", what="the workflow to run")
     time.sleep(1)  # well into the 3 s call
@@ -78,9 +74,7 @@ def test_a_long_call_shows_up_while_it_runs(redis_url: str, processes: Processes
     workflow's runner, and finishes normally."""
     deploy(redis_url, [activity(), fault_flows()])
     processes.env["DOLMEN_INLINE_HOLD_MS"] = "100"
-    processes.runner("--concurrency", "2", "--name", "only")
-    processes.scheduler()
-    processes.wait_ready(runners=1)
+    processes.fleet("only", concurrency=2)
     workflow_id = client.submit(SLOW_CALL, [3000, "long"]).execution_id
     child_id = wait_for(lambda: (c := client.executions.children(workflow_id)) and c[0], what="the child")
     child = client.get(child_id)

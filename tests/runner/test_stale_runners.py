@@ -43,9 +43,7 @@ def test_stale_runner_activity_finishes_once_with_the_new_owners_result(
     the execution stays listed as running, and the result written is the new owner's (a full 6 s after it)."""
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50))])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "1000"
-    runners = {name: processes.runner("--concurrency", "1", "--name", name) for name in ("first", "second")}
-    processes.scheduler()
-    processes.wait_ready(runners=2)
+    runners = processes.fleet("first", "second", concurrency=1)
     execution_id = client.submit(SLOW, [6000, "alone"]).execution_id
     holder = wait_for(lambda: client.get(execution_id).owner, what="a runner to lock it")
     (other,) = set(runners) - {holder}
@@ -80,9 +78,7 @@ def test_a_runner_that_hangs_late_is_taken_over_without_the_repair_sweep(
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50))])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "1000"
     processes.env["DOLMEN_REPAIR_AFTER_MS"] = "3600000"
-    runners = {name: processes.runner("--concurrency", "1", "--name", name) for name in ("first", "second")}
-    processes.scheduler()
-    processes.wait_ready(runners=2)
+    runners = processes.fleet("first", "second", concurrency=1)
     execution_id = client.submit(SLOW, [12000, "late"]).execution_id
     holder = wait_for(lambda: client.get(execution_id).owner, what="a runner to lock it")
     (other,) = set(runners) - {holder}
@@ -104,9 +100,7 @@ def test_stale_runner_of_a_workflows_direct_call(redis_url: str, processes: Proc
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50)), fault_flows()])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "1000"
     processes.env["DOLMEN_REPAIR_AFTER_MS"] = "2000"
-    runners = {name: processes.runner("--concurrency", "2", "--name", name) for name in ("first", "second")}
-    processes.scheduler()
-    processes.wait_ready(runners=2)
+    runners = processes.fleet("first", "second", concurrency=2)
     workflow_id = client.submit(SLOW_CALL, [6000, "via-wf"]).execution_id
     child_id = wait_for(lambda: (c := client.executions.children(workflow_id)) and c[0], what="the child")
     holder = wait_for(lambda: client.get(child_id).owner, what="the child to run")

@@ -77,6 +77,13 @@ class Processes:
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self._start("scheduler")
 
+    def fleet(self, *names: str, concurrency: int = 1) -> dict[str, subprocess.Popen[bytes]]:
+        """Named runners (`--name`) and a scheduler, started and ready; the runners by name."""
+        runners = {name: self.runner("--concurrency", str(concurrency), "--name", name) for name in names}
+        self.scheduler()
+        self.wait_ready(runners=len(names))
+        return runners
+
     def wait_ready(self, runners: int = 1, schedulers: int = 1, timeout: float = 60.0) -> None:
         """Until the heartbeats of the expected processes appear."""
         client = connect(self.redis_url)

@@ -93,13 +93,11 @@ def test_500_waiting_requests_share_one_subscription_and_each_gets_its_result(ur
                 await asyncio.to_thread(finish, client, execution_id, n)
             return await asyncio.gather(*polls)
 
-    start = time.monotonic()
     answers = asyncio.run(poll_all())
     assert observed["numsub"] == numsub_before
     assert observed["connected"] - connected_before < 20
     assert [a.status_code for a in answers] == [200] * len(ids)
     assert [(a.json()["execution_id"], a.json()["result"]) for a in answers] == [(i, n) for n, i in enumerate(ids)]
-    assert time.monotonic() - start < 30
 
 
 def test_a_waiting_request_is_answered_after_its_notification_is_lost(url: str, client: redis.Redis) -> None:

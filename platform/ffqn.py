@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass
 
@@ -65,7 +67,15 @@ class Ffqn:
 
     @classmethod
     def parse(cls, text: str) -> Ffqn:
-        """Parse `namespace:package/interface[@version].function`."""
+        """Parse `namespace:package/interface[@version].function`; raises `InvalidNameError`.
+
+        The last few thousand names parsed are kept (a runner parses the same
+        few on every attempt); a name that fails to parse is not.
+        """
+        return _parse_ffqn(text) if isinstance(text, str) else cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Ffqn:
         if not isinstance(text, str) or not text:
             raise InvalidNameError(f"a function name is required, {_EXAMPLE}")
         head, dot, function = text.rpartition(".")
@@ -133,3 +143,8 @@ def _parse_semver(version: str) -> tuple[tuple[int, int, int], str]:
     core, _, pre = version.split("+", 1)[0].partition("-")
     major, minor, patch = core.split(".")
     return (int(major), int(minor), int(patch)), pre
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ffqn(text: str) -> Ffqn:
+    return Ffqn._parse(text)  # pyright: ignore[reportPrivateUsage]

@@ -19,24 +19,28 @@ by id.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import keys
-from .scripts import Pipeline, Scripts
+from .scripts import Pipeline, Scripts, write_id
+
+
+# Every message carries a nonce ("n") unique across processes, so that removing one
+# delivered message from an outbox list never removes an identical one written by
+# another write. A write id is such a value, and costs no system call.
 
 
 def enqueue_msg(ffqn: str, execution_id: str) -> str:
     """Message: put `execution_id` in the queue of `ffqn`."""
-    return json.dumps({"op": "enqueue", "ffqn": ffqn, "id": execution_id, "n": os.urandom(4).hex()})
+    return json.dumps({"op": "enqueue", "ffqn": ffqn, "id": execution_id, "n": write_id()})
 
 
 def timer_msg(at_ms: int, member: dict[str, Any]) -> str:
     """Message: arm a timer that fires `member` at `at_ms`."""
-    return json.dumps({"op": "timer", "at": at_ms, "m": member, "n": os.urandom(4).hex()})
+    return json.dumps({"op": "timer", "at": at_ms, "m": member, "n": write_id()})
 
 
 def index_msg(execution_id: str, created_ms: int, *, finished: bool = False) -> str:

@@ -98,6 +98,11 @@ class FinishWatcher:
         """How many executions have a registered waiter."""
         return len(self._waiters)
 
+    @property
+    def reading(self) -> bool:
+        """Whether a read of waiters' states is queued or under way."""
+        return self._reader is not None or bool(self._to_read)
+
     def watch(self, execution_id: str) -> Watch:
         """Register a waiter for `execution_id` (starts the subscription on first use)."""
         if not self._tasks and not self._closed:

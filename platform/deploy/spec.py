@@ -24,7 +24,10 @@ routes:
 
 Every problem names the file, the line and the key, and all of them are
 reported at once. `${NAME}` is replaced by the environment variable NAME; an
-unset one is an error (`$${` writes a literal `${`).
+unset one is an error (`$${` writes a literal `${`). Every value is read from
+the text written, quoted or not: `env: {DEBUG: NO, MODE: 0755}` gives the guest
+'NO' and '0755' (YAML 1.1 would read false and 493), and a substituted `${NAME}`
+is the variable's exact text.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_NUMBER_RE = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
 _PATH_PARAM_RE = re.compile(r"\{([^{}]*)\}")
 _PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -72,12 +76,15 @@ _UNIT_BYTES = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "KB": 1000, 
 
 def parse_duration(text: object) -> int:
     """Milliseconds of `250ms`, `10s`, `1.5s`, `5m` or `1h`; ValueError naming the fix otherwise."""
-    if isinstance(text, bool) or not isinstance(text, str):
-        if isinstance(text, int) and not isinstance(text, bool):
-            raise ValueError(f"{text} has no unit; write e.g. {text}ms or {text}s")
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str):
         raise ValueError(f"expected a duration such as 250ms, 10s, 5m or 1h, got {text!r}")
     match = _DURATION_RE.match(text)
     if match is None:
+        if _NUMBER_RE.match(text):
+            number = text.strip()
+            raise ValueError(f"{number} has no unit; write e.g. {number}ms or {number}s")
         raise ValueError(f"'{text}' is not a duration; write e.g. 250ms, 10s, 5m or 1h")
     ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
     if ms != int(ms):
@@ -336,7 +343,7 @@ def _retry(reader: Reader, node: yaml.Node, where: Location) -> RetryPolicy | No
 
 
 def _duration(reader: Reader, node: yaml.Node, where: Location) -> int | None:
-    value = reader.scalar(node, where)
+    value = reader.text(node, where)
     if value is None:
         return None
     try:
@@ -351,7 +358,7 @@ def _duration(reader: Reader, node: yaml.Node, where: Location) -> int | None:
 
 
 def _size(reader: Reader, node: yaml.Node, where: Location) -> int | None:
-    value = reader.scalar(node, where)
+    value = reader.text(node, where)
     if value is None:
         return None
     try:
@@ -366,26 +373,41 @@ def _size(reader: Reader, node: yaml.Node, where: Location) -> int | None:
 
 
 def _env(reader: Reader, node: yaml.Node, where: Location) -> dict[str, str] | None:
+    """NAME: value pairs, each value exactly as written (`NO` stays 'NO', `0755` stays '0755')."""
     if not isinstance(node, yaml.MappingNode):
         reader.problem(where, "expected a mapping of NAME: value")
         return None
     out: dict[str, str] = {}
     ok = True
     for key_node, value_node in node.value:
-        key = reader.scalar(key_node, where)
-        here = where.child(str(key), key_node.start_mark.line + 1)
-        if not isinstance(key, str) or not _ENV_NAME_RE.match(key):
-            reader.problem(here, f"'{key}' is not a valid environment variable name")
+        line = key_node.start_mark.line + 1
+        key = reader.text(key_node, Location(where.file, line, where.key))
+        if key is None:
             ok = False
             continue
-        value = reader.scalar(value_node, here)
-        if value is None or isinstance(value, (list, dict)):
-            if value is None and isinstance(value_node, yaml.ScalarNode) and value_node.value in ("", "~", "null"):
-                reader.problem(here, "has no value; quote an empty string as \"\"")
+        here = where.child(key, line)
+        if not _ENV_NAME_RE.match(key):
+            reader.problem(here, f"'{key}' is not a valid environment variable name; use letters, digits and '_', not starting with a digit")
             ok = False
             continue
-        out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        if key in out:
+            reader.problem(here, f"'{key}' appears twice; keep one")
+            ok = False
+            continue
+        value = _env_value(reader, value_node, here)
+        if value is None:
+            ok = False
+            continue
+        out[key] = value
     return out if ok else None
+
+
+def _env_value(reader: Reader, node: yaml.Node, where: Location) -> str | None:
+    if isinstance(node, yaml.ScalarNode) and node.style is None and node.value == "":
+        # `NAME:` with nothing after it is more likely a forgotten value than a wish for "".
+        reader.problem(where, 'has no value; write one, or quote an empty string as ""')
+        return None
+    return reader.text(node, where)
 
 
 def _route(reader: Reader, node: yaml.Node, where: Location) -> RouteEntry | None:

@@ -1,10 +1,15 @@
 """Read YAML with the line of every value, for error messages that point at it.
 
-`load_document` composes the node tree with PyYAML's safe loader (the same
-resolver and constructors as `yaml.safe_load`), and `Reader` walks it: each
-accessor returns a plain value and records a problem, with file, line and key
-path, when the value does not fit. Problems are collected so that one run
-reports every mistake in a file, not only the first.
+`load_document` composes the node tree with PyYAML's safe loader, and `Reader`
+walks it: each accessor returns a plain value and records a problem, with file,
+line and key path, when the value does not fit. Problems are collected so that
+one run reports every mistake in a file, not only the first.
+
+Values are read from the text written, never from YAML's implicit types: PyYAML
+follows YAML 1.1, which reads an unquoted `NO` as false, `0755` as 493, `12:30`
+as 750 and `1.10` as 1.1, so an environment variable or a name would not reach
+the platform as written. Each accessor parses the text itself instead (a whole
+number is decimal digits, a boolean is true/false/yes/no/on/off).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from ..errors import DeploymentError
 
 _VAR = re.compile(r"\$\$|\$\{([^}]*)\}")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WHOLE_NUMBER = re.compile(r"^[-+]?[0-9]+$")
+_BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+_NULLS = ("", "~", "null", "Null", "NULL")
+_STR_TAG = "tag:yaml.org,2002:str"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +73,28 @@ def raise_problems(file: str, problems: list[Problem]) -> None:
     raise DeploymentError(f"{file} has {len(problems)} problems; nothing was deployed:\n{lines}")
 
 
+class TaggedScalarNode(yaml.ScalarNode):
+    """A scalar the file gave a tag (`!!int 5`, `!secret x`): a tag YAML would infer anyway leaves no other trace."""
+
+
+class _Loader(yaml.SafeLoader):
+    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:  # the anchor's name (types-PyYAML says a dict)
+        # PyYAML's own, except that an explicitly tagged scalar is a TaggedScalarNode.
+        event = self.get_event()
+        tag, value, start, end = event.tag, event.value, event.start_mark, event.end_mark
+        if tag is None or tag == "!":
+            tag = self.resolve(yaml.ScalarNode, value, event.implicit)
+            node = yaml.ScalarNode(tag, value, start, end, style=event.style)
+        else:
+            node = TaggedScalarNode(tag, value, start, end, style=event.style)
+        if anchor is not None:
+            self.anchors[anchor] = node
+        return node
+
+
 def load_document(text: str, file: str) -> yaml.Node | None:
     """The node tree of a one-document YAML text (None when it is empty)."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -79,12 +108,11 @@ def load_document(text: str, file: str) -> yaml.Node | None:
         loader.dispose()
 
 
-def _construct_scalar(node: yaml.ScalarNode) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node)
-    finally:
-        loader.dispose()
+def _written_tag(node: yaml.ScalarNode) -> str | None:
+    """The tag a scalar was given in the file, None when it has none or `!!str` (which changes nothing)."""
+    if not isinstance(node, TaggedScalarNode) or node.tag == _STR_TAG:
+        return None
+    return node.tag.replace("tag:yaml.org,2002:", "!!")
 
 
 @dataclass
@@ -110,9 +138,10 @@ class Reader:
             return {}
         out: dict[str, tuple[Location, yaml.Node]] = {}
         for key_node, value_node in node.value:
-            key = _construct_scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            # The key as written: `on:` is the key 'on', not the boolean YAML 1.1 reads.
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
             line = key_node.start_mark.line + 1
-            if not isinstance(key, str):
+            if key is None:
                 self.problem(Location(self.file, line, where.key), f"keys must be strings, got {_describe(key_node)}")
                 continue
             here = where.child(key, line)
@@ -133,26 +162,35 @@ class Reader:
 
     # ----------------------------------------------------------- scalars
 
-    def scalar(self, node: yaml.Node, where: Location) -> Any:
-        """A scalar's value with `${NAME}` references replaced; None (and a problem) if it is not a scalar."""
+    def text(self, node: yaml.Node, where: Location) -> str | None:
+        """A scalar's text as written, with `${NAME}` replaced; None (and a problem) if it is not usable text."""
         if not isinstance(node, yaml.ScalarNode):
             self.problem(where, f"expected a single value, got {_describe(node)}")
             return None
-        value = _construct_scalar(node)
-        if not isinstance(value, str) or "$" not in value:
-            return value
-        substituted = self._substitute(value, where)
-        if substituted is None:
+        tag = _written_tag(node)
+        if tag is not None:
+            self.problem(where, f"the tag {tag} does not apply here: deployment values are read as the text written; remove the tag")
             return None
-        if node.style is None and substituted != value:
-            # An unquoted `${N}` reads like the value written in its place: `5` is a number.
-            try:
-                reparsed = yaml.safe_load(substituted)
-            except yaml.YAMLError:
-                return substituted
-            if isinstance(reparsed, (str, int, float, bool)):
-                return reparsed
-        return substituted
+        # A substituted value is text too: `${N}` with N=NO gives 'NO', as writing NO in its place does.
+        text = self._substitute(node.value, where) if "$" in node.value else node.value
+        if text is not None and not self._printable(text, where):
+            return None
+        return text
+
+    def _printable(self, text: str, where: Location) -> bool:
+        # Env values, paths and Redis keys are C strings or UTF-8: a NUL would cut the value short
+        # without a word, and a lone surrogate (from a "\ud800" escape) cannot be encoded at all.
+        if "\0" in text:
+            self.problem(where, "contains the NUL character (\\0), which would cut the value short; remove it")
+            return False
+        if (bad := _SURROGATE.search(text)) is not None:
+            self.problem(
+                where,
+                f"contains \\u{ord(bad.group()):04x}, half of a UTF-16 surrogate pair, which is not a character; "
+                "write the character itself or its \\U00XXXXXX escape",
+            )
+            return False
+        return True
 
     def _substitute(self, text: str, where: Location) -> str | None:
         failed = False
@@ -180,11 +218,9 @@ class Reader:
         return None if failed else out
 
     def string(self, node: yaml.Node, where: Location, *, pattern: re.Pattern[str] | None = None, hint: str = "") -> str | None:
-        value = self.scalar(node, where)
+        """Non-empty text as written (`NO` stays 'NO'), optionally matching `pattern`."""
+        value = self.text(node, where)
         if value is None:
-            return None
-        if not isinstance(value, str):
-            self.problem(where, f"expected a string, got {_describe_value(value)}")
             return None
         if not value:
             self.problem(where, "must not be empty")
@@ -195,12 +231,8 @@ class Reader:
         return value
 
     def choice(self, node: yaml.Node, where: Location, choices: tuple[str, ...]) -> str | None:
-        value = self.scalar(node, where)
+        value = self.text(node, where)
         if value is None:
-            return None
-        if not isinstance(value, str):
-            # YAML reads `yes`, `on` or `true` as a boolean and `1` as a number.
-            self.problem(where, f"expected one of: {', '.join(choices)}; got {_describe_value(value)}")
             return None
         if value not in choices:
             self.problem(where, f"'{value}' is not one of: {', '.join(choices)}")
@@ -208,23 +240,26 @@ class Reader:
         return value
 
     def integer(self, node: yaml.Node, where: Location, *, minimum: int | None = None) -> int | None:
-        value = self.scalar(node, where)
-        if value is None:
+        """A whole number in decimal digits: `010` is ten, and `0x1F` or `12:30` are refused, not read as 31 or 750."""
+        text = self.text(node, where)
+        if text is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(where, f"expected a whole number, got {_describe_value(value)}")
+        if not _WHOLE_NUMBER.match(text.strip()):
+            self.problem(where, f"expected a whole number, got '{text}'; write it in decimal digits, e.g. 5")
             return None
+        value = int(text)
         if minimum is not None and value < minimum:
             self.problem(where, f"must be at least {minimum}, got {value}")
             return None
         return value
 
     def boolean(self, node: yaml.Node, where: Location) -> bool | None:
-        value = self.scalar(node, where)
-        if value is None:
+        text = self.text(node, where)
+        if text is None:
             return None
-        if not isinstance(value, bool):
-            self.problem(where, f"expected true or false, got {_describe_value(value)}")
+        value = _BOOLEANS.get(text.strip().lower())
+        if value is None:
+            self.problem(where, f"expected true or false, got '{text}'")
             return None
         return value
 
@@ -234,15 +269,6 @@ def _describe(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    value = _construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
-    return _describe_value(value)
-
-
-def _describe_value(value: Any) -> str:
-    if value is None:
+    if isinstance(node, yaml.ScalarNode) and node.style is None and node.value in _NULLS:
         return "nothing (null)"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    return f"'{value}'"
+    return f"'{node.value}'"

@@ -13,6 +13,7 @@ from dolmen.platform.errors import DeploymentError
 from dolmen.platform.store.connection import connect
 from tests.deploy.conftest import F, Cli, active_revision, deployment, write
 from tests.support.guests import DATA_DIR, build_guest
+from tests.support.platform import Processes
 
 
 def deploy_file(redis_url: str, path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
@@ -143,6 +144,26 @@ def test_unset_variable_is_an_error_and_set_one_is_used(workdir: Path, cli: Cli,
     result = deploy_file(redis_url, workdir / "env.yaml")
     (wf,) = [c for c in result.plan.components if c.config.name == "wf"]
     assert wf.config.source.endswith("wf2.wasm")
+
+
+# Unquoted values YAML reads as something else: false, true, 1.1, 493, 750, true, null, null, infinity, 1000.0 (YAML 1.2), 31, a date.
+TRICKY_ENV = {
+    "FLAG": "NO", "ANSWER": "yes", "VERSION": "1.10", "MODE": "0755", "AT": "12:30", "SWITCH": "on",
+    "TILDE": "~", "NIL": "null", "BIG": ".inf", "SCI": "1e3", "HEX": "0x1F", "DAY": "2026-01-02",
+}  # fmt: skip
+
+
+def test_env_values_reach_the_revision_and_the_guest_as_written(workdir: Path, redis_url: str, processes: Processes, client: Client) -> None:
+    """Unquoted env values are stored in the revision, and read by the activity, exactly as the file writes them."""
+    lines = "".join(f"      {name}: {value}\n" for name, value in TRICKY_ENV.items())
+    text = "name: test\ncomponents:\n  - name: act\n    kind: activity\n    source: ./build/act.wasm\n    env:\n" + lines
+    deploy_file(redis_url, write(workdir, "env.yaml", text))
+    (act,) = client.revision(fresh=True).components
+    assert act.env == TRICKY_ENV
+    processes.runner()
+    submitted = {name: client.submit("testing:act/basic@1.0.0.env", [name]).execution_id for name in TRICKY_ENV}
+    seen = {name: client.wait(execution_id, 60.0).outcome for name, execution_id in submitted.items()}
+    assert {name: outcome.value if outcome is not None else None for name, outcome in seen.items()} == TRICKY_ENV
 
 
 def test_dry_run_of_a_first_deployment_stores_nothing(workdir: Path, cli: Cli) -> None:

@@ -88,7 +88,7 @@ def test_durations(text: str, expected: int) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize(("value", "message"), [(10, "no unit"), ("10", "not a duration"), ("3x", "not a duration"), ("0.1ms", "whole number"), (True, "expected a duration")])
+@pytest.mark.parametrize(("value", "message"), [(10, "no unit"), ("10", "no unit"), ("3x", "not a duration"), ("1:30", "'1:30' is not a duration"), ("0.1ms", "whole number"), (True, "expected a duration")])
 def test_bad_durations(value: object, message: str) -> None:
     """A duration without a valid unit names the fix."""
     with pytest.raises(ValueError, match=message):
@@ -105,7 +105,7 @@ def test_sizes() -> None:
 
 
 def test_env_references_are_replaced() -> None:
-    """`${NAME}` comes from the environment, unquoted numbers stay numbers, and `$${` is a literal."""
+    """`${NAME}` comes from the environment, a number field reads the substituted text, and `$${` is a literal."""
     text = "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: ${SRC}\n    retry:\n      max_attempts: ${N}\n    env: {PRICE: \"$${NOT}\"}\n"
     spec = parse(text, {"SRC": "./a.wasm", "N": "7"})
     (comp,) = spec.components
@@ -113,6 +113,66 @@ def test_env_references_are_replaced() -> None:
     assert comp.retry.max_attempts == 7
     assert comp.env == {"PRICE": "${NOT}"}
 
+
+ACTIVITY = "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n"
+# Plain scalars YAML reads as a boolean, a number, null, a date or a special tag (1e3 and 0o17 in YAML 1.2 only).
+AS_WRITTEN = [
+    "NO", "yes", "on", "Off", "1.10", "0755", "12:30", "~", "null", ".inf", "-.inf", ".NaN", "1e3", "0x1F",
+    "0o17", "1_000", "+12", "3", "true", "2026-01-02", "2026-02-30", "2026-01-02T10:00:00Z", "=", "<<",
+]  # fmt: skip
+
+
+def env_of(text: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    (comp,) = parse(text, env).components
+    return dict(comp.env)
+
+
+@pytest.mark.parametrize("value", AS_WRITTEN)
+def test_env_values_are_the_text_written(value: str) -> None:
+    """An unquoted env value reaches the component exactly as written, not as YAML 1.1 reads it."""
+    assert env_of(f"{ACTIVITY}    env:\n      VALUE: {value}\n") == {"VALUE": value}
+    assert env_of(f"{ACTIVITY}    env: {{VALUE: {value}}}\n") == {"VALUE": value}
+
+
+@pytest.mark.parametrize("value", AS_WRITTEN)
+def test_substituted_env_values_are_the_variables_text(value: str) -> None:
+    """An unquoted `${NAME}` under env is the variable's exact text, as the value written in its place would be."""
+    assert env_of(f"{ACTIVITY}    env:\n      VALUE: ${{V}}\n      QUOTED: \"${{V}}\"\n", {"V": value}) == {"VALUE": value, "QUOTED": value}
+
+
+def test_quoted_empty_and_str_tagged_env_values() -> None:
+    """Quotes, `!!str` and an empty variable give their text; only a value left out is refused."""
+    text = f"{ACTIVITY}    env:\n      A: \"0755\"\n      B: !!str NO\n      C: ''\n      D: ${{EMPTY}}\n      E: '  spaced  '\n"
+    assert env_of(text, {"EMPTY": ""}) == {"A": "0755", "B": "NO", "C": "", "D": "", "E": "  spaced  "}
+
+
+def test_env_names_are_the_text_written() -> None:
+    """Variable names YAML 1.1 reads as booleans or null (NO, ON, TRUE, NULL) stay names."""
+    text = f"{ACTIVITY}    env:\n      NO: a\n      ON: b\n      TRUE: c\n      NULL: d\n      Y: e\n"
+    assert env_of(text) == {"NO": "a", "ON": "b", "TRUE": "c", "NULL": "d", "Y": "e"}
+
+
+def test_names_sources_and_routes_are_the_text_written() -> None:
+    """Every text field is read as written: a deployment named 1.10, a component named no, a source named 0755."""
+    text = (
+        "name: 1.10\ncomponents:\n  - {name: no, kind: activity, source: 0755}\n  - name: on\n    kind: workflow\n    source: ${SRC}\n"
+        "routes:\n  - {method: post, path: \"/v/{n}\", function: a:b/c@1.0.0.d}\n"
+    )
+    spec = parse(text, {"SRC": "2026-01-02"})
+    assert spec.name == "1.10"
+    assert [(c.name, c.source.text) for c in spec.components] == [("no", "0755"), ("on", "2026-01-02")]
+    assert spec.components[0].source.path == Path("/deploy/0755")
+    assert (spec.routes[0].route.method, spec.routes[0].route.path) == ("POST", "/v/{n}")
+
+
+def test_numbers_and_booleans_are_read_from_their_text() -> None:
+    """A whole number is decimal digits (010 is ten, quoted or substituted too); booleans take true/false/yes/no/on/off."""
+    text = f"{ACTIVITY}    retry:\n      max_attempts: 010\n      retry_on_err: yes\n    timeout: \"${{T}}\"\n"
+    (comp,) = parse(text, {"T": "2s"}).components
+    assert (comp.retry.max_attempts, comp.retry.retry_on_err, comp.timeout_ms) == (10, True, 2000)
+    text = f"{ACTIVITY}    retry:\n      max_attempts: \"7\"\n      retry_on_err: ${{B}}\n"
+    (comp,) = parse(text, {"B": "Off"}).components
+    assert (comp.retry.max_attempts, comp.retry.retry_on_err) == (7, False)
 
 BAD_CASES = [
     # (what, yaml, expected fragments)
@@ -132,8 +192,8 @@ BAD_CASES = [
     ("workflow with instances", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, instances: reuse}\n", ["components[0].instances: 'instances' applies to activities only"]),
     ("bad instances", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: pooled}\n", ["components[0].instances: 'pooled' is not one of: fresh, reuse"]),
     ("bad uses", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: reuse, max_instance_uses: 0}\n", ["components[0].max_instance_uses: must be at least 1"]),
-    ("instances as a boolean", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: true}\n", ["components[0].instances: expected one of: fresh, reuse; got the boolean true"]),
-    ("kind as a number", "name: x\ncomponents:\n  - {name: a, kind: 1, source: a.wasm}\n", ["components[0].kind: expected one of: activity, workflow; got the number 1"]),
+    ("instances as a YAML boolean", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: yes}\n", ["components[0].instances: 'yes' is not one of: fresh, reuse"]),
+    ("kind as a number", "name: x\ncomponents:\n  - {name: a, kind: 1, source: a.wasm}\n", ["components[0].kind: '1' is not one of: activity, workflow"]),
     ("uses without reuse", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, max_instance_uses: 5}\n", ["components[0].max_instance_uses: 'max_instance_uses' applies only with 'instances: reuse'"]),
     ("uses with fresh", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: fresh, max_instance_uses: 5}\n", ["add 'instances: reuse' or remove it"]),
     ("bad policy", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, upgrade: sometimes}\n", ["components[0].upgrade: 'sometimes' is not one of: verified, pinned, force"]),
@@ -150,6 +210,24 @@ BAD_CASES = [
     ("route twice", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: a:b/c@1.0.0.d}\n  - {path: /a, function: a:b/c@1.0.0.e}\n", ["shop.yaml:6: routes[1]: route POST /a is declared twice"]),
     ("not yaml", "name: x\ncomponents: [\n", ["shop.yaml:3: not valid YAML"]),
     ("not a mapping", "- a\n- b\n", ["expected a mapping with keys name, components, routes, got a list"]),
+    # Values are read as written, never through YAML 1.1's implicit types; what cannot be used is refused.
+    ("env value with a tag", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      MODE: !!int 0755\n", ["shop.yaml:7: components[0].env.MODE: the tag !!int does not apply here", "remove the tag"]),
+    ("unknown tag", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      KEY: !secret abc\n", ["shop.yaml:7: components[0].env.KEY: the tag !secret does not apply here"]),
+    ("env value with NUL", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      KEY: \"a\\0b\"\n", ["shop.yaml:7: components[0].env.KEY: contains the NUL character", "remove it"]),
+    ("env value with half a surrogate", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      KEY: \"\\ud800\"\n", ["components[0].env.KEY: contains \\ud800, half of a UTF-16 surrogate pair"]),
+    ("env value left out", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      KEY:\n", ["shop.yaml:7: components[0].env.KEY: has no value; write one, or quote an empty string as \"\""]),
+    ("env key twice", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      KEY: a\n      KEY: b\n", ["shop.yaml:8: components[0].env.KEY: 'KEY' appears twice; keep one"]),
+    ("bad env name", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      1X: a\n", ["shop.yaml:7: components[0].env.1X: '1X' is not a valid environment variable name"]),
+    ("attempts in hex", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry:\n      max_attempts: 0x1F\n", ["shop.yaml:7: components[0].retry.max_attempts: expected a whole number, got '0x1F'; write it in decimal digits"]),
+    ("attempts as a time", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry:\n      max_attempts: 1:30\n", ["components[0].retry.max_attempts: expected a whole number, got '1:30'"]),
+    ("attempts with underscores", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry:\n      max_attempts: 1_000\n", ["components[0].retry.max_attempts: expected a whole number, got '1_000'"]),
+    ("timeout as a time", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timeout: 12:30\n", ["shop.yaml:6: components[0].timeout: '12:30' is not a duration"]),
+    ("timeout as an impossible date", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timeout: 2026-02-30\n", ["shop.yaml:6: components[0].timeout: '2026-02-30' is not a duration"]),
+    ("memory with a leading zero", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    memory: 0755\n", ["components[0].memory: 755 bytes is too little memory"]),
+    ("retry_on_err as a number", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry:\n      retry_on_err: 1\n", ["components[0].retry.retry_on_err: expected true or false, got '1'"]),
+    ("YAML boolean as a key", "name: x\non: push\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n", ["shop.yaml:2: on: unknown key 'on'"]),
+    ("component name YAML reads as false", "name: x\ncomponents:\n  - {name: Off, kind: activity, source: a.wasm}\n", ["components[0].name: 'Off' is not valid: use lowercase letters"]),
+    ("deployment name as a list", "name: [a]\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n", ["shop.yaml:1: name: expected a single value, got a list"]),
 ]
 
 

@@ -17,6 +17,7 @@ from ..platform.ffqn import Ffqn
 from ..platform.ids import ExecutionId
 from ..platform.store.records import STATUSES, Event, Status
 from .context import Gateway, accepted, finished, handler
+from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
 from .requests import idempotency_key, parse_json, read_body, wait_time
 
@@ -70,7 +71,7 @@ class ApiV1:
     async def get_function(self, request: Request) -> Response:
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
-        ffqn = request.path_params["ffqn"]
+        ffqn = path_param(request, "ffqn")
         Ffqn.parse(ffqn)
         revision = await self.gw.revision()
         return JSONResponse(describe_function(revision.route(ffqn)))
@@ -79,18 +80,17 @@ class ApiV1:
         """POST params (object by name, array by position): 202, or 200 with the finished execution."""
         handler(request, "invoke")
         self.gw.auth.check(request, "invoke")
-        ffqn = request.path_params["ffqn"]
         try:
+            ffqn = path_param(request, "ffqn")
             Ffqn.parse(ffqn)
             wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
             body = await read_body(request, self.gw.settings.max_body_bytes)
             params = parse_json(body)
+            key = idempotency_key(request)
         except Exception:
             self.gw.metrics.invocations.inc("ffqn", "rejected")
             raise
-        submitted, state = await self.gw.invoke(
-            ffqn, params, key=idempotency_key(request), raw_size=len(body), via="ffqn", wait=wait
-        )
+        submitted, state = await self.gw.invoke(ffqn, params, key=key, raw_size=len(body), via="ffqn", wait=wait)
         if state is not None and state.status == "finished":
             response = finished(state, wait=wait)
         else:
@@ -105,15 +105,14 @@ class ApiV1:
         """Newest first; `ffqn`, `status`, `limit` and an opaque `cursor` from the previous page's `next`."""
         handler(request, "list")
         self.gw.auth.check(request, "admin")
-        query = request.query_params
-        ffqn = query.get("ffqn") or None
+        ffqn = query_value(request, "ffqn") or None
         if ffqn is not None:
-            Ffqn.parse(ffqn)
-        status = query.get("status") or None
+            Ffqn.parse(require_name(ffqn, "query parameter 'ffqn'", "ffqn"))
+        status = query_value(request, "status") or None
         if status is not None and status not in STATUSES:
             raise BadRequestError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}", path="status")
-        limit = _int_param(query.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
-        cursor = _decode_cursor(query.get("cursor"))
+        limit = _int_param(query_value(request, "limit"), "limit", default=50, low=1, high=MAX_PAGE)
+        cursor = _decode_cursor(query_value(request, "cursor"))
         states, next_rank = await run_in_threadpool(
             lambda: self.gw.client.executions.list(
                 ffqn=ffqn, status=_status(status), cursor=cursor, limit=limit
@@ -130,7 +129,7 @@ class ApiV1:
     async def get_execution(self, request: Request) -> Response:
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
-        state = await self.gw.executions.require(request.path_params["id"])
+        state = await self.gw.executions.require(path_param(request, "id"))
         return JSONResponse(state.to_json())
 
     async def result(self, request: Request) -> Response:
@@ -138,7 +137,7 @@ class ApiV1:
         handler(request, "result")
         self.gw.auth.check(request, "invoke")
         wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
-        state = await self.gw.executions.wait_finished(request.path_params["id"], wait.seconds)
+        state = await self.gw.executions.wait_finished(path_param(request, "id"), wait.seconds)
         if state.status == "finished":
             return finished(state, wait=wait)
         return accepted(state.id, state.status, wait=wait)
@@ -146,7 +145,7 @@ class ApiV1:
     async def cancel(self, request: Request) -> Response:
         handler(request, "cancel")
         self.gw.auth.check(request, "admin")
-        execution_id = ExecutionId.parse(request.path_params["id"]).value
+        execution_id = ExecutionId.parse(path_param(request, "id")).value
         outcome = await run_in_threadpool(self.gw.client.cancel, execution_id)
         if outcome == "finished":
             return error_response(
@@ -161,9 +160,10 @@ class ApiV1:
         """The log as JSON, or live as server-sent events when `Accept: text/event-stream`."""
         handler(request, "events")
         self.gw.auth.check(request, "invoke")
-        execution_id = request.path_params["id"]
+        execution_id = path_param(request, "id")
+        after_text = query_value(request, "after")
         after = _int_param(
-            request.query_params.get("after", request.headers.get("last-event-id")), "after", default=-1, low=-1
+            request.headers.get("last-event-id") if after_text is None else after_text, "after", default=-1, low=-1
         )
         if "text/event-stream" in request.headers.get("accept", ""):
             state = await self.gw.executions.require(execution_id)

@@ -31,7 +31,11 @@ class Gateway:
         self.settings = settings
         # Sync client for listing, cancels and metrics (run in the thread pool);
         # params are bounded by the body limit already, so the client's own limit matches it.
-        self.client = Client(connect(settings.redis_url, max_connections=128), max_params_bytes=settings.max_body_bytes)
+        self.client = Client(
+            connect(settings.redis_url, max_connections=128),
+            max_params_bytes=settings.max_body_bytes,
+            max_value_bytes=settings.max_value_bytes,
+        )
         self.aredis = connect_async(settings.redis_url, max_connections=settings.redis_max_connections)
         # Submits and waits stay on the event loop: their commands share round trips on one
         # connection, and one subscription resolves every waiter.

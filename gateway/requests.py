@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
 from ..platform.errors import PayloadTooLargeError
+from .decoding import query_value
 from .errors import BadRequestError
 
 _MISSING = object()
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -39,7 +42,7 @@ def _too_large(size: int, limit: int, *, at_least: bool = False) -> PayloadTooLa
     amount = f"over {limit}" if at_least else str(size)
     return PayloadTooLargeError(
         f"the request body is {amount} bytes, over this gateway's limit of {limit} bytes; "
-        "pass large data by reference (e.g. a URL)"
+        "pass large data by reference (e.g. a URL), or raise the limit (`platform gateway --max-body-bytes`)"
     )
 
 
@@ -80,7 +83,7 @@ class WaitRequest:
 
 def wait_time(request: Request, *, default: float, cap: float, use_query: bool = True) -> WaitRequest:
     """`?wait=SECONDS`, else `Prefer: wait=N` (RFC 7240), else `default`; never over `cap`."""
-    raw = request.query_params.get("wait") if use_query else None
+    raw = query_value(request, "wait") if use_query else None
     if raw is not None:
         return WaitRequest(min(_seconds(raw, "wait query parameter"), cap))
     prefer = _prefer(request.headers.getlist("prefer"))
@@ -115,6 +118,16 @@ def _prefer(values: list[str]) -> dict[str, str]:
 
 
 def idempotency_key(request: Request) -> str | None:
-    """The `Idempotency-Key` header, if any."""
+    """The `Idempotency-Key` header, if any; 400 unless it is printable ASCII."""
     key = request.headers.get("idempotency-key")
-    return None if key is None else key.strip()
+    if key is None:
+        return None
+    # Starlette decodes header bytes as Latin-1: UTF-8 'é' would be stored as the key 'Ã©'.
+    found = _NOT_PRINTABLE_ASCII.search(key)
+    if found is not None:
+        raise BadRequestError(
+            f"the Idempotency-Key header holds the byte 0x{ord(found.group()):02X} at offset {found.start()}; "
+            "use printable ASCII, e.g. a UUID",
+            path="Idempotency-Key",
+        )
+    return key.strip()

@@ -2,10 +2,12 @@
 
 Path parameters, query parameters and the fields of a JSON object body bind
 to the function's parameters by name (`order_id` also binds `order-id`, since
-WIT names are kebab-case). Text from the path and the query is converted by
-the parameter's WIT type (`convert.py`). The answer is the function's return
-value once it finishes, within the route wait (`Prefer: wait=N` changes it,
-`Prefer: respond-async` skips it), else 202 with the execution id.
+WIT names are kebab-case). Text from the path and the query is percent-decoded
+as UTF-8 (`decoding.py`: a byte that is not UTF-8 is a 400 naming the
+parameter) and converted by the parameter's WIT type (`convert.py`). The answer
+is the function's return value once it finishes, within the route wait
+(`Prefer: wait=N` changes it, `Prefer: respond-async` skips it), else 202 with
+the execution id.
 
 The table is rebuilt whenever another revision becomes active, so a deploy
 changes the routes of every running gateway within a second.
@@ -28,6 +30,7 @@ from ..platform.store.records import ExecutionState
 from ..platform.wit.types import FunctionType
 from .context import Gateway, accepted, handler, location
 from .convert import from_texts
+from .decoding import decoded_path, query_items, require_name, require_utf8
 from .errors import BadRequestError, MethodNotAllowedError, error_response
 from .requests import idempotency_key, parse_json, read_body, wait_time
 
@@ -177,22 +180,36 @@ class DeploymentRoutes:
             table = await self.table()
         except NotFoundError:
             raise NotFoundError(f"nothing at {request.method} {request.url.path}; nothing is deployed yet") from None
-        route, path_params = table.find(request.method, request.url.path)
+        route, path_params = _find(table, request)
         try:
             wait = wait_time(
                 request, default=self.gw.settings.route_wait_s, cap=self.gw.settings.max_wait_s, use_query=False
             )
             body = await read_body(request, self.gw.settings.max_body_bytes)
-            params = bind(route.function.signature, path_params, request.query_params.multi_items(), parse_json(body))
+            params = bind(route.function.signature, path_params, query_items(request), parse_json(body))
+            key = idempotency_key(request)
         except Exception:
             self.gw.metrics.invocations.inc("route", "rejected")
             raise
         submitted, state = await self.gw.invoke(
-            route.function.ffqn, params, key=idempotency_key(request), raw_size=len(body), via="route", wait=wait
+            route.function.ffqn, params, key=key, raw_size=len(body), via="route", wait=wait
         )
         if state is None or state.status != "finished":
             return accepted(submitted.execution_id, "pending" if state is None else state.status, wait=wait)
         return route_result(state)
+
+
+def _find(table: RouteTable, request: Request) -> tuple[CompiledRoute, dict[str, str]]:
+    """The route for the request and its path parameters as sent (not as uvicorn's lossy decoding has them)."""
+    path = decoded_path(request)
+    try:
+        route, path_params = table.find(request.method, path)
+    except (NotFoundError, MethodNotAllowedError):
+        require_utf8(path, "the path", "path")
+        raise
+    for name, text in path_params.items():
+        require_name(text, f"path parameter '{name}'", f"params.{name}")
+    return route, path_params
 
 
 def route_result(state: ExecutionState) -> Response:

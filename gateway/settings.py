@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..platform.config import env_int
 from ..platform.errors import ConfigError
+from ..platform.wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV
 
 Scope = Literal["invoke", "admin"]
 SCOPES: tuple[Scope, ...] = ("invoke", "admin")
@@ -27,7 +29,8 @@ CORS_ENV = "DOLMEN_GATEWAY_CORS_ORIGINS"
 
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Room for params at the default value limit written by name, with whitespace and escapes.
+DEFAULT_MAX_BODY_BYTES = 2 * DEFAULT_MAX_VALUE_BYTES
 DEFAULT_MAX_WAIT_S = 60.0
 DEFAULT_ROUTE_WAIT_S = 30.0
 
@@ -54,6 +57,8 @@ class GatewaySettings:
     tokens: tuple[Token, ...] = ()
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Params whose canonical JSON is over this are refused with 413, as runners refuse such results.
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     # No request waits longer than this for an execution, whatever it asks for.
     max_wait_s: float = DEFAULT_MAX_WAIT_S
     # Deployment routes wait this long for the result before answering 202.
@@ -66,6 +71,8 @@ class GatewaySettings:
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
             raise ConfigError(f"max_body_bytes must be positive, got {self.max_body_bytes}")
+        if self.max_value_bytes <= 0:
+            raise ConfigError(f"max_value_bytes must be positive, got {self.max_value_bytes}")
         if self.max_wait_s < 0 or self.route_wait_s < 0:
             raise ConfigError("wait limits must not be negative")
 
@@ -81,10 +88,12 @@ class GatewaySettings:
         host: str = "127.0.0.1",
         port: int = 8400,
     ) -> GatewaySettings:
-        """Settings from explicit values plus `DOLMEN_GATEWAY_TOKENS` / `DOLMEN_GATEWAY_CORS_ORIGINS`."""
+        """Settings from explicit values plus `DOLMEN_GATEWAY_TOKENS` / `DOLMEN_GATEWAY_CORS_ORIGINS`
+        and `DOLMEN_MAX_VALUE_BYTES` (the body limit follows it: twice the value limit)."""
         env = os.environ if environ is None else environ
         specs = [*tokens, *_split(env.get(TOKENS_ENV, ""))]
         origins = [*cors_origins, *_split(env.get(CORS_ENV, ""))]
+        max_value_bytes = env_int(MAX_VALUE_ENV, env)
         return cls(
             redis_url=redis_url,
             data_dir=data_dir,
@@ -92,6 +101,8 @@ class GatewaySettings:
             port=port,
             tokens=parse_tokens(specs),
             cors_origins=tuple(dict.fromkeys(origins)),
+            max_value_bytes=max_value_bytes,
+            max_body_bytes=2 * max_value_bytes,
         )
 
     def replace(self, **changes: object) -> GatewaySettings:

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from .deploy.model import FunctionRoute, Revision
+from .config import env_int
 from .errors import NotFoundError, PayloadTooLargeError, UsageError
 from .ffqn import Ffqn
 from .ids import ExecutionId
@@ -29,8 +30,11 @@ from .store.executions import Created, ExecutionStore, NewExecution
 from .store.records import ExecutionState
 from .store.scripts import Scripts
 from .wit.codec import canonical_params
+from .wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV, json_size, too_large_message
 
-DEFAULT_MAX_PARAMS_BYTES = 1024 * 1024
+# The raw params of a call (a request body): room for params at the default
+# value limit written by name, with whitespace and escapes.
+DEFAULT_MAX_PARAMS_BYTES = 2 * DEFAULT_MAX_VALUE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +75,13 @@ def validate_submission(
     idempotency_key: str | None = None,
     raw_size: int | None = None,
     max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
 ) -> Submission:
     """Check a call of `ffqn` against `revision` and make the execution it creates (no I/O).
 
-    Raises the error a user sees for a bad name, bad params, a bad id or key.
+    Raises the error a user sees for a bad name, bad params, a bad id or key,
+    and `PayloadTooLargeError` for params over `max_params_bytes` as given or
+    over `max_value_bytes` in their canonical JSON (see `wit.limits`).
     """
     Ffqn.parse(ffqn)
     route = revision.route(ffqn)
@@ -88,6 +95,9 @@ def validate_submission(
             "pass large data by reference (e.g. a URL) instead"
         )
     values = canonical_params(params, route.signature)
+    canonical_size = json_size(values)
+    if canonical_size > max_value_bytes:
+        raise PayloadTooLargeError(too_large_message("the params", canonical_size, max_value_bytes))
     if execution_id is not None:
         eid = ExecutionId.parse(execution_id)
         if eid.parent is not None:
@@ -111,12 +121,20 @@ def validate_submission(
 class Client:
     """Submit, read, wait for and cancel executions of the deployed functions."""
 
-    def __init__(self, client: redis.Redis, *, max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        max_params_bytes: int | None = None,
+        max_value_bytes: int | None = None,
+    ) -> None:
+        """`max_value_bytes` None reads `DOLMEN_MAX_VALUE_BYTES`, as runners do; `max_params_bytes` None is twice it."""
         self.redis = client
         self.executions = ExecutionStore(client, Scripts(client))
         self.deployments = DeploymentStore(client)
         self.revisions = RevisionCache(self.deployments, ttl_s=0.5)
-        self.max_params_bytes = max_params_bytes
+        self.max_value_bytes = env_int(MAX_VALUE_ENV) if max_value_bytes is None else max_value_bytes
+        self.max_params_bytes = 2 * self.max_value_bytes if max_params_bytes is None else max_params_bytes
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> Client:
@@ -154,7 +172,7 @@ class Client:
         # One read of the revision: the route and the revision recorded must agree.
         submission = validate_submission(
             self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
-            raw_size=raw_size, max_params_bytes=self.max_params_bytes,
+            raw_size=raw_size, max_params_bytes=self.max_params_bytes, max_value_bytes=self.max_value_bytes,
         )  # fmt: skip
         if submission.idempotency_key is not None:
             bound = self.executions.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
@@ -220,6 +238,7 @@ class AsyncClient:
         submission = validate_submission(
             await self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
             raw_size=raw_size, max_params_bytes=self.client.max_params_bytes,
+            max_value_bytes=self.client.max_value_bytes,
         )  # fmt: skip
         if submission.idempotency_key is not None:
             bound = await self.creates.claim_idempotency_key(submission.idempotency_key, submission.execution_id)

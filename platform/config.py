@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV
 
 DEFAULT_DATA_DIR = ".dolmen"
 DEFAULT_GATEWAY_PORT = 8400
@@ -31,16 +33,17 @@ ENV_INTS: dict[str, tuple[int, int, str]] = {
     "DOLMEN_INLINE_HOLD_MS": (100, 0, "how long a direct activity call may run before its request is written on its own, in ms"),
     "DOLMEN_SPARE_INSTANCES": (0, 0, "how many instances per component runners make ahead of time"),
     "DOLMEN_GROUP_COMMIT": (1, 0, "1 sends a runner's concurrent writes in shared pipelines, 0 one by one"),
+    MAX_VALUE_ENV: (DEFAULT_MAX_VALUE_BYTES, 1024, "the largest value (a call's params, a result) in bytes of JSON"),
 }
 
 
-def env_int(name: str) -> int:
-    """The integer setting `name` from the environment, or its default (see `ENV_INTS`).
+def env_int(name: str, environ: Mapping[str, str] | None = None) -> int:
+    """The integer setting `name` from the environment (or `environ`), or its default (see `ENV_INTS`).
 
     Raises `ConfigError` naming the variable, the value and what it should be.
     """
     default, minimum, what = ENV_INTS[name]
-    text = os.environ.get(name, "").strip()
+    text = (os.environ if environ is None else environ).get(name, "").strip()
     if not text:
         return default
     try:

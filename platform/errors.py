@@ -204,6 +204,16 @@ class ChildFailedError(ExecutionError):
     kind = "child_failed"
 
 
+class ValueTooLargeError(ExecutionError):
+    """A value (a result, or the params of a call a workflow made) is over the size limit of one value.
+
+    Never retried: the same code makes the same value again.
+    """
+
+    code = "value_too_large"
+    kind = "value_too_large"
+
+
 class DeploymentError(ConfigError):
     """A deployment is invalid; nothing was changed."""
 

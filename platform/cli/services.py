@@ -53,7 +53,12 @@ def scheduler_cmd(ctx: CliContext) -> None:
     help="Allow browser calls from this origin (CORS is off by default). Repeatable; "
     "also read from DOLMEN_GATEWAY_CORS_ORIGINS.",
 )
-@click.option("--max-body-bytes", type=int, default=1024 * 1024, show_default=True, help="Largest request body (413 above).")
+@click.option(
+    "--max-body-bytes",
+    type=int,
+    default=None,
+    help="Largest request body (413 above) [default: twice DOLMEN_MAX_VALUE_BYTES, 8 MiB].",
+)
 @click.option("--max-wait", type=float, default=60.0, show_default=True, help="Longest wait of any request, in seconds.")
 @click.option(
     "--route-wait", type=float, default=30.0, show_default=True, help="How long deployment routes wait for a result."
@@ -65,7 +70,7 @@ def gateway_cmd(
     port: int,
     tokens: tuple[str, ...],
     cors_origins: tuple[str, ...],
-    max_body_bytes: int,
+    max_body_bytes: int | None,
     max_wait: float,
     route_wait: float,
 ) -> None:
@@ -74,7 +79,9 @@ def gateway_cmd(
 
     settings = GatewaySettings.from_env(
         redis_url=ctx.redis_url(), data_dir=ctx.data_dir, host=host, port=port, tokens=tokens, cors_origins=cors_origins
-    ).replace(max_body_bytes=max_body_bytes, max_wait_s=max_wait, route_wait_s=route_wait)
+    ).replace(max_wait_s=max_wait, route_wait_s=route_wait)
+    if max_body_bytes is not None:
+        settings = settings.replace(max_body_bytes=max_body_bytes)
     serve_gateway(settings)
 
 

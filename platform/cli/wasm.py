@@ -10,12 +10,14 @@ import click
 
 from ...registry.cache import ComponentCache
 from ..build import build_python_guest
+from ..config import env_int
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..wasm.activity_host import ActivityFailed, ActivityHost, ActivityLimits
 from ..wasm.engine import EngineSettings, EpochTicker
 from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..wit.codec import canonical_params
+from ..wit.limits import MAX_VALUE_ENV
 from ..wit.render import render_interface
 from ..wit.types import ResultT
 from .context import CliContext, echo, emit_json, pass_ctx
@@ -155,7 +157,12 @@ def run_cmd(
         if reason:
             raise UsageError(f"{name} cannot be called with JSON: {reason}")
         values = canonical_params(parse_json_arg(params, "PARAMS"), fn)
-        limits = ActivityLimits(timeout_ms=timeout_ms, memory_bytes=memory_mib * 1024 * 1024, env=grants)
+        limits = ActivityLimits(
+            timeout_ms=timeout_ms,
+            memory_bytes=memory_mib * 1024 * 1024,
+            env=grants,
+            max_value_bytes=env_int(MAX_VALUE_ENV),
+        )
         try:
             outcome = ActivityHost(loaded).call(name, fn, values, limits)
         except ActivityFailed as failed:

@@ -13,6 +13,7 @@ from ..store.executions import now_ms
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure, Outcome
 from ..wasm.activity_host import ActivityFailed, ActivityLimits
+from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import ResultT
 from .components import ComponentProvider
 from .held import Held
@@ -24,9 +25,10 @@ log = structlog.get_logger("dolmen.runner")
 class ActivityExecutor:
     """Runs activity leases for a runner process."""
 
-    def __init__(self, leases: Leases, provider: ComponentProvider) -> None:
+    def __init__(self, leases: Leases, provider: ComponentProvider, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
         self.leases = leases
         self.provider = provider
+        self.max_value_bytes = max_value_bytes
 
     def run(
         self,
@@ -78,6 +80,7 @@ class ActivityExecutor:
             env=config.env,
             reuse_instances=config.instances == "reuse",
             max_instance_uses=config.max_instance_uses,
+            max_value_bytes=self.max_value_bytes,
         )
         started = now_ms()
         try:

@@ -33,7 +33,9 @@ def after_failure(policy: RetryPolicy, attempt: int, failure: Failure, now_ms: i
     if failure.kind in RETRIED_KINDS and attempt < policy.max_attempts:
         return RetryAt(now_ms + policy.backoff_ms(attempt))
     if attempt >= policy.max_attempts and policy.max_attempts > 1:
-        message = f"{failure.message} (gave up after {attempt} attempts)"
+        # On the first line: a workflow's trap message goes on with the guest's traceback.
+        headline, newline, rest = failure.message.partition("\n")
+        message = f"{headline} (gave up after {attempt} attempts){newline}{rest}"
         return Finish(Outcome(failure=Failure(failure.kind, message)))
     return Finish(Outcome(failure=failure))
 

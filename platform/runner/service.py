@@ -33,6 +33,7 @@ from ..store.group import GroupCommit
 from ..store.leases import Lease, Leases, LockRefused, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
+from ..wit.limits import MAX_VALUE_ENV
 from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor
 from .components import ComponentProvider
@@ -51,6 +52,8 @@ class RunnerSettings:
     lock_ttl_ms: int = field(default_factory=lambda: env_int("DOLMEN_LOCK_TTL_MS"))
     # How long a directly called activity may run before its request is written on its own (see `held`).
     inline_hold_ms: int = field(default_factory=lambda: env_int("DOLMEN_INLINE_HOLD_MS"))
+    # The largest result or call params, in bytes of JSON (see `wit.limits`).
+    max_value_bytes: int = field(default_factory=lambda: env_int(MAX_VALUE_ENV))
     read_block_ms: int = 1000
 
 
@@ -70,7 +73,7 @@ class Runner:
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
-        self.activities = ActivityExecutor(self.leases, self.provider)
+        self.activities = ActivityExecutor(self.leases, self.provider, max_value_bytes=settings.max_value_bytes)
         self.workflows = WorkflowExecutor(
             self.store,
             self.leases,
@@ -80,6 +83,7 @@ class Runner:
             self.run_inline,
             eager=(self.owner, settings.lock_ttl_ms),
             max_waiting=max(1, settings.concurrency // 2),
+            max_value_bytes=settings.max_value_bytes,
         )
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()

@@ -21,13 +21,14 @@ from wasmtime.component import Linker
 
 from ..errors import ComponentError, ExecutionError, TrapError
 from ..ffqn import Ffqn
+from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import FunctionType
 from . import _wasmtime_fixes
 from .engine import deadline_ticks
 from .guest import call_function, summarize_trap
 from .instances import InstanceSlot, OutputSwitch, Ready
 from .loader import LoadedComponent
-from .output import DEFAULT_OUTPUT_LIMIT, CapturedOutput, ReleaseTracker, stderr_summary
+from .output import DEFAULT_OUTPUT_LIMIT, CapturedOutput, stderr_summary
 
 _wasmtime_fixes.apply()  # see that module: variant lowering, per-thread host exceptions, fast list<u8>
 
@@ -50,6 +51,7 @@ class ActivityLimits:
     limiter (a linear memory cannot grow past it); None means unlimited.
     `reuse_instances` lets an instance that returned normally serve up to
     `max_instance_uses` calls (see `instances` for what that shares).
+    A result over `max_value_bytes` of JSON fails the call (see `wit.limits`).
     """
 
     timeout_ms: int | None = 60_000
@@ -58,6 +60,7 @@ class ActivityLimits:
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     reuse_instances: bool = False
     max_instance_uses: int = 1000
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 
     def slot_key(self) -> tuple[object, ...]:
         """What an instance is made with: calls with equal keys may share instances."""
@@ -122,7 +125,14 @@ class ActivityHost:
             ready.output.target = output.write
             ready.store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
             try:
-                result = call_function(ready.store, ready.func(ffqn), fn, params, timeout_ms=limits.timeout_ms)
+                result = call_function(
+                    ready.store,
+                    ready.func(ffqn),
+                    fn,
+                    params,
+                    timeout_ms=limits.timeout_ms,
+                    max_value_bytes=limits.max_value_bytes,
+                )
                 ok = True
             except ExecutionError as exc:
                 failure = exc
@@ -165,8 +175,7 @@ class ActivityHost:
     def _instantiate(self, limits: ActivityLimits) -> Ready:
         """A new store with this component instantiated under `limits` (raises `WasmtimeError`)."""
         store = Store(self.loaded.engine)
-        released = ReleaseTracker()
-        output = OutputSwitch(released)
+        output = OutputSwitch()
         try:
             wasi = WasiConfig()
             wasi.env = [(k, v) for k, v in limits.env.items()]
@@ -180,9 +189,9 @@ class ActivityHost:
             instance = self.linker.instantiate(store, self.loaded.component)
         except BaseException:
             store.close()
-            released.wait()
+            output.close()
             raise
-        return Ready(store, instance, output, released)
+        return Ready(store, instance, output)
 
     def _instantiation_failure(self, exc: WasmtimeError) -> ExecutionError:
         text = str(exc).strip()
@@ -202,9 +211,10 @@ _MISSING_IMPORT = re.compile(r"component imports (?:instance|func|resource|modul
 
 def _explain(message: str, output: CapturedOutput, limits: ActivityLimits) -> str:
     """Add what the guest's stderr says, and a hint when memory ran out."""
-    summary = stderr_summary(output.stderr)
+    # The tail, not the kept output: a traceback printed after 64 KiB of stderr still counts.
+    summary = stderr_summary(output.stderr_tail)
     if summary:
         message = f"{message}; {summary}"
-    if limits.memory_bytes is not None and b"MemoryError" in output.stderr:
+    if limits.memory_bytes is not None and b"MemoryError" in output.stderr_tail:
         message += f" (the activity's memory limit is {limits.memory_bytes // (1024 * 1024)} MiB)"
     return message

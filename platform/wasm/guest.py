@@ -13,15 +13,17 @@ from typing import Any
 from wasmtime import ExitTrap, Store, WasmtimeError
 from wasmtime.component import Func, Instance
 
-from ..errors import ComponentError, ExecutionTimeoutError, TrapError
+from ..errors import ComponentError, ExecutionTimeoutError, TrapError, ValueTooLargeError
 from ..ffqn import Ffqn
 from ..wit.codec import from_wasm, to_wasm
+from ..wit.limits import DEFAULT_MAX_VALUE_BYTES, FUEL_EXHAUSTED, check_value, copy_budget_message
 from ..wit.types import FunctionType
 from . import _wasmtime_fixes
 
 _wasmtime_fixes.apply()  # see that module: variant lowering, per-thread host exceptions, fast list<u8>
 
 _BACKTRACE = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (?P<frame>.*)$")
+_ADAPTER = re.compile(r"!adapter (?P<name>\S+)$")
 
 
 def find_function(store: Store, instance: Instance, ffqn: Ffqn) -> Func:
@@ -36,21 +38,36 @@ def find_function(store: Store, instance: Instance, ffqn: Ffqn) -> Func:
     return func
 
 
-def call_function(store: Store, func: Func, fn: FunctionType, params_json: list[Any], *, timeout_ms: int | None = None) -> Any:
+def call_function(
+    store: Store,
+    func: Func,
+    fn: FunctionType,
+    params_json: list[Any],
+    *,
+    timeout_ms: int | None = None,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+) -> Any:
     """Call `func` with canonical JSON params; return the JSON result.
 
-    Raises `TrapError`, or `ExecutionTimeoutError` when the epoch deadline hit.
+    Raises `TrapError`, `ExecutionTimeoutError` when the epoch deadline hit,
+    or `ValueTooLargeError` for a result over `max_value_bytes` of JSON.
     """
     args = [to_wasm(v, t, f"params[{i}]") for i, (v, (_, t)) in enumerate(zip(params_json, fn.params))]
     try:
         raw = func(store, *args)
         func.post_return(store)
     except WasmtimeError as exc:
-        raise translate_trap(exc, timeout_ms) from None
-    return None if fn.result is None else from_wasm(raw, fn.result)
+        raise translate_trap(exc, timeout_ms, max_value_bytes) from None
+    if fn.result is None:
+        return None
+    result = from_wasm(raw, fn.result)
+    check_value(result, max_value_bytes, "the result")
+    return result
 
 
-def translate_trap(exc: WasmtimeError, timeout_ms: int | None = None) -> Exception:
+def translate_trap(
+    exc: WasmtimeError, timeout_ms: int | None = None, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+) -> Exception:
     """A guest failure as a Dolmen execution error with a readable message."""
     text = str(exc)
     if isinstance(exc, ExitTrap):
@@ -61,7 +78,20 @@ def translate_trap(exc: WasmtimeError, timeout_ms: int | None = None) -> Excepti
             f"the guest ran past its time limit{limit} and was interrupted; "
             "raise `timeout` in the deployment if the work is legitimately slow"
         )
+    if FUEL_EXHAUSTED in text:
+        # Not a trap of the guest's own: the same value runs out of the budget again, so never retried.
+        return ValueTooLargeError(copy_budget_message(_oversized_value(text), max_value_bytes))
     return TrapError(summarize_trap(text))
+
+
+def _oversized_value(text: str) -> str:
+    """Which value ran out of wasmtime's copy budget: the result, or (with guest frames) a host call's params."""
+    frames = [m["frame"] for m in (_BACKTRACE.match(line) for line in text.splitlines()) if m]
+    if not frames:
+        return "the result"
+    # wasmtime names the trampoline of the import being called `adapter NAME`.
+    called = next((found["name"] for found in map(_ADAPTER.search, frames) if found), None)
+    return f"the params the guest passed to `{called}`" if called else "a value the guest passed to a host call"
 
 
 def summarize_trap(text: str) -> str:

@@ -33,7 +33,7 @@ from wasmtime.component import Func, Instance
 
 from ..ffqn import Ffqn
 from .guest import find_function
-from .output import ReleaseTracker
+from .pipes import InstancePipes
 
 log = structlog.get_logger("dolmen.wasm")
 
@@ -43,46 +43,46 @@ DEFAULT_SPARES = 1
 
 
 class OutputSwitch:
-    """Stdout and stderr callbacks for a store that forward to whoever holds the instance now.
+    """An instance's stdout and stderr (see `pipes`), forwarded to whoever holds the instance now.
 
-    `target(stream, data)` receives `"stdout"`/`"stderr"` and the bytes written;
-    None drops the output (an instance waiting as a spare prints nothing).
+    `target(stream, data)` receives `"stdout"`/`"stderr"` and the bytes
+    written; None drops the output (an instance waiting as a spare prints
+    nothing). Setting a new target first hands everything written until then
+    to the previous one.
     """
 
-    def __init__(self, tracker: ReleaseTracker) -> None:
-        self._holder = _Holder()
-        self._tracker = tracker
+    def __init__(self) -> None:
+        self._target: Callable[[str, bytes], None] | None = None
+        self._pipes = InstancePipes(self._deliver)
 
     def attach(self, wasi: WasiConfig) -> None:
-        """Give `wasi` this switch's stdout and stderr callbacks.
-
-        Only wasmtime holds them, and they hold only the holder, never this
-        object: `ReleaseTracker.wait` returns once wasmtime lets go of them,
-        not when the garbage collector gets to a reference cycle.
-        """
-        holder = self._holder
-        wasi.stdout_custom = self._tracker.track(lambda data: holder.write("stdout", data))
-        wasi.stderr_custom = self._tracker.track(lambda data: holder.write("stderr", data))
+        """Give `wasi` this instance's stdout and stderr."""
+        self._pipes.attach(wasi)
 
     @property
     def target(self) -> Callable[[str, bytes], None] | None:
-        return self._holder.target
+        return self._target
 
     @target.setter
     def target(self, target: Callable[[str, bytes], None] | None) -> None:
-        self._holder.target = target
+        self._pipes.flush(then=lambda: setattr(self, "_target", target))
 
+    def flush(self) -> None:
+        """Hand everything written so far to the target (the instance's writes are done when it waits)."""
+        self._pipes.flush()
 
-class _Holder:
-    __slots__ = ("target",)
+    def unwatch(self) -> None:
+        """Before the store is closed: no call runs any more, so the pipes need no reader until `close`."""
+        self._pipes.unwatch()
 
-    def __init__(self) -> None:
-        self.target: Callable[[str, bytes], None] | None = None
+    def close(self) -> None:
+        """Hand the last output to the target and free the pipes (once the store is closed)."""
+        self._pipes.close()
 
-    def write(self, stream: str, data: bytes) -> None:
-        target = self.target
+    def _deliver(self, stream: str, data: bytes) -> None:
+        target = self._target
         if target is not None:
-            target(stream, bytes(data))
+            target(stream, data)
 
 
 @dataclass(eq=False)
@@ -92,7 +92,6 @@ class Ready:
     store: Store
     instance: Instance
     output: OutputSwitch
-    released: ReleaseTracker
     uses: int = 0
     _funcs: dict[Ffqn, Func] = field(default_factory=dict)
 
@@ -104,12 +103,10 @@ class Ready:
         return func
 
     def close(self) -> None:
-        """Free the store and wait until wasmtime released its output callbacks (see `output`).
-
-        Output written until then still reaches the current target.
-        """
+        """Free the store; everything the instance wrote has reached the current target once this returns."""
+        self.output.unwatch()
         self.store.close()
-        self.released.wait()
+        self.output.close()
         self.output.target = None
 
 

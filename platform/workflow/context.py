@@ -32,6 +32,7 @@ from ..store.records import (
     Failure,
     Outcome,
 )
+from ..wit.limits import DEFAULT_MAX_VALUE_BYTES, check_value
 from .replay import Replay, Request
 
 log = structlog.get_logger("dolmen.workflow")
@@ -162,6 +163,11 @@ class RunContext:
     child_ffqn: dict[str, str] = field(default_factory=dict)
     # Called after every wait: the executor refreshes the guest's CPU deadline.
     after_wait: Callable[[], None] | None = None
+    # Called once, when the code asked for the last request its log holds: from
+    # then on it runs past its log (the sandbox starts logging what it prints).
+    caught_up: Callable[[], None] | None = None
+    # The largest params of a new call (and the result), in bytes of JSON (see `wit.limits`).
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 
     def __post_init__(self) -> None:
         # The seed recorded in the `created` event (or, for older logs, the one
@@ -171,20 +177,32 @@ class RunContext:
     # ------------------------------------------------------------ plumbing
 
     def _request(
-        self, event_type: str, data: dict[str, Any], when_new: Callable[[int], dict[str, Any]] | None = None
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        when_new: Callable[[int], dict[str, Any]] | None = None,
+        *,
+        calls: str | None = None,
     ) -> Asked:
         """Match a request against the log, or buffer it for writing when it is new.
 
         `when_new(at)` gives the fields a new request gets besides its identity,
         computed from the time `at` it is logged with (a delay's `until`, a
         scheduled execution's id). A logged request keeps the values its log
-        holds: replay never computes them again.
+        holds: replay never computes them again. A new request that `calls` a
+        function has its `params` checked against the value limit first, so
+        params over it are never written (`ValueTooLargeError`).
         """
+        replaying = self.replay.replaying
         logged = self.replay.request(Request(event_type, data))
+        if replaying and not self.replay.replaying and self.caught_up is not None:
+            self.caught_up()
         if logged is not None:
             return Asked(logged.data, logged.at, False)
         if isinstance(self.driver, ReadOnlyDriver):
             self.driver.past_end(Request(event_type, data).describe())
+        if calls is not None:
+            check_value(data["params"], self.max_value_bytes, f"the params of the call of {calls}")
         at = max(now_ms(), self.replay.now_ms)
         self.replay.tick(at)
         if when_new is not None:
@@ -224,7 +242,7 @@ class RunContext:
     def _child(self, ffqn: str, params: list[Any], join_set: str | None) -> str:
         child_id = self.replay.next_child_id()
         data: dict[str, Any] = {"join_set": join_set, "child_id": child_id, "ffqn": ffqn, "params": params}
-        if self._request(CHILD_SUBMITTED, data).new:
+        if self._request(CHILD_SUBMITTED, data, calls=ffqn).new:
             target = self.driver.resolve(ffqn)
             lock = self.driver.eager_lock(target) if join_set is None else None
             self._create(
@@ -350,7 +368,7 @@ class RunContext:
                 not_before = at + int(schedule["in"])
             return {"execution_id": ExecutionId.new().value, "not_before": not_before}
 
-        asked = self._request(SCHEDULED, {"ffqn": ffqn, "params": params, "schedule": schedule}, when_new)
+        asked = self._request(SCHEDULED, {"ffqn": ffqn, "params": params, "schedule": schedule}, when_new, calls=ffqn)
         # Logs written before scheduled executions had root ids hold the derived id as `child_id`.
         execution_id = str(asked.data.get("execution_id") or asked.data.get("child_id"))
         if asked.new:

@@ -22,6 +22,7 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
     TrapError,
+    ValueTooLargeError,
 )
 from ..runner.components import ComponentProvider, spare_instances
 from ..runner.retry import Finish, RetryAt, after_failure
@@ -30,6 +31,7 @@ from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store import outbox
 from ..store.records import ATTEMPT_FAILED, ATTEMPT_LOST, CHILD_SUBMITTED, DELAY_REQUESTED, RESPONSE, Event, Failure, Outcome
+from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from .context import RunContext, Target, Unload
 from .replay import Replay
 from .sandbox import WorkflowSandbox
@@ -170,6 +172,7 @@ class WorkflowExecutor:
         run_inline: Callable[[NewExecution, str, PendingCommit | None], list[Any]] | None = None,
         eager: tuple[str, int] | None = None,
         max_waiting: int = 8,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
         self.store = store
         self.leases = leases
@@ -181,6 +184,7 @@ class WorkflowExecutor:
         self.sandbox = WorkflowSandbox(spares=spare_instances())
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))
+        self.max_value_bytes = max_value_bytes
 
     def close(self) -> None:
         """Free the spare instances."""
@@ -194,7 +198,14 @@ class WorkflowExecutor:
         except NotFoundError as exc:
             self._finish(lease, Outcome(failure=Failure("trap", str(exc))), entries)
             return
-        ctx = RunContext(state.id, state.ffqn, replay, LiveDriver(self, lease, config), revision=state.revision)
+        ctx = RunContext(
+            state.id,
+            state.ffqn,
+            replay,
+            LiveDriver(self, lease, config),
+            revision=state.revision,
+            max_value_bytes=self.max_value_bytes,
+        )
         if state.cancel_requested or replay.cancel_requested:
             self._cancel(lease, replay, entries)
             return
@@ -213,6 +224,9 @@ class WorkflowExecutor:
             self._finish(lease, Outcome(failure=Failure("non_determinism", str(exc))), entries)
         except ChildFailedError as exc:
             self._finish(lease, Outcome(failure=Failure("child_failed", str(exc))), entries)
+        except ValueTooLargeError as exc:
+            # Final: replaying the same code makes the same value again.
+            self._finish(lease, Outcome(failure=Failure(exc.kind, str(exc))), entries)
         except FencedError as exc:
             log.warning("lease lost", execution_id=state.id, error=str(exc))
         except StoreError:

@@ -3,6 +3,11 @@
 Every run gets an instance nobody used before (a workflow replays from its
 log, so nothing may carry over); spares may be made ahead of time by a
 background thread (see `wasm.instances`).
+
+A run's stdout and stderr go to the runner's log lines, and the end of its
+stderr is kept to explain a trap: the failure names the Python exception and
+carries its traceback. Neither reaches the guest nor the event log's requests,
+so output never changes what a replay does.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ from typing import Any
 from wasmtime import Store, WasiConfig, WasmtimeError
 from wasmtime import _ffi as wasmtime_ffi
 
-from ..errors import TrapError
+from ..errors import ExecutionTimeoutError, TrapError
 from ..ffqn import Ffqn
 from ..wasm.engine import deadline_ticks
 from ..wasm.guest import call_function
 from ..wasm.instances import InstanceSlot, OutputSwitch, Ready
 from ..wasm.loader import LoadedComponent
-from ..wasm.output import ReleaseTracker
+from ..wasm.output import CapturedOutput, StreamDecoder, python_traceback, stderr_summary
 from .context import RunContext
 from .host import WorkflowLinker, bound
 
@@ -90,7 +95,9 @@ class WorkflowSandbox:
                 ready = slot.take()
             except WasmtimeError as exc:
                 raise TrapError(f"instantiation of workflow {loaded.digest} failed: {str(exc).splitlines()[0]}") from None
-        ready.output.target = _guest_output(ctx)
+        captured = CapturedOutput()
+        guest_output = _GuestOutput(ctx, captured)
+        ready.output.target = guest_output.write
         ready.store.set_epoch_deadline(ticks)
         context = ready.store._context()  # pyright: ignore[reportPrivateUsage]
 
@@ -98,20 +105,40 @@ class WorkflowSandbox:
             # Time spent waiting for responses is not guest CPU time.
             wasmtime_ffi.wasmtime_context_set_epoch_deadline(context, ticks)
 
+        def caught_up() -> None:
+            # What the code printed while it replayed is in the pipes now (it is
+            # waiting for this host call): handed over before it counts as new.
+            ready.output.flush()
+            guest_output.live = True
+
         ctx.after_wait = refresh_deadline
+        ctx.caught_up = caught_up
         try:
-            with bound(ctx):
-                return call_function(ready.store, ready.func(ffqn), fn, ctx.replay.params, timeout_ms=timeout_ms)
-        finally:
-            ctx.after_wait = None
-            # Never reused (its last output still reaches `ctx` while it closes).
-            slot.give_back(ready, ok=False)
+            try:
+                with bound(ctx):
+                    return call_function(
+                        ready.store,
+                        ready.func(ffqn),
+                        fn,
+                        ctx.replay.params,
+                        timeout_ms=timeout_ms,
+                        max_value_bytes=ctx.max_value_bytes,
+                    )
+            finally:
+                ctx.after_wait = None
+                ctx.caught_up = None
+                # Never reused. Closed before the failure is explained: the
+                # instance's last output (a trap's traceback) is captured once it is.
+                slot.give_back(ready, ok=False)
+        except (TrapError, ExecutionTimeoutError) as exc:
+            exc.message = explain_trap(exc.message, captured.stderr_tail)
+            exc.args = (exc.message,)
+            raise
 
 
 def _instantiate(loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: int | None) -> Ready:
     store = Store(loaded.engine)
-    released = ReleaseTracker()
-    output = OutputSwitch(released)
+    output = OutputSwitch()
     try:
         wasi = WasiConfig()
         output.attach(wasi)
@@ -122,15 +149,52 @@ def _instantiate(loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: 
         instance = linker.linker.instantiate(store, loaded.component)
     except BaseException:
         store.close()
-        released.wait()
+        output.close()
         raise
-    return Ready(store, instance, output, released)
+    return Ready(store, instance, output)
 
 
-def _guest_output(ctx: RunContext) -> Any:
-    def write(stream: str, data: bytes) -> None:
-        text = data.decode("utf-8", "replace").rstrip("\n")
-        if text:
-            ctx.emit("info", f"[{stream}] {text}")
+class _GuestOutput:
+    """Where a run's output goes: `captured`, to explain a trap, and the runner's log lines.
 
-    return write
+    Only what the code prints once it runs past its log is logged: a replay
+    prints again what earlier runs printed. Bytes arrive from the pump's
+    thread some time after they were written, so the switch to live is made
+    by `caught_up` (with everything printed before it handed over first),
+    not by the replay's state when the bytes arrive.
+    """
+
+    def __init__(self, ctx: RunContext, captured: CapturedOutput) -> None:
+        self.ctx = ctx
+        self.captured = captured
+        self.live = not ctx.replay.replaying
+        self._decoder = StreamDecoder()
+
+    def write(self, stream: str, data: bytes) -> None:
+        self.captured.write(stream, data)
+        text = self._decoder.decode(stream, data).rstrip("\n")
+        if text and self.live:
+            self.ctx.emit("info", f"[{stream}] {text}")
+
+
+# What Python raises when a workflow reaches for files, sockets or the network,
+# which only activities have.
+_IO_ERRORS = frozenset(
+    {"OSError", "FileNotFoundError", "PermissionError", "IsADirectoryError", "NotADirectoryError", "ConnectionError"}
+)
+
+
+def explain_trap(message: str, stderr: bytes | bytearray) -> str:
+    """A workflow's trap message with what its stderr says: the Python exception and its traceback."""
+    summary = stderr_summary(stderr)
+    if summary is None:
+        return message
+    message = f"{message}; {summary}"
+    raised = summary.removeprefix("the guest raised ").partition(":")[0]
+    if raised in _IO_ERRORS:
+        message += (
+            " (a workflow has no files, sockets or environment variables: do that I/O in an activity "
+            "and pass its result to the workflow)"
+        )
+    traceback = python_traceback(stderr)
+    return f"{message}\n{traceback}" if traceback else message

@@ -16,6 +16,7 @@ from ..errors import (
     ChildFailedError,
     DolmenError,
     NonDeterminismError,
+    ValueTooLargeError,
 )
 from ..store.executions import NewExecution
 from ..store.records import FINISHED, Event, Outcome
@@ -84,7 +85,7 @@ def verify(
         return _diverged(count, finished, end.request, "the code asked for")
     except NonDeterminismError as exc:
         return Verdict(False, count, exc.event_index, exc.logged, exc.requested, str(exc))
-    except (CancelledError, ChildFailedError) as exc:
+    except (CancelledError, ChildFailedError, ValueTooLargeError) as exc:
         return _ended_like(count, finished, exc)
     except DolmenError as exc:
         return Verdict(False, count, None, None, None, f"the code failed while replaying: {exc}")

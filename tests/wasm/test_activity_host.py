@@ -96,11 +96,46 @@ def test_only_granted_environment_variables_are_visible(faults: ActivityHost) ->
 
 
 def test_output_is_captured_and_bounded(faults: ActivityHost) -> None:
-    """stdout and stderr are captured per call and cut at the output limit."""
+    """stdout and stderr are captured per call, cut at the output limit and marked as cut."""
     outcome = call(faults, "chatty", ["hi"])
     assert outcome.result == "HI"
     assert outcome.output == {"stdout": "out: hi\n", "stderr": "err: hi\n"}
-    assert call(faults, "chatty", ["x" * 100], output_limit=10).output == {"stdout": "out: xxxxx", "stderr": "err: xxxxx"}
+    marker = "\n[output truncated: 96 more bytes not kept; the limit is 10 bytes per stream]\n"
+    assert call(faults, "chatty", ["x" * 100], output_limit=10).output == {
+        "stdout": "out: xxxxx" + marker,
+        "stderr": "err: xxxxx" + marker,
+    }
+
+
+def test_a_long_print_is_captured_whole(faults: ActivityHost) -> None:
+    """One print() of 20,000 characters is captured entirely on both streams (it was cut at 8,192 bytes)."""
+    outcome = call(faults, "long-print", ["x", 20_000])
+    assert outcome.result == 20_001
+    assert outcome.output == {"stdout": "x" * 20_000 + "\n", "stderr": "x" * 20_000 + "\n"}
+
+
+def test_output_past_the_limit_is_cut_on_a_character_and_marked(faults: ActivityHost) -> None:
+    """A stream keeps every whole character up to its limit, then says how many bytes it dropped."""
+    outcome = call(faults, "long-print", ["€", 5_000], output_limit=10_000)  # 15,001 bytes; 10,000 splits a €
+    assert outcome.result == 15_001
+    kept = "€" * 3_333
+    marker = f"\n[output truncated: {15_001 - len(kept.encode())} more bytes not kept; the limit is 10000 bytes per stream]\n"
+    assert outcome.output == {"stdout": kept + marker, "stderr": kept + marker}
+
+
+def test_a_print_past_64_kib_keeps_every_character_up_to_the_limit(faults: ActivityHost) -> None:
+    """One print() longer than the default limit keeps its first 64 KiB, cut on a character and marked."""
+    outcome = call(faults, "long-print", ["€", 30_000])  # 90,001 bytes; 65,536 is not a multiple of 3
+    for stream in ("stdout", "stderr"):
+        assert outcome.output[stream].startswith("€" * (65_536 // 3) + "\n[output truncated: "), stream
+        assert "\ufffd" not in outcome.output[stream]
+
+
+def test_an_exception_after_much_stderr_is_still_named(faults: ActivityHost) -> None:
+    """A traceback printed past the output limit still names the exception in the failure."""
+    failed = failure(faults, "fail-after-noise", [100_000, "late boom"])
+    assert failed.error.message.endswith("; the guest raised RuntimeError: late boom")
+    assert "[output truncated:" in failed.output["stderr"]
 
 
 def test_each_call_gets_a_fresh_instance(faults: ActivityHost) -> None:

@@ -11,6 +11,7 @@ from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store.records import Event
+from tests.runner.faults import CALLS, fault_flows
 from tests.support.guests import build_guest
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
@@ -85,6 +86,30 @@ def test_failing_child_fails_the_workflow(redis_url: str, processes: Processes, 
     failure = state.outcome.failure  # type: ignore[union-attr]
     assert failure is not None and failure.kind == "child_failed"
     assert f"{state.id}.1" in failure.message and "boom" in failure.message
+
+
+def test_a_raising_workflow_is_retried_per_its_policy_then_fails_with_its_traceback(
+    redis_url: str, processes: Processes, client: Client
+) -> None:
+    """A workflow raising ValueError("bad input 42") runs max_attempts times, each failure naming the
+    exception with the guest's traceback, then finishes with kind trap."""
+    retry = RetryPolicy(max_attempts=3, initial_backoff_ms=10, max_backoff_ms=10)
+    deploy(redis_url, [activity(), fault_flows(retry=retry)])
+    processes.runner()
+    processes.scheduler()
+    state = _run(client, f"{CALLS}.bad-input", [42])
+    failure = state.outcome.failure  # type: ignore[union-attr]
+    assert failure is not None and failure.kind == "trap"
+    headline, _, traceback = failure.message.partition("\n")
+    assert headline.endswith("; the guest raised ValueError: bad input 42 (gave up after 3 attempts)"), headline
+    assert traceback.startswith("Traceback (most recent call last):") and "in bad_input" in traceback
+    assert traceback.endswith("ValueError: bad input 42")
+    events = client.executions.events(state.id)
+    assert [e.type for e in events] == ["created", "attempt_failed", "attempt_failed", "finished"]
+    for attempt in events[1:3]:
+        error = attempt.data["error"]
+        assert error["kind"] == "trap"
+        assert error["message"] == failure.message.replace(" (gave up after 3 attempts)", "")
 
 
 def test_join_set_race_and_closing(redis_url: str, processes: Processes, client: Client) -> None:

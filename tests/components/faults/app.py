@@ -46,3 +46,22 @@ class Faults(exports.Faults):
         _calls += 1
         print(f"call {_calls}")
         return _calls
+
+    def blob(self, size: int) -> bytes:
+        return bytes(size)
+
+    def text(self, size: int) -> str:
+        return "x" * size
+
+    def measure(self, data: bytes) -> int:
+        return len(data)
+
+    def long_print(self, text: str, copies: int) -> int:
+        line = text * copies
+        print(line)
+        print(line, file=sys.stderr)
+        return len(line.encode()) + 1
+
+    def fail_after_noise(self, noise: int, message: str) -> str:
+        print("n" * noise, file=sys.stderr)
+        raise RuntimeError(message)

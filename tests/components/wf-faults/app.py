@@ -1,4 +1,6 @@
-"""Workflows for the fault tests: a direct call of a slow activity, and sleeps with children."""
+"""Workflows for the fault tests: a direct call of a slow activity, sleeps with children, guest exceptions."""
+
+import sys
 
 from wit_world import exports
 from wit_world.imports import host, testing_act_basic as act, testing_act_dolmen_ext_basic as ext
@@ -21,3 +23,18 @@ class Calls(exports.Calls):
         total += sum(act.double(i) for i in range(1, n + 1))
         host.sleep(sleep_ms)
         return total
+
+    def chatty_call(self, n: int) -> int:
+        print(f"before double({n})")
+        doubled = act.double(n)
+        print(f"after double({n}) = {doubled}")
+        return doubled
+
+    def bad_input(self, n: int) -> str:
+        print(f"checking input {n}")
+        print(f"input {n} looks wrong", file=sys.stderr)
+        raise ValueError(f"bad input {n}")
+
+    def read_file(self, path: str) -> str:
+        with open(path) as f:
+            return f.read()

@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..platform.client import MAX_IDEMPOTENCY_KEY
 from ..platform.errors import PayloadTooLargeError
 from .decoding import query_value
 from .errors import BadRequestError
@@ -42,7 +43,8 @@ def _too_large(size: int, limit: int, *, at_least: bool = False) -> PayloadTooLa
     amount = f"over {limit}" if at_least else str(size)
     return PayloadTooLargeError(
         f"the request body is {amount} bytes, over this gateway's limit of {limit} bytes; "
-        "pass large data by reference (e.g. a URL), or raise the limit (`platform gateway --max-body-bytes`)"
+        "pass large data by reference (e.g. a URL), or raise the limit: DOLMEN_MAX_VALUE_BYTES on gateways "
+        "and runners (the body limit follows at twice it), or `platform gateway --max-body-bytes`"
     )
 
 
@@ -130,4 +132,10 @@ def idempotency_key(request: Request) -> str | None:
             "use printable ASCII, e.g. a UUID",
             path="Idempotency-Key",
         )
-    return key.strip()
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise BadRequestError(
+            f"the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} characters, got {len(key)}; e.g. use a UUID",
+            path="Idempotency-Key",
+        )
+    return key

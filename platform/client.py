@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -66,6 +67,25 @@ class Submission:
         return Submitted(created.id, created.created, self.route)
 
 
+MAX_IDEMPOTENCY_KEY = 256
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+
+
+def check_idempotency_key(key: str) -> None:
+    """Refuse a key that is empty, over 256 characters or not printable ASCII (`UsageError`).
+
+    The same rule for the CLI and HTTP: a header is Latin-1 on the wire, so a
+    key any client can repeat byte for byte is printable ASCII.
+    """
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise UsageError(
+            f"an idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters, got {len(key)}; e.g. use a UUID"
+        )
+    if not _PRINTABLE_ASCII.fullmatch(key):
+        bad = next(c for c in key if not _PRINTABLE_ASCII.fullmatch(c))
+        raise UsageError(f"an idempotency key must be printable ASCII, e.g. a UUID; it holds {bad!r}")
+
+
 def validate_submission(
     revision: Revision,
     ffqn: str,
@@ -104,8 +124,8 @@ def validate_submission(
             raise UsageError(f"'{execution_id}' is a child id; choose a root id like 'E_<ulid>'")
     else:
         eid = ExecutionId.new()
-    if idempotency_key is not None and (not idempotency_key or len(idempotency_key) > 256):
-        raise UsageError("an idempotency key must be 1 to 256 characters")
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
     new = NewExecution(
         id=eid.value,
         ffqn=ffqn,

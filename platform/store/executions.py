@@ -164,7 +164,7 @@ class CreateCall:
             existing_ffqn, existing_params = reply[1].decode(), json.loads(reply[2])
             if existing_ffqn != self.new.ffqn or existing_params != self.new.params:
                 raise ConflictError(
-                    f"execution {self.new.id} already exists with other inputs ({existing_ffqn} {existing_params!r}); "
+                    f"execution {self.new.id} already exists with other inputs ({existing_ffqn} {json.dumps(existing_params)}); "
                     "an idempotency key or execution id must not be reused for a different call"
                 )
             return Created(self.new.id, False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from tests.gateway.helpers import ACT, WF
 from tests.support.polling import wait_for
@@ -105,6 +106,15 @@ def test_idempotency_key_reused_with_other_params_is_a_conflict(http: httpx.Clie
     response = http.post(f"/v1/functions/{DOUBLE}", json={"x": 2}, headers={"Idempotency-Key": key})
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
+    assert f"{DOUBLE} [1])" in response.json()["error"]["message"]  # the stored params, as JSON
+
+
+@pytest.mark.parametrize("key", ["", "k" * 257])
+def test_an_idempotency_key_of_the_wrong_length_is_400_naming_the_header(http: httpx.Client, key: str) -> None:
+    response = http.post(f"/v1/functions/{DOUBLE}", json=[1], headers={"Idempotency-Key": key})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["path"] == "Idempotency-Key" and "must be 1 to 256 characters" in error["message"]
 
 
 def test_failed_execution_reports_its_failure(http: httpx.Client) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import RetryPolicy
-from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooLargeError
+from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooLargeError, UsageError
 from dolmen.platform.store import keys
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
@@ -161,6 +161,13 @@ def test_bad_input_creates_nothing(redis_url: str, client: Client) -> None:
     small = Client(client.redis, max_params_bytes=64)
     with pytest.raises(PayloadTooLargeError, match="over the limit of 64 bytes"):
         small.submit(f"{A}.shout", ["x" * 100])
+    # The same idempotency-key rule as over HTTP, so a key given to the CLI can be repeated there.
+    with pytest.raises(UsageError, match="printable ASCII, e.g. a UUID; it holds 'é'"):
+        client.submit(f"{A}.double", [1], idempotency_key="clé")
+    with pytest.raises(UsageError, match="1 to 256 characters, got 257"):
+        client.submit(f"{A}.double", [1], idempotency_key="k" * 257)
+    with pytest.raises(UsageError, match="1 to 256 characters, got 0"):
+        client.submit(f"{A}.double", [1], idempotency_key="")
     assert client.redis.zcard(keys.EXECUTIONS) == 0
 
 

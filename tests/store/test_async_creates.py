@@ -97,6 +97,19 @@ def test_a_repeated_create_is_answered_as_existing_and_other_inputs_conflict(red
     assert run(redis_url, test) == [Created(execution.id, True), Created(execution.id, False)]
 
 
+def test_a_conflict_names_the_stored_params_as_json(redis_url: str) -> None:
+    """The 409 message shows the params already stored as JSON (not Python's repr), so they can be pasted back."""
+    execution = new(params=["a", True, None])
+
+    async def test(creates: AsyncCreates) -> str:
+        await creates.create(execution)
+        with pytest.raises(ConflictError) as refused:
+            await creates.create(new(execution.id, params=[2]))
+        return refused.value.message
+
+    assert f'{execution.ffqn} ["a", true, null])' in run(redis_url, test)
+
+
 def test_an_idempotency_key_stays_bound_to_its_first_id(redis_url: str) -> None:
     """Claiming a key twice gives the first candidate both times."""
 

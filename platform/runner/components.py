@@ -88,3 +88,5 @@ class ComponentProvider:
             host.close()
         self._instances.shutdown(wait=True)
         self.ticker.stop()
+        for loader in self._loaders.values():
+            loader.pump.close()

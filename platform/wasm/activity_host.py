@@ -175,7 +175,7 @@ class ActivityHost:
     def _instantiate(self, limits: ActivityLimits) -> Ready:
         """A new store with this component instantiated under `limits` (raises `WasmtimeError`)."""
         store = Store(self.loaded.engine)
-        output = OutputSwitch()
+        output = OutputSwitch(self.loaded.pump)
         try:
             wasi = WasiConfig()
             wasi.env = [(k, v) for k, v in limits.env.items()]

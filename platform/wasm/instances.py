@@ -33,7 +33,7 @@ from wasmtime.component import Func, Instance
 
 from ..ffqn import Ffqn
 from .guest import find_function
-from .pipes import InstancePipes
+from .pipes import InstancePipes, OutputPump
 
 log = structlog.get_logger("dolmen.wasm")
 
@@ -51,9 +51,9 @@ class OutputSwitch:
     to the previous one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pump: OutputPump) -> None:
         self._target: Callable[[str, bytes], None] | None = None
-        self._pipes = InstancePipes(self._deliver)
+        self._pipes = InstancePipes(self._deliver, pump)
 
     def attach(self, wasi: WasiConfig) -> None:
         """Give `wasi` this instance's stdout and stderr."""

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -18,6 +18,7 @@ from ..errors import ComponentError, NotFoundError
 from . import _wasmtime_fixes
 from .engine import EngineSettings, EpochTicker
 from .introspect import ComponentInfo, inspect_component
+from .pipes import OutputPump
 
 _wasmtime_fixes.apply()  # see that module: variant lowering, per-thread host exceptions, fast list<u8>
 
@@ -46,6 +47,8 @@ class LoadedComponent:
     engine: Engine
     settings: EngineSettings
     timing: LoadTiming | None = None
+    # Reads its instances' stdout and stderr (see `pipes`): the loader's, shared by its components.
+    pump: OutputPump = field(default_factory=OutputPump, compare=False)
 
 
 class ComponentLoader:
@@ -72,6 +75,7 @@ class ComponentLoader:
         self.engine = settings.build()
         if ticker is not None:
             ticker.add(self.engine)
+        self.pump = OutputPump()
         self._loaded: dict[str, LoadedComponent] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -119,7 +123,7 @@ class ComponentLoader:
                 self.fetch(digest)
             component, timing = self._compile_or_deserialize(digest)
             info = self._info(digest, component)
-            loaded = LoadedComponent(digest, component, info, self.engine, self.settings, timing)
+            loaded = LoadedComponent(digest, component, info, self.engine, self.settings, timing, self.pump)
             with self._lock:
                 self._loaded[digest] = loaded
                 self.last_timing = timing

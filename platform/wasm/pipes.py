@@ -10,7 +10,7 @@ bytes. A stream opened on a file (here the write end of a pipe, `/dev/fd/N`)
 takes 64 KiB per write, all that the guest hands over at once.
 
 wasmtime writes to the pipe on the guest's own thread and waits while the pipe
-is full, so one reader thread per process (the `OutputPump`, like wasmtime's
+is full, so one reader thread per component loader (the `OutputPump`, like wasmtime's
 own runtime threads) drains every instance's pipes as bytes arrive. The
 thread that runs a call reads what is left itself (`InstancePipes.flush`,
 `close`): a guest's write has reached the pipe before the call returns, so a
@@ -36,12 +36,21 @@ _READ_SIZE = 64 * 1024
 
 
 class OutputPump:
-    """One thread that reads whatever any watched pipe has, as it arrives."""
+    """One thread that reads whatever any watched pipe has, as it arrives.
+
+    Owned by whoever loads components (a `ComponentLoader` has one), started
+    with the first pipe it watches; `close` ends its thread.
+    """
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def close(self) -> None:
+        """Stop reading (within a second); pipes still watched are read by their own `close`."""
+        self._stopped.set()
 
     def watch(self, fd: int, pipes: InstancePipes, stream: str) -> None:
         """Read `fd` (non-blocking) into `pipes` whenever it has bytes, until `forget(fd)`."""
@@ -60,7 +69,7 @@ class OutputPump:
                 pass
 
     def _run(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             # Registrations from other threads take effect during the wait (epoll),
             # and an event for a pipe closed since is skipped by its `InstancePipes`.
             for key, _ in self._selector.select(timeout=1.0):
@@ -71,19 +80,6 @@ class OutputPump:
                     log.exception("reading guest output failed", stream=stream)
 
 
-_default_pump: OutputPump | None = None
-_default_lock = threading.Lock()
-
-
-def default_pump() -> OutputPump:
-    """The process's pump, started with the first instance that needs it."""
-    global _default_pump
-    with _default_lock:
-        if _default_pump is None:
-            _default_pump = OutputPump()
-        return _default_pump
-
-
 class InstancePipes:
     """The read ends of one instance's stdout and stderr pipes; their bytes go to `deliver(stream, data)`.
 
@@ -92,9 +88,9 @@ class InstancePipes:
     in order and never after `close` returned.
     """
 
-    def __init__(self, deliver: Callable[[str, bytes], None], pump: OutputPump | None = None) -> None:
+    def __init__(self, deliver: Callable[[str, bytes], None], pump: OutputPump) -> None:
         self._deliver = deliver
-        self._pump = pump or default_pump()
+        self._pump = pump
         self._fds: dict[str, int] = {}
         self._unwatched: set[str] = set()
         self._lock = threading.Lock()

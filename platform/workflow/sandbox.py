@@ -138,7 +138,7 @@ class WorkflowSandbox:
 
 def _instantiate(loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: int | None) -> Ready:
     store = Store(loaded.engine)
-    output = OutputSwitch()
+    output = OutputSwitch(loaded.pump)
     try:
         wasi = WasiConfig()
         output.attach(wasi)

@@ -45,7 +45,7 @@ def test_more_than_a_pipe_holds_arrives_whole_and_in_order() -> None:
 
 def test_a_new_target_gets_nothing_written_before_it() -> None:
     """What an instance wrote before its target changed goes to the previous target, even if unread."""
-    switch = OutputSwitch()
+    switch = OutputSwitch(OutputPump())
     wasi = OpensItsFiles()
     switch.attach(wasi)  # type: ignore[arg-type]
     first: list[bytes] = []
@@ -61,7 +61,7 @@ def test_a_new_target_gets_nothing_written_before_it() -> None:
 
 def test_output_without_a_target_is_dropped() -> None:
     """A spare's output (no target yet) reaches nobody, not the call that takes it later."""
-    switch = OutputSwitch()
+    switch = OutputSwitch(OutputPump())
     wasi = OpensItsFiles()
     switch.attach(wasi)  # type: ignore[arg-type]
     wasi.files["stderr"].write(b"warming up\n")

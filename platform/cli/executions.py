@@ -67,6 +67,8 @@ def call_cmd(
 ) -> None:
     """Submit FFQN with JSON PARAMS (array by position or object by name) and print its result.
 
+    PARAMS may be `-` (read from standard input) or `@FILE` (read from a file).
+
     Exit status: 0 for an `ok` result, 1 for an `err` result or a failure.
     """
     client = _client(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,19 @@ def load_component_file(ctx: CliContext, path: str, ticker: EpochTicker | None =
 
 
 def parse_json_arg(text: str, what: str) -> object:
-    """Parse a JSON command-line argument, naming the argument on failure."""
+    """Parse a JSON command-line argument, naming the argument on failure.
+
+    `-` reads the JSON from standard input and `@FILE` from a file (neither is
+    JSON itself): params larger than a command line can hold (about 128 KiB).
+    """
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{what}: cannot read {str(path)!r} ({exc}); pass @FILE with a readable UTF-8 JSON file") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

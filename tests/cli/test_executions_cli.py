@@ -48,6 +48,27 @@ def test_call_prints_the_result_and_exit_codes_follow_it(redis_url: str, process
     assert "Traceback" not in unknown.stderr + bad.stderr + malformed.stderr
 
 
+def test_call_reads_params_from_a_file_or_standard_input(redis_url: str, processes: Processes, tmp_path: Path) -> None:
+    """`@FILE` and `-` take params larger than a command line may hold (a single argument stops near 128 KiB)."""
+    deploy(redis_url, [activity()])
+    processes.runner()
+    processes.scheduler()
+    text = "é" * 150_000  # 300,000 bytes of UTF-8
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps([text], ensure_ascii=False), encoding="utf-8")
+    from_file = platform(redis_url, "call", f"{A}.shout", f"@{params}")
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout) == len(text)  # `shout` answers the length it was given
+    from_stdin = subprocess.run(
+        [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", redis_url, "--data-dir", str(DATA_DIR),
+         "call", f"{A}.double", "-"],
+        input='{"x": 5}', capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert from_stdin.returncode == 0 and from_stdin.stdout.strip() == "10", from_stdin.stderr
+    missing = platform(redis_url, "call", f"{A}.double", f"@{tmp_path / 'nope.json'}")
+    assert missing.returncode == 2 and "PARAMS: cannot read" in missing.stderr and "nope.json" in missing.stderr
+
+
 def test_executions_list_show_events_and_cancel(redis_url: str, processes: Processes, client: Client) -> None:
     """A submitted execution can be listed, shown, its events read, and a waiting one cancelled."""
     deploy(redis_url, [activity(), workflow(blocking="unload")])

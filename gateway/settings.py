@@ -27,7 +27,7 @@ SCOPES: tuple[Scope, ...] = ("invoke", "admin")
 TOKENS_ENV = "DOLMEN_GATEWAY_TOKENS"
 CORS_ENV = "DOLMEN_GATEWAY_CORS_ORIGINS"
 
-_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~+/=-]+$")
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~+/=-]+\Z")
 
 # Room for params at the default value limit written by name, with whitespace and escapes.
 DEFAULT_MAX_BODY_BYTES = 2 * DEFAULT_MAX_VALUE_BYTES

@@ -15,9 +15,9 @@ _SEMVER = (
     r"(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
 )
-_ID_RE = re.compile(rf"^{_ID}$")
-_SEMVER_RE = re.compile(rf"^{_SEMVER}$")
-_IFACE_RE = re.compile(rf"^(?P<ns>{_ID}):(?P<pkg>{_ID})/(?P<iface>{_ID})(?:@(?P<ver>{_SEMVER}))?$")
+_ID_RE = re.compile(rf"^{_ID}\Z")
+_SEMVER_RE = re.compile(rf"^{_SEMVER}\Z")
+_IFACE_RE = re.compile(rf"^(?P<ns>{_ID}):(?P<pkg>{_ID})/(?P<iface>{_ID})(?:@(?P<ver>{_SEMVER}))?\Z")
 
 _EXAMPLE = "for example 'demo:shop/orders@1.0.0.place'"
 

@@ -24,9 +24,9 @@ from .errors import InvalidNameError
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # 26 Crockford digits hold 130 bits; a ULID has 128, so the first digit is 0-7.
-_ID_RE = re.compile(r"^E_[0-7][0-9A-HJKMNP-TV-Z]{25}(?:\.[1-9][0-9]{0,8})*$")
+_ID_RE = re.compile(r"^E_[0-7][0-9A-HJKMNP-TV-Z]{25}(?:\.[1-9][0-9]{0,8})*\Z")
 MAX_CHILD_POSITION = 999_999_999
-_SEED_RE = re.compile(r"^[0-9a-f]{32}$")
+_SEED_RE = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 def new_ulid(now_ms: int | None = None, entropy: bytes | None = None) -> str:

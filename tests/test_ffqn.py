@@ -83,6 +83,8 @@ def test_ffqns_sort_and_hash() -> None:
         "demo:/orders.place",
         " demo:shop/orders.place",
         "demo:shop/orders.place ",
+        "demo:shop/orders.place\n",  # `$` would match before a final newline
+        "demo:shop/orders@1.0.0\n.place",
     ],
 )
 def test_malformed_names_are_rejected(text: str) -> None:

@@ -88,6 +88,8 @@ def test_child_positions_are_bounded(position: int) -> None:
         "E_01JD8X3K5QZ6V2N4M7P9R0S1T2.1234567890",
         "01JD8X3K5QZ6V2N4M7P9R0S1T2",
         " E_01JD8X3K5QZ6V2N4M7P9R0S1T2",
+        "E_01JD8X3K5QZ6V2N4M7P9R0S1T2\n",  # `$` would match before a final newline
+        "E_01JD8X3K5QZ6V2N4M7P9R0S1T2.1\n",
     ],
 )
 def test_malformed_ids_are_rejected(text: str) -> None:

@@ -62,14 +62,14 @@ BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
 INSTANCES: tuple[InstanceMode, ...] = ("fresh", "reuse")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+_COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _NUMBER_RE = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
 _PATH_PARAM_RE = re.compile(r"\{([^{}]*)\}")
-_PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+_PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 _UNIT_BYTES = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 

@@ -24,8 +24,8 @@ import yaml
 from ..errors import DeploymentError
 
 _VAR = re.compile(r"\$\$|\$\{([^}]*)\}")
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_WHOLE_NUMBER = re.compile(r"^[-+]?[0-9]+$")
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_WHOLE_NUMBER = re.compile(r"^[-+]?[0-9]+\Z")
 _BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 _NULLS = ("", "~", "null", "Null", "NULL")
 _STR_TAG = "tag:yaml.org,2002:str"

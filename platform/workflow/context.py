@@ -37,7 +37,7 @@ from .replay import Replay, Request
 
 log = structlog.get_logger("dolmen.workflow")
 
-_JOIN_SET_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_JOIN_SET_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
 
 class Unload(Exception):

@@ -194,6 +194,8 @@ BAD_CASES = [
     ("bad uses", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: reuse, max_instance_uses: 0}\n", ["components[0].max_instance_uses: must be at least 1"]),
     ("instances as a YAML boolean", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: yes}\n", ["components[0].instances: 'yes' is not one of: fresh, reuse"]),
     ("kind as a number", "name: x\ncomponents:\n  - {name: a, kind: 1, source: a.wasm}\n", ["components[0].kind: '1' is not one of: activity, workflow"]),
+    ("env name ending in a newline", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, env: {\"A\\n\": b}}\n", ["is not a valid environment variable name"]),
+    ("component name ending in a newline", "name: x\ncomponents:\n  - {name: \"a\\n\", kind: activity, source: a.wasm}\n", ["components[0].name:"]),
     ("uses without reuse", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, max_instance_uses: 5}\n", ["components[0].max_instance_uses: 'max_instance_uses' applies only with 'instances: reuse'"]),
     ("uses with fresh", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: fresh, max_instance_uses: 5}\n", ["add 'instances: reuse' or remove it"]),
     ("bad policy", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, upgrade: sometimes}\n", ["components[0].upgrade: 'sometimes' is not one of: verified, pinned, force"]),

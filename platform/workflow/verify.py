@@ -15,7 +15,9 @@ from ..errors import (
     CancelledError,
     ChildFailedError,
     DolmenError,
+    ExecutionTimeoutError,
     NonDeterminismError,
+    TrapError,
     ValueTooLargeError,
 )
 from ..store.executions import NewExecution
@@ -87,6 +89,12 @@ def verify(
         return Verdict(False, count, exc.event_index, exc.logged, exc.requested, str(exc))
     except (CancelledError, ChildFailedError, ValueTooLargeError) as exc:
         return _ended_like(count, finished, exc)
+    except (TrapError, ExecutionTimeoutError) as exc:
+        # A finished log that ended in the same failure replays cleanly; a running
+        # execution whose code now traps (or runs too long) does not.
+        if finished is not None:
+            return _ended_like(count, finished, exc)
+        return Verdict(False, count, None, None, None, f"the code failed while replaying: {exc}")
     except DolmenError as exc:
         return Verdict(False, count, None, None, None, f"the code failed while replaying: {exc}")
     if finished is None:
@@ -106,7 +114,7 @@ def verify(
 
 
 def _ended_like(count: int, finished: Event | None, exc: DolmenError) -> Verdict:
-    """A cancelled or child-failed run is clean if the log ended the same way."""
+    """A run that failed is clean if the log ended with a failure of the same kind."""
     if finished is None:
         return Verdict(True, count)
     logged = Outcome.from_json(finished.data)

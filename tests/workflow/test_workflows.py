@@ -11,8 +11,10 @@ from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store.records import Event
+from dolmen.platform.workflow.sandbox import WorkflowSandbox
+from dolmen.platform.workflow.verify import verify
 from tests.runner.faults import CALLS, fault_flows
-from tests.support.guests import build_guest
+from tests.support.guests import build_guest, load_guest, new_loader
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
 
@@ -110,6 +112,12 @@ def test_a_raising_workflow_is_retried_per_its_policy_then_fails_with_its_traceb
         error = attempt.data["error"]
         assert error["kind"] == "trap"
         assert error["message"] == failure.message.replace(" (gave up after 3 attempts)", "")
+    # Its log replays cleanly on the same code (it ends the same way); cut before `finished`
+    # (as if it were still running), the same trap is not clean: new code that traps is no upgrade.
+    loaded = load_guest(new_loader("workflow"), "wf-faults", "fault-flows")
+    assert verify(WorkflowSandbox(), loaded, state.id, state.ffqn, events).ok
+    running = verify(WorkflowSandbox(), loaded, state.id, state.ffqn, events[:-1])
+    assert not running.ok and "ValueError: bad input 42" in running.message
 
 
 def test_join_set_race_and_closing(redis_url: str, processes: Processes, client: Client) -> None:

@@ -8,26 +8,19 @@ notifies), or "silently" (what the script writes, without the notification).
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from dolmen.platform.ids import ExecutionId
-from dolmen.platform.store import keys
-from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
-from dolmen.platform.store.leases import Lease, Leases
-from dolmen.platform.store.records import Outcome
 from tests.gateway.helpers import ACT, Platform, gateway_process
+from tests.support.finishing import finish, finish_silently, pending, subscribers
 from tests.support.polling import wait_for
 
-NOBODY = "t:p/i@1.0.0.served-by-nobody"
 DOUBLE = f"{ACT}.double"
 
 
@@ -42,32 +35,6 @@ def client(platform: Platform) -> Iterator[redis.Redis]:
     c = redis.Redis.from_url(platform.redis_url)
     yield c
     c.close()
-
-
-def pending(client: redis.Redis) -> str:
-    execution_id = ExecutionId.new().value
-    ExecutionStore(client).create(
-        NewExecution(id=execution_id, ffqn=NOBODY, kind="activity", digest="sha256:x", params=[1])
-    )
-    return execution_id
-
-
-def finish(client: redis.Redis, execution_id: str, value: Any) -> None:
-    leases = Leases(client)
-    lease = leases.lock(execution_id, "test", 30_000)
-    assert isinstance(lease, Lease)
-    leases.finish(lease, Outcome(value=value))
-
-
-def finish_silently(client: redis.Redis, execution_id: str, value: Any) -> None:
-    at = now_ms()
-    outcome = json.dumps({"result": value})
-    client.xadd(keys.log(execution_id), {"t": "finished", "d": outcome, "at": at})
-    client.hset(keys.state(execution_id), mapping={"status": "finished", "outcome": outcome, "updated_at": at, "finished_at": at})
-
-
-def subscribers(client: redis.Redis) -> int:
-    return int(dict(client.pubsub_numsub(keys.FINISHED_CHANNEL))[keys.FINISHED_CHANNEL.encode()])
 
 
 def connected(client: redis.Redis) -> int:

@@ -8,7 +8,7 @@ the first, and round trips re-sent after a connection error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -19,19 +19,12 @@ from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys
 from dolmen.platform.store.async_batch import AsyncBatcher
 from dolmen.platform.store.async_creates import AsyncCreates
-from dolmen.platform.store.connection import connect, connect_async
+from dolmen.platform.store.connection import connect_async
 from dolmen.platform.store.executions import Created, ExecutionStore, NewExecution
 from tests.support.polling import wait_for
 
 ACT = "t:p/i@1.0.0.act"
 T = TypeVar("T")
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = connect(redis_url)
-    yield c
-    c.close()
 
 
 def new(execution_id: str | None = None, params: list[Any] | None = None) -> NewExecution:

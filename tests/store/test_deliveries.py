@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
-import pytest
 import redis
 
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys, outbox
-from dolmen.platform.store.connection import connect
 from dolmen.platform.store.deliveries import Also, Deliveries
 from dolmen.platform.store.executions import ExecutionStore, NewExecution
 from dolmen.platform.store.leases import Lease, Leases
@@ -25,13 +22,6 @@ class DiesBeforeDelivering(Deliveries):
 
     def submit(self, root: str, messages: list[str], also: Also | None = None) -> None:
         pass
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = connect(redis_url)
-    yield c
-    c.close()
 
 
 def parent_with_child(client: redis.Redis, leases: Leases) -> tuple[str, Lease]:

@@ -13,20 +13,12 @@ import redis
 from dolmen.platform.errors import FencedError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys
-from dolmen.platform.store.connection import connect
 from dolmen.platform.store.executions import ExecutionStore, NewExecution
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 
 ACT = "t:p/i@1.0.0.act"
 WF = "t:p/i@1.0.0.wf"
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = connect(redis_url)
-    yield c
-    c.close()
 
 
 @pytest.fixture

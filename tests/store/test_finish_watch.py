@@ -7,59 +7,17 @@ script does but publishes nothing: a notification that was lost.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import pytest
 import redis
 
-from dolmen.platform.ids import ExecutionId
-from dolmen.platform.store import keys
 from dolmen.platform.store.async_executions import AsyncExecutions
-from dolmen.platform.store.connection import connect, connect_async
-from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
-from dolmen.platform.store.leases import Lease, Leases
-from dolmen.platform.store.records import Outcome
+from dolmen.platform.store.connection import connect_async
+from tests.support.finishing import finish, finish_silently, pending, subscribers
 
-ACT = "t:p/i@1.0.0.act"
 T = TypeVar("T")
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = connect(redis_url)
-    yield c
-    c.close()
-
-
-def pending(client: redis.Redis) -> str:
-    """A new pending activity execution (no runner takes it)."""
-    execution_id = ExecutionId.new().value
-    ExecutionStore(client).create(
-        NewExecution(id=execution_id, ffqn=ACT, kind="activity", digest="sha256:x", params=[1])
-    )
-    return execution_id
-
-
-def finish(client: redis.Redis, execution_id: str, value: Any) -> None:
-    """Finish through the `finish` script (which notifies)."""
-    leases = Leases(client)
-    lease = leases.lock(execution_id, "r1", 30_000)
-    assert isinstance(lease, Lease)
-    leases.finish(lease, Outcome(value=value))
-
-
-def finish_silently(client: redis.Redis, execution_id: str, value: Any) -> None:
-    """Write what `finish` writes, without the notification."""
-    at = now_ms()
-    outcome = json.dumps({"result": value})
-    client.xadd(keys.log(execution_id), {"t": "finished", "d": outcome, "at": at})
-    client.hset(
-        keys.state(execution_id),
-        mapping={"status": "finished", "outcome": outcome, "updated_at": at, "finished_at": at},
-    )
 
 
 async def settled(executions: AsyncExecutions) -> None:
@@ -86,10 +44,6 @@ def run(redis_url: str, test: Callable[[AsyncExecutions], Awaitable[T]], *, rech
 
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
-
-
-def subscribers(client: redis.Redis) -> int:
-    return int(dict(client.pubsub_numsub(keys.FINISHED_CHANNEL))[keys.FINISHED_CHANNEL.encode()])
 
 
 def test_a_waiter_is_resolved_by_the_notification(client: redis.Redis, redis_url: str) -> None:

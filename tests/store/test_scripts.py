@@ -8,7 +8,6 @@ side effect" means exactly that.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,13 +19,6 @@ from dolmen.platform.store.scripts import Scripts
 E = "E_01JTESTSCRIPTS000000000000"
 CHILD = f"{E}.1"
 NOW = 1_700_000_000_000
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    yield c
-    c.close()
 
 
 @pytest.fixture

@@ -178,6 +178,22 @@ class Client:
 
     # ------------------------------------------------------------- submit
 
+    def validate(
+        self,
+        revision: Revision,
+        ffqn: str,
+        params: Any,
+        *,
+        execution_id: str | None = None,
+        idempotency_key: str | None = None,
+        raw_size: int | None = None,
+    ) -> Submission:
+        """`validate_submission` under this client's size limits (no I/O)."""
+        return validate_submission(
+            revision, ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size,
+            max_params_bytes=self.max_params_bytes, max_value_bytes=self.max_value_bytes,
+        )  # fmt: skip
+
     def submit(
         self,
         ffqn: str,
@@ -190,10 +206,9 @@ class Client:
         """Validate and create an execution of `ffqn`; idempotent by id or key."""
         Ffqn.parse(ffqn)
         # One read of the revision: the route and the revision recorded must agree.
-        submission = validate_submission(
-            self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
-            raw_size=raw_size, max_params_bytes=self.max_params_bytes, max_value_bytes=self.max_value_bytes,
-        )  # fmt: skip
+        submission = self.validate(
+            self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size
+        )
         if submission.idempotency_key is not None:
             bound = self.executions.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
             submission = submission.bound_to(bound)
@@ -255,10 +270,9 @@ class AsyncClient:
     ) -> Submission:
         """Validate the call and bind its idempotency key; nothing is created yet."""
         Ffqn.parse(ffqn)
-        submission = validate_submission(
+        submission = self.client.validate(
             await self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
-            raw_size=raw_size, max_params_bytes=self.client.max_params_bytes,
-            max_value_bytes=self.client.max_value_bytes,
+            raw_size=raw_size,
         )  # fmt: skip
         if submission.idempotency_key is not None:
             bound = await self.creates.claim_idempotency_key(submission.idempotency_key, submission.execution_id)

@@ -114,6 +114,7 @@ def test_light_guests_on_a_real_platform(light: dict[str, Path], redis_url: str,
     assert WF_VERSION_2.encode().strip(b'"') in light["wf2"].read_bytes()
     assert WF_VERSION_1.encode().strip(b'"') in light["wf"].read_bytes()
     loaded = ComponentLoader(component_cache(), EngineSettings.for_kind("workflow")).load_file(light["wf2"])
+    assert not loaded.prints  # no WASI output imported: its instances get no pipes
     sandbox = WorkflowSandbox()
     for state in (serial, fanned, held):
         verdict = verify(sandbox, loaded, state.id, state.ffqn, client.executions.events(state.id))

@@ -179,7 +179,8 @@ class ActivityHost:
         try:
             wasi = WasiConfig()
             wasi.env = [(k, v) for k, v in limits.env.items()]
-            output.attach(wasi)
+            if self.loaded.prints:  # a component that cannot print needs no pipes (two per instance)
+                output.attach(wasi)
             store.set_wasi(wasi)
             store.set_wasi_http()
             if limits.memory_bytes is not None:

@@ -49,6 +49,13 @@ class LoadedComponent:
     timing: LoadTiming | None = None
     # Reads its instances' stdout and stderr (see `pipes`): the loader's, shared by its components.
     pump: OutputPump = field(default_factory=OutputPump, compare=False)
+    # Whether it imports a WASI output stream (else its instances need no pipes).
+    prints: bool = True
+
+
+def imports_output(info: ComponentInfo) -> bool:
+    """Whether a component imports `wasi:cli/stdout` or `wasi:cli/stderr`: only then can it print."""
+    return any(i.name.startswith(("wasi:cli/stdout@", "wasi:cli/stderr@")) for i in info.imports)
 
 
 class ComponentLoader:
@@ -123,7 +130,9 @@ class ComponentLoader:
                 self.fetch(digest)
             component, timing = self._compile_or_deserialize(digest)
             info = self._info(digest, component)
-            loaded = LoadedComponent(digest, component, info, self.engine, self.settings, timing, self.pump)
+            loaded = LoadedComponent(
+                digest, component, info, self.engine, self.settings, timing, self.pump, imports_output(info)
+            )
             with self._lock:
                 self._loaded[digest] = loaded
                 self.last_timing = timing

@@ -141,7 +141,8 @@ def _instantiate(loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: 
     output = OutputSwitch(loaded.pump)
     try:
         wasi = WasiConfig()
-        output.attach(wasi)
+        if loaded.prints:  # a component that cannot print needs no pipes (two per instance)
+            output.attach(wasi)
         store.set_wasi(wasi)
         if memory_bytes is not None:
             store.set_limits(memory_size=memory_bytes)

@@ -109,6 +109,7 @@ def test_output_is_captured_and_bounded(faults: ActivityHost) -> None:
 
 def test_a_long_print_is_captured_whole(faults: ActivityHost) -> None:
     """One print() of 20,000 characters is captured entirely on both streams (it was cut at 8,192 bytes)."""
+    assert faults.loaded.prints  # it imports WASI stdout and stderr: its output goes through pipes
     outcome = call(faults, "long-print", ["x", 20_000])
     assert outcome.result == 20_001
     assert outcome.output == {"stdout": "x" * 20_000 + "\n", "stderr": "x" * 20_000 + "\n"}

@@ -24,9 +24,10 @@ from ..ffqn import Ffqn
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import FunctionType
 from . import _wasmtime_fixes
-from .engine import deadline_ticks
+from .guard import StoreWatch
 from .guest import call_function, summarize_trap
 from .instances import InstanceSlot, OutputSwitch, Ready
+from .interruption import Interruption, watch_epochs
 from .loader import LoadedComponent
 from .output import DEFAULT_OUTPUT_LIMIT, CapturedOutput, stderr_summary
 
@@ -46,9 +47,10 @@ __all__ = [
 class ActivityLimits:
     """Per-call limits and grants from the deployment.
 
-    `timeout_ms` is enforced by epoch interruption (to within one epoch tick,
-    when an `EpochTicker` advances the engine), `memory_bytes` by the store's
-    limiter (a linear memory cannot grow past it); None means unlimited.
+    `timeout_ms` is enforced by the call's `Interruption` (to within one
+    epoch tick when an `EpochTicker` advances the engine, also while the guest
+    waits in WASI: see `guard`), `memory_bytes` by the store's limiter (a
+    linear memory cannot grow past it); None means unlimited.
     `reuse_instances` lets an instance that returned normally serve up to
     `max_instance_uses` calls (see `instances` for what that shares).
     A result over `max_value_bytes` of JSON fails the call (see `wit.limits`).
@@ -99,6 +101,8 @@ class ActivityHost:
         try:
             self.linker.add_wasip2()
             self.linker.add_wasi_http()
+            if loaded.guard is not None:
+                loaded.guard.shadow(self.linker)
         except WasmtimeError as exc:
             raise ComponentError(f"cannot set up WASI for component {loaded.digest}: {exc}") from None
         self._spares = spares
@@ -106,12 +110,23 @@ class ActivityHost:
         self._background = background or ThreadPoolExecutor(1, thread_name_prefix="dolmen-instances")
         self._slots: dict[tuple[object, ...], InstanceSlot] = {}
 
-    def call(self, ffqn: Ffqn, fn: FunctionType, params: list[Any], limits: ActivityLimits) -> ActivityOutcome:
+    def call(
+        self,
+        ffqn: Ffqn,
+        fn: FunctionType,
+        params: list[Any],
+        limits: ActivityLimits,
+        interruption: Interruption | None = None,
+    ) -> ActivityOutcome:
         """Call `ffqn` with canonical JSON params in a ready instance, return its JSON result.
 
-        Raises `ActivityFailed` for traps, timeouts and components that cannot
-        be instantiated, and `ComponentError` when `ffqn` is not exported.
+        `interruption` (made from `limits.timeout_ms` when not given) lets
+        another thread cancel the call; its clock starts when the call does.
+        Raises `ActivityFailed` for traps, timeouts, cancellations and
+        components that cannot be instantiated, and `ComponentError` when
+        `ffqn` is not exported.
         """
+        interruption = interruption or Interruption(limits.timeout_ms)
         output = CapturedOutput(limits.output_limit)
         slot = self._slot(limits)
         failure: ExecutionError | None = None
@@ -123,8 +138,12 @@ class ActivityHost:
         else:
             ok = False
             ready.output.target = output.write
-            ready.store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
+            watch = ready.watch
+            interruption.start()
+            watch.current = interruption
+            ready.store.set_epoch_deadline(interruption.ticks())
             try:
+                interruption.check()
                 result = call_function(
                     ready.store,
                     ready.func(ffqn),
@@ -135,8 +154,10 @@ class ActivityHost:
                 )
                 ok = True
             except ExecutionError as exc:
-                failure = exc
+                # The interruption knows why the guest stopped; the trap only that it did.
+                failure = interruption.error() or exc
             finally:
+                watch.current = None
                 if ok:
                     slot.give_back(ready, ok=True)
                 else:
@@ -174,9 +195,11 @@ class ActivityHost:
 
     def _instantiate(self, limits: ActivityLimits) -> Ready:
         """A new store with this component instantiated under `limits` (raises `WasmtimeError`)."""
-        store = Store(self.loaded.engine)
+        watch = StoreWatch(self.loaded.guard)
+        store = Store(self.loaded.engine, watch)
         output = OutputSwitch(self.loaded.pump)
         try:
+            watch_epochs(store)
             wasi = WasiConfig()
             wasi.env = [(k, v) for k, v in limits.env.items()]
             if self.loaded.prints:  # a component that cannot print needs no pipes (two per instance)
@@ -186,13 +209,17 @@ class ActivityHost:
             if limits.memory_bytes is not None:
                 store.set_limits(memory_size=limits.memory_bytes)
             # Start functions run at instantiation; a spare's clock starts again at its call.
-            store.set_epoch_deadline(deadline_ticks(limits.timeout_ms))
+            watch.current = Interruption(limits.timeout_ms)
+            watch.current.start()
+            store.set_epoch_deadline(watch.current.ticks())
             instance = self.linker.instantiate(store, self.loaded.component)
         except BaseException:
             store.close()
             output.close()
             raise
-        return Ready(store, instance, output)
+        finally:
+            watch.current = None
+        return Ready(store, instance, output, watch)
 
     def _instantiation_failure(self, exc: WasmtimeError) -> ExecutionError:
         text = str(exc).strip()

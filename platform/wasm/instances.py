@@ -32,6 +32,7 @@ from wasmtime import Store, WasiConfig
 from wasmtime.component import Func, Instance
 
 from ..ffqn import Ffqn
+from .guard import StoreWatch
 from .guest import find_function
 from .pipes import InstancePipes, OutputPump
 
@@ -92,6 +93,7 @@ class Ready:
     store: Store
     instance: Instance
     output: OutputSwitch
+    watch: StoreWatch = field(default_factory=StoreWatch)
     uses: int = 0
     _funcs: dict[Ffqn, Func] = field(default_factory=dict)
 

@@ -17,6 +17,7 @@ from ...registry.cache import ComponentCache, atomic_write
 from ..errors import ComponentError, NotFoundError
 from . import _wasmtime_fixes
 from .engine import EngineSettings, EpochTicker
+from .guard import Guard, guards_imports
 from .introspect import ComponentInfo, inspect_component
 from .pipes import OutputPump
 
@@ -51,6 +52,8 @@ class LoadedComponent:
     pump: OutputPump = field(default_factory=OutputPump, compare=False)
     # Whether it imports a WASI output stream (else its instances need no pipes).
     prints: bool = True
+    # Bounds its WASI waits by each call's time limit (see `guard`); None if it cannot wait.
+    guard: Guard | None = field(default=None, compare=False)
 
 
 def imports_output(info: ComponentInfo) -> bool:
@@ -87,6 +90,14 @@ class ComponentLoader:
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self.last_timing: LoadTiming | None = None
+        self._guard: Guard | None = None
+
+    def guard(self) -> Guard:
+        """The engine's guard (see `guard`), made on first use."""
+        with self._lock:
+            if self._guard is None:
+                self._guard = Guard(self.engine)
+            return self._guard
 
     def load_bytes(self, data: bytes) -> LoadedComponent:
         """Store `data` in the cache and load it."""
@@ -130,9 +141,12 @@ class ComponentLoader:
                 self.fetch(digest)
             component, timing = self._compile_or_deserialize(digest)
             info = self._info(digest, component)
+            # Workflows wait only through the workflow host, never in WASI.
+            waits = self.settings.kind == "activity" and guards_imports([i.name for i in info.imports])
             loaded = LoadedComponent(
-                digest, component, info, self.engine, self.settings, timing, self.pump, imports_output(info)
-            )
+                digest, component, info, self.engine, self.settings, timing, self.pump, imports_output(info),
+                self.guard() if waits else None,
+            )  # fmt: skip
             with self._lock:
                 self._loaded[digest] = loaded
                 self.last_timing = timing

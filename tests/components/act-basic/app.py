@@ -1,4 +1,4 @@
-"""Test activities: trivial, slow, HTTP, looping, trapping, environment, output."""
+"""Test activities: trivial, slow, sleeping, HTTP, looping, trapping, environment, output."""
 
 import os
 import sys
@@ -69,6 +69,10 @@ class Basic(exports.Basic):
         print(message)
         print(f"stderr: {message}", file=sys.stderr)
         return len(message)
+
+    def nap(self, ms: int) -> int:
+        time.sleep(ms / 1000)
+        return ms
 
     def maybe(self, fail: bool) -> int:
         if fail:

@@ -214,6 +214,21 @@ class ValueTooLargeError(ExecutionError):
     kind = "value_too_large"
 
 
+class SecretUnavailableError(ConfigError):
+    """A deployment's `{secret: NAME}` cannot be resolved on this runner: unset, empty, or its file unreadable.
+
+    Retryable: providing the secret (or fixing the file) lets a later attempt run.
+    `secret` names it; the message never holds a secret's value.
+    """
+
+    code = "secret_unavailable"
+    retryable = True
+
+    def __init__(self, message: str, *, secret: str | None = None) -> None:
+        super().__init__(message, secret=secret)
+        self.secret = secret
+
+
 class DeploymentError(ConfigError):
     """A deployment is invalid; nothing was changed."""
 

@@ -52,7 +52,10 @@ def settings(comp: ComponentConfig) -> str:
             f"instances reuse (max {comp.max_instance_uses} uses)" if comp.instances == "reuse" else "instances fresh"
         )
         if comp.env:
-            parts.append(f"env {', '.join(sorted(comp.env))}")
+            # Names only: a literal value may be sensitive too, and a secret's value is never known here.
+            secrets = comp.secrets()
+            names = (f"{name} ({secrets[name]})" if name in secrets else name for name in sorted(comp.env))
+            parts.append(f"env {', '.join(names)}")
     else:
         parts += [f"upgrade {comp.upgrade}", f"blocking {comp.blocking} ({_duration(comp.blocking_timeout_ms)})"]
     return "; ".join(parts)

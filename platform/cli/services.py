@@ -18,9 +18,16 @@ from .context import CliContext, pass_ctx
 @click.option("--name", help="Consumer name in the queues [default: host:pid].")
 @pass_ctx
 def runner_cmd(ctx: CliContext, concurrency: int, name: str | None) -> None:
-    """Run activities and workflows from the queues until stopped."""
+    """Run activities and workflows from the queues until stopped.
+
+    The values of secrets that deployments name (`{secret: NAME}` in `env`) come
+    from DOLMEN_SECRET_<NAME> (upper-cased, '-' as '_') or the YAML file
+    DOLMEN_SECRETS_FILE names.
+    """
+    from ..runner.secrets import RunnerSecrets
     from ..runner.service import RunnerSettings, serve_runner
 
+    RunnerSecrets().check()  # refuse to start on an unreadable or malformed DOLMEN_SECRETS_FILE
     settings = RunnerSettings(redis_url=ctx.redis_url(), data_dir=ctx.data_dir, concurrency=concurrency, name=name)
     serve_runner(settings, stop_event_on_signals())
 

@@ -29,6 +29,7 @@ from ..config import DEFAULT_GATEWAY_PORT, ENV_REDIS, PlatformFile, check_env
 from ..embedded import EmbeddedValkey, free_port, plan_embedded, port_is_free, valkey_binary
 from ..errors import ConfigError, ConflictError, DolmenError, NotFoundError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
+from ..runner.secrets import RunnerSecrets
 from ..store.connection import map_redis_errors
 from ..supervisor import (
     ChildSpec,
@@ -378,6 +379,7 @@ def up_cmd(
     if they die. Other commands run with the same data directory find it.
     """
     check_env()  # a malformed tuning variable would make every runner crash and restart
+    RunnerSecrets().check()  # a bad DOLMEN_SECRETS_FILE would fail every attempt that needs a secret
     opts = UpOptions(
         runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug, fsync
     )

@@ -7,7 +7,8 @@ so runners and gateways never need the YAML or the registry again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,6 +21,37 @@ UpgradePolicy = Literal["verified", "pinned", "force"]
 BlockingStrategy = Literal["in-memory", "unload"]
 # Activities: an instance per attempt (default), or reused across attempts (opt-in).
 InstanceMode = Literal["fresh", "reuse"]
+
+
+# A secret's name: it maps one to one to DOLMEN_SECRET_<NAME> (upper-cased, '-' to '_').
+SECRET_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
+SECRET_NAME_HINT = "use lowercase letters, digits and '-', starting with a letter, e.g. payments-token"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """An env value written `{secret: NAME}`: only NAME is stored; runners resolve the value per attempt."""
+
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"secret": self.name}
+
+    def __str__(self) -> str:
+        return f"secret {self.name}"
+
+
+# A value an activity's environment variable is given: literal text, or a secret to resolve on the runner.
+EnvValue = str | SecretRef
+
+
+def env_to_json(env: Mapping[str, EnvValue]) -> dict[str, Any]:
+    """`{NAME: "text"}`, and `{NAME: {"secret": "name"}}` for a secret (its name, never a value)."""
+    return {k: v if isinstance(v, str) else v.to_json() for k, v in env.items()}
+
+
+def env_from_json(data: Mapping[str, Any]) -> dict[str, EnvValue]:
+    return {k: v if isinstance(v, str) else SecretRef(str(v["secret"])) for k, v in data.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +93,17 @@ class ComponentConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_ms: int | None = 60_000
     memory_limit_bytes: int | None = 512 * 1024 * 1024
-    env: dict[str, str] = field(default_factory=dict)
+    # Literal values and `SecretRef`s (see `secrets`); only literals are ever stored as values.
+    env: dict[str, EnvValue] = field(default_factory=dict)
     upgrade: UpgradePolicy = "verified"
     blocking: BlockingStrategy = "in-memory"
     blocking_timeout_ms: int = 10_000
     instances: InstanceMode = "fresh"
     max_instance_uses: int = 1000
+
+    def secrets(self) -> dict[str, SecretRef]:
+        """The environment variables whose values are secrets, by variable name."""
+        return {k: v for k, v in self.env.items() if isinstance(v, SecretRef)}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +116,7 @@ class ComponentConfig:
             "retry": self.retry.to_json(),
             "timeout_ms": self.timeout_ms,
             "memory_limit_bytes": self.memory_limit_bytes,
-            "env": dict(self.env),
+            "env": env_to_json(self.env),
             "upgrade": self.upgrade,
             "blocking": self.blocking,
             "blocking_timeout_ms": self.blocking_timeout_ms,
@@ -99,7 +136,7 @@ class ComponentConfig:
             retry=RetryPolicy.from_json(data.get("retry", {})),
             timeout_ms=data.get("timeout_ms"),
             memory_limit_bytes=data.get("memory_limit_bytes"),
-            env=dict(data.get("env", {})),
+            env=env_from_json(data.get("env", {})),
             upgrade=data.get("upgrade", "verified"),
             blocking=data.get("blocking", "in-memory"),
             blocking_timeout_ms=data.get("blocking_timeout_ms", 10_000),

@@ -9,7 +9,7 @@ components:
     retry: {max_attempts: 5, initial_backoff: 100ms, max_backoff: 30s, retry_on_err: false}
     timeout: 10s
     memory: 256MiB
-    env: {API_URL: "${API_URL}"}    # activities only
+    env: {API_URL: "${API_URL}", API_TOKEN: {secret: payments-token}}   # activities only
     instances: fresh                # fresh (default) | reuse; activities only
     max_instance_uses: 1000         # with instances: reuse
   - name: checkout
@@ -27,7 +27,8 @@ reported at once. `${NAME}` is replaced by the environment variable NAME; an
 unset one is an error (`$${` writes a literal `${`). Every value is read from
 the text written, quoted or not: `env: {DEBUG: NO, MODE: 0755}` gives the guest
 'NO' and '0755' (YAML 1.1 would read false and 493), and a substituted `${NAME}`
-is the variable's exact text.
+is the variable's exact text. An env value `{secret: NAME}` is a secret the
+runner resolves for each attempt (see `runner.secrets`): only NAME is stored.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ import yaml
 from ...registry.reference import OciReference
 from ..errors import DeploymentError, InvalidNameError
 from ..ffqn import Ffqn
-from .model import BlockingStrategy, ComponentConfig, ComponentKind, InstanceMode, RetryPolicy, RouteSpec, UpgradePolicy
-from .yamlnodes import Location, Reader, load_document, raise_problems
+from .model import (
+    SECRET_NAME_HINT, SECRET_NAME_RE, BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, InstanceMode,
+    RetryPolicy, RouteSpec, SecretRef, UpgradePolicy,
+)  # fmt: skip
+from .yamlnodes import Location, Reader, TaggedScalarNode, load_document, raise_problems
 
 _TOP_KEYS = ("name", "components", "routes")
 _COMPONENT_KEYS = (
@@ -124,7 +128,7 @@ class ComponentSpec:
     retry: RetryPolicy = RetryPolicy()
     timeout_ms: int | None = 60_000
     memory_limit_bytes: int | None = 512 * 1024 * 1024
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, EnvValue] = field(default_factory=dict)
     upgrade: UpgradePolicy = "verified"
     blocking: BlockingStrategy = "in-memory"
     blocking_timeout_ms: int = 10_000
@@ -372,12 +376,12 @@ def _size(reader: Reader, node: yaml.Node, where: Location) -> int | None:
     return size
 
 
-def _env(reader: Reader, node: yaml.Node, where: Location) -> dict[str, str] | None:
-    """NAME: value pairs, each value exactly as written (`NO` stays 'NO', `0755` stays '0755')."""
+def _env(reader: Reader, node: yaml.Node, where: Location) -> dict[str, EnvValue] | None:
+    """NAME: value pairs, each value exactly as written (`NO` stays 'NO', `0755` stays '0755') or `{secret: NAME}`."""
     if not isinstance(node, yaml.MappingNode):
         reader.problem(where, "expected a mapping of NAME: value")
         return None
-    out: dict[str, str] = {}
+    out: dict[str, EnvValue] = {}
     ok = True
     for key_node, value_node in node.value:
         line = key_node.start_mark.line + 1
@@ -402,12 +406,36 @@ def _env(reader: Reader, node: yaml.Node, where: Location) -> dict[str, str] | N
     return out if ok else None
 
 
-def _env_value(reader: Reader, node: yaml.Node, where: Location) -> str | None:
+def _env_value(reader: Reader, node: yaml.Node, where: Location) -> EnvValue | None:
+    variable = where.key.rpartition(".")[2]
+    if isinstance(node, yaml.MappingNode):
+        return _secret_ref(reader, node, where, variable)
+    if isinstance(node, yaml.SequenceNode):
+        reader.problem(where, f"expected one value or a secret reference, got a list; write e.g. {variable}: text or {variable}: {{secret: NAME}}")
+        return None
+    if isinstance(node, TaggedScalarNode) and node.tag == "!secret":
+        example = node.value if SECRET_NAME_RE.match(node.value) else "NAME"
+        reader.problem(where, f"the tag !secret does not apply here; a secret is written {variable}: {{secret: {example}}}")
+        return None
     if isinstance(node, yaml.ScalarNode) and node.style is None and node.value == "":
         # `NAME:` with nothing after it is more likely a forgotten value than a wish for "".
         reader.problem(where, 'has no value; write one, or quote an empty string as ""')
         return None
     return reader.text(node, where)
+
+
+def _secret_ref(reader: Reader, node: yaml.MappingNode, where: Location, variable: str) -> SecretRef | None:
+    """`{secret: NAME}`: the runner resolves NAME for each attempt; only the name is stored."""
+    keys = reader.mapping(node, where, ("secret",))
+    if "secret" not in keys:
+        reader.problem(where, f"a mapping here is a secret reference; write {variable}: {{secret: NAME}}")
+        return None
+    name_where, name_node = keys["secret"]
+    if isinstance(name_node, yaml.ScalarNode) and name_node.style is None and name_node.value == "":
+        reader.problem(name_where, f"names no secret; write {variable}: {{secret: NAME}}, e.g. {{secret: payments-token}}")
+        return None
+    name = reader.string(name_node, name_where, pattern=SECRET_NAME_RE, hint=SECRET_NAME_HINT)
+    return SecretRef(name) if name is not None else None
 
 
 def _route(reader: Reader, node: yaml.Node, where: Location) -> RouteEntry | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import structlog
 
-from ..errors import FencedError, NotFoundError
+from ..errors import FencedError, NotFoundError, SecretUnavailableError
 from ..ffqn import Ffqn
 from ..store.executions import now_ms
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
@@ -18,6 +18,7 @@ from ..wit.types import ResultT
 from .components import ComponentProvider
 from .held import Held
 from .retry import Finish, RetryAt, after_failure, after_return
+from .secrets import RunnerSecrets, SecretSource, resolve_env
 
 log = structlog.get_logger("dolmen.runner")
 
@@ -25,10 +26,19 @@ log = structlog.get_logger("dolmen.runner")
 class ActivityExecutor:
     """Runs activity leases for a runner process."""
 
-    def __init__(self, leases: Leases, provider: ComponentProvider, *, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> None:
+    def __init__(
+        self,
+        leases: Leases,
+        provider: ComponentProvider,
+        *,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        secrets: SecretSource | None = None,
+    ) -> None:
         self.leases = leases
         self.provider = provider
         self.max_value_bytes = max_value_bytes
+        # Where `{secret: NAME}` env values come from: by default this process's environment and secrets file.
+        self.secrets = RunnerSecrets() if secrets is None else secrets
 
     def run(
         self,
@@ -74,10 +84,18 @@ class ActivityExecutor:
             host = self.provider.activity_host(state.digest)
         except (NotFoundError, KeyError) as exc:
             return _Attempted(Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))))
+        try:
+            env, masker = resolve_env(config.env, self.secrets)
+        except SecretUnavailableError as exc:
+            # A failed attempt, retried per the policy: the secret may be provided meanwhile, or another runner have it.
+            failure = Failure(exc.code, f"cannot run {state.ffqn} of component '{config.name}': {exc}")
+            decision = after_failure(config.retry, state.attempt, failure, now_ms())
+            log.warning("secret unavailable", execution_id=state.id, ffqn=state.ffqn, secret=exc.secret, error=failure.message)
+            return _Attempted(decision, failure)
         limits = ActivityLimits(
             timeout_ms=config.timeout_ms,
             memory_bytes=config.memory_limit_bytes,
-            env=config.env,
+            env=env,
             reuse_instances=config.instances == "reuse",
             max_instance_uses=config.max_instance_uses,
             max_value_bytes=self.max_value_bytes,
@@ -86,7 +104,8 @@ class ActivityExecutor:
         try:
             outcome = host.call(Ffqn.parse(state.ffqn), signature, state.params, limits)
         except ActivityFailed as failed:
-            failure = Failure(failed.error.kind, failed.error.message)
+            # Secret values never reach the log: masked in the message (it quotes stderr) and the output.
+            failure = Failure(failed.error.kind, masker.text(failed.error.message))
             decision = after_failure(config.retry, state.attempt, failure, now_ms())
             log.info(
                 "attempt failed",
@@ -97,13 +116,14 @@ class ActivityExecutor:
                 error=failure.message,
                 retry=isinstance(decision, RetryAt),
             )
-            return _Attempted(decision, failure, failed.output)
+            return _Attempted(decision, failure, masker.output(failed.output))
         decision = after_return(
             config.retry, state.attempt, outcome.result, isinstance(signature.result, ResultT), now_ms()
         )
         log.debug("attempt done", execution_id=state.id, ffqn=state.ffqn, ms=now_ms() - started)
         failure = Failure("err", "returned err") if isinstance(decision, RetryAt) else None
-        return _Attempted(decision, failure, outcome.output, outcome.result)
+        # The result is the guest's data, written as returned: a secret it returns is stored (see README).
+        return _Attempted(decision, failure, masker.output(outcome.output), outcome.result)
 
     def _write(
         self,

@@ -9,9 +9,10 @@ from ..deploy.model import RetryPolicy
 from ..store.records import Failure, Outcome
 
 
-# Failures worth another attempt: the guest trapped or ran out of time, or the
-# runner itself failed around it (a bug, not the guest's doing).
-RETRIED_KINDS = frozenset({"trap", "timeout", "runner_error"})
+# Failures worth another attempt: the guest trapped or ran out of time, the
+# runner itself failed around it (a bug, not the guest's doing), or a secret the
+# activity needs was not available on that runner (it may be provided meanwhile).
+RETRIED_KINDS = frozenset({"trap", "timeout", "runner_error", "secret_unavailable"})
 
 
 @dataclass(frozen=True, slots=True)

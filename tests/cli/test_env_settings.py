@@ -42,3 +42,19 @@ def test_platform_up_refuses_a_bad_value_before_starting_anything(tmp_path: Path
     assert "DOLMEN_SPARE_INSTANCES='two' is not valid" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "d" / "platform.json").exists()
+
+
+def test_platform_up_refuses_an_unreadable_secrets_file_before_starting_anything(tmp_path: Path) -> None:
+    """A DOLMEN_SECRETS_FILE that cannot be read stops `platform up` with one line, not every attempt later."""
+    missing = tmp_path / "secrets.yaml"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dolmen.platform.cli.main", "--data-dir", str(tmp_path / "d"), "up"],
+        env={**os.environ, "DOLMEN_SECRETS_FILE": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot read the secrets file {missing} (named by DOLMEN_SECRETS_FILE): No such file or directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "d" / "platform.json").exists()

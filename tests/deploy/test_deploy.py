@@ -166,6 +166,21 @@ def test_env_values_reach_the_revision_and_the_guest_as_written(workdir: Path, r
     assert {name: outcome.value if outcome is not None else None for name, outcome in seen.items()} == TRICKY_ENV
 
 
+def test_deploy_output_shows_secret_references_never_values(workdir: Path, cli: Cli) -> None:
+    """`platform deploy` and `deployments show`, with or without --json, name the secret; no value exists to show."""
+    text = deployment("wf1").replace(
+        "    timeout: 120s\n", "    timeout: 120s\n    env:\n      API_URL: https://example.com\n      API_TOKEN: {secret: payments-token}\n", 1
+    )
+    path = write(workdir, "secret.yaml", text)
+    shown = cli("deploy", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert "; instances fresh; env API_TOKEN (secret payments-token), API_URL\n" in shown.stdout
+    (act,) = [c for c in cli.json("deploy", str(path))["components"] if c["name"] == "act"]
+    assert act["env"] == {"API_URL": "https://example.com", "API_TOKEN": {"secret": "payments-token"}}
+    (stored,) = [c for c in cli.json("deployments", "show")["components"] if c["name"] == "act"]
+    assert stored["env"] == act["env"]
+
+
 def test_dry_run_of_a_first_deployment_stores_nothing(workdir: Path, cli: Cli) -> None:
     """A dry run checks everything but stores no revision and no component blob."""
     done = cli.json("deploy", "--dry-run", str(write(workdir, "v1.yaml", deployment("wf1"))))

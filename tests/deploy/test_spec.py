@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.deploy.model import EnvValue, RetryPolicy, SecretRef
 from dolmen.platform.deploy.spec import load_spec, parse_duration, parse_size, parse_spec
 from dolmen.platform.errors import DeploymentError
 
@@ -122,9 +122,41 @@ AS_WRITTEN = [
 ]  # fmt: skip
 
 
-def env_of(text: str, env: dict[str, str] | None = None) -> dict[str, str]:
+def env_of(text: str, env: dict[str, str] | None = None) -> dict[str, EnvValue]:
     (comp,) = parse(text, env).components
     return dict(comp.env)
+
+
+def test_env_values_may_reference_secrets() -> None:
+    """`{secret: NAME}` (flow or block style, NAME possibly from `${VAR}`) is a reference; literals stay text."""
+    text = f"{ACTIVITY}    env:\n      API_URL: https://example.com\n      API_TOKEN: {{secret: payments-token}}\n      DB:\n        secret: ${{STAGE}}-db\n"
+    assert env_of(text, {"STAGE": "prod"}) == {
+        "API_URL": "https://example.com", "API_TOKEN": SecretRef("payments-token"), "DB": SecretRef("prod-db"),
+    }  # fmt: skip
+    config = parse(text, {"STAGE": "prod"}).components[0].template()
+    assert config.secrets() == {"API_TOKEN": SecretRef("payments-token"), "DB": SecretRef("prod-db")}
+    assert config.to_json()["env"]["API_TOKEN"] == {"secret": "payments-token"}
+
+
+SECRET_CASES = [
+    ("bad name", "T: {secret: Payments_Token}", ["shop.yaml:7: components[0].env.T.secret: 'Payments_Token' is not valid: use lowercase letters, digits and '-'"]),
+    ("misspelt key", "T: {secrets: payments-token}", ["shop.yaml:7: components[0].env.T.secrets: unknown key 'secrets'; allowed keys here: secret", "components[0].env.T: a mapping here is a secret reference; write T: {secret: NAME}"]),
+    ("extra key", "T: {secret: a, default: b}", ["components[0].env.T.default: unknown key 'default'; allowed keys here: secret"]),
+    ("empty mapping", "T: {}", ["shop.yaml:7: components[0].env.T: a mapping here is a secret reference; write T: {secret: NAME}"]),
+    ("no name", "T: {secret: }", ["shop.yaml:7: components[0].env.T.secret: names no secret; write T: {secret: NAME}, e.g. {secret: payments-token}"]),
+    ("name as a list", "T: {secret: [a]}", ["components[0].env.T.secret: expected a single value, got a list"]),
+    ("value as a list", "T: [a, b]", ["shop.yaml:7: components[0].env.T: expected one value or a secret reference, got a list"]),
+    ("secret tag", "T: !secret payments-token", ["shop.yaml:7: components[0].env.T: the tag !secret does not apply here; a secret is written T: {secret: payments-token}"]),
+    ("unset variable in the name", "T: {secret: \"${STAGE}-db\"}", ["components[0].env.T.secret: environment variable STAGE is not set"]),
+]
+
+
+@pytest.mark.parametrize(("what", "line", "fragments"), SECRET_CASES, ids=[c[0] for c in SECRET_CASES])
+def test_bad_secret_references_name_file_line_key_and_fix(what: str, line: str, fragments: list[str]) -> None:
+    """A malformed `{secret: NAME}` is reported at its line and key with the syntax to write instead."""
+    message = problem(f"{ACTIVITY}    env:\n      {line}\n")
+    for fragment in fragments:
+        assert fragment in message, f"{what}: {fragment!r} not in {message!r}"
 
 
 @pytest.mark.parametrize("value", AS_WRITTEN)

@@ -16,6 +16,7 @@ from ..wasm.activity_host import ActivityFailed, ActivityLimits
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import ResultT
 from .components import ComponentProvider
+from .attempts import RunningAttempts
 from .held import Held
 from .retry import Finish, RetryAt, after_failure, after_return
 from .secrets import RunnerSecrets, SecretSource, resolve_env
@@ -34,8 +35,11 @@ class ActivityExecutor:
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         secrets: SecretSource | None = None,
     ) -> None:
+        attempts: RunningAttempts | None = None,
         self.leases = leases
         self.provider = provider
+        # Where cancellations find the running attempts (see `attempts`).
+        self.attempts = RunningAttempts() if attempts is None else attempts
         self.max_value_bytes = max_value_bytes
         # Where `{secret: NAME}` env values come from: by default this process's environment and secrets file.
         self.secrets = RunnerSecrets() if secrets is None else secrets
@@ -102,11 +106,15 @@ class ActivityExecutor:
         )
         started = now_ms()
         try:
-            outcome = host.call(Ffqn.parse(state.ffqn), signature, state.params, limits)
+            with self.attempts.attempt(state.id, limits.timeout_ms) as interruption:
+                outcome = host.call(Ffqn.parse(state.ffqn), signature, state.params, limits, interruption)
         except ActivityFailed as failed:
             # Secret values never reach the log: masked in the message (it quotes stderr) and the output.
             failure = Failure(failed.error.kind, masker.text(failed.error.message))
-            decision = after_failure(config.retry, state.attempt, failure, now_ms())
+            if failure.kind == "cancelled":
+                decision: RetryAt | Finish = Finish(Outcome(failure=failure))  # stopped on purpose: final
+            else:
+                decision = after_failure(config.retry, state.attempt, failure, now_ms())
             log.info(
                 "attempt failed",
                 execution_id=state.id,

@@ -4,7 +4,8 @@ One reader thread reads the queues of every deployed function (one
 XREADGROUP over all of them) and hands entries to a pool of worker threads.
 Wasm runs with the GIL released, so activities run in parallel; a runner
 that dies leaves its entries pending, and the others reclaim them once its
-locks have expired. A lock-keeper thread extends the locks this runner holds.
+locks have expired. A lock-keeper thread extends the locks this runner holds,
+and a cancellation request stops the attempt it concerns (see `attempts`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..config import env_int
 from ..deploy.model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
+from ..store.cancel_watch import CancelWatcher
 from ..store.connection import connect, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
@@ -36,6 +38,7 @@ from ..store.scripts import Scripts
 from ..wit.limits import MAX_VALUE_ENV
 from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor
+from .attempts import RunningAttempts
 from .components import ComponentProvider
 from .held import HeldCommits
 from .retry import RetryAt, after_failure, after_lock
@@ -73,7 +76,11 @@ class Runner:
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
-        self.activities = ActivityExecutor(self.leases, self.provider, max_value_bytes=settings.max_value_bytes)
+        # The attempts running here, for cancellations to stop (see `attempts`).
+        self.attempts = RunningAttempts()
+        self.activities = ActivityExecutor(
+            self.leases, self.provider, max_value_bytes=settings.max_value_bytes, attempts=self.attempts
+        )
         self.workflows = WorkflowExecutor(
             self.store,
             self.leases,
@@ -103,6 +110,7 @@ class Runner:
         beat = Heartbeat(self.client, "runner", self._details).start()
         keeper = threading.Thread(target=self._keep_locks, args=(stop,), name="dolmen-locks", daemon=True)
         keeper.start()
+        cancels = CancelWatcher(self.client, self.attempts.cancel).start()
         log.info("runner started", owner=self.owner, concurrency=self.settings.concurrency)
         last_reclaim = 0.0
         try:
@@ -130,6 +138,7 @@ class Runner:
                     self._dispatch(entry)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=False)
+            cancels.stop()
             self.held_commits.close()
             self.workflows.close()
             self.deliveries.close()
@@ -256,9 +265,11 @@ class Runner:
         try:
             with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
                 held = self.held_commits.hold(parent_commit) if parent_commit is not None else None
-                tail = self.activities.run(
-                    lease, [], clear_timer=new.recovery_timer(), parent_tail_after=parent_tail_after, held=held
-                )
+                # A cancellation of the waiting parent stops this activity (see `attempts`).
+                with self.attempts.inline(new.parent or "", new.id):
+                    tail = self.activities.run(
+                        lease, [], clear_timer=new.recovery_timer(), parent_tail_after=parent_tail_after, held=held
+                    )
             self.processed += 1
             return tail
         finally:
@@ -278,7 +289,10 @@ class Runner:
                 log.error("cannot extend locks", error=str(exc))
                 continue
             for execution_id, status in results.items():
-                if status not in ("ok", "cancel"):
+                if status == "cancel":
+                    # Also told by a message (CancelWatcher); this catches one that was lost.
+                    self.attempts.cancel(execution_id)
+                elif status != "ok":
                     self._lost.add(execution_id)
 
     def _details(self) -> dict[str, object]:

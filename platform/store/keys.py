@@ -23,6 +23,9 @@ QUEUE_GROUP = "runners"
 # Pub/sub channel: the id of every execution that finishes, published by the
 # script that writes its `finished` event (`notify_finished` in lua/_prelude.lua).
 FINISHED_CHANNEL = f"{PREFIX}:finished"
+# Pub/sub channel: the id of every running execution whose cancellation was
+# requested, published by cancel.lua (`CANCEL_CHANNEL` in lua/_prelude.lua).
+CANCEL_CHANNEL = f"{PREFIX}:cancel"
 
 
 def root_of(execution_id: str) -> str:

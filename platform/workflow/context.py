@@ -267,6 +267,9 @@ class RunContext:
         while (event := self.replay.take_response(child_id)) is None:
             self._wait()
         outcome = Outcome.from_json(event.data)
+        if outcome.failure is not None and self.replay.cancel_requested:
+            # Stopped because this workflow is being cancelled (see runner.attempts): not the child's failure.
+            raise CancelledError("the workflow was cancelled", execution_id=self.execution_id)
         if outcome.failure is not None:
             raise ChildFailedError(
                 f"child {child_id} ({ffqn}) failed: {outcome.failure.kind}: {outcome.failure.message}",

@@ -30,7 +30,17 @@ from ..store.deployments import RevisionCache
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store import outbox
-from ..store.records import ATTEMPT_FAILED, ATTEMPT_LOST, CHILD_SUBMITTED, DELAY_REQUESTED, RESPONSE, Event, Failure, Outcome
+from ..store.records import (
+    ATTEMPT_FAILED,
+    ATTEMPT_LOST,
+    CHILD_SUBMITTED,
+    DELAY_REQUESTED,
+    JOIN_SET_CREATED,
+    RESPONSE,
+    Event,
+    Failure,
+    Outcome,
+)
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from .context import RunContext, Target, Unload
 from .replay import Replay
@@ -260,9 +270,25 @@ class WorkflowExecutor:
             log.warning("lease lost", execution_id=lease.id, error=str(exc))
 
     def _cancel(self, lease: Lease, replay: Replay, entries: list[QueueEntry]) -> None:
-        """Cancel every child still running, then finish as cancelled."""
+        """Cancel the children still running, as their closing strategies say, then finish as cancelled.
+
+        Directly called children and those of join sets with closing strategy
+        `cancel` are cancelled (a child workflow cancels its own children in
+        turn); those of `complete` join sets are left to finish.
+        """
         answered = {e.data.get("child_id") for e in replay.events if e.type == RESPONSE}
+        closing = {e.data["join_set"]: e.data.get("closing") for e in replay.events if e.type == JOIN_SET_CREATED}
+        left: list[str] = []
         for event in replay.events:
-            if event.type == CHILD_SUBMITTED and event.data["child_id"] not in answered:
-                self.store.cancel(event.data["child_id"], f"its parent {lease.id} was cancelled")
-        self._finish(lease, Outcome(failure=Failure("cancelled", "the workflow was cancelled")), entries)
+            if event.type != CHILD_SUBMITTED or event.data["child_id"] in answered:
+                continue
+            child: str = event.data["child_id"]
+            join_set = event.data.get("join_set")
+            if join_set is None or closing.get(join_set) == "cancel":
+                self.store.cancel(child, f"its parent {lease.id} was cancelled")
+            else:
+                left.append(child)
+        message = "the workflow was cancelled"
+        if left:
+            message += f"; {len(left)} children of join sets with closing strategy 'complete' were left to finish"
+        self._finish(lease, Outcome(failure=Failure("cancelled", message)), entries)

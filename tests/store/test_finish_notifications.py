@@ -55,12 +55,14 @@ def locked(client: redis.Redis, execution: NewExecution) -> Lease:
 
 
 def test_the_prelude_publishes_on_the_channel_that_keys_names() -> None:
-    """The Lua channel name and `keys.FINISHED_CHANNEL` are the same string."""
+    """The Lua channel names and `keys.FINISHED_CHANNEL`, `keys.CANCEL_CHANNEL` are the same strings."""
     prelude = files("dolmen.platform.store").joinpath("lua", "_prelude.lua").read_text()
     match = re.search(r"^local FINISHED_CHANNEL = '([^']+)'$", prelude, re.MULTILINE)
     assert match is not None, "the prelude defines FINISHED_CHANNEL"
     assert match.group(1) == keys.FINISHED_CHANNEL
     assert "local function notify_finished(id)" in prelude
+    match = re.search(r"^local CANCEL_CHANNEL = '([^']+)'$", prelude, re.MULTILINE)
+    assert match is not None and match.group(1) == keys.CANCEL_CHANNEL
 
 
 def test_finishing_a_root_and_a_child_publishes_each_id(client: redis.Redis, finished_ids: redis.client.PubSub) -> None:

@@ -86,3 +86,13 @@ end
 local function notify_finished(id)
   if id then redis.call('PUBLISH', FINISHED_CHANNEL, id) end
 end
+
+-- Cancellation requests of running executions, published by cancel.lua: the
+-- runner running one stops its attempt (or the activity a workflow runs
+-- inline) at once. `keys.CANCEL_CHANNEL` in Python. Also a hint: a runner
+-- that missed it learns of the request when it next extends its lock.
+local CANCEL_CHANNEL = 'dolmen:cancel'
+
+local function notify_cancel(id)
+  if id then redis.call('PUBLISH', CANCEL_CHANNEL, id) end
+end

@@ -1,6 +1,7 @@
 -- Request cancellation. A pending activity is finished as cancelled at once;
 -- a workflow is queued so a runner cancels its children and then finishes it;
--- a running activity learns it from its lock extension and stops.
+-- a running execution's runner learns it from a message on CANCEL_CHANNEL
+-- (or its next lock extension) and stops its attempt.
 -- KEYS: state, log, outbox, parent-state, parent-log, parent-done
 -- ARGV: wid, now, cancel-event-json, self-msg, finished-event-json, outcome-json,
 --       response-id ('' = no parent), response-event-json, parent-wake-msg
@@ -28,4 +29,6 @@ if s[1] == 'blocked' or s[1] == 'pending' then
   redis.call('RPUSH', KEYS[3], ARGV[4])
   return accepted(KEYS[1], ARGV[1], {'requested', 1}, 'c')
 end
+-- Running: whoever runs it stops it (see CANCEL_CHANNEL).
+notify_cancel(execution_id_of(KEYS[1]))
 return accepted(KEYS[1], ARGV[1], {'requested', 0}, 'c')

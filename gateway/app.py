@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -145,8 +147,20 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
         Route("/", dashboard, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         *api.routes(),
-        Route("/{path:path}", deployment_routes.handle, methods=ALL_METHODS),
+        _catch_all(deployment_routes.handle),
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     app.state.gateway = gw
     return app
+
+
+def _catch_all(handle: Any) -> Route:
+    """The route of every other path: the deployment's routes.
+
+    Starlette compiles `{path:path}` as `.*` without DOTALL, so a path holding
+    %0A matched nothing and was answered 404; with it, the deployment routes
+    answer 400 naming the parameter that holds the line feed.
+    """
+    route = Route("/{path:path}", handle, methods=ALL_METHODS)
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route

@@ -62,6 +62,15 @@ def decoded_path(request: Request) -> str:
     return _percent_decoded(raw)
 
 
+def decoded_segments(request: Request) -> list[str]:
+    """The request path split on '/' as sent, each segment percent-decoded on its own (so %2F stays in its segment)."""
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes) or b"%" not in raw:
+        path: str = request.scope["path"]
+        return path.split("/")
+    return [_percent_decoded(segment) for segment in raw.split(b"/")]
+
+
 def path_param(request: Request, name: str) -> str:
     """Path parameter `name` of the matched API route; 400 naming it if it is not UTF-8 or holds a control character.
 
@@ -81,16 +90,20 @@ def _query_pairs(request: Request) -> Iterator[tuple[str, bytes]]:
             yield _percent_decoded(name.replace(b"+", b" ")), value
 
 
-def _query_text(raw: bytes, name: str) -> str:
-    return require_utf8(_percent_decoded(raw.replace(b"+", b" ")), f"query parameter '{name}'", name)
+def _query_text(raw: bytes, name: str, prefix: str = "") -> str:
+    return require_utf8(_percent_decoded(raw.replace(b"+", b" ")), f"query parameter '{name}'", prefix + name)
 
 
-def query_items(request: Request) -> list[tuple[str, str]]:
-    """Every (name, value) of the query string in order; 400 naming a parameter that is not UTF-8."""
+def query_items(request: Request, prefix: str = "") -> list[tuple[str, str]]:
+    """Every (name, value) of the query string in order; 400 naming a parameter that is not UTF-8.
+
+    The error's `path` is `prefix` + the name: a route's query parameters are
+    function params, named `params.NAME` like the path's and the body's.
+    """
     items: list[tuple[str, str]] = []
     for name, value in _query_pairs(request):
         require_utf8(name, "a query parameter name", "query")
-        items.append((name, _query_text(value, name)))
+        items.append((name, _query_text(value, name, prefix)))
     return items
 
 

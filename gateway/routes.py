@@ -30,7 +30,7 @@ from ..platform.store.records import ExecutionState
 from ..platform.wit.types import FunctionType
 from .context import Gateway, accepted, handler, location
 from .convert import from_texts
-from .decoding import decoded_path, query_items, require_name, require_utf8
+from .decoding import decoded_path, decoded_segments, query_items, require_name, require_utf8
 from .errors import BadRequestError, MethodNotAllowedError, error_response
 from .requests import idempotency_key, parse_json, read_body, wait_time
 
@@ -50,18 +50,29 @@ def wit_name(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CompiledRoute:
-    """A route whose template is a regex and whose function is resolved."""
+    """A route whose template is one regex per path segment and whose function is resolved.
+
+    Matching goes segment by segment over the path as sent, each segment
+    percent-decoded on its own: `/files/a%2Fb` gives `{name}` the value
+    `a/b` (decoding the whole path first would make it two segments).
+    """
 
     spec: RouteSpec
-    regex: re.Pattern[str]
+    segments: tuple[re.Pattern[str], ...]
     path_params: tuple[str, ...]
     function: FunctionRoute
 
-    def match(self, path: str) -> dict[str, str] | None:
-        found = self.regex.fullmatch(path)
-        if found is None:
+    def match(self, segments: list[str]) -> dict[str, str] | None:
+        """The path parameters if the decoded `segments` (of a path split on '/') match, else None."""
+        if len(segments) != len(self.segments):
             return None
-        return {name: found.group(f"p{i}") for i, name in enumerate(self.path_params)}
+        found: dict[str, str] = {}
+        for pattern, segment in zip(self.segments, segments):
+            matched = pattern.fullmatch(segment)
+            if matched is None:
+                return None
+            found.update(matched.groupdict())
+        return {name: found[f"p{i}"] for i, name in enumerate(self.path_params)}
 
 
 def compile_route(spec: RouteSpec, functions: dict[str, FunctionRoute]) -> CompiledRoute:
@@ -74,20 +85,24 @@ def compile_route(spec: RouteSpec, functions: dict[str, FunctionRoute]) -> Compi
     if function is None:
         raise ValueError(f"function {spec.function} is not deployed in this revision")
     names = {n for n, _ in function.signature.params}
-    pattern, params, last = "", [], 0
-    for i, found in enumerate(PLACEHOLDER.finditer(spec.path)):
-        name = wit_name(found.group(1))
-        if not _NAME.match(name) or name not in names:
-            raise ValueError(f"path parameter {{{found.group(1)}}} names no parameter of {spec.function} ({', '.join(sorted(names)) or 'none'})")
-        if name in params:
-            raise ValueError(f"path parameter {{{found.group(1)}}} appears twice")
-        pattern += re.escape(spec.path[last : found.start()]) + f"(?P<p{i}>[^/]+)"
-        params.append(name)
-        last = found.end()
-    pattern += re.escape(spec.path[last:])
-    if "{" in spec.path[last:] or "}" in spec.path[last:]:
-        raise ValueError(f"path {spec.path!r} has an unbalanced brace")
-    return CompiledRoute(spec, re.compile(pattern), tuple(params), function)
+    params: list[str] = []
+    segments: list[re.Pattern[str]] = []
+    for template in spec.path.split("/"):
+        pattern, last = "", 0
+        for found in PLACEHOLDER.finditer(template):
+            name = wit_name(found.group(1))
+            if not _NAME.match(name) or name not in names:
+                raise ValueError(f"path parameter {{{found.group(1)}}} names no parameter of {spec.function} ({', '.join(sorted(names)) or 'none'})")
+            if name in params:
+                raise ValueError(f"path parameter {{{found.group(1)}}} appears twice")
+            # DOTALL: a parameter holding %0A matches, so the gateway answers 400 naming it, not 404.
+            pattern += re.escape(template[last : found.start()]) + f"(?P<p{len(params)}>.+)"
+            params.append(name)
+            last = found.end()
+        if "{" in template[last:] or "}" in template[last:]:
+            raise ValueError(f"path {spec.path!r} has an unbalanced brace")
+        segments.append(re.compile(pattern + re.escape(template[last:]), re.DOTALL))
+    return CompiledRoute(spec, tuple(segments), tuple(params), function)
 
 
 class RouteTable:
@@ -106,11 +121,16 @@ class RouteTable:
                 self.problems.append(problem)
                 log.warning("bad deployment route", revision=revision.number, problem=problem)
 
-    def find(self, method: str, path: str) -> tuple[CompiledRoute, dict[str, str]]:
-        """The route for `method path` and its path parameters; 404 or 405 when there is none."""
+    def find(self, method: str, path: str, segments: list[str] | None = None) -> tuple[CompiledRoute, dict[str, str]]:
+        """The route for `method path` and its path parameters; 404 or 405 when there is none.
+
+        `segments` are the path's segments, each percent-decoded on its own
+        (default: `path` split on '/', for a path with no %2F).
+        """
         allowed: list[str] = []
+        segments = path.split("/") if segments is None else segments
         for route in self.routes:
-            params = route.match(path)
+            params = route.match(segments)
             if params is None:
                 continue
             if route.spec.method.upper() == method:
@@ -186,7 +206,7 @@ class DeploymentRoutes:
                 request, default=self.gw.settings.route_wait_s, cap=self.gw.settings.max_wait_s, use_query=False
             )
             body = await read_body(request, self.gw.settings.max_body_bytes)
-            params = bind(route.function.signature, path_params, query_items(request), parse_json(body))
+            params = bind(route.function.signature, path_params, query_items(request, "params."), parse_json(body))
             key = idempotency_key(request)
         except Exception:
             self.gw.metrics.invocations.inc("route", "rejected")
@@ -203,7 +223,7 @@ def _find(table: RouteTable, request: Request) -> tuple[CompiledRoute, dict[str,
     """The route for the request and its path parameters as sent (not as uvicorn's lossy decoding has them)."""
     path = decoded_path(request)
     try:
-        route, path_params = table.find(request.method, path)
+        route, path_params = table.find(request.method, path, decoded_segments(request))
     except (NotFoundError, MethodNotAllowedError):
         require_utf8(path, "the path", "path")
         raise

@@ -100,9 +100,20 @@ def test_route_parameter_with_a_control_character_is_400(http: httpx.Client, tag
     assert f"path parameter 'tag' holds the control character {escape}; remove it" in message
 
 
+def test_route_parameter_keeps_an_encoded_slash(http: httpx.Client) -> None:
+    """%2F in a path parameter is a '/' inside it, not a segment boundary (it used to answer 404)."""
+    assert send_raw(http, "POST", b"/slow/a%2Fb", json={"ms": 1}).json() == "a/b"
+    assert send_raw(http, "POST", b"/slow/%2F", json={"ms": 1}).json() == "/"
+
+
+def test_a_line_feed_inside_a_path_parameter_is_400_not_404(http: httpx.Client) -> None:
+    message = assert_error(send_raw(http, "POST", b"/slow/a%0Ab", json={"ms": 1}), 400, "bad_request", "params.tag")
+    assert "holds the control character %0A" in message
+
+
 def test_route_query_parameter_that_is_not_utf8_is_400_naming_it(http: httpx.Client) -> None:
-    """GET /slow?tag=caf%E9 is refused naming 'tag'; the UTF-8 spelling binds."""
-    message = assert_error(send_raw(http, "GET", b"/slow?ms=1&tag=caf%E9"), 400, "bad_request", "tag")
+    """GET /slow?tag=caf%E9 is refused naming 'params.tag', as a path parameter is; the UTF-8 spelling binds."""
+    message = assert_error(send_raw(http, "GET", b"/slow?ms=1&tag=caf%E9"), 400, "bad_request", "params.tag")
     assert "query parameter 'tag'" in message
     assert send_raw(http, "GET", b"/slow?ms=1&tag=caf%C3%A9").json() == "café"
 

@@ -73,9 +73,11 @@ def test_route_templates_match_segments_and_kebab_names() -> None:
     """`{order_id}` binds the WIT param `order-id`; a placeholder matches one segment only."""
     functions = _function(("order-id", Prim("u32")), ("file", Prim("string")))
     route = compile_route(RouteSpec("GET", "/orders/{order_id}/files/{file}.json", "a:b/c@1.0.0.f"), functions)
-    assert route.match("/orders/12/files/report.json") == {"order-id": "12", "file": "report"}
-    assert route.match("/orders/12/x/files/report.json") is None
-    assert route.match("/orders/12/files/report.txt") is None
+    assert route.match("/orders/12/files/report.json".split("/")) == {"order-id": "12", "file": "report"}
+    assert route.match("/orders/12/x/files/report.json".split("/")) is None
+    assert route.match("/orders/12/files/report.txt".split("/")) is None
+    # Segments as decoded one by one: an encoded '/' stays inside its parameter.
+    assert route.match(["", "orders", "12", "files", "a/b.json"]) == {"order-id": "12", "file": "a/b"}
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,8 @@ def settings(comp: ComponentConfig) -> str:
             secrets = comp.secrets()
             names = (f"{name} ({secrets[name]})" if name in secrets else name for name in sorted(comp.env))
             parts.append(f"env {', '.join(names)}")
+        if comp.allowed_hosts is not None:  # else the default: public hosts only
+            parts.append(f"allowed_hosts {', '.join(comp.allowed_hosts) or 'none (no outgoing requests)'}")
     else:
         parts += [f"upgrade {comp.upgrade}", f"blocking {comp.blocking} ({_duration(comp.blocking_timeout_ms)})"]
     return "; ".join(parts)

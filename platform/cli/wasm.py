@@ -15,6 +15,7 @@ from ..config import env_int
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..wasm.activity_host import ActivityFailed, ActivityHost, ActivityLimits
+from ..wasm.egress import EgressPolicy
 from ..wasm.engine import EngineSettings, EpochTicker
 from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..wit.codec import canonical_params
@@ -146,18 +147,36 @@ def wit_text(loaded: LoadedComponent) -> str:
     "--memory", "memory_mib", type=click.IntRange(min=1), default=512, show_default=True, help="Memory limit in MiB."
 )
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Grant an environment variable.")
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="PATTERN",
+    help="Allow outgoing HTTP requests to a host pattern, as allowed_hosts in a deployment "
+    "(api.example.com, *.example.org:8443, localhost:*); without any, public hosts only.",
+)
 @pass_ctx
 def run_cmd(
-    ctx: CliContext, file: str, ffqn: str, params: str, timeout_ms: int, memory_mib: int, env: tuple[str, ...]
+    ctx: CliContext,
+    file: str,
+    ffqn: str,
+    params: str,
+    timeout_ms: int,
+    memory_mib: int,
+    env: tuple[str, ...],
+    allow_hosts: tuple[str, ...],
 ) -> None:
     """Call FFQN of FILE.wasm once with JSON PARAMS, without Redis, and print the result.
 
-    PARAMS is a JSON array (by position) or object (by name). Exit status: 0
-    when the call returns, 1 when it returns an `err` result, traps or times
-    out, 2 for bad params, 3 when FILE.wasm does not export FFQN.
+    PARAMS is a JSON array (by position) or object (by name). Outgoing HTTP
+    requests may go to public hosts only, or with --allow-host only where a
+    pattern allows. Exit status: 0 when the call returns, 1 when it returns
+    an `err` result, traps or times out, 2 for bad params or patterns, 3 when
+    FILE.wasm does not export FFQN.
     """
     name = Ffqn.parse(ffqn)
     grants = dict(_split_env(e) for e in env)
+    egress = _egress(allow_hosts)
     ticker = EpochTicker()
     try:
         loaded = load_component_file(ctx, file, ticker)
@@ -175,6 +194,7 @@ def run_cmd(
             memory_bytes=memory_mib * 1024 * 1024,
             env=grants,
             max_value_bytes=env_int(MAX_VALUE_ENV),
+            egress=egress,
         )
         try:
             outcome = ActivityHost(loaded).call(name, fn, values, limits)
@@ -196,6 +216,14 @@ def run_cmd(
         click.echo(json.dumps(outcome.result, ensure_ascii=False))
     if isinstance(fn.result, ResultT) and "err" in outcome.result:
         raise SystemExit(1)
+
+
+def _egress(patterns: tuple[str, ...]) -> EgressPolicy:
+    """The policy of `--allow-host` options: the default rules without any."""
+    try:
+        return EgressPolicy.allowing(patterns or None, grant="pass --allow-host {pattern} to allow it")
+    except ValueError as exc:
+        raise UsageError(f"--allow-host {exc}") from None
 
 
 def _split_env(text: str) -> tuple[str, str]:

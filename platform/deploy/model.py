@@ -100,6 +100,8 @@ class ComponentConfig:
     blocking_timeout_ms: int = 10_000
     instances: InstanceMode = "fresh"
     max_instance_uses: int = 1000
+    # Activities: where outgoing HTTP requests may go (host patterns, see `wasm.egress`); None: public hosts only.
+    allowed_hosts: tuple[str, ...] | None = None
 
     def secrets(self) -> dict[str, SecretRef]:
         """The environment variables whose values are secrets, by variable name."""
@@ -122,6 +124,7 @@ class ComponentConfig:
             "blocking_timeout_ms": self.blocking_timeout_ms,
             "instances": self.instances,
             "max_instance_uses": self.max_instance_uses,
+            "allowed_hosts": list(self.allowed_hosts) if self.allowed_hosts is not None else None,
         }
 
     @classmethod
@@ -142,6 +145,7 @@ class ComponentConfig:
             blocking_timeout_ms=data.get("blocking_timeout_ms", 10_000),
             instances=data.get("instances", "fresh"),
             max_instance_uses=data.get("max_instance_uses", 1000),
+            allowed_hosts=tuple(data["allowed_hosts"]) if data.get("allowed_hosts") is not None else None,
         )
 
 

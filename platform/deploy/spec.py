@@ -12,6 +12,7 @@ components:
     env: {API_URL: "${API_URL}", API_TOKEN: {secret: payments-token}}   # activities only
     instances: fresh                # fresh (default) | reuse; activities only
     max_instance_uses: 1000         # with instances: reuse
+    allowed_hosts: [api.example.com, "*.example.org:8443"]   # activities only; default: public hosts only
   - name: checkout
     kind: workflow
     source: ./build/checkout.wasm
@@ -29,6 +30,8 @@ the text written, quoted or not: `env: {DEBUG: NO, MODE: 0755}` gives the guest
 'NO' and '0755' (YAML 1.1 would read false and 493), and a substituted `${NAME}`
 is the variable's exact text. An env value `{secret: NAME}` is a secret the
 runner resolves for each attempt (see `runner.secrets`): only NAME is stored.
+`allowed_hosts` lists where an activity's outgoing HTTP requests may go, as
+host patterns (see `wasm.egress`); without it only public hosts are allowed.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import yaml
 from ...registry.reference import OciReference
 from ..errors import DeploymentError, InvalidNameError
 from ..ffqn import Ffqn
+from ..wasm.egress import HostPattern
 from .model import (
     SECRET_NAME_HINT, SECRET_NAME_RE, BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, InstanceMode,
     RetryPolicy, RouteSpec, SecretRef, UpgradePolicy,
@@ -54,12 +58,12 @@ from .yamlnodes import Location, Reader, TaggedScalarNode, load_document, raise_
 _TOP_KEYS = ("name", "components", "routes")
 _COMPONENT_KEYS = (
     "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
-    "instances", "max_instance_uses",
+    "instances", "max_instance_uses", "allowed_hosts",
 )  # fmt: skip
 _RETRY_KEYS = ("max_attempts", "initial_backoff", "max_backoff", "retry_on_err")
 _ROUTE_KEYS = ("method", "path", "function")
 _WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout")
-_ACTIVITY_ONLY = ("instances", "max_instance_uses")
+_ACTIVITY_ONLY = ("instances", "max_instance_uses", "allowed_hosts")
 KINDS: tuple[ComponentKind, ...] = ("activity", "workflow")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
 BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
@@ -134,6 +138,7 @@ class ComponentSpec:
     blocking_timeout_ms: int = 10_000
     instances: InstanceMode = "fresh"
     max_instance_uses: int = 1000
+    allowed_hosts: tuple[str, ...] | None = None
     location: Location = Location("", 0)
     key_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
@@ -154,6 +159,7 @@ class ComponentSpec:
             blocking_timeout_ms=self.blocking_timeout_ms,
             instances=self.instances,
             max_instance_uses=self.max_instance_uses,
+            allowed_hosts=self.allowed_hosts,
         )
 
     def at(self, key: str) -> Location:
@@ -277,13 +283,21 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         values["instances"] = reader.choice(*get["instances"], INSTANCES)
     if "max_instance_uses" in get:
         values["max_instance_uses"] = reader.integer(*get["max_instance_uses"], minimum=1)
+    if "allowed_hosts" in get and kind != "workflow":
+        values["allowed_hosts"] = _allowed_hosts(reader, *get["allowed_hosts"])
     if kind == "activity":
         for key in _WORKFLOW_ONLY:
             if key in keys:
                 reader.problem(keys[key][0], f"'{key}' applies to workflows only; remove it from this activity")
     if kind == "workflow":
         for key in _ACTIVITY_ONLY:
-            if key in keys:
+            if key == "allowed_hosts" and key in keys:
+                reader.problem(
+                    keys[key][0],
+                    "workflows make no HTTP requests (they must replay deterministically); "
+                    "give 'allowed_hosts' to the activity that makes them and remove it here",
+                )
+            elif key in keys:
                 reader.problem(
                     keys[key][0],
                     f"'{key}' applies to activities only: a workflow gets a fresh instance for every run "
@@ -436,6 +450,32 @@ def _secret_ref(reader: Reader, node: yaml.MappingNode, where: Location, variabl
         return None
     name = reader.string(name_node, name_where, pattern=SECRET_NAME_RE, hint=SECRET_NAME_HINT)
     return SecretRef(name) if name is not None else None
+
+
+def _allowed_hosts(reader: Reader, node: yaml.Node, where: Location) -> tuple[str, ...] | None:
+    """Host patterns (`api.example.com`, `*.example.org:8443`, `localhost:*`), each checked and kept in canonical form."""
+    if not isinstance(node, yaml.SequenceNode):
+        reader.problem(where, 'expected a list of host patterns, e.g. allowed_hosts: ["api.example.com", "*.example.org:8443"]')
+        return None
+    out: list[str] = []
+    ok = True
+    for item_where, item in reader.sequence(node, where):
+        text = reader.text(item, item_where)
+        if text is None:
+            ok = False
+            continue
+        try:
+            pattern = str(HostPattern.parse(text))
+        except ValueError as exc:
+            reader.problem(item_where, str(exc))
+            ok = False
+            continue
+        if pattern in out:
+            reader.problem(item_where, f"'{text}' is listed twice; keep one")
+            ok = False
+            continue
+        out.append(pattern)
+    return tuple(out) if ok else None
 
 
 def _route(reader: Reader, node: yaml.Node, where: Location) -> RouteEntry | None:

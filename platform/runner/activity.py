@@ -13,10 +13,11 @@ from ..store.executions import now_ms
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure, Outcome
 from ..wasm.activity_host import ActivityFailed, ActivityLimits
+from ..wasm.egress import EgressPolicy
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import ResultT
-from .components import ComponentProvider
 from .attempts import RunningAttempts
+from .components import ComponentProvider
 from .held import Held
 from .retry import Finish, RetryAt, after_failure, after_return
 from .secrets import RunnerSecrets, SecretSource, resolve_env
@@ -34,12 +35,12 @@ class ActivityExecutor:
         *,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         secrets: SecretSource | None = None,
-    ) -> None:
         attempts: RunningAttempts | None = None,
+    ) -> None:
         self.leases = leases
-        self.provider = provider
         # Where cancellations find the running attempts (see `attempts`).
         self.attempts = RunningAttempts() if attempts is None else attempts
+        self.provider = provider
         self.max_value_bytes = max_value_bytes
         # Where `{secret: NAME}` env values come from: by default this process's environment and secrets file.
         self.secrets = RunnerSecrets() if secrets is None else secrets
@@ -86,7 +87,12 @@ class ActivityExecutor:
             config = self.provider.config_for(state)
             signature = config.functions[state.ffqn]
             host = self.provider.activity_host(state.digest)
-        except (NotFoundError, KeyError) as exc:
+            # Checked when deployed; a pattern this version cannot read fails the attempt (ValueError).
+            egress = EgressPolicy.allowing(
+                config.allowed_hosts,
+                grant=f"list {{pattern}} under allowed_hosts of component '{config.name}' in the deployment to allow it",
+            )
+        except (NotFoundError, KeyError, ValueError) as exc:
             return _Attempted(Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))))
         try:
             env, masker = resolve_env(config.env, self.secrets)
@@ -103,6 +109,7 @@ class ActivityExecutor:
             reuse_instances=config.instances == "reuse",
             max_instance_uses=config.max_instance_uses,
             max_value_bytes=self.max_value_bytes,
+            egress=egress,
         )
         started = now_ms()
         try:

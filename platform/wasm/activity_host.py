@@ -24,6 +24,7 @@ from ..ffqn import Ffqn
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import FunctionType
 from . import _wasmtime_fixes
+from .egress import EgressPolicy
 from .guard import StoreWatch
 from .guest import call_function, summarize_trap
 from .instances import InstanceSlot, OutputSwitch, Ready
@@ -54,6 +55,9 @@ class ActivityLimits:
     `reuse_instances` lets an instance that returned normally serve up to
     `max_instance_uses` calls (see `instances` for what that shares).
     A result over `max_value_bytes` of JSON fails the call (see `wit.limits`).
+    `egress` decides on each outgoing HTTP request (see `egress`; by default
+    public destinations only); a refused one is named in the failure message
+    and on the call's stderr.
     """
 
     timeout_ms: int | None = 60_000
@@ -63,10 +67,14 @@ class ActivityLimits:
     reuse_instances: bool = False
     max_instance_uses: int = 1000
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
     def slot_key(self) -> tuple[object, ...]:
-        """What an instance is made with: calls with equal keys may share instances."""
-        return (tuple(sorted(self.env.items())), self.memory_bytes, self.reuse_instances, self.max_instance_uses)
+        """What an instance is made with: calls with equal keys may share instances.
+
+        The egress policy is part of it: a start function's requests were checked by the policy it was made with.
+        """
+        return (tuple(sorted(self.env.items())), self.memory_bytes, self.reuse_instances, self.max_instance_uses, self.egress)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,7 @@ class ActivityHost:
         output = CapturedOutput(limits.output_limit)
         slot = self._slot(limits)
         failure: ExecutionError | None = None
+        refused: list[str] = []
         result: Any = None
         try:
             ready = slot.take()
@@ -139,6 +148,8 @@ class ActivityHost:
             ok = False
             ready.output.target = output.write
             watch = ready.watch
+            watch.egress = limits.egress.check
+            watch.refused.clear()  # a reused instance's list holds the previous call's refusals
             interruption.start()
             watch.current = interruption
             ready.store.set_epoch_deadline(interruption.ticks())
@@ -158,6 +169,7 @@ class ActivityHost:
                 failure = interruption.error() or exc
             finally:
                 watch.current = None
+                refused = list(watch.refused)  # before the instance is given back to other calls
                 if ok:
                     slot.give_back(ready, ok=True)
                 else:
@@ -165,8 +177,12 @@ class ActivityHost:
                     # must be captured before it is read below.
                     slot.discard(ready)
         if failure is not None:
-            failure.message = _explain(failure.message, output, limits)
+            failure.message = _explain(failure.message, output, limits) + "".join(f"; {r}" for r in refused)
             failure.args = (failure.message,)
+        for refusal in refused:
+            # After the guest's own output, and also when the guest swallowed the error and returned.
+            output.write("stderr", f"[dolmen] {refusal}\n".encode())
+        if failure is not None:
             raise ActivityFailed(failure, output.text())
         return ActivityOutcome(result, output.text())
 
@@ -209,6 +225,7 @@ class ActivityHost:
             if limits.memory_bytes is not None:
                 store.set_limits(memory_size=limits.memory_bytes)
             # Start functions run at instantiation; a spare's clock starts again at its call.
+            watch.egress = limits.egress.check
             watch.current = Interruption(limits.timeout_ms)
             watch.current.start()
             store.set_epoch_deadline(watch.current.ticks())

@@ -41,6 +41,8 @@ from .interruption import Interruption, store_data
 
 # A wait without an Interruption (a spare's start function) looks again this often.
 _UNBOUNDED_SLICE_NS = 3_600 * 1_000_000_000
+# How many distinct refusals of outgoing requests a call keeps for its failure message and stderr.
+MAX_REFUSED = 5
 # `handle`'s timeout meaning "no limit" (u64::MAX).
 NO_LIMIT = 2**64 - 1
 _GUARD_INTERFACE = "dolmen:guard/limits@0.1.0"
@@ -71,8 +73,9 @@ class StoreWatch:
     """An activity store's data: the call in force, and the guard instantiated next to the guest.
 
     `current` is the running call's `Interruption` (None between calls);
-    `egress` checks outgoing requests (None allows all); `refused` collects
-    the messages of refused requests for the call's failure message.
+    `egress` checks outgoing requests (None allows all; see `egress`);
+    `refused` collects the distinct messages of refused requests (at most
+    `MAX_REFUSED`) for the call's failure message and stderr.
     """
 
     def __init__(self, guard: Guard | None = None) -> None:
@@ -130,11 +133,14 @@ class StoreWatch:
         if self.egress is not None:
             refusal = self.egress(self._destination(store, request))
             if refusal is not None:
-                self.refused.append(refusal)
+                if len(self.refused) < MAX_REFUSED and refusal not in self.refused:
+                    self.refused.append(refusal)  # bounded: a guest may retry in a loop
                 request.drop(store)
                 if options is not None:
                     options.drop(store)
-                return Variant("err", Variant("HTTP-request-denied"))
+                # wasmtime-py lowers this result<future-incoming-response, error-code> untagged (its
+                # cases hold different Python types): the err case is the error-code variant itself.
+                return Variant("HTTP-request-denied")
         left = self.current.remaining_ns() if self.current is not None else None
         return self._func(store, "handle")(store, request, options, NO_LIMIT if left is None else left)
 

@@ -125,7 +125,8 @@ def run_chaos(tmp_path: Path, capsys: pytest.CaptureFixture[str], pytestconfig: 
     fleet = Fleet(direct, proxied, gateway_port)
 
     deploy(valkey.url, [
-        activity(retry=RetryPolicy(max_attempts=MAX_ATTEMPTS, initial_backoff_ms=50, max_backoff_ms=1000, retry_on_err=True)),
+        activity(retry=RetryPolicy(max_attempts=MAX_ATTEMPTS, initial_backoff_ms=50, max_backoff_ms=1000, retry_on_err=True),
+                 allowed_hosts=(f"127.0.0.1:{flaky.port}",)),  # the flaky server, on loopback
         workflow(blocking="in-memory", blocking_timeout_ms=2000),
         (ComponentConfig("parent", "workflow", "", "tests/components/wf-parent", {}, blocking="unload"),
          build_guest("wf-parent", "parent-flows")),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.guests import DATA_DIR, TESTS, build_guest
+from tests.support.servers import HelloServer
 
 FAULTS = "test:faults/faults@1.0.0"
 
@@ -230,3 +231,30 @@ def test_run_passes_env_and_shows_guest_output(faults_wasm: str) -> None:
     chatty = platform("--json", "run", faults_wasm, f"{FAULTS}.chatty", '{"text": "hi"}')
     assert chatty.returncode == 0
     assert json.loads(chatty.stdout) == {"result": "HI", "stdout": "out: hi\n", "stderr": "err: hi\n"}
+
+
+def test_run_allows_outgoing_requests_only_where_allow_host_says() -> None:
+    """Without --allow-host a request to a loopback server is refused naming the option; with it, it is fetched."""
+    act = str(build_guest("act-basic", "activities"))
+    fetch = "testing:act/basic@1.0.0.fetch"
+    server = HelloServer()
+    try:
+        refused = platform("run", act, fetch, json.dumps([server.url]))
+        assert refused.returncode == 1
+        refusal = (
+            f"refused an outgoing request to 127.0.0.1:{server.port} (a loopback address): "
+            f"pass --allow-host 127.0.0.1:{server.port} to allow it"
+        )
+        assert f"[dolmen] {refusal}\n" in refused.stderr and last_error_line(refused).endswith(refusal)
+        assert server.served == []
+        allowed = platform("run", act, fetch, json.dumps([server.url]), "--allow-host", "api.example.com", "--allow-host", "127.0.0.1:*")
+        assert (allowed.returncode, allowed.stdout) == (0, '{"ok": "hello"}\n'), allowed.stderr
+        assert server.served == ["/page"]
+    finally:
+        server.close()
+    bad = platform("run", act, fetch, '["http://x/"]', "--allow-host", "https://api.example.com")
+    assert bad.returncode == 2
+    assert last_error_line(bad) == (
+        "error: --allow-host 'https://api.example.com' has a scheme; write the host alone, e.g. api.example.com "
+        "(a pattern covers http and https)"
+    )

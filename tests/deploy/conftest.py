@@ -48,11 +48,15 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def deployment(workflow: str = "wf1", *, extra: str = "", wf_settings: str = "blocking: unload", name: str = "test") -> str:
-    """YAML deploying act-basic and the given workflow build, with `extra` components appended."""
+    """YAML deploying act-basic and the given workflow build, with `extra` components appended.
+
+    act-basic fetches from the tests' servers on loopback, so it lists them in `allowed_hosts`.
+    """
     return (
         f"name: {name}\n"
         "components:\n"
         "  - name: act\n    kind: activity\n    source: ./build/act.wasm\n    timeout: 120s\n"
+        '    allowed_hosts: ["127.0.0.1:*"]\n'
         f"  - name: wf\n    kind: workflow\n    source: ./build/{workflow}.wasm\n    {wf_settings}\n"
         f"{extra}"
     )

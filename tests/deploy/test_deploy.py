@@ -31,7 +31,7 @@ def test_deploy_stores_revisions_and_rollback_reactivates_one(workdir: Path, cli
     assert "component wf (workflow) sha256:" in first.stdout and f"{F}.serial: func(n: u32) -> u64" in first.stdout
     assert "revision 1 'test' is active" in first.stdout
     # Each component's settings are shown as the YAML names them.
-    assert "  timeout 120s; memory 512 MiB; retry 5 attempts, backoff 100ms-30s; instances fresh\n" in first.stdout
+    assert "  timeout 120s; memory 512 MiB; retry 5 attempts, backoff 100ms-30s; instances fresh; allowed_hosts 127.0.0.1:*\n" in first.stdout
     assert "; upgrade verified; blocking unload (10s)\n" in first.stdout
     second = cli.json("deploy", str(write(workdir, "v2.yaml", deployment("wf2"))))
     assert (second["revision"], second["previous"]) == (2, 1)
@@ -48,7 +48,7 @@ def test_deploy_stores_revisions_and_rollback_reactivates_one(workdir: Path, cli
     reused = deployment("wf1").replace("timeout: 120s", "timeout: 120s\n    instances: reuse\n    max_instance_uses: 50")
     third = cli("deploy", str(write(workdir, "v3.yaml", reused)))
     assert third.returncode == 0, third.stderr
-    assert "; instances reuse (max 50 uses)\n" in cli("deployments", "show").stdout
+    assert "; instances reuse (max 50 uses); allowed_hosts 127.0.0.1:*\n" in cli("deployments", "show").stdout
     back = cli("deploy", "--rollback", "1")
     assert back.returncode == 0 and "revision 1 'test' is active again (was 3)" in back.stdout
     assert active_revision(cli.redis_url) == (1, [1, 2, 3])
@@ -65,17 +65,17 @@ BAD = [
     (
         "unknown key",
         deployment("wf1", wf_settings="blocking: unload\n    retries: 3"),
-        "bad.yaml:11: components[1].retries: unknown key 'retries'",
+        "bad.yaml:12: components[1].retries: unknown key 'retries'",
     ),
     (
         "bad duration",
         deployment("wf1", wf_settings="blocking_timeout: 10"),
-        "bad.yaml:10: components[1].blocking_timeout: 10 has no unit; write e.g. 10ms or 10s",
+        "bad.yaml:11: components[1].blocking_timeout: 10 has no unit; write e.g. 10ms or 10s",
     ),
     (
         "missing file",
         deployment("missing"),
-        "bad.yaml:9: components[1].source: component 'wf': component file './build/missing.wasm' does not exist",
+        "bad.yaml:10: components[1].source: component 'wf': component file './build/missing.wasm' does not exist",
     ),
     (
         "unsatisfied import",
@@ -85,12 +85,12 @@ BAD = [
     (
         "duplicate ffqn",
         deployment("wf1", extra="  - {name: next, kind: workflow, source: ./build/wf2.wasm}\n"),
-        f"bad.yaml:11: components[2]: component 'next' exports {F}.abandon, which component 'wf'",
+        f"bad.yaml:12: components[2]: component 'next' exports {F}.abandon, which component 'wf'",
     ),
     (
         "route to unknown function",
         deployment("wf1") + "routes:\n  - {method: POST, path: \"/serial/{n}\", function: testing:wf/flows@3.0.0.serial}\n",
-        "bad.yaml:12: routes[0].function: route POST /serial/{n} names testing:wf/flows@3.0.0.serial, which no component",
+        "bad.yaml:13: routes[0].function: route POST /serial/{n} names testing:wf/flows@3.0.0.serial, which no component",
     ),
     (
         "route with unknown parameter",
@@ -131,7 +131,7 @@ def test_cli_exit_status_for_a_bad_deployment(workdir: Path, cli: Cli) -> None:
     """`platform deploy` prints the problem on one line and exits 2, storing nothing."""
     done = cli("deploy", str(write(workdir, "bad.yaml", deployment("wf1", wf_settings="upgrade: later"))))
     assert done.returncode == 2
-    assert "bad.yaml:10: components[1].upgrade: 'later' is not one of: verified, pinned, force" in done.stderr
+    assert "bad.yaml:11: components[1].upgrade: 'later' is not one of: verified, pinned, force" in done.stderr
     assert active_revision(cli.redis_url) == (None, [])
 
 
@@ -174,7 +174,7 @@ def test_deploy_output_shows_secret_references_never_values(workdir: Path, cli: 
     path = write(workdir, "secret.yaml", text)
     shown = cli("deploy", str(path))
     assert shown.returncode == 0, shown.stderr
-    assert "; instances fresh; env API_TOKEN (secret payments-token), API_URL\n" in shown.stdout
+    assert "; instances fresh; env API_TOKEN (secret payments-token), API_URL; allowed_hosts 127.0.0.1:*\n" in shown.stdout
     (act,) = [c for c in cli.json("deploy", str(path))["components"] if c["name"] == "act"]
     assert act["env"] == {"API_URL": "https://example.com", "API_TOKEN": {"secret": "payments-token"}}
     (stored,) = [c for c in cli.json("deployments", "show")["components"] if c["name"] == "act"]

@@ -43,7 +43,7 @@ def test_executions_finish_on_a_digest_that_left_the_deployment(
     ids = [client.submit(f"{F}.fetch-all", [[gate.url(f"hold-{i}")]]).execution_id for i in range(3)]
     wait_for(lambda: gate.waiting == 3, timeout=60, what="3 held requests")
     digest = client.get(ids[0]).digest
-    only_v2 = "name: test\ncomponents:\n  - {name: act, kind: activity, source: ./build/act.wasm}\n" + WITH_V2
+    only_v2 = 'name: test\ncomponents:\n  - {name: act, kind: activity, source: ./build/act.wasm, allowed_hosts: ["127.0.0.1:*"]}\n' + WITH_V2
     report = cli.json("deploy", str(write(workdir, "v2.yaml", only_v2)))
     assert digest not in {c["digest"] for c in report["components"]} and report["upgrades"] == []
     versions = cli.json("versions", f"{F}.fetch-all")["versions"]

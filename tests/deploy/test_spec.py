@@ -79,6 +79,24 @@ def test_activity_instances_may_be_reused() -> None:
     assert type(config).from_json(config.to_json()) == config
 
 
+def test_activity_allowed_hosts_are_read_checked_and_stored() -> None:
+    """`allowed_hosts` patterns reach the config in canonical form; an empty list is kept (no egress at all)."""
+    text = (
+        "name: x\ncomponents:\n  - name: fetcher\n    kind: activity\n    source: a.wasm\n"
+        '    allowed_hosts: [api.example.com, "*.Example.org:8443", "127.0.0.1:8080", "localhost:*", "[::1]:*"]\n'
+        "  - {name: quiet, kind: activity, source: b.wasm, allowed_hosts: []}\n"
+        "  - {name: open, kind: activity, source: c.wasm}\n"
+    )
+    fetcher, quiet, open_ = (c.template() for c in parse(text).components)
+    assert fetcher.allowed_hosts == ("api.example.com", "*.example.org:8443", "127.0.0.1:8080", "localhost:*", "[::1]:*")
+    assert (quiet.allowed_hosts, open_.allowed_hosts) == ((), None)
+    for config in (fetcher, quiet, open_):
+        assert type(config).from_json(config.to_json()) == config
+    old = fetcher.to_json()
+    del old["allowed_hosts"]  # a revision stored before allowed_hosts existed
+    assert type(fetcher).from_json(old).allowed_hosts is None
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("250ms", 250), ("10s", 10_000), ("1.5s", 1500), ("5m", 300_000), ("1h", 3_600_000), (" 2 s ", 2000)],
@@ -230,6 +248,15 @@ BAD_CASES = [
     ("component name ending in a newline", "name: x\ncomponents:\n  - {name: \"a\\n\", kind: activity, source: a.wasm}\n", ["components[0].name:"]),
     ("uses without reuse", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, max_instance_uses: 5}\n", ["components[0].max_instance_uses: 'max_instance_uses' applies only with 'instances: reuse'"]),
     ("uses with fresh", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: fresh, max_instance_uses: 5}\n", ["add 'instances: reuse' or remove it"]),
+    ("workflow with allowed_hosts", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, allowed_hosts: [api.example.com]}\n", ["components[0].allowed_hosts: workflows make no HTTP requests", "give 'allowed_hosts' to the activity that makes them"]),
+    ("allowed_hosts not a list", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    allowed_hosts: api.example.com\n", ["shop.yaml:6: components[0].allowed_hosts: expected a list of host patterns, e.g. allowed_hosts: [\"api.example.com\""]),
+    ("allowed host with a scheme", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    allowed_hosts:\n      - api.example.com\n      - https://api.example.com/v1\n", ["shop.yaml:8: components[0].allowed_hosts[1]: 'https://api.example.com/v1' has a scheme; write the host alone, e.g. api.example.com"]),
+    ("allowed host with a bad port", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [\"api.example.com:99999\"]}\n", ["components[0].allowed_hosts[0]: 'api.example.com:99999': '99999' is not a port; write a number from 1 to 65535, or * for any port"]),
+    ("allowed host wildcard in the middle", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [\"api.*.com\"]}\n", ["components[0].allowed_hosts[0]: 'api.*.com': a wildcard is allowed only as the first label, as in *.example.org"]),
+    ("allowed host IPv6 without brackets", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [\"fd00::1\"]}\n", ["write an IPv6 address in brackets, e.g. [fd00::1]"]),
+    ("allowed host twice", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [api.example.com, API.example.com]}\n", ["components[0].allowed_hosts[1]: 'API.example.com' is listed twice; keep one"]),
+    ("allowed host as a list", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [[a]]}\n", ["components[0].allowed_hosts[0]: expected a single value, got a list"]),
+    ("allowed host left empty", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [\"\"]}\n", ["components[0].allowed_hosts[0]: a pattern must not be empty"]),
     ("bad policy", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, upgrade: sometimes}\n", ["components[0].upgrade: 'sometimes' is not one of: verified, pinned, force"]),
     ("bad reference", "name: x\ncomponents:\n  - {name: a, kind: activity, source: \"oci://127.0.0.1:5000/Shop\"}\n", ["components[0].source: 'oci://127.0.0.1:5000/Shop'", "not a valid repository name"]),
     ("other scheme", "name: x\ncomponents:\n  - {name: a, kind: activity, source: \"https://x/a.wasm\"}\n", ["neither an oci:// reference nor a file path"]),

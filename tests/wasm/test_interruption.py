@@ -17,6 +17,7 @@ import pytest
 from dolmen.platform.errors import CancelledError, ExecutionTimeoutError
 from dolmen.platform.ffqn import Ffqn
 from dolmen.platform.wasm.activity_host import ActivityFailed, ActivityHost, ActivityLimits, ActivityOutcome
+from dolmen.platform.wasm.egress import EgressPolicy
 from dolmen.platform.wasm.engine import EpochTicker
 from dolmen.platform.wasm.guard import native_wasi_version
 from dolmen.platform.wasm.interruption import SLICE_TICKS, Interruption
@@ -24,6 +25,8 @@ from dolmen.platform.wasm.loader import ComponentLoader
 from tests.support.guests import load_guest
 
 BASIC = "testing:act/basic@1.0.0"
+# The test servers listen on loopback, which activities may reach only when it is listed.
+LOCAL = EgressPolicy.allowing(["127.0.0.1:*"])
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ def test_an_http_request_to_a_slow_server_ends_at_the_time_limit(basic: Activity
     """
     start = time.monotonic()
     try:
-        outcome = call(basic, "fetch", [slow_server], timeout_ms=1_000)
+        outcome = call(basic, "fetch", [slow_server], timeout_ms=1_000, egress=LOCAL)
     except ActivityFailed as failed:
         assert isinstance(failed.error, ExecutionTimeoutError)
         assert "while it waited in wasi:io/poll" in failed.error.message

@@ -12,6 +12,7 @@ import click
 from ...registry.cache import ComponentCache
 from ..build import build_python_guest
 from ..config import env_int
+from ..deploy.spec import parse_duration
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..wasm.activity_host import ActivityFailed, ActivityHost, ActivityLimits
@@ -136,12 +137,36 @@ def wit_text(loaded: LoadedComponent) -> str:
     return "\n".join(lines)
 
 
+class DurationMs(click.ParamType):
+    """A duration as a deployment writes it (`250ms`, `10s`, `5m`, `1h`), or a bare number of milliseconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            ms = value
+        else:
+            text = str(value).strip()
+            try:
+                ms = int(text) if text.isdigit() else parse_duration(text)
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if ms < 1:
+            self.fail("must be at least 1ms", param, ctx)
+        return ms
+
+
 @click.command("run")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("ffqn")
 @click.argument("params", default="[]")
 @click.option(
-    "--timeout", "timeout_ms", type=click.IntRange(min=1), default=60_000, show_default=True, help="Time limit in ms."
+    "--timeout",
+    "timeout_ms",
+    type=DurationMs(),
+    default="60s",
+    show_default=True,
+    help="Time limit, as in a deployment (250ms, 10s, 5m) or a number of ms.",
 )
 @click.option(
     "--memory", "memory_mib", type=click.IntRange(min=1), default=512, show_default=True, help="Memory limit in MiB."

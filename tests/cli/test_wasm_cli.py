@@ -224,6 +224,18 @@ def test_run_timeout_stops_an_infinite_loop(faults_wasm: str) -> None:
     assert elapsed < 15
 
 
+@pytest.mark.parametrize(("timeout", "ms"), [("300ms", 300), ("1s", 1000)])
+def test_run_timeout_takes_a_duration_as_a_deployment_writes_it(faults_wasm: str, timeout: str, ms: int) -> None:
+    proc = platform("run", faults_wasm, f"{FAULTS}.spin", "[]", "--timeout", timeout)
+    assert last_error_line(proc).startswith(f"error: timeout: the guest ran past its time limit of {ms} ms")
+
+
+@pytest.mark.parametrize(("timeout", "message"), [("0", "must be at least 1ms"), ("soon", "'soon' is not a duration")])
+def test_run_refuses_a_timeout_that_is_not_a_duration(faults_wasm: str, timeout: str, message: str) -> None:
+    proc = platform("run", faults_wasm, f"{FAULTS}.spin", "[]", "--timeout", timeout)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
 def test_run_passes_env_and_shows_guest_output(faults_wasm: str) -> None:
     """--env grants a variable; guest output goes to stderr so stdout holds only the result."""
     proc = platform("run", faults_wasm, f"{FAULTS}.env", '["TOKEN"]', "--env", "TOKEN=abc")

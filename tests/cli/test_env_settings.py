@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dolmen.platform.config import ENV_INTS, check_env, env_int
 from dolmen.platform.errors import ConfigError
+from tests.support.cli import run_platform
 
 
 def test_defaults_apply_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,13 +29,7 @@ def test_a_bad_value_names_the_variable_and_the_fix(monkeypatch: pytest.MonkeyPa
 
 def test_platform_up_refuses_a_bad_value_before_starting_anything(tmp_path: Path) -> None:
     """Not a crash loop of runners: `platform up` exits 2 with one line."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "dolmen.platform.cli.main", "--data-dir", str(tmp_path / "d"), "up"],
-        env={**os.environ, "DOLMEN_SPARE_INSTANCES": "two"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_platform("--data-dir", str(tmp_path / "d"), "up", env={"DOLMEN_SPARE_INSTANCES": "two"})
     assert proc.returncode == 2, proc.stderr
     assert "DOLMEN_SPARE_INSTANCES='two' is not valid" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -47,13 +39,7 @@ def test_platform_up_refuses_a_bad_value_before_starting_anything(tmp_path: Path
 def test_platform_up_refuses_an_unreadable_secrets_file_before_starting_anything(tmp_path: Path) -> None:
     """A DOLMEN_SECRETS_FILE that cannot be read stops `platform up` with one line, not every attempt later."""
     missing = tmp_path / "secrets.yaml"
-    proc = subprocess.run(
-        [sys.executable, "-m", "dolmen.platform.cli.main", "--data-dir", str(tmp_path / "d"), "up"],
-        env={**os.environ, "DOLMEN_SECRETS_FILE": str(missing)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_platform("--data-dir", str(tmp_path / "d"), "up", env={"DOLMEN_SECRETS_FILE": str(missing)})
     assert proc.returncode == 2, proc.stderr
     assert f"cannot read the secrets file {missing} (named by DOLMEN_SECRETS_FILE): No such file or directory" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy, SecretRef
 from dolmen.platform.errors import SecretUnavailableError
 from dolmen.platform.runner.secrets import MASK, Masker, RunnerSecrets, resolve_env, secret_env_var
 from dolmen.platform.store import keys
+from tests.support.cli import run_platform
 from tests.support.platform import Processes, activity, deploy
 
 A = "testing:act/basic@1.0.0"
@@ -212,13 +210,7 @@ def test_a_runner_refuses_to_start_on_a_bad_secrets_file(redis_url: str, tmp_pat
     """`platform runner` exits 2 with one line naming the file and the problem, quoting none of its text."""
     file = tmp_path / "secrets.yaml"
     file.write_text(f"payments-token: {TOKEN}\nother: a: b\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", redis_url, "--data-dir", str(tmp_path / "d"), "runner"],
-        env={**os.environ, "DOLMEN_SECRETS_FILE": str(file)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_platform("--redis", redis_url, "--data-dir", str(tmp_path / "d"), "runner", env={"DOLMEN_SECRETS_FILE": str(file)})
     assert done.returncode == 2, done.stderr
     assert f"the secrets file {file} (named by DOLMEN_SECRETS_FILE) is not valid YAML at line 2" in done.stderr
     assert TOKEN not in done.stderr and "Traceback" not in done.stderr

@@ -129,12 +129,12 @@ def build_light_guest(src: Path, world: str, *, cache_dir: Path, replace: Mappin
         text = text.replace(old, new)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dolmen-light-") as tmp:
-        from dolmen.platform.build import install_atomically, with_host_wit
+        from dolmen.platform.build import install_atomically, with_provided_wit
 
         scratch = Path(tmp)
         module = scratch / modules[0].name
         module.write_text(text)
-        wit_dir = with_host_wit(wit, scratch / "wit")  # adds dolmen:workflow to deps/ when the world uses it
+        wit_dir = with_provided_wit(wit, scratch / "wit")  # adds dolmen:workflow (and WASI) to deps/ when the world uses them
         core = scratch / "core.wasm"
         out = scratch / "component.wasm"
         _run(exe, "component", "embed", str(wit_dir), "--world", world, str(module), "-o", str(core), what=src)

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from importlib.resources import files
 from pathlib import Path
 
 from .errors import ComponentError, ConfigError
@@ -44,38 +45,79 @@ def componentize_py_version() -> str:
 
 
 def _inputs(src: Path, wit: Path) -> list[Path]:
-    files: list[Path] = []
+    found: list[Path] = []
     for root in {src, wit}:
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-            files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.endswith((".wasm", ".pyc")))
-    return sorted(set(files))
+            found.extend(Path(dirpath) / f for f in sorted(filenames) if not f.endswith((".wasm", ".pyc")))
+    for path in found:
+        if not path.exists():
+            # os.walk lists a symbolic link whose target is gone as a file.
+            raise ConfigError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                "copy the files it should point to (e.g. `cp -rL`) or remove the link"
+            )
+    return sorted(set(found))
 
 
-def _needs_host_wit(wit: Path) -> bool:
-    """Whether the WIT uses `dolmen:workflow` without shipping a copy of it."""
-    texts = [p.read_text(errors="replace") for p in wit.rglob("*.wit")] if wit.is_dir() else [wit.read_text()]
-    return any("dolmen:workflow" in t for t in texts) and not any(
-        re.search(r"^\s*package\s+dolmen:workflow\b", t, re.MULTILINE) for t in texts
-    )
+def _wit_texts(wit: Path) -> list[str]:
+    return [p.read_text(errors="replace") for p in wit.rglob("*.wit")] if wit.is_dir() else [wit.read_text()]
 
 
-def with_host_wit(wit: Path, scratch: Path) -> Path:
-    """`wit`, or a copy of it with Dolmen's workflow host package added to `deps/`."""
-    if not wit.is_dir() or not _needs_host_wit(wit):
+def _uses_unshipped(texts: list[str], name: str) -> bool:
+    """Whether the WIT uses packages named `name`... (`wasi:`, `dolmen:workflow`) without defining any of them."""
+    used = re.compile(rf"\b{re.escape(name)}")
+    defined = re.compile(rf"^\s*package\s+{re.escape(name)}", re.MULTILINE)
+    return any(used.search(t) for t in texts) and not any(defined.search(t) for t in texts)
+
+
+def provided_packages(wit: Path) -> dict[str, dict[str, str]]:
+    """The WIT packages `platform build` adds to `wit/deps/`: folder name -> {file name: text}.
+
+    Dolmen's workflow host package when the WIT uses `dolmen:workflow`, and
+    the WASI 0.2.0 packages (see `wit/wasi/README.md`) when it uses `wasi:`
+    ones; each only if the WIT defines none of them itself.
+    """
+    if not wit.is_dir():
+        return {}
+    texts = _wit_texts(wit)
+    added: dict[str, dict[str, str]] = {}
+    if _uses_unshipped(texts, "dolmen:workflow"):
+        added["dolmen-workflow"] = {"package.wit": host_wit()}
+    if _uses_unshipped(texts, "wasi:"):
+        added.update(wasi_wit())
+    return added
+
+
+def wasi_wit() -> dict[str, dict[str, str]]:
+    """The shipped WASI 0.2.0 packages: folder name (`io@0.2.0`) -> {file name: text}."""
+    root = files("dolmen.platform.wit").joinpath("wasi")
+    return {
+        folder.name: {f.name: f.read_text() for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".wit")}
+        for folder in sorted(root.iterdir(), key=lambda f: f.name)
+        if folder.is_dir()
+    }
+
+
+def with_provided_wit(wit: Path, scratch: Path) -> Path:
+    """`wit`, or a copy of it with the packages of `provided_packages` added to `deps/`."""
+    added = provided_packages(wit)
+    if not added:
         return wit
     shutil.copytree(wit, scratch)
-    target = scratch / "deps" / "dolmen-workflow"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "package.wit").write_text(host_wit())
+    for folder, texts in added.items():
+        target = scratch / "deps" / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            (target / name).write_text(text)
     return scratch
 
 
 def build_key(src: Path, wit: Path, world: str, module: str) -> str:
     """The content hash identifying one build."""
     header = f"componentize-py={componentize_py_version()}\0world={world}\0module={module}\0"
-    if wit.is_dir() and _needs_host_wit(wit):
-        header += host_wit()
+    for folder, texts in sorted(provided_packages(wit).items()):
+        header += folder + "\0" + "".join(name + "\0" + text for name, text in sorted(texts.items()))
     return content_key(header, src, _inputs(src, wit))
 
 
@@ -135,7 +177,7 @@ def _componentize(src: Path, wit: Path, world: str, module: str, target: Path) -
     with tempfile.TemporaryDirectory(prefix="dolmen-build-") as tmp:
         out = Path(tmp) / "out.wasm"
         exe = shutil.which("componentize-py") or str(Path(sys.executable).with_name("componentize-py"))
-        wit_dir = with_host_wit(wit, Path(tmp) / "wit")
+        wit_dir = with_provided_wit(wit, Path(tmp) / "wit")
         cmd = [exe, "-d", str(wit_dir), "-w", world, "componentize", "-p", str(src), module, "-o", str(out)]
         # Without a Rust backtrace the report is the error and its causes only.
         env = {**os.environ, "RUST_BACKTRACE": "0", "RUST_LIB_BACKTRACE": "0"}

@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TOP_FOLDERS = ("platform", "registry", "gateway")
 # What a wheel must carry besides Python modules (mirrors [tool.setuptools.package-data]).
-DATA_SUFFIXES = (".wit", ".lua")
+DATA_SUFFIXES = (".wit", ".lua", ".wat")
 IMPORT_ALL = "import dolmen.platform, dolmen.registry, dolmen.gateway, dolmen.platform.cli.main, dolmen.gateway.app"
 
 

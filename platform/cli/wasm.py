@@ -220,6 +220,7 @@ def run_cmd(
             env=grants,
             max_value_bytes=env_int(MAX_VALUE_ENV),
             egress=egress,
+            timeout_setting="--timeout",
         )
         try:
             outcome = ActivityHost(loaded).call(name, fn, values, limits)

@@ -68,6 +68,8 @@ class ActivityLimits:
     max_instance_uses: int = 1000
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    # Where `timeout_ms` comes from, for the message of a timeout.
+    timeout_setting: str = "`timeout` in the deployment"
 
     def slot_key(self) -> tuple[object, ...]:
         """What an instance is made with: calls with equal keys may share instances.
@@ -134,7 +136,7 @@ class ActivityHost:
         components that cannot be instantiated, and `ComponentError` when
         `ffqn` is not exported.
         """
-        interruption = interruption or Interruption(limits.timeout_ms)
+        interruption = interruption or Interruption(limits.timeout_ms, limits.timeout_setting)
         output = CapturedOutput(limits.output_limit)
         slot = self._slot(limits)
         failure: ExecutionError | None = None
@@ -226,7 +228,7 @@ class ActivityHost:
                 store.set_limits(memory_size=limits.memory_bytes)
             # Start functions run at instantiation; a spare's clock starts again at its call.
             watch.egress = limits.egress.check
-            watch.current = Interruption(limits.timeout_ms)
+            watch.current = Interruption(limits.timeout_ms, limits.timeout_setting)
             watch.current.start()
             store.set_epoch_deadline(watch.current.ticks())
             instance = self.linker.instantiate(store, self.loaded.component)

@@ -17,7 +17,7 @@ instantiated in the same store through a linker with the native WASI only:
   most one slice (`interruption.SLICE_NS`) or the time left, so the deadline
   ends it and a cancellation is seen within a slice;
 - `handle` forwards a request with its connect, first-byte and between-bytes
-  timeouts bounded by the time the call has left;
+  timeouts bounded by the time the call has left (plus `HTTP_TIMEOUT_MARGIN_NS`);
 - `destination` reads a request's scheme and authority for an egress check.
 
 Streams' own blocking methods (`blocking-read`, `blocking-write-and-flush`,
@@ -45,6 +45,10 @@ _UNBOUNDED_SLICE_NS = 3_600 * 1_000_000_000
 MAX_REFUSED = 5
 # `handle`'s timeout meaning "no limit" (u64::MAX).
 NO_LIMIT = 2**64 - 1
+# A request's timeouts end this long after the attempt's deadline: the deadline,
+# which the waits see first, decides the outcome (a timeout, retried per policy),
+# not an HTTP error the guest might return as a final `err` a moment earlier.
+HTTP_TIMEOUT_MARGIN_NS = 250_000_000
 _GUARD_INTERFACE = "dolmen:guard/limits@0.1.0"
 # What the guest's linker shadows: (interface without version, function).
 _POLL = ("wasi:io/poll", "poll")
@@ -142,7 +146,8 @@ class StoreWatch:
                 # cases hold different Python types): the err case is the error-code variant itself.
                 return Variant("HTTP-request-denied")
         left = self.current.remaining_ns() if self.current is not None else None
-        return self._func(store, "handle")(store, request, options, NO_LIMIT if left is None else left)
+        limit = NO_LIMIT if left is None else left + HTTP_TIMEOUT_MARGIN_NS
+        return self._func(store, "handle")(store, request, options, limit)
 
     def _destination(self, store: StoreContext, request: ResourceAny) -> Destination:
         scheme, authority = self._func(store, "destination")(store, request)

@@ -40,13 +40,15 @@ _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 class Interruption:
     """Why and when one activity call must stop; `cancel` may be called from any thread.
 
-    `timeout_ms` None means no time limit. The deadline runs on
+    `timeout_ms` None means no time limit; `setting` names where it is set
+    (for the timeout message). The deadline runs on
     `time.monotonic_ns()` from `start()` (instantiation and the call each
     start it; a spare's clock starts again at its call).
     """
 
-    def __init__(self, timeout_ms: int | None) -> None:
+    def __init__(self, timeout_ms: int | None, setting: str = "`timeout` in the deployment") -> None:
         self.timeout_ms = timeout_ms
+        self.setting = setting  # what a user raises for a longer limit, for the message
         self._deadline_ns: int | None = None
         self._cancelled: str | None = None
         self._fired: ExecutionError | None = None
@@ -109,7 +111,7 @@ class Interruption:
         )
         return (
             f"the guest ran past its time limit of {self.timeout_ms} ms {where}; "
-            "raise `timeout` in the deployment if the work is legitimately slow"
+            f"raise {self.setting} if the work is legitimately slow"
         )
 
     def ticks(self) -> int:

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARD = ROOT / "platform" / "wasm" / "guard"
-WASI = ROOT / "tests" / "components" / "wasi-wit"
+WASI = ROOT / "platform" / "wit" / "wasi"
 
 
 def _wasm_tools() -> str | None:

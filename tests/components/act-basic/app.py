@@ -17,7 +17,10 @@ def _get(url: str) -> tuple[int, str]:
     request.set_scheme(http.Scheme_Http() if parts.scheme == "http" else http.Scheme_Https())
     request.set_authority(parts.netloc)
     request.set_path_with_query((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-    future = outgoing_handler.handle(request, None)
+    try:
+        future = outgoing_handler.handle(request, None)
+    except Err as refused:  # e.g. HTTP-request-denied: the platform's egress rules refused it
+        raise Err(f"request refused: {refused.value}") from None
     future.subscribe().block()
     answer = future.get()  # option<result<result<incoming-response, error-code>>>
     if answer is None or isinstance(answer, Err):

@@ -20,6 +20,7 @@ from ..platform.errors import (
     NotFoundError,
     PayloadTooLargeError,
     StoreError,
+    StoreFullError,
 )
 
 log = structlog.get_logger("dolmen.gateway")
@@ -59,6 +60,8 @@ _STATUS: tuple[tuple[type[DolmenError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (ConfigError, 400),
+    # Insufficient Storage: the store is full, nothing was written; it takes freeing memory, not waiting.
+    (StoreFullError, 507),
     (StoreError, 503),
 )
 

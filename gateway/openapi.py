@@ -36,6 +36,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Conflict (an idempotency key reused with other params, or nothing left to cancel)",
         413: "Request body over the gateway's limit",
         503: "The store is unreachable",
+        507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",
     }
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
@@ -135,7 +136,7 @@ def _function_operation(route: FunctionRoute) -> dict[str, Any]:
         "responses": {
             "200": _json(_execution_schema(result_schema(sig)), "Finished within the wait"),
             "202": _ACCEPTED,
-            **_errors(400, 401, 403, 404, 409, 413, 503),
+            **_errors(400, 401, 403, 404, 409, 413, 503, 507),
         },
     }
 
@@ -174,7 +175,7 @@ def _route_operation(table: RouteTable, index: int) -> tuple[str, str, dict[str,
         "200": _json(result_schema(sig), "The function's return value"),
         "202": _ACCEPTED,
         "500": _json(_ref("Error"), "The execution failed (`code` is the failure kind)"),
-        **_errors(400, 401, 403, 404, 413, 503),
+        **_errors(400, 401, 403, 404, 413, 503, 507),
     }
     # Name placeholders as the parameters are named (`{order_id}` binds `order-id`).
     path = PLACEHOLDER.sub(lambda m: "{" + wit_name(m.group(1)) + "}", route.spec.path)
@@ -290,7 +291,7 @@ def _static_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json({"type": "object"}, "Cancelled"),
                     "202": _json({"type": "object"}, "Cancellation requested"),
-                    **_errors(403, 404, 409),
+                    **_errors(403, 404, 409, 503, 507),
                 },
             }
         },

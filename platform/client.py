@@ -28,7 +28,9 @@ from .store.async_creates import AsyncCreates
 from .store.connection import connect
 from .store.deployments import DeploymentStore, RevisionCache
 from .store.executions import Created, ExecutionStore, NewExecution
+from .store.purge import PurgeFilter, PurgeReport, purge_trees
 from .store.records import ExecutionState
+from .store.retention import root_fields
 from .store.scripts import Scripts
 from .wit.codec import canonical_params
 from .wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV, json_size, too_large_message
@@ -134,6 +136,8 @@ def validate_submission(
         params=values,
         revision=revision.number,
         component=route.component.name,
+        # Kept with the root: how long its finished tree stays, and the key to unbind when it goes.
+        state_extra=root_fields(route.component.retention_for(ffqn), idempotency_key),
     )
     return Submission(new, route, idempotency_key)
 
@@ -224,6 +228,10 @@ class Client:
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
         return self.executions.cancel(ExecutionId.parse(execution_id).value, reason)
+
+    def purge(self, selection: PurgeFilter, *, dry_run: bool = False) -> PurgeReport:
+        """Remove the finished trees `selection` picks now, whatever their retention (store/purge.py)."""
+        return purge_trees(self.executions.scripts, selection, dry_run=dry_run)
 
 
 class AsyncClient:

@@ -4,6 +4,8 @@ Data persists in `<data-dir>/valkey/` as an append-only file fsynced every
 second, so stopping and starting `platform up` on the same data directory keeps
 every execution. The server listens on 127.0.0.1 only, on the port it used the
 last time when that port is still free, so URLs handed out earlier keep working.
+It holds at most `maxmemory` bytes and, once full, refuses writes rather than
+evicting anything (see `maxmemory.py`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import re
 import signal
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .maxmemory import default_maxmemory
 from .supervisor import ChildSpec
 
 VALKEY_SUBDIR = "valkey"
@@ -42,6 +45,8 @@ class EmbeddedValkey:
     # `everysec`: a machine crash may lose the last second of acknowledged writes;
     # `always`: fsync before every reply, nothing acknowledged is lost (slower).
     fsync: str = "everysec"
+    # Bytes of data it may hold; past them it refuses writes (noeviction), see `maxmemory`.
+    maxmemory: int = field(default_factory=default_maxmemory)
 
     @property
     def url(self) -> str:
@@ -73,6 +78,9 @@ class EmbeddedValkey:
             f"appendfsync {self.fsync}",
             'appenddirname "appendonlydir"',
             'save ""',
+            # Memory: once full, refuse writes with an OOM error; never delete a key to make room.
+            f"maxmemory {self.maxmemory}",
+            "maxmemory-policy noeviction",
         ]
         return "\n".join(lines) + "\n"
 
@@ -133,11 +141,16 @@ def choose_port(host: str, preferred: Iterable[int | None]) -> int:
 
 
 def plan_embedded(
-    data_dir: Path, host: str = "127.0.0.1", also_try: int | None = None, fsync: str = "everysec"
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    also_try: int | None = None,
+    fsync: str = "everysec",
+    maxmemory: int | None = None,
 ) -> EmbeddedValkey:
     """The embedded server for `data_dir`, on its previous port when free (else `also_try`, else any)."""
     directory = valkey_dir(data_dir)
-    return EmbeddedValkey(directory, choose_port(host, [previous_port(directory), also_try]), host, fsync)
+    port = choose_port(host, [previous_port(directory), also_try])
+    return EmbeddedValkey(directory, port, host, fsync, default_maxmemory() if maxmemory is None else maxmemory)
 
 
 def valkey_binary() -> Path:

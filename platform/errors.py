@@ -129,6 +129,17 @@ class StoreUnavailableError(StoreError):
     """
 
 
+class StoreFullError(StoreError):
+    """The store refused a write because its memory reached `maxmemory` (policy noeviction).
+
+    Nothing of the refused write was stored: Valkey refuses a script before its
+    first write (see README "When Valkey is full"). Retryable once memory is
+    freed (purging finished executions, a shorter retention, a larger maxmemory).
+    """
+
+    code = "store_full"
+
+
 class FencedError(StoreError):
     """A write was refused because another runner took the execution over."""
 

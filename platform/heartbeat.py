@@ -21,6 +21,10 @@ from .store.connection import map_redis_errors
 PROCESSES_KEY = "dolmen:processes"
 INTERVAL_S = 2.0
 STALE_AFTER_S = 10.0
+# A beat overwrites its own field, so it is written also when Redis is over
+# maxmemory: a full store must not make every process look dead, nor keep
+# `platform up` from becoming ready on data over the limit.
+_BEAT = "#!lua flags=allow-oom\nreturn redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,7 @@ class Heartbeat:
             "details": self._details(),
         }
         with map_redis_errors():
-            self.client.hset(PROCESSES_KEY, self.id, json.dumps(record))
+            self.client.eval(_BEAT, 1, PROCESSES_KEY, self.id, json.dumps(record))
 
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL_S):

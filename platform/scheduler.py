@@ -5,7 +5,9 @@ set. A due timer is carried out first and removed after, only if it was not
 armed again meanwhile, so a scheduler that dies in between leaves it to fire
 again; firing twice is harmless (enqueueing is deduplicated by the lock,
 delivering a delay by the `done` hash). The repair sweep (store/repair.py)
-re-enqueues executions that lost their queue entry or timer. Several
+re-enqueues executions that lost their queue entry or timer. The retention
+sweep (store/retention.py) removes finished trees whose retention passed, in
+batches: one batch a sweep, or one a tick while more are due. Several
 schedulers may run at once.
 """
 
@@ -22,15 +24,20 @@ import redis
 import structlog
 
 from .config import env_int
-from .errors import StoreError
+from .errors import StoreError, StoreFullError
 from .heartbeat import Heartbeat, prune_stale
 from .store import keys, outbox
-from .store.connection import connect, map_redis_errors, wait_until_reachable
+from .store.connection import connect, full_message, map_redis_errors, wait_until_reachable
 from .store.executions import now_ms
+from .store.memory import refused_for_memory
 from .store.repair import RepairSweep
+from .store.retention import RetentionSweep
 from .store.scripts import Pipeline, Scripts
 
 log = structlog.get_logger("dolmen.scheduler")
+
+# How often timers are tried again while Redis refuses them for memory.
+FULL_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +57,24 @@ class Scheduler:
         self.client = client
         self.scripts = scripts or Scripts(client)
         self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)
+        self.retention = RetentionSweep(self.scripts)
         self.fired = 0
+        # When Redis last refused a timer for memory (monotonic s), if it did since the last success.
+        self._timers_refused_at: float | None = None
 
     def fire_due(self, limit: int = 500) -> int:
-        """Carry out every timer that is due, in one round trip; returns how many fired.
+        """Carry out every timer that is due, then remove those carried out; returns how many fired.
 
-        A timer is removed after it fired (later in the same pipeline), and
-        only if nobody armed it again meanwhile (a retry re-arms the same
-        member for a later time).
+        A timer is removed after it fired (in the next round trip), and only
+        if nobody armed it again meanwhile (a retry re-arms the same member
+        for a later time). One that Redis refused (over maxmemory it refuses
+        the timer's write, never a removal) stays armed and fires again, tried
+        once a second while Redis is full; the sweeps, and the retention that
+        frees memory, go on meanwhile.
         """
+        refused_at = self._timers_refused_at
+        if refused_at is not None and time.monotonic() - refused_at < FULL_RETRY_S:
+            return 0
         with map_redis_errors():
             due: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
                 keys.TIMERS, "-inf", now_ms(), start=0, num=limit, withscores=True
@@ -67,18 +83,34 @@ class Scheduler:
                 return 0
             pipe = self.scripts.pipeline()
             woken: list[str] = []
+            spans: list[tuple[int, int]] = []
             for raw, _ in due:
+                start = len(pipe)
                 root = self._fire(pipe, json.loads(raw))
+                spans.append((start, len(pipe)))
                 if root is not None:
                     woken.append(root)
-            for raw, score in due:
-                pipe.script("zrem_unchanged", [keys.TIMERS], [raw, repr(int(score))])
-            pipe.execute()
+            replies = pipe.execute(raise_errors=False)
+            fired = [t for t, (a, b) in zip(due, spans) if not any(isinstance(r, Exception) for r in replies[a:b])]
+            if fired:
+                remove = self.scripts.pipeline()
+                for raw, score in fired:
+                    remove.script("zrem_unchanged", [keys.TIMERS], [raw, repr(int(score))])
+                remove.execute()
             # Whatever a delivery answered (a re-sent one answers 0), the wake-up
             # is in its tree's outbox if it is owed: deliver those outboxes now.
             outbox.flush(self.scripts, list(dict.fromkeys(woken)))
-        self.fired += len(due)
-        return len(due)
+            refused = next((r for r in replies if isinstance(r, Exception)), None)
+            if refused_for_memory(refused):
+                if self._timers_refused_at is None:
+                    log.warning("timers wait for room in Redis", waiting=len(due) - len(fired), error=full_message())
+                self._timers_refused_at = time.monotonic()
+            elif refused is not None:
+                raise refused
+            else:
+                self._timers_refused_at = None
+        self.fired += len(fired)
+        return len(fired)
 
     def _fire(self, pipe: Pipeline, member: dict[str, Any]) -> str | None:
         """Queue what a timer does; returns the tree whose outbox to deliver after."""
@@ -106,10 +138,20 @@ class Scheduler:
 
     def repair_step(self) -> int:
         """One batch of the repair sweep; returns how many executions were re-enqueued."""
-        requeued = self.repair.step(now_ms())
+        try:
+            requeued = self.repair.step(now_ms())
+        except StoreFullError:
+            return 0  # requeueing writes: it waits for room, while the retention after it frees memory
         if requeued:
             log.warning("re-enqueued executions that were neither queued, locked nor timed", count=requeued)
         return requeued
+
+    def retention_step(self) -> int:
+        """One batch of the retention sweep; returns how many finished trees were removed."""
+        removed = self.retention.step(now_ms())
+        if removed:
+            log.debug("removed finished trees whose retention passed", count=removed)
+        return removed
 
 
 def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
@@ -136,7 +178,10 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
                     last_sweep = time.monotonic()
                     scheduler.sweep()
                     scheduler.repair_step()
+                    scheduler.retention_step()
                     prune_stale(client)
+                elif scheduler.retention.backlog:
+                    scheduler.retention_step()  # a full batch was due: go on at every tick until caught up
             except StoreError as exc:
                 log.error("store unavailable", error=str(exc))
                 stop.wait(1.0)

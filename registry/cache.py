@@ -80,6 +80,19 @@ class ComponentCache:
         atomic_write(path, artifact)
         return path
 
+    def discard(self, digest: str) -> int:
+        """Remove a component's bytes and its compiled artifacts (for every engine key); returns the bytes freed."""
+        hexpart = digest_hex(digest)
+        freed = 0
+        for path in [self.component_path(digest), *(self.root / "compiled").glob(f"*/{hexpart}.*")]:
+            try:
+                size = path.stat().st_size
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            freed += size
+        return freed
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename."""

@@ -22,6 +22,7 @@ from dolmen.platform.cli.up import build_status
 from dolmen.platform.config import PlatformFile, pid_alive
 from dolmen.platform.embedded import EmbeddedValkey, choose_port, plan_embedded, previous_port
 from dolmen.platform.heartbeat import STALE_AFTER_S, ProcessInfo, read_processes
+from dolmen.platform.maxmemory import default_maxmemory
 from dolmen.platform.supervisor import (
     ChildSpec,
     Expected,
@@ -62,7 +63,7 @@ def cli(data_dir: Path, *args: str, timeout: float = 30.0) -> subprocess.Complet
 class RunningPlatform:
     """A `platform up` subprocess, with its output in files and helpers to inspect it."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, *options: str) -> None:
         self.data_dir = data_dir
         self.port = port
         self.stdout_path = data_dir.parent / f"up-{port}-{time.monotonic_ns()}.out"
@@ -70,7 +71,7 @@ class RunningPlatform:
         self.known_pids: set[int] = set()
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [PLATFORM, "--data-dir", str(data_dir), "up", "--port", str(port)],
+                [PLATFORM, "--data-dir", str(data_dir), "up", "--port", str(port), *options],
                 stdout=out,
                 stderr=err,
                 env=clean_env(),
@@ -139,8 +140,8 @@ def start_platform(tmp_path: Path) -> Iterator[Any]:
     """Start `platform up` subprocesses that are always cleaned up."""
     started: list[RunningPlatform] = []
 
-    def start(data_dir: Path | None = None, port: int | None = None) -> RunningPlatform:
-        running = RunningPlatform(data_dir or tmp_path / "data", port or free_port())
+    def start(data_dir: Path | None = None, port: int | None = None, *options: str) -> RunningPlatform:
+        running = RunningPlatform(data_dir or tmp_path / "data", port or free_port(), *options)
         started.append(running)
         return running
 
@@ -173,6 +174,8 @@ def test_up_starts_every_service_and_status_reports_them_healthy(start_platform:
         "url": found.redis_url, "ok": True, "error": None, "embedded": True, "pid": found.processes["valkey"]
     }
     assert status["supervisor"]["pid"] == up.proc.pid
+    assert status["memory"]["maxmemory"] == default_maxmemory()  # a quarter of this machine
+    assert status["memory"]["maxmemory_policy"] == "noeviction"
     by_kind = {p["kind"]: p for p in status["processes"]}
     assert by_kind["runner"]["pid"] == found.processes["runner-1"]
     assert by_kind["runner"]["supervised_as"] == "runner-1"
@@ -274,6 +277,28 @@ def test_sigkill_of_the_supervisor_leaves_no_orphans(start_platform: Any) -> Non
     stale = cli(up.data_dir, "status")
     assert stale.returncode == 3
     assert "has exited" in stale.stderr and "platform up" in stale.stderr
+
+
+@pytest.mark.timeout(120)
+def test_up_runs_valkey_with_maxmemory_and_noeviction(start_platform: Any) -> None:
+    """`--maxmemory` reaches the embedded Valkey (CONFIG GET), with the noeviction policy; `status` shows the use."""
+    up = start_platform(None, None, "--maxmemory", "64MiB")
+    status = up.wait_healthy()
+    found = up.platform_file()
+    assert found is not None
+    client = redis.Redis.from_url(found.redis_url, decode_responses=True)
+    try:
+        assert client.config_get("maxmemory") == {"maxmemory": str(64 * 1024**2)}
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    finally:
+        client.close()
+    memory = status["memory"]
+    assert memory["maxmemory"] == 64 * 1024**2 and 0 < memory["used_percent"] < 100 and not memory["full"]
+    ready = next(line for line in up.stdout.splitlines() if line.startswith("Dolmen is up"))
+    assert "maxmemory 64.0 MiB" in ready
+    human = cli(up.data_dir, "status")
+    assert human.returncode == 0 and "used of maxmemory 64.0 MiB" in human.stdout, human.stdout
+    assert up.stop() == 0
 
 
 def test_status_without_a_platform_exits_3_naming_platform_up(tmp_path: Path) -> None:

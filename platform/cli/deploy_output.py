@@ -60,7 +60,21 @@ def settings(comp: ComponentConfig) -> str:
             parts.append(f"allowed_hosts {', '.join(comp.allowed_hosts) or 'none (no outgoing requests)'}")
     else:
         parts += [f"upgrade {comp.upgrade}", f"blocking {comp.blocking} ({_duration(comp.blocking_timeout_ms)})"]
+    if comp.retention_ms is not None or comp.function_retention_ms:  # else the platform's default
+        parts.append(retention_text(comp))
     return "; ".join(parts)
+
+
+def retention_text(comp: ComponentConfig) -> str:
+    """`retention 3d` (and `, 1h for FFQN` per override), in the largest whole unit."""
+    def whole(ms: int) -> str:
+        for unit, scale in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+            if ms % scale == 0:
+                return f"{ms // scale}{unit}"
+        return f"{ms}ms"
+
+    text = f"retention {whole(comp.retention_ms) if comp.retention_ms is not None else 'default'}"
+    return text + "".join(f", {whole(ms)} for {ffqn}" for ffqn, ms in sorted(comp.function_retention_ms.items()))
 
 
 def _duration(ms: int | None) -> str:

@@ -22,8 +22,10 @@ _COMMAND_MODULES = (
     "up",
     "wasm",
     "executions",
+    "purge",
     "registry",
     "deploy",
+    "gc",
 )
 
 

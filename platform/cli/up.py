@@ -27,10 +27,12 @@ import structlog
 
 from ..config import DEFAULT_GATEWAY_PORT, ENV_REDIS, PlatformFile, check_env
 from ..embedded import EmbeddedValkey, free_port, plan_embedded, port_is_free, valkey_binary
+from ..maxmemory import DEFAULT_SHARE, ENV_MAXMEMORY, resolve_maxmemory
 from ..errors import ConfigError, ConflictError, DolmenError, NotFoundError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
 from ..runner.secrets import RunnerSecrets
 from ..store.connection import map_redis_errors
+from ..store.memory import StoreMemory, format_bytes, read_memory
 from ..supervisor import (
     ChildSpec,
     Expected,
@@ -76,6 +78,8 @@ class PlatformStatus:
     supervised: dict[str, int]
     processes: tuple[ProcessRow, ...]
     problems: tuple[str, ...]
+    # Redis's memory use (None when it does not answer).
+    memory: StoreMemory | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class PlatformStatus:
                 "pid": self.supervised.get("valkey"),
             },
             "gateway": {"url": self.gateway_url, "ok": self.gateway_error is None, "error": self.gateway_error},
+            "memory": self.memory.to_json() if self.memory is not None else None,
             "supervised": dict(self.supervised),
             "processes": [
                 {
@@ -119,8 +124,9 @@ def build_status(
     beats: Sequence[ProcessInfo],
     now: float,
     hostname: str,
+    memory: StoreMemory | None = None,
 ) -> PlatformStatus:
-    """Judge what was observed: which process is stale, which supervised one is missing."""
+    """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full."""
     supervised = dict(running.processes) if running else {}
     by_pid = {pid: name for name, pid in supervised.items()}
     rows: list[ProcessRow] = []
@@ -129,6 +135,8 @@ def build_status(
         problems.append(f"Redis {redis_url} does not answer: {redis_error}")
     if gateway_url is not None and gateway_error is not None:
         problems.append(f"gateway {gateway_url} is not healthy: {gateway_error}")
+    if memory is not None:
+        problems += memory.problems()
     for beat in beats:
         age = max(0.0, now - beat.last_seen)
         healthy = age < STALE_AFTER_S
@@ -152,6 +160,7 @@ def build_status(
         supervised=supervised,
         processes=tuple(rows),
         problems=tuple(problems),
+        memory=memory,
     )
 
 
@@ -174,6 +183,15 @@ def probe_redis(client: redis.Redis) -> str | None:
     except DolmenError as exc:
         return str(exc)
     return None
+
+
+def probe_memory(client: redis.Redis) -> StoreMemory | None:
+    """Redis's memory use, or None if it cannot tell (a server that forbids INFO)."""
+    try:
+        return read_memory(client)
+    except DolmenError as exc:
+        log.debug("could not read Redis's memory use", error=str(exc))
+        return None
 
 
 def probe_gateway(url: str) -> str | None:
@@ -215,6 +233,8 @@ class UpOptions:
     json_output: bool = False
     debug: bool = False
     fsync: str = "everysec"
+    # The embedded Valkey's maxmemory in bytes (None: the default, see maxmemory.py).
+    maxmemory: int | None = None
 
 
 def _refuse_if_running(data_dir: Path) -> PlatformFile | None:
@@ -251,7 +271,7 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
         redis_url = external
     else:
         stale_port = urlsplit(previous.redis_url).port if previous and previous.embedded_valkey else None
-        valkey = plan_embedded(data_dir, also_try=stale_port, fsync=opts.fsync)
+        valkey = plan_embedded(data_dir, also_try=stale_port, fsync=opts.fsync, maxmemory=opts.maxmemory)
         redis_url = valkey.url
     gateway_url = gateway_url_for(opts.host, opts.port)
     client = probe_client(redis_url)
@@ -337,10 +357,15 @@ def _wait_until_ready(
 def _announce(
     opts: UpOptions, data_dir: Path, redis_url: str, gateway_url: str, valkey: EmbeddedValkey | None
 ) -> None:
-    where = f"embedded Valkey, data in {valkey.directory}" if valkey else "external"
+    where = (
+        f"embedded Valkey, data in {valkey.directory}, maxmemory {format_bytes(valkey.maxmemory)}"
+        if valkey
+        else "external"
+    )
     if opts.json_output:
         line = {"event": "ready", "gateway_url": gateway_url, "redis_url": redis_url, "data_dir": str(data_dir)}
-        click.echo(json.dumps({**line, "embedded_valkey": valkey is not None}))
+        maxmemory = valkey.maxmemory if valkey else None
+        click.echo(json.dumps({**line, "embedded_valkey": valkey is not None, "maxmemory": maxmemory}))
     else:
         click.echo(f"Dolmen is up: gateway {gateway_url}, Redis {redis_url} ({where}). Press Ctrl-C to stop.")
 
@@ -360,6 +385,13 @@ def _announce(
     show_default=True,
     help="Embedded Valkey's appendfsync: 'always' loses no acknowledged write in a machine crash, at a cost.",
 )
+@click.option(
+    "--maxmemory",
+    metavar="SIZE",
+    default=None,
+    help="Embedded Valkey's memory limit: 512MiB, 4GiB, 2GB or 50% (of this machine's memory); once full it "
+    f"refuses writes. Also read from {ENV_MAXMEMORY} [default: {DEFAULT_SHARE}% of this machine's memory].",
+)
 @click.option("--json", "json_flag", is_flag=True, help="Print the ready line as JSON.")
 @pass_ctx
 def up_cmd(
@@ -370,6 +402,7 @@ def up_cmd(
     startup_timeout: float,
     stop_timeout: float,
     fsync: str,
+    maxmemory: str | None,
     json_flag: bool,
 ) -> None:
     """Run the whole platform in the foreground until Ctrl-C.
@@ -380,9 +413,15 @@ def up_cmd(
     """
     check_env()  # a malformed tuning variable would make every runner crash and restart
     RunnerSecrets().check()  # a bad DOLMEN_SECRETS_FILE would fail every attempt that needs a secret
+    if maxmemory is not None and (ctx.redis_flag or os.environ.get(ENV_REDIS)):
+        raise ConfigError(
+            "--maxmemory limits the embedded Valkey, but --redis (or DOLMEN_REDIS_URL) names your own server: "
+            "set maxmemory there (CONFIG SET maxmemory SIZE, with maxmemory-policy noeviction) and drop --maxmemory"
+        )
     opts = UpOptions(
-        runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug, fsync
-    )
+        runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug, fsync,
+        maxmemory=resolve_maxmemory(maxmemory),
+    )  # fmt: skip
     run_platform(ctx, opts)
 
 
@@ -410,6 +449,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
     client = probe_client(redis_url)
     try:
         redis_error, beats = probe_processes(client)
+        memory = probe_memory(client) if redis_error is None else None
     finally:
         client.close()
     return build_status(
@@ -422,6 +462,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         beats=beats,
         now=time.time(),
         hostname=socket.gethostname(),
+        memory=memory,
     )
 
 
@@ -436,6 +477,8 @@ def _render_status(status: PlatformStatus) -> None:
     valkey_pid = status.supervised.get("valkey")
     kind = f"embedded Valkey, pid {valkey_pid}" if status.embedded_valkey else "external"
     echo(f"Redis     {status.redis_url} ({kind}): {state(status.redis_error)}")
+    if status.memory is not None:
+        echo(f"Memory    {status.memory.describe()}")
     if status.gateway_url is not None:
         echo(f"Gateway   {status.gateway_url}: {state(status.gateway_error)}")
     echo()

@@ -63,13 +63,12 @@ class Deployer:
         activate: bool = True,
     ) -> Revision:
         """Store every component's bytes and a new revision naming them."""
-        configs = []
-        for config, data in components:
-            self.store.put_blob(data)
-            configs.append(config)
+        configs = [config for config, _ in components]
         created = now_ms()
         return self.store.put_revision(
-            lambda number: Revision(number, name, created, tuple(configs), routes, source), activate=activate
+            lambda number: Revision(number, name, created, tuple(configs), routes, source),
+            activate=activate,
+            blobs=[data for _, data in components],
         )
 
     def deploy_files(self, name: str, templates: list[tuple[ComponentConfig, Path]], routes: tuple[RouteSpec, ...] = ()) -> Revision:

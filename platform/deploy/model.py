@@ -102,6 +102,15 @@ class ComponentConfig:
     max_instance_uses: int = 1000
     # Activities: where outgoing HTTP requests may go (host patterns, see `wasm.egress`); None: public hosts only.
     allowed_hosts: tuple[str, ...] | None = None
+    # How long a finished tree whose root runs one of these functions is kept, in ms;
+    # None: the platform's default (`store.retention.DEFAULT_RETENTION_MS`).
+    retention_ms: int | None = None
+    # Per-ffqn overrides of `retention_ms`.
+    function_retention_ms: dict[str, int] = field(default_factory=dict)
+
+    def retention_for(self, ffqn: str) -> int | None:
+        """The retention of executions of `ffqn` in ms; None for the platform's default."""
+        return self.function_retention_ms.get(ffqn, self.retention_ms)
 
     def secrets(self) -> dict[str, SecretRef]:
         """The environment variables whose values are secrets, by variable name."""
@@ -125,6 +134,8 @@ class ComponentConfig:
             "instances": self.instances,
             "max_instance_uses": self.max_instance_uses,
             "allowed_hosts": list(self.allowed_hosts) if self.allowed_hosts is not None else None,
+            "retention_ms": self.retention_ms,
+            "function_retention_ms": dict(self.function_retention_ms),
         }
 
     @classmethod
@@ -146,6 +157,9 @@ class ComponentConfig:
             instances=data.get("instances", "fresh"),
             max_instance_uses=data.get("max_instance_uses", 1000),
             allowed_hosts=tuple(data["allowed_hosts"]) if data.get("allowed_hosts") is not None else None,
+            # Revisions stored before retention existed have neither key: the platform's default.
+            retention_ms=data.get("retention_ms"),
+            function_retention_ms={k: int(v) for k, v in (data.get("function_retention_ms") or {}).items()},
         )
 
 

@@ -30,6 +30,7 @@ from ..store.deployments import DeploymentStore
 from ..store.executions import ExecutionStore, NewExecution
 from ..store.forks import write_fork
 from ..store.records import ExecutionState
+from ..store.retention import root_fields
 from ..wasm.engine import EngineSettings
 from ..wasm.loader import ComponentLoader
 from ..workflow.fork import ForkPlan, plan_fork
@@ -139,6 +140,7 @@ def fork_execution(
         revision=chosen.revision,
         component=chosen.component,
         seed=plan.seed,
+        state_extra=root_fields(chosen.config.retention_for(plan.ffqn)),
     )
     write_fork(client, root, list(plan.events), children=children, delivered=list(plan.responses), messages=timers)
     return Forked(
@@ -215,6 +217,7 @@ def rerun_execution(client: redis.Redis, data_dir: Path, execution_id: str, *, c
             revision=chosen.revision,
             component=chosen.component,
             created_extra={"rerun_of": state.id},
+            state_extra=root_fields(chosen.config.retention_for(state.ffqn)),
         )
     )
     return Rerun(new_id, state.id, chosen.digest, chosen.revision)

@@ -127,9 +127,25 @@ def plan_deployment(spec: DeploymentSpec, deployer: Deployer, registry: Registry
         config = dataclasses.replace(loaded.config, source=source)
         prepared.append(PreparedComponent(comp, config, loaded.info, data))
     raise_problems(str(spec.file), problems)
-    problems = check_deployment([p.described() for p in prepared], spec.routes)
+    problems = check_deployment([p.described() for p in prepared], spec.routes) + _retention_problems(prepared)
     raise_problems(str(spec.file), problems)
     return DeployPlan(spec, tuple(prepared), deployer.store.active())
+
+
+def _retention_problems(prepared: list[PreparedComponent]) -> list[Problem]:
+    """A per-function retention must name a function its component exports."""
+    problems: list[Problem] = []
+    for comp in prepared:
+        for ffqn in comp.config.function_retention_ms:
+            if ffqn not in comp.config.functions:
+                exported = ", ".join(sorted(comp.config.functions)) or "nothing"
+                problems.append(
+                    Problem(
+                        comp.spec.at("retention"),
+                        f"component '{comp.config.name}' does not export {ffqn}; name one of its functions ({exported})",
+                    )
+                )
+    return problems
 
 
 def _cannot_resolve(exc: DolmenError) -> str:

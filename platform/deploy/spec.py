@@ -19,6 +19,7 @@ components:
     upgrade: verified               # verified (default) | pinned | force; workflows only
     blocking: in-memory             # in-memory (default) | unload; workflows only
     blocking_timeout: 10s
+    retention: 30d                  # or {default: 3d, functions: {FFQN: 30d}}; default 7d (store/retention.py)
 routes:
   - {method: POST, path: /checkout/{order-id}, function: shop:checkout/flow@1.0.0.run}
 ```
@@ -58,8 +59,9 @@ from .yamlnodes import Location, Reader, TaggedScalarNode, load_document, raise_
 _TOP_KEYS = ("name", "components", "routes")
 _COMPONENT_KEYS = (
     "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
-    "instances", "max_instance_uses", "allowed_hosts",
+    "instances", "max_instance_uses", "allowed_hosts", "retention",
 )  # fmt: skip
+_RETENTION_KEYS = ("default", "functions")
 _RETRY_KEYS = ("max_attempts", "initial_backoff", "max_backoff", "retry_on_err")
 _ROUTE_KEYS = ("method", "path", "function")
 _WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout")
@@ -73,17 +75,17 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 _COMPONENT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _NUMBER_RE = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
 _PATH_PARAM_RE = re.compile(r"\{([^{}]*)\}")
 _PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\Z")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _UNIT_BYTES = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 
 
 def parse_duration(text: object) -> int:
-    """Milliseconds of `250ms`, `10s`, `1.5s`, `5m` or `1h`; ValueError naming the fix otherwise."""
+    """Milliseconds of `250ms`, `10s`, `1.5s`, `5m`, `1h` or `7d`; ValueError naming the fix otherwise."""
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str):
@@ -139,6 +141,8 @@ class ComponentSpec:
     instances: InstanceMode = "fresh"
     max_instance_uses: int = 1000
     allowed_hosts: tuple[str, ...] | None = None
+    retention_ms: int | None = None
+    function_retention_ms: Mapping[str, int] = field(default_factory=dict)
     location: Location = Location("", 0)
     key_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
@@ -160,6 +164,8 @@ class ComponentSpec:
             instances=self.instances,
             max_instance_uses=self.max_instance_uses,
             allowed_hosts=self.allowed_hosts,
+            retention_ms=self.retention_ms,
+            function_retention_ms=dict(self.function_retention_ms),
         )
 
     def at(self, key: str) -> Location:
@@ -285,6 +291,8 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         values["max_instance_uses"] = reader.integer(*get["max_instance_uses"], minimum=1)
     if "allowed_hosts" in get and kind != "workflow":
         values["allowed_hosts"] = _allowed_hosts(reader, *get["allowed_hosts"])
+    if "retention" in get and (retention := _retention(reader, *get["retention"])) is not None:
+        values["retention_ms"], values["function_retention_ms"] = retention
     if kind == "activity":
         for key in _WORKFLOW_ONLY:
             if key in keys:
@@ -358,6 +366,56 @@ def _retry(reader: Reader, node: yaml.Node, where: Location) -> RetryPolicy | No
         reader.problem(keys.get("max_backoff", (where, node))[0], f"max_backoff ({maximum}ms) is shorter than initial_backoff ({initial}ms)")
         return None
     return RetryPolicy(attempts, initial, maximum, on_err)
+
+
+def _retention(reader: Reader, node: yaml.Node, where: Location) -> tuple[int | None, dict[str, int]] | None:
+    """`retention: 3d`, or `{default: 3d, functions: {FFQN: 1h}}`: how long finished trees are kept.
+
+    Whether each named function is exported by the component is checked once
+    the component is described (`deploy.service`).
+    """
+    if not isinstance(node, yaml.MappingNode):
+        ms = _duration(reader, node, where)
+        return None if ms is None else (ms, {})
+    keys = reader.mapping(node, where, _RETENTION_KEYS)
+    if not node.value:
+        reader.problem(where, "write a duration (retention: 7d) or {default: 7d, functions: {FFQN: 1h}}")
+    if not keys:
+        return None
+    ok = True
+    default: int | None = None
+    if "default" in keys:
+        default = _duration(reader, keys["default"][1], keys["default"][0])
+        ok = default is not None
+    functions: dict[str, int] = {}
+    if "functions" in keys:
+        fwhere, fnode = keys["functions"]
+        if not isinstance(fnode, yaml.MappingNode) or not fnode.value:
+            reader.problem(fwhere, 'expected a mapping of FFQN: duration, e.g. functions: {"shop:orders/api@1.0.0.place": 30d}')
+            return None
+        for key_node, value_node in fnode.value:
+            line = key_node.start_mark.line + 1
+            name = reader.text(key_node, Location(fwhere.file, line, fwhere.key))
+            if name is None:
+                ok = False
+                continue
+            here = fwhere.child(name, line)
+            try:
+                Ffqn.parse(name)
+            except InvalidNameError as exc:
+                reader.problem(here, str(exc))
+                ok = False
+                continue
+            if name in functions:
+                reader.problem(here, f"'{name}' appears twice; keep one")
+                ok = False
+                continue
+            ms = _duration(reader, value_node, here)
+            if ms is None:
+                ok = False
+                continue
+            functions[name] = ms
+    return (default, functions) if ok else None
 
 
 def _duration(reader: Reader, node: yaml.Node, where: Location) -> int | None:

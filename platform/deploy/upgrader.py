@@ -104,6 +104,8 @@ class Upgrader:
 
     def close(self) -> None:
         self.ticker.stop()
+        self.sandbox.close()
+        self.loader.pump.close()
 
     def load(self, digest: str) -> LoadedComponent:
         """A workflow component from the local cache, else from the blobs in Redis."""
@@ -294,6 +296,10 @@ class PendingUpgrades:
             if not any(e.outcome == "busy" for e in report.executions):
                 self.store.remove(raw)
                 done += 1
+        if self._upgrader is not None and self.store.pending() == 0:
+            # Nothing queued: let go of the components it loaded (the next request loads its own).
+            self._upgrader.close()
+            self._upgrader = None
         return done
 
     def _superseded(self, change: FunctionChange, request: dict[str, Any]) -> bool:

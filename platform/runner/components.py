@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,6 +81,22 @@ class ComponentProvider:
             if comp is not None:
                 return comp
         raise NotFoundError(f"no deployment revision mentions component {state.digest} of execution {state.id}")
+
+    def forget(self, digests: Iterable[str]) -> None:
+        """Drop components that no revision names any more: loaded code, activity instances, local files.
+
+        An execution still running on one finishes on what it holds; a later
+        load of the digest loads it again (from Redis, if it is still there).
+        """
+        gone = frozenset(digests)
+        with self._lock:
+            hosts = [self._activity_hosts.pop(d) for d in gone if d in self._activity_hosts]
+        for host in hosts:
+            host.close()
+        for loader in self._loaders.values():
+            loader.forget(gone)
+        for digest in gone:
+            self.cache.discard(digest)
 
     def close(self) -> None:
         with self._lock:

@@ -1,7 +1,7 @@
 """The runner process: pulls executions from the queues and runs them.
 
-One reader thread reads the queues of every deployed function (one
-XREADGROUP over all of them) and hands entries to a pool of worker threads.
+One reader thread reads the queues of every function that can still have
+work (one XREADGROUP over all of them; see `queues`) and hands entries to a pool of worker threads.
 Wasm runs with the GIL released, so activities run in parallel; a runner
 that dies leaves its entries pending, and the others reclaim them once its
 locks have expired. A lock-keeper thread extends the locks this runner holds,
@@ -41,6 +41,7 @@ from .activity import ActivityExecutor
 from .attempts import RunningAttempts
 from .components import ComponentProvider
 from .held import HeldCommits
+from .queues import QueueSelection
 from .retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
@@ -74,6 +75,7 @@ class Runner:
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
+        self.selection = QueueSelection(self.client, self.deployments, self.revisions)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
         # The attempts running here, for cancellations to stop (see `attempts`).
@@ -107,6 +109,7 @@ class Runner:
     def serve(self, stop: threading.Event) -> None:
         # Started next to a server that is still loading its data: wait for it.
         wait_until_reachable(self.client)
+        self.leases.stopping = stop  # writes waiting for a full store give up when the runner stops
         beat = Heartbeat(self.client, "runner", self._details).start()
         keeper = threading.Thread(target=self._keep_locks, args=(stop,), name="dolmen-locks", daemon=True)
         keeper.start()
@@ -158,22 +161,36 @@ class Runner:
         self._pool.submit(self._process, entry)
 
     def queue_names(self) -> list[str]:
-        """Every ffqn of every revision: old revisions may still have executions.
+        """The functions that can still have work: the active revision's, and those of revisions with unfinished executions.
 
         Re-read when the active revision changes, and every few seconds in case
-        a revision was stored without being activated.
+        an old revision's executions finished or one was stored without being
+        activated (see `queues`). Components that left every revision are
+        dropped from memory and from the data directory meanwhile.
         """
         active = self.revisions.active()
         number = active.number if active is not None else -1
         if number != self._revision_seen or time.monotonic() - self._names_read > 5.0:
-            names: set[str] = set()
-            for revision_number in self.deployments.numbers():
-                for comp in self.revisions.get(revision_number).components:
-                    names.update(comp.functions)
-            self._queue_names = sorted(names)
+            selection = self.selection.select(active)
+            self._queue_names = selection.names
             self._revision_seen = number
             self._names_read = time.monotonic()
+            if selection.gone:
+                self._forget(selection.gone)
         return self._queue_names
+
+    def _forget(self, digests: frozenset[str]) -> None:
+        """Drop loaded components, instances and local files of digests no revision names any more (off the read path)."""
+
+        def forget() -> None:
+            try:
+                self.workflows.sandbox.forget(digests)
+                self.provider.forget(digests)
+                log.info("components no longer deployed were dropped", digests=sorted(digests))
+            except Exception:  # noqa: BLE001 - a cache left as it was is no failure
+                log.exception("could not drop components no longer deployed")
+
+        threading.Thread(target=forget, name="dolmen-forget", daemon=True).start()
 
     # ---------------------------------------------------------- executing
 
@@ -301,6 +318,7 @@ class Runner:
             "concurrency": self.settings.concurrency,
             "inflight": self._inflight,
             "processed": self.processed,
+            "queues": len(self._queue_names),
         }
 
 

@@ -52,7 +52,10 @@ class AsyncExecutions:
     async def require(self, execution_id: str) -> ExecutionState:
         state = await self.get(execution_id)
         if state is None:
-            raise NotFoundError(f"execution {execution_id} does not exist (GET /v1/executions lists them)")
+            raise NotFoundError(
+                f"execution {execution_id} does not exist, or was removed once its retention passed "
+                "(GET /v1/executions lists them)"
+            )
         return state
 
     async def events(self, execution_id: str) -> list[Event]:

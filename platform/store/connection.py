@@ -17,10 +17,10 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import StoreError, StoreUnavailableError
+from ..errors import StoreError, StoreFullError, StoreUnavailableError
 
 
 # Blocking reads (XREAD/XREADGROUP BLOCK) never wait longer than this, so a
@@ -105,10 +105,24 @@ def map_redis_errors(where: str = "Redis") -> Iterator[None]:
             f"cannot reach {where} ({exc}); check that it runs (`platform status`) "
             "or pass the right --redis URL"
         ) from None
+    except OutOfMemoryError:
+        # Valkey's "OOM command not allowed when used memory > 'maxmemory'", also
+        # from inside a script, which it refuses before the script's first write.
+        raise StoreFullError(full_message(where)) from None
     except ResponseError as exc:
         raise StoreError(f"{where} refused a command: {exc}") from None
     except RedisError as exc:
         raise StoreError(f"{where} failed: {exc}") from None
+
+
+def full_message(where: str = "Redis") -> str:
+    """What a write refused for lack of memory tells the user: nothing was stored, and how to make room."""
+    return (
+        f"{where} is full: its memory use reached maxmemory, so it refused this write and nothing of it was "
+        "stored. Make room, then try again: remove finished executions (`platform executions purge`, or a "
+        "shorter retention), or raise the limit (`platform up --maxmemory SIZE` for the embedded Valkey, "
+        "CONFIG SET maxmemory on your own server); `platform status` shows the memory use"
+    )
 
 
 def dedicated_connection(client: redis.asyncio.Redis) -> AbstractConnection:

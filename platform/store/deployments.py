@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import time
 from typing import Any
 
@@ -12,8 +13,8 @@ import redis
 
 from ...registry.cache import ComponentCache, sha256_digest
 from ..deploy.model import Revision
-from ..errors import IntegrityError, NotFoundError
-from . import keys
+from ..errors import IntegrityError, NotFoundError, StoreError
+from . import garbage, keys
 from .connection import map_redis_errors
 
 
@@ -23,24 +24,34 @@ class DeploymentStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
-    def put_revision(self, build: Any, *, activate: bool = True) -> Revision:
-        """Store a new revision built by `build(number) -> Revision`, atomically."""
+    def put_revision(self, build: Any, *, activate: bool = True, blobs: Sequence[bytes] = ()) -> Revision:
+        """Store `blobs` (component bytes), then a new revision built by `build(number) -> Revision`, atomically.
+
+        The components are claimed before their bytes are written, so that a
+        concurrent `platform gc` cannot collect them (see `garbage`).
+        """
+        digests = [sha256_digest(data) for data in blobs]
+        claims = garbage.claim(self.client, digests)
+        for digest, data in zip(digests, blobs):
+            garbage.put_blob(self.client, digest, data)
         with map_redis_errors():
             number = int(self.client.incr(keys.DEPLOY_SEQ))  # type: ignore[arg-type]
-            revision: Revision = build(number)
-            pipe = self.client.pipeline(transaction=True)
-            pipe.set(keys.deployment(number), json.dumps(revision.to_json()))
-            pipe.zadd(keys.DEPLOY_REVS, {str(number): revision.created_at})
-            if activate:
-                pipe.set(keys.DEPLOY_ACTIVE, number)
-            pipe.execute()
+        revision: Revision = build(number)
+        stored = garbage.commit(
+            self.client, number, json.dumps(revision.to_json()), revision.created_at, activate=activate, claims=claims
+        )
+        if not stored:
+            raise StoreError(
+                f"revision {number} was not stored: storing its components took longer than "
+                f"{garbage.CLAIM_TTL_MS // 60000} minutes and `platform gc` may have collected them; deploy again"
+            )
         return revision
 
     def activate(self, number: int) -> Revision:
         """Make an existing revision the active one (rollback)."""
         revision = self.get(number)
-        with map_redis_errors():
-            self.client.set(keys.DEPLOY_ACTIVE, number)
+        if not garbage.activate(self.client, number):
+            raise NotFoundError(f"deployment revision {number} was just removed by `platform gc`; `platform deployments list` shows those left")
         return revision
 
     def active_number(self) -> int | None:
@@ -67,10 +78,12 @@ class DeploymentStore:
     # ------------------------------------------------------------------ blobs
 
     def put_blob(self, data: bytes) -> str:
-        """Share component bytes with every runner; returns the digest."""
+        """Share component bytes with every runner; returns the digest.
+
+        Without a revision naming them, `platform gc` may collect them: deploys use `put_revision(blobs=...)`.
+        """
         digest = sha256_digest(data)
-        with map_redis_errors():
-            self.client.set(keys.blob(digest), data, nx=True)
+        garbage.put_blob(self.client, digest, data)
         return digest
 
     def fetcher(self, cache: ComponentCache) -> Callable[[str], None]:
@@ -85,7 +98,8 @@ class DeploymentStore:
             data = self.client.get(keys.blob(digest))
         if data is None:
             raise NotFoundError(
-                f"component {digest} is neither in the local cache nor in Redis; deploy it again"
+                f"component {digest} is neither in the local cache nor in Redis (`platform gc` removes components "
+                "that no kept revision and no unfinished execution needs); deploy it again"
             )
         try:
             cache.put(data, expected_digest=digest)  # type: ignore[arg-type]
@@ -93,8 +107,11 @@ class DeploymentStore:
             raise IntegrityError(f"component bytes stored in Redis for {digest} do not match the digest; deploy it again") from None
 
 
+REVISIONS_KEPT = 64  # revisions a RevisionCache keeps in memory
+
+
 class RevisionCache:
-    """The active revision, re-read at most every `ttl_s` seconds (thread-safe)."""
+    """The active revision, re-read at most every `ttl_s` seconds, and the last used revisions by number (thread-safe)."""
 
     def __init__(self, store: DeploymentStore, ttl_s: float = 1.0) -> None:
         self.store = store
@@ -102,7 +119,8 @@ class RevisionCache:
         self._lock = threading.Lock()
         self._cached: Revision | None = None
         self._fetched = 0.0
-        self._by_number: dict[int, Revision] = {}
+        # Revisions are immutable: the most recently used ones by number (thread-safe, C-implemented).
+        self._by_number = functools.lru_cache(maxsize=REVISIONS_KEPT)(store.get)
 
     def active(self, *, fresh: bool = False) -> Revision | None:
         # One thread refreshes; the others keep using the cached revision meanwhile
@@ -122,8 +140,4 @@ class RevisionCache:
             self._lock.release()
 
     def get(self, number: int) -> Revision:
-        revision = self._by_number.get(number)
-        if revision is None:
-            revision = self.store.get(number)
-            self._by_number[number] = revision
-        return revision
+        return self._by_number(number)

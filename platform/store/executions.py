@@ -16,7 +16,7 @@ import redis
 
 from ..errors import ConflictError, NotFoundError
 from ..ids import ExecutionId, new_seed
-from . import keys, outbox
+from . import keys, outbox, retention
 from .connection import map_redis_errors
 from .deliveries import Deliveries, carry_out
 from .records import (
@@ -217,7 +217,10 @@ class ExecutionStore:
     def require(self, execution_id: str) -> ExecutionState:
         state = self.get(ExecutionId.parse(execution_id).value)
         if state is None:
-            raise NotFoundError(f"execution {execution_id} does not exist (`platform executions list` shows them)")
+            raise NotFoundError(
+                f"execution {execution_id} does not exist, or was removed once its retention passed "
+                "(`platform executions list` shows them)"
+            )
         return state
 
     def events(self, execution_id: str, start: int = 0) -> list[Event]:
@@ -330,6 +333,8 @@ class ExecutionStore:
         parent_id = parent.value if parent else state.id
         self_msg = outbox.enqueue_msg(state.ffqn, state.id)
         wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+        # Written only if cancelling finishes a root at once: its tree's retention starts.
+        expire = "" if parent else retention.expire_message(root, at, state.extra)
         with map_redis_errors():
             pipe = self.scripts.pipeline()
             outbox.mark_dirty(pipe, root)
@@ -338,7 +343,7 @@ class ExecutionStore:
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
                  keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
                 [write_id(), at, json.dumps({"reason": reason}), self_msg, json.dumps(outcome.to_json()),
-                 json.dumps(outcome.to_json()), state.id if parent else "", json.dumps(response), wake],
+                 json.dumps(outcome.to_json()), state.id if parent else "", json.dumps(response), wake, expire],
             )  # fmt: skip
             reply = pipe.execute()[position]
             result = reply[0].decode()
@@ -347,6 +352,8 @@ class ExecutionStore:
                 messages.append(self_msg)
             if result == "cancelled" and int(reply[1]):
                 messages.append(wake)
+            if result == "cancelled" and expire:
+                messages.append(expire)
             outbox.deliver(
                 self.scripts,
                 root,

@@ -14,10 +14,16 @@ DIRTY = f"{PREFIX}:dirty"  # zset root -> ms: trees whose outbox may hold undeli
 TIMERS = f"{PREFIX}:timers"  # zset message -> due ms
 EXECUTIONS = f"{PREFIX}:executions"  # zset id -> created ms (all executions)
 ACTIVE = f"{PREFIX}:active"  # zset id -> created ms (not finished yet)
+# zset root -> ms: finished roots, scored by when their tree's retention ends (store/retention.py)
+EXPIRY = f"{PREFIX}:expiry"
 # Deployment keys share the {deploy} hash tag so a revision is stored in one MULTI.
 DEPLOY_ACTIVE = f"{PREFIX}:{{deploy}}:active"  # string: active revision number
 DEPLOY_REVS = f"{PREFIX}:{{deploy}}:revisions"  # zset revision -> created ms
 DEPLOY_SEQ = f"{PREFIX}:{{deploy}}:seq"  # counter of revisions
+# hash revision -> ms when it stopped being the active one (`platform gc` keeps it for a grace period).
+DEPLOY_RETIRED = f"{PREFIX}:{{deploy}}:retired"
+# zset "<token> <digest>" -> ms: components a deploy is storing; `platform gc` leaves them alone (see store/garbage.py).
+DEPLOY_CLAIMS = f"{PREFIX}:{{deploy}}:claims"
 UPGRADES = f"{PREFIX}:upgrades"  # list of pending upgrade-verification requests
 QUEUE_GROUP = "runners"
 # Pub/sub channel: the id of every execution that finishes, published by the
@@ -49,6 +55,11 @@ def outbox(root: str) -> str:
     return f"{PREFIX}:{{{root}}}:outbox"
 
 
+def purged(root: str) -> str:
+    """A removed tree's tombstone: what is left to clean in the global indexes (store/trees.py)."""
+    return f"{PREFIX}:{{{root}}}:purged"
+
+
 def queue(ffqn: str) -> str:
     return f"{PREFIX}:q:{ffqn}"
 
@@ -64,3 +75,11 @@ def deployment(revision: int) -> str:
 def blob(digest: str) -> str:
     """Component bytes, so runners on any machine can load any deployed digest."""
     return f"{PREFIX}:blob:{digest}"
+
+
+BLOB_PREFIX = f"{PREFIX}:blob:"
+
+
+def blob_condemned(digest: str) -> str:
+    """`platform gc`'s mark on a blob it is about to delete; the hash tag is the blob's whole key, so both share a slot."""
+    return f"{{{blob(digest)}}}:condemned"

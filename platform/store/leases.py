@@ -10,6 +10,7 @@ with, so the entries of a runner that died are reclaimed by the others.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +18,11 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
-from ..errors import FencedError, StoreUnavailableError
+from ..errors import FencedError, StoreFullError, StoreUnavailableError
 from ..ids import ExecutionId
-from . import keys, outbox
+from . import keys, outbox, retention
 from .connection import map_redis_errors
+from .memory import RoomWait
 from .deliveries import Deliveries, carry_out
 from .group import GroupCommit
 from .executions import NewExecution, now_ms, response_event
@@ -115,6 +117,8 @@ class Leases:
         # Writes of concurrent threads share pipelines when given (see `group`).
         self.group = group
         self._groups: set[str] = set()
+        # Set when the process stops: a write waiting for a full store gives up (its lease expires).
+        self.stopping = threading.Event()
 
     # ----------------------------------------------------------------- queues
 
@@ -172,7 +176,11 @@ class Leases:
     def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:
         # Re-sent with the same write id while the store is unreachable: a lock
         # whose reply was lost is recognised, not abandoned until it expires.
-        reply = self._send(None, "lock", [keys.state(execution_id), keys.log(execution_id)], [write_id(), owner, now_ms(), ttl_ms])
+        # A full store refuses it at once: nothing is held yet, and the entry stays pending.
+        reply = self._send(
+            None, "lock", [keys.state(execution_id), keys.log(execution_id)], [write_id(), owner, now_ms(), ttl_ms],
+            wait_when_full=False,
+        )  # fmt: skip
         status = reply[0].decode()
         if status != "ok":
             return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)
@@ -210,16 +218,24 @@ class Leases:
     # Its effects elsewhere (parent wake-ups, queue acks, timers, indexes)
     # follow only once it answered ok; a refused write raises `FencedError`
     # having changed nothing. A store that cannot be reached is retried with
-    # the same write id for up to `resend_s`.
+    # the same write id for up to `resend_s`. A full store (over maxmemory)
+    # refused the whole write: it is sent again until the store has room (or
+    # the process stops), the lease kept meanwhile (extend.lua runs also over
+    # maxmemory), so a result waits in the runner instead of being lost.
 
-    def _send(self, root: str | None, name: str, script_keys: list[str], args: list[Any]) -> Any:
+    def _send(
+        self, root: str | None, name: str, script_keys: list[str], args: list[Any], *, wait_when_full: bool = True
+    ) -> Any:
         """Run one write script (marking `root` dirty first when it may write outbox messages)."""
-        return self._send_many(root, [(name, script_keys, args)])[0]
+        return self._send_many(root, [(name, script_keys, args)], wait_when_full=wait_when_full)[0]
 
-    def _send_many(self, root: str | None, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+    def _send_many(
+        self, root: str | None, calls: list[tuple[str, list[str], list[Any]]], *, wait_when_full: bool = True
+    ) -> list[Any]:
         """Run write scripts in order in one round trip; their replies."""
         deadline = time.monotonic() + self.resend_s
         pause = 0.05
+        room: RoomWait | None = None
         while True:
             try:
                 if self.group is not None:
@@ -248,6 +264,12 @@ class Leases:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
+            except StoreFullError as exc:
+                if not wait_when_full:
+                    raise
+                room = room or RoomWait(self.stopping, calls[-1][0])
+                if not room.pause(exc):
+                    raise
 
     def _after(self, root: str, messages: list[str], also: Any = None) -> None:
         carry_out(self.scripts, self.deliveries, root, messages, also)
@@ -290,16 +312,19 @@ class Leases:
                 json.dumps(response_event(state.id, cancelled, join_set=js) if parent else {}),
             ]
         root = eid.root
+        at = now_ms()
+        # A root's end starts its tree's retention (store/retention.py).
+        expire = "" if parent else retention.expire_message(root, at, state.extra)
         finish = _Call(
             "finish",
             [keys.state(state.id), keys.log(state.id), keys.outbox(root),
              keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
-            [write_id(), lease.owner, lease.version, now_ms(), json.dumps(finished), json.dumps(outcome.to_json()),
-             state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or ""],
+            [write_id(), lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
+             state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or "", expire],
             [],
         )  # fmt: skip
         if parent_commit is None:
-            reply = self._send(root if parent else None, finish.name, finish.keys, finish.args)
+            reply = self._send(root, finish.name, finish.keys, finish.args)
         else:
             commit = self._commit_call(
                 parent_commit.lease, parent_commit.events, parent_commit.creates,
@@ -323,7 +348,7 @@ class Leases:
             if clear_timer is not None:
                 pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
 
-        self._after(root, [wake] if int(reply[1]) else [], also)
+        self._after(root, ([wake] if int(reply[1]) else []) + ([expire] if expire else []), also)
         return list(reply[3]) if len(reply) > 3 else []
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]

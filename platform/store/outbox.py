@@ -50,6 +50,11 @@ def index_msg(execution_id: str, created_ms: int, *, finished: bool = False) -> 
     return json.dumps({"op": "index", "id": execution_id, "at": created_ms})
 
 
+def expire_msg(root: str, at_ms: int) -> str:
+    """Message: list the finished root `root` in `dolmen:expiry`, due at `at_ms` (see store/retention.py)."""
+    return json.dumps({"op": "expire", "id": root, "at": at_ms})
+
+
 def create_msg(execution_id: str, created_event: str, fields: list[str], messages: list[str], wid: str) -> str:
     """Message: create a top-level execution in its own tree (idempotent by id and `wid`).
 
@@ -66,8 +71,20 @@ def timer_member(op: str, **fields: Any) -> dict[str, Any]:
 
 
 def mark_dirty(pipe: Any, root: str) -> None:
-    """Recovery hint before a write: the tree may soon have outbox messages (µs as the score)."""
-    pipe.zadd(keys.DIRTY, {root: time.time_ns() // 1000})
+    """Recovery hint before a write: the tree may soon have outbox messages (µs as the score).
+
+    Written also over maxmemory (lua/mark_dirty.lua), so a write Redis accepts never lacks it.
+    """
+    pipe.script("mark_dirty", [keys.DIRTY], [root, time.time_ns() // 1000])
+
+
+def _effect(pipe: Any, key: str, *command: Any) -> None:
+    """An effect on `key` (XADD or ZADD and its arguments), carried out also over maxmemory (lua/effect.lua).
+
+    The same pipeline removes the message from the outbox (LREM, which Redis
+    never refuses for memory): a refused effect would be lost with it.
+    """
+    pipe.script("effect", [key], list(command))
 
 
 def queue_effects(pipe: Pipeline, message: str) -> str | None:
@@ -75,18 +92,20 @@ def queue_effects(pipe: Pipeline, message: str) -> str | None:
     data = json.loads(message)
     op = data["op"]
     if op == "enqueue":
-        pipe.xadd(keys.queue(data["ffqn"]), {"id": data["id"]})
+        _effect(pipe, keys.queue(data["ffqn"]), "XADD", "*", "id", data["id"])
     elif op == "timer":
-        pipe.zadd(keys.TIMERS, {json.dumps(data["m"], sort_keys=True): data["at"]})
+        _effect(pipe, keys.TIMERS, "ZADD", data["at"], json.dumps(data["m"], sort_keys=True))
     elif op == "index":
-        pipe.zadd(keys.EXECUTIONS, {data["id"]: data["at"]}, nx=True)
+        _effect(pipe, keys.EXECUTIONS, "ZADD", "NX", data["at"], data["id"])
         if not data.get("done"):
-            pipe.zadd(keys.ACTIVE, {data["id"]: data["at"]}, nx=True)
+            _effect(pipe, keys.ACTIVE, "ZADD", "NX", data["at"], data["id"])
+    elif op == "expire":
+        _effect(pipe, keys.EXPIRY, "ZADD", data["at"], data["id"])
     elif op == "create":
         root = keys.root_of(data["id"])
         mark_dirty(pipe, root)
         pipe.script(
-            "create",
+            "create_effect",  # create.lua, also over maxmemory: the write that asked for it was accepted
             [keys.state(data["id"]), keys.log(data["id"]), keys.outbox(root)],
             [data["wid"], data["created"], time.time_ns() // 1_000_000, len(data["msgs"]), *data["msgs"], *data["fields"]],
         )

@@ -19,10 +19,24 @@ from redis.exceptions import NoScriptError, ResponseError
 
 NAMES = (
     "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork",
-    "zrem_unchanged", "repair",
+    "zrem_unchanged", "repair", "remove_tree", "del_if_equal",
 )
 # Scripts on keys outside any execution tree need none of the shared functions.
-_STANDALONE = frozenset({"zrem_unchanged", "repair"})
+_STANDALONE = frozenset({"zrem_unchanged", "repair", "remove_tree", "del_if_equal"})
+
+# When Redis is over maxmemory, Valkey refuses every other script at its first
+# command that may grow memory, and none writes anything before its first such
+# command: a refused write changes nothing (tests/store/test_store_full.py). These run anyway
+# (`#!lua flags=allow-oom`), by the file each runs: the effects of writes it
+# already accepted (outbox messages, and the top-level executions they
+# create), the recovery mark written ahead of every write, and lease
+# extensions, so a runner waiting to write a result keeps its lease. Each adds
+# a few bytes. See README "When Valkey is full".
+_ALLOW_OOM = {"effect": "effect", "create_effect": "create", "mark_dirty": "mark_dirty", "extend": "extend"}
+# The removal of a finished tree (store/trees.py) frees far more than its tombstone takes: above all when full.
+_ALLOW_OOM["remove_tree"] = "remove_tree"
+NAMES += ("effect", "create_effect", "mark_dirty")
+_STANDALONE |= {"effect", "mark_dirty"}
 
 
 # Write ids: 96 random bits per process, then a counter (no syscall per write).
@@ -37,10 +51,11 @@ def write_id() -> str:
 
 
 def source(name: str) -> str:
-    """The Lua source sent for script `name`: the shared prelude, then the script's file."""
+    """The Lua source sent for script `name`: its flags, the shared prelude, then the script's file."""
     lua = files("dolmen.platform.store").joinpath("lua")
+    shebang = "#!lua flags=allow-oom\n" if name in _ALLOW_OOM else ""
     prelude = lua.joinpath("_prelude.lua").read_text() if name not in _STANDALONE else ""
-    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
+    return shebang + prelude + "\n" + lua.joinpath(f"{_ALLOW_OOM.get(name, name)}.lua").read_text()
 
 
 def is_noscript(value: object) -> bool:
@@ -66,6 +81,10 @@ class Pipeline:
             return self
 
         return queue
+
+    def __len__(self) -> int:
+        """How many commands are queued (the position the next one gets)."""
+        return self._count
 
     def script(self, name: str, keys: list[str], args: list[Any]) -> int:
         """Queue a script call; returns its position in the results."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +65,8 @@ class ComponentLoader:
     """Compiles and caches components for one engine configuration.
 
     One loader per engine kind per process; loaded components are kept in
-    memory by digest, so a digest stays loaded while executions use it. The
+    memory by digest until `forget` (a runner forgets digests that left every
+    revision), so a digest stays loaded while executions use it. The
     compiled artifact is cached on disk under the digest and
     `EngineSettings.cache_key()` (wasmtime's version and every setting that
     changes code), so only the first load anywhere pays for compilation.
@@ -151,6 +152,13 @@ class ComponentLoader:
                 self._loaded[digest] = loaded
                 self.last_timing = timing
             return loaded
+
+    def forget(self, digests: Iterable[str]) -> None:
+        """Stop keeping these components loaded (a later `load` loads them again)."""
+        with self._lock:
+            for digest in digests:
+                self._loaded.pop(digest, None)
+                self._locks.pop(digest, None)
 
     def _info(self, digest: str, component: Component) -> ComponentInfo:
         """The component's description, from the cache next to its compiled artifact when there."""

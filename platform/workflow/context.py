@@ -32,6 +32,7 @@ from ..store.records import (
     Failure,
     Outcome,
 )
+from ..store.retention import root_fields
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES, check_value
 from .replay import Replay, Request
 
@@ -61,6 +62,8 @@ class Target:
     digest: str
     revision: int | None
     component: str | None
+    # The function's retention in ms (None: the platform's default); kept by a scheduled execution, a root.
+    retention_ms: int | None = None
 
 
 class Driver(Protocol):
@@ -382,7 +385,7 @@ class RunContext:
                 params,
                 not_before=int(asked.data["not_before"]),
                 created_extra={"scheduled_by": self.execution_id},
-                state_extra={"scheduled_by": self.execution_id},
+                state_extra={"scheduled_by": self.execution_id, **root_fields(target.retention_ms)},
             )
         return execution_id
 

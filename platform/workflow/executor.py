@@ -166,7 +166,10 @@ class LiveDriver:
             raise NotFoundError(f"cannot call {ffqn}: nothing is deployed")
         # An import of ns:pkg/iface@1.0.0 may be served by a deployed @1.2.0 (semver-compatible).
         route = revision.route_compatible(ffqn)
-        return Target(route.ffqn, route.kind, route.component.digest, revision.number, route.component.name)
+        return Target(
+            route.ffqn, route.kind, route.component.digest, revision.number, route.component.name,
+            route.component.retention_for(route.ffqn),
+        )  # fmt: skip
 
 
 class WorkflowExecutor:

@@ -13,6 +13,7 @@ so output never changes what a replay does.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -51,6 +52,16 @@ class WorkflowSandbox:
                 linker = WorkflowLinker(loaded)
                 self._linkers[loaded.digest] = linker
             return linker
+
+    def forget(self, digests: Iterable[str]) -> None:
+        """Drop the linkers and spare instances of these components (no revision names them any more)."""
+        gone = frozenset(digests)
+        with self._lock:
+            for digest in gone:
+                self._linkers.pop(digest, None)
+            slots = [self._slots.pop(key) for key in [k for k in self._slots if k[0] in gone]]
+        for slot in slots:
+            slot.close()
 
     def close(self) -> None:
         """Free the spare instances."""

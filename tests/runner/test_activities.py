@@ -125,13 +125,14 @@ def test_egress_follows_the_deployment(redis_url: str, processes: Processes, cli
     deploy(redis_url, [activity("fetcher", retry=RetryPolicy(max_attempts=1))])
     processes.runner()
     submitted = client.submit(f"{A}.fetch", [flaky.url])
-    failure = _finished(client, submitted.execution_id).outcome.failure  # type: ignore[union-attr]
+    outcome = _finished(client, submitted.execution_id).outcome
     port = flaky.url.split(":")[2].split("/")[0]
     refusal = (
         f"refused an outgoing request to 127.0.0.1:{port} (a loopback address): "
         f"list 127.0.0.1:{port} under allowed_hosts of component 'fetcher' in the deployment to allow it"
     )
-    assert failure is not None and failure.message.endswith(refusal)
+    # act-basic returns the refused request (HTTP-request-denied) as `err`; the refusal is on its stderr.
+    assert outcome is not None and "HttpRequestDenied" in outcome.value["err"], outcome
     finished = client.executions.events(submitted.execution_id)[-1]
     assert finished.data["output"]["stderr"].endswith(f"[dolmen] {refusal}\n")
     assert flaky.requests == 0

@@ -56,12 +56,14 @@ class Processes:
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # The shared compiled cache; a test whose processes delete files there (`platform gc`) gives its own.
+    data_dir: Path = DATA_DIR
 
     def _start(self, command: str, *args: str) -> subprocess.Popen[bytes]:
         index = len(self.procs)
         log = open(self.log_dir / f"{command}-{index}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", self.redis_url, "--data-dir", str(DATA_DIR),
+            [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", self.redis_url, "--data-dir", str(self.data_dir),
              "--log-format", "json", command, *args],
             stdout=log,
             stderr=subprocess.STDOUT,

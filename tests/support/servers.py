@@ -26,9 +26,11 @@ def ephemeral_port() -> int:
 class ValkeyForTests:
     """A real Valkey with append-only persistence in its own folder; restartable."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, **config: str) -> None:
         self.data_dir = data_dir
         self._port = port
+        # More valkey.conf settings (e.g. maxmemory), by name with '_' for '-'.
+        self.config = {name.replace("_", "-"): value for name, value in config.items()}
         self.server: ValkeyServer | None = None
 
     def start(self) -> str:
@@ -38,8 +40,7 @@ class ValkeyForTests:
             port=self._port,
             data_dir=self.data_dir,
             persist=True,
-            appendonly="yes",
-            appendfsync="everysec",
+            config={"appendonly": "yes", "appendfsync": "everysec", **self.config},
         )
         self.server.start()
         self._port = self.server.port  # keep the port across restarts

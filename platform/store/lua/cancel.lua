@@ -4,7 +4,8 @@
 -- (or its next lock extension) and stops its attempt.
 -- KEYS: state, log, outbox, parent-state, parent-log, parent-done
 -- ARGV: wid, now, cancel-event-json, self-msg, finished-event-json, outcome-json,
---       response-id ('' = no parent), response-event-json, parent-wake-msg
+--       response-id ('' = no parent), response-event-json, parent-wake-msg,
+--       for a root: the outbox message that starts its tree's retention ('' or absent = none)
 local r = repeated(KEYS[1], ARGV[1], 'c')
 if r then return r end
 local s = redis.call('HMGET', KEYS[1], 'status', 'kind', 'cancel')
@@ -18,6 +19,7 @@ if s[2] == 'activity' and s[1] == 'pending' then
   redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', ARGV[6], 'owner', '', 'lock_until', 0,
     'finished_at', ARGV[2])
   notify_finished(execution_id_of(KEYS[1]))
+  if ARGV[10] and ARGV[10] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[10]) end
   local woke = 0
   if ARGV[7] ~= '' then
     woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[7], ARGV[8], ARGV[2], ARGV[9])

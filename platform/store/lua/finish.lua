@@ -5,7 +5,8 @@
 --       the same three JSON values to write instead when cancellation was requested
 --       while it ran (an activity's result is then discarded; '' = not so),
 --       a stream id of the parent's log ('' = none): the reply then carries the
---       parent's entries after it (a parent waiting in this runner reads its response here)
+--       parent's entries after it (a parent waiting in this runner reads its response here),
+--       for a root: the outbox message that starts its tree's retention ('' or absent = none)
 -- Reply: {'ok', woke-parent, cancelled-instead[, parent-entries]}
 local function tail(reply)
   if ARGV[13] ~= '' then
@@ -25,6 +26,7 @@ xadd(KEYS[2], 'finished', finished, ARGV[4])
 redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', outcome, 'owner', '', 'lock_until', 0,
   'updated_at', ARGV[4], 'finished_at', ARGV[4])
 notify_finished(execution_id_of(KEYS[1]))
+if ARGV[14] and ARGV[14] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[14]) end
 local woke = 0
 if ARGV[7] ~= '' then
   woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[7], response, ARGV[4], ARGV[9])

@@ -1,0 +1,152 @@
+"""Redis's memory: how full it is (`INFO memory`), and waiting for room when it is full.
+
+Everything Dolmen stores lives in Redis's memory. With `maxmemory` and the
+`noeviction` policy (the embedded Valkey's settings), a full server refuses
+writes with an OOM error, which `connection.map_redis_errors` turns into
+`StoreFullError`; any other policy lets Redis delete keys to make room, which
+loses executions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import structlog
+from redis.exceptions import OutOfMemoryError
+
+from ..errors import StoreFullError
+from .connection import map_redis_errors
+
+log = structlog.get_logger("dolmen.store")
+
+# The only policy that never deletes a key Dolmen wrote.
+NOEVICTION = "noeviction"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMemory:
+    """Redis's memory use as `INFO memory` reports it (`max_bytes` 0: no limit)."""
+
+    used_bytes: int
+    max_bytes: int
+    policy: str
+
+    @property
+    def percent(self) -> float | None:
+        """Used memory as a percentage of maxmemory, or None without a limit."""
+        return round(100.0 * self.used_bytes / self.max_bytes, 1) if self.max_bytes else None
+
+    @property
+    def full(self) -> bool:
+        """Whether writes are refused now (Redis compares with a little slack for its own buffers)."""
+        return self.max_bytes > 0 and self.used_bytes >= self.max_bytes
+
+    @property
+    def evicts(self) -> bool:
+        """Whether Redis deletes keys to make room, which loses executions."""
+        return self.max_bytes > 0 and self.policy != NOEVICTION
+
+    def problems(self) -> list[str]:
+        """What `platform status` reports as unhealthy about memory."""
+        out: list[str] = []
+        if self.full:
+            out.append(
+                f"Redis is full ({format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}): "
+                "it refuses new executions and results; remove finished executions "
+                "(`platform executions purge`) or raise maxmemory (`platform up --maxmemory SIZE`, "
+                "or CONFIG SET maxmemory on your own server)"
+            )
+        if self.evicts:
+            out.append(
+                f"Redis's maxmemory-policy is {self.policy}: when full it deletes keys, and with them executions; "
+                f"set it to {NOEVICTION} (CONFIG SET maxmemory-policy {NOEVICTION})"
+            )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "used_memory": self.used_bytes,
+            "maxmemory": self.max_bytes,
+            "used_percent": self.percent,
+            "maxmemory_policy": self.policy,
+            "full": self.full,
+        }
+
+    def describe(self) -> str:
+        """One line for people: used, limit, percentage and policy."""
+        if not self.max_bytes:
+            return f"{format_bytes(self.used_bytes)} used, no maxmemory (policy {self.policy})"
+        return (
+            f"{format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)} "
+            f"({self.percent}%), policy {self.policy}"
+        )
+
+
+def parse_info(info: dict[str, Any]) -> StoreMemory:
+    """The fields of an `INFO memory` reply that matter here."""
+    return StoreMemory(
+        used_bytes=int(info.get("used_memory", 0)),
+        max_bytes=int(info.get("maxmemory", 0)),
+        policy=str(info.get("maxmemory_policy", "")),
+    )
+
+
+def refused_for_memory(reply: object) -> bool:
+    """Whether a reply (an error in place, from a pipeline) is a write refused over maxmemory."""
+    return isinstance(reply, OutOfMemoryError)
+
+
+def read_memory(client: redis.Redis) -> StoreMemory:
+    """Ask Redis how full it is."""
+    with map_redis_errors():
+        info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
+    return parse_info(info)
+
+
+def format_bytes(count: int) -> str:
+    """`1536` -> `1.5 KiB`: binary units, one decimal."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover - the loop returns
+
+
+class RoomWait:
+    """Paces a writer that holds a lease and waits for a full store to take its write.
+
+    `pause()` sleeps with backoff (up to `cap_s`) and logs at the first pause
+    and then every `log_every_s`; it answers False, without sleeping, once
+    `stop` is set: the writer then gives up and its lease expires.
+    """
+
+    def __init__(self, stop: threading.Event, what: str, *, cap_s: float = 2.0, log_every_s: float = 30.0) -> None:
+        self.stop = stop
+        self.what = what
+        self.cap_s = cap_s
+        self.log_every_s = log_every_s
+        self.started = time.monotonic()
+        self._pause = 0.05
+        self._logged = 0.0
+
+    def pause(self, error: StoreFullError) -> bool:
+        """Wait before the next try; False when the process is stopping."""
+        if self.stop.is_set():
+            return False
+        now = time.monotonic()
+        if not self._logged or now - self._logged >= self.log_every_s:
+            self._logged = now
+            log.warning(
+                "store full: waiting to write", write=self.what, waited_s=round(now - self.started, 1), error=str(error)
+            )
+        self.stop.wait(self._pause)
+        self._pause = min(self._pause * 2, self.cap_s)
+        return not self.stop.is_set()
+
+
+__all__ = ["NOEVICTION", "RoomWait", "StoreMemory", "format_bytes", "parse_info", "read_memory", "refused_for_memory"]

@@ -1,0 +1,48 @@
+"""Which revisions unfinished executions still run on: a light read for runners.
+
+`platform versions` (deploy/versions.py) reads whole states to count
+executions per digest; a runner only needs to know whether a revision has
+any unfinished execution left, every few seconds, so this reads two fields
+per execution and stops as soon as it knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from . import keys
+from .connection import map_redis_errors
+
+
+def revisions_in_use(client: redis.Redis, wanted: Iterable[int], batch: int = 1000) -> set[int]:
+    """The numbers among `wanted` that some unfinished execution names as its revision.
+
+    The `active` index is scanned with ZSCAN, so an execution that stays
+    unfinished during the whole scan is seen even while others come and go.
+    """
+    left = {str(n) for n in wanted}
+    found: set[int] = set()
+    if not left:
+        return found
+    with map_redis_errors():
+        cursor = 0
+        while True:
+            cursor, members = client.zscan(keys.ACTIVE, cursor, count=batch)  # type: ignore[misc]
+            if members:
+                pipe = client.pipeline(transaction=False)
+                for raw_id, _ in members:
+                    pipe.hmget(keys.state(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)), "rev", "status")
+                for rev, status in pipe.execute():
+                    if rev is None or status == b"finished":
+                        continue
+                    number = rev.decode()
+                    if number in left:
+                        left.discard(number)
+                        found.add(int(number))
+                if not left:
+                    break
+            if cursor == 0:
+                break
+    return found

@@ -1,0 +1,223 @@
+"""Removing finished trees by hand (`platform executions purge`), whatever their retention.
+
+The candidates are root executions from the `executions` index created up to
+the `before` time (an execution finishes after it is created), kept if
+finished by then and matching the filters; each is then walked and removed
+as a whole like the retention sweep does (store/trees.py). A tree whose
+root finished but whose descendants still run is kept and reported. A dry
+run walks the same trees and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from ..errors import UsageError
+from . import keys, outbox
+from .connection import map_redis_errors
+from .records import Outcome
+from .scripts import Scripts
+from .trees import Tree, clean_gone, read_trees, remove_trees
+
+# What `--status` may name: every finished root, its kind of outcome, or a failure kind (README "Event log").
+FAILURE_KINDS = (
+    "trap", "timeout", "cancelled", "non_determinism", "child_failed", "crashed", "value_too_large",
+    "secret_unavailable", "runner_error",
+)  # fmt: skip
+PURGE_STATUSES = ("finished", "ok", "err", "failed", *FAILURE_KINDS)
+
+_PAGE = 1000
+_FIELDS = ("status", "ffqn", "finished_at", "outcome")
+
+
+def outcome_label(outcome: Outcome | None) -> str:
+    """`ok` for a returned value, `err` for an `err` result, else the failure's kind."""
+    if outcome is None:
+        return ""
+    if outcome.failure is not None:
+        return outcome.failure.kind
+    value = outcome.value
+    return "err" if isinstance(value, dict) and set(value) == {"err"} else "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeFilter:
+    """Which finished trees to remove: by their root's finish time, function and outcome."""
+
+    before_ms: int
+    ffqn: str | None = None
+    # None or 'finished': any; 'ok', 'err', 'failed' (any failure) or a failure kind.
+    status: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status is not None and self.status not in PURGE_STATUSES:
+            if self.status in ("pending", "running", "blocked"):
+                raise UsageError(f"only finished executions are purged, not {self.status} ones; pick one of {', '.join(PURGE_STATUSES)}")
+            raise UsageError(f"'{self.status}' is not a status to purge by; pick one of {', '.join(PURGE_STATUSES)}")
+
+    def matches(self, ffqn: str, finished_at: int, outcome: Outcome | None) -> bool:
+        if not finished_at or finished_at > self.before_ms:
+            return False
+        if self.ffqn is not None and ffqn != self.ffqn:
+            return False
+        if self.status in (None, "finished"):
+            return True
+        if self.status == "failed":
+            return outcome is not None and outcome.failure is not None
+        return outcome_label(outcome) == self.status
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedTree:
+    """A tree removed (or, in a dry run, that would be)."""
+
+    execution_id: str
+    ffqn: str
+    outcome: str
+    finished_at: int
+    executions: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "ffqn": self.ffqn,
+            "outcome": self.outcome,
+            "finished_at": iso(self.finished_at),
+            "executions": self.executions,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KeptTree:
+    """A matching tree left in place, and why."""
+
+    execution_id: str
+    ffqn: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"execution_id": self.execution_id, "ffqn": self.ffqn, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What a purge removed (or would remove) and what it kept."""
+
+    dry_run: bool
+    purged: tuple[PurgedTree, ...]
+    kept: tuple[KeptTree, ...]
+
+    @property
+    def executions(self) -> int:
+        return sum(t.executions for t in self.purged)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "trees": len(self.purged),
+            "executions": self.executions,
+            "purged": [t.to_json() for t in self.purged],
+            "kept": [t.to_json() for t in self.kept],
+        }
+
+
+def purge_trees(scripts: Scripts, selection: PurgeFilter, *, dry_run: bool = False, batch: int = 100) -> PurgeReport:
+    """Remove every finished tree `selection` picks (nothing with `dry_run`)."""
+    client = scripts.client
+    purged: list[PurgedTree] = []
+    kept: list[KeptTree] = []
+    with map_redis_errors():
+        roots, gone = _candidates(client, selection)
+        if not dry_run:
+            clean_gone(scripts, gone)  # removals another purge or sweep left half done
+        for start in range(0, len(roots), batch):
+            trees = [t for t in read_trees(client, roots[start : start + batch]) if t.exists]
+            ready: list[Tree] = []
+            for tree in trees:
+                if tree.unfinished:
+                    kept.append(_unfinished(tree))
+                elif selection.matches(tree.ffqn, tree.finished_at, tree.outcome):
+                    ready.append(tree)
+            if dry_run:
+                purged += [_purged(tree) for tree in ready]
+                continue
+            results = remove_trees(scripts, ready)
+            retry = [t.root for t in ready if results[t.root] in ("outbox", "changed")]
+            if retry:
+                # Messages not yet delivered (or a tree read mid-change): deliver them and look once more.
+                outbox.flush(scripts, retry)
+                again = [t for t in read_trees(client, retry) if t.exists and not t.unfinished]
+                results.update(remove_trees(scripts, again))
+            for tree in ready:
+                result = results[tree.root]
+                if result == "removed":
+                    purged.append(_purged(tree))
+                elif result != "missing":
+                    kept.append(KeptTree(tree.root, tree.ffqn, f"it changed while it was removed ({result}); purge again"))
+    return PurgeReport(dry_run, tuple(purged), tuple(kept))
+
+
+def _candidates(client: redis.Redis, selection: PurgeFilter) -> tuple[list[str], list[str]]:
+    """Finished roots that match `selection`, oldest first; and listed roots whose state is gone."""
+    roots: list[str] = []
+    gone: list[str] = []
+    for page in _pages(client, selection.before_ms):
+        pipe = client.pipeline(transaction=False)
+        for root in page:
+            pipe.hmget(keys.state(root), *_FIELDS)
+        for root, raw in zip(page, pipe.execute()):
+            status, ffqn, finished_at, outcome = (None if v is None else v.decode() for v in raw)
+            if status is None:
+                gone.append(root)
+            elif status == "finished" and selection.matches(
+                ffqn or "", int(finished_at or 0), Outcome.from_json(json.loads(outcome)) if outcome else None
+            ):
+                roots.append(root)
+    return roots, gone
+
+
+def _pages(client: redis.Redis, before_ms: int) -> Iterator[list[str]]:
+    """Root ids from the `executions` index created up to `before_ms`, a page at a time.
+
+    Each page starts at the last score read (skipping the members at that
+    score already read), so a page costs the same however far the walk is.
+    """
+    low: float | None = None
+    skip = 0
+    while True:
+        rows: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
+            keys.EXECUTIONS, "-inf" if low is None else low, before_ms, start=skip, num=_PAGE, withscores=True
+        )
+        if not rows:
+            return
+        yield [raw.decode() for raw, _ in rows if b"." not in raw]
+        last = rows[-1][1]
+        at_last = sum(1 for _, score in rows if score == last)
+        skip = skip + at_last if last == low else at_last
+        low = last
+
+
+def _purged(tree: Tree) -> PurgedTree:
+    return PurgedTree(tree.root, tree.ffqn, outcome_label(tree.outcome), tree.finished_at, len(tree.members))
+
+
+def _unfinished(tree: Tree) -> KeptTree:
+    waiting = tree.unfinished
+    names = ", ".join(waiting[:3]) + (", ..." if len(waiting) > 3 else "")
+    return KeptTree(
+        tree.root,
+        tree.ffqn,
+        f"its root finished but {names} {'is' if len(waiting) == 1 else 'are'} not finished yet; "
+        "a tree goes only once all of it has finished",
+    )
+
+
+def iso(ms: int) -> str:
+    """A time in ms as ISO 8601 UTC, as the rest of the JSON output writes it."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,111 @@
+"""Retention: a finished execution tree is removed once its retention has passed.
+
+An execution records its retention when it is created: its function's
+`retention` in the deployment it was submitted under
+(`deploy.model.ComponentConfig.retention_for`), else DEFAULT_RETENTION_MS.
+Only a root's counts: the tree (the root and all its descendants) goes as a
+whole.
+
+When a root finishes, the script that writes its `finished` event (finish.lua,
+or cancel.lua for a pending activity) also writes an outbox message that lists
+the root in `dolmen:expiry`, scored by its finish time plus its retention.
+Like every effect outside a tree's slot it is carried out after the script
+answered ok, by the writer, or by the scheduler's outbox sweep if the writer
+died: a finished root is never missed, and the script stays on one slot.
+
+The scheduler's `RetentionSweep` takes the due roots in bounded batches, walks
+each tree and removes it (store/trees.py). A tree with an unfinished
+descendant (a child of a `complete` join set left running when its parent was
+cancelled) waits and is looked at again later: soon after its root finished,
+then at most every RECHECK_MAX_MS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from . import keys, outbox
+from .connection import map_redis_errors
+from .scripts import Scripts
+from .trees import IDEMPOTENCY_FIELD, clean_gone, read_trees, remove_trees
+
+# How long a finished tree is kept when its deployment says nothing: 7 days,
+# as long as an idempotency key stays bound (executions.IDEMPOTENCY_TTL_S).
+DEFAULT_RETENTION_MS = 7 * 86_400_000
+# A root's state field: its retention in ms, recorded when it is created.
+RETENTION_FIELD = "retention_ms"
+# A tree whose descendants still run is looked at again after half the time
+# since its root finished, within these bounds.
+RECHECK_MIN_MS = 1000
+RECHECK_MAX_MS = 60_000
+
+
+def root_fields(retention_ms: int | None, idempotency_key: str | None = None) -> dict[str, str]:
+    """State fields of a new root: its retention (when not the default) and its idempotency key."""
+    fields: dict[str, str] = {}
+    if retention_ms is not None:
+        fields[RETENTION_FIELD] = str(retention_ms)
+    if idempotency_key is not None:
+        fields[IDEMPOTENCY_FIELD] = idempotency_key
+    return fields
+
+
+def expires_at(finished_at: int, state_extra: Mapping[str, str]) -> int:
+    """When the tree of a root that finished at `finished_at` may be removed."""
+    recorded = state_extra.get(RETENTION_FIELD)
+    return finished_at + (int(recorded) if recorded else DEFAULT_RETENTION_MS)
+
+
+def expire_message(root: str, finished_at: int, state_extra: Mapping[str, str]) -> str:
+    """The outbox message a root's finishing script writes (see the module docstring)."""
+    return outbox.expire_msg(root, expires_at(finished_at, state_extra))
+
+
+def recheck_at(now_ms: int, finished_at: int) -> int:
+    """When to look again at a tree whose root finished at `finished_at` but whose descendants still run."""
+    return now_ms + min(RECHECK_MAX_MS, max(RECHECK_MIN_MS, (now_ms - finished_at) // 2))
+
+
+@dataclass
+class RetentionSweep:
+    """Removes the trees whose retention ended, at most `batch` trees per `step()`.
+
+    `backlog` says that the last step found a full batch due: the scheduler
+    then steps again at once instead of waiting for its next sweep.
+    """
+
+    scripts: Scripts
+    batch: int = 100
+    removed: int = 0
+    backlog: bool = False
+
+    def step(self, now_ms: int) -> int:
+        """Remove (or postpone) the next due trees; returns how many were removed."""
+        client = self.scripts.client
+        with map_redis_errors():
+            due: list[bytes] = client.zrangebyscore(keys.EXPIRY, "-inf", now_ms, start=0, num=self.batch)  # type: ignore[assignment]
+            self.backlog = len(due) == self.batch
+            if not due:
+                return 0
+            trees = read_trees(client, [raw.decode() for raw in due])
+            ready = [t for t in trees if t.exists and not t.unfinished]
+            results = remove_trees(self.scripts, ready)
+            later: dict[str, int] = {t.root: recheck_at(now_ms, t.finished_at) for t in trees if t.exists and t.unfinished}
+            later.update({root: now_ms + RECHECK_MIN_MS for root, result in results.items() if result not in ("removed", "missing")})
+            if later:
+                pipe = client.pipeline(transaction=False)
+                for root, at in later.items():
+                    pipe.zadd(keys.EXPIRY, {root: at}, xx=True)  # xx: never list again a tree removed meanwhile
+                pipe.execute()
+            clean_gone(self.scripts, [t.root for t in trees if not t.exists] + [r for r, v in results.items() if v == "missing"])
+            # Undelivered messages of a finished tree: deliver them now, so that the next look removes it.
+            outbox.flush(self.scripts, [root for root, result in results.items() if result == "outbox"])
+        removed = sum(result == "removed" for result in results.values())
+        self.removed += removed
+        return removed
+
+
+__all__ = [
+    "DEFAULT_RETENTION_MS", "RETENTION_FIELD", "RetentionSweep", "expire_message", "expires_at", "recheck_at", "root_fields",
+]  # fmt: skip

@@ -95,7 +95,8 @@ def print_report(report: GcReport) -> None:
     )
     if report.local_bytes:
         text += f" and {_size(report.local_bytes)} in the data directory"
-    grace = f"{report.policy.grace_ms // 1000}s" if report.policy.grace_ms % 60000 else f"{report.policy.grace_ms // 60000}m"
+    grace_ms = report.policy.grace_ms
+    grace = f"{grace_ms // 60000}m" if grace_ms and not grace_ms % 60000 else f"{grace_ms / 1000:g}s"
     echo(text + f" (kept: the active revision, the last {report.policy.keep} deployed, those in use or used within {grace})")
 
 

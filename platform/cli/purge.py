@@ -73,7 +73,7 @@ def _print(report: PurgeReport) -> None:
         emit_table(["id", "function", "outcome", "finished", "executions"], rows)
     for kept in report.kept:
         echo(f"kept {kept.execution_id}: {kept.reason}")
-    trees = f"{len(report.purged)} tree{'' if len(report.purged) == 1 else 's'} ({report.executions} executions)"
+    trees = f"{len(report.purged)} tree{'' if len(report.purged) == 1 else 's'} ({report.executions} execution{'' if report.executions == 1 else 's'})"
     echo(f"would purge {trees}; nothing was removed (--dry-run)" if report.dry_run else f"purged {trees}")
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
-from collections.abc import Callable, Sequence
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -32,14 +33,20 @@ class DeploymentStore:
         """
         digests = [sha256_digest(data) for data in blobs]
         claims = garbage.claim(self.client, digests)
-        for digest, data in zip(digests, blobs):
-            garbage.put_blob(self.client, digest, data)
-        with map_redis_errors():
-            number = int(self.client.incr(keys.DEPLOY_SEQ))  # type: ignore[arg-type]
-        revision: Revision = build(number)
-        stored = garbage.commit(
-            self.client, number, json.dumps(revision.to_json()), revision.created_at, activate=activate, claims=claims
-        )
+        try:
+            for digest, data in zip(digests, blobs):
+                garbage.put_blob(self.client, digest, data)
+            with map_redis_errors():
+                number = int(self.client.incr(keys.DEPLOY_SEQ))  # type: ignore[arg-type]
+            revision: Revision = build(number)
+            stored = garbage.commit(
+                self.client, number, json.dumps(revision.to_json()), revision.created_at, activate=activate, claims=claims
+            )
+        except BaseException:
+            # Released at once, not after CLAIM_TTL_MS: gc would keep the bytes "for a deploy in progress" meanwhile.
+            with contextlib.suppress(StoreError):
+                garbage.release(self.client, claims)
+            raise
         if not stored:
             raise StoreError(
                 f"revision {number} was not stored: storing its components took longer than "

@@ -67,12 +67,31 @@ def claim(client: redis.Redis, digests: Iterable[str]) -> tuple[str, ...]:
 
 
 def put_blob(client: redis.Redis, digest: str, data: bytes) -> None:
-    """D2: write component bytes (unless there) and remove any gc mark on them, atomically."""
+    """D2: write component bytes (unless there) and remove any gc mark on them, atomically.
+
+    Bytes already stored are not sent again: a SET of 18 MB counts against
+    maxmemory even when NX makes it a no-op, so redeploying an unchanged
+    component failed on a store with room for everything but a second copy.
+    Once the mark is gone gc can no longer delete the bytes (G4 needs it), so
+    seeing them in the same transaction is as good as writing them.
+    """
     with map_redis_errors():
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(keys.blob_condemned(digest))
+        pipe.exists(keys.blob(digest))
+        if pipe.execute()[1]:
+            return
         pipe = client.pipeline(transaction=True)
         pipe.delete(keys.blob_condemned(digest))
         pipe.set(keys.blob(digest), data, nx=True)
         pipe.execute()
+
+
+def release(client: redis.Redis, claims: Sequence[str]) -> None:
+    """Drop a failed deploy's claims, so gc need not wait `CLAIM_TTL_MS` for them."""
+    if claims:
+        with map_redis_errors():
+            client.zrem(keys.DEPLOY_CLAIMS, *claims)
 
 
 def commit(client: redis.Redis, number: int, revision_json: str, created_at: int, *, activate: bool, claims: Sequence[str]) -> bool:

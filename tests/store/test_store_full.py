@@ -22,16 +22,19 @@ import pytest
 import redis
 from redis.exceptions import OutOfMemoryError
 
+from dolmen.platform.deploy.model import ComponentConfig, Revision
 from dolmen.platform.errors import StoreFullError
 from dolmen.platform.heartbeat import Heartbeat, read_processes
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.scheduler import FULL_RETRY_S, Scheduler
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.connection import map_redis_errors
-from dolmen.platform.store.executions import ExecutionStore, NewExecution
+from dolmen.platform.store.deployments import DeploymentStore
+from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.scripts import NAMES, Scripts, source
+from dolmen.registry.cache import sha256_digest
 from tests.store.test_deliveries import DiesBeforeDelivering
 from tests.store.test_scripts import (
     CHILD,
@@ -50,7 +53,7 @@ from tests.store.test_scripts import (
     upgrade,
 )
 from tests.support.memory import full_client, full_valkey  # noqa: F401 - fixtures
-from tests.support.memory import FILLER, Filler, refuses_writes
+from tests.support.memory import FILLER, Filler, refuses_writes, used_memory
 from tests.support.polling import wait_for
 
 ACT = "t:p/i@1.0.0.act"
@@ -322,3 +325,34 @@ def test_a_heartbeat_is_written_when_full(client: redis.Redis, filler: Filler) -
     beat.beat()
     (seen,) = read_processes(client)
     assert seen.id == beat.id and seen.healthy
+
+
+# ------------------------------------------------------------- deploys when full
+
+
+def test_redeploying_stored_component_bytes_needs_no_room_for_them(client: redis.Redis) -> None:
+    """A component already stored is not sent again: with room for small writes but not for its 1 MiB, the deploy works.
+
+    A SET of the bytes is refused there even with NX (Valkey counts the command
+    against maxmemory), as redeploying the demo on a 64 MiB store showed.
+    """
+    data = b"\0asm" + b"c" * (1024 * 1024)
+    store = DeploymentStore(client)
+    first = store.put_revision(lambda n: _revision(n, sha256_digest(data)), blobs=[data])
+    client.config_set("maxmemory", used_memory(client) + 512 * 1024)
+    again = store.put_revision(lambda n: _revision(n, sha256_digest(data)), blobs=[data])
+    assert again.number == first.number + 1
+
+
+def test_a_deploy_refused_for_memory_releases_its_claims(client: redis.Redis) -> None:
+    """gc need not keep the bytes of a failed deploy "for a deploy in progress" for an hour."""
+    data = b"\0asm" + b"n" * (1024 * 1024)
+    client.config_set("maxmemory", used_memory(client) + 512 * 1024)
+    with pytest.raises(StoreFullError):
+        DeploymentStore(client).put_revision(lambda n: _revision(n, sha256_digest(data)), blobs=[data])
+    assert client.zcard(keys.DEPLOY_CLAIMS) == 0
+    assert not client.exists(keys.blob(sha256_digest(data)))
+
+
+def _revision(number: int, digest: str) -> Revision:
+    return Revision(number, "full", now_ms(), (ComponentConfig("c", "activity", digest, "test", {}),))

@@ -8,7 +8,7 @@ import time
 import click
 
 from ..client import Client
-from ..deploy.spec import parse_duration
+from ..deploy.fields import parse_duration
 from ..errors import UsageError
 from ..store.purge import PURGE_STATUSES, PurgeFilter, PurgeReport
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx

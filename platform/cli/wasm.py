@@ -12,7 +12,7 @@ import click
 from ...registry.cache import ComponentCache
 from ..build import build_python_guest
 from ..config import env_int
-from ..deploy.spec import parse_duration
+from ..deploy.fields import parse_duration
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..wasm.activity_host import ActivityFailed, ActivityHost, ActivityLimits

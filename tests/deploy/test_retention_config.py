@@ -8,7 +8,8 @@ import pytest
 
 from dolmen.platform.deploy.model import ComponentConfig
 from dolmen.platform.deploy.service import deploy
-from dolmen.platform.deploy.spec import load_spec, parse_duration, parse_spec
+from dolmen.platform.deploy.fields import parse_duration
+from dolmen.platform.deploy.spec import load_spec, parse_spec
 from dolmen.platform.errors import DeploymentError
 from dolmen.platform.store.connection import connect
 from tests.deploy.conftest import Cli, deployment, write

@@ -18,7 +18,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from dolmen.platform.cli.up import build_status
+from dolmen.platform.cli.status import build_status
 from dolmen.platform.config import PlatformFile, pid_alive
 from dolmen.platform.embedded import EmbeddedValkey, choose_port, plan_embedded, previous_port
 from dolmen.platform.heartbeat import STALE_AFTER_S, ProcessInfo, read_processes

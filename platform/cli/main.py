@@ -20,6 +20,7 @@ from .context import CliContext
 _COMMAND_MODULES = (
     "services",
     "up",
+    "status",
     "wasm",
     "executions",
     "purge",

@@ -1,4 +1,4 @@
-"""Runner-side operations: read queues, lock executions, and write fenced results.
+"""Runner-side operations: read queues, lock executions, and write fenced results (values in `lease_values`).
 
 A lock is a lease with an expiry; `version` in the state is the fencing
 token. Every write below passes the owner and version it locked with, and the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -27,56 +27,8 @@ from .deliveries import Deliveries, carry_out
 from .group import GroupCommit
 from .executions import NewExecution, now_ms, response_event
 from .records import Event, ExecutionState, Failure, Outcome
+from .lease_values import Lease, LockRefused, PendingCommit, QueueEntry
 from .scripts import Scripts, write_id
-
-
-@dataclass(frozen=True, slots=True)
-class QueueEntry:
-    """One message read from a function's queue."""
-
-    ffqn: str
-    entry_id: str
-    execution_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A locked execution: the state at lock time and the fencing token."""
-
-    state: ExecutionState
-    owner: str
-    # A workflow's log as read with the lock (None when it was not read).
-    events: list[Event] | None = None
-
-    @property
-    def id(self) -> str:
-        return self.state.id
-
-    @property
-    def version(self) -> str:
-        return str(self.state.version)
-
-    @property
-    def root(self) -> str:
-        return ExecutionId(self.state.id).root
-
-
-@dataclass(frozen=True, slots=True)
-class PendingCommit:
-    """A workflow's commit held back while the activity it calls runs inline.
-
-    Written together with that child's finish (`Leases.finish(...,
-    parent_commit=)`): one round trip for request, creation, result and
-    response. The child is an activity, which runs at least once anyway: had
-    the runner died before this write, replay asks for the child again.
-    """
-
-    lease: Lease
-    events: list[tuple[str, dict[str, Any], int]]
-    creates: list[NewExecution]
-    last_seen: str
-    # When the call was made (ms): the child's creation time, however late it is written.
-    at: int = field(default_factory=lambda: now_ms())
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +39,6 @@ class _Call:
     keys: list[str]
     args: list[Any]
     messages: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class LockRefused:
-    """Why an execution could not be locked: finished, locked, blocked, early, missing."""
-
-    reason: str
-    until: int = 0
 
 
 class Leases:

@@ -1,0 +1,307 @@
+"""Command `status`: what runs, judged from `platform.json`, Redis, heartbeats and the gateway.
+
+The judgement (`build_status`) is pure; the probes around it do the I/O.
+`platform up` uses the same probes to wait until the platform is ready.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+import structlog
+
+from ..config import ENV_REDIS, PlatformFile
+from ..errors import ConfigError, DolmenError, NotFoundError
+from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
+from ..store.connection import map_redis_errors
+from ..store.memory import StoreMemory, read_memory
+from .context import CliContext, echo, emit_json, emit_table, pass_ctx
+
+
+log = structlog.get_logger("dolmen.status")
+
+
+# ---------------------------------------------------------------- status, judged purely
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    """One process of the heartbeat hash, as `platform status` shows it."""
+
+    kind: str
+    id: str
+    pid: int
+    host: str
+    last_seen: float
+    age_s: float
+    healthy: bool
+    supervised_as: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformStatus:
+    """Everything `platform status` reports; `problems` is empty when all is well."""
+
+    data_dir: str
+    supervisor_pid: int | None
+    redis_url: str
+    redis_error: str | None
+    embedded_valkey: bool
+    gateway_url: str | None
+    gateway_error: str | None
+    supervised: dict[str, int]
+    processes: tuple[ProcessRow, ...]
+    problems: tuple[str, ...]
+    # Redis's memory use (None when it does not answer).
+    memory: StoreMemory | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "healthy": not self.problems,
+            "problems": list(self.problems),
+            "data_dir": self.data_dir,
+            "supervisor": {"pid": self.supervisor_pid, "running": self.supervisor_pid is not None},
+            "redis": {
+                "url": self.redis_url,
+                "ok": self.redis_error is None,
+                "error": self.redis_error,
+                "embedded": self.embedded_valkey,
+                "pid": self.supervised.get("valkey"),
+            },
+            "gateway": {"url": self.gateway_url, "ok": self.gateway_error is None, "error": self.gateway_error},
+            "memory": self.memory.to_json() if self.memory is not None else None,
+            "supervised": dict(self.supervised),
+            "processes": [
+                {
+                    "kind": p.kind,
+                    "id": p.id,
+                    "pid": p.pid,
+                    "host": p.host,
+                    "last_seen": p.last_seen,
+                    "age_s": round(p.age_s, 3),
+                    "healthy": p.healthy,
+                    "supervised_as": p.supervised_as,
+                }
+                for p in self.processes
+            ],
+        }
+
+
+def build_status(
+    *,
+    data_dir: Path,
+    running: PlatformFile | None,
+    redis_url: str,
+    redis_error: str | None,
+    gateway_url: str | None,
+    gateway_error: str | None,
+    beats: Sequence[ProcessInfo],
+    now: float,
+    hostname: str,
+    memory: StoreMemory | None = None,
+) -> PlatformStatus:
+    """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full."""
+    supervised = dict(running.processes) if running else {}
+    by_pid = {pid: name for name, pid in supervised.items()}
+    rows: list[ProcessRow] = []
+    problems: list[str] = []
+    if redis_error is not None:
+        problems.append(f"Redis {redis_url} does not answer: {redis_error}")
+    if gateway_url is not None and gateway_error is not None:
+        problems.append(f"gateway {gateway_url} is not healthy: {gateway_error}")
+    if memory is not None:
+        problems += memory.problems()
+    for beat in beats:
+        age = max(0.0, now - beat.last_seen)
+        healthy = age < STALE_AFTER_S
+        mine = by_pid.get(beat.pid) if beat.host == hostname else None
+        rows.append(ProcessRow(beat.kind, beat.id, beat.pid, beat.host, beat.last_seen, age, healthy, mine))
+        if not healthy:
+            problems.append(f"{beat.kind} {beat.id} has not reported for {age:.0f}s (stale: is it still running?)")
+    if redis_error is None:
+        reporting = {r.supervised_as for r in rows if r.healthy and r.supervised_as}
+        for name, pid in supervised.items():
+            if name != "valkey" and name not in reporting:
+                problems.append(f"{name} (pid {pid}) is not reporting: it may be restarting, see the `platform up` log")
+    return PlatformStatus(
+        data_dir=str(data_dir),
+        supervisor_pid=running.supervisor_pid if running else None,
+        redis_url=redis_url,
+        redis_error=redis_error,
+        embedded_valkey=running.embedded_valkey if running else False,
+        gateway_url=gateway_url,
+        gateway_error=gateway_error,
+        supervised=supervised,
+        processes=tuple(rows),
+        problems=tuple(problems),
+        memory=memory,
+    )
+
+
+# ---------------------------------------------------------------- probes (I/O)
+
+
+def probe_client(url: str) -> redis.Redis:
+    """A client with short timeouts, for health probes that must not hang."""
+    try:
+        return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+    except ValueError as exc:
+        raise ConfigError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+
+
+def probe_redis(client: redis.Redis) -> str | None:
+    """None if Redis answers PING, else why not."""
+    try:
+        with map_redis_errors():
+            client.ping()
+    except DolmenError as exc:
+        return str(exc)
+    return None
+
+
+def probe_memory(client: redis.Redis) -> StoreMemory | None:
+    """Redis's memory use, or None if it cannot tell (a server that forbids INFO)."""
+    try:
+        return read_memory(client)
+    except DolmenError as exc:
+        log.debug("could not read Redis's memory use", error=str(exc))
+        return None
+
+
+def probe_gateway(url: str) -> str | None:
+    """None if GET {url}/healthz answers 200, else why not."""
+    # Loopback must not go through an HTTP proxy configured in the environment.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/healthz", timeout=2.0) as response:
+            return None if response.status == 200 else f"/healthz answered {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"/healthz answered {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"cannot reach {url} ({reason})"
+
+
+def forget_heartbeats(client: redis.Redis, pids: set[int]) -> None:
+    """Drop the heartbeats of dead processes of this host, so status does not report them stale."""
+    hostname = socket.gethostname()
+    try:
+        for proc in read_processes(client):
+            if proc.host == hostname and proc.pid in pids:
+                with map_redis_errors():
+                    client.hdel(PROCESSES_KEY, proc.id)
+    except DolmenError as exc:
+        log.debug("could not forget heartbeats", pids=sorted(pids), error=str(exc))
+
+
+# ---------------------------------------------------------------- platform status
+
+
+def collect_status(ctx: CliContext) -> PlatformStatus:
+    """Look at the platform of this data directory (or at --redis), or raise NotFoundError."""
+    data_dir = ctx.data_dir
+    found = PlatformFile.read(data_dir)
+    running = found if found is not None and found.is_live() else None
+    explicit = ctx.redis_flag or os.environ.get(ENV_REDIS)
+    if running is None and not explicit:
+        if found is not None:
+            raise NotFoundError(
+                f"no platform is running for data directory {data_dir}: its platform.json was written by "
+                f"`platform up` (pid {found.supervisor_pid}), which has exited; start it again with `platform up`"
+            )
+        raise NotFoundError(
+            f"no platform is running for data directory {data_dir}; start one with `platform up` "
+            "(or pass the --data-dir of a running one, or --redis URL)"
+        )
+    redis_url = explicit or (running.redis_url if running else "")
+    gateway_url = ctx.gateway_url()
+    client = probe_client(redis_url)
+    try:
+        redis_error, beats = probe_processes(client)
+        memory = probe_memory(client) if redis_error is None else None
+    finally:
+        client.close()
+    return build_status(
+        data_dir=data_dir,
+        running=running,
+        redis_url=redis_url,
+        redis_error=redis_error,
+        gateway_url=gateway_url,
+        gateway_error=probe_gateway(gateway_url) if gateway_url else None,
+        beats=beats,
+        now=time.time(),
+        hostname=socket.gethostname(),
+        memory=memory,
+    )
+
+
+def _render_status(status: PlatformStatus) -> None:
+    def state(error: str | None) -> str:
+        return "ok" if error is None else f"FAILING: {error}"
+
+    if status.supervisor_pid is not None:
+        echo(f"Platform  running (supervisor pid {status.supervisor_pid}), data dir {status.data_dir}")
+    else:
+        echo(f"Platform  no local supervisor for data dir {status.data_dir}")
+    valkey_pid = status.supervised.get("valkey")
+    kind = f"embedded Valkey, pid {valkey_pid}" if status.embedded_valkey else "external"
+    echo(f"Redis     {status.redis_url} ({kind}): {state(status.redis_error)}")
+    if status.memory is not None:
+        echo(f"Memory    {status.memory.describe()}")
+    if status.gateway_url is not None:
+        echo(f"Gateway   {status.gateway_url}: {state(status.gateway_error)}")
+    echo()
+    rows = [
+        [p.kind, p.id, p.pid, p.host, f"{p.age_s:.1f}s ago", "healthy" if p.healthy else "STALE"]
+        for p in status.processes
+    ]
+    emit_table(["KIND", "ID", "PID", "HOST", "LAST SEEN", "STATE"], rows)
+    echo()
+    if status.problems:
+        echo(f"{len(status.problems)} problem(s):")
+        for problem in status.problems:
+            echo(f"  - {problem}")
+    else:
+        echo("All healthy.")
+
+
+@click.command("status")
+@click.option("--json", "json_flag", is_flag=True, help="Print the status as JSON.")
+@pass_ctx
+def status_cmd(ctx: CliContext, json_flag: bool) -> None:
+    """Show what runs: supervisor, Redis, gateway and every process's heartbeat.
+
+    Exits 1 if something is unhealthy, 3 if no platform runs for this data directory.
+    """
+    status = collect_status(ctx)
+    if json_flag or ctx.json_output:
+        emit_json(status.to_json())
+    else:
+        _render_status(status)
+    if status.problems:
+        click.get_current_context().exit(1)
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""
+    cli.add_command(status_cmd)
+
+
+def probe_processes(client: redis.Redis) -> tuple[str | None, list[ProcessInfo]]:
+    """Whether Redis answers (None, or why not) and, if it does, the processes' heartbeats."""
+    redis_error = probe_redis(client)
+    if redis_error is not None:
+        return redis_error, []
+    try:
+        return None, read_processes(client)
+    except DolmenError as exc:
+        return str(exc), []

@@ -1,0 +1,70 @@
+"""What runners hold and read: queue entries, leases, a held-back commit, a refused lock.
+
+Frozen values only; `leases` does the I/O that makes and uses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ids import ExecutionId
+from .executions import NewExecution, now_ms
+from .records import Event, ExecutionState
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One message read from a function's queue."""
+
+    ffqn: str
+    entry_id: str
+    execution_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A locked execution: the state at lock time and the fencing token."""
+
+    state: ExecutionState
+    owner: str
+    # A workflow's log as read with the lock (None when it was not read).
+    events: list[Event] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.state.id
+
+    @property
+    def version(self) -> str:
+        return str(self.state.version)
+
+    @property
+    def root(self) -> str:
+        return ExecutionId(self.state.id).root
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommit:
+    """A workflow's commit held back while the activity it calls runs inline.
+
+    Written together with that child's finish (`Leases.finish(...,
+    parent_commit=)`): one round trip for request, creation, result and
+    response. The child is an activity, which runs at least once anyway: had
+    the runner died before this write, replay asks for the child again.
+    """
+
+    lease: Lease
+    events: list[tuple[str, dict[str, Any], int]]
+    creates: list[NewExecution]
+    last_seen: str
+    # When the call was made (ms): the child's creation time, however late it is written.
+    at: int = field(default_factory=lambda: now_ms())
+
+
+@dataclass(frozen=True, slots=True)
+class LockRefused:
+    """Why an execution could not be locked: finished, locked, blocked, early, missing."""
+
+    reason: str
+    until: int = 0

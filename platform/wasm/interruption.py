@@ -66,11 +66,6 @@ class Interruption:
             if self._cancelled is None:
                 self._cancelled = reason
 
-    @property
-    def cancelled(self) -> str | None:
-        """The reason given to `cancel`, or None."""
-        return self._cancelled
-
     def remaining_ns(self) -> int | None:
         """Time left before the deadline (0 once passed); None without a time limit."""
         if self._deadline_ns is None:

@@ -60,6 +60,10 @@ def _execution_schema(result: Schema) -> Schema:
             "cancel_requested": {"type": "boolean"},
             "result": result,
             "failure": _ref("Failure"),
+            "continued_as": {"type": "string", "description": "A workflow that continued as new: the execution that took over."},
+            "continued_from": {"type": "string", "description": "The execution this one continues (continue-as-new)."},
+            "chain": {"type": "string", "description": "The first execution of this continue-as-new chain."},
+            "chain_index": {"type": "integer", "description": "Position in the chain: 1 for the first continuation."},
         },
     }
 

@@ -225,6 +225,27 @@ class ValueTooLargeError(ExecutionError):
     kind = "value_too_large"
 
 
+class HistoryLimitError(ExecutionError):
+    """A workflow's event log is over its history limit (events or bytes, see `deploy.model.HistoryLimit`).
+
+    Never retried: replaying the same code grows the same log again. The fix
+    is in the workflow: continue as new before the limit.
+    """
+
+    code = "history_limit"
+    kind = "history_limit"
+
+
+class ContinueAsNewError(ExecutionError):
+    """A workflow's continue-as-new was refused: params that do not fit its function, or a child execution.
+
+    Never retried: replaying the same code asks for the same again.
+    """
+
+    code = "continue_as_new"
+    kind = "trap"
+
+
 class SecretUnavailableError(ConfigError):
     """A deployment's `{secret: NAME}` cannot be resolved on this runner: unset, empty, or its file unreadable.
 

@@ -40,7 +40,7 @@ def _print_state(ctx: CliContext, state: ExecutionState) -> None:
 def _exit_for(state: ExecutionState) -> int:
     """0 for a returned value that is not an `err`, 1 otherwise (and while unfinished)."""
     outcome = state.outcome
-    if outcome is None or outcome.failure is not None:
+    if outcome is None or outcome.failure is not None or outcome.continued_as is not None:
         return 1
     value = outcome.value
     if isinstance(value, dict) and set(value) == {"err"}:
@@ -124,7 +124,12 @@ def list_cmd(ctx: CliContext, ffqn: str | None, status: str | None, digest: str 
     for s in states:
         outcome = ""
         if s.outcome is not None:
-            outcome = f"failed: {s.outcome.failure.kind}" if s.outcome.failure else _short(s.outcome.value)
+            if s.outcome.failure:
+                outcome = f"failed: {s.outcome.failure.kind}"
+            elif s.outcome.continued_as:
+                outcome = f"continued as {s.outcome.continued_as}"
+            else:
+                outcome = _short(s.outcome.value)
         rows.append([s.id, s.ffqn, s.status, s.digest[7:19], _time(s.created_at), outcome])
     emit_table(["id", "function", "status", "digest", "created", "outcome"], rows)
     if next_cursor is not None and len(states) == limit:
@@ -149,9 +154,11 @@ def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> None:
     if ctx.json_output:
         emit_json(state.to_json())
     elif state.outcome is None:
-        click.echo(f"{execution_id} is {state.status}", err=True)
+        click.echo(f"{state.id} is {state.status}", err=True)
     elif state.outcome.failure is not None:
         click.echo(f"failed: {state.outcome.failure.kind}: {state.outcome.failure.message}", err=True)
+    elif state.outcome.continued_as is not None:
+        click.echo(f"{state.id} continued as {state.outcome.continued_as}, which is not created yet; wait longer", err=True)
     else:
         echo(json.dumps(state.outcome.value, ensure_ascii=False))
     raise SystemExit(_exit_for(state))

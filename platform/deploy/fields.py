@@ -1,4 +1,4 @@
-"""Readers of one deployment field each: durations, sizes, retry, retention, env and allowed_hosts.
+"""Readers of one deployment field each: durations, sizes, retry, retention, history, env and allowed_hosts.
 
 Each `read_*` takes the YAML node of its field and its location, reports
 every problem to the `Reader` (file, line, key and the fix), and returns the
@@ -14,10 +14,11 @@ import yaml
 from ..errors import InvalidNameError
 from ..ffqn import Ffqn
 from ..wasm.egress import HostPattern
-from .model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue, RetryPolicy, SecretRef
+from .model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue, HistoryLimit, RetryPolicy, SecretRef
 from .yamlnodes import Location, Reader, TaggedScalarNode
 
 _RETENTION_KEYS = ("default", "functions")
+_HISTORY_KEYS = ("max_events", "max_bytes")
 _RETRY_KEYS = ("max_attempts", "initial_backoff", "max_backoff", "retry_on_err")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -123,6 +124,31 @@ def read_retention(reader: Reader, node: yaml.Node, where: Location) -> tuple[in
                 continue
             functions[name] = ms
     return (default, functions) if ok else None
+
+
+def read_history(reader: Reader, node: yaml.Node, where: Location) -> HistoryLimit | None:
+    """`history: {max_events: 20000, max_bytes: 16MiB}`: how large one workflow execution's log may grow."""
+    keys = reader.mapping(node, where, _HISTORY_KEYS)
+    if isinstance(node, yaml.MappingNode) and not node.value:
+        reader.problem(where, "write {max_events: 20000, max_bytes: 16MiB}, or leave 'history' out for these defaults")
+    get = {k: swap(v) for k, v in keys.items()}
+    default = HistoryLimit()
+    events = reader.integer(*get["max_events"], minimum=10) if "max_events" in get else default.max_events
+    size: int | None = default.max_bytes
+    if "max_bytes" in get:
+        bytes_node, bytes_where = get["max_bytes"]
+        text = reader.text(bytes_node, bytes_where)
+        try:
+            size = None if text is None else parse_size(text)
+        except ValueError as exc:
+            reader.problem(bytes_where, str(exc))
+            size = None
+        if size is not None and size < 4096:
+            reader.problem(bytes_where, f"{size} bytes would not hold a workflow's first events; give at least 4KiB")
+            size = None
+    if events is None or size is None or not keys:
+        return None
+    return HistoryLimit(events, size)
 
 
 def read_duration(reader: Reader, node: yaml.Node, where: Location) -> int | None:

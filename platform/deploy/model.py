@@ -55,6 +55,30 @@ def env_from_json(data: Mapping[str, Any]) -> dict[str, EnvValue]:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryLimit:
+    """How large a workflow's event log may grow: events, and bytes of their JSON data.
+
+    Checked whenever the workflow asks for something new; over it, the
+    execution fails with `history_limit` (final). A workflow that runs for
+    long continues as new before it gets there (see
+    `RunContext.continue_as_new`). The defaults sit well below what one
+    lock's read of the log can carry; Temporal's limits (51,200 events,
+    50 MB) are of the same order.
+    """
+
+    max_events: int = 20_000
+    max_bytes: int = 16 * 1024 * 1024
+
+    def to_json(self) -> dict[str, int]:
+        return {"max_events": self.max_events, "max_bytes": self.max_bytes}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HistoryLimit:
+        default = cls()
+        return cls(int(data.get("max_events", default.max_events)), int(data.get("max_bytes", default.max_bytes)))
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff between attempts; `retry_on_err` also retries `err` results."""
 
@@ -107,6 +131,8 @@ class ComponentConfig:
     retention_ms: int | None = None
     # Per-ffqn overrides of `retention_ms`.
     function_retention_ms: dict[str, int] = field(default_factory=dict)
+    # Workflows: how large one execution's log may grow.
+    history: HistoryLimit = field(default_factory=HistoryLimit)
 
     def retention_for(self, ffqn: str) -> int | None:
         """The retention of executions of `ffqn` in ms; None for the platform's default."""
@@ -136,6 +162,7 @@ class ComponentConfig:
             "allowed_hosts": list(self.allowed_hosts) if self.allowed_hosts is not None else None,
             "retention_ms": self.retention_ms,
             "function_retention_ms": dict(self.function_retention_ms),
+            "history": self.history.to_json(),
         }
 
     @classmethod
@@ -160,6 +187,7 @@ class ComponentConfig:
             # Revisions stored before retention existed have neither key: the platform's default.
             retention_ms=data.get("retention_ms"),
             function_retention_ms={k: int(v) for k, v in (data.get("function_retention_ms") or {}).items()},
+            history=HistoryLimit.from_json(data.get("history") or {}),
         )
 
 

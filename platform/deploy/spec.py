@@ -20,6 +20,7 @@ components:
     blocking: in-memory             # in-memory (default) | unload; workflows only
     blocking_timeout: 10s
     retention: 30d                  # or {default: 3d, functions: {FFQN: 30d}}; default 7d (store/retention.py)
+    history: {max_events: 20000, max_bytes: 16MiB}   # the defaults; workflows only (deploy/model.py HistoryLimit)
 routes:
   - {method: POST, path: /checkout/{order-id}, function: shop:checkout/flow@1.0.0.run}
 ```
@@ -53,23 +54,25 @@ from .fields import (
     read_allowed_hosts,
     read_duration,
     read_env,
+    read_history,
     read_retention,
     read_retry,
     read_size,
     swap,
 )
 from .model import (
-    BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, InstanceMode, RetryPolicy, RouteSpec, UpgradePolicy,
+    BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, HistoryLimit, InstanceMode, RetryPolicy, RouteSpec,
+    UpgradePolicy,
 )  # fmt: skip
 from .yamlnodes import Location, Reader, load_document, raise_problems
 
 _TOP_KEYS = ("name", "components", "routes")
 _COMPONENT_KEYS = (
     "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
-    "instances", "max_instance_uses", "allowed_hosts", "retention",
+    "instances", "max_instance_uses", "allowed_hosts", "retention", "history",
 )  # fmt: skip
 _ROUTE_KEYS = ("method", "path", "function")
-_WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout")
+_WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout", "history")
 _ACTIVITY_ONLY = ("instances", "max_instance_uses", "allowed_hosts")
 KINDS: tuple[ComponentKind, ...] = ("activity", "workflow")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
@@ -115,6 +118,7 @@ class ComponentSpec:
     allowed_hosts: tuple[str, ...] | None = None
     retention_ms: int | None = None
     function_retention_ms: Mapping[str, int] = field(default_factory=dict)
+    history: HistoryLimit = HistoryLimit()
     location: Location = Location("", 0)
     key_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
@@ -138,6 +142,7 @@ class ComponentSpec:
             allowed_hosts=self.allowed_hosts,
             retention_ms=self.retention_ms,
             function_retention_ms=dict(self.function_retention_ms),
+            history=self.history,
         )
 
     def at(self, key: str) -> Location:
@@ -261,6 +266,8 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         values["allowed_hosts"] = read_allowed_hosts(reader, *get["allowed_hosts"])
     if "retention" in get and (retention := read_retention(reader, *get["retention"])) is not None:
         values["retention_ms"], values["function_retention_ms"] = retention
+    if "history" in get and kind == "workflow" and (history := read_history(reader, *get["history"])) is not None:
+        values["history"] = history
     if kind == "activity":
         for key in _WORKFLOW_ONLY:
             if key in keys:

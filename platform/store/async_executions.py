@@ -10,6 +10,7 @@ call, so a dead server is noticed). redis-py's exceptions are translated to
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,9 @@ from .async_batch import AsyncBatcher, hash_reply
 from .connection import MAX_BLOCK_MS, map_redis_errors
 from .finish_watch import FinishWatcher, Watch
 from .records import FINISHED, Event, ExecutionState
+
+# How often a waiter looks for the next execution of a chain that is not created yet (seconds).
+CHAIN_POLL_S = 0.02
 
 
 class AsyncExecutions:
@@ -77,7 +81,15 @@ class AsyncExecutions:
         return self.watcher.watch(ExecutionId.parse(execution_id).value)
 
     async def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
-        """The state once finished, or as it is when `timeout_s` runs out."""
+        """The state once finished, or as it is when `timeout_s` runs out.
+
+        A workflow that continued as new is followed along its chain: the
+        state returned is that of the last execution reached.
+        """
+        deadline = time.monotonic() + timeout_s
+        return await self._follow_chain(await self._wait_one(execution_id, timeout_s), deadline)
+
+    async def _wait_one(self, execution_id: str, timeout_s: float) -> ExecutionState:
         if timeout_s <= 0:
             return await self.require(execution_id)
         # Registered before the read: a finish after the read is notified to it.
@@ -85,16 +97,34 @@ class AsyncExecutions:
             state = await self.require(execution_id)
             if state.status == "finished":
                 return state
-            return await self.outcome(watch, timeout_s)
+            return await self._outcome_one(watch, timeout_s)
 
     async def outcome(self, watch: Watch, timeout_s: float) -> ExecutionState:
-        """The state once finished, or as it is when `timeout_s` runs out.
+        """The state once finished, or as it is when `timeout_s` runs out (following a chain, as `wait_finished`).
 
         `watch` must have been registered before the execution was last seen
         unfinished (read, or created by this caller).
         """
+        deadline = time.monotonic() + timeout_s
+        return await self._follow_chain(await self._outcome_one(watch, timeout_s), deadline)
+
+    async def _outcome_one(self, watch: Watch, timeout_s: float) -> ExecutionState:
         state = await watch.wait(timeout_s)
         return state if state is not None else await self.require(watch.execution_id)
+
+    async def _follow_chain(self, state: ExecutionState, deadline: float) -> ExecutionState:
+        while state.outcome is not None and state.outcome.continued_as is not None:
+            successor = state.outcome.continued_as
+            # Created by the outbox right after the finish that names it: it may be a moment away.
+            while (found := await self.get(successor)) is None:
+                if time.monotonic() >= deadline:
+                    return state
+                await asyncio.sleep(CHAIN_POLL_S)
+            if found.status == "finished":
+                state = found
+            else:
+                state = await self._wait_one(successor, deadline - time.monotonic())
+        return state
 
     async def follow(self, execution_id: str, *, after: int, timeout_s: float) -> AsyncIterator[Event | None]:
         """Events with index > `after`, live, until `finished` or `timeout_s`.

@@ -269,7 +269,21 @@ class ExecutionStore:
                 last_id, index = new[-1].stream_id, new[-1].index + 1
 
     def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
-        """The state once finished, or as it is when `timeout_s` runs out."""
+        """The state once finished, or as it is when `timeout_s` runs out.
+
+        A workflow that continued as new is followed along its chain: the
+        state returned is that of the last execution reached.
+        """
+        deadline = time.monotonic() + timeout_s
+        state = self._wait_one(execution_id, timeout_s)
+        while state.outcome is not None and state.outcome.continued_as is not None:
+            found = self._successor(state, max(0.0, deadline - time.monotonic()))
+            if found is None:
+                return state
+            state = self._wait_one(found.id, deadline - time.monotonic()) if found.status != "finished" else found
+        return state
+
+    def _wait_one(self, execution_id: str, timeout_s: float) -> ExecutionState:
         state = self.require(execution_id)
         if state.status == "finished" or timeout_s <= 0:
             return state
@@ -322,8 +336,35 @@ class ExecutionStore:
     # ----------------------------------------------------------------- cancel
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
-        """Request cancellation; returns 'cancelled', 'requested', 'already' or 'finished'."""
+        """Request cancellation; returns 'cancelled', 'requested', 'already' or 'finished'.
+
+        A workflow that continued as new is cancelled where its chain is now:
+        the latest execution (followed again if it continues meanwhile).
+        """
         state = self.require(execution_id)
+        while True:
+            while state.outcome is not None and state.outcome.continued_as is not None:
+                successor = self._successor(state)
+                if successor is None:
+                    return "finished"
+                state = successor
+            result = self._cancel_one(state, reason)
+            if result != "finished":
+                return result
+            now = self.get(state.id)
+            if now is None or now.outcome is None or now.outcome.continued_as is None:
+                return result
+            state = now
+
+    def _successor(self, state: ExecutionState, timeout_s: float = 5.0) -> ExecutionState | None:
+        """The execution `state` continued as; it is created a moment after the finish that names it."""
+        assert state.outcome is not None and state.outcome.continued_as is not None
+        deadline = time.monotonic() + timeout_s
+        while (found := self.get(state.outcome.continued_as)) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return found
+
+    def _cancel_one(self, state: ExecutionState, reason: str) -> str:
         eid = ExecutionId(state.id)
         parent = eid.parent
         at = now_ms()
@@ -361,7 +402,7 @@ class ExecutionStore:
                 also=(lambda p: p.zrem(keys.ACTIVE, state.id)) if result == "cancelled" else None,
             )
         if result == "missing":
-            raise NotFoundError(f"execution {execution_id} does not exist")
+            raise NotFoundError(f"execution {state.id} does not exist")
         return result
 
 

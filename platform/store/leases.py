@@ -229,8 +229,13 @@ class Leases:
         clear_timer: dict[str, Any] | None = None,
         parent_tail_after: str | None = None,
         parent_commit: PendingCommit | None = None,
+        continue_with: NewExecution | None = None,
     ) -> list[Any]:
         """Write `finished` (fenced), answer the parent, then ack queue entries.
+
+        With `continue_with` (a top-level workflow that continues as new), the
+        same write puts that execution's creation in the outbox, unless a
+        cancellation won (`unless_cancelled`): then the chain ends here.
 
         With `unless_cancelled`, a cancellation requested while it ran wins: the
         execution finishes as cancelled and `outcome` is discarded. With
@@ -259,12 +264,14 @@ class Leases:
         at = now_ms()
         # A root's end starts its tree's retention (store/retention.py).
         expire = "" if parent else retention.expire_message(root, at, state.extra)
+        successor = "" if continue_with is None else _create_elsewhere(continue_with, at, wid=f"{state.id}/continue")
         finish = _Call(
             "finish",
             [keys.state(state.id), keys.log(state.id), keys.outbox(root),
              keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
             [write_id(), lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
-             state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or "", expire],
+             state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or "", expire,
+             successor],
             [],
         )  # fmt: skip
         if parent_commit is None:
@@ -292,7 +299,8 @@ class Leases:
             if clear_timer is not None:
                 pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
 
-        self._after(root, ([wake] if int(reply[1]) else []) + ([expire] if expire else []), also)
+        continued = [successor] if successor and not int(reply[2]) else []
+        self._after(root, ([wake] if int(reply[1]) else []) + ([expire] if expire else []) + continued, also)
         return list(reply[3]) if len(reply) > 3 else []
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
@@ -371,16 +379,7 @@ class Leases:
             for new in children
             for m in ([outbox.index_msg(new.id, at, finished=True)] if new.id == finished_inline else _starts(new, at))
         ]
-        starts += [
-            outbox.create_msg(
-                new.id,
-                json.dumps(new.created_event()),
-                new.state_fields(at),
-                _starts(new, at),
-                wid=f"{lease.id}/{new.id}",
-            )
-            for new in elsewhere
-        ]
+        starts += [_create_elsewhere(new, at, wid=f"{lease.id}/{new.id}") for new in elsewhere]
         starts += list(messages)
         spec = {
             "events": [[t, json.dumps(d), str(when)] for t, d, when in events],
@@ -412,6 +411,11 @@ class Leases:
 def _starts(new: NewExecution, at: int) -> list[str]:
     """A new execution's own outbox messages: queue it (or arm its recovery timer), index it."""
     return [new.initial_message(), outbox.index_msg(new.id, at)]
+
+
+def _create_elsewhere(new: NewExecution, at: int, *, wid: str) -> str:
+    """The outbox message that creates a top-level execution (its own tree) and starts it."""
+    return outbox.create_msg(new.id, json.dumps(new.created_event()), new.state_fields(at), _starts(new, at), wid=wid)
 
 
 def _as_args(call: _Call) -> tuple[str, list[str], list[Any]]:

@@ -28,20 +28,22 @@ from .trees import Tree, clean_gone, read_trees, remove_trees
 # What `--status` may name: every finished root, its kind of outcome, or a failure kind (README "Event log").
 FAILURE_KINDS = (
     "trap", "timeout", "cancelled", "non_determinism", "child_failed", "crashed", "value_too_large",
-    "secret_unavailable", "runner_error",
+    "secret_unavailable", "runner_error", "history_limit",
 )  # fmt: skip
-PURGE_STATUSES = ("finished", "ok", "err", "failed", *FAILURE_KINDS)
+PURGE_STATUSES = ("finished", "ok", "err", "continued", "failed", *FAILURE_KINDS)
 
 _PAGE = 1000
 _FIELDS = ("status", "ffqn", "finished_at", "outcome")
 
 
 def outcome_label(outcome: Outcome | None) -> str:
-    """`ok` for a returned value, `err` for an `err` result, else the failure's kind."""
+    """`ok` for a returned value, `err` for an `err` result, `continued` for a workflow that continued as new, else the failure's kind."""
     if outcome is None:
         return ""
     if outcome.failure is not None:
         return outcome.failure.kind
+    if outcome.continued_as is not None:
+        return "continued"
     value = outcome.value
     return "err" if isinstance(value, dict) and set(value) == {"err"} else "ok"
 
@@ -52,7 +54,7 @@ class PurgeFilter:
 
     before_ms: int
     ffqn: str | None = None
-    # None or 'finished': any; 'ok', 'err', 'failed' (any failure) or a failure kind.
+    # None or 'finished': any; 'ok', 'err', 'continued', 'failed' (any failure) or a failure kind.
     status: str | None = None
 
     def __post_init__(self) -> None:

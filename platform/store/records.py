@@ -27,6 +27,9 @@ SCHEDULED = "scheduled"
 RESPONSE = "response"
 UPGRADED = "upgraded"
 UPGRADE_REJECTED = "upgrade_rejected"
+# State fields of an execution that a workflow continued as (see `RunContext.continue_as_new`):
+# the execution it continues, the chain's first execution, and its position in the chain (1, 2, ...).
+CHAIN_FIELDS = ("continued_from", "chain", "chain_index")
 REQUEST_TYPES = frozenset({JOIN_SET_CREATED, CHILD_SUBMITTED, DELAY_REQUESTED, JOIN_NEXT, SCHEDULED})
 
 
@@ -39,6 +42,8 @@ class Event:
     data: dict[str, Any]
     at: int
     stream_id: str = ""
+    # Bytes of the event's JSON data as stored: what the history limit counts.
+    size: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"index": self.index, "type": self.type, "at": self.at, **self.data}
@@ -49,12 +54,14 @@ class Event:
         sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
         if isinstance(fields, list):
             fields = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
+        raw = fields[b"d"]
         return cls(
             index=index,
             type=fields[b"t"].decode(),
-            data=json.loads(fields[b"d"]),
+            data=json.loads(raw),
             at=int(fields[b"at"]),
             stream_id=sid,
+            size=len(raw),
         )
 
 
@@ -71,10 +78,15 @@ class Failure:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How an execution finished: a returned value (JSON) or a failure."""
+    """How an execution finished: a returned value (JSON), a failure, or continued as a new execution.
+
+    `continued_as` is the id of the execution a workflow continued as (see
+    `RunContext.continue_as_new`): its chain's result is that execution's.
+    """
 
     value: Any = None
     failure: Failure | None = None
+    continued_as: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,6 +95,8 @@ class Outcome:
     def to_json(self) -> dict[str, Any]:
         if self.failure is not None:
             return {"failure": self.failure.to_json()}
+        if self.continued_as is not None:
+            return {"continued_as": self.continued_as}
         return {"result": self.value}
 
     @classmethod
@@ -90,6 +104,8 @@ class Outcome:
         failure = data.get("failure")
         if failure is not None:
             return cls(failure=Failure(failure["kind"], failure["message"]))
+        if data.get("continued_as"):
+            return cls(continued_as=str(data["continued_as"]))
         return cls(value=data.get("result"))
 
 
@@ -166,6 +182,9 @@ class ExecutionState:
         }
         if self.parent:
             data["parent_id"] = self.parent
+        for name in CHAIN_FIELDS:
+            if self.extra.get(name):
+                data[name] = int(self.extra[name]) if name == "chain_index" else self.extra[name]
         if self.cancel_requested:
             data["cancel_requested"] = True
         if self.outcome is not None:

@@ -15,11 +15,12 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import structlog
 
-from ..errors import CancelledError, ChildFailedError, ConfigError, NotFoundError
+from ..deploy.model import HistoryLimit
+from ..errors import CancelledError, ChildFailedError, ConfigError, ContinueAsNewError, HistoryLimitError, NotFoundError
 from ..ids import ExecutionId, seed_number
 from ..store.executions import NewExecution, now_ms
 from ..store.records import (
@@ -43,6 +44,17 @@ _JOIN_SET_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
 class Unload(Exception):
     """Raised through the guest to drop the instance; the workflow resumes by replay."""
+
+
+class ContinueAsNew(Exception):
+    """Raised through the guest when it continues as new: its run ends, and the executor finishes it.
+
+    `params` are the new execution's, canonical JSON, checked against the function's WIT params.
+    """
+
+    def __init__(self, params: list[Any]) -> None:
+        super().__init__("continue as new")
+        self.params = params
 
 
 class ReachedEndOfLog(Exception):
@@ -171,6 +183,8 @@ class RunContext:
     caught_up: Callable[[], None] | None = None
     # The largest params of a new call (and the result), in bytes of JSON (see `wit.limits`).
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    # How large the log may grow: checked at every new request.
+    history: HistoryLimit = field(default_factory=HistoryLimit)
 
     def __post_init__(self) -> None:
         # The seed recorded in the `created` event (or, for older logs, the one
@@ -206,12 +220,36 @@ class RunContext:
             self.driver.past_end(Request(event_type, data).describe())
         if calls is not None:
             check_value(data["params"], self.max_value_bytes, f"the params of the call of {calls}")
+        self._check_history()
         at = max(now_ms(), self.replay.now_ms)
         self.replay.tick(at)
         if when_new is not None:
             data = {**data, **when_new(at)}
         self.pending.append((event_type, data, at))
         return Asked(data, at, True)
+
+    def _check_history(self) -> None:
+        """Refuse a new request once the log is over its history limit (`HistoryLimitError`, final).
+
+        Counted here, where the workflow grows its log: every response is
+        the answer to one of its requests, so the log stays within about
+        twice the limit even while responses arrive.
+        """
+        limit = self.history
+        events = self.replay.length + len(self.pending) + 1
+        if events <= limit.max_events and self.replay.log_bytes <= limit.max_bytes:
+            return
+        if events > limit.max_events:
+            over = f"{events} events, over its limit of {limit.max_events}"
+        else:
+            over = f"{self.replay.log_bytes} bytes, over its limit of {limit.max_bytes}"
+        raise HistoryLimitError(
+            f"the event log of {self.execution_id} grew to {over}; a workflow that runs for long must "
+            "continue as new before it gets there: call continue-as-new of dolmen:workflow/host with the params "
+            "to carry on with (the execution ends, and a fresh one with an empty log takes over), or raise the "
+            "component's 'history: {max_events: N, max_bytes: SIZE}' in the deployment",
+            execution_id=self.execution_id,
+        )
 
     def flush(self) -> None:
         """Write buffered requests (and the children they create) in one round trip."""
@@ -403,6 +441,24 @@ class RunContext:
                 **fields,
             )
         )
+
+    def continue_as_new(self, params: list[Any]) -> NoReturn:
+        """End the run here: the execution finishes, and a fresh one of the same function takes over.
+
+        `params` (canonical JSON) start the new execution with an empty log,
+        as a top-level execution that links back to this one (see
+        `WorkflowExecutor`). Only a top-level execution can: a child's
+        result belongs to its parent's log (`ContinueAsNewError`, final).
+        """
+        if ExecutionId(self.execution_id).parent is not None:
+            raise ContinueAsNewError(
+                f"{self.execution_id} is a child execution and cannot continue as new: its parent waits for its "
+                "result; loop in the parent instead (call the child again with the new params), or start the "
+                "long-running workflow as a top-level execution (-schedule, or an invocation)",
+                execution_id=self.execution_id,
+            )
+        check_value(params, self.max_value_bytes, "the params of continue-as-new")
+        raise ContinueAsNew(params)
 
     # ------------------------------------------------------- determinism
 

@@ -15,8 +15,10 @@ from ..errors import (
     ChildFailedError,
     ComponentError,
     DolmenError,
+    ContinueAsNewError,
     ExecutionTimeoutError,
     FencedError,
+    HistoryLimitError,
     NonDeterminismError,
     NotFoundError,
     StoreError,
@@ -27,6 +29,7 @@ from ..errors import (
 from ..runner.components import ComponentProvider, spare_instances
 from ..runner.retry import Finish, RetryAt, after_failure
 from ..store.deployments import RevisionCache
+from ..ids import ExecutionId
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store import outbox
@@ -38,11 +41,13 @@ from ..store.records import (
     JOIN_SET_CREATED,
     RESPONSE,
     Event,
+    ExecutionState,
     Failure,
     Outcome,
 )
+from ..store.retention import RETENTION_FIELD, root_fields
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
-from .context import RunContext, Target, Unload
+from .context import ContinueAsNew, RunContext, Target, Unload
 from .replay import Replay
 from .sandbox import WorkflowSandbox
 
@@ -218,16 +223,24 @@ class WorkflowExecutor:
             LiveDriver(self, lease, config),
             revision=state.revision,
             max_value_bytes=self.max_value_bytes,
+            history=config.history,
         )
         if state.cancel_requested or replay.cancel_requested:
             self._cancel(lease, replay, entries)
             return
         try:
             loaded = self.provider.load("workflow", state.digest)
-            value = self.sandbox.invoke(loaded, ctx, timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes)
+            continued: list[Any] | None = None
+            try:
+                value = self.sandbox.invoke(loaded, ctx, timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes)
+            except ContinueAsNew as cont:
+                value, continued = None, cont.params
             for child in ctx.closing():
                 self.store.cancel(child, "its join set was closed with closing strategy 'cancel'")
-            self._finish(lease, Outcome(value=value), entries)
+            if continued is None:
+                self._finish(lease, Outcome(value=value), entries)
+            else:
+                self._continue(lease, continued, entries)
         except Unload:
             self.leases.ack(entries)
         except CancelledError:
@@ -237,8 +250,8 @@ class WorkflowExecutor:
             self._finish(lease, Outcome(failure=Failure("non_determinism", str(exc))), entries)
         except ChildFailedError as exc:
             self._finish(lease, Outcome(failure=Failure("child_failed", str(exc))), entries)
-        except ValueTooLargeError as exc:
-            # Final: replaying the same code makes the same value again.
+        except (ValueTooLargeError, HistoryLimitError, ContinueAsNewError) as exc:
+            # Final: replaying the same code makes the same value (or log, or request) again.
             self._finish(lease, Outcome(failure=Failure(exc.kind, str(exc))), entries)
         except FencedError as exc:
             log.warning("lease lost", execution_id=state.id, error=str(exc))
@@ -257,6 +270,60 @@ class WorkflowExecutor:
             self.leases.finish(lease, outcome, entries=entries)
         except FencedError as exc:
             log.warning("lease lost before finishing", execution_id=lease.id, error=str(exc))
+
+    def _continue(self, lease: Lease, params: list[Any], entries: list[QueueEntry]) -> None:
+        """Finish as continued, creating the chain's next execution in the same write (unless cancelled meanwhile)."""
+        state = lease.state
+        target = self._continuation_target(state)
+        chain = state.extra.get("chain") or state.id
+        index = int(state.extra.get("chain_index") or 0) + 1
+        links = {"continued_from": state.id, "chain": chain}
+        successor = NewExecution(
+            id=ExecutionId.new().value,
+            ffqn=state.ffqn,
+            kind="workflow",
+            digest=target.digest,
+            params=params,
+            revision=target.revision,
+            component=target.component,
+            created_extra={**links, "chain_index": index},
+            state_extra={**links, "chain_index": str(index), **root_fields(target.retention_ms)},
+        )
+        log.info("continued as new", execution_id=state.id, successor=successor.id, chain=chain, chain_index=index)
+        try:
+            self.leases.finish(
+                lease,
+                Outcome(continued_as=successor.id),
+                entries=entries,
+                extra={"params": params},
+                unless_cancelled=True,
+                continue_with=successor,
+            )
+        except FencedError as exc:
+            log.warning("lease lost before continuing as new", execution_id=lease.id, error=str(exc))
+
+    def _continuation_target(self, state: ExecutionState) -> Target:
+        """Where the next execution of a chain runs: the function's deployed version, else this one's.
+
+        A fresh log has nothing to replay, so it starts on what is deployed now;
+        a function no longer deployed carries on with the component it ran on.
+        """
+        revision = self.revisions.active()
+        if revision is not None:
+            try:
+                route = revision.route(state.ffqn)
+            except NotFoundError:
+                pass
+            else:
+                if route.kind == "workflow":
+                    return Target(
+                        route.ffqn, route.kind, route.component.digest, revision.number, route.component.name,
+                        route.component.retention_for(route.ffqn),
+                    )  # fmt: skip
+        recorded = state.extra.get(RETENTION_FIELD)
+        return Target(
+            state.ffqn, "workflow", state.digest, state.revision, state.component, int(recorded) if recorded else None
+        )
 
     def _failed(
         self, lease: Lease, config: ComponentConfig, replay: Replay, failure: Failure, entries: list[QueueEntry]

@@ -17,6 +17,7 @@ What a workflow gets:
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,11 +26,11 @@ from typing import Any
 from wasmtime import WasmtimeError
 from wasmtime.component import Linker, LinkerInstance, Record, ResourceHost, ResourceType
 
-from ..errors import ComponentError, UsageError
-from ..ffqn import InterfaceName
+from ..errors import ComponentError, ContinueAsNewError, InvalidValueError, UsageError
+from ..ffqn import Ffqn, InterfaceName
 from ..wasm.introspect import InterfaceInfo
 from ..wasm.loader import LoadedComponent
-from ..wit.codec import from_wasm, to_wasm
+from ..wit.codec import canonical_params, from_wasm, to_wasm
 from ..wit.types import FunctionType, ResourceT, ResultT, TupleT
 from .context import RunContext
 
@@ -170,6 +171,27 @@ class WorkflowLinker:
             inst.add_func("now-ms", lambda store: _ctx().now())
             inst.add_func("current-id", lambda store: _ctx().execution_id)
             inst.add_func("log", log_line)
+            inst.add_func("continue-as-new", self._continue_as_new)
+
+    def _continue_as_new(self, store: Any, params_json: str) -> None:
+        ctx = _ctx()
+        ffqn = Ffqn.parse(ctx.ffqn)
+        fn = self.loaded.info.functions().get(ffqn)
+        if fn is None:  # pragma: no cover - the sandbox calls only exported functions
+            raise ContinueAsNewError(f"component {self.loaded.digest} does not export {ffqn}")
+        try:
+            params = canonical_params(json.loads(params_json), fn, "continue-as-new params")
+        except json.JSONDecodeError as exc:
+            raise ContinueAsNewError(
+                f"continue-as-new got params that are not JSON ({exc}): pass the params of {ffqn} as a JSON "
+                f"array by position or an object by name, e.g. {_example(fn)}",
+                execution_id=ctx.execution_id,
+            ) from None
+        except InvalidValueError as exc:
+            raise ContinueAsNewError(
+                f"continue-as-new params do not fit {ffqn}: {exc}", execution_id=ctx.execution_id
+            ) from None
+        ctx.continue_as_new(params)
 
     # ------------------------------------------------------ extensions
 
@@ -202,6 +224,11 @@ class WorkflowLinker:
 
 
 # ------------------------------------------------------------ functions
+
+
+def _example(fn: FunctionType) -> str:
+    names = [name for name, _ in fn.params]
+    return "[]" if not names else "{" + ", ".join(f'"{name}": ...' for name in names) + "}"
 
 
 def _params_json(fty: FunctionType, args: tuple[Any, ...], skip: int = 0) -> list[Any]:

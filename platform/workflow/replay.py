@@ -98,6 +98,8 @@ class Replay:
     _by_join_set: dict[str, list[Event]] = field(default_factory=dict)
     _taken: dict[str, int] = field(default_factory=dict)  # per join set: responses handed out
     _cancel_requested: bool = False
+    # Bytes of the logged events' JSON data (`Event.size`): what the history limit counts.
+    log_bytes: int = 0
 
     def __post_init__(self) -> None:
         events, self.events = self.events, []
@@ -111,6 +113,7 @@ class Replay:
         """Events appended by others (responses, cancellation) or by us."""
         for event in new_events:
             self.events.append(event)
+            self.log_bytes += event.size
             if event.type in REQUEST_TYPES:
                 self.requests.append(event)
             elif event.type == CANCEL_REQUESTED:

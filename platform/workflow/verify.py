@@ -15,7 +15,9 @@ from ..errors import (
     CancelledError,
     ChildFailedError,
     DolmenError,
+    ContinueAsNewError,
     ExecutionTimeoutError,
+    HistoryLimitError,
     NonDeterminismError,
     TrapError,
     ValueTooLargeError,
@@ -23,7 +25,7 @@ from ..errors import (
 from ..store.executions import NewExecution
 from ..store.records import FINISHED, Event, Outcome
 from ..wasm.loader import LoadedComponent
-from .context import ReachedEndOfLog, ReadOnlyDriver, RunContext, Target
+from .context import ContinueAsNew, ReachedEndOfLog, ReadOnlyDriver, RunContext, Target
 from .replay import Replay, json_equal
 from .sandbox import WorkflowSandbox
 
@@ -87,7 +89,12 @@ def verify(
         return _diverged(count, finished, end.request, "the code asked for")
     except NonDeterminismError as exc:
         return Verdict(False, count, exc.event_index, exc.logged, exc.requested, str(exc))
-    except (CancelledError, ChildFailedError, ValueTooLargeError) as exc:
+    except ContinueAsNew as cont:
+        leftover = ctx.replay.leftover_error()
+        if leftover is not None:
+            return Verdict(False, count, leftover.event_index, leftover.logged, leftover.requested, str(leftover))
+        return _continued_like(count, finished, cont.params)
+    except (CancelledError, ChildFailedError, ValueTooLargeError, HistoryLimitError, ContinueAsNewError) as exc:
         return _ended_like(count, finished, exc)
     except (TrapError, ExecutionTimeoutError) as exc:
         # A finished log that ended in the same failure replays cleanly; a running
@@ -100,7 +107,7 @@ def verify(
     if finished is None:
         return Verdict(True, count)
     logged = Outcome.from_json(finished.data)
-    if logged.failure is not None or not json_equal(logged.value, value):
+    if logged.failure is not None or logged.continued_as is not None or not json_equal(logged.value, value):
         return Verdict(
             False,
             count,
@@ -111,6 +118,24 @@ def verify(
             f"but the code returned {json.dumps(value)}",
         )
     return Verdict(True, count)
+
+
+def _continued_like(count: int, finished: Event | None, params: list[Any]) -> Verdict:
+    """A run that continued as new is clean if the log did the same with the same params (or is unfinished)."""
+    if finished is None:
+        return Verdict(True, count)
+    logged = Outcome.from_json(finished.data)
+    if logged.continued_as is not None and json_equal(finished.data.get("params"), params):
+        return Verdict(True, count)
+    requested = f"continue-as-new {json.dumps(params)}"
+    return Verdict(
+        False,
+        count,
+        finished.index,
+        _describe_outcome(logged),
+        requested,
+        f"non-determinism at event {finished.index}: the log holds {_describe_outcome(logged)} but the code asked for {requested}",
+    )
 
 
 def _ended_like(count: int, finished: Event | None, exc: DolmenError) -> Verdict:
@@ -138,5 +163,7 @@ def _diverged(count: int, finished: Event, requested: str, verb: str) -> Verdict
 def _describe_outcome(outcome: Outcome) -> str:
     if outcome.failure is not None:
         return f"failure {outcome.failure.kind}"
+    if outcome.continued_as is not None:
+        return f"continued as {outcome.continued_as}"
     return f"return {json.dumps(outcome.value)}"
 

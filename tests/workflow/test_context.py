@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from dolmen.platform.deploy.model import HistoryLimit
+from dolmen.platform.errors import ContinueAsNewError, HistoryLimitError
 from dolmen.platform.ids import ExecutionId, new_seed, seed_from_id, seed_number
 from dolmen.platform.store.executions import NewExecution
 from dolmen.platform.store.records import Event
@@ -356,3 +358,32 @@ def test_closing_waits_until_every_submission_of_a_complete_join_set_answered() 
         ctx.submit(handle, DOUBLE, [i])
     assert ctx.closing() == []
     assert len(driver.waited_until) == 3 and len(driver.batches) == 1
+
+
+def test_only_a_top_level_execution_continues_as_new() -> None:
+    """A child's result belongs to its parent's log: continue-as-new refuses it, naming what to do instead."""
+    with pytest.raises(context_module.ContinueAsNew) as continued:
+        run_context(log()).continue_as_new([1])
+    assert continued.value.params == [1]
+    with pytest.raises(ContinueAsNewError) as refused:
+        run_context(log(), execution_id=f"{EID}.3").continue_as_new([1])
+    assert "is a child execution" in str(refused.value) and "loop in the parent" in str(refused.value)
+
+
+def test_the_history_limit_counts_events_and_bytes_at_new_requests() -> None:
+    """A new request past either limit fails the run; logged requests replay freely."""
+    ctx = run_context(log(("join_set_created", {"join_set": "g1", "closing": "complete"}, 2_000)))
+    ctx.history = HistoryLimit(max_events=3, max_bytes=10_000)
+    ctx.new_join_set(None, "complete")  # replayed from the log: not counted again
+    ctx.new_join_set(None, "complete")  # the third event
+    with pytest.raises(HistoryLimitError) as over:
+        ctx.new_join_set(None, "complete")
+    assert "4 events, over its limit of 3" in str(over.value) and "continue-as-new" in str(over.value)
+    big = log(("join_set_created", {"join_set": "g1", "closing": "complete"}, 2_000))
+    big = [Event(e.index, e.type, e.data, e.at, e.stream_id, size=6_000) for e in big]
+    sized = run_context(big)
+    sized.history = HistoryLimit(max_events=100, max_bytes=10_000)
+    with pytest.raises(HistoryLimitError) as heavy:
+        sized.new_join_set(None, "complete")
+        sized.new_join_set(None, "complete")
+    assert "12000 bytes, over its limit of 10000" in str(heavy.value)

@@ -6,7 +6,9 @@
 --       while it ran (an activity's result is then discarded; '' = not so),
 --       a stream id of the parent's log ('' = none): the reply then carries the
 --       parent's entries after it (a parent waiting in this runner reads its response here),
---       for a root: the outbox message that starts its tree's retention ('' or absent = none)
+--       for a root: the outbox message that starts its tree's retention ('' or absent = none),
+--       for a workflow that continues as new: the outbox message that creates its successor
+--       ('' or absent = none; left out when cancellation won)
 -- Reply: {'ok', woke-parent, cancelled-instead[, parent-entries]}
 local function tail(reply)
   if ARGV[13] ~= '' then
@@ -27,6 +29,7 @@ redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', outcome, 'owner', '
   'updated_at', ARGV[4], 'finished_at', ARGV[4])
 notify_finished(execution_id_of(KEYS[1]))
 if ARGV[14] and ARGV[14] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[14]) end
+if cancelled == 0 and ARGV[15] and ARGV[15] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[15]) end
 local woke = 0
 if ARGV[7] ~= '' then
   woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[7], response, ARGV[4], ARGV[9])

@@ -1,0 +1,147 @@
+"""Long-running workflows: continue-as-new chains and the history limit, on real runner processes.
+
+The chain test runs `DOLMEN_CHAIN_LINKS` executions (default 200; the issue's
+full size is 10000): every one's log stays under the history limit, and the
+chain is followed both ways, by waiting on its first execution and by
+walking `continued_from` back from its last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+import redis.asyncio
+
+from dolmen.platform.client import Client
+from dolmen.platform.deploy.model import ComponentConfig, HistoryLimit
+from dolmen.platform.store.async_executions import AsyncExecutions
+from dolmen.platform.store.records import FINISHED, ExecutionState
+from dolmen.platform.workflow.sandbox import WorkflowSandbox
+from dolmen.platform.workflow.verify import verify
+from tests.support.guests import build_guest, load_guest, new_loader
+from tests.support.platform import Processes, deploy
+from tests.support.polling import wait_for
+
+C = "testing:chain/flows@1.0.0"
+LINKS = int(os.environ.get("DOLMEN_CHAIN_LINKS") or "200")
+STEPS = 3
+# created, STEPS join sets, finished: a limit that a link stays under, and that a log never continued reaches.
+LIMIT = HistoryLimit(max_events=STEPS + 5, max_bytes=64 * 1024)
+
+
+def chain_workflow(**settings: object) -> tuple[ComponentConfig, Path]:
+    return (
+        ComponentConfig("chain", "workflow", "", "tests/components/wf-chain", {}, **settings),  # type: ignore[arg-type]
+        build_guest("wf-chain", "chain"),
+    )
+
+
+@pytest.fixture
+def chain_platform(redis_url: str, processes: Processes) -> Processes:
+    deploy(redis_url, [chain_workflow(history=LIMIT)])
+    processes.runner("--concurrency", "4")
+    processes.scheduler()
+    return processes
+
+
+def test_a_chain_keeps_every_log_under_the_limit_and_can_be_followed(chain_platform: Processes, client: Client) -> None:
+    first = client.submit(f"{C}.count", [0, LINKS, STEPS]).execution_id
+    last = client.wait(first, timeout_s=60 + LINKS * 0.5)
+    assert last.status == "finished" and last.outcome is not None
+    assert last.outcome.value == LINKS, last.to_json()
+    assert last.extra["chain"] == first and int(last.extra["chain_index"]) == LINKS
+    assert last.to_json()["chain"] == first and last.to_json()["chain_index"] == LINKS
+
+    # Walk back from the last execution: each link continued as the next one, with the next params.
+    seen: list[ExecutionState] = [last]
+    state = last
+    while state.extra.get("continued_from"):
+        before = client.executions.require(state.extra["continued_from"])
+        assert before.outcome is not None and before.outcome.continued_as == state.id
+        assert before.to_json()["continued_as"] == state.id and "result" not in before.to_json()
+        seen.append(before)
+        state = before
+    assert state.id == first and len(seen) == LINKS + 1
+    for index, link in enumerate(reversed(seen)):
+        assert link.params == [index, LINKS, STEPS]
+        events = client.executions.events(link.id)
+        assert len(events) <= LIMIT.max_events
+        assert [e.type for e in events] == ["created"] + ["join_set_created"] * STEPS + ["finished"]
+        if link.id != last.id:
+            assert events[-1].data == {"continued_as": seen[len(seen) - 2 - index].id, "params": [index + 1, LINKS, STEPS]}
+
+    # A continued log replays cleanly on the same code, and not on params it did not log.
+    events = client.executions.events(first)
+    loaded = load_guest(new_loader("workflow"), "wf-chain", "chain")
+    assert verify(WorkflowSandbox(), loaded, first, f"{C}.count", events).ok
+    altered = events[:-1] + [type(events[-1])(events[-1].index, FINISHED, {**events[-1].data, "params": [9, LINKS, STEPS]}, events[-1].at)]
+    verdict = verify(WorkflowSandbox(), loaded, first, f"{C}.count", altered)
+    assert not verdict.ok and "continue-as-new [1," in verdict.message
+
+
+def test_waiting_on_the_gateway_path_follows_the_chain(chain_platform: Processes, client: Client, redis_url: str) -> None:
+    first = client.submit(f"{C}.count", [0, 20, 1]).execution_id
+
+    async def wait() -> ExecutionState:
+        executions = AsyncExecutions(redis.asyncio.Redis.from_url(redis_url))
+        try:
+            return await executions.wait_finished(first, 60)
+        finally:
+            await executions.close()
+            await executions.client.aclose()
+
+    state = asyncio.run(wait())
+    assert state.status == "finished" and state.outcome is not None and state.outcome.value == 20
+    assert state.extra["chain"] == first
+
+
+def test_over_the_history_limit_an_execution_fails_naming_continue_as_new(chain_platform: Processes, client: Client) -> None:
+    execution_id = client.submit(f"{C}.forever", []).execution_id
+    state = client.wait(execution_id, 60)
+    assert state.outcome is not None and state.outcome.failure is not None, state.to_json()
+    failure = state.outcome.failure
+    assert failure.kind == "history_limit"
+    assert "continue-as-new" in failure.message and f"over its limit of {LIMIT.max_events}" in failure.message
+    assert state.attempt == 1  # final: the same code grows the same log again
+    assert len(client.executions.events(execution_id)) <= LIMIT.max_events + 1
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("type", "continue-as-new params[0]"),
+        ("arity", "expected 1 parameter (how), got 2"),
+        ("json", "not JSON"),
+        ("name", "continue-as-new params.count: unknown parameter; the function takes how"),
+    ],
+)
+def test_params_that_do_not_fit_fail_the_execution_and_start_nothing(
+    chain_platform: Processes, client: Client, how: str, expected: str
+) -> None:
+    execution_id = client.submit(f"{C}.bad-params", [how]).execution_id
+    state = client.wait(execution_id, 60)
+    assert state.outcome is not None and state.outcome.failure is not None, state.to_json()
+    assert state.outcome.failure.kind == "trap" and state.attempt == 1
+    assert expected in state.outcome.failure.message and "continue-as-new" in state.outcome.failure.message
+    assert state.outcome.continued_as is None
+
+
+def test_cancelling_a_chain_cancels_where_it_is_now(chain_platform: Processes, client: Client) -> None:
+    first = client.submit(f"{C}.count", [0, 1_000_000, 1]).execution_id
+
+    def moved_on() -> bool:
+        state = client.executions.require(first)
+        return state.outcome is not None and state.outcome.continued_as is not None
+
+    wait_for(moved_on, timeout=60)
+    assert client.cancel(first) in ("requested", "cancelled")
+    last = client.wait(first, 60)
+    assert last.id != first and last.outcome is not None and last.outcome.failure is not None
+    assert last.outcome.failure.kind == "cancelled"
+    # The chain ends at the cancelled execution: nothing continues it.
+    assert client.executions.require(last.id).outcome == last.outcome
+    index = int(last.extra["chain_index"])
+    assert index >= 1

@@ -197,8 +197,12 @@ class Runner:
     def _process(self, entry: QueueEntry) -> None:
         lease: Lease | None = None
         try:
-            result = self.leases.lock(entry.execution_id, self.owner, self.settings.lock_ttl_ms)
+            # The log of a workflow this runner unloaded: the lock reads only what came after it.
+            known = self.workflows.held.take(entry.execution_id)
+            result = self.leases.lock(entry.execution_id, self.owner, self.settings.lock_ttl_ms, known=known)
             if isinstance(result, LockRefused):
+                if known is not None and result.reason in ("locked", "early", "blocked"):
+                    self.workflows.held.keep(entry.execution_id, known)
                 # A live lease keeps its entry pending, so it is reclaimed and tried
                 # again once that lease may have expired (the fast way back from a
                 # runner that hung); anything else is moved on by its holder, its

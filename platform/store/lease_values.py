@@ -30,6 +30,8 @@ class Lease:
     owner: str
     # A workflow's log as read with the lock (None when it was not read).
     events: list[Event] | None = None
+    # Whether the lock read only the log's tail after what the runner already held.
+    tail_only: bool = False
 
     @property
     def id(self) -> str:

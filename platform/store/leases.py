@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,13 +118,23 @@ class Leases:
 
     # ------------------------------------------------------------------ locks
 
-    def lock(self, execution_id: str, owner: str, ttl_ms: int) -> Lease | LockRefused:
+    def lock(
+        self, execution_id: str, owner: str, ttl_ms: int, *, known: Sequence[Event] | None = None
+    ) -> Lease | LockRefused:
+        """Lock an execution for one attempt; a workflow's lease carries its log.
+
+        `known` is the start of the log as this runner already holds it (its
+        last run of the execution): then only the entries after it are read
+        and decoded, and the lease's events are `known` plus those. Without
+        it, or when it is not the log's start any more, the whole log is read.
+        """
         # Re-sent with the same write id while the store is unreachable: a lock
         # whose reply was lost is recognised, not abandoned until it expires.
         # A full store refuses it at once: nothing is held yet, and the entry stays pending.
+        after = [known[-1].stream_id, len(known)] if known else []
         reply = self._send(
-            None, "lock", [keys.state(execution_id), keys.log(execution_id)], [write_id(), owner, now_ms(), ttl_ms],
-            wait_when_full=False,
+            None, "lock", [keys.state(execution_id), keys.log(execution_id)],
+            [write_id(), owner, now_ms(), ttl_ms, *after], wait_when_full=False,
         )  # fmt: skip
         status = reply[0].decode()
         if status != "ok":
@@ -131,9 +142,12 @@ class Leases:
         flat = reply[1]
         raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         events = None
-        if len(reply) > 2:
+        if len(reply) > 3 and known:
+            first = len(known)
+            events = [*known, *(Event.from_stream(first + i, sid, fields) for i, (sid, fields) in enumerate(reply[2]))]
+        elif len(reply) > 2:
             events = [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(reply[2])]
-        return Lease(ExecutionState.from_hash(raw), owner, events)
+        return Lease(ExecutionState.from_hash(raw), owner, events, tail_only=len(reply) > 3 and bool(known))
 
     def extend(self, leases: list[Lease], ttl_ms: int) -> dict[str, str]:
         """Extend locks; returns per id 'ok', 'cancel' (cancellation requested) or why it was lost."""

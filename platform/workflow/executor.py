@@ -48,6 +48,7 @@ from ..store.records import (
 from ..store.retention import RETENTION_FIELD, root_fields
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from .context import ContinueAsNew, RunContext, Target, Unload
+from .held_logs import HeldLogs
 from .replay import Replay
 from .sandbox import WorkflowSandbox
 
@@ -203,6 +204,8 @@ class WorkflowExecutor:
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))
         self.max_value_bytes = max_value_bytes
+        # Logs of the workflows this runner unloaded, for tail reads when it resumes them.
+        self.held = HeldLogs()
 
     def close(self) -> None:
         """Free the spare instances."""
@@ -210,6 +213,8 @@ class WorkflowExecutor:
 
     def run(self, lease: Lease, entries: list[QueueEntry]) -> None:
         state = lease.state
+        if lease.tail_only:
+            self.held.tail_reads += 1
         replay = Replay(state.id, lease.events if lease.events is not None else self.store.events(state.id))
         try:
             config = self.provider.config_for(state)
@@ -242,6 +247,7 @@ class WorkflowExecutor:
             else:
                 self._continue(lease, continued, entries)
         except Unload:
+            self.held.keep(state.id, ctx.replay.events)
             self.leases.ack(entries)
         except CancelledError:
             self._cancel(lease, ctx.replay, entries)

@@ -1,14 +1,23 @@
 -- Lock an execution for one attempt (a lease that ends at lock_until).
 -- KEYS: state, log
--- ARGV: wid, owner, now, ttl-ms
+-- ARGV: wid, owner, now, ttl-ms[, known-stream-id, known-length]
 -- Taking over an expired lease records the lost attempt (`attempt_lost`) and
 -- counts it, so an execution whose runners keep dying runs out of attempts.
--- A workflow's reply also carries its whole log: the runner replays it next.
+-- A workflow's reply also carries its log: the runner replays it next. A
+-- runner that holds the first known-length entries up to known-stream-id gets
+-- only the entries after them, marked 'tail' (the log is append-only, so the
+-- count alone tells whether what it holds is still the log's start).
 local s = redis.call('HMGET', KEYS[1], 'status', 'lock_until', 'version', 'not_before', 'attempt', 'kind',
   'owner', 'wid')
 if not s[1] then return {'missing'} end
 local function reply()
   if s[6] == 'workflow' and KEYS[2] then
+    if ARGV[5] and ARGV[5] ~= '' then
+      local tail = redis.call('XRANGE', KEYS[2], '(' .. ARGV[5], '+')
+      if redis.call('XLEN', KEYS[2]) == tonumber(ARGV[6]) + #tail then
+        return {'ok', redis.call('HGETALL', KEYS[1]), tail, 'tail'}
+      end
+    end
     return {'ok', redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+')}
   end
   return {'ok', redis.call('HGETALL', KEYS[1])}

@@ -83,13 +83,15 @@ class Scheduler:
                 return 0
             pipe = self.scripts.pipeline()
             woken: list[str] = []
+            marks: list[str] = []
             spans: list[tuple[int, int]] = []
             for raw, _ in due:
                 start = len(pipe)
-                root = self._fire(pipe, json.loads(raw))
+                delivery = self._fire(pipe, json.loads(raw))
                 spans.append((start, len(pipe)))
-                if root is not None:
-                    woken.append(root)
+                if delivery is not None:
+                    woken.append(delivery[0])
+                    marks.append(delivery[1])
             replies = pipe.execute(raise_errors=False)
             fired = [t for t, (a, b) in zip(due, spans) if not any(isinstance(r, Exception) for r in replies[a:b])]
             if fired:
@@ -99,7 +101,7 @@ class Scheduler:
                 remove.execute()
             # Whatever a delivery answered (a re-sent one answers 0), the wake-up
             # is in its tree's outbox if it is owed: deliver those outboxes now.
-            outbox.flush(self.scripts, list(dict.fromkeys(woken)))
+            outbox.flush(self.scripts, list(dict.fromkeys(woken)), marks=marks)
             refused = next((r for r in replies if isinstance(r, Exception)), None)
             if refused_for_memory(refused):
                 if self._timers_refused_at is None:
@@ -112,8 +114,8 @@ class Scheduler:
         self.fired += len(fired)
         return len(fired)
 
-    def _fire(self, pipe: Pipeline, member: dict[str, Any]) -> str | None:
-        """Queue what a timer does; returns the tree whose outbox to deliver after."""
+    def _fire(self, pipe: Pipeline, member: dict[str, Any]) -> tuple[str, str] | None:
+        """Queue what a timer does; returns the tree whose outbox to deliver after, and its dirty mark."""
         op = member["op"]
         if op == "enqueue":
             pipe.xadd(keys.queue(member["ffqn"]), {"id": member["id"]})
@@ -121,13 +123,14 @@ class Scheduler:
         if op == "deliver":
             execution_id = member["id"]
             root = keys.root_of(execution_id)
-            outbox.mark_dirty(pipe, root)
+            mark = outbox.dirty_mark(root)
+            outbox.mark_dirty(pipe, mark)
             pipe.script(
                 "deliver",
                 [keys.state(execution_id), keys.log(execution_id), keys.done(execution_id), keys.outbox(root)],
                 [member["delay_id"], json.dumps(member["response"]), now_ms(), outbox.enqueue_msg(member["ffqn"], execution_id)],
             )
-            return root
+            return root, mark
         log.error("unknown timer", member=member)
         return None
 

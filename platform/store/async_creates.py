@@ -66,19 +66,19 @@ class AsyncCreates:
         """
         call = CreateCall.of(new)
         commands = self.batcher.commands()
-        outbox.mark_dirty(commands, call.root)
+        mark = outbox.dirty_mark(call.root)
+        outbox.mark_dirty(commands, mark)
         position = commands.script("create", call.keys, call.args)
-        replies = await self.batcher.execute(commands, lambda outcome: self._accepted(call, position, outcome))
+        replies = await self.batcher.execute(commands, lambda outcome: self._accepted(call, mark, position, outcome))
         return call.result(_replies(replies)[position])
 
-    def _accepted(self, call: CreateCall, position: int, outcome: list[Any] | BaseException) -> None:
-        """After the script answered: queue its effects (also when the caller has gone)."""
+    def _accepted(self, call: CreateCall, mark: str, position: int, outcome: list[Any] | BaseException) -> None:
+        """After the script answered: queue its effects and its mark's removal (also when the caller has gone)."""
         if isinstance(outcome, BaseException) or isinstance(outcome[position], BaseException):
             return
-        if outcome[position][0] != b"created":
-            return
-        self.created += 1
-        self.deliver([Effects(call.root, call.messages)])
+        created = outcome[position][0] == b"created"
+        self.created += created
+        self.deliver([Effects(call.root, call.messages if created else [], mark=mark)])
 
     def deliver(self, batch: list[Effects]) -> None:
         """Carry out accepted writes' effects in the next round trip; failures are left to the sweeps."""

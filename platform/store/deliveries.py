@@ -43,7 +43,7 @@ class Carried:
 
     def sent(self) -> None:
         for effects in self.created:
-            self.owner.submit(effects.root, effects.messages)
+            self.owner.submit(effects.root, effects.messages, mark=effects.mark)
 
     def failed(self) -> None:
         self.owner.resubmit(self.batch)
@@ -69,11 +69,12 @@ class Deliveries:
         """How many writes' effects wait to be sent (a hint: it changes under the caller)."""
         return len(self._pending)
 
-    def submit(self, root: str, messages: list[str], also: Also | None = None) -> None:
-        """Queue the effects of one accepted write (returns at once)."""
-        if messages or also is not None:
+    def submit(self, root: str, messages: list[str], also: Also | None = None, *, mark: str | None = None) -> None:
+        """Queue the effects of one accepted write, and the removal of its dirty `mark` (returns at once)."""
+        effects = Effects(root, messages, also, mark)
+        if not effects.empty:
             with self._cond:
-                self._pending.append(Effects(root, messages, also))
+                self._pending.append(effects)
                 if len(self._pending) == 1:
                     self._cond.notify()
 
@@ -143,19 +144,27 @@ class Deliveries:
             log.exception("effects left to the sweeps after an unexpected error", writes=len(batch))
             return
         for effects in created:
-            self.submit(effects.root, effects.messages)
+            self.submit(effects.root, effects.messages, mark=effects.mark)
 
 
-def carry_out(scripts: Scripts, deliveries: Deliveries | None, root: str, messages: list[str], also: Also | None = None) -> None:
-    """Carry out an accepted write's effects: queued in `deliveries` when given, else now.
+def carry_out(
+    scripts: Scripts,
+    deliveries: Deliveries | None,
+    root: str,
+    messages: list[str],
+    also: Also | None = None,
+    *,
+    mark: str | None = None,
+) -> None:
+    """Carry out an accepted write's effects and remove its dirty `mark`: queued in `deliveries` when given, else now.
 
     Done now and failing, they are left to the scheduler's sweep (the tree is marked dirty).
     """
     if deliveries is not None:
-        deliveries.submit(root, messages, also)
+        deliveries.submit(root, messages, also, mark=mark)
         return
     try:
         with map_redis_errors():
-            outbox.deliver(scripts, root, messages, also=also)
+            outbox.deliver(scripts, root, messages, also=also, mark=mark)
     except StoreUnavailableError as exc:
         log.warning("effects left to the outbox sweep", root=root, error=str(exc))

@@ -190,12 +190,12 @@ class ExecutionStore:
         call = CreateCall.of(new)
         with map_redis_errors():
             pipe = self.scripts.pipeline()
-            outbox.mark_dirty(pipe, call.root)
+            mark = outbox.dirty_mark(call.root)
+            outbox.mark_dirty(pipe, mark)
             position = pipe.script("create", call.keys, call.args)
             reply = pipe.execute()[position]
         created = call.result(reply)
-        if created.created:
-            carry_out(self.scripts, self.deliveries, call.root, call.messages)
+        carry_out(self.scripts, self.deliveries, call.root, call.messages if created.created else [], mark=mark)
         return created
 
     def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = IDEMPOTENCY_TTL_S) -> str:
@@ -378,7 +378,8 @@ class ExecutionStore:
         expire = "" if parent else retention.expire_message(root, at, state.extra)
         with map_redis_errors():
             pipe = self.scripts.pipeline()
-            outbox.mark_dirty(pipe, root)
+            mark = outbox.dirty_mark(root)
+            outbox.mark_dirty(pipe, mark)
             position = pipe.script(
                 "cancel",
                 [keys.state(state.id), keys.log(state.id), keys.outbox(root),
@@ -400,6 +401,7 @@ class ExecutionStore:
                 root,
                 messages,
                 also=(lambda p: p.zrem(keys.ACTIVE, state.id)) if result == "cancelled" else None,
+                mark=mark,
             )
         if result == "missing":
             raise NotFoundError(f"execution {state.id} does not exist")

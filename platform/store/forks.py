@@ -50,9 +50,10 @@ def write_fork(
     scripts = Scripts(client)
     with map_redis_errors():
         pipe = scripts.pipeline()
-        outbox.mark_dirty(pipe, tree)
+        mark = outbox.dirty_mark(tree)
+        outbox.mark_dirty(pipe, mark)
         position = pipe.script("fork", script_keys, [write_id(), at, json.dumps(spec)])
         reply = pipe.execute()[position]
         if reply[0] != b"created":
             raise ConflictError(f"execution {root.id} already exists; fork again for a new id")
-        outbox.deliver(scripts, tree, start)
+        outbox.deliver(scripts, tree, start, mark=mark)

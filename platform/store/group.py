@@ -32,10 +32,10 @@ MAX_BATCH = 64
 
 
 class _Write:
-    __slots__ = ("root", "calls", "done", "replies", "error", "lead")
+    __slots__ = ("mark", "calls", "done", "replies", "error", "lead")
 
-    def __init__(self, root: str | None, calls: list[Call]) -> None:
-        self.root = root
+    def __init__(self, mark: str | None, calls: list[Call]) -> None:
+        self.mark = mark
         self.calls = calls
         self.done = threading.Event()
         self.replies: list[Any] = []
@@ -51,10 +51,10 @@ class _Write:
 class GroupCommit:
     """Sends concurrent writes (lists of script calls) in shared pipelines.
 
-    `send(root, calls)` returns the replies of `calls` in order, or raises
+    `send(mark, calls)` returns the replies of `calls` in order, or raises
     what sending them raised (a `StoreError`: the caller may re-send, the
-    write ids make that safe). `root`, when given, is marked dirty first (see
-    `outbox`). Effects queued in `deliveries` ride along.
+    write ids make that safe). `mark`, when given, is written to the dirty
+    index first (see `outbox`). Effects queued in `deliveries` ride along.
     """
 
     def __init__(self, scripts: Scripts, deliveries: Deliveries | None = None) -> None:
@@ -66,8 +66,8 @@ class GroupCommit:
         self.batches = 0
         self.writes = 0
 
-    def send(self, root: str | None, calls: list[Call]) -> list[Any]:
-        write = _Write(root, calls)
+    def send(self, mark: str | None, calls: list[Call]) -> list[Any]:
+        write = _Write(mark, calls)
         with self._lock:
             self._queue.append(write)
             leading = not self._busy
@@ -99,8 +99,8 @@ class GroupCommit:
                 carried = self.deliveries.carry(pipe) if self.deliveries is not None else None
                 positions: list[list[int]] = []
                 for write in batch:
-                    if write.root is not None:
-                        outbox.mark_dirty(pipe, write.root)
+                    if write.mark is not None:
+                        outbox.mark_dirty(pipe, write.mark)
                     positions.append([pipe.script(name, keys, args) for name, keys, args in write.calls])
                 results = pipe.execute(raise_errors=False)
         except BaseException as exc:  # noqa: BLE001 - handed to every writer of the batch

@@ -182,31 +182,34 @@ class Leases:
     # maxmemory), so a result waits in the runner instead of being lost.
 
     def _send(
-        self, root: str | None, name: str, script_keys: list[str], args: list[Any], *, wait_when_full: bool = True
+        self, mark: str | None, name: str, script_keys: list[str], args: list[Any], *, wait_when_full: bool = True
     ) -> Any:
-        """Run one write script (marking `root` dirty first when it may write outbox messages)."""
-        return self._send_many(root, [(name, script_keys, args)], wait_when_full=wait_when_full)[0]
+        """Run one write script (writing its dirty `mark` first when it may write outbox messages)."""
+        return self._send_many(mark, [(name, script_keys, args)], wait_when_full=wait_when_full)[0]
 
     def _send_many(
-        self, root: str | None, calls: list[tuple[str, list[str], list[Any]]], *, wait_when_full: bool = True
+        self, mark: str | None, calls: list[tuple[str, list[str], list[Any]]], *, wait_when_full: bool = True
     ) -> list[Any]:
-        """Run write scripts in order in one round trip; their replies."""
+        """Run write scripts in order in one round trip; their replies.
+
+        `mark` (`outbox.dirty_mark`) goes with the write's effects to `_after`, which removes it.
+        """
         deadline = time.monotonic() + self.resend_s
         pause = 0.05
         room: RoomWait | None = None
         while True:
             try:
                 if self.group is not None:
-                    return self.group.send(root, calls)
+                    return self.group.send(mark, calls)
                 with map_redis_errors():
                     waiting = self.deliveries is not None and self.deliveries.pending
-                    if root is None and not waiting and len(calls) == 1:
+                    if mark is None and not waiting and len(calls) == 1:
                         return [self.scripts(*calls[0])]
                     pipe = self.scripts.pipeline()
                     # Effects of writes accepted earlier ride along, ahead of this script.
                     carried = self.deliveries.carry(pipe) if self.deliveries is not None else None
-                    if root is not None:
-                        outbox.mark_dirty(pipe, root)
+                    if mark is not None:
+                        outbox.mark_dirty(pipe, mark)
                     positions = [pipe.script(name, script_keys, args) for name, script_keys, args in calls]
                     try:
                         replies = pipe.execute()
@@ -229,8 +232,8 @@ class Leases:
                 if not room.pause(exc):
                     raise
 
-    def _after(self, root: str, messages: list[str], also: Any = None) -> None:
-        carry_out(self.scripts, self.deliveries, root, messages, also)
+    def _after(self, root: str, messages: list[str], also: Any = None, *, mark: str | None = None) -> None:
+        carry_out(self.scripts, self.deliveries, root, messages, also, mark=mark)
 
     def finish(
         self,
@@ -288,23 +291,30 @@ class Leases:
              successor],
             [],
         )  # fmt: skip
+        mark = outbox.dirty_mark(root)
+        before: list[str] = []  # the parent's commit's messages, delivered with this write's
         if parent_commit is None:
-            reply = self._send(root, finish.name, finish.keys, finish.args)
+            reply = self._send(mark, finish.name, finish.keys, finish.args)
         else:
             commit = self._commit_call(
                 parent_commit.lease, parent_commit.events, parent_commit.creates,
                 last_seen=parent_commit.last_seen, finished_inline=lease.id, at=parent_commit.at,
             )  # fmt: skip
-            committed, reply = self._send_many(root, [_as_args(commit), _as_args(finish)])
+            committed, reply = self._send_many(mark, [_as_args(commit), _as_args(finish)])
             _check(committed, parent_commit.lease)
             if _status(reply) != "ok":
                 # Not expected (the child was created locked by us a moment ago),
                 # but then it must be recoverable like any pre-locked child, and
                 # the parent must know its request was written.
-                self._after(root, [m for new in parent_commit.creates for m in _starts(new, now_ms())] + commit.messages)
+                starts = [m for new in parent_commit.creates for m in _starts(new, now_ms())]
+                self._after(root, starts + commit.messages, mark=mark)
                 return list(committed[1])
-            self._after(root, commit.messages)
-        _check(reply, lease)
+            before = commit.messages
+        try:
+            _check(reply, lease)
+        except FencedError:
+            self._after(root, before, mark=mark)
+            raise
 
         def also(pipe: Any) -> None:
             _ack(pipe, entries)
@@ -314,7 +324,8 @@ class Leases:
                 pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
 
         continued = [successor] if successor and not int(reply[2]) else []
-        self._after(root, ([wake] if int(reply[1]) else []) + ([expire] if expire else []) + continued, also)
+        after = ([wake] if int(reply[1]) else []) + ([expire] if expire else []) + continued
+        self._after(root, before + after, also, mark=mark)
         return list(reply[3]) if len(reply) > 3 else []
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
@@ -322,14 +333,15 @@ class Leases:
         state = lease.state
         timer = outbox.timer_msg(retry_at, outbox.timer_member("enqueue", ffqn=state.ffqn, id=state.id))
         event = {"attempt": state.attempt, **error, "retry_at": retry_at}
+        mark = outbox.dirty_mark(lease.root)
         reply = self._send(
-            lease.root,
+            mark,
             "fail",
             [keys.state(state.id), keys.log(state.id), keys.outbox(lease.root)],
             [write_id(), lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
         )
         _check(reply, lease)
-        self._after(lease.root, [timer], lambda pipe: _ack(pipe, entries))
+        self._after(lease.root, [timer], lambda pipe: _ack(pipe, entries), mark=mark)
 
     def commit(
         self,
@@ -351,9 +363,10 @@ class Leases:
         between, indexed from `first_index`.
         """
         call = self._commit_call(lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields)
-        reply = self._send(lease.root if call.messages else None, call.name, call.keys, call.args)
+        mark = outbox.dirty_mark(lease.root) if call.messages else None
+        reply = self._send(mark, call.name, call.keys, call.args)
         _check(reply, lease)
-        self._after(lease.root, call.messages)
+        self._after(lease.root, call.messages, mark=mark)
         return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
 
     def write_pending(self, pending: PendingCommit) -> list[Any]:
@@ -361,9 +374,10 @@ class Leases:
         call = self._commit_call(
             pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at
         )
-        reply = self._send(pending.lease.root, call.name, call.keys, call.args)
+        mark = outbox.dirty_mark(pending.lease.root)
+        reply = self._send(mark, call.name, call.keys, call.args)
         _check(reply, pending.lease)
-        self._after(pending.lease.root, call.messages)
+        self._after(pending.lease.root, call.messages, mark=mark)
         return list(reply[1])
 
     def _commit_call(
@@ -409,16 +423,16 @@ class Leases:
     def block(self, lease: Lease, seen_length: int) -> str:
         """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
+        mark = outbox.dirty_mark(lease.root)
         reply = self._send(
-            lease.root,
+            mark,
             "block",
             [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
             [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue],
         )
         _check(reply, lease)
         result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-        if result == "requeued":
-            self._after(lease.root, [requeue])
+        self._after(lease.root, [requeue] if result == "requeued" else [], mark=mark)
         return result
 
 

@@ -14,6 +14,13 @@ what is left; if the script was refused, the sweep finds an empty outbox and
 drops the mark. Delivering twice is harmless: a runner locks an execution
 before running it, timers and indexes are sets, and creation is idempotent
 by id.
+
+Each write has a mark of its own, `ROOT|TOKEN` (`dirty_mark`), and removes it
+in the pipeline that delivers its messages (`Effects.mark`), so the index
+holds only writes in flight, however many writes a second there are; the
+sweep is left with the marks of writers that died or whose write was
+refused. A mark per tree, removed by whichever writer came last, could drop
+the mark of a writer whose script had not run yet.
 """
 
 from __future__ import annotations
@@ -70,12 +77,23 @@ def timer_member(op: str, **fields: Any) -> dict[str, Any]:
     return {"op": op, **fields}
 
 
-def mark_dirty(pipe: Any, root: str) -> None:
+def dirty_mark(root: str) -> str:
+    """A fresh mark for one write into `root`'s outbox: `ROOT|TOKEN`."""
+    return f"{root}|{write_id()}"
+
+
+def root_of_mark(mark: str) -> str:
+    """The tree a mark names (marks written before per-write marks are the bare root)."""
+    return mark.partition("|")[0]
+
+
+def mark_dirty(pipe: Any, mark: str) -> None:
     """Recovery hint before a write: the tree may soon have outbox messages (µs as the score).
 
-    Written also over maxmemory (lua/mark_dirty.lua), so a write Redis accepts never lacks it.
+    `mark` comes from `dirty_mark`. Written also over maxmemory
+    (lua/mark_dirty.lua), so a write Redis accepts never lacks it.
     """
-    pipe.script("mark_dirty", [keys.DIRTY], [root, time.time_ns() // 1000])
+    pipe.script("mark_dirty", [keys.DIRTY], [mark, time.time_ns() // 1000])
 
 
 def _effect(pipe: Any, key: str, *command: Any) -> None:
@@ -87,8 +105,8 @@ def _effect(pipe: Any, key: str, *command: Any) -> None:
     pipe.script("effect", [key], list(command))
 
 
-def queue_effects(pipe: Pipeline, message: str) -> str | None:
-    """Queue the Redis commands that carry out one message; returns the root it creates into, if any."""
+def queue_effects(pipe: Pipeline, message: str) -> tuple[str, str] | None:
+    """Queue the Redis commands that carry out one message; returns the root it creates into and its mark, if any."""
     data = json.loads(message)
     op = data["op"]
     if op == "enqueue":
@@ -103,13 +121,14 @@ def queue_effects(pipe: Pipeline, message: str) -> str | None:
         _effect(pipe, keys.EXPIRY, "ZADD", data["at"], data["id"])
     elif op == "create":
         root = keys.root_of(data["id"])
-        mark_dirty(pipe, root)
+        mark = dirty_mark(root)
+        mark_dirty(pipe, mark)
         pipe.script(
             "create_effect",  # create.lua, also over maxmemory: the write that asked for it was accepted
             [keys.state(data["id"]), keys.log(data["id"]), keys.outbox(root)],
             [data["wid"], data["created"], time.time_ns() // 1_000_000, len(data["msgs"]), *data["msgs"], *data["fields"]],
         )
-        return root
+        return root, mark
     else:  # pragma: no cover - written only by this module
         raise ValueError(f"unknown outbox message {message!r}")
     return None
@@ -120,11 +139,16 @@ Also = Callable[[Any], None]
 
 @dataclass(frozen=True, slots=True)
 class Effects:
-    """What one accepted write asks for: messages from `root`'s outbox, and commands of its own."""
+    """What one accepted write asks for: messages from `root`'s outbox, commands of its own, and its dirty mark to remove."""
 
     root: str
     messages: list[str]
     also: Also | None = None
+    mark: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.messages and self.also is None and self.mark is None
 
 
 def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
@@ -138,17 +162,20 @@ def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
         for message in effects.messages:
             other = queue_effects(pipe, message)
             if other is not None:
-                created.append(Effects(other, json.loads(message)["msgs"]))
+                created.append(Effects(other[0], json.loads(message)["msgs"], mark=other[1]))
         for message in effects.messages:
             pipe.lrem(keys.outbox(effects.root), 1, message)
         if effects.also is not None:
             effects.also(pipe)
+        if effects.mark is not None:
+            # Last: run only if every command before it ran (a pipeline runs in order).
+            pipe.zrem(keys.DIRTY, effects.mark)
     return created
 
 
 def deliver_all(scripts: Scripts, batch: list[Effects]) -> None:
     """Carry out accepted writes' effects in one round trip (plus one for executions they create)."""
-    batch = [e for e in batch if e.messages or e.also is not None]
+    batch = [e for e in batch if not e.empty]
     if not batch:
         return
     pipe = scripts.pipeline()
@@ -157,24 +184,28 @@ def deliver_all(scripts: Scripts, batch: list[Effects]) -> None:
     deliver_all(scripts, created)
 
 
-def deliver(scripts: Scripts, root: str, messages: list[str], *, also: Also | None = None) -> None:
-    """Carry out messages an accepted write put in `root`'s outbox, then remove them.
+def deliver(scripts: Scripts, root: str, messages: list[str], *, also: Also | None = None, mark: str | None = None) -> None:
+    """Carry out messages an accepted write put in `root`'s outbox, then remove them (and the write's `mark`).
 
     `also(pipe)` may queue more commands that must only follow an accepted
     write (queue acks, index removals) into the same round trip.
     """
-    deliver_all(scripts, [Effects(root, messages, also)])
+    deliver_all(scripts, [Effects(root, messages, also, mark)])
 
 
-def flush(scripts: Scripts, roots: list[str]) -> int:
-    """Deliver whatever these trees' outboxes hold now; returns how many messages."""
+def flush(scripts: Scripts, roots: list[str], *, marks: list[str] = ()) -> int:  # type: ignore[assignment]
+    """Deliver whatever these trees' outboxes hold now, then remove `marks` (of writes into them); returns how many messages."""
     if not roots:
         return 0
     pipe = scripts.client.pipeline(transaction=False)
     for root in roots:
         pipe.lrange(keys.outbox(root), 0, -1)
     held: list[list[bytes]] = pipe.execute()
-    deliver_all(scripts, [Effects(root, [m.decode() for m in raw]) for root, raw in zip(roots, held)])
+    batch = [Effects(root, [m.decode() for m in raw]) for root, raw in zip(roots, held)]
+    if marks:
+        # After every delivery of the same pipeline.
+        batch.append(Effects(roots[0], [], lambda p: p.zrem(keys.DIRTY, *marks)))
+    deliver_all(scripts, batch)
     return sum(len(raw) for raw in held)
 
 
@@ -184,8 +215,10 @@ def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500) -> int:
     entries: list[tuple[bytes, float]] = scripts.client.zrangebyscore(  # type: ignore[assignment]
         keys.DIRTY, "-inf", horizon, start=0, num=limit, withscores=True
     )
-    roots = [raw.decode() for raw, _ in entries]
-    delivered = flush(scripts, roots)
-    for root, (_, score) in zip(roots, entries):
-        scripts("zrem_unchanged", [keys.DIRTY], [root, repr(int(score))])
+    marks = [raw.decode() for raw, _ in entries]
+    delivered = flush(scripts, list(dict.fromkeys(root_of_mark(mark) for mark in marks)))
+    pipe = scripts.pipeline()
+    for mark, (_, score) in zip(marks, entries):
+        pipe.script("zrem_unchanged", [keys.DIRTY], [mark, repr(int(score))])
+    pipe.execute()
     return delivered

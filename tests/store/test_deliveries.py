@@ -20,7 +20,7 @@ WF = "t:p/i@1.0.0.wf"
 class DiesBeforeDelivering(Deliveries):
     """A process killed right after its writes were accepted: nothing of their effects is sent."""
 
-    def submit(self, root: str, messages: list[str], also: Also | None = None) -> None:
+    def submit(self, root: str, messages: list[str], also: Also | None = None, *, mark: str | None = None) -> None:
         pass
 
 
@@ -89,3 +89,46 @@ def test_the_next_write_carries_queued_effects_or_gives_them_back(client: redis.
         assert queued(client, ACT) == ["E_A"]
     finally:
         deliveries.close()
+
+
+def test_writers_remove_their_own_dirty_marks(client: redis.Redis) -> None:
+    """Creates, locks, failed attempts, finishes and their parents' wake-ups leave no mark behind: no sweep needed."""
+    scripts = Scripts(client)
+    for deliveries in (None, Deliveries(scripts)):
+        client.delete(keys.DIRTY)
+        leases = Leases(client, scripts, deliveries=deliveries)
+        parent, lease = parent_with_child(client, leases)
+        leases.fail_attempt(lease, {"error": {"kind": "trap", "message": "x"}}, retry_at=0)
+        again = leases.lock(lease.id, "r2", 30_000)
+        assert isinstance(again, Lease)
+        leases.finish(again, Outcome(value=1))
+        if deliveries is not None:
+            assert deliveries.flush()
+            deliveries.close()
+        assert queued(client, WF) == [parent]  # the effects were delivered
+        assert client.zcard(keys.DIRTY) == 0
+
+
+def test_a_mark_removed_by_its_writer_never_hides_another_writers_message(client: redis.Redis) -> None:
+    """Writer A marked the tree, but its script runs only after writer B wrote, delivered and removed its mark.
+
+    A dies then: its mark is still there, so the sweep delivers its message. (One
+    mark per tree, removed by whoever delivered last, would have been B's to remove.)
+    """
+    scripts = Scripts(client)
+    root = ExecutionId.new().value
+    client.delete(keys.queue(ACT))
+    mark_a = outbox.dirty_mark(root)
+    pipe = scripts.pipeline()
+    outbox.mark_dirty(pipe, mark_a)
+    pipe.execute()
+    mark_b, message_b = outbox.dirty_mark(root), outbox.enqueue_msg(ACT, "E_B")
+    pipe = scripts.pipeline()
+    outbox.mark_dirty(pipe, mark_b)
+    pipe.rpush(keys.outbox(root), message_b)
+    pipe.execute()
+    outbox.deliver(scripts, root, [message_b], mark=mark_b)
+    assert [m.decode() for m in client.zrange(keys.DIRTY, 0, -1)] == [mark_a]  # type: ignore[union-attr]
+    client.rpush(keys.outbox(root), outbox.enqueue_msg(ACT, "E_A"))  # A's script, then A dies
+    assert outbox.sweep(scripts, older_than_ms=0) == 1
+    assert queued(client, ACT) == ["E_B", "E_A"] and client.zcard(keys.DIRTY) == 0

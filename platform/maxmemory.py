@@ -22,7 +22,8 @@ from .errors import ConfigError
 
 ENV_MAXMEMORY = "DOLMEN_VALKEY_MAXMEMORY"
 DEFAULT_SHARE = 25  # percent of the machine's memory
-MIN_MAXMEMORY = 16 * 1024**2
+# A componentize-py component alone takes about 18 MB of Valkey's memory.
+MIN_MAXMEMORY = 64 * 1024**2
 _FALLBACK_MACHINE = 4 * 1024**3  # when the machine's memory cannot be read
 
 _UNITS = {
@@ -81,7 +82,10 @@ def parse_maxmemory(text: str, total: int | None = None) -> int:
         )
     value = int(size.group(1)) * _UNITS[size.group(2) or "B"]
     if value < MIN_MAXMEMORY:
-        raise ValueError(f"'{text}' is too little for Valkey to hold a deployment: give at least 16MiB")
+        raise ValueError(
+            f"'{text}' is too little for Valkey to hold a deployment (a Python component alone takes about "
+            "18 MB): give at least 64MiB"
+        )
     return value
 
 

@@ -47,7 +47,8 @@ def test_sizes_and_shares_are_read_as_deployments_write_sizes(text: str, expecte
         ("lots", "is not a size"),
         ("0%", "give 1% to 100%"),
         ("150%", "give 1% to 100%"),
-        ("1MiB", "give at least 16MiB"),
+        ("1MiB", "give at least 64MiB"),
+        ("32MiB", "a Python component alone takes about 18 MB"),
     ],
 )
 def test_a_bad_value_is_refused_naming_where_it_came_from_and_the_fix(text: str, problem: str) -> None:

@@ -50,7 +50,9 @@ class CliContext:
 
 pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
 
-_console = Console(highlight=False, soft_wrap=True)
+# Piped output is read by programs and by people who widen their windows: a
+# table folded to 80 columns would split execution ids over lines.
+_console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
 
 
 def emit_json(data: Any) -> None:

@@ -95,6 +95,9 @@ def test_executions_list_show_events_and_cancel(redis_url: str, processes: Proce
     assert "cancel_requested" in [e["type"] for e in events] and events[-1]["type"] == "finished"
     table = platform(redis_url, "executions", "events", execution_id)
     assert "delay_requested" in table.stdout
+    # Piped, a table is as wide as its rows: every id stays on one line, ready for grep and cut.
+    rows = platform(redis_url, "executions", "list", "--ffqn", f"{F}.sleepy").stdout.splitlines()
+    assert any(line.split()[0] == execution_id for line in rows if line.strip()), rows
     result = platform(redis_url, "executions", "result", execution_id)
     assert result.returncode == 1 and "cancelled" in result.stderr
     missing = platform(redis_url, "executions", "show", "E_01JD8X3K5QZ6V2N4M7P9R0S1T2")

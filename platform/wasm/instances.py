@@ -72,10 +72,6 @@ class OutputSwitch:
         """Hand everything written so far to the target (the instance's writes are done when it waits)."""
         self._pipes.flush()
 
-    def unwatch(self) -> None:
-        """Before the store is closed: no call runs any more, so the pipes need no reader until `close`."""
-        self._pipes.unwatch()
-
     def close(self) -> None:
         """Hand the last output to the target and free the pipes (once the store is closed)."""
         self._pipes.close()
@@ -106,7 +102,6 @@ class Ready:
 
     def close(self) -> None:
         """Free the store; everything the instance wrote has reached the current target once this returns."""
-        self.output.unwatch()
         self.store.close()
         self.output.close()
         self.output.target = None

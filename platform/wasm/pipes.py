@@ -14,7 +14,8 @@ is full, so one reader thread per component loader (the `OutputPump`, like wasmt
 own runtime threads) drains every instance's pipes as bytes arrive. The
 thread that runs a call reads what is left itself (`InstancePipes.flush`,
 `close`): a guest's write has reached the pipe before the call returns, so a
-call's output is complete when its caller looks at it.
+call's output is complete when its caller looks at it. Pipes are pooled: an
+instance borrows two and gives them back drained once its store is closed.
 """
 
 from __future__ import annotations
@@ -35,53 +36,101 @@ STREAMS = ("stdout", "stderr")
 _READ_SIZE = 64 * 1024
 
 
-class OutputPump:
-    """One thread that reads whatever any watched pipe has, as it arrives.
+class _Pipe:
+    """One pipe of the pool: the read end (non-blocking, watched by the pump) and the write end, kept open.
 
-    Owned by whoever loads components (a `ComponentLoader` has one), started
-    with the first pipe it watches; `close` ends its thread.
+    Keeping the write end open is what lets the pipe outlive an instance: a
+    store that closes its own description of it leaves no end-of-file, and the
+    next instance opens `path` anew.
     """
 
+    __slots__ = ("read", "write", "path", "owner", "stream")
+
     def __init__(self) -> None:
+        self.read, self.write = os.pipe()
+        os.set_blocking(self.read, False)
+        self.path = f"/dev/fd/{self.write}"
+        self.owner: InstancePipes | None = None
+        self.stream = ""
+
+    def close(self) -> None:
+        os.close(self.read)
+        os.close(self.write)
+
+
+class OutputPump:
+    """One thread that reads whatever any watched pipe has, as it arrives, and a pool of pipes.
+
+    Owned by whoever loads components (a `ComponentLoader` has one), started
+    with the first pipe; `close` ends its thread. Pipes are made once and
+    lent to one instance at a time (`take`, `give_back`): creating, watching
+    and closing two pipes per fresh instance cost about as much CPU as
+    instantiating it. Up to `max_idle` pipes wait in the pool.
+    """
+
+    def __init__(self, max_idle: int = 64) -> None:
         self._selector = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
+        self._idle: list[_Pipe] = []
+        self._max_idle = max_idle
 
     def close(self) -> None:
-        """Stop reading (within a second); pipes still watched are read by their own `close`."""
+        """Stop reading (within a second) and free the idle pipes; pipes still lent are freed when given back."""
         self._stopped.set()
-
-    def watch(self, fd: int, pipes: InstancePipes, stream: str) -> None:
-        """Read `fd` (non-blocking) into `pipes` whenever it has bytes, until `forget(fd)`."""
         with self._lock:
-            self._selector.register(fd, selectors.EVENT_READ, (pipes, stream))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="dolmen-output", daemon=True)
-                self._thread.start()
+            idle, self._idle = self._idle, []
+            for pipe in idle:
+                self._forget(pipe)
+        for pipe in idle:
+            pipe.close()
 
-    def forget(self, fd: int) -> None:
-        """Stop watching `fd` (before it is closed)."""
+    def take(self, owner: InstancePipes, stream: str) -> _Pipe:
+        """A pipe whose bytes go to `owner.pump` from now on, until it is given back."""
         with self._lock:
-            try:
-                self._selector.unregister(fd)
-            except (KeyError, ValueError):
-                pass
+            pipe = self._idle.pop() if self._idle else None
+        if pipe is None:
+            pipe = _Pipe()
+            with self._lock:
+                self._selector.register(pipe.read, selectors.EVENT_READ, pipe)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="dolmen-output", daemon=True)
+                    self._thread.start()
+        pipe.owner, pipe.stream = owner, stream
+        return pipe
+
+    def give_back(self, pipe: _Pipe) -> None:
+        """Return a drained pipe whose instance's store is closed (no byte of it can come any more)."""
+        pipe.owner = None
+        with self._lock:
+            if not self._stopped.is_set() and len(self._idle) < self._max_idle:
+                self._idle.append(pipe)
+                return
+            self._forget(pipe)
+        pipe.close()
+
+    def _forget(self, pipe: _Pipe) -> None:
+        try:
+            self._selector.unregister(pipe.read)
+        except (KeyError, ValueError):
+            pass
 
     def _run(self) -> None:
         while not self._stopped.is_set():
-            # Registrations from other threads take effect during the wait (epoll),
-            # and an event for a pipe closed since is skipped by its `InstancePipes`.
+            # Registrations from other threads take effect during the wait (epoll).
             for key, _ in self._selector.select(timeout=1.0):
-                pipes, stream = key.data
+                pipe: _Pipe = key.data
+                owner = pipe.owner
                 try:
-                    pipes.pump(stream)
+                    if owner is not None:
+                        owner.pump(pipe)
                 except Exception:  # noqa: BLE001 - the pump serves every instance: it must not stop
-                    log.exception("reading guest output failed", stream=stream)
+                    log.exception("reading guest output failed", stream=pipe.stream)
 
 
 class InstancePipes:
-    """The read ends of one instance's stdout and stderr pipes; their bytes go to `deliver(stream, data)`.
+    """One instance's stdout and stderr pipes, lent by the pump; their bytes go to `deliver(stream, data)`.
 
     `deliver` is called with this object's lock held, from the pump's thread
     or from a caller of `flush`/`close`, so the bytes of one instance arrive
@@ -91,71 +140,54 @@ class InstancePipes:
     def __init__(self, deliver: Callable[[str, bytes], None], pump: OutputPump) -> None:
         self._deliver = deliver
         self._pump = pump
-        self._fds: dict[str, int] = {}
-        self._unwatched: set[str] = set()
+        self._pipes: dict[str, _Pipe] = {}
         self._lock = threading.Lock()
 
     def attach(self, wasi: WasiConfig) -> None:
-        """Give `wasi` the write ends of a new stdout pipe and a new stderr pipe."""
+        """Give `wasi` the write ends of a stdout pipe and a stderr pipe of the pool."""
         for stream in STREAMS:
-            read, write = os.pipe()
-            try:
-                os.set_blocking(read, False)
-                # wasmtime opens a file description of its own on the pipe; once
-                # ours is closed, the pipe ends when the instance's store does.
-                setattr(wasi, f"{stream}_file", f"/dev/fd/{write}")
-            except BaseException:
-                os.close(read)
-                raise
-            finally:
-                os.close(write)
+            pipe = self._pump.take(self, stream)
             with self._lock:
-                self._fds[stream] = read
-            self._pump.watch(read, self, stream)
+                self._pipes[stream] = pipe
+            # wasmtime opens a file description of its own on the pipe, closed with the store.
+            setattr(wasi, f"{stream}_file", pipe.path)
 
-    def pump(self, stream: str) -> None:
-        """Deliver one read of `stream` (the pump's thread, when the pipe has bytes)."""
+    def pump(self, pipe: _Pipe) -> None:
+        """Deliver one read of `pipe` (the pump's thread, when the pipe has bytes), if it is still ours."""
         with self._lock:
-            self._read(stream, once=True)
+            if self._pipes.get(pipe.stream) is pipe:
+                self._read(pipe, once=True)
 
     def flush(self, then: Callable[[], None] | None = None) -> None:
         """Deliver every byte written so far; then call `then` before any later byte is delivered."""
         with self._lock:
-            for stream in list(self._fds):
-                self._read(stream, once=False)
+            for pipe in self._pipes.values():
+                self._read(pipe, once=False)
             if then is not None:
                 then()
 
-    def unwatch(self) -> None:
-        """Stop the pump's reads before the store is closed: its pipes' ends would wake the pump for nothing."""
-        with self._lock:
-            for stream, fd in self._fds.items():
-                self._pump.forget(fd)
-                self._unwatched.add(stream)
-
     def close(self) -> None:
-        """Deliver what is left and free the pipes (after the instance's store is closed)."""
-        with self._lock:
-            for stream in list(self._fds):
-                self._read(stream, once=False)
-            for stream in list(self._fds):
-                self._drop(stream)
+        """Deliver what is left and give the pipes back (after the instance's store is closed).
 
-    def _read(self, stream: str, *, once: bool) -> None:
-        while (fd := self._fds.get(stream)) is not None:
+        wasmtime writes a guest's output on the guest's own thread, so once
+        the store is closed every byte of it is in the pipe: read until it
+        is empty, the pipe is clean for the next instance.
+        """
+        with self._lock:
+            pipes, self._pipes = list(self._pipes.values()), {}
+            for pipe in pipes:
+                self._read(pipe, once=False)
+        for pipe in pipes:
+            self._pump.give_back(pipe)
+
+    def _read(self, pipe: _Pipe, *, once: bool) -> None:
+        while True:
             try:
-                data = os.read(fd, _READ_SIZE)
+                data = os.read(pipe.read, _READ_SIZE)
             except BlockingIOError:
                 return  # nothing more for now
-            if not data:
-                self._drop(stream)  # the store closed its end
+            if not data:  # pragma: no cover - the pool holds the write end open
                 return
-            self._deliver(stream, data)
+            self._deliver(pipe.stream, data)
             if once:
                 return
-
-    def _drop(self, stream: str) -> None:
-        fd = self._fds.pop(stream)
-        if stream not in self._unwatched:
-            self._pump.forget(fd)
-        os.close(fd)

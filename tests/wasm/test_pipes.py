@@ -71,3 +71,47 @@ def test_output_without_a_target_is_dropped() -> None:
     wasi.close()
     switch.close()
     assert b"".join(seen) == b"working\n"
+
+
+def test_pooled_pipes_serve_one_instance_at_a_time_and_are_made_once() -> None:
+    """An instance gives its pipes back drained; the next one gets them, and none of the previous bytes."""
+    pump = OutputPump(max_idle=4)
+    outputs: list[dict[str, bytearray]] = []
+    paths: list[set[str]] = []
+    for n in range(20):
+        got: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        outputs.append(got)
+        pipes = InstancePipes(lambda stream, data, got=got: got[stream].extend(data), pump)
+        wasi = OpensItsFiles()
+        pipes.attach(wasi)  # type: ignore[arg-type]
+        paths.append({f.name for f in wasi.files.values()})  # type: ignore[misc]
+        wasi.files["stdout"].write(f"out {n}\n".encode() * (n + 1))
+        wasi.files["stderr"].write(f"err {n}\n".encode())
+        wasi.close()
+        pipes.close()
+    for n, got in enumerate(outputs):
+        assert got == {"stdout": bytearray(f"out {n}\n".encode() * (n + 1)), "stderr": bytearray(f"err {n}\n".encode())}
+    assert all(p == paths[0] for p in paths)  # the same two pipes throughout
+    pump.close()
+
+
+def test_a_pump_read_for_a_pipe_given_back_delivers_nothing_to_its_old_holder() -> None:
+    """The pump's thread may wake for a pipe just handed on: only the pipe's current holder reads it."""
+    pump = OutputPump()
+    old: list[bytes] = []
+    first = InstancePipes(lambda stream, data: old.append(data), pump)
+    wasi = OpensItsFiles()
+    first.attach(wasi)  # type: ignore[arg-type]
+    wasi.close()
+    pipe = first._pipes["stdout"]  # pyright: ignore[reportPrivateUsage]
+    first.close()
+    new: list[bytes] = []
+    second = InstancePipes(lambda stream, data: new.append(data), pump)
+    wasi = OpensItsFiles()
+    second.attach(wasi)  # type: ignore[arg-type]
+    wasi.files["stdout"].write(b"mine\n")
+    first.pump(pipe)  # a late wake-up meant for the old holder
+    wasi.close()
+    second.close()
+    assert old == [] and b"".join(new) == b"mine\n"
+    pump.close()

@@ -145,14 +145,17 @@ class ApiV1:
     async def cancel(self, request: Request) -> Response:
         handler(request, "cancel")
         self.gw.auth.check(request, "admin")
-        execution_id = ExecutionId.parse(path_param(request, "id")).value
+        asked = ExecutionId.parse(path_param(request, "id")).value
+        # A workflow that continued as new is cancelled where its chain is now.
+        execution_id = (await run_in_threadpool(self.gw.client.executions.chain_end, asked)).id
         outcome = await run_in_threadpool(self.gw.client.cancel, execution_id)
         if outcome == "finished":
             return error_response(
                 409, "already_finished", f"execution {execution_id} has already finished; nothing to cancel"
             )
         status = 200 if outcome == "cancelled" else 202
-        return JSONResponse({"execution_id": execution_id, "cancel": outcome}, status_code=status)
+        body = {"execution_id": execution_id, "cancel": outcome, **({"chain": asked} if asked != execution_id else {})}
+        return JSONResponse(body, status_code=status)
 
     # --------------------------------------------------------------- events
 

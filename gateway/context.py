@@ -68,7 +68,8 @@ class Gateway:
             with self._counted(via):
                 submitted = await self.aclient.create(submission)
             self._count(via, submitted)
-            return submitted, None if submitted.created else await self.executions.require(submitted.execution_id)
+            # A replayed submission answers with where its chain is now (continue-as-new).
+            return submitted, None if submitted.created else await self.executions.wait_finished(submitted.execution_id, 0)
         # Registered before the create: a finish, however quick, is notified to it.
         with self.executions.watch(submission.execution_id) as watch:
             with self._counted(via):
@@ -77,6 +78,8 @@ class Gateway:
             state = None if submitted.created else await self.executions.require(submitted.execution_id)
             if state is None or state.status != "finished":
                 state = await self.executions.outcome(watch, wait.seconds)
+            elif state.outcome is not None and state.outcome.continued_as is not None:
+                state = await self.executions.wait_finished(state.id, wait.seconds)  # follows the chain
         if submitted.created and state.status == "finished" and state.finished_at:
             self.metrics.execution_durations.observe((state.finished_at - state.created_at) / 1000, state.kind)
         return submitted, state

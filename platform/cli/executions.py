@@ -12,6 +12,7 @@ import click
 from ...registry.cache import ComponentCache
 from ..client import Client
 from ..errors import NotFoundError, UsageError
+from ..ffqn import Ffqn
 from ..store.deployments import DeploymentStore
 from ..store.records import STATUSES, Event, ExecutionState
 from ..wasm.engine import EngineSettings
@@ -115,6 +116,8 @@ def executions_group() -> None:
 @pass_ctx
 def list_cmd(ctx: CliContext, ffqn: str | None, status: str | None, digest: str | None, limit: int, cursor: int | None) -> None:
     """Newest executions first."""
+    if ffqn is not None:
+        Ffqn.parse(ffqn)  # a typo lists nothing: say so instead
     client = _client(ctx)
     states, next_cursor = client.executions.list(ffqn=ffqn, status=status, digest=digest, limit=limit, cursor=cursor)  # type: ignore[arg-type]
     if ctx.json_output:
@@ -190,8 +193,13 @@ def events_cmd(ctx: CliContext, execution_id: str, follow: bool, timeout: float)
 @click.option("--reason", default="cancelled by request", show_default=True)
 @pass_ctx
 def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
-    """Cancel an execution (and, for a workflow, its unfinished children)."""
-    outcome = _client(ctx).cancel(execution_id, reason)
+    """Cancel an execution (and, for a workflow, its unfinished children).
+
+    A workflow that continued as new is cancelled where its chain is now.
+    """
+    client = _client(ctx)
+    target = client.executions.chain_end(execution_id).id
+    outcome = client.cancel(target, reason)
     messages = {
         "cancelled": "cancelled",
         "requested": "cancellation requested; a runner will cancel its children and finish it",
@@ -199,7 +207,9 @@ def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
         "finished": "it had already finished; nothing to cancel",
     }
     if ctx.json_output:
-        emit_json({"execution_id": execution_id, "result": outcome})
+        emit_json({"execution_id": target, "result": outcome, **({"chain": execution_id} if target != execution_id else {})})
+    elif target != execution_id:
+        echo(f"{target} (where the chain of {execution_id} is now): {messages.get(outcome, outcome)}")
     else:
         echo(f"{execution_id}: {messages.get(outcome, outcome)}")
 

@@ -205,7 +205,7 @@ def read_snapshot(client: redis.Redis) -> Snapshot:
     states = unfinished(client)
     active_revision = next((r for r in revisions if r.number == active), None)
     pinned = {row.digest: row.unfinished for row in summarize(states, active_revision) if row.unfinished}
-    running = Counter(s.revision for s in states if s.revision is not None and s.status != "finished")
+    running = Counter(s.revision for s in states if s.revision is not None and s.live)
     upgrades: set[tuple[str, int | None]] = set()
     for request in UpgradeStore(client).requests():
         change = request.get("change", {})

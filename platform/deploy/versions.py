@@ -40,7 +40,7 @@ def summarize(states: Iterable[ExecutionState], active: Revision | None, ffqn: s
     """Group unfinished executions by function and digest; the active route of each function is listed too."""
     groups: dict[tuple[str, str], list[ExecutionState]] = {}
     for state in states:
-        if state.status == "finished" or (ffqn is not None and state.ffqn != ffqn):
+        if not state.live or (ffqn is not None and state.ffqn != ffqn):
             continue
         groups.setdefault((state.ffqn, state.digest), []).append(state)
     routes = active.functions() if active is not None else {}
@@ -61,17 +61,8 @@ def summarize(states: Iterable[ExecutionState], active: Revision | None, ffqn: s
 
 
 def unfinished(client: redis.Redis) -> list[ExecutionState]:
-    """Every execution that has not finished (from the `active` index)."""
-    store = ExecutionStore(client)
-    out: list[ExecutionState] = []
-    cursor: int | None = 0
-    while cursor is not None:
-        batch, next_cursor = store.list(cursor=cursor, limit=1000, active_only=True)
-        out += batch
-        if not batch or next_cursor == cursor:
-            break
-        cursor = next_cursor
-    return out
+    """Every execution that has not finished, or that continued as new (its chain goes on), from the `active` index."""
+    return ExecutionStore(client).live_states()
 
 
 def versions(client: redis.Redis, ffqn: str | None = None) -> list[VersionRow]:

@@ -329,6 +329,23 @@ class ExecutionStore:
                 start += len(ids)
         return out, start
 
+    def live_states(self, batch: int = 1000) -> list[ExecutionState]:
+        """Every execution that is unfinished, or continued as new (`ExecutionState.live`), from the `active` index.
+
+        The index is read in one command, a snapshot: read in pages, a chain
+        moving on from one execution to the next between two pages could be
+        missed at both places.
+        """
+        with map_redis_errors():
+            ids: list[bytes] = self.client.zrange(keys.ACTIVE, 0, -1)  # type: ignore[assignment]
+            out: list[ExecutionState] = []
+            for start in range(0, len(ids), batch):
+                pipe = self.client.pipeline(transaction=False)
+                for raw_id in ids[start : start + batch]:
+                    pipe.hgetall(keys.state(raw_id.decode()))
+                out += [state for raw in pipe.execute() if raw and (state := ExecutionState.from_hash(raw)).live]
+        return out
+
     def children(self, execution_id: str) -> list[str]:
         """Ids of the executions this workflow submitted, in submission order."""
         return [e.data["child_id"] for e in self.events(execution_id) if e.type == "child_submitted"]
@@ -341,20 +358,27 @@ class ExecutionStore:
         A workflow that continued as new is cancelled where its chain is now:
         the latest execution (followed again if it continues meanwhile).
         """
-        state = self.require(execution_id)
+        state = self.chain_end(execution_id)
         while True:
-            while state.outcome is not None and state.outcome.continued_as is not None:
-                successor = self._successor(state)
-                if successor is None:
-                    return "finished"
-                state = successor
+            if state.outcome is not None and state.outcome.continued_as is not None:
+                return "finished"  # its successor never appeared
             result = self._cancel_one(state, reason)
             if result != "finished":
                 return result
             now = self.get(state.id)
             if now is None or now.outcome is None or now.outcome.continued_as is None:
                 return result
-            state = now
+            state = self.chain_end(now.id)
+
+    def chain_end(self, execution_id: str) -> ExecutionState:
+        """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue)."""
+        state = self.require(execution_id)
+        while state.outcome is not None and state.outcome.continued_as is not None:
+            successor = self._successor(state)
+            if successor is None:
+                break
+            state = successor
+        return state
 
     def _successor(self, state: ExecutionState, timeout_s: float = 5.0) -> ExecutionState | None:
         """The execution `state` continued as; it is created a moment after the finish that names it."""

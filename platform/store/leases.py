@@ -316,14 +316,16 @@ class Leases:
             self._after(root, before, mark=mark)
             raise
 
+        continued = [successor] if successor and not int(reply[2]) else []
+
         def also(pipe: Any) -> None:
             _ack(pipe, entries)
-            if parent_commit is None:
+            # A continued execution stays listed as active until its successor is (see `_starts`).
+            if parent_commit is None and not continued:
                 pipe.zrem(keys.ACTIVE, state.id)
             if clear_timer is not None:
                 pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
 
-        continued = [successor] if successor and not int(reply[2]) else []
         after = ([wake] if int(reply[1]) else []) + ([expire] if expire else []) + continued
         self._after(root, before + after, also, mark=mark)
         return list(reply[3]) if len(reply) > 3 else []
@@ -437,8 +439,11 @@ class Leases:
 
 
 def _starts(new: NewExecution, at: int) -> list[str]:
-    """A new execution's own outbox messages: queue it (or arm its recovery timer), index it."""
-    return [new.initial_message(), outbox.index_msg(new.id, at)]
+    """A new execution's own outbox messages: queue it (or arm its recovery timer), index it.
+
+    One that continues another as new takes that one's place in the `active` index.
+    """
+    return [new.initial_message(), outbox.index_msg(new.id, at, replaces=new.state_extra.get("continued_from"))]
 
 
 def _create_elsewhere(new: NewExecution, at: int, *, wid: str) -> str:

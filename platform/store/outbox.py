@@ -50,10 +50,17 @@ def timer_msg(at_ms: int, member: dict[str, Any]) -> str:
     return json.dumps({"op": "timer", "at": at_ms, "m": member, "n": write_id()})
 
 
-def index_msg(execution_id: str, created_ms: int, *, finished: bool = False) -> str:
-    """Message: list a new execution in the `executions` and (unless created `finished`) `active` indexes."""
+def index_msg(execution_id: str, created_ms: int, *, finished: bool = False, replaces: str | None = None) -> str:
+    """Message: list a new execution in the `executions` and (unless created `finished`) `active` indexes.
+
+    `replaces` is the execution it continues as new: it leaves the `active`
+    index only once this one is in it, so that an unfinished chain is always
+    listed there (`platform gc` keeps what the listed executions run on).
+    """
     if finished:
         return json.dumps({"op": "index", "id": execution_id, "at": created_ms, "done": 1})
+    if replaces:
+        return json.dumps({"op": "index", "id": execution_id, "at": created_ms, "replaces": replaces})
     return json.dumps({"op": "index", "id": execution_id, "at": created_ms})
 
 
@@ -117,6 +124,8 @@ def queue_effects(pipe: Pipeline, message: str) -> tuple[str, str] | None:
         _effect(pipe, keys.EXECUTIONS, "ZADD", "NX", data["at"], data["id"])
         if not data.get("done"):
             _effect(pipe, keys.ACTIVE, "ZADD", "NX", data["at"], data["id"])
+        if data.get("replaces"):
+            pipe.zrem(keys.ACTIVE, data["replaces"])  # after the ZADD: never neither listed
     elif op == "expire":
         _effect(pipe, keys.EXPIRY, "ZADD", data["at"], data["id"])
     elif op == "create":

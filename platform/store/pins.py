@@ -33,9 +33,12 @@ def revisions_in_use(client: redis.Redis, wanted: Iterable[int], batch: int = 10
             if members:
                 pipe = client.pipeline(transaction=False)
                 for raw_id, _ in members:
-                    pipe.hmget(keys.state(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)), "rev", "status")
-                for rev, status in pipe.execute():
-                    if rev is None or status == b"finished":
+                    pipe.hmget(
+                        keys.state(raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)), "rev", "status", "outcome"
+                    )
+                for rev, status, outcome in pipe.execute():
+                    # A workflow that continued as new is listed until its successor is: its chain still runs.
+                    if rev is None or (status == b"finished" and b'"continued_as"' not in (outcome or b"")):
                         continue
                     number = rev.decode()
                     if number in left:

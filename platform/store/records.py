@@ -168,6 +168,11 @@ class ExecutionState:
             extra={k: v for k, v in h.items() if k not in known and k not in internal},
         )
 
+    @property
+    def live(self) -> bool:
+        """Unfinished, or finished by continuing as new (its chain runs on, on the same digest or a deployed one)."""
+        return self.status != "finished" or (self.outcome is not None and self.outcome.continued_as is not None)
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "execution_id": self.id,

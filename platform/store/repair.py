@@ -22,7 +22,7 @@ from . import keys
 from .connection import map_redis_errors
 from .scripts import Scripts
 
-_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn")
+_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,8 @@ class Seen:
     not_before: int
     lock_until: int
     ffqn: str
+    # Finished by continuing as new: listed until its successor is (see `outbox.index_msg`).
+    continued: bool = False
 
 
 def decide(seen: Seen | None, now_ms: int, stale_ms: int) -> str:
@@ -43,9 +45,11 @@ def decide(seen: Seen | None, now_ms: int, stale_ms: int) -> str:
     Pure. `blocked` workflows wait for responses that their children's own
     recovery (or their delays' timers) will bring, so they are kept.
     """
+    horizon = now_ms - stale_ms
+    if seen is not None and seen.status == "finished" and seen.continued and seen.updated_at > horizon:
+        return "keep"  # its successor's index message removes it, normally within milliseconds
     if seen is None or seen.status == "finished":
         return "drop"
-    horizon = now_ms - stale_ms
     if seen.status == "pending" and seen.not_before <= horizon and seen.updated_at <= horizon:
         return "requeue"
     if seen.status == "running" and seen.lock_until <= horizon:
@@ -113,4 +117,5 @@ def _seen(values: list[bytes | None]) -> Seen | None:
         not_before=int(text[3] or 0),
         lock_until=int(text[4] or 0),
         ffqn=text[5],
+        continued='"continued_as"' in text[6],
     )

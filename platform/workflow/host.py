@@ -180,7 +180,7 @@ class WorkflowLinker:
         if fn is None:  # pragma: no cover - the sandbox calls only exported functions
             raise ContinueAsNewError(f"component {self.loaded.digest} does not export {ffqn}")
         try:
-            params = canonical_params(json.loads(params_json), fn, "continue-as-new params")
+            params = canonical_params(json.loads(params_json), fn)
         except json.JSONDecodeError as exc:
             raise ContinueAsNewError(
                 f"continue-as-new got params that are not JSON ({exc}): pass the params of {ffqn} as a JSON "

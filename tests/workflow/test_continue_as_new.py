@@ -8,21 +8,24 @@ walking `continued_from` back from its last.
 
 from __future__ import annotations
 
-import asyncio
 import os
+import uuid
 from pathlib import Path
 
 import pytest
-import redis.asyncio
 
+from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
+from dolmen.platform.deploy.gc import GcPolicy, collect
 from dolmen.platform.deploy.model import ComponentConfig, HistoryLimit
-from dolmen.platform.store.async_executions import AsyncExecutions
+from dolmen.platform.store import keys
+from dolmen.platform.store.connection import connect
 from dolmen.platform.store.records import FINISHED, ExecutionState
 from dolmen.platform.workflow.sandbox import WorkflowSandbox
 from dolmen.platform.workflow.verify import verify
-from tests.support.guests import build_guest, load_guest, new_loader
-from tests.support.platform import Processes, deploy
+from tests.gateway.helpers import GatewayThread
+from tests.support.guests import DATA_DIR, build_guest, load_guest, new_loader
+from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
 
 C = "testing:chain/flows@1.0.0"
@@ -82,20 +85,31 @@ def test_a_chain_keeps_every_log_under_the_limit_and_can_be_followed(chain_platf
     assert not verdict.ok and "continue-as-new [1," in verdict.message
 
 
-def test_waiting_on_the_gateway_path_follows_the_chain(chain_platform: Processes, client: Client, redis_url: str) -> None:
-    first = client.submit(f"{C}.count", [0, 20, 1]).execution_id
-
-    async def wait() -> ExecutionState:
-        executions = AsyncExecutions(redis.asyncio.Redis.from_url(redis_url))
-        try:
-            return await executions.wait_finished(first, 60)
-        finally:
-            await executions.close()
-            await executions.client.aclose()
-
-    state = asyncio.run(wait())
-    assert state.status == "finished" and state.outcome is not None and state.outcome.value == 20
-    assert state.extra["chain"] == first
+def test_the_gateway_answers_with_the_chains_end_also_to_a_replayed_submission(
+    chain_platform: Processes, redis_url: str
+) -> None:
+    """`?wait=` follows the chain; so does a repeat with the same Idempotency-Key, and `GET .../result`."""
+    gateway = GatewayThread(GatewaySettings(redis_url=redis_url, data_dir=DATA_DIR)).start()
+    try:
+        with gateway.client() as http:
+            url, key = f"/v1/functions/{C}.count", {"Idempotency-Key": f"chain-{uuid.uuid4()}"}
+            first = http.post(url, params={"wait": "60"}, json=[0, 20, 1], headers=key)
+            assert first.status_code == 200 and first.json()["result"] == 20, first.text
+            chain = first.json()["chain"]
+            assert first.json()["execution_id"] != chain and first.json()["chain_index"] == 20
+            again = http.post(url, params={"wait": "60"}, json=[0, 20, 1], headers=key)
+            assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+            assert again.json()["result"] == 20 and again.json()["execution_id"] == first.json()["execution_id"]
+            at_once = http.post(url, json=[0, 20, 1], headers=key)  # no wait: where the chain is now
+            assert at_once.json()["result"] == 20
+            result = http.get(f"/v1/executions/{chain}/result", params={"wait": "5"})
+            assert result.status_code == 200 and result.json()["result"] == 20
+            head = http.get(f"/v1/executions/{chain}").json()
+            assert head["continued_as"] and "result" not in head
+            cancelled = http.post(f"/v1/executions/{chain}/cancel")  # where the chain is now: its finished end
+            assert cancelled.status_code == 409 and first.json()["execution_id"] in cancelled.text
+    finally:
+        gateway.stop()
 
 
 def test_over_the_history_limit_an_execution_fails_naming_continue_as_new(chain_platform: Processes, client: Client) -> None:
@@ -112,10 +126,10 @@ def test_over_the_history_limit_an_execution_fails_naming_continue_as_new(chain_
 @pytest.mark.parametrize(
     ("how", "expected"),
     [
-        ("type", "continue-as-new params[0]"),
+        ("type", "continue-as-new params do not fit testing:chain/flows@1.0.0.bad-params: params[0]"),
         ("arity", "expected 1 parameter (how), got 2"),
         ("json", "not JSON"),
-        ("name", "continue-as-new params.count: unknown parameter; the function takes how"),
+        ("name", "params.count: unknown parameter; the function takes how"),
     ],
 )
 def test_params_that_do_not_fit_fail_the_execution_and_start_nothing(
@@ -145,3 +159,35 @@ def test_cancelling_a_chain_cancels_where_it_is_now(chain_platform: Processes, c
     assert client.executions.require(last.id).outcome == last.outcome
     index = int(last.extra["chain_index"])
     assert index >= 1
+
+
+def test_gc_keeps_what_a_running_chain_runs_on_while_it_moves_on(
+    redis_url: str, processes: Processes, client: Client
+) -> None:
+    """The chain's function leaves the deployment; gc runs over and over while the chain hands over.
+
+    Between one execution finishing and its successor being listed there was
+    a moment when nothing listed the chain: gc removed its component then,
+    and the successor never ran. The finished execution now stays listed
+    until its successor is (`outbox.index_msg(replaces=)`).
+    """
+    first_revision = deploy(redis_url, [chain_workflow()])
+    digest = first_revision.components[0].digest
+    processes.runner("--concurrency", "4")
+    processes.scheduler()
+    links = 150
+    first = client.submit(f"{C}.count", [0, links, 1]).execution_id
+    deploy(redis_url, [activity()])  # the chain's function is no longer deployed: it runs on on its digest
+    redis_ = connect(redis_url)
+    collections = 0
+    while (state := client.wait(first, 0)).outcome is None or state.outcome.continued_as is not None:
+        collect(redis_, None, GcPolicy(keep=1, grace_ms=0))
+        collections += 1
+        if not redis_.exists(keys.blob(digest)):
+            # Only right as the chain ends may its component go.
+            ended = client.wait(first, 0)
+            assert ended.outcome is not None and ended.outcome.value == links, (
+                f"gc removed {digest} while the chain ran (after {collections} runs): {ended.to_json()}"
+            )
+    assert state.outcome is not None and state.outcome.value == links and state.digest == digest
+    assert collections > 3

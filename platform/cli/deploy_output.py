@@ -60,6 +60,7 @@ def settings(comp: ComponentConfig) -> str:
             parts.append(f"allowed_hosts {', '.join(comp.allowed_hosts) or 'none (no outgoing requests)'}")
     else:
         parts += [f"upgrade {comp.upgrade}", f"blocking {comp.blocking} ({_duration(comp.blocking_timeout_ms)})"]
+        parts.append(f"history {comp.history.max_events} events, {_size(comp.history.max_bytes)}")
     if comp.retention_ms is not None or comp.function_retention_ms:  # else the platform's default
         parts.append(retention_text(comp))
     return "; ".join(parts)

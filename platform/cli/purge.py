@@ -10,6 +10,7 @@ import click
 from ..client import Client
 from ..deploy.fields import parse_duration
 from ..errors import UsageError
+from ..ffqn import Ffqn
 from ..store.purge import PURGE_STATUSES, PurgeFilter, PurgeReport
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 from .executions import executions_group
@@ -43,8 +44,9 @@ def parse_before(text: str, now_ms: int) -> int:
 @click.option("--ffqn", help="Only trees whose root is an execution of this function.")
 @click.option(
     "--status",
-    type=click.Choice(PURGE_STATUSES),
-    help="Only trees whose root finished so: ok, err (an `err` result), failed (any failure) or one failure kind.",
+    metavar="S",
+    help="Only trees whose root finished so: finished (any), ok, err (an `err` result), continued "
+    f"(continued as new), failed (any failure) or one failure kind. One of: {', '.join(PURGE_STATUSES)}.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be removed, and remove nothing.")
 @pass_ctx
@@ -57,6 +59,8 @@ def purge_cmd(ctx: CliContext, before: str | None, ffqn: str | None, status: str
     reading it is `not found` (HTTP 404).
     """
     now = time.time_ns() // 1_000_000
+    if ffqn is not None:
+        Ffqn.parse(ffqn)  # a typo selects nothing: say so instead
     selection = PurgeFilter(parse_before(before, now) if before else now, ffqn=ffqn, status=status)
     client = Client.connect(ctx.redis_url())
     ctx.on_close(client.close)

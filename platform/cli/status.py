@@ -24,6 +24,7 @@ from ..errors import ConfigError, DolmenError, NotFoundError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
 from ..store.connection import map_redis_errors
 from ..store.memory import StoreMemory, read_memory
+from ..store.retention import RetentionView, read_retention_view
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 
 
@@ -63,6 +64,8 @@ class PlatformStatus:
     problems: tuple[str, ...]
     # Redis's memory use (None when it does not answer).
     memory: StoreMemory | None = None
+    # Finished trees kept until their retention passes (None when Redis does not answer).
+    retention: RetentionView | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +82,7 @@ class PlatformStatus:
             },
             "gateway": {"url": self.gateway_url, "ok": self.gateway_error is None, "error": self.gateway_error},
             "memory": self.memory.to_json() if self.memory is not None else None,
+            "retention": self.retention.to_json() if self.retention is not None else None,
             "supervised": dict(self.supervised),
             "processes": [
                 {
@@ -108,6 +112,7 @@ def build_status(
     now: float,
     hostname: str,
     memory: StoreMemory | None = None,
+    retention: RetentionView | None = None,
 ) -> PlatformStatus:
     """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full."""
     supervised = dict(running.processes) if running else {}
@@ -144,6 +149,7 @@ def build_status(
         processes=tuple(rows),
         problems=tuple(problems),
         memory=memory,
+        retention=retention,
     )
 
 
@@ -174,6 +180,15 @@ def probe_memory(client: redis.Redis) -> StoreMemory | None:
         return read_memory(client)
     except DolmenError as exc:
         log.debug("could not read Redis's memory use", error=str(exc))
+        return None
+
+
+def probe_retention(client: redis.Redis) -> RetentionView | None:
+    """What retention keeps, or None if Redis does not answer."""
+    try:
+        return read_retention_view(client)
+    except DolmenError as exc:
+        log.debug("could not read what retention keeps", error=str(exc))
         return None
 
 
@@ -228,6 +243,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
     try:
         redis_error, beats = probe_processes(client)
         memory = probe_memory(client) if redis_error is None else None
+        retention = probe_retention(client) if redis_error is None else None
     finally:
         client.close()
     return build_status(
@@ -241,6 +257,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         now=time.time(),
         hostname=socket.gethostname(),
         memory=memory,
+        retention=retention,
     )
 
 
@@ -257,6 +274,8 @@ def _render_status(status: PlatformStatus) -> None:
     echo(f"Redis     {status.redis_url} ({kind}): {state(status.redis_error)}")
     if status.memory is not None:
         echo(f"Memory    {status.memory.describe()}")
+    if status.retention is not None:
+        echo(f"Retention {status.retention.describe(int(time.time() * 1000))}")
     if status.gateway_url is not None:
         echo(f"Gateway   {status.gateway_url}: {state(status.gateway_error)}")
     echo()

@@ -33,13 +33,15 @@ def parse_duration(text: object) -> int:
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str):
-        raise ValueError(f"expected a duration such as 250ms, 10s, 5m or 1h, got {text!r}")
+        raise ValueError(f"expected a duration such as 250ms, 10s, 5m, 1h or 7d, got {text!r}")
     match = _DURATION_RE.match(text)
     if match is None:
         if _NUMBER_RE.match(text):
             number = text.strip()
-            raise ValueError(f"{number} has no unit; write e.g. {number}ms or {number}s")
-        raise ValueError(f"'{text}' is not a duration; write e.g. 250ms, 10s, 5m or 1h")
+            if float(number) == 0:
+                raise ValueError(f"{number} is no duration: write a positive one such as 250ms, 10s, 5m, 1h or 7d")
+            raise ValueError(f"{number} has no unit; write e.g. {number}ms, {number}s or {number}d")
+        raise ValueError(f"'{text}' is not a duration; write e.g. 250ms, 10s, 5m, 1h or 7d")
     ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
     if ms != int(ms):
         raise ValueError(f"'{text}' is not a whole number of milliseconds")

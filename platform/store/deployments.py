@@ -14,7 +14,7 @@ import redis
 
 from ...registry.cache import ComponentCache, sha256_digest
 from ..deploy.model import Revision
-from ..errors import IntegrityError, NotFoundError, StoreError
+from ..errors import IntegrityError, NotFoundError, StoreError, StoreFullError
 from . import garbage, keys
 from .connection import map_redis_errors
 
@@ -42,6 +42,16 @@ class DeploymentStore:
             stored = garbage.commit(
                 self.client, number, json.dumps(revision.to_json()), revision.created_at, activate=activate, claims=claims
             )
+        except StoreFullError:
+            with contextlib.suppress(StoreError):
+                garbage.release(self.client, claims)
+            raise StoreFullError(
+                "Redis is full: its memory use reached maxmemory, so the deployment was not applied (no revision "
+                "was stored; the components stored before the refusal stay until `platform gc` removes them). "
+                "Make room, then deploy again: `platform gc` (old revisions and components), `platform executions "
+                "purge` (finished executions), or raise the limit (`platform up --maxmemory SIZE` for the embedded "
+                "Valkey, CONFIG SET maxmemory on your own server); `platform status` shows the memory use"
+            ) from None
         except BaseException:
             # Released at once, not after CLAIM_TTL_MS: gc would keep the bytes "for a deploy in progress" meanwhile.
             with contextlib.suppress(StoreError):

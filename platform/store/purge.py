@@ -60,7 +60,10 @@ class PurgeFilter:
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in PURGE_STATUSES:
             if self.status in ("pending", "running", "blocked"):
-                raise UsageError(f"only finished executions are purged, not {self.status} ones; pick one of {', '.join(PURGE_STATUSES)}")
+                raise UsageError(
+                    f"only finished executions are purged, not {self.status} ones (cancel one first with "
+                    f"`platform executions cancel ID`); pick one of {', '.join(PURGE_STATUSES)}"
+                )
             raise UsageError(f"'{self.status}' is not a status to purge by; pick one of {', '.join(PURGE_STATUSES)}")
 
     def matches(self, ffqn: str, finished_at: int, outcome: Outcome | None) -> bool:

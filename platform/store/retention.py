@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import redis
+
 from . import keys, outbox
 from .connection import map_redis_errors
 from .scripts import Scripts
@@ -109,3 +111,41 @@ class RetentionSweep:
 __all__ = [
     "DEFAULT_RETENTION_MS", "RETENTION_FIELD", "RetentionSweep", "expire_message", "expires_at", "recheck_at", "root_fields",
 ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionView:
+    """What retention keeps now: finished trees listed for removal, and when the next one is due (ms)."""
+
+    waiting: int
+    next_due_ms: int | None
+    default_ms: int = DEFAULT_RETENTION_MS
+
+    def to_json(self) -> dict[str, int | None]:
+        return {"finished_trees_kept": self.waiting, "next_removal_at_ms": self.next_due_ms, "default_retention_ms": self.default_ms}
+
+    def describe(self, now_ms: int) -> str:
+        """One line for people: `3 finished trees kept (default retention 7d); the next is removed in 2h`."""
+        text = f"{self.waiting} finished tree{'' if self.waiting == 1 else 's'} kept (default retention {_whole(self.default_ms)})"
+        if self.next_due_ms is not None:
+            left = self.next_due_ms - now_ms
+            text += "; the next is due now" if left <= 0 else f"; the next is removed in {_whole(left, round_up=True)}"
+        return text
+
+
+def read_retention_view(client: redis.Redis) -> RetentionView:
+    """How many finished trees wait in `dolmen:expiry`, and the first one's due time."""
+    with map_redis_errors():
+        pipe = client.pipeline(transaction=False)
+        pipe.zcard(keys.EXPIRY)
+        pipe.zrange(keys.EXPIRY, 0, 0, withscores=True)
+        count, first = pipe.execute()
+    return RetentionView(int(count), int(first[0][1]) if first else None)
+
+
+def _whole(ms: int, *, round_up: bool = False) -> str:
+    """`7d`, `3h`, `12m`, `40s`: the largest unit it reaches."""
+    for unit, scale in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= scale:
+            return f"{-(-ms // scale) if round_up else ms // scale}{unit}"
+    return f"{ms}ms"

@@ -79,7 +79,10 @@ def test_purge_filters_dry_run_and_output(redis_url: str, processes: Processes, 
     assert client.redis.zcard(keys.EXECUTIONS) == 1 and client.get(running).status != "finished"
 
     wrong = purge(redis_url, "executions", "purge", "--status", "running")
-    assert wrong.returncode == 2 and "'running' is not one of" in wrong.stderr
+    assert wrong.returncode == 2 and "only finished executions are purged, not running ones" in wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
+    typo = purge(redis_url, "executions", "purge", "--ffqn", "bogus")
+    assert typo.returncode == 2 and "'bogus' is not a function name" in typo.stderr
     bad = purge(redis_url, "executions", "purge", "--before", "last week")
     assert bad.returncode == 2 and "--before: 'last week' is neither an ISO 8601 time" in bad.stderr
     assert "Traceback" not in wrong.stderr + bad.stderr

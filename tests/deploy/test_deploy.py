@@ -32,7 +32,7 @@ def test_deploy_stores_revisions_and_rollback_reactivates_one(workdir: Path, cli
     assert "revision 1 'test' is active" in first.stdout
     # Each component's settings are shown as the YAML names them.
     assert "  timeout 120s; memory 512 MiB; retry 5 attempts, backoff 100ms-30s; instances fresh; allowed_hosts 127.0.0.1:*\n" in first.stdout
-    assert "; upgrade verified; blocking unload (10s)\n" in first.stdout
+    assert "; upgrade verified; blocking unload (10s); history 20000 events, 16 MiB\n" in first.stdout
     second = cli.json("deploy", str(write(workdir, "v2.yaml", deployment("wf2"))))
     assert (second["revision"], second["previous"]) == (2, 1)
     listing = cli.json("deployments", "list")
@@ -70,7 +70,7 @@ BAD = [
     (
         "bad duration",
         deployment("wf1", wf_settings="blocking_timeout: 10"),
-        "bad.yaml:11: components[1].blocking_timeout: 10 has no unit; write e.g. 10ms or 10s",
+        "bad.yaml:11: components[1].blocking_timeout: 10 has no unit; write e.g. 10ms, 10s or 10d",
     ),
     (
         "missing file",

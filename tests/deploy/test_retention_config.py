@@ -58,7 +58,8 @@ def test_a_revision_stored_before_retention_still_loads() -> None:
 
 
 BAD = [
-    ("no unit", "    retention: 7\n", "shop.yaml:6: components[0].retention: 7 has no unit; write e.g. 7ms or 7s"),
+    ("no unit", "    retention: 7\n", "shop.yaml:6: components[0].retention: 7 has no unit; write e.g. 7ms, 7s or 7d"),
+    ("zero", "    retention: 0\n", "shop.yaml:6: components[0].retention: 0 is no duration: write a positive one"),
     ("zero", "    retention: 0s\n", "shop.yaml:6: components[0].retention: must be longer than 0ms"),
     ("unknown key", "    retention: {default: 1d, keep: 2d}\n", "components[0].retention.keep: unknown key 'keep'; allowed keys here: default, functions"),
     ("empty mapping", "    retention: {}\n", "components[0].retention: write a duration (retention: 7d) or {default: 7d, functions: {FFQN: 1h}}"),

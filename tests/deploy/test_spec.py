@@ -229,7 +229,7 @@ BAD_CASES = [
     # (what, yaml, expected fragments)
     ("unknown top-level key", "name: x\nversion: 2\ncomponents: []\n", ["shop.yaml:2: version: unknown key 'version'", "allowed keys here: name, components, routes"]),
     ("unknown component key", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timout: 1s\n", ["shop.yaml:6: components[0].timout: unknown key 'timout'"]),
-    ("bad duration", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timeout: 10\n", ["shop.yaml:6: components[0].timeout: 10 has no unit; write e.g. 10ms or 10s"]),
+    ("bad duration", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timeout: 10\n", ["shop.yaml:6: components[0].timeout: 10 has no unit; write e.g. 10ms, 10s or 10d"]),
     ("bad nested duration", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry:\n      max_backoff: soon\n", ["shop.yaml:7: components[0].retry.max_backoff: 'soon' is not a duration"]),
     ("backoff order", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry: {initial_backoff: 2s, max_backoff: 1s}\n", ["components[0].retry.max_backoff: max_backoff (1000ms) is shorter than initial_backoff (2000ms)"]),
     ("unset variable", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env: {TOKEN: \"${API_TOKEN}\"}\n", ["shop.yaml:6: components[0].env.TOKEN: environment variable API_TOKEN is not set"]),

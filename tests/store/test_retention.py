@@ -20,7 +20,7 @@ from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_m
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.purge import PurgeFilter, purge_trees
 from dolmen.platform.store.records import Failure, Outcome
-from dolmen.platform.store.retention import DEFAULT_RETENTION_MS, RetentionSweep, root_fields
+from dolmen.platform.store.retention import DEFAULT_RETENTION_MS, RetentionSweep, RetentionView, read_retention_view, root_fields
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.trees import read_trees, remove_trees
 
@@ -283,3 +283,17 @@ def test_purge_pages_through_the_index_without_missing_or_repeating(client: redi
     client.zadd(keys.EXECUTIONS, {**scores, "E_00.1": 1000, "E_99": 5000})
     walked = [root for page in purge._pages(client, 2000) for root in page]
     assert walked == sorted(scores, key=lambda r: (scores[r], r))
+
+
+def test_what_retention_keeps_is_counted_for_platform_status(client: redis.Redis) -> None:
+    """The trees listed for removal, and when the first one goes, in one line for `platform status`."""
+    client.delete(keys.EXPIRY)
+    assert read_retention_view(client) == RetentionView(0, None)
+    assert RetentionView(0, None).describe(0) == "0 finished trees kept (default retention 7d)"
+    client.zadd(keys.EXPIRY, {"E_A": 10_000_000, "E_B": 5_000_000})
+    view = read_retention_view(client)
+    assert view == RetentionView(2, 5_000_000)
+    assert view.describe(5_000_000 - 7_200_000 + 1) == "2 finished trees kept (default retention 7d); the next is removed in 2h"
+    assert view.describe(6_000_000).endswith("; the next is due now")
+    assert RetentionView(1, None, 90_000).describe(0) == "1 finished tree kept (default retention 1m)"
+    client.delete(keys.EXPIRY)

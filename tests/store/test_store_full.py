@@ -348,8 +348,10 @@ def test_a_deploy_refused_for_memory_releases_its_claims(client: redis.Redis) ->
     """gc need not keep the bytes of a failed deploy "for a deploy in progress" for an hour."""
     data = b"\0asm" + b"n" * (1024 * 1024)
     client.config_set("maxmemory", used_memory(client) + 512 * 1024)
-    with pytest.raises(StoreFullError):
+    with pytest.raises(StoreFullError) as refused:
         DeploymentStore(client).put_revision(lambda n: _revision(n, sha256_digest(data)), blobs=[data])
+    # The message says what did happen to a deploy (components stored before stay) and names gc.
+    assert "the deployment was not applied" in refused.value.message and "`platform gc`" in refused.value.message
     assert client.zcard(keys.DEPLOY_CLAIMS) == 0
     assert not client.exists(keys.blob(sha256_digest(data)))
 

@@ -16,7 +16,7 @@ from ..platform.deploy.model import FunctionRoute
 from ..platform.ffqn import Ffqn
 from ..platform.ids import ExecutionId
 from ..platform.store.records import STATUSES, Event, Status
-from .context import Gateway, accepted, finished, handler
+from .context import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
 from .requests import idempotency_key, parse_json, read_body, wait_time
@@ -91,10 +91,10 @@ class ApiV1:
             self.gw.metrics.invocations.inc("ffqn", "rejected")
             raise
         submitted, state = await self.gw.invoke(ffqn, params, key=key, raw_size=len(body), via="ffqn", wait=wait)
-        if state is not None and state.status == "finished":
+        if state is not None and not state.live:
             response = finished(state, wait=wait)
         else:
-            response = accepted(submitted.execution_id, "pending" if state is None else state.status, wait=wait)
+            response = accepted(submitted.execution_id, progress(state), wait=wait)
         if not submitted.created:
             response.headers["Idempotent-Replayed"] = "true"
         return response
@@ -138,17 +138,16 @@ class ApiV1:
         self.gw.auth.check(request, "invoke")
         wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
         state = await self.gw.executions.wait_finished(path_param(request, "id"), wait.seconds)
-        if state.status == "finished":
+        if not state.live:
             return finished(state, wait=wait)
-        return accepted(state.id, state.status, wait=wait)
+        return accepted(state.id, progress(state), wait=wait)
 
     async def cancel(self, request: Request) -> Response:
         handler(request, "cancel")
         self.gw.auth.check(request, "admin")
         asked = ExecutionId.parse(path_param(request, "id")).value
         # A workflow that continued as new is cancelled where its chain is now.
-        execution_id = (await run_in_threadpool(self.gw.client.executions.chain_end, asked)).id
-        outcome = await run_in_threadpool(self.gw.client.cancel, execution_id)
+        outcome, execution_id = await run_in_threadpool(self.gw.client.executions.cancel_chain, asked)
         if outcome == "finished":
             return error_response(
                 409, "already_finished", f"execution {execution_id} has already finished; nothing to cancel"

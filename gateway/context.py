@@ -80,7 +80,7 @@ class Gateway:
                 state = await self.executions.outcome(watch, wait.seconds)
             elif state.outcome is not None and state.outcome.continued_as is not None:
                 state = await self.executions.wait_finished(state.id, wait.seconds)  # follows the chain
-        if submitted.created and state.status == "finished" and state.finished_at:
+        if submitted.created and not state.live and state.finished_at:
             self.metrics.execution_durations.observe((state.finished_at - state.created_at) / 1000, state.kind)
         return submitted, state
 
@@ -108,6 +108,13 @@ def accepted(execution_id: str, status: str, *, wait: WaitRequest | None = None)
         status_code=202,
         headers=_headers(execution_id, wait),
     )
+
+
+def progress(state: ExecutionState | None) -> str:
+    """The status a 202 reports: a chain caught between two executions (continue-as-new) still runs."""
+    if state is None:
+        return "pending"
+    return "running" if state.live and state.status == "finished" else state.status
 
 
 def finished(state: ExecutionState, *, wait: WaitRequest | None = None) -> JSONResponse:

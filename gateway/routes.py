@@ -28,7 +28,7 @@ from ..platform.deploy.model import FunctionRoute, Revision, RouteSpec
 from ..platform.errors import InvalidValueError, NotFoundError
 from ..platform.store.records import ExecutionState
 from ..platform.wit.types import FunctionType
-from .context import Gateway, accepted, handler, location
+from .context import Gateway, accepted, handler, location, progress
 from .convert import from_texts
 from .decoding import decoded_path, decoded_segments, query_items, require_name, require_utf8
 from .errors import BadRequestError, MethodNotAllowedError, error_response
@@ -214,8 +214,8 @@ class DeploymentRoutes:
         submitted, state = await self.gw.invoke(
             route.function.ffqn, params, key=key, raw_size=len(body), via="route", wait=wait
         )
-        if state is None or state.status != "finished":
-            return accepted(submitted.execution_id, "pending" if state is None else state.status, wait=wait)
+        if state is None or state.live:
+            return accepted(submitted.execution_id, progress(state), wait=wait)
         return route_result(state)
 
 

@@ -13,6 +13,7 @@ from ...registry.cache import ComponentCache
 from ..client import Client
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
+from ..ids import ExecutionId
 from ..store.deployments import DeploymentStore
 from ..store.records import STATUSES, Event, ExecutionState
 from ..wasm.engine import EngineSettings
@@ -198,8 +199,7 @@ def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
     A workflow that continued as new is cancelled where its chain is now.
     """
     client = _client(ctx)
-    target = client.executions.chain_end(execution_id).id
-    outcome = client.cancel(target, reason)
+    outcome, target = client.executions.cancel_chain(ExecutionId.parse(execution_id).value, reason)
     messages = {
         "cancelled": "cancelled",
         "requested": "cancellation requested; a runner will cancel its children and finish it",

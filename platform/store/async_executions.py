@@ -19,7 +19,7 @@ import redis.asyncio
 
 from ..errors import NotFoundError, StoreError
 from ..ids import ExecutionId
-from . import keys
+from . import chains, keys
 from .async_batch import AsyncBatcher, hash_reply
 from .connection import MAX_BLOCK_MS, map_redis_errors
 from .finish_watch import FinishWatcher, Watch
@@ -115,8 +115,13 @@ class AsyncExecutions:
     async def _follow_chain(self, state: ExecutionState, deadline: float) -> ExecutionState:
         while state.outcome is not None and state.outcome.continued_as is not None:
             successor = state.outcome.continued_as
+            # One read to near the chain's end however long it is (see `chains`).
+            with map_redis_errors():
+                head = await self.client.get(keys.chain_head(chains.position(state)[0]))
+            ahead = chains.ahead_of(state, head)
+            found = await self.get(ahead) if ahead is not None else None
             # Created by the outbox right after the finish that names it: it may be a moment away.
-            while (found := await self.get(successor)) is None:
+            while found is None and (found := await self.get(successor)) is None:
                 if time.monotonic() >= deadline:
                     return state
                 await asyncio.sleep(CHAIN_POLL_S)

@@ -16,7 +16,7 @@ import redis
 
 from ..errors import ConflictError, NotFoundError
 from ..ids import ExecutionId, new_seed
-from . import keys, outbox, retention
+from . import chains, keys, outbox, retention
 from .connection import map_redis_errors
 from .deliveries import Deliveries, carry_out
 from .records import (
@@ -277,7 +277,7 @@ class ExecutionStore:
         deadline = time.monotonic() + timeout_s
         state = self._wait_one(execution_id, timeout_s)
         while state.outcome is not None and state.outcome.continued_as is not None:
-            found = self._successor(state, max(0.0, deadline - time.monotonic()))
+            found = self._ahead(state) or self._successor(state, max(0.0, deadline - time.monotonic()))
             if found is None:
                 return state
             state = self._wait_one(found.id, deadline - time.monotonic()) if found.status != "finished" else found
@@ -353,7 +353,11 @@ class ExecutionStore:
     # ----------------------------------------------------------------- cancel
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
-        """Request cancellation; returns 'cancelled', 'requested', 'already' or 'finished'.
+        """Request cancellation; returns 'cancelled', 'requested', 'already' or 'finished' (see `cancel_chain`)."""
+        return self.cancel_chain(execution_id, reason)[0]
+
+    def cancel_chain(self, execution_id: str, reason: str = "cancelled by request") -> tuple[str, str]:
+        """Request cancellation: (what happened, the id of the execution it happened to).
 
         A workflow that continued as new is cancelled where its chain is now:
         the latest execution (followed again if it continues meanwhile).
@@ -361,24 +365,31 @@ class ExecutionStore:
         state = self.chain_end(execution_id)
         while True:
             if state.outcome is not None and state.outcome.continued_as is not None:
-                return "finished"  # its successor never appeared
+                return "finished", state.id  # its successor never appeared
             result = self._cancel_one(state, reason)
             if result != "finished":
-                return result
+                return result, state.id
             now = self.get(state.id)
             if now is None or now.outcome is None or now.outcome.continued_as is None:
-                return result
+                return result, state.id
             state = self.chain_end(now.id)
 
     def chain_end(self, execution_id: str) -> ExecutionState:
         """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue)."""
         state = self.require(execution_id)
         while state.outcome is not None and state.outcome.continued_as is not None:
-            successor = self._successor(state)
+            successor = self._ahead(state) or self._successor(state)
             if successor is None:
                 break
             state = successor
         return state
+
+    def _ahead(self, state: ExecutionState) -> ExecutionState | None:
+        """The chain's head when it is past `state` (one read, however long the chain), else None."""
+        with map_redis_errors():
+            head = self.client.get(keys.chain_head(chains.position(state)[0]))
+        found = chains.ahead_of(state, head)  # type: ignore[arg-type]
+        return None if found is None else self.get(found)
 
     def _successor(self, state: ExecutionState, timeout_s: float = 5.0) -> ExecutionState | None:
         """The execution `state` continued as; it is created a moment after the finish that names it."""

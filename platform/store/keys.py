@@ -60,6 +60,11 @@ def purged(root: str) -> str:
     return f"{PREFIX}:{{{root}}}:purged"
 
 
+def chain_head(first: str) -> str:
+    """`<chain-index> <execution-id>`: where the continue-as-new chain that starts at `first` is (lua/chain_head.lua)."""
+    return f"{PREFIX}:{{{first}}}:head"
+
+
 def queue(ffqn: str) -> str:
     return f"{PREFIX}:q:{ffqn}"
 

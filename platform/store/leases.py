@@ -443,7 +443,13 @@ def _starts(new: NewExecution, at: int) -> list[str]:
 
     One that continues another as new takes that one's place in the `active` index.
     """
-    return [new.initial_message(), outbox.index_msg(new.id, at, replaces=new.state_extra.get("continued_from"))]
+    starts = [new.initial_message(), outbox.index_msg(new.id, at, replaces=new.state_extra.get("continued_from"))]
+    chain = new.state_extra.get("chain")
+    if chain:
+        # Kept as long as the chain's newest execution: a day past its retention.
+        ttl = int(new.state_extra.get(retention.RETENTION_FIELD) or retention.DEFAULT_RETENTION_MS) + 86_400_000
+        starts.append(outbox.chain_msg(chain, int(new.state_extra["chain_index"]), new.id, ttl))
+    return starts
 
 
 def _create_elsewhere(new: NewExecution, at: int, *, wid: str) -> str:

@@ -64,6 +64,11 @@ def index_msg(execution_id: str, created_ms: int, *, finished: bool = False, rep
     return json.dumps({"op": "index", "id": execution_id, "at": created_ms})
 
 
+def chain_msg(first: str, index: int, execution_id: str, ttl_ms: int) -> str:
+    """Message: the chain that starts at `first` has reached `execution_id`, its `index`-th continuation."""
+    return json.dumps({"op": "chain", "first": first, "index": index, "id": execution_id, "ttl": ttl_ms})
+
+
 def expire_msg(root: str, at_ms: int) -> str:
     """Message: list the finished root `root` in `dolmen:expiry`, due at `at_ms` (see store/retention.py)."""
     return json.dumps({"op": "expire", "id": root, "at": at_ms})
@@ -126,6 +131,8 @@ def queue_effects(pipe: Pipeline, message: str) -> tuple[str, str] | None:
             _effect(pipe, keys.ACTIVE, "ZADD", "NX", data["at"], data["id"])
         if data.get("replaces"):
             pipe.zrem(keys.ACTIVE, data["replaces"])  # after the ZADD: never neither listed
+    elif op == "chain":
+        pipe.script("chain_head", [keys.chain_head(data["first"])], [data["index"], data["id"], data["ttl"]])
     elif op == "expire":
         _effect(pipe, keys.EXPIRY, "ZADD", data["at"], data["id"])
     elif op == "create":

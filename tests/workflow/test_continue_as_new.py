@@ -68,6 +68,9 @@ def test_a_chain_keeps_every_log_under_the_limit_and_can_be_followed(chain_platf
         seen.append(before)
         state = before
     assert state.id == first and len(seen) == LINKS + 1
+    # The head pointer names the last execution: a reader gets there in one read (see store/chains.py).
+    assert client.redis.get(keys.chain_head(first)) == f"{LINKS} {last.id}".encode()
+    assert client.redis.pttl(keys.chain_head(first)) > 7 * 86_400_000
     for index, link in enumerate(reversed(seen)):
         assert link.params == [index, LINKS, STEPS]
         events = client.executions.events(link.id)
@@ -108,6 +111,13 @@ def test_the_gateway_answers_with_the_chains_end_also_to_a_replayed_submission(
             assert head["continued_as"] and "result" not in head
             cancelled = http.post(f"/v1/executions/{chain}/cancel")  # where the chain is now: its finished end
             assert cancelled.status_code == 409 and first.json()["execution_id"] in cancelled.text
+            # While a chain runs, its result is never a 200, even caught between two of its executions.
+            running = http.post(url, json=[0, 1_000_000, 1]).json()["execution_id"]
+            answers = [http.get(f"/v1/executions/{running}/result", params={"wait": w}) for w in ("0", "0.05") * 20]
+            assert {a.status_code for a in answers} == {202}, [a.text for a in answers if a.status_code != 202]
+            assert {a.json()["status"] for a in answers} <= {"pending", "running"}
+            stopped = http.post(f"/v1/executions/{running}/cancel").json()
+            assert stopped["chain"] == running and stopped["execution_id"] != running
     finally:
         gateway.stop()
 

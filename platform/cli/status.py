@@ -10,10 +10,10 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import redis
@@ -28,6 +28,7 @@ from ..store.retention import RetentionView, read_retention_view
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 
 
+T = TypeVar("T")
 log = structlog.get_logger("dolmen.status")
 
 
@@ -176,19 +177,20 @@ def probe_redis(client: redis.Redis) -> str | None:
 
 def probe_memory(client: redis.Redis) -> StoreMemory | None:
     """Redis's memory use, or None if it cannot tell (a server that forbids INFO)."""
-    try:
-        return read_memory(client)
-    except DolmenError as exc:
-        log.debug("could not read Redis's memory use", error=str(exc))
-        return None
+    return _optional(read_memory, client, "Redis's memory use")
 
 
 def probe_retention(client: redis.Redis) -> RetentionView | None:
     """What retention keeps, or None if Redis does not answer."""
+    return _optional(read_retention_view, client, "what retention keeps")
+
+
+def _optional(read: Callable[[redis.Redis], T], client: redis.Redis, what: str) -> T | None:
+    """`read(client)`, or None (logged) when Redis cannot tell: status shows what it can."""
     try:
-        return read_retention_view(client)
+        return read(client)
     except DolmenError as exc:
-        log.debug("could not read what retention keeps", error=str(exc))
+        log.debug(f"could not read {what}", error=str(exc))
         return None
 
 

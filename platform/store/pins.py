@@ -14,6 +14,7 @@ import redis
 
 from . import keys
 from .connection import map_redis_errors
+from .records import continued
 
 
 def revisions_in_use(client: redis.Redis, wanted: Iterable[int], batch: int = 1000) -> set[int]:
@@ -38,7 +39,7 @@ def revisions_in_use(client: redis.Redis, wanted: Iterable[int], batch: int = 10
                     )
                 for rev, status, outcome in pipe.execute():
                     # A workflow that continued as new is listed until its successor is: its chain still runs.
-                    if rev is None or (status == b"finished" and b'"continued_as"' not in (outcome or b"")):
+                    if rev is None or (status == b"finished" and not continued(outcome)):
                         continue
                     number = rev.decode()
                     if number in left:

@@ -109,6 +109,14 @@ class Outcome:
         return cls(value=data.get("result"))
 
 
+def continued(raw_outcome: bytes | str | None) -> bool:
+    """Whether a state's raw `outcome` field is a continue-as-new (for reads of single fields, without parsing)."""
+    if raw_outcome is None:
+        return False
+    text = raw_outcome.decode() if isinstance(raw_outcome, bytes) else raw_outcome
+    return '"continued_as"' in text
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutionState:
     """The derived state hash of an execution (the log is the source of truth)."""

@@ -20,6 +20,7 @@ import redis
 
 from . import keys
 from .connection import map_redis_errors
+from .records import continued
 from .scripts import Scripts
 
 _FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome")
@@ -117,5 +118,5 @@ def _seen(values: list[bytes | None]) -> Seen | None:
         not_before=int(text[3] or 0),
         lock_until=int(text[4] or 0),
         ffqn=text[5],
-        continued='"continued_as"' in text[6],
+        continued=continued(text[6]),
     )

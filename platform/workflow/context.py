@@ -18,7 +18,7 @@ from typing import Any, NoReturn, Protocol
 
 import structlog
 
-from ..deploy.model import HistoryLimit
+from ..deploy.model import FunctionRoute, HistoryLimit, Revision
 from ..errors import CancelledError, ChildFailedError, ConfigError, ContinueAsNewError, HistoryLimitError, NotFoundError
 from ..ids import ExecutionId, seed_number
 from ..store.executions import NewExecution, now_ms
@@ -76,6 +76,14 @@ class Target:
     component: str | None
     # The function's retention in ms (None: the platform's default); kept by a scheduled execution, a root.
     retention_ms: int | None = None
+
+    @classmethod
+    def of_route(cls, revision: Revision, route: FunctionRoute) -> Target:
+        """Where `route` of the deployed `revision` runs."""
+        return cls(
+            route.ffqn, route.kind, route.component.digest, revision.number, route.component.name,
+            route.component.retention_for(route.ffqn),
+        )  # fmt: skip
 
 
 class Driver(Protocol):

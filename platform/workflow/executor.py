@@ -171,11 +171,7 @@ class LiveDriver:
         if revision is None:
             raise NotFoundError(f"cannot call {ffqn}: nothing is deployed")
         # An import of ns:pkg/iface@1.0.0 may be served by a deployed @1.2.0 (semver-compatible).
-        route = revision.route_compatible(ffqn)
-        return Target(
-            route.ffqn, route.kind, route.component.digest, revision.number, route.component.name,
-            route.component.retention_for(route.ffqn),
-        )  # fmt: skip
+        return Target.of_route(revision, revision.route_compatible(ffqn))
 
 
 class WorkflowExecutor:
@@ -322,10 +318,7 @@ class WorkflowExecutor:
                 pass
             else:
                 if route.kind == "workflow":
-                    return Target(
-                        route.ffqn, route.kind, route.component.digest, revision.number, route.component.name,
-                        route.component.retention_for(route.ffqn),
-                    )  # fmt: skip
+                    return Target.of_route(revision, route)
         recorded = state.extra.get(RETENTION_FIELD)
         return Target(
             state.ffqn, "workflow", state.digest, state.revision, state.component, int(recorded) if recorded else None

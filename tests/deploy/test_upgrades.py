@@ -30,8 +30,16 @@ def submit_waiting(client: Client, gate: Gate, urls_of: list[list[str]]) -> list
     ids = [client.submit(FETCH, [[gate.url(u) for u in urls]]).execution_id for urls in urls_of]
     held = sum(1 for urls in urls_of for u in urls if "hold" in u)
     wait_for(lambda: gate.waiting == held, timeout=120, what=f"{held} held requests (now {gate.waiting})")
-    wait_for(lambda: all(client.get(i).status == "blocked" for i in ids), timeout=60, what="every workflow to unload")
+    served = {i: sum(1 for u in urls if "hold" not in u) for i, urls in zip(ids, urls_of)}
+    # A fast child's response may land after the workflow first unloads; wait until each workflow
+    # has consumed every response it can get and waits again, so that its log no longer grows.
+    wait_for(lambda: all(settled(client, i, n) for i, n in served.items()), timeout=60, what="every workflow to unload")
     return ids
+
+
+def settled(client: Client, execution_id: str, responses: int) -> bool:
+    types = [e.type for e in client.executions.events(execution_id)]
+    return client.get(execution_id).status == "blocked" and types.count("response") == responses and types[-1] == "join_next"
 
 
 def finish_all(client: Client, ids: list[str]) -> list[ExecutionState]:

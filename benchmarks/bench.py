@@ -107,6 +107,7 @@ def deployment_yaml(path: Path, wasm: dict[str, Path], workflow: str = "wf", ins
         "    kind: workflow\n"
         f"    source: {wasm[workflow]}\n"
         "    upgrade: verified\n"
+        f"    instances: {instances}\n"
     )
     return path
 
@@ -365,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         "--instances",
         choices=("fresh", "reuse"),
         default="fresh",
-        help="the trivial activity's `instances` setting: a fresh instance per attempt, or reused [fresh]",
+        help="the `instances` setting of the activity and the workflow: a fresh instance per attempt or run, or reused [fresh]",
     )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else {"activities", "serial", "fan-out", "many", "replay", "upgrade"}
@@ -415,7 +416,7 @@ def report(results: list[Result], guest: str = "python", instances: str = "fresh
     rows = [r.row() for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     machine = f"{host_platform.machine()}, {os.cpu_count()} CPUs, Python {host_platform.python_version()}"
-    print(f"\nDolmen benchmarks ({guest} guests, {instances} activity instances) on {machine}, {time.strftime('%Y-%m-%d')}")
+    print(f"\nDolmen benchmarks ({guest} guests, {instances} instances) on {machine}, {time.strftime('%Y-%m-%d')}")
     # The tuning variables in force: a result is only comparable with one run under the same ones.
     settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("DOLMEN_")}
     if settings:

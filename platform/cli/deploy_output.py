@@ -47,10 +47,8 @@ def settings(comp: ComponentConfig) -> str:
         f"retry {retry.max_attempts} attempts, backoff {_duration(retry.initial_backoff_ms)}-{_duration(retry.max_backoff_ms)}"
         + (", err results too" if retry.retry_on_err else ""),
     ]
+    parts.append(f"instances reuse (max {comp.max_instance_uses} uses)" if comp.instances == "reuse" else "instances fresh")
     if comp.kind == "activity":
-        parts.append(
-            f"instances reuse (max {comp.max_instance_uses} uses)" if comp.instances == "reuse" else "instances fresh"
-        )
         if comp.env:
             # Names only: a literal value may be sensitive too, and a secret's value is never known here.
             secrets = comp.secrets()

@@ -19,7 +19,7 @@ from ..wit.types import FunctionType
 ComponentKind = Literal["activity", "workflow"]
 UpgradePolicy = Literal["verified", "pinned", "force"]
 BlockingStrategy = Literal["in-memory", "unload"]
-# Activities: an instance per attempt (default), or reused across attempts (opt-in).
+# An instance per activity attempt or workflow run (default), or reused across them (opt-in).
 InstanceMode = Literal["fresh", "reuse"]
 
 

@@ -10,7 +10,7 @@ components:
     timeout: 10s
     memory: 256MiB
     env: {API_URL: "${API_URL}", API_TOKEN: {secret: payments-token}}   # activities only
-    instances: fresh                # fresh (default) | reuse; activities only
+    instances: fresh                # fresh (default) | reuse (workflows: see README "Workflows")
     max_instance_uses: 1000         # with instances: reuse
     allowed_hosts: [api.example.com, "*.example.org:8443"]   # activities only; default: public hosts only
   - name: checkout
@@ -73,7 +73,6 @@ _COMPONENT_KEYS = (
 )  # fmt: skip
 _ROUTE_KEYS = ("method", "path", "function")
 _WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout", "history")
-_ACTIVITY_ONLY = ("instances", "max_instance_uses", "allowed_hosts")
 KINDS: tuple[ComponentKind, ...] = ("activity", "workflow")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
 BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
@@ -272,24 +271,16 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         for key in _WORKFLOW_ONLY:
             if key in keys:
                 reader.problem(keys[key][0], f"'{key}' applies to workflows only; remove it from this activity")
-    if kind == "workflow":
-        for key in _ACTIVITY_ONLY:
-            if key == "allowed_hosts" and key in keys:
-                reader.problem(
-                    keys[key][0],
-                    "workflows make no HTTP requests (they must replay deterministically); "
-                    "give 'allowed_hosts' to the activity that makes them and remove it here",
-                )
-            elif key in keys:
-                reader.problem(
-                    keys[key][0],
-                    f"'{key}' applies to activities only: a workflow gets a fresh instance for every run "
-                    "so that it replays deterministically; remove it",
-                )
-    if kind == "activity" and "max_instance_uses" in keys and values.get("instances") != "reuse":
+    if kind == "workflow" and "allowed_hosts" in keys:
+        reader.problem(
+            keys["allowed_hosts"][0],
+            "workflows make no HTTP requests (they must replay deterministically); "
+            "give 'allowed_hosts' to the activity that makes them and remove it here",
+        )
+    if "max_instance_uses" in keys and values.get("instances") != "reuse":
         reader.problem(
             keys["max_instance_uses"][0],
-            "'max_instance_uses' applies only with 'instances: reuse' (a fresh instance serves one attempt); "
+            "'max_instance_uses' applies only with 'instances: reuse' (a fresh instance serves one attempt or run); "
             "add 'instances: reuse' or remove it",
         )
     if kind == "workflow" and "env" in keys:

@@ -91,6 +91,9 @@ class Ready:
     output: OutputSwitch
     watch: StoreWatch = field(default_factory=StoreWatch)
     uses: int = 0
+    # What the guest runtime drew from the host's entropy on its first call (a
+    # workflow's, see `workflow.sandbox`): a reused instance does not draw it again.
+    prologue: tuple[int, ...] = ()
     _funcs: dict[Ffqn, Func] = field(default_factory=dict)
 
     def func(self, ffqn: Ffqn) -> Func:

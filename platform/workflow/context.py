@@ -143,6 +143,11 @@ class RunContext:
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     # How large the log may grow: checked at every new request.
     history: HistoryLimit = field(default_factory=HistoryLimit)
+    # The entropy (sizes in bytes, -8 for a u64) the run drew through WASI before
+    # its code made any other host call: the guest runtime seeding itself on an
+    # instance's first call (componentize-py reseeds Python's `random` there).
+    prologue: list[int] = field(default_factory=list)
+    in_prologue: bool = True
 
     def __post_init__(self) -> None:
         # The seed recorded in the `created` event (or, for older logs, the one
@@ -421,10 +426,24 @@ class RunContext:
     # ------------------------------------------------------- determinism
 
     def random_bytes(self, n: int) -> bytes:
+        if self.in_prologue:
+            self.prologue.append(n)
         return self.rng.randbytes(n)
 
     def random_u64(self) -> int:
+        if self.in_prologue:
+            self.prologue.append(-8)
         return self.rng.getrandbits(64)
+
+    def redraw(self, prologue: tuple[int, ...]) -> None:
+        """Draw what a fresh instance's runtime draws first (a run on a reused instance, which does not).
+
+        The code's own draws then come from the same place in the stream as on a
+        fresh instance, so a replay on one draws the same numbers.
+        """
+        self.in_prologue = False
+        for n in prologue:
+            self.rng.getrandbits(64) if n < 0 else self.rng.randbytes(n)
 
     def now(self) -> int:
         return self.replay.now_ms

@@ -233,7 +233,13 @@ class WorkflowExecutor:
             loaded = self.provider.load("workflow", state.digest)
             continued: list[Any] | None = None
             try:
-                value = self.sandbox.invoke(loaded, ctx, timeout_ms=config.timeout_ms, memory_bytes=config.memory_limit_bytes)
+                value = self.sandbox.invoke(
+                    loaded,
+                    ctx,
+                    timeout_ms=config.timeout_ms,
+                    memory_bytes=config.memory_limit_bytes,
+                    reuse=config.max_instance_uses if config.instances == "reuse" else 0,
+                )
             except ContinueAsNew as cont:
                 value, continued = None, cont.params
             for child in ctx.closing():

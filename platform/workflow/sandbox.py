@@ -1,8 +1,12 @@
 """Instantiate a workflow component in a deterministic sandbox and call its export.
 
-Every run gets an instance nobody used before (a workflow replays from its
-log, so nothing may carry over); spares may be made ahead of time by a
-background thread (see `wasm.instances`).
+By default every run gets an instance nobody used before (a workflow replays
+from its log, so nothing may carry over); spares may be made ahead of time by a
+background thread (see `wasm.instances`). A deployment may opt into reuse
+(`instances: reuse`): an instance whose run returned normally serves the next
+run of any execution, so the guest's own globals (Python's `random` state
+included) carry over, and a replay on another instance diverges if the code
+reads them (see README "Guarantees").
 
 A run's stdout and stderr go to the runner's log lines, and the end of its
 stderr is kept to explain a trap: the failure names the Python exception and
@@ -40,7 +44,7 @@ class WorkflowSandbox:
 
     def __init__(self, spares: int = 0) -> None:
         self._linkers: dict[str, WorkflowLinker] = {}
-        self._slots: dict[tuple[str, int | None], InstanceSlot] = {}
+        self._slots: dict[tuple[str, int | None, int], InstanceSlot] = {}
         self._spares = spares
         self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -73,15 +77,19 @@ class WorkflowSandbox:
         if background is not None:
             background.shutdown(wait=True)
 
-    def _slot(self, loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: int | None) -> InstanceSlot:
-        key = (loaded.digest, memory_bytes)
+    def _slot(self, loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: int | None, reuse: int) -> InstanceSlot:
+        key = (loaded.digest, memory_bytes, reuse)
         with self._lock:
             slot = self._slots.get(key)
             if slot is None:
                 if self._background is None:
                     self._background = ThreadPoolExecutor(1, thread_name_prefix="dolmen-wf-instances")
                 slot = self._slots[key] = InstanceSlot(
-                    lambda: _instantiate(loaded, linker, memory_bytes), self._background, spares=self._spares
+                    lambda: _instantiate(loaded, linker, memory_bytes),
+                    self._background,
+                    spares=self._spares,
+                    reuse=reuse > 0,
+                    max_uses=max(reuse, 1),
                 )
             return slot
 
@@ -92,14 +100,20 @@ class WorkflowSandbox:
         *,
         timeout_ms: int | None,
         memory_bytes: int | None,
+        reuse: int = 0,
     ) -> Any:
-        """Call the execution's function with the params of its `created` event; return the JSON value."""
+        """Call the execution's function with the params of its `created` event; return the JSON value.
+
+        `reuse` > 0 lets an instance whose call returned normally serve up to
+        that many runs in all (`instances: reuse` with `max_instance_uses`);
+        0 gives every run a fresh instance.
+        """
         ffqn = Ffqn.parse(ctx.ffqn)
         fn = loaded.info.functions().get(ffqn)
         if fn is None:
             raise TrapError(f"component {loaded.digest} does not export {ffqn}")
         linker = self.linker(loaded)
-        slot = self._slot(loaded, linker, memory_bytes)
+        slot = self._slot(loaded, linker, memory_bytes, reuse)
         ticks = deadline_ticks(timeout_ms)
         with bound(ctx):
             try:
@@ -109,6 +123,8 @@ class WorkflowSandbox:
         captured = CapturedOutput()
         guest_output = _GuestOutput(ctx, captured)
         ready.output.target = guest_output.write
+        if ready.uses:
+            ctx.redraw(ready.prologue)
         ready.store.set_epoch_deadline(ticks)
         context = ready.store._context()  # pyright: ignore[reportPrivateUsage]
 
@@ -124,10 +140,11 @@ class WorkflowSandbox:
 
         ctx.after_wait = refresh_deadline
         ctx.caught_up = caught_up
+        returned = False
         try:
             try:
                 with bound(ctx):
-                    return call_function(
+                    value = call_function(
                         ready.store,
                         ready.func(ffqn),
                         fn,
@@ -135,12 +152,17 @@ class WorkflowSandbox:
                         timeout_ms=timeout_ms,
                         max_value_bytes=ctx.max_value_bytes,
                     )
+                returned = True
+                if not ready.uses:
+                    ready.prologue = tuple(ctx.prologue)
+                return value
             finally:
                 ctx.after_wait = None
                 ctx.caught_up = None
-                # Never reused. Closed before the failure is explained: the
-                # instance's last output (a trap's traceback) is captured once it is.
-                slot.give_back(ready, ok=False)
+                # Reused only after a normal return (an unload, a continuation or a trap
+                # unwinds the guest mid-call). Closed before the failure is explained:
+                # the instance's last output (a trap's traceback) is captured once it is.
+                slot.give_back(ready, ok=returned)
         except (TrapError, ExecutionTimeoutError) as exc:
             exc.message = explain_trap(exc.message, captured.stderr_tail)
             exc.args = (exc.message,)
@@ -184,9 +206,13 @@ class _GuestOutput:
 
     def write(self, stream: str, data: bytes) -> None:
         self.captured.write(stream, data)
-        text = self._decoder.decode(stream, data).rstrip("\n")
-        if text and self.live:
-            self.ctx.emit("info", f"[{stream}] {text}")
+        text = self._decoder.decode(stream, data)
+        if not self.live:
+            return
+        # A line per entry, however the pipe's reads happened to group the writes.
+        for line in text.split("\n"):
+            if line:
+                self.ctx.emit("info", f"[{stream}] {line}")
 
 
 # What Python raises when a workflow reaches for files, sockets or the network,

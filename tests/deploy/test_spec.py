@@ -72,9 +72,10 @@ def test_defaults_apply_when_keys_are_left_out() -> None:
     assert (comp.instances, comp.max_instance_uses) == ("fresh", 1000)
 
 
-def test_activity_instances_may_be_reused() -> None:
-    """`instances: reuse` with a use limit reaches the component's config."""
-    spec = parse("name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: reuse, max_instance_uses: 50}\n")
+@pytest.mark.parametrize("kind", ["activity", "workflow"])
+def test_instances_may_be_reused(kind: str) -> None:
+    """`instances: reuse` with a use limit reaches the component's config, for activities and workflows."""
+    spec = parse(f"name: x\ncomponents:\n  - {{name: a, kind: {kind}, source: a.wasm, instances: reuse, max_instance_uses: 50}}\n")
     config = spec.components[0].template()
     assert (config.instances, config.max_instance_uses) == ("reuse", 50)
     assert type(config).from_json(config.to_json()) == config
@@ -240,7 +241,7 @@ BAD_CASES = [
     ("duplicate key", "name: x\nname: y\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n", ["shop.yaml:2: name: key 'name' appears twice"]),
     ("workflow with env", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, env: {A: b}}\n", ["components[0].env: workflows get no environment variables"]),
     ("activity with upgrade", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, upgrade: force}\n", ["components[0].upgrade: 'upgrade' applies to workflows only"]),
-    ("workflow with instances", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, instances: reuse}\n", ["components[0].instances: 'instances' applies to activities only"]),
+    ("workflow uses without reuse", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, max_instance_uses: 5}\n", ["components[0].max_instance_uses: 'max_instance_uses' applies only with 'instances: reuse'"]),
     ("bad instances", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: pooled}\n", ["components[0].instances: 'pooled' is not one of: fresh, reuse"]),
     ("bad uses", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: reuse, max_instance_uses: 0}\n", ["components[0].max_instance_uses: must be at least 1"]),
     ("instances as a YAML boolean", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: yes}\n", ["components[0].instances: 'yes' is not one of: fresh, reuse"]),

@@ -57,6 +57,8 @@ from ctypes import byref
 from typing import Any
 
 from wasmtime import StoreContext, WasmtimeError
+
+from . import _gil
 from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _linker  # pyright: ignore[reportPrivateUsage]
 from wasmtime.component import (
@@ -350,6 +352,7 @@ def apply() -> None:
     _linker.catch_exceptions = _catch_exceptions  # type: ignore[assignment]
     ListType.convert_to_c = _list_to_c  # type: ignore[method-assign]
     ListType.convert_from_c = _list_from_c  # type: ignore[method-assign]
+    _gil.apply()
 
 
 def applied() -> bool:

@@ -56,10 +56,13 @@ class Deliveries:
         self.scripts = scripts
         self.linger_s = linger_s
         self.max_batch = max_batch
-        self._pending: deque[Effects] = deque()
+        # Each write's effects with when they were submitted (monotonic seconds; 0.0: due at once).
+        self._pending: deque[tuple[float, Effects]] = deque()
         self._waiters: list[threading.Event] = []
         self._cond = threading.Condition()
         self._stopping = False
+        # Whether the thread waits for a first submission (only then does `submit` wake it).
+        self._idle = False
         self.delivered = 0
         self._thread = threading.Thread(target=self._serve, name="dolmen-deliveries", daemon=True)
         self._thread.start()
@@ -73,14 +76,17 @@ class Deliveries:
         """Queue the effects of one accepted write, and the removal of its dirty `mark` (returns at once)."""
         effects = Effects(root, messages, also, mark)
         if not effects.empty:
+            at = time.monotonic()
             with self._cond:
-                self._pending.append(effects)
-                if len(self._pending) == 1:
+                self._pending.append((at, effects))
+                # A thread already lingering wakes when the oldest effects are due: waking
+                # it for every write cost a context switch and a GIL hand-off per write.
+                if self._idle:
                     self._cond.notify()
 
     def resubmit(self, batch: list[Effects]) -> None:
         with self._cond:
-            self._pending.extendleft(reversed(batch))
+            self._pending.extendleft((0.0, effects) for effects in reversed(batch))
             self._cond.notify()
 
     def carry(self, pipe: Pipeline) -> Carried | None:
@@ -105,21 +111,33 @@ class Deliveries:
             self._cond.notify()
         self._thread.join(timeout_s)
 
-    def _take(self) -> list[Effects]:
+    def _take(self, submitted_before: float | None = None) -> list[Effects]:
+        """Up to `max_batch` queued effects, oldest first; only those submitted before the given time, when given."""
         with self._cond:
-            count = min(len(self._pending), self.max_batch)
-            return [self._pending.popleft() for _ in range(count)]
+            batch: list[Effects] = []
+            pending = self._pending
+            while pending and len(batch) < self.max_batch and (submitted_before is None or pending[0][0] <= submitted_before):
+                batch.append(pending.popleft()[1])
+            return batch
 
     def _serve(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._waiters and not self._stopping:
-                    self._cond.wait()
-                # Linger: the next write may take them along (a flush or close cuts it short).
-                deadline = time.monotonic() + self.linger_s
-                while not self._waiters and not self._stopping and (left := deadline - time.monotonic()) > 0:
+                # Effects linger `linger_s` from their submission: the next write may take them
+                # along meanwhile (a flush or close cuts it short).
+                while not self._waiters and not self._stopping:
+                    if not self._pending:
+                        self._idle = True
+                        self._cond.wait()
+                        self._idle = False
+                        continue
+                    left = self._pending[0][0] + self.linger_s - time.monotonic()
+                    if left <= 0:
+                        break
                     self._cond.wait(left)
-            while batch := self._take():
+                hurry = bool(self._waiters) or self._stopping
+            cutoff = None if hurry else time.monotonic() - self.linger_s
+            while batch := self._take(cutoff):
                 self._send(batch)
             with self._cond:
                 waiters, self._waiters = self._waiters, []

@@ -7,7 +7,8 @@ write a second round trip. A long-running process (runner, gateway) queues
 them here instead: the next write this process sends takes whatever is
 queued along in its own pipeline, ahead of its script (they belong to
 writes already accepted, so sending them first keeps the rule), and a
-background thread sends what no write took along within `linger_s`.
+background thread sends what no write took along within `linger_s` (`lazy_s`
+for effects that start or wake nothing, see `Deliveries`).
 
 Nothing depends on the queue surviving: if the process dies with effects
 still queued, the tree's dirty mark makes the scheduler's sweep deliver the
@@ -18,6 +19,7 @@ executions from the `active` index.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -50,19 +52,29 @@ class Carried:
 
 
 class Deliveries:
-    """The queue of effects, and the thread that sends what nobody took along."""
+    """The queue of effects, and the thread that sends what nobody took along.
 
-    def __init__(self, scripts: Scripts, *, linger_s: float = 0.002, max_batch: int = 512) -> None:
+    Effects that start or wake an execution (enqueue, create, timer and chain
+    messages) are due `linger_s` after they were submitted; the rest (acks,
+    indexes, dirty-mark removals) only `lazy_s` after, as the next write of a
+    busy process nearly always takes them along first. The thread sleeps
+    until the earliest due time and is woken only by a submission due before
+    it: a thread woken for every write cost a context switch and a GIL
+    hand-off per write.
+    """
+
+    def __init__(self, scripts: Scripts, *, linger_s: float = 0.002, lazy_s: float = 0.05, max_batch: int = 512) -> None:
         self.scripts = scripts
         self.linger_s = linger_s
+        self.lazy_s = lazy_s
         self.max_batch = max_batch
-        # Each write's effects with when they were submitted (monotonic seconds; 0.0: due at once).
+        # Each write's effects with when they are due (monotonic seconds), in submission order.
         self._pending: deque[tuple[float, Effects]] = deque()
         self._waiters: list[threading.Event] = []
         self._cond = threading.Condition()
         self._stopping = False
-        # Whether the thread waits for a first submission (only then does `submit` wake it).
-        self._idle = False
+        # When the thread wakes next by itself (inf: it waits for a submission).
+        self._wake_at = math.inf
         self.delivered = 0
         self._thread = threading.Thread(target=self._serve, name="dolmen-deliveries", daemon=True)
         self._thread.start()
@@ -76,17 +88,17 @@ class Deliveries:
         """Queue the effects of one accepted write, and the removal of its dirty `mark` (returns at once)."""
         effects = Effects(root, messages, also, mark)
         if not effects.empty:
-            at = time.monotonic()
+            due = time.monotonic() + (self.linger_s if _urgent(messages) else self.lazy_s)
             with self._cond:
-                self._pending.append((at, effects))
-                # A thread already lingering wakes when the oldest effects are due: waking
-                # it for every write cost a context switch and a GIL hand-off per write.
-                if self._idle:
+                self._pending.append((due, effects))
+                if due < self._wake_at:
+                    self._wake_at = due
                     self._cond.notify()
 
     def resubmit(self, batch: list[Effects]) -> None:
         with self._cond:
             self._pending.extendleft((0.0, effects) for effects in reversed(batch))
+            self._wake_at = 0.0
             self._cond.notify()
 
     def carry(self, pipe: Pipeline) -> Carried | None:
@@ -111,34 +123,39 @@ class Deliveries:
             self._cond.notify()
         self._thread.join(timeout_s)
 
-    def _take(self, submitted_before: float | None = None) -> list[Effects]:
-        """Up to `max_batch` queued effects, oldest first; only those submitted before the given time, when given."""
+    def _take(self, upto: int | None = None) -> list[Effects]:
+        """Up to `max_batch` queued effects in submission order; only the first `upto`, when given."""
         with self._cond:
-            batch: list[Effects] = []
-            pending = self._pending
-            while pending and len(batch) < self.max_batch and (submitted_before is None or pending[0][0] <= submitted_before):
-                batch.append(pending.popleft()[1])
-            return batch
+            count = min(len(self._pending), self.max_batch if upto is None else min(upto, self.max_batch))
+            return [self._pending.popleft()[1] for _ in range(count)]
+
+    def _due(self, now: float) -> int:
+        """How many queued effects to send now: up to the last one that is due (those before it go along)."""
+        last = 0
+        for position, (due, _) in enumerate(self._pending, 1):
+            if due <= now:
+                last = position
+        return last
 
     def _serve(self) -> None:
         while True:
             with self._cond:
-                # Effects linger `linger_s` from their submission: the next write may take them
-                # along meanwhile (a flush or close cuts it short).
                 while not self._waiters and not self._stopping:
-                    if not self._pending:
-                        self._idle = True
-                        self._cond.wait()
-                        self._idle = False
-                        continue
-                    left = self._pending[0][0] + self.linger_s - time.monotonic()
-                    if left <= 0:
+                    now = time.monotonic()
+                    earliest = min((due for due, _ in self._pending), default=math.inf)
+                    if earliest <= now:
                         break
-                    self._cond.wait(left)
-                hurry = bool(self._waiters) or self._stopping
-            cutoff = None if hurry else time.monotonic() - self.linger_s
-            while batch := self._take(cutoff):
+                    self._wake_at = earliest
+                    self._cond.wait(None if earliest == math.inf else earliest - now)
+                self._wake_at = 0.0  # sending: no submission needs to wake it
+                upto = None if self._waiters or self._stopping else self._due(time.monotonic())
+            while upto is None or upto > 0:
+                batch = self._take(upto)
+                if not batch:
+                    break
                 self._send(batch)
+                if upto is not None:
+                    upto -= len(batch)
             with self._cond:
                 waiters, self._waiters = self._waiters, []
                 done = self._stopping and not self._pending
@@ -163,6 +180,11 @@ class Deliveries:
             return
         for effects in created:
             self.submit(effects.root, effects.messages, mark=effects.mark)
+
+
+def _urgent(messages: list[str]) -> bool:
+    """Whether any of these outbox messages starts or wakes an execution (see `outbox`)."""
+    return any(not (m.startswith('{"op": "index"') or m.startswith('{"op": "expire"')) for m in messages)
 
 
 def carry_out(

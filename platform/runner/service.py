@@ -32,7 +32,7 @@ from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.group import GroupCommit
-from ..store.leases import Lease, Leases, LockRefused, PendingCommit, QueueEntry
+from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
 from ..wit.limits import MAX_VALUE_ENV
@@ -133,12 +133,13 @@ class Runner:
                             stop.wait(self.settings.read_block_ms / 1000)
                             continue
                         entries = self.leases.read(self.owner, names, free, self.settings.read_block_ms)
+                    locked = self._lock(entries)
                 except StoreError as exc:
                     log.error("store unavailable", error=str(exc))
                     stop.wait(1.0)
                     continue
-                for entry in entries:
-                    self._dispatch(entry)
+                for entry, lease in locked:
+                    self._dispatch(entry, lease)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=False)
             cancels.stop()
@@ -155,10 +156,50 @@ class Runner:
                 self._cond.wait(0.5)
             return 0 if stop.is_set() else self.settings.concurrency - self._inflight
 
-    def _dispatch(self, entry: QueueEntry) -> None:
+    def _dispatch(self, entry: QueueEntry, lease: Lease) -> None:
         with self._cond:
             self._inflight += 1
-        self._pool.submit(self._process, entry)
+        self._pool.submit(self._process, entry, lease)
+
+    def _lock(self, entries: list[QueueEntry]) -> list[tuple[QueueEntry, Lease]]:
+        """Lock what was read, in one round trip; the entries whose lock was granted, with their leases.
+
+        Locked here rather than by each worker thread: one pipeline for the
+        whole read, and no thread waits on another's round trip. A refused lock
+        is handled at once: a live lease keeps its entry pending, so it is
+        reclaimed and tried again once that lease may have expired (the fast
+        way back from a runner that hung); anything else is moved on by its
+        holder, its timer or the repair sweep, so the entry is acked. A lock
+        the store refused (full) leaves its entry pending, reclaimed later.
+        """
+        if not entries:
+            return []
+        # The logs of workflows this runner unloaded: their locks read only what came after.
+        known = [self.workflows.held.take(entry.execution_id) for entry in entries]
+        try:
+            results = self.leases.lock_many(
+                [(entry.execution_id, log_) for entry, log_ in zip(entries, known)], self.owner, self.settings.lock_ttl_ms
+            )
+        except StoreError:
+            for entry, log_ in zip(entries, known):
+                if log_ is not None:
+                    self.workflows.held.keep(entry.execution_id, log_)
+            raise
+        granted: list[tuple[QueueEntry, Lease]] = []
+        done: list[QueueEntry] = []
+        for entry, log_, result in zip(entries, known, results):
+            if isinstance(result, Lease):
+                granted.append((entry, result))
+                continue
+            if log_ is not None and (isinstance(result, StoreError) or result.reason in ("locked", "early", "blocked")):
+                self.workflows.held.keep(entry.execution_id, log_)
+            if isinstance(result, StoreError):
+                log.error("store refused a lock", execution_id=entry.execution_id, error=str(result))
+            elif result.reason != "locked":
+                done.append(entry)
+        if done:
+            self.leases.ack(done)
+        return granted
 
     def queue_names(self) -> list[str]:
         """The functions that can still have work: the active revision's, and those of revisions with unfinished executions.
@@ -194,23 +235,8 @@ class Runner:
 
     # ---------------------------------------------------------- executing
 
-    def _process(self, entry: QueueEntry) -> None:
-        lease: Lease | None = None
+    def _process(self, entry: QueueEntry, lease: Lease) -> None:
         try:
-            # The log of a workflow this runner unloaded: the lock reads only what came after it.
-            known = self.workflows.held.take(entry.execution_id)
-            result = self.leases.lock(entry.execution_id, self.owner, self.settings.lock_ttl_ms, known=known)
-            if isinstance(result, LockRefused):
-                if known is not None and result.reason in ("locked", "early", "blocked"):
-                    self.workflows.held.keep(entry.execution_id, known)
-                # A live lease keeps its entry pending, so it is reclaimed and tried
-                # again once that lease may have expired (the fast way back from a
-                # runner that hung); anything else is moved on by its holder, its
-                # timer or the repair sweep.
-                if result.reason != "locked":
-                    self.leases.ack([entry])
-                return
-            lease = result
             self._held[lease.id] = lease
             try:
                 with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
@@ -227,8 +253,7 @@ class Runner:
             log.error("store error while running", execution_id=entry.execution_id, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
             log.exception("unexpected error while running", execution_id=entry.execution_id)
-            if lease is not None:
-                self._record_runner_error(lease, [entry], exc)
+            self._record_runner_error(lease, [entry], exc)
         finally:
             with self._cond:
                 self._inflight -= 1

@@ -134,3 +134,13 @@ def dedicated_connection(client: redis.asyncio.Redis) -> AbstractConnection:
     """
     pool = client.connection_pool
     return pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+
+
+def translated(error: Exception) -> BaseException:
+    """A redis-py error from one reply (of a pipeline run without raising) as the `StoreError` `map_redis_errors` makes of it."""
+    try:
+        with map_redis_errors():
+            raise error
+    except BaseException as exc:  # noqa: BLE001 - returned, not swallowed
+        return exc
+    return error  # pragma: no cover - the block always raises

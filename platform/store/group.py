@@ -21,7 +21,7 @@ from collections import deque
 from typing import Any
 
 from . import outbox
-from .connection import map_redis_errors
+from .connection import map_redis_errors, translated
 from .deliveries import Deliveries
 from .scripts import Scripts
 
@@ -118,16 +118,6 @@ class GroupCommit:
             replies = [results[p] for p in where]
             failed = next((r for r in replies if isinstance(r, Exception)), None)
             if failed is not None:
-                write.error = _translated(failed)
+                write.error = translated(failed)
             write.replies = replies
             write.done.set()
-
-
-def _translated(error: Exception) -> BaseException:
-    """A redis-py error from one reply as the `StoreError` `map_redis_errors` makes of it."""
-    try:
-        with map_redis_errors():
-            raise error
-    except BaseException as translated:  # noqa: BLE001 - returned, not swallowed
-        return translated
-    return error

@@ -5,10 +5,12 @@ Frozen values only; `leases` does the I/O that makes and uses them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ids import ExecutionId
+from . import keys
 from .executions import NewExecution, now_ms
 from .records import Event, ExecutionState
 
@@ -70,3 +72,30 @@ class LockRefused:
 
     reason: str
     until: int = 0
+
+
+def lease_from_lock(reply: Any, owner: str, known: Sequence[Event] | None) -> Lease | LockRefused:
+    """Decode lock.lua's reply: the lease (with the log, or its tail after `known`), or why it was refused."""
+    status = reply[0].decode()
+    if status != "ok":
+        return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)
+    flat = reply[1]
+    raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+    events = None
+    if len(reply) > 3 and known:
+        first = len(known)
+        events = [*known, *(Event.from_stream(first + i, sid, fields) for i, (sid, fields) in enumerate(reply[2]))]
+    elif len(reply) > 2:
+        events = [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(reply[2])]
+    return Lease(ExecutionState.from_hash(raw), owner, events, tail_only=len(reply) > 3 and bool(known))
+
+
+def queue_entries(reply: Any) -> list[QueueEntry]:
+    """Decode XREADGROUP's reply: the entries that still name an execution (deleted ones come back empty)."""
+    out: list[QueueEntry] = []
+    for stream, items in reply or []:
+        ffqn = stream.decode().removeprefix(f"{keys.PREFIX}:q:")
+        for sid, fields in items:
+            if fields and b"id" in fields:
+                out.append(QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()))
+    return out

@@ -19,16 +19,17 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
-from ..errors import FencedError, StoreFullError, StoreUnavailableError
+from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
 from ..ids import ExecutionId
 from . import keys, outbox, retention
-from .connection import map_redis_errors
+from .connection import map_redis_errors, translated
 from .memory import RoomWait
 from .deliveries import Deliveries, carry_out
 from .group import GroupCommit
 from .executions import NewExecution, now_ms, response_event
 from .records import Event, ExecutionState, Failure, Outcome
-from .lease_values import Lease, LockRefused, PendingCommit, QueueEntry
+from .lease_values import Lease, LockRefused, PendingCommit, QueueEntry, lease_from_lock, queue_entries
+from .starts import create_elsewhere, start_messages
 from .scripts import Scripts, write_id
 
 
@@ -93,7 +94,7 @@ class Leases:
                     self._groups.clear()
                     return []
                 raise
-        return _entries(reply)
+        return queue_entries(reply)
 
     def reclaim(self, consumer: str, ffqn: str, min_idle_ms: int, count: int = 50) -> list[QueueEntry]:
         """Take over entries another consumer read but never finished."""
@@ -131,23 +132,22 @@ class Leases:
         # Re-sent with the same write id while the store is unreachable: a lock
         # whose reply was lost is recognised, not abandoned until it expires.
         # A full store refuses it at once: nothing is held yet, and the entry stays pending.
-        after = [known[-1].stream_id, len(known)] if known else []
-        reply = self._send(
-            None, "lock", [keys.state(execution_id), keys.log(execution_id)],
-            [write_id(), owner, now_ms(), ttl_ms, *after], wait_when_full=False,
-        )  # fmt: skip
-        status = reply[0].decode()
-        if status != "ok":
-            return LockRefused(status, int(reply[1]) if len(reply) > 1 else 0)
-        flat = reply[1]
-        raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
-        events = None
-        if len(reply) > 3 and known:
-            first = len(known)
-            events = [*known, *(Event.from_stream(first + i, sid, fields) for i, (sid, fields) in enumerate(reply[2]))]
-        elif len(reply) > 2:
-            events = [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(reply[2])]
-        return Lease(ExecutionState.from_hash(raw), owner, events, tail_only=len(reply) > 3 and bool(known))
+        reply = self._send(None, *_lock_call(execution_id, owner, ttl_ms, known), wait_when_full=False)
+        return lease_from_lock(reply, owner, known)
+
+    def lock_many(
+        self, requests: list[tuple[str, Sequence[Event] | None]], owner: str, ttl_ms: int
+    ) -> list[Lease | LockRefused | StoreError]:
+        """`lock` for each (execution id, known log) in one round trip; a lock the store refused is its `StoreError`.
+
+        Each lock is its own script, so one refusal (a full store) leaves the others held.
+        """
+        calls = [_lock_call(execution_id, owner, ttl_ms, known) for execution_id, known in requests]
+        replies = self._send_each(calls)
+        return [
+            reply if isinstance(reply, StoreError) else lease_from_lock(reply, owner, known)
+            for reply, (_, known) in zip(replies, requests)
+        ]
 
     def extend(self, leases: list[Lease], ttl_ms: int) -> dict[str, str]:
         """Extend locks; returns per id 'ok', 'cancel' (cancellation requested) or why it was lost."""
@@ -232,6 +232,27 @@ class Leases:
                 if not room.pause(exc):
                     raise
 
+    def _send_each(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Scripts that write nothing outside their own keys, in one pipeline; each reply, or the `StoreError` it was.
+
+        Re-sent whole (same write ids) while the store cannot be reached, up to `resend_s`.
+        """
+        deadline = time.monotonic() + self.resend_s
+        pause = 0.05
+        while True:
+            try:
+                with map_redis_errors():
+                    pipe = self.scripts.pipeline()
+                    for call in calls:
+                        pipe.script(*call)
+                    replies = pipe.execute(raise_errors=False)
+                return [translated(reply) if isinstance(reply, Exception) else reply for reply in replies]
+            except StoreUnavailableError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
     def _after(self, root: str, messages: list[str], also: Any = None, *, mark: str | None = None) -> None:
         carry_out(self.scripts, self.deliveries, root, messages, also, mark=mark)
 
@@ -281,7 +302,7 @@ class Leases:
         at = now_ms()
         # A root's end starts its tree's retention (store/retention.py).
         expire = "" if parent else retention.expire_message(root, at, state.extra)
-        successor = "" if continue_with is None else _create_elsewhere(continue_with, at, wid=f"{state.id}/continue")
+        successor = "" if continue_with is None else create_elsewhere(continue_with, at, wid=f"{state.id}/continue")
         finish = _Call(
             "finish",
             [keys.state(state.id), keys.log(state.id), keys.outbox(root),
@@ -306,7 +327,7 @@ class Leases:
                 # Not expected (the child was created locked by us a moment ago),
                 # but then it must be recoverable like any pre-locked child, and
                 # the parent must know its request was written.
-                starts = [m for new in parent_commit.creates for m in _starts(new, now_ms())]
+                starts = [m for new in parent_commit.creates for m in start_messages(new, now_ms())]
                 self._after(root, starts + commit.messages, mark=mark)
                 return list(committed[1])
             before = commit.messages
@@ -320,7 +341,7 @@ class Leases:
 
         def also(pipe: Any) -> None:
             _ack(pipe, entries)
-            # A continued execution stays listed as active until its successor is (see `_starts`).
+            # A continued execution stays listed as active until its successor is (see `starts.start_messages`).
             if parent_commit is None and not continued:
                 pipe.zrem(keys.ACTIVE, state.id)
             if clear_timer is not None:
@@ -407,9 +428,9 @@ class Leases:
         starts = [
             m
             for new in children
-            for m in ([outbox.index_msg(new.id, at, finished=True)] if new.id == finished_inline else _starts(new, at))
+            for m in ([outbox.index_msg(new.id, at, finished=True)] if new.id == finished_inline else start_messages(new, at))
         ]
-        starts += [_create_elsewhere(new, at, wid=f"{lease.id}/{new.id}") for new in elsewhere]
+        starts += [create_elsewhere(new, at, wid=f"{lease.id}/{new.id}") for new in elsewhere]
         starts += list(messages)
         spec = {
             "events": [[t, json.dumps(d), str(when)] for t, d, when in events],
@@ -438,23 +459,9 @@ class Leases:
         return result
 
 
-def _starts(new: NewExecution, at: int) -> list[str]:
-    """A new execution's own outbox messages: queue it (or arm its recovery timer), index it.
-
-    One that continues another as new takes that one's place in the `active` index.
-    """
-    starts = [new.initial_message(), outbox.index_msg(new.id, at, replaces=new.state_extra.get("continued_from"))]
-    chain = new.state_extra.get("chain")
-    if chain:
-        # Kept as long as the chain's newest execution: a day past its retention.
-        ttl = int(new.state_extra.get(retention.RETENTION_FIELD) or retention.DEFAULT_RETENTION_MS) + 86_400_000
-        starts.append(outbox.chain_msg(chain, int(new.state_extra["chain_index"]), new.id, ttl))
-    return starts
-
-
-def _create_elsewhere(new: NewExecution, at: int, *, wid: str) -> str:
-    """The outbox message that creates a top-level execution (its own tree) and starts it."""
-    return outbox.create_msg(new.id, json.dumps(new.created_event()), new.state_fields(at), _starts(new, at), wid=wid)
+def _lock_call(execution_id: str, owner: str, ttl_ms: int, known: Sequence[Event] | None) -> tuple[str, list[str], list[Any]]:
+    after = [known[-1].stream_id, len(known)] if known else []
+    return "lock", [keys.state(execution_id), keys.log(execution_id)], [write_id(), owner, now_ms(), ttl_ms, *after]
 
 
 def _as_args(call: _Call) -> tuple[str, list[str], list[Any]]:
@@ -482,15 +489,3 @@ def _check(reply: Any, lease: Lease) -> None:
         f"so this runner's write was refused ({status})",
         execution_id=lease.id,
     )
-
-
-def _entries(reply: Any) -> list[QueueEntry]:
-    out: list[QueueEntry] = []
-    for stream, items in reply or []:
-        ffqn = stream.decode().removeprefix(f"{keys.PREFIX}:q:")
-        for sid, fields in items:
-            if fields and b"id" in fields:
-                out.append(QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()))
-    return out
-
-

@@ -29,8 +29,9 @@ def test_an_unexpected_runner_error_is_recorded_and_retried(redis_url: str, clie
     try:
         entry = QueueEntry(DOUBLE, "0-1", execution_id)
         for _ in range(2):
-            runner._inflight += 1  # what _dispatch does before handing the entry over
-            runner._process(entry)
+            ((locked, lease),) = runner._lock([entry])  # what the reader does before handing the entry over
+            runner._inflight += 1
+            runner._process(locked, lease)
             client.redis.hset(keys.state(execution_id), "not_before", 0)  # no need to wait for the retry timer
         runner.deliveries.flush()
     finally:

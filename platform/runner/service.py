@@ -93,6 +93,7 @@ class Runner:
             eager=(self.owner, settings.lock_ttl_ms),
             max_waiting=max(1, settings.concurrency // 2),
             max_value_bytes=settings.max_value_bytes,
+            spawner=self,
         )
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
@@ -292,6 +293,52 @@ class Runner:
         except Exception:  # noqa: BLE001 - the lease expires and the repair sweep retries it
             log.exception("could not record the runner error", execution_id=lease.id)
 
+    # ------------------------------------------- join-set children run here
+
+    def reserve(self, wanted: int) -> int:
+        """Take up to `wanted` free worker threads for children created locked by this runner."""
+        with self._cond:
+            taken = max(0, min(wanted, self.settings.concurrency - self._inflight))
+            self._inflight += taken
+            return taken
+
+    def release(self, count: int) -> None:
+        with self._cond:
+            self._inflight -= count
+            self._cond.notify()
+
+    def spawn(self, new: NewExecution) -> None:
+        """Run a join-set child created locked by this runner on a thread `reserve` took."""
+        self._pool.submit(self._run_spawned, new)
+
+    def _run_spawned(self, new: NewExecution) -> None:
+        lease = self._prelocked(new)
+        try:
+            self._held[lease.id] = lease
+            with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
+                self.activities.run(lease, [], clear_timer=new.recovery_timer())
+            self.processed += 1
+        except StoreError as exc:
+            # Its lock expires and its recovery timer queues it again.
+            log.error("store error while running", execution_id=new.id, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
+            log.exception("unexpected error while running", execution_id=new.id)
+            self._record_runner_error(lease, [], exc)
+        finally:
+            self._held.pop(lease.id, None)
+            self._lost.discard(lease.id)
+            self.release(1)
+
+    def _prelocked(self, new: NewExecution) -> Lease:
+        """The lease of an execution this runner created locked (its state as the creating script wrote it)."""
+        at = now_ms()
+        state = ExecutionState(
+            id=new.id, ffqn=new.ffqn, kind=new.kind, digest=new.digest, status="running", version=1, attempt=1,
+            created_at=at, updated_at=at, params=new.params, parent=new.parent, owner=new.locked_by,
+            revision=new.revision, component=new.component, extra=dict(new.state_extra),
+        )  # fmt: skip
+        return Lease(state, self.owner)
+
     def run_inline(self, new: NewExecution, parent_tail_after: str, parent_commit: PendingCommit | None = None) -> list[Any]:
         """Run an activity this runner created pre-locked, in the calling thread.
 
@@ -300,13 +347,7 @@ class Runner:
         `parent_commit`, when given, is the parent's commit that creates `new`,
         held back to be written with its result.
         """
-        at = now_ms()
-        state = ExecutionState(
-            id=new.id, ffqn=new.ffqn, kind=new.kind, digest=new.digest, status="running", version=1, attempt=1,
-            created_at=at, updated_at=at, params=new.params, parent=new.parent, owner=new.locked_by,
-            revision=new.revision, component=new.component, extra=dict(new.state_extra),
-        )  # fmt: skip
-        lease = Lease(state, self.owner)
+        lease = self._prelocked(new)
         self._held[lease.id] = lease
         try:
             with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -55,6 +56,24 @@ from .sandbox import WorkflowSandbox
 log = structlog.get_logger("dolmen.workflow")
 
 
+class Spawner(Protocol):
+    """Where join-set children run at once: the runner's own free worker threads (see `LiveDriver._claim`)."""
+
+    owner: str
+
+    def reserve(self, wanted: int) -> int:
+        """Take up to `wanted` free worker threads; how many were taken."""
+        ...
+
+    def release(self, count: int) -> None:
+        """Give back threads taken by `reserve` and not used."""
+        ...
+
+    def spawn(self, new: NewExecution) -> None:
+        """Run `new`, created locked by `owner`, on a thread taken by `reserve`."""
+        ...
+
+
 class LiveDriver:
     """Writes to the store under the lease; waits in memory or unloads."""
 
@@ -92,11 +111,44 @@ class LiveDriver:
             for event_type, data, _ in events
             if event_type == DELAY_REQUESTED
         ]
-        tail = self.executor.leases.commit(
-            self.lease, events, creates, last_seen=last, first_index=ctx.replay.length, messages=timers
-        )
-        self.eager += [c for c in creates if c.locked_by is not None]
+        creates, spawned = self._claim(ctx, creates)
+        try:
+            tail = self.executor.leases.commit(
+                self.lease, events, creates, last_seen=last, first_index=ctx.replay.length, messages=timers
+            )
+        except BaseException:
+            if spawned:
+                self.executor.spawner.release(len(spawned))  # type: ignore[union-attr]
+            raise
+        for new in spawned:
+            self.executor.spawner.spawn(new)  # type: ignore[union-attr]
+        running = {id(new) for new in spawned}
+        self.eager += [c for c in creates if c.locked_by is not None and id(c) not in running]
         return tail
+
+    def _claim(self, ctx: RunContext, creates: list[NewExecution]) -> tuple[list[NewExecution], list[NewExecution]]:
+        """Create join-set activity children locked by this runner, as many as it has free threads, and run them here.
+
+        They skip the queue (its write, its read and a lock); the others are
+        queued as usual. One whose runner dies is started again by its
+        recovery timer, as a directly called child is.
+        """
+        spawner = self.executor.spawner
+        wanted = [
+            i for i, new in enumerate(creates)
+            if new.kind == "activity" and new.parent == ctx.execution_id and new.state_extra.get("js")
+            and new.locked_by is None and not new.not_before
+        ]  # fmt: skip
+        if spawner is None or not wanted:
+            return creates, []
+        taken = spawner.reserve(len(wanted))
+        if not taken:
+            return creates, []
+        claimed = list(creates)
+        ttl = self.executor.eager[1] if self.executor.eager is not None else 0
+        for i in wanted[:taken]:
+            claimed[i] = replace(creates[i], locked_by=spawner.owner, lock_ttl_ms=ttl)
+        return claimed, [claimed[i] for i in wanted[:taken]]
 
     def eager_lock(self, target: Target) -> tuple[str, int] | None:
         # A workflow blocked on a direct activity call has nothing else to do: it
@@ -188,6 +240,7 @@ class WorkflowExecutor:
         eager: tuple[str, int] | None = None,
         max_waiting: int = 8,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        spawner: Spawner | None = None,
     ) -> None:
         self.store = store
         self.leases = leases
@@ -196,6 +249,7 @@ class WorkflowExecutor:
         self.lost = lost
         self.run_inline = run_inline
         self.eager = eager if run_inline is not None else None
+        self.spawner = spawner if self.eager is not None else None
         self.sandbox = WorkflowSandbox(spares=spare_instances())
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))

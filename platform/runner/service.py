@@ -309,7 +309,13 @@ class Runner:
 
     def spawn(self, new: NewExecution) -> None:
         """Run a join-set child created locked by this runner on a thread `reserve` took."""
-        self._pool.submit(self._run_spawned, new)
+        try:
+            self._pool.submit(self._run_spawned, new)
+        except RuntimeError:
+            # The runner is stopping (its pool takes no new work) while the workflow
+            # that created the child still runs: run it here rather than leave it to
+            # its recovery timer, which would count a lost attempt.
+            self._run_spawned(new)
 
     def _run_spawned(self, new: NewExecution) -> None:
         lease = self._prelocked(new)

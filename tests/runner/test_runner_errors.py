@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import RetryPolicy
 from dolmen.platform.runner.service import Runner, RunnerSettings
@@ -47,3 +49,20 @@ def test_an_unexpected_runner_error_is_recorded_and_retried(redis_url: str, clie
     assert state.outcome is not None and state.outcome.failure is not None
     assert state.outcome.failure.kind == "runner_error"
     assert "gave up after 2 attempts" in state.outcome.failure.message
+
+
+def test_a_child_spawned_while_the_runner_stops_runs_in_the_calling_thread(redis_url: str) -> None:
+    """Once the pool takes no new work, a join-set child created locked by this runner runs where it was spawned."""
+    from dolmen.platform.store.executions import NewExecution
+
+    runner = Runner(RunnerSettings(redis_url, DATA_DIR, concurrency=2, name="stopping"))
+    ran: list[tuple[str, str]] = []
+    runner._run_spawned = lambda new: ran.append((new.id, threading.current_thread().name))  # type: ignore[method-assign]
+    try:
+        runner._pool.shutdown(wait=True)
+        new = NewExecution(id="E_01JD8X3K5QZ6V2N4M7P9R0S1T2.1", ffqn=DOUBLE, kind="activity", digest="sha256:x", params=[1])
+        runner.spawn(new)
+    finally:
+        runner.deliveries.close()
+        runner.client.close()
+    assert ran == [("E_01JD8X3K5QZ6V2N4M7P9R0S1T2.1", threading.current_thread().name)]

@@ -77,6 +77,8 @@ KINDS: tuple[ComponentKind, ...] = ("activity", "workflow")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
 BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
 INSTANCES: tuple[InstanceMode, ...] = ("fresh", "reuse")
+# More uses than this is a typo (an instance serving a billion runs is never replaced anyway).
+MAX_INSTANCE_USES = 1_000_000_000
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
@@ -260,7 +262,7 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
     if "instances" in get:
         values["instances"] = reader.choice(*get["instances"], INSTANCES)
     if "max_instance_uses" in get:
-        values["max_instance_uses"] = reader.integer(*get["max_instance_uses"], minimum=1)
+        values["max_instance_uses"] = reader.integer(*get["max_instance_uses"], minimum=1, maximum=MAX_INSTANCE_USES)
     if "allowed_hosts" in get and kind != "workflow":
         values["allowed_hosts"] = read_allowed_hosts(reader, *get["allowed_hosts"])
     if "retention" in get and (retention := read_retention(reader, *get["retention"])) is not None:

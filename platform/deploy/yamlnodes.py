@@ -239,7 +239,9 @@ class Reader:
             return None
         return value
 
-    def integer(self, node: yaml.Node, where: Location, *, minimum: int | None = None) -> int | None:
+    def integer(
+        self, node: yaml.Node, where: Location, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
         """A whole number in decimal digits: `010` is ten, and `0x1F` or `12:30` are refused, not read as 31 or 750."""
         text = self.text(node, where)
         if text is None:
@@ -250,6 +252,9 @@ class Reader:
         value = int(text)
         if minimum is not None and value < minimum:
             self.problem(where, f"must be at least {minimum}, got {value}")
+            return None
+        if maximum is not None and value > maximum:
+            self.problem(where, f"must be at most {maximum:,}, got {value:,}")
             return None
         return value
 

@@ -308,8 +308,15 @@ class WorkflowExecutor:
         except CancelledError:
             self._cancel(lease, ctx.replay, entries)
         except NonDeterminismError as exc:
-            log.warning("non-determinism", execution_id=state.id, ffqn=state.ffqn, error=str(exc))
-            self._finish(lease, Outcome(failure=Failure("non_determinism", str(exc))), entries)
+            message = str(exc)
+            if config.instances == "reuse":
+                message += (
+                    "; this component reuses instances (instances: reuse), so what its code keeps between"
+                    " executions (module globals, Python's `random`) can make a replay differ:"
+                    " see README \"Reused workflow instances\", or deploy it with instances: fresh"
+                )
+            log.warning("non-determinism", execution_id=state.id, ffqn=state.ffqn, error=message)
+            self._finish(lease, Outcome(failure=Failure("non_determinism", message)), entries)
         except ChildFailedError as exc:
             self._finish(lease, Outcome(failure=Failure("child_failed", str(exc))), entries)
         except (ValueTooLargeError, HistoryLimitError, ContinueAsNewError) as exc:

@@ -154,7 +154,7 @@ class WorkflowSandbox:
                     )
                 returned = True
                 if not ready.uses:
-                    ready.prologue = tuple(ctx.prologue)
+                    ready.prologue = runtime_prologue(ctx.prologue)
                 return value
             finally:
                 ctx.after_wait = None
@@ -186,6 +186,22 @@ def _instantiate(loaded: LoadedComponent, linker: WorkflowLinker, memory_bytes: 
         output.close()
         raise
     return Ready(store, instance, output)
+
+
+# componentize-py reseeds CPython's `random` on an instance's first call, before the
+# code runs (componentize-py PR #42): 624 words of Mersenne Twister state, 2,496 bytes,
+# which wasi-libc's getentropy asks for 256 bytes at a time.
+CPYTHON_RESEED = (256,) * 9 + (192,)
+
+
+def runtime_prologue(drawn: list[int]) -> tuple[int, ...]:
+    """What a guest runtime drew before the code ran, from what a fresh instance's first run drew before its first host call.
+
+    That is the CPython reseed when the draws start with it, else nothing:
+    the code's own early draws (`os.urandom`, `uuid4`) are never counted,
+    so a reused instance draws them from the same place as a fresh one.
+    """
+    return CPYTHON_RESEED if tuple(drawn[: len(CPYTHON_RESEED)]) == CPYTHON_RESEED else ()
 
 
 class _GuestOutput:

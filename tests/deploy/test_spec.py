@@ -244,6 +244,7 @@ BAD_CASES = [
     ("workflow uses without reuse", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, max_instance_uses: 5}\n", ["components[0].max_instance_uses: 'max_instance_uses' applies only with 'instances: reuse'"]),
     ("bad instances", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: pooled}\n", ["components[0].instances: 'pooled' is not one of: fresh, reuse"]),
     ("bad uses", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: reuse, max_instance_uses: 0}\n", ["components[0].max_instance_uses: must be at least 1"]),
+    ("too many uses", "name: x\ncomponents:\n  - {name: a, kind: workflow, source: a.wasm, instances: reuse, max_instance_uses: 99999999999999999999999}\n", ["components[0].max_instance_uses: must be at most 1,000,000,000, got 99,999,999,999,999,999,999,999"]),
     ("instances as a YAML boolean", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, instances: yes}\n", ["components[0].instances: 'yes' is not one of: fresh, reuse"]),
     ("kind as a number", "name: x\ncomponents:\n  - {name: a, kind: 1, source: a.wasm}\n", ["components[0].kind: '1' is not one of: activity, workflow"]),
     ("env name ending in a newline", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, env: {\"A\\n\": b}}\n", ["is not a valid environment variable name"]),

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,28 +238,34 @@ class Runner:
     # ---------------------------------------------------------- executing
 
     def _process(self, entry: QueueEntry, lease: Lease) -> None:
+        def attempt() -> None:
+            if not self._gave_up(lease, [entry]):
+                if lease.state.kind == "workflow":
+                    self.workflows.run(lease, [entry])
+                else:
+                    self.activities.run(lease, [entry])
+
         try:
-            self._held[lease.id] = lease
-            try:
-                with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
-                    if not self._gave_up(lease, [entry]):
-                        if lease.state.kind == "workflow":
-                            self.workflows.run(lease, [entry])
-                        else:
-                            self.activities.run(lease, [entry])
-                self.processed += 1
-            finally:
-                self._held.pop(lease.id, None)
-                self._lost.discard(lease.id)
-        except StoreError as exc:
-            log.error("store error while running", execution_id=entry.execution_id, error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
-            log.exception("unexpected error while running", execution_id=entry.execution_id)
-            self._record_runner_error(lease, [entry], exc)
+            self._run_held(lease, [entry], attempt)
         finally:
-            with self._cond:
-                self._inflight -= 1
-                self._cond.notify()
+            self.release(1)
+
+    def _run_held(self, lease: Lease, entries: list[QueueEntry], attempt: Callable[[], object]) -> None:
+        """Run one attempt of a lease this runner holds (its lock kept alive meanwhile); errors are logged or recorded, not raised."""
+        self._held[lease.id] = lease
+        try:
+            with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
+                attempt()
+            self.processed += 1
+        except StoreError as exc:
+            # Its lock expires, and it is taken over (or queued by its recovery timer).
+            log.error("store error while running", execution_id=lease.id, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
+            log.exception("unexpected error while running", execution_id=lease.id)
+            self._record_runner_error(lease, entries, exc)
+        finally:
+            self._held.pop(lease.id, None)
+            self._lost.discard(lease.id)
 
     def _gave_up(self, lease: Lease, entries: list[QueueEntry]) -> bool:
         """Finish as `crashed` an execution whose lost attempts used up its retry policy."""
@@ -320,19 +327,8 @@ class Runner:
     def _run_spawned(self, new: NewExecution) -> None:
         lease = self._prelocked(new)
         try:
-            self._held[lease.id] = lease
-            with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
-                self.activities.run(lease, [], clear_timer=new.recovery_timer())
-            self.processed += 1
-        except StoreError as exc:
-            # Its lock expires and its recovery timer queues it again.
-            log.error("store error while running", execution_id=new.id, error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
-            log.exception("unexpected error while running", execution_id=new.id)
-            self._record_runner_error(lease, [], exc)
+            self._run_held(lease, [], lambda: self.activities.run(lease, [], clear_timer=new.recovery_timer()))
         finally:
-            self._held.pop(lease.id, None)
-            self._lost.discard(lease.id)
             self.release(1)
 
     def _prelocked(self, new: NewExecution) -> Lease:

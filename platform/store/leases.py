@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,64 +194,68 @@ class Leases:
 
         `mark` (`outbox.dirty_mark`) goes with the write's effects to `_after`, which removes it.
         """
+
+        def send() -> list[Any]:
+            if self.group is not None:
+                return self.group.send(mark, calls)
+            with map_redis_errors():
+                waiting = self.deliveries is not None and self.deliveries.pending
+                if mark is None and not waiting and len(calls) == 1:
+                    return [self.scripts(*calls[0])]
+                pipe = self.scripts.pipeline()
+                # Effects of writes accepted earlier ride along, ahead of this script.
+                carried = self.deliveries.carry(pipe) if self.deliveries is not None else None
+                if mark is not None:
+                    outbox.mark_dirty(pipe, mark)
+                positions = [pipe.script(name, script_keys, args) for name, script_keys, args in calls]
+                try:
+                    replies = pipe.execute()
+                except BaseException:
+                    if carried is not None:
+                        carried.failed()
+                    raise
+                if carried is not None:
+                    carried.sent()
+                return [replies[p] for p in positions]
+
+        return self._resending(send, calls[-1][0] if wait_when_full else None)
+
+    def _send_each(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Scripts that write nothing outside their own keys, in one pipeline; each reply, or the `StoreError` it was."""
+
+        def send() -> list[Any]:
+            with map_redis_errors():
+                pipe = self.scripts.pipeline()
+                for call in calls:
+                    pipe.script(*call)
+                replies = pipe.execute(raise_errors=False)
+            return [translated(reply) if isinstance(reply, Exception) else reply for reply in replies]
+
+        return self._resending(send, None)
+
+    def _resending(self, send: Callable[[], list[Any]], waits_for_room: str | None) -> list[Any]:
+        """`send()`, again (with the same write ids) while the store cannot be reached, up to `resend_s`.
+
+        With `waits_for_room` (the script's name, for the log), a full store's
+        refusal is waited out too, until it has room or the process stops.
+        """
         deadline = time.monotonic() + self.resend_s
         pause = 0.05
         room: RoomWait | None = None
         while True:
             try:
-                if self.group is not None:
-                    return self.group.send(mark, calls)
-                with map_redis_errors():
-                    waiting = self.deliveries is not None and self.deliveries.pending
-                    if mark is None and not waiting and len(calls) == 1:
-                        return [self.scripts(*calls[0])]
-                    pipe = self.scripts.pipeline()
-                    # Effects of writes accepted earlier ride along, ahead of this script.
-                    carried = self.deliveries.carry(pipe) if self.deliveries is not None else None
-                    if mark is not None:
-                        outbox.mark_dirty(pipe, mark)
-                    positions = [pipe.script(name, script_keys, args) for name, script_keys, args in calls]
-                    try:
-                        replies = pipe.execute()
-                    except BaseException:
-                        if carried is not None:
-                            carried.failed()
-                        raise
-                    if carried is not None:
-                        carried.sent()
-                    return [replies[p] for p in positions]
+                return send()
             except StoreUnavailableError:
                 if time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
             except StoreFullError as exc:
-                if not wait_when_full:
+                if waits_for_room is None:
                     raise
-                room = room or RoomWait(self.stopping, calls[-1][0])
+                room = room or RoomWait(self.stopping, waits_for_room)
                 if not room.pause(exc):
                     raise
-
-    def _send_each(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
-        """Scripts that write nothing outside their own keys, in one pipeline; each reply, or the `StoreError` it was.
-
-        Re-sent whole (same write ids) while the store cannot be reached, up to `resend_s`.
-        """
-        deadline = time.monotonic() + self.resend_s
-        pause = 0.05
-        while True:
-            try:
-                with map_redis_errors():
-                    pipe = self.scripts.pipeline()
-                    for call in calls:
-                        pipe.script(*call)
-                    replies = pipe.execute(raise_errors=False)
-                return [translated(reply) if isinstance(reply, Exception) else reply for reply in replies]
-            except StoreUnavailableError:
-                if time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
 
     def _after(self, root: str, messages: list[str], also: Any = None, *, mark: str | None = None) -> None:
         carry_out(self.scripts, self.deliveries, root, messages, also, mark=mark)

@@ -65,6 +65,10 @@ class ReachedEndOfLog(Exception):
         self.request = request
 
 
+# How many first draws a run keeps: more than a guest runtime's seeding takes.
+FIRST_DRAWS = 16
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where a child call goes: the deployed function and its component."""
@@ -143,11 +147,10 @@ class RunContext:
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     # How large the log may grow: checked at every new request.
     history: HistoryLimit = field(default_factory=HistoryLimit)
-    # The entropy (sizes in bytes, -8 for a u64) the run drew through WASI before
-    # its code made any other host call: the guest runtime seeding itself on an
-    # instance's first call (componentize-py reseeds Python's `random` there).
-    prologue: list[int] = field(default_factory=list)
-    in_prologue: bool = True
+    # The run's first draws of entropy (sizes in bytes, -8 for a u64): on an
+    # instance's first call they hold the guest runtime's own seeding, if any
+    # (see `sandbox.runtime_prologue`).
+    first_draws: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # The seed recorded in the `created` event (or, for older logs, the one
@@ -426,13 +429,13 @@ class RunContext:
     # ------------------------------------------------------- determinism
 
     def random_bytes(self, n: int) -> bytes:
-        if self.in_prologue and len(self.prologue) < 16:  # a runtime's reseed is a few draws (see `sandbox`)
-            self.prologue.append(n)
+        if len(self.first_draws) < FIRST_DRAWS:
+            self.first_draws.append(n)
         return self.rng.randbytes(n)
 
     def random_u64(self) -> int:
-        if self.in_prologue and len(self.prologue) < 16:
-            self.prologue.append(-8)
+        if len(self.first_draws) < FIRST_DRAWS:
+            self.first_draws.append(-8)
         return self.rng.getrandbits(64)
 
     def redraw(self, prologue: tuple[int, ...]) -> None:
@@ -441,7 +444,6 @@ class RunContext:
         The code's own draws then come from the same place in the stream as on a
         fresh instance, so a replay on one draws the same numbers.
         """
-        self.in_prologue = False
         for n in prologue:
             self.rng.getrandbits(64) if n < 0 else self.rng.randbytes(n)
 

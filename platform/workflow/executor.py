@@ -111,44 +111,40 @@ class LiveDriver:
             for event_type, data, _ in events
             if event_type == DELAY_REQUESTED
         ]
-        creates, spawned = self._claim(ctx, creates)
+        # Join-set activity children, as many as this runner has free threads, are
+        # created locked by it and run here: they skip the queue (its write, its
+        # read and a lock). One whose runner dies is queued by its recovery timer.
+        spawner = self.executor.spawner
+        spawned = self._claim(ctx, creates, spawner) if spawner is not None else 0
         try:
             tail = self.executor.leases.commit(
                 self.lease, events, creates, last_seen=last, first_index=ctx.replay.length, messages=timers
             )
         except BaseException:
-            if spawned:
-                self.executor.spawner.release(len(spawned))  # type: ignore[union-attr]
+            if spawner is not None and spawned:
+                spawner.release(spawned)
             raise
-        for new in spawned:
-            self.executor.spawner.spawn(new)  # type: ignore[union-attr]
-        running = {id(new) for new in spawned}
-        self.eager += [c for c in creates if c.locked_by is not None and id(c) not in running]
+        for new in creates:
+            if new.locked_by is None:
+                continue
+            if new.state_extra.get("js"):
+                spawner.spawn(new)  # type: ignore[union-attr] - only `_claim` locks join-set children
+            else:
+                self.eager.append(new)
         return tail
 
-    def _claim(self, ctx: RunContext, creates: list[NewExecution]) -> tuple[list[NewExecution], list[NewExecution]]:
-        """Create join-set activity children locked by this runner, as many as it has free threads, and run them here.
-
-        They skip the queue (its write, its read and a lock); the others are
-        queued as usual. One whose runner dies is started again by its
-        recovery timer, as a directly called child is.
-        """
-        spawner = self.executor.spawner
+    def _claim(self, ctx: RunContext, creates: list[NewExecution], spawner: Spawner) -> int:
+        """Lock, in `creates`, as many join-set activity children as `spawner` has threads for; how many."""
         wanted = [
             i for i, new in enumerate(creates)
             if new.kind == "activity" and new.parent == ctx.execution_id and new.state_extra.get("js")
             and new.locked_by is None and not new.not_before
         ]  # fmt: skip
-        if spawner is None or not wanted:
-            return creates, []
-        taken = spawner.reserve(len(wanted))
-        if not taken:
-            return creates, []
-        claimed = list(creates)
+        taken = spawner.reserve(len(wanted)) if wanted else 0
         ttl = self.executor.eager[1] if self.executor.eager is not None else 0
         for i in wanted[:taken]:
-            claimed[i] = replace(creates[i], locked_by=spawner.owner, lock_ttl_ms=ttl)
-        return claimed, [claimed[i] for i in wanted[:taken]]
+            creates[i] = replace(creates[i], locked_by=spawner.owner, lock_ttl_ms=ttl)
+        return taken
 
     def eager_lock(self, target: Target) -> tuple[str, int] | None:
         # A workflow blocked on a direct activity call has nothing else to do: it

@@ -61,13 +61,6 @@ def bound(ctx: RunContext) -> Iterator[RunContext]:
 
 
 def _ctx() -> RunContext:
-    ctx = _wasi_ctx()
-    ctx.in_prologue = False  # the code itself runs (see `RunContext.prologue`)
-    return ctx
-
-
-def _wasi_ctx() -> RunContext:
-    """The bound run, for the WASI randomness and clocks a guest runtime reads before the code runs."""
     ctx = _binding.ctx
     if ctx is None:  # pragma: no cover - host functions only run inside `bound`
         raise RuntimeError("workflow host function called outside a run")
@@ -351,7 +344,7 @@ def _wasi_datetime(seconds: int, nanoseconds: int) -> Record:
 
 
 def _datetime(store: Any) -> Record:
-    ms = _wasi_ctx().now()
+    ms = _ctx().now()
     return _wasi_datetime(ms // 1000, (ms % 1000) * 1_000_000)
 
 
@@ -361,22 +354,22 @@ def _resolution(store: Any) -> Record:
 
 _WASI_SHADOWS: dict[str, dict[str, Callable[..., Any]]] = {
     "wasi:random/random": {
-        "get-random-bytes": lambda store, n: _wasi_ctx().random_bytes(n),
-        "get-random-u64": lambda store: _wasi_ctx().random_u64(),
+        "get-random-bytes": lambda store, n: _ctx().random_bytes(n),
+        "get-random-u64": lambda store: _ctx().random_u64(),
     },
     "wasi:random/insecure": {
-        "get-insecure-random-bytes": lambda store, n: _wasi_ctx().random_bytes(n),
-        "get-insecure-random-u64": lambda store: _wasi_ctx().random_u64(),
+        "get-insecure-random-bytes": lambda store, n: _ctx().random_bytes(n),
+        "get-insecure-random-u64": lambda store: _ctx().random_u64(),
     },
     "wasi:random/insecure-seed": {
-        "insecure-seed": lambda store: (_wasi_ctx().random_u64(), _wasi_ctx().random_u64()),
+        "insecure-seed": lambda store: (_ctx().random_u64(), _ctx().random_u64()),
     },
     "wasi:clocks/wall-clock": {
         "now": _datetime,
         "resolution": _resolution,
     },
     "wasi:clocks/monotonic-clock": {
-        "now": lambda store: _wasi_ctx().now() * 1_000_000,
+        "now": lambda store: _ctx().now() * 1_000_000,
         "resolution": lambda store: 1_000_000,
     },
 }

@@ -6,7 +6,7 @@ background thread (see `wasm.instances`). A deployment may opt into reuse
 (`instances: reuse`): an instance whose run returned normally serves the next
 run of any execution, so the guest's own globals (Python's `random` state
 included) carry over, and a replay on another instance diverges if the code
-reads them (see README "Guarantees").
+reads them (see README "Reused workflow instances").
 
 A run's stdout and stderr go to the runner's log lines, and the end of its
 stderr is kept to explain a trap: the failure names the Python exception and
@@ -154,7 +154,7 @@ class WorkflowSandbox:
                     )
                 returned = True
                 if not ready.uses:
-                    ready.prologue = runtime_prologue(ctx.prologue)
+                    ready.prologue = runtime_prologue(ctx.first_draws)
                 return value
             finally:
                 ctx.after_wait = None
@@ -195,7 +195,7 @@ CPYTHON_RESEED = (256,) * 9 + (192,)
 
 
 def runtime_prologue(drawn: list[int]) -> tuple[int, ...]:
-    """What a guest runtime drew before the code ran, from what a fresh instance's first run drew before its first host call.
+    """What a guest runtime drew before the code ran, from a fresh instance's first run's first draws.
 
     That is the CPython reseed when the draws start with it, else nothing:
     the code's own early draws (`os.urandom`, `uuid4`) are never counted,

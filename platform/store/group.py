@@ -31,16 +31,26 @@ Call = tuple[str, list[str], list[Any]]
 MAX_BATCH = 64
 
 
-class _Write:
-    __slots__ = ("mark", "calls", "done", "replies", "error", "lead")
+class _Writer:
+    """A thread with writes queued: woken when one of them is done, or to lead."""
 
-    def __init__(self, mark: str | None, calls: list[Call]) -> None:
+    __slots__ = ("wake", "lead")
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.lead = False
+
+
+class _Write:
+    __slots__ = ("mark", "calls", "writer", "done", "replies", "error")
+
+    def __init__(self, mark: str | None, calls: list[Call], writer: _Writer) -> None:
         self.mark = mark
         self.calls = calls
-        self.done = threading.Event()
+        self.writer = writer
+        self.done = False
         self.replies: list[Any] = []
         self.error: BaseException | None = None
-        self.lead = False
 
     def result(self) -> list[Any]:
         if self.error is not None:
@@ -55,6 +65,7 @@ class GroupCommit:
     what sending them raised (a `StoreError`: the caller may re-send, the
     write ids make that safe). `mark`, when given, is written to the dirty
     index first (see `outbox`). Effects queued in `deliveries` ride along.
+    `send_all` queues several writes of one thread at once.
     """
 
     def __init__(self, scripts: Scripts, deliveries: Deliveries | None = None) -> None:
@@ -67,29 +78,42 @@ class GroupCommit:
         self.writes = 0
 
     def send(self, mark: str | None, calls: list[Call]) -> list[Any]:
-        write = _Write(mark, calls)
+        return self._queued([(mark, calls)])[0].result()
+
+    def send_all(self, writes: list[tuple[str | None, list[Call]]]) -> list[list[Any] | BaseException]:
+        """Several writes, each as `send` would send it; per write its replies, or what sending it raised."""
+        return [write.error if write.error is not None else write.replies for write in self._queued(writes)]
+
+    def _queued(self, items: list[tuple[str | None, list[Call]]]) -> list[_Write]:
+        writer = _Writer()
+        writes = [_Write(mark, calls, writer) for mark, calls in items]
+        last = writes[-1]
         with self._lock:
-            self._queue.append(write)
+            self._queue.extend(writes)
             leading = not self._busy
             self._busy = True
-        if not leading:
-            write.done.wait()
-            if not write.lead:
-                return write.result()
-            write.done.clear()  # woken to lead: the write itself is still queued
-        # Lead: send batches until our own write is done, then pass the lead on.
-        while not write.done.is_set():
+        while not leading:
+            writer.wake.wait()
+            # Cleared before looking: a write done (or a lead passed) after this sets it again.
+            writer.wake.clear()
+            if writer.lead:
+                writer.lead = False
+                leading = True
+            elif last.done:
+                return writes
+        # Lead: send batches until our own writes are done, then pass the lead on.
+        while not last.done:
             with self._lock:
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
             self._send(batch)
         with self._lock:
             if self._queue:
-                successor = self._queue[0]
+                successor = self._queue[0].writer
                 successor.lead = True
-                successor.done.set()
+                successor.wake.set()
             else:
                 self._busy = False
-        return write.result()
+        return writes
 
     def _send(self, batch: list[_Write]) -> None:
         carried = None
@@ -108,7 +132,8 @@ class GroupCommit:
                 carried.failed()
             for write in batch:
                 write.error = exc
-                write.done.set()
+                write.done = True
+                write.writer.wake.set()
             return
         if carried is not None:
             carried.sent()
@@ -120,4 +145,5 @@ class GroupCommit:
             if failed is not None:
                 write.error = translated(failed)
             write.replies = replies
-            write.done.set()
+            write.done = True
+            write.writer.wake.set()

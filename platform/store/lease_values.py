@@ -1,4 +1,4 @@
-"""What runners hold and read: queue entries, leases, a held-back commit, a refused lock.
+"""What runners hold and read: queue entries, leases, a held-back commit, a refused lock, a script call.
 
 Frozen values only; `leases` does the I/O that makes and uses them.
 """
@@ -13,6 +13,19 @@ from ..ids import ExecutionId
 from . import keys
 from .executions import NewExecution, now_ms
 from .records import Event, ExecutionState
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One write script call, and the outbox messages to carry out once it answered ok."""
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+    messages: list[str]
+
+    def as_args(self) -> tuple[str, list[str], list[Any]]:
+        return self.name, self.keys, self.args
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +112,10 @@ def queue_entries(reply: Any) -> list[QueueEntry]:
             if fields and b"id" in fields:
                 out.append(QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()))
     return out
+
+
+def ack_entries(pipe: Any, entries: Sequence[QueueEntry]) -> None:
+    """Queue on `pipe` the removal of queue entries done with (acked and deleted)."""
+    for entry in entries:
+        pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
+        pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)

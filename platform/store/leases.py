@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -21,26 +20,26 @@ from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
 from ..ids import ExecutionId
-from . import keys, outbox, retention
+from . import keys, outbox
 from .connection import map_redis_errors, translated
 from .memory import RoomWait
 from .deliveries import Deliveries, carry_out
 from .group import GroupCommit
-from .executions import NewExecution, now_ms, response_event
-from .records import Event, ExecutionState, Failure, Outcome
-from .lease_values import Lease, LockRefused, PendingCommit, QueueEntry, lease_from_lock, queue_entries
+from .executions import NewExecution, now_ms
+from .records import Event, Outcome
+from .finishes import FinishWrite, finish_effects, finish_write
+from .lease_values import (
+    Lease,
+    LockRefused,
+    PendingCommit,
+    QueueEntry,
+    ScriptCall,
+    ack_entries,
+    lease_from_lock,
+    queue_entries,
+)
 from .starts import create_elsewhere, start_messages
 from .scripts import Scripts, write_id
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """One script call, and the outbox messages to carry out once it answered ok."""
-
-    name: str
-    keys: list[str]
-    args: list[Any]
-    messages: list[str]
 
 
 class Leases:
@@ -96,6 +95,31 @@ class Leases:
                 raise
         return queue_entries(reply)
 
+    def read_now(self, reads: list[tuple[list[str], int]], consumer: str) -> list[QueueEntry]:
+        """What is there now, without waiting: per (ffqns, count), up to `count` new entries from each of those queues.
+
+        One round trip for reads that take different counts from different
+        queues (more from those of short activities, see `runner.batching`).
+        """
+        reads = [(ffqns, count) for ffqns, count in reads if ffqns and count > 0]
+        if not reads:
+            return []
+        self.ensure_groups([ffqn for ffqns, _ in reads for ffqn in ffqns])
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for ffqns, count in reads:
+                pipe.xreadgroup(keys.QUEUE_GROUP, consumer, {keys.queue(f): ">" for f in ffqns}, count=count)  # type: ignore[arg-type]
+            replies = pipe.execute(raise_on_error=False)
+        entries: list[QueueEntry] = []
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                self._groups.clear()
+            elif isinstance(reply, Exception):
+                raise translated(reply)
+            else:
+                entries += queue_entries(reply)
+        return entries
+
     def reclaim(self, consumer: str, ffqn: str, min_idle_ms: int, count: int = 50) -> list[QueueEntry]:
         """Take over entries another consumer read but never finished."""
         self.ensure_groups([ffqn])
@@ -114,7 +138,7 @@ class Leases:
             return
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
-            _ack(pipe, entries)
+            ack_entries(pipe, entries)
             pipe.execute()
 
     # ------------------------------------------------------------------ locks
@@ -286,46 +310,20 @@ class Leases:
         commit that creates this execution is written first, in the same round
         trip. Raises `FencedError` when a lease was lost.
         """
-        state = lease.state
-        eid = ExecutionId(state.id)
-        parent = eid.parent
-        parent_id = parent.value if parent else state.id
-        js = state.extra.get("js") or None
-        finished = {**outcome.to_json(), **(extra or {})}
-        response = response_event(state.id, outcome, join_set=js) if parent else {}
-        wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
-        alternative: list[str] = ["", "", ""]
-        if unless_cancelled:
-            cancelled = Outcome(failure=Failure("cancelled", "cancelled while it ran; its result was discarded"))
-            alternative = [
-                json.dumps({**cancelled.to_json(), **(extra or {})}),
-                json.dumps(cancelled.to_json()),
-                json.dumps(response_event(state.id, cancelled, join_set=js) if parent else {}),
-            ]
-        root = eid.root
-        at = now_ms()
-        # A root's end starts its tree's retention (store/retention.py).
-        expire = "" if parent else retention.expire_message(root, at, state.extra)
-        successor = "" if continue_with is None else create_elsewhere(continue_with, at, wid=f"{state.id}/continue")
-        finish = _Call(
-            "finish",
-            [keys.state(state.id), keys.log(state.id), keys.outbox(root),
-             keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
-            [write_id(), lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
-             state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or "", expire,
-             successor],
-            [],
+        write = finish_write(
+            lease, outcome, entries=entries, extra=extra, unless_cancelled=unless_cancelled,
+            clear_timer=clear_timer, parent_tail_after=parent_tail_after, continue_with=continue_with,
         )  # fmt: skip
-        mark = outbox.dirty_mark(root)
+        root, mark = write.root, write.mark
         before: list[str] = []  # the parent's commit's messages, delivered with this write's
         if parent_commit is None:
-            reply = self._send(mark, finish.name, finish.keys, finish.args)
+            reply = self._send(mark, *write.call.as_args())
         else:
             commit = self._commit_call(
                 parent_commit.lease, parent_commit.events, parent_commit.creates,
                 last_seen=parent_commit.last_seen, finished_inline=lease.id, at=parent_commit.at,
             )  # fmt: skip
-            committed, reply = self._send_many(mark, [_as_args(commit), _as_args(finish)])
+            committed, reply = self._send_many(mark, [commit.as_args(), write.call.as_args()])
             _check(committed, parent_commit.lease)
             if _status(reply) != "ok":
                 # Not expected (the child was created locked by us a moment ago),
@@ -340,20 +338,38 @@ class Leases:
         except FencedError:
             self._after(root, before, mark=mark)
             raise
-
-        continued = [successor] if successor and not int(reply[2]) else []
-
-        def also(pipe: Any) -> None:
-            _ack(pipe, entries)
-            # A continued execution stays listed as active until its successor is (see `starts.start_messages`).
-            if parent_commit is None and not continued:
-                pipe.zrem(keys.ACTIVE, state.id)
-            if clear_timer is not None:
-                pipe.zrem(keys.TIMERS, json.dumps(clear_timer, sort_keys=True))
-
-        after = ([wake] if int(reply[1]) else []) + ([expire] if expire else []) + continued
-        self._after(root, before + after, also, mark=mark)
+        messages, also = finish_effects(write, reply, with_parent_commit=parent_commit is not None)
+        self._after(root, before + messages, also, mark=mark)
         return list(reply[3]) if len(reply) > 3 else []
+
+    def finish_many(self, writes: list[FinishWrite]) -> list[StoreError | None]:
+        """Send prepared `finish` writes (`finishes.finish_write`) in one round trip; per write None, or why it failed.
+
+        Each is its own fenced script, so one refusal (`FencedError`) leaves
+        the others written. A write the store could not take (unreachable,
+        full) is sent again on its own, as `finish` sends it, with the same
+        write id.
+        """
+        sent: list[Any] = [None] * len(writes)  # None: sent below on its own
+        if self.group is not None and len(writes) > 1:
+            sent = self.group.send_all([(write.mark, [write.call.as_args()]) for write in writes])
+        out: list[StoreError | None] = []
+        for write, replies in zip(writes, sent):
+            try:
+                if replies is None or isinstance(replies, (StoreUnavailableError, StoreFullError)):
+                    reply = self._send(write.mark, *write.call.as_args())
+                elif isinstance(replies, BaseException):
+                    raise replies
+                else:
+                    reply = replies[0]
+                _check(reply, write.lease)
+            except StoreError as exc:  # FencedError among them
+                out.append(exc)
+                continue
+            messages, also = finish_effects(write, reply, with_parent_commit=False)
+            self._after(write.root, messages, also, mark=write.mark)
+            out.append(None)
+        return out
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
         """Record a failed attempt and arm the retry timer (fenced; raises `FencedError`)."""
@@ -368,7 +384,7 @@ class Leases:
             [write_id(), lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
         )
         _check(reply, lease)
-        self._after(lease.root, [timer], lambda pipe: _ack(pipe, entries), mark=mark)
+        self._after(lease.root, [timer], lambda pipe: ack_entries(pipe, entries), mark=mark)
 
     def commit(
         self,
@@ -418,7 +434,7 @@ class Leases:
         state_fields: dict[str, str] | None = None,
         finished_inline: str | None = None,
         at: int | None = None,
-    ) -> _Call:
+    ) -> ScriptCall:
         """The commit script call; `finished_inline` is a child finished in the same round trip.
 
         `at` (ms, default now) is the creation time of the children it creates.
@@ -445,7 +461,7 @@ class Leases:
         script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
         for new in children:
             script_keys += [keys.state(new.id), keys.log(new.id)]
-        return _Call("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen], starts)
+        return ScriptCall("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen], starts)
 
     def block(self, lease: Lease, seen_length: int) -> str:
         """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""
@@ -468,18 +484,8 @@ def _lock_call(execution_id: str, owner: str, ttl_ms: int, known: Sequence[Event
     return "lock", [keys.state(execution_id), keys.log(execution_id)], [write_id(), owner, now_ms(), ttl_ms, *after]
 
 
-def _as_args(call: _Call) -> tuple[str, list[str], list[Any]]:
-    return call.name, call.keys, call.args
-
-
 def _status(reply: Any) -> str:
     return reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-
-
-def _ack(pipe: Any, entries: list[QueueEntry]) -> None:
-    for entry in entries:
-        pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
-        pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
 
 
 def _check(reply: Any, lease: Lease) -> None:

@@ -70,3 +70,41 @@ def test_an_unreachable_store_fails_every_waiting_writer(redis_url: str) -> None
     group = GroupCommit(Scripts(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)))
     with pytest.raises(StoreError):
         group.send(None, [("zrem_unchanged", ["k"], ["m", "1"])])
+
+
+def test_several_writes_of_one_thread_amid_others_each_get_their_replies(redis_url: str) -> None:
+    """`send_all` from 8 threads, next to 8 single writers: every write's own reply (or error), in order."""
+    client = redis.Redis.from_url(redis_url)
+    client.set("test:group:string2", "x")
+    group = GroupCommit(Scripts(client))
+    errors: list[BaseException] = []
+
+    def batch_writer(n: int) -> None:
+        try:
+            for _ in range(10):
+                writes: list[tuple[str | None, list[Any]]] = [
+                    (None, [("zrem_unchanged", [f"test:group:b{n}:{i}"], ["m", "1"])]) for i in range(6)
+                ]
+                writes.insert(3, (None, [("zrem_unchanged", ["test:group:string2"], ["m", "1"])]))  # refused
+                results = group.send_all(writes)
+                assert [r for i, r in enumerate(results) if i != 3] == [[0]] * 6
+                assert isinstance(results[3], StoreError) and "WRONGTYPE" in str(results[3])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def single_writer(n: int) -> None:
+        try:
+            for _ in range(30):
+                assert group.send(None, [("zrem_unchanged", [f"test:group:s{n}"], ["m", "1"])]) == [0]
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=batch_writer, args=(n,)) for n in range(8)]
+    threads += [threading.Thread(target=single_writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a writer never got its replies"
+    assert not errors
+    assert group.writes == 8 * 10 * 7 + 8 * 30

@@ -1,0 +1,110 @@
+"""An execution's `finish` write: the fenced script call, and what follows once the store accepted it.
+
+`Leases.finish` sends one; `Leases.finish_many` sends those of a batch of
+short activities in one round trip (see `runner.batching`). Pure: building
+the call and deciding its effects does no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..ids import ExecutionId
+from . import keys, outbox, retention
+from .executions import NewExecution, now_ms, response_event
+from .lease_values import Lease, QueueEntry, ScriptCall, ack_entries
+from .records import Failure, Outcome
+from .scripts import write_id
+from .starts import create_elsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class FinishWrite:
+    """A prepared `finish` script call with what its acceptance sets off.
+
+    `wake` is the parent's enqueue message (empty for a root), `expire` the
+    root's retention message, `successor` the outbox message that creates a
+    continue-as-new successor (empty when none).
+    """
+
+    lease: Lease
+    call: ScriptCall
+    mark: str
+    wake: str
+    expire: str
+    successor: str
+    entries: tuple[QueueEntry, ...]
+    clear_timer: dict[str, Any] | None
+
+    @property
+    def root(self) -> str:
+        return self.lease.root
+
+
+def finish_write(
+    lease: Lease,
+    outcome: Outcome,
+    *,
+    entries: tuple[QueueEntry, ...] | list[QueueEntry] = (),
+    extra: dict[str, Any] | None = None,
+    unless_cancelled: bool = False,
+    clear_timer: dict[str, Any] | None = None,
+    parent_tail_after: str | None = None,
+    continue_with: NewExecution | None = None,
+) -> FinishWrite:
+    """The `finish` call of `lease` with `outcome` (see `Leases.finish` for the options)."""
+    state = lease.state
+    eid = ExecutionId(state.id)
+    parent = eid.parent
+    parent_id = parent.value if parent else state.id
+    js = state.extra.get("js") or None
+    finished = {**outcome.to_json(), **(extra or {})}
+    response = response_event(state.id, outcome, join_set=js) if parent else {}
+    wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+    alternative: list[str] = ["", "", ""]
+    if unless_cancelled:
+        cancelled = Outcome(failure=Failure("cancelled", "cancelled while it ran; its result was discarded"))
+        alternative = [
+            json.dumps({**cancelled.to_json(), **(extra or {})}),
+            json.dumps(cancelled.to_json()),
+            json.dumps(response_event(state.id, cancelled, join_set=js) if parent else {}),
+        ]
+    root = eid.root
+    at = now_ms()
+    # A root's end starts its tree's retention (store/retention.py).
+    expire = "" if parent else retention.expire_message(root, at, state.extra)
+    successor = "" if continue_with is None else create_elsewhere(continue_with, at, wid=f"{state.id}/continue")
+    call = ScriptCall(
+        "finish",
+        [keys.state(state.id), keys.log(state.id), keys.outbox(root),
+         keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
+        [write_id(), lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
+         state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or "", expire,
+         successor],
+        [],
+    )  # fmt: skip
+    return FinishWrite(lease, call, outbox.dirty_mark(root), wake, expire, successor, tuple(entries), clear_timer)
+
+
+def finish_effects(write: FinishWrite, reply: Any, *, with_parent_commit: bool) -> tuple[list[str], Callable[[Any], None]]:
+    """What an accepted `finish` sets off: outbox messages, and the queue and index clean-up for one pipeline.
+
+    `with_parent_commit`: the finish went with its parent's held commit, which
+    lists the child as finished itself.
+    """
+    # A continued execution stays listed as active until its successor is (see `starts.start_messages`).
+    continued = [write.successor] if write.successor and not int(reply[2]) else []
+    execution_id = write.lease.id
+
+    def also(pipe: Any) -> None:
+        ack_entries(pipe, write.entries)
+        if not with_parent_commit and not continued:
+            pipe.zrem(keys.ACTIVE, execution_id)
+        if write.clear_timer is not None:
+            pipe.zrem(keys.TIMERS, json.dumps(write.clear_timer, sort_keys=True))
+
+    messages = ([write.wake] if int(reply[1]) else []) + ([write.expire] if write.expire else []) + continued
+    return messages, also

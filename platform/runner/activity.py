@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from ..errors import FencedError, NotFoundError, SecretUnavailableError
+from ..errors import FencedError, NotFoundError, SecretUnavailableError, StoreError
 from ..ffqn import Ffqn
 from ..store.executions import now_ms
+from ..store.finishes import finish_write
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure, Outcome
 from ..wasm.activity_host import ActivityFailed, ActivityLimits
@@ -17,6 +19,7 @@ from ..wasm.egress import EgressPolicy
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import ResultT
 from .attempts import RunningAttempts
+from .batching import AttemptDurations
 from .components import ComponentProvider
 from .held import Held
 from .retry import Finish, RetryAt, after_failure, after_return
@@ -36,8 +39,11 @@ class ActivityExecutor:
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         secrets: SecretSource | None = None,
         attempts: RunningAttempts | None = None,
+        durations: AttemptDurations | None = None,
     ) -> None:
         self.leases = leases
+        # How long attempts take per function, for batching short ones (see `batching`).
+        self.durations = AttemptDurations() if durations is None else durations
         # Where cancellations find the running attempts (see `attempts`).
         self.attempts = RunningAttempts() if attempts is None else attempts
         self.provider = provider
@@ -61,7 +67,7 @@ class ActivityExecutor:
         with the result when the attempt settles it, else first (see `held`);
         the entries returned then start after the commit's `last_seen`.
         """
-        attempted = self._attempt(lease.state)
+        attempted = self.attempt(lease.state)
         if held is None:
             return self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=parent_tail_after)
         pending = held.take()
@@ -79,10 +85,51 @@ class ActivityExecutor:
             return tail or committed
         return committed + self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=None)
 
-    def _attempt(self, state: ExecutionState) -> _Attempted:
-        """Run the guest once and decide what to write."""
+    def run_batch(self, leases: list[tuple[Lease, list[QueueEntry]]], attempted: list[Attempted]) -> list[StoreError | None]:
+        """Write what the attempts of a batch came to (`attempted[i]` of `leases[i]`); per lease None, or the `StoreError`.
+
+        Finished ones go in one round trip (`Leases.finish_many`); one to be
+        retried is written on its own. A lease lost meanwhile (`FencedError`)
+        is logged and counts as done, as in `run`.
+        """
+        out: list[StoreError | None] = [None] * len(leases)
+        finishing: list[int] = []
+        for i, ((lease, entries), done) in enumerate(zip(leases, attempted)):
+            if isinstance(done.decision, Finish):
+                finishing.append(i)
+                continue
+            try:
+                self._write(lease, done, entries, clear_timer=None, parent_tail_after=None)
+            except StoreError as exc:
+                out[i] = exc
+        writes = [
+            finish_write(
+                leases[i][0],
+                attempted[i].decision.outcome,  # type: ignore[union-attr] - only Finish decisions are here
+                entries=leases[i][1],
+                extra={"output": attempted[i].output} if attempted[i].output else None,
+                unless_cancelled=True,
+            )
+            for i in finishing
+        ]
+        for i, error in zip(finishing, self.leases.finish_many(writes)):
+            if isinstance(error, FencedError):
+                log.warning("lease lost; another runner owns this execution now", execution_id=leases[i][0].id, error=str(error))
+            else:
+                out[i] = error
+        return out
+
+    def attempt(self, state: ExecutionState) -> Attempted:
+        """Run the guest once and decide what to write (its wall time is counted in `durations`)."""
+        started = time.monotonic()
+        try:
+            return self._attempt(state)
+        finally:
+            self.durations.observe(state.ffqn, time.monotonic() - started)
+
+    def _attempt(self, state: ExecutionState) -> Attempted:
         if state.cancel_requested:
-            return _Attempted(Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))))
+            return Attempted(Finish(Outcome(failure=Failure("cancelled", "cancelled before it ran"))))
         try:
             config = self.provider.config_for(state)
             signature = config.functions[state.ffqn]
@@ -93,7 +140,7 @@ class ActivityExecutor:
                 grant=f"list {{pattern}} under allowed_hosts of component '{config.name}' in the deployment to allow it",
             )
         except (NotFoundError, KeyError, ValueError) as exc:
-            return _Attempted(Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))))
+            return Attempted(Finish(Outcome(failure=Failure("trap", f"cannot run {state.ffqn}: {exc}"))))
         try:
             env, masker = resolve_env(config.env, self.secrets)
         except SecretUnavailableError as exc:
@@ -101,7 +148,7 @@ class ActivityExecutor:
             failure = Failure(exc.code, f"cannot run {state.ffqn} of component '{config.name}': {exc}")
             decision = after_failure(config.retry, state.attempt, failure, now_ms())
             log.warning("secret unavailable", execution_id=state.id, ffqn=state.ffqn, secret=exc.secret, error=failure.message)
-            return _Attempted(decision, failure)
+            return Attempted(decision, failure)
         limits = ActivityLimits(
             timeout_ms=config.timeout_ms,
             memory_bytes=config.memory_limit_bytes,
@@ -131,19 +178,19 @@ class ActivityExecutor:
                 error=failure.message,
                 retry=isinstance(decision, RetryAt),
             )
-            return _Attempted(decision, failure, masker.output(failed.output))
+            return Attempted(decision, failure, masker.output(failed.output))
         decision = after_return(
             config.retry, state.attempt, outcome.result, isinstance(signature.result, ResultT), now_ms()
         )
         log.debug("attempt done", execution_id=state.id, ffqn=state.ffqn, ms=now_ms() - started)
         failure = Failure("err", "returned err") if isinstance(decision, RetryAt) else None
         # The result is the guest's data, written as returned: a secret it returns is stored (see README).
-        return _Attempted(decision, failure, masker.output(outcome.output), outcome.result)
+        return Attempted(decision, failure, masker.output(outcome.output), outcome.result)
 
     def _write(
         self,
         lease: Lease,
-        attempted: _Attempted,
+        attempted: Attempted,
         entries: list[QueueEntry],
         *,
         clear_timer: dict[str, object] | None,
@@ -176,7 +223,7 @@ class ActivityExecutor:
 
 
 @dataclass(frozen=True, slots=True)
-class _Attempted:
+class Attempted:
     """What an attempt came to: the decision, and what to record with it."""
 
     decision: RetryAt | Finish

@@ -38,8 +38,9 @@ from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
 from ..wit.limits import MAX_VALUE_ENV
 from ..workflow.executor import WorkflowExecutor
-from .activity import ActivityExecutor
+from .activity import ActivityExecutor, Attempted
 from .attempts import RunningAttempts
+from .batching import MAX_BATCH, AttemptDurations, plan
 from .components import ComponentProvider
 from .held import HeldCommits
 from .queues import QueueSelection
@@ -81,8 +82,14 @@ class Runner:
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
         # The attempts running here, for cancellations to stop (see `attempts`).
         self.attempts = RunningAttempts()
+        # Attempt times per function: short activities run in batches (see `batching`).
+        self.durations = AttemptDurations()
         self.activities = ActivityExecutor(
-            self.leases, self.provider, max_value_bytes=settings.max_value_bytes, attempts=self.attempts
+            self.leases,
+            self.provider,
+            max_value_bytes=settings.max_value_bytes,
+            attempts=self.attempts,
+            durations=self.durations,
         )
         self.workflows = WorkflowExecutor(
             self.store,
@@ -105,6 +112,7 @@ class Runner:
         self._revision_seen = -2
         self._names_read = 0.0
         self.processed = 0
+        self.batched = 0  # attempts run in batches (see `batching`)
 
     # ------------------------------------------------------------- serving
 
@@ -134,14 +142,17 @@ class Runner:
                         if not names:
                             stop.wait(self.settings.read_block_ms / 1000)
                             continue
-                        entries = self.leases.read(self.owner, names, free, self.settings.read_block_ms)
+                        entries = self._read(names, free)
                     locked = self._lock(entries)
                 except StoreError as exc:
                     log.error("store unavailable", error=str(exc))
                     stop.wait(1.0)
                     continue
-                for entry, lease in locked:
+                work = plan(locked, self._batchable, free)
+                for entry, lease in work.singles:
                     self._dispatch(entry, lease)
+                for batch in work.batches:
+                    self._dispatch_batch(batch)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=False)
             cancels.stop()
@@ -158,10 +169,31 @@ class Runner:
                 self._cond.wait(0.5)
             return 0 if stop.is_set() else self.settings.concurrency - self._inflight
 
+    def _read(self, names: list[str], free: int) -> list[QueueEntry]:
+        """Entries for `free` threads: up to `MAX_BATCH` per thread from the queues of short activities (see `batching`)."""
+        short = [name for name in names if self.durations.is_short(name)]
+        if not short:
+            return self.leases.read(self.owner, names, free, self.settings.read_block_ms)
+        others = [name for name in names if name not in set(short)]
+        entries = self.leases.read_now([(short, free * MAX_BATCH), (others, free)], self.owner)
+        return entries or self.leases.read(self.owner, names, free, self.settings.read_block_ms)
+
+    def _batchable(self, item: tuple[QueueEntry, Lease]) -> bool:
+        state = item[1].state
+        return state.kind == "activity" and self.durations.is_short(state.ffqn)
+
     def _dispatch(self, entry: QueueEntry, lease: Lease) -> None:
         with self._cond:
             self._inflight += 1
         self._pool.submit(self._process, entry, lease)
+
+    def _dispatch_batch(self, batch: list[tuple[QueueEntry, Lease]]) -> None:
+        with self._cond:
+            self._inflight += 1
+        # Held from now: queued behind other work, their locks are still kept alive.
+        for _, lease in batch:
+            self._held[lease.id] = lease
+        self._pool.submit(self._process_batch, batch)
 
     def _lock(self, entries: list[QueueEntry]) -> list[tuple[QueueEntry, Lease]]:
         """Lock what was read, in one round trip; the entries whose lock was granted, with their leases.
@@ -248,6 +280,40 @@ class Runner:
         try:
             self._run_held(lease, [entry], attempt)
         finally:
+            self.release(1)
+
+    def _process_batch(self, batch: list[tuple[QueueEntry, Lease]]) -> None:
+        """Run a batch of short activities one after the other, then write their finishes together."""
+        ran: list[tuple[Lease, list[QueueEntry]]] = []
+        attempted: list[Attempted] = []
+        try:
+            for entry, lease in batch:
+                try:
+                    with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
+                        if self._gave_up(lease, [entry]):
+                            continue
+                        attempted.append(self.activities.attempt(lease.state))
+                    ran.append((lease, [entry]))
+                except StoreError as exc:
+                    log.error("store error while running", execution_id=lease.id, error=str(exc))
+                except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the others
+                    log.exception("unexpected error while running", execution_id=lease.id)
+                    self._record_runner_error(lease, [entry], exc)
+            try:
+                errors = self.activities.run_batch(ran, attempted)
+            except Exception as exc:  # noqa: BLE001 - their locks expire and they are taken over
+                log.exception("could not write a batch of results", error=str(exc))
+                errors = []
+            for (lease, _), error in zip(ran, errors):
+                if error is not None:
+                    # Its lock expires, and it is taken over.
+                    log.error("store error while running", execution_id=lease.id, error=str(error))
+            self.processed += len(ran)
+            self.batched += len(ran)
+        finally:
+            for _, lease in batch:
+                self._held.pop(lease.id, None)
+                self._lost.discard(lease.id)
             self.release(1)
 
     def _run_held(self, lease: Lease, entries: list[QueueEntry], attempt: Callable[[], object]) -> None:
@@ -390,6 +456,7 @@ class Runner:
             "concurrency": self.settings.concurrency,
             "inflight": self._inflight,
             "processed": self.processed,
+            "batched": self.batched,
             "queues": len(self._queue_names),
         }
 

@@ -104,7 +104,13 @@ def test_store_memory_figures_and_problems() -> None:
     assert problem.startswith("Redis is full") and "`platform executions purge`" in problem and "--maxmemory" in problem
     evicting = StoreMemory(MIB, 12 * MIB, "allkeys-lru")
     assert evicting.evicts and "deletes keys, and with them executions" in evicting.problems()[0]
-    unlimited = StoreMemory(MIB, 0, "noeviction")
+    # A write larger than the room left is refused while the figure read between writes stays under the limit.
+    nearly = StoreMemory(99 * MIB, 100 * MIB, "noeviction", headroom_bytes=4 * MIB)
+    assert nearly.full and "less room than a write of 4.0 MiB takes" in nearly.problems()[0]
+    assert not StoreMemory(95 * MIB, 100 * MIB, "noeviction", headroom_bytes=4 * MIB).full
+    # The headroom counts at most 5% of maxmemory.
+    assert not StoreMemory(94 * MIB, 100 * MIB, "noeviction", headroom_bytes=20 * MIB).full
+    unlimited = StoreMemory(MIB, 0, "noeviction", headroom_bytes=4 * MIB)
     assert unlimited.percent is None and not unlimited.full and not unlimited.evicts
     assert unlimited.describe() == "1.0 MiB used, no maxmemory (policy noeviction)"
     assert format_bytes(512) == "512 B" and format_bytes(3 * GIB // 2) == "1.5 GiB"

@@ -7,6 +7,7 @@ import datetime as dt
 from ..deploy.model import ComponentConfig, Revision
 from ..deploy.upgrader import ExecutionReport, UpgradeReport
 from ..deploy.versions import VersionRow
+from ..store.retention import DEFAULT_RETENTION_MS
 from .context import echo, emit_table
 
 _OUTCOME_TEXT = {
@@ -72,7 +73,7 @@ def retention_text(comp: ComponentConfig) -> str:
                 return f"{ms // scale}{unit}"
         return f"{ms}ms"
 
-    text = f"retention {whole(comp.retention_ms) if comp.retention_ms is not None else 'default'}"
+    text = f"retention {whole(comp.retention_ms) if comp.retention_ms is not None else whole(DEFAULT_RETENTION_MS) + ' (default)'}"
     return text + "".join(f", {whole(ms)} for {ffqn}" for ffqn, ms in sorted(comp.function_retention_ms.items()))
 
 

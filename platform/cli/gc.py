@@ -14,7 +14,11 @@ from .deploy_output import short, when
 
 
 class Duration(click.ParamType):
-    """A duration as a deployment writes it (`30s`, `5m`, `1h`), or a number of milliseconds (0 allowed)."""
+    """A duration as a deployment writes it (`30s`, `5m`, `1h`), or 0 for none.
+
+    A bare number other than 0 is refused, as in the deployment YAML: `5`
+    could mean 5 ms or 5 minutes, and a grace read too short removes revisions.
+    """
 
     name = "duration"
 
@@ -22,8 +26,12 @@ class Duration(click.ParamType):
         if isinstance(value, int):
             return value
         text = str(value).strip()
+        if text.isdigit() and int(text) == 0:
+            return 0
+        if text.isdigit():
+            self.fail(f"'{text}' has no unit; write e.g. 30s, 5m or 1h ({text}ms for milliseconds, 0 for none)", param, ctx)
         try:
-            return int(text) if text.isdigit() else parse_duration(text)
+            return parse_duration(text)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 

@@ -19,12 +19,13 @@ import click
 import redis
 import structlog
 
-from ..config import ENV_REDIS, PlatformFile
+from ..config import ENV_REDIS, PlatformFile, env_int
 from ..errors import ConfigError, DolmenError, NotFoundError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
 from ..store.connection import map_redis_errors
 from ..store.memory import StoreMemory, read_memory
 from ..store.retention import RetentionView, read_retention_view
+from ..wit.limits import MAX_VALUE_ENV
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 
 
@@ -176,8 +177,12 @@ def probe_redis(client: redis.Redis) -> str | None:
 
 
 def probe_memory(client: redis.Redis) -> StoreMemory | None:
-    """Redis's memory use, or None if it cannot tell (a server that forbids INFO)."""
-    return _optional(read_memory, client, "Redis's memory use")
+    """Redis's memory use, or None if it cannot tell (a server that forbids INFO).
+
+    Full counts room for one write of the largest value (`DOLMEN_MAX_VALUE_BYTES`).
+    """
+    largest = env_int(MAX_VALUE_ENV)
+    return _optional(lambda c: read_memory(c, largest), client, "Redis's memory use")
 
 
 def probe_retention(client: redis.Redis) -> RetentionView | None:

@@ -2,6 +2,7 @@
 
 ```yaml
 name: shop
+retention: 14d                      # default of every component that names none; else 7d (store/retention.py)
 components:
   - name: payments                  # unique in the file
     kind: activity                  # activity | workflow
@@ -41,7 +42,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -66,7 +67,7 @@ from .model import (
 )  # fmt: skip
 from .yamlnodes import Location, Reader, load_document, raise_problems
 
-_TOP_KEYS = ("name", "components", "routes")
+_TOP_KEYS = ("name", "retention", "components", "routes")
 _COMPONENT_KEYS = (
     "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
     "instances", "max_instance_uses", "allowed_hosts", "retention", "history",
@@ -216,6 +217,17 @@ def parse_spec(text: str, path: Path, env: Mapping[str, str]) -> DeploymentSpec:
             components.append(spec)
     elif isinstance(root, yaml.MappingNode):
         reader.problem(reader.root(root), "the key 'components' is missing; list the components to deploy")
+    if "retention" in top:
+        # The deployment's default: each component without a default of its own takes it.
+        where, node = top["retention"]
+        if isinstance(node, yaml.MappingNode):
+            reader.problem(
+                where,
+                "at the top level, retention takes one duration (retention: 14d), the default of every component; "
+                "give per-function retention under the component that exports the function",
+            )
+        elif (default_ms := read_duration(reader, node, where)) is not None:
+            components = [c if c.retention_ms is not None else replace(c, retention_ms=default_ms) for c in components]
     if "routes" in top:
         where, node = top["routes"]
         for item_where, item in reader.sequence(node, where):

@@ -34,6 +34,10 @@ class StoreMemory:
     used_bytes: int
     max_bytes: int
     policy: str
+    # Room a write may need on top (the largest value it carries, at most 5% of maxmemory):
+    # Redis counts a request's own bytes in its memory use while it decides, so a large
+    # write is refused while the used figure, read between writes, stays just under the limit.
+    headroom_bytes: int = 0
 
     @property
     def percent(self) -> float | None:
@@ -42,8 +46,12 @@ class StoreMemory:
 
     @property
     def full(self) -> bool:
-        """Whether writes are refused now (Redis compares with a little slack for its own buffers)."""
-        return self.max_bytes > 0 and self.used_bytes >= self.max_bytes
+        """Whether writes are refused now, or would be for a write of `headroom_bytes`."""
+        return self.max_bytes > 0 and self.used_bytes + self._headroom >= self.max_bytes
+
+    @property
+    def _headroom(self) -> int:
+        return min(self.headroom_bytes, self.max_bytes // 20)
 
     @property
     def evicts(self) -> bool:
@@ -54,8 +62,9 @@ class StoreMemory:
         """What `platform status` reports as unhealthy about memory."""
         out: list[str] = []
         if self.full:
+            room = "" if self.used_bytes >= self.max_bytes else f", less room than a write of {format_bytes(self._headroom)} takes"
             out.append(
-                f"Redis is full ({format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}): "
+                f"Redis is full ({format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}{room}): "
                 "it refuses new executions and results; remove finished executions "
                 "(`platform executions purge`) or raise maxmemory (`platform up --maxmemory SIZE`, "
                 "or CONFIG SET maxmemory on your own server)"
@@ -86,12 +95,13 @@ class StoreMemory:
         )
 
 
-def parse_info(info: dict[str, Any]) -> StoreMemory:
-    """The fields of an `INFO memory` reply that matter here."""
+def parse_info(info: dict[str, Any], headroom_bytes: int = 0) -> StoreMemory:
+    """The fields of an `INFO memory` reply that matter here (`headroom_bytes`: see `StoreMemory`)."""
     return StoreMemory(
         used_bytes=int(info.get("used_memory", 0)),
         max_bytes=int(info.get("maxmemory", 0)),
         policy=str(info.get("maxmemory_policy", "")),
+        headroom_bytes=headroom_bytes,
     )
 
 
@@ -100,11 +110,11 @@ def refused_for_memory(reply: object) -> bool:
     return isinstance(reply, OutOfMemoryError)
 
 
-def read_memory(client: redis.Redis) -> StoreMemory:
-    """Ask Redis how full it is."""
+def read_memory(client: redis.Redis, headroom_bytes: int = 0) -> StoreMemory:
+    """Ask Redis how full it is; full counts room for a write of `headroom_bytes` (see `StoreMemory`)."""
     with map_redis_errors():
         info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
-    return parse_info(info)
+    return parse_info(info, headroom_bytes)
 
 
 def format_bytes(count: int) -> str:

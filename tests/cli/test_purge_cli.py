@@ -86,3 +86,11 @@ def test_purge_filters_dry_run_and_output(redis_url: str, processes: Processes, 
     bad = purge(redis_url, "executions", "purge", "--before", "last week")
     assert bad.returncode == 2 and "--before: 'last week' is neither an ISO 8601 time" in bad.stderr
     assert "Traceback" not in wrong.stderr + bad.stderr
+    unknown = purge(redis_url, "executions", "purge", "--dry-run", "--ffqn", f"{A}.nope")
+    assert unknown.returncode == 0 and "would purge 0 trees" in unknown.stdout
+    assert f"hint: {A}.nope is not a function of any stored deployment revision" in unknown.stderr
+    other = "testing:act/basic@9.0.0.double"
+    assert "is not a function of any stored deployment revision" in purge(redis_url, "executions", "purge", "--ffqn", other).stderr
+    # A deployed function with no finished root (here: the activity nap still runs).
+    child = purge(redis_url, "executions", "purge", "--dry-run", "--ffqn", f"{A}.nap")
+    assert child.returncode == 0 and f"hint: no finished top-level execution of {A}.nap matched" in child.stderr

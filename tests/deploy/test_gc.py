@@ -162,3 +162,12 @@ def idle_ms(client: redis.Redis, ffqn: str, consumer: str) -> int:
         if entry["name"] == consumer.encode():
             return int(entry["idle"])
     return 10**9
+
+
+def test_gc_refuses_a_grace_without_a_unit(cli: Cli, tmp_path: Path) -> None:
+    """`--grace 5` could mean 5 ms or 5 minutes: refused like a unitless duration in the YAML; 0 and 5ms are taken."""
+    bad = cli("--data-dir", str(tmp_path), "gc", "--dry-run", "--grace", "5")
+    assert bad.returncode == 2 and "'5' has no unit; write e.g. 30s, 5m or 1h" in bad.stderr
+    for grace in ("0", "5ms", "2m"):
+        ok = cli("--data-dir", str(tmp_path), "gc", "--dry-run", "--grace", grace)
+        assert ok.returncode == 0, ok.stderr

@@ -105,3 +105,23 @@ def test_deployments_show_names_the_retention(workdir: Path, cli: Cli) -> None:
     assert f"; retention 2d, 90m for {A}.double\n" in done.stdout
     (act,) = [c for c in cli.json("deployments", "show")["components"] if c["name"] == "act"]
     assert (act["retention_ms"], act["function_retention_ms"]) == (2 * 86_400_000, {f"{A}.double": 90 * 60_000})
+
+
+def test_a_deployment_wide_retention_is_the_default_of_components_naming_none() -> None:
+    """`retention:` at the top is every component's default; a component's own default wins, its per-function ones stay."""
+    text = (
+        "name: x\nretention: 14d\ncomponents:\n"
+        "  - {name: a, kind: activity, source: a.wasm}\n"
+        "  - {name: b, kind: activity, source: b.wasm, retention: 1h}\n"
+        f'  - {{name: c, kind: activity, source: c.wasm, retention: {{functions: {{"{A}.double": 90s}}}}}}\n'
+    )
+    a, b, c = (spec.template() for spec in parse_spec(text, FILE, {}).components)
+    assert a.retention_for(f"{A}.double") == 14 * 86_400_000
+    assert b.retention_for(f"{A}.double") == 3_600_000
+    assert c.retention_for(f"{A}.double") == 90_000 and c.retention_for(f"{A}.shout") == 14 * 86_400_000
+    with pytest.raises(DeploymentError) as caught:
+        parse_spec("name: x\nretention: {default: 1d}\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n", FILE, {})
+    assert "shop.yaml:2: retention: at the top level, retention takes one duration" in str(caught.value)
+    with pytest.raises(DeploymentError) as caught:
+        parse_spec("name: x\nretention: 7\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\n", FILE, {})
+    assert "shop.yaml:2: retention: 7 has no unit" in str(caught.value)

@@ -166,3 +166,27 @@ def test_platform_status_shows_the_memory_figures(
     assert human.returncode == 1
     line = next(x for x in human.stdout.splitlines() if x.startswith("Memory"))
     assert "used of maxmemory" in line and "%)" in line and "policy noeviction" in line
+
+
+def test_platform_status_calls_a_store_full_for_large_writes_full(
+    full_platform: tuple[Platform, GatewayThread], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A store with less room than one large write refuses it while its used figure stays under the limit: status says full."""
+    platform, _ = full_platform
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOLMEN_")}
+    command = [PLATFORM, "--redis", platform.redis_url, "--data-dir", str(tmp_path), "status", "--json"]
+    used = int(redis_client.info("memory")["used_memory"])  # type: ignore[index]
+    redis_client.config_set("maxmemory", used + 1024**2)
+    try:
+        # What users saw: a 2 MiB request refused, the figure read afterwards under maxmemory.
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            redis_client.set(f"{FILLER}large", "x" * 2 * 1024**2)
+        report = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env)
+        assert report.returncode == 1, report.stdout + report.stderr
+        memory = json.loads(report.stdout)["memory"]
+        # Used may be just under maxmemory or, with the platform's own small writes meanwhile, just over it.
+        assert memory["full"] and memory["used_percent"] < 110
+        problem = next(p for p in json.loads(report.stdout)["problems"] if p.startswith("Redis is full"))
+        assert "platform executions purge" in problem
+    finally:
+        redis_client.config_set("maxmemory", START_MAXMEMORY)

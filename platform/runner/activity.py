@@ -11,7 +11,7 @@ import structlog
 from ..errors import FencedError, NotFoundError, SecretUnavailableError, StoreError
 from ..ffqn import Ffqn
 from ..store.executions import now_ms
-from ..store.finishes import finish_write
+from ..store.write_calls import finish_write
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure, Outcome
 from ..wasm.activity_host import ActivityFailed, ActivityLimits

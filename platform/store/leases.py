@@ -19,7 +19,6 @@ import redis
 from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
-from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import map_redis_errors, translated
 from .memory import RoomWait
@@ -27,18 +26,17 @@ from .deliveries import Deliveries, carry_out
 from .group import GroupCommit
 from .executions import NewExecution, now_ms
 from .records import Event, Outcome
-from .finishes import FinishWrite, finish_effects, finish_write
+from .write_calls import FinishWrite, commit_call, finish_effects, finish_write
 from .lease_values import (
     Lease,
     LockRefused,
     PendingCommit,
     QueueEntry,
-    ScriptCall,
     ack_entries,
     lease_from_lock,
     queue_entries,
 )
-from .starts import create_elsewhere, start_messages
+from .starts import start_messages
 from .scripts import Scripts, write_id
 
 
@@ -319,7 +317,7 @@ class Leases:
         if parent_commit is None:
             reply = self._send(mark, *write.call.as_args())
         else:
-            commit = self._commit_call(
+            commit = commit_call(
                 parent_commit.lease, parent_commit.events, parent_commit.creates,
                 last_seen=parent_commit.last_seen, finished_inline=lease.id, at=parent_commit.at,
             )  # fmt: skip
@@ -343,7 +341,7 @@ class Leases:
         return list(reply[3]) if len(reply) > 3 else []
 
     def finish_many(self, writes: list[FinishWrite]) -> list[StoreError | None]:
-        """Send prepared `finish` writes (`finishes.finish_write`) in one round trip; per write None, or why it failed.
+        """Send prepared `finish` writes (`write_calls.finish_write`) in one round trip; per write None, or why it failed.
 
         Each is its own fenced script, so one refusal (`FencedError`) leaves
         the others written. A write the store could not take (unreachable,
@@ -405,7 +403,7 @@ class Leases:
         `last_seen`: the new requests and any response appended by others in
         between, indexed from `first_index`.
         """
-        call = self._commit_call(lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields)
+        call = commit_call(lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields)
         mark = outbox.dirty_mark(lease.root) if call.messages else None
         reply = self._send(mark, call.name, call.keys, call.args)
         _check(reply, lease)
@@ -414,7 +412,7 @@ class Leases:
 
     def write_pending(self, pending: PendingCommit) -> list[Any]:
         """Write a held-back commit on its own; the parent's raw log entries after its `last_seen`."""
-        call = self._commit_call(
+        call = commit_call(
             pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at
         )
         mark = outbox.dirty_mark(pending.lease.root)
@@ -422,46 +420,6 @@ class Leases:
         _check(reply, pending.lease)
         self._after(pending.lease.root, call.messages, mark=mark)
         return list(reply[1])
-
-    def _commit_call(
-        self,
-        lease: Lease,
-        events: list[tuple[str, dict[str, Any], int]],
-        creates: list[NewExecution],
-        *,
-        last_seen: str,
-        messages: list[str] = (),  # type: ignore[assignment]
-        state_fields: dict[str, str] | None = None,
-        finished_inline: str | None = None,
-        at: int | None = None,
-    ) -> ScriptCall:
-        """The commit script call; `finished_inline` is a child finished in the same round trip.
-
-        `at` (ms, default now) is the creation time of the children it creates.
-        """
-        at = now_ms() if at is None else at
-        children = [new for new in creates if ExecutionId(new.id).root == lease.root]
-        elsewhere = [new for new in creates if ExecutionId(new.id).root != lease.root]
-        create_specs = [
-            {"created": json.dumps(new.created_event()), "fields": new.state_fields(at)} for new in children
-        ]
-        starts = [
-            m
-            for new in children
-            for m in ([outbox.index_msg(new.id, at, finished=True)] if new.id == finished_inline else start_messages(new, at))
-        ]
-        starts += [create_elsewhere(new, at, wid=f"{lease.id}/{new.id}") for new in elsewhere]
-        starts += list(messages)
-        spec = {
-            "events": [[t, json.dumps(d), str(when)] for t, d, when in events],
-            "creates": create_specs,
-            "outbox": starts,
-            "state": [x for kv in (state_fields or {}).items() for x in kv],
-        }
-        script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
-        for new in children:
-            script_keys += [keys.state(new.id), keys.log(new.id)]
-        return ScriptCall("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen], starts)
 
     def block(self, lease: Lease, seen_length: int) -> str:
         """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""

@@ -10,7 +10,7 @@ import redis
 from dolmen.platform.errors import FencedError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store.executions import ExecutionStore, NewExecution
-from dolmen.platform.store.finishes import finish_write
+from dolmen.platform.store.write_calls import finish_write
 from dolmen.platform.store.group import GroupCommit
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome

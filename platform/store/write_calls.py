@@ -1,8 +1,8 @@
-"""An execution's `finish` write: the fenced script call, and what follows once the store accepted it.
+"""The fenced write script calls of a runner that are more than a line: a workflow's commit, an execution's finish.
 
-`Leases.finish` sends one; `Leases.finish_many` sends those of a batch of
-short activities in one round trip (see `runner.batching`). Pure: building
-the call and deciding its effects does no I/O.
+`Leases` sends them: `finish` one, `finish_many` those of a batch of short
+activities in one round trip (see `runner.batching`). Pure: building a call
+and deciding its effects does no I/O.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .executions import NewExecution, now_ms, response_event
 from .lease_values import Lease, QueueEntry, ScriptCall, ack_entries
 from .records import Failure, Outcome
 from .scripts import write_id
-from .starts import create_elsewhere
+from .starts import create_elsewhere, start_messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +108,45 @@ def finish_effects(write: FinishWrite, reply: Any, *, with_parent_commit: bool) 
 
     messages = ([write.wake] if int(reply[1]) else []) + ([write.expire] if write.expire else []) + continued
     return messages, also
+
+
+def commit_call(
+    lease: Lease,
+    events: list[tuple[str, dict[str, Any], int]],
+    creates: list[NewExecution],
+    *,
+    last_seen: str,
+    messages: list[str] = (),  # type: ignore[assignment]
+    state_fields: dict[str, str] | None = None,
+    finished_inline: str | None = None,
+    at: int | None = None,
+) -> ScriptCall:
+    """A workflow's `commit` script call: its requests `(type, data, at)` and the executions they create.
+
+    `finished_inline` is a child finished in the same round trip.
+
+    `at` (ms, default now) is the creation time of the children it creates.
+    """
+    at = now_ms() if at is None else at
+    children = [new for new in creates if ExecutionId(new.id).root == lease.root]
+    elsewhere = [new for new in creates if ExecutionId(new.id).root != lease.root]
+    create_specs = [
+        {"created": json.dumps(new.created_event()), "fields": new.state_fields(at)} for new in children
+    ]
+    starts = [
+        m
+        for new in children
+        for m in ([outbox.index_msg(new.id, at, finished=True)] if new.id == finished_inline else start_messages(new, at))
+    ]
+    starts += [create_elsewhere(new, at, wid=f"{lease.id}/{new.id}") for new in elsewhere]
+    starts += list(messages)
+    spec = {
+        "events": [[t, json.dumps(d), str(when)] for t, d, when in events],
+        "creates": create_specs,
+        "outbox": starts,
+        "state": [x for kv in (state_fields or {}).items() for x in kv],
+    }
+    script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
+    for new in children:
+        script_keys += [keys.state(new.id), keys.log(new.id)]
+    return ScriptCall("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen], starts)

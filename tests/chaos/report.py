@@ -61,7 +61,7 @@ def problem_report(problems: list[Problem], snap: Snapshot, jobs: list[Job], ful
 
 
 def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, proxy: FaultProxy, flaky: FlakyServer,
-            durations: dict[str, float]) -> str:  # fmt: skip
+            durations: dict[str, float], batched: int = 0) -> str:  # fmt: skip
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     for job in jobs:
         state = snap.states.get(job.execution_id or "")
@@ -99,7 +99,7 @@ def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, proxy: 
         f"  executions in Valkey: {len(states)} ({roots} top-level, {len(states) - roots - scheduled} children, {scheduled} scheduled;"
         f" {len(activities)} activities, {len(workflows)} workflows)",
         f"  activity attempts: {sum(s.attempt for s in activities)} for {len(activities)} activities"
-        f" ({sum(1 for s in activities if s.attempt > 1)} ran more than once); events: "
+        f" ({sum(1 for s in activities if s.attempt > 1)} ran more than once; at least {batched} in batches); events: "
         + ", ".join(f"{t} {n}" for t, n in sorted(all_types.items())),
         f"  submissions: {len(http_jobs)} over HTTP in {sum(j.attempts for j in http_jobs)} requests,"
         f" {len(client_jobs)} by the Client in {sum(j.attempts for j in client_jobs)} calls;"

@@ -64,6 +64,7 @@ import pytest
 import redis
 
 from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
+from dolmen.platform.heartbeat import read_processes
 from tests.chaos.checks import Problem, read_everything, verify, wait_all_finished
 from tests.chaos.fleet import Chaos, Fleet, wait_healthy
 from tests.chaos.report import problem_report, summary
@@ -177,7 +178,9 @@ def run_chaos(tmp_path: Path, capsys: pytest.CaptureFixture[str], pytestconfig: 
         "setup": setup_s, "chaos": chaos_s, "settle": settle_s,
         "verify": time.monotonic() - verify_began, "total": time.monotonic() - began,
     }  # fmt: skip
-    text = summary(jobs, snap, chaos, fleet, proxy, flaky, durations)
+    # Runners count the attempts they ran in batches; a killed runner's last heartbeat undercounts.
+    batched = sum(int(p.details.get("batched", 0)) for p in read_processes(reader) if p.kind == "runner")
+    text = summary(jobs, snap, chaos, fleet, proxy, flaky, durations, batched)
     if problems:
         shutil.copytree(logs, keep / "logs")
     report_path.write_text(

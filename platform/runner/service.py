@@ -174,7 +174,8 @@ class Runner:
         short = [name for name in names if self.durations.is_short(name)]
         if not short:
             return self.leases.read(self.owner, names, free, self.settings.read_block_ms)
-        others = [name for name in names if name not in set(short)]
+        batched = frozenset(short)
+        others = [name for name in names if name not in batched]
         entries = self.leases.read_now([(short, free * MAX_BATCH), (others, free)], self.owner)
         return entries or self.leases.read(self.owner, names, free, self.settings.read_block_ms)
 
@@ -185,6 +186,8 @@ class Runner:
     def _dispatch(self, entry: QueueEntry, lease: Lease) -> None:
         with self._cond:
             self._inflight += 1
+        # Held from now: queued behind other work (a read may bring more than there are free threads), its lock is kept alive.
+        self._held[lease.id] = lease
         self._pool.submit(self._process, entry, lease)
 
     def _dispatch_batch(self, batch: list[tuple[QueueEntry, Lease]]) -> None:

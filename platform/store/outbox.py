@@ -108,42 +108,67 @@ def mark_dirty(pipe: Any, mark: str) -> None:
     pipe.script("mark_dirty", [keys.DIRTY], [mark, time.time_ns() // 1000])
 
 
-def _effect(pipe: Any, key: str, *command: Any) -> None:
-    """An effect on `key` (XADD or ZADD and its arguments), carried out also over maxmemory (lua/effect.lua).
+# The most items one `effects` script call carries (it blocks Redis while it runs).
+EFFECTS_PER_CALL = 1000
 
-    The same pipeline removes the message from the outbox (LREM, which Redis
-    never refuses for memory): a refused effect would be lost with it.
+
+class _Grouped:
+    """Effects of many messages, grouped per key and command: one `effects` script call each (lua/effects.lua).
+
+    Sent one command per message, a fan-out's thousand children cost
+    thousands of pipelined commands to pack, send and parse.
     """
-    pipe.script("effect", [key], list(command))
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], list[Any]] = {}
+        # Commands that must follow the grouped effects (a ZREM after its ZADD), or that are scripts of their own.
+        self.after: list[Callable[[Any], None]] = []
+
+    def add(self, key: str, mode: str, *args: Any) -> None:
+        self.items.setdefault((key, mode), []).extend(args)
+
+    def queue(self, pipe: Any) -> None:
+        for (key, mode), args in self.items.items():
+            head = mode.split()
+            step = 2 if head[0] == "ZADD" else 1
+            for i in range(0, len(args), EFFECTS_PER_CALL * step):
+                pipe.script("effects", [key], [*head, *args[i : i + EFFECTS_PER_CALL * step]])
+        for command in self.after:
+            command(pipe)
 
 
-def queue_effects(pipe: Pipeline, message: str) -> tuple[str, str] | None:
-    """Queue the Redis commands that carry out one message; returns the root it creates into and its mark, if any."""
+def queue_effects(grouped: _Grouped, message: str) -> tuple[str, str] | None:
+    """Add the effects of one message to `grouped`; returns the root it creates into and its mark, if any."""
     data = json.loads(message)
     op = data["op"]
     if op == "enqueue":
-        _effect(pipe, keys.queue(data["ffqn"]), "XADD", "*", "id", data["id"])
+        grouped.add(keys.queue(data["ffqn"]), "XADD", data["id"])
     elif op == "timer":
-        _effect(pipe, keys.TIMERS, "ZADD", data["at"], json.dumps(data["m"], sort_keys=True))
+        grouped.add(keys.TIMERS, "ZADD -", data["at"], json.dumps(data["m"], sort_keys=True))
     elif op == "index":
-        _effect(pipe, keys.EXECUTIONS, "ZADD", "NX", data["at"], data["id"])
+        grouped.add(keys.EXECUTIONS, "ZADD NX", data["at"], data["id"])
         if not data.get("done"):
-            _effect(pipe, keys.ACTIVE, "ZADD", "NX", data["at"], data["id"])
+            grouped.add(keys.ACTIVE, "ZADD NX", data["at"], data["id"])
         if data.get("replaces"):
-            pipe.zrem(keys.ACTIVE, data["replaces"])  # after the ZADD: never neither listed
+            replaced = data["replaces"]
+            grouped.after.append(lambda pipe: pipe.zrem(keys.ACTIVE, replaced))  # after the ZADD: never neither listed
     elif op == "chain":
-        pipe.script("chain_head", [keys.chain_head(data["first"])], [data["index"], data["id"], data["ttl"]])
+        head_key, args = keys.chain_head(data["first"]), [data["index"], data["id"], data["ttl"]]
+        grouped.after.append(lambda pipe: pipe.script("chain_head", [head_key], args))
     elif op == "expire":
-        _effect(pipe, keys.EXPIRY, "ZADD", data["at"], data["id"])
+        grouped.add(keys.EXPIRY, "ZADD -", data["at"], data["id"])
     elif op == "create":
         root = keys.root_of(data["id"])
         mark = dirty_mark(root)
-        mark_dirty(pipe, mark)
-        pipe.script(
-            "create_effect",  # create.lua, also over maxmemory: the write that asked for it was accepted
-            [keys.state(data["id"]), keys.log(data["id"]), keys.outbox(root)],
-            [data["wid"], data["created"], time.time_ns() // 1_000_000, len(data["msgs"]), *data["msgs"], *data["fields"]],
-        )
+        create_keys = [keys.state(data["id"]), keys.log(data["id"]), keys.outbox(root)]
+        create_args = [data["wid"], data["created"], time.time_ns() // 1_000_000, len(data["msgs"]), *data["msgs"], *data["fields"]]
+
+        def create(pipe: Any) -> None:
+            mark_dirty(pipe, mark)
+            # create.lua, also over maxmemory: the write that asked for it was accepted.
+            pipe.script("create_effect", create_keys, create_args)
+
+        grouped.after.append(create)
         return root, mark
     else:  # pragma: no cover - written only by this module
         raise ValueError(f"unknown outbox message {message!r}")
@@ -170,21 +195,29 @@ class Effects:
 def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
     """Queue every write's effects and their outbox removals into `pipe`.
 
+    In this order: the effects of all messages (grouped per key, see
+    `_Grouped`), the removal of the delivered messages from their outboxes,
+    each write's own commands (`also`), then the writes' dirty marks.
     Returns the effects of the executions that `create` messages make in
     other trees: their own messages, to deliver once `pipe` has executed.
     """
     created: list[Effects] = []
+    grouped = _Grouped()
+    delivered = _Grouped()
     for effects in batch:
         for message in effects.messages:
-            other = queue_effects(pipe, message)
+            other = queue_effects(grouped, message)
             if other is not None:
                 created.append(Effects(other[0], json.loads(message)["msgs"], mark=other[1]))
-        for message in effects.messages:
-            pipe.lrem(keys.outbox(effects.root), 1, message)
+            delivered.add(keys.outbox(effects.root), "LREM", message)
+    grouped.queue(pipe)
+    delivered.queue(pipe)
+    for effects in batch:
         if effects.also is not None:
             effects.also(pipe)
+    for effects in batch:
         if effects.mark is not None:
-            # Last: run only if every command before it ran (a pipeline runs in order).
+            # Last: after every command it follows (a pipeline runs in order).
             pipe.zrem(keys.DIRTY, effects.mark)
     return created
 

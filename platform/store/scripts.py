@@ -33,13 +33,13 @@ _STANDALONE = frozenset({"zrem_unchanged", "repair", "remove_tree", "del_if_equa
 # extensions, so a runner waiting to write a result keeps its lease. Each adds
 # a few bytes. See README "When Valkey is full".
 _ALLOW_OOM = {
-    "effect": "effect", "create_effect": "create", "mark_dirty": "mark_dirty", "extend": "extend",
+    "effects": "effects", "create_effect": "create", "mark_dirty": "mark_dirty", "extend": "extend",
     "chain_head": "chain_head",
 }  # fmt: skip
 # The removal of a finished tree (store/trees.py) frees far more than its tombstone takes: above all when full.
 _ALLOW_OOM["remove_tree"] = "remove_tree"
-NAMES += ("effect", "create_effect", "mark_dirty", "chain_head")
-_STANDALONE |= {"effect", "mark_dirty", "chain_head"}
+NAMES += ("effects", "create_effect", "mark_dirty", "chain_head")
+_STANDALONE |= {"effects", "mark_dirty", "chain_head"}
 
 
 # Write ids: 96 random bits per process, then a counter (no syscall per write).

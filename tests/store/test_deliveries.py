@@ -132,3 +132,27 @@ def test_a_mark_removed_by_its_writer_never_hides_another_writers_message(client
     client.rpush(keys.outbox(root), outbox.enqueue_msg(ACT, "E_A"))  # A's script, then A dies
     assert outbox.sweep(scripts, older_than_ms=0) == 1
     assert queued(client, ACT) == ["E_B", "E_A"] and client.zcard(keys.DIRTY) == 0
+
+
+def test_a_fan_outs_start_messages_go_out_grouped_per_key(client: redis.Redis) -> None:
+    """2,500 children's enqueue, index and timer messages: each lands once, the outbox empties, in a few script calls."""
+    scripts = Scripts(client)
+    root = ExecutionId.new()
+    client.delete(keys.queue(ACT))
+    children = [root.child(i).value for i in range(1, 2501)]
+    messages = [m for cid in children for m in (outbox.enqueue_msg(ACT, cid), outbox.index_msg(cid, 1000))]
+    messages.append(outbox.timer_msg(5000, outbox.timer_member("enqueue", ffqn=ACT, id=children[0])))
+    messages.append(outbox.index_msg(f"{root.value}.9999", 1000, replaces=children[1]))
+    client.rpush(keys.outbox(root.value), *messages)
+    pipe = scripts.pipeline()
+    assert outbox.queue_all(pipe, [outbox.Effects(root.value, messages)]) == []
+    # Per key at most 1,000 items a call: 3 XADD calls, 3 + 3 ZADD NX calls, 1 timer, 6 LREM calls, 1 ZREM.
+    assert len(pipe.pipe.command_stack) == 17
+    pipe.execute()
+    entries = client.xrange(keys.queue(ACT))
+    assert sorted(fields[b"id"].decode() for _, fields in entries) == sorted(children)
+    assert client.zmscore(keys.EXECUTIONS, children) == [1000.0] * len(children)
+    # The replaced execution left `active` after the ZADDs put it there.
+    assert client.zscore(keys.ACTIVE, children[1]) is None and client.zscore(keys.ACTIVE, children[2]) == 1000.0
+    assert client.zscore(keys.TIMERS, '{"ffqn": "t:p/i@1.0.0.act", "id": "%s", "op": "enqueue"}' % children[0]) == 5000.0
+    assert client.llen(keys.outbox(root.value)) == 0

@@ -298,7 +298,7 @@ def test_up_runs_valkey_with_maxmemory_and_noeviction(start_platform: Any) -> No
     assert "maxmemory 64.0 MiB" in ready
     human = cli(up.data_dir, "status")
     assert human.returncode == 0 and "used of maxmemory 64.0 MiB" in human.stdout, human.stdout
-    assert "Retention 0 finished trees kept (default retention 7d)" in human.stdout, human.stdout
+    assert "Retention 0 finished trees kept (retention 7d unless the deployment sets one)" in human.stdout, human.stdout
     assert status["retention"] == {"finished_trees_kept": 0, "next_removal_at_ms": None, "default_retention_ms": 7 * 86_400_000}
     assert up.stop() == 0
 

@@ -67,20 +67,23 @@ def purge_cmd(ctx: CliContext, before: str | None, ffqn: str | None, status: str
     report = client.purge(selection, dry_run=dry_run)
     if ctx.json_output:
         emit_json(report.to_json())
-        return
-    _print(report)
+    else:
+        _print(report)
     if ffqn is not None and not report.purged and not report.kept:
-        click.echo(_nothing_for(client, ffqn), err=True)
+        # On stderr, also with --json: the JSON on stdout stays as it is.
+        click.echo(_nothing_for(client, ffqn, filtered=before is not None or status is not None), err=True)
 
 
-def _nothing_for(client: Client, ffqn: str) -> str:
-    """Why no tree matched `--ffqn`: not deployed in any stored revision, or never a finished root."""
+def _nothing_for(client: Client, ffqn: str, *, filtered: bool) -> str:
+    """Why no tree matched `--ffqn`: not deployed in any stored revision, the other filters, or never a finished root."""
     deployed = any(ffqn in client.deployments.get(n).functions() for n in client.deployments.numbers())
     if not deployed:
         return (
             f"hint: {ffqn} is not a function of any stored deployment revision; "
-            "`platform deployments show` lists the deployed ones (check the version after '@')"
+            "`platform deployments show` lists the deployed ones (check the function's name and its version after '@')"
         )
+    if filtered:
+        return f"hint: no finished top-level execution of {ffqn} matched --before and --status as given"
     return (
         f"hint: no finished top-level execution of {ffqn} matched; purge picks trees by their root's function, "
         "so executions it runs as a child go with their parent's tree"

@@ -62,10 +62,16 @@ class StoreMemory:
         """What `platform status` reports as unhealthy about memory."""
         out: list[str] = []
         if self.full:
-            room = "" if self.used_bytes >= self.max_bytes else f", less room than a write of {format_bytes(self._headroom)} takes"
+            limit = f"{format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}"
+            if self.used_bytes >= self.max_bytes:
+                what = f"Redis is full ({limit}): it refuses new executions and results"
+            else:
+                what = (
+                    f"Redis is full ({limit}, less room than a write of {format_bytes(self._headroom)} takes): "
+                    "it refuses the writes that do not fit, large submissions and results first"
+                )
             out.append(
-                f"Redis is full ({format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}{room}): "
-                "it refuses new executions and results; remove finished executions "
+                f"{what}; remove finished executions "
                 "(`platform executions purge`) or raise maxmemory (`platform up --maxmemory SIZE`, "
                 "or CONFIG SET maxmemory on your own server)"
             )

@@ -125,8 +125,8 @@ class RetentionView:
         return {"finished_trees_kept": self.waiting, "next_removal_at_ms": self.next_due_ms, "default_retention_ms": self.default_ms}
 
     def describe(self, now_ms: int) -> str:
-        """One line for people: `3 finished trees kept (default retention 7d); the next is removed in 2h`."""
-        text = f"{self.waiting} finished tree{'' if self.waiting == 1 else 's'} kept (default retention {_whole(self.default_ms)})"
+        """One line for people: `3 finished trees kept (retention 7d unless the deployment sets one); the next is removed in 2h`."""
+        text = f"{self.waiting} finished tree{'' if self.waiting == 1 else 's'} kept (retention {_whole(self.default_ms)} unless the deployment sets one)"
         if self.next_due_ms is not None:
             left = self.next_due_ms - now_ms
             text += "; the next is due now" if left <= 0 else f"; the next is removed in {_whole(left, round_up=True)}"

@@ -93,4 +93,8 @@ def test_purge_filters_dry_run_and_output(redis_url: str, processes: Processes, 
     assert "is not a function of any stored deployment revision" in purge(redis_url, "executions", "purge", "--ffqn", other).stderr
     # A deployed function with no finished root (here: the activity nap still runs).
     child = purge(redis_url, "executions", "purge", "--dry-run", "--ffqn", f"{A}.nap")
-    assert child.returncode == 0 and f"hint: no finished top-level execution of {A}.nap matched" in child.stderr
+    assert child.returncode == 0 and f"hint: no finished top-level execution of {A}.nap matched; purge picks" in child.stderr
+    # Other filters are named when they may be what excluded the trees; --json keeps stdout JSON, the hint on stderr.
+    filtered = purge(redis_url, "--json", "executions", "purge", "--dry-run", "--ffqn", f"{A}.nap", "--status", "err")
+    assert json.loads(filtered.stdout)["trees"] == 0
+    assert f"hint: no finished top-level execution of {A}.nap matched --before and --status as given" in filtered.stderr

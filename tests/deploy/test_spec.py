@@ -228,7 +228,7 @@ def test_numbers_and_booleans_are_read_from_their_text() -> None:
 
 BAD_CASES = [
     # (what, yaml, expected fragments)
-    ("unknown top-level key", "name: x\nversion: 2\ncomponents: []\n", ["shop.yaml:2: version: unknown key 'version'", "allowed keys here: name, components, routes"]),
+    ("unknown top-level key", "name: x\nversion: 2\ncomponents: []\n", ["shop.yaml:2: version: unknown key 'version'", "allowed keys here: name, retention, components, routes"]),
     ("unknown component key", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timout: 1s\n", ["shop.yaml:6: components[0].timout: unknown key 'timout'"]),
     ("bad duration", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    timeout: 10\n", ["shop.yaml:6: components[0].timeout: 10 has no unit; write e.g. 10ms, 10s or 10d"]),
     ("bad nested duration", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    retry:\n      max_backoff: soon\n", ["shop.yaml:7: components[0].retry.max_backoff: 'soon' is not a duration"]),
@@ -273,7 +273,7 @@ BAD_CASES = [
     ("route function", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: run}\n", ["routes[0].function: 'run' is not a function name"]),
     ("route twice", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: a:b/c@1.0.0.d}\n  - {path: /a, function: a:b/c@1.0.0.e}\n", ["shop.yaml:6: routes[1]: route POST /a is declared twice"]),
     ("not yaml", "name: x\ncomponents: [\n", ["shop.yaml:3: not valid YAML"]),
-    ("not a mapping", "- a\n- b\n", ["expected a mapping with keys name, components, routes, got a list"]),
+    ("not a mapping", "- a\n- b\n", ["expected a mapping with keys name, retention, components, routes, got a list"]),
     # Values are read as written, never through YAML 1.1's implicit types; what cannot be used is refused.
     ("env value with a tag", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      MODE: !!int 0755\n", ["shop.yaml:7: components[0].env.MODE: the tag !!int does not apply here", "remove the tag"]),
     ("unknown tag", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      KEY: !secret abc\n", ["shop.yaml:7: components[0].env.KEY: the tag !secret does not apply here"]),

@@ -289,11 +289,11 @@ def test_what_retention_keeps_is_counted_for_platform_status(client: redis.Redis
     """The trees listed for removal, and when the first one goes, in one line for `platform status`."""
     client.delete(keys.EXPIRY)
     assert read_retention_view(client) == RetentionView(0, None)
-    assert RetentionView(0, None).describe(0) == "0 finished trees kept (default retention 7d)"
+    assert RetentionView(0, None).describe(0) == "0 finished trees kept (retention 7d unless the deployment sets one)"
     client.zadd(keys.EXPIRY, {"E_A": 10_000_000, "E_B": 5_000_000})
     view = read_retention_view(client)
     assert view == RetentionView(2, 5_000_000)
-    assert view.describe(5_000_000 - 7_200_000 + 1) == "2 finished trees kept (default retention 7d); the next is removed in 2h"
+    assert view.describe(5_000_000 - 7_200_000 + 1) == "2 finished trees kept (retention 7d unless the deployment sets one); the next is removed in 2h"
     assert view.describe(6_000_000).endswith("; the next is due now")
-    assert RetentionView(1, None, 90_000).describe(0) == "1 finished tree kept (default retention 1m)"
+    assert RetentionView(1, None, 90_000).describe(0) == "1 finished tree kept (retention 1m unless the deployment sets one)"
     client.delete(keys.EXPIRY)

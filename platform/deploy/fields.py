@@ -41,6 +41,9 @@ def parse_duration(text: object) -> int:
             if float(number) == 0:
                 raise ValueError(f"{number} is no duration: write a positive one such as 250ms, 10s, 5m, 1h or 7d")
             raise ValueError(f"{number} has no unit; write e.g. {number}ms, {number}s or {number}d")
+        positive = text.strip()[1:].strip()
+        if text.strip().startswith("-") and _DURATION_RE.match(positive):
+            raise ValueError(f"'{text}' is negative; a duration is positive, e.g. {positive}")
         raise ValueError(f"'{text}' is not a duration; write e.g. 250ms, 10s, 5m, 1h or 7d")
     ms = float(match.group(1)) * _UNIT_MS[match.group(2)]
     if ms != int(ms):

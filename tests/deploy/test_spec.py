@@ -108,7 +108,7 @@ def test_durations(text: str, expected: int) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize(("value", "message"), [(10, "no unit"), ("10", "no unit"), ("3x", "not a duration"), ("1:30", "'1:30' is not a duration"), ("0.1ms", "whole number"), (True, "expected a duration")])
+@pytest.mark.parametrize(("value", "message"), [(10, "no unit"), ("10", "no unit"), ("3x", "not a duration"), ("1:30", "'1:30' is not a duration"), ("0.1ms", "whole number"), (True, "expected a duration"), ("-1s", "'-1s' is negative; a duration is positive, e.g. 1s"), ("- 5m", "e.g. 5m")])
 def test_bad_durations(value: object, message: str) -> None:
     """A duration without a valid unit names the fix."""
     with pytest.raises(ValueError, match=message):

@@ -11,7 +11,7 @@ import structlog
 from ..errors import FencedError, NotFoundError, SecretUnavailableError, StoreError
 from ..ffqn import Ffqn
 from ..store.executions import now_ms
-from ..store.write_calls import finish_write
+from ..store.write_calls import FinishWrite, finish_write
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure, Outcome
 from ..wasm.activity_host import ActivityFailed, ActivityLimits
@@ -85,36 +85,29 @@ class ActivityExecutor:
             return tail or committed
         return committed + self._write(lease, attempted, entries, clear_timer=clear_timer, parent_tail_after=None)
 
-    def run_batch(self, leases: list[tuple[Lease, list[QueueEntry]]], attempted: list[Attempted]) -> list[StoreError | None]:
-        """Write what the attempts of a batch came to (`attempted[i]` of `leases[i]`); per lease None, or the `StoreError`.
+    def run_batch(self, done: list[tuple[Lease, list[QueueEntry], Attempted]]) -> list[StoreError | None]:
+        """Write what the attempts of a batch came to (lease, its queue entries, `attempt`'s result); per item None, or the `StoreError`.
 
         Finished ones go in one round trip (`Leases.finish_many`); one to be
         retried is written on its own. A lease lost meanwhile (`FencedError`)
         is logged and counts as done, as in `run`.
         """
-        out: list[StoreError | None] = [None] * len(leases)
+        out: list[StoreError | None] = [None] * len(done)
         finishing: list[int] = []
-        for i, ((lease, entries), done) in enumerate(zip(leases, attempted)):
-            if isinstance(done.decision, Finish):
+        writes: list[FinishWrite] = []
+        for i, (lease, entries, attempted) in enumerate(done):
+            decision = attempted.decision
+            if isinstance(decision, Finish):
                 finishing.append(i)
+                writes.append(finish_write(lease, decision.outcome, entries=entries, **attempted.finish_options()))
                 continue
             try:
-                self._write(lease, done, entries, clear_timer=None, parent_tail_after=None)
+                self._write(lease, attempted, entries, clear_timer=None, parent_tail_after=None)
             except StoreError as exc:
                 out[i] = exc
-        writes = [
-            finish_write(
-                leases[i][0],
-                attempted[i].decision.outcome,  # type: ignore[union-attr] - only Finish decisions are here
-                entries=leases[i][1],
-                extra={"output": attempted[i].output} if attempted[i].output else None,
-                unless_cancelled=True,
-            )
-            for i in finishing
-        ]
         for i, error in zip(finishing, self.leases.finish_many(writes)):
             if isinstance(error, FencedError):
-                log.warning("lease lost; another runner owns this execution now", execution_id=leases[i][0].id, error=str(error))
+                log.warning("lease lost; another runner owns this execution now", execution_id=done[i][0].id, error=str(error))
             else:
                 out[i] = error
         return out
@@ -211,8 +204,7 @@ class ActivityExecutor:
                 lease,
                 decision.outcome,
                 entries=entries,
-                extra={"output": output} if output else None,
-                unless_cancelled=True,
+                **attempted.finish_options(),
                 clear_timer=clear_timer,
                 parent_tail_after=parent_tail_after,
                 parent_commit=parent_commit,
@@ -230,3 +222,7 @@ class Attempted:
     failure: Failure | None = None
     output: dict[str, str] | None = None
     err_value: object = None
+
+    def finish_options(self) -> dict[str, Any]:
+        """How a finish records it: its output, and a cancellation requested meanwhile wins."""
+        return {"extra": {"output": self.output} if self.output else None, "unless_cancelled": True}

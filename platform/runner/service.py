@@ -287,32 +287,26 @@ class Runner:
 
     def _process_batch(self, batch: list[tuple[QueueEntry, Lease]]) -> None:
         """Run a batch of short activities one after the other, then write their finishes together."""
-        ran: list[tuple[Lease, list[QueueEntry]]] = []
-        attempted: list[Attempted] = []
+        done: list[tuple[Lease, list[QueueEntry], Attempted]] = []
+
+        def attempt(entry: QueueEntry, lease: Lease) -> None:
+            if not self._gave_up(lease, [entry]):
+                done.append((lease, [entry], self.activities.attempt(lease.state)))
+
         try:
             for entry, lease in batch:
-                try:
-                    with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
-                        if self._gave_up(lease, [entry]):
-                            continue
-                        attempted.append(self.activities.attempt(lease.state))
-                    ran.append((lease, [entry]))
-                except StoreError as exc:
-                    log.error("store error while running", execution_id=lease.id, error=str(exc))
-                except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the others
-                    log.exception("unexpected error while running", execution_id=lease.id)
-                    self._record_runner_error(lease, [entry], exc)
+                self._guarded(lease, [entry], lambda: attempt(entry, lease))
             try:
-                errors = self.activities.run_batch(ran, attempted)
+                errors = self.activities.run_batch(done)
             except Exception as exc:  # noqa: BLE001 - their locks expire and they are taken over
                 log.exception("could not write a batch of results", error=str(exc))
                 errors = []
-            for (lease, _), error in zip(ran, errors):
+            for (lease, _, _), error in zip(done, errors):
                 if error is not None:
                     # Its lock expires, and it is taken over.
                     log.error("store error while running", execution_id=lease.id, error=str(error))
-            self.processed += len(ran)
-            self.batched += len(ran)
+            self.processed += len(done)
+            self.batched += len(done)
         finally:
             for _, lease in batch:
                 self._held.pop(lease.id, None)
@@ -323,18 +317,25 @@ class Runner:
         """Run one attempt of a lease this runner holds (its lock kept alive meanwhile); errors are logged or recorded, not raised."""
         self._held[lease.id] = lease
         try:
+            if self._guarded(lease, entries, attempt):
+                self.processed += 1
+        finally:
+            self._held.pop(lease.id, None)
+            self._lost.discard(lease.id)
+
+    def _guarded(self, lease: Lease, entries: list[QueueEntry], attempt: Callable[[], object]) -> bool:
+        """`attempt()` with the execution in the log context; whether it returned (errors are logged or recorded)."""
+        try:
             with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
                 attempt()
-            self.processed += 1
+            return True
         except StoreError as exc:
             # Its lock expires, and it is taken over (or queued by its recovery timer).
             log.error("store error while running", execution_id=lease.id, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
             log.exception("unexpected error while running", execution_id=lease.id)
             self._record_runner_error(lease, entries, exc)
-        finally:
-            self._held.pop(lease.id, None)
-            self._lost.discard(lease.id)
+        return False
 
     def _gave_up(self, lease: Lease, entries: list[QueueEntry]) -> bool:
         """Finish as `crashed` an execution whose lost attempts used up its retry policy."""

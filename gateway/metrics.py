@@ -14,10 +14,9 @@ import bisect
 import threading
 from collections.abc import Iterable, Sequence
 
-import redis
 
 from ..platform.store import keys
-from ..platform.store.connection import map_redis_errors
+from ..platform.store.connection import Redis, map_redis_errors
 from ..platform.store.records import STATUSES
 
 # Seconds; covers a cached sub-millisecond call up to a long wait.
@@ -117,7 +116,7 @@ class GatewayMetrics:
         return [*self.requests.render(), *self.execution_durations.render(), *self.invocations.render()]
 
 
-def store_metrics(client: redis.Redis, ffqns: Iterable[str]) -> list[str]:
+def store_metrics(client: Redis, ffqns: Iterable[str]) -> list[str]:
     """Platform-wide gauges read from the store: executions by status, queue depths."""
     names = sorted(set(ffqns))
     with map_redis_errors():

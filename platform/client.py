@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
 
 from .deploy.model import FunctionRoute, Revision
 from .config import env_int
@@ -25,7 +24,7 @@ from .ffqn import Ffqn
 from .ids import ExecutionId
 from .store.async_batch import AsyncBatcher
 from .store.async_creates import AsyncCreates
-from .store.connection import connect
+from .store.connection import Redis, connect
 from .store.deployments import DeploymentStore, RevisionCache
 from .store.executions import Created, ExecutionStore, NewExecution
 from .store.purge import PurgeFilter, PurgeReport, purge_trees
@@ -147,7 +146,7 @@ class Client:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Redis,
         *,
         max_params_bytes: int | None = None,
         max_value_bytes: int | None = None,

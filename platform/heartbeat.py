@@ -14,9 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 
-from .store.connection import map_redis_errors
+from .store.connection import Redis, map_redis_errors
 
 PROCESSES_KEY = "dolmen:processes"
 INTERVAL_S = 2.0
@@ -47,7 +46,7 @@ class ProcessInfo:
 class Heartbeat:
     """Reports this process as alive until stopped; `details()` adds live facts."""
 
-    def __init__(self, client: redis.Redis, kind: str, details: Any = None) -> None:
+    def __init__(self, client: Redis, kind: str, details: Any = None) -> None:
         self.client = client
         self.kind = kind
         self.id = f"{kind}:{socket.gethostname()}:{os.getpid()}"
@@ -90,7 +89,7 @@ class Heartbeat:
             pass
 
 
-def read_processes(client: redis.Redis) -> list[ProcessInfo]:
+def read_processes(client: Redis) -> list[ProcessInfo]:
     """Every process that reported, stale ones included (and flagged)."""
     with map_redis_errors():
         raw: dict[bytes, bytes] = client.hgetall(PROCESSES_KEY)  # type: ignore[assignment]
@@ -111,7 +110,7 @@ def read_processes(client: redis.Redis) -> list[ProcessInfo]:
     return sorted(out, key=lambda p: (p.kind, p.id))
 
 
-def prune_stale(client: redis.Redis, older_than_s: float = 300.0) -> int:
+def prune_stale(client: Redis, older_than_s: float = 300.0) -> int:
     """Forget processes silent for longer than `older_than_s`."""
     removed = 0
     for proc in read_processes(client):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import redis
 
 from ..deploy.components import find_digest
 from ..deploy.model import Revision
@@ -17,14 +16,14 @@ from ..deploy.upgrader import Upgrader
 from ..deploy.versions import versions
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
-from ..store.connection import connect
+from ..store.connection import Redis, connect
 from ..store.deployments import DeploymentStore
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 from .deploy_output import print_component, print_revision, print_upgrades, print_versions, short, when
 from .registry import credentials_from_flags, registry_options
 
 
-def _redis(ctx: CliContext) -> redis.Redis:
+def _redis(ctx: CliContext) -> Redis:
     client = connect(ctx.redis_url())
     ctx.on_close(client.close)
     return client

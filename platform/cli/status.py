@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import redis
 import structlog
 
 from ..config import ENV_REDIS, PlatformFile, env_int
-from ..errors import ConfigError, DolmenError, NotFoundError
+from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
-from ..store.connection import map_redis_errors
+from ..store.connection import Redis, connect, map_redis_errors
 from ..store.memory import StoreMemory, read_memory
 from ..store.retention import RetentionView, read_retention_view
 from ..wit.limits import MAX_VALUE_ENV
@@ -158,15 +157,15 @@ def build_status(
 # ---------------------------------------------------------------- probes (I/O)
 
 
-def probe_client(url: str) -> redis.Redis:
-    """A client with short timeouts, for health probes that must not hang."""
+def probe_client(url: str) -> Redis:
+    """A client with short timeouts, for health probes that must not hang (a cluster client for a cluster node)."""
     try:
-        return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
-    except ValueError as exc:
-        raise ConfigError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+        return connect(url, socket_timeout_s=2.0, connect_timeout_s=1.0)
+    except StoreError as exc:
+        raise ConfigError(exc.message) from None
 
 
-def probe_redis(client: redis.Redis) -> str | None:
+def probe_redis(client: Redis) -> str | None:
     """None if Redis answers PING, else why not."""
     try:
         with map_redis_errors():
@@ -176,7 +175,7 @@ def probe_redis(client: redis.Redis) -> str | None:
     return None
 
 
-def probe_memory(client: redis.Redis) -> StoreMemory | None:
+def probe_memory(client: Redis) -> StoreMemory | None:
     """Redis's memory use, or None if it cannot tell (a server that forbids INFO).
 
     Full counts room for one write of the largest value (`DOLMEN_MAX_VALUE_BYTES`).
@@ -185,12 +184,12 @@ def probe_memory(client: redis.Redis) -> StoreMemory | None:
     return _optional(lambda c: read_memory(c, largest), client, "Redis's memory use")
 
 
-def probe_retention(client: redis.Redis) -> RetentionView | None:
+def probe_retention(client: Redis) -> RetentionView | None:
     """What retention keeps, or None if Redis does not answer."""
     return _optional(read_retention_view, client, "what retention keeps")
 
 
-def _optional(read: Callable[[redis.Redis], T], client: redis.Redis, what: str) -> T | None:
+def _optional(read: Callable[[Redis], T], client: Redis, what: str) -> T | None:
     """`read(client)`, or None (logged) when Redis cannot tell: status shows what it can."""
     try:
         return read(client)
@@ -213,7 +212,7 @@ def probe_gateway(url: str) -> str | None:
         return f"cannot reach {url} ({reason})"
 
 
-def forget_heartbeats(client: redis.Redis, pids: set[int]) -> None:
+def forget_heartbeats(client: Redis, pids: set[int]) -> None:
     """Drop the heartbeats of dead processes of this host, so status does not report them stale."""
     hostname = socket.gethostname()
     try:
@@ -322,7 +321,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(status_cmd)
 
 
-def probe_processes(client: redis.Redis) -> tuple[str | None, list[ProcessInfo]]:
+def probe_processes(client: Redis) -> tuple[str | None, list[ProcessInfo]]:
     """Whether Redis answers (None, or why not) and, if it does, the processes' heartbeats."""
     redis_error = probe_redis(client)
     if redis_error is not None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-import redis
 import structlog
 
 from ..config import DEFAULT_GATEWAY_PORT, ENV_REDIS, PlatformFile, check_env
@@ -39,6 +38,7 @@ from ..supervisor import (
 )
 from .context import CliContext, pass_ctx
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
+from ..store.connection import Redis
 
 log = structlog.get_logger("dolmen.up")
 
@@ -146,7 +146,7 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
 def _wait_until_ready(
     supervisor: Supervisor,
     signals: StopSignals,
-    client: redis.Redis,
+    client: Redis,
     gateway_url: str,
     deadline: float,
     opts: UpOptions,

@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 
 from ...registry.cache import ComponentCache
 from ..deploy.model import ComponentConfig, ComponentKind, Revision, RouteSpec
@@ -15,6 +14,7 @@ from ..store.executions import now_ms
 from ..wasm.engine import EngineSettings
 from ..wasm.introspect import ComponentInfo
 from ..wasm.loader import ComponentLoader
+from ..store.connection import Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ def describe_component(cache: ComponentCache, data: bytes, kind: ComponentKind) 
 class Deployer:
     """Stores revisions: component blobs go to Redis so every runner can load them."""
 
-    client: redis.Redis
+    client: Redis
     data_dir: Path
     store: DeploymentStore = field(init=False)
     cache: ComponentCache = field(init=False)

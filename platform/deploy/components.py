@@ -13,7 +13,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
 
 from ...registry.pull import fetch_component
 from ..errors import NotFoundError, UsageError
@@ -21,6 +20,7 @@ from ..ffqn import Ffqn
 from ..store.deployments import DeploymentStore
 from .apply import Deployer
 from .model import ComponentConfig, Revision
+from ..store.connection import Redis
 
 ADHOC_PREFIX = "adhoc:"
 
@@ -49,7 +49,7 @@ def find_digest(store: DeploymentStore, digest: str) -> tuple[Revision, Componen
 
 
 def choose_component(
-    client: redis.Redis,
+    client: Redis,
     data_dir: Path,
     ref: str,
     *,

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 
 from ...registry.cache import ComponentCache
 from ..errors import NotFoundError
@@ -36,6 +35,7 @@ from ..store.upgrades import UpgradeStore
 from .components import ADHOC_PREFIX
 from .model import Revision
 from .versions import summarize, unfinished
+from ..store.connection import Redis
 
 DEFAULT_KEEP = 10
 DEFAULT_GRACE_MS = 5 * 60 * 1000
@@ -191,7 +191,7 @@ class GcReport:
         }
 
 
-def read_snapshot(client: redis.Redis) -> Snapshot:
+def read_snapshot(client: Redis) -> Snapshot:
     """Read everything gc decides from; components last, so that none stored meanwhile is missed by the re-check."""
     store = DeploymentStore(client)
     now = now_ms()
@@ -225,7 +225,7 @@ def read_snapshot(client: redis.Redis) -> Snapshot:
     )
 
 
-def collect(client: redis.Redis, data_dir: Path | None, policy: GcPolicy, *, dry_run: bool = False) -> GcReport:
+def collect(client: Redis, data_dir: Path | None, policy: GcPolicy, *, dry_run: bool = False) -> GcReport:
     """Prune revisions and remove unneeded component bytes (only report them with `dry_run`).
 
     Revisions first, atomically re-checked (one that became active or was

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 
 from ...registry.cache import ComponentCache
 from ..errors import NotFoundError, UsageError
@@ -38,6 +37,7 @@ from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import Verdict, verify
 from .components import ChosenComponent, choose_component, find_digest
 from .model import ComponentConfig
+from ..store.connection import Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ def current_component(store: DeploymentStore, state: ExecutionState) -> ChosenCo
 
 
 def fork_execution(
-    client: redis.Redis,
+    client: Redis,
     data_dir: Path,
     execution_id: str,
     at: int,
@@ -191,7 +191,7 @@ def _child(executions: ExecutionStore, deployments: DeploymentStore, plan: ForkP
     )
 
 
-def rerun_execution(client: redis.Redis, data_dir: Path, execution_id: str, *, component: str | None = None) -> Rerun:
+def rerun_execution(client: Redis, data_dir: Path, execution_id: str, *, component: str | None = None) -> Rerun:
     """Start `execution_id`'s function again with the same params (a new root execution, with a new seed)."""
     executions = ExecutionStore(client)
     deployments = DeploymentStore(client)

@@ -19,7 +19,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
 
 from ...registry.auth import Credentials
 from ...registry.cache import ComponentCache
@@ -35,6 +34,7 @@ from .spec import ComponentSpec, DeploymentSpec
 from .upgrade import FunctionChange, changed_workflows
 from .upgrader import Upgrader, UpgradeReport
 from .yamlnodes import Problem, raise_problems
+from ..store.connection import Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,7 @@ def _cannot_resolve(exc: DolmenError) -> str:
 
 def deploy(
     spec: DeploymentSpec,
-    client: redis.Redis,
+    client: Redis,
     data_dir: Path,
     *,
     dry_run: bool = False,
@@ -186,7 +186,7 @@ def deploy(
     return DeployResult(plan, revision, tuple(reports))
 
 
-def rollback(client: redis.Redis, number: int) -> tuple[Revision, Revision | None]:
+def rollback(client: Redis, number: int) -> tuple[Revision, Revision | None]:
     """Make revision `number` active again; returns it and the one it replaced.
 
     Running executions stay on their digests; `platform upgrade` moves them.

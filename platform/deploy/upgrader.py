@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import redis
 import structlog
 
 from ...registry.cache import ComponentCache
@@ -34,6 +33,7 @@ from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import Verdict, verify
 from .upgrade import FunctionChange, decide, describe_divergence, rejected_before, rejected_data, upgraded_data
+from ..store.connection import Redis
 
 _BATCH = 200  # executions whose logs are read in one round trip
 
@@ -84,7 +84,7 @@ class UpgradeReport:
 class Upgrader:
     """Verifies and re-pins running workflows; one per process (it keeps compiled components)."""
 
-    client: redis.Redis
+    client: Redis
     data_dir: Path
     scripts: Scripts | None = None
     executions: ExecutionStore = field(init=False)
@@ -263,7 +263,7 @@ class Upgrader:
 class PendingUpgrades:
     """The scheduler's part: finish queued upgrades once runners let go of the executions."""
 
-    def __init__(self, client: redis.Redis, data_dir: Path) -> None:
+    def __init__(self, client: Redis, data_dir: Path) -> None:
         self.client = client
         self.data_dir = data_dir
         self.store = UpgradeStore(client)

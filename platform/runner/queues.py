@@ -22,13 +22,13 @@ import threading
 import time
 from dataclasses import dataclass
 
-import redis
 import structlog
 
 from ..deploy.model import Revision
 from ..errors import DolmenError, NotFoundError
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.pins import revisions_in_use
+from ..store.connection import Redis
 
 log = structlog.get_logger("dolmen.runner")
 
@@ -53,7 +53,7 @@ class Selection:
 class QueueSelection:
     """Computes the queues to read; `select` is called by the runner's reader thread only."""
 
-    def __init__(self, client: redis.Redis, deployments: DeploymentStore, revisions: RevisionCache) -> None:
+    def __init__(self, client: Redis, deployments: DeploymentStore, revisions: RevisionCache) -> None:
         self.client = client
         self.deployments = deployments
         self.revisions = revisions

@@ -9,10 +9,11 @@ previous round trip was under way as one pipeline and reads the raw RESP2
 replies. Under load, that is one round trip for the creates, effects and
 reads of a whole loop tick; alone, a call still costs one round trip.
 
-A connection error re-sends the whole round trip (`RETRIES` times, with
-backoff), as redis-py's retry does: every Dolmen write carries a write id,
-so a repeat is answered as the first (see lua/_prelude.lua); the other
-commands sent here are idempotent. Script calls answered NOSCRIPT (the
+A connection error re-sends the round trip (a few times, with backoff; see
+`async_links`, which also routes each command to its master on a cluster),
+as redis-py's retry does: every Dolmen write carries a write id, so a repeat
+is answered as the first (see lua/_prelude.lua); the other commands sent
+here are idempotent. Script calls answered NOSCRIPT (the
 server restarted or was flushed) are loaded and repeated.
 """
 
@@ -20,29 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
-import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio
 import structlog
-from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import CoreCommands
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
-from ..errors import StoreError, StoreUnavailableError
-from .connection import SOCKET_TIMEOUT_S, dedicated_connection, describe
+from ..errors import StoreError
+from .async_links import Link, Replies, link_for
+from .connection import AsyncRedis
 
 from .scripts import NAMES, is_noscript, source
 
 log = structlog.get_logger("dolmen.store")
 
-RETRIES = 3
-Replies = list[Any]
 Then = Callable[[Replies | BaseException], None]
 
 
@@ -73,10 +67,11 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
 
 
 class AsyncBatcher:
-    """Sends recorded commands in shared round trips over one dedicated connection."""
+    """Sends recorded commands in shared round trips over one dedicated connection (one per master of a cluster)."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, max_commands: int = 4096) -> None:
+    def __init__(self, client: AsyncRedis, *, max_commands: int = 4096) -> None:
         self.client = client
+        self._link: Link = link_for(client)
         self.max_commands = max_commands
         self._sources = {name: source(name) for name in NAMES}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
@@ -86,7 +81,6 @@ class AsyncBatcher:
         self._linger_timer: asyncio.TimerHandle | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._connection: AbstractConnection | None = None
         self._closing = False
         # Observable by tests and metrics.
         self.round_trips = 0
@@ -241,50 +235,12 @@ class AsyncBatcher:
     # ---------------------------------------------------------- connection
 
     async def _round_trip(self, args: list[tuple[Any, ...]]) -> Replies:
-        """Send `args` as one pipeline and read every reply; re-sent after a connection error."""
-        pause = 0.02
-        for attempt in range(RETRIES + 1):
-            try:
-                connection = self._connection
-                if connection is None:
-                    connection = dedicated_connection(self.client)
-                    await connection.connect()
-                    self._connection = connection
-                async with asyncio.timeout(SOCKET_TIMEOUT_S):
-                    await connection.send_packed_command(connection.pack_commands(args), check_health=False)
-                    replies: Replies = []
-                    for _ in args:
-                        try:
-                            replies.append(await connection.read_response(timeout=math.inf))
-                        except ResponseError as exc:
-                            replies.append(exc)
-                self.round_trips += 1
-                return replies
-            except asyncio.CancelledError:
-                # Replies may be left unread on it: never reuse it.
-                await asyncio.shield(self._drop_connection())
-                raise
-            except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
-                await self._drop_connection()
-                if attempt == RETRIES:
-                    raise StoreUnavailableError(
-                        f"cannot reach Redis at {describe(self.client)} ({exc}); check that it runs "
-                        "(`platform status`) or pass the right --redis URL"
-                    ) from None
-                await asyncio.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, 0.5)
-            except RedisError as exc:
-                await self._drop_connection()
-                raise StoreError(f"Redis failed: {exc}") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        replies = await self._link.round_trip(args)
+        self.round_trips += 1
+        return replies
 
     async def _drop_connection(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                await connection.disconnect()
-            except Exception:  # noqa: BLE001 - it is being thrown away
-                pass
+        await self._link.close()
 
 
 def hash_reply(reply: Any) -> dict[bytes, bytes]:

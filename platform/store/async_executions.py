@@ -15,13 +15,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis.asyncio
 
 from ..errors import NotFoundError, StoreError
 from ..ids import ExecutionId
 from . import chains, keys
 from .async_batch import AsyncBatcher, hash_reply
-from .connection import MAX_BLOCK_MS, map_redis_errors
+from .connection import MAX_BLOCK_MS, AsyncRedis, map_redis_errors
 from .finish_watch import FinishWatcher, Watch
 from .records import FINISHED, Event, ExecutionState
 
@@ -32,7 +31,7 @@ CHAIN_POLL_S = 0.02
 class AsyncExecutions:
     """Read execution state and logs without blocking the event loop."""
 
-    def __init__(self, client: redis.asyncio.Redis, batcher: AsyncBatcher | None = None) -> None:
+    def __init__(self, client: AsyncRedis, batcher: AsyncBatcher | None = None) -> None:
         self.client = client
         self.batcher = batcher or AsyncBatcher(client)
         self.watcher = FinishWatcher(client, self.batcher)

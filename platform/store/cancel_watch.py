@@ -16,6 +16,7 @@ import redis
 import structlog
 
 from . import keys
+from .connection import Redis
 
 log = structlog.get_logger("dolmen.store")
 
@@ -26,7 +27,7 @@ _POLL_S = 1.0
 class CancelWatcher:
     """Calls `on_cancel(execution_id)` for each cancellation request, from a daemon thread, until stopped."""
 
-    def __init__(self, client: redis.Redis, on_cancel: Callable[[str], object]) -> None:
+    def __init__(self, client: Redis, on_cancel: Callable[[str], object]) -> None:
         self._client = client
         self._on_cancel = on_cancel
         self._stop = threading.Event()

@@ -6,9 +6,11 @@ Nothing above `store/` sees a redis exception: adapters wrap their calls in
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio
@@ -22,6 +24,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreError, StoreFullError, StoreUnavailableError
 
+
+# A synchronous client of one server or of a cluster (see `connect`).
+Redis: TypeAlias = "redis.Redis | redis.RedisCluster"
+# The asyncio client of one server or of a cluster (see `connect_async`).
+AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 
 # Blocking reads (XREAD/XREADGROUP BLOCK) never wait longer than this, so a
 # dead server is still noticed within SOCKET_TIMEOUT_S.
@@ -42,23 +49,46 @@ def _retry() -> Retry:
     )
 
 
-def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
-    """A synchronous client (bytes responses) for `url`."""
+def connect(
+    url: str, *, max_connections: int = 64, socket_timeout_s: float = SOCKET_TIMEOUT_S, connect_timeout_s: float = 5.0
+) -> Redis:
+    """A synchronous client (bytes responses) for `url`: a cluster client when `url` names a cluster node.
+
+    `max_connections` is per server (per node of a cluster). A server that
+    cannot be reached yet gets a plain client, which fails on its first
+    command with the usual "cannot reach" error.
+    """
+    options: dict[str, Any] = dict(
+        socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s, health_check_interval=30,
+        socket_keepalive=True,
+    )  # fmt: skip
     try:
-        return redis.Redis.from_url(
-            url,
-            max_connections=max_connections,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=5.0,
-            health_check_interval=30,
-            socket_keepalive=True,
-            retry=_retry(),
-        )
+        if is_cluster(url, connect_timeout_s):
+            return redis.RedisCluster.from_url(
+                url, max_connections=max_connections, retry=_cluster_retry(), **options
+            )
+        return redis.Redis.from_url(url, max_connections=max_connections, retry=_retry(), **options)
     except ValueError as exc:
         raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
 
 
-def wait_until_reachable(client: redis.Redis, timeout_s: float = 30.0) -> None:
+def is_cluster(url: str, timeout_s: float = 5.0) -> bool:
+    """Whether the server at `url` runs in cluster mode (`cluster_enabled:1`); False when it cannot be asked."""
+    probe = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        return bool(probe.info("cluster").get("cluster_enabled"))
+    except RedisError:
+        return False
+    finally:
+        probe.close()
+
+
+def _cluster_retry() -> Retry:
+    """As `_retry`, for a cluster client: it also re-reads the slot map after a connection error."""
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6)
+
+
+def wait_until_reachable(client: Redis, timeout_s: float = 30.0) -> None:
     """Block until the server answers PING (it may be starting or loading its data).
 
     Raises `StoreUnavailableError` naming the server after `timeout_s`.
@@ -77,9 +107,17 @@ def wait_until_reachable(client: redis.Redis, timeout_s: float = 30.0) -> None:
             pause = min(pause * 2, 2.0)
 
 
-def connect_async(url: str, *, max_connections: int = 256) -> redis.asyncio.Redis:
-    """An asyncio client (bytes responses) for `url`."""
+def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
+    """An asyncio client (bytes responses) for `url`: a cluster client when `url` names a cluster node.
+
+    The cluster check is one blocking round trip, made once when a process starts.
+    """
     try:
+        if is_cluster(url):
+            return redis.asyncio.RedisCluster.from_url(
+                url, max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
+                retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6),
+            )  # fmt: skip
         return redis.asyncio.Redis.from_url(
             url, max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
@@ -88,7 +126,11 @@ def connect_async(url: str, *, max_connections: int = 256) -> redis.asyncio.Redi
         raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
 
 
-def describe(client: redis.Redis | redis.asyncio.Redis) -> str:
+def describe(client: Redis | AsyncRedis) -> str:
+    """The server a client talks to, for messages: `HOST:PORT`, `unix:PATH`, or `the cluster at HOST:PORT`."""
+    if isinstance(client, (redis.RedisCluster, redis.asyncio.RedisCluster)):
+        node = client.get_default_node()
+        return f"the cluster at {node.host}:{node.port}" if node is not None else "the cluster"
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix:{kwargs['path']}"
@@ -125,15 +167,25 @@ def full_message(where: str = "Redis") -> str:
     )
 
 
-def dedicated_connection(client: redis.asyncio.Redis) -> AbstractConnection:
-    """A new connection to `client`'s server outside its pool, speaking RESP2.
+async def dedicated_connection(client: AsyncRedis) -> AbstractConnection:
+    """A new connection to `client`'s server outside its pool, speaking RESP2, connected.
 
     For a process's long-lived single-purpose links (the finish subscription,
     the batched pipeline): with RESP2, pub/sub messages and replies come back
-    as plain values rather than through redis-py's RESP3 push handlers.
+    as plain values rather than through redis-py's RESP3 push handlers. For a
+    cluster client, a connection to one of its masters (a cluster passes
+    every PUBLISH to all nodes), a random one each call: a subscriber that
+    lost its node likely subscribes again on another.
     """
-    pool = client.connection_pool
-    return pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+    if isinstance(client, redis.asyncio.RedisCluster):
+        await client.initialize()
+        node = random.choice(client.get_primaries())
+        connection = node.connection_class(**{**node.connection_kwargs, "protocol": 2})
+    else:
+        pool = client.connection_pool
+        connection = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
+    await connection.connect()
+    return connection
 
 
 def translated(error: Exception) -> BaseException:

@@ -10,19 +10,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
 
 from ...registry.cache import ComponentCache, sha256_digest
 from ..deploy.model import Revision
 from ..errors import IntegrityError, NotFoundError, StoreError, StoreFullError
 from . import garbage, keys
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 
 
 class DeploymentStore:
     """Revisions are immutable; `active` names the one new executions use."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Redis) -> None:
         self.client = client
 
     def put_revision(self, build: Any, *, activate: bool = True, blobs: Sequence[bytes] = ()) -> Revision:

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 
 from ..errors import ConflictError, NotFoundError
 from ..ids import ExecutionId, new_seed
 from . import chains, keys, outbox, retention
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 from .deliveries import Deliveries, carry_out
 from .records import (
     CANCEL_REQUESTED,
@@ -174,7 +173,7 @@ class CreateCall:
 class ExecutionStore:
     """Executions in Redis: one state hash and one log stream each."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None, deliveries: Deliveries | None = None) -> None:
+    def __init__(self, client: Redis, scripts: Scripts | None = None, deliveries: Deliveries | None = None) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
         # A long-running process hands a create's effects to this write-behind thread.

@@ -21,7 +21,6 @@ import contextlib
 from types import TracebackType
 from typing import Any
 
-import redis.asyncio
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -29,7 +28,7 @@ from redis.exceptions import RedisError
 from ..errors import StoreError
 from . import keys
 from .async_batch import AsyncBatcher, hash_reply
-from .connection import dedicated_connection
+from .connection import AsyncRedis, dedicated_connection
 from .records import ExecutionState
 
 log = structlog.get_logger("dolmen.store")
@@ -76,7 +75,7 @@ def _time_out(future: asyncio.Future[ExecutionState | None]) -> None:
 class FinishWatcher:
     """The process's one subscription to finish notifications, and the waiters it resolves."""
 
-    def __init__(self, client: redis.asyncio.Redis, batcher: AsyncBatcher, *, recheck_s: float = RECHECK_S) -> None:
+    def __init__(self, client: AsyncRedis, batcher: AsyncBatcher, *, recheck_s: float = RECHECK_S) -> None:
         self.client = client
         self.batcher = batcher
         self.recheck_s = recheck_s
@@ -157,9 +156,9 @@ class FinishWatcher:
     async def _listen(self) -> None:
         pause = 0.05
         while True:
-            connection = dedicated_connection(self.client)
+            connection: Any = None
             try:
-                await connection.connect()
+                connection = await dedicated_connection(self.client)
                 await connection.send_command("SUBSCRIBE", keys.FINISHED_CHANNEL, check_health=False)
                 reply = await connection.read_response(timeout=self.recheck_s * 2)
                 if not isinstance(reply, list) or reply[0] != b"subscribe":
@@ -180,8 +179,9 @@ class FinishWatcher:
             finally:
                 self.subscribed.clear()
                 self._connection = None
-                with contextlib.suppress(Exception):
-                    await connection.disconnect()
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.disconnect()
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis
 
 from ..errors import ConflictError
 from ..ids import ExecutionId
 from . import keys, outbox
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 from .executions import NewExecution, now_ms
 from .scripts import Scripts, write_id
 
 
 def write_fork(
-    client: redis.Redis,
+    client: Redis,
     root: NewExecution,
     events: list[tuple[str, dict[str, Any], int]],
     *,

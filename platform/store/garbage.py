@@ -27,10 +27,9 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib.resources import files
 
-import redis
 
 from . import keys
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 
 # A claim older than this belongs to a deploy that died between claiming and
 # committing; gc drops it (and such a deploy, should it still run, stores nothing).
@@ -44,7 +43,7 @@ def _source(name: str) -> str:
     return files("dolmen.platform.store").joinpath("lua").joinpath(f"{name}.lua").read_text()
 
 
-def _run(client: redis.Redis, name: str, keys_: Sequence[str], args: Sequence[str | int | bytes]) -> object:
+def _run(client: Redis, name: str, keys_: Sequence[str], args: Sequence[str | int | bytes]) -> object:
     """Call a Lua script of this module (EVALSHA, loaded again after NOSCRIPT)."""
     return client.register_script(_source(name))(keys=list(keys_), args=list(args))
 
@@ -56,7 +55,7 @@ def _text(value: object) -> str:
 # --------------------------------------------------------------------- deploys
 
 
-def claim(client: redis.Redis, digests: Iterable[str]) -> tuple[str, ...]:
+def claim(client: Redis, digests: Iterable[str]) -> tuple[str, ...]:
     """D1: claim components before their bytes are written; returns the claim members for `commit`."""
     token = os.urandom(8).hex()
     members = tuple(f"{token} {d}" for d in dict.fromkeys(digests))
@@ -66,7 +65,7 @@ def claim(client: redis.Redis, digests: Iterable[str]) -> tuple[str, ...]:
     return members
 
 
-def put_blob(client: redis.Redis, digest: str, data: bytes) -> None:
+def put_blob(client: Redis, digest: str, data: bytes) -> None:
     """D2: write component bytes (unless there) and remove any gc mark on them, atomically.
 
     Bytes already stored are not sent again: a SET of 18 MB counts against
@@ -87,14 +86,14 @@ def put_blob(client: redis.Redis, digest: str, data: bytes) -> None:
         pipe.execute()
 
 
-def release(client: redis.Redis, claims: Sequence[str]) -> None:
+def release(client: Redis, claims: Sequence[str]) -> None:
     """Drop a failed deploy's claims, so gc need not wait `CLAIM_TTL_MS` for them."""
     if claims:
         with map_redis_errors():
             client.zrem(keys.DEPLOY_CLAIMS, *claims)
 
 
-def commit(client: redis.Redis, number: int, revision_json: str, created_at: int, *, activate: bool, claims: Sequence[str]) -> bool:
+def commit(client: Redis, number: int, revision_json: str, created_at: int, *, activate: bool, claims: Sequence[str]) -> bool:
     """D3: store a revision (and activate it) if all its claims remain; False when one was dropped."""
     with map_redis_errors():
         reply = _run(
@@ -106,7 +105,7 @@ def commit(client: redis.Redis, number: int, revision_json: str, created_at: int
     return _text(reply) == "ok"
 
 
-def activate(client: redis.Redis, number: int) -> bool:
+def activate(client: Redis, number: int) -> bool:
     """Make a stored revision active, recording when the previous one retired; False if it does not exist."""
     with map_redis_errors():
         reply = _run(client, "deploy_activate", [keys.deployment(number), keys.DEPLOY_ACTIVE, keys.DEPLOY_RETIRED], [number])
@@ -116,14 +115,14 @@ def activate(client: redis.Redis, number: int) -> bool:
 # -------------------------------------------------------------------------- gc
 
 
-def retired(client: redis.Redis) -> dict[int, int]:
+def retired(client: Redis) -> dict[int, int]:
     """Revision number -> ms when it stopped being the active one."""
     with map_redis_errors():
         raw: dict[bytes, bytes] = client.hgetall(keys.DEPLOY_RETIRED)  # type: ignore[assignment]
     return {int(k): int(v) for k, v in raw.items()}
 
 
-def claims(client: redis.Redis) -> dict[str, int]:
+def claims(client: Redis) -> dict[str, int]:
     """Digest -> ms of its latest claim by a deploy in progress."""
     with map_redis_errors():
         raw: list[tuple[bytes, float]] = client.zrange(keys.DEPLOY_CLAIMS, 0, -1, withscores=True)  # type: ignore[assignment]
@@ -134,7 +133,7 @@ def claims(client: redis.Redis) -> dict[str, int]:
     return out
 
 
-def blob_sizes(client: redis.Redis) -> dict[str, int]:
+def blob_sizes(client: Redis) -> dict[str, int]:
     """Every component stored in Redis, with its size in bytes."""
     digests: list[str] = []
     with map_redis_errors():
@@ -148,7 +147,7 @@ def blob_sizes(client: redis.Redis) -> dict[str, int]:
     return {d: int(s) for d, s in zip(digests, sizes) if int(s) > 0}
 
 
-def prune(client: redis.Redis, numbers: Sequence[int], grace_ms: int) -> list[int]:
+def prune(client: Redis, numbers: Sequence[int], grace_ms: int) -> list[int]:
     """Delete these revisions, except the active one and any stored or retired within `grace_ms`; returns those deleted."""
     if not numbers:
         return []
@@ -162,7 +161,7 @@ def prune(client: redis.Redis, numbers: Sequence[int], grace_ms: int) -> list[in
     return [int(_text(n)) for n in reply]  # type: ignore[union-attr]
 
 
-def mark(client: redis.Redis, digests: Sequence[str], token: str) -> None:
+def mark(client: Redis, digests: Sequence[str], token: str) -> None:
     """G2: mark blobs as about to be deleted by this gc run."""
     with map_redis_errors():
         pipe = client.pipeline(transaction=False)
@@ -171,7 +170,7 @@ def mark(client: redis.Redis, digests: Sequence[str], token: str) -> None:
         pipe.execute()
 
 
-def recheck(client: redis.Redis, digests: Sequence[str], seen_revisions: Iterable[int]) -> list[str]:
+def recheck(client: Redis, digests: Sequence[str], seen_revisions: Iterable[int]) -> list[str]:
     """G3: the digests still garbage: unclaimed, and named by no revision outside `seen_revisions`."""
     if not digests:
         return []
@@ -186,7 +185,7 @@ def recheck(client: redis.Redis, digests: Sequence[str], seen_revisions: Iterabl
     return [_text(d) for d in reply]  # type: ignore[union-attr]
 
 
-def unmark(client: redis.Redis, digests: Sequence[str], token: str) -> None:
+def unmark(client: Redis, digests: Sequence[str], token: str) -> None:
     """Remove this run's marks from blobs it keeps after all (a deploy removes them too)."""
     with map_redis_errors():
         for digest in digests:
@@ -195,7 +194,7 @@ def unmark(client: redis.Redis, digests: Sequence[str], token: str) -> None:
                 client.delete(keys.blob_condemned(digest))
 
 
-def sweep(client: redis.Redis, digest: str, token: str) -> int | None:
+def sweep(client: Redis, digest: str, token: str) -> int | None:
     """G4: delete a blob still marked by this run; its size, or None when the mark is gone."""
     with map_redis_errors():
         size = int(_run(client, "gc_sweep", [keys.blob(digest), keys.blob_condemned(digest)], [token]))  # type: ignore[call-overload]

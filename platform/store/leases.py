@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import redis
 from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
 from . import keys, outbox
-from .connection import map_redis_errors, translated
+from .connection import Redis, map_redis_errors, translated
 from .memory import RoomWait
 from .deliveries import Deliveries, carry_out
 from .group import GroupCommit
@@ -45,7 +44,7 @@ class Leases:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Redis,
         scripts: Scripts | None = None,
         *,
         resend_s: float = 30.0,

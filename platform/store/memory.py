@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
 import structlog
+import redis
 from redis.exceptions import OutOfMemoryError
 
 from ..errors import StoreFullError
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 
 log = structlog.get_logger("dolmen.store")
 
@@ -38,6 +38,12 @@ class StoreMemory:
     # Redis counts a request's own bytes in its memory use while it decides, so a large
     # write is refused while the used figure, read between writes, stays just under the limit.
     headroom_bytes: int = 0
+    # On a cluster, the master these figures are of (the fullest); '' for a single server.
+    node: str = ""
+
+    def fullness(self) -> float:
+        """How near the limit, for comparing servers: used (plus headroom) per byte of maxmemory; used bytes without one."""
+        return (self.used_bytes + self._headroom) / self.max_bytes if self.max_bytes else float(self.used_bytes) / 2**64
 
     @property
     def percent(self) -> float | None:
@@ -62,7 +68,8 @@ class StoreMemory:
         """What `platform status` reports as unhealthy about memory."""
         out: list[str] = []
         if self.full:
-            limit = f"{format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}"
+            where = f" on master {self.node}" if self.node else ""
+            limit = f"{format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}{where}"
             if self.used_bytes >= self.max_bytes:
                 what = f"Redis is full ({limit}): it refuses new executions and results"
             else:
@@ -89,14 +96,16 @@ class StoreMemory:
             "used_percent": self.percent,
             "maxmemory_policy": self.policy,
             "full": self.full,
+            **({"node": self.node} if self.node else {}),
         }
 
     def describe(self) -> str:
-        """One line for people: used, limit, percentage and policy."""
+        """One line for people: used, limit, percentage and policy (of the fullest master, on a cluster)."""
+        where = f" on the fullest master, {self.node}" if self.node else ""
         if not self.max_bytes:
-            return f"{format_bytes(self.used_bytes)} used, no maxmemory (policy {self.policy})"
+            return f"{format_bytes(self.used_bytes)} used{where}, no maxmemory (policy {self.policy})"
         return (
-            f"{format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)} "
+            f"{format_bytes(self.used_bytes)} used of maxmemory {format_bytes(self.max_bytes)}{where} "
             f"({self.percent}%), policy {self.policy}"
         )
 
@@ -116,9 +125,14 @@ def refused_for_memory(reply: object) -> bool:
     return isinstance(reply, OutOfMemoryError)
 
 
-def read_memory(client: redis.Redis, headroom_bytes: int = 0) -> StoreMemory:
+def read_memory(client: Redis, headroom_bytes: int = 0) -> StoreMemory:
     """Ask Redis how full it is; full counts room for a write of `headroom_bytes` (see `StoreMemory`)."""
     with map_redis_errors():
+        if isinstance(client, redis.RedisCluster):
+            # A write goes to its slot's master and is refused when that one is full: the fullest speaks for all.
+            infos: dict[str, dict[str, Any]] = client.info("memory", target_nodes=redis.RedisCluster.PRIMARIES)  # type: ignore[assignment]
+            each = [replace(parse_info(info, headroom_bytes), node=name) for name, info in sorted(infos.items())]
+            return max(each, key=StoreMemory.fullness)
         info: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
     return parse_info(info, headroom_bytes)
 

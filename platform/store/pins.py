@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import redis
 
 from . import keys
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 from .records import continued
 
 
-def revisions_in_use(client: redis.Redis, wanted: Iterable[int], batch: int = 1000) -> set[int]:
+def revisions_in_use(client: Redis, wanted: Iterable[int], batch: int = 1000) -> set[int]:
     """The numbers among `wanted` that some unfinished execution names as its revision.
 
     The `active` index is scanned with ZSCAN, so an execution that stays

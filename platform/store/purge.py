@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 
 from ..errors import UsageError
 from . import keys, outbox
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 from .records import Outcome
 from .scripts import Scripts
 from .trees import Tree, clean_gone, read_trees, remove_trees
@@ -168,7 +167,7 @@ def purge_trees(scripts: Scripts, selection: PurgeFilter, *, dry_run: bool = Fal
     return PurgeReport(dry_run, tuple(purged), tuple(kept))
 
 
-def _candidates(client: redis.Redis, selection: PurgeFilter) -> tuple[list[str], list[str]]:
+def _candidates(client: Redis, selection: PurgeFilter) -> tuple[list[str], list[str]]:
     """Finished roots that match `selection`, oldest first; and listed roots whose state is gone."""
     roots: list[str] = []
     gone: list[str] = []
@@ -187,7 +186,7 @@ def _candidates(client: redis.Redis, selection: PurgeFilter) -> tuple[list[str],
     return roots, gone
 
 
-def _pages(client: redis.Redis, before_ms: int) -> Iterator[list[str]]:
+def _pages(client: Redis, before_ms: int) -> Iterator[list[str]]:
     """Root ids from the `executions` index created up to `before_ms`, a page at a time.
 
     Each page starts at the last score read (skipping the members at that

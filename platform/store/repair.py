@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
 
 from . import keys
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 from .records import continued
 from .scripts import Scripts
 
@@ -62,7 +61,7 @@ def decide(seen: Seen | None, now_ms: int, stale_ms: int) -> str:
 class RepairSweep:
     """Walks `dolmen:active` in batches, one batch per `step()`."""
 
-    client: redis.Redis
+    client: Redis
     scripts: Scripts
     stale_ms: int = 10_000
     batch: int = 500

@@ -25,10 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import redis
 
 from . import keys, outbox
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 from .scripts import Scripts
 from .trees import IDEMPOTENCY_FIELD, clean_gone, read_trees, remove_trees
 
@@ -133,7 +132,7 @@ class RetentionView:
         return text
 
 
-def read_retention_view(client: redis.Redis) -> RetentionView:
+def read_retention_view(client: Redis) -> RetentionView:
     """How many finished trees wait in `dolmen:expiry`, and the first one's due time."""
     with map_redis_errors():
         pipe = client.pipeline(transaction=False)

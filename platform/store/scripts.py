@@ -17,6 +17,8 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from .connection import Redis
+
 NAMES = (
     "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork",
     "zrem_unchanged", "repair", "remove_tree", "del_if_equal",
@@ -91,7 +93,8 @@ class Pipeline:
 
     def script(self, name: str, keys: list[str], args: list[Any]) -> int:
         """Queue a script call; returns its position in the results."""
-        self.pipe.evalsha(self.scripts.sha(name), len(keys), *keys, *args)
+        # execute_command, not evalsha: redis-py's cluster pipeline refuses the method (not the command).
+        self.pipe.execute_command("EVALSHA", self.scripts.sha(name), len(keys), *keys, *args)
         self._calls[self._count] = (name, keys, args)
         self._count += 1
         return self._count - 1
@@ -118,7 +121,7 @@ class Pipeline:
 class Scripts:
     """The scripts, by name."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Redis) -> None:
         self.client = client
         self._sources = {name: source(name) for name in NAMES}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
@@ -128,7 +131,13 @@ class Scripts:
         return self._shas[name]
 
     def load(self) -> None:
-        """SCRIPT LOAD every script (once per server start)."""
+        """SCRIPT LOAD every script (once per server start; on every master of a cluster)."""
+        if isinstance(self.client, redis.RedisCluster):
+            # Sent to all primaries; a replica promoted later answers NOSCRIPT, and the callers reload.
+            for src in self._sources.values():
+                self.client.script_load(src)
+            self._loaded = True
+            return
         pipe = self.client.pipeline(transaction=False)
         for src in self._sources.values():
             pipe.script_load(src)

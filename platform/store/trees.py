@@ -24,11 +24,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 
 from . import keys
 from .records import CHILD_SUBMITTED, Outcome
 from .scripts import Scripts
+from .connection import Redis
 
 # A root's state field holding the idempotency key bound to it (removed with its tree).
 IDEMPOTENCY_FIELD = "idem"
@@ -96,7 +96,7 @@ class Tombstone:
         return cls(root, tuple(data.get("members") or (root,)), data.get("idem"))
 
 
-def read_trees(client: redis.Redis, roots: Iterable[str]) -> list[Tree]:
+def read_trees(client: Redis, roots: Iterable[str]) -> list[Tree]:
     """Walk each root's tree, level by level (one round trip per level for all of them)."""
     roots = list(dict.fromkeys(roots))
     members: dict[str, list[Member]] = {root: [] for root in roots}

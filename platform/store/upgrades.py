@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis
 
 from . import keys
-from .connection import map_redis_errors
+from .connection import Redis, map_redis_errors
 from .executions import now_ms
 from .scripts import Scripts, write_id
 
@@ -26,7 +25,7 @@ from .scripts import Scripts, write_id
 class UpgradeStore:
     """Checked writes of upgrade events, and pending upgrade requests."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None) -> None:
+    def __init__(self, client: Redis, scripts: Scripts | None = None) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
 

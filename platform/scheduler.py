@@ -20,16 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 import structlog
 
 from .config import env_int
 from .errors import StoreError, StoreFullError
 from .heartbeat import Heartbeat, prune_stale
 from .store import keys, outbox
-from .store.connection import connect, full_message, map_redis_errors, wait_until_reachable
+from .store.connection import Redis, connect, full_message, map_redis_errors, wait_until_reachable
 from .store.executions import now_ms
 from .store.memory import refused_for_memory
+from .store.queue_moves import move_legacy_queues
 from .store.repair import RepairSweep
 from .store.retention import RetentionSweep
 from .store.scripts import Pipeline, Scripts
@@ -53,7 +53,7 @@ class SchedulerSettings:
 class Scheduler:
     """Timers, outbox sweeping and the repair sweep for one Redis."""
 
-    def __init__(self, client: redis.Redis, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
+    def __init__(self, client: Redis, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
         self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)
@@ -162,6 +162,12 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     client = connect(settings.redis_url)
     wait_until_reachable(client)
     scheduler = Scheduler(client, stale_ms=settings.repair_after_ms)
+    try:
+        moved = move_legacy_queues(client)
+        if moved:
+            log.info("moved queue entries from the keys of an earlier version", entries=moved)
+    except StoreError as exc:
+        log.error("cannot move the queues of an earlier version yet; the repair sweep re-queues", error=str(exc))
     beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired}).start()
     # Queued upgrades replay workflow logs, which can take seconds: a thread of
     # their own keeps timers firing on time meanwhile.

@@ -3,7 +3,8 @@
 Keys of one execution tree carry the root id as a Redis Cluster hash tag,
 `dolmen:{E_...}:...`, so every Lua script touches a single slot. Keys that
 span trees (queues, timers, indexes) are only written outside those scripts,
-through the tree's outbox or as idempotent pre-writes.
+through the tree's outbox or as idempotent pre-writes; the queues share the
+`{queues}` tag, so that one read takes from all of them on a cluster too.
 """
 
 from __future__ import annotations
@@ -65,8 +66,16 @@ def chain_head(first: str) -> str:
     return f"{PREFIX}:{{{first}}}:head"
 
 
+# Every function's queue shares one hash tag, so that a runner reads all of its
+# queues with one XREADGROUP, which a cluster allows only within one slot.
+QUEUE_PREFIX = f"{PREFIX}:{{queues}}:"
+# Where queues were before they shared a hash tag (moved by `store/queue_moves.py`).
+LEGACY_QUEUE_PREFIX = f"{PREFIX}:q:"
+
+
 def queue(ffqn: str) -> str:
-    return f"{PREFIX}:q:{ffqn}"
+    """The stream of `ffqn`'s queued executions (entries `id EXECUTION_ID`)."""
+    return f"{QUEUE_PREFIX}{ffqn}"
 
 
 def idempotency(key: str) -> str:

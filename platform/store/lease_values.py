@@ -107,7 +107,7 @@ def queue_entries(reply: Any) -> list[QueueEntry]:
     """Decode XREADGROUP's reply: the entries that still name an execution (deleted ones come back empty)."""
     out: list[QueueEntry] = []
     for stream, items in reply or []:
-        ffqn = stream.decode().removeprefix(f"{keys.PREFIX}:q:")
+        ffqn = stream.decode().removeprefix(keys.QUEUE_PREFIX)
         for sid, fields in items:
             if fields and b"id" in fields:
                 out.append(QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()))

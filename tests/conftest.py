@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.support.servers import ValkeyForTests
+from tests.support.cluster import ValkeyClusterForTests
+from tests.support.servers import ValkeyForTests, flush
 
 # Shared fixtures: guest components (echo_guest, ...) and platform processes (processes, client).
 pytest_plugins = ["tests.support.guests", "tests.support.platform"]
 
 
 @pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyForTests]:
-    """One real Valkey for the session; tests that restart it use their own."""
-    server = ValkeyForTests(tmp_path_factory.mktemp("valkey"))
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyForTests | ValkeyClusterForTests]:
+    """One real Valkey for the session; tests that restart it use their own.
+
+    With DOLMEN_TEST_CLUSTER=1, a Valkey Cluster of 3 masters and 3 replicas
+    instead: the tests that use it then run on a cluster.
+    """
+    server: ValkeyForTests | ValkeyClusterForTests
+    if os.environ.get("DOLMEN_TEST_CLUSTER", "") not in ("", "0"):
+        server = ValkeyClusterForTests(tmp_path_factory.mktemp("valkey-cluster"))
+    else:
+        server = ValkeyForTests(tmp_path_factory.mktemp("valkey"))
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_url(valkey: ValkeyForTests) -> Iterator[str]:
+def redis_url(valkey: ValkeyForTests | ValkeyClusterForTests) -> Iterator[str]:
     """The session Valkey's URL, emptied before each test."""
-    client = redis.Redis.from_url(valkey.url)
-    client.flushall()
-    client.close()
+    flush(valkey.url)
     yield valkey.url
 
 

@@ -15,16 +15,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from dolmen.platform.store.connection import connect
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, proxy_to
 from tests.support.polling import wait_for
 
 
 @pytest.fixture
 def proxy(redis_url: str) -> Iterator[FaultProxy]:
     """A proxy in front of the (flushed) session Valkey."""
-    url = urlparse(redis_url)
-    assert url.hostname is not None and url.port is not None
-    with FaultProxy(url.hostname, url.port) as fault_proxy:
+    with proxy_to(redis_url) as fault_proxy:
         yield fault_proxy
 
 

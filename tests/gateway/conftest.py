@@ -9,19 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from tests.gateway.helpers import GatewayThread, Platform, deploy_test_components, settings_for
 from tests.support.guests import DATA_DIR
-from tests.support.servers import ValkeyForTests
+from tests.support.servers import ValkeyForTests, flush
 
 
 @pytest.fixture(scope="package")
 def platform(valkey: ValkeyForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """The session Valkey, emptied, with the test components deployed and services running."""
-    client = redis.Redis.from_url(valkey.url)
-    client.flushall()
-    client.close()
+    flush(valkey.url)
     revision = deploy_test_components(valkey.url)
     running = Platform(valkey.url, DATA_DIR, revision, tmp_path_factory.mktemp("gateway-logs"))
     running.start_services()

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 import uvicorn
 
 from dolmen.gateway.app import create_app
@@ -23,6 +22,7 @@ from dolmen.gateway.server import uvicorn_options
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.deploy.apply import Deployer
 from dolmen.platform.deploy.model import ComponentConfig, Revision, RouteSpec
+from dolmen.platform.store.connection import connect
 from dolmen.platform.store.deployments import DeploymentStore
 from tests.support.guests import DATA_DIR, build_guest
 from tests.support.polling import wait_for
@@ -79,7 +79,7 @@ class Platform:
 
     def put_routes(self, routes: tuple[RouteSpec, ...]) -> Revision:
         """Activate a new revision with the same components and other routes."""
-        client = redis.Redis.from_url(self.redis_url)
+        client = connect(self.redis_url)
         try:
             base = self.revision
             return DeploymentStore(client).put_revision(
@@ -89,7 +89,7 @@ class Platform:
             client.close()
 
     def activate(self, number: int) -> None:
-        client = redis.Redis.from_url(self.redis_url)
+        client = connect(self.redis_url)
         try:
             DeploymentStore(client).activate(number)
         finally:
@@ -100,7 +100,7 @@ def deploy_test_components(redis_url: str) -> Revision:
     """Deploy act-basic and wf-basic with `ROUTES` (compiled artifacts are cached across runs)."""
     act = build_guest("act-basic", "activities")
     wf = build_guest("wf-basic", "workflows")
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         return Deployer(client, DATA_DIR).deploy_files(
             "gateway-tests",

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import redis
 
 from dolmen.platform.store import keys
+from dolmen.platform.store.connection import connect
 from tests.gateway.helpers import ACT, Platform, gateway_process
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_2000_invocations_from_32_clients_each_finish_exactly_once(
         ids[data["execution_id"]] = i
     assert len(ids) == INVOCATIONS
 
-    client = redis.Redis.from_url(platform.redis_url)
+    client = connect(platform.redis_url)
     try:
         pipe = client.pipeline(transaction=False)
         for execution_id in ids:

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 
 from dolmen.platform.client import Client
+from dolmen.platform.store.connection import connect
 from tests.gateway.helpers import WF, Platform, gateway_process
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ async def wait_all(url: str, ids: list[str], peak: list[int], redis_url: str) ->
     limits = httpx.Limits(max_connections=len(ids) + 10, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=120.0, limits=limits, trust_env=False) as http:
         tasks = [asyncio.create_task(http.get(f"/v1/executions/{i}/result", params={"wait": "90"})) for i in ids]
-        probe = redis.Redis.from_url(redis_url)
+        probe = connect(redis_url)
         try:
             while not all(t.done() for t in tasks):
                 peak[0] = max(peak[0], len(probe.client_list()))

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
-from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -26,7 +25,7 @@ import redis
 
 from dolmen.platform.store import keys
 from tests.gateway.helpers import ACT, Platform, gateway_process
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, proxy_to
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +38,7 @@ LOST_REPLIES, CUTS, MAX_BATCHES = 25, 10, 40
 @contextmanager
 def faulty_gateway(platform: Platform) -> Iterator[tuple[str, FaultProxy]]:
     """A gateway process whose every Redis connection goes through a fault proxy."""
-    url = urlparse(platform.redis_url)
-    with FaultProxy(url.hostname or "127.0.0.1", url.port or 6379) as proxy:
+    with proxy_to(platform.redis_url) as proxy:
         behind = dataclasses.replace(platform, redis_url=proxy.url, procs=[])
         with gateway_process(behind) as gateway_url:
             yield gateway_url, proxy

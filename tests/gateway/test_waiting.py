@@ -18,8 +18,10 @@ import pytest
 import redis
 
 from tests.gateway.helpers import ACT, Platform, gateway_process
-from tests.support.finishing import finish, finish_silently, pending, subscribers
+from tests.support.finishing import finish, finish_silently, kill_connections, pending, subscribers
 from tests.support.polling import wait_for
+
+from dolmen.platform.store.connection import connect
 
 DOUBLE = f"{ACT}.double"
 
@@ -32,7 +34,7 @@ def url(platform: Platform) -> Iterator[str]:
 
 @pytest.fixture
 def client(platform: Platform) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(platform.redis_url)
+    c = connect(platform.redis_url)
     yield c
     c.close()
 
@@ -81,7 +83,7 @@ def test_a_waiting_request_is_answered_after_its_notification_is_lost(url: str, 
     waiting.start()
     time.sleep(1.0)
     finish_silently(client, execution_id, 11)
-    client.client_kill_filter(_type="pubsub")
+    kill_connections(client, "pubsub")
     waiting.join(timeout=20)
     assert not waiting.is_alive()
     assert answer["r"].status_code == 200

@@ -6,13 +6,11 @@ import os
 import signal
 import subprocess
 from pathlib import Path
-from urllib.parse import urlparse
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig
 from dolmen.platform.deploy.versions import versions
 from dolmen.platform.store.records import Event
-from tests.support.faultproxy import FaultProxy
 from tests.support.guests import build_guest
 from tests.support.platform import Processes
 
@@ -54,11 +52,6 @@ def running_ids(client: Client) -> set[str]:
 def unfinished_of(client: Client, ffqn: str) -> int:
     """What `platform versions` counts as unfinished executions of `ffqn`."""
     return sum(row.unfinished for row in versions(client.redis, ffqn) if row.ffqn == ffqn)
-
-
-def proxy_to(redis_url: str) -> FaultProxy:
-    url = urlparse(redis_url)
-    return FaultProxy(url.hostname or "127.0.0.1", url.port or 6379)
 
 
 def proxied(processes: Processes, url: str, tmp_path: Path, name: str) -> Processes:

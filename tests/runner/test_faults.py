@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
@@ -35,10 +34,9 @@ from tests.runner.faults import (
     fault_flows,
     kill,
     proxied,
-    proxy_to,
     types,
 )
-from tests.support.faultproxy import FaultProxy, ReopenableProxy
+from tests.support.faultproxy import FaultProxy, ReopenableProxy, proxy_to
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
 
@@ -190,8 +188,7 @@ def test_store_outage_does_not_use_up_an_attempt(
     attempt writes the result (all within the 6 s lease): the execution finishes on attempt 1."""
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50))])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "6000"
-    url = urlparse(redis_url)
-    proxy = ReopenableProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    proxy = proxy_to(redis_url, ReopenableProxy).start()
     runner_side = proxied(processes, proxy.url, tmp_path, "proxied")
     try:
         runner = runner_side.runner("--concurrency", "1", "--name", "cut")
@@ -232,8 +229,7 @@ def test_store_outage_while_a_workflow_waits_in_memory(
     up and finishes without a failed or lost attempt."""
     deploy(redis_url, [activity(), workflow(blocking="in-memory")])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "6000"
-    url = urlparse(redis_url)
-    proxy = ReopenableProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    proxy = proxy_to(redis_url, ReopenableProxy).start()
     runner_side = proxied(processes, proxy.url, tmp_path, "proxied")
     try:
         runner_side.runner("--concurrency", "2", "--name", "cut")

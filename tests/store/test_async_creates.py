@@ -21,6 +21,7 @@ from dolmen.platform.store.async_batch import AsyncBatcher
 from dolmen.platform.store.async_creates import AsyncCreates
 from dolmen.platform.store.connection import connect_async
 from dolmen.platform.store.executions import Created, ExecutionStore, NewExecution
+from tests.support.finishing import kill_connections
 from tests.support.polling import wait_for
 
 ACT = "t:p/i@1.0.0.act"
@@ -163,7 +164,7 @@ def test_a_round_trip_on_a_killed_connection_is_sent_again(client: redis.Redis, 
 
     async def test(creates: AsyncCreates) -> list[Created]:
         one = await creates.create(first)
-        await asyncio.to_thread(lambda: client.client_kill_filter(_type="normal", skipme=True))
+        await asyncio.to_thread(kill_connections, client, "normal")
         return [one, await creates.create(second)]
 
     assert run(redis_url, test) == [Created(first.id, True), Created(second.id, True)]

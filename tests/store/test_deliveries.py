@@ -147,7 +147,7 @@ def test_a_fan_outs_start_messages_go_out_grouped_per_key(client: redis.Redis) -
     pipe = scripts.pipeline()
     assert outbox.queue_all(pipe, [outbox.Effects(root.value, messages)]) == []
     # Per key at most 1,000 items a call: 3 XADD calls, 3 + 3 ZADD NX calls, 1 timer, 6 LREM calls, 1 ZREM.
-    assert len(pipe.pipe.command_stack) == 17
+    assert len(pipe) == 17
     pipe.execute()
     entries = client.xrange(keys.queue(ACT))
     assert sorted(fields[b"id"].decode() for _, fields in entries) == sorted(children)

@@ -9,13 +9,14 @@ import pytest
 import redis
 
 from dolmen.platform.errors import StoreError
+from dolmen.platform.store.connection import connect
 from dolmen.platform.store.group import GroupCommit
 from dolmen.platform.store.scripts import Scripts
 
 
 def test_concurrent_writes_each_get_their_own_replies_in_fewer_pipelines(redis_url: str) -> None:
     """64 threads write 20 times each; every reply belongs to its own call, and batches formed."""
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     group = GroupCommit(Scripts(client))
     errors: list[BaseException] = []
 
@@ -42,7 +43,7 @@ def test_concurrent_writes_each_get_their_own_replies_in_fewer_pipelines(redis_u
 
 def test_one_failed_call_fails_only_its_own_write(redis_url: str) -> None:
     """A script refused by the server (wrong key type) fails its writer, not the batch."""
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     client.set("test:group:string", "x")
     group = GroupCommit(Scripts(client))
     results: dict[str, Any] = {}
@@ -74,7 +75,7 @@ def test_an_unreachable_store_fails_every_waiting_writer(redis_url: str) -> None
 
 def test_several_writes_of_one_thread_amid_others_each_get_their_replies(redis_url: str) -> None:
     """`send_all` from 8 threads, next to 8 single writers: every write's own reply (or error), in order."""
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     client.set("test:group:string2", "x")
     group = GroupCommit(Scripts(client))
     errors: list[BaseException] = []

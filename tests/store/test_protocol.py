@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import urlparse
 
 import pytest
 import redis
@@ -24,7 +23,7 @@ from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.repair import RepairSweep
 from dolmen.platform.store.scripts import Scripts
-from tests.support.faultproxy import FaultProxy
+from tests.support.faultproxy import FaultProxy, proxy_to
 
 ACT = "t:p/i@1.0.0.act"
 WF = "t:p/i@1.0.0.wf"
@@ -32,8 +31,7 @@ WF = "t:p/i@1.0.0.wf"
 
 @pytest.fixture
 def proxy(redis_url: str) -> Iterator[FaultProxy]:
-    url = urlparse(redis_url)
-    with FaultProxy(url.hostname or "127.0.0.1", url.port or 6379) as p:
+    with proxy_to(redis_url) as p:
         yield p
 
 

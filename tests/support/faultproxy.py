@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from urllib.parse import urlparse
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+P = TypeVar("P", bound="FaultProxy")
 _Chunk = tuple[float, bytes] | None  # (when it may be forwarded, data) or None for EOF
 _READ_SIZE = 65536
 _CUT_TICK = 0.02
@@ -323,3 +325,19 @@ class ReopenableProxy(FaultProxy):
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self._port or 0, reuse_address=True)
         self._port = int(self._server.sockets[0].getsockname()[1])
+
+
+def proxy_to(redis_url: str, kind: type[P] = FaultProxy) -> P:  # type: ignore[assignment]  # FaultProxy is a P
+    """A proxy of `kind` (not started) in front of the single server at `redis_url`.
+
+    Skips the calling test when that server is a cluster node: a cluster
+    client learns the nodes' own addresses and would go around the proxy.
+    """
+    import pytest  # tests only; this module is also imported by the chaos fleet's processes
+
+    from dolmen.platform.store.connection import is_cluster
+
+    if is_cluster(redis_url):
+        pytest.skip("the fault proxy fronts one server; a cluster client goes around it to the nodes")
+    url = urlparse(redis_url)
+    return kind(url.hostname or "127.0.0.1", url.port or 6379)

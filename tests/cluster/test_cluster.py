@@ -1,0 +1,107 @@
+"""Dolmen on a real Valkey Cluster (3 masters, 3 replicas), always part of the suite.
+
+`--redis` names any one node; Dolmen finds out it is a cluster and spreads
+execution trees over the masters by their hash tags. The whole suites run
+on a cluster with DOLMEN_TEST_CLUSTER=1 (see tests/conftest.py); these tests
+keep the essentials covered on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from dolmen.gateway.settings import GatewaySettings
+from dolmen.platform.client import Client
+from dolmen.platform.errors import StoreError
+from dolmen.platform.store import keys
+from dolmen.platform.store.connection import connect, describe, is_cluster
+from tests.gateway.helpers import GatewayThread
+from tests.support.cluster import ValkeyClusterForTests
+from tests.support.platform import Processes, activity, deploy, workflow
+from tests.support.servers import ValkeyForTests, flush
+
+A = "testing:act/basic@1.0.0"
+F = "testing:wf/flows@1.0.0"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyClusterForTests]:
+    nodes = ValkeyClusterForTests(tmp_path_factory.mktemp("cluster"))
+    nodes.start()
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture
+def redis_url(cluster: ValkeyClusterForTests) -> str:
+    """Overrides the session Valkey: every fixture built on `redis_url` (processes, client) uses the cluster."""
+    flush(cluster.url)
+    # Any node will do, as for a user: the last one is a replica.
+    return cluster.nodes[-1].url
+
+
+def masters_holding(client: redis.RedisCluster, pattern: str) -> int:
+    """On how many masters keys matching `pattern` are."""
+    return sum(
+        1 for node in client.get_primaries() if next(iter(client.scan_iter(match=pattern, target_nodes=node)), None)
+    )
+
+
+def test_a_cluster_node_url_gets_a_cluster_client(redis_url: str, valkey: ValkeyForTests) -> None:
+    client = connect(redis_url)
+    try:
+        assert isinstance(client, redis.RedisCluster) and is_cluster(redis_url)
+        assert describe(client).startswith("the cluster at 127.0.0.1:")
+        client.set("a", 1)
+        client.set("b", 2)  # another slot: a plain client would get MOVED for one of them
+        assert client.get("a") == b"1" and client.get("b") == b"2"
+    finally:
+        client.close()
+    if not is_cluster(valkey.url):
+        plain = connect(valkey.url)
+        assert isinstance(plain, redis.Redis)
+        plain.close()
+
+
+def test_workflows_with_children_and_join_sets_run_on_a_cluster(
+    redis_url: str, processes: Processes, client: Client
+) -> None:
+    """Deploy, then serial children and a fan-out of 30: the trees land on several masters."""
+    deploy(redis_url, [activity(), workflow()])
+    processes.runner()
+    processes.runner()
+    processes.scheduler()
+    roots = [client.submit(f"{F}.serial", [5]).execution_id for _ in range(10)]
+    roots.append(client.submit(f"{F}.fan-out", [30]).execution_id)
+    states = [client.wait(root, 120) for root in roots]
+    assert [s.outcome.value for s in states if s.outcome is not None] == [30] * 10 + [930]
+    assert masters_holding(client.redis, f"{keys.PREFIX}:{{E_*}}:*:state") >= 2  # type: ignore[arg-type]
+
+
+def test_the_gateway_invokes_and_waits_on_a_cluster(redis_url: str, processes: Processes, data_dir: Path) -> None:
+    deploy(redis_url, [activity()])
+    processes.runner()
+    processes.scheduler()
+    gateway = GatewayThread(GatewaySettings(redis_url=redis_url, data_dir=data_dir)).start()
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=60) as http:
+            answers = [http.post(f"/v1/functions/{A}.double", params={"wait": 30}, json=[n]) for n in range(20)]
+            assert [a.status_code for a in answers] == [200] * 20
+            assert [a.json()["result"] for a in answers] == [2 * n for n in range(20)]
+            listed = http.get("/v1/executions", params={"limit": 50}).json()
+            assert len(listed["executions"]) == 20
+    finally:
+        gateway.stop()
+
+
+def test_an_unreachable_node_is_a_plain_error(tmp_path: Path) -> None:
+    """A URL nobody answers on is not taken for a cluster, and fails on first use naming the server."""
+    client = connect("redis://127.0.0.1:1")
+    assert isinstance(client, redis.Redis)
+    with pytest.raises(StoreError, match=r"cannot reach Redis .*127\.0\.0\.1:1\b"):
+        Client(client).revision()

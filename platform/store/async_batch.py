@@ -30,7 +30,7 @@ from redis.commands.core import CoreCommands
 from redis.exceptions import ResponseError
 
 from ..errors import StoreError
-from .async_links import Link, Replies, link_for
+from .async_links import ClusterLink, Link, Replies, link_for
 from .connection import AsyncRedis
 
 from .scripts import NAMES, is_noscript, source
@@ -47,9 +47,12 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
     come back raw: RESP2 values, an error reply as its exception in place.
     """
 
-    def __init__(self, shas: dict[str, str]) -> None:
+    def __init__(self, shas: dict[str, str], *, ordered: bool = True) -> None:
+        # Whether the commands run in the order recorded (not on a cluster: see `async_links.ClusterLink`).
+        self.ordered = ordered
         self.args: list[tuple[Any, ...]] = []
         self.scripts: dict[int, tuple[str, list[str], list[Any]]] = {}
+        self.first: list[int] = []  # positions of calls sent ahead of the rest (only when not `ordered`)
         self._shas = shas
 
     def __len__(self) -> int:
@@ -59,8 +62,14 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
         self.args.append(args)
         return self
 
-    def script(self, name: str, keys: list[str], args: list[Any]) -> int:
-        """Record a call of script `name`; returns its position in the replies."""
+    def script(self, name: str, keys: list[str], args: list[Any], *, first: bool = False) -> int:
+        """Record a call of script `name`; returns its position in the replies.
+
+        `first`: it must have run before the commands recorded after it are
+        sent (as `scripts.Pipeline.script`; on a cluster, a round trip ahead).
+        """
+        if first and not self.ordered:
+            self.first.append(len(self.args))
         self.scripts[len(self.args)] = (name, keys, args)
         self.args.append(("EVALSHA", self._shas[name], len(keys), *keys, *args))
         return len(self.args) - 1
@@ -87,7 +96,7 @@ class AsyncBatcher:
 
     def commands(self) -> Commands:
         """An empty recording to fill and pass to `execute` or `send`."""
-        return Commands(self._shas)  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
+        return Commands(self._shas, ordered=not isinstance(self._link, ClusterLink))  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
 
     async def execute(self, commands: Commands, then: Then | None = None) -> Replies:
         """The replies to `commands`, sent with whatever else is queued.
@@ -187,8 +196,11 @@ class AsyncBatcher:
             count += len(item[0].args)
         args = [a for commands, _, _ in batch for a in commands.args]
         try:
-            replies = await self._round_trip(args)
-            await self._repeat_noscript(batch, replies)
+            if any(commands.first for commands, _, _ in batch):
+                replies = await self._two_phases(batch, args)
+            else:
+                replies = await self._round_trip(args)
+            await self._repeat_noscript(args, replies)
         except asyncio.CancelledError:
             for _, future, _ in batch:
                 if future is not None:
@@ -205,32 +217,46 @@ class AsyncBatcher:
             _deliver(future, then, replies[start:end])
             start = end
 
-    async def _repeat_noscript(
-        self, batch: list[tuple[Commands, asyncio.Future[Replies] | None, Then | None]], replies: Replies
-    ) -> None:
-        """Load the scripts and repeat the script calls the server did not know."""
-        failed: list[int] = []
+    async def _two_phases(
+        self, batch: list[tuple[Commands, asyncio.Future[Replies] | None, Then | None]], args: list[tuple[Any, ...]]
+    ) -> Replies:
+        """The `first` calls of every caller in one round trip, then the rest of those whose `first` calls succeeded."""
+        replies: Replies = [None] * len(args)
+        spans: list[tuple[int, int, list[int]]] = []
         start = 0
         for commands, _, _ in batch:
-            for position in commands.scripts:
-                reply = replies[start + position]
-                if isinstance(reply, ResponseError) and is_noscript(reply):
-                    failed.append(start + position)
+            spans.append((start, start + len(commands.args), [start + p for p in commands.first]))
             start += len(commands.args)
+        ahead = [p for _, _, firsts in spans for p in firsts]
+        for position, reply in zip(ahead, await self._round_trip([args[p] for p in ahead])):
+            replies[position] = reply
+        await self._repeat_noscript(args, replies, ahead)
+        rest: list[int] = []
+        for begin, end, firsts in spans:
+            failed = next((replies[p] for p in firsts if isinstance(replies[p], Exception)), None)
+            others = [p for p in range(begin, end) if p not in firsts]
+            if failed is not None:
+                for p in others:
+                    replies[p] = failed  # not sent: it needed the failed call first
+            else:
+                rest += others
+        if rest:
+            for position, reply in zip(rest, await self._round_trip([args[p] for p in rest])):
+                replies[position] = reply
+        return replies
+
+    async def _repeat_noscript(self, args: list[tuple[Any, ...]], replies: Replies, only: list[int] | None = None) -> None:
+        """Load the scripts and repeat the script calls (of `only`, when given) the server did not know."""
+        failed = [
+            p for p in (range(len(args)) if only is None else only)
+            if isinstance(replies[p], ResponseError) and is_noscript(replies[p])
+        ]  # fmt: skip
         if not failed:
             return
-        args: list[tuple[Any, ...]] = [("SCRIPT", "LOAD", src) for src in self._sources.values()]
-        again = await self._round_trip(args + [self._args_at(batch, position) for position in failed])
-        for position, reply in zip(failed, again[len(args):]):
+        loads: list[tuple[Any, ...]] = [("SCRIPT", "LOAD", src) for src in self._sources.values()]
+        again = await self._round_trip(loads + [args[p] for p in failed])
+        for position, reply in zip(failed, again[len(loads) :]):
             replies[position] = reply
-
-    @staticmethod
-    def _args_at(batch: list[tuple[Commands, Any, Any]], position: int) -> tuple[Any, ...]:
-        for commands, _, _ in batch:
-            if position < len(commands.args):
-                return commands.args[position]
-            position -= len(commands.args)
-        raise IndexError(position)  # pragma: no cover - positions come from the same batch
 
     # ---------------------------------------------------------- connection
 

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -43,9 +44,16 @@ class Carried:
     batch: list[Effects]
     created: list[Effects]
 
-    def sent(self) -> None:
+    # Where the effects are among the pipeline's replies.
+    span: tuple[int, int] = (0, 0)
+
+    def sent(self, replies: list[Any]) -> None:
+        """After the pipeline executed: what follows the effects, or all of them again if one failed."""
+        if any(isinstance(reply, BaseException) for reply in replies[self.span[0] : self.span[1]]):
+            self.failed()
+            return
         for effects in self.created:
-            self.owner.submit(effects.root, effects.messages, mark=effects.mark)
+            self.owner.submit(effects.root, effects.messages, effects.also, mark=effects.mark)
 
     def failed(self) -> None:
         self.owner.resubmit(self.batch)
@@ -106,7 +114,9 @@ class Deliveries:
         batch = self._take()
         if not batch:
             return None
-        return Carried(self, batch, queue_all(pipe, batch))
+        start = len(pipe)
+        created = queue_all(pipe, batch)
+        return Carried(self, batch, created, (start, len(pipe)))
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything submitted before this call was sent; False on timeout."""
@@ -179,7 +189,7 @@ class Deliveries:
             log.exception("effects left to the sweeps after an unexpected error", writes=len(batch))
             return
         for effects in created:
-            self.submit(effects.root, effects.messages, mark=effects.mark)
+            self.submit(effects.root, effects.messages, effects.also, mark=effects.mark)
 
 
 def _urgent(messages: list[str]) -> bool:

@@ -136,7 +136,7 @@ class GroupCommit:
                 write.writer.wake.set()
             return
         if carried is not None:
-            carried.sent()
+            carried.sent(results)
         self.batches += 1
         self.writes += len(batch)
         for write, where in zip(batch, positions):

@@ -236,7 +236,7 @@ class Leases:
                         carried.failed()
                     raise
                 if carried is not None:
-                    carried.sent()
+                    carried.sent(replies)
                 return [replies[p] for p in positions]
 
         return self._resending(send, calls[-1][0] if wait_when_full else None)

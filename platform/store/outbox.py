@@ -105,7 +105,8 @@ def mark_dirty(pipe: Any, mark: str) -> None:
     `mark` comes from `dirty_mark`. Written also over maxmemory
     (lua/mark_dirty.lua), so a write Redis accepts never lacks it.
     """
-    pipe.script("mark_dirty", [keys.DIRTY], [mark, time.time_ns() // 1000])
+    # First: the mark must be in before the write it covers runs, also on a cluster (see `Pipeline.script`).
+    pipe.script("mark_dirty", [keys.DIRTY], [mark, time.time_ns() // 1000], first=True)
 
 
 # The most items one `effects` script call carries (it blocks Redis while it runs).
@@ -198,28 +199,52 @@ def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
     In this order: the effects of all messages (grouped per key, see
     `_Grouped`), the removal of the delivered messages from their outboxes,
     each write's own commands (`also`), then the writes' dirty marks.
-    Returns the effects of the executions that `create` messages make in
-    other trees: their own messages, to deliver once `pipe` has executed.
+    Returns what to deliver once `pipe` has executed without an error: the
+    effects of the executions that `create` messages make in other trees
+    (their own messages), and, when `pipe` does not keep its commands in
+    order (`pipe.ordered` is False: a cluster sends each node its part at
+    once), the removals, so that a message never leaves its outbox before
+    its effect was carried out.
     """
     created: list[Effects] = []
     grouped = _Grouped()
     delivered = _Grouped()
+    ordered = getattr(pipe, "ordered", True)
+    later: list[Effects] = []
     for effects in batch:
         for message in effects.messages:
             other = queue_effects(grouped, message)
             if other is not None:
                 created.append(Effects(other[0], json.loads(message)["msgs"], mark=other[1]))
-            delivered.add(keys.outbox(effects.root), "LREM", message)
+            if ordered:
+                delivered.add(keys.outbox(effects.root), "LREM", message)
+        if not ordered and effects.messages:
+            later.append(Effects(effects.root, [], _removal(effects), effects.mark))
     grouped.queue(pipe)
     delivered.queue(pipe)
-    for effects in batch:
+    now = batch if ordered else [effects for effects in batch if not effects.messages]
+    for effects in now:
         if effects.also is not None:
             effects.also(pipe)
-    for effects in batch:
+    for effects in now:
         if effects.mark is not None:
             # Last: after every command it follows (a pipeline runs in order).
             pipe.zrem(keys.DIRTY, effects.mark)
-    return created
+    return created + later
+
+
+def _removal(effects: Effects) -> Also:
+    """The commands that follow a write's effects: its messages out of its outbox, then its own `also`."""
+    outbox_key, messages, also = keys.outbox(effects.root), effects.messages, effects.also
+
+    def remove(pipe: Any) -> None:
+        removal = _Grouped()
+        removal.add(outbox_key, "LREM", *messages)
+        removal.queue(pipe)
+        if also is not None:
+            also(pipe)
+
+    return remove
 
 
 def deliver_all(scripts: Scripts, batch: list[Effects]) -> None:

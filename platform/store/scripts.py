@@ -8,6 +8,7 @@ are repeated; the other commands of a pipeline are not sent twice.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import os
@@ -76,6 +77,9 @@ class Pipeline:
         self.pipe = scripts.client.pipeline(transaction=False)
         self._calls: dict[int, tuple[str, list[str], list[Any]]] = {}
         self._count = 0
+        # On a cluster: script calls that must have run before any other command is sent (see `script`).
+        self._first: Pipeline | None = None
+        self._first_at: list[int] = []
 
     def __getattr__(self, name: str) -> Any:
         command = getattr(self.pipe, name)
@@ -91,8 +95,26 @@ class Pipeline:
         """How many commands are queued (the position the next one gets)."""
         return self._count
 
-    def script(self, name: str, keys: list[str], args: list[Any]) -> int:
-        """Queue a script call; returns its position in the results."""
+    @property
+    def ordered(self) -> bool:
+        """Whether the commands run in the order queued: not on a cluster, which sends each node its part at once."""
+        return not isinstance(self.scripts.client, redis.RedisCluster)
+
+    def script(self, name: str, keys: list[str], args: list[Any], *, first: bool = False) -> int:
+        """Queue a script call; returns its position in the results.
+
+        `first`: the call must have run before any command queued after it
+        does. A single server runs a pipeline in order anyway; a cluster
+        sends each node its part at once, so there such calls go in a round
+        trip of their own, ahead of the rest, which is not sent if one failed.
+        """
+        if first and not self.ordered:
+            if self._first is None:
+                self._first = Pipeline(self.scripts)
+            self._first.script(name, keys, args)
+            self._first_at.append(self._count)
+            self._count += 1
+            return self._count - 1
         # execute_command, not evalsha: redis-py's cluster pipeline refuses the method (not the command).
         self.pipe.execute_command("EVALSHA", self.scripts.sha(name), len(keys), *keys, *args)
         self._calls[self._count] = (name, keys, args)
@@ -104,17 +126,35 @@ class Pipeline:
 
         With `raise_errors=False`, a command's error is its result instead of raised.
         """
+        if self._first is not None:
+            first = self._first.execute(raise_errors=False)
+            failed = next((r for r in first if isinstance(r, Exception)), None)
+            if failed is not None:
+                self.pipe.reset()  # not sent: what needed those calls first gets their error
+                rest = [failed] * (self._count - len(first))
+            else:
+                rest = self._execute()
+            firsts, others, at = iter(first), iter(rest), set(self._first_at)
+            results = [next(firsts) if i in at else next(others) for i in range(self._count)]
+        else:
+            results = self._execute()
+        if raise_errors:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+    def _execute(self) -> list[Any]:
+        """The replies of the commands queued in `pipe` (all but the `first` ones), NOSCRIPT calls repeated."""
         results = self.pipe.execute(raise_on_error=False)
         for position, (name, keys, args) in self._calls.items():
+            if self._first_at:
+                position -= bisect.bisect_left(self._first_at, position)  # positions in `pipe` skip the `first` calls
             if is_noscript(results[position]):
                 try:
                     results[position] = self.scripts(name, keys, args)
                 except ResponseError as exc:
                     results[position] = exc
-        if raise_errors:
-            for result in results:
-                if isinstance(result, Exception):
-                    raise result
         return results
 
 

@@ -8,6 +8,7 @@ keep the essentials covered on every run.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +19,10 @@ import redis
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
 from dolmen.platform.errors import StoreError
-from dolmen.platform.store import keys
-from dolmen.platform.store.connection import connect, describe, is_cluster
+from dolmen.platform.store import keys, outbox
+from dolmen.platform.store.async_batch import AsyncBatcher
+from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster
+from dolmen.platform.store.scripts import Scripts
 from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.platform import Processes, activity, deploy, workflow
@@ -105,3 +108,41 @@ def test_an_unreachable_node_is_a_plain_error(tmp_path: Path) -> None:
     assert isinstance(client, redis.Redis)
     with pytest.raises(StoreError, match=r"cannot reach Redis .*127\.0\.0\.1:1\b"):
         Client(client).revision()
+
+
+def test_a_call_that_must_run_first_holds_back_the_rest_of_its_pipeline(redis_url: str) -> None:
+    """On a cluster each node gets its part of a pipeline at once: a dirty mark goes in a round trip ahead of its write.
+
+    If it fails, nothing after it is sent (sync pipeline and the gateway's batcher alike).
+    """
+    client = connect(redis_url)
+    scripts = Scripts(client)
+    pipe = scripts.pipeline()
+    assert not pipe.ordered
+    pipe.script("mark_dirty", [keys.DIRTY], ["not-a-number-of-args"], first=True)  # refused: too few arguments
+    pipe.set("held-back", 1)
+    results = pipe.execute(raise_errors=False)
+    assert isinstance(results[0], Exception) and results[1] is results[0]
+    assert client.get("held-back") is None
+    pipe = scripts.pipeline()
+    mark = outbox.dirty_mark("E_X")
+    outbox.mark_dirty(pipe, mark)
+    pipe.set("sent", 1)
+    pipe.execute()
+    assert client.get("sent") == b"1" and client.zscore(keys.DIRTY, mark) is not None
+
+    async def batched() -> list[object]:
+        batcher = AsyncBatcher(connect_async(redis_url))
+        try:
+            commands = batcher.commands()
+            commands.script("mark_dirty", [keys.DIRTY], ["too", "many", "args"], first=True)
+            commands.execute_command("SET", "held-back-async", 1)
+            return await batcher.execute(commands)
+        finally:
+            await batcher.close()
+            await batcher.client.aclose()
+
+    replies = asyncio.run(batched())
+    assert isinstance(replies[0], Exception) and replies[1] is replies[0]
+    assert client.get("held-back-async") is None
+    client.close()

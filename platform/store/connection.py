@@ -11,15 +11,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import ClusterDownError, MovedError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreError, StoreFullError, StoreUnavailableError
@@ -54,22 +57,125 @@ def connect(
 ) -> Redis:
     """A synchronous client (bytes responses) for `url`: a cluster client when `url` names a cluster node.
 
-    `max_connections` is per server (per node of a cluster). A server that
-    cannot be reached yet gets a plain client, which fails on its first
-    command with the usual "cannot reach" error.
+    `url` may name several nodes of one cluster, `redis://HOST:PORT,HOST:PORT`
+    (see `seed_urls`): the first that answers tells the others. `max_connections`
+    is per server (per node of a cluster). A server that cannot be reached yet
+    gets a plain client, which fails on its first command with the usual
+    "cannot reach" error.
     """
     options: dict[str, Any] = dict(
         socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s, health_check_interval=30,
         socket_keepalive=True,
     )  # fmt: skip
     try:
-        if is_cluster(url, connect_timeout_s):
-            return redis.RedisCluster.from_url(
-                url, max_connections=max_connections, retry=_cluster_retry(), **options
+        seeds = seed_urls(url)
+        seed = _cluster_seed(seeds, connect_timeout_s)
+        if seed is not None:
+            others = [redis.cluster.ClusterNode(*_host_port(other)) for other in seeds if other != seed]
+            return _Cluster.from_url(
+                seed, startup_nodes=others, max_connections=max_connections, retry=_cluster_retry(), **options
             )
-        return redis.Redis.from_url(url, max_connections=max_connections, retry=_retry(), **options)
+        return redis.Redis.from_url(seeds[0], max_connections=max_connections, retry=_retry(), **options)
     except ValueError as exc:
         raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+
+
+def seed_urls(url: str) -> list[str]:
+    """`redis://[AUTH@]HOST:PORT,HOST:PORT[/DB]` as one URL per node; a URL of one node as itself.
+
+    Naming several nodes of a cluster lets a process start while one of them is down.
+    """
+    parts = urlsplit(url)
+    auth, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return [url]
+    return [urlunsplit(parts._replace(netloc=f"{auth}{at}{host}")) for host in hosts.split(",") if host]
+
+
+def _cluster_seed(seeds: list[str], timeout_s: float) -> str | None:
+    """The first of `seeds` that answers as a cluster node; None if none does (or none answers)."""
+    return next((seed for seed in seeds if is_cluster(seed, timeout_s)), None)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+class _Cluster(redis.RedisCluster):
+    """redis-py's cluster client; its pipelines also get through a failover.
+
+    redis-py 8.1 reads the slot map anew after a connection error in a single
+    command, but a pipeline that met a dead master (the node --redis named,
+    say) kept failing after a replica had taken over its slots, and so did a
+    command sent to every master (tests/cluster/test_failover.py). Here such a
+    pipeline or command reads the slot map and is sent again, for up to
+    `FAILOVER_S`: as with a single server's re-sent pipeline, Dolmen's writes
+    carry write ids, so a repeat is harmless.
+    """
+
+    FAILOVER_S = 15.0
+    _REFRESH_EVERY_S = 0.2
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        send = pipe.execute
+
+        def execute(raise_on_error: bool = True) -> Any:
+            strategy = getattr(pipe, "_execution_strategy", None)
+            stack = list(getattr(strategy, "_command_queue", []))  # redis-py 8: the pipeline strategy's queue
+            try:
+                return send(raise_on_error)
+            except (RedisConnectionError, RedisTimeoutError, ClusterDownError):
+                if not stack:
+                    self.refresh_slots()
+                    raise
+            return self._send_again(pipe, stack, raise_on_error)
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.FAILOVER_S
+        pause = 0.1
+        while True:
+            try:
+                return super().execute_command(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError, ClusterDownError):
+                # A command for every master (SCRIPT LOAD, say) keeps its list of nodes across redis-py's own retries.
+                if time.monotonic() + pause > deadline:
+                    raise
+                self.refresh_slots()
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def _send_again(self, pipe: Any, stack: list[Any], raise_on_error: bool) -> Any:
+        deadline = time.monotonic() + self.FAILOVER_S
+        pause = 0.1
+        while True:
+            self.refresh_slots()
+            for command in stack:
+                command.result, command.node, command.asking = None, None, False
+            try:
+                return pipe.send_cluster_commands(stack, raise_on_error=raise_on_error)
+            except (RedisConnectionError, RedisTimeoutError, ClusterDownError):
+                if time.monotonic() + pause > deadline:
+                    raise
+            finally:
+                pipe.reset()
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def refresh_slots(self) -> None:
+        """Read which node serves which slots (at most every `_REFRESH_EVERY_S`); quiet if no node answers."""
+        now = time.monotonic()
+        if now - getattr(self, "_refreshed_at", 0.0) < self._REFRESH_EVERY_S:
+            return
+        self._refreshed_at = now
+        try:
+            self.nodes_manager.initialize()
+        except RedisError:
+            pass
 
 
 def is_cluster(url: str, timeout_s: float = 5.0) -> bool:
@@ -108,18 +214,21 @@ def wait_until_reachable(client: Redis, timeout_s: float = 30.0) -> None:
 
 
 def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
-    """An asyncio client (bytes responses) for `url`: a cluster client when `url` names a cluster node.
+    """An asyncio client (bytes responses) for `url`, as `connect`: a cluster client when it names cluster nodes.
 
     The cluster check is one blocking round trip, made once when a process starts.
     """
     try:
-        if is_cluster(url):
+        seeds = seed_urls(url)
+        seed = _cluster_seed(seeds, 5.0)
+        if seed is not None:
+            others = [redis.asyncio.cluster.ClusterNode(*_host_port(other)) for other in seeds if other != seed]
             return redis.asyncio.RedisCluster.from_url(
-                url, max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
-                retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6),
+                seed, startup_nodes=others, max_connections=max_connections, socket_keepalive=True,
+                socket_timeout=SOCKET_TIMEOUT_S, retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6),
             )  # fmt: skip
         return redis.asyncio.Redis.from_url(
-            url, max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
+            seeds[0], max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
         )
     except ValueError as exc:
@@ -151,6 +260,12 @@ def map_redis_errors(where: str = "Redis") -> Iterator[None]:
         # Valkey's "OOM command not allowed when used memory > 'maxmemory'", also
         # from inside a script, which it refuses before the script's first write.
         raise StoreFullError(full_message(where)) from None
+    except MovedError as exc:
+        raise StoreError(
+            f"{where} is a node of a Redis Cluster (it answered MOVED {exc}), which this process took for a "
+            "single server: the node did not answer when the process started. Restart the process; name "
+            "several nodes to start from (--redis redis://HOST:PORT,HOST:PORT) so that one being down does not matter"
+        ) from None
     except ResponseError as exc:
         raise StoreError(f"{where} refused a command: {exc}") from None
     except RedisError as exc:
@@ -178,7 +293,8 @@ async def dedicated_connection(client: AsyncRedis) -> AbstractConnection:
     lost its node likely subscribes again on another.
     """
     if isinstance(client, redis.asyncio.RedisCluster):
-        await client.initialize()
+        # Read the nodes anew: this is how a subscriber comes back after its master died and a replica took over.
+        await client.nodes_manager.initialize()
         node = random.choice(client.get_primaries())
         connection = node.connection_class(**{**node.connection_kwargs, "protocol": 2})
     else:

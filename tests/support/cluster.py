@@ -39,6 +39,8 @@ class ValkeyClusterForTests:
                     cluster_port=str(bus),
                     # Failover within a few seconds of a master's death, not the default 15 s.
                     cluster_node_timeout="2000",
+                    # Replicas in sync at once, not after the default 5 s wait for more replicas.
+                    repl_diskless_sync_delay="0",
                     **config,
                 )
             )
@@ -72,6 +74,12 @@ class ValkeyClusterForTests:
                             raise
                         time.sleep(0.05)
             self.wait_ok(deadline - time.monotonic())
+            # A replica that never finished its first sync cannot take over: wait for every link.
+            for client in clients[self.masters :]:
+                while client.info("replication").get("master_link_status") != "up":
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("a replica of the test cluster did not sync with its master")
+                    time.sleep(0.05)
         finally:
             for client in clients:
                 client.close()

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreError, StoreUnavailableError
-from .connection import SOCKET_TIMEOUT_S, AsyncRedis, dedicated_connection, describe
+from .connection import SOCKET_TIMEOUT_S, AsyncRedis, dedicated_connection, describe, read_slots
 
 RETRIES = 3
 Replies = list[Any]
@@ -137,7 +137,7 @@ class ClusterLink:
         for attempt in range(RETRIES + 2):
             try:
                 if not self._fresh:
-                    await self.client.nodes_manager.initialize()
+                    await read_slots(self.client)
                     self._fresh = True
                 groups = self._route(args, todo)
             except asyncio.CancelledError:

@@ -294,7 +294,7 @@ async def dedicated_connection(client: AsyncRedis) -> AbstractConnection:
     """
     if isinstance(client, redis.asyncio.RedisCluster):
         # Read the nodes anew: this is how a subscriber comes back after its master died and a replica took over.
-        await client.nodes_manager.initialize()
+        await read_slots(client)
         node = random.choice(client.get_primaries())
         connection = node.connection_class(**{**node.connection_kwargs, "protocol": 2})
     else:
@@ -302,6 +302,19 @@ async def dedicated_connection(client: AsyncRedis) -> AbstractConnection:
         connection = pool.connection_class(**{**pool.connection_kwargs, "protocol": 2})
     await connection.connect()
     return connection
+
+
+async def read_slots(client: redis.asyncio.RedisCluster) -> None:
+    """Read which node serves which slots.
+
+    The client is initialized first: redis-py 8.1's asyncio cluster client
+    whose node map was read before it was initialized fails every later
+    command ("'AsyncCommandsParser' object has no attribute 'node'").
+    """
+    if getattr(client, "_initialize", True):
+        await client.initialize()
+    else:
+        await client.nodes_manager.initialize()
 
 
 def translated(error: Exception) -> BaseException:

@@ -146,3 +146,21 @@ def test_a_call_that_must_run_first_holds_back_the_rest_of_its_pipeline(redis_ur
     assert isinstance(replies[0], Exception) and replies[1] is replies[0]
     assert client.get("held-back-async") is None
     client.close()
+
+
+def test_the_batchers_links_leave_the_async_client_usable(redis_url: str) -> None:
+    """The batcher reads the slot map through the shared asyncio client; its own commands still work afterwards."""
+
+    async def both() -> tuple[object, object]:
+        client = connect_async(redis_url)
+        batcher = AsyncBatcher(client)
+        try:
+            commands = batcher.commands()
+            commands.execute_command("SET", "by-batcher", "1")
+            await batcher.execute(commands)
+            return await client.get("by-batcher"), await client.get("other-slot")
+        finally:
+            await batcher.close()
+            await client.aclose()
+
+    assert asyncio.run(both()) == (b"1", None)

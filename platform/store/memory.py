@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-import structlog
 import redis
+import structlog
 from redis.exceptions import OutOfMemoryError
 
 from ..errors import StoreFullError
@@ -41,9 +41,11 @@ class StoreMemory:
     # On a cluster, the master these figures are of (the fullest); '' for a single server.
     node: str = ""
 
-    def fullness(self) -> float:
-        """How near the limit, for comparing servers: used (plus headroom) per byte of maxmemory; used bytes without one."""
-        return (self.used_bytes + self._headroom) / self.max_bytes if self.max_bytes else float(self.used_bytes) / 2**64
+    def fullness(self) -> tuple[bool, float]:
+        """How near the limit, for comparing servers: a server with a limit first, then used (plus headroom) per byte of it."""
+        if not self.max_bytes:
+            return (False, float(self.used_bytes))
+        return (True, (self.used_bytes + self._headroom) / self.max_bytes)
 
     @property
     def percent(self) -> float | None:

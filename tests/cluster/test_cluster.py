@@ -34,10 +34,8 @@ F = "testing:wf/flows@1.0.0"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyClusterForTests]:
-    nodes = ValkeyClusterForTests(tmp_path_factory.mktemp("cluster"))
-    nodes.start()
-    yield nodes
-    nodes.stop()
+    with ValkeyClusterForTests(tmp_path_factory.mktemp("cluster")) as nodes:
+        yield nodes
 
 
 @pytest.fixture

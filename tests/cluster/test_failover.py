@@ -33,10 +33,9 @@ F = "testing:wf/flows@1.0.0"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ValkeyClusterForTests]:
-    nodes = ValkeyClusterForTests(tmp_path / "cluster")
-    nodes.start()
-    yield nodes
-    nodes.stop()
+    """A cluster of the test's own: the test kills one of its masters."""
+    with ValkeyClusterForTests(tmp_path / "cluster") as nodes:
+        yield nodes
 
 
 @pytest.fixture

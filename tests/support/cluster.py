@@ -104,14 +104,13 @@ class ValkeyClusterForTests:
                 raise TimeoutError(f"the test cluster is not ok after {timeout_s:.0f} s: {states}")
             time.sleep(0.05)
 
-    def flushall(self) -> None:
-        """Empty every master (replicas follow)."""
-        client = redis.RedisCluster.from_url(self.url)
-        try:
-            client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
-        finally:
-            client.close()
-
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def __enter__(self) -> ValkeyClusterForTests:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

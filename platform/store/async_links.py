@@ -176,7 +176,11 @@ class ClusterLink:
             todo = sorted(again)
             if attempt < RETRIES + 1:
                 pause = await _backoff(pause)
-        raise _unavailable(describe(self.client), last or RuntimeError("no answer")) from None
+        raise StoreUnavailableError(
+            f"a master of {describe(self.client)} did not answer ({last or 'no answer'}); if one of its masters "
+            "died, the cluster fails over to a replica within seconds: try again, and check the nodes with "
+            "`platform status`"
+        ) from None
 
     def _route(self, args: Sequence[tuple[Any, ...]], positions: list[int]) -> list[tuple[ClusterNode, list[int]]]:
         manager = self.client.nodes_manager

@@ -107,7 +107,7 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
             ffqns = list((await gw.revision()).functions())
         except DolmenError:
             ffqns = []
-        lines = await run_in_threadpool(store_metrics, gw.client.redis, ffqns)
+        lines = await run_in_threadpool(lambda: store_metrics(gw.client.redis, gw.client.executions.scripts.shards, ffqns))
         lines += gw.metrics.render_local()
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from ..platform.store import keys
 from ..platform.store.connection import Redis, map_redis_errors
 from ..platform.store.records import STATUSES
+from ..platform.store.shards import Shards
 
 # Seconds; covers a cached sub-millisecond call up to a long wait.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -116,19 +117,25 @@ class GatewayMetrics:
         return [*self.requests.render(), *self.execution_durations.render(), *self.invocations.render()]
 
 
-def store_metrics(client: Redis, ffqns: Iterable[str]) -> list[str]:
-    """Platform-wide gauges read from the store: executions by status, queue depths."""
+def store_metrics(client: Redis, shards: Shards, ffqns: Iterable[str]) -> list[str]:
+    """Platform-wide gauges read from the store (every shard): executions by status, queue depths."""
     names = sorted(set(ffqns))
+    count = shards.count
     with map_redis_errors():
         pipe = client.pipeline(transaction=False)
-        pipe.zcard(keys.EXECUTIONS)
-        pipe.zcard(keys.ACTIVE)
-        pipe.zrange(keys.ACTIVE, 0, MAX_ACTIVE_SAMPLED - 1)
+        for shard in range(count):
+            pipe.zcard(shards.key(shard, "executions"))
+            pipe.zcard(shards.key(shard, "active"))
+            pipe.zrange(shards.key(shard, "active"), 0, MAX_ACTIVE_SAMPLED // count - 1)
         for ffqn in names:
-            pipe.xlen(keys.queue(ffqn))
+            for stream in shards.queues(ffqn):
+                pipe.xlen(stream)
         replies = pipe.execute()
-        total, active, active_ids = int(replies[0]), int(replies[1]), replies[2]
-        depths = [int(d) for d in replies[3:]]
+        total = sum(int(n) for n in replies[0 : 3 * count : 3])
+        active = sum(int(n) for n in replies[1 : 3 * count : 3])
+        active_ids = [raw for part in replies[2 : 3 * count : 3] for raw in part]
+        lengths = [int(d) for d in replies[3 * count :]]
+        depths = [sum(lengths[i * count : (i + 1) * count]) for i in range(len(names))]
         by_status = dict.fromkeys(STATUSES, 0)
         if active_ids:
             pipe = client.pipeline(transaction=False)

@@ -1,14 +1,16 @@
 """The scheduler process: fires timers, delivers lost outbox messages, repairs lost work.
 
-Timers (retries, durable sleeps, scheduled executions) live in one sorted
-set. A due timer is carried out first and removed after, only if it was not
+Timers (retries, durable sleeps, scheduled executions) live in sorted sets,
+one per shard (store/shards.py); several schedulers split the shards
+between them (`share`). A due timer is carried out first and removed after, only if it was not
 armed again meanwhile, so a scheduler that dies in between leaves it to fire
 again; firing twice is harmless (enqueueing is deduplicated by the lock,
 delivering a delay by the `done` hash). The repair sweep (store/repair.py)
 re-enqueues executions that lost their queue entry or timer. The retention
 sweep (store/retention.py) removes finished trees whose retention passed, in
 batches: one batch a sweep, or one a tick while more are due. Several
-schedulers may run at once.
+schedulers may run at once: each step is safe to take twice, and each
+looks after its share of the shards.
 """
 
 from __future__ import annotations
@@ -24,20 +26,23 @@ import structlog
 
 from .config import env_int
 from .errors import StoreError, StoreFullError
-from .heartbeat import Heartbeat, prune_stale
+from .heartbeat import Heartbeat, ProcessInfo, prune_stale, read_processes
 from .store import keys, outbox
 from .store.connection import Redis, connect, full_message, map_redis_errors, wait_until_reachable
 from .store.executions import now_ms
 from .store.memory import refused_for_memory
-from .store.queue_moves import move_legacy_queues
+from .store.layout_moves import move_legacy_keys
 from .store.repair import RepairSweep
 from .store.retention import RetentionSweep
 from .store.scripts import Pipeline, Scripts
+from .store.shards import Shards
 
 log = structlog.get_logger("dolmen.scheduler")
 
 # How often timers are tried again while Redis refuses them for memory.
 FULL_RETRY_S = 1.0
+# A scheduler whose loop has not ticked for this long leaves its shards to the others (see `share`).
+TICKING_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,26 @@ class SchedulerSettings:
     repair_after_ms: int = field(default_factory=lambda: env_int("DOLMEN_REPAIR_AFTER_MS"))
 
 
+def share(processes: list[ProcessInfo], me: str, shards: Shards, now_s: float) -> list[int]:
+    """The shards scheduler `me` looks after: an even share among the schedulers that tick.
+
+    Pure. A scheduler counts while its heartbeat is fresh and its loop ticked
+    within `TICKING_S` (a stalled loop keeps beating from its own thread:
+    its shards go to the others). Schedulers that disagree for a moment
+    (one just started or died) look after some shards twice, which is safe:
+    every step a scheduler takes is safe to take twice (see the module
+    docstring); none is left out for longer than the heartbeats take to tell.
+    """
+    ticking = sorted(
+        p.id
+        for p in processes
+        if p.kind == "scheduler" and p.healthy and now_s - float(p.details.get("ticked_at", p.last_seen)) < TICKING_S
+    )
+    if me not in ticking:
+        return list(range(shards.count))  # not seen yet by the others either: take everything until it is
+    return shards.mine(ticking.index(me), len(ticking))
+
+
 class Scheduler:
     """Timers, outbox sweeping and the repair sweep for one Redis."""
 
@@ -59,6 +84,9 @@ class Scheduler:
         self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)
         self.retention = RetentionSweep(self.scripts)
         self.fired = 0
+        # The shards of timers, dirty marks, the active and expiry indexes this scheduler looks after (all when None).
+        self.shards: list[int] | None = None
+        self.ticked_at = time.time()
         # When Redis last refused a timer for memory (monotonic s), if it did since the last success.
         self._timers_refused_at: float | None = None
 
@@ -75,17 +103,22 @@ class Scheduler:
         refused_at = self._timers_refused_at
         if refused_at is not None and time.monotonic() - refused_at < FULL_RETRY_S:
             return 0
+        shards = self.scripts.shards
+        timers = [shards.key(shard, "timers") for shard in (range(shards.count) if self.shards is None else self.shards)]
+        if not timers:
+            return 0
         with map_redis_errors():
-            due: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
-                keys.TIMERS, "-inf", now_ms(), start=0, num=limit, withscores=True
-            )
+            read = self.client.pipeline(transaction=False)
+            for key in timers:
+                read.zrangebyscore(key, "-inf", now_ms(), start=0, num=limit, withscores=True)
+            due = [(key, raw, score) for key, part in zip(timers, read.execute()) for raw, score in part]
             if not due:
                 return 0
             pipe = self.scripts.pipeline()
             woken: list[str] = []
             marks: list[str] = []
             spans: list[tuple[int, int]] = []
-            for raw, _ in due:
+            for _, raw, _ in due:
                 start = len(pipe)
                 delivery = self._fire(pipe, json.loads(raw))
                 spans.append((start, len(pipe)))
@@ -96,8 +129,8 @@ class Scheduler:
             fired = [t for t, (a, b) in zip(due, spans) if not any(isinstance(r, Exception) for r in replies[a:b])]
             if fired:
                 remove = self.scripts.pipeline()
-                for raw, score in fired:
-                    remove.script("zrem_unchanged", [keys.TIMERS], [raw, repr(int(score))])
+                for key, raw, score in fired:
+                    remove.script("zrem_unchanged", [key], [raw, repr(int(score))])
                 remove.execute()
             # Whatever a delivery answered (a re-sent one answers 0), the wake-up
             # is in its tree's outbox if it is owed: deliver those outboxes now.
@@ -118,7 +151,7 @@ class Scheduler:
         """Queue what a timer does; returns the tree whose outbox to deliver after, and its dirty mark."""
         op = member["op"]
         if op == "enqueue":
-            pipe.xadd(keys.queue(member["ffqn"]), {"id": member["id"]})
+            pipe.xadd(pipe.shards.queue(member["ffqn"], member["id"]), {"id": member["id"]})
             return None
         if op == "deliver":
             execution_id = member["id"]
@@ -135,9 +168,16 @@ class Scheduler:
         return None
 
     def sweep(self) -> int:
-        """Deliver outbox messages of writers that died mid-way."""
+        """Deliver outbox messages of writers that died mid-way (from this scheduler's dirty shards)."""
         with map_redis_errors():
-            return outbox.sweep(self.scripts)
+            return outbox.sweep(self.scripts, shards=self.shards)
+
+    def take_share(self, processes: list[ProcessInfo], me: str) -> None:
+        """Take this scheduler's share of the shards, given the processes' last heartbeats (see `share`)."""
+        mine = share(processes, me, self.scripts.shards, time.time())
+        if mine != self.shards:
+            log.info("scheduler takes its share of the shards", shards=mine, of=self.scripts.shards.count)
+        self.shards = self.repair.shards = self.retention.shards = mine
 
     def repair_step(self) -> int:
         """One batch of the repair sweep; returns how many executions were re-enqueued."""
@@ -162,13 +202,8 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     client = connect(settings.redis_url)
     wait_until_reachable(client)
     scheduler = Scheduler(client, stale_ms=settings.repair_after_ms)
-    try:
-        moved = move_legacy_queues(client)
-        if moved:
-            log.info("moved queue entries from the keys of an earlier version", entries=moved)
-    except StoreError as exc:
-        log.error("cannot move the queues of an earlier version yet; the repair sweep re-queues", error=str(exc))
-    beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired}).start()
+    scheduler.scripts.shards  # noqa: B018 - read (or set, on an empty store) before any work; a wrong DOLMEN_SHARDS stops here
+    beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired, "ticked_at": scheduler.ticked_at}).start()
     # Queued upgrades replay workflow logs, which can take seconds: a thread of
     # their own keeps timers firing on time meanwhile.
     from .deploy.upgrader import PendingUpgrades
@@ -179,12 +214,20 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     upgrades.start()
     log.info("scheduler started", redis=settings.redis_url)
     last_sweep = 0.0
+    moved_legacy = False
     try:
         while not stop.is_set():
             try:
+                if not moved_legacy:
+                    moved = move_legacy_keys(client, scheduler.scripts.shards)
+                    if moved:
+                        log.info("moved queue, timer and index entries from the keys of an earlier version", entries=moved)
+                    moved_legacy = True
+                scheduler.ticked_at = time.time()
                 fired = scheduler.fire_due()
                 if time.monotonic() - last_sweep > settings.sweep_every_s:
                     last_sweep = time.monotonic()
+                    scheduler.take_share(read_processes(client), beat.id)
                     scheduler.sweep()
                     scheduler.repair_step()
                     scheduler.retention_step()

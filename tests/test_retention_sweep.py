@@ -23,6 +23,7 @@ from dolmen.platform.store.retention import DEFAULT_RETENTION_MS
 from tests.support.guests import build_guest
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 A = "testing:act/basic@1.0.0"
 F = "testing:wf/flows@1.0.0"
@@ -67,8 +68,8 @@ def test_the_scheduler_removes_trees_once_their_functions_retention_passed(redis
     assert len(tree) == 4
     redis_ = client.redis
     wait_for(lambda: not tree_keys(redis_, short), timeout=30, what=f"the tree of {short} to be removed")
-    assert all(redis_.zscore(keys.EXECUTIONS, i) is None and redis_.zscore(keys.ACTIVE, i) is None for i in tree)
-    assert redis_.zscore(keys.EXPIRY, short) is None
+    assert all(indexes.zscore(redis_, "executions", i) is None and indexes.zscore(redis_, "active", i) is None for i in tree)
+    assert indexes.zscore(redis_, "expiry", short) is None
     assert redis_.get(keys.idempotency("retention-short")) is None
     with pytest.raises(NotFoundError, match="was removed once its retention passed"):
         client.get(short)
@@ -77,8 +78,8 @@ def test_the_scheduler_removes_trees_once_their_functions_retention_passed(redis
     assert again.created and again.execution_id != short
     # The others stay, listed for when their retention ends: the component's, and the platform's default.
     kept_state, plain_state = client.get(kept), client.get(plain)
-    assert redis_.zscore(keys.EXPIRY, kept) == kept_state.finished_at + 3_600_000  # type: ignore[operator]
-    assert redis_.zscore(keys.EXPIRY, plain) == plain_state.finished_at + DEFAULT_RETENTION_MS  # type: ignore[operator]
+    assert indexes.zscore(redis_, "expiry", kept) == kept_state.finished_at + 3_600_000  # type: ignore[operator]
+    assert indexes.zscore(redis_, "expiry", plain) == plain_state.finished_at + DEFAULT_RETENTION_MS  # type: ignore[operator]
     assert redis_.get(keys.idempotency("retention-kept")) == kept.encode()
     assert len(client.executions.children(kept)) == 2
 
@@ -105,7 +106,7 @@ def test_a_tree_waits_for_descendants_left_running(redis_url: str, processes: Pr
     for grandchild in grandchildren:
         finished(client, grandchild, 90)
     wait_for(lambda: not tree_keys(client.redis, parent), timeout=30, what=f"the tree of {parent} to be removed")
-    assert all(client.redis.zscore(keys.EXECUTIONS, i) is None for i in tree)
+    assert all(indexes.zscore(client.redis, "executions", i) is None for i in tree)
 
 
 def test_a_scheduled_execution_is_a_tree_of_its_own_with_its_functions_retention(
@@ -122,11 +123,11 @@ def test_a_scheduled_execution_is_a_tree_of_its_own_with_its_functions_retention
     wait_for(lambda: client.executions.get(scheduled) is not None, timeout=30, what=f"{scheduled} to be created")
     finished(client, scheduled)
     ended = client.get(scheduled).finished_at
-    wait_for(lambda: client.redis.zscore(keys.EXPIRY, scheduled) is not None, timeout=10, what=f"{scheduled} to be listed")
-    assert client.redis.zscore(keys.EXPIRY, scheduled) == ended + 3000  # type: ignore[operator]
+    wait_for(lambda: indexes.zscore(client.redis, "expiry", scheduled) is not None, timeout=10, what=f"{scheduled} to be listed")
+    assert indexes.zscore(client.redis, "expiry", scheduled) == ended + 3000  # type: ignore[operator]
     wait_for(lambda: not tree_keys(client.redis, scheduled), timeout=30, what=f"the scheduled {scheduled} to be removed")
     state = client.get(flow)
-    assert client.redis.zscore(keys.EXPIRY, flow) == state.finished_at + DEFAULT_RETENTION_MS  # type: ignore[operator]
+    assert indexes.zscore(client.redis, "expiry", flow) == state.finished_at + DEFAULT_RETENTION_MS  # type: ignore[operator]
 
 
 def _used_memory(client: redis.Redis) -> int:
@@ -160,8 +161,8 @@ def test_many_short_executions_leave_no_memory_behind(redis_url: str, processes:
         return ids
 
     def all_gone() -> bool:
-        indexes = (keys.EXECUTIONS, keys.ACTIVE, keys.EXPIRY, keys.DIRTY)
-        return not any(redis_.zcard(k) for k in indexes) and not list(redis_.scan_iter(match=f"{keys.PREFIX}:idem:*"))
+        kinds = ("executions", "active", "expiry", "dirty")
+        return not any(indexes.zcard(redis_, kind) for kind in kinds) and not list(redis_.scan_iter(match=f"{keys.PREFIX}:idem:*"))
 
     def settle() -> int:
         """Wait for every execution to be removed, stop every process; used_memory then."""
@@ -178,10 +179,10 @@ def test_many_short_executions_leave_no_memory_behind(redis_url: str, processes:
 
     processes.runner("--concurrency", "8", "--name", "many")
     ids = submit(count, 100_000)
-    wait_for(lambda: redis_.zcard(keys.EXPIRY) == count, timeout=30, what="every finished root to be listed for removal")
+    wait_for(lambda: indexes.zcard(redis_, "expiry") == count, timeout=30, what="every finished root to be listed for removal")
     peak = _used_memory(redis_)
     processes.scheduler()
-    wait_for(lambda: redis_.zcard(keys.EXPIRY) == 0, timeout=60 + 60 * SCALE, what="the retention sweep")
+    wait_for(lambda: indexes.zcard(redis_, "expiry") == 0, timeout=60 + 60 * SCALE, what="the retention sweep")
     report = client.purge(PurgeFilter(int(time.time() * 1000)))  # whatever is left, by hand (nothing, normally)
     after = settle()
     print(f"\n{count} executions ({len(report.purged)} purged by hand): used_memory {baseline} before, {peak} with them, {after} after")

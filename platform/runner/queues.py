@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -29,6 +30,7 @@ from ..errors import DolmenError, NotFoundError
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.pins import revisions_in_use
 from ..store.connection import Redis
+from ..store.shards import Shards
 
 log = structlog.get_logger("dolmen.runner")
 
@@ -53,8 +55,11 @@ class Selection:
 class QueueSelection:
     """Computes the queues to read; `select` is called by the runner's reader thread only."""
 
-    def __init__(self, client: Redis, deployments: DeploymentStore, revisions: RevisionCache) -> None:
+    def __init__(
+        self, client: Redis, deployments: DeploymentStore, revisions: RevisionCache, shards: Callable[[], Shards] | None = None
+    ) -> None:
         self.client = client
+        self.shards = shards
         self.deployments = deployments
         self.revisions = revisions
         self._facts: dict[int, _Facts] = {}
@@ -111,7 +116,7 @@ class QueueSelection:
         def scan() -> None:
             started = time.monotonic()
             try:
-                found = revisions_in_use(self.client, wanted)
+                found = revisions_in_use(self.client, wanted, shards=self.shards() if self.shards else None)
             except DolmenError as exc:
                 log.warning("cannot tell which old revisions still have executions", error=str(exc))
                 found = None

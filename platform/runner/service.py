@@ -77,7 +77,7 @@ class Runner:
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
-        self.selection = QueueSelection(self.client, self.deployments, self.revisions)
+        self.selection = QueueSelection(self.client, self.deployments, self.revisions, lambda: self.leases.scripts.shards)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
         # The attempts running here, for cancellations to stop (see `attempts`).
@@ -119,6 +119,7 @@ class Runner:
     def serve(self, stop: threading.Event) -> None:
         # Started next to a server that is still loading its data: wait for it.
         wait_until_reachable(self.client)
+        self.leases.scripts.shards  # noqa: B018 - read (or set, on an empty store) before any work; a wrong DOLMEN_SHARDS stops here
         self.leases.stopping = stop  # writes waiting for a full store give up when the runner stops
         beat = Heartbeat(self.client, "runner", self._details).start()
         keeper = threading.Thread(target=self._keep_locks, args=(stop,), name="dolmen-locks", daemon=True)

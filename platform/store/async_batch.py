@@ -33,7 +33,9 @@ from ..errors import StoreError
 from .async_links import ClusterLink, Link, Replies, link_for
 from .connection import AsyncRedis
 
+from . import shards as sharding
 from .scripts import NAMES, is_noscript, source
+from .shards import Shards
 
 log = structlog.get_logger("dolmen.store")
 
@@ -47,9 +49,10 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
     come back raw: RESP2 values, an error reply as its exception in place.
     """
 
-    def __init__(self, shas: dict[str, str], *, ordered: bool = True) -> None:
+    def __init__(self, shas: dict[str, str], *, ordered: bool = True, shards: Shards | None = None) -> None:
         # Whether the commands run in the order recorded (not on a cluster: see `async_links.ClusterLink`).
         self.ordered = ordered
+        self._shards = shards
         self.args: list[tuple[Any, ...]] = []
         self.scripts: dict[int, tuple[str, list[str], list[Any]]] = {}
         self.first: list[int] = []  # positions of calls sent ahead of the rest (only when not `ordered`)
@@ -57,6 +60,13 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
 
     def __len__(self) -> int:
         return len(self.args)
+
+    @property
+    def shards(self) -> Shards:
+        """The store's shards, for commands on queue, timer and index keys (`AsyncBatcher.ready` reads them)."""
+        if self._shards is None:
+            raise RuntimeError("the store's shards are not known yet: await AsyncBatcher.ready() before recording")
+        return self._shards
 
     def execute_command(self, *args: Any, **options: Any) -> Commands:
         self.args.append(args)
@@ -93,10 +103,17 @@ class AsyncBatcher:
         self._closing = False
         # Observable by tests and metrics.
         self.round_trips = 0
+        self._shards: Shards | None = None
+
+    async def ready(self) -> Shards:
+        """The store's shards, read at the first call (see `store.shards`); commands recorded after it may use them."""
+        if self._shards is None:
+            self._shards = await sharding.load_async(self.client)
+        return self._shards
 
     def commands(self) -> Commands:
         """An empty recording to fill and pass to `execute` or `send`."""
-        return Commands(self._shas, ordered=not isinstance(self._link, ClusterLink))  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
+        return Commands(self._shas, ordered=not isinstance(self._link, ClusterLink), shards=self._shards)  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
 
     async def execute(self, commands: Commands, then: Then | None = None) -> Replies:
         """The replies to `commands`, sent with whatever else is queued.

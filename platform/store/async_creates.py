@@ -65,6 +65,7 @@ class AsyncCreates:
         Raises `ConflictError` when the id exists with another function or params.
         """
         call = CreateCall.of(new)
+        await self.batcher.ready()
         commands = self.batcher.commands()
         mark = outbox.dirty_mark(call.root)
         outbox.mark_dirty(commands, mark)

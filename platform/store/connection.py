@@ -102,6 +102,27 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 6379
 
 
+def known_keys(args: tuple[Any, ...]) -> list[Any] | None:
+    """The keys of a script call or a stream read, read from its arguments; None for other commands.
+
+    redis-py 8.1's cluster client asks the server (COMMAND GETKEYS, a round
+    trip to one node) for the keys of every command without a fixed key
+    position: once per EVALSHA in a pipeline, twice per XREADGROUP. These are
+    most of what a runner sends, so that node got a third more commands than
+    the others (benchmarks/cluster.py) and every such command a round trip
+    more. Their syntax puts the keys where this reads them.
+    """
+    name = args[0].upper() if isinstance(args[0], str) else bytes(args[0]).decode().upper()
+    if name in ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL", "FCALL_RO"):
+        return list(args[3 : 3 + int(args[2])])
+    if name in ("XREADGROUP", "XREAD"):
+        words = [a.upper() if isinstance(a, str) else a.upper().decode() if isinstance(a, bytes) else "" for a in args]
+        if "STREAMS" in words:
+            rest = args[words.index("STREAMS") + 1 :]
+            return list(rest[: len(rest) // 2])
+    return None
+
+
 class _Cluster(redis.RedisCluster):
     """redis-py's cluster client; its pipelines also get through a failover.
 
@@ -117,8 +138,19 @@ class _Cluster(redis.RedisCluster):
     FAILOVER_S = 15.0
     _REFRESH_EVERY_S = 0.2
 
+    def _get_command_keys(self, *args: Any) -> Any:
+        keys = known_keys(args)
+        return keys if keys is not None else super()._get_command_keys(*args)
+
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
         pipe = super().pipeline(transaction, shard_hint)
+        ask_server = pipe._get_command_keys
+
+        def command_keys(*args: Any) -> Any:
+            keys = known_keys(args)
+            return keys if keys is not None else ask_server(*args)
+
+        pipe._get_command_keys = command_keys
         send = pipe.execute
 
         def execute(raise_on_error: bool = True) -> Any:

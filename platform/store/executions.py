@@ -302,13 +302,13 @@ class ExecutionStore:
         active_only: bool = False,
     ) -> tuple[list[ExecutionState], int | None]:
         """Newest first. `cursor` is the rank to continue from; returns the next cursor."""
-        index = keys.ACTIVE if active_only or (status is not None and status != "finished") else keys.EXECUTIONS
+        index = self.scripts.shards.every("active" if active_only or (status is not None and status != "finished") else "executions")
         start = cursor or 0
         out: list[ExecutionState] = []
         batch = max(limit * 2, 100)
         with map_redis_errors():
             while len(out) < limit:
-                ids: list[bytes] = self.client.zrevrange(index, start, start + batch - 1)  # type: ignore[assignment]
+                ids = newest(self.client, index, start, batch)
                 if not ids:
                     return out, None
                 pipe = self.client.pipeline(transaction=False)
@@ -336,7 +336,10 @@ class ExecutionStore:
         missed at both places.
         """
         with map_redis_errors():
-            ids: list[bytes] = self.client.zrange(keys.ACTIVE, 0, -1)  # type: ignore[assignment]
+            read = self.client.pipeline(transaction=False)
+            for active in self.scripts.shards.every("active"):
+                read.zrange(active, 0, -1)
+            ids: list[bytes] = [raw for part in read.execute() for raw in part]
             out: list[ExecutionState] = []
             for start in range(0, len(ids), batch):
                 pipe = self.client.pipeline(transaction=False)
@@ -434,7 +437,7 @@ class ExecutionStore:
                 self.scripts,
                 root,
                 messages,
-                also=(lambda p: p.zrem(keys.ACTIVE, state.id)) if result == "cancelled" else None,
+                also=(lambda p: p.zrem(p.shards.active(state.id), state.id)) if result == "cancelled" else None,
                 mark=mark,
             )
         if result == "missing":
@@ -451,3 +454,20 @@ def response_event(child_id: str, outcome: Outcome, *, join_set: str | None = No
 
 
 __all__ = ["CANCEL_REQUESTED", "Created", "ExecutionStore", "NewExecution", "now_ms", "response_event"]
+
+
+def newest(client: Redis, index: list[str], start: int, count: int) -> list[bytes]:
+    """Members `start` to `start + count` of the union of the sorted sets `index`, newest (highest score) first.
+
+    One set (one shard) is one ZREVRANGE. Several are merged in the order one
+    set of them all would have (score, then member, descending), which takes
+    the first `start + count` of each: a deep page costs more than a first one.
+    """
+    if len(index) == 1:
+        return client.zrevrange(index[0], start, start + count - 1)  # type: ignore[return-value]
+    pipe = client.pipeline(transaction=False)
+    for key in index:
+        pipe.zrevrange(key, 0, start + count - 1, withscores=True)
+    rows: list[tuple[bytes, float]] = [row for part in pipe.execute() for row in part]
+    rows.sort(key=lambda row: (row[1], row[0]), reverse=True)
+    return [member for member, _ in rows[start : start + count]]

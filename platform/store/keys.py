@@ -2,21 +2,16 @@
 
 Keys of one execution tree carry the root id as a Redis Cluster hash tag,
 `dolmen:{E_...}:...`, so every Lua script touches a single slot. Keys that
-span trees (queues, timers, indexes) are only written outside those scripts,
-through the tree's outbox or as idempotent pre-writes; the queues share the
-`{queues}` tag, so that one read takes from all of them on a cluster too.
+span trees (queues, timers, the dirty, executions, active and expiry
+indexes) are split into shards (store/shards.py, which names them) and
+only written outside those scripts, through the tree's outbox or as
+idempotent pre-writes.
 """
 
 from __future__ import annotations
 
 PREFIX = "dolmen"
 
-DIRTY = f"{PREFIX}:dirty"  # zset root -> ms: trees whose outbox may hold undelivered messages
-TIMERS = f"{PREFIX}:timers"  # zset message -> due ms
-EXECUTIONS = f"{PREFIX}:executions"  # zset id -> created ms (all executions)
-ACTIVE = f"{PREFIX}:active"  # zset id -> created ms (not finished yet)
-# zset root -> ms: finished roots, scored by when their tree's retention ends (store/retention.py)
-EXPIRY = f"{PREFIX}:expiry"
 # Deployment keys share the {deploy} hash tag so a revision is stored in one MULTI.
 DEPLOY_ACTIVE = f"{PREFIX}:{{deploy}}:active"  # string: active revision number
 DEPLOY_REVS = f"{PREFIX}:{{deploy}}:revisions"  # zset revision -> created ms
@@ -64,18 +59,6 @@ def purged(root: str) -> str:
 def chain_head(first: str) -> str:
     """`<chain-index> <execution-id>`: where the continue-as-new chain that starts at `first` is (lua/chain_head.lua)."""
     return f"{PREFIX}:{{{first}}}:head"
-
-
-# Every function's queue shares one hash tag, so that a runner reads all of its
-# queues with one XREADGROUP, which a cluster allows only within one slot.
-QUEUE_PREFIX = f"{PREFIX}:{{queues}}:"
-# Where queues were before they shared a hash tag (moved by `store/queue_moves.py`).
-LEGACY_QUEUE_PREFIX = f"{PREFIX}:q:"
-
-
-def queue(ffqn: str) -> str:
-    """The stream of `ffqn`'s queued executions (entries `id EXECUTION_ID`)."""
-    return f"{QUEUE_PREFIX}{ffqn}"
 
 
 def idempotency(key: str) -> str:

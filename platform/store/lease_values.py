@@ -13,6 +13,7 @@ from ..ids import ExecutionId
 from . import keys
 from .executions import NewExecution, now_ms
 from .records import Event, ExecutionState
+from .shards import Shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,7 @@ def queue_entries(reply: Any) -> list[QueueEntry]:
     """Decode XREADGROUP's reply: the entries that still name an execution (deleted ones come back empty)."""
     out: list[QueueEntry] = []
     for stream, items in reply or []:
-        ffqn = stream.decode().removeprefix(keys.QUEUE_PREFIX)
+        ffqn = Shards.queue_ffqn(stream.decode())
         for sid, fields in items:
             if fields and b"id" in fields:
                 out.append(QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()))
@@ -117,5 +118,7 @@ def queue_entries(reply: Any) -> list[QueueEntry]:
 def ack_entries(pipe: Any, entries: Sequence[QueueEntry]) -> None:
     """Queue on `pipe` the removal of queue entries done with (acked and deleted)."""
     for entry in entries:
-        pipe.xack(keys.queue(entry.ffqn), keys.QUEUE_GROUP, entry.entry_id)
-        pipe.xdel(keys.queue(entry.ffqn), entry.entry_id)
+        # The entry's stream follows from its execution: writers pick the shard by the id too.
+        stream = pipe.shards.queue(entry.ffqn, entry.execution_id)
+        pipe.xack(stream, keys.QUEUE_GROUP, entry.entry_id)
+        pipe.xdel(stream, entry.entry_id)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis
 from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
@@ -37,6 +38,10 @@ from .lease_values import (
 )
 from .starts import start_messages
 from .scripts import Scripts, write_id
+from .shards import Shards
+
+# How long a runner's read waits on one shard of a cluster before looking at all of them again (see `Leases.read`).
+CLUSTER_BLOCK_MS = 50
 
 
 class Leases:
@@ -59,32 +64,58 @@ class Leases:
         # Writes of concurrent threads share pipelines when given (see `group`).
         self.group = group
         self._groups: set[str] = set()
+        self._turn = 0  # the shard a cluster's blocking read waits on next (see `read`)
         # Set when the process stops: a write waiting for a full store gives up (its lease expires).
         self.stopping = threading.Event()
 
     # ----------------------------------------------------------------- queues
 
     def ensure_groups(self, ffqns: list[str]) -> None:
-        for ffqn in ffqns:
-            if ffqn in self._groups:
-                continue
-            with map_redis_errors():
-                try:
-                    self.client.xgroup_create(keys.queue(ffqn), keys.QUEUE_GROUP, id="0", mkstream=True)
-                except ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
-            self._groups.add(ffqn)
+        """Create the runners' consumer group on every shard's queue of each function (once per process)."""
+        missing = [ffqn for ffqn in dict.fromkeys(ffqns) if ffqn not in self._groups]
+        if not missing:
+            return
+        with map_redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for ffqn in missing:
+                for stream in self.shards.queues(ffqn):
+                    pipe.xgroup_create(stream, keys.QUEUE_GROUP, id="0", mkstream=True)
+            for reply in pipe.execute(raise_on_error=False):
+                if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                    raise reply
+        self._groups.update(missing)
+
+    @property
+    def shards(self) -> Shards:
+        return self.scripts.shards
+
+    def _reads(self, ffqns: list[str]) -> list[dict[str, str]]:
+        """XREADGROUP's streams argument for new entries of `ffqns`: one read over every shard on one server, one per shard on a cluster."""
+        if not isinstance(self.client, redis.RedisCluster):
+            return [{stream: ">" for ffqn in ffqns for stream in self.shards.queues(ffqn)}]
+        return [{self.shards.queue_in(shard, ffqn): ">" for ffqn in ffqns} for shard in range(self.shards.count)]
 
     def read(self, consumer: str, ffqns: list[str], count: int, block_ms: int) -> list[QueueEntry]:
-        """New entries for this consumer from any of the queues."""
+        """New entries for this consumer from any of the queues, waiting up to `block_ms` for one.
+
+        A cluster cannot wait on keys of several slots at once: when nothing
+        is there now in any shard, this waits on one shard, a different one
+        each time, for at most `CLUSTER_BLOCK_MS`, so an entry written to
+        another shard meanwhile is read within that time.
+        """
         if not ffqns or count <= 0:
             return []
         self.ensure_groups(ffqns)
-        streams = {keys.queue(f): ">" for f in ffqns}
+        reads = self._reads(ffqns)
+        if len(reads) > 1:
+            entries = self.read_now([(ffqns, count)], consumer)
+            if entries:
+                return entries
+            self._turn = (self._turn + 1) % len(reads)
+            reads, block_ms = [reads[self._turn]], min(block_ms, CLUSTER_BLOCK_MS)
         with map_redis_errors():
             try:
-                reply = self.client.xreadgroup(keys.QUEUE_GROUP, consumer, streams, count=count, block=block_ms)  # type: ignore[arg-type]
+                reply = self.client.xreadgroup(keys.QUEUE_GROUP, consumer, reads[0], count=count, block=block_ms)  # type: ignore[arg-type]
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):
                     self._groups.clear()
@@ -105,7 +136,8 @@ class Leases:
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for ffqns, count in reads:
-                pipe.xreadgroup(keys.QUEUE_GROUP, consumer, {keys.queue(f): ">" for f in ffqns}, count=count)  # type: ignore[arg-type]
+                for streams in self._reads(ffqns):
+                    pipe.xreadgroup(keys.QUEUE_GROUP, consumer, streams, count=count)  # type: ignore[arg-type]
             replies = pipe.execute(raise_on_error=False)
         entries: list[QueueEntry] = []
         for reply in replies:
@@ -118,14 +150,17 @@ class Leases:
         return entries
 
     def reclaim(self, consumer: str, ffqn: str, min_idle_ms: int, count: int = 50) -> list[QueueEntry]:
-        """Take over entries another consumer read but never finished."""
+        """Take over entries another consumer read but never finished (up to `count` from each shard's queue)."""
         self.ensure_groups([ffqn])
         with map_redis_errors():
-            reply = self.client.xautoclaim(keys.queue(ffqn), keys.QUEUE_GROUP, consumer, min_idle_ms, "0-0", count=count)
-        claimed = reply[1] if reply else []  # type: ignore[index]
+            pipe = self.client.pipeline(transaction=False)
+            for stream in self.shards.queues(ffqn):
+                pipe.xautoclaim(stream, keys.QUEUE_GROUP, consumer, min_idle_ms, "0-0", count=count)
+            replies: list[Any] = pipe.execute()
         return [
             QueueEntry(ffqn, sid.decode(), fields[b"id"].decode())
-            for sid, fields in claimed
+            for reply in replies
+            for sid, fields in (reply[1] if reply else [])
             if fields  # deleted entries come back empty
         ]
 
@@ -134,7 +169,7 @@ class Leases:
         if not entries:
             return
         with map_redis_errors():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self.scripts.pipeline()
             ack_entries(pipe, entries)
             pipe.execute()
 

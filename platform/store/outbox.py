@@ -33,6 +33,7 @@ from typing import Any
 
 from . import keys
 from .scripts import Pipeline, Scripts, write_id
+from .shards import Shards
 
 
 # Every message carries a nonce ("n") unique across processes, so that removing one
@@ -106,7 +107,7 @@ def mark_dirty(pipe: Any, mark: str) -> None:
     (lua/mark_dirty.lua), so a write Redis accepts never lacks it.
     """
     # First: the mark must be in before the write it covers runs, also on a cluster (see `Pipeline.script`).
-    pipe.script("mark_dirty", [keys.DIRTY], [mark, time.time_ns() // 1000], first=True)
+    pipe.script("mark_dirty", [pipe.shards.dirty(root_of_mark(mark))], [mark, time.time_ns() // 1000], first=True)
 
 
 # The most items one `effects` script call carries (it blocks Redis while it runs).
@@ -138,26 +139,27 @@ class _Grouped:
             command(pipe)
 
 
-def queue_effects(grouped: _Grouped, message: str) -> tuple[str, str] | None:
+def queue_effects(grouped: _Grouped, message: str, shards: Shards) -> tuple[str, str] | None:
     """Add the effects of one message to `grouped`; returns the root it creates into and its mark, if any."""
     data = json.loads(message)
     op = data["op"]
     if op == "enqueue":
-        grouped.add(keys.queue(data["ffqn"]), "XADD", data["id"])
+        grouped.add(shards.queue(data["ffqn"], data["id"]), "XADD", data["id"])
     elif op == "timer":
-        grouped.add(keys.TIMERS, "ZADD -", data["at"], json.dumps(data["m"], sort_keys=True))
+        grouped.add(shards.timers(data["m"]["id"]), "ZADD -", data["at"], json.dumps(data["m"], sort_keys=True))
     elif op == "index":
-        grouped.add(keys.EXECUTIONS, "ZADD NX", data["at"], data["id"])
+        grouped.add(shards.executions(data["id"]), "ZADD NX", data["at"], data["id"])
         if not data.get("done"):
-            grouped.add(keys.ACTIVE, "ZADD NX", data["at"], data["id"])
+            grouped.add(shards.active(data["id"]), "ZADD NX", data["at"], data["id"])
         if data.get("replaces"):
             replaced = data["replaces"]
-            grouped.after.append(lambda pipe: pipe.zrem(keys.ACTIVE, replaced))  # after the ZADD: never neither listed
+            # After the ZADD: never neither listed (on a cluster, a round trip later: see `queue_all`).
+            grouped.after.append(lambda pipe: pipe.zrem(shards.active(replaced), replaced))
     elif op == "chain":
         head_key, args = keys.chain_head(data["first"]), [data["index"], data["id"], data["ttl"]]
         grouped.after.append(lambda pipe: pipe.script("chain_head", [head_key], args))
     elif op == "expire":
-        grouped.add(keys.EXPIRY, "ZADD -", data["at"], data["id"])
+        grouped.add(shards.expiry(data["id"]), "ZADD -", data["at"], data["id"])
     elif op == "create":
         root = keys.root_of(data["id"])
         mark = dirty_mark(root)
@@ -213,7 +215,7 @@ def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
     later: list[Effects] = []
     for effects in batch:
         for message in effects.messages:
-            other = queue_effects(grouped, message)
+            other = queue_effects(grouped, message, pipe.shards)
             if other is not None:
                 created.append(Effects(other[0], json.loads(message)["msgs"], mark=other[1]))
             if ordered:
@@ -229,7 +231,7 @@ def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
     for effects in now:
         if effects.mark is not None:
             # Last: after every command it follows (a pipeline runs in order).
-            pipe.zrem(keys.DIRTY, effects.mark)
+            pipe.zrem(pipe.shards.dirty(root_of_mark(effects.mark)), effects.mark)
     return created + later
 
 
@@ -278,21 +280,37 @@ def flush(scripts: Scripts, roots: list[str], *, marks: list[str] = ()) -> int: 
     batch = [Effects(root, [m.decode() for m in raw]) for root, raw in zip(roots, held)]
     if marks:
         # After every delivery of the same pipeline.
-        batch.append(Effects(roots[0], [], lambda p: p.zrem(keys.DIRTY, *marks)))
+        batch.append(Effects(roots[0], [], lambda p: remove_marks(p, marks)))
     deliver_all(scripts, batch)
     return sum(len(raw) for raw in held)
 
 
-def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500) -> int:
-    """Deliver outbox messages left behind by writers that died. Returns how many."""
+def remove_marks(pipe: Any, marks: list[str]) -> None:
+    """Queue the removal of dirty marks (each from its shard's index)."""
+    by_key: dict[str, list[str]] = {}
+    for mark in marks:
+        by_key.setdefault(pipe.shards.dirty(root_of_mark(mark)), []).append(mark)
+    for key, members in by_key.items():
+        pipe.zrem(key, *members)
+
+
+def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500, shards: list[int] | None = None) -> int:
+    """Deliver outbox messages left behind by writers that died, from the dirty index of `shards` (all by default).
+
+    Returns how many messages were delivered.
+    """
     horizon = (time.time_ns() // 1000) - older_than_ms * 1000
-    entries: list[tuple[bytes, float]] = scripts.client.zrangebyscore(  # type: ignore[assignment]
-        keys.DIRTY, "-inf", horizon, start=0, num=limit, withscores=True
-    )
-    marks = [raw.decode() for raw, _ in entries]
-    delivered = flush(scripts, list(dict.fromkeys(root_of_mark(mark) for mark in marks)))
+    dirty = [scripts.shards.key(shard, "dirty") for shard in (range(scripts.shards.count) if shards is None else shards)]
+    read = scripts.client.pipeline(transaction=False)
+    for key in dirty:
+        read.zrangebyscore(key, "-inf", horizon, start=0, num=limit, withscores=True)
+    found: list[list[tuple[bytes, float]]] = read.execute()
+    entries = [(key, raw.decode(), score) for key, part in zip(dirty, found) for raw, score in part]
+    if not entries:
+        return 0
+    delivered = flush(scripts, list(dict.fromkeys(root_of_mark(mark) for _, mark, _ in entries)))
     pipe = scripts.pipeline()
-    for mark, (_, score) in zip(marks, entries):
-        pipe.script("zrem_unchanged", [keys.DIRTY], [mark, repr(int(score))])
+    for key, mark, score in entries:
+        pipe.script("zrem_unchanged", [key], [mark, repr(int(score))])
     pipe.execute()
     return delivered

@@ -22,6 +22,7 @@ from . import keys, outbox
 from .connection import Redis, map_redis_errors
 from .records import Outcome
 from .scripts import Scripts
+from .shards import Shards
 from .trees import Tree, clean_gone, read_trees, remove_trees
 
 # What `--status` may name: every finished root, its kind of outcome, or a failure kind (README "Event log").
@@ -137,7 +138,7 @@ def purge_trees(scripts: Scripts, selection: PurgeFilter, *, dry_run: bool = Fal
     purged: list[PurgedTree] = []
     kept: list[KeptTree] = []
     with map_redis_errors():
-        roots, gone = _candidates(client, selection)
+        roots, gone = _candidates(client, scripts.shards, selection)
         if not dry_run:
             clean_gone(scripts, gone)  # removals another purge or sweep left half done
         for start in range(0, len(roots), batch):
@@ -167,11 +168,12 @@ def purge_trees(scripts: Scripts, selection: PurgeFilter, *, dry_run: bool = Fal
     return PurgeReport(dry_run, tuple(purged), tuple(kept))
 
 
-def _candidates(client: Redis, selection: PurgeFilter) -> tuple[list[str], list[str]]:
-    """Finished roots that match `selection`, oldest first; and listed roots whose state is gone."""
+def _candidates(client: Redis, shards: Shards, selection: PurgeFilter) -> tuple[list[str], list[str]]:
+    """Finished roots that match `selection`, oldest first within each shard; and listed roots whose state is gone."""
     roots: list[str] = []
     gone: list[str] = []
-    for page in _pages(client, selection.before_ms):
+    pages = (page for key in shards.every("executions") for page in _pages(client, key, selection.before_ms))
+    for page in pages:
         pipe = client.pipeline(transaction=False)
         for root in page:
             pipe.hmget(keys.state(root), *_FIELDS)
@@ -186,8 +188,8 @@ def _candidates(client: Redis, selection: PurgeFilter) -> tuple[list[str], list[
     return roots, gone
 
 
-def _pages(client: Redis, before_ms: int) -> Iterator[list[str]]:
-    """Root ids from the `executions` index created up to `before_ms`, a page at a time.
+def _pages(client: Redis, key: str, before_ms: int) -> Iterator[list[str]]:
+    """Root ids from one shard's `executions` index created up to `before_ms`, a page at a time.
 
     Each page starts at the last score read (skipping the members at that
     score already read), so a page costs the same however far the walk is.
@@ -196,7 +198,7 @@ def _pages(client: Redis, before_ms: int) -> Iterator[list[str]]:
     skip = 0
     while True:
         rows: list[tuple[bytes, float]] = client.zrangebyscore(  # type: ignore[assignment]
-            keys.EXECUTIONS, "-inf" if low is None else low, before_ms, start=skip, num=_PAGE, withscores=True
+            key, "-inf" if low is None else low, before_ms, start=skip, num=_PAGE, withscores=True
         )
         if not rows:
             return

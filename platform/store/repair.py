@@ -59,7 +59,7 @@ def decide(seen: Seen | None, now_ms: int, stale_ms: int) -> str:
 
 @dataclass
 class RepairSweep:
-    """Walks `dolmen:active` in batches, one batch per `step()`."""
+    """Walks the active index in batches, one batch per `step()`, shard after shard of `shards` (all when None)."""
 
     client: Redis
     scripts: Scripts
@@ -68,13 +68,22 @@ class RepairSweep:
     cursor: int = 0
     requeued: int = 0
     dropped: int = 0
+    # The shards this sweep walks (a scheduler's share, see `Shards.mine`), and where in that list it is.
+    shards: list[int] | None = None
+    turn: int = 0
 
     def step(self, now_ms: int) -> int:
         """Examine the next batch (wrapping around); returns how many were re-enqueued."""
+        shards = self.scripts.shards
+        mine = list(range(shards.count)) if self.shards is None else self.shards
+        if not mine:
+            return 0
+        active = shards.key(mine[self.turn % len(mine)], "active")
         with map_redis_errors():
-            ids: list[bytes] = self.client.zrange(keys.ACTIVE, self.cursor, self.cursor + self.batch - 1)  # type: ignore[assignment]
+            ids: list[bytes] = self.client.zrange(active, self.cursor, self.cursor + self.batch - 1)  # type: ignore[assignment]
             if len(ids) < self.batch:
                 self.cursor = 0
+                self.turn = (self.turn + 1) % len(mine)
             else:
                 self.cursor += self.batch
             if not ids:
@@ -88,7 +97,7 @@ class RepairSweep:
                 seen = _seen(values)
                 action = decide(seen, now_ms, self.stale_ms)
                 if action == "drop":
-                    self.dropped += int(self.client.zrem(keys.ACTIVE, raw))  # type: ignore[arg-type]
+                    self.dropped += int(self.client.zrem(active, raw))  # type: ignore[arg-type]
                     # Removing shifts later ranks down: stay put so none is skipped.
                     self.cursor = max(0, self.cursor - 1)
                 elif action == "requeue" and seen is not None:
@@ -102,7 +111,7 @@ class RepairSweep:
         )
         if reply[0] != b"ok":
             return 0
-        self.client.xadd(keys.queue(seen.ffqn), {"id": execution_id})
+        self.client.xadd(self.scripts.shards.queue(seen.ffqn, execution_id), {"id": execution_id})
         return 1
 
 

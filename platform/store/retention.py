@@ -26,9 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 
-from . import keys, outbox
+from . import outbox
 from .connection import Redis, map_redis_errors
+from . import shards as sharding
 from .scripts import Scripts
+from .shards import Shards
 from .trees import IDEMPOTENCY_FIELD, clean_gone, read_trees, remove_trees
 
 # How long a finished tree is kept when its deployment says nothing: 7 days,
@@ -80,13 +82,21 @@ class RetentionSweep:
     batch: int = 100
     removed: int = 0
     backlog: bool = False
+    # The expiry shards this sweep takes from (a scheduler's share, see `Shards.mine`); all when None.
+    shards: list[int] | None = None
 
     def step(self, now_ms: int) -> int:
-        """Remove (or postpone) the next due trees; returns how many were removed."""
+        """Remove (or postpone) the next due trees, up to `batch` from each shard; returns how many were removed."""
         client = self.scripts.client
+        shards = self.scripts.shards
+        mine = range(shards.count) if self.shards is None else self.shards
         with map_redis_errors():
-            due: list[bytes] = client.zrangebyscore(keys.EXPIRY, "-inf", now_ms, start=0, num=self.batch)  # type: ignore[assignment]
-            self.backlog = len(due) == self.batch
+            read = client.pipeline(transaction=False)
+            for shard in mine:
+                read.zrangebyscore(shards.key(shard, "expiry"), "-inf", now_ms, start=0, num=self.batch)
+            found: list[list[bytes]] = read.execute()
+            self.backlog = any(len(part) == self.batch for part in found)
+            due = [raw for part in found for raw in part]
             if not due:
                 return 0
             trees = read_trees(client, [raw.decode() for raw in due])
@@ -97,7 +107,7 @@ class RetentionSweep:
             if later:
                 pipe = client.pipeline(transaction=False)
                 for root, at in later.items():
-                    pipe.zadd(keys.EXPIRY, {root: at}, xx=True)  # xx: never list again a tree removed meanwhile
+                    pipe.zadd(shards.expiry(root), {root: at}, xx=True)  # xx: never list again a tree removed meanwhile
                 pipe.execute()
             clean_gone(self.scripts, [t.root for t in trees if not t.exists] + [r for r, v in results.items() if v == "missing"])
             # Undelivered messages of a finished tree: deliver them now, so that the next look removes it.
@@ -132,14 +142,17 @@ class RetentionView:
         return text
 
 
-def read_retention_view(client: Redis) -> RetentionView:
-    """How many finished trees wait in `dolmen:expiry`, and the first one's due time."""
+def read_retention_view(client: Redis, shards: Shards | None = None) -> RetentionView:
+    """How many finished trees wait in the expiry index (all shards), and the first one's due time."""
+    shards = shards or sharding.load(client)
     with map_redis_errors():
         pipe = client.pipeline(transaction=False)
-        pipe.zcard(keys.EXPIRY)
-        pipe.zrange(keys.EXPIRY, 0, 0, withscores=True)
-        count, first = pipe.execute()
-    return RetentionView(int(count), int(first[0][1]) if first else None)
+        for key in shards.every("expiry"):
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0, withscores=True)
+        replies = pipe.execute()
+    firsts = [int(first[0][1]) for first in replies[1::2] if first]
+    return RetentionView(sum(int(count) for count in replies[0::2]), min(firsts) if firsts else None)
 
 
 def _whole(ms: int, *, round_up: bool = False) -> str:

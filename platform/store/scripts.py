@@ -18,7 +18,9 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
+from . import shards as sharding
 from .connection import Redis
+from .shards import Shards
 
 NAMES = (
     "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork",
@@ -96,6 +98,11 @@ class Pipeline:
         return self._count
 
     @property
+    def shards(self) -> Shards:
+        """The store's shards of the cross-tree keys (see `store.shards`)."""
+        return self.scripts.shards
+
+    @property
     def ordered(self) -> bool:
         """Whether the commands run in the order queued: not on a cluster, which sends each node its part at once."""
         return not isinstance(self.scripts.client, redis.RedisCluster)
@@ -161,14 +168,22 @@ class Pipeline:
 class Scripts:
     """The scripts, by name."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, *, shards: Shards | None = None) -> None:
         self.client = client
+        self._shards = shards
         self._sources = {name: source(name) for name in NAMES}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
         self._loaded = False
 
     def sha(self, name: str) -> str:
         return self._shas[name]
+
+    @property
+    def shards(self) -> Shards:
+        """The store's shards of the cross-tree keys, read (or set, at the store's first use) on first need."""
+        if self._shards is None:
+            self._shards = sharding.load(self.client)
+        return self._shards
 
     def load(self) -> None:
         """SCRIPT LOAD every script (once per server start; on every master of a cluster)."""

@@ -28,6 +28,7 @@ from typing import Any
 from . import keys
 from .records import CHILD_SUBMITTED, Outcome
 from .scripts import Scripts
+from .shards import Shards
 from .connection import Redis
 
 # A root's state field holding the idempotency key bound to it (removed with its tree).
@@ -180,16 +181,25 @@ def clean(scripts: Scripts, tombstones: list[Tombstone]) -> None:
     if not tombstones:
         return
     pipe = scripts.pipeline()
+    shards = scripts.shards
     for tomb in tombstones:
-        pipe.zrem(keys.EXECUTIONS, *tomb.members)
-        pipe.zrem(keys.ACTIVE, *tomb.members)
+        for shard, members in _by_shard(shards, tomb.members).items():
+            pipe.zrem(shards.key(shard, "executions"), *members)
+            pipe.zrem(shards.key(shard, "active"), *members)
         if tomb.idempotency_key:
             # Only while the key still names this tree: it may since have expired and been claimed anew.
             pipe.script("del_if_equal", [keys.idempotency(tomb.idempotency_key)], [tomb.root])
-        pipe.zrem(keys.EXPIRY, tomb.root)
-        pipe.zrem(keys.DIRTY, tomb.root)
+        pipe.zrem(shards.expiry(tomb.root), tomb.root)
+        pipe.zrem(shards.dirty(tomb.root), tomb.root)  # a bare root: a mark of an earlier version
         pipe.delete(keys.purged(tomb.root))
     pipe.execute()
+
+
+def _by_shard(shards: Shards, ids: Iterable[str]) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for execution_id in ids:
+        grouped.setdefault(shards.of(execution_id), []).append(execution_id)
+    return grouped
 
 
 def clean_gone(scripts: Scripts, roots: list[str]) -> None:

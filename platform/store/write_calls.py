@@ -102,9 +102,9 @@ def finish_effects(write: FinishWrite, reply: Any, *, with_parent_commit: bool) 
     def also(pipe: Any) -> None:
         ack_entries(pipe, write.entries)
         if not with_parent_commit and not continued:
-            pipe.zrem(keys.ACTIVE, execution_id)
+            pipe.zrem(pipe.shards.active(execution_id), execution_id)
         if write.clear_timer is not None:
-            pipe.zrem(keys.TIMERS, json.dumps(write.clear_timer, sort_keys=True))
+            pipe.zrem(pipe.shards.timers(str(write.clear_timer["id"])), json.dumps(write.clear_timer, sort_keys=True))
 
     messages = ([write.wake] if int(reply[1]) else []) + ([write.expire] if write.expire else []) + continued
     return messages, also

@@ -8,10 +8,10 @@ import time
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import RetryPolicy
-from dolmen.platform.store import keys
 from tests.support.cli import run_platform
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes, activity, deploy, workflow
+from tests.support import indexes
 
 A = "testing:act/basic@1.0.0"
 F = "testing:wf/flows@1.0.0"
@@ -76,7 +76,7 @@ def test_purge_filters_dry_run_and_output(redis_url: str, processes: Processes, 
         shown = purge(redis_url, "executions", "show", execution_id)
         assert shown.returncode == 3 and "does not exist, or was removed once its retention passed" in shown.stderr
         assert not list(client.redis.scan_iter(match=f"*{{{execution_id}}}*"))
-    assert client.redis.zcard(keys.EXECUTIONS) == 1 and client.get(running).status != "finished"
+    assert indexes.zcard(client.redis, "executions") == 1 and client.get(running).status != "finished"
 
     wrong = purge(redis_url, "executions", "purge", "--status", "running")
     assert wrong.returncode == 2 and "only finished executions are purged, not running ones" in wrong.stderr

@@ -21,12 +21,14 @@ from dolmen.platform.client import Client
 from dolmen.platform.errors import StoreError
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.async_batch import AsyncBatcher
-from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster
+from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster, known_keys
+from dolmen.platform.store.leases import Leases
 from dolmen.platform.store.scripts import Scripts
 from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.servers import ValkeyForTests, flush
+from tests.support import indexes
 
 A = "testing:act/basic@1.0.0"
 F = "testing:wf/flows@1.0.0"
@@ -82,6 +84,32 @@ def test_workflows_with_children_and_join_sets_run_on_a_cluster(
     states = [client.wait(root, 120) for root in roots]
     assert [s.outcome.value for s in states if s.outcome is not None] == [30] * 10 + [930]
     assert masters_holding(client.redis, f"{keys.PREFIX}:{{E_*}}:*:state") >= 2  # type: ignore[arg-type]
+    # Two shards per master: every master holds queues and indexes, and each shard its share of the executions.
+    shards = indexes.shards_of(client.redis)
+    assert shards.count == 6
+    assert masters_holding(client.redis, f"{keys.PREFIX}:{{s*}}:q:*") == 3  # type: ignore[arg-type]
+    assert all(client.redis.zcard(key) for key in shards.every("executions"))
+
+
+def test_script_calls_and_stream_reads_need_no_key_lookups_on_the_server(redis_url: str) -> None:
+    """redis-py asks a node for the keys of EVALSHA and XREADGROUP (COMMAND GETKEYS); Dolmen's client reads them itself."""
+    client = connect(redis_url)
+    assert isinstance(client, redis.RedisCluster)
+    for node in client.get_primaries():
+        client.config_resetstat(target_nodes=node)  # type: ignore[call-arg]
+    leases = Leases(client)
+    leases.read_now([([f"{A}.double"], 10)], "r1")
+    leases.read("r1", [f"{A}.double"], 10, 1)
+    pipe = leases.scripts.pipeline()
+    for root in ("E_A", "E_B", "E_C"):
+        outbox.mark_dirty(pipe, outbox.dirty_mark(root))
+    pipe.execute()
+    lookups = sum(
+        int(client.info("commandstats", target_nodes=node).get("cmdstat_command|getkeys", {}).get("calls", 0))  # type: ignore[call-arg, union-attr]
+        for node in client.get_primaries()
+    )
+    assert lookups == 0
+    client.close()
 
 
 def test_the_gateway_invokes_and_waits_on_a_cluster(redis_url: str, processes: Processes, data_dir: Path) -> None:
@@ -98,6 +126,13 @@ def test_the_gateway_invokes_and_waits_on_a_cluster(redis_url: str, processes: P
             assert len(listed["executions"]) == 20
     finally:
         gateway.stop()
+
+
+def test_keys_are_read_from_script_calls_and_stream_reads() -> None:
+    assert known_keys(("EVALSHA", "abc", 2, "k1", "k2", "arg")) == ["k1", "k2"]
+    assert known_keys(("XREADGROUP", "GROUP", "g", "c", "COUNT", 5, "STREAMS", "s1", "s2", ">", ">")) == ["s1", "s2"]
+    assert known_keys((b"XREAD", b"BLOCK", 10, b"STREAMS", b"s", b"0")) == [b"s"]
+    assert known_keys(("GET", "k")) is None
 
 
 def test_an_unreachable_node_is_a_plain_error(tmp_path: Path) -> None:
@@ -117,7 +152,7 @@ def test_a_call_that_must_run_first_holds_back_the_rest_of_its_pipeline(redis_ur
     scripts = Scripts(client)
     pipe = scripts.pipeline()
     assert not pipe.ordered
-    pipe.script("mark_dirty", [keys.DIRTY], ["not-a-number-of-args"], first=True)  # refused: too few arguments
+    pipe.script("mark_dirty", ["dolmen:{s0}:dirty"], ["not-a-number-of-args"], first=True)  # refused: too few arguments
     pipe.set("held-back", 1)
     results = pipe.execute(raise_errors=False)
     assert isinstance(results[0], Exception) and results[1] is results[0]
@@ -127,13 +162,13 @@ def test_a_call_that_must_run_first_holds_back_the_rest_of_its_pipeline(redis_ur
     outbox.mark_dirty(pipe, mark)
     pipe.set("sent", 1)
     pipe.execute()
-    assert client.get("sent") == b"1" and client.zscore(keys.DIRTY, mark) is not None
+    assert client.get("sent") == b"1" and indexes.zscore(client, "dirty", mark) is not None
 
     async def batched() -> list[object]:
         batcher = AsyncBatcher(connect_async(redis_url))
         try:
             commands = batcher.commands()
-            commands.script("mark_dirty", [keys.DIRTY], ["too", "many", "args"], first=True)
+            commands.script("mark_dirty", ["dolmen:{s0}:dirty"], ["too", "many", "args"], first=True)
             commands.execute_command("SET", "held-back-async", 1)
             return await batcher.execute(commands)
         finally:

@@ -19,11 +19,11 @@ import redis
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
 from dolmen.platform.errors import StoreError
-from dolmen.platform.store import keys
 from dolmen.platform.store.connection import map_redis_errors, seed_urls
 from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.platform import Processes, activity, deploy, workflow
+from tests.support import indexes
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_killing_the_master_of_the_queues_loses_no_execution(
     gateway = GatewayThread(GatewaySettings(redis_url=cluster.nodes[-1].url, data_dir=data_dir)).start()
     try:
         before = [client.submit(f"{F}.serial", [8]).execution_id for _ in range(20)]
-        victim = node_holding(cluster, keys.queue(A))
+        victim = node_holding(cluster, indexes.shards_of(client.redis).queue_in(0, A))
         cluster.nodes[victim].kill()
         killed_at = time.monotonic()
         # Submitted while the cluster fails over: through the gateway, which retries and reroutes.
@@ -98,7 +98,7 @@ def test_a_process_given_several_nodes_starts_while_the_first_is_down(
 ) -> None:
     """`--redis redis://A,B`: with node A dead (its replica took over), the processes find the cluster through B."""
     deploy(cluster.url, [activity()])
-    victim = node_holding(cluster, keys.queue(A))
+    victim = node_holding(cluster, indexes.shards_of(client.redis).queue_in(0, A))
     dead, alive = cluster.nodes[victim], next(n for n in cluster.nodes if n is not cluster.nodes[victim])
     dead.kill()
     cluster.wait_ok(60)

@@ -15,10 +15,10 @@ from pathlib import Path
 import redis
 
 from dolmen.platform.client import Client
-from dolmen.platform.store import keys
 from tests.deploy.conftest import F, Cli, Gate, deployment, write
 from tests.support.platform import Processes
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 DOUBLE = "testing:act/basic@1.0.0.double"
 FETCH = "testing:act/basic@1.0.0.fetch"
@@ -26,11 +26,13 @@ FETCH = "testing:act/basic@1.0.0.fetch"
 
 def queued(client: Client, ffqn: str) -> int:
     """How many entries the function's queue ever received (deleted ones included)."""
-    try:
-        info = client.redis.xinfo_stream(keys.queue(ffqn))
-    except redis.ResponseError:  # no such stream: nothing was ever queued
-        return 0
-    return int(info["entries-added"])
+    added = 0
+    for stream in indexes.shards_of(client.redis).queues(ffqn):
+        try:
+            added += int(client.redis.xinfo_stream(stream)["entries-added"])
+        except redis.ResponseError:  # no such stream: nothing was ever queued there
+            pass
+    return added
 
 
 def test_children_up_to_the_free_threads_skip_the_queue(workdir: Path, cli: Cli, processes: Processes, client: Client) -> None:

@@ -19,6 +19,7 @@ from tests.deploy.conftest import F, Cli, Gate, active_revision, deployment, wri
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 V2 = "testing:wf/flows@2.0.0"
 ACT = "testing:act/basic@1.0.0"
@@ -154,10 +155,12 @@ def test_runner_reads_old_queues_only_while_they_have_work(
 
 def idle_ms(client: redis.Redis, ffqn: str, consumer: str) -> int:
     """How long ago `consumer` last read (or tried to read) the queue of `ffqn`; a large number if never."""
-    try:
-        consumers = client.xinfo_consumers(keys.queue(ffqn), keys.QUEUE_GROUP)
-    except redis.ResponseError:
-        return 10**9
+    consumers = []
+    for stream in indexes.shards_of(client).queues(ffqn):
+        try:
+            consumers += client.xinfo_consumers(stream, keys.QUEUE_GROUP)
+        except redis.ResponseError:
+            pass
     for entry in consumers:
         if entry["name"] == consumer.encode():
             return int(entry["idle"])

@@ -26,6 +26,7 @@ from tests.gateway.helpers import ACT, PLATFORM, GatewayThread, Platform, deploy
 from tests.support.guests import DATA_DIR
 from tests.support.memory import FILLER, START_MAXMEMORY, Filler, valkey_with_maxmemory
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 NAP = f"{ACT}.nap"
 DOUBLE = f"{ACT}.double"
@@ -72,13 +73,14 @@ def http(full_platform: tuple[Platform, GatewayThread]) -> Iterator[httpx.Client
 
 def stored(client: redis.Redis) -> dict[str, Any]:
     """What executions leave in Valkey: their keys, queue lengths and indexes (not heartbeats, recovery marks, filler)."""
+    shards = indexes.shards_of(client)  # first: sets the count if no process has yet
     names = sorted(k.decode() for k in client.scan_iter(count=1000))  # type: ignore[union-attr]
-    skip = (FILLER, keys.DIRTY, "dolmen:processes")
+    skip = (FILLER, *shards.every("dirty"), "dolmen:processes")
     return {
         "keys": [n for n in names if not n.startswith(skip)],
-        "queues": {n: client.xlen(n) for n in names if n.startswith(keys.queue(""))},
-        "executions": client.zcard(keys.EXECUTIONS),
-        "active": client.zcard(keys.ACTIVE),
+        "queues": {n: client.xlen(n) for n in names if ":q:" in n},
+        "executions": indexes.zcard(client, "executions"),
+        "active": indexes.zcard(client, "active"),
     }
 
 

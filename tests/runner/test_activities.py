@@ -11,9 +11,9 @@ import pytest
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import RetryPolicy
 from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooLargeError, UsageError
-from dolmen.platform.store import keys
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 
 A = "testing:act/basic@1.0.0"
@@ -193,7 +193,7 @@ def test_bad_input_creates_nothing(redis_url: str, client: Client) -> None:
         client.submit(f"{A}.double", [1], idempotency_key="k" * 257)
     with pytest.raises(UsageError, match="1 to 256 characters, got 0"):
         client.submit(f"{A}.double", [1], idempotency_key="")
-    assert client.redis.zcard(keys.EXECUTIONS) == 0
+    assert indexes.zcard(client.redis, "executions") == 0
 
 
 def test_idempotent_submission(redis_url: str, processes: Processes, client: Client) -> None:
@@ -207,4 +207,4 @@ def test_idempotent_submission(redis_url: str, processes: Processes, client: Cli
     assert client.submit(f"{A}.double", [3], execution_id=explicit).created
     assert not client.submit(f"{A}.double", [3], execution_id=explicit).created
     wait_for(lambda: client.get(explicit).status == "finished", what="the explicit execution to finish")
-    assert client.redis.zcard(keys.EXECUTIONS) == 2
+    assert indexes.zcard(client.redis, "executions") == 2

@@ -9,11 +9,11 @@ import pytest
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig
 from dolmen.platform.errors import PayloadTooLargeError
-from dolmen.platform.store import keys
 from dolmen.platform.store.records import ExecutionState
 from dolmen.platform.wit.limits import DEFAULT_MAX_VALUE_BYTES
 from tests.support.guests import build_guest
 from tests.support.platform import Processes, deploy
+from tests.support import indexes
 
 FAULTS = "test:faults/faults@1.0.0"
 FLOWS = "testing:wf-values/flows@1.0.0"
@@ -87,7 +87,7 @@ def test_params_over_the_limit_are_refused_at_submission(running: Processes, cli
         client.submit(f"{FAULTS}.measure", [[7] * (LIMIT // 2)])
     assert str(caught.value).startswith(f"the JSON of the params is {LIMIT + 3} bytes, over the limit of {LIMIT} bytes")
     assert "DOLMEN_MAX_VALUE_BYTES" in str(caught.value)
-    assert client.redis.zcard(keys.EXECUTIONS) == 0
+    assert indexes.zcard(client.redis, "executions") == 0
 
 
 @pytest.mark.parametrize(
@@ -106,7 +106,7 @@ def test_workflow_call_params_over_the_limit_fail_it_without_a_child(
     flow = client.submit(f"{FLOWS}.send-bytes", [size])
     assert_failed_once_as_too_large(client, flow.execution_id, message_start)
     assert event_types(client, flow.execution_id) == ["created", "finished"]
-    assert client.redis.zcard(keys.EXECUTIONS) == 1
+    assert indexes.zcard(client.redis, "executions") == 1
 
 
 def test_workflow_values_within_the_limit_work(running: Processes, client: Client) -> None:

@@ -16,7 +16,6 @@ import pytest
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import RetryPolicy
-from dolmen.platform.store import keys
 from tests.runner.faults import (
     SLOW,
     SLOW_CALL,
@@ -29,6 +28,7 @@ from tests.runner.faults import (
 )
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 pytestmark = pytest.mark.slow
 
@@ -141,14 +141,15 @@ def test_new_owner_killed_and_no_runner_left(redis_url: str, processes: Processe
     wait_for(lambda: client.get(child_id).owner == "first", what="the child to run inline")
 
     def timer_of_child() -> bool:
-        return any(child_id in m.decode() for m in client.redis.zrange(keys.TIMERS, 0, -1))  # type: ignore[union-attr]
+        return any(child_id in m.decode() for m in indexes.zmembers(client.redis, "timers"))  # type: ignore[union-attr]
 
     # The recovery timer fires while the lease is alive (the lock is refused) and is removed; then the
     # entry it enqueued is lost too, so once the runner is gone nothing but the repair sweep knows
     # about the child.
     wait_for(timer_of_child, timeout=5, what="the child's recovery timer")
     wait_for(lambda: not timer_of_child(), timeout=10, what="the child's recovery timer to fire")
-    client.redis.xtrim(keys.queue(SLOW), maxlen=0)
+    for stream in indexes.shards_of(client.redis).queues(SLOW):
+        client.redis.xtrim(stream, maxlen=0)
     assert client.get(child_id).owner == "first"
     kill(first)
     second = processes.runner("--concurrency", "2", "--name", "second")

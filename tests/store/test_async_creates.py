@@ -23,6 +23,7 @@ from dolmen.platform.store.connection import connect_async
 from dolmen.platform.store.executions import Created, ExecutionStore, NewExecution
 from tests.support.finishing import kill_connections
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 ACT = "t:p/i@1.0.0.act"
 T = TypeVar("T")
@@ -49,7 +50,7 @@ def run(redis_url: str, test: Callable[[AsyncCreates], Awaitable[T]]) -> T:
 
 
 def queued(client: redis.Redis) -> list[str]:
-    return [f[b"id"].decode() for _, f in client.xrange(keys.queue(ACT))]  # type: ignore[union-attr]
+    return [f[b"id"].decode() for _, f in indexes.queue_entries(client, ACT)]  # type: ignore[union-attr]
 
 
 def written(client: redis.Redis, execution_id: str) -> dict[str, Any]:
@@ -62,10 +63,10 @@ def written(client: redis.Redis, execution_id: str) -> dict[str, Any]:
         "state": state,
         "created": {k: v for k, v in created[1].items() if k != b"at"},
         "queued": queued(client).count(execution_id),
-        "indexed": [client.zscore(keys.EXECUTIONS, execution_id) is not None, client.zscore(keys.ACTIVE, execution_id) is not None],
+        "indexed": [indexes.zscore(client, "executions", execution_id) is not None, indexes.zscore(client, "active", execution_id) is not None],
         "outbox": client.llen(keys.outbox(execution_id)),
         # The writer removed its own mark once the effects were out.
-        "dirty": [m for m in client.zrange(keys.DIRTY, 0, -1) if m.decode().startswith(execution_id)],  # type: ignore[union-attr]
+        "dirty": [m for m in indexes.zmembers(client, "dirty") if m.decode().startswith(execution_id)],  # type: ignore[union-attr]
     }
 
 
@@ -130,7 +131,7 @@ def test_concurrent_creates_share_round_trips_and_all_get_enqueued(client: redis
     assert round_trips <= 10
     wait_for(lambda: len(queued(client)) == 200, timeout=10, what="every create's enqueue")
     assert sorted(queued(client)) == sorted(e.id for e in executions)
-    assert client.zcard(keys.ACTIVE) == 200
+    assert indexes.zcard(client, "active") == 200
     assert all(client.llen(keys.outbox(e.id)) == 0 for e in executions)
 
 
@@ -139,6 +140,7 @@ def test_a_caller_that_gives_up_still_gets_its_execution_enqueued(client: redis.
     execution = new()
 
     async def test(creates: AsyncCreates) -> None:
+        await creates.batcher.ready()  # the store's shards are known, as after a gateway's first create
         task = asyncio.create_task(creates.create(execution))
         await asyncio.sleep(0)  # queued in the batcher
         task.cancel()

@@ -12,6 +12,7 @@ from dolmen.platform.store.executions import ExecutionStore, NewExecution
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.scripts import Scripts
+from tests.support import indexes
 
 ACT = "t:p/i@1.0.0.act"
 WF = "t:p/i@1.0.0.wf"
@@ -35,14 +36,14 @@ def parent_with_child(client: redis.Redis, leases: Leases) -> tuple[str, Lease]:
         state_extra={"js": "", "parent_ffqn": WF},
     )  # fmt: skip
     store.create(child)
-    client.delete(keys.queue(ACT), keys.queue(WF))
+    indexes.delete_queues(client, ACT, WF)
     lease = leases.lock(child.id, "r1", 30_000)
     assert isinstance(lease, Lease)
     return parent.id, lease
 
 
 def queued(client: redis.Redis, ffqn: str) -> list[str]:
-    return [f[b"id"].decode() for _, f in client.xrange(keys.queue(ffqn))]  # type: ignore[union-attr]
+    return [f[b"id"].decode() for _, f in indexes.queue_entries(client, ffqn)]  # type: ignore[union-attr]
 
 
 def test_effects_follow_the_write_in_the_background(client: redis.Redis) -> None:
@@ -54,7 +55,7 @@ def test_effects_follow_the_write_in_the_background(client: redis.Redis) -> None
         leases.finish(lease, Outcome(value=1))
         assert deliveries.flush()
         assert queued(client, WF) == [parent]  # the parent was woken
-        assert client.zscore(keys.ACTIVE, lease.id) is None
+        assert indexes.zscore(client, "active", lease.id) is None
         assert client.llen(keys.outbox(ExecutionId(parent).root)) == 0
     finally:
         deliveries.close()
@@ -68,7 +69,7 @@ def test_the_sweep_delivers_what_a_dead_writer_left(client: redis.Redis) -> None
     assert queued(client, WF) == []  # accepted, but its effects died with the writer
     assert outbox.sweep(scripts, older_than_ms=0) == 1
     assert queued(client, WF) == [parent]
-    assert client.zcard(keys.DIRTY) == 0
+    assert indexes.zcard(client, "dirty") == 0
 
 
 def test_the_next_write_carries_queued_effects_or_gives_them_back(client: redis.Redis) -> None:
@@ -94,7 +95,7 @@ def test_writers_remove_their_own_dirty_marks(client: redis.Redis) -> None:
     """Creates, locks, failed attempts, finishes and their parents' wake-ups leave no mark behind: no sweep needed."""
     scripts = Scripts(client)
     for deliveries in (None, Deliveries(scripts)):
-        client.delete(keys.DIRTY)
+        indexes.delete(client, "dirty")
         leases = Leases(client, scripts, deliveries=deliveries)
         parent, lease = parent_with_child(client, leases)
         leases.fail_attempt(lease, {"error": {"kind": "trap", "message": "x"}}, retry_at=0)
@@ -105,7 +106,7 @@ def test_writers_remove_their_own_dirty_marks(client: redis.Redis) -> None:
             assert deliveries.flush()
             deliveries.close()
         assert queued(client, WF) == [parent]  # the effects were delivered
-        assert client.zcard(keys.DIRTY) == 0
+        assert indexes.zcard(client, "dirty") == 0
 
 
 def test_a_mark_removed_by_its_writer_never_hides_another_writers_message(client: redis.Redis) -> None:
@@ -116,7 +117,7 @@ def test_a_mark_removed_by_its_writer_never_hides_another_writers_message(client
     """
     scripts = Scripts(client)
     root = ExecutionId.new().value
-    client.delete(keys.queue(ACT))
+    indexes.delete_queues(client, ACT)
     mark_a = outbox.dirty_mark(root)
     pipe = scripts.pipeline()
     outbox.mark_dirty(pipe, mark_a)
@@ -127,17 +128,17 @@ def test_a_mark_removed_by_its_writer_never_hides_another_writers_message(client
     pipe.rpush(keys.outbox(root), message_b)
     pipe.execute()
     outbox.deliver(scripts, root, [message_b], mark=mark_b)
-    assert [m.decode() for m in client.zrange(keys.DIRTY, 0, -1)] == [mark_a]  # type: ignore[union-attr]
+    assert [m.decode() for m in indexes.zmembers(client, "dirty")] == [mark_a]  # type: ignore[union-attr]
     client.rpush(keys.outbox(root), outbox.enqueue_msg(ACT, "E_A"))  # A's script, then A dies
     assert outbox.sweep(scripts, older_than_ms=0) == 1
-    assert queued(client, ACT) == ["E_B", "E_A"] and client.zcard(keys.DIRTY) == 0
+    assert queued(client, ACT) == ["E_B", "E_A"] and indexes.zcard(client, "dirty") == 0
 
 
 def test_a_fan_outs_start_messages_go_out_grouped_per_key(client: redis.Redis) -> None:
     """2,500 children's enqueue, index and timer messages: each lands once, the outbox empties, in a few script calls."""
     scripts = Scripts(client)
     root = ExecutionId.new()
-    client.delete(keys.queue(ACT))
+    indexes.delete_queues(client, ACT)
     children = [root.child(i).value for i in range(1, 2501)]
     messages = [m for cid in children for m in (outbox.enqueue_msg(ACT, cid), outbox.index_msg(cid, 1000))]
     messages.append(outbox.timer_msg(5000, outbox.timer_member("enqueue", ffqn=ACT, id=children[0])))
@@ -155,10 +156,10 @@ def test_a_fan_outs_start_messages_go_out_grouped_per_key(client: redis.Redis) -
         pipe.execute()
         assert client.llen(keys.outbox(root.value)) == len(messages)
         outbox.deliver_all(scripts, later)
-    entries = client.xrange(keys.queue(ACT))
+    entries = indexes.queue_entries(client, ACT)
     assert sorted(fields[b"id"].decode() for _, fields in entries) == sorted(children)
-    assert client.zmscore(keys.EXECUTIONS, children) == [1000.0] * len(children)
+    assert indexes.zmscore(client, "executions", children) == [1000.0] * len(children)
     # The replaced execution left `active` after the ZADDs put it there.
-    assert client.zscore(keys.ACTIVE, children[1]) is None and client.zscore(keys.ACTIVE, children[2]) == 1000.0
-    assert client.zscore(keys.TIMERS, '{"ffqn": "t:p/i@1.0.0.act", "id": "%s", "op": "enqueue"}' % children[0]) == 5000.0
+    assert indexes.zscore(client, "active", children[1]) is None and indexes.zscore(client, "active", children[2]) == 1000.0
+    assert indexes.zscore(client, "timers", '{"ffqn": "t:p/i@1.0.0.act", "id": "%s", "op": "enqueue"}' % children[0]) == 5000.0
     assert client.llen(keys.outbox(root.value)) == 0

@@ -24,6 +24,7 @@ from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.repair import RepairSweep
 from dolmen.platform.store.scripts import Scripts
 from tests.support.faultproxy import FaultProxy, proxy_to
+from tests.support import indexes
 
 ACT = "t:p/i@1.0.0.act"
 WF = "t:p/i@1.0.0.wf"
@@ -86,8 +87,8 @@ def test_lost_reply_of_a_commit_appends_each_request_once(
     assert [e.type for e in tail] == ["delay_requested", "child_submitted"]
     assert types(direct, wf.id) == ["created", "delay_requested", "child_submitted"]
     assert types(direct, child.id) == ["created"]
-    assert direct.xlen(keys.queue(ACT)) == 1  # the child was enqueued once
-    assert direct.zscore(keys.ACTIVE, child.id) is not None
+    assert indexes.queue_len(direct, ACT) == 1  # the child was enqueued once
+    assert indexes.zscore(direct, "active", child.id) is not None
 
 
 def test_lost_reply_of_a_finish_is_not_mistaken_for_a_takeover(
@@ -100,7 +101,7 @@ def test_lost_reply_of_a_finish_is_not_mistaken_for_a_takeover(
     leases.finish(lease, Outcome(value=7))  # would raise FencedError('finished') without write ids
     assert proxy.dropped_replies == 1
     assert types(direct, act.id) == ["created", "finished"]
-    assert direct.zscore(keys.ACTIVE, act.id) is None
+    assert indexes.zscore(direct, "active", act.id) is None
 
 
 def test_lost_reply_of_a_failed_attempt_and_of_a_lock(direct: redis.Redis, leases: Leases, proxy: FaultProxy) -> None:
@@ -114,7 +115,7 @@ def test_lost_reply_of_a_failed_attempt_and_of_a_lock(direct: redis.Redis, lease
     proxy.drop_next_reply(b"EVALSHA")
     leases.fail_attempt(lease, {"error": {"kind": "trap", "message": "x"}}, now_ms() + 60_000)
     assert types(direct, act.id) == ["created", "attempt_failed"]
-    assert direct.zcard(keys.TIMERS) == 1
+    assert indexes.zcard(direct, "timers") == 1
 
 
 def test_lost_reply_of_a_block(direct: redis.Redis, leases: Leases, proxy: FaultProxy) -> None:
@@ -152,16 +153,16 @@ def test_a_stale_runners_refused_finish_changes_nothing(direct: redis.Redis, lea
     time.sleep(0.01)
     taken = leases.lock(act.id, "r2", 30_000)
     assert isinstance(taken, Lease)
-    pending_before = direct.xpending(keys.queue(ACT), keys.QUEUE_GROUP)
+    pending_before = direct.xpending(indexes.queue_key(direct, ACT, act.id), keys.QUEUE_GROUP)
     with pytest.raises(FencedError):
         leases.finish(stale, Outcome(value="stale"), entries=[entry])
-    assert direct.xpending(keys.queue(ACT), keys.QUEUE_GROUP) == pending_before
-    assert direct.xlen(keys.queue(ACT)) == 1
-    assert direct.zscore(keys.ACTIVE, act.id) is not None
+    assert direct.xpending(indexes.queue_key(direct, ACT, act.id), keys.QUEUE_GROUP) == pending_before
+    assert indexes.queue_len(direct, ACT) == 1
+    assert indexes.zscore(direct, "active", act.id) is not None
     assert types(direct, act.id) == ["created", "attempt_lost"]
     leases.finish(taken, Outcome(value="new owner"), entries=[entry])
     assert types(direct, act.id) == ["created", "attempt_lost", "finished"]
-    assert direct.zscore(keys.ACTIVE, act.id) is None
+    assert indexes.zscore(direct, "active", act.id) is None
 
 
 def test_repair_sweep_requeues_what_lost_its_queue_entry(direct: redis.Redis) -> None:
@@ -169,11 +170,11 @@ def test_repair_sweep_requeues_what_lost_its_queue_entry(direct: redis.Redis) ->
     store = ExecutionStore(direct, scripts)
     act = new("activity", ffqn=ACT)
     store.create(act)
-    direct.delete(keys.queue(ACT))  # the entry is gone (acked by a stale runner, say)
+    indexes.delete_queues(direct, ACT)  # the entry is gone (acked by a stale runner, say)
     sweep = RepairSweep(direct, scripts, stale_ms=1000)
     assert sweep.step(now_ms()) == 0  # not stale yet
     assert sweep.step(now_ms() + 5000) == 1
-    assert [f[b"id"].decode() for _, f in direct.xrange(keys.queue(ACT))] == [act.id]
+    assert [f[b"id"].decode() for _, f in indexes.queue_entries(direct, ACT)] == [act.id]
     assert sweep.step(now_ms() + 5000) == 0  # marked: not again until stale again
 
 
@@ -184,9 +185,9 @@ def test_repair_sweep_requeues_an_expired_lease_and_drops_finished(direct: redis
     locked(leases, store, running, ttl=1)
     lease = locked(leases, store, done)
     leases.finish(lease, Outcome(value=1))
-    direct.zadd(keys.ACTIVE, {done.id: 1})  # as if the writer died before removing it
-    direct.delete(keys.queue(ACT))
+    indexes.zadd(direct, "active", {done.id: 1})  # as if the writer died before removing it
+    indexes.delete_queues(direct, ACT)
     sweep = RepairSweep(direct, scripts, stale_ms=1000)
     assert sweep.step(now_ms() + 5000) == 1
-    assert direct.zscore(keys.ACTIVE, done.id) is None
-    assert [f[b"id"].decode() for _, f in direct.xrange(keys.queue(ACT))] == [running.id]
+    assert indexes.zscore(direct, "active", done.id) is None
+    assert [f[b"id"].decode() for _, f in indexes.queue_entries(direct, ACT)] == [running.id]

@@ -23,6 +23,7 @@ from dolmen.platform.store.records import Failure, Outcome
 from dolmen.platform.store.retention import DEFAULT_RETENTION_MS, RetentionSweep, RetentionView, read_retention_view, root_fields
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.trees import read_trees, remove_trees
+from tests.support import indexes
 
 WF = "t:p/flows@1.0.0.run"
 ACT = "t:p/acts@1.0.0.work"
@@ -43,8 +44,8 @@ def tree_keys(client: redis.Redis, root: str) -> list[str]:
     return sorted(k.decode() for k in client.scan_iter(match=f"*{{{root}}}*", count=1000))  # type: ignore[union-attr]
 
 
-def indexed(client: redis.Redis, index: str, ids: list[str]) -> list[str]:
-    return [i for i in ids if client.zscore(index, i) is not None]
+def indexed(client: redis.Redis, kind: str, ids: list[str]) -> list[str]:
+    return [i for i in ids if indexes.zscore(client, kind, i) is not None]
 
 
 def build(
@@ -107,7 +108,7 @@ def scripts(client: redis.Redis) -> Scripts:
 
 
 def expiry(client: redis.Redis, root: str) -> int | None:
-    score = client.zscore(keys.EXPIRY, root)
+    score = indexes.zscore(client, "expiry", root)
     return None if score is None else int(score)
 
 
@@ -119,19 +120,19 @@ def test_a_finished_tree_goes_whole_once_its_retention_passed(client: redis.Redi
     assert expiry(client, built.root) == finished_at + 60_000
     written = tree_keys(client, built.root)
     assert {keys.state(i) for i in built.ids} | {keys.log(i) for i in built.ids} <= set(written)
-    assert indexed(client, keys.EXECUTIONS, built.ids) == built.ids
+    assert indexed(client, "executions", built.ids) == built.ids
     others = tree_keys(client, other.root)
     sweep = RetentionSweep(scripts)
     assert sweep.step(finished_at + 59_999) == 0
     assert tree_keys(client, built.root) == written, "removed before its retention passed"
     assert sweep.step(finished_at + 60_000) == 1
     assert tree_keys(client, built.root) == []
-    assert indexed(client, keys.EXECUTIONS, built.ids) == [] and indexed(client, keys.ACTIVE, built.ids) == []
+    assert indexed(client, "executions", built.ids) == [] and indexed(client, "active", built.ids) == []
     assert expiry(client, built.root) is None
     assert client.get(keys.idempotency("order-17")) is None
-    assert client.zscore(keys.DIRTY, built.root) is None
+    assert indexes.zscore(client, "dirty", built.root) is None
     assert ExecutionStore(client).get(built.root) is None
-    assert tree_keys(client, other.root) == others and indexed(client, keys.EXECUTIONS, other.ids) == other.ids
+    assert tree_keys(client, other.root) == others and indexed(client, "executions", other.ids) == other.ids
 
 
 def test_retention_defaults_to_seven_days(client: redis.Redis) -> None:
@@ -145,7 +146,7 @@ def test_retention_defaults_to_seven_days(client: redis.Redis) -> None:
 def test_an_unfinished_tree_is_never_removed(client: redis.Redis, scripts: Scripts) -> None:
     """A root not finished stays, even listed as due by mistake; a finished root waits for a descendant still running."""
     running = build(client, retention_ms=1000, finish_root=False)
-    client.zadd(keys.EXPIRY, {running.root: 1})  # listed by mistake
+    indexes.zadd(client, "expiry", {running.root: 1})  # listed by mistake
     waiting = build(client, retention_ms=1000, leave_running="1.1")
     finished_at = int(client.hget(keys.state(waiting.root), "finished_at"))  # type: ignore[arg-type]
     running_keys, waiting_keys = tree_keys(client, running.root), tree_keys(client, waiting.root)
@@ -183,7 +184,7 @@ def test_a_cancelled_pending_root_starts_its_retention(client: redis.Redis, scri
     finished_at = int(client.hget(keys.state(root), "finished_at"))  # type: ignore[arg-type]
     assert expiry(client, root) == finished_at + 5000
     assert RetentionSweep(scripts).step(finished_at + 5000) == 1
-    assert tree_keys(client, root) == [] and client.zscore(keys.EXECUTIONS, root) is None
+    assert tree_keys(client, root) == [] and indexes.zscore(client, "executions", root) is None
 
 
 def test_an_interrupted_removal_is_finished_from_its_tombstone(client: redis.Redis, scripts: Scripts) -> None:
@@ -197,11 +198,11 @@ def test_an_interrupted_removal_is_finished_from_its_tombstone(client: redis.Red
     reply = scripts("remove_tree", script_keys, [tombstone, 60, *(m.log_length for m in tree.members)])
     assert reply[0] == b"removed"
     assert tree_keys(client, built.root) == [keys.purged(built.root)]
-    assert indexed(client, keys.EXECUTIONS, built.ids) == built.ids  # not cleaned yet
+    assert indexed(client, "executions", built.ids) == built.ids  # not cleaned yet
     finished_at = expiry(client, built.root)
     assert RetentionSweep(scripts).step(finished_at + 1) == 0  # type: ignore[operator]
     assert tree_keys(client, built.root) == []
-    assert indexed(client, keys.EXECUTIONS, built.ids) == [] and expiry(client, built.root) is None
+    assert indexed(client, "executions", built.ids) == [] and expiry(client, built.root) is None
     assert client.get(keys.idempotency("k-interrupted")) is None
 
 
@@ -228,7 +229,7 @@ def test_the_sweep_is_bounded_and_says_when_more_is_due(client: redis.Redis, scr
     assert sweep.step(later) == 2 and sweep.backlog
     assert sweep.step(later) == 2 and sweep.backlog
     assert sweep.step(later) == 1 and not sweep.backlog
-    assert client.zcard(keys.EXPIRY) == 0 and client.zcard(keys.EXECUTIONS) == 0
+    assert indexes.zcard(client, "expiry") == 0 and indexes.zcard(client, "executions") == 0
     assert all(tree_keys(client, root) == [] for root in roots)
 
 
@@ -255,7 +256,7 @@ def test_purge_picks_trees_by_time_function_and_outcome(client: redis.Redis, scr
     assert [(t.execution_id, t.outcome) for t in purged] == [(failed.root, "trap")]
     assert [t.execution_id for t in purge_trees(scripts, PurgeFilter(now_ms(), status="ok", ffqn=WF)).purged] == [ok.root]
     for gone in (ok, err, failed):
-        assert tree_keys(client, gone.root) == [] and indexed(client, keys.EXECUTIONS, gone.ids) == []
+        assert tree_keys(client, gone.root) == [] and indexed(client, "executions", gone.ids) == []
         assert expiry(client, gone.root) is None
     rest = purge_trees(scripts, PurgeFilter(now_ms()))
     assert [t.execution_id for t in rest.purged] == [other.root]
@@ -280,20 +281,21 @@ def test_purge_pages_through_the_index_without_missing_or_repeating(client: redi
 
     monkeypatch.setattr(purge, "_PAGE", 3)
     scores = {f"E_{i:02d}": 1000 + i // 5 for i in range(17)}
-    client.zadd(keys.EXECUTIONS, {**scores, "E_00.1": 1000, "E_99": 5000})
-    walked = [root for page in purge._pages(client, 2000) for root in page]
+    key = "dolmen:{s0}:executions"  # one shard's index
+    client.zadd(key, {**scores, "E_00.1": 1000, "E_99": 5000})
+    walked = [root for page in purge._pages(client, key, 2000) for root in page]
     assert walked == sorted(scores, key=lambda r: (scores[r], r))
 
 
 def test_what_retention_keeps_is_counted_for_platform_status(client: redis.Redis) -> None:
     """The trees listed for removal, and when the first one goes, in one line for `platform status`."""
-    client.delete(keys.EXPIRY)
+    indexes.delete(client, "expiry")
     assert read_retention_view(client) == RetentionView(0, None)
     assert RetentionView(0, None).describe(0) == "0 finished trees kept (retention 7d unless the deployment sets one)"
-    client.zadd(keys.EXPIRY, {"E_A": 10_000_000, "E_B": 5_000_000})
+    indexes.zadd(client, "expiry", {"E_A": 10_000_000, "E_B": 5_000_000})
     view = read_retention_view(client)
     assert view == RetentionView(2, 5_000_000)
     assert view.describe(5_000_000 - 7_200_000 + 1) == "2 finished trees kept (retention 7d unless the deployment sets one); the next is removed in 2h"
     assert view.describe(6_000_000).endswith("; the next is due now")
     assert RetentionView(1, None, 90_000).describe(0) == "1 finished tree kept (retention 1m unless the deployment sets one)"
-    client.delete(keys.EXPIRY)
+    indexes.delete(client, "expiry")

@@ -13,6 +13,7 @@ from dolmen.platform.store.scripts import Scripts
 from tests.store.test_retention import build, tree_keys
 from tests.support.memory import full_client, full_valkey  # noqa: F401 - fixtures
 from tests.support.memory import Filler, refuses_writes
+from tests.support import indexes
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def test_the_sweep_and_purge_remove_trees_when_valkey_is_full(client: redis.Redi
     Filler(client).fill()
     assert RetentionSweep(scripts).step(finished_at + 1000) == 1
     assert tree_keys(client, expired.root) == [] and client.get(keys.idempotency("full-expired")) is None
-    assert all(client.zscore(keys.EXECUTIONS, i) is None for i in expired.ids)
+    assert all(indexes.zscore(client, "executions", i) is None for i in expired.ids)
     assert [t.execution_id for t in purge_trees(scripts, PurgeFilter(finished_at + 10_000)).purged] == [other.root]
-    assert tree_keys(client, other.root) == [] and client.zcard(keys.EXPIRY) == 0
+    assert tree_keys(client, other.root) == [] and indexes.zcard(client, "expiry") == 0
     assert refuses_writes(client), "the test meant Valkey to be full throughout"

@@ -15,6 +15,7 @@ import redis
 
 from dolmen.platform.store import keys
 from dolmen.platform.store.scripts import Scripts
+from tests.support import indexes
 
 E = "E_01JTESTSCRIPTS000000000000"
 CHILD = f"{E}.1"
@@ -345,18 +346,20 @@ def test_deliver_appends_a_response_once(client: redis.Redis, scripts: Scripts) 
 
 
 def test_untimer_keeps_a_timer_armed_again(client: redis.Redis, scripts: Scripts) -> None:
-    client.zadd(keys.TIMERS, {"m": 100})
-    client.zadd(keys.TIMERS, {"m": 200})  # a retry re-armed it after the scheduler read 100
-    assert scripts("zrem_unchanged", [keys.TIMERS], ["m", "100"]) == 0
-    assert client.zscore(keys.TIMERS, "m") == 200
-    assert scripts("zrem_unchanged", [keys.TIMERS], ["m", "200"]) == 1
-    assert client.zcard(keys.TIMERS) == 0
+    timers = "dolmen:{s0}:timers"
+    client.zadd(timers, {"m": 100})
+    client.zadd(timers, {"m": 200})  # a retry re-armed it after the scheduler read 100
+    assert scripts("zrem_unchanged", [timers], ["m", "100"]) == 0
+    assert client.zscore(timers, "m") == 200
+    assert scripts("zrem_unchanged", [timers], ["m", "200"]) == 1
+    assert client.zcard(timers) == 0
 
 
 def test_unmark_keeps_a_tree_marked_again(client: redis.Redis, scripts: Scripts) -> None:
-    client.zadd(keys.DIRTY, {E: 5})
-    assert scripts("zrem_unchanged", [keys.DIRTY], [E, "4"]) == 0
-    assert scripts("zrem_unchanged", [keys.DIRTY], [E, "5"]) == 1
+    dirty = indexes.key_of(client, "dirty", E)
+    client.zadd(dirty, {E: 5})
+    assert scripts("zrem_unchanged", [dirty], [E, "4"]) == 0
+    assert scripts("zrem_unchanged", [dirty], [E, "5"]) == 1
 
 
 def test_repair_only_when_nothing_changed(client: redis.Redis, scripts: Scripts) -> None:

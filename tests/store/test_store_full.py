@@ -55,6 +55,7 @@ from tests.store.test_scripts import (
 from tests.support.memory import full_client, full_valkey  # noqa: F401 - fixtures
 from tests.support.memory import FILLER, Filler, refuses_writes, used_memory
 from tests.support.polling import wait_for
+from tests.support import indexes
 
 ACT = "t:p/i@1.0.0.act"
 
@@ -172,9 +173,9 @@ def test_a_refused_create_is_a_store_full_error_naming_the_fix(client: redis.Red
     assert "full" in error.message and "nothing of it was stored" in error.message
     assert "`platform executions purge`" in error.message and "--maxmemory" in error.message
     assert store.get(new.id) is None and client.exists(keys.log(new.id), keys.outbox(new.id)) == 0
-    assert client.zcard(keys.EXECUTIONS) == 0 and client.exists(keys.queue(ACT)) == 0
+    assert indexes.zcard(client, "executions") == 0 and indexes.queue_exists(client, ACT) == 0
     outbox.sweep(scripts, older_than_ms=0)
-    assert client.zcard(keys.DIRTY) == 0
+    assert indexes.zcard(client, "dirty") == 0
 
 
 def test_map_redis_errors_translates_an_oom_reply_of_any_command(client: redis.Redis, filler: Filler) -> None:
@@ -198,12 +199,12 @@ def test_effects_of_an_accepted_write_are_carried_out_when_full(client: redis.Re
     finally:
         writer.close()
     root = ExecutionId(new.id).root
-    assert client.llen(keys.outbox(root)) == 2 and client.exists(keys.queue(ACT)) == 0
+    assert client.llen(keys.outbox(root)) == 2 and indexes.queue_exists(client, ACT) == 0
     filler.fill()
     assert outbox.sweep(scripts, older_than_ms=0) == 2
-    assert [f[b"id"].decode() for _, f in client.xrange(keys.queue(ACT))] == [new.id]  # type: ignore[union-attr]
-    assert client.zscore(keys.EXECUTIONS, new.id) is not None and client.zscore(keys.ACTIVE, new.id) is not None
-    assert client.llen(keys.outbox(root)) == 0 and client.zcard(keys.DIRTY) == 0
+    assert [f[b"id"].decode() for _, f in indexes.queue_entries(client, ACT)] == [new.id]  # type: ignore[union-attr]
+    assert indexes.zscore(client, "executions", new.id) is not None and indexes.zscore(client, "active", new.id) is not None
+    assert client.llen(keys.outbox(root)) == 0 and indexes.zcard(client, "dirty") == 0
     assert refuses_writes(client)  # still full: the effects went through, new writes do not
 
 
@@ -221,16 +222,16 @@ def test_a_timer_refused_when_full_stays_armed_and_fires_once_there_is_room(
         "deliver", id=workflow, ffqn=ACT, delay_id=f"{workflow}.d1", response={"delay_id": f"{workflow}.d1"}
     )
     for member in (retry, delay):
-        client.zadd(keys.TIMERS, {json.dumps(member, sort_keys=True): NOW})
+        indexes.zadd(client, "timers", {json.dumps(member, sort_keys=True): NOW})
     scheduler = Scheduler(client, scripts)
     filler.fill()
     assert scheduler.fire_due() == 0  # not raised: the sweeps and the retention that frees memory go on
-    assert client.zcard(keys.TIMERS) == 2 and client.exists(keys.queue(ACT)) == 0
+    assert indexes.zcard(client, "timers") == 2 and indexes.queue_exists(client, ACT) == 0
     assert [f[b"t"] for _, f in client.xrange(keys.log(workflow))] == [b"created"]  # type: ignore[union-attr]
     filler.free()
     wait_for(lambda: scheduler.fire_due() == 2, timeout=FULL_RETRY_S + 5, what="the timers to fire")
-    assert client.zcard(keys.TIMERS) == 0
-    assert len(client.xrange(keys.queue(ACT))) == 2  # type: ignore[arg-type]  # the retry and the woken workflow
+    assert indexes.zcard(client, "timers") == 0
+    assert len(indexes.queue_entries(client, ACT)) == 2  # type: ignore[arg-type]  # the retry and the woken workflow
     assert [f[b"t"] for _, f in client.xrange(keys.log(workflow))] == [b"created", b"response"]  # type: ignore[union-attr]
 
 
@@ -240,7 +241,7 @@ def test_the_repair_sweep_waits_for_room_without_failing_the_scheduler(
     """Requeueing is a write: refused for memory, a repair step requeues nothing and raises nothing, then catches up."""
     create(scripts)  # pending, untouched since long ago, in no queue
     client.delete(keys.outbox(E))
-    client.zadd(keys.ACTIVE, {E: NOW})
+    indexes.zadd(client, "active", {E: NOW})
     scheduler = Scheduler(client, scripts, stale_ms=0)
     filler.fill()
     assert scheduler.repair_step() == 0

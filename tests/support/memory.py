@@ -10,6 +10,7 @@ import redis
 from redis.exceptions import OutOfMemoryError
 
 from dolmen.platform.store.connection import connect
+from dolmen.platform.store import shards as sharding
 
 from tests.support.polling import wait_for
 from tests.support.servers import ValkeyForTests
@@ -41,6 +42,7 @@ def full_client(full_valkey: ValkeyForTests) -> Iterator[redis.Redis]:
     c = connect(full_valkey.url)
     c.config_set("maxmemory", START_MAXMEMORY)
     c.flushall()
+    sharding.load(c)  # the shard count, stored as by any process at its start (a full store refuses it)
     yield c
     c.close()
 

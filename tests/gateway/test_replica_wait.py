@@ -11,6 +11,7 @@ the replica is back.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from dolmen.platform.deploy.model import Revision
 from dolmen.platform.errors import ConfigError
 from dolmen.platform.store import keys
 from dolmen.platform.store.async_links import ReplicaWait
-from tests.gateway.helpers import ACT, GatewayThread, deploy_test_components
+from tests.gateway.helpers import ACT, GatewayThread, Platform, deploy_test_components, gateway_process
 from tests.support.guests import DATA_DIR
 from tests.support.servers import ValkeyForTests, start_replica, wait_in_sync
 
@@ -172,6 +173,23 @@ def test_a_cancel_the_replica_cannot_confirm_is_a_503_and_stays_done(
     assert message.startswith(f"the cancel of execution {execution_id} was recorded, but on the master at 127.0.0.1:")
     assert "POST the cancel again, which is safe" in message
     assert http.get(f"/v1/executions/{execution_id}").json()["status"] == "finished"
+
+
+def test_the_gateway_command_takes_the_wait_from_its_options_and_the_environment(
+    servers: tuple[ValkeyForTests, ValkeyForTests, Revision], replica: ValkeyForTests, tmp_path: Path
+) -> None:
+    """`platform gateway --wait-replicas 2` and DOLMEN_WAIT_REPLICAS=2 both make its writes wait (and fall short)."""
+    master, _, revision = servers
+    platform = Platform(master.url, DATA_DIR, revision, tmp_path)
+    by_env = {**os.environ, "DOLMEN_WAIT_REPLICAS": "2", "DOLMEN_WAIT_TIMEOUT_MS": str(TIMEOUT_MS)}
+    with gateway_process(platform, "--wait-replicas", "2", "--wait-timeout-ms", str(TIMEOUT_MS)) as by_flags:
+        with gateway_process(platform, env=by_env) as by_environment:
+            for url in (by_flags, by_environment):
+                answer = httpx.post(f"{url}/v1/functions/{DOUBLE}", json={"x": 11}, trust_env=False)
+                assert answer.status_code == 503, url
+                assert f"only 1 of the 2 replicas asked for (--wait-replicas) confirmed it within {TIMEOUT_MS} ms" in (
+                    answer.json()["error"]["message"]
+                )
 
 
 def test_the_settings_read_the_environment_and_the_options_win() -> None:

@@ -81,7 +81,13 @@ def error_body(code: str, message: str, path: str | None = None, **extra: Any) -
 
 
 def error_response(
-    status: int, code: str, message: str, path: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    path: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="dolmen"'}

@@ -21,13 +21,14 @@ _CHECK = "if this goes on, check that master's replicas (INFO replication on it)
 
 
 def unconfirmed_invocation(exc: ReplicaWaitError, execution_id: str | None, key: str | None) -> ReplicaWaitError:
-    """`exc` told for an invocation: `execution_id` None when it was the claim of the Idempotency-Key that fell short."""
+    """`exc` told for an invocation; `execution_id` None when the claim of its Idempotency-Key fell short."""
     if execution_id is None:
         return exc.retold(
-            f"the master at {exc.where} bound this request's Idempotency-Key, but {exc.shortfall}: {_RISK}. "
-            f"No execution was created for it yet: retry with the same Idempotency-Key, which is idempotent; {_CHECK}"
+            f"this request's Idempotency-Key was bound, but on the master at {exc.where} {exc.shortfall}: {_RISK}. "
+            f"This request created no execution: retry with the same Idempotency-Key, which is idempotent; {_CHECK}"
         )
-    accepted = f"execution {execution_id} was accepted by the master at {exc.where}, but {exc.shortfall}: {_RISK}."
+    # `where` is the master of whichever of its writes fell short: on a cluster, its dirty mark's may be another.
+    accepted = f"execution {execution_id} was accepted, but on the master at {exc.where} {exc.shortfall}: {_RISK}."
     if key is not None:
         return exc.retold(
             f"{accepted} Retry with the same Idempotency-Key: that is idempotent, and answers with this execution "

@@ -37,7 +37,7 @@ ENV_INTS: dict[str, tuple[int, int, str]] = {
     "DOLMEN_GROUP_COMMIT": (1, 0, "1 sends a runner's concurrent writes in shared pipelines, 0 one by one"),
     MAX_VALUE_ENV: (DEFAULT_MAX_VALUE_BYTES, 1024, "the largest value (a call's params, a result) in bytes of JSON"),
     # The gateway's --wait-replicas and --wait-timeout-ms (README "On a Valkey or Redis Cluster").
-    ENV_WAIT_REPLICAS: (0, 0, "how many replicas of a master must confirm a gateway's write before it answers (0: none)"),
+    ENV_WAIT_REPLICAS: (0, 0, "how many replicas of its master must confirm a gateway's write (0: none)"),
     ENV_WAIT_TIMEOUT_MS: (1000, 1, "how long a gateway waits for those replicas, in ms"),
 }
 

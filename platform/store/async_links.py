@@ -131,6 +131,10 @@ def _barrier_keys() -> tuple[bytes, ...]:
     return tuple(found[slot] for slot in range(16384))
 
 
+def _server_barrier() -> str:
+    return SERVER_BARRIER_KEY
+
+
 def barrier_key(slot: int) -> bytes:
     """A key in `slot` for the barrier, so it goes to the master of that slot."""
     return _barrier_keys()[slot]
@@ -177,7 +181,7 @@ async def _pipeline_confirmed(
     args: Sequence[tuple[Any, ...]],
     wait: ReplicaWait | None,
     where: str,
-    barrier_key: Callable[[], Any],
+    barrier_at: Callable[[], Any],
 ) -> Replies:
     """`_pipeline`, followed when `args` write and `wait` is set by a barrier and WAIT on the same connection.
 
@@ -186,7 +190,7 @@ async def _pipeline_confirmed(
     """
     if wait is None or not any(writes(a) for a in args):
         return await _pipeline(connection, args)
-    *replies, barrier_reply, acked = await _pipeline(connection, [*args, barrier(barrier_key()), wait.command()])
+    *replies, barrier_reply, acked = await _pipeline(connection, [*args, barrier(barrier_at()), wait.command()])
     error = confirmation(wait, where, barrier_reply, acked)
     if error is None:
         return replies
@@ -210,6 +214,7 @@ class ServerLink:
     def __init__(self, client: redis.asyncio.Redis, wait: ReplicaWait | None = None) -> None:
         self.client = client
         self.wait = wait
+        self._where = describe(client)
         self._connection: AbstractConnection | None = None
 
     async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies:
@@ -218,9 +223,7 @@ class ServerLink:
             try:
                 if self._connection is None:
                     self._connection = await dedicated_connection(self.client)
-                return await _pipeline_confirmed(
-                    self._connection, args, self.wait, describe(self.client), lambda: SERVER_BARRIER_KEY
-                )
+                return await _pipeline_confirmed(self._connection, args, self.wait, self._where, _server_barrier)
             except asyncio.CancelledError:
                 # Replies may be left unread on it: never reuse it.
                 await asyncio.shield(self.close())
@@ -340,13 +343,19 @@ class ClusterLink:
             self._connections[node.name] = connection
         try:
             await connection.connect()
-            return await _pipeline_confirmed(connection, args, self.wait, node.name, lambda: self._barrier_key(node, args))
+            return await _pipeline_confirmed(
+                connection, args, self.wait, node.name, lambda: self._barrier_key(node, args)
+            )
         except asyncio.CancelledError:
             await asyncio.shield(self._drop(node))
             raise
 
     def _barrier_key(self, node: ClusterNode, args: list[tuple[Any, ...]]) -> bytes:
-        """A barrier key in the slot of the first keyed command sent to `node` (so of a slot it serves)."""
+        """A barrier key in the slot of the first keyed command sent to `node` (so of a slot it serves).
+
+        Should that slot have moved meanwhile, the barrier is refused with the
+        write, and the other writes of the round trip are answered as unconfirmed.
+        """
         slot = next((_slot(key) for a in args if (key := command_key(a)) is not None), None)
         return barrier_key(slot if slot is not None else self._served_slots()[node.name])
 

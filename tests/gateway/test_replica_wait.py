@@ -114,7 +114,7 @@ def test_an_invocation_the_replica_cannot_confirm_is_a_503_and_the_execution_is_
     execution_id = error["execution_id"]
     assert error["code"] == "replicas_unconfirmed" and answer.headers["Dolmen-Execution-Id"] == execution_id
     assert error["message"] == (
-        f"execution {execution_id} was accepted by the master at 127.0.0.1:{servers[0].port}, but only 0 of the 1 "
+        f"execution {execution_id} was accepted, but on the master at 127.0.0.1:{servers[0].port} only 0 of the 1 "
         f"replica asked for (--wait-replicas) confirmed it within {TIMEOUT_MS} ms: it could be lost if that master "
         "fails now. Do not simply retry: without an Idempotency-Key a retry starts a second execution; "
         f"GET /v1/executions/{execution_id} shows this one (send an Idempotency-Key to make retries safe); "
@@ -133,8 +133,9 @@ def test_an_idempotency_key_the_replica_cannot_confirm_creates_nothing_until_a_r
     answer = http.post(f"/v1/functions/{DOUBLE}", json={"x": 8}, headers={"Idempotency-Key": key})
     assert answer.status_code == 503 and "execution_id" not in answer.json()["error"]
     message = answer.json()["error"]["message"]
-    assert message.startswith("the master at 127.0.0.1:") and "bound this request's Idempotency-Key, but only 0" in message
-    assert "No execution was created for it yet: retry with the same Idempotency-Key" in message
+    assert message.startswith("this request's Idempotency-Key was bound, but on the master at 127.0.0.1:")
+    assert "only 0 of the 1 replica asked for" in message
+    assert "This request created no execution: retry with the same Idempotency-Key" in message
     replica.start()
     wait_in_sync(replica)
     created = http.post(f"/v1/functions/{DOUBLE}", json={"x": 8}, headers={"Idempotency-Key": key})
@@ -157,7 +158,7 @@ def test_more_replicas_than_the_master_has_fail_every_write_but_no_read(
     read = http.get(f"/v1/executions/{execution_id}")
     assert read.status_code == 200 and read.elapsed.total_seconds() < TIMEOUT_MS / 1000
     keyed = http.post(f"/v1/functions/{DOUBLE}", json={"x": 9}, headers={"Idempotency-Key": str(uuid.uuid4())})
-    assert keyed.status_code == 503 and "No execution was created for it yet" in keyed.json()["error"]["message"]
+    assert keyed.status_code == 503 and "This request created no execution" in keyed.json()["error"]["message"]
 
 
 def test_a_cancel_the_replica_cannot_confirm_is_a_503_and_stays_done(

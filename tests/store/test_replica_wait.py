@@ -170,7 +170,9 @@ def test_a_write_the_replica_cannot_confirm_is_answered_so_and_stays_on_the_mast
     assert 0.3 <= took < 2 and read == [b"v"] and read_took < 0.2
 
 
-def test_a_create_left_unconfirmed_is_confirmed_when_sent_again(master: ValkeyForTests, replica: ValkeyForTests) -> None:
+def test_a_create_left_unconfirmed_is_confirmed_when_sent_again(
+    master: ValkeyForTests, replica: ValkeyForTests
+) -> None:
     """The first create runs but cannot be confirmed; once the replica is back, the same create answers as a repeat."""
     new = NewExecution(
         id=ExecutionId.new().value, ffqn="t:p/i@1.0.0.act", kind="activity", digest="sha256:x", params=[1],

@@ -147,7 +147,7 @@ class ApiV1:
         self.gw.auth.check(request, "admin")
         asked = ExecutionId.parse(path_param(request, "id")).value
         # A workflow that continued as new is cancelled where its chain is now.
-        outcome, execution_id = await run_in_threadpool(self.gw.client.executions.cancel_chain, asked)
+        outcome, execution_id = await self.gw.cancel(asked)
         if outcome == "finished":
             return error_response(
                 409, "already_finished", f"execution {execution_id} has already finished; nothing to cancel"

@@ -7,17 +7,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import structlog
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..platform.client import AsyncClient, Client, Submitted
+from ..platform.client import AsyncClient, Client, Submission, Submitted
 from ..platform.deploy.model import Revision
+from ..platform.errors import ReplicaWaitError
 from ..platform.store.async_batch import AsyncBatcher
 from ..platform.store.async_executions import AsyncExecutions
 from ..platform.store.connection import connect, connect_async
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
+from .replicas import unconfirmed_cancel, unconfirmed_invocation
 from .requests import WaitRequest
 from .settings import GatewaySettings
 
@@ -38,8 +41,9 @@ class Gateway:
         )
         self.aredis = connect_async(settings.redis_url, max_connections=settings.redis_max_connections)
         # Submits and waits stay on the event loop: their commands share round trips on one
-        # connection, and one subscription resolves every waiter.
-        self.batcher = AsyncBatcher(self.aredis)
+        # connection, and one subscription resolves every waiter. With --wait-replicas, the
+        # round trips that write wait for the replicas before anyone gets an answer.
+        self.batcher = AsyncBatcher(self.aredis, wait=settings.replica_wait)
         self.aclient = AsyncClient(self.client, self.batcher)
         self.executions = AsyncExecutions(self.aredis, self.batcher)
         self.auth = Authenticator(settings.tokens)
@@ -63,18 +67,17 @@ class Gateway:
         Returns the state when read; a fresh execution with no wait is not read back: it is pending.
         """
         with self._counted(via):
-            submission = await self.aclient.prepare(ffqn, params, idempotency_key=key, raw_size=raw_size)
+            try:
+                submission = await self.aclient.prepare(ffqn, params, idempotency_key=key, raw_size=raw_size)
+            except ReplicaWaitError as exc:
+                raise unconfirmed_invocation(exc, None, key) from None
         if wait.seconds <= 0:
-            with self._counted(via):
-                submitted = await self.aclient.create(submission)
-            self._count(via, submitted)
+            submitted = await self._create(submission, via, key)
             # A replayed submission answers with where its chain is now (continue-as-new).
             return submitted, None if submitted.created else await self.executions.wait_finished(submitted.execution_id, 0)
         # Registered before the create: a finish, however quick, is notified to it.
         with self.executions.watch(submission.execution_id) as watch:
-            with self._counted(via):
-                submitted = await self.aclient.create(submission)
-            self._count(via, submitted)
+            submitted = await self._create(submission, via, key)
             state = None if submitted.created else await self.executions.require(submitted.execution_id)
             if state is None or state.status != "finished":
                 state = await self.executions.outcome(watch, wait.seconds)
@@ -83,6 +86,31 @@ class Gateway:
         if submitted.created and not state.live and state.finished_at:
             self.metrics.execution_durations.observe((state.finished_at - state.created_at) / 1000, state.kind)
         return submitted, state
+
+    async def _create(self, submission: Submission, via: str, key: str | None) -> Submitted:
+        with self._counted(via):
+            try:
+                submitted = await self.aclient.create(submission)
+            except ReplicaWaitError as exc:
+                raise unconfirmed_invocation(exc, submission.execution_id, key) from None
+        self._count(via, submitted)
+        return submitted
+
+    async def cancel(self, execution_id: str) -> tuple[str, str]:
+        """Request the cancellation of `execution_id`'s chain: (what happened, the execution it happened to).
+
+        The cancel goes through the synchronous client, whose connections WAIT
+        cannot vouch for, so with --wait-replicas it is confirmed by a barrier
+        and WAIT on every master: on a cluster, a master short of replicas
+        fails a cancel that wrote elsewhere too.
+        """
+        outcome, cancelled = await run_in_threadpool(self.client.executions.cancel_chain, execution_id)
+        if outcome != "finished":  # a finished execution was left as it was
+            try:
+                await self.batcher.confirm()
+            except ReplicaWaitError as exc:
+                raise unconfirmed_cancel(exc, cancelled) from None
+        return outcome, cancelled
 
     @contextlib.contextmanager
     def _counted(self, via: str) -> Iterator[None]:

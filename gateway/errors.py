@@ -19,6 +19,7 @@ from ..platform.errors import (
     DolmenError,
     NotFoundError,
     PayloadTooLargeError,
+    ReplicaWaitError,
     StoreError,
     StoreFullError,
 )
@@ -79,9 +80,30 @@ def error_body(code: str, message: str, path: str | None = None, **extra: Any) -
     return {"error": {"code": code, "message": message, "path": path, **extra}}
 
 
-def error_response(status: int, code: str, message: str, path: str | None = None, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="dolmen"'} if status == 401 else None
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    path: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="dolmen"'}
     return JSONResponse(error_body(code, message, path, **extra), status_code=status, headers=headers)
+
+
+def _unconfirmed_response(exc: ReplicaWaitError) -> JSONResponse:
+    """503: the write happened on its master, unconfirmed by its replicas; the execution's id when there is one."""
+    # A second is about what a replica that fell behind or reconnects takes; the message says what is safe to retry.
+    headers = {"Retry-After": "1"}
+    extra: dict[str, Any] = {}
+    execution_id = exc.details.get("execution_id")
+    if isinstance(execution_id, str):
+        headers["Dolmen-Execution-Id"] = execution_id
+        extra["execution_id"] = execution_id
+    return error_response(503, exc.code, exc.message, exc.path, headers=headers, **extra)
 
 
 async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
@@ -91,6 +113,8 @@ async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.warning("request failed", method=request.method, path=request.url.path, code=exc.code, error=exc.message)
+    if isinstance(exc, ReplicaWaitError):
+        return _unconfirmed_response(exc)
     return error_response(status, exc.code, exc.message, exc.path)
 
 

@@ -1,10 +1,14 @@
-"""The gateway's settings: where the store is, limits, tokens, CORS.
+"""The gateway's settings: where the store is, limits, tokens, CORS, replicas to wait for.
 
 Tokens come from `--token TOKEN[:SCOPE]` options and from the environment
 variable `DOLMEN_GATEWAY_TOKENS` (comma-separated `TOKEN[:SCOPE]` entries).
 A scope is `invoke` (call functions and read the executions one knows the id
 of) or `admin` (everything); a token without a scope is an admin token. With
 no token configured the API is open, as on a developer's machine.
+
+`--wait-replicas N` (or `DOLMEN_WAIT_REPLICAS`) makes every write wait for N
+replicas of its master before the answer goes back, at most
+`--wait-timeout-ms` (`DOLMEN_WAIT_TIMEOUT_MS`, default 1000).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..platform.config import env_int
+from ..platform.config import ENV_WAIT_REPLICAS, ENV_WAIT_TIMEOUT_MS, env_int
 from ..platform.errors import ConfigError
+from ..platform.store.async_links import DEFAULT_WAIT_TIMEOUT_MS, ReplicaWait
 from ..platform.wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV
 
 Scope = Literal["invoke", "admin"]
@@ -67,6 +72,9 @@ class GatewaySettings:
     max_stream_s: float = 3600.0
     cors_origins: tuple[str, ...] = ()
     redis_max_connections: int = 1024
+    # Replicas of each master that must confirm a write before the answer goes back (0: none).
+    wait_replicas: int = 0
+    wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
 
     def __post_init__(self) -> None:
         if self.max_body_bytes <= 0:
@@ -75,6 +83,15 @@ class GatewaySettings:
             raise ConfigError(f"max_value_bytes must be positive, got {self.max_value_bytes}")
         if self.max_wait_s < 0 or self.route_wait_s < 0:
             raise ConfigError("wait limits must not be negative")
+        if self.wait_replicas < 0:
+            raise ConfigError(f"--wait-replicas must be 0 (wait for none) or more, got {self.wait_replicas}")
+        # Checks the timeout, also while no replica is waited for: a bad value shows at once, not on first use.
+        ReplicaWait(max(self.wait_replicas, 1), self.wait_timeout_ms)
+
+    @property
+    def replica_wait(self) -> ReplicaWait | None:
+        """What the gateway's round trips that write wait for; None when they wait for no replica."""
+        return ReplicaWait(self.wait_replicas, self.wait_timeout_ms) if self.wait_replicas > 0 else None
 
     @classmethod
     def from_env(
@@ -87,9 +104,12 @@ class GatewaySettings:
         environ: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 8400,
+        wait_replicas: int | None = None,
+        wait_timeout_ms: int | None = None,
     ) -> GatewaySettings:
-        """Settings from explicit values plus `DOLMEN_GATEWAY_TOKENS` / `DOLMEN_GATEWAY_CORS_ORIGINS`
-        and `DOLMEN_MAX_VALUE_BYTES` (the body limit follows it: twice the value limit)."""
+        """Settings from explicit values plus `DOLMEN_GATEWAY_TOKENS` / `DOLMEN_GATEWAY_CORS_ORIGINS`,
+        `DOLMEN_MAX_VALUE_BYTES` (the body limit follows it: twice the value limit), and
+        `DOLMEN_WAIT_REPLICAS` / `DOLMEN_WAIT_TIMEOUT_MS` where `wait_replicas` / `wait_timeout_ms` are None."""
         env = os.environ if environ is None else environ
         specs = [*tokens, *_split(env.get(TOKENS_ENV, ""))]
         origins = [*cors_origins, *_split(env.get(CORS_ENV, ""))]
@@ -103,6 +123,8 @@ class GatewaySettings:
             cors_origins=tuple(dict.fromkeys(origins)),
             max_value_bytes=max_value_bytes,
             max_body_bytes=2 * max_value_bytes,
+            wait_replicas=env_int(ENV_WAIT_REPLICAS, env) if wait_replicas is None else wait_replicas,
+            wait_timeout_ms=env_int(ENV_WAIT_TIMEOUT_MS, env) if wait_timeout_ms is None else wait_timeout_ms,
         )
 
     def replace(self, **changes: object) -> GatewaySettings:

@@ -23,6 +23,8 @@ DEFAULT_GATEWAY_PORT = 8400
 ENV_HOME = "DOLMEN_HOME"
 ENV_REDIS = "DOLMEN_REDIS_URL"
 ENV_GATEWAY = "DOLMEN_GATEWAY_URL"
+ENV_WAIT_REPLICAS = "DOLMEN_WAIT_REPLICAS"
+ENV_WAIT_TIMEOUT_MS = "DOLMEN_WAIT_TIMEOUT_MS"
 
 
 # Tuning settings read from the environment (documented in README "Running the platform").
@@ -35,6 +37,9 @@ ENV_INTS: dict[str, tuple[int, int, str]] = {
     "DOLMEN_GROUP_COMMIT": (1, 0, "1 sends a runner's concurrent writes in shared pipelines, 0 one by one"),
     "DOLMEN_SHARDS": (0, 0, "how many shards the queue, timer and index keys get at the store's first use (0: 1 on one server, 2 per master on a cluster)"),
     MAX_VALUE_ENV: (DEFAULT_MAX_VALUE_BYTES, 1024, "the largest value (a call's params, a result) in bytes of JSON"),
+    # The gateway's --wait-replicas and --wait-timeout-ms (README "On a Valkey or Redis Cluster").
+    ENV_WAIT_REPLICAS: (0, 0, "how many replicas of its master must confirm a gateway's write (0: none)"),
+    ENV_WAIT_TIMEOUT_MS: (1000, 1, "how long a gateway waits for those replicas, in ms"),
 }
 
 

@@ -140,6 +140,28 @@ class StoreFullError(StoreError):
     code = "store_full"
 
 
+class ReplicaWaitError(StoreError):
+    """A master ran a write, but fewer of its replicas than asked for (`--wait-replicas`) confirmed it in time.
+
+    The write is done on the master and stays done unless that master fails
+    before a replica has it. Sending it again is safe (every Dolmen write is
+    idempotent) and waits for the replicas again. `where` names the master;
+    `shortfall` says what the replicas answered, e.g. "only 0 of the 1
+    replicas asked for confirmed it within 1000 ms".
+    """
+
+    code = "replicas_unconfirmed"
+
+    def __init__(self, message: str, *, where: str, shortfall: str, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.where = where
+        self.shortfall = shortfall
+
+    def retold(self, message: str, **details: Any) -> ReplicaWaitError:
+        """The same shortfall, told for what the caller was doing (an invocation, a cancel)."""
+        return ReplicaWaitError(message, where=self.where, shortfall=self.shortfall, **{**self.details, **details})
+
+
 class FencedError(StoreError):
     """A write was refused because another runner took the execution over."""
 

@@ -365,9 +365,16 @@ def cli_argv(redis_url: str, data_dir: Path, debug: bool, *command: str) -> tupl
 
 
 def service_specs(
-    redis_url: str, data_dir: Path, *, runners: int, host: str, port: int, debug: bool = False
+    redis_url: str,
+    data_dir: Path,
+    *,
+    runners: int,
+    host: str,
+    port: int,
+    debug: bool = False,
+    gateway_args: Sequence[str] = (),
 ) -> list[ChildSpec]:
-    """Runners, the scheduler and the gateway, each its own process."""
+    """Runners, the scheduler and the gateway (with `gateway_args` more options), each its own process."""
     specs = [
         ChildSpec(f"runner-{i}", "runner", cli_argv(redis_url, data_dir, debug, "runner"))
         for i in range(1, runners + 1)
@@ -377,7 +384,7 @@ def service_specs(
         ChildSpec(
             "gateway",
             "gateway",
-            cli_argv(redis_url, data_dir, debug, "gateway", "--host", host, "--port", str(port)),
+            cli_argv(redis_url, data_dir, debug, "gateway", "--host", host, "--port", str(port), *gateway_args),
         )
     )
     return specs

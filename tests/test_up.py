@@ -19,8 +19,10 @@ import redis
 from structlog.testing import capture_logs
 
 from dolmen.platform.cli.status import build_status
+from dolmen.platform.cli.up import gateway_wait_args
 from dolmen.platform.config import PlatformFile, pid_alive
 from dolmen.platform.embedded import EmbeddedValkey, choose_port, plan_embedded, previous_port
+from dolmen.platform.errors import ConfigError
 from dolmen.platform.heartbeat import STALE_AFTER_S, ProcessInfo, read_processes
 from dolmen.platform.maxmemory import default_maxmemory
 from dolmen.platform.supervisor import (
@@ -409,6 +411,19 @@ def test_service_specs_run_each_service_as_its_own_cli_process() -> None:
     assert gateway[gateway.index("--redis") + 1] == "redis://h:1"
     assert gateway[gateway.index("--log-format") + 1] == "json"
     assert gateway[-5:] == ("gateway", "--host", "127.0.0.1", "--port", "8401")
+
+
+def test_up_passes_its_wait_options_to_the_gateway_only_and_checks_them_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up --wait-replicas/--wait-timeout-ms` reach the gateway's command line; bad values, flag or environment, stop `up`."""
+    args = gateway_wait_args(2, 500)
+    assert args == ("--wait-replicas", "2", "--wait-timeout-ms", "500") and gateway_wait_args(None, None) == ()
+    specs = service_specs("redis://h:1", Path("/d"), runners=1, host="127.0.0.1", port=8401, gateway_args=args)
+    assert specs[-1].argv[-4:] == args and not any("--wait-replicas" in spec.argv for spec in specs[:-1])
+    with pytest.raises(ConfigError, match=r"--wait-timeout-ms must be 1 to 10000 ms, got 20000"):
+        gateway_wait_args(1, 20_000)
+    monkeypatch.setenv("DOLMEN_WAIT_TIMEOUT_MS", "0")
+    with pytest.raises(ConfigError, match=r"DOLMEN_WAIT_TIMEOUT_MS='0' is not valid"):
+        gateway_wait_args(None, None)
 
 
 def test_embedded_valkey_config_is_append_only_on_loopback(tmp_path: Path) -> None:

@@ -6,11 +6,36 @@ spread a platform over several machines sharing one Redis.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
-from ..config import DEFAULT_GATEWAY_PORT
+from ..config import DEFAULT_GATEWAY_PORT, ENV_WAIT_REPLICAS, ENV_WAIT_TIMEOUT_MS
 from ..service import stop_event_on_signals
 from .context import CliContext, pass_ctx
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def wait_options(command: _F) -> _F:
+    """`--wait-replicas` and `--wait-timeout-ms`, for `gateway` and for `up` (which passes them to its gateway)."""
+    command = click.option(
+        "--wait-timeout-ms",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="MS",
+        help="How long a write waits for those replicas (at most 10000); past it the answer is a 503 saying the "
+        f"write is on the master only. Also read from {ENV_WAIT_TIMEOUT_MS} [default: 1000].",
+    )(command)
+    return click.option(
+        "--wait-replicas",
+        type=click.IntRange(min=0),
+        default=None,
+        metavar="N",
+        help="Answer an invocation or a cancel only once N replicas of its master have it (Valkey's WAIT), so that "
+        f"a failover right after is unlikely to lose it. Also read from {ENV_WAIT_REPLICAS} [default: 0, no waiting].",
+    )(command)
 
 
 @click.command("runner")
@@ -70,6 +95,7 @@ def scheduler_cmd(ctx: CliContext) -> None:
 @click.option(
     "--route-wait", type=float, default=30.0, show_default=True, help="How long deployment routes wait for a result."
 )
+@wait_options
 @pass_ctx
 def gateway_cmd(
     ctx: CliContext,
@@ -80,13 +106,16 @@ def gateway_cmd(
     max_body_bytes: int | None,
     max_wait: float,
     route_wait: float,
+    wait_replicas: int | None,
+    wait_timeout_ms: int | None,
 ) -> None:
     """Serve the HTTP API, the deployment routes and the dashboard."""
     from ...gateway.server import GatewaySettings, serve_gateway
 
     settings = GatewaySettings.from_env(
-        redis_url=ctx.redis_url(), data_dir=ctx.data_dir, host=host, port=port, tokens=tokens, cors_origins=cors_origins
-    ).replace(max_wait_s=max_wait, route_wait_s=route_wait)
+        redis_url=ctx.redis_url(), data_dir=ctx.data_dir, host=host, port=port, tokens=tokens,
+        cors_origins=cors_origins, wait_replicas=wait_replicas, wait_timeout_ms=wait_timeout_ms,
+    ).replace(max_wait_s=max_wait, route_wait_s=route_wait)  # fmt: skip
     if max_body_bytes is not None:
         settings = settings.replace(max_body_bytes=max_body_bytes)
     serve_gateway(settings)

@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 import click
 import structlog
 
-from ..config import DEFAULT_GATEWAY_PORT, ENV_REDIS, PlatformFile, check_env
+from ..config import (
+    DEFAULT_GATEWAY_PORT, ENV_REDIS, ENV_WAIT_REPLICAS, ENV_WAIT_TIMEOUT_MS, PlatformFile, check_env, env_int,
+)  # fmt: skip
 from ..embedded import EmbeddedValkey, free_port, plan_embedded, port_is_free, valkey_binary
 from ..maxmemory import DEFAULT_SHARE, ENV_MAXMEMORY, resolve_maxmemory
 from ..errors import ConfigError, ConflictError, DolmenError
@@ -36,7 +38,9 @@ from ..supervisor import (
     readiness_problems,
     service_specs,
 )
+from ..store.async_links import ReplicaWait
 from .context import CliContext, pass_ctx
+from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
 from ..store.connection import Redis
 
@@ -58,6 +62,8 @@ class UpOptions:
     fsync: str = "everysec"
     # The embedded Valkey's maxmemory in bytes (None: the default, see maxmemory.py).
     maxmemory: int | None = None
+    # More options of the gateway's command line (--wait-replicas, --wait-timeout-ms).
+    gateway_args: tuple[str, ...] = ()
 
 
 def _refuse_if_running(data_dir: Path) -> PlatformFile | None:
@@ -126,8 +132,9 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
         if previous is not None:
             forget_heartbeats(client, set(previous.processes.values()))
         for spec in service_specs(
-            redis_url, data_dir, runners=opts.runners, host=opts.host, port=opts.port, debug=opts.debug
-        ):
+            redis_url, data_dir, runners=opts.runners, host=opts.host, port=opts.port, debug=opts.debug,
+            gateway_args=opts.gateway_args,
+        ):  # fmt: skip
             supervisor.add(spec)
         record()
         _wait_until_ready(supervisor, signals, client, gateway_url, deadline, opts, record)
@@ -216,6 +223,7 @@ def _announce(
     f"refuses writes. Also read from {ENV_MAXMEMORY} [default: {DEFAULT_SHARE}% of this machine's memory].",
 )
 @click.option("--json", "json_flag", is_flag=True, help="Print the ready line as JSON.")
+@wait_options
 @pass_ctx
 def up_cmd(
     ctx: CliContext,
@@ -227,6 +235,8 @@ def up_cmd(
     fsync: str,
     maxmemory: str | None,
     json_flag: bool,
+    wait_replicas: int | None,
+    wait_timeout_ms: int | None,
 ) -> None:
     """Run the whole platform in the foreground until Ctrl-C.
 
@@ -243,9 +253,24 @@ def up_cmd(
         )
     opts = UpOptions(
         runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug, fsync,
-        maxmemory=resolve_maxmemory(maxmemory),
+        maxmemory=resolve_maxmemory(maxmemory), gateway_args=gateway_wait_args(wait_replicas, wait_timeout_ms),
     )  # fmt: skip
     run_platform(ctx, opts)
+
+
+def gateway_wait_args(replicas: int | None, timeout_ms: int | None) -> tuple[str, ...]:
+    """The gateway's --wait-* options as given to `up`, checked now (with the environment's) rather than in a
+    gateway that would fail and restart; the environment itself reaches the gateway as it is."""
+    ReplicaWait(
+        max(env_int(ENV_WAIT_REPLICAS) if replicas is None else replicas, 1),
+        env_int(ENV_WAIT_TIMEOUT_MS) if timeout_ms is None else timeout_ms,
+    )
+    args: list[str] = []
+    if replicas is not None:
+        args += ["--wait-replicas", str(replicas)]
+    if timeout_ms is not None:
+        args += ["--wait-timeout-ms", str(timeout_ms)]
+    return tuple(args)
 
 
 def register(cli: click.Group) -> None:

@@ -15,6 +15,13 @@ as redis-py's retry does: every Dolmen write carries a write id, so a repeat
 is answered as the first (see lua/_prelude.lua); the other commands sent
 here are idempotent. Script calls answered NOSCRIPT (the
 server restarted or was flushed) are loaded and repeated.
+
+With `wait` (the gateway's --wait-replicas), every round trip that writes
+waits for that many replicas of each master it wrote to (see
+`async_links.ReplicaWait`); a call whose write they did not confirm in time
+gets `ReplicaWaitError` in place of its reply, so it fails as a round trip
+cut after the write does: what must follow it (its effects) is left to the
+outbox sweep, and the caller may send it again.
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ import structlog
 from redis.commands.core import CoreCommands
 from redis.exceptions import ResponseError
 
-from ..errors import StoreError
-from .async_links import ClusterLink, Link, Replies, link_for
-from .connection import AsyncRedis
+from ..errors import ReplicaWaitError, StoreError
+from .async_links import ClusterLink, Link, Replies, ReplicaWait, link_for
+from .connection import AsyncRedis, translated
 
 from . import shards as sharding
 from .scripts import NAMES, is_noscript, source
@@ -88,9 +95,10 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
 class AsyncBatcher:
     """Sends recorded commands in shared round trips over one dedicated connection (one per master of a cluster)."""
 
-    def __init__(self, client: AsyncRedis, *, max_commands: int = 4096) -> None:
+    def __init__(self, client: AsyncRedis, *, max_commands: int = 4096, wait: ReplicaWait | None = None) -> None:
         self.client = client
-        self._link: Link = link_for(client)
+        self.wait = wait
+        self._link: Link = link_for(client, wait)
         self.max_commands = max_commands
         self._sources = {name: source(name) for name in NAMES}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
@@ -148,6 +156,23 @@ class AsyncBatcher:
             self._linger_timer = None
         if self._lingering:
             self._kick()
+
+    async def confirm(self) -> None:
+        """Return once `wait`'s replicas confirmed everything each master had run, whoever wrote it.
+
+        For writes this batcher did not send (the gateway's cancels go through
+        the synchronous client): a barrier on every master, each followed by
+        WAIT. Raises `ReplicaWaitError` when one fell short; without `wait`,
+        returns at once.
+        """
+        if self.wait is None:
+            return
+        commands = self.commands()
+        for args in await self._link.barriers():
+            commands.execute_command(*args)
+        for reply in await self.execute(commands):
+            if isinstance(reply, BaseException):
+                raise translated(reply) if isinstance(reply, Exception) else reply
 
     @property
     def pending(self) -> int:
@@ -250,7 +275,8 @@ class AsyncBatcher:
         await self._repeat_noscript(args, replies, ahead)
         rest: list[int] = []
         for begin, end, firsts in spans:
-            failed = next((replies[p] for p in firsts if isinstance(replies[p], Exception)), None)
+            # Not a refusal: the master ran it, so what must follow it may go (its caller learns the shortfall).
+            failed = next((replies[p] for p in firsts if _refused(replies[p])), None)
             others = [p for p in range(begin, end) if p not in firsts]
             if failed is not None:
                 for p in others:
@@ -291,6 +317,10 @@ def hash_reply(reply: Any) -> dict[bytes, bytes]:
     if isinstance(reply, dict):
         return reply
     return dict(zip(reply[::2], reply[1::2]))
+
+
+def _refused(reply: Any) -> bool:
+    return isinstance(reply, Exception) and not isinstance(reply, ReplicaWaitError)
 
 
 def _deliver(future: asyncio.Future[Replies] | None, then: Then | None, outcome: Replies | BaseException) -> None:

@@ -12,14 +12,22 @@ TRYAGAIN/CLUSTERDOWN, is sent again after the slot map is read anew. A
 connection error re-sends what was on that connection. Every Dolmen write
 carries a write id and the other commands are idempotent, so a repeat is
 harmless (see lua/_prelude.lua).
+
+With a `ReplicaWait`, each node's part of a round trip that writes ends with
+a barrier and Valkey's WAIT on the same connection (WAIT counts only its own
+connection's writes, so a cluster needs it per master); a write whose master
+heard from too few replicas in time is answered by `ReplicaWaitError` in
+place of its reply. Round trips that only read wait for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio
@@ -30,7 +38,8 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError,
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import StoreError, StoreUnavailableError
+from ..errors import ConfigError, ReplicaWaitError, StoreError, StoreUnavailableError
+from . import keys
 from .connection import SOCKET_TIMEOUT_S, AsyncRedis, dedicated_connection, describe, read_slots
 
 RETRIES = 3
@@ -39,13 +48,119 @@ _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutE
 # Replies that mean "ask again, elsewhere or later" on a cluster.
 _REROUTE = (MovedError, AskError, TryAgainError, ClusterDownError)
 
+DEFAULT_WAIT_TIMEOUT_MS = 1000
+# A round trip that waits holds everything queued behind it (the batcher has one in flight),
+# and must end well within the socket timeout: WAIT 0, "forever", is refused.
+MAX_WAIT_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaWait:
+    """Wait for `replicas` replicas of each master a round trip wrote to to confirm it, at most `timeout_ms`."""
+
+    replicas: int
+    timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ConfigError(
+                f"--wait-replicas must be at least 1 to wait for replicas, got {self.replicas}; 0 turns waiting off"
+            )
+        if not 1 <= self.timeout_ms <= MAX_WAIT_TIMEOUT_MS:
+            raise ConfigError(
+                f"--wait-timeout-ms must be 1 to {MAX_WAIT_TIMEOUT_MS} ms, got {self.timeout_ms}: every request "
+                "of a gateway queues behind a round trip that waits (and Valkey's WAIT 0 waits forever)"
+            )
+
+    def command(self) -> tuple[Any, ...]:
+        return ("WAIT", self.replicas, self.timeout_ms)
+
+
+# Commands the batcher sends that never write: a round trip of only these waits for no replica.
+# Anything else counts as a write (a script call always does), so a new command is waited for.
+_READS = frozenset({
+    "GET", "MGET", "STRLEN", "EXISTS", "TYPE", "TTL", "PTTL", "HGET", "HMGET", "HGETALL", "HLEN", "HEXISTS",
+    "LRANGE", "LLEN", "LINDEX", "SMEMBERS", "SISMEMBER", "SCARD", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE",
+    "ZSCORE", "ZCARD", "ZCOUNT", "ZRANK", "XRANGE", "XREVRANGE", "XLEN", "XREAD", "PING", "ECHO",
+    "SCRIPT",  # SCRIPT LOAD: not passed to replicas (they get a script's effects)
+})  # fmt: skip
+
+# Sets and deletes a key in one of the master's own slots: nothing stays, but the master passes both
+# commands to its replicas, so a WAIT after it covers everything the master ran before, not only this
+# connection's writes: another connection's (a cancel through the synchronous client), and what an
+# earlier attempt wrote when its repeat changed nothing (a script that finds its write id only reads).
+# allow-oom: a full store still confirms the effects it lets through.
+BARRIER_SCRIPT = "#!lua flags=allow-oom\nredis.call('SET', KEYS[1], '1')\nredis.call('DEL', KEYS[1])\nreturn 1"
+SERVER_BARRIER_KEY = f"{keys.PREFIX}:replica-barrier"
+
 
 class Link(Protocol):
     """A transport for raw pipelined round trips."""
 
     async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies: ...
 
+    async def barriers(self) -> list[tuple[Any, ...]]:
+        """One barrier command per master (see `BARRIER_SCRIPT`), to confirm what other connections wrote."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def command_name(args: tuple[Any, ...]) -> str:
+    return args[0].upper() if isinstance(args[0], str) else args[0].decode().upper()
+
+
+def writes(args: tuple[Any, ...]) -> bool:
+    """Whether the command may write (and so, with a `ReplicaWait`, must be confirmed by replicas)."""
+    return command_name(args) not in _READS
+
+
+def barrier(key: Any) -> tuple[Any, ...]:
+    return ("EVAL", BARRIER_SCRIPT, 1, key)
+
+
+@functools.cache
+def _barrier_keys() -> tuple[bytes, ...]:
+    """A barrier key in each of the 16384 slots (found once, in about 0.1 s)."""
+    found: dict[int, bytes] = {}
+    tag = 0
+    while len(found) < 16384:
+        key = f"{SERVER_BARRIER_KEY}:{{{tag}}}".encode()
+        found.setdefault(key_slot(key), key)
+        tag += 1
+    return tuple(found[slot] for slot in range(16384))
+
+
+def _server_barrier() -> str:
+    return SERVER_BARRIER_KEY
+
+
+def barrier_key(slot: int) -> bytes:
+    """A key in `slot` for the barrier, so it goes to the master of that slot."""
+    return _barrier_keys()[slot]
+
+
+def confirmation(wait: ReplicaWait, where: str, barrier_reply: Any, acked: Any) -> ReplicaWaitError | None:
+    """None when WAIT's answer meets `wait`; else the error that answers the writes it was to confirm."""
+    for reply in (barrier_reply, acked):
+        if isinstance(reply, BaseException):
+            return _unconfirmed(where, f"its replicas could not be asked to confirm it ({reply})")
+    if int(acked) >= wait.replicas:
+        return None
+    asked = f"{wait.replicas} replica{'s' if wait.replicas > 1 else ''}"
+    return _unconfirmed(
+        where, f"only {int(acked)} of the {asked} asked for (--wait-replicas) confirmed it within {wait.timeout_ms} ms"
+    )
+
+
+def _unconfirmed(where: str, shortfall: str) -> ReplicaWaitError:
+    return ReplicaWaitError(
+        f"the master at {where} ran this write, but {shortfall}: it would be lost if that master failed before "
+        "a replica had it. Sending it again is safe (Dolmen's writes are idempotent) and waits for the replicas "
+        "again; if this goes on, check that master's replicas (INFO replication on it)",
+        where=where,
+        shortfall=shortfall,
+    )
 
 
 async def _pipeline(connection: AbstractConnection, args: Sequence[tuple[Any, ...]]) -> Replies:
@@ -59,6 +174,27 @@ async def _pipeline(connection: AbstractConnection, args: Sequence[tuple[Any, ..
             except ResponseError as exc:
                 replies.append(exc)
     return replies
+
+
+async def _pipeline_confirmed(
+    connection: AbstractConnection,
+    args: Sequence[tuple[Any, ...]],
+    wait: ReplicaWait | None,
+    where: str,
+    barrier_at: Callable[[], Any],
+) -> Replies:
+    """`_pipeline`, followed when `args` write and `wait` is set by a barrier and WAIT on the same connection.
+
+    A write answered without an error gets `ReplicaWaitError` in place of its
+    reply when the replicas fell short; error replies (MOVED among them) stay.
+    """
+    if wait is None or not any(writes(a) for a in args):
+        return await _pipeline(connection, args)
+    *replies, barrier_reply, acked = await _pipeline(connection, [*args, barrier(barrier_at()), wait.command()])
+    error = confirmation(wait, where, barrier_reply, acked)
+    if error is None:
+        return replies
+    return [error if writes(a) and not isinstance(r, BaseException) else r for a, r in zip(args, replies)]
 
 
 def _unavailable(where: str, exc: BaseException) -> StoreUnavailableError:
@@ -75,8 +211,10 @@ async def _backoff(pause: float) -> float:
 class ServerLink:
     """One dedicated connection to one server, re-opened (and the round trip re-sent) after a connection error."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, wait: ReplicaWait | None = None) -> None:
         self.client = client
+        self.wait = wait
+        self._where = describe(client)
         self._connection: AbstractConnection | None = None
 
     async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies:
@@ -85,7 +223,7 @@ class ServerLink:
             try:
                 if self._connection is None:
                     self._connection = await dedicated_connection(self.client)
-                return await _pipeline(self._connection, args)
+                return await _pipeline_confirmed(self._connection, args, self.wait, self._where, _server_barrier)
             except asyncio.CancelledError:
                 # Replies may be left unread on it: never reuse it.
                 await asyncio.shield(self.close())
@@ -100,6 +238,9 @@ class ServerLink:
                 raise StoreError(f"Redis failed: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def barriers(self) -> list[tuple[Any, ...]]:
+        return [barrier(SERVER_BARRIER_KEY)]
+
     async def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -108,7 +249,7 @@ class ServerLink:
 
 def command_key(args: tuple[Any, ...]) -> Any:
     """The key that routes a command: a script call's first key, another command's first argument; None if keyless."""
-    name = args[0].upper() if isinstance(args[0], str) else args[0].decode().upper()
+    name = command_name(args)
     if name in ("EVALSHA", "EVAL"):
         return args[3] if int(args[2]) > 0 else None
     if name in ("SCRIPT", "PING") or len(args) < 2:
@@ -123,8 +264,11 @@ def _slot(key: Any) -> int:
 class ClusterLink:
     """One dedicated connection per master of a Redis Cluster; each command goes to its slot's master."""
 
-    def __init__(self, client: redis.asyncio.RedisCluster) -> None:
+    def __init__(self, client: redis.asyncio.RedisCluster, wait: ReplicaWait | None = None) -> None:
         self.client = client
+        self.wait = wait
+        if wait is not None:
+            _barrier_keys()  # now, while the process starts, not in a request's round trip
         self._connections: dict[str, AbstractConnection] = {}
         self._fresh = False  # whether the slot map was read since the last reroute
 
@@ -199,10 +343,34 @@ class ClusterLink:
             self._connections[node.name] = connection
         try:
             await connection.connect()
-            return await _pipeline(connection, args)
+            return await _pipeline_confirmed(
+                connection, args, self.wait, node.name, lambda: self._barrier_key(node, args)
+            )
         except asyncio.CancelledError:
             await asyncio.shield(self._drop(node))
             raise
+
+    def _barrier_key(self, node: ClusterNode, args: list[tuple[Any, ...]]) -> bytes:
+        """A barrier key in the slot of the first keyed command sent to `node` (so of a slot it serves).
+
+        Should that slot have moved meanwhile, the barrier is refused with the
+        write, and the other writes of the round trip are answered as unconfirmed.
+        """
+        slot = next((_slot(key) for a in args if (key := command_key(a)) is not None), None)
+        return barrier_key(slot if slot is not None else self._served_slots()[node.name])
+
+    def _served_slots(self) -> dict[str, int]:
+        """A slot each master serves, by node name, from the slot map last read."""
+        served: dict[str, int] = {}
+        for slot, nodes in self.client.nodes_manager.slots_cache.items():
+            if nodes:
+                served.setdefault(nodes[0].name, slot)
+        return served
+
+    async def barriers(self) -> list[tuple[Any, ...]]:
+        if not self.client.nodes_manager.slots_cache:
+            await read_slots(self.client)
+        return [barrier(barrier_key(slot)) for slot in self._served_slots().values()]
 
     async def _drop(self, node: ClusterNode) -> None:
         connection = self._connections.pop(node.name, None)
@@ -222,11 +390,14 @@ async def _disconnect(connection: AbstractConnection) -> None:
         pass
 
 
-def link_for(client: AsyncRedis) -> Link:
+def link_for(client: AsyncRedis, wait: ReplicaWait | None = None) -> Link:
     """The link that suits `client`: per node for a cluster client, one connection otherwise."""
     if isinstance(client, redis.asyncio.RedisCluster):
-        return ClusterLink(client)
-    return ServerLink(client)
+        return ClusterLink(client, wait)
+    return ServerLink(client, wait)
 
 
-__all__ = ["ClusterLink", "Link", "ServerLink", "command_key", "link_for"]
+__all__ = [
+    "ClusterLink", "Link", "ReplicaWait", "ServerLink", "barrier", "barrier_key", "command_key", "confirmation",
+    "link_for", "writes",
+]  # fmt: skip

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
+from redis.cluster import ClusterNode
+from redis.crc import key_slot
 
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
@@ -197,3 +200,61 @@ def test_the_batchers_links_leave_the_async_client_usable(redis_url: str) -> Non
             await client.aclose()
 
     assert asyncio.run(both()) == (b"1", None)
+
+
+def test_with_wait_replicas_each_master_confirms_its_writes_before_the_gateway_answers(
+    redis_url: str, data_dir: Path
+) -> None:
+    """--wait-replicas 1: invocations spread over the masters are answered once each one's replica holds them.
+
+    WAIT runs on each master written to (it counts only its own connection's
+    writes); a cancel is confirmed on every master; asking for 2 replicas of
+    masters that have 1 is a 503 naming a master.
+    """
+    deploy(redis_url, [activity()])
+    client = connect(redis_url)
+    assert isinstance(client, redis.RedisCluster)
+    masters = client.get_primaries()
+    waits_before = {node.name: _waits(client, node) for node in masters}
+    settings = GatewaySettings(redis_url=redis_url, data_dir=data_dir, wait_replicas=1, wait_timeout_ms=1000)
+    gateway = GatewayThread(settings).start()
+    short = GatewayThread(settings.replace(wait_replicas=2, wait_timeout_ms=200)).start()
+    try:
+        with httpx.Client(base_url=gateway.url, timeout=60, trust_env=False) as http:
+            answers = [http.post(f"/v1/functions/{A}.double", json=[n]) for n in range(12)]
+            assert [a.status_code for a in answers] == [202] * 12
+            ids = [a.json()["execution_id"] for a in answers]
+            for execution_id in ids:
+                assert _on_replica(client, keys.state(execution_id))[b"status"] == b"pending"
+            assert masters_holding(client, f"{keys.PREFIX}:{{E_*}}:*:state") >= 2
+            cancelled = http.post(f"/v1/executions/{ids[0]}/cancel")
+            assert cancelled.status_code == 200 and _on_replica(client, keys.state(ids[0]))[b"status"] == b"finished"
+        waited_on = [node.name for node in masters if _waits(client, node) > waits_before[node.name]]
+        assert len(waited_on) == len(masters)  # the cancel's confirmation reached every master
+        with httpx.Client(base_url=short.url, timeout=60, trust_env=False) as http:
+            refused = http.post(f"/v1/functions/{A}.double", json=[1])
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            message = refused.json()["error"]["message"]
+            assert "only 1 of the 2 replicas asked for (--wait-replicas) confirmed it within 200 ms" in message
+            assert any(f"the master at {node.name}" in message for node in masters)
+    finally:
+        short.stop()
+        gateway.stop()
+        client.close()
+
+
+def _waits(client: redis.RedisCluster, node: ClusterNode) -> int:
+    """How many WAIT commands `node` has run."""
+    stats: dict[str, Any] = client.info("commandstats", target_nodes=node)  # type: ignore[assignment]
+    return int(stats.get("cmdstat_wait", {}).get("calls", 0))
+
+
+def _on_replica(client: redis.RedisCluster, key: str) -> dict[bytes, bytes]:
+    """The hash at `key` as a replica of its master holds it now."""
+    replica = client.nodes_manager.slots_cache[key_slot(key.encode())][1]
+    plain = redis.Redis(host=replica.host, port=replica.port)
+    try:
+        plain.execute_command("READONLY")
+        return plain.hgetall(key)  # type: ignore[return-value]
+    finally:
+        plain.close()

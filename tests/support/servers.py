@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,46 @@ class ValkeyForTests:
         if self.server is not None:
             self.server.terminate()
             self.server = None
+
+
+def start_replica(master: ValkeyForTests, data_dir: Path, **config: str) -> ValkeyForTests:
+    """A Valkey replicating `master` (with more valkey.conf `config`), started and in sync with it."""
+    upstream = redis.Redis.from_url(master.url)
+    try:
+        # The master sends its first copy at once, not after the default 5 s wait for more replicas.
+        upstream.config_set("repl-diskless-sync-delay", 0)
+    finally:
+        upstream.close()
+    replica = ValkeyForTests(data_dir, None, replicaof=f"127.0.0.1 {master.port}", **config)
+    replica.start()
+    wait_in_sync(replica)
+    return replica
+
+
+def wait_in_sync(replica: ValkeyForTests, timeout_s: float = 20.0) -> None:
+    """Until `replica`'s link to its master is up (its first sync done), and its master counts it as online."""
+    client = redis.Redis.from_url(replica.url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the replica at {replica.url} did not sync with its master")
+            time.sleep(0.02)
+        # The replica's side is up a moment before the master counts it (WAIT counts only online replicas).
+        master = client.info("replication")
+        upstream = redis.Redis(host=str(master["master_host"]), port=int(master["master_port"]))
+        try:
+            while not any(
+                isinstance(entry, dict) and entry.get("state") == "online" and entry.get("port") == replica.port
+                for entry in upstream.info("replication").values()
+            ):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the master of {replica.url} does not count it as a replica")
+                time.sleep(0.02)
+        finally:
+            upstream.close()
+    finally:
+        client.close()
 
 
 def flush(url: str) -> None:

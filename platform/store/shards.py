@@ -156,6 +156,13 @@ def load(client: Redis) -> Shards:
     return settled(stored, proposed, wanted)
 
 
+def read_count(client: Redis) -> int | None:
+    """The stored shard count, or None before the store's first use (a read: it stores nothing)."""
+    with map_redis_errors():
+        stored: bytes | None = client.get(COUNT_KEY)  # type: ignore[assignment]
+    return None if stored is None else int(stored)
+
+
 async def load_async(client: AsyncRedis) -> Shards:
     """`load` on the asyncio client."""
     wanted = wanted_count()

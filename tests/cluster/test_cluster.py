@@ -9,6 +9,7 @@ keep the essentials covered on every run.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from dolmen.platform.store.async_batch import AsyncBatcher
 from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster, known_keys
 from dolmen.platform.store.leases import Leases
 from dolmen.platform.store.scripts import Scripts
+from dolmen.platform.store.topology import cluster_view
+from tests.support.cli import run_platform
 from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.platform import Processes, activity, deploy, workflow
@@ -258,3 +261,34 @@ def _on_replica(client: redis.RedisCluster, key: str) -> dict[bytes, bytes]:
         return plain.hgetall(key)  # type: ignore[return-value]
     finally:
         plain.close()
+
+
+def test_status_judges_the_cluster_from_its_nodes_flags() -> None:
+    nodes = {
+        "10.0.0.1:7000": {"flags": "myself,master", "slots": [["0", "5460"]]},
+        "10.0.0.2:7000": {"flags": "master,fail", "slots": []},
+        "10.0.0.3:7000": {"flags": "master", "slots": [["5461", "16383"]]},
+        "10.0.0.4:7000": {"flags": "slave", "slots": []},
+        "10.0.0.5:7000": {"flags": "slave,fail?", "slots": []},
+    }
+    view = cluster_view(nodes, "ok", "10.0.0.1:7000")
+    assert view.masters == ("10.0.0.1:7000", "10.0.0.3:7000") and view.replicas == 1
+    assert view.describe() == "cluster of 2 masters, 1 replica"
+    assert view.problems() == [
+        "cluster node 10.0.0.2:7000 (master) is failing",
+        "cluster node 10.0.0.5:7000 (replica, suspected) is failing",
+    ]
+    down = cluster_view(nodes, "fail", "10.0.0.1:7000")
+    assert "reports state 'fail'" in down.problems()[-1] and "until a replica takes over" in down.problems()[-1]
+
+
+def test_status_shows_the_cluster_and_its_shards(redis_url: str) -> None:
+    flush(redis_url)
+    Scripts(connect(redis_url)).shards  # noqa: B018 - the store's first use sets the count
+    shown = run_platform("--redis", redis_url, "status", "--json")
+    redis_status = json.loads(shown.stdout)["redis"]
+    assert redis_status["cluster"]["state"] == "ok" and len(redis_status["cluster"]["masters"]) == 3
+    assert redis_status["cluster"]["replicas"] == 3 and redis_status["cluster"]["failing"] == []
+    assert redis_status["shards"] == 6
+    text = run_platform("--redis", redis_url, "status").stdout
+    assert "external cluster of 3 masters, 3 replicas, 6 shards" in text

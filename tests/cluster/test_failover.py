@@ -1,13 +1,14 @@
 """A master of the cluster is killed mid-run: its replica takes over and every execution still finishes.
 
-The master killed is the one holding the queues (the `{queues}` hash tag),
-the worst one to lose: runners, the scheduler and the gateway all lose a
+The master killed is the seed node the processes were given, which also
+holds the first shard of the queues: runners, the scheduler and the gateway all lose a
 connection, the new master knows no scripts (SCRIPT LOAD is not
 replicated), and the finish subscription may have been on it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support import indexes
+from tests.support.cli import run_platform
 
 pytestmark = pytest.mark.slow
 
@@ -110,6 +112,12 @@ def test_a_process_given_several_nodes_starts_while_the_first_is_down(
     execution_id = client.submit(f"{A}.double", [21]).execution_id
     state = client.wait(execution_id, 60)
     assert state.outcome is not None and state.outcome.value == 42
+    # `platform status` names the dead node, and counts the replica that took over among the masters.
+    shown = run_platform("--redis", processes.redis_url, "status", "--json")
+    redis_status = json.loads(shown.stdout)["redis"]
+    assert redis_status["cluster"]["failing"] == [f"127.0.0.1:{dead.port} (master)"], redis_status
+    assert len(redis_status["cluster"]["masters"]) == 3 and redis_status["shards"] == 6
+    assert any(f"cluster node 127.0.0.1:{dead.port} (master) is failing" in p for p in json.loads(shown.stdout)["problems"])
 
 
 def test_a_plain_client_that_meets_a_cluster_names_the_fix(cluster: ValkeyClusterForTests) -> None:

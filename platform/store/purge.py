@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import heapq
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -169,11 +171,10 @@ def purge_trees(scripts: Scripts, selection: PurgeFilter, *, dry_run: bool = Fal
 
 
 def _candidates(client: Redis, shards: Shards, selection: PurgeFilter) -> tuple[list[str], list[str]]:
-    """Finished roots that match `selection`, oldest first within each shard; and listed roots whose state is gone."""
+    """Finished roots that match `selection`, oldest first; and listed roots whose state is gone."""
     roots: list[str] = []
     gone: list[str] = []
-    pages = (page for key in shards.every("executions") for page in _pages(client, key, selection.before_ms))
-    for page in pages:
+    for page in _merged_pages(client, shards.every("executions"), selection.before_ms):
         pipe = client.pipeline(transaction=False)
         for root in page:
             pipe.hmget(keys.state(root), *_FIELDS)
@@ -188,8 +189,29 @@ def _candidates(client: Redis, shards: Shards, selection: PurgeFilter) -> tuple[
     return roots, gone
 
 
+def _merged_pages(client: Redis, index: list[str], before_ms: int) -> Iterator[list[str]]:
+    """Root ids from every shard's `executions` index created up to `before_ms`, oldest first, a page at a time."""
+    if len(index) == 1:
+        yield from _pages(client, index[0], before_ms)
+        return
+    merged = heapq.merge(*(_rows(client, key, before_ms) for key in index), key=lambda row: row[1])
+    while page := [root for root, _ in itertools.islice(merged, _PAGE)]:
+        yield page
+
+
+def _rows(client: Redis, key: str, before_ms: int) -> Iterator[tuple[str, float]]:
+    for page in _scored_pages(client, key, before_ms):
+        yield from page
+
+
 def _pages(client: Redis, key: str, before_ms: int) -> Iterator[list[str]]:
-    """Root ids from one shard's `executions` index created up to `before_ms`, a page at a time.
+    """Root ids from one shard's `executions` index created up to `before_ms`, a page at a time."""
+    for page in _scored_pages(client, key, before_ms):
+        yield [root for root, _ in page]
+
+
+def _scored_pages(client: Redis, key: str, before_ms: int) -> Iterator[list[tuple[str, float]]]:
+    """(root id, created ms) from one shard's `executions` index created up to `before_ms`, a page at a time.
 
     Each page starts at the last score read (skipping the members at that
     score already read), so a page costs the same however far the walk is.
@@ -202,7 +224,7 @@ def _pages(client: Redis, key: str, before_ms: int) -> Iterator[list[str]]:
         )
         if not rows:
             return
-        yield [raw.decode() for raw, _ in rows if b"." not in raw]
+        yield [(raw.decode(), score) for raw, score in rows if b"." not in raw]
         last = rows[-1][1]
         at_last = sum(1 for _, score in rows if score == last)
         skip = skip + at_last if last == low else at_last

@@ -86,17 +86,19 @@ class RetentionSweep:
     shards: list[int] | None = None
 
     def step(self, now_ms: int) -> int:
-        """Remove (or postpone) the next due trees, up to `batch` from each shard; returns how many were removed."""
+        """Remove (or postpone) the next due trees, at most `batch` of them; returns how many were removed."""
         client = self.scripts.client
         shards = self.scripts.shards
         mine = range(shards.count) if self.shards is None else self.shards
         with map_redis_errors():
             read = client.pipeline(transaction=False)
             for shard in mine:
-                read.zrangebyscore(shards.key(shard, "expiry"), "-inf", now_ms, start=0, num=self.batch)
-            found: list[list[bytes]] = read.execute()
-            self.backlog = any(len(part) == self.batch for part in found)
-            due = [raw for part in found for raw in part]
+                read.zrangebyscore(shards.key(shard, "expiry"), "-inf", now_ms, start=0, num=self.batch, withscores=True)
+            found: list[list[tuple[bytes, float]]] = read.execute()
+            # The `batch` due first across the shards; a backlog if any shard may hold more.
+            rows = sorted((row for part in found for row in part), key=lambda row: row[1])
+            self.backlog = len(rows) > self.batch or any(len(part) == self.batch for part in found)
+            due = [raw for raw, _ in rows[: self.batch]]
             if not due:
                 return 0
             trees = read_trees(client, [raw.decode() for raw in due])

@@ -47,6 +47,9 @@ def test_stale_runner_activity_finishes_once_with_the_new_owners_result(
     execution_id = client.submit(SLOW, [6000, "alone"]).execution_id
     holder = wait_for(lambda: client.get(execution_id).owner, what="a runner to lock it")
     (other,) = set(runners) - {holder}
+    # The lock comes a moment before the guest call starts: stopped in between, the holder would start its
+    # 6 s only once resumed, and write after the new owner (a busy machine made that happen).
+    time.sleep(0.5)
     os.kill(runners[holder].pid, signal.SIGSTOP)
     try:
         wait_for(lambda: client.get(execution_id).owner == other, timeout=20, what="the other runner to take over")

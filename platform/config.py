@@ -154,19 +154,20 @@ class PlatformFile:
         data_dir.mkdir(parents=True, exist_ok=True)
         path = self.path(data_dir)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "redis_url": self.redis_url,
-                    "gateway_url": self.gateway_url,
-                    "supervisor_pid": self.supervisor_pid,
-                    "processes": self.processes,
-                    "embedded_valkey": self.embedded_valkey,
-                },
-                indent=2,
-            )
-            + "\n"
+        tmp.unlink(missing_ok=True)
+        text = json.dumps(
+            {
+                "redis_url": self.redis_url,
+                "gateway_url": self.gateway_url,
+                "supervisor_pid": self.supervisor_pid,
+                "processes": self.processes,
+                "embedded_valkey": self.embedded_valkey,
+            },
+            indent=2,
         )
+        # Readable by this user only: the Redis URL may hold a password.
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(text + "\n")
         os.replace(tmp, path)
 
 

@@ -129,6 +129,18 @@ class StoreUnavailableError(StoreError):
     """
 
 
+class StoreAccessError(StoreError):
+    """The store refused this process: a user or password it does not accept, a command the
+    user may not run, or a TLS connection that could not be set up (an untrusted certificate).
+
+    Trying again changes nothing until the URL (or the server's ACL) is fixed.
+    """
+
+    code = "store_access"
+    exit_code = 2
+    retryable = False
+
+
 class StoreFullError(StoreError):
     """The store refused a write because its memory reached `maxmemory` (policy noeviction).
 

@@ -28,6 +28,7 @@ from .config import env_int
 from .errors import StoreError, StoreFullError
 from .heartbeat import Heartbeat, ProcessInfo, prune_stale, read_processes
 from .store import keys, outbox
+from .store.access import redacted
 from .store.connection import Redis, connect, full_message, map_redis_errors, wait_until_reachable
 from .store.executions import now_ms
 from .store.memory import refused_for_memory
@@ -212,7 +213,7 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
         target=PendingUpgrades(client, settings.data_dir).serve, args=(stop,), name="dolmen-upgrades", daemon=True
     )
     upgrades.start()
-    log.info("scheduler started", redis=settings.redis_url)
+    log.info("scheduler started", redis=redacted(settings.redis_url))
     last_sweep = 0.0
     moved_legacy = False
     try:

@@ -28,6 +28,7 @@ from typing import IO
 
 import structlog
 
+from .config import ENV_REDIS
 from .errors import ConfigError
 from .heartbeat import ProcessInfo
 
@@ -49,6 +50,7 @@ class ChildSpec:
     fully stopped before the next one is signalled. `death_signal` is what the
     kernel sends the child if the supervisor dies (Linux only). `log_file`
     receives the child's stdout and stderr; None inherits the supervisor's.
+    `env` is added to the supervisor's environment for the child.
     """
 
     name: str
@@ -58,6 +60,7 @@ class ChildSpec:
     death_signal: int = signal.SIGKILL
     log_file: Path | None = None
     cwd: Path | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ def spawn(spec: ChildSpec) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT if out is not None else None,
             cwd=spec.cwd,
+            env={**os.environ, **dict(spec.env)} if spec.env else None,
             process_group=0,
             preexec_fn=_child_setup(spec.death_signal, os.getpid()),
             close_fds=True,
@@ -355,9 +359,13 @@ def gateway_url_for(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def cli_argv(redis_url: str, data_dir: Path, debug: bool, *command: str) -> tuple[str, ...]:
-    """The command line of a child service: this Python, this package's CLI, JSON logs."""
-    argv = [sys.executable, "-W", _RUNPY_FILTER, "-m", CLI_MODULE, "--redis", redis_url]
+def cli_argv(data_dir: Path, debug: bool, *command: str) -> tuple[str, ...]:
+    """The command line of a child service: this Python, this package's CLI, JSON logs.
+
+    The Redis URL is not on it but in the child's environment (`redis_env`):
+    a command line is anyone's to read (ps), and the URL may hold a password.
+    """
+    argv = [sys.executable, "-W", _RUNPY_FILTER, "-m", CLI_MODULE]
     argv += ["--data-dir", str(data_dir), "--log-format", "json"]
     if debug:
         argv.append("--debug")
@@ -375,16 +383,17 @@ def service_specs(
     gateway_args: Sequence[str] = (),
 ) -> list[ChildSpec]:
     """Runners, the scheduler and the gateway (with `gateway_args` more options), each its own process."""
+    env = ((ENV_REDIS, redis_url),)
     specs = [
-        ChildSpec(f"runner-{i}", "runner", cli_argv(redis_url, data_dir, debug, "runner"))
-        for i in range(1, runners + 1)
+        ChildSpec(f"runner-{i}", "runner", cli_argv(data_dir, debug, "runner"), env=env) for i in range(1, runners + 1)
     ]
-    specs.append(ChildSpec("scheduler", "scheduler", cli_argv(redis_url, data_dir, debug, "scheduler")))
+    specs.append(ChildSpec("scheduler", "scheduler", cli_argv(data_dir, debug, "scheduler"), env=env))
     specs.append(
         ChildSpec(
             "gateway",
             "gateway",
-            cli_argv(redis_url, data_dir, debug, "gateway", "--host", host, "--port", str(port), *gateway_args),
+            cli_argv(data_dir, debug, "gateway", "--host", host, "--port", str(port), *gateway_args),
+            env=env,
         )
     )
     return specs

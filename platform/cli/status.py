@@ -21,6 +21,7 @@ import structlog
 from ..config import ENV_REDIS, PlatformFile, env_int
 from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
+from ..store.access import redacted
 from ..store.connection import Redis, connect, map_redis_errors
 from ..store.memory import StoreMemory, read_memory
 from ..store import shards as sharding
@@ -271,7 +272,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
     return build_status(
         data_dir=data_dir,
         running=running,
-        redis_url=redis_url,
+        redis_url=redacted(redis_url),
         redis_error=redis_error,
         gateway_url=gateway_url,
         gateway_error=probe_gateway(gateway_url) if gateway_url else None,

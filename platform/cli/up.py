@@ -42,6 +42,7 @@ from ..store.async_links import ReplicaWait
 from .context import CliContext, pass_ctx
 from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
+from ..store.access import redacted
 from ..store.connection import Redis
 
 log = structlog.get_logger("dolmen.up")
@@ -114,7 +115,7 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
     def record() -> None:
         PlatformFile(redis_url, gateway_url, os.getpid(), supervisor.pids(), valkey is not None).write(data_dir)
 
-    log.info("starting platform", data_dir=str(data_dir), redis=redis_url, embedded_valkey=valkey is not None)
+    log.info("starting platform", data_dir=str(data_dir), redis=redacted(redis_url), embedded_valkey=valkey is not None)
     try:
         deadline = time.monotonic() + opts.startup_timeout_s
         if valkey is not None:
@@ -126,7 +127,7 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
                 return
             where = f"; its log is {valkey.log_path}" if valkey else "; check the URL given with --redis"
             raise DolmenError(
-                f"Redis at {redis_url} did not answer within {opts.startup_timeout_s:.0f}s "
+                f"Redis at {redacted(redis_url)} did not answer within {opts.startup_timeout_s:.0f}s "
                 f"({probe_redis(client)}){where}"
             )
         if previous is not None:
@@ -193,11 +194,11 @@ def _announce(
         else "external"
     )
     if opts.json_output:
-        line = {"event": "ready", "gateway_url": gateway_url, "redis_url": redis_url, "data_dir": str(data_dir)}
+        line = {"event": "ready", "gateway_url": gateway_url, "redis_url": redacted(redis_url), "data_dir": str(data_dir)}
         maxmemory = valkey.maxmemory if valkey else None
         click.echo(json.dumps({**line, "embedded_valkey": valkey is not None, "maxmemory": maxmemory}))
     else:
-        click.echo(f"Dolmen is up: gateway {gateway_url}, Redis {redis_url} ({where}). Press Ctrl-C to stop.")
+        click.echo(f"Dolmen is up: gateway {gateway_url}, Redis {redacted(redis_url)} ({where}). Press Ctrl-C to stop.")
 
 
 @click.command("up")

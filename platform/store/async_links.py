@@ -34,12 +34,14 @@ import redis.asyncio
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import AbstractConnection
 from redis.crc import key_slot
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ConfigError, ReplicaWaitError, StoreError, StoreUnavailableError
 from . import keys
+from .access import refusal, tls_hint
 from .connection import SOCKET_TIMEOUT_S, AsyncRedis, dedicated_connection, describe, read_slots
 
 RETRIES = 3
@@ -200,6 +202,7 @@ async def _pipeline_confirmed(
 def _unavailable(where: str, exc: BaseException) -> StoreUnavailableError:
     return StoreUnavailableError(
         f"cannot reach Redis at {where} ({exc}); check that it runs (`platform status`) or pass the right --redis URL"
+        f"{tls_hint(exc)}"
     )
 
 
@@ -230,6 +233,8 @@ class ServerLink:
                 raise
             except _CONNECTION_ERRORS as exc:
                 await self.close()
+                if (refused := refusal(exc, self._where)) is not None:
+                    raise refused from None  # a wrong password or certificate: sending again changes nothing
                 if attempt == RETRIES:
                     raise _unavailable(describe(self.client), exc) from None
                 pause = await _backoff(pause)
@@ -286,7 +291,9 @@ class ClusterLink:
                 groups = self._route(args, todo)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, *_CONNECTION_ERRORS) as exc:
+            except (RedisError, RedisClusterException, *_CONNECTION_ERRORS) as exc:  # RedisClusterException: no node answered
+                if (refused := refusal(exc, describe(self.client))) is not None:
+                    raise refused from None
                 last = exc
                 self._fresh = False
                 pause = await _backoff(pause)
@@ -299,6 +306,8 @@ class ClusterLink:
                 if isinstance(outcome, asyncio.CancelledError):
                     raise outcome
                 if isinstance(outcome, BaseException):
+                    if (refused := refusal(outcome, node.name)) is not None:
+                        raise refused from None
                     if not isinstance(outcome, _CONNECTION_ERRORS):
                         raise StoreError(f"Redis failed: {outcome}") from None
                     last = outcome

@@ -22,10 +22,12 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.retry import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ClusterDownError, MovedError, OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import ClusterDownError, MovedError, OutOfMemoryError, RedisClusterException, RedisError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import StoreError, StoreFullError, StoreUnavailableError
+from .access import redacted, refusal, tls_hint
 
 
 # A synchronous client of one server or of a cluster (see `connect`).
@@ -58,10 +60,12 @@ def connect(
     """A synchronous client (bytes responses) for `url`: a cluster client when `url` names a cluster node.
 
     `url` may name several nodes of one cluster, `redis://HOST:PORT,HOST:PORT`
-    (see `seed_urls`): the first that answers tells the others. `max_connections`
-    is per server (per node of a cluster). A server that cannot be reached yet
-    gets a plain client, which fails on its first command with the usual
-    "cannot reach" error.
+    (see `seed_urls`): the first that answers tells the others. A user and
+    password, `rediss://` and TLS options in `url` go to every connection (see
+    `access`). `max_connections` is per server (per node of a cluster). A server
+    that cannot be reached yet gets a plain client, which fails on its first
+    command with the usual "cannot reach" error; one that refuses this process
+    (its user, password or certificate) raises `StoreAccessError` here.
     """
     options: dict[str, Any] = dict(
         socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s, health_check_interval=30,
@@ -77,7 +81,7 @@ def connect(
             )
         return redis.Redis.from_url(seeds[0], max_connections=max_connections, retry=_retry(), **options)
     except ValueError as exc:
-        raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+        raise StoreError(f"'{redacted(url)}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
 
 
 def seed_urls(url: str) -> list[str]:
@@ -93,7 +97,11 @@ def seed_urls(url: str) -> list[str]:
 
 
 def _cluster_seed(seeds: list[str], timeout_s: float) -> str | None:
-    """The first of `seeds` that answers as a cluster node; None if none does (or none answers)."""
+    """The first of `seeds` that answers as a cluster node; None if none does (or none answers).
+
+    Raises `StoreAccessError` at the first seed that refuses this process:
+    the others get the same user, password and TLS settings.
+    """
     return next((seed for seed in seeds if is_cluster(seed, timeout_s)), None)
 
 
@@ -173,9 +181,9 @@ class _Cluster(redis.RedisCluster):
         while True:
             try:
                 return super().execute_command(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError, ClusterDownError):
+            except (RedisConnectionError, RedisTimeoutError, ClusterDownError) as exc:
                 # A command for every master (SCRIPT LOAD, say) keeps its list of nodes across redis-py's own retries.
-                if time.monotonic() + pause > deadline:
+                if time.monotonic() + pause > deadline or _refused(exc):
                     raise
                 self.refresh_slots()
             time.sleep(pause)
@@ -190,8 +198,8 @@ class _Cluster(redis.RedisCluster):
                 command.result, command.node, command.asking = None, None, False
             try:
                 return pipe.send_cluster_commands(stack, raise_on_error=raise_on_error)
-            except (RedisConnectionError, RedisTimeoutError, ClusterDownError):
-                if time.monotonic() + pause > deadline:
+            except (RedisConnectionError, RedisTimeoutError, ClusterDownError) as exc:
+                if time.monotonic() + pause > deadline or _refused(exc):
                     raise
             finally:
                 pipe.reset()
@@ -199,23 +207,41 @@ class _Cluster(redis.RedisCluster):
             pause = min(pause * 2, 1.0)
 
     def refresh_slots(self) -> None:
-        """Read which node serves which slots (at most every `_REFRESH_EVERY_S`); quiet if no node answers."""
+        """Read which node serves which slots (at most every `_REFRESH_EVERY_S`); quiet if no node answers.
+
+        A node that refuses this process (its password, its certificate) raises:
+        the callers' retries wait for a failover, which would not end that.
+        """
         now = time.monotonic()
         if now - getattr(self, "_refreshed_at", 0.0) < self._REFRESH_EVERY_S:
             return
         self._refreshed_at = now
         try:
             self.nodes_manager.initialize()
-        except RedisError:
-            pass
+        except (RedisError, RedisClusterException) as exc:  # RedisClusterException: no node answered
+            if _refused(exc):
+                raise
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server refused this process (see `access.refusal`): waiting for a failover would not help."""
+    return refusal(exc, "") is not None
 
 
 def is_cluster(url: str, timeout_s: float = 5.0) -> bool:
-    """Whether the server at `url` runs in cluster mode (`cluster_enabled:1`); False when it cannot be asked."""
+    """Whether the server at `url` runs in cluster mode (`cluster_enabled:1`); False when it cannot be reached.
+
+    Raises `StoreAccessError` when it refuses this process: taken for a single
+    server, a cluster node would fail every other slot's command with MOVED,
+    and the user would be told of a cluster instead of their password.
+    """
     probe = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
     try:
         return bool(probe.info("cluster").get("cluster_enabled"))
-    except RedisError:
+    except RedisError as exc:
+        refused = refusal(exc, "%s:%d" % _host_port(url))
+        if refused is not None:
+            raise refused from None
         return False
     finally:
         probe.close()
@@ -264,7 +290,7 @@ def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
         )
     except ValueError as exc:
-        raise StoreError(f"'{url}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+        raise StoreError(f"'{redacted(url)}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
 
 
 def describe(client: Redis | AsyncRedis) -> str:
@@ -283,25 +309,39 @@ def map_redis_errors(where: str = "Redis") -> Iterator[None]:
     """Translate redis-py exceptions raised inside the block into `StoreError`."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise StoreUnavailableError(
-            f"cannot reach {where} ({exc}); check that it runs (`platform status`) "
-            "or pass the right --redis URL"
-        ) from None
-    except OutOfMemoryError:
+    except (RedisError, RedisClusterException) as exc:
+        raise store_error(exc, where) from None
+
+
+def store_error(exc: RedisError | RedisClusterException, where: str = "Redis") -> StoreError:
+    """The `StoreError` that tells a user what `exc`, from the server at `where`, means and what to do."""
+    # First: a refused password or certificate comes as a ConnectionError, a refused command as a ResponseError.
+    refused = refusal(exc, where)
+    if refused is not None:
+        return refused
+    if isinstance(exc, RedisClusterException):
+        # Not a RedisError: what redis-py's cluster client raises when no node it knows tells it the slot map.
+        return StoreUnavailableError(
+            f"cannot reach {where} ({exc}); check that its nodes run (`platform status`) or pass the right --redis URL"
+        )
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return StoreUnavailableError(
+            f"cannot reach {where} ({exc}); check that it runs (`platform status`) or pass the right --redis URL"
+            f"{tls_hint(exc)}"
+        )
+    if isinstance(exc, OutOfMemoryError):
         # Valkey's "OOM command not allowed when used memory > 'maxmemory'", also
         # from inside a script, which it refuses before the script's first write.
-        raise StoreFullError(full_message(where)) from None
-    except MovedError as exc:
-        raise StoreError(
+        return StoreFullError(full_message(where))
+    if isinstance(exc, MovedError):
+        return StoreError(
             f"{where} is a node of a Redis Cluster (it answered MOVED {exc}), which this process took for a "
             "single server: the node did not answer when the process started. Restart the process; name "
             "several nodes to start from (--redis redis://HOST:PORT,HOST:PORT) so that one being down does not matter"
-        ) from None
-    except ResponseError as exc:
-        raise StoreError(f"{where} refused a command: {exc}") from None
-    except RedisError as exc:
-        raise StoreError(f"{where} failed: {exc}") from None
+        )
+    if isinstance(exc, ResponseError):
+        return StoreError(f"{where} refused a command: {exc}")
+    return StoreError(f"{where} failed: {exc}")
 
 
 def full_message(where: str = "Redis") -> str:

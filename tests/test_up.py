@@ -173,7 +173,8 @@ def test_up_starts_every_service_and_status_reports_them_healthy(start_platform:
     assert found.embedded_valkey and found.redis_url.startswith("redis://127.0.0.1:")
     assert set(found.processes) == {"valkey", "runner-1", "scheduler", "gateway"}
     assert status["redis"] == {
-        "url": found.redis_url, "ok": True, "error": None, "embedded": True, "pid": found.processes["valkey"]
+        "url": found.redis_url, "ok": True, "error": None, "embedded": True, "pid": found.processes["valkey"],
+        "cluster": None, "shards": 1,
     }
     assert status["supervisor"]["pid"] == up.proc.pid
     assert status["memory"]["maxmemory"] == default_maxmemory()  # a quarter of this machine

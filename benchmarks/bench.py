@@ -125,22 +125,9 @@ def free_port() -> int:
 
 def flush_store(url: str) -> None:
     """Empty the server at `url`: FLUSHALL on it, or on every master when it is a cluster node."""
-    import redis
+    from tests.support.servers import flush
 
-    from dolmen.platform.store.connection import is_cluster
-
-    if is_cluster(url):
-        cluster = redis.RedisCluster.from_url(url)
-        try:
-            cluster.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
-        finally:
-            cluster.close()
-        return
-    plain = redis.Redis.from_url(url)
-    try:
-        plain.flushall()
-    finally:
-        plain.close()
+    flush(url)
 
 
 class Platform:

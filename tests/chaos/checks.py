@@ -12,6 +12,7 @@ from typing import Any
 import redis
 
 from dolmen.platform.store import keys
+from dolmen.platform.store.connection import Redis
 from dolmen.platform.store.records import Event, ExecutionState, Outcome
 from tests.chaos.settings import CANCELLED_KINDS, MAX_ATTEMPTS
 from tests.chaos.traffic import Job
@@ -20,7 +21,7 @@ from tests.chaos.traffic import Job
 # --------------------------------------------------------------- reading
 
 
-def all_ids(r: redis.Redis) -> list[str]:
+def all_ids(r: Redis) -> list[str]:
     """Every execution in Valkey, found by its state hash (children and scheduled ones included)."""
     found = set()
     for key in r.scan_iter(match="dolmen:{*}:*:state", count=5000):
@@ -28,14 +29,14 @@ def all_ids(r: redis.Redis) -> list[str]:
     return sorted(found)
 
 
-def statuses(r: redis.Redis, ids: list[str]) -> dict[str, str]:
+def statuses(r: Redis, ids: list[str]) -> dict[str, str]:
     pipe = r.pipeline(transaction=False)
     for execution_id in ids:
         pipe.hget(keys.state(execution_id), "status")
     return {i: (s or b"").decode() for i, s in zip(ids, pipe.execute())}
 
 
-def wait_all_finished(r: redis.Redis, roots: list[str], timeout: float) -> list[str]:
+def wait_all_finished(r: Redis, roots: list[str], timeout: float) -> list[str]:
     """Until every execution in Valkey and every accepted root is finished; returns those that are not."""
     deadline = time.monotonic() + timeout
     unfinished: list[str] = []
@@ -57,7 +58,7 @@ class Snapshot:
     idempotency: dict[str, str | None]
 
 
-def read_everything(r: redis.Redis, jobs: list[Job]) -> Snapshot:
+def read_everything(r: Redis, jobs: list[Job]) -> Snapshot:
     ids = sorted(set(all_ids(r)) | {j.execution_id for j in jobs if j.execution_id})
     states: dict[str, ExecutionState] = {}
     logs: dict[str, list[Event]] = {}

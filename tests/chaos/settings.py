@@ -60,6 +60,8 @@ CUTS_PER_S = 0.1  # per proxied connection
 # What the killer thread does at each step, drawn from this deck shuffled (so a run of ~30 steps has each).
 ACTIONS = ("runner", "runner", "runner", "runner", "scheduler", "scheduler", "gateway", "gateway", "cut", "stall", "partition")
 VALKEY_RESTARTS_AT = (0.3, 0.7)  # fractions of the submission time (one Valkey)
+# On a cluster, a disruption of its masters every this many seconds of submission time (at least three).
+CLUSTER_DISRUPTION_EVERY_S = 20.0
 
 # kind -> weight; each top-level execution gets one kind.
 MIX = {

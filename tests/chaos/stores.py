@@ -1,8 +1,10 @@
-"""What the chaos runs on: one durable Valkey (`OneValkey`), the fault proxy in front of it, and the
-big disruptions planned for it (restarts), which the `Chaos` thread carries out at their planned moments."""
+"""What the chaos runs on: one durable Valkey (`OneValkey`) or a Valkey Cluster (`ProxiedCluster`), the
+fault proxies in front of them, and the big disruptions planned for them (restarts, master kills,
+failovers), which the `Chaos` thread carries out at their planned moments."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
@@ -12,8 +14,10 @@ from typing import Protocol
 
 import redis
 
+from dolmen.platform.store import keys
 from tests.chaos.servers import DurableValkey
-from tests.chaos.settings import VALKEY_RESTARTS_AT
+from tests.chaos.settings import CLUSTER_DISRUPTION_EVERY_S, VALKEY_RESTARTS_AT, A
+from tests.support.cluster import ValkeyClusterForTests
 from tests.support.faultproxy import FaultProxy
 
 Note = Callable[[str], None]
@@ -108,3 +112,160 @@ class OneValkey:
 
     def healthy(self) -> str | None:
         return None if self.valkey.server is not None else "valkey is down"
+
+
+class ProxiedCluster:
+    """A Valkey Cluster of 3 masters and 3 replicas, each node behind a proxy it announces (see
+    `ValkeyClusterForTests`), so that every process, and every replication link, goes through one.
+
+    Its disruptions, in turn: the master of the queues SIGKILLed, a master failed over by its replica
+    (CLUSTER FAILOVER, which waits for the replica to have everything), another master SIGKILLed.
+    A killed master's replica is elected after `cluster-node-timeout` (2 s); the dead node is started
+    again after a moment and rejoins as a replica of the one that took over.
+
+    Losing acknowledged writes: replication is asynchronous, so a master killed under load may take
+    writes with it that it acknowledged and did not pass on (README, "On a Valkey or Redis Cluster").
+    The checks could not tell such a loss from a bug (a lost step looks like a step never written), so
+    every kill here loses none: the master's writes are paused first (CLIENT PAUSE WRITE, what a manual
+    failover does too), and it is killed once its replica's offset equals its own. Everything else is
+    a hard kill: the clients' connections die with commands in flight (the paused ones, which never
+    ran), nobody hands the slots over, the replica must be elected, the new master knows no scripts
+    and the finish subscriptions on the dead node are gone. The checks stay exact: any loss is a bug.
+    """
+
+    KINDS = ("kill the queues' master", "failover", "kill a master")
+
+    def __init__(self, data_dir: Path) -> None:
+        self.cluster = ValkeyClusterForTests(data_dir, proxied=True, password=os.urandom(12).hex())
+        self.proxies = self.cluster.proxies
+        self.disruptions: Counter[str] = Counter()
+        self._done = 0
+        self._last_masters = list(range(self.cluster.masters))
+
+    @property
+    def direct_url(self) -> str:
+        return self.cluster.seeds_url  # (no way around the proxies for a cluster client)
+
+    @property
+    def proxied_url(self) -> str:
+        return self.cluster.seeds_url
+
+    def start(self) -> None:
+        self.cluster.start()
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+    def reader(self) -> redis.RedisCluster:
+        return self.cluster.direct_cluster()
+
+    def plan(self, submit_s: float) -> list[float]:
+        count = max(len(self.KINDS), round(submit_s / CLUSTER_DISRUPTION_EVERY_S))
+        return [(k + 0.5) * submit_s / count for k in range(count)]
+
+    def disrupt(self, rng: random.Random, note: Note) -> None:
+        kind = self.KINDS[self._done % len(self.KINDS)]
+        self._done += 1
+        shards = self.cluster.shards()
+        if kind == "kill the queues' master":
+            master = self.cluster.master_of(keys.queue(f"{A}.double"))
+        else:
+            master = rng.choice(sorted(shards))
+        replicas = shards.get(master, [])
+        if not replicas:
+            note(f"cluster: {kind}: node{master} has no replica online; skipped")
+            self.disruptions[f"{kind}: skipped"] += 1
+            return
+        if kind == "failover":
+            self._failover(master, replicas[0], note)
+        else:
+            self._kill(master, replicas[0], rng.uniform(0.5, 2.0), note)
+        self.disruptions[kind] += 1
+
+    def _failover(self, master: int, replica: int, note: Note) -> None:
+        began = time.monotonic()
+        note(f"cluster: CLUSTER FAILOVER on node{replica}, replica of node{master}")
+        for attempt in range(3):
+            # A manual failover gives up after 5 s when the replica cannot catch up (its link cut, say): ask again.
+            with self.cluster.direct(replica) as client:
+                client.execute_command("CLUSTER", "FAILOVER")
+            try:
+                self._wait(lambda: self.cluster.role(replica) == "master", 8, f"node{replica} to take over by failover")
+                break
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+        self.cluster.wait_synced(master, 30)
+        note(f"cluster: node{replica} is master, node{master} its replica, after {time.monotonic() - began:.1f}s")
+
+    def _kill(self, master: int, replica: int, down_s: float, note: Note) -> None:
+        quiet_s = self._quiesce(master, replica)
+        if quiet_s is None:
+            note(f"cluster: node{replica} did not catch up with node{master} in 10 s; kill skipped")
+            self.disruptions["kill skipped: replica behind"] += 1
+            return
+        self.cluster.nodes[master].kill()
+        killed = time.monotonic()
+        note(f"cluster: SIGKILL master node{master} (its writes paused {quiet_s * 1000:.0f} ms, until node{replica} had them)")
+        self._wait(lambda: self.cluster.role(replica) == "master", 30, f"node{replica} to be elected")
+        self.cluster.wait_ok(30)
+        note(f"cluster: node{replica} elected in node{master}'s place after {time.monotonic() - killed:.1f}s")
+        time.sleep(max(0.0, killed + down_s - time.monotonic()))
+        self.cluster.nodes[master].start()
+        self._wait(lambda: self.cluster.role(master) == "slave", 30, f"node{master} to rejoin as a replica")
+        self.cluster.wait_synced(master, 30)
+        self.cluster.wait_ok(30)
+        note(f"cluster: node{master} back as a replica of node{replica}, {time.monotonic() - killed:.1f}s after its kill")
+
+    def _quiesce(self, master: int, replica: int) -> float | None:
+        """Pause writes on `master` until `replica` has all it has; seconds it took, or None (unpaused) if it never did."""
+        began = time.monotonic()
+        with self.cluster.direct(master) as m, self.cluster.direct(replica) as r:
+            m.execute_command("CLIENT", "PAUSE", 15_000, "WRITE")
+            while time.monotonic() - began < 10:
+                offset = m.info("replication")["master_repl_offset"]
+                if r.info("replication").get("slave_repl_offset") == offset:
+                    return time.monotonic() - began
+                time.sleep(0.005)
+            m.execute_command("CLIENT", "UNPAUSE")
+        return None
+
+    @staticmethod
+    def _wait(ready: Callable[[], bool], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if ready():
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout_s:.0f} s for {what}")
+            time.sleep(0.05)
+
+    def pick_proxies(self, rng: random.Random) -> tuple[list[FaultProxy], str]:
+        # Half the time every node's (clients and replication links alike), else one master's.
+        if rng.random() < 0.5:
+            return list(self.proxies), "every proxy"
+        master = rng.choice(self._masters())
+        return [self.proxies[master]], f"node{master}'s proxy (a master)"
+
+    def serving_proxies(self) -> list[FaultProxy]:
+        return [self.proxies[i] for i in self._masters()]
+
+    def _masters(self) -> list[int]:
+        """The masters now; those last seen while the node asked is being killed."""
+        try:
+            self._last_masters = sorted(self.cluster.shards())
+        except (redis.RedisError, OSError):
+            pass
+        return self._last_masters
+
+    def healthy(self) -> str | None:
+        down = [f"node{i}" for i, node in enumerate(self.cluster.nodes) if node.server is None]
+        if down:
+            return f"down: {', '.join(down)}"
+        shards = self.cluster.shards()
+        if len(shards) != self.cluster.masters or any(len(replicas) != 1 for replicas in shards.values()):
+            return f"masters and replicas: {shards}"
+        return None

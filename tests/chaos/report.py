@@ -33,12 +33,12 @@ def _event_line(event: Event) -> str:
     return f"  [{event.index}] {event.type} at={event.at} {text[:300]}"
 
 
-def problem_report(problems: list[Problem], snap: Snapshot, jobs: list[Job], full: bool) -> str:
+def problem_report(problems: list[Problem], snap: Snapshot, jobs: list[Job], full: bool, title: str = "") -> str:
     by_root = {j.execution_id: j for j in jobs if j.execution_id}
     grouped: dict[str, list[Problem]] = defaultdict(list)
     for problem in problems:
         grouped[problem.check].append(problem)
-    lines = [f"{len(problems)} problem(s) in {len({p.execution_id for p in problems})} execution(s):"]
+    lines = [f"{len(problems)} problem(s) in {len({p.execution_id for p in problems})} execution(s){f' {title}' if title else ''}:"]
     detailed: set[str] = set()
     for check, items in grouped.items():
         lines.append(f"- {check}: {len(items)}")
@@ -61,7 +61,7 @@ def problem_report(problems: list[Problem], snap: Snapshot, jobs: list[Job], ful
 
 
 def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, store: Store, flaky: FlakyServer,
-            size: Size, durations: dict[str, float], batched: int = 0) -> str:  # fmt: skip
+            size: Size, durations: dict[str, float], batched: int = 0, excused: int = 0) -> str:  # fmt: skip
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     for job in jobs:
         state = snap.states.get(job.execution_id or "")
@@ -112,7 +112,8 @@ def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, store: 
         f" {len(proxies)} prox{'y' if len(proxies) == 1 else 'ies'}: {sum(p.connections_accepted for p in proxies)} connections,"
         f" {sum(p.cuts for p in proxies)} cuts ({chaos.cut_alls} cut-all), {sum(p.dropped_replies for p in proxies)} replies"
         f" lost of {chaos.drops_armed} armed",
-        "  store disruptions: " + (", ".join(f"{k} {v}" for k, v in sorted(store.disruptions.items())) or "none"),
+        "  store disruptions: " + (", ".join(f"{k} {v}" for k, v in sorted(store.disruptions.items())) or "none")
+        + (f"; lost on purpose: {store.lost}, explaining {excused} check(s) there" if store.lost.streams else ""),
         "  durations: " + ", ".join(f"{k} {v:.0f}s" for k, v in durations.items()),
     ]
     return "\n".join(lines)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 # None when unset: each test picks its own default size (the single server 1, the cluster's CI run less).
 SCALE_SET = float(os.environ["DOLMEN_CHAOS_SCALE"]) if os.environ.get("DOLMEN_CHAOS_SCALE") else None
 SEED = int(os.environ.get("DOLMEN_CHAOS_SEED") or "1")
+# On a cluster, also kill a master ahead of its replica, losing writes on purpose (tests/chaos/losses.py).
+LOSE_WRITES = os.environ.get("DOLMEN_CHAOS_LOSE_WRITES", "") not in ("", "0")
 
 A = "testing:act/basic@1.0.0"
 F = "testing:wf/flows@1.0.0"

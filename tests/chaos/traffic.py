@@ -175,6 +175,12 @@ class Traffic:
                     heapq.heappop(self.cancels)
                 self.cancel(job, http, client)
 
+    def cancel_again(self, jobs: list[Job]) -> None:
+        """Cancel these (already cancelled) jobs once more, as they say, now."""
+        with self._clients() as (http, client):
+            for job in jobs:
+                self.cancel(job, http, client)
+
     def cancel(self, job: Job, http: httpx.Client, client: Client) -> None:
         """Over HTTP or by the Client (as the job says) until answered; cancelling twice answers `already`."""
         execution_id = job.execution_id

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.run import run_chaos
-from tests.chaos.settings import Size
+from tests.chaos.settings import LOSE_WRITES, Size
 from tests.chaos.stores import ProxiedCluster
 
 SIZE = Size.from_env(0.4)
@@ -33,4 +33,4 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(SIZE.timeout_s)]
 def test_chaos_on_a_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str], pytestconfig: pytest.Config) -> None:
     """Mixed executions survive process kills, cut and held connections, lost replies and master kills and failovers."""
     with ExitStack() as cleanup:
-        run_chaos(ProxiedCluster(tmp_path / "cluster"), SIZE, tmp_path, capsys, pytestconfig, cleanup, name="chaos-cluster")
+        run_chaos(ProxiedCluster(tmp_path / "cluster", LOSE_WRITES), SIZE, tmp_path, capsys, pytestconfig, cleanup, name="chaos-cluster")

@@ -19,6 +19,7 @@ between clients and a node, never a reason for a failover.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -144,6 +145,56 @@ class ValkeyClusterForTests:
             return str(client.info("replication")["role"])
         finally:
             client.close()
+
+    def wait_role(self, index: int, role: str, timeout_s: float = 30.0) -> None:
+        """Until node `index` says it is a `master` or a `slave` (a replica)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if self.role(index) == role:
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"node {index} of the test cluster is not a {role} after {timeout_s:.0f} s")
+            time.sleep(0.05)
+
+    def failover(self, replica: int) -> None:
+        """CLUSTER FAILOVER on `replica`: it takes over once it has all its master wrote (nothing lost)."""
+        for attempt in range(3):
+            # A manual failover gives up after 5 s when the replica cannot catch up (its link cut, say): ask again.
+            with self.direct(replica) as client:
+                client.execute_command("CLUSTER", "FAILOVER")
+            try:
+                self.wait_role(replica, "master", 8)
+                return
+            except TimeoutError:
+                if attempt == 2:
+                    raise
+
+    def quiesce(self, master: int, replica: int, held: Callable[[], int] = lambda: 0, timeout_s: float = 10.0) -> float | None:
+        """Pause writes on `master` (CLIENT PAUSE WRITE) until `replica` has all it wrote but the `held()`
+        bytes a proxy keeps from it (`FaultProxy.hold_replication`): then a kill loses nothing else.
+
+        Returns the seconds it took, or None (and unpauses) if the replica never caught up.
+        """
+        began = time.monotonic()
+        with self.direct(master) as m, self.direct(replica) as r:
+            m.execute_command("CLIENT", "PAUSE", 15_000, "WRITE")
+            while time.monotonic() - began < timeout_s:
+                offset = m.info("replication")["master_repl_offset"]
+                if r.info("replication").get("slave_repl_offset", -1) + held() == offset:
+                    return time.monotonic() - began
+                time.sleep(0.005)
+            m.execute_command("CLIENT", "UNPAUSE")
+        return None
+
+    def rejoin(self, index: int, timeout_s: float = 30.0) -> None:
+        """Start the dead node `index` again; returns once it is a replica in sync and the cluster is ok."""
+        self.nodes[index].start()
+        self.wait_role(index, "slave", timeout_s)
+        self.wait_synced(index, timeout_s)
+        self.wait_ok(timeout_s)
 
     def start(self, timeout_s: float = 30.0) -> str:
         for node, proxy in zip(self.nodes, self.proxies):

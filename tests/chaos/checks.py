@@ -15,6 +15,7 @@ from dolmen.platform.store import keys
 from dolmen.platform.store.connection import Redis
 from dolmen.platform.store.records import Event, ExecutionState, Outcome
 from tests.chaos.losses import LostWrites
+from tests.support import indexes
 from tests.chaos.settings import CANCELLED_KINDS, MAX_ATTEMPTS
 from tests.chaos.traffic import Job
 
@@ -59,17 +60,17 @@ def whereabouts(r: Redis, ids: list[str]) -> dict[str, str]:
     if not ids:
         return {}
     try:
-        timers = b"\n".join(r.zrange(keys.TIMERS, 0, -1))  # type: ignore[arg-type]
+        timers = [json.loads(member).get("id") for member in indexes.zmembers(r, "timers")]
         found = {}
         for execution_id in ids:
-            active = r.zscore(keys.ACTIVE, execution_id) is not None
+            active = indexes.zscore(r, "active", execution_id) is not None
             outbox = r.llen(keys.outbox(keys.root_of(execution_id)))
             found[execution_id] = (
-                f"in {keys.ACTIVE}: {'yes' if active else 'no'}; timers naming it: {timers.count(execution_id.encode())};"
+                f"in the active index: {'yes' if active else 'no'}; timers for it: {timers.count(execution_id)};"
                 f" messages in its tree's outbox: {outbox}"
             )
         return found
-    except (redis.RedisError, AttributeError) as exc:  # (AttributeError: the key layout changed)
+    except (redis.RedisError, ValueError) as exc:
         return {"-": f"not read: {exc!r}"}
 
 

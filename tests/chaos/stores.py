@@ -14,10 +14,9 @@ from typing import Protocol
 
 import redis
 
-from dolmen.platform.store import keys
 from tests.chaos.losses import LostWrites
 from tests.chaos.servers import DurableValkey
-from tests.chaos.settings import CLUSTER_DISRUPTION_EVERY_S, VALKEY_RESTARTS_AT, A
+from tests.chaos.settings import CLUSTER_DISRUPTION_EVERY_S, VALKEY_RESTARTS_AT
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.faultproxy import FaultProxy
 
@@ -121,7 +120,8 @@ class ProxiedCluster:
     """A Valkey Cluster of 3 masters and 3 replicas, each node behind a proxy it announces (see
     `ValkeyClusterForTests`), so that every process, and every replication link, goes through one.
 
-    Its disruptions, in turn: the master of the queues SIGKILLed, a master failed over by its replica
+    Its disruptions, in turn: the first seed's master SIGKILLed (the node every process reached first,
+    or the master that took its place), a master failed over by its replica
     (CLUSTER FAILOVER, which waits for the replica to have everything), another master SIGKILLed;
     with `lose_writes`, also a master SIGKILLed ahead of its replica. A killed master's replica is
     elected after `cluster-node-timeout` (2 s); the dead node is started again after a moment and
@@ -143,11 +143,11 @@ class ProxiedCluster:
     replica takes over without those bytes, which the proxy hands over (`lost`), so the checks know
     which trees and idempotency keys lost writes, and excuse only there what a lost write explains.
     It is not part of the default run: today executions whose tree lost writes can stay unfinished
-    for good (the repair sweep walks `dolmen:active`, whose entry the lost finish had already
+    for good (the repair sweep walks the active index, whose entry the lost finish had already
     removed on another master; a blocked workflow whose delay's timer was lost is never woken).
     """
 
-    KINDS = ("kill the queues' master", "failover", "kill a master")
+    KINDS = ("kill the first seed's master", "failover", "kill a master")
     LOSSY = "kill a master, losing writes"
 
     def __init__(self, data_dir: Path, lose_writes: bool = False) -> None:
@@ -184,8 +184,8 @@ class ProxiedCluster:
         kind = self.kinds[self._done % len(self.kinds)]
         self._done += 1
         shards = self.cluster.shards()
-        if kind == "kill the queues' master":
-            master = self.cluster.master_of(keys.queue(f"{A}.double"))
+        if kind == "kill the first seed's master":
+            master = 0 if 0 in shards else next((m for m, replicas in shards.items() if 0 in replicas), 0)
         else:
             master = rng.choice(sorted(shards))
         replicas = shards.get(master, [])

@@ -5,8 +5,8 @@ every process (and each replica's link to its master) goes through a proxy: conn
 random and all at once, traffic is held (on every node, or on one master), replies are lost on the
 masters' proxies, runners, the scheduler and the gateway are SIGKILLed or stalled as in the
 single-server run. Instead of Valkey restarts, the masters are disrupted in turn: the master of the
-queues SIGKILLed (its replica is elected), a master failed over (CLUSTER FAILOVER), another master
-SIGKILLed; each dead node comes back as a replica. A master is killed only once its replica has
+first seed node SIGKILLed (its replica is elected), a master failed over (CLUSTER FAILOVER), another
+master SIGKILLed; each dead node comes back as a replica. A master is killed only once its replica has
 every write it acknowledged (see `ProxiedCluster`), so the checks are as strict as on one server.
 
 Size: 0.6 (600 top-level executions over 36 s, about a minute in all on 2 cores) unless

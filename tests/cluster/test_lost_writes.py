@@ -4,9 +4,9 @@ README ("On a Valkey or Redis Cluster"): a write a master acknowledged and died 
 lost with it, and "a lost result or step is run again". Here a master is killed ahead of its
 replica on purpose: its proxy holds the replication link (`FaultProxy.hold_replication`), the master
 goes on answering, and once it is killed the replica takes over without exactly the bytes the proxy
-kept. The tree is put on a master that holds neither the queues nor the active index, so what its
-writes did elsewhere (the queue entry acknowledged, the index entry removed) survives while the tree
-itself goes back in time: what a real failover under load does to some trees.
+kept. The execution's id is picked so that its tree is on another master than its shard of the
+queues, timers and active index (store/shards.py), so that one side goes back in time while what
+it did to the other survives: what a real failover under load does to some executions.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import pytest
 from dolmen.platform.client import Client
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys
+from dolmen.platform.store.shards import Shards
+from tests.support import indexes
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
@@ -35,28 +37,29 @@ def cluster(tmp_path: Path) -> Iterator[ValkeyClusterForTests]:
         yield nodes
 
 
-def root_away_from(cluster: ValkeyClusterForTests, *others: str) -> tuple[str, int]:
-    """A new root id whose tree's master serves none of the keys `others`, and that master."""
-    avoid = {cluster.master_of(key) for key in others}
-    while True:
+def root_away_from_its_shard(cluster: ValkeyClusterForTests, shards: Shards) -> tuple[str, int, int]:
+    """A new root id whose tree is on another master than its shard (queues, timers, indexes): the id and both masters."""
+    for _ in range(1000):
         execution_id = ExecutionId.new().value
-        master = cluster.master_of(keys.state(execution_id))
-        if master not in avoid:
-            return execution_id, master
+        tree, shard = cluster.master_of(keys.state(execution_id)), cluster.master_of(shards.active(execution_id))
+        if tree != shard:
+            return execution_id, tree, shard
+    raise AssertionError("every id drawn has its tree on the master of its shard")
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the repair sweep walks dolmen:active only, and the lost finish had removed the entry there;"
+    reason="the repair sweep walks the active index only, and the lost finish had removed the entry there;"
     " the queue entry was acknowledged: nothing runs the execution again",
 )
 def test_an_activity_whose_finish_was_lost_runs_again(cluster: ValkeyClusterForTests, tmp_path: Path) -> None:
     """An activity finished on a master that died before its replica had the finish: it runs again and finishes."""
     deploy(cluster.url, [activity()])
-    execution_id, master = root_away_from(cluster, keys.queue(f"{A}.slow"), keys.ACTIVE)
+    client = Client.connect(cluster.seeds_url)
+    shards = indexes.shards_of(client.redis)
+    execution_id, master, _ = root_away_from_its_shard(cluster, shards)
     replica = cluster.shards()[master][0]
     processes = Processes(cluster.seeds_url, tmp_path, env={"DOLMEN_REPAIR_AFTER_MS": "2000", "DOLMEN_LOCK_TTL_MS": "1500"})
-    client = Client.connect(cluster.seeds_url)
     try:
         processes.runner()
         processes.scheduler()
@@ -68,7 +71,7 @@ def test_an_activity_whose_finish_was_lost_runs_again(cluster: ValkeyClusterForT
         proxy = cluster.proxies[master]
         proxy.hold_replication()  # from here on, nothing of this master reaches its replica
         assert client.wait(execution_id, 30).status == "finished"
-        wait_for(lambda: client.redis.zscore(keys.ACTIVE, execution_id) is None, what="its index entry removed")
+        wait_for(lambda: indexes.zscore(client.redis, "active", execution_id) is None, what="its index entry removed")
         assert cluster.quiesce(master, replica, proxy.held_bytes) is not None
         cluster.nodes[master].kill()
         lost = proxy.release_replication()
@@ -77,7 +80,7 @@ def test_an_activity_whose_finish_was_lost_runs_again(cluster: ValkeyClusterForT
         cluster.wait_ok(30)
         cluster.rejoin(master)
         assert client.get(execution_id).status == "running"  # the tree went back in time
-        assert client.redis.zscore(keys.ACTIVE, execution_id) is None  # where the repair sweep looks
+        assert indexes.zscore(client.redis, "active", execution_id) is None  # where the repair sweep looks
         # Its lease runs out within 1.5 s; the repair sweep should queue it again 2 s later.
         state = client.wait(execution_id, 10)
         assert state.outcome is not None and state.outcome.value == "again"
@@ -93,20 +96,24 @@ def test_an_activity_whose_finish_was_lost_runs_again(cluster: ValkeyClusterForT
 def test_a_workflow_whose_delay_timer_was_lost_wakes_up(cluster: ValkeyClusterForTests, tmp_path: Path) -> None:
     """A durable sleep's timer written on a master that died before its replica had it: the workflow still wakes up."""
     deploy(cluster.url, [activity(), workflow(blocking="unload")])
-    timers = cluster.master_of(keys.TIMERS)
-    execution_id, _ = root_away_from(cluster, keys.TIMERS, keys.ACTIVE)
+    client = Client.connect(cluster.seeds_url)
+    shards = indexes.shards_of(client.redis)
+    execution_id, _, timers = root_away_from_its_shard(cluster, shards)  # (its timers share its index entry's shard)
     replica = cluster.shards()[timers][0]
     processes = Processes(cluster.seeds_url, tmp_path, env={"DOLMEN_REPAIR_AFTER_MS": "2000", "DOLMEN_LOCK_TTL_MS": "1500"})
-    client = Client.connect(cluster.seeds_url)
     try:
+        client.submit(f"{F}.sleepy", [3000], execution_id=execution_id)  # no runner yet: created, queued, indexed
+        with cluster.direct(replica) as on_replica:
+            on_replica.execute_command("READONLY")
+            active = shards.active(execution_id)
+            wait_for(lambda: on_replica.zscore(active, execution_id) is not None, what="the replica to have its index entry")
+        proxy = cluster.proxies[timers]
+        proxy.hold_replication()  # the timer goes to this master; its replica never gets it
         processes.runner()
         processes.scheduler()
         processes.wait_ready()
-        proxy = cluster.proxies[timers]
-        proxy.hold_replication()  # the timer goes to this master; its replica never gets it
-        client.submit(f"{F}.sleepy", [3000], execution_id=execution_id)
         timer = f"{execution_id}.d1".encode()
-        wait_for(lambda: any(timer in m for m in client.redis.zrange(keys.TIMERS, 0, -1)), what="the delay's timer")
+        wait_for(lambda: any(timer in m for m in indexes.zmembers(client.redis, "timers")), what="the delay's timer")
         wait_for(lambda: client.get(execution_id).status == "blocked", what="the workflow to unload")
         assert cluster.quiesce(timers, replica, proxy.held_bytes) is not None
         cluster.nodes[timers].kill()
@@ -114,8 +121,8 @@ def test_a_workflow_whose_delay_timer_was_lost_wakes_up(cluster: ValkeyClusterFo
         cluster.wait_role(replica, "master")
         cluster.wait_ok(30)
         cluster.rejoin(timers)
-        assert not any(timer in m for m in client.redis.zrange(keys.TIMERS, 0, -1))  # the timer is gone
-        assert client.redis.zscore(keys.ACTIVE, execution_id) is not None  # the sweep sees it, blocked
+        assert not any(timer in m for m in indexes.zmembers(client.redis, "timers"))  # the timer is gone
+        assert indexes.zscore(client.redis, "active", execution_id) is not None  # the sweep sees it, blocked
         state = client.wait(execution_id, 10)
         assert state.outcome is not None and state.outcome.value >= 3000
     finally:
@@ -125,22 +132,21 @@ def test_a_workflow_whose_delay_timer_was_lost_wakes_up(cluster: ValkeyClusterFo
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the repair sweep walks dolmen:active only, and the creation's entry there was lost (its outbox message was not)",
+    reason="the repair sweep walks the active index only, and the creation's entry there was lost (its outbox message was not)",
 )
 def test_an_execution_whose_queue_and_index_entries_were_lost_still_runs(cluster: ValkeyClusterForTests, tmp_path: Path) -> None:
     """Created on one master, its queue and index entries on another that died before its replica had them: it still runs."""
     deploy(cluster.url, [activity()])
-    index = cluster.master_of(keys.ACTIVE)
-    assert cluster.master_of(keys.queue(f"{A}.double")) == index  # (both lost at once; else the queue entry alone)
-    execution_id, _ = root_away_from(cluster, keys.ACTIVE)
+    client = Client.connect(cluster.seeds_url)
+    shards = indexes.shards_of(client.redis)
+    execution_id, _, index = root_away_from_its_shard(cluster, shards)  # (its queue and index entries share a shard)
     replica = cluster.shards()[index][0]
     processes = Processes(cluster.seeds_url, tmp_path, env={"DOLMEN_REPAIR_AFTER_MS": "2000"})
-    client = Client.connect(cluster.seeds_url)
     try:
         proxy = cluster.proxies[index]
         proxy.hold_replication()
         client.submit(f"{A}.double", [21], execution_id=execution_id)  # no runner yet: it waits in its queue
-        wait_for(lambda: client.redis.zscore(keys.ACTIVE, execution_id) is not None, what="its index entry")
+        wait_for(lambda: indexes.zscore(client.redis, "active", execution_id) is not None, what="its index entry")
         assert client.redis.llen(keys.outbox(execution_id)) == 0  # delivered: its tree has no message left
         assert cluster.quiesce(index, replica, proxy.held_bytes) is not None
         cluster.nodes[index].kill()
@@ -149,7 +155,7 @@ def test_an_execution_whose_queue_and_index_entries_were_lost_still_runs(cluster
         cluster.wait_ok(30)
         cluster.rejoin(index)
         assert client.get(execution_id).status == "pending"  # its tree kept it
-        assert client.redis.zscore(keys.ACTIVE, execution_id) is None
+        assert indexes.zscore(client.redis, "active", execution_id) is None
         processes.runner()
         processes.scheduler()
         processes.wait_ready()

@@ -183,12 +183,12 @@ class ProxiedCluster:
     def disrupt(self, rng: random.Random, note: Note) -> None:
         kind = self.kinds[self._done % len(self.kinds)]
         self._done += 1
-        shards = self.cluster.shards()
+        topology = self.cluster.topology()
         if kind == "kill the first seed's master":
-            master = 0 if 0 in shards else next((m for m, replicas in shards.items() if 0 in replicas), 0)
+            master = 0 if 0 in topology else next((m for m, replicas in topology.items() if 0 in replicas), 0)
         else:
-            master = rng.choice(sorted(shards))
-        replicas = shards.get(master, [])
+            master = rng.choice(sorted(topology))
+        replicas = topology.get(master, [])
         if not replicas:
             note(f"cluster: {kind}: node{master} has no replica online; skipped")
             self.disruptions[f"{kind}: skipped"] += 1
@@ -252,7 +252,7 @@ class ProxiedCluster:
     def _masters(self) -> list[int]:
         """The masters now; those last seen while the node asked is being killed."""
         try:
-            self._last_masters = sorted(self.cluster.shards())
+            self._last_masters = sorted(self.cluster.topology())
         except (redis.RedisError, OSError):
             pass
         return self._last_masters
@@ -261,7 +261,7 @@ class ProxiedCluster:
         down = [f"node{i}" for i, node in enumerate(self.cluster.nodes) if node.server is None]
         if down:
             return f"down: {', '.join(down)}"
-        shards = self.cluster.shards()
-        if len(shards) != self.cluster.masters or any(len(replicas) != 1 for replicas in shards.values()):
-            return f"masters and replicas: {shards}"
+        topology = self.cluster.topology()
+        if len(topology) != self.cluster.masters or any(len(replicas) != 1 for replicas in topology.values()):
+            return f"masters and replicas: {topology}"
         return None

@@ -100,7 +100,7 @@ def test_an_activity_whose_finish_was_lost_runs_again(cluster: ValkeyClusterForT
     client = Client.connect(cluster.seeds_url)
     shards = indexes.shards_of(client.redis)
     execution_id, master, _ = root_away_from_its_shard(cluster, shards)
-    replica = cluster.shards()[master][0]
+    replica = cluster.topology()[master][0]
     processes = Processes(cluster.seeds_url, tmp_path, env={"DOLMEN_REPAIR_AFTER_MS": "2000", "DOLMEN_LOCK_TTL_MS": "1500"})
     try:
         processes.runner()
@@ -141,7 +141,7 @@ def test_a_workflow_whose_delay_timer_was_lost_wakes_up(cluster: ValkeyClusterFo
     client = Client.connect(cluster.seeds_url)
     shards = indexes.shards_of(client.redis)
     execution_id, _, timers = root_away_from_its_shard(cluster, shards)  # (its timers share its index entry's shard)
-    replica = cluster.shards()[timers][0]
+    replica = cluster.topology()[timers][0]
     processes = Processes(cluster.seeds_url, tmp_path, env={"DOLMEN_REPAIR_AFTER_MS": "2000", "DOLMEN_LOCK_TTL_MS": "1500"})
     try:
         client.submit(f"{F}.sleepy", [3000], execution_id=execution_id)  # no runner yet: created, queued, indexed
@@ -182,7 +182,7 @@ def test_an_execution_whose_queue_and_index_entries_were_lost_still_runs(cluster
     client = Client.connect(cluster.seeds_url)
     shards = indexes.shards_of(client.redis)
     execution_id, _, index = root_away_from_its_shard(cluster, shards)  # (its queue and index entries share a shard)
-    replica = cluster.shards()[index][0]
+    replica = cluster.topology()[index][0]
     processes = Processes(cluster.seeds_url, tmp_path, env={"DOLMEN_REPAIR_AFTER_MS": "2000"})
     try:
         proxy = cluster.proxies[index]
@@ -223,7 +223,7 @@ def test_a_workflow_does_not_finish_on_a_response_the_failover_lost(cluster: Val
     client = Client.connect(cluster.seeds_url)
     shards = indexes.shards_of(client.redis)
     execution_id, tree, _ = root_away_from_its_shard(cluster, shards)
-    replica = cluster.shards()[tree][0]
+    replica = cluster.topology()[tree][0]
     processes = Processes(cluster.seeds_url, tmp_path)
 
     def types() -> list[str]:

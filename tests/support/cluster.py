@@ -111,7 +111,7 @@ class ValkeyClusterForTests:
             username=first.USER if first.password is not None else None, password=first.password, socket_timeout=30,
         )  # fmt: skip
 
-    def shards(self) -> dict[int, list[int]]:
+    def topology(self) -> dict[int, list[int]]:
         """Each master's index and its replicas' (online ones), as the first running node sees the cluster now."""
         index = next(i for i, node in enumerate(self.nodes) if node.server is not None)
         client = self.direct(index)
@@ -119,13 +119,13 @@ class ValkeyClusterForTests:
             reply = client.execute_command("CLUSTER", "SHARDS")
         finally:
             client.close()
-        shards: dict[int, list[int]] = {}
+        masters_replicas: dict[int, list[int]] = {}
         for shard in reply:
             nodes = [n for n in shard[b"nodes"] if n[b"health"] == b"online"]
             masters = [self.node_at(int(n[b"port"])) for n in nodes if n[b"role"] == b"master"]
             if masters and shard[b"slots"]:
-                shards[masters[0]] = [self.node_at(int(n[b"port"])) for n in nodes if n[b"role"] == b"replica"]
-        return shards
+                masters_replicas[masters[0]] = [self.node_at(int(n[b"port"])) for n in nodes if n[b"role"] == b"replica"]
+        return masters_replicas
 
     def master_of(self, key: str) -> int:
         """The index of the master that serves `key` now."""

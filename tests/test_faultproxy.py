@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -17,6 +18,7 @@ from redis.retry import Retry
 from dolmen.platform.store.connection import connect
 from tests.support.faultproxy import FaultProxy, proxy_to
 from tests.support.polling import wait_for
+from tests.support.servers import ValkeyForTests
 
 
 @pytest.fixture
@@ -198,6 +200,34 @@ def test_pause_holds_traffic_until_resume(proxy: FaultProxy) -> None:
     pinger.join(timeout=5)
     assert answers == [True]
     client.close()
+
+
+def test_held_replication_is_what_the_replica_lacks(tmp_path: Path) -> None:
+    """While replication is held the master answers writes its replica never gets; release hands them over, and the replica catches up."""
+    master = ValkeyForTests(tmp_path / "master", repl_diskless_sync_delay="0")
+    master.start()
+    try:
+        with FaultProxy("127.0.0.1", master.port) as proxy:
+            replica = ValkeyForTests(tmp_path / "replica", replicaof=f"127.0.0.1 {proxy.port}")
+            replica.start()
+            try:
+                m, r = redis.Redis.from_url(master.url), redis.Redis.from_url(replica.url)
+                m.set("before", 1)
+                wait_for(lambda: r.get("before") == b"1", what="the first write on the replica")
+                proxy.hold_replication()
+                m.set("during", 2)  # answered by the master
+                offset = m.info("replication")["master_repl_offset"]
+                wait_for(lambda: r.info("replication")["slave_repl_offset"] + proxy.held_bytes() == offset, what="all held")
+                assert r.get("during") is None
+                held = proxy.release_replication()
+                assert b"during" in held and b"before" not in held
+                wait_for(lambda: r.get("during") == b"2", what="the replica to ask again and catch up")
+                m.close()
+                r.close()
+            finally:
+                replica.stop()
+    finally:
+        master.stop()
 
 
 def test_half_close_is_passed_on() -> None:

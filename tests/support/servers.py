@@ -28,11 +28,18 @@ def ephemeral_port() -> int:
 
 
 class ValkeyForTests:
-    """A real Valkey with append-only persistence in its own folder; restartable."""
+    """A real Valkey with append-only persistence in its own folder; restartable.
 
-    def __init__(self, data_dir: Path, port: int | None = None, **config: str) -> None:
+    With a `password`, only the ACL user `USER` may do more than PING: a server that restarts on its
+    port while another test session's server took it meanwhile refuses clients that are not its own.
+    """
+
+    USER = "tests"
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, password: str | None = None, **config: str) -> None:
         self.data_dir = data_dir
         self._port = port
+        self.password = password
         # More valkey.conf settings (e.g. maxmemory), by name with '_' for '-'.
         self.config = {name.replace("_", "-"): value for name, value in config.items()}
         self.server: ValkeyServer | None = None
@@ -40,19 +47,25 @@ class ValkeyForTests:
     def start(self) -> str:
         if self._port is None:
             self._port = ephemeral_port()
-        self.server = ValkeyServer(
-            port=self._port,
-            data_dir=self.data_dir,
-            persist=True,
-            config={"appendonly": "yes", "appendfsync": "everysec", **self.config},
-        )
+        config = {"appendonly": "yes", "appendfsync": "everysec", **self.config}
+        if self.password is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            acl = self.data_dir / "users.acl"
+            acl.write_text(f"user default on nopass -@all +ping\nuser {self.USER} on >{self.password} ~* &* +@all\n")
+            config["aclfile"] = str(acl)
+        self.server = ValkeyServer(port=self._port, data_dir=self.data_dir, persist=True, config=config)
         self.server.start()
         self._port = self.server.port  # keep the port across restarts
         return self.url
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self._port}"
+        return self.url_at(self.port)
+
+    def url_at(self, port: int) -> str:
+        """The URL of this server, with its credentials, at another port (a proxy in front of it)."""
+        auth = f"{self.USER}:{self.password}@" if self.password is not None else ""
+        return f"redis://{auth}127.0.0.1:{port}"
 
     @property
     def port(self) -> int:

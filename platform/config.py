@@ -43,6 +43,10 @@ ENV_INTS: dict[str, tuple[int, int, str]] = {
 }
 
 
+# The largest value a setting of `ENV_INTS` may take, where there is one.
+ENV_MAXIMA: dict[str, int] = {"DOLMEN_SHARDS": 1024, ENV_WAIT_TIMEOUT_MS: 10_000}
+
+
 def env_int(name: str, environ: Mapping[str, str] | None = None) -> int:
     """The integer setting `name` from the environment (or `environ`), or its default (see `ENV_INTS`).
 
@@ -56,11 +60,10 @@ def env_int(name: str, environ: Mapping[str, str] | None = None) -> int:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or value < minimum:
-        raise ConfigError(
-            f"{name}={text!r} is not valid: it is {what}, a whole number of at least {minimum} "
-            f"(default {default}); fix or unset it"
-        )
+    maximum = ENV_MAXIMA.get(name)
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise ConfigError(f"{name}={text!r} is not valid: it is {what}, a whole number {bounds} (default {default}); fix or unset it")
     return value
 
 

@@ -26,6 +26,7 @@ from ..store.connection import Redis, connect, map_redis_errors
 from ..store.memory import StoreMemory, read_memory
 from ..store import shards as sharding
 from ..store.retention import RetentionView, read_retention_view
+from ..store.shards import Shards
 from ..store.topology import ClusterView, read_cluster
 from ..wit.limits import MAX_VALUE_ENV
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
@@ -125,6 +126,7 @@ def build_status(
     retention: RetentionView | None = None,
     cluster: ClusterView | None = None,
     shards: int | None = None,
+    shards_wanted: int = 0,
 ) -> PlatformStatus:
     """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full."""
     supervised = dict(running.processes) if running else {}
@@ -139,6 +141,11 @@ def build_status(
         problems += memory.problems()
     if cluster is not None:
         problems += cluster.problems()
+    if shards is not None and shards_wanted and shards_wanted != shards:
+        problems.append(
+            f"DOLMEN_SHARDS={shards_wanted} here, but the store has {shards} shards (fixed at its first use): "
+            f"processes started with it stop at once; unset it or set it to {shards}"
+        )
     for beat in beats:
         age = max(0.0, now - beat.last_seen)
         healthy = age < STALE_AFTER_S
@@ -199,9 +206,9 @@ def probe_memory(client: Redis) -> StoreMemory | None:
     return _optional(lambda c: read_memory(c, largest), client, "Redis's memory use")
 
 
-def probe_retention(client: Redis) -> RetentionView | None:
-    """What retention keeps, or None if Redis does not answer."""
-    return _optional(read_retention_view, client, "what retention keeps")
+def probe_retention(client: Redis, shards: int) -> RetentionView | None:
+    """What retention keeps (in the store's `shards` shards), or None if Redis does not answer."""
+    return _optional(lambda c: read_retention_view(c, Shards(shards)), client, "what retention keeps")
 
 
 def _optional(read: Callable[[Redis], T], client: Redis, what: str) -> T | None:
@@ -264,9 +271,9 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
     try:
         redis_error, beats = probe_processes(client)
         memory = probe_memory(client) if redis_error is None else None
-        retention = probe_retention(client) if redis_error is None else None
-        cluster = _optional(read_cluster, client, "the cluster's nodes") if redis_error is None else None
         shards = _optional(sharding.read_count, client, "the shard count") if redis_error is None else None
+        retention = probe_retention(client, shards or 1) if redis_error is None else None
+        cluster = _optional(read_cluster, client, "the cluster's nodes") if redis_error is None else None
     finally:
         client.close()
     return build_status(
@@ -283,6 +290,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         retention=retention,
         cluster=cluster,
         shards=shards,
+        shards_wanted=env_int("DOLMEN_SHARDS"),
     )
 
 

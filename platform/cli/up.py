@@ -26,6 +26,7 @@ from ..config import (
 )  # fmt: skip
 from ..embedded import EmbeddedValkey, free_port, plan_embedded, port_is_free, valkey_binary
 from ..maxmemory import DEFAULT_SHARE, ENV_MAXMEMORY, resolve_maxmemory
+from ..store import shards as sharding
 from ..errors import ConfigError, ConflictError, DolmenError
 from ..runner.secrets import RunnerSecrets
 from ..store.memory import format_bytes
@@ -130,6 +131,8 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
                 f"Redis at {redacted(redis_url)} did not answer within {opts.startup_timeout_s:.0f}s "
                 f"({probe_redis(client)}){where}"
             )
+        # A DOLMEN_SHARDS other than the store's would stop every runner and scheduler at start, again and again.
+        sharding.load(client)
         if previous is not None:
             forget_heartbeats(client, set(previous.processes.values()))
         for spec in service_specs(

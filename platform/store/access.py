@@ -14,6 +14,8 @@ passwords.
 
 from __future__ import annotations
 
+import re
+
 import ssl
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,13 +34,12 @@ _NOT_TLS = ("WRONG_VERSION_NUMBER", "record layer failure", "packet length too l
 
 def redacted(url: str) -> str:
     """`url` with its password (and any password among its query arguments) shown as `***`: for logs and messages."""
+    # Up to the last '@': a password that was not URL-encoded may hold '@', '/' or ':' (and then is no netloc).
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*:)(.*)@", r"\1***@", url)
     try:
         parts = urlsplit(url)
     except ValueError:
         return "(a malformed URL)"
-    auth, at, hosts = parts.netloc.rpartition("@")
-    if at and ":" in auth:
-        parts = parts._replace(netloc=f"{auth.split(':', 1)[0]}:***@{hosts}")
     if "password" in parts.query:
         query = [(k, "***" if "password" in k else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
         parts = parts._replace(query=urlencode(query, safe="/*"))

@@ -26,7 +26,7 @@ from redis.exceptions import ClusterDownError, MovedError, OutOfMemoryError, Red
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import StoreError, StoreFullError, StoreUnavailableError
+from ..errors import ConfigError, StoreError, StoreFullError, StoreUnavailableError
 from .access import redacted, refusal, tls_hint
 
 
@@ -81,7 +81,10 @@ def connect(
             )
         return redis.Redis.from_url(seeds[0], max_connections=max_connections, retry=_retry(), **options)
     except ValueError as exc:
-        raise StoreError(f"'{redacted(url)}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+        raise ConfigError(
+            f"'{redacted(url)}' is not a Redis URL ({exc}); use redis://[USER:PASSWORD@]HOST:PORT[/DB], "
+            "with the user and password URL-encoded (urllib.parse.quote(PASSWORD, safe=''))"
+        ) from None
 
 
 def seed_urls(url: str) -> list[str]:
@@ -290,7 +293,10 @@ def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
         )
     except ValueError as exc:
-        raise StoreError(f"'{redacted(url)}' is not a Redis URL ({exc}); use redis://HOST:PORT[/DB]") from None
+        raise ConfigError(
+            f"'{redacted(url)}' is not a Redis URL ({exc}); use redis://[USER:PASSWORD@]HOST:PORT[/DB], "
+            "with the user and password URL-encoded (urllib.parse.quote(PASSWORD, safe=''))"
+        ) from None
 
 
 def describe(client: Redis | AsyncRedis) -> str:

@@ -183,6 +183,11 @@ def settled(stored: bytes | str | None, proposed: int, wanted: int) -> Shards:
     store already has: the count is fixed at first use.
     """
     count = int(stored) if stored is not None else proposed
+    if not 1 <= count <= MAX_SHARDS:
+        raise ConfigError(
+            f"this store holds an invalid shard count, {count} (key {COUNT_KEY}); if it holds no executions yet, delete "
+            f"that key (DEL {COUNT_KEY}) and start again, with DOLMEN_SHARDS unset or from 1 to {MAX_SHARDS}"
+        )
     if wanted and wanted != count:
         raise ConfigError(
             f"DOLMEN_SHARDS={wanted}, but this store was set up with {count} shards, and the count is fixed at its "

@@ -187,6 +187,8 @@ def test_urls_are_shown_without_their_passwords() -> None:
     assert redacted("rediss://:secret@h:1?ssl_ca_certs=/a/ca.pem") == "rediss://:***@h:1?ssl_ca_certs=/a/ca.pem"
     assert redacted("rediss://h:1?ssl_password=k&db=0") == "rediss://h:1?ssl_password=***&db=0"
     assert redacted("redis://user@h:1") == "redis://user@h:1"
+    # A password that was not URL-encoded: all of it is hidden, up to the last '@'.
+    assert redacted("redis://dolmen:p@ss:w/rd%1@127.0.0.1:27002") == "redis://dolmen:***@127.0.0.1:27002"
     assert PASSWORD not in redacted(with_user("redis://127.0.0.1:1"))
 
 

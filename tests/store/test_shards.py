@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -11,13 +13,16 @@ from redis.crc import key_slot
 from dolmen.platform.errors import ConfigError
 from dolmen.platform.heartbeat import ProcessInfo
 from dolmen.platform.ids import ExecutionId
+from dolmen.platform.embedded import free_port
 from dolmen.platform.scheduler import Scheduler, share
 from dolmen.platform.store import outbox, shards as sharding
+from dolmen.platform.store.connection import connect
 from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
 from dolmen.platform.store.leases import Leases
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.shards import COUNT_KEY, Shards
 from tests.support import indexes
+from tests.support.cli import run_platform
 
 ACT = "t:s/i@1.0.0.act"
 
@@ -130,3 +135,32 @@ def test_ticking_schedulers_split_the_shards_between_them() -> None:
     assert share(stalled, "scheduler:a", shards, now) == list(range(6))
     # One the others cannot see yet takes everything meanwhile: twice is safe, never is not.
     assert share(fleet, "scheduler:new", shards, now) == list(range(6))
+
+
+def test_a_count_over_the_limit_is_refused_before_anything_is_stored(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOLMEN_SHARDS", "2000")
+    with pytest.raises(ConfigError, match=r"DOLMEN_SHARDS='2000' is not valid: .* from 0 to 1024"):
+        sharding.load(client)
+    assert client.get(COUNT_KEY) is None
+
+
+def test_an_invalid_stored_count_says_how_to_start_over(client: redis.Redis) -> None:
+    client.set(COUNT_KEY, 2000)  # as an earlier Dolmen that did not check it could have stored
+    with pytest.raises(ConfigError, match=r"invalid shard count, 2000 .*DEL dolmen:shards"):
+        sharding.load(client)
+
+
+def test_status_and_up_report_a_shard_count_other_than_the_stores(redis_url: str, tmp_path: Path) -> None:
+    client = connect(redis_url)
+    try:
+        client.set(COUNT_KEY, 4)
+    finally:
+        client.close()
+    mismatch = {"DOLMEN_SHARDS": "3"}
+    status = json.loads(run_platform("--redis", redis_url, "status", "--json", env=mismatch).stdout)
+    assert status["redis"]["shards"] == 4
+    assert any("DOLMEN_SHARDS=3 here, but the store has 4 shards" in p for p in status["problems"])
+    up = run_platform("--redis", redis_url, "--data-dir", str(tmp_path), "up", "--port", str(free_port()), env=mismatch)
+    assert up.returncode == 2 and "this store was set up with 4 shards" in up.stderr, up.stderr

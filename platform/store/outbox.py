@@ -125,6 +125,9 @@ class _Grouped:
         self.items: dict[tuple[str, str], list[Any]] = {}
         # Commands that must follow the grouped effects (a ZREM after its ZADD), or that are scripts of their own.
         self.after: list[Callable[[Any], None]] = []
+        # Commands that must only run once the effects are in (a ZREM of one shard after a ZADD of another):
+        # right after them on a pipeline that runs in order, else in the next round trip (see `queue_all`).
+        self.follow: list[Callable[[Any], None]] = []
 
     def add(self, key: str, mode: str, *args: Any) -> None:
         self.items.setdefault((key, mode), []).extend(args)
@@ -153,8 +156,8 @@ def queue_effects(grouped: _Grouped, message: str, shards: Shards) -> tuple[str,
             grouped.add(shards.active(data["id"]), "ZADD NX", data["at"], data["id"])
         if data.get("replaces"):
             replaced = data["replaces"]
-            # After the ZADD: never neither listed (on a cluster, a round trip later: see `queue_all`).
-            grouped.after.append(lambda pipe: pipe.zrem(shards.active(replaced), replaced))
+            # Once the successor's ZADD is in: never neither listed (the two may be on different masters).
+            grouped.follow.append(lambda pipe: pipe.zrem(shards.active(replaced), replaced))
     elif op == "chain":
         head_key, args = keys.chain_head(data["first"]), [data["index"], data["id"], data["ttl"]]
         grouped.after.append(lambda pipe: pipe.script("chain_head", [head_key], args))
@@ -223,6 +226,17 @@ def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
         if not ordered and effects.messages:
             later.append(Effects(effects.root, [], _removal(effects), effects.mark))
     grouped.queue(pipe)
+    if grouped.follow:
+        follow = grouped.follow
+
+        def then(p: Any) -> None:
+            for command in follow:
+                command(p)
+
+        if ordered:
+            then(pipe)
+        else:
+            later.append(Effects("", [], then))
     delivered.queue(pipe)
     now = batch if ordered else [effects for effects in batch if not effects.messages]
     for effects in now:

@@ -19,7 +19,7 @@ from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys
 from dolmen.platform.store.async_batch import AsyncBatcher
 from dolmen.platform.store.async_creates import AsyncCreates
-from dolmen.platform.store.connection import connect_async
+from dolmen.platform.store.connection import connect_async, is_cluster
 from dolmen.platform.store.executions import Created, ExecutionStore, NewExecution
 from tests.support.finishing import kill_connections
 from tests.support.polling import wait_for
@@ -128,7 +128,8 @@ def test_concurrent_creates_share_round_trips_and_all_get_enqueued(client: redis
 
     done, round_trips = run(redis_url, test)
     assert all(c.created for c in done)
-    assert round_trips <= 10
+    # A cluster sends each create's dirty mark a round trip ahead, and effects to several masters.
+    assert round_trips <= (20 if is_cluster(redis_url) else 10), round_trips
     wait_for(lambda: len(queued(client)) == 200, timeout=10, what="every create's enqueue")
     assert sorted(queued(client)) == sorted(e.id for e in executions)
     assert indexes.zcard(client, "active") == 200

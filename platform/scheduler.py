@@ -33,6 +33,7 @@ from .store.connection import Redis, connect, full_message, map_redis_errors, wa
 from .store.executions import now_ms
 from .store.memory import refused_for_memory
 from .store.layout_moves import move_legacy_keys
+from .store.reconcile import Reconciler
 from .store.repair import RepairSweep
 from .store.retention import RetentionSweep
 from .store.scripts import Pipeline, Scripts
@@ -84,6 +85,7 @@ class Scheduler:
         self.scripts = scripts or Scripts(client)
         self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)
         self.retention = RetentionSweep(self.scripts)
+        self._reconciler: Reconciler | None = None
         self.fired = 0
         # The shards of timers, dirty marks, the active and expiry indexes this scheduler looks after (all when None).
         self.shards: list[int] | None = None
@@ -190,6 +192,29 @@ class Scheduler:
             log.warning("re-enqueued executions that were neither queued, locked nor timed", count=requeued)
         return requeued
 
+    @property
+    def reconciler(self) -> Reconciler:
+        if self._reconciler is None:
+            self._reconciler = Reconciler(self.client, self.scripts.shards)
+        return self._reconciler
+
+    def reconcile_check(self) -> None:
+        """On a cluster, start a reconciling pass when its masters changed (store/reconcile.py).
+
+        One scheduler does it: the one with shard 0 in its share (overlap while shares move is harmless).
+        """
+        if self.shards is None or 0 in self.shards:
+            self.reconciler.check()
+
+    def reconcile_step(self) -> int:
+        """One batch of a reconciling pass, if one is under way; how many index entries were put back."""
+        if self._reconciler is None or not self._reconciler.active:
+            return 0
+        try:
+            return self._reconciler.step(now_ms())
+        except StoreFullError:
+            return 0  # it writes: it waits for room, like the repair sweep
+
     def retention_step(self) -> int:
         """One batch of the retention sweep; returns how many finished trees were removed."""
         removed = self.retention.step(now_ms())
@@ -230,11 +255,13 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
                     last_sweep = time.monotonic()
                     scheduler.take_share(read_processes(client), beat.id)
                     scheduler.sweep()
+                    scheduler.reconcile_check()
                     scheduler.repair_step()
                     scheduler.retention_step()
                     prune_stale(client)
                 elif scheduler.retention.backlog:
                     scheduler.retention_step()  # a full batch was due: go on at every tick until caught up
+                scheduler.reconcile_step()  # a pass after a failover goes on at every tick until done
             except StoreError as exc:
                 log.error("store unavailable", error=str(exc))
                 stop.wait(1.0)

@@ -117,8 +117,8 @@ class Reconciler:
             now = self._masters()
             if now == self._passing:
                 return True
-            done = self.client.get(RECONCILED_KEY)
-        if done is not None and done.decode() == now:
+            done: Any = self.client.get(RECONCILED_KEY)
+        if isinstance(done, bytes) and done.decode() == now:
             self._passing = None
             return False
         log.warning("the cluster's masters changed: looking for executions a failover left unlisted", masters=now)

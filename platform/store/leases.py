@@ -455,15 +455,18 @@ class Leases:
         self._after(pending.lease.root, call.messages, mark=mark)
         return list(reply[1])
 
-    def block(self, lease: Lease, seen_length: int) -> str:
-        """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile."""
+    def block(self, lease: Lease, seen_length: int, *, wake_at: int | None = None) -> str:
+        """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile.
+
+        `wake_at` (ms): when the first delay it waits for fires, recorded for the repair sweep.
+        """
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
         mark = outbox.dirty_mark(lease.root)
         reply = self._send(
             mark,
             "block",
             [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
-            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue],
+            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at],
         )
         _check(reply, lease)
         result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])

@@ -90,6 +90,17 @@ def timer_member(op: str, **fields: Any) -> dict[str, Any]:
     return {"op": op, **fields}
 
 
+def delay_member(execution_id: str, ffqn: str, delay_id: str, join_set: str | None) -> dict[str, Any]:
+    """The timer of a workflow's delay: it delivers the delay's response when it fires.
+
+    The repair sweep builds it again from the `delay_requested` event to re-arm a lost timer
+    (store/repair.py): the same fields make the same member (`Effects` writes it with sorted keys).
+    """
+    return timer_member(
+        "deliver", id=execution_id, ffqn=ffqn, delay_id=delay_id, response={"delay_id": delay_id, "join_set": join_set}
+    )
+
+
 def dirty_mark(root: str) -> str:
     """A fresh mark for one write into `root`'s outbox: `ROOT|TOKEN`."""
     return f"{root}|{write_id()}"

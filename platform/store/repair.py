@@ -7,6 +7,10 @@ walks the `active` index with a cursor and re-enqueues every execution that
 is neither queued recently, locked, nor waiting for a time: pending and
 untouched for `stale_ms` past its `not_before`, or running on a lease that
 expired `stale_ms` ago. Finished or vanished executions leave the index.
+A workflow still blocked `stale_ms` after the first delay it waits for was
+due (`wake_at`, recorded when it unloaded) has the timers of its due, still
+undelivered delays armed again: a failover can lose a timer, and firing
+one twice is harmless (its delivery is deduplicated by the `done` hash).
 
 Re-enqueueing is idempotent: a runner locks an execution before running it,
 so a duplicate entry only costs a refused lock.
@@ -14,15 +18,16 @@ so a duplicate entry only costs a refused lock.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-
-from . import keys
+from . import keys, outbox
 from .connection import Redis, map_redis_errors
-from .records import continued
+from .records import DELAY_REQUESTED, RESPONSE, continued
 from .scripts import Scripts
 
-_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome")
+_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome", "wake_at")
+_DELAY_REQUESTED, _RESPONSE = DELAY_REQUESTED.encode(), RESPONSE.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +42,16 @@ class Seen:
     ffqn: str
     # Finished by continuing as new: listed until its successor is (see `outbox.index_msg`).
     continued: bool = False
+    # Blocked: when the first delay it waits for fires (0 = none, or not recorded).
+    wake_at: int = 0
 
 
 def decide(seen: Seen | None, now_ms: int, stale_ms: int) -> str:
-    """What to do with one indexed execution: 'drop' (from the index), 'requeue' or 'keep'.
+    """What to do with one indexed execution: 'drop' (from the index), 'requeue', 'rearm' or 'keep'.
 
     Pure. `blocked` workflows wait for responses that their children's own
-    recovery (or their delays' timers) will bring, so they are kept.
+    recovery (or their delays' timers) will bring, so they are kept; unless
+    still blocked `stale_ms` after a delay was due: its timers are armed again ('rearm').
     """
     horizon = now_ms - stale_ms
     if seen is not None and seen.status == "finished" and seen.continued and seen.updated_at > horizon:
@@ -54,6 +62,8 @@ def decide(seen: Seen | None, now_ms: int, stale_ms: int) -> str:
         return "requeue"
     if seen.status == "running" and seen.lock_until <= horizon:
         return "requeue"
+    if seen.status == "blocked" and 0 < seen.wake_at <= horizon:
+        return "rearm"
     return "keep"
 
 
@@ -68,6 +78,7 @@ class RepairSweep:
     cursor: int = 0
     requeued: int = 0
     dropped: int = 0
+    rearmed: int = 0
     # The shards this sweep walks (a scheduler's share, see `Shards.mine`), and where in that list it is.
     shards: list[int] | None = None
     turn: int = 0
@@ -102,6 +113,8 @@ class RepairSweep:
                     self.cursor = max(0, self.cursor - 1)
                 elif action == "requeue" and seen is not None:
                     requeued += self._requeue(raw.decode(), seen, now_ms)
+                elif action == "rearm" and seen is not None:
+                    self.rearmed += self._rearm(raw.decode(), seen.ffqn, now_ms)
         self.requeued += requeued
         return requeued
 
@@ -113,6 +126,42 @@ class RepairSweep:
             return 0
         self.client.xadd(self.scripts.shards.queue(seen.ffqn, execution_id), {"id": execution_id})
         return 1
+
+
+    def _rearm(self, execution_id: str, ffqn: str, now_ms: int) -> int:
+        """Arm again the timers of `execution_id`'s due delays whose responses were not delivered; how many."""
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(keys.log(execution_id))  # type: ignore[assignment]
+        due = undelivered_delays(entries, now_ms)
+        if not due:
+            return 0
+        delivered: list[bytes | None] = self.client.hmget(keys.done(execution_id), [d for d, _, _ in due])  # type: ignore[assignment]
+        pipe = self.client.pipeline(transaction=False)
+        armed = 0
+        for (delay_id, join_set, until), done in zip(due, delivered):
+            if done is None:
+                member = outbox.delay_member(execution_id, ffqn, delay_id, join_set)
+                pipe.zadd(self.scripts.shards.timers(execution_id), {json.dumps(member, sort_keys=True): until})
+                armed += 1
+        if armed:
+            pipe.execute()
+        return armed
+
+
+def undelivered_delays(entries: list[tuple[bytes, dict[bytes, bytes]]], now_ms: int) -> list[tuple[str, str | None, int]]:
+    """(delay id, join set, until) of the delays in a log that are due by `now_ms` and have no response logged. Pure."""
+    requested: dict[str, tuple[str | None, int]] = {}
+    answered: set[str] = set()
+    for _, fields in entries:
+        kind = fields.get(b"t")
+        if kind == _DELAY_REQUESTED:
+            data = json.loads(fields[b"d"])
+            until = int(data.get("until", int(fields.get(b"at", b"0")) + int(data.get("duration_ms", 0))))
+            requested[data["delay_id"]] = (data.get("join_set"), until)
+        elif kind == _RESPONSE:
+            delay_id = json.loads(fields[b"d"]).get("delay_id")
+            if delay_id:
+                answered.add(delay_id)
+    return [(d, js, until) for d, (js, until) in requested.items() if d not in answered and until <= now_ms]
 
 
 def _seen(values: list[bytes | None]) -> Seen | None:
@@ -127,4 +176,5 @@ def _seen(values: list[bytes | None]) -> Seen | None:
         lock_until=int(text[4] or 0),
         ffqn=text[5],
         continued=continued(text[6]),
+        wake_at=int(text[7] or 0),
     )

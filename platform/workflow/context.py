@@ -134,6 +134,8 @@ class RunContext:
     revision: int | None = None
     join_sets: list[JoinSet] = field(default_factory=list)
     direct_children: list[str] = field(default_factory=list)
+    # Every delay requested (join sets' and sleeps'): id -> when it fires (ms).
+    delays: dict[str, int] = field(default_factory=dict)
     pending: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
     pending_creates: list[NewExecution] = field(default_factory=list)
     rng: random.Random = field(init=False)
@@ -303,7 +305,18 @@ class RunContext:
             {"join_set": join_set, "delay_id": delay_id, "duration_ms": duration_ms},
             lambda at: {"until": at + duration_ms},
         )
-        return delay_id, int(asked.data.get("until", asked.at + duration_ms))
+        until = int(asked.data.get("until", asked.at + duration_ms))
+        self.delays[delay_id] = until
+        return delay_id, until
+
+    def next_wake(self) -> int | None:
+        """When the first delay whose response is not logged yet fires (ms), if any.
+
+        Recorded when the workflow unloads: the repair sweep re-arms the timer
+        of a workflow still blocked well past this (a failover can lose a timer).
+        """
+        due = [until for delay_id, until in self.delays.items() if self.replay.response_for(delay_id) is None]
+        return min(due) if due else None
 
     # ---------------------------------------------------------- join sets
 

@@ -98,16 +98,7 @@ class LiveDriver:
             self.eager.append(creates[0])
             return []
         timers = [
-            outbox.timer_msg(
-                data["until"],
-                outbox.timer_member(
-                    "deliver",
-                    id=ctx.execution_id,
-                    ffqn=ctx.ffqn,
-                    delay_id=data["delay_id"],
-                    response={"delay_id": data["delay_id"], "join_set": data["join_set"]},
-                ),
-            )
+            outbox.timer_msg(data["until"], outbox.delay_member(ctx.execution_id, ctx.ffqn, data["delay_id"], data["join_set"]))
             for event_type, data, _ in events
             if event_type == DELAY_REQUESTED
         ]
@@ -211,7 +202,7 @@ class LiveDriver:
                         return new
             finally:
                 self.executor.waiting.release()
-        outcome = self.executor.leases.block(self.lease, ctx.replay.length)
+        outcome = self.executor.leases.block(self.lease, ctx.replay.length, wake_at=ctx.next_wake())
         raise Unload(outcome)
 
     def resolve(self, ffqn: str) -> Target:

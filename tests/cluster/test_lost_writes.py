@@ -126,10 +126,6 @@ def test_an_activity_whose_finish_was_lost_runs_again(cluster: ValkeyClusterForT
         processes.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the repair sweep keeps every blocked workflow, trusting its delays' timers; this one's timer was lost",
-)
 def test_a_workflow_whose_delay_timer_was_lost_wakes_up(cluster: ValkeyClusterForTests, tmp_path: Path) -> None:
     """A durable sleep's timer written on a master that died before its replica had it: the workflow still wakes up."""
     deploy(cluster.url, [activity(), workflow(blocking="unload")])
@@ -158,9 +154,9 @@ def test_a_workflow_whose_delay_timer_was_lost_wakes_up(cluster: ValkeyClusterFo
         cluster.wait_role(replica, "master")
         cluster.wait_ok(30)
         cluster.rejoin(timers)
-        assert not any(timer in m for m in indexes.zmembers(client.redis, "timers"))  # the timer is gone
+        # The timer is gone (the repair sweep arms it again 2 s after it was due, maybe already).
         assert indexes.zscore(client.redis, "active", execution_id) is not None  # the sweep sees it, blocked
-        state = client.wait(execution_id, 10)
+        state = client.wait(execution_id, 20)
         assert state.outcome is not None and state.outcome.value >= 3000
     finally:
         client.close()

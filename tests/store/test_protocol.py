@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +17,7 @@ import redis
 
 from dolmen.platform.errors import FencedError
 from dolmen.platform.ids import ExecutionId
-from dolmen.platform.store import keys
+from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
 from dolmen.platform.store.leases import Lease, Leases
@@ -196,3 +197,31 @@ def test_repair_sweep_requeues_an_expired_lease_and_drops_finished(direct: redis
     assert walk(sweep, now_ms() + 5000) == 1
     assert indexes.zscore(direct, "active", done.id) is None
     assert [f[b"id"].decode() for _, f in indexes.queue_entries(direct, ACT)] == [running.id]
+
+
+def test_repair_sweep_arms_again_the_lost_timer_of_a_blocked_workflow(direct: redis.Redis, leases: Leases) -> None:
+    """A durable sleep's timer gone (a failover lost it, say): well past its time the sweep arms it again, the same member."""
+    scripts = Scripts(direct)
+    store = ExecutionStore(direct, scripts)
+    wf = new()
+    lease = locked(leases, store, wf)
+    at = now_ms()
+    delay = {"join_set": None, "delay_id": f"{wf.id}.d1", "duration_ms": 100, "until": at + 100}
+    timer = outbox.timer_msg(at + 100, outbox.delay_member(wf.id, WF, f"{wf.id}.d1", None))
+    leases.commit(lease, [("delay_requested", delay, at)], [], last_seen="0-0", first_index=1, messages=[timer])
+    armed = indexes.zmembers(direct, "timers", withscores=True)
+    assert len(armed) == 1
+    assert leases.block(lease, 2, wake_at=at + 100) == "blocked"
+    assert direct.hget(keys.state(wf.id), "wake_at") == str(at + 100).encode()
+    indexes.delete(direct, "timers")
+    sweep = RepairSweep(direct, scripts, stale_ms=1000)
+    walk(sweep, at + 1000)
+    assert indexes.zmembers(direct, "timers") == []  # it may still fire: not yet
+    walk(sweep, at + 1200)
+    assert indexes.zmembers(direct, "timers", withscores=True) == armed
+    assert sweep.rearmed == 1
+    # Delivered (the response is in its log): nothing to arm again, even if the sweep comes by.
+    indexes.delete(direct, "timers")
+    direct.xadd(keys.log(wf.id), {"t": "response", "d": json.dumps({"delay_id": f"{wf.id}.d1", "join_set": None}), "at": at + 200})
+    walk(sweep, at + 5000)
+    assert indexes.zmembers(direct, "timers") == []

@@ -1,7 +1,8 @@
 -- A workflow waits for a response: release it (blocked) unless its log grew
 -- since the runner last read it, in which case it is queued to run again.
 -- KEYS: state, log, outbox
--- ARGV: wid, owner, version, now, seen-length, requeue-msg
+-- ARGV: wid, owner, version, now, seen-length, requeue-msg,
+--       when the first delay it waits for fires ('' = none; the repair sweep re-arms a timer lost past it)
 local r = repeated(KEYS[1], ARGV[1])
 if r then return r end
 local f = fence(KEYS[1], ARGV[2], ARGV[3])
@@ -12,4 +13,9 @@ if redis.call('XLEN', KEYS[2]) ~= tonumber(ARGV[5]) then
   return accepted(KEYS[1], ARGV[1], {'requeued'})
 end
 redis.call('HSET', KEYS[1], 'status', 'blocked', 'owner', '', 'lock_until', 0, 'updated_at', ARGV[4])
+if ARGV[7] and ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'wake_at', ARGV[7])
+else
+  redis.call('HDEL', KEYS[1], 'wake_at')
+end
 return accepted(KEYS[1], ARGV[1], {'blocked'})

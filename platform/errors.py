@@ -181,6 +181,17 @@ class FencedError(StoreError):
     retryable = False
 
 
+class LogWentBackError(FencedError):
+    """A workflow's write was refused: its log no longer holds what its runner read.
+
+    A failover of the store lost log entries the runner had already read (on a
+    cluster, asynchronous replication). The script released the lease and the
+    execution is queued again: a runner replays it from the log as it is.
+    """
+
+    code = "log_went_back"
+
+
 class PayloadTooLargeError(UsageError):
     """Params or a request body exceed the configured limit."""
 

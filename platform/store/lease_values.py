@@ -78,6 +78,8 @@ class PendingCommit:
     last_seen: str
     # When the call was made (ms): the child's creation time, however late it is written.
     at: int = field(default_factory=lambda: now_ms())
+    # How many log entries the runner had read, up to `last_seen` (None: unchecked; see `commit_call`).
+    seen_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

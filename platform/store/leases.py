@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
-from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
+from ..errors import FencedError, LogWentBackError, StoreError, StoreFullError, StoreUnavailableError
 from . import keys, outbox
 from .connection import Redis, map_redis_errors, translated
 from .memory import RoomWait
@@ -237,6 +237,13 @@ class Leases:
     # the process stops), the lease kept meanwhile (extend.lua runs also over
     # maxmemory), so a result waits in the runner instead of being lost.
 
+    def _check(self, reply: Any, lease: Lease) -> None:
+        """Raise as `_check` does; a lease released because its log went back is queued first, to replay at once."""
+        if _status(reply) == "behind":
+            with map_redis_errors():
+                self.scripts.client.xadd(self.scripts.shards.queue(lease.state.ffqn, lease.id), {"id": lease.id})
+        _check(reply, lease)
+
     def _send(
         self, mark: str | None, name: str, script_keys: list[str], args: list[Any], *, wait_when_full: bool = True
     ) -> Any:
@@ -328,8 +335,14 @@ class Leases:
         parent_tail_after: str | None = None,
         parent_commit: PendingCommit | None = None,
         continue_with: NewExecution | None = None,
+        log_seen: tuple[str, int] | None = None,
     ) -> list[Any]:
         """Write `finished` (fenced), answer the parent, then ack queue entries.
+
+        `log_seen` (a workflow's): the last stream id of its log its runner
+        read and how many entries that is. If the log no longer holds them
+        (a failover took it back), nothing is written, the lease is released
+        and the execution queued to replay, and `LogWentBackError` is raised.
 
         With `continue_with` (a top-level workflow that continues as new), the
         same write puts that execution's creation in the outbox, unless a
@@ -345,6 +358,7 @@ class Leases:
         write = finish_write(
             lease, outcome, entries=entries, extra=extra, unless_cancelled=unless_cancelled,
             clear_timer=clear_timer, parent_tail_after=parent_tail_after, continue_with=continue_with,
+            log_seen=log_seen,
         )  # fmt: skip
         root, mark = write.root, write.mark
         before: list[str] = []  # the parent's commit's messages, delivered with this write's
@@ -354,9 +368,10 @@ class Leases:
             commit = commit_call(
                 parent_commit.lease, parent_commit.events, parent_commit.creates,
                 last_seen=parent_commit.last_seen, finished_inline=lease.id, at=parent_commit.at,
+                seen_length=parent_commit.seen_length,
             )  # fmt: skip
             committed, reply = self._send_many(mark, [commit.as_args(), write.call.as_args()])
-            _check(committed, parent_commit.lease)
+            self._check(committed, parent_commit.lease)
             if _status(reply) != "ok":
                 # Not expected (the child was created locked by us a moment ago),
                 # but then it must be recoverable like any pre-locked child, and
@@ -366,7 +381,7 @@ class Leases:
                 return list(committed[1])
             before = commit.messages
         try:
-            _check(reply, lease)
+            self._check(reply, lease)
         except FencedError:
             self._after(root, before, mark=mark)
             raise
@@ -437,28 +452,32 @@ class Leases:
         `last_seen`: the new requests and any response appended by others in
         between, indexed from `first_index`.
         """
-        call = commit_call(lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields)
+        call = commit_call(
+            lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields, seen_length=first_index
+        )
         mark = outbox.dirty_mark(lease.root) if call.messages else None
         reply = self._send(mark, call.name, call.keys, call.args)
-        _check(reply, lease)
+        self._check(reply, lease)
         self._after(lease.root, call.messages, mark=mark)
         return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
 
     def write_pending(self, pending: PendingCommit) -> list[Any]:
         """Write a held-back commit on its own; the parent's raw log entries after its `last_seen`."""
         call = commit_call(
-            pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at
-        )
+            pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at,
+            seen_length=pending.seen_length,
+        )  # fmt: skip
         mark = outbox.dirty_mark(pending.lease.root)
         reply = self._send(mark, call.name, call.keys, call.args)
-        _check(reply, pending.lease)
+        self._check(reply, pending.lease)
         self._after(pending.lease.root, call.messages, mark=mark)
         return list(reply[1])
 
-    def block(self, lease: Lease, seen_length: int, *, wake_at: int | None = None) -> str:
-        """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile.
+    def block(self, lease: Lease, seen_length: int, *, wake_at: int | None = None, last_seen: str = "") -> str:
+        """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile (or went back).
 
         `wake_at` (ms): when the first delay it waits for fires, recorded for the repair sweep.
+        `last_seen`: the last stream id of the `seen_length` entries read ('' = unchecked).
         """
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
         mark = outbox.dirty_mark(lease.root)
@@ -466,7 +485,7 @@ class Leases:
             mark,
             "block",
             [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
-            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at],
+            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at, last_seen],
         )
         _check(reply, lease)
         result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
@@ -487,6 +506,12 @@ def _check(reply: Any, lease: Lease) -> None:
     status = _status(reply)
     if status in ("ok", "blocked", "requeued"):
         return
+    if status == "behind":
+        raise LogWentBackError(
+            f"execution {lease.id}: its log no longer holds what this runner read (a failover of the store lost"
+            " entries it had seen), so its write was refused; it is queued to replay from the log",
+            execution_id=lease.id,
+        )
     if status == "conflict":
         raise FencedError(f"execution {lease.id}: a child it tried to create already exists ({reply[1]!r})")
     raise FencedError(

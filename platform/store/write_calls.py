@@ -54,6 +54,7 @@ def finish_write(
     clear_timer: dict[str, Any] | None = None,
     parent_tail_after: str | None = None,
     continue_with: NewExecution | None = None,
+    log_seen: tuple[str, int] | None = None,
 ) -> FinishWrite:
     """The `finish` call of `lease` with `outcome` (see `Leases.finish` for the options)."""
     state = lease.state
@@ -83,7 +84,7 @@ def finish_write(
          keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
         [write_id(), lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
          state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or "", expire,
-         successor],
+         successor, *(log_seen or ("", ""))],
         [],
     )  # fmt: skip
     return FinishWrite(lease, call, outbox.dirty_mark(root), wake, expire, successor, tuple(entries), clear_timer)
@@ -120,10 +121,14 @@ def commit_call(
     state_fields: dict[str, str] | None = None,
     finished_inline: str | None = None,
     at: int | None = None,
+    seen_length: int | None = None,
 ) -> ScriptCall:
     """A workflow's `commit` script call: its requests `(type, data, at)` and the executions they create.
 
     `finished_inline` is a child finished in the same round trip.
+
+    `seen_length`: how many log entries the runner read, up to `last_seen`; the
+    script refuses (`behind`) when the log no longer holds them (lua/_prelude.lua `holds`).
 
     `at` (ms, default now) is the creation time of the children it creates.
     """
@@ -149,4 +154,6 @@ def commit_call(
     script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
     for new in children:
         script_keys += [keys.state(new.id), keys.log(new.id)]
-    return ScriptCall("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen], starts)
+    return ScriptCall("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen, "" if seen_length is None else seen_length],
+        starts,
+    )

@@ -94,7 +94,7 @@ class LiveDriver:
             and creates[0].locked_by is not None
             and not any(event_type == DELAY_REQUESTED for event_type, _, _ in events)
         ):
-            self.held = PendingCommit(self.lease, events, creates, last)
+            self.held = PendingCommit(self.lease, events, creates, last, seen_length=ctx.replay.length)
             self.eager.append(creates[0])
             return []
         timers = [
@@ -202,7 +202,8 @@ class LiveDriver:
                         return new
             finally:
                 self.executor.waiting.release()
-        outcome = self.executor.leases.block(self.lease, ctx.replay.length, wake_at=ctx.next_wake())
+        last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+        outcome = self.executor.leases.block(self.lease, ctx.replay.length, wake_at=ctx.next_wake(), last_seen=last)
         raise Unload(outcome)
 
     def resolve(self, ffqn: str) -> Target:
@@ -286,9 +287,9 @@ class WorkflowExecutor:
             for child in ctx.closing():
                 self.store.cancel(child, "its join set was closed with closing strategy 'cancel'")
             if continued is None:
-                self._finish(lease, Outcome(value=value), entries)
+                self._finish(lease, Outcome(value=value), entries, ctx.replay)
             else:
-                self._continue(lease, continued, entries)
+                self._continue(lease, continued, entries, ctx.replay)
         except Unload:
             self.held.keep(state.id, ctx.replay.events)
             self.leases.ack(entries)
@@ -303,12 +304,12 @@ class WorkflowExecutor:
                     " see README \"Reused workflow instances\", or deploy it with instances: fresh"
                 )
             log.warning("non-determinism", execution_id=state.id, ffqn=state.ffqn, error=message)
-            self._finish(lease, Outcome(failure=Failure("non_determinism", message)), entries)
+            self._finish(lease, Outcome(failure=Failure("non_determinism", message)), entries, ctx.replay)
         except ChildFailedError as exc:
-            self._finish(lease, Outcome(failure=Failure("child_failed", str(exc))), entries)
+            self._finish(lease, Outcome(failure=Failure("child_failed", str(exc))), entries, ctx.replay)
         except (ValueTooLargeError, HistoryLimitError, ContinueAsNewError) as exc:
             # Final: replaying the same code makes the same value (or log, or request) again.
-            self._finish(lease, Outcome(failure=Failure(exc.kind, str(exc))), entries)
+            self._finish(lease, Outcome(failure=Failure(exc.kind, str(exc))), entries, ctx.replay)
         except FencedError as exc:
             log.warning("lease lost", execution_id=state.id, error=str(exc))
         except StoreError:
@@ -321,13 +322,13 @@ class WorkflowExecutor:
         except DolmenError as exc:
             self._failed(lease, config, ctx.replay, Failure("trap", str(exc)), entries)
 
-    def _finish(self, lease: Lease, outcome: Outcome, entries: list[QueueEntry]) -> None:
+    def _finish(self, lease: Lease, outcome: Outcome, entries: list[QueueEntry], replay: Replay | None = None) -> None:
         try:
-            self.leases.finish(lease, outcome, entries=entries)
+            self.leases.finish(lease, outcome, entries=entries, log_seen=_log_seen(replay))
         except FencedError as exc:
             log.warning("lease lost before finishing", execution_id=lease.id, error=str(exc))
 
-    def _continue(self, lease: Lease, params: list[Any], entries: list[QueueEntry]) -> None:
+    def _continue(self, lease: Lease, params: list[Any], entries: list[QueueEntry], replay: Replay) -> None:
         """Finish as continued, creating the chain's next execution in the same write (unless cancelled meanwhile)."""
         state = lease.state
         target = self._continuation_target(state)
@@ -354,6 +355,7 @@ class WorkflowExecutor:
                 extra={"params": params},
                 unless_cancelled=True,
                 continue_with=successor,
+                log_seen=_log_seen(replay),
             )
         except FencedError as exc:
             log.warning("lease lost before continuing as new", execution_id=lease.id, error=str(exc))
@@ -388,7 +390,7 @@ class WorkflowExecutor:
             if isinstance(decision, RetryAt):
                 self.leases.fail_attempt(lease, {"error": failure.to_json()}, decision.at_ms, entries=entries)
             elif isinstance(decision, Finish):
-                self.leases.finish(lease, decision.outcome, entries=entries)
+                self.leases.finish(lease, decision.outcome, entries=entries, log_seen=_log_seen(replay))
         except FencedError as exc:
             log.warning("lease lost", execution_id=lease.id, error=str(exc))
 
@@ -414,4 +416,11 @@ class WorkflowExecutor:
         message = "the workflow was cancelled"
         if left:
             message += f"; {len(left)} children of join sets with closing strategy 'complete' were left to finish"
-        self._finish(lease, Outcome(failure=Failure("cancelled", message)), entries)
+        self._finish(lease, Outcome(failure=Failure("cancelled", message)), entries, replay)
+
+
+def _log_seen(replay: Replay | None) -> tuple[str, int] | None:
+    """The last stream id of the log a run read and how many entries that is (see `Leases.finish`)."""
+    if replay is None or not replay.events:
+        return None
+    return replay.events[-1].stream_id, replay.length

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from dolmen.platform.errors import FencedError
+from dolmen.platform.errors import FencedError, LogWentBackError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.connection import connect
@@ -208,7 +208,7 @@ def test_repair_sweep_arms_again_the_lost_timer_of_a_blocked_workflow(direct: re
     at = now_ms()
     delay = {"join_set": None, "delay_id": f"{wf.id}.d1", "duration_ms": 100, "until": at + 100}
     timer = outbox.timer_msg(at + 100, outbox.delay_member(wf.id, WF, f"{wf.id}.d1", None))
-    leases.commit(lease, [("delay_requested", delay, at)], [], last_seen="0-0", first_index=1, messages=[timer])
+    leases.commit(lease, [("delay_requested", delay, at)], [], last_seen="0-0", first_index=0, messages=[timer])
     armed = indexes.zmembers(direct, "timers", withscores=True)
     assert len(armed) == 1
     assert leases.block(lease, 2, wake_at=at + 100) == "blocked"
@@ -225,3 +225,38 @@ def test_repair_sweep_arms_again_the_lost_timer_of_a_blocked_workflow(direct: re
     direct.xadd(keys.log(wf.id), {"t": "response", "d": json.dumps({"delay_id": f"{wf.id}.d1", "join_set": None}), "at": at + 200})
     walk(sweep, at + 5000)
     assert indexes.zmembers(direct, "timers") == []
+
+
+def test_a_write_on_a_log_that_went_back_is_refused_and_the_workflow_queued_to_replay(direct: redis.Redis, leases: Leases) -> None:
+    """A failover lost log entries a runner had read (here XDEL stands in for it): its commit, finish and block
+    refuse to write on from what it remembers; the lease is released and the workflow queued, to replay the log."""
+    scripts = Scripts(direct)
+    store = ExecutionStore(direct, scripts)
+    for write in ("commit", "finish", "block"):
+        wf = new()
+        lease = locked(leases, store, wf)
+        at = now_ms()
+        tail = leases.commit(lease, [("join_set_created", {"join_set": "g1"}, at)], [], last_seen="0-0", first_index=0)
+        read = store.events(wf.id)
+        assert len(read) == 2 and tail[-1].stream_id == read[-1].stream_id
+        direct.xdel(keys.log(wf.id), read[-1].stream_id)  # what a failover took back
+        indexes.delete_queues(direct, WF)
+        last = read[-1].stream_id
+        if write == "commit":
+            with pytest.raises(LogWentBackError):
+                leases.commit(lease, [("join_next", {"join_set": "g1"}, at)], [], last_seen=last, first_index=2)
+        elif write == "finish":
+            with pytest.raises(LogWentBackError):
+                leases.finish(lease, Outcome(value=1), log_seen=(last, 2))
+        else:
+            assert leases.block(lease, 2, last_seen=last) == "requeued"
+        assert types(direct, wf.id) == ["created"], write  # nothing written on top
+        state = direct.hgetall(keys.state(wf.id))
+        assert (state[b"status"], state[b"owner"]) == (b"pending", b""), write
+        assert indexes.queued(direct, WF) == [wf.id], write
+    # The same writes on a log that holds what was read go through.
+    wf = new()
+    lease = locked(leases, store, wf)
+    tail = leases.commit(lease, [("join_set_created", {"join_set": "g1"}, now_ms())], [], last_seen="0-0", first_index=0)
+    leases.finish(lease, Outcome(value=1), log_seen=(tail[-1].stream_id, 2))
+    assert types(direct, wf.id) == ["created", "join_set_created", "finished"]

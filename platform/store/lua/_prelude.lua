@@ -38,6 +38,25 @@ local function accepted(state_key, wid, reply, slot)
   return reply
 end
 
+-- Whether a log still holds the `length` entries a runner read, up to
+-- `last_seen`, as its start: true when the entries after `last_seen` make up
+-- the rest (the log is append-only, so the count tells). A failover can take
+-- a log back past what a runner read (the master acknowledged entries its
+-- replica never had); the runner must then not write on from what it
+-- remembers, but replay from the log. No `last_seen` (an older caller): true.
+local function holds(log_key, last_seen, length)
+  if not last_seen or last_seen == '' then return true end
+  local after = redis.call('XRANGE', log_key, '(' .. last_seen, '+')
+  return redis.call('XLEN', log_key) == tonumber(length) + #after
+end
+
+-- The lease of a runner whose log went back (see `holds`): released, pending
+-- again, for any runner to replay from the log. The caller queues it.
+local function went_back(state_key, at)
+  redis.call('HSET', state_key, 'status', 'pending', 'owner', '', 'lock_until', 0, 'updated_at', at)
+  return {'behind'}
+end
+
 local function xadd(log_key, t, d, at)
   return redis.call('XADD', log_key, '*', 't', t, 'd', d, 'at', at)
 end

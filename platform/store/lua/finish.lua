@@ -8,8 +8,11 @@
 --       parent's entries after it (a parent waiting in this runner reads its response here),
 --       for a root: the outbox message that starts its tree's retention ('' or absent = none),
 --       for a workflow that continues as new: the outbox message that creates its successor
---       ('' or absent = none; left out when cancellation won)
--- Reply: {'ok', woke-parent, cancelled-instead[, parent-entries]}
+--       ('' or absent = none; left out when cancellation won),
+--       for a workflow: the last stream id of its own log its runner read and how many entries
+--       that is ('' or absent = unchecked)
+-- Reply: {'ok', woke-parent, cancelled-instead[, parent-entries]}, or {'behind'} (and the lease
+-- released) when the workflow's log no longer holds what its runner read (see `holds`).
 local function tail(reply)
   if ARGV[13] ~= '' then
     return {reply[1], reply[2], reply[3], redis.call('XRANGE', KEYS[5], '(' .. ARGV[13], '+')}
@@ -20,6 +23,7 @@ local r = repeated(KEYS[1], ARGV[1])
 if r then return tail(r) end
 local f = fence(KEYS[1], ARGV[2], ARGV[3])
 if f then return {f} end
+if ARGV[16] and ARGV[16] ~= '' and not holds(KEYS[2], ARGV[16], ARGV[17]) then return went_back(KEYS[1], ARGV[4]) end
 local finished, outcome, response, cancelled = ARGV[5], ARGV[6], ARGV[8], 0
 if ARGV[10] ~= '' and redis.call('HGET', KEYS[1], 'cancel') == '1' then
   finished, outcome, response, cancelled = ARGV[10], ARGV[11], ARGV[12], 1

@@ -1,4 +1,4 @@
-"""Reading requests safely: bounded bodies, JSON, wait times, idempotency keys."""
+"""Reading requests safely: bounded bodies, JSON, wait times, idempotency keys, tags."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from starlette.requests import Request
 
 from ..platform.client import MAX_IDEMPOTENCY_KEY
 from ..platform.errors import PayloadTooLargeError
-from .decoding import query_value
+from ..platform.tags import MAX_TAGS
+from .decoding import query_items, query_value
 from .errors import BadRequestError
 
 _MISSING = object()
@@ -139,3 +140,11 @@ def idempotency_key(request: Request) -> str | None:
             path="Idempotency-Key",
         )
     return key
+
+
+def tag_texts(request: Request) -> list[str]:
+    """Every `tag=KEY=VALUE` query parameter, in order; 400 past a bound (the tags themselves are checked by platform/tags.py)."""
+    texts = [value for name, value in query_items(request) if name == "tag"]
+    if len(texts) > MAX_TAGS:
+        raise BadRequestError(f"at most {MAX_TAGS} tag query parameters, not {len(texts)}", path="tag")
+    return texts

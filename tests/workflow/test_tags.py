@@ -1,0 +1,61 @@
+"""Tags on real runner processes: what a tagged workflow starts carries its tags, and is listed by them."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from dolmen.platform.client import Client
+from dolmen.platform.deploy.model import ComponentConfig
+from tests.support.guests import build_guest
+from tests.support.platform import Processes, activity, deploy, workflow
+
+F = "testing:wf/flows@1.0.0"
+P = "testing:parent/parents@1.0.0"
+
+
+def parent_workflow() -> tuple[ComponentConfig, Path]:
+    return ComponentConfig("parent", "workflow", "", "tests/components/wf-parent", {}), build_guest("wf-parent", "parent-flows")
+
+
+def tree(client: Client, root: str) -> list[str]:
+    """The root and every descendant, from the logs' `child_submitted` events."""
+    out, frontier = [], [root]
+    while frontier:
+        out += frontier
+        frontier = [child for execution_id in frontier for child in client.executions.children(execution_id)]
+    return out
+
+
+def test_children_and_scheduled_executions_inherit_tags_and_are_listed_by_them(
+    redis_url: str, processes: Processes, client: Client
+) -> None:
+    """Direct (inline-run) children, join-set children, grandchildren and a scheduled workflow's tree carry the root's tags."""
+    deploy(redis_url, [activity(), workflow(), parent_workflow()])
+    processes.runner("--concurrency", "4")
+    processes.scheduler()
+    run = uuid.uuid4().hex
+    tags = {"customer": "acme", "run": run}
+
+    nested = client.submit(f"{P}.nested", [2], tags=tags).execution_id
+    assert client.wait(nested, 120).outcome.value == [6, 6]  # type: ignore[union-attr]
+    nested_tree = tree(client, nested)
+    assert len(nested_tree) == 7  # root, serial + its 2 calls, fan-out + its 2 join-set children
+    assert all(client.get(e).tags == tags for e in nested_tree)
+    assert all(client.executions.events(e)[0].data["tags"] == tags for e in nested_tree)
+
+    later = client.submit(f"{P}.later", [2, 100], tags=tags).execution_id
+    scheduled = client.wait(later, 60).outcome.value  # type: ignore[union-attr]
+    assert client.wait(scheduled, 60).status == "finished"
+    scheduled_tree = tree(client, scheduled)
+    assert len(scheduled_tree) == 3 and client.get(scheduled).parent is None
+    assert all(client.get(e).tags == tags for e in scheduled_tree)
+
+    untagged = client.submit(f"{F}.serial", [1]).execution_id
+    assert client.wait(untagged, 60).status == "finished"
+    assert all(client.get(e).tags == {} for e in tree(client, untagged))
+
+    listed = {s.id for s in client.executions.list(tags=[("run", run)], limit=100)[0]}
+    assert listed == {*nested_tree, later, *scheduled_tree}
+    roots = client.executions.list(tags=[("run", run), ("customer", "acme")], ffqn=f"{P}.nested")[0]
+    assert [s.id for s in roots] == [nested]

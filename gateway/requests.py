@@ -12,7 +12,6 @@ from starlette.requests import Request
 
 from ..platform.client import MAX_IDEMPOTENCY_KEY
 from ..platform.errors import PayloadTooLargeError
-from ..platform.tags import MAX_TAGS
 from .decoding import query_items, query_value
 from .errors import BadRequestError
 
@@ -143,8 +142,5 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def tag_texts(request: Request) -> list[str]:
-    """Every `tag=KEY=VALUE` query parameter, in order; 400 past a bound (the tags themselves are checked by platform/tags.py)."""
-    texts = [value for name, value in query_items(request) if name == "tag"]
-    if len(texts) > MAX_TAGS:
-        raise BadRequestError(f"at most {MAX_TAGS} tag query parameters, not {len(texts)}", path="tag")
-    return texts
+    """Every `tag=KEY=VALUE` query parameter, in order (checked by platform/tags.py: `parse_tags`, `parse_filter`)."""
+    return [value for name, value in query_items(request) if name == "tag"]

@@ -12,10 +12,15 @@ from tests.support.platform import Processes, activity, deploy, workflow
 
 F = "testing:wf/flows@1.0.0"
 P = "testing:parent/parents@1.0.0"
+C = "testing:chain/flows@1.0.0"
 
 
 def parent_workflow() -> tuple[ComponentConfig, Path]:
     return ComponentConfig("parent", "workflow", "", "tests/components/wf-parent", {}), build_guest("wf-parent", "parent-flows")
+
+
+def chain_workflow() -> tuple[ComponentConfig, Path]:
+    return ComponentConfig("chain", "workflow", "", "tests/components/wf-chain", {}), build_guest("wf-chain", "chain")
 
 
 def tree(client: Client, root: str) -> list[str]:
@@ -59,3 +64,22 @@ def test_children_and_scheduled_executions_inherit_tags_and_are_listed_by_them(
     assert listed == {*nested_tree, later, *scheduled_tree}
     roots = client.executions.list(tags=[("run", run), ("customer", "acme")], ffqn=f"{P}.nested")[0]
     assert [s.id for s in roots] == [nested]
+
+
+def test_every_execution_of_a_continue_as_new_chain_carries_the_first_ones_tags(
+    redis_url: str, processes: Processes, client: Client
+) -> None:
+    """A chain of four links started with a tag: each link has it, and listing by it gives the whole chain."""
+    deploy(redis_url, [chain_workflow()])
+    processes.runner()
+    processes.scheduler()
+    run = uuid.uuid4().hex
+    first = client.submit(f"{C}.count", [0, 3, 1], tags={"run": run}).execution_id
+    last = client.wait(first, 60)
+    assert last.status == "finished" and last.outcome is not None and last.outcome.value == 3
+    chain = [last]
+    while chain[-1].extra.get("continued_from"):
+        chain.append(client.get(chain[-1].extra["continued_from"]))
+    assert len(chain) == 4 and chain[-1].id == first
+    assert all(link.tags == {"run": run} for link in chain)
+    assert [s.id for s in client.executions.list(tags=[("run", run)])[0]] == [link.id for link in chain]

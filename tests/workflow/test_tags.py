@@ -7,7 +7,8 @@ from pathlib import Path
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig
-from tests.support.guests import build_guest
+from dolmen.platform.deploy.reruns import fork_execution, rerun_execution
+from tests.support.guests import DATA_DIR, build_guest
 from tests.support.platform import Processes, activity, deploy, workflow
 
 F = "testing:wf/flows@1.0.0"
@@ -35,7 +36,7 @@ def tree(client: Client, root: str) -> list[str]:
 def test_children_and_scheduled_executions_inherit_tags_and_are_listed_by_them(
     redis_url: str, processes: Processes, client: Client
 ) -> None:
-    """Direct (inline-run) children, join-set children, grandchildren and a scheduled workflow's tree carry the root's tags."""
+    """Direct (inline-run) children, join-set children, grandchildren, a fork's and a rerun's trees and a scheduled workflow's tree carry the root's tags."""
     deploy(redis_url, [activity(), workflow(), parent_workflow()])
     processes.runner("--concurrency", "4")
     processes.scheduler()
@@ -49,6 +50,14 @@ def test_children_and_scheduled_executions_inherit_tags_and_are_listed_by_them(
     assert all(client.get(e).tags == tags for e in nested_tree)
     assert all(client.executions.events(e)[0].data["tags"] == tags for e in nested_tree)
 
+    forked = fork_execution(client.redis, DATA_DIR, nested, 2)
+    assert forked.restarted, "the fork restarts the child its copied prefix had not heard from"
+    rerun = rerun_execution(client.redis, DATA_DIR, nested)
+    for copy in (forked.execution_id, rerun.execution_id):
+        assert client.wait(copy, 120).status == "finished"
+        copied_tree = tree(client, copy)
+        assert len(copied_tree) == 7 and all(client.get(e).tags == tags for e in copied_tree)
+
     later = client.submit(f"{P}.later", [2, 100], tags=tags).execution_id
     scheduled = client.wait(later, 60).outcome.value  # type: ignore[union-attr]
     assert client.wait(scheduled, 60).status == "finished"
@@ -61,9 +70,9 @@ def test_children_and_scheduled_executions_inherit_tags_and_are_listed_by_them(
     assert all(client.get(e).tags == {} for e in tree(client, untagged))
 
     listed = {s.id for s in client.executions.list(tags=[("run", run)], limit=100)[0]}
-    assert listed == {*nested_tree, later, *scheduled_tree}
+    assert listed == {*nested_tree, *tree(client, forked.execution_id), *tree(client, rerun.execution_id), later, *scheduled_tree}
     roots = client.executions.list(tags=[("run", run), ("customer", "acme")], ffqn=f"{P}.nested")[0]
-    assert [s.id for s in roots] == [nested]
+    assert [s.id for s in roots] == [rerun.execution_id, forked.execution_id, nested]  # newest first
 
 
 def test_every_execution_of_a_continue_as_new_chain_carries_the_first_ones_tags(

@@ -34,7 +34,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or unknown bearer token",
         403: "The token's scope does not allow this",
         404: "No such function or execution",
-        409: "Conflict (an idempotency key reused with other params, or nothing left to cancel)",
+        409: "Conflict (an idempotency key reused with other params or tags, or nothing left to cancel)",
         413: "Request body over the gateway's limit",
         503: "The store is unreachable",
         507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",

@@ -174,6 +174,13 @@ class CreateCall:
                     f"execution {self.new.id} already exists with other inputs ({existing_ffqn} {json.dumps(existing_params)}); "
                     "an idempotency key or execution id must not be reused for a different call"
                 )
+            existing_tags = json.loads(reply[3]) if len(reply) > 3 and reply[3] else {}
+            if existing_tags != self.new.tags:
+                raise ConflictError(
+                    f"execution {self.new.id} already exists with other tags ({json.dumps(existing_tags, ensure_ascii=False)}); "
+                    "an idempotency key or execution id must not be reused for a different call: resend the tags it "
+                    "was created with, or use a new key"
+                )
             return Created(self.new.id, False)
         return Created(self.new.id, True)
 

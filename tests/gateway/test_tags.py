@@ -66,3 +66,16 @@ def test_a_bad_tag_is_400_naming_the_tag_and_creates_nothing(http: httpx.Client)
     assert http.get("/v1/executions", params={"tag": f"run={run}"}).json()["executions"] == []
     message = assert_error(http.get("/v1/executions", params={"tag": "nokey"}), 400, "usage_error", "tag")
     assert "KEY=VALUE" in message
+
+
+def test_an_idempotency_key_reused_with_other_tags_is_409(http: httpx.Client) -> None:
+    """The same key and tags replay the execution; the same key with other tags is a conflict naming the tags it has."""
+    key, run = str(uuid.uuid4()), uuid.uuid4().hex
+    first = http.post(f"/v1/functions/{DOUBLE}?tag=run={run}", json=[1], headers={"Idempotency-Key": key})
+    replayed = http.post(f"/v1/functions/{DOUBLE}?tag=run={run}", json=[1], headers={"Idempotency-Key": key})
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json()["execution_id"] == first.json()["execution_id"]
+    message = assert_error(
+        http.post(f"/v1/functions/{DOUBLE}?tag=run=other", json=[1], headers={"Idempotency-Key": key}), 409, "conflict"
+    )
+    assert f'other tags ({{"run": "{run}"}})' in message

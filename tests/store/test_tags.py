@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from dolmen.platform.errors import ConflictError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys, trees
 from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
@@ -146,3 +147,19 @@ def test_an_interrupted_removal_cleans_the_tag_indexes_from_its_tombstone(
     clean_gone(scripts, [root])
     assert tag_entries(client, "batch=b3") == 0 and tag_entries(client, "env=prod") == 0
     assert not client.exists(keys.purged(root))
+
+
+def test_creating_an_existing_execution_again_with_other_tags_is_a_conflict(client: redis.Redis, scripts: Scripts) -> None:
+    """The same id with the same tags answers 'exists'; with other tags (or none) it is refused, naming the tags it has."""
+    store = ExecutionStore(client, scripts)
+    execution_id = tagged(store, {"run": "r-1"}, 0)
+
+    def again(tags: dict[str, str]) -> bool:
+        new = NewExecution(id=execution_id, ffqn=ACT, kind="activity", digest="sha256:x", params=[0], tags=tags)
+        return store.create(new).created
+
+    assert again({"run": "r-1"}) is False
+    for other in ({"run": "r-2"}, {}):
+        with pytest.raises(ConflictError, match=r'already exists with other tags \(\{"run": "r-1"\}\).*resend the tags'):
+            again(other)
+    assert store.require(execution_id).tags == {"run": "r-1"}

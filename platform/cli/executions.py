@@ -16,7 +16,7 @@ from ..ffqn import Ffqn
 from ..ids import ExecutionId
 from ..store.deployments import DeploymentStore
 from ..store.records import STATUSES, Event, ExecutionState
-from ..tags import parse_filter, parse_tags
+from ..tags import members as tag_members, parse_filter, parse_tags
 from ..wasm.engine import EngineSettings
 from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..workflow.sandbox import WorkflowSandbox
@@ -157,7 +157,13 @@ def list_cmd(
             else:
                 outcome = _short(s.outcome.value)
         rows.append([s.id, s.ffqn, s.status, s.digest[7:19], _time(s.created_at), outcome])
-    emit_table(["id", "function", "status", "digest", "created", "outcome"], rows)
+    headers = ["id", "function", "status", "digest", "created", "outcome"]
+    if any(s.tags for s in states):
+        # Last, so that a listing of untagged executions keeps its columns.
+        headers.append("tags")
+        for row, s in zip(rows, states):
+            row.append(" ".join(tag_members(s.tags)))
+    emit_table(headers, rows)
     if next_cursor is not None and len(states) == limit:
         echo(f"more: --cursor {next_cursor}")
 

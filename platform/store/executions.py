@@ -346,8 +346,10 @@ class ExecutionStore:
                         continue
                     if digest and state.digest != digest:
                         continue
-                    if tags and not (tag_matches(state.tags, tags) and (state.live or not active_only)):
+                    if tags and not tag_matches(state.tags, tags):
                         continue
+                    if tags and active_only and not state.live:
+                        continue  # what the `active` index would have listed
                     out.append(state)
                     if len(out) == limit:
                         return out, start + offset + 1

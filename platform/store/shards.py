@@ -83,7 +83,7 @@ class Shards:
         return zlib.crc32(execution_id.encode()) % self.count
 
     def key(self, shard: int, kind: str) -> str:
-        """Shard `shard`'s key of `kind` (`timers`, `dirty`, `executions`, `active` or `expiry`)."""
+        """Shard `shard`'s key of `kind` (`timers`, `dirty`, `executions`, `active`, `expiry` or `tag:KEY=VALUE`)."""
         return f"{keys.PREFIX}:{{{self.tags[shard]}}}:{kind}"
 
     def every(self, kind: str) -> list[str]:

@@ -19,7 +19,8 @@ from ..platform.store.records import STATUSES, Event, Status
 from .context import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
-from .requests import idempotency_key, parse_json, read_body, wait_time
+from ..platform.tags import parse_filter, parse_tags
+from .requests import idempotency_key, parse_json, read_body, tag_texts, wait_time
 
 MAX_PAGE = 200
 
@@ -77,7 +78,10 @@ class ApiV1:
         return JSONResponse(describe_function(revision.route(ffqn)))
 
     async def invoke(self, request: Request) -> Response:
-        """POST params (object by name, array by position): 202, or 200 with the finished execution."""
+        """POST params (object by name, array by position): 202, or 200 with the finished execution.
+
+        `?tag=KEY=VALUE` (repeatable) tags the execution and everything it starts.
+        """
         handler(request, "invoke")
         self.gw.auth.check(request, "invoke")
         try:
@@ -87,10 +91,13 @@ class ApiV1:
             body = await read_body(request, self.gw.settings.max_body_bytes)
             params = parse_json(body)
             key = idempotency_key(request)
+            tags = parse_tags(tag_texts(request))
         except Exception:
             self.gw.metrics.invocations.inc("ffqn", "rejected")
             raise
-        submitted, state = await self.gw.invoke(ffqn, params, key=key, raw_size=len(body), via="ffqn", wait=wait)
+        submitted, state = await self.gw.invoke(
+            ffqn, params, key=key, raw_size=len(body), via="ffqn", wait=wait, tags=tags
+        )
         if state is not None and not state.live:
             response = finished(state, wait=wait)
         else:
@@ -102,7 +109,7 @@ class ApiV1:
     # ----------------------------------------------------------- executions
 
     async def list_executions(self, request: Request) -> Response:
-        """Newest first; `ffqn`, `status`, `limit` and an opaque `cursor` from the previous page's `next`."""
+        """Newest first; `ffqn`, `status`, `tag=KEY=VALUE` (repeatable: all must match), `limit` and an opaque `cursor` from the previous page's `next`."""
         handler(request, "list")
         self.gw.auth.check(request, "admin")
         ffqn = query_value(request, "ffqn") or None
@@ -113,9 +120,10 @@ class ApiV1:
             raise BadRequestError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}", path="status")
         limit = _int_param(query_value(request, "limit"), "limit", default=50, low=1, high=MAX_PAGE)
         cursor = _decode_cursor(query_value(request, "cursor"))
+        tags = parse_filter(tag_texts(request))
         states, next_rank = await run_in_threadpool(
             lambda: self.gw.client.executions.list(
-                ffqn=ffqn, status=_status(status), cursor=cursor, limit=limit
+                ffqn=ffqn, status=_status(status), cursor=cursor, limit=limit, tags=tags
             )
         )
         more = len(states) == limit and next_rank is not None

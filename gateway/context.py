@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -60,7 +60,15 @@ class Gateway:
         return await self.aclient.revision()
 
     async def invoke(
-        self, ffqn: str, params: Any, *, key: str | None, raw_size: int, via: str, wait: WaitRequest
+        self,
+        ffqn: str,
+        params: Any,
+        *,
+        key: str | None,
+        raw_size: int,
+        via: str,
+        wait: WaitRequest,
+        tags: Mapping[str, str] | None = None,
     ) -> tuple[Submitted, ExecutionState | None]:
         """Validate and create an execution, then wait up to `wait` for it; counts the invocation by outcome.
 
@@ -68,7 +76,7 @@ class Gateway:
         """
         with self._counted(via):
             try:
-                submission = await self.aclient.prepare(ffqn, params, idempotency_key=key, raw_size=raw_size)
+                submission = await self.aclient.prepare(ffqn, params, idempotency_key=key, raw_size=raw_size, tags=tags)
             except ReplicaWaitError as exc:
                 raise unconfirmed_invocation(exc, None, key) from None
         if wait.seconds <= 0:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..platform._version import __version__
 from ..platform.deploy.model import FunctionRoute, Revision
+from ..platform.tags import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from ..platform.wit.types import OptionT, Prim, WitType
 from .routes import PLACEHOLDER, RouteTable, wit_name
 from .schema import Schema, json_schema, params_schema, result_schema
@@ -33,7 +34,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or unknown bearer token",
         403: "The token's scope does not allow this",
         404: "No such function or execution",
-        409: "Conflict (an idempotency key reused with other params, or nothing left to cancel)",
+        409: "Conflict (an idempotency key reused with other params or tags, or nothing left to cancel)",
         413: "Request body over the gateway's limit",
         503: "The store is unreachable",
         507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",
@@ -57,6 +58,11 @@ def _execution_schema(result: Schema) -> Schema:
             "attempt": {"type": "integer"},
             "params": {"type": "array"},
             "parent_id": {"type": "string"},
+            "tags": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "KEY -> VALUE given at invocation, or inherited from the execution that started this one.",
+            },
             "cancel_requested": {"type": "boolean"},
             "result": result,
             "failure": _ref("Failure"),
@@ -108,6 +114,19 @@ def _components() -> dict[str, Any]:
     }
 
 
+def _tag_param(description: str) -> dict[str, Any]:
+    return {
+        "name": "tag",
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_./-]+=.+$"}},
+        "style": "form",
+        "explode": True,
+        "example": ["customer=acme"],
+    }
+
+
 _ACCEPTED = {
     "description": "Accepted: the execution runs; poll its Location",
     "headers": {"Location": {"schema": {"type": "string"}, "description": "The execution's URL"}},
@@ -132,6 +151,10 @@ def _function_operation(route: FunctionRoute) -> dict[str, Any]:
         "parameters": [
             _WAIT,
             {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+            _tag_param(
+                f"Tag the execution KEY=VALUE (repeatable, at most {MAX_TAGS}); what it starts carries the same tags. "
+                f"A key is 1-{MAX_TAG_KEY} of A-Z a-z 0-9 _ - . /, a value 1-{MAX_TAG_VALUE} characters"
+            ),
         ],
         "requestBody": {
             "required": bool(sig.params),
@@ -241,7 +264,8 @@ def _static_paths() -> dict[str, Any]:
                         ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                         ("cursor", {"type": "string"}),
                     )
-                ],
+                ]
+                + [_tag_param("Only executions with tag KEY=VALUE (repeatable: all must match; the first is the index read)")],
                 "responses": {
                     "200": _json(
                         {

@@ -1,4 +1,4 @@
-"""Reading requests safely: bounded bodies, JSON, wait times, idempotency keys."""
+"""Reading requests safely: bounded bodies, JSON, wait times, idempotency keys, tags."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from ..platform.client import MAX_IDEMPOTENCY_KEY
 from ..platform.errors import PayloadTooLargeError
-from .decoding import query_value
+from .decoding import query_items, query_value
 from .errors import BadRequestError
 
 _MISSING = object()
@@ -139,3 +139,8 @@ def idempotency_key(request: Request) -> str | None:
             path="Idempotency-Key",
         )
     return key
+
+
+def tag_texts(request: Request) -> list[str]:
+    """Every `tag=KEY=VALUE` query parameter, in order (checked by platform/tags.py: `parse_tags`, `parse_filter`)."""
+    return [value for name, value in query_items(request) if name == "tag"]

@@ -13,6 +13,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +32,7 @@ from .store.purge import PurgeFilter, PurgeReport, purge_trees
 from .store.records import ExecutionState
 from .store.retention import root_fields
 from .store.scripts import Scripts
+from .tags import check_tags
 from .wit.codec import canonical_params
 from .wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV, json_size, too_large_message
 
@@ -97,12 +99,14 @@ def validate_submission(
     raw_size: int | None = None,
     max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+    tags: Mapping[str, str] | None = None,
 ) -> Submission:
     """Check a call of `ffqn` against `revision` and make the execution it creates (no I/O).
 
     Raises the error a user sees for a bad name, bad params, a bad id or key,
     and `PayloadTooLargeError` for params over `max_params_bytes` as given or
     over `max_value_bytes` in their canonical JSON (see `wit.limits`).
+    `tags` are checked against platform/tags.py's limits.
     """
     Ffqn.parse(ffqn)
     route = revision.route(ffqn)
@@ -127,6 +131,7 @@ def validate_submission(
         eid = ExecutionId.new()
     if idempotency_key is not None:
         check_idempotency_key(idempotency_key)
+    checked_tags = check_tags(tags or {})
     new = NewExecution(
         id=eid.value,
         ffqn=ffqn,
@@ -137,6 +142,7 @@ def validate_submission(
         component=route.component.name,
         # Kept with the root: how long its finished tree stays, and the key to unbind when it goes.
         state_extra=root_fields(route.component.retention_for(ffqn), idempotency_key),
+        tags=checked_tags,
     )
     return Submission(new, route, idempotency_key)
 
@@ -190,11 +196,12 @@ class Client:
         execution_id: str | None = None,
         idempotency_key: str | None = None,
         raw_size: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Submission:
         """`validate_submission` under this client's size limits (no I/O)."""
         return validate_submission(
             revision, ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size,
-            max_params_bytes=self.max_params_bytes, max_value_bytes=self.max_value_bytes,
+            max_params_bytes=self.max_params_bytes, max_value_bytes=self.max_value_bytes, tags=tags,
         )  # fmt: skip
 
     def submit(
@@ -205,13 +212,15 @@ class Client:
         execution_id: str | None = None,
         idempotency_key: str | None = None,
         raw_size: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Submitted:
         """Validate and create an execution of `ffqn`; idempotent by id or key."""
         Ffqn.parse(ffqn)
         # One read of the revision: the route and the revision recorded must agree.
         submission = self.validate(
-            self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size
-        )
+            self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size,
+            tags=tags,
+        )  # fmt: skip
         if submission.idempotency_key is not None:
             bound = self.executions.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
             submission = submission.bound_to(bound)
@@ -274,12 +283,13 @@ class AsyncClient:
         execution_id: str | None = None,
         idempotency_key: str | None = None,
         raw_size: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Submission:
         """Validate the call and bind its idempotency key; nothing is created yet."""
         Ffqn.parse(ffqn)
         submission = self.client.validate(
             await self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
-            raw_size=raw_size,
+            raw_size=raw_size, tags=tags,
         )  # fmt: skip
         if submission.idempotency_key is not None:
             bound = await self.creates.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
@@ -298,9 +308,10 @@ class AsyncClient:
         execution_id: str | None = None,
         idempotency_key: str | None = None,
         raw_size: int | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Submitted:
         """Validate and create an execution of `ffqn`, as `Client.submit`."""
         submission = await self.prepare(
-            ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size
+            ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size, tags=tags
         )
         return await self.create(submission)

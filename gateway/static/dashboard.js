@@ -5,6 +5,8 @@
 const REFRESH_MS = 2000;
 const TOKEN_KEY = "dolmen-token";
 let selected = decodeURIComponent(location.hash.slice(1)) || null;
+// The listing's tag filter: `?tag=KEY=VALUE` (repeatable) in the page's own URL, as the API takes it.
+let tagFilter = new URLSearchParams(location.search).getAll("tag");
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -75,10 +77,20 @@ async function loadFunctions() {
   document.querySelector("#functions tbody").replaceChildren(...rows);
 }
 
+function tagChips(tags) {
+  return Object.entries(tags || {}).map(([key, value]) => el("span", { class: "tag" }, key + "=" + value));
+}
+
+function listingQuery() {
+  const query = new URLSearchParams({ limit: "25" });
+  for (const tag of tagFilter) query.append("tag", tag);
+  return query.toString();
+}
+
 async function loadExecutions() {
   let data;
   try {
-    data = await api("/v1/executions?limit=25");
+    data = await api("/v1/executions?" + listingQuery());
   } catch (error) {
     if (error.status === 403) {
       document.querySelector("#executions tbody").replaceChildren(
@@ -93,13 +105,16 @@ async function loadExecutions() {
       "tr",
       { class: "execution" + (x.execution_id === selected ? " selected" : ""), "data-id": x.execution_id, onclick: () => select(x.execution_id) },
       el("td", {}, el("code", {}, x.execution_id)),
-      el("td", {}, el("code", {}, x.ffqn)),
+      el("td", {}, el("code", {}, x.ffqn), x.tags ? el("div", {}, ...tagChips(x.tags)) : null),
       el("td", {}, statusBadge(x)),
       el("td", { class: "nowrap" }, time(x.created_at)),
       el("td", { class: "nowrap" }, took(x))
     )
   );
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "No executions yet.")));
+  if (!rows.length) {
+    const none = tagFilter.length ? "No executions with tags " + tagFilter.join(" ") + "." : "No executions yet.";
+    rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, none)));
+  }
   document.querySelector("#executions tbody").replaceChildren(...rows);
 }
 
@@ -128,6 +143,7 @@ async function loadDetail() {
     ["Component", el("code", {}, execution.component_digest.slice(0, 19) + "…")],
     ["Created", execution.created_at],
   ];
+  if (execution.tags) facts.push(["Tags", el("span", {}, ...tagChips(execution.tags))]);
   if (execution.finished_at) facts.push(["Took", took(execution)]);
   if (execution.result !== undefined) facts.push(["Result", el("code", {}, short(execution.result))]);
   if (execution.failure) facts.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
@@ -165,6 +181,15 @@ document.getElementById("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
   document.getElementById("token-form").hidden = true;
+  refresh();
+});
+document.getElementById("tag-filter").value = tagFilter.join(" ");
+document.getElementById("tag-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  tagFilter = document.getElementById("tag-filter").value.split(/\s+/).filter(Boolean);
+  const query = new URLSearchParams();
+  for (const tag of tagFilter) query.append("tag", tag);
+  history.replaceState(null, "", (query.toString() ? "?" + query : location.pathname) + location.hash);
   refresh();
 });
 window.addEventListener("hashchange", () => {

@@ -16,6 +16,7 @@ from ..ffqn import Ffqn
 from ..ids import ExecutionId
 from ..store.deployments import DeploymentStore
 from ..store.records import STATUSES, Event, ExecutionState
+from ..tags import members as tag_members, parse_filter, parse_tags
 from ..wasm.engine import EngineSettings
 from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..workflow.sandbox import WorkflowSandbox
@@ -57,6 +58,10 @@ def _exit_for(state: ExecutionState) -> int:
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the result.")
 @click.option("--id", "execution_id", help="Use this execution id (idempotent: the same id gives the same execution).")
 @click.option("--idempotency-key", help="The same key gives the same execution.")
+@click.option(
+    "--tag", "tag_texts", multiple=True, metavar="KEY=VALUE",
+    help="Tag the execution (repeatable); what it starts carries the same tags.",
+)  # fmt: skip
 @pass_ctx
 def call_cmd(
     ctx: CliContext,
@@ -66,6 +71,7 @@ def call_cmd(
     timeout: float,
     execution_id: str | None,
     idempotency_key: str | None,
+    tag_texts: tuple[str, ...],
 ) -> None:
     """Submit FFQN with JSON PARAMS (array by position or object by name) and print its result.
 
@@ -73,9 +79,10 @@ def call_cmd(
 
     Exit status: 0 for an `ok` result, 1 for an `err` result or a failure.
     """
+    tags = parse_tags(tag_texts)
     client = _client(ctx)
     submitted = client.submit(
-        ffqn, parse_json_arg(params, "PARAMS"), execution_id=execution_id, idempotency_key=idempotency_key
+        ffqn, parse_json_arg(params, "PARAMS"), execution_id=execution_id, idempotency_key=idempotency_key, tags=tags
     )
     if no_wait:
         if ctx.json_output:
@@ -114,13 +121,28 @@ def executions_group() -> None:
 @click.option("--digest", help="Only executions pinned to this component digest.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--cursor", type=int, help="Continue from a previous listing's `next` cursor.")
+@click.option(
+    "--tag", "tag_texts", multiple=True, metavar="KEY=VALUE",
+    help="Only executions with this tag (repeatable: all must match; the most selective first reads least).",
+)  # fmt: skip
 @pass_ctx
-def list_cmd(ctx: CliContext, ffqn: str | None, status: str | None, digest: str | None, limit: int, cursor: int | None) -> None:
+def list_cmd(
+    ctx: CliContext,
+    ffqn: str | None,
+    status: str | None,
+    digest: str | None,
+    limit: int,
+    cursor: int | None,
+    tag_texts: tuple[str, ...],
+) -> None:
     """Newest executions first."""
     if ffqn is not None:
         Ffqn.parse(ffqn)  # a typo lists nothing: say so instead
+    tags = parse_filter(tag_texts)
     client = _client(ctx)
-    states, next_cursor = client.executions.list(ffqn=ffqn, status=status, digest=digest, limit=limit, cursor=cursor)  # type: ignore[arg-type]
+    states, next_cursor = client.executions.list(
+        ffqn=ffqn, status=status, digest=digest, limit=limit, cursor=cursor, tags=tags  # type: ignore[arg-type]
+    )
     if ctx.json_output:
         emit_json({"executions": [s.to_json() for s in states], "next": next_cursor})
         return
@@ -135,7 +157,13 @@ def list_cmd(ctx: CliContext, ffqn: str | None, status: str | None, digest: str 
             else:
                 outcome = _short(s.outcome.value)
         rows.append([s.id, s.ffqn, s.status, s.digest[7:19], _time(s.created_at), outcome])
-    emit_table(["id", "function", "status", "digest", "created", "outcome"], rows)
+    headers = ["id", "function", "status", "digest", "created", "outcome"]
+    if any(s.tags for s in states):
+        # Last, so that a listing of untagged executions keeps its columns.
+        headers.append("tags")
+        for row, s in zip(rows, states):
+            row.append(" ".join(tag_members(s.tags)))
+    emit_table(headers, rows)
     if next_cursor is not None and len(states) == limit:
         echo(f"more: --cursor {next_cursor}")
 

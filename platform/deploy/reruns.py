@@ -121,7 +121,9 @@ def fork_execution(
     fork_id = ExecutionId.new().value
     plan = plan_fork(executions.events(state.id), state.id, fork_id, at, digest=chosen.digest)
     verdict = _check_prefix(deployments, data_dir, plan, chosen) if check else None
-    children = [_child(executions, deployments, plan, child_index) for child_index in range(len(plan.children))]
+    children = [
+        _child(executions, deployments, plan, child_index, state.tags) for child_index in range(len(plan.children))
+    ]
     timers = [
         outbox.timer_msg(
             delay.until,
@@ -141,6 +143,7 @@ def fork_execution(
         component=chosen.component,
         seed=plan.seed,
         state_extra=root_fields(chosen.config.retention_for(plan.ffqn)),
+        tags=state.tags,
     )
     write_fork(client, root, list(plan.events), children=children, delivered=list(plan.responses), messages=timers)
     return Forked(
@@ -161,7 +164,9 @@ def _check_prefix(deployments: DeploymentStore, data_dir: Path, plan: ForkPlan, 
     return verdict
 
 
-def _child(executions: ExecutionStore, deployments: DeploymentStore, plan: ForkPlan, index: int) -> NewExecution:
+def _child(
+    executions: ExecutionStore, deployments: DeploymentStore, plan: ForkPlan, index: int, tags: dict[str, str]
+) -> NewExecution:
     """A child of the prefix that had not answered, started again under the fork like a live run would."""
     child = plan.children[index]
     active = deployments.active()
@@ -188,6 +193,7 @@ def _child(executions: ExecutionStore, deployments: DeploymentStore, plan: ForkP
         parent=plan.fork_id,
         created_extra={"join_set": child.join_set} if child.join_set else {},
         state_extra={"js": child.join_set or "", "parent_ffqn": plan.ffqn},
+        tags=tags,
     )
 
 
@@ -218,6 +224,7 @@ def rerun_execution(client: Redis, data_dir: Path, execution_id: str, *, compone
             component=chosen.component,
             created_extra={"rerun_of": state.id},
             state_extra=root_fields(chosen.config.retention_for(state.ffqn)),
+            tags=state.tags,
         )
     )
     return Rerun(new_id, state.id, chosen.digest, chosen.revision)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 
 from ..errors import ConflictError, NotFoundError
 from ..ids import ExecutionId, new_seed
+from ..tags import matches as tag_matches, member as tag_member
 from . import chains, keys, outbox, retention
 from .connection import Redis, map_redis_errors
 from .deliveries import Deliveries, carry_out
@@ -29,6 +30,7 @@ from .records import (
     Status,
 )
 from .scripts import Scripts, write_id
+from .shards import tag_kind
 
 
 # How long an idempotency key stays bound to its execution.
@@ -63,6 +65,8 @@ class NewExecution:
     # Left out, a workflow gets a fresh one here, once per object, so every
     # `created_event()` of it agrees; a fork passes its source's.
     seed: str | None = None
+    # `KEY -> VALUE`, checked (see `tags.check_tags`): recorded in `created` and the state, and indexed.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.seed is None and self.kind == "workflow":
@@ -81,6 +85,8 @@ class NewExecution:
             data["scheduled_at"] = self.not_before
         if self.seed is not None:
             data["seed"] = self.seed
+        if self.tags:
+            data["tags"] = self.tags
         data.update(self.created_extra)
         return data
 
@@ -102,6 +108,8 @@ class NewExecution:
             "not_before": str(self.not_before),
             **self.state_extra,
         }
+        if self.tags:
+            fields["tags"] = json.dumps(self.tags, sort_keys=True, ensure_ascii=False)
         if self.locked_by is not None:
             fields.update(
                 status="running", owner=self.locked_by, lock_until=str(at + self.lock_ttl_ms), version="1", attempt="1"
@@ -148,7 +156,7 @@ class CreateCall:
         """The call that creates `new`, with a fresh write id."""
         at = now_ms()
         root = ExecutionId(new.id).root
-        messages = [new.initial_message(), outbox.index_msg(new.id, at)]
+        messages = [new.initial_message(), outbox.index_msg(new.id, at, tags=new.tags)]
         return cls(
             new,
             root,
@@ -165,6 +173,13 @@ class CreateCall:
                 raise ConflictError(
                     f"execution {self.new.id} already exists with other inputs ({existing_ffqn} {json.dumps(existing_params)}); "
                     "an idempotency key or execution id must not be reused for a different call"
+                )
+            existing_tags = json.loads(reply[3]) if len(reply) > 3 and reply[3] else {}
+            if existing_tags != self.new.tags:
+                raise ConflictError(
+                    f"execution {self.new.id} already exists with other tags ({json.dumps(existing_tags, ensure_ascii=False)}); "
+                    "an idempotency key or execution id must not be reused for a different call: resend the tags it "
+                    "was created with, or use a new key"
                 )
             return Created(self.new.id, False)
         return Created(self.new.id, True)
@@ -300,9 +315,18 @@ class ExecutionStore:
         cursor: int | None = None,
         limit: int = 50,
         active_only: bool = False,
+        tags: Sequence[tuple[str, str]] = (),
     ) -> tuple[list[ExecutionState], int | None]:
-        """Newest first. `cursor` is the rank to continue from; returns the next cursor."""
-        index = self.scripts.shards.every("active" if active_only or (status is not None and status != "finished") else "executions")
+        """Newest first. `cursor` is the rank to continue from; returns the next cursor.
+
+        With `tags` (KEY, VALUE) only executions that carry all of them, read
+        from the index of the first one: the most selective tag first reads least.
+        """
+        shards = self.scripts.shards
+        if tags:
+            index = shards.every(tag_kind(tag_member(*tags[0])))
+        else:
+            index = shards.every("active" if active_only or (status is not None and status != "finished") else "executions")
         start = cursor or 0
         out: list[ExecutionState] = []
         batch = max(limit * 2, 100)
@@ -322,6 +346,10 @@ class ExecutionStore:
                         continue
                     if digest and state.digest != digest:
                         continue
+                    if tags and not tag_matches(state.tags, tags):
+                        continue
+                    if tags and active_only and not state.live:
+                        continue  # what the `active` index would have listed
                     out.append(state)
                     if len(out) == limit:
                         return out, start + offset + 1

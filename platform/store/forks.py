@@ -35,7 +35,7 @@ def write_fork(
         raise ConflictError(f"a fork must be a root execution, not {root.id}")
     at = now_ms()
     start = [root.initial_message(), *(c.initial_message() for c in children), *messages]
-    start += [outbox.index_msg(new.id, at) for new in (root, *children)]
+    start += [outbox.index_msg(new.id, at, tags=new.tags) for new in (root, *children)]
     spec = {
         "state": root.state_fields(at),
         "events": [[event_type, json.dumps(data), str(when)] for event_type, data, when in events],

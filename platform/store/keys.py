@@ -2,7 +2,7 @@
 
 Keys of one execution tree carry the root id as a Redis Cluster hash tag,
 `dolmen:{E_...}:...`, so every Lua script touches a single slot. Keys that
-span trees (queues, timers, the dirty, executions, active and expiry
+span trees (queues, timers, the dirty, executions, active, expiry and tag
 indexes) are split into shards (store/shards.py, which names them) and
 only written outside those scripts, through the tree's outbox or as
 idempotent pre-writes.

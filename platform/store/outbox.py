@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..tags import members as tag_members
 from . import keys
 from .scripts import Pipeline, Scripts, write_id
 from .shards import Shards
@@ -51,18 +52,29 @@ def timer_msg(at_ms: int, member: dict[str, Any]) -> str:
     return json.dumps({"op": "timer", "at": at_ms, "m": member, "n": write_id()})
 
 
-def index_msg(execution_id: str, created_ms: int, *, finished: bool = False, replaces: str | None = None) -> str:
+def index_msg(
+    execution_id: str,
+    created_ms: int,
+    *,
+    finished: bool = False,
+    replaces: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
     """Message: list a new execution in the `executions` and (unless created `finished`) `active` indexes.
 
     `replaces` is the execution it continues as new: it leaves the `active`
     index only once this one is in it, so that an unfinished chain is always
     listed there (`platform gc` keeps what the listed executions run on).
+    `tags` list it in each of its tags' indexes too (see `Shards.tag`).
     """
+    data: dict[str, Any] = {"op": "index", "id": execution_id, "at": created_ms}
     if finished:
-        return json.dumps({"op": "index", "id": execution_id, "at": created_ms, "done": 1})
-    if replaces:
-        return json.dumps({"op": "index", "id": execution_id, "at": created_ms, "replaces": replaces})
-    return json.dumps({"op": "index", "id": execution_id, "at": created_ms})
+        data["done"] = 1
+    elif replaces:
+        data["replaces"] = replaces
+    if tags:
+        data["tags"] = tag_members(tags)
+    return json.dumps(data)
 
 
 def chain_msg(first: str, index: int, execution_id: str, ttl_ms: int) -> str:
@@ -165,6 +177,8 @@ def queue_effects(grouped: _Grouped, message: str, shards: Shards) -> tuple[str,
         grouped.add(shards.executions(data["id"]), "ZADD NX", data["at"], data["id"])
         if not data.get("done"):
             grouped.add(shards.active(data["id"]), "ZADD NX", data["at"], data["id"])
+        for tag in data.get("tags") or ():
+            grouped.add(shards.tag(tag, data["id"]), "ZADD NX", data["at"], data["id"])
         if data.get("replaces"):
             replaced = data["replaces"]
             # Once the successor's ZADD is in: never neither listed (the two may be on different masters).

@@ -141,6 +141,8 @@ class ExecutionState:
     outcome: Outcome | None = None
     finished_at: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # KEY -> VALUE, given when it was created (see platform/tags.py).
+    tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> ExecutionState:
@@ -149,7 +151,7 @@ class ExecutionState:
         known = {
             "id", "ffqn", "kind", "digest", "status", "version", "attempt", "created_at", "updated_at",
             "params", "parent", "owner", "lock_until", "not_before", "rev", "component", "cancel",
-            "outcome", "finished_at",
+            "outcome", "finished_at", "tags",
         }  # fmt: skip
         # Write-protocol bookkeeping (remembered write ids and replies), not execution data.
         internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid"}
@@ -174,6 +176,7 @@ class ExecutionState:
             outcome=None if outcome is None else Outcome.from_json(outcome),
             finished_at=int(h["finished_at"]) if h.get("finished_at") else None,
             extra={k: v for k, v in h.items() if k not in known and k not in internal},
+            tags=json.loads(h["tags"]) if h.get("tags") else {},
         )
 
     @property
@@ -195,6 +198,8 @@ class ExecutionState:
         }
         if self.parent:
             data["parent_id"] = self.parent
+        if self.tags:
+            data["tags"] = self.tags
         for name in CHAIN_FIELDS:
             if self.extra.get(name):
                 data[name] = int(self.extra[name]) if name == "chain_index" else self.extra[name]

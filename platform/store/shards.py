@@ -1,4 +1,4 @@
-"""The keys that span execution trees, split N ways: queues, timers, the dirty, executions, active and expiry indexes.
+"""The keys that span execution trees, split N ways: queues, timers, the dirty, executions, active, expiry and tag indexes.
 
 One key each would put all of that traffic on one master of a cluster. Each
 kind is split into N shards instead; shard `s` of N carries a hash tag
@@ -83,7 +83,7 @@ class Shards:
         return zlib.crc32(execution_id.encode()) % self.count
 
     def key(self, shard: int, kind: str) -> str:
-        """Shard `shard`'s key of `kind` (`timers`, `dirty`, `executions`, `active` or `expiry`)."""
+        """Shard `shard`'s key of `kind` (`timers`, `dirty`, `executions`, `active`, `expiry` or `tag:KEY=VALUE`)."""
         return f"{keys.PREFIX}:{{{self.tags[shard]}}}:{kind}"
 
     def every(self, kind: str) -> list[str]:
@@ -112,6 +112,10 @@ class Shards:
         """zset root -> ms: finished roots, scored by when their tree's retention ends (store/retention.py)."""
         return self.key(self.of(root), "expiry")
 
+    def tag(self, tag: str, execution_id: str) -> str:
+        """zset id -> created ms: the executions that carry `tag` (`KEY=VALUE`, see platform/tags.py)."""
+        return self.key(self.of(execution_id), tag_kind(tag))
+
     def queue(self, ffqn: str, execution_id: str) -> str:
         """The stream of `ffqn`'s queued executions in the execution's shard (entries `id EXECUTION_ID`)."""
         return self.queue_in(self.of(execution_id), ffqn)
@@ -134,6 +138,11 @@ class Shards:
         if of <= 1:
             return list(range(self.count))
         return [shard for shard in range(self.count) if shard % of == index % of]
+
+
+def tag_kind(tag: str) -> str:
+    """The kind of key (for `Shards.key` and `every`) of the index of `tag` (`KEY=VALUE`)."""
+    return f"tag:{tag}"
 
 
 def wanted_count() -> int:

@@ -11,7 +11,7 @@ Removal is one script per tree (lua/remove_tree.lua) that touches only the
 tree's slot and refuses unless every execution the walk found is finished
 and the tree's outbox is empty. Only an unfinished workflow creates
 children, so a finished tree cannot have grown behind the walk's back. The
-global indexes (executions, active, expiry, dirty) and the root's
+global indexes (executions, active, tags, expiry, dirty) and the root's
 idempotency key are cleaned afterwards, idempotently, from a tombstone the
 script leaves in the tree's slot: a process that dies in between leaves work
 that the retention sweep or `purge` finishes when it meets the root again.
@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
+from ..tags import members as tag_members
 from . import keys
 from .records import CHILD_SUBMITTED, Outcome
 from .scripts import Scripts
-from .shards import Shards
+from .shards import Shards, tag_kind
 from .connection import Redis
 
 # A root's state field holding the idempotency key bound to it (removed with its tree).
@@ -36,7 +37,7 @@ IDEMPOTENCY_FIELD = "idem"
 # How long a tombstone outlives a removal whose index cleaning was interrupted.
 TOMBSTONE_TTL_S = 30 * 86400
 
-_FIELDS = ("status", "ffqn", "finished_at", "outcome", IDEMPOTENCY_FIELD)
+_FIELDS = ("status", "ffqn", "finished_at", "outcome", IDEMPOTENCY_FIELD, "tags")
 _CHILD_SUBMITTED = CHILD_SUBMITTED.encode()
 
 
@@ -47,6 +48,8 @@ class Member:
     id: str
     status: str | None
     log_length: int
+    # Its tags as `KEY=VALUE` (the indexes it is listed in besides `executions` and `active`).
+    tags: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -84,9 +87,11 @@ class Tombstone:
     root: str
     members: tuple[str, ...]
     idempotency_key: str | None = None
+    # Every tag (`KEY=VALUE`) one of `members` carries: the tag indexes to remove them from.
+    tags: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        return json.dumps({"members": list(self.members), "idem": self.idempotency_key})
+        return json.dumps({"members": list(self.members), "idem": self.idempotency_key, "tags": list(self.tags)})
 
     @classmethod
     def from_json(cls, root: str, raw: bytes | str | None) -> Tombstone:
@@ -94,7 +99,7 @@ class Tombstone:
         if not raw:
             return cls(root, (root,))
         data = json.loads(raw)
-        return cls(root, tuple(data.get("members") or (root,)), data.get("idem"))
+        return cls(root, tuple(data.get("members") or (root,)), data.get("idem"), tuple(data.get("tags") or ()))
 
 
 def read_trees(client: Redis, roots: Iterable[str]) -> list[Tree]:
@@ -118,7 +123,7 @@ def read_trees(client: Redis, roots: Iterable[str]) -> list[Tree]:
                 if fields[0] is None:
                     continue  # the root is gone: nothing to walk
                 heads[root] = fields
-            member = Member(execution_id, fields[0], len(entries))
+            member = Member(execution_id, fields[0], len(entries), _tag_members(fields[5]))
             members[root].append(member)
             if not member.finished:
                 stopped.add(root)  # kept anyway: what lies below does not matter
@@ -135,7 +140,7 @@ def read_trees(client: Redis, roots: Iterable[str]) -> list[Tree]:
 def _tree(root: str, found: list[Member], head: list[str | None] | None) -> Tree:
     if head is None:
         return Tree(root)
-    _, ffqn, finished_at, outcome, idem = head
+    _, ffqn, finished_at, outcome, idem, _ = head
     return Tree(
         root,
         tuple(found),
@@ -160,7 +165,8 @@ def remove_trees(scripts: Scripts, trees: list[Tree]) -> dict[str, str]:
     positions: dict[str, int] = {}
     tombstones: dict[str, Tombstone] = {}
     for tree in trees:
-        tomb = Tombstone(tree.root, tuple(m.id for m in tree.members), tree.idempotency_key)
+        tags = tuple(sorted({tag for m in tree.members for tag in m.tags}))
+        tomb = Tombstone(tree.root, tuple(m.id for m in tree.members), tree.idempotency_key, tags)
         script_keys = [keys.outbox(tree.root), keys.purged(tree.root)]
         for member in tree.members:
             script_keys += [keys.state(member.id), keys.log(member.id), keys.done(member.id)]
@@ -186,6 +192,8 @@ def clean(scripts: Scripts, tombstones: list[Tombstone]) -> None:
         for shard, members in _by_shard(shards, tomb.members).items():
             pipe.zrem(shards.key(shard, "executions"), *members)
             pipe.zrem(shards.key(shard, "active"), *members)
+            for tag in tomb.tags:
+                pipe.zrem(shards.key(shard, tag_kind(tag)), *members)
         if tomb.idempotency_key:
             # Only while the key still names this tree: it may since have expired and been claimed anew.
             pipe.script("del_if_equal", [keys.idempotency(tomb.idempotency_key)], [tomb.root])
@@ -193,6 +201,11 @@ def clean(scripts: Scripts, tombstones: list[Tombstone]) -> None:
         pipe.zrem(shards.dirty(tomb.root), tomb.root)  # a bare root: a mark of an earlier version
         pipe.delete(keys.purged(tomb.root))
     pipe.execute()
+
+
+def _tag_members(raw: str | None) -> tuple[str, ...]:
+    """A state's `tags` field as `KEY=VALUE` strings."""
+    return tuple(tag_members(json.loads(raw))) if raw else ()
 
 
 def _by_shard(shards: Shards, ids: Iterable[str]) -> dict[int, list[str]]:

@@ -141,7 +141,7 @@ def commit_call(
     starts = [
         m
         for new in children
-        for m in ([outbox.index_msg(new.id, at, finished=True)] if new.id == finished_inline else start_messages(new, at))
+        for m in ([outbox.index_msg(new.id, at, finished=True, tags=new.tags)] if new.id == finished_inline else start_messages(new, at))
     ]
     starts += [create_elsewhere(new, at, wid=f"{lease.id}/{new.id}") for new in elsewhere]
     starts += list(messages)

@@ -149,6 +149,8 @@ class RunContext:
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
     # How large the log may grow: checked at every new request.
     history: HistoryLimit = field(default_factory=HistoryLimit)
+    # This execution's tags: every execution it starts (children, scheduled) carries them too.
+    tags: dict[str, str] = field(default_factory=dict)
     # The run's first draws of entropy (sizes in bytes, -8 for a u64): on an
     # instance's first call they hold the guest runtime's own seeding, if any
     # (see `sandbox.runtime_prologue`).
@@ -417,6 +419,7 @@ class RunContext:
                 params=params,
                 revision=target.revision,
                 component=target.component,
+                tags=self.tags,
                 **fields,
             )
         )

@@ -267,6 +267,7 @@ class WorkflowExecutor:
             revision=state.revision,
             max_value_bytes=self.max_value_bytes,
             history=config.history,
+            tags=state.tags,
         )
         if state.cancel_requested or replay.cancel_requested:
             self._cancel(lease, replay, entries)
@@ -345,6 +346,7 @@ class WorkflowExecutor:
             component=target.component,
             created_extra={**links, "chain_index": index},
             state_extra={**links, "chain_index": str(index), **root_fields(target.retention_ms)},
+            tags=state.tags,
         )
         log.info("continued as new", execution_id=state.id, successor=successor.id, chain=chain, chain_index=index)
         try:

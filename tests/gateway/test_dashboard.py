@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import uuid
 import subprocess
 from pathlib import Path
 
@@ -66,3 +67,15 @@ def test_dashboard_screenshot_shows_the_execution(gateway: GatewayThread, workfl
     keep = os.environ.get("DOLMEN_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_dashboard_filters_the_listing_by_the_tags_in_its_url(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """`/?tag=KEY=VALUE` lists only the executions with that tag, shows their tags, and the detail shows them too."""
+    run = uuid.uuid4().hex
+    tagged = http.post(f"/v1/functions/{WF}.serial?wait=30&tag=run={run}", json={"n": 1}).json()["execution_id"]
+    untagged = http.post(f"/v1/functions/{WF}.serial?wait=30", json={"n": 1}).json()["execution_id"]
+    dom = chromium(f"{gateway.url}/?tag=run={run}#{tagged}", tmp_path, "--dump-dom").stdout
+    assert f'data-id="{tagged}"' in dom and f'data-id="{untagged}"' not in dom
+    assert f'<span class="tag">run={run}</span>' in dom
+    assert "<dt>Tags</dt>" in dom
+    assert 'id="notice" class="notice" hidden' in dom

@@ -18,9 +18,9 @@ index; what it cannot do is find an execution the index no longer lists.
 So, whenever the cluster's masters change (a promotion, a restart: any new
 `run_id` among the masters, see `masters`), `Reconciler` walks every
 master's keys with SCAN and puts back, with ZADD NX, the index entries of
-every execution whose state says it should have them: the `active` and
-`executions` entries of every unfinished execution, the `expiry` entry of
-every finished root. The repair sweep does the rest. A pass is also made
+every execution whose state says it should have them: the `active`,
+`executions` and tag entries of every unfinished execution, the `expiry`
+entry of every finished root. The repair sweep does the rest. A pass is also made
 when a scheduler first starts against a cluster whose masters it has not
 seen reconciled (`dolmen:reconciled` keeps the last fingerprint passed).
 
@@ -30,6 +30,7 @@ has a prefix of one master's writes, in order, so nothing goes back alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ from typing import Any
 import redis
 import structlog
 
+from ..tags import members as tag_members
 from . import keys
 from .connection import Redis, map_redis_errors
 from .retention import expires_at
@@ -49,7 +51,7 @@ RECONCILED_KEY = f"{keys.PREFIX}:reconciled"
 # Every execution's state hash: `dolmen:{ROOT}:ID:state` (keys.state).
 _STATE_PATTERN = f"{keys.PREFIX}:{{*}}:*:state"
 _SUFFIX = ":state"
-_FIELDS = ("status", "created_at", "parent", "finished_at", "retention_ms")
+_FIELDS = ("status", "created_at", "parent", "finished_at", "retention_ms", "tags")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +64,14 @@ class Found:
     parent: str
     finished_at: int
     retention_ms: str
+    tags: dict[str, str] = field(default_factory=lambda: {})
 
 
 def entries(found: Found, now_ms: int, shards: Shards) -> list[tuple[str, int, str]]:
     """The index entries (key, score, member) that `found`'s state says must exist. Pure.
 
-    Unfinished: listed in `executions` and `active`, by creation time (as
-    outbox.index_msg lists them). A finished root: in `expiry` by when its
+    Unfinished: listed in `executions`, `active` and its tags' indexes, by
+    creation time (as outbox.index_msg lists them). A finished root: in `expiry` by when its
     retention ends, unless that has passed (the retention sweep may be
     removing the tree this very moment: an entry put back then would
     outlive it). A finished child needs nothing: its tree goes with its root.
@@ -84,6 +87,7 @@ def entries(found: Found, now_ms: int, shards: Shards) -> list[tuple[str, int, s
     return [
         (shards.executions(execution_id), found.created_at, execution_id),
         (shards.active(execution_id), found.created_at, execution_id),
+        *((shards.tag(tag, execution_id), found.created_at, execution_id) for tag in tag_members(found.tags)),
     ]
 
 
@@ -197,4 +201,5 @@ def _found(key: str, values: list[bytes | None]) -> Found | None:
         parent=text[2],
         finished_at=int(text[3] or 0),
         retention_ms=text[4],
+        tags=json.loads(text[5]) if text[5] else {},
     )

@@ -35,6 +35,11 @@ def test_an_unfinished_execution_is_listed_in_the_executions_and_active_indexes_
         assert entries(found(status), 5_000, SHARDS) == [(SHARDS.executions("E_1"), 100, "E_1"), (SHARDS.active("E_1"), 100, "E_1")]
 
 
+def test_an_unfinished_execution_is_listed_under_its_tags_too() -> None:
+    tagged = Found("E_1", "pending", created_at=100, parent="", finished_at=0, retention_ms="", tags={"team": "a"})
+    assert (SHARDS.tag("team=a", "E_1"), 100, "E_1") in entries(tagged, 5_000, SHARDS)
+
+
 def test_a_finished_root_is_listed_for_expiry_until_its_retention_ends() -> None:
     assert entries(found("finished", finished_at=1_000, retention_ms="60000"), 5_000, SHARDS) == [(SHARDS.expiry("E_1"), 61_000, "E_1")]
     assert entries(found("finished", finished_at=1_000), 5_000, SHARDS) == [(SHARDS.expiry("E_1"), 1_000 + DEFAULT_RETENTION_MS, "E_1")]

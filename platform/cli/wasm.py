@@ -32,7 +32,7 @@ def load_component_file(ctx: CliContext, path: str, ticker: EpochTicker | None =
     return loader.load_file(Path(path))
 
 
-def parse_json_arg(text: str, what: str) -> object:
+def parse_json_arg(text: str, what: str, *, example: str | None = None) -> object:
     """Parse a JSON command-line argument, naming the argument on failure.
 
     `-` reads the JSON from standard input and `@FILE` from a file (neither is
@@ -51,7 +51,7 @@ def parse_json_arg(text: str, what: str) -> object:
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{what} is not valid JSON ({exc.msg} at column {exc.colno}); "
-            """pass e.g. '["alice", 3]' (by position) or '{"name": "alice"}' (by name)"""
+            + (example or """pass e.g. '["alice", 3]' (by position) or '{"name": "alice"}' (by name)""")
         ) from None
 
 

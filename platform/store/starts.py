@@ -18,7 +18,7 @@ def start_messages(new: NewExecution, at: int) -> list[str]:
 
     One that continues another as new takes that one's place in the `active` index.
     """
-    starts = [new.initial_message(), outbox.index_msg(new.id, at, replaces=new.state_extra.get("continued_from"))]
+    starts = [*new.initial_messages(), outbox.index_msg(new.id, at, replaces=new.state_extra.get("continued_from"))]
     chain = new.state_extra.get("chain")
     if chain:
         # Kept as long as the chain's newest execution: a day past its retention.

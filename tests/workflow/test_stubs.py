@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
 
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
@@ -195,3 +197,17 @@ def test_cancelling_a_waiting_stub_fails_its_caller(redis_url: str, http: httpx.
     assert state.outcome is not None and state.outcome.failure is not None
     assert state.outcome.failure.kind == "child_failed" and child.id in state.outcome.failure.message
     assert_never_run(redis_url, child)
+
+
+def test_openapi_documents_the_stub_results(http: httpx.Client) -> None:
+    """The served OpenAPI document stays valid and types PUT /v1/executions/{id}/result by the deployed stubs."""
+    doc = http.get("/openapi.json").json()
+    validate(doc)
+    put = doc["paths"]["/v1/executions/{id}/result"]["put"]
+    schemas = {s["title"]: s for s in put["requestBody"]["content"]["application/json"]["schema"]["anyOf"]}
+    assert set(schemas) == {f"{S}.approve", f"{S}.score"}
+    approve = Draft202012Validator(schemas[f"{S}.approve"])
+    assert approve.is_valid({"ok": "alice"}) and approve.is_valid({"err": "no"}) and not approve.is_valid({"maybe": 1})
+    assert Draft202012Validator(schemas[f"{S}.score"]).is_valid(7)
+    assert {"200", "400", "404", "409"} <= set(put["responses"])
+    assert "stub" in doc["components"]["schemas"]["Execution"]["properties"]["kind"]["enum"]

@@ -46,6 +46,10 @@ async function api(path) {
 
 function statusBadge(execution) {
   const failed = execution.failure !== undefined;
+  if (!failed && execution.waiting_for === "result") {
+    // A stub: never run, it waits until its result is supplied from outside.
+    return el("span", { class: "status status-waiting", title: "a stub: supply its result to finish it" }, "waiting for result");
+  }
   const label = failed ? "failed: " + execution.failure.kind : execution.status;
   return el("span", { class: "status status-" + (failed ? "failed" : execution.status) }, label);
 }
@@ -106,7 +110,10 @@ async function loadExecutions() {
 function describeEvent(event) {
   const { index, type, at, ...data } = event;
   if (type === "created") return "params " + short(data.params);
-  if (type === "finished") return data.failure ? data.failure.kind + ": " + data.failure.message : "result " + short(data.result);
+  if (type === "finished") {
+    if (data.failure) return data.failure.kind + ": " + data.failure.message;
+    return (data.supplied ? "result supplied " : "result ") + short(data.result);
+  }
   if (type === "child_submitted") return data.ffqn + " " + short(data.params) + " → " + data.child_id;
   if (type === "response") return data.child_id ? data.child_id + " → " + short(data.result !== undefined ? data.result : data.failure) : short(data);
   return Object.keys(data).length ? short(data) : "";
@@ -128,10 +135,18 @@ async function loadDetail() {
     ["Component", el("code", {}, execution.component_digest.slice(0, 19) + "…")],
     ["Created", execution.created_at],
   ];
+  if (execution.waiting_for === "result") {
+    facts.push([
+      "Supply",
+      el("code", {}, "PUT /v1/executions/" + execution.execution_id + "/result"),
+      " or ",
+      el("code", {}, "platform executions complete " + execution.execution_id + " VALUE"),
+    ]);
+  }
   if (execution.finished_at) facts.push(["Took", took(execution)]);
   if (execution.result !== undefined) facts.push(["Result", el("code", {}, short(execution.result))]);
   if (execution.failure) facts.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
-  document.getElementById("detail").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  document.getElementById("detail").replaceChildren(...facts.flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
   const start = log.events.length ? log.events[0].at : 0;
   const items = log.events.map((event) =>
     el(

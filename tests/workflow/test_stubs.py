@@ -211,3 +211,17 @@ def test_openapi_documents_the_stub_results(http: httpx.Client) -> None:
     assert Draft202012Validator(schemas[f"{S}.score"]).is_valid(7)
     assert {"200", "400", "404", "409"} <= set(put["responses"])
     assert "stub" in doc["components"]["schemas"]["Execution"]["properties"]["kind"]["enum"]
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_a_waiting_stub(redis_url: str, http: httpx.Client, client: Client, tmp_path: Path) -> None:
+    """In headless Chromium, a waiting stub is badged `waiting for result` and its detail says how to supply it."""
+    from tests.gateway.test_dashboard import chromium
+
+    stub_id = http.post(f"/v1/functions/{S}.score", json=["k"]).json()["execution_id"]
+    wait_for(lambda: client.get(stub_id).status == "blocked", what="the stub to wait")
+    dom = chromium(f"{http.base_url}/#{stub_id}", tmp_path, "--dump-dom").stdout
+    assert f'data-id="{stub_id}"' in dom
+    assert 'class="status status-waiting"' in dom and "waiting for result</span>" in dom
+    assert f"PUT /v1/executions/{stub_id}/result</code>" in dom
+    assert 'id="notice" class="notice" hidden' in dom

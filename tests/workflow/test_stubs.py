@@ -225,3 +225,24 @@ def test_the_dashboard_shows_a_waiting_stub(redis_url: str, http: httpx.Client, 
     assert 'class="status status-waiting"' in dom and "waiting for result</span>" in dom
     assert f"PUT /v1/executions/{stub_id}/result</code>" in dom
     assert 'id="notice" class="notice" hidden' in dom
+
+
+def test_platform_deploy_takes_a_stub_from_yaml(redis_url: str, tmp_path: Path) -> None:
+    """`platform deploy` of a YAML file with `kind: stub`: checked, stored, listed as a stub by `platform functions`."""
+    (stub, stub_path), (_, wf_path) = stub_and_workflow()
+    deployment = tmp_path / "shop.yaml"
+    deployment.write_text(
+        "name: shop\n"
+        "components:\n"
+        f"  - {{name: approvals, kind: stub, source: {stub_path}, retention: 1d}}\n"
+        f"  - {{name: waits, kind: workflow, source: {wf_path}}}\n"
+    )
+    deployed = platform_cli(redis_url, "deploy", str(deployment))
+    assert deployed.returncode == 0, deployed.stderr
+    assert "never run: results supplied from outside" in deployed.stdout
+    listed = json.loads(platform_cli(redis_url, "--json", "functions").stdout)
+    kinds = {f["ffqn"]: f["kind"] for f in listed["functions"]}
+    assert kinds[f"{S}.approve"] == "stub" and kinds[f"{W}.ask"] == "workflow"
+    deployment.write_text(deployment.read_text().replace("retention: 1d", "timeout: 5s"))
+    refused = platform_cli(redis_url, "deploy", str(deployment))
+    assert refused.returncode == 2 and "'timeout' does not apply to a stub" in refused.stderr, refused.stderr

@@ -36,11 +36,11 @@ S = "testing:stub/approvals@1.0.0"
 W = "testing:wf-stub/waits@1.0.0"
 
 
-def stub_and_workflow() -> list[tuple[ComponentConfig, Path]]:
-    """The stub-approvals stub and the wf-stub workflow that calls it."""
+def stub_and_workflow(blocking: str = "in-memory") -> list[tuple[ComponentConfig, Path]]:
+    """The stub-approvals stub and the wf-stub workflow that calls it (waiting as `blocking` says)."""
     return [
         (ComponentConfig("approvals", "stub", "", "tests/components/stub-approvals", {}), build_stub_guest("stub-approvals", "stubs")),
-        (ComponentConfig("waits", "workflow", "", "tests/components/wf-stub", {}), build_guest("wf-stub", "stub-waits")),
+        (ComponentConfig("waits", "workflow", "", "tests/components/wf-stub", {}, blocking=blocking), build_guest("wf-stub", "stub-waits")),  # type: ignore[arg-type]
     ]
 
 
@@ -96,10 +96,16 @@ def platform_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_a_workflow_waits_for_a_result_supplied_over_http(redis_url: str, http: httpx.Client, client: Client) -> None:
-    """A workflow calling a stub waits until the result is PUT over HTTP, finishes with it, and its log replays cleanly."""
+@pytest.mark.parametrize("blocking", ["in-memory", "unload"])
+def test_a_workflow_waits_for_a_result_supplied_over_http(redis_url: str, http: httpx.Client, client: Client, blocking: str) -> None:
+    """A workflow calling a stub waits (in memory, or unloaded and woken) until the result is PUT over HTTP,
+    finishes with it, and its log replays cleanly."""
+    if blocking == "unload":
+        deploy(redis_url, stub_and_workflow(blocking))
     workflow_id = client.submit(f"{W}.ask", ["order-1"]).execution_id
     child = stub_child(client, workflow_id)
+    if blocking == "unload":
+        wait_for(lambda: client.get(workflow_id).status == "blocked", what="the workflow to unload")
     shown = http.get(f"/v1/executions/{child.id}").json()
     assert (shown["kind"], shown["status"], shown["waiting_for"]) == ("stub", "blocked", "result")
     assert http.get(f"/v1/executions/{workflow_id}/result", params={"wait": 1}).status_code == 202

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .build import GuestBuild, content_key, install_atomically, with_provided_wit, _inputs
+from .build import GuestBuild, content_key, install_atomically, with_provided_wit, input_files, provided_packages
 from .errors import ComponentError, ConfigError
 
 INSTALL_HINT = (
@@ -48,7 +48,10 @@ def build_stub(src: Path, world: str, *, wit: Path | None = None, output: Path |
     if not wit.exists():
         raise ConfigError(f"WIT folder {wit} not found: put the stub's WIT files in {src / 'wit'} or pass --wit")
     tool = wasm_tools()
-    key = content_key(f"stub\0world={world}\0", wit, _inputs(wit, wit))
+    header = f"stub\0world={world}\0"
+    for folder, texts in sorted(provided_packages(wit).items()):
+        header += folder + "\0" + "".join(name + "\0" + text for name, text in sorted(texts.items()))
+    key = content_key(header, wit, input_files(wit, wit))
     cache_dir = Path(cache_dir or src / "build" / ".cache").resolve()
     cached = cache_dir / f"stub-{key}.wasm"
     hit = cached.is_file()

@@ -8,6 +8,7 @@ executions wait until the test supplies their result over HTTP or the CLI.
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -252,3 +253,15 @@ def test_platform_deploy_takes_a_stub_from_yaml(redis_url: str, tmp_path: Path) 
     deployment.write_text(deployment.read_text().replace("retention: 1d", "timeout: 5s"))
     refused = platform_cli(redis_url, "deploy", str(deployment))
     assert refused.returncode == 2 and "'timeout' does not apply to a stub" in refused.stderr, refused.stderr
+
+
+def test_no_runner_or_repair_sweep_touches_a_waiting_stub(redis_url: str, http: httpx.Client, client: Client) -> None:
+    """Stubs left waiting well past the repair sweep's horizon (300 ms here) are never queued, locked or re-enqueued."""
+    top = client.submit(f"{S}.score", ["alone"]).execution_id
+    child = stub_child(client, client.submit(f"{W}.double-score", ["k2"]).execution_id)
+    before = {execution_id: client.get(execution_id) for execution_id in (top, child.id)}
+    time.sleep(3.0)  # a negative: nothing may happen; the scheduler sweeps once a second
+    for execution_id, seen in before.items():
+        now = client.get(execution_id)
+        assert (now.status, now.updated_at, now.version, now.attempt) == ("blocked", seen.updated_at, 0, 0), now
+        assert_never_run(redis_url, now)

@@ -19,7 +19,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from dolmen.gateway.settings import GatewaySettings
+from dolmen.gateway.settings import GatewaySettings, Token
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig
 from dolmen.platform.store import keys
@@ -265,3 +265,19 @@ def test_no_runner_or_repair_sweep_touches_a_waiting_stub(redis_url: str, http: 
         now = client.get(execution_id)
         assert (now.status, now.updated_at, now.version, now.attempt) == ("blocked", seen.updated_at, 0, 0), now
         assert_never_run(redis_url, now)
+
+
+def test_supplying_a_result_needs_an_invoke_token(redis_url: str, http: httpx.Client, client: Client) -> None:
+    """With tokens configured, no token is a 401 and an `invoke` token may supply a result."""
+    stub_id = client.submit(f"{S}.score", ["secured"]).execution_id
+    secured = GatewayThread(
+        GatewaySettings(redis_url=redis_url, data_dir=DATA_DIR, tokens=(Token("invoker-token", "invoke"),))
+    ).start()
+    try:
+        with secured.client() as anonymous:
+            assert anonymous.put(f"/v1/executions/{stub_id}/result", json=3).status_code == 401
+        with secured.client(headers={"Authorization": "Bearer invoker-token"}) as invoker:
+            answer = invoker.put(f"/v1/executions/{stub_id}/result", json=3)
+            assert answer.status_code == 200 and answer.json()["result"] == 3, answer.text
+    finally:
+        secured.stop()

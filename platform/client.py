@@ -244,9 +244,9 @@ class Client:
         if size > self.max_params_bytes:
             raise PayloadTooLargeError(too_large_message("the result", size, self.max_params_bytes))
         signature = self._signature(state)
-        canonical_value = None if signature.result is None else canonical(value, signature.result, "result")
         if signature.result is None and value is not None:
             raise InvalidValueError("result", f"{state.ffqn} returns nothing: supply null, got {describe(value)}")
+        canonical_value = None if signature.result is None else canonical(value, signature.result, "result")
         canonical_size = json_size(canonical_value)
         if canonical_size > self.max_value_bytes:
             raise PayloadTooLargeError(too_large_message("the result", canonical_size, self.max_value_bytes))

@@ -203,7 +203,6 @@ class ExecutionState:
             data["cancel_requested"] = True
         if self.kind == "stub" and self.status != "finished":
             data["waiting_for"] = "result"  # supplied from outside: PUT /v1/executions/{id}/result
-
         if self.outcome is not None:
             data.update(self.outcome.to_json())
             if self.finished_at:

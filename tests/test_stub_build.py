@@ -28,6 +28,7 @@ def test_a_stub_exports_the_worlds_functions_and_is_cached(tmp_path: Path) -> No
     assert functions == {
         "testing:stub/approvals@1.0.0.approve": "func(request: string) -> result<string, string>",
         "testing:stub/approvals@1.0.0.score": "func(key: string) -> u32",
+        "testing:stub/approvals@1.0.0.acknowledge": "func(id: string)",
     }
     assert list(info.imports) == []
 

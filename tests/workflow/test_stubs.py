@@ -149,6 +149,12 @@ def test_a_result_is_recorded_once_and_checked_against_its_type(redis_url: str, 
     error = other.json()["error"]
     assert error["code"] == "result_recorded" and "already has the result" in error["message"]
     assert [e.type for e in client.executions.events(stub_id)] == ["created", "finished"]
+    # A function that returns nothing takes null only.
+    acknowledged = http.post(f"/v1/functions/{S}.acknowledge", json=["seen-1"]).json()["execution_id"]
+    something = http.put(f"/v1/executions/{acknowledged}/result", json=1)
+    assert something.status_code == 400 and "returns nothing: supply null" in something.json()["error"]["message"]
+    nothing = http.put(f"/v1/executions/{acknowledged}/result", json=None)
+    assert nothing.status_code == 200 and nothing.json()["result"] is None, nothing.text
     # Not a stub, or no such execution.
     workflow_id = client.submit(f"{W}.ask", ["order-3"]).execution_id
     not_stub = http.put(f"/v1/executions/{workflow_id}/result", json="x")
@@ -214,7 +220,7 @@ def test_openapi_documents_the_stub_results(http: httpx.Client) -> None:
     validate(doc)
     put = doc["paths"]["/v1/executions/{id}/result"]["put"]
     schemas = {s["title"]: s for s in put["requestBody"]["content"]["application/json"]["schema"]["anyOf"]}
-    assert set(schemas) == {f"{S}.approve", f"{S}.score"}
+    assert set(schemas) == {f"{S}.approve", f"{S}.score", f"{S}.acknowledge"}
     approve = Draft202012Validator(schemas[f"{S}.approve"])
     assert approve.is_valid({"ok": "alice"}) and approve.is_valid({"err": "no"}) and not approve.is_valid({"maybe": 1})
     assert Draft202012Validator(schemas[f"{S}.score"]).is_valid(7)

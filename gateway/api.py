@@ -57,6 +57,7 @@ class ApiV1:
             Route("/v1/executions/{id}", self.get_execution, methods=["GET"]),
             Route("/v1/executions/{id}/events", self.events, methods=["GET"]),
             Route("/v1/executions/{id}/result", self.result, methods=["GET"]),
+            Route("/v1/executions/{id}/result", self.complete, methods=["PUT"]),
             Route("/v1/executions/{id}/cancel", self.cancel, methods=["POST"]),
         ]
 
@@ -149,6 +150,24 @@ class ApiV1:
         if not state.live:
             return finished(state, wait=wait)
         return accepted(state.id, progress(state), wait=wait)
+
+    async def complete(self, request: Request) -> Response:
+        """PUT a stub execution's result (the JSON form of its WIT result type): 200 with the finished execution.
+
+        The same result again is answered alike (`Idempotent-Replayed: true`); another is a 409.
+        """
+        handler(request, "complete")
+        # Like an invocation: a system that supplies results needs no admin token.
+        self.gw.auth.check(request, "invoke")
+        execution_id = ExecutionId.parse(path_param(request, "id")).value
+        body = await read_body(request, self.gw.settings.max_body_bytes)
+        value = parse_json(body)
+        completed = await self.gw.complete(execution_id, value, raw_size=len(body))
+        state = await self.gw.executions.require(execution_id)
+        response = finished(state)
+        if not completed.recorded:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
 
     async def cancel(self, request: Request) -> Response:
         handler(request, "cancel")

@@ -16,11 +16,12 @@ from ..platform.deploy.model import Revision
 from ..platform.errors import ReplicaWaitError
 from ..platform.store.async_batch import AsyncBatcher
 from ..platform.store.async_executions import AsyncExecutions
+from ..platform.store.completions import Completed
 from ..platform.store.connection import connect, connect_async
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
-from .replicas import unconfirmed_cancel, unconfirmed_invocation
+from .replicas import unconfirmed_cancel, unconfirmed_invocation, unconfirmed_result
 from .requests import WaitRequest
 from .settings import GatewaySettings
 
@@ -119,6 +120,16 @@ class Gateway:
             except ReplicaWaitError as exc:
                 raise unconfirmed_cancel(exc, cancelled) from None
         return outcome, cancelled
+
+    async def complete(self, execution_id: str, value: Any, *, raw_size: int) -> Completed:
+        """Supply a stub execution's result (`Client.complete`), confirmed by the replicas as a cancel is."""
+        completed = await run_in_threadpool(self.client.complete, execution_id, value, raw_size=raw_size)
+        if completed.recorded:
+            try:
+                await self.batcher.confirm()
+            except ReplicaWaitError as exc:
+                raise unconfirmed_result(exc, execution_id) from None
+        return completed
 
     @contextlib.contextmanager
     def _counted(self, via: str) -> Iterator[None]:

@@ -34,7 +34,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or unknown bearer token",
         403: "The token's scope does not allow this",
         404: "No such function or execution",
-        409: "Conflict (an idempotency key reused with other params or tags, or nothing left to cancel)",
+        409: "Conflict (an idempotency key reused with other params or tags, nothing left to cancel, "
+        "or a stub's result already recorded otherwise)",
         413: "Request body over the gateway's limit",
         503: "The store is unreachable",
         507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",
@@ -49,7 +50,7 @@ def _execution_schema(result: Schema) -> Schema:
         "properties": {
             "execution_id": {"type": "string"},
             "ffqn": {"type": "string"},
-            "kind": {"type": "string", "enum": ["activity", "workflow"]},
+            "kind": {"type": "string", "enum": ["activity", "workflow", "stub"]},
             "status": {"type": "string", "enum": ["pending", "running", "blocked", "finished"]},
             "component_digest": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -64,6 +65,11 @@ def _execution_schema(result: Schema) -> Schema:
                 "description": "KEY -> VALUE given at invocation, or inherited from the execution that started this one.",
             },
             "cancel_requested": {"type": "boolean"},
+            "waiting_for": {
+                "type": "string",
+                "enum": ["result"],
+                "description": "A stub execution (never run) waiting for its result: PUT /v1/executions/{id}/result",
+            },
             "result": result,
             "failure": _ref("Failure"),
             "continued_as": {"type": "string", "description": "A workflow that continued as new: the execution that took over."},
@@ -229,6 +235,7 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
         path, method, operation = _route_operation(table, index)
         paths.setdefault(path, {})[method] = operation
     paths.update(_static_paths())
+    paths["/v1/executions/{id}/result"]["put"] = _complete_operation(revision)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -242,6 +249,33 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
     if auth:
         doc["security"] = [{"bearer": []}]
     return doc
+
+
+def _complete_operation(revision: Revision) -> dict[str, Any]:
+    """`PUT /v1/executions/{id}/result`: the body is the result of one of the deployed stub functions."""
+    stubs = [(ffqn, r) for ffqn, r in sorted(revision.functions().items()) if r.kind == "stub"]
+    results = [{**result_schema(r.signature), "title": ffqn} for ffqn, r in stubs if r.signature.unsupported_reason() is None]
+    listed = ", ".join(ffqn for ffqn, _ in stubs) or "none in this revision"
+    return {
+        "operationId": "complete stub execution",
+        "summary": "Supply the result of a stub execution (a function deployed as `kind: stub`), which finishes it",
+        "description": (
+            "The body is the result in the JSON form of the function's WIT result type, as `GET` shows it "
+            "(a WIT `result` as {\"ok\": ...} or {\"err\": ...}); it is checked against that type (400 names the "
+            "bad field) and recorded once: the same value again answers 200 with `Idempotent-Replayed: true`, another "
+            "one 409 (code `result_recorded`), an execution that is not a stub 409 (code `not_a_stub`). "
+            f"Stub functions deployed: {listed}."
+        ),
+        "parameters": [_ID],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"anyOf": results} if results else {}}},
+        },
+        "responses": {
+            "200": _json(_ref("Execution"), "The finished stub execution"),
+            **_errors(400, 401, 403, 404, 409, 413, 503, 507),
+        },
+    }
 
 
 def _static_paths() -> dict[str, Any]:

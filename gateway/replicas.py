@@ -49,3 +49,12 @@ def unconfirmed_cancel(exc: ReplicaWaitError, execution_id: str) -> ReplicaWaitE
         f"{_RISK}. POST the cancel again, which is safe; {_CHECK}",
         execution_id=execution_id,
     )
+
+
+def unconfirmed_result(exc: ReplicaWaitError, execution_id: str) -> ReplicaWaitError:
+    """`exc` told for a stub's supplied result (confirmed as a cancel is)."""
+    return exc.retold(
+        f"the result of execution {execution_id} was recorded, but on the master at {exc.where} {exc.shortfall}: "
+        f"{_RISK}. PUT the same result again, which is safe; {_CHECK}",
+        execution_id=execution_id,
+    )

@@ -44,7 +44,8 @@ def componentize_py_version() -> str:
         ) from None
 
 
-def _inputs(src: Path, wit: Path) -> list[Path]:
+def input_files(src: Path, wit: Path) -> list[Path]:
+    """Every file of a build's sources and WIT (sorted; .wasm and .pyc left out): what its cache key covers."""
     found: list[Path] = []
     for root in {src, wit}:
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -118,7 +119,7 @@ def build_key(src: Path, wit: Path, world: str, module: str) -> str:
     header = f"componentize-py={componentize_py_version()}\0world={world}\0module={module}\0"
     for folder, texts in sorted(provided_packages(wit).items()):
         header += folder + "\0" + "".join(name + "\0" + text for name, text in sorted(texts.items()))
-    return content_key(header, src, _inputs(src, wit))
+    return content_key(header, src, input_files(src, wit))
 
 
 def content_key(header: str, root: Path, files: list[Path]) -> str:

@@ -20,20 +20,22 @@ from typing import Any
 
 from .deploy.model import FunctionRoute, Revision
 from .config import env_int
-from .errors import NotFoundError, PayloadTooLargeError, UsageError
+from .errors import InvalidValueError, NotFoundError, PayloadTooLargeError, UsageError
 from .ffqn import Ffqn
 from .ids import ExecutionId
 from .store.async_batch import AsyncBatcher
 from .store.async_creates import AsyncCreates
 from .store.connection import Redis, connect
 from .store.deployments import DeploymentStore, RevisionCache
+from .store.completions import Completed, complete, not_a_stub
 from .store.executions import Created, ExecutionStore, NewExecution
 from .store.purge import PurgeFilter, PurgeReport, purge_trees
 from .store.records import ExecutionState
 from .store.retention import root_fields
 from .store.scripts import Scripts
 from .tags import check_tags
-from .wit.codec import canonical_params
+from .wit.codec import canonical, canonical_params, describe
+from .wit.types import FunctionType
 from .wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV, json_size, too_large_message
 
 # The raw params of a call (a request body): room for params at the default
@@ -236,6 +238,48 @@ class Client:
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
         return self.executions.cancel(ExecutionId.parse(execution_id).value, reason)
+
+    def complete(self, execution_id: str, value: Any, *, raw_size: int | None = None) -> Completed:
+        """Supply the result of a stub execution (see `store.completions`): checked against its WIT result type.
+
+        Returns whether this call recorded it (False: the same result was there already). Raises
+        `NotFoundError`, `NotAStubError`, `InvalidValueError` (a value that does not fit the type,
+        naming the bad field), `PayloadTooLargeError`, or `ResultRecordedError` (it finished otherwise).
+        """
+        state = self.executions.require(ExecutionId.parse(execution_id).value)
+        if state.kind != "stub":
+            raise not_a_stub(state.id, state.ffqn, state.kind)
+        size = raw_size if raw_size is not None else json_size(value)
+        if size > self.max_params_bytes:
+            raise PayloadTooLargeError(too_large_message("the result", size, self.max_params_bytes))
+        signature = self._signature(state)
+        if signature.result is None and value is not None:
+            raise InvalidValueError("result", f"{state.ffqn} returns nothing: supply null, got {describe(value)}")
+        canonical_value = None if signature.result is None else canonical(value, signature.result, "result")
+        canonical_size = json_size(canonical_value)
+        if canonical_size > self.max_value_bytes:
+            raise PayloadTooLargeError(too_large_message("the result", canonical_size, self.max_value_bytes))
+        return complete(self.executions.scripts, state, canonical_value)
+
+    def _signature(self, state: ExecutionState) -> FunctionType:
+        """The WIT type of `state`'s function as its component declares it: from the revision it was created in."""
+        candidates: list[Revision] = []
+        if state.revision is not None:
+            try:
+                candidates.append(self.revisions.get(state.revision))
+            except NotFoundError:
+                pass  # removed by `platform gc`: the active revision may still name its component
+        active = self.revisions.active()
+        if active is not None:
+            candidates.append(active)
+        for revision in candidates:
+            comp = revision.by_digest(state.digest)
+            if comp is not None and state.ffqn in comp.functions:
+                return comp.functions[state.ffqn]
+        raise NotFoundError(
+            f"the WIT signature of {state.ffqn} (component {state.digest[:19]}) is in no stored revision any more, "
+            f"so a result for {state.id} cannot be checked; deploy that stub component again"
+        )
 
     def purge(self, selection: PurgeFilter, *, dry_run: bool = False) -> PurgeReport:
         """Remove the finished trees `selection` picks now, whatever their retention (store/purge.py)."""

@@ -76,6 +76,18 @@ class ConflictError(DolmenError):
     code = "conflict"
 
 
+class NotAStubError(ConflictError):
+    """A result was supplied for an execution that runs (an activity or a workflow), not a stub."""
+
+    code = "not_a_stub"
+
+
+class ResultRecordedError(ConflictError):
+    """A stub execution already finished with another outcome: its result is recorded once."""
+
+    code = "result_recorded"
+
+
 class ComponentError(DolmenError):
     """A WebAssembly component cannot be loaded, compiled or linked."""
 

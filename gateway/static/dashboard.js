@@ -1,4 +1,5 @@
-// The read-only dashboard: functions, recent executions, one execution's log as a timeline.
+// The dashboard: functions, recent executions, one execution's log as a timeline, and a form
+// that supplies a waiting stub's result (its only write).
 // Plain DOM, no build step. Data comes from the API v1 with the token the user typed (if any).
 "use strict";
 
@@ -27,11 +28,16 @@ function notice(text) {
   box.textContent = text || "";
 }
 
-async function api(path) {
+async function api(path, method, payload) {
   const headers = { Accept: "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(path, { headers });
+  const init = { headers, method: method || "GET" };
+  if (payload !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = payload;
+  }
+  const response = await fetch(path, init);
   const body = await response.json().catch(() => null);
   if (response.status === 401) {
     document.getElementById("token-form").hidden = false;
@@ -48,6 +54,10 @@ async function api(path) {
 
 function statusBadge(execution) {
   const failed = execution.failure !== undefined;
+  if (!failed && execution.waiting_for === "result") {
+    // A stub: never run, it waits until its result is supplied from outside.
+    return el("span", { class: "status status-waiting", title: "a stub: supply its result to finish it" }, "waiting for result");
+  }
   const label = failed ? "failed: " + execution.failure.kind : execution.status;
   return el("span", { class: "status status-" + (failed ? "failed" : execution.status) }, label);
 }
@@ -121,7 +131,10 @@ async function loadExecutions() {
 function describeEvent(event) {
   const { index, type, at, ...data } = event;
   if (type === "created") return "params " + short(data.params);
-  if (type === "finished") return data.failure ? data.failure.kind + ": " + data.failure.message : "result " + short(data.result);
+  if (type === "finished") {
+    if (data.failure) return data.failure.kind + ": " + data.failure.message;
+    return (data.supplied ? "result supplied " : "result ") + short(data.result);
+  }
   if (type === "child_submitted") return data.ffqn + " " + short(data.params) + " → " + data.child_id;
   if (type === "response") return data.child_id ? data.child_id + " → " + short(data.result !== undefined ? data.result : data.failure) : short(data);
   return Object.keys(data).length ? short(data) : "";
@@ -144,10 +157,20 @@ async function loadDetail() {
     ["Created", execution.created_at],
   ];
   if (execution.tags) facts.push(["Tags", el("span", {}, ...tagChips(execution.tags))]);
+  if (execution.waiting_for === "result") {
+    facts.push([
+      "Supply",
+      el("code", {}, "PUT /v1/executions/" + execution.execution_id + "/result"),
+      " or ",
+      el("code", {}, "platform executions complete " + execution.execution_id + " VALUE"),
+      " or the form below",
+    ]);
+  }
+  showCompleteForm(execution);
   if (execution.finished_at) facts.push(["Took", took(execution)]);
   if (execution.result !== undefined) facts.push(["Result", el("code", {}, short(execution.result))]);
   if (execution.failure) facts.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
-  document.getElementById("detail").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  document.getElementById("detail").replaceChildren(...facts.flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
   const start = log.events.length ? log.events[0].at : 0;
   const items = log.events.map((event) =>
     el(
@@ -159,6 +182,50 @@ async function loadDetail() {
     )
   );
   document.getElementById("timeline").replaceChildren(...items);
+}
+
+// The form stays outside the refreshed detail, so what the user types survives a refresh.
+async function showCompleteForm(execution) {
+  const form = document.getElementById("complete-form");
+  const waiting = execution.waiting_for === "result";
+  if (!waiting || form.dataset.id !== execution.execution_id) {
+    document.getElementById("complete-value").value = "";
+    completeError("");
+  }
+  form.dataset.id = waiting ? execution.execution_id : "";
+  form.hidden = !waiting;
+  if (waiting && form.dataset.ffqn !== execution.ffqn) {
+    form.dataset.ffqn = execution.ffqn;
+    const fn = await api("/v1/functions/" + execution.ffqn).catch(() => null);
+    const type = fn && fn.result ? fn.result : "nothing (null)";
+    document.getElementById("complete-value").placeholder = "JSON of " + type;
+  }
+}
+
+// Shown next to the form until the next try: the page's notice is cleared by every refresh.
+function completeError(text) {
+  const box = document.getElementById("complete-error");
+  box.hidden = !text;
+  box.textContent = text;
+}
+
+async function supplyResult(event) {
+  event.preventDefault();
+  const form = document.getElementById("complete-form");
+  const text = document.getElementById("complete-value").value.trim();
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    completeError("not valid JSON: " + error.message);
+    return;
+  }
+  try {
+    await api("/v1/executions/" + encodeURIComponent(form.dataset.id) + "/result", "PUT", text);
+    completeError("");
+    await refresh();
+  } catch (error) {
+    completeError(error.message);
+  }
 }
 
 function select(id) {
@@ -177,6 +244,7 @@ async function refresh() {
   }
 }
 
+document.getElementById("complete-form").addEventListener("submit", supplyResult);
 document.getElementById("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());

@@ -41,6 +41,12 @@ def print_component(comp: ComponentConfig) -> None:
 
 def settings(comp: ComponentConfig) -> str:
     """The component's deployment settings on one line, as the YAML names them."""
+    if comp.kind == "stub":
+        # Never run: none of a run's settings apply.
+        parts = ["never run: results supplied from outside (PUT /v1/executions/{id}/result)"]
+        if comp.retention_ms is not None or comp.function_retention_ms:
+            parts.append(retention_text(comp))
+        return "; ".join(parts)
     retry = comp.retry
     parts = [
         f"timeout {_duration(comp.timeout_ms)}",

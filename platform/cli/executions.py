@@ -242,6 +242,31 @@ def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
         echo(f"{execution_id}: {messages.get(outcome, outcome)}")
 
 
+@executions_group.command("complete")
+@click.argument("execution_id")
+@click.argument("value")
+@pass_ctx
+def complete_cmd(ctx: CliContext, execution_id: str, value: str) -> None:
+    """Supply the result of a stub execution (a function deployed as `kind: stub`), which finishes it.
+
+    VALUE is the result as JSON, in the form `executions result` prints (a WIT
+    `result` as {"ok": ...} or {"err": ...}), or `-` (standard input) or `@FILE`.
+    It is checked against the function's WIT result type and recorded once:
+    the same value again changes nothing (exit 0), another one is refused (exit 1).
+    """
+    client = _client(ctx)
+    parsed = parse_json_arg(
+        value, "VALUE", example="""pass e.g. '"approved"', '{"ok": 42}' or '{"err": "no"}' (quoted for the shell)"""
+    )
+    completed = client.complete(execution_id, parsed)
+    if ctx.json_output:
+        emit_json({"execution_id": completed.execution_id, "recorded": completed.recorded})
+    elif completed.recorded:
+        echo(f"{completed.execution_id}: result recorded; it has finished")
+    else:
+        echo(f"{completed.execution_id}: that result was already recorded; nothing changed")
+
+
 @click.command("replay")
 @click.argument("execution_id")
 @click.option("--component", "component", help="Replay on this component file (or digest) instead of its own.")

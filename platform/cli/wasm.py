@@ -11,6 +11,7 @@ import click
 
 from ...registry.cache import ComponentCache
 from ..build import build_python_guest
+from ..stub_build import build_stub
 from ..config import env_int
 from ..deploy.fields import parse_duration
 from ..errors import NotFoundError, UsageError
@@ -32,7 +33,7 @@ def load_component_file(ctx: CliContext, path: str, ticker: EpochTicker | None =
     return loader.load_file(Path(path))
 
 
-def parse_json_arg(text: str, what: str) -> object:
+def parse_json_arg(text: str, what: str, *, example: str | None = None) -> object:
     """Parse a JSON command-line argument, naming the argument on failure.
 
     `-` reads the JSON from standard input and `@FILE` from a file (neither is
@@ -51,7 +52,7 @@ def parse_json_arg(text: str, what: str) -> object:
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{what} is not valid JSON ({exc.msg} at column {exc.colno}); "
-            """pass e.g. '["alice", 3]' (by position) or '{"name": "alice"}' (by name)"""
+            + (example or """pass e.g. '["alice", 3]' (by position) or '{"name": "alice"}' (by name)""")
         ) from None
 
 
@@ -265,11 +266,19 @@ def _split_env(text: str) -> tuple[str, str]:
 @click.option("--wit", type=click.Path(exists=True), help="WIT folder [default: SRC/wit].")
 @click.option("-m", "--module", default="app", show_default=True, help="The Python module with the exports.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the component [default: SRC/build/<world>.wasm].")
+@click.option("--stub", is_flag=True, help="Build a stub (SRC/wit only, no code; deploy it as `kind: stub`) with wasm-tools.")
 @pass_ctx
-def build_cmd(ctx: CliContext, src: str, world: str, wit: str | None, module: str, output: str | None) -> None:
-    """Build a Python guest (SRC/app.py + SRC/wit) into a component with componentize-py."""
+def build_cmd(ctx: CliContext, src: str, world: str, wit: str | None, module: str, output: str | None, stub: bool) -> None:
+    """Build a Python guest (SRC/app.py + SRC/wit) into a component with componentize-py.
+
+    With --stub: a component that only declares the world's exports (SRC/wit), for
+    functions deployed as `kind: stub`, whose results are supplied from outside.
+    """
     out = Path(output) if output else Path(src) / "build" / f"{world}.wasm"
-    result = build_python_guest(Path(src), world, wit=Path(wit) if wit else None, module=module, output=out)
+    if stub:
+        result = build_stub(Path(src), world, wit=Path(wit) if wit else None, output=out)
+    else:
+        result = build_python_guest(Path(src), world, wit=Path(wit) if wit else None, module=module, output=out)
     if ctx.json_output:
         emit_json({"path": str(result.path), "cached": result.cached, "key": result.key})
     else:

@@ -16,7 +16,8 @@ from ..errors import NotFoundError
 from ..ffqn import Ffqn, InterfaceName, semver_compatible
 from ..wit.types import FunctionType
 
-ComponentKind = Literal["activity", "workflow"]
+# A stub declares functions whose results are supplied from outside (never run; see `store.completions`).
+ComponentKind = Literal["activity", "workflow", "stub"]
 UpgradePolicy = Literal["verified", "pinned", "force"]
 BlockingStrategy = Literal["in-memory", "unload"]
 # An instance per activity attempt or workflow run (default), or reused across them (opt-in).
@@ -238,6 +239,10 @@ class Revision:
             for ffqn, sig in comp.functions.items():
                 out[ffqn] = FunctionRoute(ffqn, comp, sig)
         return out
+
+    def runnable(self) -> set[str]:
+        """The ffqns runners run (and read queues of): every function but those of stubs."""
+        return {ffqn for comp in self.components if comp.kind != "stub" for ffqn in comp.functions}
 
     def route(self, ffqn: str) -> FunctionRoute:
         """The function `ffqn`, or a NotFoundError listing close names."""

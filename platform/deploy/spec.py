@@ -5,7 +5,7 @@ name: shop
 retention: 14d                      # default of every component that names none; else 7d (store/retention.py)
 components:
   - name: payments                  # unique in the file
-    kind: activity                  # activity | workflow
+    kind: activity                  # activity | workflow | stub
     source: oci://127.0.0.1:5000/shop/payments:1.2.0   # or ...@sha256:..., or a path relative to this file
     retry: {max_attempts: 5, initial_backoff: 100ms, max_backoff: 30s, retry_on_err: false}
     timeout: 10s
@@ -74,7 +74,9 @@ _COMPONENT_KEYS = (
 )  # fmt: skip
 _ROUTE_KEYS = ("method", "path", "function")
 _WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout", "history")
-KINDS: tuple[ComponentKind, ...] = ("activity", "workflow")
+KINDS: tuple[ComponentKind, ...] = ("activity", "workflow", "stub")
+# What a stub takes besides name, kind and source: it is never run, so no run settings apply.
+_STUB_KEYS = ("name", "kind", "source", "retention")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
 BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
 INSTANCES: tuple[InstanceMode, ...] = ("fresh", "reuse")
@@ -281,6 +283,14 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         values["retention_ms"], values["function_retention_ms"] = retention
     if "history" in get and kind == "workflow" and (history := read_history(reader, *get["history"])) is not None:
         values["history"] = history
+    if kind == "stub":
+        for key in keys:
+            if key not in _STUB_KEYS:
+                reader.problem(
+                    keys[key][0],
+                    f"'{key}' does not apply to a stub: its functions are never run, their results are supplied "
+                    "from outside (PUT /v1/executions/{id}/result); remove it",
+                )
     if kind == "activity":
         for key in _WORKFLOW_ONLY:
             if key in keys:

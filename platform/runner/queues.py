@@ -84,9 +84,10 @@ class QueueSelection:
                 except NotFoundError:  # removed by `platform gc` since `numbers`
                     continue
                 self._facts[number] = _Facts(
-                    frozenset(revision.functions()), frozenset(c.digest for c in revision.components)
+                    frozenset(revision.runnable()), frozenset(c.digest for c in revision.components)
                 )
-        names: set[str] = set(active.functions()) if active is not None else set()
+        # Stubs are never run: no queue of theirs is read (store/completions.py finishes them).
+        names: set[str] = active.runnable() if active is not None else set()
         extra = {
             n: facts.functions - names
             for n, facts in self._facts.items()

@@ -110,7 +110,10 @@ class NewExecution:
         }
         if self.tags:
             fields["tags"] = json.dumps(self.tags, sort_keys=True, ensure_ascii=False)
-        if self.locked_by is not None:
+        if self.kind == "stub":
+            # Never queued nor locked: blocked until its result is supplied (completions.py).
+            fields["status"] = "blocked"
+        elif self.locked_by is not None:
             fields.update(
                 status="running", owner=self.locked_by, lock_until=str(at + self.lock_ttl_ms), version="1", attempt="1"
             )
@@ -119,6 +122,10 @@ class NewExecution:
     def recovery_timer(self) -> dict[str, Any]:
         """For a pre-locked execution: the timer member that enqueues it if its runner dies."""
         return outbox.timer_member("enqueue", ffqn=self.ffqn, id=self.id)
+
+    def initial_messages(self) -> list[str]:
+        """The outbox messages that make it runnable: `initial_message()`, none for a stub (never run)."""
+        return [] if self.kind == "stub" else [self.initial_message()]
 
     def initial_message(self) -> str:
         """The outbox message that makes it runnable: enqueue now, or a timer."""
@@ -156,7 +163,7 @@ class CreateCall:
         """The call that creates `new`, with a fresh write id."""
         at = now_ms()
         root = ExecutionId(new.id).root
-        messages = [new.initial_message(), outbox.index_msg(new.id, at, tags=new.tags)]
+        messages = [*new.initial_messages(), outbox.index_msg(new.id, at, tags=new.tags)]
         return cls(
             new,
             root,

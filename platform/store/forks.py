@@ -34,7 +34,7 @@ def write_fork(
     if tree != root.id:
         raise ConflictError(f"a fork must be a root execution, not {root.id}")
     at = now_ms()
-    start = [root.initial_message(), *(c.initial_message() for c in children), *messages]
+    start = [*root.initial_messages(), *(m for c in children for m in c.initial_messages()), *messages]
     start += [outbox.index_msg(new.id, at, tags=new.tags) for new in (root, *children)]
     spec = {
         "state": root.state_fields(at),

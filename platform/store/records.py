@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Status = Literal["pending", "running", "blocked", "finished"]
-Kind = Literal["activity", "workflow"]
+# A `stub` execution is never run: it waits (`blocked`) until its result is supplied (store/completions.py).
+Kind = Literal["activity", "workflow", "stub"]
 STATUSES: tuple[Status, ...] = ("pending", "running", "blocked", "finished")
 
 # Event types. Workflow "requests" are the events a workflow's own code causes;
@@ -154,7 +155,7 @@ class ExecutionState:
             "outcome", "finished_at", "tags",
         }  # fmt: skip
         # Write-protocol bookkeeping (remembered write ids and replies), not execution data.
-        internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid"}
+        internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid", "rid", "rreply"}
         return cls(
             id=h["id"],
             ffqn=h["ffqn"],
@@ -205,6 +206,8 @@ class ExecutionState:
                 data[name] = int(self.extra[name]) if name == "chain_index" else self.extra[name]
         if self.cancel_requested:
             data["cancel_requested"] = True
+        if self.kind == "stub" and self.status != "finished":
+            data["waiting_for"] = "result"  # supplied from outside: PUT /v1/executions/{id}/result
         if self.outcome is not None:
             data.update(self.outcome.to_json())
             if self.finished_at:

@@ -23,7 +23,7 @@ from .connection import Redis
 from .shards import Shards
 
 NAMES = (
-    "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork",
+    "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "complete", "upgrade", "fork",
     "zrem_unchanged", "repair", "remove_tree", "del_if_equal",
 )
 # Scripts on keys outside any execution tree need none of the shared functions.

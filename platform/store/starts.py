@@ -19,7 +19,7 @@ def start_messages(new: NewExecution, at: int) -> list[str]:
     One that continues another as new takes that one's place in the `active` index.
     """
     index = outbox.index_msg(new.id, at, replaces=new.state_extra.get("continued_from"), tags=new.tags)
-    starts = [new.initial_message(), index]
+    starts = [*new.initial_messages(), index]
     chain = new.state_extra.get("chain")
     if chain:
         # Kept as long as the chain's newest execution: a day past its retention.

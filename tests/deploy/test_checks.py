@@ -131,3 +131,11 @@ def test_routes_must_name_deployed_functions_and_their_params() -> None:
     assert "routes[0].path: path parameter '{y}' is not a parameter of t:act/basic@1.2.0.double (its parameters: x)" in text
     handle = comp("h", "activity", {"t:h/h@1.0.0.peek": FunctionType((("c", JOIN_SET),), U64)})
     assert "cannot be invoked over HTTP" in messages(check_routes([handle], (route("/p", "t:h/h@1.0.0.peek"),)))
+
+
+def test_a_stub_satisfies_a_workflows_imports_and_needs_nothing_itself() -> None:
+    """A workflow may import a stub's interface; the stub's own imports are never linked, so never checked."""
+    stub = comp("approvals", "stub", {"t:stub/approvals@1.0.0.approve": FunctionType((("id", STR),), ResultT(STR, STR))},
+                (InterfaceInfo("t:nowhere/else@1.0.0"),))  # fmt: skip
+    imp = InterfaceInfo("t:stub/approvals@1.0.0", {"approve": FunctionType((("id", STR),), ResultT(STR, STR))})
+    assert check_deployment([stub, wf(*HOST, imp)], ()) == []

@@ -317,3 +317,28 @@ def test_empty_and_missing_files(tmp_path: Path) -> None:
         parse("")
     with pytest.raises(DeploymentError, match="does not exist"):
         load_spec(tmp_path / "nope.yaml")
+
+
+STUB = """\
+name: shop
+components:
+  - name: approvals
+    kind: stub
+    source: ./build/approvals.wasm
+    retention: 3d
+"""
+
+
+def test_a_stub_takes_a_source_and_a_retention_only() -> None:
+    """`kind: stub` is read like the others; it keeps the retention of its top-level executions."""
+    (approvals,) = parse(STUB).components
+    assert approvals.kind == "stub" and approvals.source.path == Path("/deploy/build/approvals.wasm")
+    assert approvals.retention_ms == 3 * 86_400_000
+
+
+@pytest.mark.parametrize("line", ["retry: {max_attempts: 2}", "timeout: 5s", "env: {A: b}", "blocking: unload", "instances: reuse"])
+def test_run_settings_on_a_stub_are_refused(line: str) -> None:
+    """A stub is never run: settings of a run name the key and say so."""
+    key = line.split(":")[0]
+    message = problem(STUB + f"    {line}\n")
+    assert f"shop.yaml:7: components[0].{key}: '{key}' does not apply to a stub" in message, message

@@ -303,6 +303,64 @@ def test_cancel_of_a_pending_activity_finishes_it_once(client: redis.Redis, scri
     assert_refused_without_effect(client, lambda: cancel(scripts, "k2"), "finished")
 
 
+def test_cancel_of_a_waiting_stub_finishes_it_at_once(client: redis.Redis, scripts: Scripts) -> None:
+    """A stub is never run, so nobody else would finish it: cancel does, as for a pending activity."""
+    create(scripts, kind="stub", status="blocked")
+    assert cancel(scripts, "k1") == [b"cancelled", 0]
+    assert log_types(client) == ["created", "cancel_requested", "finished"]
+    assert client.hget(keys.state(E), "status") == b"finished"
+
+
+# ---------------------------------------------------------------- complete (stubs)
+
+
+def complete(scripts: Scripts, wid: str, eid: str = CHILD, value: object = "v") -> Any:
+    """The result `value` supplied for stub `eid` (a child of E answers E)."""
+    parent = eid != E
+    outcome = json.dumps({"result": value})
+    return scripts(
+        "complete",
+        [keys.state(eid), keys.log(eid), keys.outbox(E), keys.state(E), keys.log(E), keys.done(E)],
+        [wid, NOW, outcome, outcome, eid if parent else "", json.dumps({"child_id": eid, "result": value}) if parent else "{}",
+         "wake" if parent else "", "" if parent else "expire"],
+    )  # fmt: skip
+
+
+def test_complete_finishes_a_stub_once_and_answers_its_parent(client: redis.Redis, scripts: Scripts) -> None:
+    """A supplied result finishes a waiting stub and wakes its blocked parent; a repeat changes nothing."""
+    create(scripts, kind="workflow", status="blocked")
+    create(scripts, CHILD, kind="stub", status="blocked")
+    assert_refused_without_effect(client, lambda: complete(scripts, "r0", f"{E}.9"), "missing")
+    assert complete(scripts, "r1") == [b"ok", 1]
+    after = snapshot(client)
+    assert complete(scripts, "r1") == [b"ok", 1]  # re-sent after a lost reply
+    assert snapshot(client) == after
+    assert log_types(client, CHILD) == ["created", "finished"]
+    assert log_types(client) == ["created", "response"]
+    assert client.hget(keys.state(E), "status") == b"pending"
+    assert client.lrange(keys.outbox(E), 0, -1)[-1] == b"wake"
+    # Finished: another write changes nothing, and the reply carries the recorded outcome to compare.
+    before = snapshot(client)
+    assert complete(scripts, "r2", value="other") == [b"finished", b'{"result": "v"}']
+    assert snapshot(client) == before
+
+
+def test_complete_refuses_what_is_not_a_stub_without_effect(client: redis.Redis, scripts: Scripts) -> None:
+    """Activities and workflows finish by running: a supplied result is refused and writes nothing."""
+    create(scripts, kind="workflow")
+    create(scripts, CHILD, kind="activity")
+    assert_refused_without_effect(client, lambda: complete(scripts, "r1"), "not_stub")
+    assert_refused_without_effect(client, lambda: complete(scripts, "r2", E), "not_stub")
+
+
+def test_complete_of_a_root_stub_starts_its_retention(client: redis.Redis, scripts: Scripts) -> None:
+    """A root stub has no parent to answer; its finish writes its tree's retention message."""
+    create(scripts, kind="stub", status="blocked")
+    assert complete(scripts, "r1", E) == [b"ok", 0]
+    assert client.lrange(keys.outbox(E), 0, -1)[-1] == b"expire"
+    assert client.hget(keys.state(E), "status") == b"finished"
+
+
 # ---------------------------------------------------------------- upgrade
 
 

@@ -315,7 +315,7 @@ def test_only_effects_marks_and_lease_extensions_pass_when_full() -> None:
     """Effects, recovery marks and lease extensions run over maxmemory; every write of an execution is refusable."""
     flagged = {name for name in NAMES if source(name).startswith("#!lua flags=allow-oom\n")}
     assert {"effects", "create_effect", "mark_dirty", "extend"} <= flagged
-    writes = {"create", "lock", "finish", "fail", "commit", "block", "deliver", "cancel", "upgrade", "fork", "repair"}
+    writes = {"create", "lock", "finish", "fail", "commit", "block", "deliver", "cancel", "complete", "upgrade", "fork", "repair"}
     assert all(not source(name).startswith("#!") for name in writes)
 
 

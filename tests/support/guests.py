@@ -25,6 +25,7 @@ from wasmtime.component import Linker
 
 from dolmen.platform.build import build_python_guest
 from dolmen.platform.ffqn import Ffqn
+from dolmen.platform.stub_build import build_stub
 from dolmen.platform.wasm.engine import EngineKind, EngineSettings
 from dolmen.platform.wasm.guest import call_function, find_function
 from dolmen.platform.wasm.loader import ComponentLoader, LoadedComponent
@@ -57,6 +58,13 @@ def build_guest(name: str, world: str) -> Path:
         raise FileNotFoundError(f"no guest at {src}: expected {src / 'app.py'} and {src / 'wit'}/")
     with _exclusive(name):
         return build_python_guest(src, world, cache_dir=BUILD_CACHE).path
+
+
+def build_stub_guest(name: str, world: str) -> Path:
+    """The stub component (WIT only, `platform build --stub`) of tests/components/<name> for `world`."""
+    src = COMPONENTS / name
+    with _exclusive(name):
+        return build_stub(src, world, cache_dir=BUILD_CACHE).path
 
 
 def component_cache() -> ComponentCache:

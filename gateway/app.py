@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..platform.errors import DolmenError
 from ..platform.heartbeat import Heartbeat
 from ..platform.store.connection import connect
+from ..platform.store.topology import replica_shortfall, replicas_of_masters
 from .api import ApiV1
 from .context import Gateway, handler, log
 from .errors import EXCEPTION_HANDLERS
@@ -64,14 +65,23 @@ class RequestTimer:
         await self.app(scope, receive, timed_send)
 
 
-async def _start_heartbeat(beat: Heartbeat, retry_s: float = 2.0) -> None:
+async def _start_heartbeat(beat: Heartbeat, wait_replicas: int, retry_s: float = 2.0) -> None:
     while True:
         try:
             await run_in_threadpool(beat.start)
-            return
+            break
         except DolmenError as exc:
             log.warning("gateway cannot report to the store yet; retrying", error=exc.message)
             await asyncio.sleep(retry_s)
+    if wait_replicas > 0:
+        # Not refused: replicas may be added later. `platform status` reports it as long as it lasts.
+        try:
+            found = await run_in_threadpool(replicas_of_masters, beat.client)
+        except DolmenError as exc:
+            log.warning("cannot count the masters' replicas for --wait-replicas", error=exc.message)
+            return
+        for problem in replica_shortfall(wait_replicas, found, "this gateway"):
+            log.warning(problem)
 
 
 def create_app(settings: GatewaySettings | str) -> Starlette:
@@ -117,11 +127,12 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        beat = Heartbeat(connect(settings.redis_url), "gateway")
+        details = {"wait_replicas": settings.wait_replicas} if settings.wait_replicas > 0 else {}
+        beat = Heartbeat(connect(settings.redis_url), "gateway", lambda: details)
         # Subscribe to finish notifications before the first request waits on one.
         gw.executions.watcher.start()
         # Serve even while Redis is down (answering 503), and report once it is up.
-        starting = asyncio.create_task(_start_heartbeat(beat))
+        starting = asyncio.create_task(_start_heartbeat(beat, settings.wait_replicas))
         try:
             yield
         finally:

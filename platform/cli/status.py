@@ -27,7 +27,7 @@ from ..store.memory import StoreMemory, read_memory
 from ..store import shards as sharding
 from ..store.retention import RetentionView, read_retention_view
 from ..store.shards import Shards
-from ..store.topology import ClusterView, read_cluster
+from ..store.topology import ClusterView, read_cluster, replica_shortfall, replicas_of_masters
 from ..wit.limits import MAX_VALUE_ENV
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 
@@ -127,6 +127,7 @@ def build_status(
     cluster: ClusterView | None = None,
     shards: int | None = None,
     shards_wanted: int = 0,
+    replicas_of: tuple[tuple[str, int], ...] | None = None,
 ) -> PlatformStatus:
     """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full."""
     supervised = dict(running.processes) if running else {}
@@ -149,6 +150,9 @@ def build_status(
     for beat in beats:
         age = max(0.0, now - beat.last_seen)
         healthy = age < STALE_AFTER_S
+        wanted = int(beat.details.get("wait_replicas") or 0)
+        if healthy and wanted and replicas_of is not None:
+            problems += replica_shortfall(wanted, replicas_of, f"gateway {beat.id}")
         mine = by_pid.get(beat.pid) if beat.host == hostname else None
         rows.append(ProcessRow(beat.kind, beat.id, beat.pid, beat.host, beat.last_seen, age, healthy, mine))
         if not healthy:
@@ -274,6 +278,10 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         shards = _optional(sharding.read_count, client, "the shard count") if redis_error is None else None
         retention = probe_retention(client, shards or 1) if redis_error is None else None
         cluster = _optional(read_cluster, client, "the cluster's nodes") if redis_error is None else None
+        waiting = any(int(beat.details.get("wait_replicas") or 0) for beat in beats)
+        replicas_of = cluster.replicas_of if cluster is not None else None
+        if waiting and replicas_of is None and redis_error is None:
+            replicas_of = _optional(replicas_of_masters, client, "the replicas")
     finally:
         client.close()
     return build_status(
@@ -291,6 +299,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         cluster=cluster,
         shards=shards,
         shards_wanted=env_int("DOLMEN_SHARDS"),
+        replicas_of=replicas_of,
     )
 
 
@@ -309,6 +318,9 @@ def _render_status(status: PlatformStatus) -> None:
     if status.shards is not None:
         kind += f", {status.shards} shard{'' if status.shards == 1 else 's'}"
     echo(f"Redis     {status.redis_url} ({kind}): {state(status.redis_error)}")
+    if status.cluster is not None:
+        for address, count in status.cluster.replicas_of or [(m, -1) for m in status.cluster.masters]:
+            echo(f"          master {address}" + (f", {count} replica{'' if count == 1 else 's'}" if count >= 0 else ""))
     if status.memory is not None:
         echo(f"Memory    {status.memory.describe()}")
     if status.retention is not None:

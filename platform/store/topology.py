@@ -9,6 +9,7 @@ first node that answers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ class ClusterView:
     replicas: int
     failing: tuple[str, ...]  # nodes flagged `fail` (agreed) or `fail?` (suspected), with their role
     asked: str  # the node that answered
+    # Replicas that follow each master in `masters` and are not failing (what `--wait-replicas` can count on).
+    replicas_of: tuple[tuple[str, int], ...] = ()
 
     def describe(self) -> str:
         """`cluster of 3 masters, 3 replicas`."""
@@ -44,7 +47,10 @@ class ClusterView:
         return found
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "masters": list(self.masters), "replicas": self.replicas, "failing": list(self.failing)}
+        return {
+            "state": self.state, "masters": list(self.masters), "replicas": self.replicas, "failing": list(self.failing),
+            "replicas_of": dict(self.replicas_of),
+        }  # fmt: skip
 
 
 def cluster_view(nodes: dict[str, dict[str, Any]], state: str, asked: str) -> ClusterView:
@@ -52,6 +58,8 @@ def cluster_view(nodes: dict[str, dict[str, Any]], state: str, asked: str) -> Cl
     masters: list[str] = []
     replicas = 0
     failing: list[str] = []
+    ids: dict[str, str] = {}  # master node id -> address
+    following: dict[str, int] = {}  # master node id -> replicas that are not failing
     for address, node in sorted(nodes.items()):
         flags = set(str(node.get("flags", "")).split(","))
         role = "master" if "master" in flags else "replica"
@@ -59,9 +67,41 @@ def cluster_view(nodes: dict[str, dict[str, Any]], state: str, asked: str) -> Cl
             failing.append(f"{address} ({role}{', suspected' if 'fail?' in flags else ''})")
         elif role == "master" and node.get("slots"):
             masters.append(address)
+            ids[str(node.get("node_id", ""))] = address
         elif role == "replica":
             replicas += 1
-    return ClusterView(state, tuple(masters), replicas, tuple(failing), asked)
+            master_id = str(node.get("master_id", ""))
+            following[master_id] = following.get(master_id, 0) + 1
+    replicas_of = tuple((address, following.get(node_id, 0)) for node_id, address in sorted(ids.items(), key=lambda kv: kv[1]))
+    return ClusterView(state, tuple(masters), replicas, tuple(failing), asked, replicas_of)
+
+
+def replica_shortfall(wanted: int, replicas_of: Sequence[tuple[str, int]], who: str) -> list[str]:
+    """Problems: masters with fewer replicas than `who` (a gateway) waits for with `--wait-replicas wanted`. Pure."""
+    return [
+        f"{who} waits for {wanted} replica{'' if wanted == 1 else 's'} of each write (--wait-replicas), but the master "
+        f"at {address} has {count}: every write to it waits --wait-timeout-ms and is answered 503 replicas_unconfirmed; "
+        f"add replicas to it or lower --wait-replicas to {count}"
+        for address, count in replicas_of
+        if count < wanted
+    ]
+
+
+def replicas_of_masters(client: Redis) -> tuple[tuple[str, int], ...]:
+    """Each master's replicas in sync: the cluster's (CLUSTER NODES), or a single server's (INFO replication).
+
+    Raises `StoreUnavailableError` when no node answers.
+    """
+    view = read_cluster(client)
+    if view is not None:
+        return view.replicas_of
+    try:
+        info: Any = client.info("replication")
+    except RedisError as exc:
+        raise StoreUnavailableError(f"Redis does not answer INFO replication: {exc}") from exc
+    online = sum(1 for key, value in info.items() if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
+    kwargs: Any = client.get_connection_kwargs()
+    return ((f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}", online),)
 
 
 def read_cluster(client: Redis) -> ClusterView | None:

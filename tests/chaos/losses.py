@@ -4,7 +4,7 @@ replica that took its place (`FaultProxy.hold_replication`), and what that strea
 Replication is asynchronous, so a master that dies ahead of its replica takes acknowledged writes
 with it (README, "On a Valkey or Redis Cluster"). The chaos run kills one master so, knowing the
 exact bytes lost, and the checks then excuse, in the trees those bytes wrote to and nowhere else,
-the few outcomes only a lost write explains (see `WAIVABLE` in checks.py).
+the few outcomes only a lost write explains (see `verify` in checks.py).
 """
 
 from __future__ import annotations

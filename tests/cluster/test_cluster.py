@@ -28,7 +28,7 @@ from dolmen.platform.store.async_batch import AsyncBatcher
 from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster, known_keys
 from dolmen.platform.store.leases import Leases
 from dolmen.platform.store.scripts import Scripts
-from dolmen.platform.store.topology import cluster_view
+from dolmen.platform.store.topology import cluster_view, replica_shortfall
 from tests.support.cli import run_platform
 from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
@@ -265,14 +265,20 @@ def _on_replica(client: redis.RedisCluster, key: str) -> dict[bytes, bytes]:
 
 def test_status_judges_the_cluster_from_its_nodes_flags() -> None:
     nodes = {
-        "10.0.0.1:7000": {"flags": "myself,master", "slots": [["0", "5460"]]},
-        "10.0.0.2:7000": {"flags": "master,fail", "slots": []},
-        "10.0.0.3:7000": {"flags": "master", "slots": [["5461", "16383"]]},
-        "10.0.0.4:7000": {"flags": "slave", "slots": []},
-        "10.0.0.5:7000": {"flags": "slave,fail?", "slots": []},
+        "10.0.0.1:7000": {"flags": "myself,master", "slots": [["0", "5460"]], "node_id": "a"},
+        "10.0.0.2:7000": {"flags": "master,fail", "slots": [], "node_id": "b"},
+        "10.0.0.3:7000": {"flags": "master", "slots": [["5461", "16383"]], "node_id": "c"},
+        "10.0.0.4:7000": {"flags": "slave", "slots": [], "node_id": "d", "master_id": "c"},
+        "10.0.0.5:7000": {"flags": "slave,fail?", "slots": [], "node_id": "e", "master_id": "a"},
     }
     view = cluster_view(nodes, "ok", "10.0.0.1:7000")
     assert view.masters == ("10.0.0.1:7000", "10.0.0.3:7000") and view.replicas == 1
+    assert view.replicas_of == (("10.0.0.1:7000", 0), ("10.0.0.3:7000", 1))  # a failing replica does not count
+    assert replica_shortfall(1, view.replicas_of, "gateway g") == [
+        "gateway g waits for 1 replica of each write (--wait-replicas), but the master at 10.0.0.1:7000 has 0: every"
+        " write to it waits --wait-timeout-ms and is answered 503 replicas_unconfirmed; add replicas to it or lower"
+        " --wait-replicas to 0"
+    ]
     assert view.describe() == "cluster of 2 masters, 1 replica"
     assert view.problems() == [
         "cluster node 10.0.0.2:7000 (master) is failing",
@@ -292,3 +298,5 @@ def test_status_shows_the_cluster_and_its_shards(redis_url: str) -> None:
     assert redis_status["shards"] == 6
     text = run_platform("--redis", redis_url, "status").stdout
     assert "external cluster of 3 masters, 3 replicas, 6 shards" in text
+    assert text.count(", 1 replica\n") == 3  # each master, by address
+    assert redis_status["cluster"]["replicas_of"] == {address: 1 for address in redis_status["cluster"]["masters"]}

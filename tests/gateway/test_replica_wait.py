@@ -11,6 +11,7 @@ the replica is back.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from dolmen.platform.errors import ConfigError
 from dolmen.platform.store import keys
 from dolmen.platform.store.async_links import ReplicaWait
 from tests.gateway.helpers import ACT, GatewayThread, Platform, deploy_test_components, gateway_process
+from tests.support.cli import run_platform
 from tests.support.guests import DATA_DIR
 from tests.support.servers import ValkeyForTests, start_replica, wait_in_sync
 
@@ -191,6 +193,13 @@ def test_the_gateway_command_takes_the_wait_from_its_options_and_the_environment
                 assert f"only 1 of the 2 replicas asked for (--wait-replicas) confirmed it within {TIMEOUT_MS} ms" in (
                     answer.json()["error"]["message"]
                 )
+            # Not refused at start (replicas may come), but `platform status` names it while it lasts.
+            shown = run_platform("--redis", master.url, "status", "--json")
+            assert shown.returncode == 1, shown.stderr
+            problems = [p for p in json.loads(shown.stdout)["problems"] if "--wait-replicas" in p]
+            assert len(problems) == 2, problems  # one per gateway
+            assert all(f"waits for 2 replicas of each write (--wait-replicas), but the master at 127.0.0.1:{master.port} has 1" in p for p in problems)
+            assert all("lower --wait-replicas to 1" in p for p in problems)
 
 
 def test_the_settings_read_the_environment_and_the_options_win() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..platform.store.connection import seed_urls, wait_for_store
 from .app import create_app
 from .settings import GatewaySettings, Token, parse_tokens
 
@@ -88,5 +89,12 @@ def uvicorn_options() -> dict[str, Any]:
 
 
 def serve_gateway(settings: GatewaySettings) -> None:
-    """Run uvicorn in the foreground until SIGINT/SIGTERM."""
+    """Run uvicorn in the foreground until SIGINT/SIGTERM.
+
+    Given several nodes (a cluster's: `redis://A,B`), it starts once one of them
+    answers (`wait_for_store`), to connect as a cluster client; given one, it
+    serves at once, answering 503 while the store is down.
+    """
+    if len(seed_urls(settings.redis_url)) > 1:
+        wait_for_store(settings.redis_url, timeout_s=float("inf"))
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **uvicorn_options())

@@ -29,7 +29,7 @@ from .errors import StoreError, StoreFullError
 from .heartbeat import Heartbeat, ProcessInfo, prune_stale, read_processes
 from .store import keys, outbox
 from .store.access import redacted
-from .store.connection import Redis, connect, full_message, map_redis_errors, wait_until_reachable
+from .store.connection import Redis, connect, full_message, map_redis_errors, wait_for_store, wait_until_reachable
 from .store.executions import now_ms
 from .store.memory import refused_for_memory
 from .store.layout_moves import move_legacy_keys
@@ -224,7 +224,8 @@ class Scheduler:
 
 
 def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
-    """Run until `stop` is set."""
+    """Run until `stop` is set (once a node of the store answers: see `wait_for_store`)."""
+    wait_for_store(settings.redis_url)
     client = connect(settings.redis_url)
     wait_until_reachable(client)
     scheduler = Scheduler(client, stale_ms=settings.repair_after_ms)

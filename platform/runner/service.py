@@ -28,7 +28,7 @@ from ..deploy.model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
 from ..store.cancel_watch import CancelWatcher
-from ..store.connection import connect, wait_until_reachable
+from ..store.connection import connect, wait_for_store, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
 from ..store.executions import ExecutionStore, NewExecution, now_ms
@@ -467,5 +467,6 @@ class Runner:
 
 
 def serve_runner(settings: RunnerSettings, stop: threading.Event) -> None:
-    """Run until `stop` is set."""
+    """Run until `stop` is set (once a node of the store answers: see `wait_for_store`)."""
+    wait_for_store(settings.redis_url)
     Runner(settings).serve(stop)

@@ -274,6 +274,42 @@ def wait_until_reachable(client: Redis, timeout_s: float = 30.0) -> None:
             pause = min(pause * 2, 2.0)
 
 
+def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float = 2.0) -> None:
+    """Block until one of the nodes `url` names answers (any of `seed_urls`), trying each in turn.
+
+    A process connects only then: `connect` tells a cluster from a single
+    server by asking a node, so a client made while every node was down
+    would be a single server's, and fail with MOVED once the cluster is up;
+    and waiting on the first node alone would wait for ever if another came
+    back first. Raises `StoreUnavailableError` naming every node after
+    `timeout_s`, `StoreAccessError` when a node refuses this process.
+    """
+    seeds = seed_urls(url)
+    deadline = time.monotonic() + timeout_s
+    pause = 0.1
+    errors: dict[str, str] = {}
+    while True:
+        for seed in seeds:
+            probe = redis.Redis.from_url(seed, socket_timeout=probe_timeout_s, socket_connect_timeout=probe_timeout_s)
+            try:
+                probe.ping()
+                return
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                errors[seed] = str(exc)
+            except RedisError as exc:
+                refused = refusal(exc, "%s:%d" % _host_port(seed))
+                if refused is not None:
+                    raise refused from None
+                return  # it answers (LOADING, say): the caller's own wait covers the rest
+            finally:
+                probe.close()
+        if time.monotonic() + pause > deadline:
+            tried = "; ".join(f"{redacted(seed)}: {error}" for seed, error in errors.items())
+            raise StoreUnavailableError(f"no node of {redacted(url)} answers after {timeout_s:.0f}s ({tried}); start Redis/Valkey or fix --redis")
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
 def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
     """An asyncio client (bytes responses) for `url`, as `connect`: a cluster client when it names cluster nodes.
 

@@ -8,7 +8,9 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..platform.store.connection import seed_urls, wait_for_store
+from ..platform.errors import StoreUnavailableError
+from ..platform.store import shards as sharding
+from ..platform.store.connection import connect, seed_urls, wait_for_store
 from .app import create_app
 from .settings import GatewaySettings, Token, parse_tokens
 
@@ -88,6 +90,20 @@ def uvicorn_options() -> dict[str, Any]:
     }
 
 
+def _check_shards(redis_url: str) -> None:
+    """Stop at start, as runners and schedulers do, on a `DOLMEN_SHARDS` other than the store's (`ConfigError`).
+
+    A store that does not answer yet is checked at its first use instead.
+    """
+    client = connect(redis_url)
+    try:
+        sharding.load(client)
+    except StoreUnavailableError:
+        pass
+    finally:
+        client.close()
+
+
 def serve_gateway(settings: GatewaySettings) -> None:
     """Run uvicorn in the foreground until SIGINT/SIGTERM.
 
@@ -97,4 +113,5 @@ def serve_gateway(settings: GatewaySettings) -> None:
     """
     if len(seed_urls(settings.redis_url)) > 1:
         wait_for_store(settings.redis_url, timeout_s=float("inf"))
+    _check_shards(settings.redis_url)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **uvicorn_options())

@@ -44,7 +44,7 @@ from .context import CliContext, pass_ctx
 from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
 from ..store.access import redacted
-from ..store.connection import Redis
+from ..store.connection import Redis, with_every_node
 
 log = structlog.get_logger("dolmen.up")
 
@@ -133,6 +133,8 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
             )
         # A DOLMEN_SHARDS other than the store's would stop every runner and scheduler at start, again and again.
         sharding.load(client)
+        # A cluster: its processes (and other commands) know every node, so they start while the first is down.
+        redis_url = with_every_node(redis_url, client)
         if previous is not None:
             forget_heartbeats(client, set(previous.processes.values()))
         for spec in service_specs(

@@ -99,6 +99,23 @@ def seed_urls(url: str) -> list[str]:
     return [urlunsplit(parts._replace(netloc=f"{auth}{at}{host}")) for host in hosts.split(",") if host]
 
 
+def with_every_node(url: str, client: Redis) -> str:
+    """`url` naming, after its own nodes, every other node the cluster `client` knows (`url` itself for one server).
+
+    `platform up` hands this to the processes it starts and to platform.json:
+    a process restarted after the node first named died still finds the cluster.
+    """
+    if not isinstance(client, redis.RedisCluster):
+        return url
+    given = ["%s:%d" % _host_port(seed) for seed in seed_urls(url)]
+    others = sorted({node.name for node in client.get_nodes()} - set(given))
+    if not others:
+        return url
+    parts = urlsplit(url)
+    auth, at, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{auth}{at}{','.join(given + others)}"))
+
+
 def _cluster_seed(seeds: list[str], timeout_s: float) -> str | None:
     """The first of `seeds` that answers as a cluster node; None if none does (or none answers).
 
@@ -294,13 +311,14 @@ def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float 
             try:
                 probe.ping()
                 return
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                errors[seed] = str(exc)
             except RedisError as exc:
+                # First: redis-py's AuthenticationError is a ConnectionError, and a refusal is no outage to wait out.
                 refused = refusal(exc, "%s:%d" % _host_port(seed))
                 if refused is not None:
                     raise refused from None
-                return  # it answers (LOADING, say): the caller's own wait covers the rest
+                if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+                    return  # it answers (LOADING, say): the caller's own wait covers the rest
+                errors[seed] = str(exc)
             finally:
                 probe.close()
         if time.monotonic() + pause > deadline:
@@ -336,10 +354,10 @@ def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
 
 
 def describe(client: Redis | AsyncRedis) -> str:
-    """The server a client talks to, for messages: `HOST:PORT`, `unix:PATH`, or `the cluster at HOST:PORT`."""
+    """The server a client talks to, for messages: `HOST:PORT`, `unix:PATH`, or `the cluster reached through HOST:PORT`."""
     if isinstance(client, (redis.RedisCluster, redis.asyncio.RedisCluster)):
         node = client.get_default_node()
-        return f"the cluster at {node.host}:{node.port}" if node is not None else "the cluster"
+        return f"the cluster reached through {node.host}:{node.port}" if node is not None else "the cluster"
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix:{kwargs['path']}"

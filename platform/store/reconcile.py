@@ -125,7 +125,10 @@ class Reconciler:
         if isinstance(done, bytes) and done.decode() == now:
             self._passing = None
             return False
-        log.warning("the cluster's masters changed: looking for executions a failover left unlisted", masters=now)
+        if done is None:
+            log.info("first start against this cluster: scanning its masters once for unlisted executions", masters=now)
+        else:
+            log.warning("the cluster's masters changed: looking for executions a failover left unlisted", masters=now)
         self._passing = now
         self._cursors = {node.name: 0 for node in self.client.get_primaries()}
         return True

@@ -25,7 +25,7 @@ from dolmen.platform.client import Client
 from dolmen.platform.errors import StoreError
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.async_batch import AsyncBatcher
-from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster, known_keys
+from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster, known_keys, seed_urls, with_every_node
 from dolmen.platform.store.leases import Leases
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.topology import cluster_view, replica_shortfall
@@ -65,7 +65,7 @@ def test_a_cluster_node_url_gets_a_cluster_client(redis_url: str, valkey: Valkey
     client = connect(redis_url)
     try:
         assert isinstance(client, redis.RedisCluster) and is_cluster(redis_url)
-        assert describe(client).startswith("the cluster at 127.0.0.1:")
+        assert describe(client).startswith("the cluster reached through 127.0.0.1:")
         client.set("a", 1)
         client.set("b", 2)  # another slot: a plain client would get MOVED for one of them
         assert client.get("a") == b"1" and client.get("b") == b"2"
@@ -300,3 +300,19 @@ def test_status_shows_the_cluster_and_its_shards(redis_url: str) -> None:
     assert "external cluster of 3 masters, 3 replicas, 6 shards" in text
     assert text.count(", 1 replica\n") == 3  # each master, by address
     assert redis_status["cluster"]["replicas_of"] == {address: 1 for address in redis_status["cluster"]["masters"]}
+
+
+def test_up_hands_its_processes_every_node_of_the_cluster(cluster: ValkeyClusterForTests, own_valkey: ValkeyForTests) -> None:
+    """So that a process restarted after the node `--redis` named died still finds the cluster (`with_every_node`)."""
+    client = connect(cluster.url)
+    try:
+        every = with_every_node(cluster.url, client)
+    finally:
+        client.close()
+    assert seed_urls(every)[0] == cluster.url  # the one given first
+    assert sorted(seed_urls(every)) == sorted(node.url for node in cluster.nodes)
+    single = connect(own_valkey.url)
+    try:
+        assert with_every_node(own_valkey.url, single) == own_valkey.url
+    finally:
+        single.close()

@@ -152,7 +152,7 @@ def test_an_invalid_stored_count_says_how_to_start_over(client: redis.Redis) -> 
         sharding.load(client)
 
 
-def test_status_and_up_report_a_shard_count_other_than_the_stores(redis_url: str, tmp_path: Path) -> None:
+def test_status_reports_and_up_and_every_service_refuse_a_shard_count_other_than_the_stores(redis_url: str, tmp_path: Path) -> None:
     client = connect(redis_url)
     try:
         client.set(COUNT_KEY, 4)
@@ -164,3 +164,6 @@ def test_status_and_up_report_a_shard_count_other_than_the_stores(redis_url: str
     assert any("DOLMEN_SHARDS=3 here, but the store has 4 shards" in p for p in status["problems"])
     up = run_platform("--redis", redis_url, "--data-dir", str(tmp_path), "up", "--port", str(free_port()), env=mismatch)
     assert up.returncode == 2 and "this store was set up with 4 shards" in up.stderr, up.stderr
+    for service in (["runner"], ["scheduler"], ["gateway", "--port", str(free_port())]):
+        refused = run_platform("--redis", redis_url, "--data-dir", str(tmp_path), *service, env=mismatch)
+        assert refused.returncode == 2 and "this store was set up with 4 shards" in refused.stderr, (service, refused.stderr)

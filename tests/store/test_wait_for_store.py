@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dolmen.platform.errors import StoreUnavailableError
+from dolmen.platform.errors import StoreAccessError, StoreUnavailableError
 from dolmen.platform.store.connection import wait_for_store
 from tests.support.servers import ValkeyForTests, ephemeral_port
 
@@ -42,3 +42,16 @@ def test_no_node_answering_names_every_node_tried() -> None:
     with pytest.raises(StoreUnavailableError, match=rf"no node of redis://127.0.0.1:{first},127.0.0.1:{second} answers") as failed:
         wait_for_store(f"redis://127.0.0.1:{first},127.0.0.1:{second}", timeout_s=0.5)
     assert f"127.0.0.1:{first}" in str(failed.value) and f"127.0.0.1:{second}" in str(failed.value).split("answers", 1)[1]
+
+
+def test_a_node_that_refuses_this_process_stops_the_wait_at_once(tmp_path: Path) -> None:
+    """A wrong password is no outage to wait out (redis-py's AuthenticationError is a ConnectionError)."""
+    guarded = ValkeyForTests(tmp_path / "guarded", password="right")
+    guarded.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreAccessError, match="refused to let this process in"):
+            wait_for_store(f"redis://{ValkeyForTests.USER}:wrong@127.0.0.1:{guarded.port}", timeout_s=30)
+        assert time.monotonic() - started < 5
+    finally:
+        guarded.stop()

@@ -185,3 +185,15 @@ def _local(ms: int, zone: ZoneInfo) -> datetime:
 
 def _ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
+
+
+def describe(schedule: Schedule, state: CronState | None, now_ms: int, count: int = 3) -> dict[str, Any]:
+    """A schedule as listings show it: its definition, last tick fired and the next `count` ticks (ms)."""
+    # A tick already due but not fired yet is still next; one already handled is not.
+    floor = now_ms - 1 if state is None or state.last is None else max(state.last, now_ms - 1)
+    return {
+        **schedule.to_json(),
+        "last_fired": None if state is None else state.last_fired,
+        "last_execution_id": None if state is None or state.last_fired is None else tick_execution_id(schedule.name, state.last_fired),
+        "next": schedule.next_ticks(floor, count),
+    }

@@ -138,6 +138,9 @@ def test_two_cron_steps_racing_on_the_same_schedule_create_one_execution_per_tic
     fired = ticks(client, "race")
     assert len(fired) >= 3 and sum(created) == len(fired)
     assert [b - a for a, b in zip(fired, fired[1:])] == [1000] * (len(fired) - 1)
+    created_event = client.executions.events(tick_execution_id("race", fired[0]))[0]
+    assert created_event.data["schedule"] == "race" and created_event.data["tick"] == fired[0]
+    assert created_event.data["tags"] == {"schedule": "race"} and created_event.data["params"] == [21]
 
 
 def test_cron_fires_once_per_tick_with_two_schedulers_running(workdir: Path, redis_url: str, cli: Cli, processes: Processes, client: Client) -> None:
@@ -152,8 +155,11 @@ def test_cron_fires_once_per_tick_with_two_schedulers_running(workdir: Path, red
     for name in ("alpha", "beta"):
         fired = ticks(client, name)
         assert [b - a for a, b in zip(fired, fired[1:])] == [1000] * (len(fired) - 1), name
+    # Each scheduler fired ticks: the schedules were split between them by their shards.
+    assert all("cron tick fired" in processes.log_of(proc) for proc in (first, second))
     # The executions run: the first one of alpha returns 42.
-    assert client.wait(tick_execution_id("alpha", ticks(client, "alpha")[0]), 30).outcome is not None
+    finished = client.wait(tick_execution_id("alpha", ticks(client, "alpha")[0]), 30)
+    assert finished.outcome is not None and finished.outcome.value == 42
     listing = cli.json("schedules", "list", "--next", "2")["schedules"]
     assert [s["name"] for s in listing] == ["alpha", "beta"]
     assert listing[0]["last_fired"] is not None and len(listing[0]["next"]) == 2 and listing[0]["next"][0] > listing[0]["last_fired"]

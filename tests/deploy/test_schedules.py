@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.cron import tick_execution_id
+from dolmen.platform.cron import CronState, tick_execution_id
 from dolmen.platform.cron_firing import CronFiring
 from dolmen.platform.deploy.spec import parse_spec
 from dolmen.platform.errors import DeploymentError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store.connection import connect
+from dolmen.platform.store.cron_state import CronStates
+from dolmen.platform.store.deployments import DeploymentStore
 from dolmen.platform.store.executions import now_ms
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.shards import COUNT_KEY
@@ -185,3 +187,29 @@ def test_cron_fires_once_per_tick_with_two_schedulers_running(workdir: Path, red
     time.sleep(2.5)
     assert len(ticks(client, "alpha")) == count
     assert cli.json("schedules", "list")["schedules"] == []
+
+
+def test_a_deploy_restarts_only_the_schedules_it_adds_or_changes(workdir: Path, redis_url: str, cli: Cli) -> None:
+    """A new, changed or re-added schedule counts from its deploy (no catch-up of older ticks); an unchanged one keeps its state."""
+    done = cli("deploy", str(write(workdir, "v1.yaml", deployment("wf1") + schedules("a", "b", cron="* * * * *"))))
+    assert done.returncode == 0, done.stderr
+    assert f"schedule a: '* * * * *' (UTC, misfire run-once) -> {DOUBLE}\n" in done.stdout
+    redis = connect(redis_url)
+    states = CronStates(redis)
+    rev1 = DeploymentStore(redis).active()
+    assert rev1 is not None and [s.params for s in rev1.schedules] == [[21], [21]]
+    assert {n: s.since for n, s in states.peek(["a", "b"]).items() if s} == {"a": rev1.created_at, "b": rev1.created_at}
+    states.record("a", rev1.created_at - 60_000, rev1.created_at - 60_000)
+    changed = schedules("a", cron="* * * * *") + schedules("b", "c", cron="*/2 * * * *").removeprefix("schedules:\n")
+    rev2 = deploy_file(redis_url, write(workdir, "v2.yaml", deployment("wf1") + changed)).revision
+    after = states.peek(["a", "b", "c"])
+    assert after["a"] == CronState(rev1.created_at, rev1.created_at - 60_000, rev1.created_at - 60_000)
+    assert after["b"] is not None and after["c"] is not None and after["b"].since == after["c"].since == rev2.created_at
+    deploy_file(redis_url, write(workdir, "v3.yaml", deployment("wf1")))
+    rev4 = deploy_file(redis_url, write(workdir, "v4.yaml", deployment("wf1") + schedules("a", cron="* * * * *"))).revision
+    readded = states.peek(["a"])["a"]
+    assert readded is not None and readded.since == rev4.created_at and readded.floor == rev4.created_at
+    assert cli("deploy", "--rollback", "1").returncode == 0
+    back = states.peek(["a", "b"])
+    assert back["a"] == readded and back["b"] is not None and back["b"].since > rev4.created_at
+    redis.close()

@@ -11,10 +11,11 @@ fires the same tick, at once or after a crash, names the same execution and
 only the first creates it.
 
 Misfires: a tick is missed when no scheduler fired it within
-`MISFIRE_GRACE_MS` (all were down, or Redis was). Of a run of missed ticks,
-only the latest is considered at all, so a long downtime never starts a
-burst; `run-once` (the default) fires it late, once, `skip` drops it too and
-waits for the next tick.
+`MISFIRE_GRACE_MS` (all were down, or Redis was); every tick fired within
+it is on time. Of a run of missed ticks only the latest is considered at
+all, so a long downtime never starts a burst: `run-once` (the default)
+fires it late, once, unless a tick on time is due anyway; `skip` drops it
+too and waits for the next tick.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ MISFIRE_POLICIES: tuple[MisfirePolicy, ...] = ("run-once", "skip")
 MISFIRE_GRACE_MS = 10_000
 # How many missed ticks are counted for the log before it says "at least".
 _COUNT_MISSED = 1000
+# At most this many ticks on time are fired at once (a 6-field expression ticks at most once a second).
+_MAX_ON_TIME = MISFIRE_GRACE_MS // 1000 + 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,30 +146,38 @@ class CronState:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do about a schedule now: fire one tick (or none), how many ticks were missed, where it stands next."""
+    """What to do about a schedule now: the ticks to fire, the tick handled up to, the ticks missed, the next one due."""
 
-    fire: int | None
-    handled: int | None  # the tick to record as handled (fired or dropped), None when nothing was due
-    missed: int  # ticks nobody fired in time that stay unfired (at most _COUNT_MISSED)
+    fire: tuple[int, ...]
+    handled: int | None  # the latest tick handled (fired or dropped), None when nothing was due
+    missed: int  # ticks nobody fired in time that stay unfired (counted up to _COUNT_MISSED)
     next_due: int | None  # the first tick after the ones handled, None if the expression has none left
-
-    @property
-    def skipped_latest(self) -> bool:
-        return self.handled is not None and self.fire is None
 
 
 def decide(schedule: Schedule, state: CronState, now_ms: int) -> Decision:
-    """Which tick to fire now, if any (see the module docstring for the misfire policy)."""
-    first = schedule.next_tick(state.floor)
+    """Which ticks to fire now (see the module docstring for the misfire policy).
+
+    Every due tick at most MISFIRE_GRACE_MS old fires, each once, so a
+    scheduler that stalled for a few seconds loses no tick of a per-second
+    schedule. Of the older (missed) ticks only the latest is considered:
+    `run-once` fires it when no tick on time is due (that one catches up),
+    `skip` never does.
+    """
+    floor = state.floor
+    first = schedule.next_tick(floor)
     if first is None or first > now_ms:
-        return Decision(None, None, 0, first)
-    latest = max(first, schedule.latest_tick(now_ms) or first)
-    late = now_ms - latest > MISFIRE_GRACE_MS
-    missed = _count_before(schedule, state.floor, latest)
-    fire = None if late and schedule.misfire == "skip" else latest
-    if fire is None:
-        missed += 1
-    return Decision(fire, latest, missed, schedule.next_tick(latest))
+        return Decision((), None, 0, first)
+    cutoff = now_ms - MISFIRE_GRACE_MS  # ticks before this were missed
+    on_time = tuple(t for t in schedule.next_ticks(max(floor, cutoff - 1), _MAX_ON_TIME) if t <= now_ms)
+    latest_missed = schedule.latest_tick(cutoff - 1) if first < cutoff else None
+    if latest_missed is not None and latest_missed <= floor:
+        latest_missed = None
+    missed = _count_before(schedule, floor, cutoff) if latest_missed is not None else 0
+    fire = on_time
+    if not on_time and latest_missed is not None and schedule.misfire == "run-once":
+        fire, missed = (latest_missed,), missed - 1
+    handled = max((*on_time, latest_missed or 0))
+    return Decision(fire, handled, missed, schedule.next_tick(handled))
 
 
 def _count_before(schedule: Schedule, after_ms: int, before_ms: int) -> int:

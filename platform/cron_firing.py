@@ -61,15 +61,15 @@ class CronFiring:
                         "cron ticks were missed (no scheduler ran them in time)", schedule=schedule.name,
                         missed=decision.missed, policy=schedule.misfire,
                     )  # fmt: skip
-                if decision.fire is not None:
+                for tick in decision.fire:
                     try:
-                        created += self._fire(revision, schedule, decision.fire)
+                        created += self._fire(revision, schedule, tick)
                     except StoreError:
                         raise
                     except DolmenError as exc:
                         # ConflictError: a scheduler with another revision fired this tick with other params first.
-                        log.error("cron tick not fired", schedule=schedule.name, tick=decision.fire, error=str(exc))
-                self.states.record(schedule.name, decision.handled, decision.fire)
+                        log.error("cron tick not fired", schedule=schedule.name, tick=tick, error=str(exc))
+                self.states.record(schedule.name, decision.handled, max(decision.fire, default=None))
             self._next[schedule.name] = (schedule, decision.next_due)
         self.fired += created
         return created

@@ -83,20 +83,20 @@ def test_nothing_is_due_before_the_first_tick_after_the_floor() -> None:
     """A schedule counts from `since`: the tick before it never fires."""
     since = ms("2026-01-01T00:05:30")
     decision = decide(EVERY_MINUTE, CronState(since), since + 20_000)
-    assert decision.fire is None and decision.handled is None and decision.next_due == ms("2026-01-01T00:06:00")
+    assert decision.fire == () and decision.handled is None and decision.next_due == ms("2026-01-01T00:06:00")
 
 
 def test_a_due_tick_fires_on_time_and_the_next_one_is_known() -> None:
     """At 00:06:00.2 the 00:06 tick fires, nothing was missed, and 00:07 is next."""
     tick = ms("2026-01-01T00:06:00")
     decision = decide(EVERY_MINUTE, CronState(tick - 30_000), tick + 200)
-    assert (decision.fire, decision.handled, decision.missed, decision.next_due) == (tick, tick, 0, tick + 60_000)
+    assert (decision.fire, decision.handled, decision.missed, decision.next_due) == ((tick,), tick, 0, tick + 60_000)
 
 
 def test_a_handled_tick_does_not_fire_again() -> None:
     """`last` at the tick: nothing is due until the next one."""
     tick = ms("2026-01-01T00:06:00")
-    assert decide(EVERY_MINUTE, CronState(tick - 30_000, last=tick), tick + 500).fire is None
+    assert decide(EVERY_MINUTE, CronState(tick - 30_000, last=tick), tick + 500).fire == ()
 
 
 @pytest.mark.parametrize("policy", ["run-once", "skip"])
@@ -109,9 +109,9 @@ def test_after_a_downtime_only_the_latest_missed_tick_is_considered(policy: str)
     assert decision.handled == ms("2026-01-01T00:10:00")
     assert decision.next_due == ms("2026-01-01T00:11:00")
     if policy == "run-once":
-        assert decision.fire == ms("2026-01-01T00:10:00") and decision.missed == 3
+        assert decision.fire == (ms("2026-01-01T00:10:00"),) and decision.missed == 3
     else:
-        assert decision.fire is None and decision.missed == 4
+        assert decision.fire == () and decision.missed == 4
 
 
 def test_skip_still_fires_a_tick_within_the_grace() -> None:
@@ -120,14 +120,30 @@ def test_skip_still_fires_a_tick_within_the_grace() -> None:
     last = ms("2026-01-01T00:00:00")
     now = ms("2026-01-01T00:01:00") + MISFIRE_GRACE_MS - 1
     decision = decide(schedule, CronState(last, last=last), now)
-    assert decision.fire == ms("2026-01-01T00:01:00") and decision.missed == 1
+    assert decision.fire == (ms("2026-01-01T00:01:00"),) and decision.missed == 1
 
 
-def test_a_long_downtime_counts_missed_ticks_up_to_a_bound_and_fires_once() -> None:
-    """A day down with a per-second schedule: one fire, the count stops at 1000."""
+def test_a_long_downtime_fires_only_the_ticks_still_on_time() -> None:
+    """A day down with a per-second schedule: the ticks of the last 10 s fire, the earlier ones are counted (up to 1000)."""
     last = ms("2026-01-01T00:00:00")
-    decision = decide(EVERY_SECOND, CronState(last, last=last), last + 86_400_000)
-    assert decision.fire == last + 86_400_000 and decision.missed == 1000
+    now = last + 86_400_000
+    decision = decide(EVERY_SECOND, CronState(last, last=last), now)
+    assert decision.fire == tuple(range(now - MISFIRE_GRACE_MS, now + 1, 1000)) and decision.missed == 1000
+    assert decision.handled == now and decision.next_due == now + 1000
+
+
+def test_a_scheduler_that_stalled_for_seconds_fires_every_tick_it_let_pass() -> None:
+    """Ticks within the grace are on time: a 2.5 s stall of a per-second schedule loses none."""
+    last = ms("2026-01-01T00:00:00")
+    decision = decide(EVERY_SECOND, CronState(last, last=last), last + 2500)
+    assert decision.fire == (last + 1000, last + 2000) and decision.missed == 0
+
+
+def test_run_once_does_not_add_a_late_tick_when_one_on_time_is_due() -> None:
+    """Down over 00:07..00:10 and back at 00:11:00.5: 00:11 fires on time and is the catch-up; 00:07..00:10 are dropped."""
+    last = ms("2026-01-01T00:06:00")
+    decision = decide(EVERY_MINUTE, CronState(last, last=last), ms("2026-01-01T00:11:00.500"))
+    assert decision.fire == (ms("2026-01-01T00:11:00"),) and decision.missed == 4
 
 
 def test_the_state_floor_is_the_later_of_since_and_last() -> None:

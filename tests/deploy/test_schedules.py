@@ -200,6 +200,10 @@ def test_a_deploy_restarts_only_the_schedules_it_adds_or_changes(workdir: Path, 
     done = cli("deploy", str(write(workdir, "v1.yaml", deployment("wf1") + schedules("a", "b", cron="* * * * *"))))
     assert done.returncode == 0, done.stderr
     assert f"schedule a: '* * * * *' (UTC, misfire run-once) -> {DOUBLE}\n" in done.stdout
+    listed = cli("schedules", "list", "--next", "1")
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.split()[:1] == ["a"])
+    assert DOUBLE in row and "* * * * *" in row and "UTC" in row and "run-once" in row and " - " in row  # never fired yet
     redis = connect(redis_url)
     states = CronStates(redis)
     rev1 = DeploymentStore(redis).active()

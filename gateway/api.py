@@ -59,6 +59,7 @@ class ApiV1:
             Route("/v1/executions/{id}/result", self.result, methods=["GET"]),
             Route("/v1/executions/{id}/result", self.complete, methods=["PUT"]),
             Route("/v1/executions/{id}/cancel", self.cancel, methods=["POST"]),
+            Route("/v1/schedules", self.list_schedules, methods=["GET"]),
         ]
 
     # ------------------------------------------------------------ functions
@@ -106,6 +107,17 @@ class ApiV1:
         if not submitted.created:
             response.headers["Idempotent-Replayed"] = "true"
         return response
+
+    # ------------------------------------------------------------ schedules
+
+    async def list_schedules(self, request: Request) -> Response:
+        """The active revision's cron schedules: definition, last fire and the next `next` fire times (ms)."""
+        handler(request, "schedules")
+        self.gw.auth.check(request, "admin")
+        count = _int_param(query_value(request, "next"), "next", default=3, low=1, high=100)
+        revision = await self.gw.revision()
+        listing = await run_in_threadpool(self.gw.client.schedules, count)
+        return JSONResponse({"revision": revision.number, "schedules": listing})
 
     # ----------------------------------------------------------- executions
 

@@ -110,6 +110,21 @@ def _components() -> dict[str, Any]:
                 "properties": {"execution_id": {"type": "string"}, "status": {"type": "string"}},
             },
             "Execution": _execution_schema({}),
+            "Schedule": {
+                "type": "object",
+                "required": ["name", "function", "cron", "timezone", "params", "misfire", "last_fired", "next"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "function": {"type": "string"},
+                    "cron": {"type": "string"},
+                    "timezone": {"type": "string"},
+                    "params": {"type": "array"},
+                    "misfire": {"type": "string", "enum": ["run-once", "skip"]},
+                    "last_fired": {"type": ["integer", "null"]},
+                    "last_execution_id": {"type": ["string", "null"]},
+                    "next": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
             "Event": {
                 "type": "object",
                 "required": ["index", "type", "at"],
@@ -285,6 +300,25 @@ def _static_paths() -> dict[str, Any]:
             "get": {
                 "operationId": "list functions",
                 "responses": {"200": _json({"type": "object"}, "Every deployed function"), **_errors(401, 404)},
+            }
+        },
+        "/v1/schedules": {
+            "get": {
+                "operationId": "list schedules",
+                "parameters": [{"name": "next", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "revision": {"type": "integer"},
+                                "schedules": {"type": "array", "items": _ref("Schedule")},
+                            },
+                        },
+                        "The active revision's cron schedules with their last and next fire times (ms since the epoch)",
+                    ),
+                    **_errors(400, 401, 403, 404),
+                },
             }
         },
         "/v1/executions": {

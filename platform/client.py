@@ -20,6 +20,7 @@ from typing import Any
 
 from .deploy.model import FunctionRoute, Revision
 from .config import env_int
+from .cron import describe as describe_schedule
 from .errors import InvalidValueError, NotFoundError, PayloadTooLargeError, UsageError
 from .ffqn import Ffqn
 from .ids import ExecutionId
@@ -28,7 +29,8 @@ from .store.async_creates import AsyncCreates
 from .store.connection import Redis, connect
 from .store.deployments import DeploymentStore, RevisionCache
 from .store.completions import Completed, complete, not_a_stub
-from .store.executions import Created, ExecutionStore, NewExecution
+from .store.cron_state import CronStates
+from .store.executions import Created, ExecutionStore, NewExecution, now_ms
 from .store.purge import PurgeFilter, PurgeReport, purge_trees
 from .store.records import ExecutionState
 from .store.retention import root_fields
@@ -227,6 +229,15 @@ class Client:
             bound = self.executions.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
             submission = submission.bound_to(bound)
         return submission.submitted(self.executions.create(submission.new))
+
+    # ---------------------------------------------------------- schedules
+
+    def schedules(self, count: int = 3) -> list[dict[str, Any]]:
+        """The active revision's cron schedules with their last fired tick and next `count` ticks (cron.describe)."""
+        schedules = self.revision(fresh=True).schedules
+        states = CronStates(self.redis).peek(s.name for s in schedules)
+        now = now_ms()
+        return [describe_schedule(s, states[s.name], now, count) for s in schedules]
 
     # --------------------------------------------------------------- read
 

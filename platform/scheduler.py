@@ -1,4 +1,4 @@
-"""The scheduler process: fires timers, delivers lost outbox messages, repairs lost work.
+"""The scheduler process: fires timers and cron schedules, delivers lost outbox messages, repairs lost work.
 
 Timers (retries, durable sleeps, scheduled executions) live in sorted sets,
 one per shard (store/shards.py); several schedulers split the shards
@@ -10,7 +10,8 @@ re-enqueues executions that lost their queue entry or timer. The retention
 sweep (store/retention.py) removes finished trees whose retention passed, in
 batches: one batch a sweep, or one a tick while more are due. Several
 schedulers may run at once: each step is safe to take twice, and each
-looks after its share of the shards.
+looks after its share of the shards. Cron schedules (cron_firing.py) are
+split by the same shares; a tick fired twice names one execution.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import structlog
 
 from .config import env_int
+from .cron_firing import CronFiring
 from .errors import StoreError, StoreFullError
 from .heartbeat import Heartbeat, ProcessInfo, prune_stale, read_processes
 from .store import keys, outbox
@@ -86,6 +88,7 @@ class Scheduler:
         self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)
         self.retention = RetentionSweep(self.scripts)
         self._reconciler: Reconciler | None = None
+        self.cron = CronFiring(self.scripts)
         self.fired = 0
         # The shards of timers, dirty marks, the active and expiry indexes this scheduler looks after (all when None).
         self.shards: list[int] | None = None
@@ -170,6 +173,13 @@ class Scheduler:
         log.error("unknown timer", member=member)
         return None
 
+    def fire_cron(self) -> int:
+        """Fire the due ticks of the cron schedules in this scheduler's shards (cron_firing.py)."""
+        try:
+            return self.cron.step(now_ms(), self.shards)
+        except StoreFullError:
+            return 0  # creating writes: the tick stays unrecorded and fires once there is room (or misfires)
+
     def sweep(self) -> int:
         """Deliver outbox messages of writers that died mid-way (from this scheduler's dirty shards)."""
         with map_redis_errors():
@@ -230,7 +240,7 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     wait_until_reachable(client)
     scheduler = Scheduler(client, stale_ms=settings.repair_after_ms)
     scheduler.scripts.shards  # noqa: B018 - read (or set, on an empty store) before any work; a wrong DOLMEN_SHARDS stops here
-    beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired, "ticked_at": scheduler.ticked_at}).start()
+    beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired, "cron_fired": scheduler.cron.fired, "ticked_at": scheduler.ticked_at}).start()
     # Queued upgrades replay workflow logs, which can take seconds: a thread of
     # their own keeps timers firing on time meanwhile.
     from .deploy.upgrader import PendingUpgrades
@@ -252,6 +262,7 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
                     moved_legacy = True
                 scheduler.ticked_at = time.time()
                 fired = scheduler.fire_due()
+                scheduler.fire_cron()
                 if time.monotonic() - last_sweep > settings.sweep_every_s:
                     last_sweep = time.monotonic()
                     scheduler.take_share(read_processes(client), beat.id)

@@ -19,7 +19,7 @@ from ..ffqn import Ffqn
 from ..store.connection import Redis, connect
 from ..store.deployments import DeploymentStore
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
-from .deploy_output import print_component, print_revision, print_upgrades, print_versions, short, when
+from .deploy_output import print_component, print_revision, print_schedule, print_upgrades, print_versions, short, when
 from .registry import credentials_from_flags, registry_options
 
 
@@ -83,6 +83,7 @@ def deploy_cmd(
                 "revision": result.revision.number if result.revision else None,
                 "previous": result.plan.previous.number if result.plan.previous else None,
                 "components": [c.config.to_json() for c in result.plan.components],
+                "schedules": [s.to_json() for s in result.plan.schedules],
                 "upgrades": [r.to_json() for r in result.upgrades],
             }
         )
@@ -91,6 +92,8 @@ def deploy_cmd(
         print_component(comp.config)
     for route in spec.routes:
         echo(f"route {route.route.method} {route.route.path} -> {route.route.function}")
+    for schedule in result.plan.schedules:
+        print_schedule(schedule)
     print_upgrades(result.upgrades, dry_run=dry_run)
     previous = result.plan.previous
     if result.revision is None:

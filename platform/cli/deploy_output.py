@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..cron import Schedule
 from ..deploy.model import ComponentConfig, Revision
 from ..deploy.upgrader import ExecutionReport, UpgradeReport
 from ..deploy.versions import VersionRow
@@ -107,6 +108,12 @@ def print_revision(revision: Revision, *, active: bool) -> None:
         print_component(comp)
     for route in revision.routes:
         echo(f"route {route.method} {route.path} -> {route.function}")
+    for schedule in revision.schedules:
+        print_schedule(schedule)
+
+
+def print_schedule(schedule: Schedule) -> None:
+    echo(f"schedule {schedule.name}: '{schedule.cron}' ({schedule.timezone}, misfire {schedule.misfire}) -> {schedule.function}")
 
 
 def print_upgrades(reports: list[UpgradeReport] | tuple[UpgradeReport, ...], *, dry_run: bool) -> None:

@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "registry",
     "deploy",
     "gc",
+    "schedules",
 )
 
 

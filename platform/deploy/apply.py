@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ...registry.cache import ComponentCache
 from ..deploy.model import ComponentConfig, ComponentKind, Revision, RouteSpec
+from ..cron import Schedule
+from ..store.cron_state import CronStates
 from ..store.deployments import DeploymentStore
 from ..store.executions import now_ms
 from ..wasm.engine import EngineSettings
@@ -62,12 +64,20 @@ class Deployer:
         *,
         source: str = "",
         activate: bool = True,
+        schedules: tuple[Schedule, ...] = (),
     ) -> Revision:
-        """Store every component's bytes and a new revision naming them."""
+        """Store every component's bytes and a new revision naming them.
+
+        Activated, the schedules it adds or changes count from its creation:
+        no tick before it fires (cron.py).
+        """
         configs = [config for config, _ in components]
         created = now_ms()
+        if activate:
+            # Before the revision is active: a scheduler that sees it at once must already find the new start.
+            CronStates(self.client).restart(started_schedules(self.store.active(), schedules), created)
         return self.store.put_revision(
-            lambda number: Revision(number, name, created, tuple(configs), routes, source),
+            lambda number: Revision(number, name, created, tuple(configs), routes, source, schedules),
             activate=activate,
             blobs=[data for _, data in components],
         )
@@ -79,3 +89,9 @@ class Deployer:
             data = Path(path).read_bytes()
             prepared.append((self.prepare(template, data).config, data))
         return self.apply(name, prepared, routes)
+
+
+def started_schedules(previous: Revision | None, schedules: tuple[Schedule, ...]) -> list[str]:
+    """The names among `schedules` that `previous` did not have with the same expression and time zone."""
+    before = {(s.name, s.cron, s.timezone) for s in previous.schedules} if previous is not None else set()
+    return [s.name for s in schedules if (s.name, s.cron, s.timezone) not in before]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..cron import Schedule
 from ..errors import NotFoundError
 from ..ffqn import Ffqn, InterfaceName, semver_compatible
 from ..wit.types import FunctionType
@@ -231,6 +232,8 @@ class Revision:
     components: tuple[ComponentConfig, ...]
     routes: tuple[RouteSpec, ...] = ()
     source: str = ""
+    # Cron schedules: the active revision's are the ones that fire (scheduler.py, cron_firing.py).
+    schedules: tuple[Schedule, ...] = ()
 
     def functions(self) -> dict[str, FunctionRoute]:
         """Every deployed ffqn and where it runs."""
@@ -291,6 +294,7 @@ class Revision:
             "components": [c.to_json() for c in self.components],
             "routes": [r.to_json() for r in self.routes],
             "source": self.source,
+            "schedules": [s.to_json() for s in self.schedules],
         }
 
     @classmethod
@@ -302,6 +306,7 @@ class Revision:
             components=tuple(ComponentConfig.from_json(c) for c in data["components"]),
             routes=tuple(RouteSpec.from_json(r) for r in data.get("routes", ())),
             source=data.get("source", ""),
+            schedules=tuple(Schedule.from_json(s) for s in data.get("schedules", ())),
         )
 
 

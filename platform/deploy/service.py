@@ -26,8 +26,12 @@ from ...registry.pull import fetch_component
 from ..errors import ComponentError, DeploymentError, DolmenError, RegistryError
 from ..store.deployments import DeploymentStore
 from ..wasm.introspect import ComponentInfo
-from .apply import Deployer
+from .apply import Deployer, started_schedules
+from ..store.executions import now_ms
 from .components import ADHOC_PREFIX
+from ..cron import Schedule
+from ..store.cron_state import CronStates
+from .schedules import check_schedules
 from .checks import Described, check_deployment
 from .model import ComponentConfig, Revision
 from .spec import ComponentSpec, DeploymentSpec
@@ -72,6 +76,8 @@ class DeployPlan:
     spec: DeploymentSpec
     components: tuple[PreparedComponent, ...]
     previous: Revision | None
+    # The file's schedules, their params checked and made canonical.
+    schedules: tuple[Schedule, ...] = ()
 
     def configs(self) -> tuple[ComponentConfig, ...]:
         return tuple(c.config for c in self.components)
@@ -128,8 +134,10 @@ def plan_deployment(spec: DeploymentSpec, deployer: Deployer, registry: Registry
         prepared.append(PreparedComponent(comp, config, loaded.info, data))
     raise_problems(str(spec.file), problems)
     problems = check_deployment([p.described() for p in prepared], spec.routes) + _retention_problems(prepared)
-    raise_problems(str(spec.file), problems)
-    return DeployPlan(spec, tuple(prepared), deployer.store.active())
+    functions = {ffqn: fty for p in prepared for ffqn, fty in p.config.functions.items()}
+    schedule_problems, schedules = check_schedules(spec.schedules, functions)
+    raise_problems(str(spec.file), problems + schedule_problems)
+    return DeployPlan(spec, tuple(prepared), deployer.store.active(), schedules)
 
 
 def _retention_problems(prepared: list[PreparedComponent]) -> list[Problem]:
@@ -173,6 +181,7 @@ def deploy(
             [(c.config, c.data) for c in plan.components],
             tuple(r.route for r in spec.routes),
             source=str(spec.file.resolve()),
+            schedules=plan.schedules,
         )
     changes = plan.changes(revision.number if revision is not None else None)
     reports: list[UpgradeReport] = []
@@ -199,4 +208,5 @@ def rollback(client: Redis, number: int) -> tuple[Revision, Revision | None]:
             f"revision {number} was made by `platform fork`/`rerun --component` for one execution, "
             "not by a deployment; roll back to a revision made by `platform deploy`"
         )
+    CronStates(client).restart(started_schedules(previous, target.schedules), now_ms())
     return store.activate(number), previous

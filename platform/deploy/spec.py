@@ -24,6 +24,8 @@ components:
     history: {max_events: 20000, max_bytes: 16MiB}   # the defaults; workflows only (deploy/model.py HistoryLimit)
 routes:
   - {method: POST, path: /checkout/{order-id}, function: shop:checkout/flow@1.0.0.run}
+schedules:                          # cron schedules (deploy/schedules.py)
+  - {name: nightly, function: shop:checkout/flow@1.0.0.run, cron: "0 2 * * *", timezone: Europe/Paris, params: '["o-1"]'}
 ```
 
 Every problem names the file, the line and the key, and all of them are
@@ -65,9 +67,10 @@ from .model import (
     BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, HistoryLimit, InstanceMode, RetryPolicy, RouteSpec,
     UpgradePolicy,
 )  # fmt: skip
+from .schedules import ScheduleEntry, read_schedule, unique
 from .yamlnodes import Location, Reader, load_document, raise_problems
 
-_TOP_KEYS = ("name", "retention", "components", "routes")
+_TOP_KEYS = ("name", "retention", "components", "routes", "schedules")
 _COMPONENT_KEYS = (
     "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
     "instances", "max_instance_uses", "allowed_hosts", "retention", "history",
@@ -172,6 +175,7 @@ class DeploymentSpec:
     file: Path
     components: tuple[ComponentSpec, ...]
     routes: tuple[RouteEntry, ...] = ()
+    schedules: tuple[ScheduleEntry, ...] = ()
 
     def component(self, name: str) -> ComponentSpec | None:
         return next((c for c in self.components if c.name == name), None)
@@ -200,6 +204,7 @@ def parse_spec(text: str, path: Path, env: Mapping[str, str]) -> DeploymentSpec:
     name: str | None = None
     components: list[ComponentSpec] = []
     routes: list[RouteEntry] = []
+    schedules: list[ScheduleEntry] = []
     if "name" in top:
         name = reader.string(*swap(top["name"]), pattern=_NAME_RE, hint="use lowercase letters, digits, '.', '_' and '-'")
     elif top or isinstance(root, yaml.MappingNode):
@@ -240,10 +245,16 @@ def parse_spec(text: str, path: Path, env: Mapping[str, str]) -> DeploymentSpec:
                 reader.problem(item_where, f"route {entry.route.method} {entry.route.path} is declared twice")
                 continue
             routes.append(entry)
+    if "schedules" in top:
+        where, node = top["schedules"]
+        for item_where, item in reader.sequence(node, where):
+            schedule = read_schedule(reader, item, item_where)
+            if schedule is not None and unique(reader, schedules, schedule):
+                schedules.append(schedule)
     raise_problems(file, reader.problems)
     if name is None:  # pragma: no cover - a missing name is a problem above
         raise DeploymentError(f"{file}: the deployment has no name")
-    return DeploymentSpec(name, path, tuple(components), tuple(routes))
+    return DeploymentSpec(name, path, tuple(components), tuple(routes), tuple(schedules))
 
 
 def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> ComponentSpec | None:

@@ -80,3 +80,8 @@ BLOB_PREFIX = f"{PREFIX}:blob:"
 def blob_condemned(digest: str) -> str:
     """`platform gc`'s mark on a blob it is about to delete; the hash tag is the blob's whole key, so both share a slot."""
     return f"{{{blob(digest)}}}:condemned"
+
+
+def cron_state(schedule: str) -> str:
+    """A cron schedule's hash (`since`, `last`, `fired`), in a slot of its own (store/cron_state.py)."""
+    return f"{PREFIX}:{{cron:{schedule}}}:state"

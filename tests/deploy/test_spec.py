@@ -273,7 +273,7 @@ BAD_CASES = [
     ("route function", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: run}\n", ["routes[0].function: 'run' is not a function name"]),
     ("route twice", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: a:b/c@1.0.0.d}\n  - {path: /a, function: a:b/c@1.0.0.e}\n", ["shop.yaml:6: routes[1]: route POST /a is declared twice"]),
     ("not yaml", "name: x\ncomponents: [\n", ["shop.yaml:3: not valid YAML"]),
-    ("not a mapping", "- a\n- b\n", ["expected a mapping with keys name, retention, components, routes, got a list"]),
+    ("not a mapping", "- a\n- b\n", ["expected a mapping with keys name, retention, components, routes, schedules, got a list"]),
     # Values are read as written, never through YAML 1.1's implicit types; what cannot be used is refused.
     ("env value with a tag", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      MODE: !!int 0755\n", ["shop.yaml:7: components[0].env.MODE: the tag !!int does not apply here", "remove the tag"]),
     ("unknown tag", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      KEY: !secret abc\n", ["shop.yaml:7: components[0].env.KEY: the tag !secret does not apply here"]),

@@ -8,6 +8,8 @@ import httpx
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from dolmen.platform.cron import CronState, Schedule, describe
+
 from tests.gateway.helpers import ACT, ROUTES, WF
 
 
@@ -79,3 +81,15 @@ def test_route_operations_document_path_and_query_params(http: httpx.Client) -> 
                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}}]  # fmt: skip
     body = doc["paths"]["/slow/{tag}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert list(body["properties"]) == ["ms"]
+
+
+def test_schedules_are_listed_and_match_their_schema(http: httpx.Client) -> None:
+    """GET /v1/schedules answers the active revision's schedules (none here); a listed one fits the Schedule schema."""
+    doc = http.get("/openapi.json").json()
+    assert "get" in doc["paths"]["/v1/schedules"]
+    listing = http.get("/v1/schedules").json()
+    assert listing["schedules"] == [] and isinstance(listing["revision"], int)
+    assert http.get("/v1/schedules?next=0").status_code == 400
+    one = describe(Schedule("n", f"{ACT}.double", "*/5 * * * *", "Europe/Paris", [21]), CronState(0, 5, 5), 1_000_000, 2)
+    schema_of(doc, doc["components"]["schemas"]["Schedule"]).validate(one)
+    assert len(one["next"]) == 2 and one["last_execution_id"].startswith("E_")

@@ -50,7 +50,7 @@ def _execution_schema(result: Schema) -> Schema:
         "properties": {
             "execution_id": {"type": "string"},
             "ffqn": {"type": "string"},
-            "kind": {"type": "string", "enum": ["activity", "workflow", "stub"]},
+            "kind": {"type": "string", "enum": ["activity", "workflow", "stub", "external"]},
             "status": {"type": "string", "enum": ["pending", "running", "blocked", "finished"]},
             "component_digest": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},

@@ -14,10 +14,12 @@ from starlette.responses import JSONResponse
 from ..platform.client import AsyncClient, Client, Submission, Submitted
 from ..platform.deploy.model import Revision
 from ..platform.errors import ReplicaWaitError
+from ..platform.external import ExternalTasks
 from ..platform.store.async_batch import AsyncBatcher
 from ..platform.store.async_executions import AsyncExecutions
 from ..platform.store.completions import Completed
 from ..platform.store.connection import connect, connect_async
+from ..platform.store.leases import Leases
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
@@ -47,6 +49,13 @@ class Gateway:
         self.batcher = AsyncBatcher(self.aredis, wait=settings.replica_wait)
         self.aclient = AsyncClient(self.client, self.batcher)
         self.executions = AsyncExecutions(self.aredis, self.batcher)
+        # External workers' claims and writes: the runners' leases, on the sync client (run in the thread pool).
+        self.tasks = ExternalTasks(
+            Leases(self.client.redis, self.client.executions.scripts),
+            self.client.executions,
+            self.client.component_of,
+            max_value_bytes=settings.max_value_bytes,
+        )
         self.auth = Authenticator(settings.tokens)
         self.metrics = GatewayMetrics()
 

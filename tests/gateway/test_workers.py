@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
@@ -256,3 +257,30 @@ def test_a_worker_process_killed_mid_lease_is_replaced_by_another(redis_url: str
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+def test_an_attempt_past_the_timeout_fails_as_timed_out_and_is_retried(redis_url: str, served: Served, client: Client) -> None:
+    """Past the function's timeout, a heartbeat is 409 `timed_out`: the attempt is recorded as a timeout and retried."""
+    deploy_external(redis_url, timeout_ms=800)
+    execution_id = client.submit(S, ["order-10"]).execution_id
+    task = claim_one(served.http, execution_id)
+    assert "timeout_at" in task
+    time.sleep(1.0)  # past the timeout: nothing tells the worker before its next heartbeat
+    beat = post(served.http, task, "heartbeat")
+    assert beat.status_code == 409 and beat.json()["error"]["reason"] == "timed_out", beat.text
+    failed = [e for e in client.executions.events(execution_id) if e.type == "attempt_failed"]
+    assert failed and failed[0].data["error"]["kind"] == "timeout"
+    retried = claim_one(served.http, execution_id)
+    assert retried["attempt"] == 2
+    assert post(served.http, retried, "complete", result={"ok": "quick"}).status_code == 200
+
+
+def test_openapi_documents_the_workers_api(served: Served) -> None:
+    """The OpenAPI document validates and lists the workers' operations, the complete body typed by the external results."""
+    doc = served.http.get("/openapi.json").json()
+    validate(doc)
+    for path in ("/v1/workers/claim", "/v1/workers/tasks/{id}/heartbeat", "/v1/workers/tasks/{id}/complete", "/v1/workers/tasks/{id}/fail"):
+        assert "post" in doc["paths"][path], path
+    body = doc["paths"]["/v1/workers/tasks/{id}/complete"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    titles = {s["title"] for s in body["properties"]["result"]["anyOf"]}
+    assert titles == {S, SCORE, f"{IFACE}.acknowledge"}

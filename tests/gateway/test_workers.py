@@ -196,13 +196,17 @@ def test_heartbeats_keep_a_lease(served: Served, client: Client) -> None:
 
 
 def test_a_cancelled_execution_is_told_on_the_next_heartbeat(served: Served, client: Client) -> None:
-    """Cancelling a claimed execution finishes it as cancelled at the worker's next heartbeat, answered 409 `cancelled`."""
+    """Cancelling a claimed execution finishes it as cancelled at the worker's next heartbeat (409 `cancelled`); a pending one at once."""
     execution_id = client.submit(S, ["order-7"]).execution_id
     task = claim_one(served.http, execution_id)
     client.cancel(execution_id)
     beat = post(served.http, task, "heartbeat")
     assert beat.status_code == 409 and beat.json()["error"]["reason"] == "cancelled", beat.text
     assert client.get(execution_id).outcome.failure.kind == "cancelled"  # type: ignore[union-attr]
+    pending = client.submit(S, ["order-7b"]).execution_id
+    client.cancel(pending)
+    assert client.get(pending).outcome.failure.kind == "cancelled"  # type: ignore[union-attr]
+    assert claim(served.http, wait_s=0.3) == []
 
 
 def test_runners_never_lock_external_executions(redis_url: str, served: Served, client: Client) -> None:

@@ -23,7 +23,7 @@ from ..platform.store.leases import Leases
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
-from .replicas import unconfirmed_cancel, unconfirmed_invocation, unconfirmed_result
+from .replicas import unconfirmed_cancel, unconfirmed_invocation, unconfirmed_result, unconfirmed_worker_write
 from .requests import WaitRequest
 from .settings import GatewaySettings
 
@@ -139,6 +139,13 @@ class Gateway:
             except ReplicaWaitError as exc:
                 raise unconfirmed_result(exc, execution_id) from None
         return completed
+
+    async def confirm_worker_write(self, execution_id: str) -> None:
+        """Wait for the replicas (`--wait-replicas`) after an external worker's result or failure, as after a cancel."""
+        try:
+            await self.batcher.confirm()
+        except ReplicaWaitError as exc:
+            raise unconfirmed_worker_write(exc, execution_id) from None
 
     @contextlib.contextmanager
     def _counted(self, via: str) -> Iterator[None]:

@@ -90,6 +90,7 @@ class WorkersApi:
         if "result" not in body:
             raise BadRequestError("result: missing; send the function's result (null for one that returns nothing)", path="result")
         settled = await run_in_threadpool(self.gw.tasks.complete, execution_id, body.get("token"), body["result"])
+        await self.gw.confirm_worker_write(execution_id)
         return JSONResponse(settled.to_json())
 
     async def fail(self, request: Request) -> Response:
@@ -105,6 +106,7 @@ class WorkersApi:
         settled = await run_in_threadpool(
             lambda: self.gw.tasks.fail(execution_id, body.get("token"), error[:4000], retryable=retryable)
         )
+        await self.gw.confirm_worker_write(execution_id)
         return JSONResponse(settled.to_json())
 
 

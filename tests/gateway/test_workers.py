@@ -121,6 +121,16 @@ def test_a_workflow_finishes_with_the_result_of_an_external_function(served: Ser
     assert done["result"] == "approved by carol", done
 
 
+def test_a_workflow_calls_an_external_function_in_a_join_set(served: Served, client: Client) -> None:
+    """Submitted into a join set with a delay, the external child's result wins the race when a worker supplies it in time."""
+    workflow_id = client.submit(f"{W}.ask-within", ["order-2b", 60_000]).execution_id
+    (task,) = wait_for(lambda: claim(served.http), timeout=30, what="the workflow's external child")
+    assert task["params"] == ["order-2b"]
+    assert post(served.http, task, "complete", result={"err": "over budget"}).status_code == 200
+    done = served.http.get(f"/v1/executions/{workflow_id}/result", params={"wait": 30}).json()
+    assert done["result"] == "refused: over budget", done
+
+
 def test_a_result_of_the_wrong_type_is_refused_naming_the_field(served: Served, client: Client) -> None:
     """A result that does not fit the WIT result type is a 400 naming the field; the lease holds, a good one then finishes it."""
     execution_id = client.submit(SCORE, ["k"]).execution_id

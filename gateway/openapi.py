@@ -285,7 +285,7 @@ def _worker_paths(revision: Revision) -> dict[str, Any]:
     results = [{**result_schema(r.signature), "title": ffqn} for ffqn, r in external if r.signature.unsupported_reason() is None]
     listed = ", ".join(ffqn for ffqn, _ in external) or "none in this revision"
     token = {"type": "string", "description": "The lease's token from the claim, as it came"}
-    lost = "409: the lease is lost (code `lease_lost`, `reason` taken_over, finished, expired, timed_out or cancelled)"
+    lost = "409: the lease is lost (code `lease_lost`, `reason` taken_over, finished, retrying, timed_out or cancelled)"
     task = {
         "type": "object",
         "properties": {

@@ -65,6 +65,6 @@ def unconfirmed_worker_write(exc: ReplicaWaitError, execution_id: str) -> Replic
     return exc.retold(
         f"the worker's write for execution {execution_id} was recorded, but on the master at {exc.where} "
         f"{exc.shortfall}: {_RISK}. Send it again with the same token: a 409 `lease_lost` with reason `finished` "
-        f"or `expired` then means it held; {_CHECK}",
+        f"or `retrying` then means it held; {_CHECK}",
         execution_id=execution_id,
     )

@@ -250,13 +250,16 @@ class ExternalTasks:
 
     def _lost(self, execution_id: str, token: TaskToken, state: ExecutionState | None = None) -> LeaseLostError:
         state = state or self.executions.get(execution_id)
-        if state is not None and state.status == "finished":
+        if state is None:
+            reason, what = "finished", "it no longer exists (removed once its retention passed)"
+        elif state.status == "finished":
             how = "finished" if state.outcome is None or state.outcome.failure is None else f"failed ({state.outcome.failure.kind})"
             reason, what = "finished", f"it has {how} already"
-        elif state is not None and state.version != token.version:
+        elif state.version != token.version:
             reason, what = "taken_over", f"its lease expired and it was taken over (now attempt {state.attempt})"
         else:
-            reason, what = "expired", "its lease expired"
+            # Same lease, not running: its attempt was settled already (failed or timed out), the next one is due.
+            reason, what = "retrying", f"this attempt was settled already and attempt {state.attempt + 1} is due"
         return LeaseLostError(
             f"execution {execution_id}: this lease (version {token.version}) is no longer the holder's: {what}; "
             "drop the task, whatever it would write is refused",

@@ -162,6 +162,9 @@ def test_a_failed_attempt_is_retried_then_finishes_failed(served: Served, client
         answer = post(served.http, task, "fail", error=f"the partner API is down ({attempt})")
         assert answer.status_code == 200, answer.text
         assert answer.json()["status"] == ("retrying" if attempt < 3 else "finished")
+        if attempt == 1:
+            again = post(served.http, task, "complete", result={"ok": "late"})
+            assert again.status_code == 409 and again.json()["error"]["reason"] == "retrying", again.text
     state = client.get(execution_id)
     assert state.status == "finished" and state.outcome is not None and state.outcome.failure is not None
     assert state.outcome.failure.kind == "worker_error" and "gave up after 3 attempts" in state.outcome.failure.message

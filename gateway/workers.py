@@ -7,9 +7,11 @@ The logic lives in `platform.external`; here are the HTTP shapes only.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..platform.external import MAX_CLAIM, check_claimed, iso_time, lease_ms_of
+from ..platform.external import MAX_CLAIM, Task, check_claimed, iso_time, lease_ms_of
 from ..platform.ids import ExecutionId
 from .context import Gateway, handler
 from .decoding import path_param
@@ -29,6 +31,10 @@ DEFAULT_LEASE_MS = 30_000
 MAX_WAIT_S = 60.0
 # One blocking read of the queues: between two, a claim notices a client that went away.
 _READ_SLICE_S = 1.0
+# Claims that wait in a blocking read at once: each holds a thread of the pool the gateway's other
+# synchronous work shares (40 by default). Further waiting claims look every `_POLL_S` instead.
+MAX_BLOCKING_CLAIMS = 8
+_POLL_S = 0.2
 _WORKER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 
 
@@ -37,6 +43,7 @@ class WorkersApi:
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
+        self._blocking = asyncio.Semaphore(MAX_BLOCKING_CLAIMS)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -65,12 +72,19 @@ class WorkersApi:
         if not isinstance(worker, str) or not _WORKER_NAME.match(worker):
             raise BadRequestError("worker: expected a name of 1 to 64 letters, digits, '.', '_' or '-'", path="worker")
         deadline = time.monotonic() + min(wait_s, MAX_WAIT_S)
+
+        def claim(block_ms: int) -> Awaitable[list[Task]]:
+            return run_in_threadpool(self.gw.tasks.claim, ffqns, worker=worker, lease_ms=lease_ms, count=count, block_ms=block_ms)
+
         while True:
             remaining = deadline - time.monotonic()
-            block_ms = max(1, int(min(remaining, _READ_SLICE_S) * 1000)) if remaining > 0 else 0
-            tasks = await run_in_threadpool(
-                self.gw.tasks.claim, ffqns, worker=worker, lease_ms=lease_ms, count=count, block_ms=block_ms
-            )
+            if remaining > 0 and not self._blocking.locked():
+                async with self._blocking:
+                    tasks = await claim(max(1, int(min(remaining, _READ_SLICE_S) * 1000)))
+            else:
+                tasks = await claim(0)
+                if not tasks and remaining > 0:
+                    await asyncio.sleep(min(remaining, _POLL_S))
             if tasks or time.monotonic() >= deadline or await request.is_disconnected():
                 break
         return JSONResponse({"tasks": [task.to_json() for task in tasks]})

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,16 @@ def test_a_claim_with_nothing_queued_waits_then_answers_empty(served: Served) ->
     started = time.monotonic()
     assert claim(served.http, wait_s=1.2) == []
     assert 1.0 <= time.monotonic() - started < 5
+
+
+def test_more_waiting_claims_than_blocking_reads_all_get_work(served: Served, client: Client) -> None:
+    """Twelve claims long-polling at once (past the 8 that wait in a blocking read) each get one of twelve executions."""
+    with ThreadPoolExecutor(12) as pool:
+        claims = [pool.submit(claim, served.http, wait_s=20) for _ in range(12)]
+        time.sleep(0.5)  # all of them waiting
+        submitted = {client.submit(SCORE, [f"k{i}"]).execution_id for i in range(12)}
+        got = [task["execution_id"] for future in claims for task in future.result(timeout=30)]
+    assert sorted(got) == sorted(submitted)
 
 
 def test_a_workflow_finishes_with_the_result_of_an_external_function(served: Served, client: Client) -> None:

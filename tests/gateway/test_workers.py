@@ -22,7 +22,7 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from dolmen.gateway.settings import GatewaySettings
+from dolmen.gateway.settings import GatewaySettings, Token
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
 from dolmen.platform.heartbeat import read_processes
@@ -312,3 +312,17 @@ def test_openapi_documents_the_workers_api(served: Served) -> None:
     body = doc["paths"]["/v1/workers/tasks/{id}/complete"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     titles = {s["title"] for s in body["properties"]["result"]["anyOf"]}
     assert titles == {S, SCORE, f"{IFACE}.acknowledge"}
+
+
+def test_workers_need_an_invoke_token(redis_url: str, served: Served, client: Client) -> None:
+    """With tokens configured, a claim without one is a 401; an invoke token claims and completes."""
+    server = GatewayThread(GatewaySettings(redis_url=redis_url, data_dir=DATA_DIR, tokens=(Token("w-secret", "invoke"),))).start()
+    try:
+        with server.client() as http:
+            assert http.post("/v1/workers/claim", json={"ffqns": [S]}).status_code == 401
+            execution_id = client.submit(S, ["order-11"]).execution_id
+            http.headers["Authorization"] = "Bearer w-secret"
+            task = claim_one(http, execution_id)
+            assert post(http, task, "complete", result={"ok": "gail"}).status_code == 200
+    finally:
+        server.stop()

@@ -209,12 +209,12 @@ def test_an_expired_lease_is_taken_over_and_its_holder_is_fenced(served: Served,
 def test_heartbeats_keep_a_lease(served: Served, client: Client) -> None:
     """A heartbeated lease outlives its length: no other claim gets the execution meanwhile."""
     execution_id = client.submit(S, ["order-6"]).execution_id
-    task = claim_one(served.http, execution_id, lease_ms=600)
-    deadline = time.monotonic() + 2.0
+    task = claim_one(served.http, execution_id, lease_ms=1500)
+    deadline = time.monotonic() + 4.0
     while time.monotonic() < deadline:
         beat = post(served.http, task, "heartbeat")
         assert beat.status_code == 200, beat.text
-        assert claim(served.http, lease_ms=600, wait_s=0.2) == []
+        assert claim(served.http, lease_ms=1500, wait_s=0.2) == []
     assert post(served.http, task, "complete", result={"ok": "erin"}).status_code == 200
     assert "attempt_lost" not in event_types(client, execution_id)
 

@@ -35,6 +35,7 @@ from .errors import EXCEPTION_HANDLERS
 from .metrics import store_metrics
 from .openapi import build_openapi
 from .routes import DeploymentRoutes
+from .workers import WorkersApi
 from .settings import GatewaySettings
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -158,6 +159,7 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
         Route("/", dashboard, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         *api.routes(),
+        *WorkersApi(gw).routes(),
         _catch_all(deployment_routes.handle),
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -14,14 +14,16 @@ from starlette.responses import JSONResponse
 from ..platform.client import AsyncClient, Client, Submission, Submitted
 from ..platform.deploy.model import Revision
 from ..platform.errors import ReplicaWaitError
+from ..platform.external import ExternalTasks
 from ..platform.store.async_batch import AsyncBatcher
 from ..platform.store.async_executions import AsyncExecutions
 from ..platform.store.completions import Completed
 from ..platform.store.connection import connect, connect_async
+from ..platform.store.leases import Leases
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
-from .replicas import unconfirmed_cancel, unconfirmed_invocation, unconfirmed_result
+from .replicas import unconfirmed_cancel, unconfirmed_invocation, unconfirmed_result, unconfirmed_worker_write
 from .requests import WaitRequest
 from .settings import GatewaySettings
 
@@ -47,6 +49,13 @@ class Gateway:
         self.batcher = AsyncBatcher(self.aredis, wait=settings.replica_wait)
         self.aclient = AsyncClient(self.client, self.batcher)
         self.executions = AsyncExecutions(self.aredis, self.batcher)
+        # External workers' claims and writes: the runners' leases, on the sync client (run in the thread pool).
+        self.tasks = ExternalTasks(
+            Leases(self.client.redis, self.client.executions.scripts),
+            self.client.executions,
+            self.client.component_of,
+            max_value_bytes=settings.max_value_bytes,
+        )
         self.auth = Authenticator(settings.tokens)
         self.metrics = GatewayMetrics()
 
@@ -130,6 +139,13 @@ class Gateway:
             except ReplicaWaitError as exc:
                 raise unconfirmed_result(exc, execution_id) from None
         return completed
+
+    async def confirm_worker_write(self, execution_id: str) -> None:
+        """Wait for the replicas (`--wait-replicas`) after an external worker's result or failure, as after a cancel."""
+        try:
+            await self.batcher.confirm()
+        except ReplicaWaitError as exc:
+            raise unconfirmed_worker_write(exc, execution_id) from None
 
     @contextlib.contextmanager
     def _counted(self, via: str) -> Iterator[None]:

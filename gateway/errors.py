@@ -17,6 +17,7 @@ from ..platform.errors import (
     ConfigError,
     ConflictError,
     DolmenError,
+    LeaseLostError,
     NotFoundError,
     PayloadTooLargeError,
     ReplicaWaitError,
@@ -115,6 +116,9 @@ async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
         log.warning("request failed", method=request.method, path=request.url.path, code=exc.code, error=exc.message)
     if isinstance(exc, ReplicaWaitError):
         return _unconfirmed_response(exc)
+    if isinstance(exc, LeaseLostError):
+        # A worker tells taken over, finished, timed out and cancelled apart without reading the message.
+        return error_response(status, exc.code, exc.message, exc.path, reason=exc.details.get("reason"))
     return error_response(status, exc.code, exc.message, exc.path)
 
 

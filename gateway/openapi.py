@@ -50,7 +50,7 @@ def _execution_schema(result: Schema) -> Schema:
         "properties": {
             "execution_id": {"type": "string"},
             "ffqn": {"type": "string"},
-            "kind": {"type": "string", "enum": ["activity", "workflow", "stub"]},
+            "kind": {"type": "string", "enum": ["activity", "workflow", "stub", "external"]},
             "status": {"type": "string", "enum": ["pending", "running", "blocked", "finished"]},
             "component_digest": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -251,6 +251,7 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
         paths.setdefault(path, {})[method] = operation
     paths.update(_static_paths())
     paths["/v1/executions/{id}/result"]["put"] = _complete_operation(revision)
+    paths.update(_worker_paths(revision))
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -290,6 +291,88 @@ def _complete_operation(revision: Revision) -> dict[str, Any]:
             "200": _json(_ref("Execution"), "The finished stub execution"),
             **_errors(400, 401, 403, 404, 409, 413, 503, 507),
         },
+    }
+
+
+def _worker_paths(revision: Revision) -> dict[str, Any]:
+    """`/v1/workers`: external workers claim executions of `kind: external` functions and settle them (gateway/workers.py)."""
+    external = [(ffqn, r) for ffqn, r in sorted(revision.functions().items()) if r.kind == "external"]
+    results = [{**result_schema(r.signature), "title": ffqn} for ffqn, r in external if r.signature.unsupported_reason() is None]
+    listed = ", ".join(ffqn for ffqn, _ in external) or "none in this revision"
+    token = {"type": "string", "description": "The lease's token from the claim, as it came"}
+    lost = "409: the lease is lost (code `lease_lost`, `reason` taken_over, finished, retrying, timed_out or cancelled)"
+    task = {
+        "type": "object",
+        "properties": {
+            "execution_id": {"type": "string"},
+            "ffqn": {"type": "string"},
+            "params": {"type": "array", "description": "Positional, in the JSON form of their WIT types"},
+            "attempt": {"type": "integer"},
+            "timeout_at": {"type": "string", "format": "date-time"},
+            "lease": {
+                "type": "object",
+                "properties": {"owner": {"type": "string"}, "version": {"type": "integer"}, "token": token, "until": {"type": "string", "format": "date-time"}},
+            },
+        },
+    }
+    settled = _json(
+        {"type": "object", "properties": {"execution_id": {"type": "string"}, "status": {"enum": ["finished", "retrying"]}, "retry_at": {"type": "string"}}},
+        "Written: the execution finished, or another attempt is due at `retry_at`",
+    )
+
+    def write(operation_id: str, summary: str, body: dict[str, Any], required: list[str], ok: dict[str, Any]) -> dict[str, Any]:
+        schema = {"type": "object", "required": required, "properties": body}
+        return {
+            "post": {
+                "operationId": operation_id,
+                "summary": summary,
+                "description": lost,
+                "parameters": [_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+                "responses": {"200": ok, **_errors(400, 401, 403, 404, 409, 413, 503)},
+            }
+        }
+
+    claim = {
+        "ffqns": {"type": "array", "items": {"type": "string"}, "description": f"Functions of kind external: {listed}"},
+        "lease_ms": {"type": "integer", "minimum": 500, "maximum": 3_600_000, "default": 30_000},
+        "max": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
+        "wait_s": {"type": "number", "minimum": 0, "default": 0, "description": "Long-poll up to this long (at most 60)"},
+        "worker": {"type": "string", "description": "A name for the worker, part of the lease's owner"},
+    }
+    return {
+        "/v1/workers/claim": {
+            "post": {
+                "operationId": "claim external executions",
+                "summary": "Lease executions of external functions: those whose lease expired first, then new ones",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["ffqns"], "properties": claim}}}},
+                "responses": {
+                    "200": _json({"type": "object", "properties": {"tasks": {"type": "array", "items": task}}}, "The claimed tasks (none after wait_s)"),
+                    **_errors(400, 401, 403, 503),
+                },
+            }
+        },
+        "/v1/workers/tasks/{id}/heartbeat": write(
+            "heartbeat external execution",
+            "Extend the lease (by lease_ms, else as long as claimed)",
+            {"token": token, "lease_ms": {"type": "integer"}},
+            ["token"],
+            _json({"type": "object"}, "The lease's new end"),
+        ),
+        "/v1/workers/tasks/{id}/complete": write(
+            "complete external execution",
+            "The attempt's result in the JSON form of the WIT result type (checked: 400 names the bad field)",
+            {"token": token, "result": {"anyOf": results} if results else {}},
+            ["token", "result"],
+            settled,
+        ),
+        "/v1/workers/tasks/{id}/fail": write(
+            "fail external execution",
+            "The attempt failed: retried per the function's retry policy, unless retryable is false",
+            {"token": token, "error": {"type": "string"}, "retryable": {"type": "boolean", "default": True}},
+            ["token", "error"],
+            settled,
+        ),
     }
 
 

@@ -58,3 +58,13 @@ def unconfirmed_result(exc: ReplicaWaitError, execution_id: str) -> ReplicaWaitE
         f"{_RISK}. PUT the same result again, which is safe; {_CHECK}",
         execution_id=execution_id,
     )
+
+
+def unconfirmed_worker_write(exc: ReplicaWaitError, execution_id: str) -> ReplicaWaitError:
+    """`exc` told for an external worker's result or failure (confirmed as a cancel is)."""
+    return exc.retold(
+        f"the worker's write for execution {execution_id} was recorded, but on the master at {exc.where} "
+        f"{exc.shortfall}: {_RISK}. Send it again with the same token: a 409 `lease_lost` with reason `finished` "
+        f"or `retrying` then means it held; {_CHECK}",
+        execution_id=execution_id,
+    )

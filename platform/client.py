@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 
-from .deploy.model import FunctionRoute, Revision
+from .deploy.model import ComponentConfig, FunctionRoute, Revision
 from .config import env_int
 from .cron import describe as describe_schedule
 from .errors import InvalidValueError, NotFoundError, PayloadTooLargeError, UsageError
@@ -274,6 +274,13 @@ class Client:
 
     def _signature(self, state: ExecutionState) -> FunctionType:
         """The WIT type of `state`'s function as its component declares it: from the revision it was created in."""
+        return self.component_of(state, "so a result for it cannot be checked").functions[state.ffqn]
+
+    def component_of(self, state: ExecutionState, why: str) -> ComponentConfig:
+        """The deployed component that declares `state`'s function: from the revision it was created in, else the active one.
+
+        `why` ends the `NotFoundError` raised when neither holds it ("so ... cannot ...").
+        """
         candidates: list[Revision] = []
         if state.revision is not None:
             try:
@@ -286,10 +293,10 @@ class Client:
         for revision in candidates:
             comp = revision.by_digest(state.digest)
             if comp is not None and state.ffqn in comp.functions:
-                return comp.functions[state.ffqn]
+                return comp
         raise NotFoundError(
             f"the WIT signature of {state.ffqn} (component {state.digest[:19]}) is in no stored revision any more, "
-            f"so a result for {state.id} cannot be checked; deploy that stub component again"
+            f"{why} ({state.id}); deploy that component again"
         )
 
     def purge(self, selection: PurgeFilter, *, dry_run: bool = False) -> PurgeReport:

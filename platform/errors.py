@@ -88,6 +88,21 @@ class ResultRecordedError(ConflictError):
     code = "result_recorded"
 
 
+class NotExternalError(ConflictError):
+    """A worker asked for an execution that is not of a function deployed as `kind: external`."""
+
+    code = "not_external"
+
+
+class LeaseLostError(ConflictError):
+    """An external worker's lease is no longer its own: taken over, finished, timed out or cancelled.
+
+    `details["reason"]` says which; the worker drops the task (what it would write is refused).
+    """
+
+    code = "lease_lost"
+
+
 class ComponentError(DolmenError):
     """A WebAssembly component cannot be loaded, compiled or linked."""
 

@@ -49,6 +49,17 @@ def settings(comp: ComponentConfig) -> str:
             parts.append(retention_text(comp))
         return "; ".join(parts)
     retry = comp.retry
+    if comp.kind == "external":
+        # Run by workers outside the platform: only the attempts' settings apply.
+        parts = [
+            "run by external workers (POST /v1/workers/claim)",
+            f"timeout {_duration(comp.timeout_ms)}",
+            f"retry {retry.max_attempts} attempts, backoff {_duration(retry.initial_backoff_ms)}-{_duration(retry.max_backoff_ms)}"
+            + (", err results too" if retry.retry_on_err else ""),
+        ]
+        if comp.retention_ms is not None or comp.function_retention_ms:
+            parts.append(retention_text(comp))
+        return "; ".join(parts)
     parts = [
         f"timeout {_duration(comp.timeout_ms)}",
         f"memory {_size(comp.memory_limit_bytes)}",

@@ -29,7 +29,7 @@ class LoadedSpec:
 
 def describe_component(cache: ComponentCache, data: bytes, kind: ComponentKind) -> tuple[str, ComponentInfo]:
     """Digest and exports/imports of component bytes (compiled once, then cached)."""
-    # A stub is only described, never run: any engine reads its types.
+    # A stub or an external component is only described, never run: any engine reads its types.
     loader = ComponentLoader(cache, EngineSettings.for_kind("workflow" if kind == "workflow" else "activity"))
     loaded = loader.load_bytes(data)
     return loaded.digest, loaded.info

@@ -80,7 +80,7 @@ def check_imports(components: list[Described]) -> list[Problem]:
                 Problem(comp.location, f"component '{comp.name}' imports the world-level function '{name}', which no host provides; import functions through an interface")
             )
         for iface in comp.imports:
-            if comp.kind == "stub":
+            if comp.kind in ("stub", "external"):
                 continue  # never instantiated: what it imports is never linked
             if comp.kind == "activity":
                 if iface.name.startswith(f"{HOST_PACKAGE}/"):

@@ -17,8 +17,10 @@ from ..errors import NotFoundError
 from ..ffqn import Ffqn, InterfaceName, semver_compatible
 from ..wit.types import FunctionType
 
-# A stub declares functions whose results are supplied from outside (never run; see `store.completions`).
-ComponentKind = Literal["activity", "workflow", "stub"]
+# A stub declares functions whose results are supplied from outside (never run; see `store.completions`);
+# an external component declares functions run by workers outside the platform, which claim them over HTTP
+# (queued and leased like activities, but never read by runners; see `platform.external`).
+ComponentKind = Literal["activity", "workflow", "stub", "external"]
 UpgradePolicy = Literal["verified", "pinned", "force"]
 BlockingStrategy = Literal["in-memory", "unload"]
 # An instance per activity attempt or workflow run (default), or reused across them (opt-in).
@@ -244,8 +246,12 @@ class Revision:
         return out
 
     def runnable(self) -> set[str]:
-        """The ffqns runners run (and read queues of): every function but those of stubs."""
-        return {ffqn for comp in self.components if comp.kind != "stub" for ffqn in comp.functions}
+        """The ffqns runners run (and read queues of): every function but those of stubs and external components."""
+        return {ffqn for comp in self.components if comp.kind not in ("stub", "external") for ffqn in comp.functions}
+
+    def external(self) -> set[str]:
+        """The ffqns external workers claim (`platform.external`): those of `kind: external` components."""
+        return {ffqn for comp in self.components if comp.kind == "external" for ffqn in comp.functions}
 
     def route(self, ffqn: str) -> FunctionRoute:
         """The function `ffqn`, or a NotFoundError listing close names."""

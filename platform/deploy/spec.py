@@ -5,7 +5,7 @@ name: shop
 retention: 14d                      # default of every component that names none; else 7d (store/retention.py)
 components:
   - name: payments                  # unique in the file
-    kind: activity                  # activity | workflow | stub
+    kind: activity                  # activity | workflow | stub | external
     source: oci://127.0.0.1:5000/shop/payments:1.2.0   # or ...@sha256:..., or a path relative to this file
     retry: {max_attempts: 5, initial_backoff: 100ms, max_backoff: 30s, retry_on_err: false}
     timeout: 10s
@@ -77,9 +77,12 @@ _COMPONENT_KEYS = (
 )  # fmt: skip
 _ROUTE_KEYS = ("method", "path", "function")
 _WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout", "history")
-KINDS: tuple[ComponentKind, ...] = ("activity", "workflow", "stub")
+KINDS: tuple[ComponentKind, ...] = ("activity", "workflow", "stub", "external")
 # What a stub takes besides name, kind and source: it is never run, so no run settings apply.
 _STUB_KEYS = ("name", "kind", "source", "retention")
+# An external component's functions run in workers outside the platform: the platform keeps their attempts
+# (retries, a timeout per attempt), the worker its own memory and environment.
+_EXTERNAL_KEYS = ("name", "kind", "source", "retention", "retry", "timeout")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
 BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
 INSTANCES: tuple[InstanceMode, ...] = ("fresh", "reuse")
@@ -301,6 +304,14 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
                     keys[key][0],
                     f"'{key}' does not apply to a stub: its functions are never run, their results are supplied "
                     "from outside (PUT /v1/executions/{id}/result); remove it",
+                )
+    if kind == "external":
+        for key in keys:
+            if key not in _EXTERNAL_KEYS:
+                reader.problem(
+                    keys[key][0],
+                    f"'{key}' does not apply to an external component: its functions run in workers outside the "
+                    "platform (POST /v1/workers/claim), which take only 'retry' and 'timeout'; remove it",
                 )
     if kind == "activity":
         for key in _WORKFLOW_ONLY:

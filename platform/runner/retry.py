@@ -11,8 +11,9 @@ from ..store.records import Failure, Outcome
 
 # Failures worth another attempt: the guest trapped or ran out of time, the
 # runner itself failed around it (a bug, not the guest's doing), or a secret the
-# activity needs was not available on that runner (it may be provided meanwhile).
-RETRIED_KINDS = frozenset({"trap", "timeout", "runner_error", "secret_unavailable"})
+# activity needs was not available on that runner (it may be provided meanwhile),
+# or an external worker reported a failure it did not call final (see `platform.external`).
+RETRIED_KINDS = frozenset({"trap", "timeout", "runner_error", "secret_unavailable", "worker_error"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 Status = Literal["pending", "running", "blocked", "finished"]
 # A `stub` execution is never run: it waits (`blocked`) until its result is supplied (store/completions.py).
-Kind = Literal["activity", "workflow", "stub"]
+# An `external` one is queued and leased like an activity, by workers outside the platform (platform/external).
+Kind = Literal["activity", "workflow", "stub", "external"]
 STATUSES: tuple[Status, ...] = ("pending", "running", "blocked", "finished")
 
 # Event types. Workflow "requests" are the events a workflow's own code causes;

@@ -342,3 +342,29 @@ def test_run_settings_on_a_stub_are_refused(line: str) -> None:
     key = line.split(":")[0]
     message = problem(STUB + f"    {line}\n")
     assert f"shop.yaml:7: components[0].{key}: '{key}' does not apply to a stub" in message, message
+
+
+EXTERNAL = """\
+name: shop
+components:
+  - name: labels
+    kind: external
+    source: ./build/labels.wasm
+    retry: {max_attempts: 2, initial_backoff: 50ms}
+    timeout: 5s
+"""
+
+
+def test_an_external_component_takes_retry_and_timeout() -> None:
+    """`kind: external` keeps the attempts' settings its workers are held to."""
+    (labels,) = parse(EXTERNAL).components
+    assert labels.kind == "external" and labels.timeout_ms == 5000
+    assert (labels.retry.max_attempts, labels.retry.initial_backoff_ms) == (2, 50)
+
+
+@pytest.mark.parametrize("line", ["env: {A: b}", "memory: 64MiB", "blocking: unload", "instances: reuse"])
+def test_settings_of_a_wasm_run_on_an_external_component_are_refused(line: str) -> None:
+    """An external component runs in workers outside the platform: settings of a wasm run name the key and say so."""
+    key = line.split(":")[0]
+    message = problem(EXTERNAL + f"    {line}\n")
+    assert f"shop.yaml:8: components[0].{key}: '{key}' does not apply to an external component" in message, message

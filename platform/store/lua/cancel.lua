@@ -1,4 +1,4 @@
--- Request cancellation. A pending activity, and a stub waiting for its
+-- Request cancellation. A pending activity or external execution, and a stub waiting for its
 -- result (never run: nobody else would finish it), is finished as cancelled at once;
 -- a workflow is queued so a runner cancels its children and then finishes it;
 -- a running execution's runner learns it from a message on CANCEL_CHANNEL
@@ -15,7 +15,7 @@ if s[1] == 'finished' then return {'finished'} end
 if s[3] == '1' then return {'already'} end
 redis.call('HSET', KEYS[1], 'cancel', '1', 'updated_at', ARGV[2])
 xadd(KEYS[2], 'cancel_requested', ARGV[3], ARGV[2])
-if (s[2] == 'activity' and s[1] == 'pending') or s[2] == 'stub' then
+if ((s[2] == 'activity' or s[2] == 'external') and s[1] == 'pending') or s[2] == 'stub' then
   xadd(KEYS[2], 'finished', ARGV[5], ARGV[2])
   redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', ARGV[6], 'owner', '', 'lock_until', 0,
     'finished_at', ARGV[2])

@@ -88,6 +88,12 @@ class ResultRecordedError(ConflictError):
     code = "result_recorded"
 
 
+class NotPausableError(ConflictError):
+    """An execution that cannot be paused or resumed: it has finished, or it is a stub (never run)."""
+
+    code = "not_pausable"
+
+
 class ComponentError(DolmenError):
     """A WebAssembly component cannot be loaded, compiled or linked."""
 

@@ -58,3 +58,12 @@ def unconfirmed_result(exc: ReplicaWaitError, execution_id: str) -> ReplicaWaitE
         f"{_RISK}. PUT the same result again, which is safe; {_CHECK}",
         execution_id=execution_id,
     )
+
+
+def unconfirmed_pause(exc: ReplicaWaitError, execution_id: str, action: str) -> ReplicaWaitError:
+    """`exc` told for a pause or resume (confirmed as a cancel is)."""
+    return exc.retold(
+        f"the {action} of execution {execution_id} was recorded, but on the master at {exc.where} {exc.shortfall}: "
+        f"{_RISK}. POST the {action} again, which is safe; {_CHECK}",
+        execution_id=execution_id,
+    )

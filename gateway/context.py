@@ -123,7 +123,7 @@ class Gateway:
         return outcome, cancelled
 
     async def pause_or_resume(self, execution_id: str, action: str) -> PauseResult:
-        """Pause or resume `execution_id` where its chain is now (`Client.pause`), confirmed by the replicas as a cancel is."""
+        """Pause or resume `execution_id` where its chain is now (`Client.pause`), confirmed as a cancel is."""
         call = self.client.pause if action == "pause" else self.client.resume
         result = await run_in_threadpool(call, execution_id)
         if result.changed:

@@ -255,7 +255,8 @@ def _pause_or_resume(ctx: CliContext, action: str, execution_id: str | None, ffq
         if ctx.json_output:
             emit_json({"ffqn": ffqn, action: "done" if changed else "already"})
         elif action == "pause":
-            echo(f"{ffqn}: " + ("paused; runners take none of its executions until it is resumed" if changed else "was already paused"))
+            done = "paused; runners take none of its executions until it is resumed"
+            echo(f"{ffqn}: " + (done if changed else "was already paused"))
         else:
             echo(f"{ffqn}: " + ("resumed; runners take its executions again" if changed else "was not paused"))
         return
@@ -264,7 +265,9 @@ def _pause_or_resume(ctx: CliContext, action: str, execution_id: str | None, ffq
     if ctx.json_output:
         emit_json({**result.to_json(action), **({"chain": execution_id} if result.execution_id != execution_id else {})})
         return
-    where = result.execution_id if result.execution_id == execution_id else f"{result.execution_id} (where the chain of {execution_id} is now)"
+    where = result.execution_id
+    if result.execution_id != execution_id:
+        where += f" (where the chain of {execution_id} is now)"
     if not result.changed:
         echo(f"{where}: " + ("was already paused" if action == "pause" else "was not paused"))
     elif action == "pause":

@@ -489,8 +489,8 @@ class Leases:
             mark,
             "block",
             [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
-            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at, last_seen,
-             "1" if paused else ""],
+            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at,
+             last_seen, "1" if paused else ""],
         )
         _check(reply, lease)
         result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])

@@ -17,14 +17,16 @@ def test_pause_and_resume_an_execution_from_the_cli(redis_url: str, processes: P
     execution_id = client.submit(f"{A}.double", [4]).execution_id
     paused = platform(redis_url, "executions", "pause", execution_id)
     assert paused.returncode == 0, paused.stderr
-    assert paused.stdout.strip() == f"{execution_id}: paused; no runner takes it until it is resumed (what runs now finishes its step)"
+    expected = f"{execution_id}: paused; no runner takes it until it is resumed (what runs now finishes its step)"
+    assert paused.stdout.strip() == expected
     again = platform(redis_url, "executions", "pause", execution_id)
     assert again.returncode == 0 and again.stdout.strip() == f"{execution_id}: was already paused"
     listed = platform(redis_url, "executions", "list")
     assert "pending (paused)" in listed.stdout
     processes.runner()
     resumed = platform(redis_url, "--json", "executions", "resume", execution_id)
-    assert resumed.returncode == 0 and json.loads(resumed.stdout) == {"execution_id": execution_id, "resume": "done", "queued": True}
+    assert resumed.returncode == 0
+    assert json.loads(resumed.stdout) == {"execution_id": execution_id, "resume": "done", "queued": True}
     assert client.wait(execution_id, 60).outcome.value == 8  # type: ignore[union-attr]
     finished = platform(redis_url, "executions", "pause", execution_id)
     assert finished.returncode == 1

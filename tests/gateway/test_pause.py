@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.gateway.helpers import ACT, WF
 from tests.gateway.test_errors import assert_error
+from tests.support.browser import evaluate_in_page
 from tests.support.polling import wait_for
 
 
@@ -64,3 +67,38 @@ def test_pause_and_resume_a_function_over_http(http: httpx.Client) -> None:
     result = http.get(f"/v1/executions/{execution_id}/result", params={"wait": 30}).json()
     assert result["result"] == 10
     assert_error(http.post(f"/v1/functions/{ACT}.triple/pause"), 404, "not_found")
+
+
+PAUSE_IN_THE_DASHBOARD = """
+(async () => {
+  const until = async (check) => {
+    for (let i = 0; i < 400; i++) {
+      const found = check();
+      if (found) return found;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error("timed out waiting in the page");
+  };
+  const form = await until(() => { const f = document.getElementById("pause-form"); return f && !f.hidden && f; });
+  const before = document.getElementById("pause-button").textContent;
+  form.requestSubmit();
+  await until(() => document.querySelector("#detail .status-paused"));
+  await until(() => document.getElementById("pause-button").textContent === "Resume");
+  const listed = Boolean(document.querySelector("#executions tr.selected .status-paused"));
+  form.requestSubmit();
+  await until(() => !document.querySelector("#detail .status-paused"));
+  return {before, listed, after: document.getElementById("pause-button").textContent};
+})()
+"""
+
+
+@pytest.mark.browser
+def test_the_dashboard_pauses_and_resumes_an_execution(http: httpx.Client, tmp_path: Path) -> None:
+    """In headless Chromium, the detail's button pauses a sleeping workflow (badged `paused` there and in the list), then resumes it."""
+    execution_id = http.post(f"/v1/functions/{WF}.sleepy", json={"ms": 3_600_000}).json()["execution_id"]
+    wait_for(lambda: http.get(f"/v1/executions/{execution_id}").json()["status"] == "blocked", what="the sleep")
+    seen = evaluate_in_page(f"{http.base_url}/#{execution_id}", tmp_path, PAUSE_IN_THE_DASHBOARD)
+    assert seen == {"before": "Pause", "listed": True, "after": "Pause"}, seen
+    types = [e["type"] for e in http.get(f"/v1/executions/{execution_id}/events").json()["events"]]
+    assert types.count("paused") == 1 and types.count("resumed") == 1
+    http.post(f"/v1/executions/{execution_id}/cancel")

@@ -148,3 +148,28 @@ def test_a_paused_function_holds_across_a_runner_restart_and_resume_releases_all
     for i, execution_id in enumerate(ids):
         state = client.wait(execution_id, 60)
         assert state.outcome is not None and state.outcome.value == 2 * i
+
+
+def test_a_workflow_runs_no_child_of_a_paused_function_inline(redis_url: str, processes: Processes, client: Client) -> None:
+    """Direct calls and join-set children of a paused activity are queued, not run by the workflow's runner, until it is resumed."""
+    deploy(redis_url, [activity(), workflow()])
+    processes.runner()
+    processes.scheduler()
+    processes.wait_ready()
+    assert client.pause_function(f"{A}.double")
+    time.sleep(2.5)  # runners read the paused functions every second, between reads that block up to a second
+    serial = client.submit(f"{F}.serial", [2]).execution_id
+    fanned = client.submit(f"{F}.fan-out", [3]).execution_id
+
+    def children(execution_id: str) -> list[str]:
+        return [e.data["child_id"] for e in client.executions.events(execution_id) if e.type == "child_submitted"]
+
+    wait_for(lambda: len(children(serial)) == 1 and len(children(fanned)) == 3, timeout=60, what="the children's requests")
+    time.sleep(2.0)
+    for child in children(serial) + children(fanned):
+        state = client.get(child)
+        assert state.status == "pending" and state.attempt == 0, f"{child} ran while its function was paused"
+    assert client.get(serial).status != "finished" and client.get(fanned).status != "finished"
+    assert client.resume_function(f"{A}.double")
+    assert client.wait(serial, 60).outcome.value == 6  # type: ignore[union-attr]
+    assert client.wait(fanned, 60).outcome.value == 12  # type: ignore[union-attr]

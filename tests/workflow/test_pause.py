@@ -7,6 +7,7 @@ import time
 import pytest
 
 from dolmen.platform.client import Client
+from dolmen.platform.deploy.model import RetryPolicy
 from dolmen.platform.errors import NotFoundError, NotPausableError
 from dolmen.platform.store.records import ExecutionState
 from tests.support.platform import Processes, activity, deploy, workflow
@@ -173,3 +174,24 @@ def test_a_workflow_runs_no_child_of_a_paused_function_inline(redis_url: str, pr
     assert client.resume_function(f"{A}.double")
     assert client.wait(serial, 60).outcome.value == 6  # type: ignore[union-attr]
     assert client.wait(fanned, 60).outcome.value == 12  # type: ignore[union-attr]
+
+
+def test_a_retry_that_falls_due_while_paused_waits_for_resume(redis_url: str, processes: Processes, client: Client) -> None:
+    """A failed attempt's retry timer fires during the pause without running it; resumed, it runs its next attempts."""
+    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=3, initial_backoff_ms=1500, max_backoff_ms=1500)), workflow()])
+    processes.env["DOLMEN_REPAIR_AFTER_MS"] = "300"
+    processes.runner()
+    processes.scheduler()
+    processes.wait_ready()
+    execution_id = client.submit(f"{A}.crash", ["boom"]).execution_id
+    wait_for(lambda: "attempt_failed" in types(client, execution_id), timeout=60, what="the first failed attempt")
+    assert client.pause(execution_id).changed
+    retry_at = client.get(execution_id).not_before
+    assert retry_at > 0
+    wait_for(lambda: time.time() * 1000 > retry_at + 1500, timeout=10, what="the retry to fall due")
+    held = stays(client, execution_id, 1.0)
+    assert held.attempt == 1 and types(client, execution_id) == ["created", "attempt_failed", "paused"]
+    assert client.resume(execution_id).queued
+    state = client.wait(execution_id, 60)
+    assert state.outcome is not None and state.outcome.failure is not None and state.attempt == 3
+    assert types(client, execution_id) == ["created", "attempt_failed", "paused", "resumed", "attempt_failed", "finished"]

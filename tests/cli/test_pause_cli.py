@@ -42,6 +42,10 @@ def test_pause_and_resume_a_function_from_the_cli(redis_url: str) -> None:
     assert paused.returncode == 0 and "paused; runners take none of its executions" in paused.stdout
     again = platform(redis_url, "--json", "executions", "pause", "--ffqn", f"{A}.double")
     assert json.loads(again.stdout) == {"ffqn": f"{A}.double", "pause": "already"}
+    listed = platform(redis_url, "functions")
+    assert f"{A}.double (paused)" in listed.stdout and f"{A}.slow (paused)" not in listed.stdout
+    as_json = {f["ffqn"]: f for f in json.loads(platform(redis_url, "--json", "functions").stdout)["functions"]}
+    assert as_json[f"{A}.double"]["paused"] is True and "paused" not in as_json[f"{A}.slow"]
     resumed = platform(redis_url, "executions", "resume", "--ffqn", f"{A}.double")
     assert resumed.returncode == 0 and resumed.stdout.strip() == f"{A}.double: resumed; runners take its executions again"
     unknown = platform(redis_url, "executions", "pause", "--ffqn", f"{A}.triple")

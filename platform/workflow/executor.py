@@ -226,9 +226,8 @@ class LiveDriver:
         wait in memory too); the runner's list of paused functions of the other.
         """
         marks = [e.type for e in arrived if e.type in (PAUSED, RESUMED)]
-        if marks:
-            return marks[-1] == PAUSED
-        return ctx.replay.paused or self.executor.function_paused(ctx.ffqn)
+        paused = marks[-1] == PAUSED if marks else ctx.replay.paused
+        return paused or self.executor.function_paused(ctx.ffqn)
 
     def _unload_paused(self, ctx: RunContext) -> NoReturn:
         """Release the lease, pending (what it read but did not act on runs on resume), and unload."""

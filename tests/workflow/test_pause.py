@@ -195,3 +195,22 @@ def test_a_retry_that_falls_due_while_paused_waits_for_resume(redis_url: str, pr
     state = client.wait(execution_id, 60)
     assert state.outcome is not None and state.outcome.failure is not None and state.attempt == 3
     assert types(client, execution_id) == ["created", "attempt_failed", "paused", "resumed", "attempt_failed", "finished"]
+
+
+def test_a_workflow_waiting_in_memory_unloads_when_its_function_is_paused(
+    redis_url: str, processes: Processes, client: Client
+) -> None:
+    """Paused as a function while it sleeps in memory, a workflow does not go on when its timer fires; resumed, it finishes."""
+    deploy(redis_url, [activity(), workflow()])
+    processes.runner()
+    processes.scheduler()
+    processes.wait_ready()
+    execution_id = client.submit(f"{F}.sleepy", [4000]).execution_id
+    wait_for(lambda: "delay_requested" in types(client, execution_id), timeout=60, what="the sleep's request")
+    assert client.pause_function(f"{F}.sleepy")
+    wait_for(lambda: "response" in types(client, execution_id), timeout=30, what="the timer's response")
+    held = stays(client, execution_id, 2.0)
+    assert held.status == "pending" and not held.paused
+    assert client.resume_function(f"{F}.sleepy")
+    state = client.wait(execution_id, 60)
+    assert state.outcome is not None and state.outcome.value >= 4000

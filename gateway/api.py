@@ -51,6 +51,9 @@ class ApiV1:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/v1/functions", self.list_functions, methods=["GET"]),
+            # Ahead of the invocation: an ffqn ends in `.function`, never in `/pause`.
+            Route("/v1/functions/{ffqn:path}/pause", self.pause_function, methods=["POST"]),
+            Route("/v1/functions/{ffqn:path}/resume", self.resume_function, methods=["POST"]),
             Route("/v1/functions/{ffqn:path}", self.invoke, methods=["POST"]),
             Route("/v1/functions/{ffqn:path}", self.get_function, methods=["GET"]),
             Route("/v1/executions", self.list_executions, methods=["GET"]),
@@ -60,6 +63,8 @@ class ApiV1:
             Route("/v1/executions/{id}/result", self.complete, methods=["PUT"]),
             Route("/v1/executions/{id}/cancel", self.cancel, methods=["POST"]),
             Route("/v1/schedules", self.list_schedules, methods=["GET"]),
+            Route("/v1/executions/{id}/pause", self.pause, methods=["POST"]),
+            Route("/v1/executions/{id}/resume", self.resume, methods=["POST"]),
         ]
 
     # ------------------------------------------------------------ functions
@@ -68,7 +73,11 @@ class ApiV1:
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
         revision = await self.gw.revision()
-        functions = [describe_function(r) for _, r in sorted(revision.functions().items())]
+        paused = await run_in_threadpool(self.gw.client.paused_functions)
+        functions = [
+            {**describe_function(r), **({"paused": True} if ffqn in paused else {})}
+            for ffqn, r in sorted(revision.functions().items())
+        ]
         return JSONResponse({"revision": revision.number, "deployment": revision.name, "functions": functions})
 
     async def get_function(self, request: Request) -> Response:
@@ -194,6 +203,39 @@ class ApiV1:
         status = 200 if outcome == "cancelled" else 202
         body = {"execution_id": execution_id, "cancel": outcome, **({"chain": asked} if asked != execution_id else {})}
         return JSONResponse(body, status_code=status)
+
+    async def pause(self, request: Request) -> Response:
+        """Pause an execution (where its chain is now): 200 `{"execution_id", "pause": "done"|"already"}`."""
+        return await self._pause_or_resume(request, "pause")
+
+    async def resume(self, request: Request) -> Response:
+        """Resume a paused execution: 200 `{"execution_id", "resume": "done"|"already", "queued"}`."""
+        return await self._pause_or_resume(request, "resume")
+
+    async def _pause_or_resume(self, request: Request, action: str) -> Response:
+        handler(request, action)
+        self.gw.auth.check(request, "admin")
+        asked = ExecutionId.parse(path_param(request, "id")).value
+        result = await self.gw.pause_or_resume(asked, action)
+        return JSONResponse({**result.to_json(action), **({"chain": asked} if asked != result.execution_id else {})})
+
+    async def pause_function(self, request: Request) -> Response:
+        """Pause every execution of a function, present and future: 200 `{"ffqn", "pause": "done"|"already"}`."""
+        return await self._function_pause_or_resume(request, "pause")
+
+    async def resume_function(self, request: Request) -> Response:
+        """Resume a function paused as a whole: 200 `{"ffqn", "resume": "done"|"already"}`."""
+        return await self._function_pause_or_resume(request, "resume")
+
+    async def _function_pause_or_resume(self, request: Request, action: str) -> Response:
+        handler(request, action)
+        self.gw.auth.check(request, "admin")
+        ffqn = path_param(request, "ffqn")
+        Ffqn.parse(ffqn)
+        client = self.gw.client
+        call = client.pause_function if action == "pause" else client.resume_function
+        changed = await run_in_threadpool(call, ffqn)
+        return JSONResponse({"ffqn": ffqn, action: "done" if changed else "already"})
 
     # --------------------------------------------------------------- events
 

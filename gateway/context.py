@@ -20,10 +20,13 @@ from ..platform.store.async_executions import AsyncExecutions
 from ..platform.store.completions import Completed
 from ..platform.store.connection import connect, connect_async
 from ..platform.store.leases import Leases
+from ..platform.store.pauses import PauseResult
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
-from .replicas import unconfirmed_cancel, unconfirmed_invocation, unconfirmed_result, unconfirmed_worker_write
+from .replicas import (
+    unconfirmed_cancel, unconfirmed_invocation, unconfirmed_pause, unconfirmed_result, unconfirmed_worker_write,
+)  # fmt: skip
 from .requests import WaitRequest
 from .settings import GatewaySettings
 
@@ -129,6 +132,17 @@ class Gateway:
             except ReplicaWaitError as exc:
                 raise unconfirmed_cancel(exc, cancelled) from None
         return outcome, cancelled
+
+    async def pause_or_resume(self, execution_id: str, action: str) -> PauseResult:
+        """Pause or resume `execution_id` where its chain is now (`Client.pause`), confirmed as a cancel is."""
+        call = self.client.pause if action == "pause" else self.client.resume
+        result = await run_in_threadpool(call, execution_id)
+        if result.changed:
+            try:
+                await self.batcher.confirm()
+            except ReplicaWaitError as exc:
+                raise unconfirmed_pause(exc, result.execution_id, action) from None
+        return result
 
     async def complete(self, execution_id: str, value: Any, *, raw_size: int) -> Completed:
         """Supply a stub execution's result (`Client.complete`), confirmed by the replicas as a cancel is."""

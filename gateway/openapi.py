@@ -35,7 +35,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         403: "The token's scope does not allow this",
         404: "No such function or execution",
         409: "Conflict (an idempotency key reused with other params or tags, nothing left to cancel, "
-        "or a stub's result already recorded otherwise)",
+        "a stub's result already recorded otherwise, or a finished execution or a stub to pause)",
         413: "Request body over the gateway's limit",
         503: "The store is unreachable",
         507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",
@@ -65,6 +65,10 @@ def _execution_schema(result: Schema) -> Schema:
                 "description": "KEY -> VALUE given at invocation, or inherited from the execution that started this one.",
             },
             "cancel_requested": {"type": "boolean"},
+            "paused": {
+                "type": "boolean",
+                "description": "Paused: no runner takes it until POST /v1/executions/{id}/resume.",
+            },
             "waiting_for": {
                 "type": "string",
                 "enum": ["result"],
@@ -161,6 +165,18 @@ _WAIT = {
     "schema": {"type": "number", "minimum": 0},
 }
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+# The answer of a pause or resume, of an execution (`execution_id`) or of a function (`ffqn`).
+_PAUSE_ANSWER: Schema = {
+    "type": "object",
+    "properties": {
+        "execution_id": {"type": "string"},
+        "ffqn": {"type": "string"},
+        "chain": {"type": "string", "description": "The id asked for, when the chain it started is now elsewhere."},
+        "pause": {"type": "string", "enum": ["done", "already"]},
+        "resume": {"type": "string", "enum": ["done", "already"]},
+        "queued": {"type": "boolean", "description": "Resumed with work to do: queued to run."},
+    },
+}
 
 
 def _function_operation(route: FunctionRoute) -> dict[str, Any]:
@@ -473,6 +489,41 @@ def _static_paths() -> dict[str, Any]:
                     **_errors(403, 404, 409, 503, 507),
                 },
             }
+        },
+        **{
+            f"/v1/executions/{{id}}/{action}": {
+                "post": {
+                    "operationId": f"{action} execution",
+                    "description": description,
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": _json(_PAUSE_ANSWER, f"{action.capitalize()}d, or it already was"),
+                        **_errors(403, 404, 409, 503),
+                    },
+                }
+            }
+            for action, description in (
+                ("pause", "No runner takes it until it is resumed; what runs now finishes its step "
+                 "(a workflow unloads at its next wait)."),
+                ("resume", "Resumed; queued again when it has work (`queued`)."),
+            )
+        },
+        **{
+            f"/v1/functions/{{ffqn}}/{action}": {
+                "post": {
+                    "operationId": f"{action} function",
+                    "description": description,
+                    "parameters": [{"name": "ffqn", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _json(_PAUSE_ANSWER, f"{action.capitalize()}d, or it already was"),
+                        **_errors(403, 404, 409, 503),
+                    },
+                }
+            }
+            for action, description in (
+                ("pause", "Runners take no execution of this function, present or future, until it is resumed."),
+                ("resume", "Runners take its executions again."),
+            )
         },
         "/healthz": {"get": {"operationId": "health", "security": [], "responses": {"200": {"description": "OK"}}}},
         "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text"}}}},

@@ -68,3 +68,12 @@ def unconfirmed_worker_write(exc: ReplicaWaitError, execution_id: str) -> Replic
         f"or `retrying` then means it held; {_CHECK}",
         execution_id=execution_id,
     )
+
+
+def unconfirmed_pause(exc: ReplicaWaitError, execution_id: str, action: str) -> ReplicaWaitError:
+    """`exc` told for a pause or resume (confirmed as a cancel is)."""
+    return exc.retold(
+        f"the {action} of execution {execution_id} was recorded, but on the master at {exc.where} {exc.shortfall}: "
+        f"{_RISK}. POST the {action} again, which is safe; {_CHECK}",
+        execution_id=execution_id,
+    )

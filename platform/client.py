@@ -21,7 +21,7 @@ from typing import Any
 from .deploy.model import ComponentConfig, FunctionRoute, Revision
 from .config import env_int
 from .cron import describe as describe_schedule
-from .errors import InvalidValueError, NotFoundError, PayloadTooLargeError, UsageError
+from .errors import InvalidValueError, NotFoundError, NotPausableError, PayloadTooLargeError, UsageError
 from .ffqn import Ffqn
 from .ids import ExecutionId
 from .store.async_batch import AsyncBatcher
@@ -29,8 +29,10 @@ from .store.async_creates import AsyncCreates
 from .store.connection import Redis, connect
 from .store.deployments import DeploymentStore, RevisionCache
 from .store.completions import Completed, complete, not_a_stub
+from .store import pauses
 from .store.cron_state import CronStates
 from .store.executions import Created, ExecutionStore, NewExecution, now_ms
+from .store.pauses import PauseResult
 from .store.purge import PurgeFilter, PurgeReport, purge_trees
 from .store.records import ExecutionState
 from .store.retention import root_fields
@@ -249,6 +251,32 @@ class Client:
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
         return self.executions.cancel(ExecutionId.parse(execution_id).value, reason)
+
+    def pause(self, execution_id: str) -> PauseResult:
+        """Pause an execution (where its continue-as-new chain is now): no runner locks it until resumed."""
+        state = self.executions.chain_end(ExecutionId.parse(execution_id).value)
+        return pauses.pause(self.executions.scripts, state)
+
+    def resume(self, execution_id: str) -> PauseResult:
+        """Resume a paused execution (where its chain is now), queueing it when it has work."""
+        state = self.executions.chain_end(ExecutionId.parse(execution_id).value)
+        return pauses.resume(self.executions.scripts, state)
+
+    def pause_function(self, ffqn: str) -> bool:
+        """Pause every execution of a deployed function; False when it was paused already."""
+        route = self.route(ffqn)  # an unknown function is a NotFoundError naming it
+        if route.kind == "stub":
+            raise NotPausableError(f"{ffqn} is a stub: its executions never run, so there is nothing to pause")
+        return pauses.pause_function(self.executions.client, ffqn)
+
+    def resume_function(self, ffqn: str) -> bool:
+        """Resume a function paused as a whole; False when it was not paused."""
+        Ffqn.parse(ffqn)
+        return pauses.resume_function(self.executions.client, ffqn)
+
+    def paused_functions(self) -> dict[str, int]:
+        """The functions paused as a whole, with when (ms)."""
+        return pauses.paused_functions(self.executions.client)
 
     def complete(self, execution_id: str, value: Any, *, raw_size: int | None = None) -> Completed:
         """Supply the result of a stub execution (see `store.completions`): checked against its WIT result type.

@@ -103,6 +103,12 @@ class LeaseLostError(ConflictError):
     code = "lease_lost"
 
 
+class NotPausableError(ConflictError):
+    """An execution that cannot be paused or resumed: it has finished, or it is a stub (never run)."""
+
+    code = "not_pausable"
+
+
 class ComponentError(DolmenError):
     """A WebAssembly component cannot be loaded, compiled or linked."""
 

@@ -1,5 +1,5 @@
-// The dashboard: functions, recent executions, one execution's log as a timeline, and a form
-// that supplies a waiting stub's result (its only write).
+// The dashboard: functions, recent executions, one execution's log as a timeline, a form
+// that supplies a waiting stub's result, and a button that pauses or resumes an execution.
 // Plain DOM, no build step. Data comes from the API v1 with the token the user typed (if any).
 "use strict";
 
@@ -59,7 +59,10 @@ function statusBadge(execution) {
     return el("span", { class: "status status-waiting", title: "a stub: supply its result to finish it" }, "waiting for result");
   }
   const label = failed ? "failed: " + execution.failure.kind : execution.status;
-  return el("span", { class: "status status-" + (failed ? "failed" : execution.status) }, label);
+  const badge = el("span", { class: "status status-" + (failed ? "failed" : execution.status) }, label);
+  if (!execution.paused) return badge;
+  // Paused: no runner takes it until it is resumed (what arrives meanwhile waits in its log).
+  return el("span", {}, badge, " ", el("span", { class: "status status-paused", title: "resume it to let it run" }, "paused"));
 }
 
 function took(execution) {
@@ -82,7 +85,13 @@ async function loadFunctions() {
   document.getElementById("deployment").textContent =
     "deployment " + data.deployment + ", revision " + data.revision;
   const rows = data.functions.map((f) =>
-    el("tr", {}, el("td", {}, el("code", {}, f.ffqn)), el("td", { class: "nowrap" }, f.kind), el("td", {}, el("code", {}, f.signature)))
+    el(
+      "tr",
+      {},
+      el("td", {}, el("code", {}, f.ffqn), f.paused ? el("span", {}, " ", el("span", { class: "status status-paused" }, "paused")) : null),
+      el("td", { class: "nowrap" }, f.kind),
+      el("td", {}, el("code", {}, f.signature))
+    )
   );
   document.querySelector("#functions tbody").replaceChildren(...rows);
 }
@@ -167,6 +176,7 @@ async function loadDetail() {
     ]);
   }
   showCompleteForm(execution);
+  showPauseForm(execution);
   if (execution.finished_at) facts.push(["Took", took(execution)]);
   if (execution.result !== undefined) facts.push(["Result", el("code", {}, short(execution.result))]);
   if (execution.failure) facts.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
@@ -228,6 +238,35 @@ async function supplyResult(event) {
   }
 }
 
+// Pause or resume the selected execution (stubs never run: nothing to pause).
+function showPauseForm(execution) {
+  const form = document.getElementById("pause-form");
+  const pausable = !execution.finished_at && execution.status !== "finished" && execution.kind !== "stub";
+  if (form.dataset.id !== execution.execution_id) pauseError("");
+  form.dataset.id = execution.execution_id;
+  form.dataset.action = execution.paused ? "resume" : "pause";
+  form.hidden = !pausable;
+  document.getElementById("pause-button").textContent = execution.paused ? "Resume" : "Pause";
+}
+
+function pauseError(text) {
+  const box = document.getElementById("pause-error");
+  box.hidden = !text;
+  box.textContent = text;
+}
+
+async function pauseOrResume(event) {
+  event.preventDefault();
+  const form = document.getElementById("pause-form");
+  try {
+    await api("/v1/executions/" + encodeURIComponent(form.dataset.id) + "/" + form.dataset.action, "POST");
+    pauseError("");
+    await refresh();
+  } catch (error) {
+    pauseError(error.message);
+  }
+}
+
 function select(id) {
   selected = id;
   history.replaceState(null, "", "#" + encodeURIComponent(id));
@@ -245,6 +284,7 @@ async function refresh() {
 }
 
 document.getElementById("complete-form").addEventListener("submit", supplyResult);
+document.getElementById("pause-form").addEventListener("submit", pauseOrResume);
 document.getElementById("token-form").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());

@@ -18,6 +18,7 @@ from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..store.connection import Redis, connect
 from ..store.deployments import DeploymentStore
+from ..store.pauses import paused_functions
 from .context import CliContext, echo, emit_json, emit_table, pass_ctx
 from .deploy_output import print_component, print_revision, print_schedule, print_upgrades, print_versions, short, when
 from .registry import credentials_from_flags, registry_options
@@ -156,17 +157,20 @@ def deployments_show(ctx: CliContext, revision: int | None) -> None:
 @pass_ctx
 def functions_cmd(ctx: CliContext) -> None:
     """The deployed functions: kind, component, digest and WIT signature."""
-    active = DeploymentStore(_redis(ctx)).active()
+    redis = _redis(ctx)
+    active = DeploymentStore(redis).active()
     if active is None:
         raise NotFoundError("nothing is deployed yet; run `platform deploy FILE.yaml`")
     routes = sorted(active.functions().values(), key=lambda r: r.ffqn)
+    paused = paused_functions(redis)
     if ctx.json_output:
         emit_json(
             {
                 "revision": active.number,
                 "functions": [
                     {"ffqn": r.ffqn, "kind": r.kind, "component": r.component.name, "digest": r.component.digest,
-                     "signature": r.signature.wit(), **r.signature.to_json()}
+                     "signature": r.signature.wit(), **r.signature.to_json(),
+                     **({"paused": True} if r.ffqn in paused else {})}
                     for r in routes
                 ],
             }
@@ -174,7 +178,8 @@ def functions_cmd(ctx: CliContext) -> None:
         return
     emit_table(
         ["function", "kind", "component", "digest", "signature"],
-        [[r.ffqn, r.kind, r.component.name, short(r.component.digest), r.signature.wit()] for r in routes],
+        [[r.ffqn + (" (paused)" if r.ffqn in paused else ""), r.kind, r.component.name, short(r.component.digest),
+          r.signature.wit()] for r in routes],
     )
 
 

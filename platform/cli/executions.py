@@ -156,7 +156,8 @@ def list_cmd(
                 outcome = f"continued as {s.outcome.continued_as}"
             else:
                 outcome = _short(s.outcome.value)
-        rows.append([s.id, s.ffqn, s.status, s.digest[7:19], _time(s.created_at), outcome])
+        status_text = f"{s.status} (paused)" if s.paused and s.status != "finished" else s.status
+        rows.append([s.id, s.ffqn, status_text, s.digest[7:19], _time(s.created_at), outcome])
     headers = ["id", "function", "status", "digest", "created", "outcome"]
     if any(s.tags for s in states):
         # Last, so that a listing of untagged executions keeps its columns.
@@ -240,6 +241,63 @@ def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
         echo(f"{target} (where the chain of {execution_id} is now): {messages.get(outcome, outcome)}")
     else:
         echo(f"{execution_id}: {messages.get(outcome, outcome)}")
+
+
+def _pause_or_resume(ctx: CliContext, action: str, execution_id: str | None, ffqn: str | None) -> None:
+    """`executions pause` and `executions resume`: of one execution, or of every execution of `ffqn`."""
+    if (execution_id is None) == (ffqn is None):
+        raise UsageError(
+            f"give one execution id (platform executions {action} E_...) or --ffqn FFQN for a whole function, not both"
+        )
+    client = _client(ctx)
+    if ffqn is not None:
+        changed = client.pause_function(ffqn) if action == "pause" else client.resume_function(ffqn)
+        if ctx.json_output:
+            emit_json({"ffqn": ffqn, action: "done" if changed else "already"})
+        elif action == "pause":
+            done = "paused; runners take none of its executions until it is resumed"
+            echo(f"{ffqn}: " + (done if changed else "was already paused"))
+        else:
+            echo(f"{ffqn}: " + ("resumed; runners take its executions again" if changed else "was not paused"))
+        return
+    execution_id = execution_id or ""
+    result = client.pause(execution_id) if action == "pause" else client.resume(execution_id)
+    if ctx.json_output:
+        emit_json({**result.to_json(action), **({"chain": execution_id} if result.execution_id != execution_id else {})})
+        return
+    where = result.execution_id
+    if result.execution_id != execution_id:
+        where += f" (where the chain of {execution_id} is now)"
+    if not result.changed:
+        echo(f"{where}: " + ("was already paused" if action == "pause" else "was not paused"))
+    elif action == "pause":
+        echo(f"{where}: paused; no runner takes it until it is resumed (what runs now finishes its step)")
+    else:
+        echo(f"{where}: resumed" + ("; queued to run" if result.queued else ""))
+
+
+@executions_group.command("pause")
+@click.argument("execution_id", required=False)
+@click.option("--ffqn", help="Pause every execution of this function instead, present and future.")
+@pass_ctx
+def pause_cmd(ctx: CliContext, execution_id: str | None, ffqn: str | None) -> None:
+    """Pause an execution: no runner takes it until it is resumed.
+
+    A running activity finishes its attempt and a running workflow its step,
+    up to its next wait; responses and timers that arrive meanwhile are
+    logged and take effect on resume. With --ffqn, runners take no execution
+    of that function until it is resumed. Pausing twice changes nothing.
+    """
+    _pause_or_resume(ctx, "pause", execution_id, ffqn)
+
+
+@executions_group.command("resume")
+@click.argument("execution_id", required=False)
+@click.option("--ffqn", help="Resume a function paused as a whole instead.")
+@pass_ctx
+def resume_cmd(ctx: CliContext, execution_id: str | None, ffqn: str | None) -> None:
+    """Resume a paused execution (queued again when it has work), or with --ffqn a paused function."""
+    _pause_or_resume(ctx, "resume", execution_id, ffqn)
 
 
 @executions_group.command("complete")

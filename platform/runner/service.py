@@ -34,6 +34,7 @@ from ..store.deliveries import Deliveries
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.group import GroupCommit
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
+from ..store.pauses import paused_functions
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
 from ..wit.limits import MAX_VALUE_ENV
@@ -47,6 +48,9 @@ from .queues import QueueSelection
 from .retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
+
+# How often a runner reads which functions are paused as a whole (store/pauses.py), in seconds.
+PAUSED_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,11 @@ class Runner:
             max_waiting=max(1, settings.concurrency // 2),
             max_value_bytes=settings.max_value_bytes,
             spawner=self,
+            function_paused=self.function_paused,
         )
+        # Functions paused as a whole (store/pauses.py), re-read every `PAUSED_EVERY_S`.
+        self._paused_functions: frozenset[str] = frozenset()
+        self._paused_read = 0.0
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._inflight = 0
@@ -229,7 +237,9 @@ class Runner:
             if isinstance(result, Lease):
                 granted.append((entry, result))
                 continue
-            if log_ is not None and (isinstance(result, StoreError) or result.reason in ("locked", "early", "blocked")):
+            if log_ is not None and (
+                isinstance(result, StoreError) or result.reason in ("locked", "early", "blocked", "paused")
+            ):
                 self.workflows.held.keep(entry.execution_id, log_)
             if isinstance(result, StoreError):
                 log.error("store refused a lock", execution_id=entry.execution_id, error=str(result))
@@ -256,7 +266,17 @@ class Runner:
             self._names_read = time.monotonic()
             if selection.gone:
                 self._forget(selection.gone)
-        return self._queue_names
+        if time.monotonic() - self._paused_read > PAUSED_EVERY_S:
+            self._paused_functions = frozenset(paused_functions(self.client))
+            self._paused_read = time.monotonic()
+        if not self._paused_functions:
+            return self._queue_names
+        # A paused function's entries wait in its queues until it is resumed.
+        return [name for name in self._queue_names if name not in self._paused_functions]
+
+    def function_paused(self, ffqn: str) -> bool:
+        """Whether `ffqn` is paused as a whole, as this runner last read it (at most `PAUSED_EVERY_S` ago)."""
+        return ffqn in self._paused_functions
 
     def _forget(self, digests: frozenset[str]) -> None:
         """Drop loaded components, instances and local files of digests no revision names any more (off the read path)."""

@@ -28,6 +28,8 @@ FINISHED_CHANNEL = f"{PREFIX}:finished"
 # Pub/sub channel: the id of every running execution whose cancellation was
 # requested, published by cancel.lua (`CANCEL_CHANNEL` in lua/_prelude.lua).
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
+# Hash ffqn -> ms: the functions paused as a whole (store/pauses.py). Runners read no queue of theirs.
+PAUSED_FUNCTIONS = f"{PREFIX}:paused-functions"
 
 
 def root_of(execution_id: str) -> str:

@@ -473,11 +473,15 @@ class Leases:
         self._after(pending.lease.root, call.messages, mark=mark)
         return list(reply[1])
 
-    def block(self, lease: Lease, seen_length: int, *, wake_at: int | None = None, last_seen: str = "") -> str:
+    def block(
+        self, lease: Lease, seen_length: int, *, wake_at: int | None = None, last_seen: str = "", paused: bool = False
+    ) -> str:
         """Release a waiting workflow: 'blocked', or 'requeued' when its log grew meanwhile (or went back).
 
         `wake_at` (ms): when the first delay it waits for fires, recorded for the repair sweep.
         `last_seen`: the last stream id of the `seen_length` entries read ('' = unchecked).
+        `paused`: it unloads because it was paused; released pending, and 'paused' when
+        it still is (not queued: resuming queues it).
         """
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
         mark = outbox.dirty_mark(lease.root)
@@ -485,7 +489,8 @@ class Leases:
             mark,
             "block",
             [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)],
-            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at, last_seen],
+            [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at,
+             last_seen, "1" if paused else ""],
         )
         _check(reply, lease)
         result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
@@ -504,7 +509,7 @@ def _status(reply: Any) -> str:
 
 def _check(reply: Any, lease: Lease) -> None:
     status = _status(reply)
-    if status in ("ok", "blocked", "requeued"):
+    if status in ("ok", "blocked", "requeued", "paused"):
         return
     if status == "behind":
         raise LogWentBackError(

@@ -28,6 +28,9 @@ JOIN_NEXT = "join_next"
 SCHEDULED = "scheduled"
 RESPONSE = "response"
 UPGRADED = "upgraded"
+# An execution was paused and resumed by request (store/pauses.py): around the code, not matched on replay.
+PAUSED = "paused"
+RESUMED = "resumed"
 UPGRADE_REJECTED = "upgrade_rejected"
 # State fields of an execution that a workflow continued as (see `RunContext.continue_as_new`):
 # the execution it continues, the chain's first execution, and its position in the chain (1, 2, ...).
@@ -145,6 +148,8 @@ class ExecutionState:
     extra: dict[str, str] = field(default_factory=dict)
     # KEY -> VALUE, given when it was created (see platform/tags.py).
     tags: dict[str, str] = field(default_factory=dict)
+    # Paused by request (store/pauses.py): no runner locks it until it is resumed.
+    paused: bool = False
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> ExecutionState:
@@ -153,10 +158,10 @@ class ExecutionState:
         known = {
             "id", "ffqn", "kind", "digest", "status", "version", "attempt", "created_at", "updated_at",
             "params", "parent", "owner", "lock_until", "not_before", "rev", "component", "cancel",
-            "outcome", "finished_at", "tags",
+            "outcome", "finished_at", "tags", "paused",
         }  # fmt: skip
         # Write-protocol bookkeeping (remembered write ids and replies), not execution data.
-        internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid", "rid", "rreply"}
+        internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid", "rid", "rreply", "pid", "preply"}
         return cls(
             id=h["id"],
             ffqn=h["ffqn"],
@@ -179,6 +184,7 @@ class ExecutionState:
             finished_at=int(h["finished_at"]) if h.get("finished_at") else None,
             extra={k: v for k, v in h.items() if k not in known and k not in internal},
             tags=json.loads(h["tags"]) if h.get("tags") else {},
+            paused=h.get("paused") == "1",
         )
 
     @property
@@ -207,6 +213,8 @@ class ExecutionState:
                 data[name] = int(self.extra[name]) if name == "chain_index" else self.extra[name]
         if self.cancel_requested:
             data["cancel_requested"] = True
+        if self.paused and self.status != "finished":
+            data["paused"] = True
         if self.kind == "stub" and self.status != "finished":
             data["waiting_for"] = "result"  # supplied from outside: PUT /v1/executions/{id}/result
         if self.outcome is not None:

@@ -26,7 +26,7 @@ from .connection import Redis, map_redis_errors
 from .records import DELAY_REQUESTED, RESPONSE, continued
 from .scripts import Scripts
 
-_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome", "wake_at")
+_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome", "wake_at", "paused")
 _DELAY_REQUESTED, _RESPONSE = DELAY_REQUESTED.encode(), RESPONSE.encode()
 
 
@@ -44,20 +44,26 @@ class Seen:
     continued: bool = False
     # Blocked: when the first delay it waits for fires (0 = none, or not recorded).
     wake_at: int = 0
+    # Paused by request (store/pauses.py): resuming queues it, the sweep does not.
+    paused: bool = False
 
 
-def decide(seen: Seen | None, now_ms: int, stale_ms: int) -> str:
+def decide(seen: Seen | None, now_ms: int, stale_ms: int, paused_functions: frozenset[str] = frozenset()) -> str:
     """What to do with one indexed execution: 'drop' (from the index), 'requeue', 'rearm' or 'keep'.
 
     Pure. `blocked` workflows wait for responses that their children's own
     recovery (or their delays' timers) will bring, so they are kept; unless
     still blocked `stale_ms` after a delay was due: its timers are armed again ('rearm').
+    Paused executions, and those of `paused_functions`, are kept: resuming
+    them moves them on (a resumed function's queued entries are read again).
     """
     horizon = now_ms - stale_ms
     if seen is not None and seen.status == "finished" and seen.continued and seen.updated_at > horizon:
         return "keep"  # its successor's index message removes it, normally within milliseconds
     if seen is None or seen.status == "finished":
         return "drop"
+    if seen.paused or seen.ffqn in paused_functions:
+        return "keep"
     if seen.status == "pending" and seen.not_before <= horizon and seen.updated_at <= horizon:
         return "requeue"
     if seen.status == "running" and seen.lock_until <= horizon:
@@ -100,13 +106,15 @@ class RepairSweep:
             if not ids:
                 return 0
             pipe = self.client.pipeline(transaction=False)
+            pipe.hkeys(keys.PAUSED_FUNCTIONS)
             for raw in ids:
                 pipe.hmget(keys.state(raw.decode()), *_FIELDS)
-            states = pipe.execute()
+            paused_raw, *states = pipe.execute()
+            paused = frozenset(name.decode() for name in paused_raw)
             requeued = 0
             for raw, values in zip(ids, states):
                 seen = _seen(values)
-                action = decide(seen, now_ms, self.stale_ms)
+                action = decide(seen, now_ms, self.stale_ms, paused)
                 if action == "drop":
                     self.dropped += int(self.client.zrem(active, raw))  # type: ignore[arg-type]
                     # Removing shifts later ranks down: stay put so none is skipped.
@@ -177,4 +185,5 @@ def _seen(values: list[bytes | None]) -> Seen | None:
         ffqn=text[5],
         continued=continued(text[6]),
         wake_at=int(text[7] or 0),
+        paused=text[8] == "1",
     )

@@ -24,6 +24,7 @@ from .shards import Shards
 
 NAMES = (
     "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "complete", "upgrade", "fork",
+    "pause", "resume",
     "zrem_unchanged", "repair", "remove_tree", "del_if_equal", "cron_record",
 )
 # Scripts on keys outside any execution tree need none of the shared functions.

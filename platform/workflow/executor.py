@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import replace
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import structlog
 
@@ -40,7 +40,9 @@ from ..store.records import (
     CHILD_SUBMITTED,
     DELAY_REQUESTED,
     JOIN_SET_CREATED,
+    PAUSED,
     RESPONSE,
+    RESUMED,
     Event,
     ExecutionState,
     Failure,
@@ -129,7 +131,7 @@ class LiveDriver:
         wanted = [
             i for i, new in enumerate(creates)
             if new.kind == "activity" and new.parent == ctx.execution_id and new.state_extra.get("js")
-            and new.locked_by is None and not new.not_before
+            and new.locked_by is None and not new.not_before and not self.executor.function_paused(new.ffqn)
         ]  # fmt: skip
         taken = spawner.reserve(len(wanted)) if wanted else 0
         ttl = self.executor.eager[1] if self.executor.eager is not None else 0
@@ -143,6 +145,8 @@ class LiveDriver:
         eager = self.executor.eager
         if eager is None or target.kind != "activity" or self.config.blocking != "in-memory":
             return None
+        if self.executor.function_paused(target.ffqn):
+            return None  # queued, where runners leave it until the function is resumed
         return eager
 
     def _run_eager(self, ctx: RunContext) -> list[Event] | None:
@@ -179,13 +183,18 @@ class LiveDriver:
     def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
         arrived = self._run_eager(ctx)
         if arrived is not None:
+            if self._paused(ctx, arrived):
+                self._unload_paused(ctx)
             return arrived
+        if self._paused(ctx, []):
+            self._unload_paused(ctx)
         soon = not_before is None or not_before - now_ms() < self.config.blocking_timeout_ms
         # Each workflow waiting in memory holds a worker thread: past the cap the
         # rest unload, so the threads their own children need stay free.
         if self.config.blocking == "in-memory" and soon and self.executor.waiting.acquire(blocking=False):
             try:
                 deadline = time.monotonic() + self.config.blocking_timeout_ms / 1000
+                new: list[Event] = []
                 while (remaining := deadline - time.monotonic()) > 0:
                     if self.executor.lost(self.lease.id):
                         raise FencedError(f"lost the lock on {self.lease.id} while waiting", execution_id=self.lease.id)
@@ -199,11 +208,32 @@ class LiveDriver:
                         time.sleep(min(0.5, max(0.0, remaining)))
                         continue
                     if new:
+                        if self._paused(ctx, new):
+                            break
                         return new
             finally:
                 self.executor.waiting.release()
+            if new:  # it was paused while waiting
+                self._unload_paused(ctx)
         last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
         outcome = self.executor.leases.block(self.lease, ctx.replay.length, wake_at=ctx.next_wake(), last_seen=last)
+        raise Unload(outcome)
+
+    def _paused(self, ctx: RunContext, arrived: list[Event]) -> bool:
+        """Whether the run must stop at this wait: the execution, or its whole function, was paused (store/pauses.py).
+
+        The log tells of an execution's pause (its `paused` event wakes a
+        wait in memory too); the runner's list of paused functions of the other.
+        """
+        marks = [e.type for e in arrived if e.type in (PAUSED, RESUMED)]
+        paused = marks[-1] == PAUSED if marks else ctx.replay.paused
+        return paused or self.executor.function_paused(ctx.ffqn)
+
+    def _unload_paused(self, ctx: RunContext) -> NoReturn:
+        """Release the lease, pending (what it read but did not act on runs on resume), and unload."""
+        last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+        outcome = self.executor.leases.block(self.lease, ctx.replay.length, last_seen=last, paused=True)
+        log.info("paused: unloaded", execution_id=self.lease.id, outcome=outcome)
         raise Unload(outcome)
 
     def resolve(self, ffqn: str) -> Target:
@@ -229,6 +259,7 @@ class WorkflowExecutor:
         max_waiting: int = 8,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         spawner: Spawner | None = None,
+        function_paused: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.leases = leases
@@ -238,6 +269,8 @@ class WorkflowExecutor:
         self.run_inline = run_inline
         self.eager = eager if run_inline is not None else None
         self.spawner = spawner if self.eager is not None else None
+        # Whether a function is paused as a whole (store/pauses.py): its children are not run here at once.
+        self.function_paused = function_paused or (lambda ffqn: False)
         self.sandbox = WorkflowSandbox(spares=spare_instances())
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))

@@ -36,7 +36,9 @@ from ..store.records import (
     CREATED,
     DELAY_REQUESTED,
     FINISHED,
+    PAUSED,
     RESPONSE,
+    RESUMED,
     SCHEDULED,
     UPGRADE_REJECTED,
     UPGRADED,
@@ -44,7 +46,9 @@ from ..store.records import (
 )
 
 # Events that record what happened around the code, not what the code did.
-_NOT_COPIED = frozenset({ATTEMPT_FAILED, ATTEMPT_LOST, CANCEL_REQUESTED, UPGRADED, UPGRADE_REJECTED, "timed_out"})
+_NOT_COPIED = frozenset(
+    {ATTEMPT_FAILED, ATTEMPT_LOST, CANCEL_REQUESTED, UPGRADED, UPGRADE_REJECTED, PAUSED, RESUMED, "timed_out"}
+)
 _ID_FIELDS = ("child_id", "delay_id")
 
 

@@ -28,8 +28,10 @@ from ..store.records import (
     FINISHED,
     JOIN_NEXT,
     JOIN_SET_CREATED,
+    PAUSED,
     REQUEST_TYPES,
     RESPONSE,
+    RESUMED,
     SCHEDULED,
     Event,
 )
@@ -98,6 +100,8 @@ class Replay:
     _by_join_set: dict[str, list[Event]] = field(default_factory=dict)
     _taken: dict[str, int] = field(default_factory=dict)  # per join set: responses handed out
     _cancel_requested: bool = False
+    # Whether the log's last `paused`/`resumed` is a pause (store/pauses.py): the run unloads at its next wait.
+    _paused: bool = False
     # Bytes of the logged events' JSON data (`Event.size`): what the history limit counts.
     log_bytes: int = 0
 
@@ -118,11 +122,18 @@ class Replay:
                 self.requests.append(event)
             elif event.type == CANCEL_REQUESTED:
                 self._cancel_requested = True
+            elif event.type in (PAUSED, RESUMED):
+                self._paused = event.type == PAUSED
             elif event.type == RESPONSE:
                 self._by_id[_response_id(event)] = event
                 js = event.data.get("join_set")
                 if js is not None:
                     self._by_join_set.setdefault(js, []).append(event)
+
+    @property
+    def paused(self) -> bool:
+        """Whether the execution was paused (and not resumed) in the log read so far."""
+        return self._paused
 
     @property
     def length(self) -> int:

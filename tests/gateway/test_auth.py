@@ -43,7 +43,7 @@ def test_unknown_token_is_401(secured: GatewayThread) -> None:
 
 
 def test_invoke_token_invokes_and_reads_but_does_not_administer(secured: GatewayThread) -> None:
-    """An invoke token may invoke and read its execution; listing, cancelling and metrics are 403."""
+    """An invoke token may invoke and read its execution; listing, cancelling, pausing and metrics are 403."""
     with secured.client(headers=bearer(INVOKER)) as http:
         response = http.post(f"/v1/functions/{ACT}.double?wait=30", json=[5])
         assert response.status_code == 200
@@ -53,6 +53,9 @@ def test_invoke_token_invokes_and_reads_but_does_not_administer(secured: Gateway
         assert http.post("/double/3").json() == 6
         assert_error(http.get("/v1/executions"), 403, "forbidden")
         assert_error(http.post(f"/v1/executions/{execution_id}/cancel"), 403, "forbidden")
+        for action in ("pause", "resume"):
+            assert_error(http.post(f"/v1/executions/{execution_id}/{action}"), 403, "forbidden")
+            assert_error(http.post(f"/v1/functions/{ACT}.double/{action}"), 403, "forbidden")
         assert_error(http.get("/metrics"), 403, "forbidden")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from dolmen.platform.store.repair import Seen, decide, undelivered_delays
 
@@ -34,6 +35,17 @@ def test_stale_pending_and_expired_running_are_requeued_blocked_kept() -> None:
     assert decide(seen("running", lock_until=old), NOW, STALE) == "requeue"
     assert decide(seen("running", lock_until=NOW + 1000), NOW, STALE) == "keep"
     assert decide(seen("blocked", updated_at=old), NOW, STALE) == "keep"
+
+
+def test_paused_executions_and_those_of_paused_functions_are_kept_whatever_their_state() -> None:
+    """Resuming moves them on; a finished one still leaves the index."""
+    old = NOW - STALE - 1
+    for status, fields in (("pending", {"updated_at": old}), ("running", {"lock_until": old}), ("blocked", {"wake_at": old})):
+        held = seen(status, **fields)  # type: ignore[arg-type]
+        assert decide(held, NOW, STALE) != "keep"
+        assert decide(replace(held, paused=True), NOW, STALE) == "keep"
+        assert decide(held, NOW, STALE, frozenset({"t:p/i@1.0.0.f"})) == "keep"
+    assert decide(replace(seen("finished"), paused=True), NOW, STALE) == "drop"
 
 
 def test_a_workflow_blocked_well_past_its_first_due_delay_has_its_timers_armed_again() -> None:

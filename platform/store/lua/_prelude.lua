@@ -63,14 +63,17 @@ end
 
 -- Append a response to a parent's log once per response id; wake the parent
 -- (pending + outbox message) when it was blocked. Returns 1 when woken.
+-- A paused parent (pause.lua) gets the response and becomes pending, but is
+-- not queued: resume.lua queues it.
 local function deliver(pstate, plog, pdone, outbox, response_id, data, at, wake_msg)
   if redis.call('EXISTS', pstate) == 0 then return 0 end
   if redis.call('HSETNX', pdone, response_id, at) == 0 then return 0 end
-  local pstatus = redis.call('HGET', pstate, 'status')
-  if pstatus == 'finished' then return 0 end
+  local p = redis.call('HMGET', pstate, 'status', 'paused')
+  if p[1] == 'finished' then return 0 end
   xadd(plog, 'response', data, at)
-  if pstatus == 'blocked' then
+  if p[1] == 'blocked' then
     redis.call('HSET', pstate, 'status', 'pending', 'updated_at', at)
+    if p[2] == '1' then return 0 end
     redis.call('RPUSH', outbox, wake_msg)
     return 1
   end

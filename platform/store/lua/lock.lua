@@ -1,4 +1,4 @@
--- Lock an execution for one attempt (a lease that ends at lock_until).
+-- Lock an execution for one attempt (a lease that ends at lock_until), unless it is paused.
 -- KEYS: state, log
 -- ARGV: wid, owner, now, ttl-ms[, known-stream-id, known-length]
 -- Taking over an expired lease records the lost attempt (`attempt_lost`) and
@@ -8,7 +8,7 @@
 -- only the entries after them, marked 'tail' (the log is append-only, so the
 -- count alone tells whether what it holds is still the log's start).
 local s = redis.call('HMGET', KEYS[1], 'status', 'lock_until', 'version', 'not_before', 'attempt', 'kind',
-  'owner', 'wid')
+  'owner', 'wid', 'paused', 'cancel')
 if not s[1] then return {'missing'} end
 local function reply()
   if s[6] == 'workflow' and KEYS[2] then
@@ -25,6 +25,9 @@ end
 if s[1] == 'running' and s[7] == ARGV[2] and s[8] == ARGV[1] then return reply() end -- a repeat
 if s[1] == 'finished' then return {'finished'} end
 if s[1] == 'blocked' then return {'blocked'} end
+-- Paused (pause.lua): never locked until resumed, which queues it again; a
+-- cancellation still goes through (a workflow's runner cancels its children).
+if s[9] == '1' and s[10] ~= '1' then return {'paused'} end
 local now = tonumber(ARGV[3])
 if s[1] == 'running' and tonumber(s[2] or '0') > now then return {'locked', s[2]} end
 if s[4] and tonumber(s[4]) > now then return {'early', s[4]} end

@@ -10,7 +10,7 @@ import pytest
 
 from tests.gateway.helpers import ACT, WF
 from tests.gateway.test_errors import assert_error
-from tests.support.browser import evaluate_in_page
+from tests.support.browser import UNTIL_IN_PAGE, evaluate_in_page
 from tests.support.polling import wait_for
 
 
@@ -71,14 +71,7 @@ def test_pause_and_resume_a_function_over_http(http: httpx.Client) -> None:
 
 PAUSE_IN_THE_DASHBOARD = """
 (async () => {
-  const until = async (check) => {
-    for (let i = 0; i < 400; i++) {
-      const found = check();
-      if (found) return found;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error("timed out waiting in the page");
-  };
+""" + UNTIL_IN_PAGE + """
   const form = await until(() => { const f = document.getElementById("pause-form"); return f && !f.hidden && f; });
   const before = document.getElementById("pause-button").textContent;
   form.requestSubmit();

@@ -233,7 +233,7 @@ def test_a_cancelled_execution_is_told_on_the_next_heartbeat(served: Served, cli
     assert claim(served.http, wait_s=0.3) == []
 
 
-def test_runners_never_lock_external_executions(redis_url: str, served: Served, client: Client) -> None:
+def test_runners_never_lock_external_executions(redis_url: str, served: Served, client: Client, processes: Processes) -> None:
     """The runner reads only the workflow's queues: an external execution waits unlocked while the runner runs a workflow."""
     execution_id = client.submit(SCORE, ["left-alone"]).execution_id
     workflow_id = client.submit(f"{W}.ask", ["order-8"]).execution_id
@@ -247,7 +247,12 @@ def test_runners_never_lock_external_executions(redis_url: str, served: Served, 
 
         def read_queues() -> list[int]:
             # Its heartbeat reports how many queues it reads: wf-stub's 3 functions, none of the external 3.
-            return [p.details.get("queues", 0) for p in read_processes(redis) if p.kind == "runner" and p.details.get("processed")]
+            # (This test's runner only: one an earlier test left stopping may still report into the emptied store.)
+            ours = {proc.pid for proc in processes.procs}
+            return [
+                p.details.get("queues", 0) for p in read_processes(redis)
+                if p.kind == "runner" and p.details.get("processed") and p.pid in ours
+            ]  # fmt: skip
 
         assert wait_for(read_queues, timeout=30, what="a runner's heartbeat after its first execution") == [3]
     finally:

@@ -14,6 +14,19 @@ import pytest
 from tests.support.polling import wait_for
 
 
+# JavaScript for the start of an async expression: `await until(() => ...)` polls the page every 50 ms, for up to 20 s.
+UNTIL_IN_PAGE = """
+  const until = async (check) => {
+    for (let i = 0; i < 400; i++) {
+      const found = check();
+      if (found) return found;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error("timed out waiting in the page");
+  };
+"""
+
+
 def evaluate_in_page(url: str, tmp_path: Path, expression: str, timeout: float = 60.0) -> object:
     """Open `url` in headless Chromium and evaluate `expression` (a promise is awaited) in the page, over the
     DevTools protocol on a pipe (`--remote-debugging-pipe`: commands on fd 3, replies on fd 4, NUL-terminated)."""

@@ -29,7 +29,7 @@ from dolmen.platform.store.shards import load as load_shards
 from dolmen.platform.workflow.sandbox import WorkflowSandbox
 from dolmen.platform.workflow.verify import verify
 from tests.gateway.helpers import GatewayThread
-from tests.support.browser import evaluate_in_page
+from tests.support.browser import UNTIL_IN_PAGE, evaluate_in_page
 from tests.support.guests import DATA_DIR, build_guest, build_stub_guest, load_guest, new_loader
 from tests.support.platform import Processes, deploy
 from tests.support.polling import wait_for
@@ -292,14 +292,7 @@ def test_supplying_a_result_needs_an_invoke_token(redis_url: str, http: httpx.Cl
 
 SUPPLY_IN_THE_DASHBOARD = """
 (async () => {
-  const until = async (check) => {
-    for (let i = 0; i < 400; i++) {
-      const found = check();
-      if (found) return found;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error("timed out waiting in the page");
-  };
+""" + UNTIL_IN_PAGE + """
   const form = await until(() => { const f = document.getElementById("complete-form"); return f && !f.hidden && f; });
   await until(() => document.getElementById("complete-value").placeholder);
   const placeholder = document.getElementById("complete-value").placeholder;

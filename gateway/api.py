@@ -39,6 +39,7 @@ def describe_function(route: FunctionRoute) -> dict[str, Any]:
         "signature": sig.wit(),
         "invocable": reason is None,
         **({"not_invocable_because": reason} if reason else {}),
+        **({"limits": route.component.limits.to_json()} if route.component.limits.any else {}),
     }
 
 

@@ -20,6 +20,7 @@ from ..platform.store.async_executions import AsyncExecutions
 from ..platform.store.completions import Completed
 from ..platform.store.connection import connect, connect_async
 from ..platform.store.leases import Leases
+from ..platform.store.limits import LimitGate, active_limits
 from ..platform.store.pauses import PauseResult
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
@@ -58,6 +59,7 @@ class Gateway:
             self.client.executions,
             self.client.component_of,
             max_value_bytes=settings.max_value_bytes,
+            gate=LimitGate(self.client.executions.scripts, active_limits(self.client.revisions)),
         )
         self.auth = Authenticator(settings.tokens)
         self.metrics = GatewayMetrics()

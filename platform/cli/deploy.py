@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..deploy.components import find_digest
-from ..deploy.model import Revision
+from ..deploy.model import FunctionLimits, Revision
 from ..deploy.reruns import fork_execution, rerun_execution
 from ..deploy.service import RegistryOptions, deploy, rollback
 from ..deploy.spec import load_spec
@@ -170,17 +170,26 @@ def functions_cmd(ctx: CliContext) -> None:
                 "functions": [
                     {"ffqn": r.ffqn, "kind": r.kind, "component": r.component.name, "digest": r.component.digest,
                      "signature": r.signature.wit(), **r.signature.to_json(),
-                     **({"paused": True} if r.ffqn in paused else {})}
+                     **({"paused": True} if r.ffqn in paused else {}),
+                     **({"limits": r.component.limits.to_json()} if r.component.limits.any else {})}
                     for r in routes
                 ],
             }
         )
         return
     emit_table(
-        ["function", "kind", "component", "digest", "signature"],
+        ["function", "kind", "component", "digest", "limits", "signature"],
         [[r.ffqn + (" (paused)" if r.ffqn in paused else ""), r.kind, r.component.name, short(r.component.digest),
-          r.signature.wit()] for r in routes],
+          _limits_text(r.component.limits), r.signature.wit()] for r in routes],
     )
+
+
+def _limits_text(limits: FunctionLimits) -> str:
+    """`2 running, 5/s`, or `-` for none."""
+    parts = ([f"{limits.max_running} running"] if limits.max_running is not None else []) + (
+        [f"{limits.starts_per_second:g}/s"] if limits.starts_per_second is not None else []
+    )
+    return ", ".join(parts) or "-"
 
 
 @click.command("upgrade")

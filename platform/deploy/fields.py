@@ -1,4 +1,4 @@
-"""Readers of one deployment field each: durations, sizes, retry, retention, history, env and allowed_hosts.
+"""Readers of one deployment field each: durations, sizes, retry, retention, history, limits, env and allowed_hosts.
 
 Each `read_*` takes the YAML node of its field and its location, reports
 every problem to the `Reader` (file, line, key and the fix), and returns the
@@ -14,11 +14,14 @@ import yaml
 from ..errors import InvalidNameError
 from ..ffqn import Ffqn
 from ..wasm.egress import HostPattern
-from .model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue, HistoryLimit, RetryPolicy, SecretRef
+from .model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue, FunctionLimits, HistoryLimit, RetryPolicy, SecretRef
 from .yamlnodes import Location, Reader, TaggedScalarNode
 
 _RETENTION_KEYS = ("default", "functions")
 _HISTORY_KEYS = ("max_events", "max_bytes")
+_LIMIT_KEYS = ("max_running", "starts_per_second")
+# More than this is a typo: no platform runs a million attempts of one function at once or starts them per second.
+MAX_LIMIT = 1_000_000
 _RETRY_KEYS = ("max_attempts", "initial_backoff", "max_backoff", "retry_on_err")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -154,6 +157,28 @@ def read_history(reader: Reader, node: yaml.Node, where: Location) -> HistoryLim
     if events is None or size is None or not keys:
         return None
     return HistoryLimit(events, size)
+
+
+def read_limits(reader: Reader, node: yaml.Node, where: Location) -> FunctionLimits | None:
+    """`limits: {max_running: 2, starts_per_second: 5}`: platform-wide limits of each of the component's functions."""
+    keys = reader.mapping(node, where, _LIMIT_KEYS)
+    if isinstance(node, yaml.MappingNode) and not node.value:
+        reader.problem(where, "write {max_running: N, starts_per_second: R} (either or both), or leave 'limits' out")
+    get = {k: swap(v) for k, v in keys.items()}
+    running = reader.integer(*get["max_running"], minimum=1, maximum=MAX_LIMIT) if "max_running" in get else None
+    rate: float | None = None
+    if "starts_per_second" in get:
+        rate_node, rate_where = get["starts_per_second"]
+        text = reader.text(rate_node, rate_where)
+        if text is not None and not _NUMBER_RE.match(text):
+            reader.problem(rate_where, f"expected a number of starts per second, got '{text}'; e.g. 5 or 0.5")
+        elif text is not None and not 0.001 <= float(text) <= MAX_LIMIT:
+            reader.problem(rate_where, f"must be between 0.001 (one start in 1000 s) and {MAX_LIMIT:,}, got {text.strip()}")
+        elif text is not None:
+            rate = float(text)
+    if ("max_running" in get and running is None) or ("starts_per_second" in get and rate is None) or not keys:
+        return None
+    return FunctionLimits(running, rate)
 
 
 def read_duration(reader: Reader, node: yaml.Node, where: Location) -> int | None:

@@ -83,6 +83,41 @@ class HistoryLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionLimits:
+    """How much of each of a component's functions may run, across every runner and worker of the platform.
+
+    `max_running`: at most this many executions of the function hold a lease
+    at once (an activity's attempt; a workflow's step, including the wait in
+    memory of `blocking: in-memory`, but not a workflow unloaded while it
+    waits). `starts_per_second`: leases of the function are taken at least
+    1/R s apart, so at most R start in any second (a spacing, as GCRA with no
+    burst; see store/limits.py). None: no limit. Each function of the
+    component has its own counts.
+    """
+
+    max_running: int | None = None
+    starts_per_second: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.max_running is not None or self.starts_per_second is not None
+
+    @property
+    def interval_ms(self) -> int:
+        """The spacing between starts in ms; 0 without a rate limit."""
+        return max(1, round(1000 / self.starts_per_second)) if self.starts_per_second else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_running": self.max_running, "starts_per_second": self.starts_per_second}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FunctionLimits:
+        rate = data.get("starts_per_second")
+        running = data.get("max_running")
+        return cls(int(running) if running is not None else None, float(rate) if rate is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff between attempts; `retry_on_err` also retries `err` results."""
 
@@ -137,6 +172,8 @@ class ComponentConfig:
     function_retention_ms: dict[str, int] = field(default_factory=dict)
     # Workflows: how large one execution's log may grow.
     history: HistoryLimit = field(default_factory=HistoryLimit)
+    # Platform-wide limits of each of its functions (store/limits.py).
+    limits: FunctionLimits = field(default_factory=FunctionLimits)
 
     def retention_for(self, ffqn: str) -> int | None:
         """The retention of executions of `ffqn` in ms; None for the platform's default."""
@@ -167,6 +204,7 @@ class ComponentConfig:
             "retention_ms": self.retention_ms,
             "function_retention_ms": dict(self.function_retention_ms),
             "history": self.history.to_json(),
+            **({"limits": self.limits.to_json()} if self.limits.any else {}),
         }
 
     @classmethod
@@ -192,6 +230,7 @@ class ComponentConfig:
             retention_ms=data.get("retention_ms"),
             function_retention_ms={k: int(v) for k, v in (data.get("function_retention_ms") or {}).items()},
             history=HistoryLimit.from_json(data.get("history") or {}),
+            limits=FunctionLimits.from_json(data.get("limits") or {}),
         )
 
 
@@ -248,6 +287,10 @@ class Revision:
     def runnable(self) -> set[str]:
         """The ffqns runners run (and read queues of): every function but those of stubs and external components."""
         return {ffqn for comp in self.components if comp.kind not in ("stub", "external") for ffqn in comp.functions}
+
+    def limits(self) -> dict[str, FunctionLimits]:
+        """The limited ffqns (store/limits.py) and their limits."""
+        return {ffqn: comp.limits for comp in self.components if comp.limits.any for ffqn in comp.functions}
 
     def external(self) -> set[str]:
         """The ffqns external workers claim (`platform.external`): those of `kind: external` components."""

@@ -22,6 +22,7 @@ components:
     blocking_timeout: 10s
     retention: 30d                  # or {default: 3d, functions: {FFQN: 30d}}; default 7d (store/retention.py)
     history: {max_events: 20000, max_bytes: 16MiB}   # the defaults; workflows only (deploy/model.py HistoryLimit)
+    limits: {max_running: 2, starts_per_second: 5}   # per function, platform-wide (store/limits.py); not for stubs
 routes:
   - {method: POST, path: /checkout/{order-id}, function: shop:checkout/flow@1.0.0.run}
 schedules:                          # cron schedules (deploy/schedules.py)
@@ -58,13 +59,14 @@ from .fields import (
     read_duration,
     read_env,
     read_history,
+    read_limits,
     read_retention,
     read_retry,
     read_size,
     swap,
 )
 from .model import (
-    BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, HistoryLimit, InstanceMode, RetryPolicy, RouteSpec,
+    BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, FunctionLimits, HistoryLimit, InstanceMode, RetryPolicy, RouteSpec,
     UpgradePolicy,
 )  # fmt: skip
 from .schedules import ScheduleEntry, read_schedule, unique
@@ -73,7 +75,7 @@ from .yamlnodes import Location, Reader, load_document, raise_problems
 _TOP_KEYS = ("name", "retention", "components", "routes", "schedules")
 _COMPONENT_KEYS = (
     "name", "kind", "source", "retry", "timeout", "memory", "env", "upgrade", "blocking", "blocking_timeout",
-    "instances", "max_instance_uses", "allowed_hosts", "retention", "history",
+    "instances", "max_instance_uses", "allowed_hosts", "retention", "history", "limits",
 )  # fmt: skip
 _ROUTE_KEYS = ("method", "path", "function")
 _WORKFLOW_ONLY = ("upgrade", "blocking", "blocking_timeout", "history")
@@ -82,7 +84,7 @@ KINDS: tuple[ComponentKind, ...] = ("activity", "workflow", "stub", "external")
 _STUB_KEYS = ("name", "kind", "source", "retention")
 # An external component's functions run in workers outside the platform: the platform keeps their attempts
 # (retries, a timeout per attempt), the worker its own memory and environment.
-_EXTERNAL_KEYS = ("name", "kind", "source", "retention", "retry", "timeout")
+_EXTERNAL_KEYS = ("name", "kind", "source", "retention", "retry", "timeout", "limits")
 UPGRADES: tuple[UpgradePolicy, ...] = ("verified", "pinned", "force")
 BLOCKING: tuple[BlockingStrategy, ...] = ("in-memory", "unload")
 INSTANCES: tuple[InstanceMode, ...] = ("fresh", "reuse")
@@ -129,6 +131,7 @@ class ComponentSpec:
     retention_ms: int | None = None
     function_retention_ms: Mapping[str, int] = field(default_factory=dict)
     history: HistoryLimit = HistoryLimit()
+    limits: FunctionLimits = FunctionLimits()
     location: Location = Location("", 0)
     key_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
@@ -153,6 +156,7 @@ class ComponentSpec:
             retention_ms=self.retention_ms,
             function_retention_ms=dict(self.function_retention_ms),
             history=self.history,
+            limits=self.limits,
         )
 
     def at(self, key: str) -> Location:
@@ -297,6 +301,8 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
         values["retention_ms"], values["function_retention_ms"] = retention
     if "history" in get and kind == "workflow" and (history := read_history(reader, *get["history"])) is not None:
         values["history"] = history
+    if "limits" in get and kind != "stub" and (limits := read_limits(reader, *get["limits"])) is not None:
+        values["limits"] = limits
     if kind == "stub":
         for key in keys:
             if key not in _STUB_KEYS:
@@ -311,7 +317,7 @@ def _component(reader: Reader, node: yaml.Node, where: Location, base: Path) -> 
                 reader.problem(
                     keys[key][0],
                     f"'{key}' does not apply to an external component: its functions run in workers outside the "
-                    "platform (POST /v1/workers/claim), which take only 'retry' and 'timeout'; remove it",
+                    "platform (POST /v1/workers/claim), which take only 'retry', 'timeout' and 'limits'; remove it",
                 )
     if kind == "activity":
         for key in _WORKFLOW_ONLY:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from ..errors import (
 from ..runner.retry import Finish, RetryAt, after_failure, after_lock, after_return
 from ..store.executions import ExecutionStore, now_ms
 from ..store.leases import Lease, Leases, QueueEntry
+from ..store.limits import LimitGate, Permit, PermitRequest, permit_of
 from ..store.records import ExecutionState, Failure, Outcome
 from ..wit.codec import canonical, describe
 from ..wit.limits import json_size, too_large_message
@@ -108,11 +110,21 @@ def check_claimed(ffqns: object, revision: Revision | None) -> list[str]:
 class ExternalTasks:
     """Claims and settles attempts of external executions for workers (the gateway's /v1/workers API)."""
 
-    def __init__(self, leases: Leases, executions: ExecutionStore, component_of: ComponentOf, *, max_value_bytes: int) -> None:
+    def __init__(
+        self,
+        leases: Leases,
+        executions: ExecutionStore,
+        component_of: ComponentOf,
+        *,
+        max_value_bytes: int,
+        gate: LimitGate | None = None,
+    ) -> None:
         self.leases = leases
         self.executions = executions
         self.component_of = component_of
         self.max_value_bytes = max_value_bytes
+        # Platform-wide limits per function (store/limits.py), shared with the runners.
+        self.gate = gate
 
     # ------------------------------------------------------------- claims
 
@@ -124,6 +136,19 @@ class ExternalTasks:
         `block_ms` (0: not at all) for one.
         """
         owner = f"worker:{worker}:{os.urandom(4).hex()}"
+        deadline = time.monotonic() + block_ms / 1000
+        while True:
+            tasks = self._claim_once(ffqns, owner, lease_ms, count, max(0, round((deadline - time.monotonic()) * 1000)))
+            if tasks or time.monotonic() >= deadline or self.gate is None:
+                return tasks
+            # What was read went back to its queue (its function is at its limits): look again once one is due.
+            time.sleep(self.gate.wait_ms(max(1, round((deadline - time.monotonic()) * 1000))) / 1000)
+
+    def _claim_once(self, ffqns: Sequence[str], owner: str, lease_ms: int, count: int, block_ms: int) -> list[Task]:
+        held_back = self.gate.held_back() if self.gate is not None else frozenset[str]()
+        ffqns = [ffqn for ffqn in ffqns if ffqn not in held_back]
+        if not ffqns:
+            return []
         tasks: list[Task] = []
         reclaimed: list[QueueEntry] = []
         for ffqn in ffqns:
@@ -134,7 +159,8 @@ class ExternalTasks:
             if tasks or block_ms <= 0:
                 fresh = self.leases.read_now([(list(ffqns), wanted)], CONSUMER)
             else:
-                fresh = self.leases.read(CONSUMER, list(ffqns), wanted, block_ms)
+                block = self.gate.wait_ms(block_ms) if self.gate is not None else block_ms
+                fresh = self.leases.read(CONSUMER, list(ffqns), wanted, block)
             tasks += self._start(fresh, owner, lease_ms)
         return tasks
 
@@ -142,12 +168,21 @@ class ExternalTasks:
         """Lock what was read (in one round trip) and start an attempt of each lock granted."""
         if not entries:
             return []
-        results = self.leases.lock_many([(entry.execution_id, None) for entry in entries], owner, lease_ms)
+        permits: dict[str, Permit] = {}
+        if self.gate is not None:
+            entries, permits = self.gate.admit(entries, owner, lease_ms)
+        try:
+            results = self.leases.lock_many([(entry.execution_id, None) for entry in entries], owner, lease_ms)
+        except StoreError:
+            self._give_back(list(permits.values()))
+            raise
         tasks: list[Task] = []
         done: list[QueueEntry] = []
         for entry, result in zip(entries, results):
+            task = self._attempt(entry, result) if isinstance(result, Lease) else None
+            if task is None and entry.execution_id in permits:
+                self._give_back([permits.pop(entry.execution_id)])
             if isinstance(result, Lease):
-                task = self._attempt(entry, result)
                 if task is not None:
                     tasks.append(task)
             elif isinstance(result, StoreError):
@@ -193,10 +228,14 @@ class ExternalTasks:
         self._check_deadline(lease, config, token)
         status = self.leases.extend([lease], lease_ms)[lease.id]
         if status == "ok":
-            return now_ms() + lease_ms
+            until = now_ms() + lease_ms
+            if self.gate is not None:
+                self.gate.permits.renew(self._permit(lease, token), until)
+            return until
         if status == "cancel":
             cancelled = Outcome(failure=Failure("cancelled", "cancelled while a worker ran it"))
             self._finish(lease, self._entries(lease, token), cancelled)
+            self._give_back(self._permit(lease, token))
             raise LeaseLostError(
                 f"execution {execution_id} was cancelled: stop working on it (nothing more is accepted for it)",
                 reason="cancelled",
@@ -287,6 +326,19 @@ class ExternalTasks:
         """Write the decision with the lease (fenced): a failed attempt and its retry timer, or the finish."""
         entries = self._entries(lease, token)
         try:
+            settled = self._write_settled(lease, token, decision, failure, entries, err_value)
+        except LeaseLostError:
+            self._give_back(self._permit(lease, token))
+            raise
+        # Written (or lost): the attempt is over. A store that cannot be reached raised above, and the
+        # worker sends the same write again; its permit ends with the lease otherwise.
+        self._give_back(self._permit(lease, token))
+        return settled
+
+    def _write_settled(
+        self, lease: Lease, token: TaskToken, decision: RetryAt | Finish, failure: Failure, entries: list[QueueEntry], err_value: Any
+    ) -> Settled:
+        try:
             if isinstance(decision, RetryAt):
                 error: dict[str, Any] = {"error": failure.to_json()}
                 if err_value is not None:
@@ -298,6 +350,23 @@ class ExternalTasks:
         except FencedError:
             raise self._lost(lease.id, token) from None
         return Settled(lease.id)
+
+    def _permit(self, lease: Lease, token: TaskToken) -> list[Permit]:
+        """The permit `token`'s claim holds when its function has a concurrency limit (store/limits.py), as a list of one."""
+        if self.gate is None:
+            return []
+        limits = self.gate.limits().get(lease.state.ffqn)
+        if limits is None or limits.max_running is None:
+            return []
+        return [permit_of(PermitRequest(lease.state.ffqn, lease.id, token.owner, limits))]
+
+    def _give_back(self, permits: list[Permit]) -> None:
+        if self.gate is None or not permits:
+            return
+        try:
+            self.gate.permits.release(permits)
+        except StoreError as exc:
+            log.warning("could not give permits back; they end with their leases", error=str(exc))
 
     def _finish(self, lease: Lease, entries: list[QueueEntry], outcome: Outcome) -> None:
         try:

@@ -34,6 +34,7 @@ from ..store.deliveries import Deliveries
 from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.group import GroupCommit
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
+from ..store.limits import LimitGate, Permit, active_limits
 from ..store.pauses import paused_functions
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
@@ -81,6 +82,9 @@ class Runner:
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
+        # Platform-wide limits per function (store/limits.py): those of the active revision.
+        self.gate = LimitGate(scripts, active_limits(self.revisions))
+        self._permits: dict[str, Permit] = {}
         self.selection = QueueSelection(self.client, self.deployments, self.revisions, lambda: self.leases.scripts.shards)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
@@ -107,6 +111,7 @@ class Runner:
             max_value_bytes=settings.max_value_bytes,
             spawner=self,
             function_paused=self.function_paused,
+            function_limited=self.gate.limited,
         )
         # Functions paused as a whole (store/pauses.py), re-read every `PAUSED_EVERY_S`.
         self._paused_functions: frozenset[str] = frozenset()
@@ -181,12 +186,14 @@ class Runner:
     def _read(self, names: list[str], free: int) -> list[QueueEntry]:
         """Entries for `free` threads: up to `MAX_BATCH` per thread from the queues of short activities (see `batching`)."""
         short = [name for name in names if self.durations.is_short(name)]
+        # Not past the time a function held back by its limits is due again.
+        block_ms = self.gate.wait_ms(self.settings.read_block_ms)
         if not short:
-            return self.leases.read(self.owner, names, free, self.settings.read_block_ms)
+            return self.leases.read(self.owner, names, free, block_ms)
         batched = frozenset(short)
         others = [name for name in names if name not in batched]
         entries = self.leases.read_now([(short, free * MAX_BATCH), (others, free)], self.owner)
-        return entries or self.leases.read(self.owner, names, free, self.settings.read_block_ms)
+        return entries or self.leases.read(self.owner, names, free, block_ms)
 
     def _batchable(self, item: tuple[QueueEntry, Lease]) -> bool:
         state = item[1].state
@@ -220,6 +227,10 @@ class Runner:
         """
         if not entries:
             return []
+        # Entries of limited functions without a permit go back to their queues (store/limits.py).
+        entries, permits = self.gate.admit(entries, self.owner, self.settings.lock_ttl_ms)
+        if not entries:
+            return []
         # The logs of workflows this runner unloaded: their locks read only what came after.
         known = [self.workflows.held.take(entry.execution_id) for entry in entries]
         try:
@@ -230,6 +241,7 @@ class Runner:
             for entry, log_ in zip(entries, known):
                 if log_ is not None:
                     self.workflows.held.keep(entry.execution_id, log_)
+            self._give_back(list(permits.values()))
             raise
         granted: list[tuple[QueueEntry, Lease]] = []
         done: list[QueueEntry] = []
@@ -245,9 +257,27 @@ class Runner:
                 log.error("store refused a lock", execution_id=entry.execution_id, error=str(result))
             elif result.reason != "locked":
                 done.append(entry)
+        if permits:
+            locked = {lease.id for _, lease in granted}
+            for lease_id in locked & permits.keys():
+                self._permits[lease_id] = permits[lease_id]
+            self._give_back([permit for execution_id, permit in permits.items() if execution_id not in locked])
         if done:
             self.leases.ack(done)
         return granted
+
+    def _give_back(self, permits: list[Permit]) -> None:
+        """Return permits (their attempts ended, or their locks were refused); one left behind ends with its lease."""
+        try:
+            self.gate.permits.release(permits)
+        except StoreError as exc:
+            log.warning("could not give permits back; they end with their leases", error=str(exc))
+
+    def _attempt_ended(self, lease_ids: list[str]) -> None:
+        """Give back the permits of attempts that ended."""
+        permits = [p for p in (self._permits.pop(i, None) for i in lease_ids) if p is not None]
+        if permits:
+            self._give_back(permits)
 
     def queue_names(self) -> list[str]:
         """The functions that can still have work: the active revision's, and those of revisions with unfinished executions.
@@ -269,10 +299,11 @@ class Runner:
         if time.monotonic() - self._paused_read > PAUSED_EVERY_S:
             self._paused_functions = frozenset(paused_functions(self.client))
             self._paused_read = time.monotonic()
-        if not self._paused_functions:
+        # A paused function's entries wait in its queues until it is resumed; a limited one's until it may start more.
+        skipped = self._paused_functions | self.gate.held_back()
+        if not skipped:
             return self._queue_names
-        # A paused function's entries wait in its queues until it is resumed.
-        return [name for name in self._queue_names if name not in self._paused_functions]
+        return [name for name in self._queue_names if name not in skipped]
 
     def function_paused(self, ffqn: str) -> bool:
         """Whether `ffqn` is paused as a whole, as this runner last read it (at most `PAUSED_EVERY_S` ago)."""
@@ -304,6 +335,7 @@ class Runner:
         try:
             self._run_held(lease, [entry], attempt)
         finally:
+            self._attempt_ended([lease.id])
             self.release(1)
 
     def _process_batch(self, batch: list[tuple[QueueEntry, Lease]]) -> None:
@@ -332,6 +364,7 @@ class Runner:
             for _, lease in batch:
                 self._held.pop(lease.id, None)
                 self._lost.discard(lease.id)
+            self._attempt_ended([lease.id for _, lease in batch])
             self.release(1)
 
     def _run_held(self, lease: Lease, entries: list[QueueEntry], attempt: Callable[[], object]) -> None:
@@ -468,6 +501,11 @@ class Runner:
             except StoreError as exc:
                 log.error("cannot extend locks", error=str(exc))
                 continue
+            renewed = [self._permits[i] for i, status in results.items() if status in ("ok", "cancel") and i in self._permits]
+            try:
+                self.gate.permits.renew(renewed, now_ms() + self.settings.lock_ttl_ms)
+            except StoreError as exc:
+                log.error("cannot renew permits", error=str(exc))
             for execution_id, status in results.items():
                 if status == "cancel":
                     # Also told by a message (CancelWatcher); this catches one that was lost.

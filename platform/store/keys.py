@@ -87,3 +87,13 @@ def blob_condemned(digest: str) -> str:
 def cron_state(schedule: str) -> str:
     """A cron schedule's hash (`since`, `last`, `fired`), in a slot of its own (store/cron_state.py)."""
     return f"{PREFIX}:{{cron:{schedule}}}:state"
+
+
+def limit_running(ffqn: str) -> str:
+    """A limited function's permits (zset: `EXECUTION_ID|OWNER` -> permit end ms), in the function's own slot (store/limits.py)."""
+    return f"{PREFIX}:{{lim:{ffqn}}}:running"
+
+
+def limit_rate(ffqn: str) -> str:
+    """When a rate-limited function may start next (ms), in the slot of `limit_running`."""
+    return f"{PREFIX}:{{lim:{ffqn}}}:rate"

@@ -25,10 +25,10 @@ from .shards import Shards
 NAMES = (
     "create", "lock", "extend", "finish", "fail", "commit", "block", "deliver", "cancel", "complete", "upgrade", "fork",
     "pause", "resume",
-    "zrem_unchanged", "repair", "remove_tree", "del_if_equal", "cron_record",
+    "zrem_unchanged", "repair", "remove_tree", "del_if_equal", "cron_record", "permit",
 )
 # Scripts on keys outside any execution tree need none of the shared functions.
-_STANDALONE = frozenset({"zrem_unchanged", "repair", "remove_tree", "del_if_equal", "cron_record"})
+_STANDALONE = frozenset({"zrem_unchanged", "repair", "remove_tree", "del_if_equal", "cron_record", "permit"})
 
 # When Redis is over maxmemory, Valkey refuses every other script at its first
 # command that may grow memory, and none writes anything before its first such

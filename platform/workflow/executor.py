@@ -131,7 +131,7 @@ class LiveDriver:
         wanted = [
             i for i, new in enumerate(creates)
             if new.kind == "activity" and new.parent == ctx.execution_id and new.state_extra.get("js")
-            and new.locked_by is None and not new.not_before and not self.executor.function_paused(new.ffqn)
+            and new.locked_by is None and not new.not_before and not self.executor.queued_only(new.ffqn)
         ]  # fmt: skip
         taken = spawner.reserve(len(wanted)) if wanted else 0
         ttl = self.executor.eager[1] if self.executor.eager is not None else 0
@@ -145,8 +145,8 @@ class LiveDriver:
         eager = self.executor.eager
         if eager is None or target.kind != "activity" or self.config.blocking != "in-memory":
             return None
-        if self.executor.function_paused(target.ffqn):
-            return None  # queued, where runners leave it until the function is resumed
+        if self.executor.queued_only(target.ffqn):
+            return None  # queued, where runners leave it until the function is resumed or has room (store/limits.py)
         return eager
 
     def _run_eager(self, ctx: RunContext) -> list[Event] | None:
@@ -260,6 +260,7 @@ class WorkflowExecutor:
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         spawner: Spawner | None = None,
         function_paused: Callable[[str], bool] | None = None,
+        function_limited: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.leases = leases
@@ -271,12 +272,18 @@ class WorkflowExecutor:
         self.spawner = spawner if self.eager is not None else None
         # Whether a function is paused as a whole (store/pauses.py): its children are not run here at once.
         self.function_paused = function_paused or (lambda ffqn: False)
+        # Whether a function has platform-wide limits (store/limits.py): its children go through the queue.
+        self.function_limited = function_limited or (lambda ffqn: False)
         self.sandbox = WorkflowSandbox(spares=spare_instances())
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))
         self.max_value_bytes = max_value_bytes
         # Logs of the workflows this runner unloaded, for tail reads when it resumes them.
         self.held = HeldLogs()
+
+    def queued_only(self, ffqn: str) -> bool:
+        """Whether children of `ffqn` must go through its queue rather than run here at once: paused, or limited."""
+        return self.function_paused(ffqn) or self.function_limited(ffqn)
 
     def close(self) -> None:
         """Free the spare instances."""

@@ -1,0 +1,115 @@
+"""Platform-wide function limits on real runner processes: at most N at once across runners, starts spaced by a rate.
+
+The limited activity calls a local HTTP server that records when each call
+arrives and how many are inside at once: what a rate-limited API would see.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from dolmen.platform.client import Client
+from dolmen.platform.deploy.model import FunctionLimits
+from dolmen.platform.heartbeat import read_processes
+from tests.support.platform import Processes, activity, deploy, workflow
+from tests.support.polling import wait_for
+
+A = "testing:act/basic@1.0.0"
+LOCAL = ("127.0.0.1:*",)
+
+
+class SlowApi:
+    """A local HTTP server that keeps each request `hold_s` seconds, recording arrivals and the most inside at once."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.arrivals: list[float] = []
+        self.inside = 0
+        self.most_inside = 0
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                with lock:
+                    outer.arrivals.append(time.monotonic())
+                    outer.inside += 1
+                    outer.most_inside = max(outer.most_inside, outer.inside)
+                time.sleep(hold_s)
+                with lock:
+                    outer.inside -= 1
+                body = b"done"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/work"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api() -> Iterator[SlowApi]:
+    server = SlowApi(hold_s=0.3)
+    yield server
+    server.close()
+
+
+def _all_finished(client: Client, ids: list[str]) -> bool:
+    states = [client.executions.get(i) for i in ids]
+    return all(s is not None and s.status == "finished" for s in states)
+
+
+def test_a_concurrency_limit_of_2_holds_across_two_runner_processes(
+    redis_url: str, processes: Processes, client: Client, api: SlowApi
+) -> None:
+    """Ten calls, two runners with four threads each: never more than two inside the API, and both runners take part."""
+    deploy(redis_url, [activity(allowed_hosts=LOCAL, limits=FunctionLimits(max_running=2))])
+    processes.fleet("r1", "r2", concurrency=4)
+    ids = [client.submit(f"{A}.fetch", [api.url]).execution_id for _ in range(10)]
+    wait_for(lambda: _all_finished(client, ids), timeout=90, what="the ten limited calls to finish")
+    assert len(api.arrivals) == 10
+    assert api.most_inside == 2  # the limit was reached, never passed
+    for execution_id in ids:
+        state = client.executions.get(execution_id)
+        assert state is not None and state.outcome is not None and state.outcome.value == {"ok": "done"}
+    # Each runner ran some: the limit held across processes, not within one.
+    processed = {p.details.get("owner"): p.details.get("processed", 0) for p in read_processes(client.redis) if p.kind == "runner"}
+    assert processed.get("r1", 0) > 0 and processed.get("r2", 0) > 0, processed
+    assert client.redis.zcard(f"dolmen:{{lim:{A}.fetch}}:running") == 0  # every permit given back
+
+
+def test_a_rate_limit_spaces_the_starts_across_runners(redis_url: str, processes: Processes, client: Client, api: SlowApi) -> None:
+    """At 5 starts/s, six calls take at least a second to start (unlimited, they start within a fraction of one)."""
+    deploy(redis_url, [activity(allowed_hosts=LOCAL, limits=FunctionLimits(starts_per_second=5))])
+    processes.fleet("r1", "r2", concurrency=4)
+    ids = [client.submit(f"{A}.fetch", [api.url]).execution_id for _ in range(6)]
+    wait_for(lambda: _all_finished(client, ids), timeout=90, what="the six rate-limited calls to finish")
+    arrivals = sorted(api.arrivals)
+    # Locks are 200 ms apart; an arrival is its lock plus an instantiation that varies by tens of ms.
+    assert arrivals[-1] - arrivals[0] >= 5 * 0.2 - 0.15, arrivals
+
+
+def test_a_workflow_s_join_set_children_of_a_limited_activity_wait_their_turn(
+    redis_url: str, processes: Processes, client: Client, api: SlowApi
+) -> None:
+    """Join-set children of a limited activity go through its queue: never run at once by the workflow's runner."""
+    deploy(redis_url, [activity(allowed_hosts=LOCAL, limits=FunctionLimits(max_running=1)), workflow()])
+    processes.fleet("r1", concurrency=4)
+    parent = client.submit("testing:wf/flows@1.0.0.fetch-all", [[api.url] * 4]).execution_id
+    wait_for(lambda: _all_finished(client, [parent]), timeout=90, what="the workflow to finish")
+    state = client.executions.get(parent)
+    assert state is not None and state.outcome is not None and state.outcome.value == [{"ok": "done"}] * 4
+    assert len(api.arrivals) == 4 and api.most_inside == 1

@@ -19,6 +19,7 @@ from ..platform.store.records import STATUSES, Event, Status
 from .context import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
+from ..platform.priorities import DEFAULT, check_priority
 from ..platform.tags import parse_filter, parse_tags
 from .requests import idempotency_key, parse_json, read_body, tag_texts, wait_time
 
@@ -92,7 +93,8 @@ class ApiV1:
     async def invoke(self, request: Request) -> Response:
         """POST params (object by name, array by position): 202, or 200 with the finished execution.
 
-        `?tag=KEY=VALUE` (repeatable) tags the execution and everything it starts.
+        `?tag=KEY=VALUE` (repeatable) tags the execution and everything it starts;
+        `?priority=high|normal|low` gives it and everything it starts a priority class.
         """
         handler(request, "invoke")
         self.gw.auth.check(request, "invoke")
@@ -104,11 +106,12 @@ class ApiV1:
             params = parse_json(body)
             key = idempotency_key(request)
             tags = parse_tags(tag_texts(request))
+            priority = check_priority(request.query_params.get("priority", DEFAULT))
         except Exception:
             self.gw.metrics.invocations.inc("ffqn", "rejected")
             raise
         submitted, state = await self.gw.invoke(
-            ffqn, params, key=key, raw_size=len(body), via="ffqn", wait=wait, tags=tags
+            ffqn, params, key=key, raw_size=len(body), via="ffqn", wait=wait, tags=tags, priority=priority
         )
         if state is not None and not state.live:
             response = finished(state, wait=wait)

@@ -17,6 +17,7 @@ from ..platform.errors import ReplicaWaitError
 from ..platform.external import ExternalTasks
 from ..platform.store.async_batch import AsyncBatcher
 from ..platform.store.async_executions import AsyncExecutions
+from ..platform.store.classes import ClassesInUse
 from ..platform.store.completions import Completed
 from ..platform.store.connection import connect, connect_async
 from ..platform.store.leases import Leases
@@ -60,6 +61,7 @@ class Gateway:
             self.client.component_of,
             max_value_bytes=settings.max_value_bytes,
             gate=LimitGate(self.client.executions.scripts, active_limits(self.client.revisions)),
+            classes=ClassesInUse(self.client.redis),
         )
         self.auth = Authenticator(settings.tokens)
         self.metrics = GatewayMetrics()
@@ -84,6 +86,7 @@ class Gateway:
         via: str,
         wait: WaitRequest,
         tags: Mapping[str, str] | None = None,
+        priority: str = "normal",
     ) -> tuple[Submitted, ExecutionState | None]:
         """Validate and create an execution, then wait up to `wait` for it; counts the invocation by outcome.
 
@@ -91,7 +94,9 @@ class Gateway:
         """
         with self._counted(via):
             try:
-                submission = await self.aclient.prepare(ffqn, params, idempotency_key=key, raw_size=raw_size, tags=tags)
+                submission = await self.aclient.prepare(
+                    ffqn, params, idempotency_key=key, raw_size=raw_size, tags=tags, priority=priority
+                )
             except ReplicaWaitError as exc:
                 raise unconfirmed_invocation(exc, None, key) from None
         if wait.seconds <= 0:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable, Sequence
 
 
+from ..platform.priorities import CLASSES, queue_name
 from ..platform.store import keys
 from ..platform.store.connection import Redis, map_redis_errors
 from ..platform.store.records import STATUSES
@@ -127,15 +128,18 @@ def store_metrics(client: Redis, shards: Shards, ffqns: Iterable[str]) -> list[s
             pipe.zcard(shards.key(shard, "executions"))
             pipe.zcard(shards.key(shard, "active"))
             pipe.zrange(shards.key(shard, "active"), 0, MAX_ACTIVE_SAMPLED // count - 1)
+        # A function's depth counts its queues of every priority class (platform/priorities.py).
         for ffqn in names:
-            for stream in shards.queues(ffqn):
-                pipe.xlen(stream)
+            for priority in CLASSES:
+                for stream in shards.queues(queue_name(ffqn, priority)):
+                    pipe.xlen(stream)
         replies = pipe.execute()
         total = sum(int(n) for n in replies[0 : 3 * count : 3])
         active = sum(int(n) for n in replies[1 : 3 * count : 3])
         active_ids = [raw for part in replies[2 : 3 * count : 3] for raw in part]
         lengths = [int(d) for d in replies[3 * count :]]
-        depths = [sum(lengths[i * count : (i + 1) * count]) for i in range(len(names))]
+        per_function = count * len(CLASSES)
+        depths = [sum(lengths[i * per_function : (i + 1) * per_function]) for i in range(len(names))]
         by_status = dict.fromkeys(STATUSES, 0)
         if active_ids:
             pipe = client.pipeline(transaction=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..platform._version import __version__
 from ..platform.deploy.model import FunctionRoute, Revision
+from ..platform.priorities import CLASSES, DEFAULT
 from ..platform.tags import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from ..platform.wit.types import OptionT, Prim, WitType
 from .routes import PLACEHOLDER, RouteTable, wit_name
@@ -152,6 +153,13 @@ def _tag_param(description: str) -> dict[str, Any]:
     }
 
 
+_PRIORITY = {
+    "name": "priority",
+    "in": "query",
+    "required": False,
+    "description": "Its priority class: runners take higher classes first; what it starts has the same class",
+    "schema": {"type": "string", "enum": list(CLASSES), "default": DEFAULT},
+}
 _ACCEPTED = {
     "description": "Accepted: the execution runs; poll its Location",
     "headers": {"Location": {"schema": {"type": "string"}, "description": "The execution's URL"}},
@@ -192,6 +200,7 @@ def _function_operation(route: FunctionRoute) -> dict[str, Any]:
                 f"Tag the execution KEY=VALUE (repeatable, at most {MAX_TAGS}); what it starts carries the same tags. "
                 f"A key is 1-{MAX_TAG_KEY} of A-Z a-z 0-9 _ - . /, a value 1-{MAX_TAG_VALUE} characters"
             ),
+            _PRIORITY,
         ],
         "requestBody": {
             "required": bool(sig.params),

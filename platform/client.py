@@ -37,6 +37,7 @@ from .store.purge import PurgeFilter, PurgeReport, purge_trees
 from .store.records import ExecutionState
 from .store.retention import root_fields
 from .store.scripts import Scripts
+from .priorities import check_priority
 from .tags import check_tags
 from .wit.codec import canonical, canonical_params, describe
 from .wit.types import FunctionType
@@ -106,13 +107,14 @@ def validate_submission(
     max_params_bytes: int = DEFAULT_MAX_PARAMS_BYTES,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     tags: Mapping[str, str] | None = None,
+    priority: str = "normal",
 ) -> Submission:
     """Check a call of `ffqn` against `revision` and make the execution it creates (no I/O).
 
     Raises the error a user sees for a bad name, bad params, a bad id or key,
     and `PayloadTooLargeError` for params over `max_params_bytes` as given or
     over `max_value_bytes` in their canonical JSON (see `wit.limits`).
-    `tags` are checked against platform/tags.py's limits.
+    `tags` are checked against platform/tags.py's limits, `priority` against the classes (platform/priorities.py).
     """
     Ffqn.parse(ffqn)
     route = revision.route(ffqn)
@@ -149,6 +151,7 @@ def validate_submission(
         # Kept with the root: how long its finished tree stays, and the key to unbind when it goes.
         state_extra=root_fields(route.component.retention_for(ffqn), idempotency_key),
         tags=checked_tags,
+        priority=check_priority(priority),
     )
     return Submission(new, route, idempotency_key)
 
@@ -203,11 +206,12 @@ class Client:
         idempotency_key: str | None = None,
         raw_size: int | None = None,
         tags: Mapping[str, str] | None = None,
+        priority: str = "normal",
     ) -> Submission:
         """`validate_submission` under this client's size limits (no I/O)."""
         return validate_submission(
             revision, ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size,
-            max_params_bytes=self.max_params_bytes, max_value_bytes=self.max_value_bytes, tags=tags,
+            max_params_bytes=self.max_params_bytes, max_value_bytes=self.max_value_bytes, tags=tags, priority=priority,
         )  # fmt: skip
 
     def submit(
@@ -219,13 +223,14 @@ class Client:
         idempotency_key: str | None = None,
         raw_size: int | None = None,
         tags: Mapping[str, str] | None = None,
+        priority: str = "normal",
     ) -> Submitted:
-        """Validate and create an execution of `ffqn`; idempotent by id or key."""
+        """Validate and create an execution of `ffqn`; idempotent by id or key. `priority`: see platform/priorities.py."""
         Ffqn.parse(ffqn)
         # One read of the revision: the route and the revision recorded must agree.
         submission = self.validate(
             self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size,
-            tags=tags,
+            tags=tags, priority=priority,
         )  # fmt: skip
         if submission.idempotency_key is not None:
             bound = self.executions.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
@@ -374,12 +379,13 @@ class AsyncClient:
         idempotency_key: str | None = None,
         raw_size: int | None = None,
         tags: Mapping[str, str] | None = None,
+        priority: str = "normal",
     ) -> Submission:
         """Validate the call and bind its idempotency key; nothing is created yet."""
         Ffqn.parse(ffqn)
         submission = self.client.validate(
             await self.revision(), ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key,
-            raw_size=raw_size, tags=tags,
+            raw_size=raw_size, tags=tags, priority=priority,
         )  # fmt: skip
         if submission.idempotency_key is not None:
             bound = await self.creates.claim_idempotency_key(submission.idempotency_key, submission.execution_id)
@@ -399,9 +405,11 @@ class AsyncClient:
         idempotency_key: str | None = None,
         raw_size: int | None = None,
         tags: Mapping[str, str] | None = None,
+        priority: str = "normal",
     ) -> Submitted:
         """Validate and create an execution of `ffqn`, as `Client.submit`."""
         submission = await self.prepare(
-            ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size, tags=tags
+            ffqn, params, execution_id=execution_id, idempotency_key=idempotency_key, raw_size=raw_size, tags=tags,
+            priority=priority,
         )
         return await self.create(submission)

@@ -28,6 +28,7 @@ import structlog
 from .config import env_int
 from .cron_firing import CronFiring
 from .errors import StoreError, StoreFullError
+from .priorities import DEFAULT, queue_name
 from .heartbeat import Heartbeat, ProcessInfo, prune_stale, read_processes
 from .store import keys, outbox
 from .store.access import redacted
@@ -157,7 +158,10 @@ class Scheduler:
         """Queue what a timer does; returns the tree whose outbox to deliver after, and its dirty mark."""
         op = member["op"]
         if op == "enqueue":
-            pipe.xadd(pipe.shards.queue(member["ffqn"], member["id"]), {"id": member["id"]})
+            priority = member.get("p", DEFAULT)
+            pipe.xadd(pipe.shards.queue(queue_name(member["ffqn"], priority), member["id"]), {"id": member["id"]})
+            if priority != DEFAULT:
+                pipe.sadd(keys.PRIORITIES, priority)  # readers read this class's queues from now on
             return None
         if op == "deliver":
             execution_id = member["id"]
@@ -167,7 +171,8 @@ class Scheduler:
             pipe.script(
                 "deliver",
                 [keys.state(execution_id), keys.log(execution_id), keys.done(execution_id), keys.outbox(root)],
-                [member["delay_id"], json.dumps(member["response"]), now_ms(), outbox.enqueue_msg(member["ffqn"], execution_id)],
+                [member["delay_id"], json.dumps(member["response"]), now_ms(),
+                 outbox.enqueue_msg(member["ffqn"], execution_id, member.get("p", DEFAULT))],
             )
             return root, mark
         log.error("unknown timer", member=member)

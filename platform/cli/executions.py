@@ -16,6 +16,7 @@ from ..ffqn import Ffqn
 from ..ids import ExecutionId
 from ..store.deployments import DeploymentStore
 from ..store.records import STATUSES, Event, ExecutionState
+from ..priorities import CLASSES, DEFAULT
 from ..tags import members as tag_members, parse_filter, parse_tags
 from ..wasm.engine import EngineSettings
 from ..wasm.loader import ComponentLoader, LoadedComponent
@@ -62,6 +63,10 @@ def _exit_for(state: ExecutionState) -> int:
     "--tag", "tag_texts", multiple=True, metavar="KEY=VALUE",
     help="Tag the execution (repeatable); what it starts carries the same tags.",
 )  # fmt: skip
+@click.option(
+    "--priority", type=click.Choice(CLASSES), default=DEFAULT, show_default=True,
+    help="Its priority class: runners take higher classes first; what it starts has the same class.",
+)  # fmt: skip
 @pass_ctx
 def call_cmd(
     ctx: CliContext,
@@ -72,6 +77,7 @@ def call_cmd(
     execution_id: str | None,
     idempotency_key: str | None,
     tag_texts: tuple[str, ...],
+    priority: str,
 ) -> None:
     """Submit FFQN with JSON PARAMS (array by position or object by name) and print its result.
 
@@ -82,7 +88,8 @@ def call_cmd(
     tags = parse_tags(tag_texts)
     client = _client(ctx)
     submitted = client.submit(
-        ffqn, parse_json_arg(params, "PARAMS"), execution_id=execution_id, idempotency_key=idempotency_key, tags=tags
+        ffqn, parse_json_arg(params, "PARAMS"), execution_id=execution_id, idempotency_key=idempotency_key, tags=tags,
+        priority=priority,
     )
     if no_wait:
         if ctx.json_output:

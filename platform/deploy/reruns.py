@@ -122,14 +122,12 @@ def fork_execution(
     plan = plan_fork(executions.events(state.id), state.id, fork_id, at, digest=chosen.digest)
     verdict = _check_prefix(deployments, data_dir, plan, chosen) if check else None
     children = [
-        _child(executions, deployments, plan, child_index, state.tags) for child_index in range(len(plan.children))
+        _child(executions, deployments, plan, child_index, state) for child_index in range(len(plan.children))
     ]
     timers = [
         outbox.timer_msg(
             delay.until,
-            outbox.timer_member(
-                "deliver", id=fork_id, ffqn=plan.ffqn, delay_id=delay.id, response={"delay_id": delay.id, "join_set": delay.join_set}
-            ),
+            outbox.delay_member(fork_id, plan.ffqn, delay.id, delay.join_set, state.priority),
         )
         for delay in plan.delays
     ]
@@ -144,6 +142,7 @@ def fork_execution(
         seed=plan.seed,
         state_extra=root_fields(chosen.config.retention_for(plan.ffqn)),
         tags=state.tags,
+        priority=state.priority,
     )
     write_fork(client, root, list(plan.events), children=children, delivered=list(plan.responses), messages=timers)
     return Forked(
@@ -165,7 +164,7 @@ def _check_prefix(deployments: DeploymentStore, data_dir: Path, plan: ForkPlan, 
 
 
 def _child(
-    executions: ExecutionStore, deployments: DeploymentStore, plan: ForkPlan, index: int, tags: dict[str, str]
+    executions: ExecutionStore, deployments: DeploymentStore, plan: ForkPlan, index: int, source: ExecutionState
 ) -> NewExecution:
     """A child of the prefix that had not answered, started again under the fork like a live run would."""
     child = plan.children[index]
@@ -193,7 +192,8 @@ def _child(
         parent=plan.fork_id,
         created_extra={"join_set": child.join_set} if child.join_set else {},
         state_extra={"js": child.join_set or "", "parent_ffqn": plan.ffqn},
-        tags=tags,
+        tags=source.tags,
+        priority=source.priority,
     )
 
 
@@ -225,6 +225,7 @@ def rerun_execution(client: Redis, data_dir: Path, execution_id: str, *, compone
             created_extra={"rerun_of": state.id},
             state_extra=root_fields(chosen.config.retention_for(state.ffqn)),
             tags=state.tags,
+            priority=state.priority,
         )
     )
     return Rerun(new_id, state.id, chosen.digest, chosen.revision)

@@ -32,7 +32,10 @@ from ..errors import (
     StoreError,
     UsageError,
 )
+from ..priorities import DEFAULT, by_class, queue_name
+from ..runner.queues import read_by_class
 from ..runner.retry import Finish, RetryAt, after_failure, after_lock, after_return
+from ..store.classes import ClassesInUse
 from ..store.executions import ExecutionStore, now_ms
 from ..store.leases import Lease, Leases, QueueEntry
 from ..store.limits import LimitGate, Permit, PermitRequest, permit_of
@@ -118,6 +121,7 @@ class ExternalTasks:
         *,
         max_value_bytes: int,
         gate: LimitGate | None = None,
+        classes: ClassesInUse | None = None,
     ) -> None:
         self.leases = leases
         self.executions = executions
@@ -125,6 +129,8 @@ class ExternalTasks:
         self.max_value_bytes = max_value_bytes
         # Platform-wide limits per function (store/limits.py), shared with the runners.
         self.gate = gate
+        # The priority classes in use (platform/priorities.py): their queues are read highest first.
+        self.classes = classes
 
     # ------------------------------------------------------------- claims
 
@@ -149,18 +155,20 @@ class ExternalTasks:
         ffqns = [ffqn for ffqn in ffqns if ffqn not in held_back]
         if not ffqns:
             return []
+        used = self.classes.get() - {DEFAULT} if self.classes is not None else frozenset[str]()
+        names = [name for part in by_class(ffqns, used) for name in part]
         tasks: list[Task] = []
         reclaimed: list[QueueEntry] = []
-        for ffqn in ffqns:
-            reclaimed += self.leases.reclaim(CONSUMER, ffqn, lease_ms, count=count)
+        for name in names:
+            reclaimed += self.leases.reclaim(CONSUMER, name, lease_ms, count=count)
         tasks += self._start(reclaimed[:count], owner, lease_ms)
         wanted = count - len(tasks)
         if wanted > 0:
             if tasks or block_ms <= 0:
-                fresh = self.leases.read_now([(list(ffqns), wanted)], CONSUMER)
+                fresh = read_by_class(self.leases, CONSUMER, names, wanted, None)
             else:
                 block = self.gate.wait_ms(block_ms) if self.gate is not None else block_ms
-                fresh = self.leases.read(CONSUMER, list(ffqns), wanted, block)
+                fresh = read_by_class(self.leases, CONSUMER, names, wanted, block)
             tasks += self._start(fresh, owner, lease_ms)
         return tasks
 
@@ -376,7 +384,8 @@ class ExternalTasks:
 
     @staticmethod
     def _entries(lease: Lease, token: TaskToken) -> list[QueueEntry]:
-        return [QueueEntry(lease.state.ffqn, token.entry_id, lease.id)] if token.entry_id else []
+        queue = queue_name(lease.state.ffqn, lease.state.priority)
+        return [QueueEntry(queue, token.entry_id, lease.id)] if token.entry_id else []
 
 
 def iso_time(ms: int) -> str:

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 import structlog
 
 from ..deploy.model import Revision
+from ..priorities import CLASSES, class_of
 from ..errors import DolmenError, NotFoundError
 from ..store.deployments import DeploymentStore, RevisionCache
+from ..store.leases import Leases, QueueEntry
 from ..store.pins import revisions_in_use
 from ..store.connection import Redis
 from ..store.shards import Shards
@@ -50,6 +52,32 @@ class Selection:
 
     names: list[str]
     gone: frozenset[str]
+
+
+Reads = Callable[[list[str], int], list[tuple[list[str], int]]]
+
+
+def read_by_class(
+    leases: Leases, consumer: str, names: list[str], count: int, block_ms: int | None, reads: Reads | None = None
+) -> list[QueueEntry]:
+    """Entries of queues `names` (of several priority classes, see platform/priorities.py), higher classes first.
+
+    Each class is read without waiting, for what the higher ones left of
+    `count`; `reads(names, n)` splits one class's read into (queues, count
+    per queue) parts (more from short activities', see `batching`). Only when
+    every class is empty does it wait, on all of them, up to `block_ms`
+    (None: not at all).
+    """
+    plan = reads or (lambda part, n: [(part, n)])
+    entries: list[QueueEntry] = []
+    for priority in CLASSES:
+        part = [name for name in names if class_of(name) == priority]
+        left = count - len(entries)
+        if part and left > 0:
+            entries += leases.read_now(plan(part, left), consumer)
+    if entries or block_ms is None:
+        return entries
+    return leases.read(consumer, names, count, block_ms)
 
 
 class QueueSelection:

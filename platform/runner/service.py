@@ -27,7 +27,9 @@ from ..config import env_int
 from ..deploy.model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
+from ..priorities import DEFAULT, by_class, function_of
 from ..store.cancel_watch import CancelWatcher
+from ..store.classes import ClassesInUse
 from ..store.connection import connect, wait_for_store, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
@@ -45,7 +47,7 @@ from .attempts import RunningAttempts
 from .batching import MAX_BATCH, AttemptDurations, plan
 from .components import ComponentProvider
 from .held import HeldCommits
-from .queues import QueueSelection
+from .queues import QueueSelection, read_by_class
 from .retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
@@ -82,6 +84,9 @@ class Runner:
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
+        # The priority classes in use (platform/priorities.py): with none but normal, reads are as before classes.
+        self.classes = ClassesInUse(self.client)
+        self._classes: frozenset[str] = frozenset()
         # Platform-wide limits per function (store/limits.py): those of the active revision.
         self.gate = LimitGate(scripts, active_limits(self.revisions))
         self._permits: dict[str, Permit] = {}
@@ -185,15 +190,23 @@ class Runner:
 
     def _read(self, names: list[str], free: int) -> list[QueueEntry]:
         """Entries for `free` threads: up to `MAX_BATCH` per thread from the queues of short activities (see `batching`)."""
-        short = [name for name in names if self.durations.is_short(name)]
         # Not past the time a function held back by its limits is due again.
         block_ms = self.gate.wait_ms(self.settings.read_block_ms)
+        if self._classes:
+            return read_by_class(self.leases, self.owner, names, free, block_ms, self._split_short)
+        short = [name for name in names if self.durations.is_short(name)]
         if not short:
             return self.leases.read(self.owner, names, free, block_ms)
         batched = frozenset(short)
         others = [name for name in names if name not in batched]
         entries = self.leases.read_now([(short, free * MAX_BATCH), (others, free)], self.owner)
         return entries or self.leases.read(self.owner, names, free, block_ms)
+
+    def _split_short(self, names: list[str], count: int) -> list[tuple[list[str], int]]:
+        """One read of `count` entries per queue split: `MAX_BATCH` times more from short activities' queues."""
+        short = [name for name in names if self.durations.is_short(function_of(name))]
+        others = [name for name in names if not self.durations.is_short(function_of(name))]
+        return [(short, count * MAX_BATCH), (others, count)]
 
     def _batchable(self, item: tuple[QueueEntry, Lease]) -> bool:
         state = item[1].state
@@ -301,9 +314,12 @@ class Runner:
             self._paused_read = time.monotonic()
         # A paused function's entries wait in its queues until it is resumed; a limited one's until it may start more.
         skipped = self._paused_functions | self.gate.held_back()
-        if not skipped:
-            return self._queue_names
-        return [name for name in self._queue_names if name not in skipped]
+        names = [name for name in self._queue_names if name not in skipped] if skipped else self._queue_names
+        # The queues of each priority class in use, highest first (platform/priorities.py).
+        self._classes = self.classes.get() - {DEFAULT}
+        if not self._classes:
+            return names
+        return [name for part in by_class(names, self._classes) for name in part]
 
     def function_paused(self, ffqn: str) -> bool:
         """Whether `ffqn` is paused as a whole, as this runner last read it (at most `PAUSED_EVERY_S` ago)."""
@@ -461,7 +477,8 @@ class Runner:
         state = ExecutionState(
             id=new.id, ffqn=new.ffqn, kind=new.kind, digest=new.digest, status="running", version=1, attempt=1,
             created_at=at, updated_at=at, params=new.params, parent=new.parent, owner=new.locked_by,
-            revision=new.revision, component=new.component, extra=dict(new.state_extra),
+            revision=new.revision, component=new.component,
+            extra={**new.state_extra, **({"priority": new.priority} if new.priority != "normal" else {})},
         )  # fmt: skip
         return Lease(state, self.owner)
 

@@ -49,7 +49,8 @@ def complete(scripts: Scripts, state: ExecutionState, value: Any) -> Completed:
     outcome = Outcome(value=value)
     response = response_event(state.id, outcome, join_set=state.extra.get("js") or None) if parent else {}
     parent_id = parent.value if parent else state.id
-    wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+    # A child has its parent's class (inherited, platform/priorities.py).
+    wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id, state.priority) if parent else ""
     # A root's end starts its tree's retention (store/retention.py).
     expire = "" if parent else retention.expire_message(root, at, state.extra)
     with map_redis_errors():

@@ -14,6 +14,7 @@ from typing import Any
 
 
 from ..errors import ConflictError, NotFoundError
+from ..priorities import DEFAULT
 from ..ids import ExecutionId, new_seed
 from ..tags import matches as tag_matches, member as tag_member
 from . import chains, keys, outbox, retention
@@ -67,6 +68,8 @@ class NewExecution:
     seed: str | None = None
     # `KEY -> VALUE`, checked (see `tags.check_tags`): recorded in `created` and the state, and indexed.
     tags: dict[str, str] = field(default_factory=dict)
+    # Its priority class (platform/priorities.py): recorded in `created` and the state when not normal.
+    priority: str = DEFAULT
 
     def __post_init__(self) -> None:
         if self.seed is None and self.kind == "workflow":
@@ -87,6 +90,8 @@ class NewExecution:
             data["seed"] = self.seed
         if self.tags:
             data["tags"] = self.tags
+        if self.priority != DEFAULT:
+            data["priority"] = self.priority
         data.update(self.created_extra)
         return data
 
@@ -110,6 +115,8 @@ class NewExecution:
         }
         if self.tags:
             fields["tags"] = json.dumps(self.tags, sort_keys=True, ensure_ascii=False)
+        if self.priority != DEFAULT:
+            fields["priority"] = self.priority
         if self.kind == "stub":
             # Never queued nor locked: blocked until its result is supplied (completions.py).
             fields["status"] = "blocked"
@@ -121,7 +128,7 @@ class NewExecution:
 
     def recovery_timer(self) -> dict[str, Any]:
         """For a pre-locked execution: the timer member that enqueues it if its runner dies."""
-        return outbox.timer_member("enqueue", ffqn=self.ffqn, id=self.id)
+        return outbox.enqueue_member(self.ffqn, self.id, self.priority)
 
     def initial_messages(self) -> list[str]:
         """The outbox messages that make it runnable: `initial_message()`, none for a stub (never run)."""
@@ -132,8 +139,8 @@ class NewExecution:
         if self.locked_by is not None:
             return outbox.timer_msg(now_ms() + self.lock_ttl_ms + 1000, self.recovery_timer())
         if self.not_before and self.not_before > now_ms():
-            return outbox.timer_msg(self.not_before, outbox.timer_member("enqueue", ffqn=self.ffqn, id=self.id))
-        return outbox.enqueue_msg(self.ffqn, self.id)
+            return outbox.timer_msg(self.not_before, outbox.enqueue_member(self.ffqn, self.id, self.priority))
+        return outbox.enqueue_msg(self.ffqn, self.id, self.priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,8 +451,8 @@ class ExecutionStore:
         response = response_event(state.id, outcome, join_set=state.extra.get("js") or None) if parent else {}
         root = eid.root
         parent_id = parent.value if parent else state.id
-        self_msg = outbox.enqueue_msg(state.ffqn, state.id)
-        wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+        self_msg = outbox.enqueue_msg(state.ffqn, state.id, state.priority)
+        wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id, state.priority) if parent else ""
         # Written only if cancelling finishes a root at once: its tree's retention starts.
         expire = "" if parent else retention.expire_message(root, at, state.extra)
         with map_redis_errors():

@@ -30,6 +30,8 @@ FINISHED_CHANNEL = f"{PREFIX}:finished"
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 # Hash ffqn -> ms: the functions paused as a whole (store/pauses.py). Runners read no queue of theirs.
 PAUSED_FUNCTIONS = f"{PREFIX}:paused-functions"
+# The priority classes other than normal that were ever queued (set; see platform/priorities.py).
+PRIORITIES = f"{PREFIX}:priorities"
 
 
 def root_of(execution_id: str) -> str:

@@ -19,6 +19,7 @@ import redis
 from redis.exceptions import ResponseError
 
 from ..errors import FencedError, LogWentBackError, StoreError, StoreFullError, StoreUnavailableError
+from ..priorities import queue_name
 from . import keys, outbox
 from .connection import Redis, map_redis_errors, translated
 from .memory import RoomWait
@@ -241,7 +242,8 @@ class Leases:
         """Raise as `_check` does; a lease released because its log went back is queued first, to replay at once."""
         if _status(reply) == "behind":
             with map_redis_errors():
-                self.scripts.client.xadd(self.scripts.shards.queue(lease.state.ffqn, lease.id), {"id": lease.id})
+                queue = queue_name(lease.state.ffqn, lease.state.priority)
+                self.scripts.client.xadd(self.scripts.shards.queue(queue, lease.id), {"id": lease.id})
         _check(reply, lease)
 
     def _send(
@@ -421,7 +423,7 @@ class Leases:
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
         """Record a failed attempt and arm the retry timer (fenced; raises `FencedError`)."""
         state = lease.state
-        timer = outbox.timer_msg(retry_at, outbox.timer_member("enqueue", ffqn=state.ffqn, id=state.id))
+        timer = outbox.timer_msg(retry_at, outbox.enqueue_member(state.ffqn, state.id, state.priority))
         event = {"attempt": state.attempt, **error, "retry_at": retry_at}
         mark = outbox.dirty_mark(lease.root)
         reply = self._send(
@@ -483,7 +485,7 @@ class Leases:
         `paused`: it unloads because it was paused; released pending, and 'paused' when
         it still is (not queued: resuming queues it).
         """
-        requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id)
+        requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id, lease.state.priority)
         mark = outbox.dirty_mark(lease.root)
         reply = self._send(
             mark,

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..deploy.model import FunctionLimits
+from ..priorities import function_of
 from . import keys
 from .connection import map_redis_errors
 from .deployments import RevisionCache
@@ -167,7 +168,12 @@ class LimitGate:
     def admit(self, entries: Sequence[QueueEntry], owner: str, ttl_ms: int) -> tuple[list[QueueEntry], dict[str, Permit]]:
         """The entries that may be locked, and the permits they hold by execution id; the others go back to their queues."""
         limits = self.limits()
-        wanted = [(e, PermitRequest(e.ffqn, e.execution_id, owner, limits[e.ffqn])) for e in entries if e.ffqn in limits]
+        # An entry's `ffqn` names its queue: of a priority class, the function's name and the class (platform/priorities.py).
+        wanted = [
+            (e, PermitRequest(function_of(e.ffqn), e.execution_id, owner, limits[function_of(e.ffqn)]))
+            for e in entries
+            if function_of(e.ffqn) in limits
+        ]
         if not wanted:
             return list(entries), {}
         now = now_ms()
@@ -180,7 +186,7 @@ class LimitGate:
             else:
                 refused.append(entry)
                 with self._lock:
-                    self._until[entry.ffqn] = max(self._until.get(entry.ffqn, 0), answer.until)
+                    self._until[request.ffqn] = max(self._until.get(request.ffqn, 0), answer.until)
         requeue(self.scripts, refused)
         gone = {e.execution_id for e in refused}
         return [e for e in entries if e.execution_id not in gone], permits

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..priorities import DEFAULT, queue_name
 from ..tags import members as tag_members
 from . import keys
 from .scripts import Pipeline, Scripts, write_id
@@ -42,9 +43,17 @@ from .shards import Shards
 # another write. A write id is such a value, and costs no system call.
 
 
-def enqueue_msg(ffqn: str, execution_id: str) -> str:
-    """Message: put `execution_id` in the queue of `ffqn`."""
-    return json.dumps({"op": "enqueue", "ffqn": ffqn, "id": execution_id, "n": write_id()})
+def enqueue_msg(ffqn: str, execution_id: str, priority: str = DEFAULT) -> str:
+    """Message: put `execution_id` in the queue of `ffqn` of class `priority` (see platform/priorities.py)."""
+    data: dict[str, Any] = {"op": "enqueue", "ffqn": ffqn, "id": execution_id, "n": write_id()}
+    if priority != DEFAULT:
+        data["p"] = priority
+    return json.dumps(data)
+
+
+def enqueue_member(ffqn: str, execution_id: str, priority: str = DEFAULT) -> dict[str, Any]:
+    """A timer member that enqueues `execution_id` when it fires (see the scheduler)."""
+    return timer_member("enqueue", ffqn=ffqn, id=execution_id, **({"p": priority} if priority != DEFAULT else {}))
 
 
 def timer_msg(at_ms: int, member: dict[str, Any]) -> str:
@@ -102,14 +111,17 @@ def timer_member(op: str, **fields: Any) -> dict[str, Any]:
     return {"op": op, **fields}
 
 
-def delay_member(execution_id: str, ffqn: str, delay_id: str, join_set: str | None) -> dict[str, Any]:
+def delay_member(
+    execution_id: str, ffqn: str, delay_id: str, join_set: str | None, priority: str = DEFAULT
+) -> dict[str, Any]:
     """The timer of a workflow's delay: it delivers the delay's response when it fires.
 
     The repair sweep builds it again from the `delay_requested` event to re-arm a lost timer
     (store/repair.py): the same fields make the same member (`Effects` writes it with sorted keys).
     """
     return timer_member(
-        "deliver", id=execution_id, ffqn=ffqn, delay_id=delay_id, response={"delay_id": delay_id, "join_set": join_set}
+        "deliver", id=execution_id, ffqn=ffqn, delay_id=delay_id, response={"delay_id": delay_id, "join_set": join_set},
+        **({"p": priority} if priority != DEFAULT else {}),
     )
 
 
@@ -170,7 +182,11 @@ def queue_effects(grouped: _Grouped, message: str, shards: Shards) -> tuple[str,
     data = json.loads(message)
     op = data["op"]
     if op == "enqueue":
-        grouped.add(shards.queue(data["ffqn"], data["id"]), "XADD", data["id"])
+        priority = data.get("p", DEFAULT)
+        grouped.add(shards.queue(queue_name(data["ffqn"], priority), data["id"]), "XADD", data["id"])
+        if priority != DEFAULT:
+            # Named before its entry is read: readers then read this class's queues too (platform/priorities.py).
+            grouped.add(keys.PRIORITIES, "SADD", priority)
     elif op == "timer":
         grouped.add(shards.timers(data["m"]["id"]), "ZADD -", data["at"], json.dumps(data["m"], sort_keys=True))
     elif op == "index":

@@ -65,7 +65,7 @@ def pause(scripts: Scripts, state: ExecutionState) -> PauseResult:
 def resume(scripts: Scripts, state: ExecutionState) -> PauseResult:
     """Resume `state`'s execution, queueing it when it has work; raises as `pause` does."""
     root = ExecutionId(state.id).root
-    wake = outbox.enqueue_msg(state.ffqn, state.id)
+    wake = outbox.enqueue_msg(state.ffqn, state.id, state.priority)
     with map_redis_errors():
         pipe = scripts.pipeline()
         mark = outbox.dirty_mark(root)

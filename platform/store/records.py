@@ -188,6 +188,11 @@ class ExecutionState:
         )
 
     @property
+    def priority(self) -> str:
+        """Its priority class (platform/priorities.py): stored only when not normal."""
+        return self.extra.get("priority") or "normal"
+
+    @property
     def live(self) -> bool:
         """Unfinished, or finished by continuing as new (its chain runs on, on the same digest or a deployed one)."""
         return self.status != "finished" or (self.outcome is not None and self.outcome.continued_as is not None)

@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..priorities import DEFAULT, queue_name
 from . import keys, outbox
 from .connection import Redis, map_redis_errors
 from .records import DELAY_REQUESTED, RESPONSE, continued
 from .scripts import Scripts
 
-_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome", "wake_at", "paused")
+_FIELDS = ("status", "version", "updated_at", "not_before", "lock_until", "ffqn", "outcome", "wake_at", "paused", "priority")
 _DELAY_REQUESTED, _RESPONSE = DELAY_REQUESTED.encode(), RESPONSE.encode()
 
 
@@ -46,6 +47,8 @@ class Seen:
     wake_at: int = 0
     # Paused by request (store/pauses.py): resuming queues it, the sweep does not.
     paused: bool = False
+    # Its priority class (platform/priorities.py).
+    priority: str = DEFAULT
 
 
 def decide(seen: Seen | None, now_ms: int, stale_ms: int, paused_functions: frozenset[str] = frozenset()) -> str:
@@ -122,7 +125,7 @@ class RepairSweep:
                 elif action == "requeue" and seen is not None:
                     requeued += self._requeue(raw.decode(), seen, now_ms)
                 elif action == "rearm" and seen is not None:
-                    self.rearmed += self._rearm(raw.decode(), seen.ffqn, now_ms)
+                    self.rearmed += self._rearm(raw.decode(), seen, now_ms)
         self.requeued += requeued
         return requeued
 
@@ -132,11 +135,11 @@ class RepairSweep:
         )
         if reply[0] != b"ok":
             return 0
-        self.client.xadd(self.scripts.shards.queue(seen.ffqn, execution_id), {"id": execution_id})
+        self.client.xadd(self.scripts.shards.queue(queue_name(seen.ffqn, seen.priority), execution_id), {"id": execution_id})
         return 1
 
 
-    def _rearm(self, execution_id: str, ffqn: str, now_ms: int) -> int:
+    def _rearm(self, execution_id: str, seen: Seen, now_ms: int) -> int:
         """Arm again the timers of `execution_id`'s due delays whose responses were not delivered; how many."""
         entries: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(keys.log(execution_id))  # type: ignore[assignment]
         due = undelivered_delays(entries, now_ms)
@@ -147,7 +150,7 @@ class RepairSweep:
         armed = 0
         for (delay_id, join_set, until), done in zip(due, delivered):
             if done is None:
-                member = outbox.delay_member(execution_id, ffqn, delay_id, join_set)
+                member = outbox.delay_member(execution_id, seen.ffqn, delay_id, join_set, seen.priority)
                 pipe.zadd(self.scripts.shards.timers(execution_id), {json.dumps(member, sort_keys=True): until})
                 armed += 1
         if armed:
@@ -186,4 +189,5 @@ def _seen(values: list[bytes | None]) -> Seen | None:
         continued=continued(text[6]),
         wake_at=int(text[7] or 0),
         paused=text[8] == "1",
+        priority=text[9] or DEFAULT,
     )

@@ -64,7 +64,8 @@ def finish_write(
     js = state.extra.get("js") or None
     finished = {**outcome.to_json(), **(extra or {})}
     response = response_event(state.id, outcome, join_set=js) if parent else {}
-    wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id) if parent else ""
+    # A child has its parent's class (inherited, platform/priorities.py).
+    wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id, state.priority) if parent else ""
     alternative: list[str] = ["", "", ""]
     if unless_cancelled:
         cancelled = Outcome(failure=Failure("cancelled", "cancelled while it ran; its result was discarded"))

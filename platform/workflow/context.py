@@ -151,6 +151,8 @@ class RunContext:
     history: HistoryLimit = field(default_factory=HistoryLimit)
     # This execution's tags: every execution it starts (children, scheduled) carries them too.
     tags: dict[str, str] = field(default_factory=dict)
+    # Its priority class (platform/priorities.py), inherited like the tags.
+    priority: str = "normal"
     # The run's first draws of entropy (sizes in bytes, -8 for a u64): on an
     # instance's first call they hold the guest runtime's own seeding, if any
     # (see `sandbox.runtime_prologue`).
@@ -420,6 +422,7 @@ class RunContext:
                 revision=target.revision,
                 component=target.component,
                 tags=self.tags,
+                priority=self.priority,
                 **fields,
             )
         )

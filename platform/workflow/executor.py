@@ -100,7 +100,7 @@ class LiveDriver:
             self.eager.append(creates[0])
             return []
         timers = [
-            outbox.timer_msg(data["until"], outbox.delay_member(ctx.execution_id, ctx.ffqn, data["delay_id"], data["join_set"]))
+            outbox.timer_msg(data["until"], outbox.delay_member(ctx.execution_id, ctx.ffqn, data["delay_id"], data["join_set"], ctx.priority))
             for event_type, data, _ in events
             if event_type == DELAY_REQUESTED
         ]
@@ -308,6 +308,7 @@ class WorkflowExecutor:
             max_value_bytes=self.max_value_bytes,
             history=config.history,
             tags=state.tags,
+            priority=state.priority,
         )
         if state.cancel_requested or replay.cancel_requested:
             self._cancel(lease, replay, entries)
@@ -387,6 +388,7 @@ class WorkflowExecutor:
             created_extra={**links, "chain_index": index},
             state_extra={**links, "chain_index": str(index), **root_fields(target.retention_ms)},
             tags=state.tags,
+            priority=state.priority,
         )
         log.info("continued as new", execution_id=state.id, successor=successor.id, chain=chain, chain_index=index)
         try:

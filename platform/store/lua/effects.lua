@@ -6,7 +6,8 @@
 -- KEYS: the key
 -- ARGV: 'XADD', then execution ids (an entry `id ID` each);
 --       'ZADD', then 'NX' or '-', then score and member pairs;
---       'LREM', then the outbox messages to remove (one occurrence each)
+--       'LREM', then the outbox messages to remove (one occurrence each);
+--       'SADD', then members (the priority classes in use)
 local mode = ARGV[1]
 if mode == 'XADD' then
   for i = 2, #ARGV do redis.call('XADD', KEYS[1], '*', 'id', ARGV[i]) end
@@ -16,7 +17,9 @@ elseif mode == 'ZADD' then
   for i = 3, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) end
 elseif mode == 'LREM' then
   for i = 2, #ARGV do redis.call('LREM', KEYS[1], 1, ARGV[i]) end
+elseif mode == 'SADD' then
+  for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
 else
-  return redis.error_reply('ERR effects.lua runs XADD, ZADD or LREM, not ' .. tostring(mode))
+  return redis.error_reply('ERR effects.lua runs XADD, ZADD, LREM or SADD, not ' .. tostring(mode))
 end
 return #ARGV - 1

@@ -1,0 +1,30 @@
+"""`?priority=` on invocations over HTTP: recorded on the execution, refused when unknown, documented in OpenAPI."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.gateway.helpers import ACT
+from tests.gateway.test_errors import assert_error
+
+
+def test_an_invocation_carries_its_priority_class(http: httpx.Client) -> None:
+    done = http.post(f"/v1/functions/{ACT}.double?priority=high&wait=30", json=[4]).json()
+    assert done["status"] == "finished" and done["result"] == 8
+    events = http.get(f"/v1/executions/{done['execution_id']}/events").json()["events"]
+    assert events[0]["type"] == "created" and events[0]["priority"] == "high"
+    normal = http.post(f"/v1/functions/{ACT}.double?wait=30", json=[1]).json()
+    events = http.get(f"/v1/executions/{normal['execution_id']}/events").json()["events"]
+    assert "priority" not in events[0]  # the default is not written
+
+
+def test_an_unknown_priority_class_is_refused_naming_the_classes(http: httpx.Client) -> None:
+    message = assert_error(http.post(f"/v1/functions/{ACT}.double?priority=urgent", json=[4]), 400, "usage_error", "priority")
+    assert message == "priority must be one of high, normal, low; got 'urgent'"
+
+
+def test_openapi_documents_the_priority_parameter(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    invoke = spec["paths"][f"/v1/functions/{ACT}.double"]["post"]
+    (param,) = [p for p in invoke["parameters"] if p["name"] == "priority"]
+    assert param["in"] == "query" and param["schema"]["enum"] == ["high", "normal", "low"]

@@ -88,12 +88,25 @@ async function loadFunctions() {
     el(
       "tr",
       {},
-      el("td", {}, el("code", {}, f.ffqn), f.paused ? el("span", {}, " ", el("span", { class: "status status-paused" }, "paused")) : null),
+      el(
+        "td",
+        {},
+        el("code", {}, f.ffqn),
+        f.paused ? el("span", {}, " ", el("span", { class: "status status-paused" }, "paused")) : null,
+        f.limits ? el("div", { class: "limits" }, limitsText(f.limits)) : null
+      ),
       el("td", { class: "nowrap" }, f.kind),
       el("td", {}, el("code", {}, f.signature))
     )
   );
   document.querySelector("#functions tbody").replaceChildren(...rows);
+}
+
+function limitsText(limits) {
+  const parts = [];
+  if (limits.max_running != null) parts.push("at most " + limits.max_running + " running");
+  if (limits.starts_per_second != null) parts.push(limits.starts_per_second + " starts/s");
+  return "limits: " + parts.join(", ");
 }
 
 function tagChips(tags) {
@@ -166,6 +179,7 @@ async function loadDetail() {
     ["Created", execution.created_at],
   ];
   if (execution.tags) facts.push(["Tags", el("span", {}, ...tagChips(execution.tags))]);
+  if (execution.priority) facts.push(["Priority", execution.priority]);
   if (execution.waiting_for === "result") {
     facts.push([
       "Supply",

@@ -213,6 +213,8 @@ class ExecutionState:
             data["parent_id"] = self.parent
         if self.tags:
             data["tags"] = self.tags
+        if self.priority != "normal":
+            data["priority"] = self.priority
         for name in CHAIN_FIELDS:
             if self.extra.get(name):
                 data[name] = int(self.extra[name]) if name == "chain_index" else self.extra[name]

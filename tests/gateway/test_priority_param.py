@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
+from pathlib import Path
 
-from tests.gateway.helpers import ACT
+import httpx
+import pytest
+
+from tests.gateway.helpers import ACT, GatewayThread
+from tests.gateway.test_dashboard import chromium
 from tests.gateway.test_errors import assert_error
 
 
@@ -28,3 +32,13 @@ def test_openapi_documents_the_priority_parameter(http: httpx.Client) -> None:
     invoke = spec["paths"][f"/v1/functions/{ACT}.double"]["post"]
     (param,) = [p for p in invoke["parameters"] if p["name"] == "priority"]
     assert param["in"] == "query" and param["schema"]["enum"] == ["high", "normal", "low"]
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_an_execution_s_priority(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """In headless Chromium, the detail of a high-priority execution names its class."""
+    execution_id = http.post(f"/v1/functions/{ACT}.double?priority=high&wait=30", json=[2]).json()["execution_id"]
+    assert http.get(f"/v1/executions/{execution_id}").json()["priority"] == "high"
+    dom = chromium(f"{gateway.url}/#{execution_id}", tmp_path, "--dump-dom").stdout
+    assert f'<code id="detail-id">{execution_id}</code>' in dom
+    assert "<dt>Priority</dt><dd>high</dd>" in dom

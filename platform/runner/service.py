@@ -1,7 +1,7 @@
 """The runner process: pulls executions from the queues and runs them.
 
 One reader thread reads the queues of every function that can still have
-work (one XREADGROUP over all of them; see `queues`) and hands entries to a pool of worker threads.
+work (one XREADGROUP over all of them; see `reading`) and hands entries to a pool of worker threads.
 Wasm runs with the GIL released, so activities run in parallel; a runner
 that dies leaves its entries pending, and the others reclaim them once its
 locks have expired. A lock-keeper thread extends the locks this runner holds,
@@ -27,9 +27,7 @@ from ..config import env_int
 from ..deploy.model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
-from ..priorities import DEFAULT, by_class, function_of
 from ..store.cancel_watch import CancelWatcher
-from ..store.classes import ClassesInUse
 from ..store.connection import connect, wait_for_store, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
@@ -37,23 +35,20 @@ from ..store.executions import ExecutionStore, NewExecution, now_ms
 from ..store.group import GroupCommit
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.limits import LimitGate, Permit, active_limits
-from ..store.pauses import paused_functions
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
 from ..wit.limits import MAX_VALUE_ENV
 from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor, Attempted
 from .attempts import RunningAttempts
-from .batching import MAX_BATCH, AttemptDurations, plan
+from .batching import AttemptDurations, plan
 from .components import ComponentProvider
 from .held import HeldCommits
-from .queues import QueueSelection, read_by_class
+from .queues import QueueSelection
+from .reading import QueueReader
 from .retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
-
-# How often a runner reads which functions are paused as a whole (store/pauses.py), in seconds.
-PAUSED_EVERY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +79,20 @@ class Runner:
         self.deployments = DeploymentStore(self.client)
         self.revisions = RevisionCache(self.deployments)
         self.provider = ComponentProvider(settings.data_dir, self.deployments, self.revisions)
-        # The priority classes in use (platform/priorities.py): with none but normal, reads are as before classes.
-        self.classes = ClassesInUse(self.client)
-        self._classes: frozenset[str] = frozenset()
         # Platform-wide limits per function (store/limits.py): those of the active revision.
         self.gate = LimitGate(scripts, active_limits(self.revisions))
         self._permits: dict[str, Permit] = {}
-        self.selection = QueueSelection(self.client, self.deployments, self.revisions, lambda: self.leases.scripts.shards)
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
         # The attempts running here, for cancellations to stop (see `attempts`).
         self.attempts = RunningAttempts()
         # Attempt times per function: short activities run in batches (see `batching`).
         self.durations = AttemptDurations()
+        selection = QueueSelection(self.client, self.deployments, self.revisions, lambda: self.leases.scripts.shards)
+        self.reader = QueueReader(
+            self.client, self.leases, selection, self.revisions, self.gate, self.durations,
+            owner=self.owner, block_ms=settings.read_block_ms, forget=self._forget,
+        )  # fmt: skip
         self.activities = ActivityExecutor(
             self.leases,
             self.provider,
@@ -115,20 +111,14 @@ class Runner:
             max_waiting=max(1, settings.concurrency // 2),
             max_value_bytes=settings.max_value_bytes,
             spawner=self,
-            function_paused=self.function_paused,
+            function_paused=self.reader.function_paused,
             function_limited=self.gate.limited,
         )
-        # Functions paused as a whole (store/pauses.py), re-read every `PAUSED_EVERY_S`.
-        self._paused_functions: frozenset[str] = frozenset()
-        self._paused_read = 0.0
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
         self._inflight = 0
         self._cond = threading.Condition()
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="dolmen-run")
-        self._queue_names: list[str] = []
-        self._revision_seen = -2
-        self._names_read = 0.0
         self.processed = 0
         self.batched = 0  # attempts run in batches (see `batching`)
 
@@ -151,7 +141,7 @@ class Runner:
                 if free == 0:
                     continue
                 try:
-                    names = self.queue_names()
+                    names = self.reader.names()
                     entries: list[QueueEntry] = []
                     if time.monotonic() - last_reclaim > self.settings.lock_ttl_ms / 2000:
                         last_reclaim = time.monotonic()
@@ -161,7 +151,7 @@ class Runner:
                         if not names:
                             stop.wait(self.settings.read_block_ms / 1000)
                             continue
-                        entries = self._read(names, free)
+                        entries = self.reader.read(names, free)
                     locked = self._lock(entries)
                 except StoreError as exc:
                     log.error("store unavailable", error=str(exc))
@@ -187,26 +177,6 @@ class Runner:
             while self._inflight >= self.settings.concurrency and not stop.is_set():
                 self._cond.wait(0.5)
             return 0 if stop.is_set() else self.settings.concurrency - self._inflight
-
-    def _read(self, names: list[str], free: int) -> list[QueueEntry]:
-        """Entries for `free` threads: up to `MAX_BATCH` per thread from the queues of short activities (see `batching`)."""
-        # Not past the time a function held back by its limits is due again.
-        block_ms = self.gate.wait_ms(self.settings.read_block_ms)
-        if self._classes:
-            return read_by_class(self.leases, self.owner, names, free, block_ms, self._split_short)
-        short = [name for name in names if self.durations.is_short(name)]
-        if not short:
-            return self.leases.read(self.owner, names, free, block_ms)
-        batched = frozenset(short)
-        others = [name for name in names if name not in batched]
-        entries = self.leases.read_now([(short, free * MAX_BATCH), (others, free)], self.owner)
-        return entries or self.leases.read(self.owner, names, free, block_ms)
-
-    def _split_short(self, names: list[str], count: int) -> list[tuple[list[str], int]]:
-        """One read of `count` entries per queue split: `MAX_BATCH` times more from short activities' queues."""
-        short = [name for name in names if self.durations.is_short(function_of(name))]
-        others = [name for name in names if not self.durations.is_short(function_of(name))]
-        return [(short, count * MAX_BATCH), (others, count)]
 
     def _batchable(self, item: tuple[QueueEntry, Lease]) -> bool:
         state = item[1].state
@@ -291,39 +261,6 @@ class Runner:
         permits = [p for p in (self._permits.pop(i, None) for i in lease_ids) if p is not None]
         if permits:
             self._give_back(permits)
-
-    def queue_names(self) -> list[str]:
-        """The functions that can still have work: the active revision's, and those of revisions with unfinished executions.
-
-        Re-read when the active revision changes, and every few seconds in case
-        an old revision's executions finished or one was stored without being
-        activated (see `queues`). Components that left every revision are
-        dropped from memory and from the data directory meanwhile.
-        """
-        active = self.revisions.active()
-        number = active.number if active is not None else -1
-        if number != self._revision_seen or time.monotonic() - self._names_read > 5.0:
-            selection = self.selection.select(active)
-            self._queue_names = selection.names
-            self._revision_seen = number
-            self._names_read = time.monotonic()
-            if selection.gone:
-                self._forget(selection.gone)
-        if time.monotonic() - self._paused_read > PAUSED_EVERY_S:
-            self._paused_functions = frozenset(paused_functions(self.client))
-            self._paused_read = time.monotonic()
-        # A paused function's entries wait in its queues until it is resumed; a limited one's until it may start more.
-        skipped = self._paused_functions | self.gate.held_back()
-        names = [name for name in self._queue_names if name not in skipped] if skipped else self._queue_names
-        # The queues of each priority class in use, highest first (platform/priorities.py).
-        self._classes = self.classes.get() - {DEFAULT}
-        if not self._classes:
-            return names
-        return [name for part in by_class(names, self._classes) for name in part]
-
-    def function_paused(self, ffqn: str) -> bool:
-        """Whether `ffqn` is paused as a whole, as this runner last read it (at most `PAUSED_EVERY_S` ago)."""
-        return ffqn in self._paused_functions
 
     def _forget(self, digests: frozenset[str]) -> None:
         """Drop loaded components, instances and local files of digests no revision names any more (off the read path)."""
@@ -537,7 +474,7 @@ class Runner:
             "inflight": self._inflight,
             "processed": self.processed,
             "batched": self.batched,
-            "queues": len(self._queue_names),
+            "queues": self.reader.function_count,
         }
 
 

@@ -149,7 +149,8 @@ class Runner:
                             entries += self.leases.reclaim(self.owner, name, self.settings.lock_ttl_ms + 1000, count=free)
                     if not entries:
                         if not names:
-                            stop.wait(self.settings.read_block_ms / 1000)
+                            # Nothing to read until a function held back by its limits is due again (or a deploy).
+                            stop.wait(self.gate.wait_ms(self.settings.read_block_ms) / 1000)
                             continue
                         entries = self.reader.read(names, free)
                     locked = self._lock(entries)

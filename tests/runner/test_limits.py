@@ -62,7 +62,7 @@ class SlowApi:
 
 @pytest.fixture
 def api() -> Iterator[SlowApi]:
-    server = SlowApi(hold_s=0.3)
+    server = SlowApi(hold_s=0.2)
     yield server
     server.close()
 
@@ -75,12 +75,12 @@ def _all_finished(client: Client, ids: list[str]) -> bool:
 def test_a_concurrency_limit_of_2_holds_across_two_runner_processes(
     redis_url: str, processes: Processes, client: Client, api: SlowApi
 ) -> None:
-    """Ten calls, two runners with four threads each: never more than two inside the API, and both runners take part."""
+    """Sixteen calls, two runners with four threads each: never more than two inside the API, and both runners take part."""
     deploy(redis_url, [activity(allowed_hosts=LOCAL, limits=FunctionLimits(max_running=2))])
     processes.fleet("r1", "r2", concurrency=4)
-    ids = [client.submit(f"{A}.fetch", [api.url]).execution_id for _ in range(10)]
-    wait_for(lambda: _all_finished(client, ids), timeout=90, what="the ten limited calls to finish")
-    assert len(api.arrivals) == 10
+    ids = [client.submit(f"{A}.fetch", [api.url]).execution_id for _ in range(16)]
+    wait_for(lambda: _all_finished(client, ids), timeout=90, what="the sixteen limited calls to finish")
+    assert len(api.arrivals) == 16
     assert api.most_inside == 2  # the limit was reached, never passed
     for execution_id in ids:
         state = client.executions.get(execution_id)
@@ -91,9 +91,10 @@ def test_a_concurrency_limit_of_2_holds_across_two_runner_processes(
 
     def all_told() -> dict[str, int] | None:
         counts = processed()
-        return counts if sum(counts.values()) >= 10 else None
+        return counts if sum(counts.values()) >= 16 else None
 
-    counts = wait_for(all_told, timeout=30, what="the runners' heartbeats to count the ten")
+    # Freed slots go to whichever runner looks first: both get some, but for a chance of 2 in 2**16.
+    counts = wait_for(all_told, timeout=30, what="the runners' heartbeats to count the sixteen")
     assert counts.get("r1", 0) > 0 and counts.get("r2", 0) > 0, counts
     assert client.redis.zcard(f"dolmen:{{lim:{A}.fetch}}:running") == 0  # every permit given back
 

@@ -21,7 +21,7 @@ from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
 from ..platform.priorities import DEFAULT, check_priority
 from ..platform.tags import parse_filter, parse_tags
-from .requests import idempotency_key, parse_json, read_body, tag_texts, wait_time
+from .requests import INVOKE_QUERY, check_query, idempotency_key, parse_json, read_body, tag_texts, wait_time
 
 MAX_PAGE = 200
 
@@ -101,12 +101,14 @@ class ApiV1:
         try:
             ffqn = path_param(request, "ffqn")
             Ffqn.parse(ffqn)
+            check_query(request, INVOKE_QUERY)
             wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
             body = await read_body(request, self.gw.settings.max_body_bytes)
             params = parse_json(body)
             key = idempotency_key(request)
             tags = parse_tags(tag_texts(request))
-            priority = check_priority(request.query_params.get("priority", DEFAULT))
+            given = query_value(request, "priority")
+            priority = check_priority(DEFAULT if given is None else given)
         except Exception:
             self.gw.metrics.invocations.inc("ffqn", "rejected")
             raise

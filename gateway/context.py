@@ -22,7 +22,7 @@ from ..platform.store.completions import Completed
 from ..platform.store.connection import connect, connect_async
 from ..platform.store.leases import Leases
 from ..platform.store.limits import LimitGate, active_limits
-from ..platform.store.pauses import PauseResult
+from ..platform.store.pauses import PausedFunctions, PauseResult
 from ..platform.store.records import ExecutionState
 from .auth import Authenticator
 from .metrics import GatewayMetrics
@@ -62,6 +62,7 @@ class Gateway:
             max_value_bytes=settings.max_value_bytes,
             gate=LimitGate(self.client.executions.scripts, active_limits(self.client.revisions)),
             classes=ClassesInUse(self.client.redis),
+            paused=PausedFunctions(self.client.redis),
         )
         self.auth = Authenticator(settings.tokens)
         self.metrics = GatewayMetrics()

@@ -141,6 +141,24 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
+# What `POST /v1/functions/{ffqn}` reads from its query; any other name is a mistake worth telling.
+INVOKE_QUERY = ("wait", "tag", "priority")
+
+
+def check_query(request: Request, allowed: tuple[str, ...]) -> None:
+    """Refuse a query parameter not in `allowed` (a misspelt `?priorty=high` must not pass unseen), or given twice when it is not `tag`."""
+    seen: set[str] = set()
+    for name, _ in query_items(request):
+        if name not in allowed:
+            raise BadRequestError(
+                f"unknown query parameter {name!r}; this endpoint takes {', '.join(allowed)} (params go in the body)",
+                path=name,
+            )
+        if name in seen and name != "tag":
+            raise BadRequestError(f"the query parameter {name!r} is given twice; give it once", path=name)
+        seen.add(name)
+
+
 def tag_texts(request: Request) -> list[str]:
     """Every `tag=KEY=VALUE` query parameter, in order (checked by platform/tags.py: `parse_tags`, `parse_filter`)."""
     return [value for name, value in query_items(request) if name == "tag"]

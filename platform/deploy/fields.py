@@ -170,12 +170,15 @@ def read_limits(reader: Reader, node: yaml.Node, where: Location) -> FunctionLim
     if "starts_per_second" in get:
         rate_node, rate_where = get["starts_per_second"]
         text = reader.text(rate_node, rate_where)
-        if text is not None and not _NUMBER_RE.match(text):
+        try:
+            value = float(text) if text is not None else None
+        except ValueError:
+            value = None
             reader.problem(rate_where, f"expected a number of starts per second, got '{text}'; e.g. 5 or 0.5")
-        elif text is not None and not 0.001 <= float(text) <= MAX_LIMIT:
-            reader.problem(rate_where, f"must be between 0.001 (one start in 1000 s) and {MAX_LIMIT:,}, got {text.strip()}")
-        elif text is not None:
-            rate = float(text)
+        if value is not None and not 0.001 <= value <= MAX_LIMIT:  # NaN too
+            reader.problem(rate_where, f"must be between 0.001 (one start in 1000 s) and {MAX_LIMIT:,}, got {text.strip()}")  # type: ignore[union-attr]
+        elif value is not None:
+            rate = value
     if ("max_running" in get and running is None) or ("starts_per_second" in get and rate is None) or not keys:
         return None
     return FunctionLimits(running, rate)

@@ -36,6 +36,7 @@ from ..priorities import DEFAULT, by_class, queue_name
 from ..runner.queues import read_by_class
 from ..runner.retry import Finish, RetryAt, after_failure, after_lock, after_return
 from ..store.classes import ClassesInUse
+from ..store.pauses import PausedFunctions
 from ..store.executions import ExecutionStore, now_ms
 from ..store.leases import Lease, Leases, QueueEntry
 from ..store.limits import LimitGate, Permit, PermitRequest, permit_of
@@ -53,6 +54,8 @@ CONSUMER = "external-workers"
 MIN_LEASE_MS = 500
 MAX_LEASE_MS = 3_600_000
 MAX_CLAIM = 100
+# How often a waiting claim looks again whether a function it asks for was resumed, at most, in ms.
+PAUSED_RECHECK_MS = 250
 
 ComponentOf = Callable[[ExecutionState, str], ComponentConfig]
 
@@ -122,6 +125,7 @@ class ExternalTasks:
         max_value_bytes: int,
         gate: LimitGate | None = None,
         classes: ClassesInUse | None = None,
+        paused: PausedFunctions | None = None,
     ) -> None:
         self.leases = leases
         self.executions = executions
@@ -131,6 +135,8 @@ class ExternalTasks:
         self.gate = gate
         # The priority classes in use (platform/priorities.py): their queues are read highest first.
         self.classes = classes
+        # The functions paused as a whole (store/pauses.py): no claim takes their executions.
+        self.paused = paused
 
     # ------------------------------------------------------------- claims
 
@@ -145,14 +151,19 @@ class ExternalTasks:
         deadline = time.monotonic() + block_ms / 1000
         while True:
             tasks = self._claim_once(ffqns, owner, lease_ms, count, max(0, round((deadline - time.monotonic()) * 1000)))
-            if tasks or time.monotonic() >= deadline or self.gate is None:
+            if tasks or time.monotonic() >= deadline:
                 return tasks
-            # What was read went back to its queue (its function is at its limits): look again once one is due.
-            time.sleep(self.gate.wait_ms(max(1, round((deadline - time.monotonic()) * 1000))) / 1000)
+            # Nothing for now: what was read went back to its queue (its function is at its limits), or every
+            # function asked for is paused or held back. Look again once one may be due, within the claim's wait.
+            left_ms = max(1, round((deadline - time.monotonic()) * 1000))
+            time.sleep(min(self.gate.wait_ms(left_ms) if self.gate is not None else left_ms, PAUSED_RECHECK_MS) / 1000)
 
     def _claim_once(self, ffqns: Sequence[str], owner: str, lease_ms: int, count: int, block_ms: int) -> list[Task]:
-        held_back = self.gate.held_back() if self.gate is not None else frozenset[str]()
-        ffqns = [ffqn for ffqn in ffqns if ffqn not in held_back]
+        # A function paused as a whole (store/pauses.py) or held back by its limits (store/limits.py) is left alone.
+        skipped = self.gate.held_back() if self.gate is not None else frozenset[str]()
+        if self.paused is not None:
+            skipped |= self.paused.get()
+        ffqns = [ffqn for ffqn in ffqns if ffqn not in skipped]
         if not ffqns:
             return []
         used = self.classes.get() - {DEFAULT} if self.classes is not None else frozenset[str]()

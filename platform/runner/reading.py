@@ -20,7 +20,7 @@ from ..store.connection import Redis
 from ..store.deployments import RevisionCache
 from ..store.leases import Leases, QueueEntry
 from ..store.limits import LimitGate
-from ..store.pauses import paused_functions
+from ..store.pauses import PausedFunctions
 from .batching import MAX_BATCH, AttemptDurations
 from .queues import QueueSelection, read_by_class
 
@@ -60,8 +60,8 @@ class QueueReader:
         self.forget = forget
         self.classes = ClassesInUse(client)
         self._classes: frozenset[str] = frozenset()
+        self.paused = PausedFunctions(client, PAUSED_EVERY_S)
         self._paused: frozenset[str] = frozenset()
-        self._paused_read = 0.0
         self._functions: list[str] = []
         self._revision_seen = -2
         self._names_read = 0.0
@@ -82,9 +82,7 @@ class QueueReader:
             self._names_read = time.monotonic()
             if selection.gone:
                 self.forget(selection.gone)
-        if time.monotonic() - self._paused_read > PAUSED_EVERY_S:
-            self._paused = frozenset(paused_functions(self.client))
-            self._paused_read = time.monotonic()
+        self._paused = self.paused.get()
         # A paused function's entries wait in its queues until it is resumed; a limited one's until it may start more.
         skipped = self._paused | self.gate.held_back()
         names = [name for name in self._functions if name not in skipped] if skipped else self._functions

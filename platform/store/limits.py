@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..deploy.model import FunctionLimits
 from ..priorities import function_of
@@ -101,24 +102,21 @@ class Permits:
 
     def renew(self, permits: Sequence[Permit], until_ms: int) -> None:
         """Move the end of held permits to `until_ms` (with their leases); a permit already dropped stays dropped."""
-        counted = [p for p in permits if p.counted]
-        if not counted:
-            return
-        with map_redis_errors():
-            pipe = self.scripts.client.pipeline(transaction=False)
-            for p in counted:
-                pipe.zadd(keys.limit_running(p.ffqn), {p.member: until_ms}, xx=True)
-            pipe.execute()
+        self._each(permits, lambda pipe, p: pipe.zadd(keys.limit_running(p.ffqn), {p.member: until_ms}, xx=True))
 
     def release(self, permits: Sequence[Permit]) -> None:
         """Give permits back (their attempts ended, or their locks were refused)."""
+        self._each(permits, lambda pipe, p: pipe.zrem(keys.limit_running(p.ffqn), p.member))
+
+    def _each(self, permits: Sequence[Permit], command: Callable[[Any, Permit], object]) -> None:
+        """`command` on one pipeline for each permit that counts (a rate limit alone holds none)."""
         counted = [p for p in permits if p.counted]
         if not counted:
             return
         with map_redis_errors():
             pipe = self.scripts.client.pipeline(transaction=False)
             for p in counted:
-                pipe.zrem(keys.limit_running(p.ffqn), p.member)
+                command(pipe, p)
             pipe.execute()
 
     def running(self, ffqn: str, now: int) -> int:

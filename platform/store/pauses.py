@@ -22,6 +22,9 @@ removes the entry, and its queues are read again.
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 from dataclasses import dataclass
 
 from ..errors import NotFoundError, NotPausableError
@@ -114,6 +117,25 @@ def resume_function(client: Redis, ffqn: str) -> bool:
         return bool(client.hdel(keys.PAUSED_FUNCTIONS, ffqn))
 
 
+class PausedFunctions:
+    """The functions paused as a whole as last read, read again at most every `every_s` seconds (for readers of queues)."""
+
+    def __init__(self, client: Redis, every_s: float = 1.0) -> None:
+        self.client = client
+        self.every_s = every_s
+        self._known: frozenset[str] = frozenset()
+        self._read_at = -math.inf
+        self._lock = threading.Lock()
+
+    def get(self) -> frozenset[str]:
+        """The paused functions; raises `StoreError` when the store cannot be reached."""
+        with self._lock:
+            if time.monotonic() - self._read_at > self.every_s:
+                self._known = frozenset(paused_functions(self.client))
+                self._read_at = time.monotonic()
+            return self._known
+
+
 def paused_functions(client: Redis) -> dict[str, int]:
     """The functions paused as a whole, with when (ms)."""
     with map_redis_errors():
@@ -121,4 +143,4 @@ def paused_functions(client: Redis) -> dict[str, int]:
     return {k.decode(): int(json.loads(v).get("at", 0)) for k, v in raw.items()}
 
 
-__all__ = ["PauseResult", "pause", "pause_function", "paused_functions", "resume", "resume_function"]
+__all__ = ["PauseResult", "PausedFunctions", "pause", "pause_function", "paused_functions", "resume", "resume_function"]

@@ -30,6 +30,7 @@ def test_limits_reach_the_config_and_survive_storage() -> None:
     assert both.limits == FunctionLimits(2, 0.5) and both.limits.interval_ms == 2000
     assert component("    limits: {max_running: 3}\n", kind="workflow").limits == FunctionLimits(3, None)
     assert component("    limits: {starts_per_second: 40}\n", kind="external").limits == FunctionLimits(None, 40.0)
+    assert component("    limits: {starts_per_second: .5}\n").limits == component("    limits: {starts_per_second: 5e-1}\n").limits
     assert ComponentConfig.from_json(both.to_json()) == both
     assert "limits" not in component("").to_json()  # revisions without limits are stored as before
     with_functions = ComponentConfig("w", "activity", "d", "s", {"a:b/c@1.0.0.f": None}, limits=FunctionLimits(1))  # type: ignore[dict-item]
@@ -43,6 +44,8 @@ def test_limits_reach_the_config_and_survive_storage() -> None:
         ("    limits: {max_running: many}\n", "expected a whole number, got 'many'"),
         ("    limits: {starts_per_second: fast}\n", "expected a number of starts per second, got 'fast'; e.g. 5 or 0.5"),
         ("    limits: {starts_per_second: 0}\n", "must be between 0.001 (one start in 1000 s) and 1,000,000, got 0"),
+        ("    limits: {starts_per_second: -2}\n", "must be between 0.001 (one start in 1000 s) and 1,000,000, got -2"),
+        ("    limits: {starts_per_second: nan}\n", "must be between 0.001 (one start in 1000 s) and 1,000,000, got nan"),
         ("    limits: {concurrency: 2}\n", "concurrency"),
         ("    limits: {}\n", "write {max_running: N, starts_per_second: R}"),
     ],

@@ -27,6 +27,15 @@ def test_an_unknown_priority_class_is_refused_naming_the_classes(http: httpx.Cli
     assert message == "priority must be one of high, normal, low; got 'urgent'"
 
 
+def test_a_misspelt_or_repeated_query_parameter_is_refused_naming_it(http: httpx.Client) -> None:
+    """`?priorty=high` must not pass unseen as a normal invocation, nor `?priority=high&priority=low` pick one."""
+    message = assert_error(http.post(f"/v1/functions/{ACT}.double?priorty=high", json=[4]), 400, "bad_request", "priorty")
+    assert message == "unknown query parameter 'priorty'; this endpoint takes wait, tag, priority (params go in the body)"
+    twice = http.post(f"/v1/functions/{ACT}.double?priority=high&priority=low", json=[4])
+    assert assert_error(twice, 400, "bad_request", "priority") == "the query parameter 'priority' is given twice; give it once"
+    assert http.post(f"/v1/functions/{ACT}.double?tag=a=1&tag=b=2&wait=30", json=[4]).json()["result"] == 8
+
+
 def test_openapi_documents_the_priority_parameter(http: httpx.Client) -> None:
     spec = http.get("/openapi.json").json()
     invoke = spec["paths"][f"/v1/functions/{ACT}.double"]["post"]

@@ -1,7 +1,8 @@
-"""Function limits apply to external workers' claims too: a gateway and runners share one count (store/limits.py)."""
+"""Function limits and pauses apply to external workers' claims too: a gateway and runners share one count (store/limits.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,3 +58,19 @@ def test_a_limited_external_function_is_claimed_one_at_a_time(http: httpx.Client
     assert {first["execution_id"], second["execution_id"]} == ids
     _complete(http, second)
     assert client.redis.zcard(f"dolmen:{{lim:{S}}}:running") == 0
+
+
+def test_a_function_paused_as_a_whole_is_not_claimed_until_it_is_resumed(http: httpx.Client, client: Client) -> None:
+    """Pausing an external function stops workers' claims of it as it stops runners; resuming lets the claim through."""
+    execution_id = client.submit(S, ["order-p"]).execution_id
+    assert http.post(f"/v1/functions/{S}/pause").json() == {"ffqn": S, "pause": "done"}
+    try:
+        # Claims read the paused functions at most a second late.
+        time.sleep(1.2)
+        assert _claim(http, wait_s=0.6) == []
+        assert client.get(execution_id).status == "pending"
+    finally:
+        assert http.post(f"/v1/functions/{S}/resume").json() == {"ffqn": S, "resume": "done"}
+    (task,) = _claim(http, wait_s=5)  # a waiting claim notices the resume within its wait
+    assert task["execution_id"] == execution_id
+    _complete(http, task)

@@ -55,16 +55,18 @@ def shared_platform(
     components: list[tuple[ComponentConfig, Path]],
     *,
     env: dict[str, str] | None = None,
+    runner_args: tuple[str, ...] = (),
     gateway: bool = True,
 ) -> Iterator[SharedPlatform]:
-    """A Valkey of its own with `components` deployed, a runner, a scheduler (with `env`) and a gateway; all stopped at the end."""
+    """A Valkey of its own with `components` deployed, a runner (with `runner_args`), a scheduler (both with `env`)
+    and a gateway; all stopped at the end."""
     valkey = ValkeyForTests(work_dir / "valkey")
     valkey.start()
     processes = Processes(valkey.url, work_dir, env=dict(env or {}))
     server: GatewayThread | None = None
     try:
         deploy(valkey.url, components)
-        processes.runner()
+        processes.runner(*runner_args)
         processes.scheduler()
         processes.wait_ready()
         if gateway:

@@ -1,5 +1,7 @@
 """One platform shared by the tests of a module: a Valkey of its own, a runner and a scheduler process, a gateway.
 
+The Valkey is a cluster with DOLMEN_TEST_CLUSTER=1, as the session's is (tests/conftest.py).
+
 Starting and stopping real processes costs seconds per test; a module whose tests
 only submit their own executions (each test creates its own, with fresh ids) shares
 one platform instead. Between tests, `settle_leftovers` cancels whatever a test left
@@ -21,6 +23,7 @@ Use it from a test module like this:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import ComponentConfig
 from tests.gateway.helpers import GatewayThread
+from tests.support.cluster import ValkeyClusterForTests
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes, deploy
 from tests.support.polling import wait_for
@@ -40,7 +44,7 @@ from tests.support.servers import ValkeyForTests
 class SharedPlatform:
     """A module's Valkey, its runner and scheduler processes, and (if asked for) a gateway on loopback."""
 
-    valkey: ValkeyForTests
+    valkey: ValkeyForTests | ValkeyClusterForTests
     processes: Processes
     gateway: GatewayThread | None
 
@@ -60,7 +64,12 @@ def shared_platform(
 ) -> Iterator[SharedPlatform]:
     """A Valkey of its own with `components` deployed, a runner (with `runner_args`), a scheduler (both with `env`)
     and a gateway; all stopped at the end."""
-    valkey = ValkeyForTests(work_dir / "valkey")
+    # Like the session's Valkey (tests/conftest.py): a cluster with DOLMEN_TEST_CLUSTER=1.
+    valkey: ValkeyForTests | ValkeyClusterForTests
+    if os.environ.get("DOLMEN_TEST_CLUSTER", "") not in ("", "0"):
+        valkey = ValkeyClusterForTests(work_dir / "valkey-cluster")
+    else:
+        valkey = ValkeyForTests(work_dir / "valkey")
     valkey.start()
     processes = Processes(valkey.url, work_dir, env=dict(env or {}))
     server: GatewayThread | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-# None when unset: each test picks its own default size (the single server 1, the cluster's CI run less).
+# None when unset: each test picks its own default size (0.6 for both the single server and the cluster).
 SCALE_SET = float(os.environ["DOLMEN_CHAOS_SCALE"]) if os.environ.get("DOLMEN_CHAOS_SCALE") else None
 SEED = int(os.environ.get("DOLMEN_CHAOS_SEED") or "1")
 # On a cluster, also kill a master ahead of its replica, losing writes on purpose (tests/chaos/losses.py).

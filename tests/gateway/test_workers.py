@@ -1,6 +1,8 @@
 """External workers: executions of `kind: external` functions claimed and settled over HTTP, on real processes.
 
-A runner and a scheduler run as processes, a gateway serves HTTP on loopback;
+A runner and a scheduler run as processes, a gateway serves HTTP on loopback, on a Valkey
+of the module's own: one platform for all the tests here (tests/support/shared.py); each
+test submits its own executions, and what it leaves unfinished is cancelled after it;
 the external component (tests/components/stub-approvals, WIT only) is run by
 the test itself over /v1/workers, or by examples/worker.py as a process.
 """
@@ -30,6 +32,7 @@ from dolmen.platform.store.connection import connect
 from tests.gateway.helpers import GatewayThread
 from tests.support.guests import DATA_DIR, build_guest, build_stub_guest
 from tests.support.platform import Processes, deploy
+from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 from tests.support.polling import wait_for
 
 IFACE = "testing:stub/approvals@1.0.0"
@@ -39,33 +42,53 @@ W = "testing:wf-stub/waits@1.0.0"
 WORKER = Path(__file__).resolve().parents[2] / "examples" / "worker.py"
 
 
-def deploy_external(redis_url: str, *, timeout_ms: int | None = 60_000, retry_on_err: bool = False) -> None:
+def external_components(*, timeout_ms: int | None = 60_000, retry_on_err: bool = False) -> list[tuple[ComponentConfig, Path]]:
     """stub-approvals as `kind: external` (3 attempts, quick backoff) and the wf-stub workflow that calls it."""
     retry = RetryPolicy(max_attempts=3, initial_backoff_ms=50, max_backoff_ms=200, retry_on_err=retry_on_err)
     approvals = ComponentConfig("approvals", "external", "", "tests/components/stub-approvals", {}, retry=retry, timeout_ms=timeout_ms)
     waits = ComponentConfig("waits", "workflow", "", "tests/components/wf-stub", {})
-    deploy(redis_url, [(approvals, build_stub_guest("stub-approvals", "stubs")), (waits, build_guest("wf-stub", "stub-waits"))])
+    return [(approvals, build_stub_guest("stub-approvals", "stubs")), (waits, build_guest("wf-stub", "stub-waits"))]
+
+
+def deploy_external(redis_url: str, *, timeout_ms: int | None = 60_000, retry_on_err: bool = False) -> None:
+    """Deploy `external_components`."""
+    deploy(redis_url, external_components(timeout_ms=timeout_ms, retry_on_err=retry_on_err))
 
 
 @dataclass
 class Served:
     http: httpx.Client
     url: str
+    processes: Processes
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]:
+    """One platform for the module: both components deployed, a runner, a scheduler, and a gateway."""
+    with shared_platform(tmp_path_factory.mktemp("workers"), external_components()) as platform:
+        yield platform
 
 
 @pytest.fixture
-def served(redis_url: str, processes: Processes) -> Iterator[Served]:
-    """Both components deployed, a runner, a scheduler, and a gateway."""
+def redis_url(shared: SharedPlatform) -> Iterator[str]:
+    """The module's Valkey (not emptied: its processes run on); what a test leaves unfinished is cancelled after it."""
+    yield shared.url
+    settle_leftovers(shared.url)
+
+
+@pytest.fixture
+def redeploys(redis_url: str) -> Iterator[None]:
+    """For a test that deploys other settings (last in the module): the module's deployment again after it."""
+    yield
     deploy_external(redis_url)
-    processes.runner()
-    processes.scheduler()
-    processes.wait_ready()
-    server = GatewayThread(GatewaySettings(redis_url=redis_url, data_dir=DATA_DIR)).start()
-    try:
-        with server.client() as http:
-            yield Served(http, server.url)
-    finally:
-        server.stop()
+
+
+@pytest.fixture
+def served(redis_url: str, shared: SharedPlatform) -> Iterator[Served]:
+    """The module's platform, with the default deployment (a test that deploys other settings has it restored)."""
+    assert shared.gateway is not None
+    with shared.gateway.client() as http:
+        yield Served(http, shared.gateway.url, shared.processes)
 
 
 def claim(http: httpx.Client, *, ffqns: tuple[str, ...] = (S, SCORE), lease_ms: int = 30_000, wait_s: float = 10, **more: Any) -> list[dict[str, Any]]:
@@ -233,7 +256,7 @@ def test_a_cancelled_execution_is_told_on_the_next_heartbeat(served: Served, cli
     assert claim(served.http, wait_s=0.3) == []
 
 
-def test_runners_never_lock_external_executions(redis_url: str, served: Served, client: Client, processes: Processes) -> None:
+def test_runners_never_lock_external_executions(redis_url: str, served: Served, client: Client) -> None:
     """The runner reads only the workflow's queues: an external execution waits unlocked while the runner runs a workflow."""
     execution_id = client.submit(SCORE, ["left-alone"]).execution_id
     workflow_id = client.submit(f"{W}.ask", ["order-8"]).execution_id
@@ -247,8 +270,8 @@ def test_runners_never_lock_external_executions(redis_url: str, served: Served, 
 
         def read_queues() -> list[int]:
             # Its heartbeat reports how many queues it reads: wf-stub's 3 functions, none of the external 3.
-            # (This test's runner only: one an earlier test left stopping may still report into the emptied store.)
-            ours = {proc.pid for proc in processes.procs}
+            # (The module's runner only: no other process reports into its Valkey, but the check stays exact.)
+            ours = {proc.pid for proc in served.processes.procs}
             return [
                 p.details.get("queues", 0) for p in read_processes(redis)
                 if p.kind == "runner" and p.details.get("processed") and p.pid in ours
@@ -292,22 +315,6 @@ def test_a_worker_process_killed_mid_lease_is_replaced_by_another(redis_url: str
                 proc.wait(10)
 
 
-def test_an_attempt_past_the_timeout_fails_as_timed_out_and_is_retried(redis_url: str, served: Served, client: Client) -> None:
-    """Past the function's timeout, a heartbeat is 409 `timed_out`: the attempt is recorded as a timeout and retried."""
-    deploy_external(redis_url, timeout_ms=800)
-    execution_id = client.submit(S, ["order-10"]).execution_id
-    task = claim_one(served.http, execution_id)
-    assert "timeout_at" in task
-    time.sleep(1.0)  # past the timeout: nothing tells the worker before its next heartbeat
-    beat = post(served.http, task, "heartbeat")
-    assert beat.status_code == 409 and beat.json()["error"]["reason"] == "timed_out", beat.text
-    failed = [e for e in client.executions.events(execution_id) if e.type == "attempt_failed"]
-    assert failed and failed[0].data["error"]["kind"] == "timeout"
-    retried = claim_one(served.http, execution_id)
-    assert retried["attempt"] == 2
-    assert post(served.http, retried, "complete", result={"ok": "quick"}).status_code == 200
-
-
 def test_openapi_documents_the_workers_api(served: Served) -> None:
     """The OpenAPI document validates and lists the workers' operations, the complete body typed by the external results."""
     doc = served.http.get("/openapi.json").json()
@@ -331,3 +338,19 @@ def test_workers_need_an_invoke_token(redis_url: str, served: Served, client: Cl
             assert post(http, task, "complete", result={"ok": "gail"}).status_code == 200
     finally:
         server.stop()
+
+
+def test_an_attempt_past_the_timeout_fails_as_timed_out_and_is_retried(redis_url: str, served: Served, client: Client, redeploys: None) -> None:
+    """Past the function's timeout, a heartbeat is 409 `timed_out`: the attempt is recorded as a timeout and retried."""
+    deploy_external(redis_url, timeout_ms=800)
+    execution_id = client.submit(S, ["order-10"]).execution_id
+    task = claim_one(served.http, execution_id)
+    assert "timeout_at" in task
+    time.sleep(1.0)  # past the timeout: nothing tells the worker before its next heartbeat
+    beat = post(served.http, task, "heartbeat")
+    assert beat.status_code == 409 and beat.json()["error"]["reason"] == "timed_out", beat.text
+    failed = [e for e in client.executions.events(execution_id) if e.type == "attempt_failed"]
+    assert failed and failed[0].data["error"]["kind"] == "timeout"
+    retried = claim_one(served.http, execution_id)
+    assert retried["attempt"] == 2
+    assert post(served.http, retried, "complete", result={"ok": "quick"}).status_code == 200

@@ -1,4 +1,8 @@
-"""Activities on real runner processes: results, retries, timeouts, output, environment."""
+"""Activities on real runner processes: results, retries, timeouts, output, environment.
+
+The tests on one runner thread share one runner and scheduler on a Valkey of the module's own
+(tests/support/shared.py); each deploys what it runs on it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooL
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
 from tests.support import indexes
+from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 
 
 A = "testing:act/basic@1.0.0"
@@ -58,6 +63,29 @@ def flaky() -> Iterator[FlakyServer]:
     server.close()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]:
+    """One runner (one thread) and a scheduler on a Valkey of the module's own, for the tests that need nothing else;
+    each deploys what it runs. The runner's environment has a variable no deployment grants (SECRET_OF_THE_HOST)."""
+    env = {"SECRET_OF_THE_HOST": "leak"}
+    with shared_platform(tmp_path_factory.mktemp("activities"), [activity()], env=env, gateway=False) as platform:
+        yield platform
+
+
+@pytest.fixture
+def shared_url(shared: SharedPlatform) -> Iterator[str]:
+    """The shared platform's Valkey; what a test leaves unfinished is cancelled after it."""
+    yield shared.url
+    settle_leftovers(shared.url)
+
+
+@pytest.fixture
+def shared_client(shared_url: str) -> Iterator[Client]:
+    c = Client.connect(shared_url)
+    yield c
+    c.close()
+
+
 def _finished(client: Client, execution_id: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]
     state = client.wait(execution_id, timeout)
     assert state.status == "finished", f"{execution_id} is {state.status}"
@@ -68,11 +96,10 @@ def _types(client: Client, execution_id: str) -> list[str]:
     return [e.type for e in client.executions.events(execution_id)]
 
 
-def test_activity_returns_its_typed_result(redis_url: str, processes: Processes, client: Client) -> None:
+def test_activity_returns_its_typed_result(shared_url: str, shared_client: Client) -> None:
     """A submitted activity runs on a runner process and finishes with its WIT result as JSON."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity()])
-    processes.runner()
-    processes.scheduler()
     ok = client.submit(f"{A}.maybe", {"fail": False})
     err = client.submit(f"{A}.maybe", [True])
     doubled = client.submit(f"{A}.double", [21])
@@ -82,11 +109,10 @@ def test_activity_returns_its_typed_result(redis_url: str, processes: Processes,
     assert _types(client, doubled.execution_id) == ["created", "finished"]
 
 
-def test_retries_until_the_server_answers(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
+def test_retries_until_the_server_answers(shared_url: str, shared_client: Client, flaky: FlakyServer) -> None:
     """An HTTP activity failing twice with 500 finishes on the third attempt, attempts visible in the log."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50, retry_on_err=True), allowed_hosts=LOCAL)])
-    processes.runner()
-    processes.scheduler()
     submitted = client.submit(f"{A}.fetch", [flaky.url])
     state = _finished(client, submitted.execution_id)
     assert state.outcome.value == {"ok": "hello #3"}  # type: ignore[union-attr]
@@ -97,11 +123,10 @@ def test_retries_until_the_server_answers(redis_url: str, processes: Processes, 
     assert state.attempt == 3
 
 
-def test_exhausted_attempts_name_the_last_error(redis_url: str, processes: Processes, client: Client) -> None:
+def test_exhausted_attempts_name_the_last_error(shared_url: str, shared_client: Client) -> None:
     """A trapping activity gives up after max_attempts with a failure that names the last error."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=3, initial_backoff_ms=20))])
-    processes.runner()
-    processes.scheduler()
     submitted = client.submit(f"{A}.crash", ["disk on fire"])
     state = _finished(client, submitted.execution_id)
     failure = state.outcome.failure  # type: ignore[union-attr]
@@ -110,20 +135,20 @@ def test_exhausted_attempts_name_the_last_error(redis_url: str, processes: Proce
     assert _types(client, submitted.execution_id) == ["created", "attempt_failed", "attempt_failed", "finished"]
 
 
-def test_err_results_are_final_by_default(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
+def test_err_results_are_final_by_default(shared_url: str, shared_client: Client, flaky: FlakyServer) -> None:
     """Without retry_on_err an `err` result finishes the execution at once."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(allowed_hosts=LOCAL)])
-    processes.runner()
     submitted = client.submit(f"{A}.fetch", [flaky.url])
     state = _finished(client, submitted.execution_id)
     assert state.outcome.value == {"err": "HTTP 500: try again #1"}  # type: ignore[union-attr]
     assert flaky.requests == 1
 
 
-def test_egress_follows_the_deployment(redis_url: str, processes: Processes, client: Client, flaky: FlakyServer) -> None:
+def test_egress_follows_the_deployment(shared_url: str, shared_client: Client, flaky: FlakyServer) -> None:
     """A request to a loopback server is refused unless the component lists it; the refusal names the component's setting."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity("fetcher", retry=RetryPolicy(max_attempts=1))])
-    processes.runner()
     submitted = client.submit(f"{A}.fetch", [flaky.url])
     outcome = _finished(client, submitted.execution_id).outcome
     port = flaky.url.split(":")[2].split("/")[0]
@@ -159,11 +184,11 @@ def test_infinite_loop_is_stopped_and_the_runner_keeps_serving(redis_url: str, p
     assert _finished(client, after.execution_id).outcome.value == 100  # type: ignore[union-attr]
 
 
-def test_output_is_captured_and_environment_is_only_what_is_granted(redis_url: str, processes: Processes, client: Client) -> None:
+def test_output_is_captured_and_environment_is_only_what_is_granted(shared_url: str, shared_client: Client) -> None:
     """stdout/stderr land in the finished event; only deployment-granted variables are visible."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(env={"GREETING": "hi"})])
-    processes.env["SECRET_OF_THE_HOST"] = "leak"
-    processes.runner()
+    # (The shared runner has SECRET_OF_THE_HOST=leak in its environment.)
     shout = client.submit(f"{A}.shout", ["loud"])
     granted = client.submit(f"{A}.env", ["GREETING"])
     hidden = client.submit(f"{A}.env", ["SECRET_OF_THE_HOST"])
@@ -196,10 +221,11 @@ def test_bad_input_creates_nothing(redis_url: str, client: Client) -> None:
     assert indexes.zcard(client.redis, "executions") == 0
 
 
-def test_idempotent_submission(redis_url: str, processes: Processes, client: Client) -> None:
+def test_idempotent_submission(shared_url: str, shared_client: Client) -> None:
     """The same idempotency key or explicit id gives the same execution, never two."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity()])
-    processes.runner()
+    before = indexes.zcard(client.redis, "executions")  # (the module's earlier tests' executions)
     first = client.submit(f"{A}.double", [2], idempotency_key="order-17")
     second = client.submit(f"{A}.double", [2], idempotency_key="order-17")
     assert first.execution_id == second.execution_id and first.created and not second.created
@@ -207,4 +233,4 @@ def test_idempotent_submission(redis_url: str, processes: Processes, client: Cli
     assert client.submit(f"{A}.double", [3], execution_id=explicit).created
     assert not client.submit(f"{A}.double", [3], execution_id=explicit).created
     wait_for(lambda: client.get(explicit).status == "finished", what="the explicit execution to finish")
-    assert indexes.zcard(client.redis, "executions") == 2
+    assert indexes.zcard(client.redis, "executions") == before + 2

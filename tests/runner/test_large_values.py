@@ -1,7 +1,11 @@
-"""Large values end to end on runner processes: up to the limit they work, past it they fail once and clearly."""
+"""Large values end to end on runner processes: up to the limit they work, past it they fail once and clearly.
+
+The tests share one runner and scheduler on a Valkey of the module's own (tests/support/shared.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from dolmen.platform.wit.limits import DEFAULT_MAX_VALUE_BYTES
 from tests.support.guests import build_guest
 from tests.support.platform import Processes, deploy
 from tests.support import indexes
+from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 
 FAULTS = "test:faults/faults@1.0.0"
 FLOWS = "testing:wf-values/flows@1.0.0"
@@ -30,13 +35,24 @@ def value_flows() -> tuple[ComponentConfig, Path]:
     return ComponentConfig("values", "workflow", "", "tests/components/wf-values", {}), build_guest("wf-values", "value-flows")
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]:
+    """Both components deployed, a runner and a scheduler (which would fire retries): one for the module."""
+    with shared_platform(tmp_path_factory.mktemp("values"), [faults_activity(), value_flows()], gateway=False) as platform:
+        yield platform
+
+
 @pytest.fixture
-def running(redis_url: str, processes: Processes) -> Processes:
-    """Both components deployed, a runner and a scheduler (which would fire retries) started."""
-    deploy(redis_url, [faults_activity(), value_flows()])
-    processes.runner()
-    processes.scheduler()
-    return processes
+def redis_url(shared: SharedPlatform) -> Iterator[str]:
+    """The module's Valkey (not emptied: its processes run on); what a test leaves unfinished is cancelled after it."""
+    yield shared.url
+    settle_leftovers(shared.url)
+
+
+@pytest.fixture
+def running(redis_url: str, shared: SharedPlatform) -> Processes:
+    """The module's runner and scheduler."""
+    return shared.processes
 
 
 def finished(client: Client, execution_id: str) -> ExecutionState:
@@ -83,11 +99,12 @@ def test_activity_values_up_to_the_limit_go_through_the_store(running: Processes
 
 def test_params_over_the_limit_are_refused_at_submission(running: Processes, client: Client) -> None:
     """Params whose JSON is over the limit create nothing; the error names the limit and the setting."""
+    before = indexes.zcard(client.redis, "executions")  # (the module's earlier tests' executions)
     with pytest.raises(PayloadTooLargeError) as caught:
         client.submit(f"{FAULTS}.measure", [[7] * (LIMIT // 2)])
     assert str(caught.value).startswith(f"the JSON of the params is {LIMIT + 3} bytes, over the limit of {LIMIT} bytes")
     assert "DOLMEN_MAX_VALUE_BYTES" in str(caught.value)
-    assert indexes.zcard(client.redis, "executions") == 0
+    assert indexes.zcard(client.redis, "executions") == before
 
 
 @pytest.mark.parametrize(
@@ -103,10 +120,11 @@ def test_workflow_call_params_over_the_limit_fail_it_without_a_child(
     running: Processes, client: Client, size: int, message_start: str
 ) -> None:
     """A workflow calling with params over the limit fails once, and no child is created."""
+    before = indexes.zcard(client.redis, "executions")  # (the module's earlier tests' executions)
     flow = client.submit(f"{FLOWS}.send-bytes", [size])
     assert_failed_once_as_too_large(client, flow.execution_id, message_start)
     assert event_types(client, flow.execution_id) == ["created", "finished"]
-    assert indexes.zcard(client.redis, "executions") == 1
+    assert indexes.zcard(client.redis, "executions") == before + 1
 
 
 def test_workflow_values_within_the_limit_work(running: Processes, client: Client) -> None:

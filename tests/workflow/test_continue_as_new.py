@@ -4,12 +4,16 @@ The chain test runs `DOLMEN_CHAIN_LINKS` executions (default 200; the issue's
 full size is 10000): every one's log stays under the history limit, and the
 chain is followed both ways, by waiting on its first execution and by
 walking `continued_from` back from its last.
+
+The tests on the chain workflow with the history limit share one runner and scheduler on a
+Valkey of the module's own (tests/support/shared.py); the gc test has its own.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +31,7 @@ from tests.gateway.helpers import GatewayThread
 from tests.support.guests import DATA_DIR, build_guest, load_guest, new_loader
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
+from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 
 C = "testing:chain/flows@1.0.0"
 LINKS = int(os.environ.get("DOLMEN_CHAIN_LINKS") or "200")
@@ -42,15 +47,30 @@ def chain_workflow(**settings: object) -> tuple[ComponentConfig, Path]:
     )
 
 
+@pytest.fixture(scope="module")
+def shared_chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]:
+    """The chain workflow with the history limit deployed, a runner (4 threads) and a scheduler: one for the module."""
+    with shared_platform(tmp_path_factory.mktemp("chains"), [chain_workflow(history=LIMIT)], runner_args=("--concurrency", "4"), gateway=False) as platform:
+        yield platform
+
+
 @pytest.fixture
-def chain_platform(redis_url: str, processes: Processes) -> Processes:
-    deploy(redis_url, [chain_workflow(history=LIMIT)])
-    processes.runner("--concurrency", "4")
-    processes.scheduler()
-    return processes
+def chain_platform(shared_chains: SharedPlatform) -> Iterator[SharedPlatform]:
+    """The module's platform; what a test leaves unfinished is cancelled after it."""
+    yield shared_chains
+    settle_leftovers(shared_chains.url)
 
 
-def test_a_chain_keeps_every_log_under_the_limit_and_can_be_followed(chain_platform: Processes, client: Client) -> None:
+@pytest.fixture
+def chain_client(chain_platform: SharedPlatform) -> Iterator[Client]:
+    """A client of the module's platform."""
+    c = Client.connect(chain_platform.url)
+    yield c
+    c.close()
+
+
+def test_a_chain_keeps_every_log_under_the_limit_and_can_be_followed(chain_client: Client) -> None:
+    client = chain_client
     first = client.submit(f"{C}.count", [0, LINKS, STEPS]).execution_id
     last = client.wait(first, timeout_s=60 + LINKS * 0.5)
     assert last.status == "finished" and last.outcome is not None
@@ -88,11 +108,9 @@ def test_a_chain_keeps_every_log_under_the_limit_and_can_be_followed(chain_platf
     assert not verdict.ok and "continue-as-new [1," in verdict.message
 
 
-def test_the_gateway_answers_with_the_chains_end_also_to_a_replayed_submission(
-    chain_platform: Processes, redis_url: str
-) -> None:
+def test_the_gateway_answers_with_the_chains_end_also_to_a_replayed_submission(chain_platform: SharedPlatform) -> None:
     """`?wait=` follows the chain; so does a repeat with the same Idempotency-Key, and `GET .../result`."""
-    gateway = GatewayThread(GatewaySettings(redis_url=redis_url, data_dir=DATA_DIR)).start()
+    gateway = GatewayThread(GatewaySettings(redis_url=chain_platform.url, data_dir=DATA_DIR)).start()
     try:
         with gateway.client() as http:
             url, key = f"/v1/functions/{C}.count", {"Idempotency-Key": f"chain-{uuid.uuid4()}"}
@@ -122,7 +140,8 @@ def test_the_gateway_answers_with_the_chains_end_also_to_a_replayed_submission(
         gateway.stop()
 
 
-def test_over_the_history_limit_an_execution_fails_naming_continue_as_new(chain_platform: Processes, client: Client) -> None:
+def test_over_the_history_limit_an_execution_fails_naming_continue_as_new(chain_client: Client) -> None:
+    client = chain_client
     execution_id = client.submit(f"{C}.forever", []).execution_id
     state = client.wait(execution_id, 60)
     assert state.outcome is not None and state.outcome.failure is not None, state.to_json()
@@ -142,9 +161,8 @@ def test_over_the_history_limit_an_execution_fails_naming_continue_as_new(chain_
         ("name", "params.count: unknown parameter; the function takes how"),
     ],
 )
-def test_params_that_do_not_fit_fail_the_execution_and_start_nothing(
-    chain_platform: Processes, client: Client, how: str, expected: str
-) -> None:
+def test_params_that_do_not_fit_fail_the_execution_and_start_nothing(chain_client: Client, how: str, expected: str) -> None:
+    client = chain_client
     execution_id = client.submit(f"{C}.bad-params", [how]).execution_id
     state = client.wait(execution_id, 60)
     assert state.outcome is not None and state.outcome.failure is not None, state.to_json()
@@ -153,7 +171,8 @@ def test_params_that_do_not_fit_fail_the_execution_and_start_nothing(
     assert state.outcome.continued_as is None
 
 
-def test_cancelling_a_chain_cancels_where_it_is_now(chain_platform: Processes, client: Client) -> None:
+def test_cancelling_a_chain_cancels_where_it_is_now(chain_client: Client) -> None:
+    client = chain_client
     first = client.submit(f"{C}.count", [0, 1_000_000, 1]).execution_id
 
     def moved_on() -> bool:

@@ -1,8 +1,13 @@
-"""Pause and resume of executions and of whole functions, on real runner and scheduler processes."""
+"""Pause and resume of executions and of whole functions, on real runner and scheduler processes.
+
+The tests that pause something before any runner may see it start their own processes; the others share one
+runner and scheduler on a Valkey of the module's own (tests/support/shared.py), each with its own executions.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,6 +17,7 @@ from dolmen.platform.errors import NotFoundError, NotPausableError
 from dolmen.platform.store.records import ExecutionState
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
+from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 
 F = "testing:wf/flows@1.0.0"
 A = "testing:act/basic@1.0.0"
@@ -33,16 +39,37 @@ def stays(client: Client, execution_id: str, seconds: float) -> ExecutionState:
     return client.get(execution_id)
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]:
+    """One platform for the tests that need no moment without processes: a runner, and a scheduler whose repair
+    sweep looks often (it must leave paused executions alone), on a Valkey of the module's own."""
+    with shared_platform(tmp_path_factory.mktemp("pause"), [activity(), workflow()], env={"DOLMEN_REPAIR_AFTER_MS": "300"}, gateway=False) as platform:
+        yield platform
+
+
+@pytest.fixture
+def shared_url(shared: SharedPlatform) -> Iterator[str]:
+    """The shared platform's Valkey; after the test, what it left unfinished is cancelled and paused functions resumed,
+    and the module's deployment is back."""
+    yield shared.url
+    deploy(shared.url, [activity(), workflow()])
+    settle_leftovers(shared.url)
+
+
+@pytest.fixture
+def shared_client(shared_url: str) -> Iterator[Client]:
+    c = Client.connect(shared_url)
+    yield c
+    c.close()
+
+
 @pytest.mark.parametrize("blocking", ["in-memory", "unload"])
 def test_a_workflow_paused_while_sleeping_gets_its_timer_but_moves_only_once_resumed(
-    redis_url: str, processes: Processes, client: Client, blocking: str
+    shared_url: str, shared_client: Client, blocking: str
 ) -> None:
     """A sleeping workflow paused before its timer fires logs the response, stays put, and finishes once resumed."""
-    deploy(redis_url, [activity(), workflow(blocking=blocking)])
-    processes.env["DOLMEN_REPAIR_AFTER_MS"] = "300"  # the repair sweep looks often: it must leave it alone
-    processes.runner()
-    processes.scheduler()
-    processes.wait_ready()
+    client = shared_client
+    deploy(shared_url, [activity(), workflow(blocking=blocking)])  # (the scheduler's repair sweep looks often: it must leave it alone)
     execution_id = client.submit(f"{F}.sleepy", [1500]).execution_id
     wait_for(lambda: "delay_requested" in types(client, execution_id), timeout=60, what="the sleep's request")
     assert client.pause(execution_id).changed
@@ -151,12 +178,9 @@ def test_a_paused_function_holds_across_a_runner_restart_and_resume_releases_all
         assert state.outcome is not None and state.outcome.value == 2 * i
 
 
-def test_a_workflow_runs_no_child_of_a_paused_function_inline(redis_url: str, processes: Processes, client: Client) -> None:
+def test_a_workflow_runs_no_child_of_a_paused_function_inline(shared_client: Client) -> None:
     """Direct calls and join-set children of a paused activity are queued, not run by the workflow's runner, until it is resumed."""
-    deploy(redis_url, [activity(), workflow()])
-    processes.runner()
-    processes.scheduler()
-    processes.wait_ready()
+    client = shared_client
     assert client.pause_function(f"{A}.double")
     time.sleep(2.5)  # runners read the paused functions every second, between reads that block up to a second
     serial = client.submit(f"{F}.serial", [2]).execution_id
@@ -176,13 +200,10 @@ def test_a_workflow_runs_no_child_of_a_paused_function_inline(redis_url: str, pr
     assert client.wait(fanned, 60).outcome.value == 12  # type: ignore[union-attr]
 
 
-def test_a_retry_that_falls_due_while_paused_waits_for_resume(redis_url: str, processes: Processes, client: Client) -> None:
+def test_a_retry_that_falls_due_while_paused_waits_for_resume(shared_url: str, shared_client: Client) -> None:
     """A failed attempt's retry timer fires during the pause without running it; resumed, it runs its next attempts."""
-    deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=3, initial_backoff_ms=1500, max_backoff_ms=1500)), workflow()])
-    processes.env["DOLMEN_REPAIR_AFTER_MS"] = "300"
-    processes.runner()
-    processes.scheduler()
-    processes.wait_ready()
+    client = shared_client
+    deploy(shared_url, [activity(retry=RetryPolicy(max_attempts=3, initial_backoff_ms=1500, max_backoff_ms=1500)), workflow()])
     execution_id = client.submit(f"{A}.crash", ["boom"]).execution_id
     wait_for(lambda: "attempt_failed" in types(client, execution_id), timeout=60, what="the first failed attempt")
     assert client.pause(execution_id).changed
@@ -197,14 +218,9 @@ def test_a_retry_that_falls_due_while_paused_waits_for_resume(redis_url: str, pr
     assert types(client, execution_id) == ["created", "attempt_failed", "paused", "resumed", "attempt_failed", "finished"]
 
 
-def test_a_workflow_waiting_in_memory_unloads_when_its_function_is_paused(
-    redis_url: str, processes: Processes, client: Client
-) -> None:
+def test_a_workflow_waiting_in_memory_unloads_when_its_function_is_paused(shared_client: Client) -> None:
     """Paused as a function while it sleeps in memory, a workflow does not go on when its timer fires; resumed, it finishes."""
-    deploy(redis_url, [activity(), workflow()])
-    processes.runner()
-    processes.scheduler()
-    processes.wait_ready()
+    client = shared_client
     execution_id = client.submit(f"{F}.sleepy", [4000]).execution_id
     wait_for(lambda: "delay_requested" in types(client, execution_id), timeout=60, what="the sleep's request")
     assert client.pause_function(f"{F}.sleepy")

@@ -1,6 +1,8 @@
 """Stubs: functions deployed as `kind: stub` whose results are supplied from outside, on real processes.
 
-A runner and a scheduler run as processes, a gateway serves HTTP on loopback;
+A runner and a scheduler run as processes, a gateway serves HTTP on loopback, on a Valkey
+of the module's own: one platform for all the tests here (tests/support/shared.py); each
+test submits its own executions, and what it leaves unfinished is cancelled after it;
 the stub (tests/components/stub-approvals, WIT only) is never run: its
 executions wait until the test supplies their result over HTTP or the CLI.
 """
@@ -31,7 +33,8 @@ from dolmen.platform.workflow.verify import verify
 from tests.gateway.helpers import GatewayThread
 from tests.support.browser import UNTIL_IN_PAGE, evaluate_in_page
 from tests.support.guests import DATA_DIR, build_guest, build_stub_guest, load_guest, new_loader
-from tests.support.platform import Processes, deploy
+from tests.support.platform import deploy
+from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 from tests.support.polling import wait_for
 
 S = "testing:stub/approvals@1.0.0"
@@ -46,21 +49,35 @@ def stub_and_workflow(blocking: str = "in-memory") -> list[tuple[ComponentConfig
     ]
 
 
-@pytest.fixture
-def http(redis_url: str, processes: Processes) -> Iterator[httpx.Client]:
-    """Both components deployed, a runner, a scheduler whose repair sweep looks often, and a gateway."""
-    deploy(redis_url, stub_and_workflow())
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]:
+    """Both components deployed, a runner, a scheduler whose repair sweep looks often, and a gateway: one for the module."""
     # The repair sweep re-enqueues what looks forgotten after this long: it must leave waiting stubs alone.
-    processes.env["DOLMEN_REPAIR_AFTER_MS"] = "300"
-    processes.runner()
-    processes.scheduler()
-    processes.wait_ready()
-    server = GatewayThread(GatewaySettings(redis_url=redis_url, data_dir=DATA_DIR)).start()
-    try:
-        with server.client() as client:
-            yield client
-    finally:
-        server.stop()
+    env = {"DOLMEN_REPAIR_AFTER_MS": "300"}
+    with shared_platform(tmp_path_factory.mktemp("stubs"), stub_and_workflow(), env=env) as platform:
+        yield platform
+
+
+@pytest.fixture
+def redis_url(shared: SharedPlatform) -> Iterator[str]:
+    """The module's Valkey (not emptied: its processes run on); what a test leaves unfinished is cancelled after it."""
+    yield shared.url
+    settle_leftovers(shared.url)
+
+
+@pytest.fixture
+def redeploys(redis_url: str) -> Iterator[None]:
+    """For a test that deploys other settings: the module's deployment again after it."""
+    yield
+    deploy(redis_url, stub_and_workflow())
+
+
+@pytest.fixture
+def http(redis_url: str, shared: SharedPlatform) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's gateway."""
+    assert shared.gateway is not None
+    with shared.gateway.client() as client:
+        yield client
 
 
 def stub_child(client: Client, workflow_id: str) -> ExecutionState:
@@ -99,7 +116,9 @@ def platform_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]
 
 
 @pytest.mark.parametrize("blocking", ["in-memory", "unload"])
-def test_a_workflow_waits_for_a_result_supplied_over_http(redis_url: str, http: httpx.Client, client: Client, blocking: str) -> None:
+def test_a_workflow_waits_for_a_result_supplied_over_http(
+    redis_url: str, http: httpx.Client, client: Client, blocking: str, redeploys: None
+) -> None:
     """A workflow calling a stub waits (in memory, or unloaded and woken) until the result is PUT over HTTP,
     finishes with it, and its log replays cleanly."""
     if blocking == "unload":
@@ -241,7 +260,7 @@ def test_the_dashboard_shows_a_waiting_stub(redis_url: str, http: httpx.Client, 
     assert 'id="notice" class="notice" hidden' in dom
 
 
-def test_platform_deploy_takes_a_stub_from_yaml(redis_url: str, tmp_path: Path) -> None:
+def test_platform_deploy_takes_a_stub_from_yaml(redis_url: str, tmp_path: Path, redeploys: None) -> None:
     """`platform deploy` of a YAML file with `kind: stub`: checked, stored, listed as a stub by `platform functions`."""
     (stub, stub_path), (_, wf_path) = stub_and_workflow()
     deployment = tmp_path / "shop.yaml"

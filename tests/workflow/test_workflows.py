@@ -1,8 +1,13 @@
-"""Workflows on real runner processes: results, join sets, sleeps, children, cancellation."""
+"""Workflows on real runner processes: results, join sets, sleeps, children, cancellation.
+
+The tests on one runner thread share one runner and scheduler on a Valkey of the module's own
+(tests/support/shared.py); each deploys what it runs on it. The tests on four threads have their own.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,7 @@ from tests.runner.faults import CALLS, fault_flows
 from tests.support.guests import build_guest, load_guest, new_loader
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
+from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 
 
 F = "testing:wf/flows@1.0.0"
@@ -44,12 +50,33 @@ def shape(events: list[Event]) -> list[tuple[str, object]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]:
+    """One runner (one thread, as `platform runner` defaults to) and a scheduler on a Valkey of the module's own,
+    for the tests that need nothing else; each deploys what it runs, as it would on a platform of its own."""
+    with shared_platform(tmp_path_factory.mktemp("workflows"), [activity(), workflow()], gateway=False) as platform:
+        yield platform
+
+
+@pytest.fixture
+def shared_url(shared: SharedPlatform) -> Iterator[str]:
+    """The shared platform's Valkey; what a test leaves unfinished is cancelled after it."""
+    yield shared.url
+    settle_leftovers(shared.url)
+
+
+@pytest.fixture
+def shared_client(shared_url: str) -> Iterator[Client]:
+    c = Client.connect(shared_url)
+    yield c
+    c.close()
+
+
 @pytest.mark.parametrize("blocking", ["in-memory", "unload"])
-def test_serial_and_fan_out(redis_url: str, processes: Processes, client: Client, blocking: str) -> None:
+def test_serial_and_fan_out(shared_url: str, shared_client: Client, blocking: str) -> None:
     """Serial calls and a join-set fan-out return the right sums with either blocking strategy."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(), workflow(blocking=blocking)])
-    processes.runner()
-    processes.scheduler()
     assert _run(client, f"{F}.serial", [10]).outcome.value == 110  # type: ignore[union-attr]
     fanned = _run(client, f"{F}.fan-out", [20])
     assert fanned.outcome.value == 420  # type: ignore[union-attr]
@@ -57,33 +84,30 @@ def test_serial_and_fan_out(redis_url: str, processes: Processes, client: Client
     assert types.count("child_submitted") == 20 and types.count("response") == 20 and types.count("join_next") == 20
 
 
-def test_blocking_strategies_give_identical_logs(redis_url: str, processes: Processes, client: Client) -> None:
+def test_blocking_strategies_give_identical_logs(shared_url: str, shared_client: Client) -> None:
     """The same workflow logs the same requests and responses whether it waits in memory or unloads."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(), workflow("mem", blocking="in-memory")])
-    processes.runner()
-    processes.scheduler()
     in_memory = _run(client, f"{F}.serial", [5])
     deploy(redis_url, [activity(), workflow("unload", blocking="unload")])
     unloaded = _run(client, f"{F}.serial", [5])
     assert shape(client.executions.events(in_memory.id)) == shape(client.executions.events(unloaded.id))
 
 
-def test_durable_sleep_and_logical_time(redis_url: str, processes: Processes, client: Client) -> None:
+def test_durable_sleep_and_logical_time(shared_url: str, shared_client: Client) -> None:
     """A durable sleep unloads the workflow and resumes it; logical time advanced by at least the delay."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(), workflow(blocking="unload")])
-    processes.runner()
-    processes.scheduler()
     state = _run(client, f"{F}.sleepy", [700])
     assert 700 <= state.outcome.value < 5000  # type: ignore[union-attr,operator]
     types = [e.type for e in client.executions.events(state.id)]
     assert types == ["created", "delay_requested", "response", "finished"]
 
 
-def test_failing_child_fails_the_workflow(redis_url: str, processes: Processes, client: Client) -> None:
+def test_failing_child_fails_the_workflow(shared_url: str, shared_client: Client) -> None:
     """A direct call whose child fails for good fails the workflow with child_failed naming the child."""
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=2, initial_backoff_ms=10)), workflow()])
-    processes.runner()
-    processes.scheduler()
     state = _run(client, f"{F}.failing-child", [])
     failure = state.outcome.failure  # type: ignore[union-attr]
     assert failure is not None and failure.kind == "child_failed"
@@ -91,14 +115,13 @@ def test_failing_child_fails_the_workflow(redis_url: str, processes: Processes, 
 
 
 def test_a_raising_workflow_is_retried_per_its_policy_then_fails_with_its_traceback(
-    redis_url: str, processes: Processes, client: Client
+    shared_url: str, shared_client: Client
 ) -> None:
     """A workflow raising ValueError("bad input 42") runs max_attempts times, each failure naming the
     exception with the guest's traceback, then finishes with kind trap."""
+    redis_url, client = shared_url, shared_client
     retry = RetryPolicy(max_attempts=3, initial_backoff_ms=10, max_backoff_ms=10)
     deploy(redis_url, [activity(), fault_flows(retry=retry)])
-    processes.runner()
-    processes.scheduler()
     state = _run(client, f"{CALLS}.bad-input", [42])
     failure = state.outcome.failure  # type: ignore[union-attr]
     assert failure is not None and failure.kind == "trap"
@@ -153,7 +176,7 @@ def test_child_workflows_and_scheduling(redis_url: str, processes: Processes, cl
 
 @pytest.mark.parametrize(("blocking", "blocking_timeout_ms"), [("unload", 10_000), ("in-memory", 1_000)])
 def test_a_scheduled_execution_is_top_level_and_the_workflow_sleeps_on(
-    redis_url: str, processes: Processes, client: Client, blocking: str, blocking_timeout_ms: int
+    shared_url: str, shared_client: Client, blocking: str, blocking_timeout_ms: int
 ) -> None:
     """A workflow schedules an activity in 1 s, then sleeps 3 s unloaded: both finish, in separate trees.
 
@@ -161,9 +184,8 @@ def test_a_scheduled_execution_is_top_level_and_the_workflow_sleeps_on(
     names the workflow only as `scheduled_by`, and nothing of it is appended to
     the workflow's log.
     """
+    redis_url, client = shared_url, shared_client
     deploy(redis_url, [activity(), workflow(blocking=blocking, blocking_timeout_ms=blocking_timeout_ms)])
-    processes.runner()
-    processes.scheduler()
     state = _run(client, f"{F}.schedule-then-sleep", [21, 1000, 3000], timeout=60)
     assert state.outcome is not None and state.outcome.failure is None, state.outcome
     scheduled_id = state.outcome.value

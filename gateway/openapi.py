@@ -16,32 +16,11 @@ from ..platform.priorities import CLASSES, DEFAULT
 from ..platform.tags import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from ..platform.wit.types import OptionT, Prim, WitType
 from .routes import PLACEHOLDER, RouteTable, wit_name
+from .openapi_outside import complete_operation, worker_paths
+from .openapi_parts import ID, errors, json_answer, ref
 from .schema import Schema, json_schema, params_schema, result_schema
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: Schema, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    text = {
-        400: "Bad request: bad JSON, or a value that does not fit its WIT type (`path` names it)",
-        401: "Missing or unknown bearer token",
-        403: "The token's scope does not allow this",
-        404: "No such function or execution",
-        409: "Conflict (an idempotency key reused with other params or tags, nothing left to cancel, "
-        "a stub's result already recorded otherwise, or a finished execution or a stub to pause)",
-        413: "Request body over the gateway's limit",
-        503: "The store is unreachable",
-        507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",
-    }
-    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
 
 def _execution_schema(result: Schema) -> Schema:
@@ -76,7 +55,7 @@ def _execution_schema(result: Schema) -> Schema:
                 "description": "A stub execution (never run) waiting for its result: PUT /v1/executions/{id}/result",
             },
             "result": result,
-            "failure": _ref("Failure"),
+            "failure": ref("Failure"),
             "continued_as": {"type": "string", "description": "A workflow that continued as new: the execution that took over."},
             "continued_from": {"type": "string", "description": "The execution this one continues (continue-as-new)."},
             "chain": {"type": "string", "description": "The first execution of this continue-as-new chain."},
@@ -163,7 +142,7 @@ _PRIORITY = {
 _ACCEPTED = {
     "description": "Accepted: the execution runs; poll its Location",
     "headers": {"Location": {"schema": {"type": "string"}, "description": "The execution's URL"}},
-    "content": {"application/json": {"schema": _ref("Accepted")}},
+    "content": {"application/json": {"schema": ref("Accepted")}},
 }
 _WAIT = {
     "name": "wait",
@@ -172,7 +151,6 @@ _WAIT = {
     "description": "Seconds to wait for the execution to finish (capped by the gateway); also `Prefer: wait=N`",
     "schema": {"type": "number", "minimum": 0},
 }
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 # The answer of a pause or resume, of an execution (`execution_id`) or of a function (`ffqn`).
 _PAUSE_ANSWER: Schema = {
     "type": "object",
@@ -207,9 +185,9 @@ def _function_operation(route: FunctionRoute) -> dict[str, Any]:
             "content": {"application/json": {"schema": params_schema(sig)}},
         },
         "responses": {
-            "200": _json(_execution_schema(result_schema(sig)), "Finished within the wait"),
+            "200": json_answer(_execution_schema(result_schema(sig)), "Finished within the wait"),
             "202": _ACCEPTED,
-            **_errors(400, 401, 403, 404, 409, 413, 503, 507),
+            **errors(400, 401, 403, 404, 409, 413, 503, 507),
         },
     }
 
@@ -245,10 +223,10 @@ def _route_operation(table: RouteTable, index: int) -> tuple[str, str, dict[str,
         parameters += [_param(name, ty, "query", required=not isinstance(ty, OptionT)) for name, ty in rest]
     operation["parameters"] = parameters
     operation["responses"] = {
-        "200": _json(result_schema(sig), "The function's return value"),
+        "200": json_answer(result_schema(sig), "The function's return value"),
         "202": _ACCEPTED,
-        "500": _json(_ref("Error"), "The execution failed (`code` is the failure kind)"),
-        **_errors(400, 401, 403, 404, 413, 503, 507),
+        "500": json_answer(ref("Error"), "The execution failed (`code` is the failure kind)"),
+        **errors(400, 401, 403, 404, 413, 503, 507),
     }
     # Name placeholders as the parameters are named (`{order_id}` binds `order-id`).
     path = PLACEHOLDER.sub(lambda m: "{" + wit_name(m.group(1)) + "}", route.spec.path)
@@ -275,8 +253,8 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
         path, method, operation = _route_operation(table, index)
         paths.setdefault(path, {})[method] = operation
     paths.update(_static_paths())
-    paths["/v1/executions/{id}/result"]["put"] = _complete_operation(revision)
-    paths.update(_worker_paths(revision))
+    paths["/v1/executions/{id}/result"]["put"] = complete_operation(revision)
+    paths.update(worker_paths(revision))
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -292,122 +270,13 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
     return doc
 
 
-def _complete_operation(revision: Revision) -> dict[str, Any]:
-    """`PUT /v1/executions/{id}/result`: the body is the result of one of the deployed stub functions."""
-    stubs = [(ffqn, r) for ffqn, r in sorted(revision.functions().items()) if r.kind == "stub"]
-    results = [{**result_schema(r.signature), "title": ffqn} for ffqn, r in stubs if r.signature.unsupported_reason() is None]
-    listed = ", ".join(ffqn for ffqn, _ in stubs) or "none in this revision"
-    return {
-        "operationId": "complete stub execution",
-        "summary": "Supply the result of a stub execution (a function deployed as `kind: stub`), which finishes it",
-        "description": (
-            "The body is the result in the JSON form of the function's WIT result type, as `GET` shows it "
-            "(a WIT `result` as {\"ok\": ...} or {\"err\": ...}); it is checked against that type (400 names the "
-            "bad field) and recorded once: the same value again answers 200 with `Idempotent-Replayed: true`, another "
-            "one 409 (code `result_recorded`), an execution that is not a stub 409 (code `not_a_stub`). "
-            f"Stub functions deployed: {listed}."
-        ),
-        "parameters": [_ID],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"anyOf": results} if results else {}}},
-        },
-        "responses": {
-            "200": _json(_ref("Execution"), "The finished stub execution"),
-            **_errors(400, 401, 403, 404, 409, 413, 503, 507),
-        },
-    }
-
-
-def _worker_paths(revision: Revision) -> dict[str, Any]:
-    """`/v1/workers`: external workers claim executions of `kind: external` functions and settle them (gateway/workers.py)."""
-    external = [(ffqn, r) for ffqn, r in sorted(revision.functions().items()) if r.kind == "external"]
-    results = [{**result_schema(r.signature), "title": ffqn} for ffqn, r in external if r.signature.unsupported_reason() is None]
-    listed = ", ".join(ffqn for ffqn, _ in external) or "none in this revision"
-    token = {"type": "string", "description": "The lease's token from the claim, as it came"}
-    lost = "409: the lease is lost (code `lease_lost`, `reason` taken_over, finished, retrying, timed_out or cancelled)"
-    task = {
-        "type": "object",
-        "properties": {
-            "execution_id": {"type": "string"},
-            "ffqn": {"type": "string"},
-            "params": {"type": "array", "description": "Positional, in the JSON form of their WIT types"},
-            "attempt": {"type": "integer"},
-            "timeout_at": {"type": "string", "format": "date-time"},
-            "lease": {
-                "type": "object",
-                "properties": {"owner": {"type": "string"}, "version": {"type": "integer"}, "token": token, "until": {"type": "string", "format": "date-time"}},
-            },
-        },
-    }
-    settled = _json(
-        {"type": "object", "properties": {"execution_id": {"type": "string"}, "status": {"enum": ["finished", "retrying"]}, "retry_at": {"type": "string"}}},
-        "Written: the execution finished, or another attempt is due at `retry_at`",
-    )
-
-    def write(operation_id: str, summary: str, body: dict[str, Any], required: list[str], ok: dict[str, Any]) -> dict[str, Any]:
-        schema = {"type": "object", "required": required, "properties": body}
-        return {
-            "post": {
-                "operationId": operation_id,
-                "summary": summary,
-                "description": lost,
-                "parameters": [_ID],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
-                "responses": {"200": ok, **_errors(400, 401, 403, 404, 409, 413, 503)},
-            }
-        }
-
-    claim = {
-        "ffqns": {"type": "array", "items": {"type": "string"}, "description": f"Functions of kind external: {listed}"},
-        "lease_ms": {"type": "integer", "minimum": 500, "maximum": 3_600_000, "default": 30_000},
-        "max": {"type": "integer", "minimum": 1, "maximum": 100, "default": 1},
-        "wait_s": {"type": "number", "minimum": 0, "default": 0, "description": "Long-poll up to this long (at most 60)"},
-        "worker": {"type": "string", "description": "A name for the worker, part of the lease's owner"},
-    }
-    return {
-        "/v1/workers/claim": {
-            "post": {
-                "operationId": "claim external executions",
-                "summary": "Lease executions of external functions: those whose lease expired first, then new ones",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["ffqns"], "properties": claim}}}},
-                "responses": {
-                    "200": _json({"type": "object", "properties": {"tasks": {"type": "array", "items": task}}}, "The claimed tasks (none after wait_s)"),
-                    **_errors(400, 401, 403, 503),
-                },
-            }
-        },
-        "/v1/workers/tasks/{id}/heartbeat": write(
-            "heartbeat external execution",
-            "Extend the lease (by lease_ms, else as long as claimed)",
-            {"token": token, "lease_ms": {"type": "integer"}},
-            ["token"],
-            _json({"type": "object"}, "The lease's new end"),
-        ),
-        "/v1/workers/tasks/{id}/complete": write(
-            "complete external execution",
-            "The attempt's result in the JSON form of the WIT result type (checked: 400 names the bad field)",
-            {"token": token, "result": {"anyOf": results} if results else {}},
-            ["token", "result"],
-            settled,
-        ),
-        "/v1/workers/tasks/{id}/fail": write(
-            "fail external execution",
-            "The attempt failed: retried per the function's retry policy, unless retryable is false",
-            {"token": token, "error": {"type": "string"}, "retryable": {"type": "boolean", "default": True}},
-            ["token", "error"],
-            settled,
-        ),
-    }
-
-
 def _static_paths() -> dict[str, Any]:
-    execution = _json(_ref("Execution"), "The execution")
+    execution = json_answer(ref("Execution"), "The execution")
     return {
         "/v1/functions": {
             "get": {
                 "operationId": "list functions",
-                "responses": {"200": _json({"type": "object"}, "Every deployed function"), **_errors(401, 404)},
+                "responses": {"200": json_answer({"type": "object"}, "Every deployed function"), **errors(401, 404)},
             }
         },
         "/v1/schedules": {
@@ -415,17 +284,17 @@ def _static_paths() -> dict[str, Any]:
                 "operationId": "list schedules",
                 "parameters": [{"name": "next", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
                 "responses": {
-                    "200": _json(
+                    "200": json_answer(
                         {
                             "type": "object",
                             "properties": {
                                 "revision": {"type": "integer"},
-                                "schedules": {"type": "array", "items": _ref("Schedule")},
+                                "schedules": {"type": "array", "items": ref("Schedule")},
                             },
                         },
                         "The active revision's cron schedules with their last and next fire times (ms since the epoch)",
                     ),
-                    **_errors(400, 401, 403, 404),
+                    **errors(400, 401, 403, 404),
                 },
             }
         },
@@ -443,27 +312,27 @@ def _static_paths() -> dict[str, Any]:
                 ]
                 + [_tag_param("Only executions with tag KEY=VALUE (repeatable: all must match; the first is the index read)")],
                 "responses": {
-                    "200": _json(
+                    "200": json_answer(
                         {
                             "type": "object",
                             "properties": {
-                                "executions": {"type": "array", "items": _ref("Execution")},
+                                "executions": {"type": "array", "items": ref("Execution")},
                                 "next": {"type": ["string", "null"]},
                             },
                         },
                         "A page of executions, newest first",
                     ),
-                    **_errors(400, 401, 403),
+                    **errors(400, 401, 403),
                 },
             }
         },
         "/v1/executions/{id}": {
-            "get": {"operationId": "get execution", "parameters": [_ID], "responses": {"200": execution, **_errors(400, 404)}}
+            "get": {"operationId": "get execution", "parameters": [ID], "responses": {"200": execution, **errors(400, 404)}}
         },
         "/v1/executions/{id}/events": {
             "get": {
                 "operationId": "get events",
-                "parameters": [_ID, {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}}],
+                "parameters": [ID, {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}}],
                 "responses": {
                     "200": {
                         "description": "The log as JSON, or live server-sent events with `Accept: text/event-stream`",
@@ -471,31 +340,31 @@ def _static_paths() -> dict[str, Any]:
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                                    "properties": {"events": {"type": "array", "items": ref("Event")}},
                                 }
                             },
                             "text/event-stream": {"schema": {"type": "string"}},
                         },
                     },
-                    **_errors(400, 404),
+                    **errors(400, 404),
                 },
             }
         },
         "/v1/executions/{id}/result": {
             "get": {
                 "operationId": "get result",
-                "parameters": [_ID, _WAIT],
-                "responses": {"200": execution, "202": _ACCEPTED, **_errors(400, 404)},
+                "parameters": [ID, _WAIT],
+                "responses": {"200": execution, "202": _ACCEPTED, **errors(400, 404)},
             }
         },
         "/v1/executions/{id}/cancel": {
             "post": {
                 "operationId": "cancel execution",
-                "parameters": [_ID],
+                "parameters": [ID],
                 "responses": {
-                    "200": _json({"type": "object"}, "Cancelled"),
-                    "202": _json({"type": "object"}, "Cancellation requested"),
-                    **_errors(403, 404, 409, 503, 507),
+                    "200": json_answer({"type": "object"}, "Cancelled"),
+                    "202": json_answer({"type": "object"}, "Cancellation requested"),
+                    **errors(403, 404, 409, 503, 507),
                 },
             }
         },
@@ -504,10 +373,10 @@ def _static_paths() -> dict[str, Any]:
                 "post": {
                     "operationId": f"{action} execution",
                     "description": description,
-                    "parameters": [_ID],
+                    "parameters": [ID],
                     "responses": {
-                        "200": _json(_PAUSE_ANSWER, f"{action.capitalize()}d, or it already was"),
-                        **_errors(403, 404, 409, 503),
+                        "200": json_answer(_PAUSE_ANSWER, f"{action.capitalize()}d, or it already was"),
+                        **errors(403, 404, 409, 503),
                     },
                 }
             }
@@ -524,8 +393,8 @@ def _static_paths() -> dict[str, Any]:
                     "description": description,
                     "parameters": [{"name": "ffqn", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {
-                        "200": _json(_PAUSE_ANSWER, f"{action.capitalize()}d, or it already was"),
-                        **_errors(403, 404, 409, 503),
+                        "200": json_answer(_PAUSE_ANSWER, f"{action.capitalize()}d, or it already was"),
+                        **errors(403, 404, 409, 503),
                     },
                 }
             }

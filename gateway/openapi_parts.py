@@ -1,0 +1,39 @@
+"""Pieces every part of the OpenAPI document uses: schema references, JSON answers, error answers, the id parameter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .schema import Schema
+
+# The `{id}` path parameter of the execution endpoints.
+ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def ref(name: str) -> Schema:
+    """A reference to the schema `name` of the document's components."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_answer(schema: Schema, description: str) -> dict[str, Any]:
+    """An answer with a JSON body of `schema`."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """The error answers of `statuses`, each with the shared Error body and what it means here."""
+    text = {
+        400: "Bad request: bad JSON, or a value that does not fit its WIT type (`path` names it)",
+        401: "Missing or unknown bearer token",
+        403: "The token's scope does not allow this",
+        404: "No such function or execution",
+        409: "Conflict (an idempotency key reused with other params or tags, nothing left to cancel, "
+        "a stub's result already recorded otherwise, or a finished execution or a stub to pause)",
+        413: "Request body over the gateway's limit",
+        503: "The store is unreachable",
+        507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",
+    }
+    return {str(s): json_answer(ref("Error"), text[s]) for s in statuses}
+
+
+__all__ = ["ID", "errors", "json_answer", "ref"]

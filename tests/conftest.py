@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import pytest
 
+from dolmen.platform.client import Client
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.servers import ValkeyForTests, flush
+
+if TYPE_CHECKING:
+    from tests.support.shared import SharedPlatform
 
 # Shared fixtures: guest components (echo_guest, ...) and platform processes (processes, client).
 pytest_plugins = ["tests.support.guests", "tests.support.platform"]
@@ -54,3 +59,22 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "dolmen-data"
     path.mkdir()
     return path
+
+
+# A module that shares one platform between its tests (tests/support/shared.py) defines `shared`; these build on it.
+@pytest.fixture
+def shared_url(shared: SharedPlatform) -> Iterator[str]:
+    """The shared platform's Valkey; what a test leaves unfinished is cancelled after it (a module may redefine this)."""
+    # Imported here: at conftest import time it would import tests.support.platform before pytest rewrites its asserts.
+    from tests.support.shared import settle_leftovers
+
+    yield shared.url
+    settle_leftovers(shared.url)
+
+
+@pytest.fixture
+def shared_client(shared_url: str) -> Iterator[Client]:
+    """The client API against the shared platform's Valkey."""
+    c = Client.connect(shared_url)
+    yield c
+    c.close()

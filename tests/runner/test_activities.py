@@ -18,7 +18,7 @@ from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooL
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
 from tests.support import indexes
-from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
+from tests.support.shared import SharedPlatform, shared_platform
 
 
 A = "testing:act/basic@1.0.0"
@@ -70,20 +70,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]
     env = {"SECRET_OF_THE_HOST": "leak"}
     with shared_platform(tmp_path_factory.mktemp("activities"), [activity()], env=env, gateway=False) as platform:
         yield platform
-
-
-@pytest.fixture
-def shared_url(shared: SharedPlatform) -> Iterator[str]:
-    """The shared platform's Valkey; what a test leaves unfinished is cancelled after it."""
-    yield shared.url
-    settle_leftovers(shared.url)
-
-
-@pytest.fixture
-def shared_client(shared_url: str) -> Iterator[Client]:
-    c = Client.connect(shared_url)
-    yield c
-    c.close()
 
 
 def _finished(client: Client, execution_id: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]

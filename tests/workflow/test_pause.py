@@ -56,13 +56,6 @@ def shared_url(shared: SharedPlatform) -> Iterator[str]:
     settle_leftovers(shared.url)
 
 
-@pytest.fixture
-def shared_client(shared_url: str) -> Iterator[Client]:
-    c = Client.connect(shared_url)
-    yield c
-    c.close()
-
-
 @pytest.mark.parametrize("blocking", ["in-memory", "unload"])
 def test_a_workflow_paused_while_sleeping_gets_its_timer_but_moves_only_once_resumed(
     shared_url: str, shared_client: Client, blocking: str

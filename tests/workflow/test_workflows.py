@@ -22,7 +22,7 @@ from tests.runner.faults import CALLS, fault_flows
 from tests.support.guests import build_guest, load_guest, new_loader
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
-from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
+from tests.support.shared import SharedPlatform, shared_platform
 
 
 F = "testing:wf/flows@1.0.0"
@@ -56,20 +56,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPlatform]
     for the tests that need nothing else; each deploys what it runs, as it would on a platform of its own."""
     with shared_platform(tmp_path_factory.mktemp("workflows"), [activity(), workflow()], gateway=False) as platform:
         yield platform
-
-
-@pytest.fixture
-def shared_url(shared: SharedPlatform) -> Iterator[str]:
-    """The shared platform's Valkey; what a test leaves unfinished is cancelled after it."""
-    yield shared.url
-    settle_leftovers(shared.url)
-
-
-@pytest.fixture
-def shared_client(shared_url: str) -> Iterator[Client]:
-    c = Client.connect(shared_url)
-    yield c
-    c.close()
 
 
 @pytest.mark.parametrize("blocking", ["in-memory", "unload"])

@@ -6,8 +6,6 @@ The tests on one runner thread share one runner and scheduler on a Valkey of the
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +16,7 @@ from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooL
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
 from tests.support import indexes
+from tests.support.servers import LocalHttp
 from tests.support.shared import SharedPlatform, shared_platform
 
 
@@ -26,34 +25,18 @@ A = "testing:act/basic@1.0.0"
 LOCAL = ("127.0.0.1:*",)
 
 
-class FlakyServer:
+class FlakyServer(LocalHttp):
     """A local HTTP server that answers 500 for the first `failures` requests, then 200."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.requests = 0
-        outer = self
+        super().__init__(self._answer, "/greeting")
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                outer.requests += 1
-                ok = outer.requests > outer.failures
-                body = f"{'hello' if ok else 'try again'} #{outer.requests}".encode()
-                self.send_response(200 if ok else 500)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/greeting"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _answer(self, path: str) -> tuple[int, bytes]:
+        self.requests += 1
+        ok = self.requests > self.failures
+        return 200 if ok else 500, f"{'hello' if ok else 'try again'} #{self.requests}".encode()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ arrives and how many are inside at once: what a rate-limited API would see.
 
 from __future__ import annotations
 
-import http.server
 import threading
 import time
 from collections.abc import Iterator
@@ -18,46 +17,32 @@ from dolmen.platform.deploy.model import FunctionLimits
 from dolmen.platform.heartbeat import read_processes
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
+from tests.support.servers import LocalHttp
 
 A = "testing:act/basic@1.0.0"
 LOCAL = ("127.0.0.1:*",)
 
 
-class SlowApi:
+class SlowApi(LocalHttp):
     """A local HTTP server that keeps each request `hold_s` seconds, recording arrivals and the most inside at once."""
 
     def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
         self.arrivals: list[float] = []
         self.inside = 0
         self.most_inside = 0
-        lock = threading.Lock()
-        outer = self
+        self._lock = threading.Lock()
+        super().__init__(self._answer, "/work")
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                with lock:
-                    outer.arrivals.append(time.monotonic())
-                    outer.inside += 1
-                    outer.most_inside = max(outer.most_inside, outer.inside)
-                time.sleep(hold_s)
-                with lock:
-                    outer.inside -= 1
-                body = b"done"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/work"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _answer(self, path: str) -> tuple[int, bytes]:
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        time.sleep(self.hold_s)
+        with self._lock:
+            self.inside -= 1
+        return 200, b"done"
 
 
 @pytest.fixture

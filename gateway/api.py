@@ -110,7 +110,7 @@ class ApiV1:
             given = query_value(request, "priority")
             priority = check_priority(DEFAULT if given is None else given)
         except Exception:
-            self.gw.metrics.invocations.inc("ffqn", "rejected")
+            self.gw.metrics.invocations.labels("ffqn", "rejected").inc()
             raise
         submitted, state = await self.gw.invoke(
             ffqn, params, key=key, raw_size=len(body), via="ffqn", wait=wait, tags=tags, priority=priority

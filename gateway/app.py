@@ -15,18 +15,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..platform.errors import DolmenError
-from ..platform.heartbeat import Heartbeat
+from ..platform.heartbeat import Heartbeat, read_metrics
+from ..platform.metrics import merge_snapshots
 from ..platform.store.connection import connect
 from ..platform.store.topology import replica_shortfall, replicas_of_masters
 from .api import ApiV1
@@ -60,7 +62,7 @@ class RequestTimer:
             if message["type"] == "http.response.start":
                 name = state.get("handler", "other")
                 code = f"{message['status'] // 100}xx"
-                self.gw.metrics.requests.observe(time.perf_counter() - start, name, code)
+                self.gw.metrics.requests.labels(name, code).observe(time.perf_counter() - start)
             await send(message)
 
         await self.app(scope, receive, timed_send)
@@ -118,9 +120,13 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
             ffqns = list((await gw.revision()).functions())
         except DolmenError:
             ffqns = []
-        lines = await run_in_threadpool(lambda: store_metrics(gw.client.redis, gw.client.executions.scripts.shards, ffqns))
-        lines += gw.metrics.render_local()
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        def render() -> bytes:
+            redis = gw.client.redis
+            shared = store_metrics(redis, gw.client.executions.scripts.shards, ffqns)
+            shared += merge_snapshots(read_metrics(redis))
+            return gw.metrics.render(shared)
+
+        return Response(await run_in_threadpool(render), media_type=CONTENT_TYPE_LATEST)
 
     async def dashboard(request: Request) -> Response:
         handler(request, "dashboard")

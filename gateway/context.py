@@ -113,7 +113,7 @@ class Gateway:
             elif state.outcome is not None and state.outcome.continued_as is not None:
                 state = await self.executions.wait_finished(state.id, wait.seconds)  # follows the chain
         if submitted.created and not state.live and state.finished_at:
-            self.metrics.execution_durations.observe((state.finished_at - state.created_at) / 1000, state.kind)
+            self.metrics.execution_durations.labels(state.kind).observe((state.finished_at - state.created_at) / 1000)
         return submitted, state
 
     async def _create(self, submission: Submission, via: str, key: str | None) -> Submitted:
@@ -175,11 +175,11 @@ class Gateway:
         try:
             yield
         except Exception:
-            self.metrics.invocations.inc(via, "rejected")
+            self.metrics.invocations.labels(via, "rejected").inc()
             raise
 
     def _count(self, via: str, submitted: Submitted) -> None:
-        self.metrics.invocations.inc(via, "created" if submitted.created else "existing")
+        self.metrics.invocations.labels(via, "created" if submitted.created else "existing").inc()
 
 
 def location(execution_id: str) -> str:

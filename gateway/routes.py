@@ -209,7 +209,7 @@ class DeploymentRoutes:
             params = bind(route.function.signature, path_params, query_items(request, "params."), parse_json(body))
             key = idempotency_key(request)
         except Exception:
-            self.gw.metrics.invocations.inc("route", "rejected")
+            self.gw.metrics.invocations.labels("route", "rejected").inc()
             raise
         submitted, state = await self.gw.invoke(
             route.function.ffqn, params, key=key, raw_size=len(body), via="route", wait=wait

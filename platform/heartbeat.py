@@ -11,10 +11,12 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 
+from .metrics import METRICS_KEY
 from .store.connection import Redis, map_redis_errors
 
 PROCESSES_KEY = "dolmen:processes"
@@ -46,9 +48,13 @@ class ProcessInfo:
 class Heartbeat:
     """Reports this process as alive until stopped; `details()` adds live facts."""
 
-    def __init__(self, client: Redis, kind: str, details: Any = None) -> None:
+    def __init__(
+        self, client: Redis, kind: str, details: Any = None, *, metrics: Callable[[], str] | None = None
+    ) -> None:
         self.client = client
         self.kind = kind
+        # The process's metrics snapshot (see `metrics`), written next to the beat.
+        self._metrics = metrics
         self.id = f"{kind}:{socket.gethostname()}:{os.getpid()}"
         self.started_at = time.time()
         self._details = details or (lambda: {})
@@ -71,6 +77,9 @@ class Heartbeat:
         }
         with map_redis_errors():
             self.client.eval(_BEAT, 1, PROCESSES_KEY, self.id, json.dumps(record))
+            if self._metrics is not None:
+                # A key of its own: `platform status` and the schedulers' shares read the beats often.
+                self.client.eval(_BEAT, 1, METRICS_KEY, self.id, self._metrics())
 
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL_S):
@@ -85,6 +94,7 @@ class Heartbeat:
         try:
             with map_redis_errors():
                 self.client.hdel(PROCESSES_KEY, self.id)
+                self.client.hdel(METRICS_KEY, self.id)
         except Exception:  # noqa: BLE001 - Redis may already be gone at shutdown
             pass
 
@@ -117,4 +127,13 @@ def prune_stale(client: Redis, older_than_s: float = 300.0) -> int:
         if time.time() - proc.last_seen > older_than_s:
             with map_redis_errors():
                 removed += int(client.hdel(PROCESSES_KEY, proc.id))  # type: ignore[arg-type]
+                client.hdel(METRICS_KEY, proc.id)
     return removed
+
+
+def read_metrics(client: Redis) -> list[tuple[str, str]]:
+    """`(process id, metrics snapshot)` of every process whose heartbeat is fresh (see `metrics`)."""
+    with map_redis_errors():
+        raw: dict[bytes, bytes] = client.hgetall(METRICS_KEY)  # type: ignore[assignment]
+    live = {proc.id for proc in read_processes(client) if proc.healthy}
+    return sorted((key.decode(), value.decode()) for key, value in raw.items() if key.decode() in live)

@@ -30,6 +30,7 @@ from .cron_firing import CronFiring
 from .errors import StoreError, StoreFullError
 from .priorities import DEFAULT, queue_name
 from .heartbeat import Heartbeat, ProcessInfo, prune_stale, read_processes
+from .metrics import SchedulerMetrics
 from .store import keys, outbox
 from .store.access import redacted
 from .store.connection import Redis, connect, full_message, map_redis_errors, wait_for_store, wait_until_reachable
@@ -91,6 +92,7 @@ class Scheduler:
         self._reconciler: Reconciler | None = None
         self.cron = CronFiring(self.scripts)
         self.fired = 0
+        self.metrics = SchedulerMetrics()
         # The shards of timers, dirty marks, the active and expiry indexes this scheduler looks after (all when None).
         self.shards: list[int] | None = None
         self.ticked_at = time.time()
@@ -152,6 +154,7 @@ class Scheduler:
             else:
                 self._timers_refused_at = None
         self.fired += len(fired)
+        self.metrics.timers_fired.inc(len(fired))
         return len(fired)
 
     def _fire(self, pipe: Pipeline, member: dict[str, Any]) -> tuple[str, str] | None:
@@ -181,9 +184,11 @@ class Scheduler:
     def fire_cron(self) -> int:
         """Fire the due ticks of the cron schedules in this scheduler's shards (cron_firing.py)."""
         try:
-            return self.cron.step(now_ms(), self.shards)
+            fired = self.cron.step(now_ms(), self.shards)
         except StoreFullError:
             return 0  # creating writes: the tick stays unrecorded and fires once there is room (or misfires)
+        self.metrics.cron_fired.inc(fired)
+        return fired
 
     def sweep(self) -> int:
         """Deliver outbox messages of writers that died mid-way (from this scheduler's dirty shards)."""
@@ -204,6 +209,7 @@ class Scheduler:
         except StoreFullError:
             return 0  # requeueing writes: it waits for room, while the retention after it frees memory
         if requeued:
+            self.metrics.repaired.inc(requeued)
             log.warning("re-enqueued executions that were neither queued, locked nor timed", count=requeued)
         return requeued
 
@@ -245,7 +251,7 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     wait_until_reachable(client)
     scheduler = Scheduler(client, stale_ms=settings.repair_after_ms)
     scheduler.scripts.shards  # noqa: B018 - read (or set, on an empty store) before any work; a wrong DOLMEN_SHARDS stops here
-    beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired, "cron_fired": scheduler.cron.fired, "ticked_at": scheduler.ticked_at}).start()
+    beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired, "cron_fired": scheduler.cron.fired, "ticked_at": scheduler.ticked_at}, metrics=scheduler.metrics.snapshot).start()
     # Queued upgrades replay workflow logs, which can take seconds: a thread of
     # their own keeps timers firing on time meanwhile.
     from .deploy.upgrader import PendingUpgrades

@@ -20,6 +20,7 @@ import structlog
 
 from ..config import ENV_REDIS, PlatformFile, env_int
 from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
+from ..metrics import METRICS_KEY
 from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
 from ..store.access import redacted
 from ..store.connection import Redis, connect, map_redis_errors
@@ -246,6 +247,7 @@ def forget_heartbeats(client: Redis, pids: set[int]) -> None:
             if proc.host == hostname and proc.pid in pids:
                 with map_redis_errors():
                     client.hdel(PROCESSES_KEY, proc.id)
+                    client.hdel(METRICS_KEY, proc.id)
     except DolmenError as exc:
         log.debug("could not forget heartbeats", pids=sorted(pids), error=str(exc))
 

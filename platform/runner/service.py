@@ -27,6 +27,7 @@ from ..config import env_int
 from ..deploy.model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
+from ..metrics import RunnerMetrics
 from ..store.cancel_watch import CancelWatcher
 from ..store.connection import connect, wait_for_store, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
@@ -82,6 +83,7 @@ class Runner:
         # Platform-wide limits per function (store/limits.py): those of the active revision.
         self.gate = LimitGate(scripts, active_limits(self.revisions))
         self._permits: dict[str, Permit] = {}
+        self.metrics = RunnerMetrics()
         self.owner = settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.held_commits = HeldCommits(self.leases, settings.inline_hold_ms)
         # The attempts running here, for cancellations to stop (see `attempts`).
@@ -113,6 +115,7 @@ class Runner:
             spawner=self,
             function_paused=self.reader.function_paused,
             function_limited=self.gate.limited,
+            replayed=self.metrics.replays.observe,
         )
         self._held: dict[str, Lease] = {}
         self._lost: set[str] = set()
@@ -129,7 +132,7 @@ class Runner:
         wait_until_reachable(self.client)
         self.leases.scripts.shards  # noqa: B018 - read (or set, on an empty store) before any work; a wrong DOLMEN_SHARDS stops here
         self.leases.stopping = stop  # writes waiting for a full store give up when the runner stops
-        beat = Heartbeat(self.client, "runner", self._details).start()
+        beat = Heartbeat(self.client, "runner", self._details, metrics=self.metrics.snapshot).start()
         keeper = threading.Thread(target=self._keep_locks, args=(stop,), name="dolmen-locks", daemon=True)
         keeper.start()
         cancels = CancelWatcher(self.client, self.attempts.cancel).start()
@@ -232,6 +235,8 @@ class Runner:
         for entry, log_, result in zip(entries, known, results):
             if isinstance(result, Lease):
                 granted.append((entry, result))
+                if result.state.took_over:
+                    self.metrics.takeovers.labels(result.state.kind).inc()
                 continue
             if log_ is not None and (
                 isinstance(result, StoreError) or result.reason in ("locked", "early", "blocked", "paused")
@@ -333,16 +338,22 @@ class Runner:
 
     def _guarded(self, lease: Lease, entries: list[QueueEntry], attempt: Callable[[], object]) -> bool:
         """`attempt()` with the execution in the log context; whether it returned (errors are logged or recorded)."""
+        started = time.perf_counter()
+        outcome = "returned"
         try:
             with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
                 attempt()
             return True
         except StoreError as exc:
+            outcome = "store_error"
             # Its lock expires, and it is taken over (or queued by its recovery timer).
             log.error("store error while running", execution_id=lease.id, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug in one execution must not stop the runner
+            outcome = "runner_error"
             log.exception("unexpected error while running", execution_id=lease.id)
             self._record_runner_error(lease, entries, exc)
+        finally:
+            self.metrics.attempts.labels(lease.state.kind, outcome).observe(time.perf_counter() - started)
         return False
 
     def _gave_up(self, lease: Lease, entries: list[QueueEntry]) -> bool:
@@ -430,6 +441,7 @@ class Runner:
         """
         lease = self._prelocked(new)
         self._held[lease.id] = lease
+        started = time.perf_counter()
         try:
             with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
                 held = self.held_commits.hold(parent_commit) if parent_commit is not None else None
@@ -439,6 +451,7 @@ class Runner:
                         lease, [], clear_timer=new.recovery_timer(), parent_tail_after=parent_tail_after, held=held
                     )
             self.processed += 1
+            self.metrics.attempts.labels(lease.state.kind, "returned").observe(time.perf_counter() - started)
             return tail
         finally:
             self._held.pop(lease.id, None)

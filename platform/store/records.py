@@ -150,6 +150,8 @@ class ExecutionState:
     tags: dict[str, str] = field(default_factory=dict)
     # Paused by request (store/pauses.py): no runner locks it until it is resumed.
     paused: bool = False
+    # Its current lock took over an attempt whose lease had expired (lock.lua's `attempt_lost`).
+    took_over: bool = False
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> ExecutionState:
@@ -161,7 +163,7 @@ class ExecutionState:
             "outcome", "finished_at", "tags", "paused",
         }  # fmt: skip
         # Write-protocol bookkeeping (remembered write ids and replies), not execution data.
-        internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid", "rid", "rreply", "pid", "preply"}
+        internal = {"wid", "wreply", "cid", "creply", "uid", "ureply", "cwid", "rid", "rreply", "pid", "preply", "lost_v"}
         return cls(
             id=h["id"],
             ffqn=h["ffqn"],
@@ -185,6 +187,7 @@ class ExecutionState:
             extra={k: v for k, v in h.items() if k not in known and k not in internal},
             tags=json.loads(h["tags"]) if h.get("tags") else {},
             paused=h.get("paused") == "1",
+            took_over=bool(h.get("lost_v")) and h.get("lost_v") == h.get("version"),
         )
 
     @property

@@ -261,6 +261,7 @@ class WorkflowExecutor:
         spawner: Spawner | None = None,
         function_paused: Callable[[str], bool] | None = None,
         function_limited: Callable[[str], bool] | None = None,
+        replayed: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.leases = leases
@@ -274,6 +275,8 @@ class WorkflowExecutor:
         self.function_paused = function_paused or (lambda ffqn: False)
         # Whether a function has platform-wide limits (store/limits.py): its children go through the queue.
         self.function_limited = function_limited or (lambda ffqn: False)
+        # Told the seconds each run spent replaying its log (a metric).
+        self.replayed = replayed
         self.sandbox = WorkflowSandbox(spares=spare_instances())
         # How many workflows may wait in memory at once (each holds a thread).
         self.waiting = threading.BoundedSemaphore(max(1, max_waiting))
@@ -323,6 +326,7 @@ class WorkflowExecutor:
                     timeout_ms=config.timeout_ms,
                     memory_bytes=config.memory_limit_bytes,
                     reuse=config.max_instance_uses if config.instances == "reuse" else 0,
+                    on_caught_up=self._replay_clock(replay),
                 )
             except ContinueAsNew as cont:
                 value, continued = None, cont.params
@@ -363,6 +367,14 @@ class WorkflowExecutor:
             self._failed(lease, config, ctx.replay, Failure(kind, str(exc)), entries)
         except DolmenError as exc:
             self._failed(lease, config, ctx.replay, Failure("trap", str(exc)), entries)
+
+    def _replay_clock(self, replay: Replay) -> Callable[[], None] | None:
+        """What tells `replayed` how long this run replayed, once it caught up with its log (None: nothing to replay)."""
+        replayed = self.replayed
+        if replayed is None or not replay.replaying:
+            return None
+        started = time.perf_counter()
+        return lambda: replayed(time.perf_counter() - started)
 
     def _finish(self, lease: Lease, outcome: Outcome, entries: list[QueueEntry], replay: Replay | None = None) -> None:
         try:

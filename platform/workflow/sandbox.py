@@ -17,7 +17,7 @@ so output never changes what a replay does.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -101,12 +101,14 @@ class WorkflowSandbox:
         timeout_ms: int | None,
         memory_bytes: int | None,
         reuse: int = 0,
+        on_caught_up: Callable[[], None] | None = None,
     ) -> Any:
         """Call the execution's function with the params of its `created` event; return the JSON value.
 
         `reuse` > 0 lets an instance whose call returned normally serve up to
         that many runs in all (`instances: reuse` with `max_instance_uses`);
-        0 gives every run a fresh instance.
+        0 gives every run a fresh instance. `on_caught_up()` is called when
+        the run has matched every request of its log and goes on live.
         """
         ffqn = Ffqn.parse(ctx.ffqn)
         fn = loaded.info.functions().get(ffqn)
@@ -137,6 +139,8 @@ class WorkflowSandbox:
             # waiting for this host call): handed over before it counts as new.
             ready.output.flush()
             guest_output.live = True
+            if on_caught_up is not None:
+                on_caught_up()
 
         ctx.after_wait = refresh_deadline
         ctx.caught_up = caught_up

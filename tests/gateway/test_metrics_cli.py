@@ -6,17 +6,19 @@ import os
 import re
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.helpers import ACT, Platform, gateway_process
+from tests.support.polling import wait_for
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = re.escape(name) + (r"\{" + re.escape(want) + r"\}" if labels else "") + r" (\S+)$"
-    found = re.search(pattern, text, re.MULTILINE)
-    assert found, f"no sample {name}{{{want}}} in:\n{text}"
-    return float(found.group(1))
+    """The value of one sample in Prometheus text (read with prometheus_client's parser)."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    raise AssertionError(f"no sample {name}{labels} in:\n{text}")
 
 
 def test_metrics_count_executions_queues_and_latency(http: httpx.Client) -> None:
@@ -34,6 +36,20 @@ def test_metrics_count_executions_queues_and_latency(http: httpx.Client) -> None
     assert sample(text, "dolmen_gateway_execution_duration_seconds_count", kind="activity") >= 3
     assert sample(text, "dolmen_gateway_invocations_total", via="ffqn", outcome="created") >= 3
     assert "# TYPE dolmen_gateway_request_duration_seconds histogram" in text
+
+
+def test_metrics_include_the_runners_and_schedulers_of_the_platform(http: httpx.Client) -> None:
+    """The runner's attempt durations and the scheduler's timers reach /metrics, labelled by process (within a heartbeat)."""
+    assert http.post(f"{'/v1/functions/'}{ACT}.double?wait=30", json=[5]).status_code == 200
+
+    def scraped() -> str | None:
+        text = http.get("/metrics").text
+        return text if re.search(r'^dolmen_attempt_duration_seconds_count\{kind="activity",outcome="returned",process="runner:', text, re.M) else None
+
+    text = wait_for(scraped, timeout=30, what="the runner's metrics in /metrics")
+    assert "# TYPE dolmen_attempt_duration_seconds histogram" in text
+    assert re.search(r'^dolmen_timers_fired_total\{process="scheduler:[^"]+"\} ', text, re.M), text
+    assert text.count("# TYPE dolmen_lock_takeovers_total counter") == 1
 
 
 def test_platform_gateway_command_serves_with_tokens_from_options_and_env(platform: Platform) -> None:

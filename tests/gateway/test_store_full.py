@@ -75,7 +75,7 @@ def stored(client: redis.Redis) -> dict[str, Any]:
     """What executions leave in Valkey: their keys, queue lengths and indexes (not heartbeats, recovery marks, filler)."""
     shards = indexes.shards_of(client)  # first: sets the count if no process has yet
     names = sorted(k.decode() for k in client.scan_iter(count=1000))  # type: ignore[union-attr]
-    skip = (FILLER, *shards.every("dirty"), "dolmen:processes")
+    skip = (FILLER, *shards.every("dirty"), "dolmen:processes", "dolmen:metrics")
     return {
         "keys": [n for n in names if not n.startswith(skip)],
         "queues": {n: client.xlen(n) for n in names if ":q:" in n},

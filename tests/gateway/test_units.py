@@ -8,7 +8,8 @@ import pytest
 
 from dolmen.gateway.auth import Authenticator
 from dolmen.gateway.convert import from_texts
-from dolmen.gateway.metrics import Histogram
+from dolmen.gateway.metrics import GatewayMetrics
+from dolmen.platform.metrics import RunnerMetrics, SchedulerMetrics, merge_snapshots
 from dolmen.gateway.routes import bind, compile_route
 from dolmen.gateway.settings import GatewaySettings, Token, parse_tokens
 from dolmen.platform.deploy.model import ComponentConfig, FunctionRoute, RouteSpec
@@ -129,13 +130,40 @@ def test_an_admin_token_satisfies_invoke_and_the_best_scope_wins() -> None:
     assert auth.scope_of("other") is None
 
 
-def test_histogram_renders_cumulative_prometheus_buckets() -> None:
-    """Buckets are cumulative, +Inf equals the count, and labels are escaped."""
-    histogram = Histogram("h", "help", ("handler",), buckets=(0.1, 1.0))
-    for value in (0.05, 0.5, 0.5, 5.0):
-        histogram.observe(value, 'in"voke')
-    lines = histogram.render()
-    assert 'h_bucket{handler="in\\"voke",le="0.1"} 1' in lines
-    assert 'h_bucket{handler="in\\"voke",le="1.0"} 3' in lines
-    assert 'h_bucket{handler="in\\"voke",le="+Inf"} 4' in lines
-    assert 'h_count{handler="in\\"voke"} 4' in lines
+def test_process_snapshots_merge_into_families_labelled_by_process() -> None:
+    """Two runners' snapshots become one family per metric, each sample labelled with its process; bad ones are left out."""
+    first, second = RunnerMetrics(), RunnerMetrics()
+    first.attempts.labels("activity", "returned").observe(0.002)
+    first.attempts.labels("activity", "returned").observe(0.2)
+    second.takeovers.labels("workflow").inc()
+    families = {
+        f.name: f
+        for f in merge_snapshots([("runner:a:1", first.snapshot()), ("runner:b:2", second.snapshot()), ("runner:c:3", "not json")])
+    }
+    assert families["dolmen_attempt_duration_seconds"].type == "histogram"
+    counts = {
+        s.labels["process"]: s.value
+        for s in families["dolmen_attempt_duration_seconds"].samples
+        if s.name.endswith("_count") and s.labels.get("kind") == "activity"
+    }
+    assert counts == {"runner:a:1": 2.0}
+    buckets = [
+        s for s in families["dolmen_attempt_duration_seconds"].samples if s.name.endswith("_bucket") and s.labels["le"] == "0.005"
+    ]
+    assert [(b.labels["process"], b.value) for b in buckets] == [("runner:a:1", 1.0)]
+    takeovers = [s for s in families["dolmen_lock_takeovers"].samples if s.name == "dolmen_lock_takeovers_total"]
+    assert [(t.labels, t.value) for t in takeovers] == [({"kind": "workflow", "process": "runner:b:2"}, 1.0)]
+    assert not any(s.name.endswith("_created") for f in families.values() for s in f.samples)
+
+
+def test_gateway_exposition_has_each_family_once_with_escaped_labels() -> None:
+    """The store's and processes' families come first, then the gateway's own; label values are escaped."""
+    metrics = GatewayMetrics()
+    metrics.requests.labels('in"voke', "2xx").observe(0.05)
+    scheduler = SchedulerMetrics()
+    scheduler.timers_fired.inc(3)
+    text = metrics.render(merge_snapshots([("scheduler:h:9", scheduler.snapshot())])).decode()
+    assert 'dolmen_timers_fired_total{process="scheduler:h:9"} 3.0' in text
+    assert 'dolmen_gateway_request_duration_seconds_bucket{code="2xx",handler="in\\"voke",le="0.1"} 1.0' in text
+    assert text.count("# TYPE dolmen_gateway_request_duration_seconds histogram") == 1
+    assert text.count("# TYPE dolmen_timers_fired_total counter") == 1

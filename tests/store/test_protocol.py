@@ -149,11 +149,13 @@ def test_a_stale_runners_refused_finish_changes_nothing(direct: redis.Redis, lea
     (entry,) = leases.read("r1", [ACT], 10, 100)
     stale = leases.lock(act.id, "r1", 1)
     assert isinstance(stale, Lease)
+    assert not stale.state.took_over  # nobody held it before
     import time
 
     time.sleep(0.01)
     taken = leases.lock(act.id, "r2", 30_000)
     assert isinstance(taken, Lease)
+    assert taken.state.took_over  # what the runner counts as a lock takeover (a metric)
     pending_before = direct.xpending(indexes.queue_key(direct, ACT, act.id), keys.QUEUE_GROUP)
     with pytest.raises(FencedError):
         leases.finish(stale, Outcome(value="stale"), entries=[entry])

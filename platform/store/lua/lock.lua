@@ -43,4 +43,6 @@ if lost then
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'owner', ARGV[2], 'lock_until', now + tonumber(ARGV[4]),
   'version', version, 'attempt', attempt, 'updated_at', now, 'wid', ARGV[1], 'wreply', '')
+-- Which lock took over a lost attempt: the runner counts its takeovers (a metric).
+if lost then redis.call('HSET', KEYS[1], 'lost_v', version) end
 return reply()

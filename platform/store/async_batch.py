@@ -27,7 +27,6 @@ outbox sweep, and the caller may send it again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -100,8 +99,9 @@ class AsyncBatcher:
         self.wait = wait
         self._link: Link = link_for(client, wait)
         self.max_commands = max_commands
-        self._sources = {name: source(name) for name in NAMES}
-        self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
+        # redis-py's `AsyncScript`s, for their source and SHA; called through this batcher's own round trips.
+        self._scripts = {name: client.register_script(source(name)) for name in NAMES}
+        self._shas = {name: script.sha for name, script in self._scripts.items()}
         self._queue: deque[tuple[Commands, asyncio.Future[Replies] | None, Then | None]] = deque()
         # Calls that may wait for company (see `send`): they go out with the next round trip.
         self._lingering: deque[tuple[Commands, asyncio.Future[Replies] | None, Then | None]] = deque()
@@ -296,7 +296,7 @@ class AsyncBatcher:
         ]  # fmt: skip
         if not failed:
             return
-        loads: list[tuple[Any, ...]] = [("SCRIPT", "LOAD", src) for src in self._sources.values()]
+        loads: list[tuple[Any, ...]] = [("SCRIPT", "LOAD", script.script) for script in self._scripts.values()]
         again = await self._round_trip(loads + [args[p] for p in failed])
         for position, reply in zip(failed, again[len(loads) :]):
             replies[position] = reply

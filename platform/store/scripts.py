@@ -1,21 +1,25 @@
-"""The Lua scripts that perform every write to an execution, loaded once per client.
+"""The Lua scripts that perform every write to an execution, as redis-py `Script` objects.
 
-Scripts are called with EVALSHA, also inside pipelines, without redis-py's
-per-pipeline SCRIPT EXISTS round trip. When the server answers NOSCRIPT (it
-was restarted or flushed), the scripts are loaded again and the failed calls
-are repeated; the other commands of a pipeline are not sent twice.
+A call on its own is redis-py's `Script.__call__` (EVALSHA, and after
+NOSCRIPT a SCRIPT LOAD and the call again). In pipelines the scripts are
+called with EVALSHA by their `Script.sha` but not through `Script.__call__`:
+redis-py then sends SCRIPT EXISTS for the pipeline's scripts ahead of every
+pipeline, a round trip per write on the hot path. Instead they are loaded once
+per client, and when the server answers NOSCRIPT (it was restarted or
+flushed) the failed calls are repeated through their `Script`; the other
+commands of a pipeline are not sent twice.
 """
 
 from __future__ import annotations
 
 import bisect
-import hashlib
 import itertools
 import os
 from importlib.resources import files
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import shards as sharding
@@ -167,17 +171,16 @@ class Pipeline:
 
 
 class Scripts:
-    """The scripts, by name."""
+    """The scripts, by name, each a redis-py `Script` registered with the client."""
 
     def __init__(self, client: Redis, *, shards: Shards | None = None) -> None:
         self.client = client
         self._shards = shards
-        self._sources = {name: source(name) for name in NAMES}
-        self._shas = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self._sources.items()}
+        self._scripts: dict[str, Script] = {name: client.register_script(source(name)) for name in NAMES}
         self._loaded = False
 
     def sha(self, name: str) -> str:
-        return self._shas[name]
+        return self._scripts[name].sha
 
     @property
     def shards(self) -> Shards:
@@ -190,13 +193,13 @@ class Scripts:
         """SCRIPT LOAD every script (once per server start; on every master of a cluster)."""
         if isinstance(self.client, redis.RedisCluster):
             # Sent to all primaries; a replica promoted later answers NOSCRIPT, and the callers reload.
-            for src in self._sources.values():
-                self.client.script_load(src)
+            for script in self._scripts.values():
+                self.client.script_load(script.script)
             self._loaded = True
             return
         pipe = self.client.pipeline(transaction=False)
-        for src in self._sources.values():
-            pipe.script_load(src)
+        for script in self._scripts.values():
+            pipe.script_load(script.script)
         pipe.execute()
         self._loaded = True
 
@@ -206,15 +209,8 @@ class Scripts:
             self.load()
 
     def __call__(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Call one script now."""
-        self.ensure_loaded()
-        try:
-            return self.client.evalsha(self._shas[name], len(keys), *keys, *args)
-        except ResponseError as exc:
-            if not is_noscript(exc):
-                raise
-            self.load()
-            return self.client.evalsha(self._shas[name], len(keys), *keys, *args)
+        """Call one script now (loaded again by redis-py after NOSCRIPT)."""
+        return self._scripts[name](keys=keys, args=args)
 
     def pipeline(self) -> Pipeline:
         """A pipeline whose script calls need no SCRIPT EXISTS round trip."""

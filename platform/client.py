@@ -31,7 +31,9 @@ from .store.deployments import DeploymentStore, RevisionCache
 from .store.completions import Completed, complete, not_a_stub
 from .store import pauses
 from .store.cron_state import CronStates
-from .store.executions import Created, ExecutionStore, NewExecution, now_ms
+from .store.creates import Created, NewExecution
+from .store.executions import ExecutionStore
+from .store.clock import now_ms
 from .store.pauses import PauseResult
 from .store.purge import PurgeFilter, PurgeReport, purge_trees
 from .store.records import ExecutionState

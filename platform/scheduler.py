@@ -34,7 +34,7 @@ from .metrics import SchedulerMetrics
 from .store import keys, outbox
 from .store.access import redacted
 from .store.connection import Redis, connect, full_message, map_redis_errors, wait_for_store, wait_until_reachable
-from .store.executions import now_ms
+from .store.clock import now_ms
 from .store.memory import refused_for_memory
 from .store.layout_moves import move_legacy_keys
 from .store.reconcile import Reconciler

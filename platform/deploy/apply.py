@@ -12,7 +12,7 @@ from ..deploy.model import ComponentConfig, ComponentKind, Revision, RouteSpec
 from ..cron import Schedule
 from ..store.cron_state import CronStates
 from ..store.deployments import DeploymentStore
-from ..store.executions import now_ms
+from ..store.clock import now_ms
 from ..wasm.engine import EngineSettings
 from ..wasm.introspect import ComponentInfo
 from ..wasm.loader import ComponentLoader

@@ -30,7 +30,7 @@ from ...registry.cache import ComponentCache
 from ..errors import NotFoundError
 from ..store import garbage
 from ..store.deployments import DeploymentStore
-from ..store.executions import now_ms
+from ..store.clock import now_ms
 from ..store.upgrades import UpgradeStore
 from .components import ADHOC_PREFIX
 from .model import Revision

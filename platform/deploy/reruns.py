@@ -26,7 +26,8 @@ from ..errors import NotFoundError, UsageError
 from ..ids import ExecutionId
 from ..store import outbox
 from ..store.deployments import DeploymentStore
-from ..store.executions import ExecutionStore, NewExecution
+from ..store.executions import ExecutionStore
+from ..store.creates import NewExecution
 from ..store.forks import write_fork
 from ..store.records import ExecutionState
 from ..store.retention import root_fields

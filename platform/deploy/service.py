@@ -27,7 +27,7 @@ from ..errors import ComponentError, DeploymentError, DolmenError, RegistryError
 from ..store.deployments import DeploymentStore
 from ..wasm.introspect import ComponentInfo
 from .apply import Deployer, started_schedules
-from ..store.executions import now_ms
+from ..store.clock import now_ms
 from .components import ADHOC_PREFIX
 from ..cron import Schedule
 from ..store.cron_state import CronStates

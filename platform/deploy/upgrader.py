@@ -24,7 +24,8 @@ import structlog
 from ...registry.cache import ComponentCache
 from ..errors import DolmenError
 from ..store.deployments import DeploymentStore
-from ..store.executions import ExecutionStore, now_ms
+from ..store.executions import ExecutionStore
+from ..store.clock import now_ms
 from ..store.records import UPGRADE_REJECTED, UPGRADED, Event, ExecutionState
 from ..store.scripts import Scripts
 from ..store.upgrades import UpgradeStore

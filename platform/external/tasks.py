@@ -37,7 +37,8 @@ from ..runner.queues import read_by_class
 from ..runner.retry import Finish, RetryAt, after_failure, after_lock, after_return
 from ..store.classes import ClassesInUse
 from ..store.pauses import PausedFunctions
-from ..store.executions import ExecutionStore, now_ms
+from ..store.executions import ExecutionStore
+from ..store.clock import now_ms
 from ..store.leases import Lease, Leases, QueueEntry
 from ..store.limits import LimitGate, Permit, PermitRequest, permit_of
 from ..store.records import ExecutionState, Failure, Outcome

@@ -10,7 +10,7 @@ import structlog
 
 from ..errors import FencedError, NotFoundError, SecretUnavailableError, StoreError
 from ..ffqn import Ffqn
-from ..store.executions import now_ms
+from ..store.clock import now_ms
 from ..store.write_calls import FinishWrite, finish_write
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.records import ExecutionState, Failure, Outcome

@@ -32,7 +32,9 @@ from ..store.cancel_watch import CancelWatcher
 from ..store.connection import connect, wait_for_store, wait_until_reachable
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.deliveries import Deliveries
-from ..store.executions import ExecutionStore, NewExecution, now_ms
+from ..store.executions import ExecutionStore
+from ..store.creates import NewExecution
+from ..store.clock import now_ms
 from ..store.group import GroupCommit
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.limits import LimitGate, Permit, active_limits

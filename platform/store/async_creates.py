@@ -22,7 +22,7 @@ from ..errors import StoreError
 from . import keys, outbox
 from .async_batch import AsyncBatcher
 from .connection import map_redis_errors
-from .executions import IDEMPOTENCY_TTL_S, Created, CreateCall, NewExecution
+from .creates import IDEMPOTENCY_TTL_S, Created, CreateCall, NewExecution
 from .outbox import Effects, queue_all
 
 log = structlog.get_logger("dolmen.store")

@@ -23,7 +23,8 @@ from ..errors import NotAStubError, NotFoundError, ResultRecordedError
 from ..ids import ExecutionId
 from . import keys, outbox, retention
 from .connection import map_redis_errors
-from .executions import now_ms, response_event
+from .clock import now_ms
+from .executions import response_event
 from .records import ExecutionState, Outcome
 from .scripts import Scripts, write_id
 

@@ -16,7 +16,8 @@ from ..errors import ConflictError
 from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import Redis, map_redis_errors
-from .executions import NewExecution, now_ms
+from .creates import NewExecution
+from .clock import now_ms
 from .scripts import Scripts, write_id
 
 

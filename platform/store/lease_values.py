@@ -11,7 +11,8 @@ from typing import Any
 
 from ..ids import ExecutionId
 from . import keys
-from .executions import NewExecution, now_ms
+from .creates import NewExecution
+from .clock import now_ms
 from .records import Event, ExecutionState
 from .shards import Shards
 

@@ -1,4 +1,4 @@
-"""Runner-side operations: read queues, lock executions, and write fenced results (values in `lease_values`).
+"""Runner-side operations: read queues, lock executions, and write fenced results (values in `lease_values`, sending in `sending`).
 
 A lock is a lease with an expiry; `version` in the state is the fencing
 token. Every write below passes the owner and version it locked with, and the
@@ -10,22 +10,19 @@ with, so the entries of a runner that died are reclaimed by the others.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 from redis.exceptions import ResponseError
 
-from ..errors import FencedError, LogWentBackError, StoreError, StoreFullError, StoreUnavailableError
-from ..priorities import queue_name
+from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
 from . import keys, outbox
 from .connection import Redis, map_redis_errors, translated
-from .memory import RoomWait
-from .deliveries import Deliveries, carry_out
+from .deliveries import Deliveries
 from .group import GroupCommit
-from .executions import NewExecution, now_ms
+from .creates import NewExecution
+from .clock import now_ms
 from .records import Event, Outcome
 from .write_calls import FinishWrite, commit_call, finish_effects, finish_write
 from .lease_values import (
@@ -39,14 +36,15 @@ from .lease_values import (
 )
 from .starts import start_messages
 from .scripts import Scripts, write_id
+from .sending import Sender, check_reply, reply_status
 from .shards import Shards
 
 # How long a runner's read waits on one shard of a cluster before looking at all of them again (see `Leases.read`).
 CLUSTER_BLOCK_MS = 50
 
 
-class Leases:
-    """The runner's view of the store."""
+class Leases(Sender):
+    """The runner's view of the store (how its writes are sent: `Sender`)."""
 
     def __init__(
         self,
@@ -57,17 +55,9 @@ class Leases:
         deliveries: Deliveries | None = None,
         group: GroupCommit | None = None,
     ) -> None:
-        self.client = client
-        self.scripts = scripts or Scripts(client)
-        self.resend_s = resend_s
-        # Effects of accepted writes go to this write-behind thread when given.
-        self.deliveries = deliveries
-        # Writes of concurrent threads share pipelines when given (see `group`).
-        self.group = group
+        super().__init__(client, scripts, resend_s=resend_s, deliveries=deliveries, group=group)
         self._groups: set[str] = set()
         self._turn = 0  # the shard a cluster's blocking read waits on next (see `read`)
-        # Set when the process stops: a write waiting for a full store gives up (its lease expires).
-        self.stopping = threading.Event()
 
     # ----------------------------------------------------------------- queues
 
@@ -227,103 +217,6 @@ class Leases:
         return out
 
     # ----------------------------------------------------------------- writes
-    #
-    # Each write is one fenced script call that carries a fresh write id, so
-    # redis-py re-sending it after a lost reply is answered as the first time.
-    # Its effects elsewhere (parent wake-ups, queue acks, timers, indexes)
-    # follow only once it answered ok; a refused write raises `FencedError`
-    # having changed nothing. A store that cannot be reached is retried with
-    # the same write id for up to `resend_s`. A full store (over maxmemory)
-    # refused the whole write: it is sent again until the store has room (or
-    # the process stops), the lease kept meanwhile (extend.lua runs also over
-    # maxmemory), so a result waits in the runner instead of being lost.
-
-    def _check(self, reply: Any, lease: Lease) -> None:
-        """Raise as `_check` does; a lease released because its log went back is queued first, to replay at once."""
-        if _status(reply) == "behind":
-            with map_redis_errors():
-                queue = queue_name(lease.state.ffqn, lease.state.priority)
-                self.scripts.client.xadd(self.scripts.shards.queue(queue, lease.id), {"id": lease.id})
-        _check(reply, lease)
-
-    def _send(
-        self, mark: str | None, name: str, script_keys: list[str], args: list[Any], *, wait_when_full: bool = True
-    ) -> Any:
-        """Run one write script (writing its dirty `mark` first when it may write outbox messages)."""
-        return self._send_many(mark, [(name, script_keys, args)], wait_when_full=wait_when_full)[0]
-
-    def _send_many(
-        self, mark: str | None, calls: list[tuple[str, list[str], list[Any]]], *, wait_when_full: bool = True
-    ) -> list[Any]:
-        """Run write scripts in order in one round trip; their replies.
-
-        `mark` (`outbox.dirty_mark`) goes with the write's effects to `_after`, which removes it.
-        """
-
-        def send() -> list[Any]:
-            if self.group is not None:
-                return self.group.send(mark, calls)
-            with map_redis_errors():
-                waiting = self.deliveries is not None and self.deliveries.pending
-                if mark is None and not waiting and len(calls) == 1:
-                    return [self.scripts(*calls[0])]
-                pipe = self.scripts.pipeline()
-                # Effects of writes accepted earlier ride along, ahead of this script.
-                carried = self.deliveries.carry(pipe) if self.deliveries is not None else None
-                if mark is not None:
-                    outbox.mark_dirty(pipe, mark)
-                positions = [pipe.script(name, script_keys, args) for name, script_keys, args in calls]
-                try:
-                    replies = pipe.execute()
-                except BaseException:
-                    if carried is not None:
-                        carried.failed()
-                    raise
-                if carried is not None:
-                    carried.sent(replies)
-                return [replies[p] for p in positions]
-
-        return self._resending(send, calls[-1][0] if wait_when_full else None)
-
-    def _send_each(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
-        """Scripts that write nothing outside their own keys, in one pipeline; each reply, or the `StoreError` it was."""
-
-        def send() -> list[Any]:
-            with map_redis_errors():
-                pipe = self.scripts.pipeline()
-                for call in calls:
-                    pipe.script(*call)
-                replies = pipe.execute(raise_errors=False)
-            return [translated(reply) if isinstance(reply, Exception) else reply for reply in replies]
-
-        return self._resending(send, None)
-
-    def _resending(self, send: Callable[[], list[Any]], waits_for_room: str | None) -> list[Any]:
-        """`send()`, again (with the same write ids) while the store cannot be reached, up to `resend_s`.
-
-        With `waits_for_room` (the script's name, for the log), a full store's
-        refusal is waited out too, until it has room or the process stops.
-        """
-        deadline = time.monotonic() + self.resend_s
-        pause = 0.05
-        room: RoomWait | None = None
-        while True:
-            try:
-                return send()
-            except StoreUnavailableError:
-                if time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-            except StoreFullError as exc:
-                if waits_for_room is None:
-                    raise
-                room = room or RoomWait(self.stopping, waits_for_room)
-                if not room.pause(exc):
-                    raise
-
-    def _after(self, root: str, messages: list[str], also: Any = None, *, mark: str | None = None) -> None:
-        carry_out(self.scripts, self.deliveries, root, messages, also, mark=mark)
 
     def finish(
         self,
@@ -374,7 +267,7 @@ class Leases:
             )  # fmt: skip
             committed, reply = self._send_many(mark, [commit.as_args(), write.call.as_args()])
             self._check(committed, parent_commit.lease)
-            if _status(reply) != "ok":
+            if reply_status(reply) != "ok":
                 # Not expected (the child was created locked by us a moment ago),
                 # but then it must be recoverable like any pre-locked child, and
                 # the parent must know its request was written.
@@ -411,7 +304,7 @@ class Leases:
                     raise replies
                 else:
                     reply = replies[0]
-                _check(reply, write.lease)
+                check_reply(reply, write.lease)
             except StoreError as exc:  # FencedError among them
                 out.append(exc)
                 continue
@@ -432,7 +325,7 @@ class Leases:
             [keys.state(state.id), keys.log(state.id), keys.outbox(lease.root)],
             [write_id(), lease.owner, lease.version, now_ms(), json.dumps(event), retry_at, timer],
         )
-        _check(reply, lease)
+        check_reply(reply, lease)
         self._after(lease.root, [timer], lambda pipe: ack_entries(pipe, entries), mark=mark)
 
     def commit(
@@ -494,7 +387,7 @@ class Leases:
             [write_id(), lease.owner, lease.version, now_ms(), seen_length, requeue, "" if wake_at is None else wake_at,
              last_seen, "1" if paused else ""],
         )
-        _check(reply, lease)
+        check_reply(reply, lease)
         result = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         self._after(lease.root, [requeue] if result == "requeued" else [], mark=mark)
         return result
@@ -503,26 +396,3 @@ class Leases:
 def _lock_call(execution_id: str, owner: str, ttl_ms: int, known: Sequence[Event] | None) -> tuple[str, list[str], list[Any]]:
     after = [known[-1].stream_id, len(known)] if known else []
     return "lock", [keys.state(execution_id), keys.log(execution_id)], [write_id(), owner, now_ms(), ttl_ms, *after]
-
-
-def _status(reply: Any) -> str:
-    return reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-
-
-def _check(reply: Any, lease: Lease) -> None:
-    status = _status(reply)
-    if status in ("ok", "blocked", "requeued", "paused"):
-        return
-    if status == "behind":
-        raise LogWentBackError(
-            f"execution {lease.id}: its log no longer holds what this runner read (a failover of the store lost"
-            " entries it had seen), so its write was refused; it is queued to replay from the log",
-            execution_id=lease.id,
-        )
-    if status == "conflict":
-        raise FencedError(f"execution {lease.id}: a child it tried to create already exists ({reply[1]!r})")
-    raise FencedError(
-        f"execution {lease.id} was taken over by another runner (its lock expired), "
-        f"so this runner's write was refused ({status})",
-        execution_id=lease.id,
-    )

@@ -38,7 +38,7 @@ from ..priorities import function_of
 from . import keys
 from .connection import map_redis_errors
 from .deployments import RevisionCache
-from .executions import now_ms
+from .clock import now_ms
 from .lease_values import QueueEntry, ack_entries
 from .scripts import Scripts
 

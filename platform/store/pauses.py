@@ -31,7 +31,7 @@ from ..errors import NotFoundError, NotPausableError
 from ..ids import ExecutionId
 from . import keys, outbox
 from .connection import Redis, map_redis_errors
-from .executions import now_ms
+from .clock import now_ms
 from .records import ExecutionState
 from .scripts import Scripts, write_id
 

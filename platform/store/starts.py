@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from . import outbox, retention
-from .executions import NewExecution
+from .creates import NewExecution
 
 
 def start_messages(new: NewExecution, at: int) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import keys
 from .connection import Redis, map_redis_errors
-from .executions import now_ms
+from .clock import now_ms
 from .scripts import Scripts, write_id
 
 

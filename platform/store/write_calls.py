@@ -14,7 +14,9 @@ from typing import Any
 
 from ..ids import ExecutionId
 from . import keys, outbox, retention
-from .executions import NewExecution, now_ms, response_event
+from .creates import NewExecution
+from .clock import now_ms
+from .executions import response_event
 from .lease_values import Lease, QueueEntry, ScriptCall, ack_entries
 from .records import Failure, Outcome
 from .scripts import write_id

@@ -14,14 +14,15 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import structlog
 
-from ..deploy.model import FunctionRoute, HistoryLimit, Revision
+from ..deploy.model import HistoryLimit
 from ..errors import CancelledError, ChildFailedError, ConfigError, ContinueAsNewError, HistoryLimitError, NotFoundError
 from ..ids import ExecutionId, seed_number
-from ..store.executions import NewExecution, now_ms
+from ..store.creates import NewExecution
+from ..store.clock import now_ms
 from ..store.records import (
     CHILD_SUBMITTED,
     DELAY_REQUESTED,
@@ -34,6 +35,7 @@ from ..store.records import (
 )
 from ..store.retention import root_fields
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES, check_value
+from .driver import ContinueAsNew, Driver, ReadOnlyDriver, Target
 from .join_sets import JoinSet
 from .replay import Replay, Request
 
@@ -42,76 +44,8 @@ log = structlog.get_logger("dolmen.workflow")
 _JOIN_SET_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 
 
-class Unload(Exception):
-    """Raised through the guest to drop the instance; the workflow resumes by replay."""
-
-
-class ContinueAsNew(Exception):
-    """Raised through the guest when it continues as new: its run ends, and the executor finishes it.
-
-    `params` are the new execution's, canonical JSON, checked against the function's WIT params.
-    """
-
-    def __init__(self, params: list[Any]) -> None:
-        super().__init__("continue as new")
-        self.params = params
-
-
-class ReachedEndOfLog(Exception):
-    """Verification only: the code went past what the log records."""
-
-    def __init__(self, request: str | None = None) -> None:
-        super().__init__(request or "waiting")
-        self.request = request
-
-
 # How many first draws a run keeps: more than a guest runtime's seeding takes.
 FIRST_DRAWS = 16
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a child call goes: the deployed function and its component."""
-
-    ffqn: str
-    kind: str
-    digest: str
-    revision: int | None
-    component: str | None
-    # The function's retention in ms (None: the platform's default); kept by a scheduled execution, a root.
-    retention_ms: int | None = None
-
-    @classmethod
-    def of_route(cls, revision: Revision, route: FunctionRoute) -> Target:
-        """Where `route` of the deployed `revision` runs."""
-        return cls(
-            route.ffqn, route.kind, route.component.digest, revision.number, route.component.name,
-            route.component.retention_for(route.ffqn),
-        )  # fmt: skip
-
-
-class Driver(Protocol):
-    """Performs a run's I/O."""
-
-    def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
-        """Write new requests and the executions they start; return the log tail."""
-        ...
-
-    def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
-        """Return new log events, or raise `Unload` / `ReachedEndOfLog`.
-
-        `not_before` (ms) says that no awaited response can come before then
-        (the workflow waits for delays only), so waiting in memory is pointless.
-        """
-        ...
-
-    def resolve(self, ffqn: str) -> Target:
-        """Which component runs `ffqn` (for new children)."""
-        ...
-
-    def eager_lock(self, target: Target) -> tuple[str, int] | None:
-        """(owner, lock ttl) to create a directly called child pre-locked and run it at once, or None."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,13 +435,3 @@ class RunContext:
     def failure_of(self, child_id: str) -> Failure | None:
         event = self.replay.response_for(child_id)
         return None if event is None else Outcome.from_json(event.data).failure
-
-
-class ReadOnlyDriver:
-    """Marker base of drivers that must not write (verification)."""
-
-    def eager_lock(self, target: Target) -> tuple[str, int] | None:
-        return None
-
-    def past_end(self, request: str) -> None:
-        raise ReachedEndOfLog(request)

@@ -31,7 +31,9 @@ from ..runner.components import ComponentProvider, spare_instances
 from ..runner.retry import Finish, RetryAt, after_failure
 from ..store.deployments import RevisionCache
 from ..ids import ExecutionId
-from ..store.executions import ExecutionStore, NewExecution, now_ms
+from ..store.executions import ExecutionStore
+from ..store.creates import NewExecution
+from ..store.clock import now_ms
 from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store import outbox
 from ..store.records import (
@@ -50,7 +52,8 @@ from ..store.records import (
 )
 from ..store.retention import RETENTION_FIELD, root_fields
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
-from .context import ContinueAsNew, RunContext, Target, Unload
+from .driver import ContinueAsNew, Target, Unload
+from .context import RunContext
 from .held_logs import HeldLogs
 from .replay import Replay
 from .sandbox import WorkflowSandbox

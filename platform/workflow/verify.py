@@ -22,10 +22,11 @@ from ..errors import (
     TrapError,
     ValueTooLargeError,
 )
-from ..store.executions import NewExecution
+from ..store.creates import NewExecution
 from ..store.records import FINISHED, Event, Outcome
 from ..wasm.loader import LoadedComponent
-from .context import ContinueAsNew, ReachedEndOfLog, ReadOnlyDriver, RunContext, Target
+from .driver import ContinueAsNew, ReachedEndOfLog, ReadOnlyDriver, Target
+from .context import RunContext
 from .replay import Replay, json_equal
 from .sandbox import WorkflowSandbox
 

@@ -10,7 +10,7 @@ import redis
 
 from dolmen.platform.client import Client
 from dolmen.platform.store.connection import connect
-from dolmen.platform.store.executions import now_ms
+from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.purge import PurgeFilter
 from dolmen.platform.store.shards import tag_kind
 from tests.support import indexes

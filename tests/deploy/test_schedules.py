@@ -17,7 +17,7 @@ from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.cron_state import CronStates
 from dolmen.platform.store.deployments import DeploymentStore
-from dolmen.platform.store.executions import now_ms
+from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.shards import COUNT_KEY
 from tests.deploy.conftest import Cli, active_revision, deployment, write

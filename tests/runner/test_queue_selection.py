@@ -12,7 +12,7 @@ from dolmen.platform.runner import queues
 from dolmen.platform.runner.queues import QueueSelection
 from dolmen.platform.store import garbage
 from dolmen.platform.store.deployments import DeploymentStore, RevisionCache
-from dolmen.platform.store.executions import now_ms
+from dolmen.platform.store.clock import now_ms
 from dolmen.platform.wit.types import FunctionType
 from tests.support.polling import wait_for
 

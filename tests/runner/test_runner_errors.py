@@ -53,7 +53,7 @@ def test_an_unexpected_runner_error_is_recorded_and_retried(redis_url: str, clie
 
 def test_a_child_spawned_while_the_runner_stops_runs_in_the_calling_thread(redis_url: str) -> None:
     """Once the pool takes no new work, a join-set child created locked by this runner runs where it was spawned."""
-    from dolmen.platform.store.executions import NewExecution
+    from dolmen.platform.store.creates import NewExecution
 
     runner = Runner(RunnerSettings(redis_url, DATA_DIR, concurrency=2, name="stopping"))
     ran: list[tuple[str, str]] = []

@@ -20,7 +20,8 @@ from dolmen.platform.store import keys
 from dolmen.platform.store.async_batch import AsyncBatcher
 from dolmen.platform.store.async_creates import AsyncCreates
 from dolmen.platform.store.connection import connect_async, is_cluster
-from dolmen.platform.store.executions import Created, ExecutionStore, NewExecution
+from dolmen.platform.store.creates import Created, NewExecution
+from dolmen.platform.store.executions import ExecutionStore
 from tests.support.finishing import kill_connections
 from tests.support.polling import wait_for
 from tests.support import indexes

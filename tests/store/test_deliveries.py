@@ -10,7 +10,8 @@ import redis
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.deliveries import Also, Deliveries
-from dolmen.platform.store.executions import ExecutionStore, NewExecution
+from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.scripts import Scripts

@@ -9,7 +9,8 @@ import redis
 
 from dolmen.platform.errors import FencedError
 from dolmen.platform.ids import ExecutionId
-from dolmen.platform.store.executions import ExecutionStore, NewExecution
+from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.write_calls import finish_write
 from dolmen.platform.store.group import GroupCommit
 from dolmen.platform.store.leases import Lease, Leases

@@ -13,7 +13,8 @@ import redis
 from dolmen.platform.errors import FencedError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys
-from dolmen.platform.store.executions import ExecutionStore, NewExecution
+from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 

@@ -16,7 +16,7 @@ from dolmen.platform.deploy.model import ComponentConfig, Revision
 from dolmen.platform.errors import NotFoundError
 from dolmen.platform.store import garbage, keys
 from dolmen.platform.store.deployments import DeploymentStore
-from dolmen.platform.store.executions import now_ms
+from dolmen.platform.store.clock import now_ms
 from dolmen.registry.cache import sha256_digest
 
 OLD = b"\0asm old component bytes"

@@ -19,7 +19,9 @@ from dolmen.platform.errors import FencedError, LogWentBackError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.connection import connect
-from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
+from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.creates import NewExecution
+from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.repair import RepairSweep

@@ -24,7 +24,7 @@ from dolmen.platform.store.async_batch import AsyncBatcher
 from dolmen.platform.store.async_creates import AsyncCreates
 from dolmen.platform.store.async_links import ReplicaWait, barrier_key, confirmation, writes
 from dolmen.platform.store.connection import connect_async
-from dolmen.platform.store.executions import NewExecution
+from dolmen.platform.store.creates import NewExecution
 from tests.support.servers import ValkeyForTests, start_replica, wait_in_sync
 
 T = TypeVar("T")

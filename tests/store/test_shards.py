@@ -17,7 +17,9 @@ from dolmen.platform.embedded import free_port
 from dolmen.platform.scheduler import Scheduler, share
 from dolmen.platform.store import outbox, shards as sharding
 from dolmen.platform.store.connection import connect
-from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
+from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.creates import NewExecution
+from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.leases import Leases
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.shards import COUNT_KEY, Shards

@@ -30,7 +30,9 @@ from dolmen.platform.scheduler import FULL_RETRY_S, Scheduler
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.connection import map_redis_errors
 from dolmen.platform.store.deployments import DeploymentStore
-from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
+from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.creates import NewExecution
+from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.scripts import NAMES, Scripts, source

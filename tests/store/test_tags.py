@@ -11,7 +11,9 @@ import redis
 from dolmen.platform.errors import ConflictError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys, trees
-from dolmen.platform.store.executions import ExecutionStore, NewExecution, now_ms
+from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.creates import NewExecution
+from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.purge import PurgeFilter, purge_trees
 from dolmen.platform.store.records import Outcome

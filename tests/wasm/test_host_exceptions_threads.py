@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from dolmen.platform.store.executions import NewExecution
+from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.records import Event
 from dolmen.platform.wasm.loader import LoadedComponent
-from dolmen.platform.workflow.context import RunContext, Target
+from dolmen.platform.workflow.context import RunContext
+from dolmen.platform.workflow.driver import Target
 from dolmen.platform.workflow.replay import Replay
 from dolmen.platform.workflow.sandbox import WorkflowSandbox
 from tests.support.guests import load_guest, new_loader

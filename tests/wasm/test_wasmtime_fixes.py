@@ -20,13 +20,14 @@ from wasmtime.component import (
 )
 from wasmtime.component._types import VariantLikeType  # pyright: ignore[reportPrivateImportUsage]
 
-from dolmen.platform.store.executions import NewExecution
+from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.records import Event
 from dolmen.platform.wasm import _wasmtime_fixes
 from dolmen.platform.wasm.loader import LoadedComponent
 from dolmen.platform.wit.codec import _is_tagged  # pyright: ignore[reportPrivateUsage]
 from dolmen.platform.wit.types import ListT, OptionT, RecordT, ResultT, TupleT, VariantT, WitType
-from dolmen.platform.workflow.context import RunContext, Target
+from dolmen.platform.workflow.context import RunContext
+from dolmen.platform.workflow.driver import Target
 from dolmen.platform.workflow.replay import Replay
 from dolmen.platform.workflow.sandbox import WorkflowSandbox
 from tests.support.guests import GuestInstance, load_guest, new_loader

@@ -16,10 +16,11 @@ import pytest
 from dolmen.platform.deploy.model import HistoryLimit
 from dolmen.platform.errors import ContinueAsNewError, HistoryLimitError
 from dolmen.platform.ids import ExecutionId, new_seed, seed_from_id, seed_number
-from dolmen.platform.store.executions import NewExecution
+from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.records import Event
 from dolmen.platform.workflow import context as context_module
-from dolmen.platform.workflow.context import ReadOnlyDriver, RunContext, Target, Unload
+from dolmen.platform.workflow.driver import ContinueAsNew, ReadOnlyDriver, Target, Unload
+from dolmen.platform.workflow.context import RunContext
 from dolmen.platform.workflow.fork import plan_fork
 from dolmen.platform.workflow.replay import Replay
 
@@ -362,7 +363,7 @@ def test_closing_waits_until_every_submission_of_a_complete_join_set_answered() 
 
 def test_only_a_top_level_execution_continues_as_new() -> None:
     """A child's result belongs to its parent's log: continue-as-new refuses it, naming what to do instead."""
-    with pytest.raises(context_module.ContinueAsNew) as continued:
+    with pytest.raises(ContinueAsNew) as continued:
         run_context(log()).continue_as_new([1])
     assert continued.value.params == [1]
     with pytest.raises(ContinueAsNewError) as refused:

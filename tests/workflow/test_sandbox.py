@@ -8,10 +8,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from dolmen.platform.errors import TrapError
-from dolmen.platform.store.executions import NewExecution
+from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.records import Event
 from dolmen.platform.wasm.loader import LoadedComponent
-from dolmen.platform.workflow.context import RunContext, Target
+from dolmen.platform.workflow.context import RunContext
+from dolmen.platform.workflow.driver import Target
 from dolmen.platform.workflow.replay import Replay
 from dolmen.platform.workflow.sandbox import WorkflowSandbox, explain_trap
 from dolmen.platform.workflow.verify import VerifyDriver

@@ -16,7 +16,7 @@ from ..platform.deploy.model import FunctionRoute
 from ..platform.ffqn import Ffqn
 from ..platform.ids import ExecutionId
 from ..platform.store.records import STATUSES, Event, Status
-from .context import Gateway, accepted, finished, handler, progress
+from .graph import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
 from ..platform.priorities import DEFAULT, check_priority

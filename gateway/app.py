@@ -32,7 +32,7 @@ from ..platform.metrics import merge_snapshots
 from ..platform.store.connection import connect
 from ..platform.store.topology import replica_shortfall, replicas_of_masters
 from .api import ApiV1
-from .context import Gateway, handler, log
+from .graph import Gateway, handler, log
 from .errors import EXCEPTION_HANDLERS
 from .metrics import store_metrics
 from .openapi import build_openapi

@@ -28,7 +28,7 @@ from ..platform.deploy.model import FunctionRoute, Revision, RouteSpec
 from ..platform.errors import InvalidValueError, NotFoundError
 from ..platform.store.records import ExecutionState
 from ..platform.wit.types import FunctionType
-from .context import Gateway, accepted, handler, location, progress
+from .graph import Gateway, accepted, handler, location, progress
 from .convert import from_texts
 from .decoding import decoded_path, decoded_segments, query_items, require_name, require_utf8
 from .errors import BadRequestError, MethodNotAllowedError, error_response

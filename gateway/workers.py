@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..platform.external import MAX_CLAIM, Task, check_claimed, iso_time, lease_ms_of
 from ..platform.ids import ExecutionId
-from .context import Gateway, handler
+from .graph import Gateway, handler
 from .decoding import path_param
 from .errors import BadRequestError
 from .requests import parse_json, read_body

@@ -254,7 +254,7 @@ def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
     beat = Heartbeat(client, "scheduler", lambda: {"timers_fired": scheduler.fired, "cron_fired": scheduler.cron.fired, "ticked_at": scheduler.ticked_at}, metrics=scheduler.metrics.snapshot).start()
     # Queued upgrades replay workflow logs, which can take seconds: a thread of
     # their own keeps timers firing on time meanwhile.
-    from .deploy.upgrader import PendingUpgrades
+    from .deploy.upgrade_checks import PendingUpgrades
 
     upgrades = threading.Thread(
         target=PendingUpgrades(client, settings.data_dir).serve, args=(stop,), name="dolmen-upgrades", daemon=True

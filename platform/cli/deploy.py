@@ -9,17 +9,17 @@ import click
 from ..deploy.components import find_digest
 from ..deploy.model import FunctionLimits, Revision
 from ..deploy.reruns import fork_execution, rerun_execution
-from ..deploy.service import RegistryOptions, deploy, rollback
+from ..deploy.pipeline import RegistryOptions, deploy, rollback
 from ..deploy.spec import load_spec
-from ..deploy.upgrade import FunctionChange
-from ..deploy.upgrader import Upgrader
+from ..deploy.upgrade_decisions import FunctionChange
+from ..deploy.upgrade_checks import Upgrader
 from ..deploy.versions import versions
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..store.connection import Redis, connect
 from ..store.deployments import DeploymentStore
 from ..store.pauses import paused_functions
-from .context import CliContext, echo, emit_json, emit_table, pass_ctx
+from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
 from .deploy_output import print_component, print_revision, print_schedule, print_upgrades, print_versions, short, when
 from .registry import credentials_from_flags, registry_options
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 from ..cron import Schedule
 from ..deploy.model import ComponentConfig, Revision
-from ..deploy.upgrader import ExecutionReport, UpgradeReport
+from ..deploy.upgrade_checks import ExecutionReport, UpgradeReport
 from ..deploy.versions import VersionRow
 from ..store.retention import DEFAULT_RETENTION_MS
-from .context import echo, emit_table
+from .shared import echo, emit_table
 
 _OUTCOME_TEXT = {
     "upgraded": "moved",

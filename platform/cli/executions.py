@@ -22,7 +22,7 @@ from ..wasm.engine import EngineSettings
 from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import verify
-from .context import CliContext, echo, emit_json, emit_table, pass_ctx
+from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
 from .wasm import parse_json_arg
 
 

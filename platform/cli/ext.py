@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..wit.ext import generate, host_wit
-from .context import CliContext, echo, emit_json
+from .shared import CliContext, echo, emit_json
 
 
 def write_ext_wit(ctx: CliContext, file: str, output: str | None) -> None:

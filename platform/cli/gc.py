@@ -9,7 +9,7 @@ import click
 from ..deploy.gc import DEFAULT_GRACE_MS, DEFAULT_KEEP, GcPolicy, GcReport, collect
 from ..deploy.fields import parse_duration
 from ..store.connection import connect
-from .context import CliContext, echo, emit_json, emit_table, pass_ctx
+from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
 from .deploy_output import short, when
 
 

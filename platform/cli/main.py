@@ -14,7 +14,7 @@ import click
 from .._version import __version__
 from ..errors import DolmenError
 from ..log import configure_logging
-from .context import CliContext
+from .shared import CliContext
 
 # Each module adds its commands to the root group; one module per concern.
 _COMMAND_MODULES = (

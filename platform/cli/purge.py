@@ -12,7 +12,7 @@ from ..deploy.fields import parse_duration
 from ..errors import UsageError
 from ..ffqn import Ffqn
 from ..store.purge import PURGE_STATUSES, PurgeFilter, PurgeReport
-from .context import CliContext, echo, emit_json, emit_table, pass_ctx
+from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
 from .executions import executions_group
 
 

@@ -14,7 +14,7 @@ from ...registry.cache import ComponentCache
 from ...registry.pull import export_component, fetch_component
 from ...registry.push import push_component
 from ..errors import ComponentError, UsageError
-from .context import CliContext, echo, emit_json, pass_ctx
+from .shared import CliContext, echo, emit_json, pass_ctx
 
 F = TypeVar("F", bound=Callable[..., Any])
 

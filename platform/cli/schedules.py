@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..client import Client
-from .context import CliContext, emit_json, emit_table, pass_ctx
+from .shared import CliContext, emit_json, emit_table, pass_ctx
 from .deploy_output import when
 
 

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import click
 
 from ..config import DEFAULT_GATEWAY_PORT, ENV_WAIT_REPLICAS, ENV_WAIT_TIMEOUT_MS
-from ..service import stop_event_on_signals
-from .context import CliContext, pass_ctx
+from ..shutdown import stop_event_on_signals
+from .shared import CliContext, pass_ctx
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -50,7 +50,7 @@ def runner_cmd(ctx: CliContext, concurrency: int, name: str | None) -> None:
     DOLMEN_SECRETS_FILE names.
     """
     from ..runner.secrets import RunnerSecrets
-    from ..runner.service import RunnerSettings, serve_runner
+    from ..runner.process import RunnerSettings, serve_runner
 
     RunnerSecrets().check()  # refuse to start on an unreadable or malformed DOLMEN_SECRETS_FILE
     settings = RunnerSettings(redis_url=ctx.redis_url(), data_dir=ctx.data_dir, concurrency=concurrency, name=name)

@@ -30,7 +30,7 @@ from ..store.retention import RetentionView, read_retention_view
 from ..store.shards import Shards
 from ..store.topology import ClusterView, read_cluster, replica_shortfall, replicas_of_masters
 from ..wit.limits import MAX_VALUE_ENV
-from .context import CliContext, echo, emit_json, emit_table, pass_ctx
+from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
 
 
 T = TypeVar("T")

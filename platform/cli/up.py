@@ -40,7 +40,7 @@ from ..supervisor import (
     service_specs,
 )
 from ..store.async_links import ReplicaWait
-from .context import CliContext, pass_ctx
+from .shared import CliContext, pass_ctx
 from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
 from ..store.access import redacted

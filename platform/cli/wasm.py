@@ -24,7 +24,7 @@ from ..wit.codec import canonical_params
 from ..wit.limits import MAX_VALUE_ENV
 from ..wit.render import render_interface
 from ..wit.types import ResultT
-from .context import CliContext, echo, emit_json, pass_ctx
+from .shared import CliContext, echo, emit_json, pass_ctx
 
 
 def load_component_file(ctx: CliContext, path: str, ticker: EpochTicker | None = None) -> LoadedComponent:

@@ -88,7 +88,7 @@ def read_retention(reader: Reader, node: yaml.Node, where: Location) -> tuple[in
     """`retention: 3d`, or `{default: 3d, functions: {FFQN: 1h}}`: how long finished trees are kept.
 
     Whether each named function is exported by the component is checked once
-    the component is described (`deploy.service`).
+    the component is described (`deploy.pipeline`).
     """
     if not isinstance(node, yaml.MappingNode):
         ms = read_duration(reader, node, where)

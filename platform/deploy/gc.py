@@ -31,7 +31,7 @@ from ..errors import NotFoundError
 from ..store import garbage
 from ..store.deployments import DeploymentStore
 from ..store.clock import now_ms
-from ..store.upgrades import UpgradeStore
+from ..store.repins import UpgradeStore
 from .components import ADHOC_PREFIX
 from .model import Revision
 from .versions import summarize, unfinished

@@ -1,6 +1,6 @@
 """The port a workflow run performs its I/O through (`Driver`), and what it raises to stop.
 
-`RunContext` (context.py) decides; a driver writes and waits: the executor's
+`RunContext` (run_context.py) decides; a driver writes and waits: the executor's
 live one against the store, the verifier's read-only one against a recorded log.
 """
 
@@ -14,7 +14,7 @@ from ..store.creates import NewExecution
 from ..store.records import Event
 
 if TYPE_CHECKING:
-    from .context import RunContext
+    from .run_context import RunContext
 
 
 class Unload(Exception):

@@ -53,7 +53,7 @@ from ..store.records import (
 from ..store.retention import RETENTION_FIELD, root_fields
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from .driver import ContinueAsNew, Target, Unload
-from .context import RunContext
+from .run_context import RunContext
 from .held_logs import HeldLogs
 from .replay import Replay
 from .sandbox import WorkflowSandbox

@@ -32,7 +32,7 @@ from ..wasm.introspect import InterfaceInfo
 from ..wasm.loader import LoadedComponent
 from ..wit.codec import canonical_params, from_wasm, to_wasm
 from ..wit.types import FunctionType, ResourceT, ResultT, TupleT
-from .context import RunContext
+from .run_context import RunContext
 
 HOST_PACKAGE = "dolmen:workflow"
 HOST_VERSION = "1.0.0"

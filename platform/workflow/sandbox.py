@@ -31,7 +31,7 @@ from ..wasm.guest import call_function
 from ..wasm.instances import InstanceSlot, OutputSwitch, Ready
 from ..wasm.loader import LoadedComponent
 from ..wasm.output import CapturedOutput, StreamDecoder, python_traceback, stderr_summary
-from .context import RunContext
+from .run_context import RunContext
 from .host import WorkflowLinker, bound
 
 

@@ -26,7 +26,7 @@ from ..store.creates import NewExecution
 from ..store.records import FINISHED, Event, Outcome
 from ..wasm.loader import LoadedComponent
 from .driver import ContinueAsNew, ReachedEndOfLog, ReadOnlyDriver, Target
-from .context import RunContext
+from .run_context import RunContext
 from .replay import Replay, json_equal
 from .sandbox import WorkflowSandbox
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.service import deploy
+from dolmen.platform.deploy.pipeline import deploy
 from dolmen.platform.deploy.spec import load_spec
 from dolmen.platform.errors import DeploymentError
 from dolmen.platform.store.connection import connect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dolmen.platform.deploy.model import ComponentConfig, Revision
-from dolmen.platform.deploy.upgrade import (
+from dolmen.platform.deploy.upgrade_decisions import (
     FunctionChange,
     changed_workflows,
     decide,

@@ -6,7 +6,7 @@ import threading
 
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.model import RetryPolicy
-from dolmen.platform.runner.service import Runner, RunnerSettings
+from dolmen.platform.runner.process import Runner, RunnerSettings
 from dolmen.platform.store import keys
 from dolmen.platform.store.leases import QueueEntry
 from tests.support.guests import DATA_DIR

@@ -10,7 +10,7 @@ import pytest
 from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.records import Event
 from dolmen.platform.wasm.loader import LoadedComponent
-from dolmen.platform.workflow.context import RunContext
+from dolmen.platform.workflow.run_context import RunContext
 from dolmen.platform.workflow.driver import Target
 from dolmen.platform.workflow.replay import Replay
 from dolmen.platform.workflow.sandbox import WorkflowSandbox

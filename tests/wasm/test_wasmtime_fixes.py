@@ -26,7 +26,7 @@ from dolmen.platform.wasm import _wasmtime_fixes
 from dolmen.platform.wasm.loader import LoadedComponent
 from dolmen.platform.wit.codec import _is_tagged  # pyright: ignore[reportPrivateUsage]
 from dolmen.platform.wit.types import ListT, OptionT, RecordT, ResultT, TupleT, VariantT, WitType
-from dolmen.platform.workflow.context import RunContext
+from dolmen.platform.workflow.run_context import RunContext
 from dolmen.platform.workflow.driver import Target
 from dolmen.platform.workflow.replay import Replay
 from dolmen.platform.workflow.sandbox import WorkflowSandbox

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.runner.service import Runner, RunnerSettings
+from dolmen.platform.runner.process import Runner, RunnerSettings
 from dolmen.platform.store import keys
 from dolmen.platform.store.leases import Lease
 from dolmen.platform.store.records import Event

@@ -6,7 +6,7 @@
 3. the pure checks (`checks.py`) must find nothing wrong;
 4. the revision is stored atomically and becomes active (old ones are kept);
 5. every workflow ffqn whose digest changed gets its running executions
-   replay-checked and re-pinned or rejected (`upgrader.py`).
+   replay-checked and re-pinned or rejected (`upgrade_checks.py`).
 
 Nothing is written before step 4, so a bad deployment leaves the active
 revision as it was. A dry run stops after step 3 and reports, for every
@@ -35,8 +35,8 @@ from .schedules import check_schedules
 from .checks import Described, check_deployment
 from .model import ComponentConfig, Revision
 from .spec import ComponentSpec, DeploymentSpec
-from .upgrade import FunctionChange, changed_workflows
-from .upgrader import Upgrader, UpgradeReport
+from .upgrade_decisions import FunctionChange, changed_workflows
+from .upgrade_checks import Upgrader, UpgradeReport
 from .yamlnodes import Problem, raise_problems
 from ..store.connection import Redis
 

@@ -18,9 +18,9 @@ from dolmen.platform.errors import ContinueAsNewError, HistoryLimitError
 from dolmen.platform.ids import ExecutionId, new_seed, seed_from_id, seed_number
 from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.records import Event
-from dolmen.platform.workflow import context as context_module
+from dolmen.platform.workflow import run_context as run_context_module
 from dolmen.platform.workflow.driver import ContinueAsNew, ReadOnlyDriver, Target, Unload
-from dolmen.platform.workflow.context import RunContext
+from dolmen.platform.workflow.run_context import RunContext
 from dolmen.platform.workflow.fork import plan_fork
 from dolmen.platform.workflow.replay import Replay
 
@@ -86,7 +86,7 @@ def run_context(events: list[Event], driver: Any = None, execution_id: str = EID
 @pytest.fixture(autouse=True)
 def wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """New requests are logged at WALL."""
-    monkeypatch.setattr(context_module, "now_ms", lambda: WALL)
+    monkeypatch.setattr(run_context_module, "now_ms", lambda: WALL)
 
 
 # -------------------------------------------------------------- delays

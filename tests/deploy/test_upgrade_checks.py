@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.service import deploy
+from dolmen.platform.deploy.pipeline import deploy
 from dolmen.platform.deploy.spec import load_spec
-from dolmen.platform.deploy.upgrade import FunctionChange
-from dolmen.platform.deploy.upgrader import PendingUpgrades, Upgrader
+from dolmen.platform.deploy.upgrade_decisions import FunctionChange
+from dolmen.platform.deploy.upgrade_checks import PendingUpgrades, Upgrader
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.leases import Lease, Leases
-from dolmen.platform.store.upgrades import UpgradeStore
+from dolmen.platform.store.repins import UpgradeStore
 from tests.deploy.conftest import F, deployment, write
 from tests.support.guests import DATA_DIR
 

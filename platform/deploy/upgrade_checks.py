@@ -1,6 +1,6 @@
 """Move running workflows to a new digest: replay each log on the new code, then re-pin or reject.
 
-The driver around `upgrade.decide`: it lists the unfinished executions of a
+The driver around `upgrade_decisions.decide`: it lists the unfinished executions of a
 changed ffqn, replays each log against the new component in a sandbox that
 writes nothing (`workflow.verify`), and records the outcome through
 `UpgradeStore.repin`, which refuses if a runner holds the execution or its
@@ -28,12 +28,19 @@ from ..store.executions import ExecutionStore
 from ..store.clock import now_ms
 from ..store.records import UPGRADE_REJECTED, UPGRADED, Event, ExecutionState
 from ..store.scripts import Scripts
-from ..store.upgrades import UpgradeStore
+from ..store.repins import UpgradeStore
 from ..wasm.engine import EngineSettings, EpochTicker
 from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import Verdict, verify
-from .upgrade import FunctionChange, decide, describe_divergence, rejected_before, rejected_data, upgraded_data
+from .upgrade_decisions import (
+    FunctionChange,
+    decide,
+    describe_divergence,
+    rejected_before,
+    rejected_data,
+    upgraded_data,
+)
 from ..store.connection import Redis
 
 _BATCH = 200  # executions whose logs are read in one round trip

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from ..platform.deploy.model import FunctionRoute
+from ..platform.model import FunctionRoute
 from ..platform.ffqn import Ffqn
 from ..platform.ids import ExecutionId
 from ..platform.store.records import STATUSES, Event, Status

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..platform.client import AsyncClient, Client, Submission, Submitted
-from ..platform.deploy.model import Revision
+from ..platform.model import Revision
 from ..platform.errors import ReplicaWaitError
 from ..platform.external import ExternalTasks
 from ..platform.store.async_batch import AsyncBatcher

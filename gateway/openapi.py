@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..platform._version import __version__
-from ..platform.deploy.model import FunctionRoute, Revision
+from ..platform.model import FunctionRoute, Revision
 from ..platform.priorities import CLASSES, DEFAULT
 from ..platform.tags import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from ..platform.wit.types import OptionT, Prim, WitType

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..platform.deploy.model import Revision
+from ..platform.model import Revision
 from .openapi_parts import ID, errors, json_answer, ref
 from .schema import result_schema
 

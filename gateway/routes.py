@@ -24,7 +24,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..platform.deploy.model import FunctionRoute, Revision, RouteSpec
+from ..platform.model import FunctionRoute, Revision, RouteSpec
 from ..platform.errors import InvalidValueError, NotFoundError
 from ..platform.store.records import ExecutionState
 from ..platform.wit.types import FunctionType

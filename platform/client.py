@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 
-from .deploy.model import ComponentConfig, FunctionRoute, Revision
+from .model import ComponentConfig, FunctionRoute, Revision
 from .config import env_int
 from .cron import describe as describe_schedule
 from .errors import InvalidValueError, NotFoundError, NotPausableError, PayloadTooLargeError, UsageError

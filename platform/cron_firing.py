@@ -18,7 +18,7 @@ import structlog
 
 from .client import validate_submission
 from .cron import Schedule, decide, schedule_tags, tick_execution_id
-from .deploy.model import Revision
+from .model import Revision
 from .errors import DolmenError, StoreError
 from .store.cron_state import CronStates
 from .store.deployments import DeploymentStore, RevisionCache

@@ -304,7 +304,7 @@ class ValueTooLargeError(ExecutionError):
 
 
 class HistoryLimitError(ExecutionError):
-    """A workflow's event log is over its history limit (events or bytes, see `deploy.model.HistoryLimit`).
+    """A workflow's event log is over its history limit (events or bytes, see `model.HistoryLimit`).
 
     Never retried: replaying the same code grows the same log again. The fix
     is in the workflow: continue as new before the limit.

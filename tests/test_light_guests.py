@@ -25,7 +25,7 @@ from benchmarks.light import (
     wasm_tools,
 )
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from dolmen.platform.wasm.engine import EngineSettings
 from dolmen.platform.wasm.loader import ComponentLoader
 from dolmen.platform.workflow.sandbox import WorkflowSandbox

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from dolmen.platform.errors import NotFoundError
 from dolmen.platform.store import keys
 from dolmen.platform.store.purge import PurgeFilter

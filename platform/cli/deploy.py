@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..deploy.components import find_digest
-from ..deploy.model import FunctionLimits, Revision
+from ..model import FunctionLimits, Revision
 from ..deploy.reruns import fork_execution, rerun_execution
 from ..deploy.pipeline import RegistryOptions, deploy, rollback
 from ..deploy.spec import load_spec

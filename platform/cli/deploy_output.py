@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..cron import Schedule
-from ..deploy.model import ComponentConfig, Revision
+from ..model import ComponentConfig, Revision
 from ..deploy.upgrade_checks import ExecutionReport, UpgradeReport
 from ..deploy.versions import VersionRow
 from ..store.retention import DEFAULT_RETENTION_MS

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 from ...registry.cache import ComponentCache
-from ..deploy.model import ComponentConfig, ComponentKind, Revision, RouteSpec
+from ..model import ComponentConfig, ComponentKind, Revision, RouteSpec
 from ..cron import Schedule
 from ..store.cron_state import CronStates
 from ..store.deployments import DeploymentStore

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..ffqn import Ffqn, InterfaceName
 from ..wasm.introspect import InterfaceInfo
 from ..wit.types import FunctionType, ResultT, TupleT, WitType
-from .model import ComponentKind, compatible_interface
+from ..model import ComponentKind, compatible_interface
 from .spec import RouteEntry
 from .yamlnodes import Location, Problem
 

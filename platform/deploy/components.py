@@ -19,7 +19,7 @@ from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..store.deployments import DeploymentStore
 from .apply import Deployer
-from .model import ComponentConfig, Revision
+from ..model import ComponentConfig, Revision
 from ..store.connection import Redis
 
 ADHOC_PREFIX = "adhoc:"

@@ -14,7 +14,7 @@ import yaml
 from ..errors import InvalidNameError
 from ..ffqn import Ffqn
 from ..wasm.egress import HostPattern
-from .model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue, FunctionLimits, HistoryLimit, RetryPolicy, SecretRef
+from ..model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue, FunctionLimits, HistoryLimit, RetryPolicy, SecretRef
 from .yamlnodes import Location, Reader, TaggedScalarNode
 
 _RETENTION_KEYS = ("default", "functions")

@@ -33,7 +33,7 @@ from ..store.deployments import DeploymentStore
 from ..store.clock import now_ms
 from ..store.repins import UpgradeStore
 from .components import ADHOC_PREFIX
-from .model import Revision
+from ..model import Revision
 from .versions import summarize, unfinished
 from ..store.connection import Redis
 

@@ -33,7 +33,7 @@ from ..cron import Schedule
 from ..store.cron_state import CronStates
 from .schedules import check_schedules
 from .checks import Described, check_deployment
-from .model import ComponentConfig, Revision
+from ..model import ComponentConfig, Revision
 from .spec import ComponentSpec, DeploymentSpec
 from .upgrade_decisions import FunctionChange, changed_workflows
 from .upgrade_checks import Upgrader, UpgradeReport

@@ -37,7 +37,7 @@ from ..workflow.fork import ForkPlan, plan_fork
 from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import Verdict, verify
 from .components import ChosenComponent, choose_component, find_digest
-from .model import ComponentConfig
+from ..model import ComponentConfig
 from ..store.connection import Redis
 
 

@@ -21,7 +21,7 @@ components:
     blocking: in-memory             # in-memory (default) | unload; workflows only
     blocking_timeout: 10s
     retention: 30d                  # or {default: 3d, functions: {FFQN: 30d}}; default 7d (store/retention.py)
-    history: {max_events: 20000, max_bytes: 16MiB}   # the defaults; workflows only (deploy/model.py HistoryLimit)
+    history: {max_events: 20000, max_bytes: 16MiB}   # the defaults; workflows only (platform/model.py HistoryLimit)
     limits: {max_running: 2, starts_per_second: 5}   # per function, platform-wide (store/limits.py); not for stubs
 routes:
   - {method: POST, path: /checkout/{order-id}, function: shop:checkout/flow@1.0.0.run}
@@ -65,10 +65,18 @@ from .fields import (
     read_size,
     swap,
 )
-from .model import (
-    BlockingStrategy, ComponentConfig, ComponentKind, EnvValue, FunctionLimits, HistoryLimit, InstanceMode, RetryPolicy, RouteSpec,
+from ..model import (
+    BlockingStrategy,
+    ComponentConfig,
+    ComponentKind,
+    EnvValue,
+    FunctionLimits,
+    HistoryLimit,
+    InstanceMode,
+    RetryPolicy,
+    RouteSpec,
     UpgradePolicy,
-)  # fmt: skip
+)
 from .schedules import ScheduleEntry, read_schedule, unique
 from .yamlnodes import Location, Reader, load_document, raise_problems
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ..store.records import UPGRADE_REJECTED, Event
 from ..workflow.verify import Verdict
-from .model import ComponentConfig, Revision, UpgradePolicy
+from ..model import ComponentConfig, Revision, UpgradePolicy
 
 Action = Literal["upgrade", "reject", "keep"]
 

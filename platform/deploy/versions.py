@@ -10,7 +10,7 @@ from typing import Any
 from ..store.deployments import DeploymentStore
 from ..store.executions import ExecutionStore
 from ..store.records import ExecutionState
-from .model import Revision
+from ..model import Revision
 from ..store.connection import Redis
 
 

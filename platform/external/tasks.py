@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from ..deploy.model import ComponentConfig, Revision
+from ..model import ComponentConfig, Revision
 from ..errors import (
     FencedError,
     InvalidValueError,

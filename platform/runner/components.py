@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...registry.cache import ComponentCache
 from ..config import env_int
-from ..deploy.model import ComponentConfig, Revision
+from ..model import ComponentConfig, Revision
 from ..errors import NotFoundError
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.records import ExecutionState

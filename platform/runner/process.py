@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 
 from ..config import env_int
-from ..deploy.model import RetryPolicy
+from ..model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..heartbeat import Heartbeat
 from ..metrics import RunnerMetrics

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from ..deploy.model import Revision
+from ..model import Revision
 from ..priorities import CLASSES, class_of
 from ..errors import DolmenError, NotFoundError
 from ..store.deployments import DeploymentStore, RevisionCache

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..deploy.model import RetryPolicy
+from ..model import RetryPolicy
 from ..store.records import Failure, Outcome
 
 

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import yaml
 
-from ..deploy.model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue
+from ..model import SECRET_NAME_HINT, SECRET_NAME_RE, EnvValue
 from ..errors import SecretUnavailableError
 
 SECRET_ENV_PREFIX = "DOLMEN_SECRET_"

@@ -12,7 +12,7 @@ from typing import Any
 
 
 from ...registry.cache import ComponentCache, sha256_digest
-from ..deploy.model import Revision
+from ..model import Revision
 from ..errors import IntegrityError, NotFoundError, StoreError, StoreFullError
 from . import garbage, keys
 from .connection import Redis, map_redis_errors

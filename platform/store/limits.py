@@ -1,6 +1,6 @@
 """Platform-wide limits per function: how many hold a lease at once, and how often one starts.
 
-A limited function (`limits:` in the deployment, `deploy.model.FunctionLimits`)
+A limited function (`limits:` in the deployment, `model.FunctionLimits`)
 has two keys in a slot of its own (`keys.limit_running`, `keys.limit_rate`).
 Before a runner or an external worker locks one of its executions, it asks
 for a permit (lua/permit.lua) in one round trip for the whole read:
@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..deploy.model import FunctionLimits
+from ..model import FunctionLimits
 from ..priorities import function_of
 from . import keys
 from .connection import map_redis_errors

@@ -2,7 +2,7 @@
 
 An execution records its retention when it is created: its function's
 `retention` in the deployment it was submitted under
-(`deploy.model.ComponentConfig.retention_for`), else DEFAULT_RETENTION_MS.
+(`model.ComponentConfig.retention_for`), else DEFAULT_RETENTION_MS.
 Only a root's counts: the tree (the root and all its descendants) goes as a
 whole.
 

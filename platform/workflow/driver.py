@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..deploy.model import FunctionRoute, Revision
+from ..model import FunctionRoute, Revision
 from ..store.creates import NewExecution
 from ..store.records import Event
 

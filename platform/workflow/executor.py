@@ -10,7 +10,7 @@ from typing import Any, NoReturn, Protocol
 
 import structlog
 
-from ..deploy.model import ComponentConfig
+from ..model import ComponentConfig
 from ..errors import (
     CancelledError,
     ChildFailedError,

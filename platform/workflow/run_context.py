@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import structlog
 
-from ..deploy.model import HistoryLimit
+from ..model import HistoryLimit
 from ..errors import CancelledError, ChildFailedError, ConfigError, ContinueAsNewError, HistoryLimitError, NotFoundError
 from ..ids import ExecutionId, seed_number
 from ..store.creates import NewExecution

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import FunctionLimits
+from dolmen.platform.model import FunctionLimits
 from tests.cli.test_executions_cli import platform
 from tests.support.platform import activity, deploy
 

@@ -7,7 +7,7 @@ import json
 import time
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from tests.support.cli import run_platform
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes, activity, deploy, workflow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dolmen.platform.deploy.checks import Described, check_deployment, check_exports, check_imports, check_routes
-from dolmen.platform.deploy.model import RouteSpec
+from dolmen.platform.model import RouteSpec
 from dolmen.platform.deploy.spec import RouteEntry
 from dolmen.platform.deploy.yamlnodes import Location
 from dolmen.platform.wasm.introspect import InterfaceInfo

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dolmen.platform.deploy.model import ComponentConfig, FunctionLimits, Revision
+from dolmen.platform.model import ComponentConfig, FunctionLimits, Revision
 from dolmen.platform.deploy.spec import parse_spec
 from dolmen.platform.errors import DeploymentError
 

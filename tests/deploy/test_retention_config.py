@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from dolmen.platform.deploy.pipeline import deploy
 from dolmen.platform.deploy.fields import parse_duration
 from dolmen.platform.deploy.spec import load_spec, parse_spec

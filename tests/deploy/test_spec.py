@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dolmen.platform.deploy.model import EnvValue, RetryPolicy, SecretRef
+from dolmen.platform.model import EnvValue, RetryPolicy, SecretRef
 from dolmen.platform.deploy.fields import parse_duration, parse_size
 from dolmen.platform.deploy.spec import load_spec, parse_spec
 from dolmen.platform.errors import DeploymentError

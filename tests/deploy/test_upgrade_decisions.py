@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dolmen.platform.deploy.model import ComponentConfig, Revision
+from dolmen.platform.model import ComponentConfig, Revision
 from dolmen.platform.deploy.upgrade_decisions import (
     FunctionChange,
     changed_workflows,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dolmen.platform.cli.deploy_output import settings
-from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy, Revision
+from dolmen.platform.model import ComponentConfig, RetryPolicy, Revision
 from dolmen.platform.errors import UsageError
 from dolmen.platform.external import check_claimed
 from dolmen.platform.wit.types import FunctionType, Prim

@@ -21,7 +21,7 @@ from dolmen.gateway.app import create_app
 from dolmen.gateway.server import uvicorn_options
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.deploy.apply import Deployer
-from dolmen.platform.deploy.model import ComponentConfig, Revision, RouteSpec
+from dolmen.platform.model import ComponentConfig, Revision, RouteSpec
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.deployments import DeploymentStore
 from tests.support.guests import DATA_DIR, build_guest

@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from dolmen.gateway.settings import GatewaySettings
-from dolmen.platform.deploy.model import Revision
+from dolmen.platform.model import Revision
 from dolmen.platform.errors import ConfigError
 from dolmen.platform.store import keys
 from dolmen.platform.store.async_links import ReplicaWait

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from dolmen.platform.deploy.model import RouteSpec
+from dolmen.platform.model import RouteSpec
 from tests.gateway.helpers import ACT, ROUTES, Platform
 from tests.gateway.test_errors import assert_error
 from tests.support.polling import wait_for

@@ -12,7 +12,7 @@ from dolmen.gateway.metrics import GatewayMetrics
 from dolmen.platform.metrics import RunnerMetrics, SchedulerMetrics, merge_snapshots
 from dolmen.gateway.routes import bind, compile_route
 from dolmen.gateway.settings import GatewaySettings, Token, parse_tokens
-from dolmen.platform.deploy.model import ComponentConfig, FunctionRoute, RouteSpec
+from dolmen.platform.model import ComponentConfig, FunctionRoute, RouteSpec
 from dolmen.platform.errors import ConfigError, InvalidValueError
 from dolmen.platform.wit.types import EnumT, FlagsT, FunctionType, ListT, OptionT, Prim, RecordT, VariantT, WitType
 

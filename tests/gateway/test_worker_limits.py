@@ -11,7 +11,7 @@ import pytest
 
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig, FunctionLimits
+from dolmen.platform.model import ComponentConfig, FunctionLimits
 from tests.gateway.helpers import GatewayThread
 from tests.support.guests import DATA_DIR, build_stub_guest
 from tests.support.platform import deploy

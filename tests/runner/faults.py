@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from dolmen.platform.deploy.versions import versions
 from dolmen.platform.store.records import Event
 from tests.support.guests import build_guest

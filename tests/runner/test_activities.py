@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from dolmen.platform.errors import InvalidValueError, NotFoundError, PayloadTooLargeError, UsageError
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for

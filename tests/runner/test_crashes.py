@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for
 from tests.support.servers import ValkeyForTests

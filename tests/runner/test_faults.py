@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from dolmen.platform.store.scripts import Scripts
 from tests.runner.faults import (
     BUSY,

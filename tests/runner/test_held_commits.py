@@ -14,7 +14,7 @@ import time
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from tests.runner.faults import SLOW, SLOW_CALL, fault_flows, kill, types, unfinished_of
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for

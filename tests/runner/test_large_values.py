@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from dolmen.platform.errors import PayloadTooLargeError
 from dolmen.platform.store.records import ExecutionState
 from dolmen.platform.wit.limits import DEFAULT_MAX_VALUE_BYTES

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import FunctionLimits
+from dolmen.platform.model import FunctionLimits
 from dolmen.platform.heartbeat import read_processes
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig, Revision
+from dolmen.platform.model import ComponentConfig, Revision
 from dolmen.platform.runner import queues
 from dolmen.platform.runner.queues import QueueSelection
 from dolmen.platform.store import garbage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from dolmen.platform.runner.retry import Finish, RetryAt, after_failure
 from dolmen.platform.store.records import Failure, Outcome
 

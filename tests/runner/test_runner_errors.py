@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from dolmen.platform.runner.process import Runner, RunnerSettings
 from dolmen.platform.store import keys
 from dolmen.platform.store.leases import QueueEntry

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy, SecretRef
+from dolmen.platform.model import ComponentConfig, RetryPolicy, SecretRef
 from dolmen.platform.errors import SecretUnavailableError
 from dolmen.platform.runner.secrets import MASK, Masker, RunnerSecrets, resolve_env, secret_env_var
 from dolmen.platform.store import keys

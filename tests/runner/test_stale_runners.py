@@ -15,7 +15,7 @@ import time
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from tests.runner.faults import (
     SLOW,
     SLOW_CALL,

@@ -12,7 +12,7 @@ import redis
 
 from dolmen.platform.deploy import gc
 from dolmen.platform.deploy.gc import GcPolicy, Snapshot, collect, plan
-from dolmen.platform.deploy.model import ComponentConfig, Revision
+from dolmen.platform.model import ComponentConfig, Revision
 from dolmen.platform.errors import NotFoundError
 from dolmen.platform.store import garbage, keys
 from dolmen.platform.store.deployments import DeploymentStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from dolmen.platform.deploy.model import FunctionLimits
+from dolmen.platform.model import FunctionLimits
 from dolmen.platform.store import keys
 from dolmen.platform.store.lease_values import QueueEntry
 from dolmen.platform.store.limits import FULL_RECHECK_MS, LimitGate, PermitRequest, Permits, permit_of

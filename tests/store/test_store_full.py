@@ -22,7 +22,7 @@ import pytest
 import redis
 from redis.exceptions import OutOfMemoryError
 
-from dolmen.platform.deploy.model import ComponentConfig, Revision
+from dolmen.platform.model import ComponentConfig, Revision
 from dolmen.platform.errors import StoreFullError
 from dolmen.platform.heartbeat import Heartbeat, read_processes
 from dolmen.platform.ids import ExecutionId

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.guests import DATA_DIR

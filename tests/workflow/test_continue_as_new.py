@@ -21,7 +21,7 @@ import pytest
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.gc import GcPolicy, collect
-from dolmen.platform.deploy.model import ComponentConfig, HistoryLimit
+from dolmen.platform.model import ComponentConfig, HistoryLimit
 from dolmen.platform.store import keys
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.records import FINISHED, ExecutionState

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import RetryPolicy
+from dolmen.platform.model import RetryPolicy
 from dolmen.platform.errors import NotFoundError, NotPausableError
 from dolmen.platform.store.records import ExecutionState
 from tests.support.platform import Processes, activity, deploy, workflow

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dolmen.platform.deploy.model import HistoryLimit
+from dolmen.platform.model import HistoryLimit
 from dolmen.platform.errors import ContinueAsNewError, HistoryLimitError
 from dolmen.platform.ids import ExecutionId, new_seed, seed_from_id, seed_number
 from dolmen.platform.store.creates import NewExecution

@@ -23,7 +23,7 @@ from openapi_spec_validator import validate
 
 from dolmen.gateway.settings import GatewaySettings, Token
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from dolmen.platform.store import keys
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.records import ExecutionState

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig
+from dolmen.platform.model import ComponentConfig
 from dolmen.platform.deploy.reruns import fork_execution, rerun_execution
 from tests.support.guests import DATA_DIR, build_guest
 from tests.support.platform import Processes, activity, deploy, workflow

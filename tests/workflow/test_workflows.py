@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.deploy.model import ComponentConfig, RetryPolicy
+from dolmen.platform.model import ComponentConfig, RetryPolicy
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store.records import Event
 from dolmen.platform.workflow.sandbox import WorkflowSandbox

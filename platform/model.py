@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..cron import Schedule
-from ..errors import NotFoundError
-from ..ffqn import Ffqn, InterfaceName, semver_compatible
-from ..wit.types import FunctionType
+from .cron import Schedule
+from .errors import NotFoundError
+from .ffqn import Ffqn, InterfaceName, semver_compatible
+from .wit.types import FunctionType
 
 # A stub declares functions whose results are supplied from outside (never run; see `store.completions`);
 # an external component declares functions run by workers outside the platform, which claim them over HTTP

@@ -7,7 +7,7 @@ is the fencing token, and every write below is the runners' fenced script
 writes nothing. The claim takes over entries whose lease expired (the lock
 records `attempt_lost`), as a runner reclaims a dead runner's entries; the
 retry policy, the timeout and the give-up after lost attempts are the
-runners' decisions (`runner.retry`).
+runners' decisions (`execution.retry`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..priorities import DEFAULT, by_class, queue_name
 from ..runner.queues import read_by_class
-from ..runner.retry import Finish, RetryAt, after_failure, after_lock, after_return
+from ..execution.retry import Finish, RetryAt, after_failure, after_lock, after_return
 from ..store.classes import ClassesInUse
 from ..store.pauses import PausedFunctions
 from ..store.executions import ExecutionStore

@@ -20,9 +20,9 @@ from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
 from ..wit.types import ResultT
 from .attempts import RunningAttempts
 from .batching import AttemptDurations
-from .components import ComponentProvider
+from ..execution.components import ComponentProvider
 from .held import Held
-from .retry import Finish, RetryAt, after_failure, after_return
+from ..execution.retry import Finish, RetryAt, after_failure, after_return
 from .secrets import RunnerSecrets, SecretSource, resolve_env
 
 log = structlog.get_logger("dolmen.runner")

@@ -45,11 +45,11 @@ from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor, Attempted
 from .attempts import RunningAttempts
 from .batching import AttemptDurations, plan
-from .components import ComponentProvider
+from ..execution.components import ComponentProvider
 from .held import HeldCommits
 from .queues import QueueSelection
 from .reading import QueueReader
-from .retry import RetryAt, after_failure, after_lock
+from ..execution.retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
 
@@ -110,7 +110,7 @@ class Runner:
             self.provider,
             self.revisions,
             self.is_lost,
-            self.run_inline,
+            inline=self,
             eager=(self.owner, settings.lock_ttl_ms),
             max_waiting=max(1, settings.concurrency // 2),
             max_value_bytes=settings.max_value_bytes,

@@ -27,8 +27,8 @@ from ..errors import (
     TrapError,
     ValueTooLargeError,
 )
-from ..runner.components import ComponentProvider, spare_instances
-from ..runner.retry import Finish, RetryAt, after_failure
+from ..execution.components import ComponentProvider, spare_instances
+from ..execution.retry import Finish, RetryAt, after_failure
 from ..store.deployments import RevisionCache
 from ..ids import ExecutionId
 from ..store.executions import ExecutionStore
@@ -59,6 +59,17 @@ from .replay import Replay
 from .sandbox import WorkflowSandbox
 
 log = structlog.get_logger("dolmen.workflow")
+
+
+class InlineRunner(Protocol):
+    """Runs a directly called child at once, in the calling thread: the runner process (the port back up to it)."""
+
+    def run_inline(self, new: NewExecution, parent_tail_after: str, parent_commit: PendingCommit | None = None) -> list[Any]:
+        """Run `new`, created locked by this runner; the parent's raw log entries after `parent_tail_after`.
+
+        With `parent_commit`, the parent's held-back commit is written with the child's result.
+        """
+        ...
 
 
 class Spawner(Protocol):
@@ -158,14 +169,14 @@ class LiveDriver:
         A held commit is written with its child's result: its entries, our own
         requests among them, go into the replay as appended by us.
         """
-        run_inline = self.executor.run_inline
-        if not self.eager or run_inline is None:
+        inline = self.executor.inline
+        if not self.eager or inline is None:
             return None
         last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
         entries: list[Any] = []
         while self.eager:
             held, self.held = self.held, None
-            got = run_inline(self.eager.pop(0), last, held)
+            got = inline.run_inline(self.eager.pop(0), last, held)
             if held is not None:
                 ctx.replay.appended([Event.from_stream(ctx.replay.length + i, sid, f) for i, (sid, f) in enumerate(got)])
                 if got:
@@ -257,7 +268,7 @@ class WorkflowExecutor:
         provider: ComponentProvider,
         revisions: RevisionCache,
         lost: Callable[[str], bool],
-        run_inline: Callable[[NewExecution, str, PendingCommit | None], list[Any]] | None = None,
+        inline: InlineRunner | None = None,
         eager: tuple[str, int] | None = None,
         max_waiting: int = 8,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
@@ -271,8 +282,8 @@ class WorkflowExecutor:
         self.provider = provider
         self.revisions = revisions
         self.lost = lost
-        self.run_inline = run_inline
-        self.eager = eager if run_inline is not None else None
+        self.inline = inline
+        self.eager = eager if inline is not None else None
         self.spawner = spawner if self.eager is not None else None
         # Whether a function is paused as a whole (store/pauses.py): its children are not run here at once.
         self.function_paused = function_paused or (lambda ffqn: False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dolmen.platform.model import RetryPolicy
-from dolmen.platform.runner.retry import Finish, RetryAt, after_failure
+from dolmen.platform.execution.retry import Finish, RetryAt, after_failure
 from dolmen.platform.store.records import Failure, Outcome
 
 POLICY = RetryPolicy(max_attempts=3, initial_backoff_ms=100, max_backoff_ms=150)

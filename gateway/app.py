@@ -30,6 +30,7 @@ from ..platform.errors import DolmenError
 from ..platform.heartbeat import Heartbeat, read_metrics
 from ..platform.metrics import merge_snapshots
 from ..platform.store.connection import connect
+from ..platform.store.counts import read_counts
 from ..platform.store.topology import replica_shortfall, replicas_of_masters
 from .api import ApiV1
 from .graph import Gateway, handler, log
@@ -122,7 +123,7 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
             ffqns = []
         def render() -> bytes:
             redis = gw.client.redis
-            shared = store_metrics(redis, gw.client.executions.scripts.shards, ffqns)
+            shared = store_metrics(read_counts(redis, gw.client.executions.scripts.shards, ffqns))
             shared += merge_snapshots(read_metrics(redis))
             return gw.metrics.render(shared)
 

@@ -21,18 +21,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from ..platform.priorities import CLASSES, queue_name
-from ..platform.store import keys
-from ..platform.store.connection import Redis, map_redis_errors
+from ..platform.store.counts import MAX_ACTIVE_SAMPLED, StoreCounts
 from ..platform.store.records import STATUSES
-from ..platform.store.shards import Shards
 
 # Seconds; covers a cached sub-millisecond call up to a long wait.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
-# Active executions whose status is sampled at each scrape (one HGET each).
-MAX_ACTIVE_SAMPLED = 10_000
 
 
 class GatewayMetrics:
@@ -79,39 +74,8 @@ class _Families(Collector):
         return iter(self._families)
 
 
-def store_metrics(client: Redis, shards: Shards, ffqns: Iterable[str]) -> list[Metric]:
-    """Platform-wide gauges read from the store (every shard): executions by status, queue depths."""
-    names = sorted(set(ffqns))
-    count = shards.count
-    with map_redis_errors():
-        pipe = client.pipeline(transaction=False)
-        for shard in range(count):
-            pipe.zcard(shards.key(shard, "executions"))
-            pipe.zcard(shards.key(shard, "active"))
-            pipe.zrange(shards.key(shard, "active"), 0, MAX_ACTIVE_SAMPLED // count - 1)
-        # A function's depth counts its queues of every priority class (platform/priorities.py).
-        for ffqn in names:
-            for priority in CLASSES:
-                for stream in shards.queues(queue_name(ffqn, priority)):
-                    pipe.xlen(stream)
-        replies = pipe.execute()
-        total = sum(int(n) for n in replies[0 : 3 * count : 3])
-        active = sum(int(n) for n in replies[1 : 3 * count : 3])
-        active_ids = [raw for part in replies[2 : 3 * count : 3] for raw in part]
-        lengths = [int(d) for d in replies[3 * count :]]
-        per_function = count * len(CLASSES)
-        depths = [sum(lengths[i * per_function : (i + 1) * per_function]) for i in range(len(names))]
-        by_status = dict.fromkeys(STATUSES, 0)
-        if active_ids:
-            pipe = client.pipeline(transaction=False)
-            for raw_id in active_ids:
-                pipe.hget(keys.state(raw_id.decode()), "status")
-            for status in pipe.execute():
-                name = status.decode() if status else ""
-                if name in by_status:
-                    by_status[name] += 1
-    # Finished executions leave the active index; a just-finished one may still be in it.
-    by_status["finished"] += max(0, total - active)
+def store_metrics(counts: StoreCounts) -> list[Metric]:
+    """Platform-wide gauges from the store's counts (`store.counts.read_counts`): executions by status, queue depths."""
     executions = GaugeMetricFamily(
         "dolmen_executions",
         "Executions in the store by status (workflow children included; "
@@ -119,12 +83,12 @@ def store_metrics(client: Redis, shards: Shards, ffqns: Iterable[str]) -> list[M
         labels=("status",),
     )
     for status in STATUSES:
-        executions.add_metric((status,), by_status[status])
+        executions.add_metric((status,), counts.by_status[status])
     depth = GaugeMetricFamily(
         "dolmen_queue_depth", "Queue entries per deployed function: waiting for a runner or being run.", labels=("ffqn",)
     )
-    for ffqn, count_ in zip(names, depths):
-        depth.add_metric((ffqn,), count_)
+    for ffqn, count in counts.queue_depths.items():
+        depth.add_metric((ffqn,), count)
     unfinished = GaugeMetricFamily("dolmen_executions_unfinished", "Executions not finished yet (the store's active index).")
-    unfinished.add_metric((), active)
+    unfinished.add_metric((), counts.unfinished)
     return [executions, unfinished, depth]

@@ -70,6 +70,22 @@ class Event:
         )
 
 
+# Log entries as a write script returns them (`Leases.finish`, `write_pending`): (stream id,
+# flat field list) pairs. Above the store they are passed on as they are and decoded only here.
+RawEntries = list[Any]
+
+
+def decode_entries(first_index: int, raw: RawEntries) -> list[Event]:
+    """Raw log entries as events, the first of them at log index `first_index`."""
+    return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(raw)]
+
+
+def last_entry_id(raw: RawEntries) -> str:
+    """The stream id of the last of non-empty raw log entries."""
+    sid = raw[-1][0]
+    return sid.decode() if isinstance(sid, bytes) else sid
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why an execution did not return a value."""

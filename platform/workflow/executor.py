@@ -49,6 +49,9 @@ from ..store.records import (
     ExecutionState,
     Failure,
     Outcome,
+    RawEntries,
+    decode_entries,
+    last_entry_id,
 )
 from ..store.retention import RETENTION_FIELD, root_fields
 from ..wit.limits import DEFAULT_MAX_VALUE_BYTES
@@ -64,8 +67,8 @@ log = structlog.get_logger("dolmen.workflow")
 class InlineRunner(Protocol):
     """Runs a directly called child at once, in the calling thread: the runner process (the port back up to it)."""
 
-    def run_inline(self, new: NewExecution, parent_tail_after: str, parent_commit: PendingCommit | None = None) -> list[Any]:
-        """Run `new`, created locked by this runner; the parent's raw log entries after `parent_tail_after`.
+    def run_inline(self, new: NewExecution, parent_tail_after: str, parent_commit: PendingCommit | None = None) -> RawEntries:
+        """Run `new`, created locked by this runner; the parent's raw log entries after `parent_tail_after` (opaque here).
 
         With `parent_commit`, the parent's held-back commit is written with the child's result.
         """
@@ -173,26 +176,26 @@ class LiveDriver:
         if not self.eager or inline is None:
             return None
         last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
-        entries: list[Any] = []
+        entries: RawEntries = []
         while self.eager:
             held, self.held = self.held, None
             got = inline.run_inline(self.eager.pop(0), last, held)
             if held is not None:
-                ctx.replay.appended([Event.from_stream(ctx.replay.length + i, sid, f) for i, (sid, f) in enumerate(got)])
+                ctx.replay.appended(decode_entries(ctx.replay.length, got))
                 if got:
-                    last = got[-1][0].decode() if isinstance(got[-1][0], bytes) else got[-1][0]
+                    last = last_entry_id(got)
                 continue
             if got:
                 entries += got
-                last = got[-1][0].decode() if isinstance(got[-1][0], bytes) else got[-1][0]
-        return [Event.from_stream(ctx.replay.length + i, sid, fields) for i, (sid, fields) in enumerate(entries)]
+                last = last_entry_id(got)
+        return decode_entries(ctx.replay.length, entries)
 
     def write_held(self, ctx: RunContext) -> None:
         """Write a held commit on its own (its child will not run inline after all)."""
         held, self.held = self.held, None
         if held is not None:
             got = self.executor.leases.write_pending(held)
-            ctx.replay.appended([Event.from_stream(ctx.replay.length + i, sid, f) for i, (sid, f) in enumerate(got)])
+            ctx.replay.appended(decode_entries(ctx.replay.length, got))
 
     def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
         arrived = self._run_eager(ctx)

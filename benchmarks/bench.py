@@ -291,7 +291,7 @@ def replay_scenario(plat: Platform, events_wanted: int, repeat: int) -> tuple[Re
     from dolmen.platform.wasm.loader import ComponentLoader
     from dolmen.platform.workflow.sandbox import WorkflowSandbox
     from dolmen.platform.workflow.verify import verify
-    from dolmen.registry.cache import ComponentCache
+    from dolmen.platform.wasm.cache import ComponentCache
 
     calls = (events_wanted - 2) // 2
     client = Client.connect(plat.redis_url)

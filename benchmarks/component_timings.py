@@ -28,7 +28,7 @@ from dolmen.platform.wasm.activity_host import ActivityHost, ActivityLimits
 from dolmen.platform.wasm.engine import EngineSettings
 from dolmen.platform.wasm.guest import call_function, find_function
 from dolmen.platform.wasm.loader import ComponentLoader
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 
 REPO = Path(__file__).resolve().parents[1]
 FFQN = Ffqn.parse("test:echo/prims.echo-u32")

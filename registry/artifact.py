@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..platform.errors import IntegrityError, RegistryError
-from .cache import sha256_digest
+from ..platform.wasm.cache import sha256_digest
 
 WASM_CONFIG_MEDIA_TYPE = "application/vnd.wasm.config.v0+json"
 WASM_LAYER_MEDIA_TYPE = "application/wasm"

@@ -25,7 +25,7 @@ from .artifact import (
     verify_digest,
 )
 from .auth import Credentials, resolve_credentials
-from .cache import sha256_digest
+from ..platform.wasm.cache import sha256_digest
 from .reference import OciReference, host_is_loopback
 from .transport import OrasSession, RetryPolicy, registry_error_codes
 

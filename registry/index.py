@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..platform.errors import DolmenError
 from .artifact import WasmArtifact, parse_wasm_manifest
-from .cache import ComponentCache, atomic_write, digest_hex, sha256_digest
+from ..platform.wasm.cache import ComponentCache, atomic_write, digest_hex, sha256_digest
 
 
 class ManifestIndex:

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..platform.errors import RegistryError
 from .artifact import check_component_bytes
 from .auth import Credentials
-from .cache import ComponentCache
+from ..platform.wasm.cache import ComponentCache
 from .client import RegistryClient
 from .index import ManifestIndex
 from .reference import OciReference

@@ -22,7 +22,7 @@ from .artifact import (
     parse_wasm_manifest,
 )
 from .auth import Credentials
-from .cache import ComponentCache, sha256_digest
+from ..platform.wasm.cache import ComponentCache, sha256_digest
 from .client import RegistryClient
 from .index import ManifestIndex
 from .reference import OciReference

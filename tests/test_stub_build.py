@@ -13,7 +13,7 @@ from dolmen.platform.errors import ComponentError, ConfigError
 from dolmen.platform.stub_build import build_stub
 from dolmen.platform.wasm.engine import EngineSettings
 from dolmen.platform.wasm.loader import ComponentLoader
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 from tests.support.guests import COMPONENTS
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ..client import Client
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn

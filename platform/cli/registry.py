@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from ...registry.auth import Credentials
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ...registry.pull import export_component, fetch_component
 from ...registry.push import push_component
 from ..errors import ComponentError, UsageError

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ..build import build_python_guest
 from ..stub_build import build_stub
 from ..config import env_int

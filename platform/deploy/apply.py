@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ..model import ComponentConfig, ComponentKind, Revision, RouteSpec
 from ..cron import Schedule
 from ..store.cron_state import CronStates

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ..errors import NotFoundError
 from ..store import garbage
 from ..store.deployments import DeploymentStore

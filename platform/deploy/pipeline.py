@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 from ...registry.auth import Credentials
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ...registry.pull import fetch_component
 from ..errors import ComponentError, DeploymentError, DolmenError, RegistryError
 from ..store.deployments import DeploymentStore

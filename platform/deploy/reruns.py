@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ..errors import NotFoundError, UsageError
 from ..ids import ExecutionId
 from ..store import outbox

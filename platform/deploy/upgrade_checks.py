@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import structlog
 
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ..errors import DolmenError
 from ..store.deployments import DeploymentStore
 from ..store.executions import ExecutionStore

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ...registry.cache import ComponentCache
+from ..wasm.cache import ComponentCache
 from ..config import env_int
 from ..model import ComponentConfig, Revision
 from ..errors import NotFoundError

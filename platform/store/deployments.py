@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
-from ...registry.cache import ComponentCache, sha256_digest
+from ..wasm.cache import ComponentCache, sha256_digest
 from ..model import Revision
 from ..errors import IntegrityError, NotFoundError, StoreError, StoreFullError
 from . import garbage, keys

@@ -13,7 +13,7 @@ import structlog
 from wasmtime import Engine, WasmtimeError
 from wasmtime.component import Component
 
-from ...registry.cache import ComponentCache, atomic_write
+from .cache import ComponentCache, atomic_write
 from ..errors import ComponentError, NotFoundError
 from . import _wasmtime_fixes
 from .engine import EngineSettings, EpochTicker

@@ -14,7 +14,7 @@ from dolmen.platform.store import keys
 from dolmen.platform.store.connection import connect
 from dolmen.platform.wasm.engine import EngineSettings
 from dolmen.platform.wasm.loader import ComponentLoader
-from dolmen.registry.cache import ComponentCache, sha256_digest
+from dolmen.platform.wasm.cache import ComponentCache, sha256_digest
 from tests.deploy.conftest import F, Cli, Gate, active_revision, deployment, write
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes

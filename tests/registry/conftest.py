@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 from dolmen.registry.transport import RetryPolicy
 from tests.support.registry import RegistryForTests, registry_binary
 

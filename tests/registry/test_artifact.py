@@ -20,7 +20,7 @@ from dolmen.registry.artifact import (
     parse_wasm_manifest,
     verify_digest,
 )
-from dolmen.registry.cache import sha256_digest
+from dolmen.platform.wasm.cache import sha256_digest
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 LAYER = Descriptor(WASM_LAYER_MEDIA_TYPE, "sha256:" + "11" * 32, 100)

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from dolmen.platform.cli.main import cli, main
-from dolmen.registry.cache import sha256_digest
+from dolmen.platform.wasm.cache import sha256_digest
 from tests.registry.conftest import USERS
 from tests.support.registry import RegistryForTests, free_port
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.errors import IntegrityError
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 from dolmen.registry.index import ManifestIndex
 from dolmen.registry.pull import fetch_component
 from dolmen.registry.push import push_component

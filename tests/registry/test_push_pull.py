@@ -12,7 +12,7 @@ from oras.client import OrasClient
 
 from dolmen.platform.errors import ComponentError, RegistryError, RegistryNotFoundError, RegistryUnavailableError, UsageError
 from dolmen.registry.artifact import WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE
-from dolmen.registry.cache import ComponentCache, sha256_digest
+from dolmen.platform.wasm.cache import ComponentCache, sha256_digest
 from dolmen.registry.client import RegistryClient
 from dolmen.registry.index import ManifestIndex
 from dolmen.registry.pull import fetch_component

@@ -9,7 +9,7 @@ import pytest
 
 from dolmen.platform.errors import RegistryAuthError
 from dolmen.registry.auth import Credentials
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 from dolmen.registry.pull import fetch_component
 from dolmen.registry.push import push_component
 from tests.registry.conftest import FAST_RETRY, USERS

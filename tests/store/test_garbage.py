@@ -17,7 +17,7 @@ from dolmen.platform.errors import NotFoundError
 from dolmen.platform.store import garbage, keys
 from dolmen.platform.store.deployments import DeploymentStore
 from dolmen.platform.store.clock import now_ms
-from dolmen.registry.cache import sha256_digest
+from dolmen.platform.wasm.cache import sha256_digest
 
 OLD = b"\0asm old component bytes"
 NEW = b"\0asm new component bytes"

@@ -36,7 +36,7 @@ from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.leases import Lease, Leases
 from dolmen.platform.store.records import Outcome
 from dolmen.platform.store.scripts import NAMES, Scripts, source
-from dolmen.registry.cache import sha256_digest
+from dolmen.platform.wasm.cache import sha256_digest
 from tests.store.test_deliveries import DiesBeforeDelivering
 from tests.store.test_scripts import (
     CHILD,

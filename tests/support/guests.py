@@ -30,7 +30,7 @@ from dolmen.platform.wasm.engine import EngineKind, EngineSettings
 from dolmen.platform.wasm.guest import call_function, find_function
 from dolmen.platform.wasm.loader import ComponentLoader, LoadedComponent
 from dolmen.platform.wit.codec import canonical_params
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 
 TESTS = Path(__file__).resolve().parents[1]
 COMPONENTS = TESTS / "components"

@@ -174,7 +174,7 @@ from dolmen.platform.ffqn import Ffqn
 from dolmen.platform.wasm.activity_host import ActivityFailed, ActivityHost, ActivityLimits
 from dolmen.platform.wasm.engine import EngineSettings
 from dolmen.platform.wasm.loader import ComponentLoader
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 loaded = ComponentLoader(ComponentCache(Path(sys.argv[1])), EngineSettings.for_kind("activity")).load(sys.argv[2])
 ffqn = Ffqn.parse("test:faults/faults@1.0.0.fail")
 try:

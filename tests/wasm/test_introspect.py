@@ -22,7 +22,7 @@ from dolmen.platform.wit.types import (
     ResultT,
     VariantT,
 )
-from dolmen.registry.cache import ComponentCache
+from dolmen.platform.wasm.cache import ComponentCache
 
 STRING, U32, U8 = Prim("string"), Prim("u32"), Prim("u8")
 

@@ -18,7 +18,7 @@ from dolmen.platform.wasm.activity_host import ActivityHost, ActivityLimits
 from dolmen.platform.wasm.engine import EngineSettings
 from dolmen.platform.wasm.guest import call_function, find_function
 from dolmen.platform.wasm.loader import ComponentLoader, LoadedComponent
-from dolmen.registry.cache import ComponentCache, sha256_digest
+from dolmen.platform.wasm.cache import ComponentCache, sha256_digest
 from tests.support.guests import build_guest, new_loader
 
 ANSWER_WAT = """

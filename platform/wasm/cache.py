@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..platform.errors import IntegrityError, NotFoundError
+from ..errors import IntegrityError, NotFoundError
 
 
 def sha256_digest(data: bytes) -> str:

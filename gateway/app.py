@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..platform.errors import DolmenError
-from ..platform.heartbeat import Heartbeat, read_metrics
+from ..platform.store.heartbeats import Heartbeat, read_metrics
 from ..platform.metrics import merge_snapshots
 from ..platform.store.connection import connect
 from ..platform.store.counts import read_counts

@@ -1,7 +1,7 @@
 """Process metrics through `prometheus_client`, served platform-wide by every gateway.
 
 Each runner and scheduler counts into a `CollectorRegistry` of its own (never
-the library's global one) and its heartbeat (see `heartbeat`) writes a
+the library's global one) and its heartbeat (see `store.heartbeats`) writes a
 snapshot of it to the `dolmen:metrics` hash every `heartbeat.INTERVAL_S`. A
 gateway's `GET /metrics` serves its own registry, the store's gauges, and, via
 `ProcessesCollector`, the last snapshot of every live process, each sample

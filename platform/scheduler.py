@@ -29,7 +29,7 @@ from .config import env_int
 from .cron_firing import CronFiring
 from .errors import StoreError, StoreFullError
 from .priorities import DEFAULT, queue_name
-from .heartbeat import Heartbeat, ProcessInfo, prune_stale, read_processes
+from .store.heartbeats import Heartbeat, ProcessInfo, prune_stale, read_processes
 from .metrics import SchedulerMetrics
 from .store import keys, outbox
 from .store.access import redacted

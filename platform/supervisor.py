@@ -30,7 +30,7 @@ import structlog
 
 from .config import ENV_REDIS
 from .errors import ConfigError
-from .heartbeat import ProcessInfo
+from .store.heartbeats import ProcessInfo
 
 log = structlog.get_logger("dolmen.supervisor")
 

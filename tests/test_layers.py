@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     ("dolmen.platform.config", "dolmen.platform.wasm", "dolmen.platform.build"),
     ("dolmen.platform.store", "dolmen.registry", "dolmen.platform.stub_build"),
-    ("dolmen.platform.execution", "dolmen.platform.heartbeat"),
+    ("dolmen.platform.execution",),
     ("dolmen.platform.workflow", "dolmen.platform.client"),
     ("dolmen.platform.runner", "dolmen.platform.deploy", "dolmen.platform.cron_firing"),
     ("dolmen.platform.external", "dolmen.platform.scheduler", "dolmen.platform.supervisor"),

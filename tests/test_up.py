@@ -23,7 +23,7 @@ from dolmen.platform.cli.up import gateway_wait_args
 from dolmen.platform.config import PlatformFile, pid_alive
 from dolmen.platform.embedded import EmbeddedValkey, choose_port, plan_embedded, previous_port
 from dolmen.platform.errors import ConfigError
-from dolmen.platform.heartbeat import STALE_AFTER_S, ProcessInfo, read_processes
+from dolmen.platform.store.heartbeats import STALE_AFTER_S, ProcessInfo, read_processes
 from dolmen.platform.maxmemory import default_maxmemory
 from dolmen.platform.supervisor import (
     ChildSpec,

@@ -20,8 +20,7 @@ import structlog
 
 from ..config import ENV_REDIS, PlatformFile, env_int
 from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
-from ..metrics import METRICS_KEY
-from ..heartbeat import PROCESSES_KEY, STALE_AFTER_S, ProcessInfo, read_processes
+from ..store.heartbeats import STALE_AFTER_S, ProcessInfo, forget_processes, read_processes
 from ..store.access import redacted
 from ..store.connection import Redis, connect, map_redis_errors
 from ..store.memory import StoreMemory, read_memory
@@ -245,9 +244,7 @@ def forget_heartbeats(client: Redis, pids: set[int]) -> None:
     try:
         for proc in read_processes(client):
             if proc.host == hostname and proc.pid in pids:
-                with map_redis_errors():
-                    client.hdel(PROCESSES_KEY, proc.id)
-                    client.hdel(METRICS_KEY, proc.id)
+                forget_processes(client, [proc.id])
     except DolmenError as exc:
         log.debug("could not forget heartbeats", pids=sorted(pids), error=str(exc))
 

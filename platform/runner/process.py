@@ -26,7 +26,7 @@ import structlog
 from ..config import env_int
 from ..model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
-from ..heartbeat import Heartbeat
+from ..store.heartbeats import Heartbeat
 from ..metrics import RunnerMetrics
 from ..store.cancel_watch import CancelWatcher
 from ..store.connection import connect, wait_for_store, wait_until_reachable

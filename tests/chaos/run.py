@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dolmen.platform.model import ComponentConfig, RetryPolicy
-from dolmen.platform.heartbeat import read_processes
+from dolmen.platform.store.heartbeats import read_processes
 from tests.chaos.checks import Problem, read_everything, verify, wait_all_finished, whereabouts
 from tests.chaos.fleet import Chaos, Fleet, wait_healthy
 from tests.chaos.report import problem_report, summary

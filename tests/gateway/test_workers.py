@@ -27,7 +27,7 @@ from openapi_spec_validator import validate
 from dolmen.gateway.settings import GatewaySettings, Token
 from dolmen.platform.client import Client
 from dolmen.platform.model import ComponentConfig, RetryPolicy
-from dolmen.platform.heartbeat import read_processes
+from dolmen.platform.store.heartbeats import read_processes
 from dolmen.platform.store.connection import connect
 from tests.gateway.helpers import GatewayThread
 from tests.support.guests import DATA_DIR, build_guest, build_stub_guest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dolmen.platform.client import Client
-from dolmen.platform.heartbeat import read_processes
+from dolmen.platform.store.heartbeats import read_processes
 from dolmen.platform.runner.batching import MIN_SAMPLES, AttemptDurations, plan
 from tests.support.platform import Processes, activity, deploy
 from tests.support.polling import wait_for

@@ -14,7 +14,7 @@ import pytest
 
 from dolmen.platform.client import Client
 from dolmen.platform.model import FunctionLimits
-from dolmen.platform.heartbeat import read_processes
+from dolmen.platform.store.heartbeats import read_processes
 from tests.support.platform import Processes, activity, deploy, workflow
 from tests.support.polling import wait_for
 from tests.support.servers import LocalHttp

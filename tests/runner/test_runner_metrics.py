@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dolmen.platform.client import Client
-from dolmen.platform.heartbeat import read_metrics
+from dolmen.platform.store.heartbeats import read_metrics
 from dolmen.platform.metrics import merge_snapshots
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.leases import Lease, Leases

@@ -11,7 +11,7 @@ import redis
 from redis.crc import key_slot
 
 from dolmen.platform.errors import ConfigError
-from dolmen.platform.heartbeat import ProcessInfo
+from dolmen.platform.store.heartbeats import ProcessInfo
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.embedded import free_port
 from dolmen.platform.scheduler import Scheduler, share

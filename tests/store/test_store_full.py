@@ -24,7 +24,7 @@ from redis.exceptions import OutOfMemoryError
 
 from dolmen.platform.model import ComponentConfig, Revision
 from dolmen.platform.errors import StoreFullError
-from dolmen.platform.heartbeat import Heartbeat, read_processes
+from dolmen.platform.store.heartbeats import Heartbeat, read_processes
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.scheduler import FULL_RETRY_S, Scheduler
 from dolmen.platform.store import keys, outbox

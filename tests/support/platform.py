@@ -20,7 +20,7 @@ import pytest
 from dolmen.platform.client import Client
 from dolmen.platform.deploy.apply import Deployer
 from dolmen.platform.model import ComponentConfig, Revision, RouteSpec
-from dolmen.platform.heartbeat import read_processes
+from dolmen.platform.store.heartbeats import read_processes
 from dolmen.platform.store.connection import connect
 from tests.support.guests import DATA_DIR, build_guest
 from tests.support.polling import wait_for

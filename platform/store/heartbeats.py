@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 
-from .metrics import METRICS_KEY
-from .store.connection import Redis, map_redis_errors
+from ..metrics import METRICS_KEY
+from .connection import Redis, map_redis_errors
 
 PROCESSES_KEY = "dolmen:processes"
 INTERVAL_S = 2.0
@@ -129,6 +129,14 @@ def prune_stale(client: Redis, older_than_s: float = 300.0) -> int:
                 removed += int(client.hdel(PROCESSES_KEY, proc.id))  # type: ignore[arg-type]
                 client.hdel(METRICS_KEY, proc.id)
     return removed
+
+
+def forget_processes(client: Redis, process_ids: list[str]) -> None:
+    """Drop the heartbeats (and metrics snapshots) of these processes."""
+    with map_redis_errors():
+        for process_id in process_ids:
+            client.hdel(PROCESSES_KEY, process_id)
+            client.hdel(METRICS_KEY, process_id)
 
 
 def read_metrics(client: Redis) -> list[tuple[str, str]]:

@@ -1,1 +1,98 @@
-"""x"""
+"""The execution store in Redis: executions, their logs and queues, leases, deployments; the only code that talks to Redis.
+
+The names below are the package's API. They are imported on first use (PEP 562), so
+importing one module of the package does not load the others (nor wasmtime).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .executions import ExecutionStore, response_event
+    from .creates import Created, NewExecution
+    from .clock import now_ms
+    from .leases import Leases
+    from .lease_values import Lease, LockRefused, PendingCommit, QueueEntry
+    from .records import Event, ExecutionState, Failure, Outcome, decode_entries
+    from .connection import Redis, connect, connect_async, map_redis_errors, wait_for_store
+    from .scripts import Scripts
+    from .deployments import DeploymentStore, RevisionCache
+    from .repins import UpgradeStore
+    from .heartbeats import Heartbeat, ProcessInfo, read_processes
+    from .counts import StoreCounts, read_counts
+
+# Each exported name -> the module that defines it.
+_EXPORTS = {
+    "Created": "creates",
+    "DeploymentStore": "deployments",
+    "Event": "records",
+    "ExecutionState": "records",
+    "ExecutionStore": "executions",
+    "Failure": "records",
+    "Heartbeat": "heartbeats",
+    "Lease": "lease_values",
+    "Leases": "leases",
+    "LockRefused": "lease_values",
+    "NewExecution": "creates",
+    "Outcome": "records",
+    "PendingCommit": "lease_values",
+    "ProcessInfo": "heartbeats",
+    "QueueEntry": "lease_values",
+    "Redis": "connection",
+    "RevisionCache": "deployments",
+    "Scripts": "scripts",
+    "StoreCounts": "counts",
+    "UpgradeStore": "repins",
+    "connect": "connection",
+    "connect_async": "connection",
+    "decode_entries": "records",
+    "map_redis_errors": "connection",
+    "now_ms": "clock",
+    "read_counts": "counts",
+    "read_processes": "heartbeats",
+    "response_event": "executions",
+    "wait_for_store": "connection",
+}
+
+__all__ = [
+    "Created",
+    "DeploymentStore",
+    "Event",
+    "ExecutionState",
+    "ExecutionStore",
+    "Failure",
+    "Heartbeat",
+    "Lease",
+    "Leases",
+    "LockRefused",
+    "NewExecution",
+    "Outcome",
+    "PendingCommit",
+    "ProcessInfo",
+    "QueueEntry",
+    "Redis",
+    "RevisionCache",
+    "Scripts",
+    "StoreCounts",
+    "UpgradeStore",
+    "connect",
+    "connect_async",
+    "decode_entries",
+    "map_redis_errors",
+    "now_ms",
+    "read_counts",
+    "read_processes",
+    "response_event",
+    "wait_for_store",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -1,1 +1,59 @@
-"""x"""
+"""The workflow replayer: one run (`RunContext`) matched against its log (`Replay`), executed live or verified.
+
+The names below are the package's API. They are imported on first use (PEP 562), so
+importing one module of the package does not load the others (nor wasmtime).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run_context import RunContext
+    from .driver import ContinueAsNew, Driver, ReachedEndOfLog, ReadOnlyDriver, Target, Unload
+    from .replay import Replay, Request
+    from .executor import InlineRunner, Spawner, WorkflowExecutor
+    from .verify import Verdict
+
+# Each exported name -> the module that defines it.
+_EXPORTS = {
+    "ContinueAsNew": "driver",
+    "Driver": "driver",
+    "InlineRunner": "executor",
+    "ReachedEndOfLog": "driver",
+    "ReadOnlyDriver": "driver",
+    "Replay": "replay",
+    "Request": "replay",
+    "RunContext": "run_context",
+    "Spawner": "executor",
+    "Target": "driver",
+    "Unload": "driver",
+    "Verdict": "verify",
+    "WorkflowExecutor": "executor",
+}
+
+__all__ = [
+    "ContinueAsNew",
+    "Driver",
+    "InlineRunner",
+    "ReachedEndOfLog",
+    "ReadOnlyDriver",
+    "Replay",
+    "Request",
+    "RunContext",
+    "Spawner",
+    "Target",
+    "Unload",
+    "Verdict",
+    "WorkflowExecutor",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

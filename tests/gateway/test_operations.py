@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from dolmen.gateway.settings import Token
-from dolmen.platform.deploy.apply import Deployer
-from dolmen.platform.deploy.model import ComponentConfig, Revision
-from dolmen.platform.store.connection import connect
+from dolmen.platform.deploy.model import Revision
 from tests.gateway.helpers import ACT, WF, GatewayThread, Platform
 from tests.gateway.test_errors import assert_error
-from tests.support.guests import DATA_DIR, build_guest
 from tests.support.polling import wait_for
 
 ADMIN = "admin-ops-0123"
 INVOKER = "invoke-ops-4567"
-
-
-@pytest.fixture(scope="module")
-def next_revision(platform: Platform) -> Revision:
-    """A stored, inactive revision with wf-next (the same workflows, replay-compatible): a target to check upgrades against."""
-    client = connect(platform.redis_url)
-    try:
-        deployer = Deployer(client, DATA_DIR)
-        wf = build_guest("wf-next", "workflows")
-        config = deployer.prepare(ComponentConfig("wf", "workflow", "", "", {}), wf.read_bytes()).config
-        return deployer.apply("gateway-tests-next", [(config, wf.read_bytes())], activate=False)
-    finally:
-        client.close()
 
 
 @pytest.fixture
@@ -41,12 +26,13 @@ def serial_id(http: httpx.Client) -> str:
     return done["execution_id"]
 
 
-def finished(http: httpx.Client, execution_id: str) -> dict[str, object]:
+def finished(http: httpx.Client, execution_id: str) -> dict[str, Any]:
     """The execution once it has finished (long-polled)."""
-    return wait_for(
-        lambda: (r := http.get(f"/v1/executions/{execution_id}/result?wait=5")).status_code == 200 and r.json(),
+    answer = wait_for(
+        lambda: (r := http.get(f"/v1/executions/{execution_id}/result?wait=5")).status_code == 200 and r,
         what=f"{execution_id} to finish",
     )
+    return answer.json()
 
 
 def test_children_lists_a_workflow_s_children_in_submission_order(http: httpx.Client, serial_id: str) -> None:

@@ -259,17 +259,20 @@ ESCAPED = """
   await until(() => document.getElementById("detail-id").textContent === ID && document.querySelector("#timeline li"));
   await until(() => document.querySelector(`tr.execution[data-id="${ID}"]`));
   return { pwned: window.__pwned === true, images: document.querySelectorAll("main img, main script").length,
-           log: document.getElementById("timeline").textContent, row: document.querySelector(`tr.execution[data-id="${ID}"]`).textContent };
+           log: document.getElementById("timeline").textContent, detail: document.getElementById("detail").textContent, row: document.querySelector(`tr.execution[data-id="${ID}"]`).textContent };
 """
 
 
 def test_params_and_tags_from_executions_are_shown_as_text(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
     """Markup in params and tags shows literally in the listing and the log; it creates no element and runs nothing."""
     attack = '<img src=x onerror="window.__pwned=true">'
-    response = http.post(f"/v1/functions/{ACT}.shout", params={"wait": 30, "tag": f"note={attack}"}, json=[attack])
+    # `slow` returns its `tag` param: the markup is in the params, the result and a tag. (Not `shout`:
+    # test_invoke.py counts every `shout` execution of the shared platform.)
+    response = http.post(f"/v1/functions/{ACT}.slow", params={"wait": 30, "tag": f"note={attack}"}, json=[1, attack])
     assert response.status_code == 200, response.text
     execution_id = response.json()["execution_id"]
     seen, _ = run(f"{gateway.url}/#{execution_id}", tmp_path, page(ESCAPED, ID=execution_id))
     assert seen["pwned"] is False and seen["images"] == 0
     assert attack.replace('"', '\\"') in seen["log"]  # the params, as JSON text
     assert f"note={attack}" in seen["row"]
+    assert json.dumps(attack) in seen["detail"]  # the result

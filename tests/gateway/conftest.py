@@ -10,8 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from dolmen.platform.deploy.apply import Deployer
+from dolmen.platform.deploy.model import ComponentConfig, Revision
+from dolmen.platform.store.connection import connect
 from tests.gateway.helpers import GatewayThread, Platform, deploy_test_components, settings_for
-from tests.support.guests import DATA_DIR
+from tests.support.guests import DATA_DIR, build_guest
 from tests.support.servers import ValkeyForTests, flush
 
 
@@ -62,3 +65,16 @@ def start_gateway(platform: Platform) -> Iterator[Callable[..., GatewayThread]]:
 def logs_dir(platform: Platform) -> Path:
     """Where the runner and scheduler write their logs (for debugging failures)."""
     return platform.logs
+
+
+@pytest.fixture(scope="package")
+def next_revision(platform: Platform) -> Revision:
+    """A stored, inactive revision with wf-next (the same workflows, replay-compatible): a target for upgrade checks."""
+    client = connect(platform.redis_url)
+    try:
+        deployer = Deployer(client, DATA_DIR)
+        data = build_guest("wf-next", "workflows").read_bytes()
+        config = deployer.prepare(ComponentConfig("wf", "workflow", "", "", {}), data).config
+        return deployer.apply("gateway-tests-next", [(config, data)], activate=False)
+    finally:
+        client.close()

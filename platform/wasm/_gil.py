@@ -46,8 +46,9 @@ def apply() -> int:
     global _applied
     if _applied:
         return 0
-    holding = ctypes.PyDLL(None, handle=getattr(_ffi.dll, "_handle"))
-    c_function = getattr(ctypes, "_CFuncPtr")
+    # getattr: neither name is in wasmtime's or ctypes' type stubs, so pyright refuses plain access.
+    holding = ctypes.PyDLL(None, handle=getattr(_ffi.dll, "_handle"))  # noqa: B009
+    c_function = getattr(ctypes, "_CFuncPtr")  # noqa: B009
     count = 0
     for name, value in list(vars(_bindings).items()):
         if not isinstance(value, c_function) or not _SHORT.match(name):

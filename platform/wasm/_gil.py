@@ -21,6 +21,12 @@ from __future__ import annotations
 import ctypes
 import re
 
+from ._wasmtime_version import check_wasmtime_version, installed_wasmtime
+
+# The wasmtime-py release whose ctypes bindings this module rebinds: checked before they are imported.
+WRITTEN_FOR_WASMTIME = "50.0.1"
+check_wasmtime_version(installed_wasmtime(), WRITTEN_FOR_WASMTIME, "platform/wasm/_gil.py")
+
 from wasmtime import _bindings, _ffi  # pyright: ignore[reportPrivateUsage]
 
 # Pure accessors and conversions of values, types and handles (the C API's own wording).

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
+from ..backoff import Backoff
 from ..errors import FencedError, LogWentBackError, StoreError, StoreFullError, StoreUnavailableError
 from ..priorities import queue_name
 from . import keys, outbox
@@ -43,6 +44,8 @@ from .shards import Shards
 
 # How long a runner's read waits on one shard of a cluster before looking at all of them again (see `Leases.read`).
 CLUSTER_BLOCK_MS = 50
+# Pauses between sends of a write while the store cannot be reached (within `resend_s`).
+RESEND_BACKOFF = Backoff(initial=0.05, cap=1.0)
 
 
 class Leases:
@@ -305,7 +308,8 @@ class Leases:
         refusal is waited out too, until it has room or the process stops.
         """
         deadline = time.monotonic() + self.resend_s
-        pause = 0.05
+        pauses = RESEND_BACKOFF.delays()
+        pause = next(pauses)
         room: RoomWait | None = None
         while True:
             try:
@@ -314,7 +318,7 @@ class Leases:
                 if time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
-                pause = min(pause * 2, 1.0)
+                pause = next(pauses)
             except StoreFullError as exc:
                 if waits_for_room is None:
                     raise

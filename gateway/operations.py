@@ -36,7 +36,7 @@ CHECK_WAIT_S = 2.0
 
 def iso_ms(ms: int) -> str:
     """Milliseconds since the epoch as the API writes times (as `created_at` of an execution)."""
-    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

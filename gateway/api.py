@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from ..platform.model import FunctionRoute
 from ..platform.ffqn import Ffqn
 from ..platform.ids import ExecutionId
-from ..platform.store.records import STATUSES, Event, Status
+from ..platform.store.records import STATUSES, Event, ExecutionState, Status
 from .graph import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
@@ -24,6 +25,8 @@ from ..platform.tags import parse_filter, parse_tags
 from .requests import INVOKE_QUERY, check_query, idempotency_key, parse_json, read_body, tag_texts, wait_time
 
 MAX_PAGE = 200
+# The most children `GET /v1/executions/{id}/children` answers with (`total` counts them all).
+MAX_CHILDREN = 500
 
 
 def describe_function(route: FunctionRoute) -> dict[str, Any]:
@@ -61,6 +64,7 @@ class ApiV1:
             Route("/v1/executions", self.list_executions, methods=["GET"]),
             Route("/v1/executions/{id}", self.get_execution, methods=["GET"]),
             Route("/v1/executions/{id}/events", self.events, methods=["GET"]),
+            Route("/v1/executions/{id}/children", self.children, methods=["GET"]),
             Route("/v1/executions/{id}/result", self.result, methods=["GET"]),
             Route("/v1/executions/{id}/result", self.complete, methods=["PUT"]),
             Route("/v1/executions/{id}/cancel", self.cancel, methods=["POST"]),
@@ -137,7 +141,8 @@ class ApiV1:
     # ----------------------------------------------------------- executions
 
     async def list_executions(self, request: Request) -> Response:
-        """Newest first; `ffqn`, `status`, `tag=KEY=VALUE` (repeatable: all must match), `limit` and an opaque `cursor` from the previous page's `next`."""
+        """Newest first; `ffqn`, `status`, `digest`, `root`, `tag=KEY=VALUE` (repeatable: all must match), `limit`
+        and an opaque `cursor` from the previous page's `next`."""
         handler(request, "list")
         self.gw.auth.check(request, "admin")
         ffqn = query_value(request, "ffqn") or None
@@ -146,12 +151,17 @@ class ApiV1:
         status = query_value(request, "status") or None
         if status is not None and status not in STATUSES:
             raise BadRequestError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}", path="status")
+        digest = query_value(request, "digest") or None
+        if digest is not None and not digest.startswith("sha256:"):
+            raise BadRequestError(f"digest must be a whole component digest (sha256:...), got {digest!r}", path="digest")
+        roots_only = _bool_param(query_value(request, "root"), "root")
         limit = _int_param(query_value(request, "limit"), "limit", default=50, low=1, high=MAX_PAGE)
         cursor = _decode_cursor(query_value(request, "cursor"))
         tags = parse_filter(tag_texts(request))
         states, next_rank = await run_in_threadpool(
             lambda: self.gw.client.executions.list(
-                ffqn=ffqn, status=_status(status), cursor=cursor, limit=limit, tags=tags
+                ffqn=ffqn, status=_status(status), digest=digest, cursor=cursor, limit=limit, tags=tags,
+                roots_only=roots_only,
             )
         )
         more = len(states) == limit and next_rank is not None
@@ -167,6 +177,21 @@ class ApiV1:
         self.gw.auth.check(request, "invoke")
         state = await self.gw.executions.require(path_param(request, "id"))
         return JSONResponse(state.to_json())
+
+    async def children(self, request: Request) -> Response:
+        """The executions a workflow started, in submission order (from its log's `child_submitted` events)."""
+        handler(request, "read")
+        self.gw.auth.check(request, "invoke")
+        state = await self.gw.executions.require(path_param(request, "id"))
+        events = await self.gw.executions.events(state.id)
+        ids = [str(e.data["child_id"]) for e in events if e.type == "child_submitted"]
+        found: list[ExecutionState | None] = []
+        # In slices: a workflow with thousands of children must not open thousands of reads at once.
+        for start in range(0, min(len(ids), MAX_CHILDREN), 50):
+            found += await asyncio.gather(*(self.gw.executions.get(i) for i in ids[start : min(start + 50, MAX_CHILDREN)]))
+        # A child removed by its retention is left out; `total` still counts it.
+        listed = [s.to_json() for s in found if s is not None]
+        return JSONResponse({"execution_id": state.id, "total": len(ids), "children": listed})
 
     async def result(self, request: Request) -> Response:
         """Long-poll: 200 with the finished execution, or 202 when `wait` runs out first."""
@@ -287,6 +312,14 @@ def sse_message(event: Event) -> str:
 
 def _status(value: str | None) -> Status | None:
     return value  # type: ignore[return-value]  # checked against STATUSES by the caller
+
+
+def _bool_param(raw: str | None, name: str) -> bool:
+    if raw is None or raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise BadRequestError(f"{name} must be true or false, got {raw!r}", path=name)
 
 
 def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int | None = None) -> int:

@@ -37,6 +37,7 @@ from .graph import Gateway, handler, log
 from .errors import EXCEPTION_HANDLERS
 from .metrics import store_metrics
 from .openapi import build_openapi
+from .operations import OperationsApi
 from .routes import DeploymentRoutes
 from .workers import WorkersApi
 from .settings import GatewaySettings
@@ -165,6 +166,8 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/", dashboard, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        # Ahead of the API v1: its `/v1/functions/{ffqn:path}` would match `.../upgrade-check` too.
+        *OperationsApi(gw).routes(),
         *api.routes(),
         *WorkersApi(gw).routes(),
         _catch_all(deployment_routes.handle),

@@ -16,6 +16,7 @@ from ..platform.priorities import CLASSES, DEFAULT
 from ..platform.tags import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from ..platform.wit.types import OptionT, Prim, WitType
 from .routes import PLACEHOLDER, RouteTable, wit_name
+from .openapi_operations import operation_paths
 from .openapi_outside import complete_operation, worker_paths
 from .openapi_parts import ID, errors, json_answer, ref
 from .schema import Schema, json_schema, params_schema, result_schema
@@ -255,6 +256,7 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
     paths.update(_static_paths())
     paths["/v1/executions/{id}/result"]["put"] = complete_operation(revision)
     paths.update(worker_paths(revision))
+    paths.update(operation_paths())
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -306,6 +308,8 @@ def _static_paths() -> dict[str, Any]:
                     for n, s in (
                         ("ffqn", {"type": "string"}),
                         ("status", {"type": "string", "enum": ["pending", "running", "blocked", "finished"]}),
+                        ("digest", {"type": "string", "pattern": "^sha256:", "description": "Only executions pinned to this component digest (whole)"}),
+                        ("root", {"type": "boolean", "description": "true: only executions no workflow started (the roots of the trees)"}),
                         ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                         ("cursor", {"type": "string"}),
                     )
@@ -346,6 +350,27 @@ def _static_paths() -> dict[str, Any]:
                             "text/event-stream": {"schema": {"type": "string"}},
                         },
                     },
+                    **errors(400, 404),
+                },
+            }
+        },
+        "/v1/executions/{id}/children": {
+            "get": {
+                "operationId": "list children",
+                "description": "The executions a workflow started, in submission order (at most 500; `total` counts them all).",
+                "parameters": [ID],
+                "responses": {
+                    "200": json_answer(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "execution_id": {"type": "string"},
+                                "total": {"type": "integer"},
+                                "children": {"type": "array", "items": ref("Execution")},
+                            },
+                        },
+                        "The children's states",
+                    ),
                     **errors(400, 404),
                 },
             }

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -104,7 +104,7 @@ def check_cron(expression: str) -> str | None:
             "e.g. '*/5 * * * *') or 6 with seconds first (e.g. '*/10 * * * * *')"
         )
     try:
-        CronSim(expression, datetime(2000, 1, 1, tzinfo=timezone.utc))
+        CronSim(expression, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as exc:
         return f"'{expression}' is not a cron expression: {str(exc).rstrip('.').lower()}; e.g. '*/5 * * * *' (every 5 minutes)"
     return None

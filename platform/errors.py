@@ -343,3 +343,17 @@ class DeploymentError(ConfigError):
     """A deployment is invalid; nothing was changed."""
 
     code = "deployment_error"
+
+
+class WasmtimeVersionError(ConfigError):
+    """The installed wasmtime-py is not the release Dolmen's patches of its internals were written for.
+
+    `found` is the installed version, `patched` the one the patches expect.
+    """
+
+    code = "wasmtime_version"
+
+    def __init__(self, message: str, *, found: str, patched: str) -> None:
+        super().__init__(message, found=found, patched=patched)
+        self.found = found
+        self.patched = patched

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .backoff import Backoff
 from .cron import Schedule
 from .errors import NotFoundError
 from .ffqn import Ffqn, InterfaceName, semver_compatible
@@ -127,8 +128,8 @@ class RetryPolicy:
     retry_on_err: bool = False
 
     def backoff_ms(self, failed_attempt: int) -> int:
-        """Delay before the attempt after `failed_attempt` (1-based)."""
-        return min(self.max_backoff_ms, self.initial_backoff_ms * 2 ** max(0, failed_attempt - 1))
+        """Delay before the attempt after `failed_attempt` (1-based); no jitter: it is written to the log."""
+        return int(Backoff(self.initial_backoff_ms, self.max_backoff_ms).delay(max(1, failed_attempt)))
 
     def to_json(self) -> dict[str, Any]:
         return {

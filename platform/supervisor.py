@@ -28,6 +28,7 @@ from typing import IO
 
 import structlog
 
+from .backoff import Backoff
 from .config import ENV_REDIS
 from .errors import ConfigError
 from .store.heartbeats import ProcessInfo
@@ -91,8 +92,8 @@ def plan_restart(policy: RestartPolicy, consecutive_failures: int, uptime_s: flo
     `consecutive_failures` counts the quick deaths before this one.
     """
     failures = 1 if uptime_s >= policy.healthy_after_s else consecutive_failures + 1
-    delay = policy.initial_delay_s * policy.factor ** (failures - 1)
-    return RestartPlan(consecutive_failures=failures, delay_s=min(delay, policy.max_delay_s))
+    backoff = Backoff(policy.initial_delay_s, policy.max_delay_s, factor=policy.factor)
+    return RestartPlan(consecutive_failures=failures, delay_s=backoff.delay(failures))
 
 
 def describe_exit(returncode: int) -> str:

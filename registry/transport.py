@@ -20,6 +20,7 @@ import requests
 import requests.exceptions
 from oras.provider import Registry
 
+from ..platform.backoff import Backoff
 from ..platform.errors import RegistryAuthError, RegistryError, RegistryUnavailableError
 from .auth import Credentials
 
@@ -38,7 +39,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        return min(self.max_delay, self.initial_delay * (2 ** (attempt - 1)))
+        return Backoff(self.initial_delay, self.max_delay).delay(attempt)
 
 
 class OrasSession(Registry):

@@ -23,7 +23,7 @@ FOLDERS = {"platform": "dolmen.platform", "registry": "dolmen.registry", "gatewa
 LAYERS: list[tuple[str, ...]] = [
     (  # the core model
         "dolmen.platform._version", "dolmen.platform.errors", "dolmen.platform.ids", "dolmen.platform.ffqn",
-        "dolmen.platform.cron", "dolmen.platform.model", "dolmen.platform.wit.types",
+        "dolmen.platform.cron", "dolmen.platform.backoff", "dolmen.platform.model", "dolmen.platform.wit.types",
     ),
     (  # WIT values and small helpers over the core
         "dolmen.platform.wit", "dolmen.platform.priorities", "dolmen.platform.tags", "dolmen.platform.log",

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..deploy.components import find_digest
+from ..deploy.components import upgrade_target
 from ..model import FunctionLimits, Revision
 from ..deploy.reruns import fork_execution, rerun_execution
 from ..deploy.pipeline import RegistryOptions, deploy, rollback
 from ..deploy.spec import load_spec
-from ..deploy.upgrade_decisions import FunctionChange
 from ..deploy.upgrade_checks import Upgrader
 from ..deploy.versions import versions
 from ..errors import NotFoundError, UsageError
@@ -201,17 +200,8 @@ def _limits_text(limits: FunctionLimits) -> str:
 @pass_ctx
 def upgrade_cmd(ctx: CliContext, ffqn: str, to: str, dry_run: bool, force: bool, wait_s: float) -> None:
     """Move the running executions of the workflow FFQN to component DIGEST where their logs replay cleanly."""
-    Ffqn.parse(ffqn)
     client = _redis(ctx)
-    store = DeploymentStore(client)
-    digest = _full_digest(store, to)
-    found = find_digest(store, digest)
-    if found is None:  # pragma: no cover - _full_digest only returns known digests
-        raise NotFoundError(f"component {to} is in no revision")
-    revision, comp = found
-    if comp.kind != "workflow" or ffqn not in comp.functions:
-        raise UsageError(f"component {short(digest)} ('{comp.name}', {comp.kind}) does not export the workflow {ffqn}")
-    change = FunctionChange(ffqn, digest, comp.name, "force" if force else "verified", revision.number)
+    change = upgrade_target(DeploymentStore(client), ffqn, to, force=force)
     upgrader = Upgrader(client, ctx.data_dir)
     try:
         report = upgrader.upgrade(change, dry_run=dry_run, wait_s=wait_s, follow_up=False)
@@ -221,17 +211,6 @@ def upgrade_cmd(ctx: CliContext, ffqn: str, to: str, dry_run: bool, force: bool,
         emit_json({"dry_run": dry_run, **report.to_json()})
     else:
         print_upgrades([report], dry_run=dry_run)
-
-
-def _full_digest(store: DeploymentStore, text: str) -> str:
-    wanted = text if text.startswith("sha256:") else f"sha256:{text}"
-    known = {c.digest for n in store.numbers() for c in store.get(n).components}
-    matches = sorted(d for d in known if d.startswith(wanted))
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFoundError(f"no deployed component has digest {text}; `platform deployments show` lists them")
-    raise UsageError(f"{text} matches {len(matches)} components ({', '.join(short(m) for m in matches)}); give more of the digest")
 
 
 @click.command("versions")

@@ -30,7 +30,7 @@ def short(digest: str) -> str:
 
 
 def when(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def print_component(comp: ComponentConfig) -> None:

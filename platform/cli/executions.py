@@ -370,7 +370,7 @@ def _load_workflow(ctx: CliContext, client: Client, ref: str) -> LoadedComponent
 
 
 def _time(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def _short(value: Any, width: int = 60) -> str:

@@ -14,6 +14,7 @@ import click
 from .._version import __version__
 from ..errors import DolmenError
 from ..log import configure_logging
+from .global_options import accept_after_commands
 from .shared import CliContext
 
 # Each module adds its commands to the root group; one module per concern.
@@ -65,7 +66,11 @@ def cli(
     debug: bool,
     log_format: str,
 ) -> None:
-    """Dolmen: durable, deterministic functions for WebAssembly components."""
+    """Dolmen: durable, deterministic functions for WebAssembly components.
+
+    The options below, but --version, also work after any command (`platform up --data-dir X`); given both
+    before and after it, the one after wins.
+    """
     configure_logging(log_format, "debug" if debug else "info")  # type: ignore[arg-type]
     obj = ctx.ensure_object(CliContext)
     obj.data_dir_flag = data_dir
@@ -79,6 +84,7 @@ def cli(
 
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(cli)
+accept_after_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

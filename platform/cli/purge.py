@@ -30,7 +30,7 @@ def parse_before(text: str, now_ms: int) -> int:
             "nor a duration ago (7d, 12h, 30m, 90s)"
         ) from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
 
 
@@ -101,7 +101,7 @@ def _print(report: PurgeReport) -> None:
 
 
 def _time(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def register(cli: click.Group) -> None:

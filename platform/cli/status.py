@@ -342,15 +342,14 @@ def _render_status(status: PlatformStatus) -> None:
 
 
 @click.command("status")
-@click.option("--json", "json_flag", is_flag=True, help="Print the status as JSON.")
 @pass_ctx
-def status_cmd(ctx: CliContext, json_flag: bool) -> None:
+def status_cmd(ctx: CliContext) -> None:
     """Show what runs: supervisor, Redis, gateway and every process's heartbeat.
 
     Exits 1 if something is unhealthy, 3 if no platform runs for this data directory.
     """
     status = collect_status(ctx)
-    if json_flag or ctx.json_output:
+    if ctx.json_output:
         emit_json(status.to_json())
     else:
         _render_status(status)

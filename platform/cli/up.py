@@ -228,7 +228,6 @@ def _announce(
     help="Embedded Valkey's memory limit: 512MiB, 4GiB, 2GB or 50% (of this machine's memory); once full it "
     f"refuses writes. Also read from {ENV_MAXMEMORY} [default: {DEFAULT_SHARE}% of this machine's memory].",
 )
-@click.option("--json", "json_flag", is_flag=True, help="Print the ready line as JSON.")
 @wait_options
 @pass_ctx
 def up_cmd(
@@ -240,7 +239,6 @@ def up_cmd(
     stop_timeout: float,
     fsync: str,
     maxmemory: str | None,
-    json_flag: bool,
     wait_replicas: int | None,
     wait_timeout_ms: int | None,
 ) -> None:
@@ -258,7 +256,7 @@ def up_cmd(
             "set maxmemory there (CONFIG SET maxmemory SIZE, with maxmemory-policy noeviction) and drop --maxmemory"
         )
     opts = UpOptions(
-        runners, host, port, startup_timeout, stop_timeout, json_flag or ctx.json_output, ctx.debug, fsync,
+        runners, host, port, startup_timeout, stop_timeout, ctx.json_output, ctx.debug, fsync,
         maxmemory=resolve_maxmemory(maxmemory), gateway_args=gateway_wait_args(wait_replicas, wait_timeout_ms),
     )  # fmt: skip
     run_platform(ctx, opts)

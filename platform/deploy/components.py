@@ -20,6 +20,7 @@ from ..ffqn import Ffqn
 from ..store.deployments import DeploymentStore
 from .apply import Deployer
 from ..model import ComponentConfig, Revision
+from .upgrade_decisions import FunctionChange
 from ..store.connection import Redis
 
 ADHOC_PREFIX = "adhoc:"
@@ -91,3 +92,32 @@ def _require_export(config: ComponentConfig, ffqn: str, ref: str) -> None:
     if ffqn not in config.functions:
         exported = ", ".join(sorted(config.functions)) or "nothing"
         raise UsageError(f"component {ref} does not export {Ffqn.parse(ffqn)}; it exports {exported}")
+
+
+def full_digest(store: DeploymentStore, text: str) -> str:
+    """The deployed component digest that `text` (a digest or a unique prefix, `sha256:` optional) names."""
+    wanted = text if text.startswith("sha256:") else f"sha256:{text}"
+    known = {c.digest for n in store.numbers() for c in store.get(n).components}
+    matches = sorted(d for d in known if d.startswith(wanted))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFoundError(f"no deployed component has digest {text}; `platform deployments show` lists them")
+    shown = ", ".join(m[:19] for m in matches)
+    raise UsageError(f"{text} matches {len(matches)} components ({shown}); give more of the digest")
+
+
+def upgrade_target(store: DeploymentStore, ffqn: str, to: str, *, force: bool = False) -> FunctionChange:
+    """The on-demand upgrade of the workflow `ffqn` to the deployed component `to` (a digest or a unique prefix).
+
+    Shared by `platform upgrade` and the gateway's upgrade check, so both refuse the same targets alike.
+    """
+    Ffqn.parse(ffqn)
+    digest = full_digest(store, to)
+    found = find_digest(store, digest)
+    if found is None:  # pragma: no cover - full_digest only returns known digests
+        raise NotFoundError(f"component {to} is in no revision")
+    revision, comp = found
+    if comp.kind != "workflow" or ffqn not in comp.functions:
+        raise UsageError(f"component {digest[:19]} ('{comp.name}', {comp.kind}) does not export the workflow {ffqn}")
+    return FunctionChange(ffqn, digest, comp.name, "force" if force else "verified", revision.number)

@@ -402,7 +402,7 @@ class ExternalTasks:
 
 def iso_time(ms: int) -> str:
     """A time in ms as the API writes times (UTC, milliseconds, `Z`)."""
-    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def lease_ms_of(value: object) -> int:

@@ -10,6 +10,7 @@ and a cancellation request stops the attempt it concerns (see `attempts`).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -309,7 +310,7 @@ class Runner:
 
         try:
             for entry, lease in batch:
-                self._guarded(lease, [entry], lambda: attempt(entry, lease))
+                self._guarded(lease, [entry], functools.partial(attempt, entry, lease))
             try:
                 errors = self.activities.run_batch(done)
             except Exception as exc:  # noqa: BLE001 - their locks expire and they are taken over

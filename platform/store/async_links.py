@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,6 +38,7 @@ from redis.exceptions import TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..backoff import Backoff
 from ..errors import ConfigError, ReplicaWaitError, StoreError, StoreUnavailableError
 from . import keys
 from .access import refusal, tls_hint
@@ -206,9 +206,9 @@ def _unavailable(where: str, exc: BaseException) -> StoreUnavailableError:
     )
 
 
-async def _backoff(pause: float) -> float:
-    await asyncio.sleep(pause * (0.5 + random.random()))
-    return min(pause * 2, 0.5)
+# Between two sends of a round trip: jittered, so that the links of many processes
+# that lost the same server do not all come back at the same moment.
+RESEND_BACKOFF = Backoff(initial=0.02, cap=0.5, jitter=0.5)
 
 
 class ServerLink:
@@ -221,7 +221,7 @@ class ServerLink:
         self._connection: AbstractConnection | None = None
 
     async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies:
-        pause = 0.02
+        pauses = RESEND_BACKOFF.delays()
         for attempt in range(RETRIES + 1):
             try:
                 if self._connection is None:
@@ -237,7 +237,7 @@ class ServerLink:
                     raise refused from None  # a wrong password or certificate: sending again changes nothing
                 if attempt == RETRIES:
                     raise _unavailable(describe(self.client), exc) from None
-                pause = await _backoff(pause)
+                await asyncio.sleep(next(pauses))
             except RedisError as exc:
                 await self.close()
                 raise StoreError(f"Redis failed: {exc}") from None
@@ -281,7 +281,7 @@ class ClusterLink:
         replies: list[Any] = [None] * len(args)
         answered = [False] * len(args)
         todo = list(range(len(args)))
-        pause = 0.02
+        pauses = RESEND_BACKOFF.delays()
         last: BaseException | None = None
         for attempt in range(RETRIES + 2):
             try:
@@ -296,7 +296,7 @@ class ClusterLink:
                     raise refused from None
                 last = exc
                 self._fresh = False
-                pause = await _backoff(pause)
+                await asyncio.sleep(next(pauses))
                 continue
             outcomes = await asyncio.gather(
                 *(self._send(node, [args[p] for p in positions]) for node, positions in groups), return_exceptions=True
@@ -328,7 +328,7 @@ class ClusterLink:
                 return replies
             todo = sorted(again)
             if attempt < RETRIES + 1:
-                pause = await _backoff(pause)
+                await asyncio.sleep(next(pauses))
         raise StoreUnavailableError(
             f"a master of {describe(self.client)} did not answer ({last or 'no answer'}); if one of its masters "
             "died, the cluster fails over to a replica within seconds: try again, and check the nodes with "

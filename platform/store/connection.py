@@ -26,6 +26,7 @@ from redis.exceptions import ClusterDownError, MovedError, OutOfMemoryError, Red
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..backoff import Backoff
 from ..errors import ConfigError, StoreError, StoreFullError, StoreUnavailableError
 from .access import redacted, refusal, tls_hint
 
@@ -39,6 +40,10 @@ AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 # dead server is still noticed within SOCKET_TIMEOUT_S.
 MAX_BLOCK_MS = 5_000
 SOCKET_TIMEOUT_S = 30.0
+# Pauses between tries while a cluster fails over (within FAILOVER_S), and while
+# waiting for a server to answer at all (within the caller's timeout).
+FAILOVER_BACKOFF = Backoff(initial=0.1, cap=1.0)
+REACH_BACKOFF = Backoff(initial=0.1, cap=2.0)
 
 
 def _retry() -> Retry:
@@ -197,7 +202,8 @@ class _Cluster(redis.RedisCluster):
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         deadline = time.monotonic() + self.FAILOVER_S
-        pause = 0.1
+        pauses = FAILOVER_BACKOFF.delays()
+        pause = next(pauses)
         while True:
             try:
                 return super().execute_command(*args, **kwargs)
@@ -207,11 +213,12 @@ class _Cluster(redis.RedisCluster):
                     raise
                 self.refresh_slots()
             time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            pause = next(pauses)
 
     def _send_again(self, pipe: Any, stack: list[Any], raise_on_error: bool) -> Any:
         deadline = time.monotonic() + self.FAILOVER_S
-        pause = 0.1
+        pauses = FAILOVER_BACKOFF.delays()
+        pause = next(pauses)
         while True:
             self.refresh_slots()
             for command in stack:
@@ -224,7 +231,7 @@ class _Cluster(redis.RedisCluster):
             finally:
                 pipe.reset()
             time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+            pause = next(pauses)
 
     def refresh_slots(self) -> None:
         """Read which node serves which slots (at most every `_REFRESH_EVERY_S`); quiet if no node answers.
@@ -278,7 +285,8 @@ def wait_until_reachable(client: Redis, timeout_s: float = 30.0) -> None:
     Raises `StoreUnavailableError` naming the server after `timeout_s`.
     """
     deadline = time.monotonic() + timeout_s
-    pause = 0.1
+    pauses = REACH_BACKOFF.delays()
+    pause = next(pauses)
     while True:
         try:
             with map_redis_errors(describe(client)):
@@ -288,7 +296,7 @@ def wait_until_reachable(client: Redis, timeout_s: float = 30.0) -> None:
             if time.monotonic() + pause > deadline:
                 raise
             time.sleep(pause)
-            pause = min(pause * 2, 2.0)
+            pause = next(pauses)
 
 
 def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float = 2.0) -> None:
@@ -303,7 +311,8 @@ def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float 
     """
     seeds = seed_urls(url)
     deadline = time.monotonic() + timeout_s
-    pause = 0.1
+    pauses = REACH_BACKOFF.delays()
+    pause = next(pauses)
     errors: dict[str, str] = {}
     while True:
         for seed in seeds:
@@ -325,7 +334,7 @@ def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float 
             tried = "; ".join(f"{redacted(seed)}: {error}" for seed, error in errors.items())
             raise StoreUnavailableError(f"no node of {redacted(url)} answers after {timeout_s:.0f}s ({tried}); start Redis/Valkey or fix --redis")
         time.sleep(pause)
-        pause = min(pause * 2, 2.0)
+        pause = next(pauses)
 
 
 def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:

@@ -163,8 +163,11 @@ class ExecutionStore:
         limit: int = 50,
         active_only: bool = False,
         tags: Sequence[tuple[str, str]] = (),
+        roots_only: bool = False,
     ) -> tuple[list[ExecutionState], int | None]:
         """Newest first. `cursor` is the rank to continue from; returns the next cursor.
+
+        `roots_only` leaves out children (executions a workflow started), as a tree view lists them.
 
         With `tags` (KEY, VALUE) only executions that carry all of them, read
         from the index of the first one: the most selective tag first reads least.
@@ -192,6 +195,8 @@ class ExecutionStore:
                     if (ffqn and state.ffqn != ffqn) or (status and state.status != status):
                         continue
                     if digest and state.digest != digest:
+                        continue
+                    if roots_only and state.parent:
                         continue
                     if tags and not tag_matches(state.tags, tags):
                         continue

@@ -25,6 +25,7 @@ import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from ..backoff import Backoff
 from ..errors import StoreError
 from . import keys
 from .async_batch import AsyncBatcher, hash_reply
@@ -34,6 +35,8 @@ from .records import ExecutionState
 log = structlog.get_logger("dolmen.store")
 
 RECHECK_S = 5.0
+# Pauses before subscribing again; back to the first after each subscription that worked.
+RESUBSCRIBE_BACKOFF = Backoff(initial=0.05, cap=2.0)
 
 
 class Watch:
@@ -154,7 +157,8 @@ class FinishWatcher:
     # -------------------------------------------------------- subscription
 
     async def _listen(self) -> None:
-        pause = 0.05
+        pauses = RESUBSCRIBE_BACKOFF.delays()
+        pause = next(pauses)
         while True:
             connection: Any = None
             try:
@@ -166,7 +170,8 @@ class FinishWatcher:
                 self._connection = connection
                 self.subscriptions += 1
                 self.subscribed.set()
-                pause = 0.05
+                pauses = RESUBSCRIBE_BACKOFF.delays()
+                pause = next(pauses)
                 # Whatever finished while no subscription listened is read now.
                 self._read_later(self._waiters)
                 await self._receive(connection)
@@ -183,7 +188,7 @@ class FinishWatcher:
                     with contextlib.suppress(Exception):
                         await connection.disconnect()
             await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+            pause = next(pauses)
 
     async def _receive(self, connection: Any) -> None:
         # The re-check pings every `recheck_s`: silence for two periods means a dead link.

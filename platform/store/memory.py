@@ -18,6 +18,7 @@ import redis
 import structlog
 from redis.exceptions import OutOfMemoryError
 
+from ..backoff import Backoff
 from ..errors import StoreFullError
 from .connection import Redis, map_redis_errors
 
@@ -163,7 +164,7 @@ class RoomWait:
         self.cap_s = cap_s
         self.log_every_s = log_every_s
         self.started = time.monotonic()
-        self._pause = 0.05
+        self._pauses = Backoff(initial=0.05, cap=cap_s).delays()
         self._logged = 0.0
 
     def pause(self, error: StoreFullError) -> bool:
@@ -176,8 +177,7 @@ class RoomWait:
             log.warning(
                 "store full: waiting to write", write=self.what, waited_s=round(now - self.started, 1), error=str(error)
             )
-        self.stop.wait(self._pause)
-        self._pause = min(self._pause * 2, self.cap_s)
+        self.stop.wait(next(self._pauses))
         return not self.stop.is_set()
 
 

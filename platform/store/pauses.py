@@ -22,14 +22,12 @@ removes the entry, and its queues are read again.
 from __future__ import annotations
 
 import json
-import math
-import threading
-import time
 from dataclasses import dataclass
 
 from ..errors import NotFoundError, NotPausableError
 from ..ids import ExecutionId
 from . import keys, outbox
+from .cached import CachedRead
 from .connection import Redis, map_redis_errors
 from .clock import now_ms
 from .records import ExecutionState
@@ -117,23 +115,15 @@ def resume_function(client: Redis, ffqn: str) -> bool:
         return bool(client.hdel(keys.PAUSED_FUNCTIONS, ffqn))
 
 
-class PausedFunctions:
-    """The functions paused as a whole as last read, read again at most every `every_s` seconds (for readers of queues)."""
+class PausedFunctions(CachedRead[frozenset[str]]):
+    """The functions paused as a whole as last read, read again at most every `every_s` seconds (for readers of queues).
+
+    `get()` raises `StoreError` when the store cannot be reached.
+    """
 
     def __init__(self, client: Redis, every_s: float = 1.0) -> None:
         self.client = client
-        self.every_s = every_s
-        self._known: frozenset[str] = frozenset()
-        self._read_at = -math.inf
-        self._lock = threading.Lock()
-
-    def get(self) -> frozenset[str]:
-        """The paused functions; raises `StoreError` when the store cannot be reached."""
-        with self._lock:
-            if time.monotonic() - self._read_at > self.every_s:
-                self._known = frozenset(paused_functions(self.client))
-                self._read_at = time.monotonic()
-            return self._known
+        super().__init__(lambda: frozenset(paused_functions(client)), frozenset(), every_s)
 
 
 def paused_functions(client: Redis) -> dict[str, int]:

@@ -248,4 +248,4 @@ def _unfinished(tree: Tree) -> KeptTree:
 
 def iso(ms: int) -> str:
     """A time in ms as ISO 8601 UTC, as the rest of the JSON output writes it."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

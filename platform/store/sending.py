@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..backoff import Backoff
 from ..errors import FencedError, LogWentBackError, StoreFullError, StoreUnavailableError
 from ..priorities import queue_name
 from . import outbox
@@ -27,6 +28,9 @@ from .group import GroupCommit
 from .lease_values import Lease
 from .memory import RoomWait
 from .scripts import Scripts
+
+# Pauses between sends of a write while the store cannot be reached (within `resend_s`).
+RESEND_BACKOFF = Backoff(initial=0.05, cap=1.0)
 
 
 class Sender:
@@ -118,7 +122,8 @@ class Sender:
         refusal is waited out too, until it has room or the process stops.
         """
         deadline = time.monotonic() + self.resend_s
-        pause = 0.05
+        pauses = RESEND_BACKOFF.delays()
+        pause = next(pauses)
         room: RoomWait | None = None
         while True:
             try:
@@ -127,7 +132,7 @@ class Sender:
                 if time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
-                pause = min(pause * 2, 1.0)
+                pause = next(pauses)
             except StoreFullError as exc:
                 if waits_for_room is None:
                     raise

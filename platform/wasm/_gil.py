@@ -21,6 +21,12 @@ from __future__ import annotations
 import ctypes
 import re
 
+from ._wasmtime_version import check_wasmtime_version, installed_wasmtime
+
+# The wasmtime-py release whose ctypes bindings this module rebinds: checked before they are imported.
+WRITTEN_FOR_WASMTIME = "50.0.1"
+check_wasmtime_version(installed_wasmtime(), WRITTEN_FOR_WASMTIME, "platform/wasm/_gil.py")
+
 from wasmtime import _bindings, _ffi  # pyright: ignore[reportPrivateUsage]
 
 # Pure accessors and conversions of values, types and handles (the C API's own wording).
@@ -46,8 +52,9 @@ def apply() -> int:
     global _applied
     if _applied:
         return 0
-    holding = ctypes.PyDLL(None, handle=getattr(_ffi.dll, "_handle"))
-    c_function = getattr(ctypes, "_CFuncPtr")
+    # getattr: neither name is in wasmtime's or ctypes' type stubs, so pyright refuses plain access.
+    holding = ctypes.PyDLL(None, handle=getattr(_ffi.dll, "_handle"))  # noqa: B009
+    c_function = getattr(ctypes, "_CFuncPtr")  # noqa: B009
     count = 0
     for name, value in list(vars(_bindings).items()):
         if not isinstance(value, c_function) or not _SHORT.match(name):

@@ -56,6 +56,12 @@ from collections.abc import Callable
 from ctypes import byref
 from typing import Any
 
+from ._wasmtime_version import check_wasmtime_version, installed_wasmtime
+
+# The wasmtime-py release whose internals these patches replace: checked before they are imported.
+WRITTEN_FOR_WASMTIME = "50.0.1"
+check_wasmtime_version(installed_wasmtime(), WRITTEN_FOR_WASMTIME, "platform/wasm/_wasmtime_fixes.py")
+
 from wasmtime import StoreContext, WasmtimeError
 
 from . import _gil

@@ -338,8 +338,9 @@ def _refuse(name: str) -> Callable[..., Any]:
 
 def _wasi_datetime(seconds: int, nanoseconds: int) -> Record:
     value = Record()
-    setattr(value, "seconds", seconds)
-    setattr(value, "nanoseconds", nanoseconds)
+    # setattr: a wasmtime Record takes any field, but its type declares none, so pyright refuses plain access.
+    setattr(value, "seconds", seconds)  # noqa: B010
+    setattr(value, "nanoseconds", nanoseconds)  # noqa: B010
     return value
 
 

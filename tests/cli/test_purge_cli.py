@@ -29,7 +29,7 @@ def purged_json(redis_url: str, *args: str) -> dict:  # type: ignore[type-arg]
 
 
 def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
 
 
 def test_purge_filters_dry_run_and_output(redis_url: str, processes: Processes, client: Client) -> None:

@@ -116,7 +116,8 @@ def test_busy_executions_are_upgraded_by_the_scheduler(
     workdir: Path, cli: Cli, processes: Processes, client: Client, gate: Gate
 ) -> None:
     """Executions a runner holds in memory at deploy time are queued, and the scheduler moves them once released."""
-    in_memory = "blocking: in-memory\n    blocking_timeout: 4s"
+    # Long enough for the deploy below to find them still waiting on a loaded machine (it releases them, not the test).
+    in_memory = "blocking: in-memory\n    blocking_timeout: 12s"
     cli.json("deploy", str(write(workdir, "v1.yaml", deployment("wf1", wf_settings=in_memory))))
     start(processes, concurrency=8)
     ids = [client.submit(FETCH, [[gate.url(f"hold-b{i}")]]).execution_id for i in range(3)]

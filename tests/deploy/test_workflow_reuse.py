@@ -50,7 +50,7 @@ def test_stateless_workflows_on_reused_instances_replay_cleanly(
     processes.scheduler()
     processes.wait_ready()
     ids = [client.submit(f"{F}.serial", [n]).execution_id for n in range(1, 9)]
-    for n, execution_id in enumerate(ids, 1):
+    for execution_id in ids:
         state = client.wait(execution_id, 120)
         assert state.status == "finished" and state.outcome is not None and state.outcome.failure is None
         done = cli("replay", execution_id)

@@ -10,22 +10,36 @@ from typing import Any
 import httpx
 import pytest
 
+from dolmen.platform.deploy.apply import Deployer
+from dolmen.platform.model import ComponentConfig, Revision
+from dolmen.platform.store.connection import connect
 from tests.gateway.helpers import GatewayThread, Platform, deploy_test_components, settings_for
-from tests.support.guests import DATA_DIR
-from tests.support.servers import ValkeyForTests, flush
+from tests.support.guests import DATA_DIR, build_guest
 
 
 @pytest.fixture(scope="package")
-def platform(valkey: ValkeyForTests, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """The session Valkey, emptied, with the test components deployed and services running."""
-    flush(valkey.url)
-    revision = deploy_test_components(valkey.url)
-    running = Platform(valkey.url, DATA_DIR, revision, tmp_path_factory.mktemp("gateway-logs"))
-    running.start_services()
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A Valkey of the package's own with the test components deployed and services running.
+
+    Not the session's: tests that empty that one (`redis_url`) must not take
+    this deployment away from the tests after them, in whatever order they run
+    (pytest-xdist gives each worker its own order).
+    """
+    # Imported here: at conftest import time it would import tests.support.platform before pytest rewrites its asserts.
+    from tests.support.shared import valkey_like_the_session
+
+    valkey = valkey_like_the_session(tmp_path_factory.mktemp("gateway-valkey"))
+    valkey.start()
     try:
-        yield running
+        revision = deploy_test_components(valkey.url)
+        running = Platform(valkey.url, DATA_DIR, revision, tmp_path_factory.mktemp("gateway-logs"))
+        running.start_services()
+        try:
+            yield running
+        finally:
+            running.stop_services()
     finally:
-        running.stop_services()
+        valkey.stop()
 
 
 @pytest.fixture(scope="package")
@@ -62,3 +76,16 @@ def start_gateway(platform: Platform) -> Iterator[Callable[..., GatewayThread]]:
 def logs_dir(platform: Platform) -> Path:
     """Where the runner and scheduler write their logs (for debugging failures)."""
     return platform.logs
+
+
+@pytest.fixture(scope="package")
+def next_revision(platform: Platform) -> Revision:
+    """A stored, inactive revision with wf-next (the same workflows, replay-compatible): a target for upgrade checks."""
+    client = connect(platform.redis_url)
+    try:
+        deployer = Deployer(client, DATA_DIR)
+        data = build_guest("wf-next", "workflows").read_bytes()
+        config = deployer.prepare(ComponentConfig("wf", "workflow", "", "", {}), data).config
+        return deployer.apply("gateway-tests-next", [(config, data)], activate=False)
+    finally:
+        client.close()

@@ -77,7 +77,8 @@ PAUSE_IN_THE_DASHBOARD = """
   form.requestSubmit();
   await until(() => document.querySelector("#detail .status-paused"));
   await until(() => document.getElementById("pause-button").textContent === "Resume");
-  const listed = Boolean(document.querySelector("#executions tr.selected .status-paused"));
+  // The list refreshes on its own schedule: wait for its row too.
+  const listed = await until(() => document.querySelector("#executions tr.selected .status-paused")).then(() => true, () => false);
   form.requestSubmit();
   await until(() => !document.querySelector("#detail .status-paused"));
   return {before, listed, after: document.getElementById("pause-button").textContent};

@@ -16,7 +16,7 @@ from dolmen.platform.errors import PayloadTooLargeError
 from dolmen.platform.store.records import ExecutionState
 from dolmen.platform.wit.limits import DEFAULT_MAX_VALUE_BYTES
 from tests.support.guests import build_guest
-from tests.support.platform import Processes, deploy
+from tests.support.platform import Processes
 from tests.support import indexes
 from tests.support.shared import SharedPlatform, settle_leftovers, shared_platform
 

@@ -8,6 +8,8 @@ import pytest
 import redis
 
 from dolmen.platform.store.connection import connect
+# The Valkey with maxmemory of test_store_full and test_retention_full: fixtures are found by name.
+from tests.support.memory import full_client, full_valkey  # noqa: F401
 
 
 @pytest.fixture

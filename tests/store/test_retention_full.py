@@ -11,7 +11,6 @@ from dolmen.platform.store.purge import PurgeFilter, purge_trees
 from dolmen.platform.store.retention import RetentionSweep
 from dolmen.platform.store.scripts import Scripts
 from tests.store.test_retention import build, tree_keys
-from tests.support.memory import full_client, full_valkey  # noqa: F401 - fixtures
 from tests.support.memory import Filler, refuses_writes
 from tests.support import indexes
 

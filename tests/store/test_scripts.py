@@ -120,6 +120,26 @@ def test_taking_over_an_expired_lease_logs_and_counts_the_lost_attempt(client: r
     assert types == ["created", "attempt_lost"]
     lost = json.loads(client.xrange(keys.log(E))[-1][1][b"d"])  # type: ignore[index]
     assert lost == {"attempt": 1, "owner": "r1", "lock_until": NOW + 1000}
+    # The lock that took over is marked (a runner counts its takeovers); a repeat of it still is.
+    assert state[b"lost_v"] == b"2"
+    assert lock(scripts, wid="l2", owner="r2", now=NOW + 5000)[0] == b"ok"
+    assert client.hget(keys.state(E), "lost_v") == b"2"
+
+
+def test_scripts_unknown_to_the_server_are_loaded_again_alone_and_in_pipelines(client: redis.Redis, scripts: Scripts) -> None:
+    """After SCRIPT FLUSH (a restarted or flushed server) a call on its own and a pipelined call both go through, once."""
+    create(scripts)
+    client.script_flush()
+    assert lock(scripts)[0] == b"ok"  # redis-py's Script: NOSCRIPT, SCRIPT LOAD, EVALSHA again
+    client.script_flush()
+    pipe = scripts.pipeline()
+    pipe.hget(keys.state(E), "version")
+    at = pipe.script("lock", [keys.state(E), keys.log(E)], ["l1", "r1", NOW, 1000])  # a repeat: the same lease
+    pipe.hget(keys.state(E), "version")
+    replies = pipe.execute()
+    assert replies[at][0] == b"ok"
+    assert replies[0] == replies[2] == b"1"  # the other commands were sent once, and the lock was not taken twice
+    assert client.script_exists(scripts.sha("lock")) == [True]
 
 
 def test_lock_refuses_finished_blocked_early_missing_without_effect(client: redis.Redis, scripts: Scripts) -> None:

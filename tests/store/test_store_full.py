@@ -54,7 +54,6 @@ from tests.store.test_scripts import (
     state_fields,
     upgrade,
 )
-from tests.support.memory import full_client, full_valkey  # noqa: F401 - fixtures
 from tests.support.memory import FILLER, Filler, refuses_writes, used_memory
 from tests.support.polling import wait_for
 from tests.support import indexes
@@ -94,11 +93,11 @@ def test_valkey_refuses_a_script_at_its_first_write_and_never_after_one(client: 
     removes_first = "redis.call('DEL', 'seen'); redis.call('SET', 'a', '1'); return 1"
     swallowed = "redis.pcall('SET', 'a', '1'); redis.call('SET', 'b', '1'); return 1"
     filler.fill()
-    for source in (reads_then_writes, flagged, swallowed):
+    for script in (reads_then_writes, flagged, swallowed):
         with pytest.raises(OutOfMemoryError):
-            client.eval(source, 0)
+            client.eval(script, 0)
         with pytest.raises(OutOfMemoryError):
-            client.evalsha(client.script_load(source), 0)
+            client.evalsha(client.script_load(script), 0)
         assert client.exists("a", "b") == 0
     # A script whose first write only removes is under way: it is never stopped half-way.
     assert client.eval(removes_first, 0) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -27,9 +28,14 @@ UNTIL_IN_PAGE = """
 """
 
 
-def evaluate_in_page(url: str, tmp_path: Path, expression: str, timeout: float = 60.0) -> object:
+def evaluate_in_page(
+    url: str, tmp_path: Path, expression: str, timeout: float = 60.0, *, screenshot: Path | None = None
+) -> object:
     """Open `url` in headless Chromium and evaluate `expression` (a promise is awaited) in the page, over the
-    DevTools protocol on a pipe (`--remote-debugging-pipe`: commands on fd 3, replies on fd 4, NUL-terminated)."""
+    DevTools protocol on a pipe (`--remote-debugging-pipe`: commands on fd 3, replies on fd 4, NUL-terminated).
+
+    With `screenshot`, the page as it is once the expression is done is saved there (PNG, 1280x1000).
+    """
     from tests.gateway.test_dashboard import CHROMIUM  # the one Chromium the browser tests look for
 
     if CHROMIUM is None:
@@ -40,7 +46,8 @@ def evaluate_in_page(url: str, tmp_path: Path, expression: str, timeout: float =
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--no-proxy-server",
-        f"--user-data-dir={tmp_path / 'profile'}", "--remote-debugging-pipe", url,
+        f"--user-data-dir={tmp_path / 'profile'}", "--remote-debugging-pipe", "--window-size=1280,1000",
+        "--hide-scrollbars", url,
     ]  # fmt: skip
     # bash (dash takes one-digit fds only) puts the pipes where Chromium expects them (fd 3 in, fd 4 out),
     # then becomes Chromium.
@@ -102,6 +109,9 @@ def evaluate_in_page(url: str, tmp_path: Path, expression: str, timeout: float =
         )
         if "exceptionDetails" in result:
             raise AssertionError(f"the page's script failed: {result['exceptionDetails']}")
+        if screenshot is not None:
+            shot = call(next(ids), "Page.captureScreenshot", {"format": "png"}, session)
+            screenshot.write_bytes(base64.b64decode(str(shot["data"])))
         return result["result"].get("value")  # type: ignore[union-attr]
     finally:
         proc.kill()

@@ -29,7 +29,7 @@ def valkey_with_maxmemory(data_dir: Path) -> ValkeyForTests:
 
 @pytest.fixture(scope="module")
 def full_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyForTests]:
-    """A Valkey of the test module's own, with maxmemory and noeviction as `platform up` runs it (import it to use it)."""
+    """A Valkey of the test module's own, with maxmemory and noeviction as `platform up` runs it (tests/store/conftest.py imports it)."""
     server = valkey_with_maxmemory(tmp_path_factory.mktemp("valkey-maxmemory"))
     server.start()
     yield server

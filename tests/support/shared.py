@@ -53,6 +53,13 @@ class SharedPlatform:
         return self.valkey.url
 
 
+def valkey_like_the_session(work_dir: Path) -> ValkeyForTests | ValkeyClusterForTests:
+    """A Valkey (not started yet) of its own under `work_dir`, like the session's (tests/conftest.py): a cluster with DOLMEN_TEST_CLUSTER=1."""
+    if os.environ.get("DOLMEN_TEST_CLUSTER", "") not in ("", "0"):
+        return ValkeyClusterForTests(work_dir / "valkey-cluster")
+    return ValkeyForTests(work_dir / "valkey")
+
+
 @contextmanager
 def shared_platform(
     work_dir: Path,
@@ -64,12 +71,7 @@ def shared_platform(
 ) -> Iterator[SharedPlatform]:
     """A Valkey of its own with `components` deployed, a runner (with `runner_args`), a scheduler (both with `env`)
     and a gateway; all stopped at the end."""
-    # Like the session's Valkey (tests/conftest.py): a cluster with DOLMEN_TEST_CLUSTER=1.
-    valkey: ValkeyForTests | ValkeyClusterForTests
-    if os.environ.get("DOLMEN_TEST_CLUSTER", "") not in ("", "0"):
-        valkey = ValkeyClusterForTests(work_dir / "valkey-cluster")
-    else:
-        valkey = ValkeyForTests(work_dir / "valkey")
+    valkey = valkey_like_the_session(work_dir)
     valkey.start()
     processes = Processes(valkey.url, work_dir, env=dict(env or {}))
     server: GatewayThread | None = None

@@ -244,7 +244,7 @@ def test_workflows_in_many_threads_get_their_answers_lowered_right(wf_basic: Loa
         barrier = threading.Barrier(threads_n)
         problems: list[str] = []
 
-        def run(slot: int) -> None:
+        def run(slot: int, sandbox: WorkflowSandbox, barrier: threading.Barrier, problems: list[str]) -> None:
             flow = "fetch-all" if slot % 2 else "fan-out"
             ffqn = f"testing:wf/flows@1.0.0.{flow}"
             params: list[Any] = [urls] if flow == "fetch-all" else [20]
@@ -262,7 +262,7 @@ def test_workflows_in_many_threads_get_their_answers_lowered_right(wf_basic: Loa
             if flow == "fetch-all" and value != expected(execution_id):
                 problems.append(f"fetch-all returned {value}")
 
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(threads_n)]
+        threads = [threading.Thread(target=run, args=(i, sandbox, barrier, problems)) for i in range(threads_n)]
         for thread in threads:
             thread.start()
         for thread in threads:

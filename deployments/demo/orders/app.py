@@ -14,7 +14,7 @@ class Orders(exports.Orders):
         try:
             reservation = inventory.reserve(ITEM, qty)
         except Err as failed:
-            raise Err(f"order {order_id} cannot be placed: {failed.value}")
+            raise Err(f"order {order_id} cannot be placed: {failed.value}") from failed
         return f"order {order_id}: {qty} x {ITEM} at {unit} cents = {qty * unit} cents ({reservation})"
 
     def subscribe(self, customer: str, periods: int, interval_ms: int) -> str:

@@ -1,0 +1,142 @@
+"""Operator endpoints behind the admin token: rerun, fork, the upgrade check, and the deployments with their versions.
+
+They do over HTTP what `platform rerun`, `platform fork`, `platform upgrade
+--dry-run`, `platform deployments list` and `platform versions` do, through
+the same functions, so the dashboard and the CLI cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..platform.deploy.components import upgrade_target
+from ..platform.model import Revision
+from ..platform.deploy.reruns import fork_execution, rerun_execution
+from ..platform.deploy.upgrade_checks import Upgrader
+from ..platform.deploy.versions import versions
+from ..platform.ids import ExecutionId
+from ..platform.store.deployments import DeploymentStore
+from .graph import Gateway, handler, location
+from .decoding import path_param, query_value
+from .errors import BadRequestError
+from .requests import parse_json, read_body
+
+# Revisions `GET /v1/deployments` lists by default (newest first); `?limit=` up to MAX_REVISIONS.
+DEFAULT_REVISIONS = 20
+MAX_REVISIONS = 200
+# How long the upgrade check retries an execution a runner holds before reporting it busy.
+CHECK_WAIT_S = 2.0
+
+
+def iso_ms(ms: int) -> str:
+    """Milliseconds since the epoch as the API writes times (as `created_at` of an execution)."""
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def describe_revision(revision: Revision, active: int | None) -> dict[str, Any]:
+    """One revision as `GET /v1/deployments` lists it: its components, their digests and functions."""
+    return {
+        "revision": revision.number,
+        "name": revision.name,
+        "created_at": iso_ms(revision.created_at),
+        "active": revision.number == active,
+        "components": [
+            {"name": c.name, "kind": c.kind, "digest": c.digest, "functions": sorted(c.functions)}
+            for c in revision.components
+        ],
+    }
+
+
+class OperationsApi:
+    """The admin endpoints over one `Gateway`."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def routes(self) -> list[BaseRoute]:
+        """Listed ahead of the API v1's: `/v1/functions/{ffqn:path}` would take `.../upgrade-check` as an ffqn."""
+        return [
+            Route("/v1/deployments", self.deployments, methods=["GET"]),
+            Route("/v1/executions/{id}/rerun", self.rerun, methods=["POST"]),
+            Route("/v1/executions/{id}/fork", self.fork, methods=["POST"]),
+            Route("/v1/functions/{ffqn:path}/upgrade-check", self.upgrade_check, methods=["POST"]),
+        ]
+
+    async def deployments(self, request: Request) -> Response:
+        """Revisions newest first, and per function every digest with unfinished executions (`platform versions`)."""
+        handler(request, "deployments")
+        self.gw.auth.check(request, "admin")
+        raw = query_value(request, "limit")
+        limit = DEFAULT_REVISIONS if not raw else _limit(raw)
+
+        def read() -> dict[str, Any]:
+            store = DeploymentStore(self.gw.client.redis)
+            active = store.active_number()
+            numbers = list(reversed(store.numbers()))[:limit]
+            return {
+                "active": active,
+                "revisions": [describe_revision(store.get(n), active) for n in numbers],
+                "versions": [row.to_json() for row in versions(self.gw.client.redis)],
+            }
+
+        return JSONResponse(await run_in_threadpool(read))
+
+    async def rerun(self, request: Request) -> Response:
+        """Start the execution's function again with the same params: 201 `{"execution_id", "rerun_of", ...}`."""
+        handler(request, "rerun")
+        self.gw.auth.check(request, "admin")
+        source = ExecutionId.parse(path_param(request, "id")).value
+        rerun = await run_in_threadpool(rerun_execution, self.gw.client.redis, self.gw.settings.data_dir, source)
+        return JSONResponse(rerun.to_json(), status_code=201, headers={"Location": location(rerun.execution_id)})
+
+    async def fork(self, request: Request) -> Response:
+        """Body `{"at": N}`: a new execution from the first N events of a workflow's log, 201 as `platform fork --json`."""
+        handler(request, "fork")
+        self.gw.auth.check(request, "admin")
+        source = ExecutionId.parse(path_param(request, "id")).value
+        body = parse_json(await read_body(request, self.gw.settings.max_body_bytes), empty={})
+        at = body.get("at") if isinstance(body, dict) else None
+        if not isinstance(at, int) or isinstance(at, bool) or at < 1:
+            raise BadRequestError('the body must be {"at": N}, N >= 1 the number of events to copy', path="at")
+        forked = await run_in_threadpool(
+            lambda: fork_execution(self.gw.client.redis, self.gw.settings.data_dir, source, at)
+        )
+        return JSONResponse(forked.to_json(), status_code=201, headers={"Location": location(forked.execution_id)})
+
+    async def upgrade_check(self, request: Request) -> Response:
+        """Body `{"to": DIGEST}`: replay every running execution of the workflow on DIGEST and report; writes nothing."""
+        handler(request, "upgrade")
+        self.gw.auth.check(request, "admin")
+        ffqn = path_param(request, "ffqn")
+        body = parse_json(await read_body(request, self.gw.settings.max_body_bytes), empty={})
+        to = body.get("to") if isinstance(body, dict) else None
+        if not isinstance(to, str) or not to:
+            raise BadRequestError('the body must be {"to": DIGEST}, a deployed workflow component (a unique prefix is enough)', path="to")
+
+        def check() -> dict[str, Any]:
+            change = upgrade_target(DeploymentStore(self.gw.client.redis), ffqn, to)
+            upgrader = Upgrader(self.gw.client.redis, self.gw.settings.data_dir)
+            try:
+                report = upgrader.upgrade(change, dry_run=True, wait_s=CHECK_WAIT_S, follow_up=False)
+            finally:
+                upgrader.close()
+            return {"dry_run": True, **report.to_json()}
+
+        return JSONResponse(await run_in_threadpool(check))
+
+
+def _limit(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"limit must be an integer, got {raw!r}", path="limit") from None
+    if not 1 <= value <= MAX_REVISIONS:
+        raise BadRequestError(f"limit must be 1..{MAX_REVISIONS}, got {value}", path="limit")
+    return value

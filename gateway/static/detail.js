@@ -1,0 +1,149 @@
+// One execution: its facts, its timeline (timeline.js), its event log, and what can be done to it:
+// supply a stub's result, pause or resume, and the admin actions (actions.js).
+"use strict";
+
+import { showActions } from "./actions.js";
+import { api, el, short, shortDigest, statusBadge, tagChips, took, showError } from "./common.js";
+import { draw, lanes } from "./timeline.js";
+
+let onSelect = () => {};
+
+function describeEvent(event) {
+  const { index, type, at, ...data } = event;
+  if (type === "created") return "params " + short(data.params);
+  if (type === "finished") {
+    if (data.failure) return data.failure.kind + ": " + data.failure.message;
+    return (data.supplied ? "result supplied " : "result ") + short(data.result);
+  }
+  if (type === "child_submitted") return data.ffqn + " " + short(data.params) + " → " + data.child_id;
+  if (type === "response") return data.child_id ? data.child_id + " → " + short(data.result !== undefined ? data.result : data.failure) : short(data);
+  return Object.keys(data).length ? short(data) : "";
+}
+
+function link(id) {
+  return el("a", { href: "#" + encodeURIComponent(id), onclick: (event) => { event.preventDefault(); onSelect(id); } }, el("code", {}, id));
+}
+
+function facts(execution) {
+  const out = [
+    ["Function", el("code", {}, execution.ffqn)],
+    ["Status", statusBadge(execution)],
+    ["Component", el("code", { title: execution.component_digest }, shortDigest(execution.component_digest) + "…")],
+    ["Created", execution.created_at],
+  ];
+  if (execution.parent_id) out.push(["Parent", link(execution.parent_id)]);
+  if (execution.continued_from) out.push(["Continues", link(execution.continued_from)]);
+  if (execution.continued_as) out.push(["Continued as", link(execution.continued_as)]);
+  if (execution.tags) out.push(["Tags", el("span", {}, ...tagChips(execution.tags))]);
+  if (execution.priority) out.push(["Priority", execution.priority]);
+  if (execution.attempt > 1) out.push(["Attempt", String(execution.attempt)]);
+  if (execution.waiting_for === "result") {
+    out.push([
+      "Supply",
+      el("code", {}, "PUT /v1/executions/" + execution.execution_id + "/result"),
+      " or ",
+      el("code", {}, "platform executions complete " + execution.execution_id + " VALUE"),
+      " or the form below",
+    ]);
+  }
+  if (execution.finished_at) out.push(["Took", took(execution)]);
+  if (execution.result !== undefined) out.push(["Result", el("code", {}, short(execution.result))]);
+  if (execution.failure) out.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
+  return out;
+}
+
+export async function loadDetail(selected) {
+  const section = document.getElementById("detail-section");
+  if (!selected) {
+    section.hidden = true;
+    return;
+  }
+  const id = encodeURIComponent(selected);
+  const [execution, log] = await Promise.all([api("/v1/executions/" + id), api("/v1/executions/" + id + "/events")]);
+  const children = execution.kind === "workflow" ? (await api("/v1/executions/" + id + "/children")).children : [];
+  section.hidden = false;
+  document.getElementById("detail-id").textContent = execution.execution_id;
+  document.getElementById("detail").replaceChildren(...facts(execution).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
+  showCompleteForm(execution);
+  showPauseForm(execution);
+  showActions(execution, log.events.length);
+  const model = lanes(execution, log.events, children, Date.now());
+  document.getElementById("chart").replaceChildren(draw(model, onSelect));
+  const start = log.events.length ? log.events[0].at : 0;
+  const items = log.events.map((event) =>
+    el(
+      "li",
+      { class: "event event-" + event.type + (event.failure ? " failed" : "") },
+      el("span", { class: "type" }, "#" + event.index + " " + event.type),
+      el("span", { class: "at" }, "+" + (event.at - start) + " ms"),
+      el("span", { class: "data mono" }, describeEvent(event))
+    )
+  );
+  document.getElementById("timeline").replaceChildren(...items);
+}
+
+// The form stays outside the refreshed detail, so what the user types survives a refresh.
+async function showCompleteForm(execution) {
+  const form = document.getElementById("complete-form");
+  const waiting = execution.waiting_for === "result";
+  if (!waiting || form.dataset.id !== execution.execution_id) {
+    document.getElementById("complete-value").value = "";
+    showError("complete-error", "");
+  }
+  form.dataset.id = waiting ? execution.execution_id : "";
+  form.hidden = !waiting;
+  if (waiting && form.dataset.ffqn !== execution.ffqn) {
+    form.dataset.ffqn = execution.ffqn;
+    const fn = await api("/v1/functions/" + execution.ffqn).catch(() => null);
+    const type = fn && fn.result ? fn.result : "nothing (null)";
+    document.getElementById("complete-value").placeholder = "JSON of " + type;
+  }
+}
+
+async function supplyResult(event, refresh) {
+  event.preventDefault();
+  const form = document.getElementById("complete-form");
+  const text = document.getElementById("complete-value").value.trim();
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    showError("complete-error", "not valid JSON: " + error.message);
+    return;
+  }
+  try {
+    await api("/v1/executions/" + encodeURIComponent(form.dataset.id) + "/result", "PUT", text);
+    showError("complete-error", "");
+    await refresh();
+  } catch (error) {
+    showError("complete-error", error.message);
+  }
+}
+
+// Pause or resume the selected execution (stubs never run: nothing to pause).
+function showPauseForm(execution) {
+  const form = document.getElementById("pause-form");
+  const pausable = !execution.finished_at && execution.status !== "finished" && execution.kind !== "stub";
+  if (form.dataset.id !== execution.execution_id) showError("pause-error", "");
+  form.dataset.id = execution.execution_id;
+  form.dataset.action = execution.paused ? "resume" : "pause";
+  form.hidden = !pausable;
+  document.getElementById("pause-button").textContent = execution.paused ? "Resume" : "Pause";
+}
+
+async function pauseOrResume(event, refresh) {
+  event.preventDefault();
+  const form = document.getElementById("pause-form");
+  try {
+    await api("/v1/executions/" + encodeURIComponent(form.dataset.id) + "/" + form.dataset.action, "POST");
+    showError("pause-error", "");
+    await refresh();
+  } catch (error) {
+    showError("pause-error", error.message);
+  }
+}
+
+export function initDetail(select, refresh) {
+  onSelect = select;
+  document.getElementById("complete-form").addEventListener("submit", (event) => supplyResult(event, refresh));
+  document.getElementById("pause-form").addEventListener("submit", (event) => pauseOrResume(event, refresh));
+}

@@ -1,0 +1,181 @@
+// The executions as a tree: roots newest first, a workflow's children under it when it is expanded
+// (GET /v1/executions/{id}/children), and the filters by status, function, digest and tag.
+// The filters live in the page's own URL (`?status=&ffqn=&digest=&tag=K=V`), so a filtered view can be shared.
+"use strict";
+
+import { api, el, notice, shortFfqn, statusBadge, tagChips, time, took } from "./common.js";
+
+const PAGE = 50;
+const expanded = new Set();
+let filters = readFilters();
+let onSelect = () => {};
+
+function readFilters() {
+  const query = new URLSearchParams(location.search);
+  return {
+    status: query.get("status") || "",
+    ffqn: query.get("ffqn") || "",
+    digest: query.get("digest") || "",
+    tags: query.getAll("tag"),
+  };
+}
+
+function writeFilters() {
+  const query = new URLSearchParams();
+  for (const name of ["status", "ffqn", "digest"]) if (filters[name]) query.set(name, filters[name]);
+  for (const tag of filters.tags) query.append("tag", tag);
+  const text = query.toString();
+  history.replaceState(null, "", (text ? "?" + text : location.pathname) + location.hash);
+}
+
+/** A tree needs the roots; filtering by function or digest lists the matching executions themselves, children too. */
+function treeMode() {
+  return !filters.ffqn && !filters.digest;
+}
+
+function listingQuery() {
+  const query = new URLSearchParams({ limit: String(PAGE) });
+  for (const name of ["status", "ffqn", "digest"]) if (filters[name]) query.set(name, filters[name]);
+  for (const tag of filters.tags) query.append("tag", tag);
+  if (treeMode()) query.set("root", "true");
+  return query.toString();
+}
+
+function describeFilters() {
+  const parts = [];
+  if (filters.status) parts.push("status " + filters.status);
+  if (filters.ffqn) parts.push("function " + filters.ffqn);
+  if (filters.digest) parts.push("digest " + filters.digest.slice(0, 19));
+  if (filters.tags.length) parts.push("tags " + filters.tags.join(" "));
+  return parts.join(", ");
+}
+
+function toggle(id) {
+  if (expanded.has(id)) expanded.delete(id);
+  else expanded.add(id);
+  loadExecutions();
+}
+
+function row(x, depth, selected) {
+  const canExpand = x.kind === "workflow";
+  const open = expanded.has(x.execution_id);
+  const button = canExpand
+    ? el(
+        "button",
+        {
+          type: "button",
+          class: "toggle",
+          "aria-expanded": String(open),
+          title: open ? "hide its children" : "show its children",
+          onclick: (event) => {
+            event.stopPropagation();
+            toggle(x.execution_id);
+          },
+        },
+        open ? "▾" : "▸"
+      )
+    : el("span", { class: "toggle-space" });
+  const orphan = depth === 0 && x.parent_id ? el("div", { class: "muted small" }, "child of ", el("code", {}, x.parent_id)) : null;
+  return el(
+    "tr",
+    {
+      class: "execution depth-" + Math.min(depth, 6) + (x.execution_id === selected ? " selected" : ""),
+      "data-id": x.execution_id,
+      "data-depth": String(depth),
+      onclick: () => onSelect(x.execution_id),
+    },
+    el("td", { style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, button, el("code", {}, x.execution_id), orphan),
+    el("td", { title: x.ffqn }, el("code", {}, shortFfqn(x.ffqn)), x.tags ? el("div", {}, ...tagChips(x.tags)) : null),
+    el("td", {}, statusBadge(x)),
+    el("td", { class: "nowrap" }, time(x.created_at)),
+    el("td", { class: "nowrap" }, took(x))
+  );
+}
+
+/** The rows of `executions` and, under each expanded one, its children's rows (recursively). */
+async function rows(executions, depth, selected) {
+  const out = [];
+  const children = await Promise.all(
+    executions.map((x) =>
+      expanded.has(x.execution_id) ? api("/v1/executions/" + encodeURIComponent(x.execution_id) + "/children") : null
+    )
+  );
+  for (const [i, x] of executions.entries()) {
+    out.push(row(x, depth, selected));
+    const found = children[i];
+    if (!found) continue;
+    if (!found.children.length) {
+      out.push(el("tr", { class: "none" }, el("td", { colspan: "5", class: "muted", style: "padding-left: " + (2 + depth * 1.2) + "rem" }, "no children")));
+      continue;
+    }
+    out.push(...(await rows(found.children, depth + 1, selected)));
+    if (found.total > found.children.length) {
+      const more = found.total - found.children.length;
+      out.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, more + " more children not shown")));
+    }
+  }
+  return out;
+}
+
+export async function loadExecutions(selected) {
+  const body = document.querySelector("#executions tbody");
+  let data;
+  try {
+    data = await api("/v1/executions?" + listingQuery());
+  } catch (error) {
+    if (error.status === 403 || error.status === 401) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Listing executions needs an admin token.")));
+      return;
+    }
+    throw error;
+  }
+  const current = selected === undefined ? decodeURIComponent(location.hash.slice(1)) : selected;
+  const out = await rows(data.executions, 0, current);
+  if (!out.length) {
+    const none = describeFilters() ? "No executions with " + describeFilters() + "." : "No executions yet.";
+    out.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, none)));
+  }
+  document.getElementById("listing-mode").textContent = treeMode()
+    ? "Trees: roots newest first; ▸ shows a workflow's children."
+    : "Every matching execution (children too), newest first.";
+  body.replaceChildren(...out);
+}
+
+/** Offer the deployed functions and known digests as suggestions in the filter inputs. */
+export function setChoices(ffqns, digests) {
+  const options = (values) => values.map((value) => el("option", { value }));
+  document.getElementById("ffqn-choices").replaceChildren(...options(ffqns));
+  document.getElementById("digest-choices").replaceChildren(...options(digests));
+}
+
+/** Show the executions of one digest (the deployments section links its digests here). */
+export function filterByDigest(digest) {
+  filters = { status: "", ffqn: "", digest, tags: [] };
+  fillForm();
+  writeFilters();
+  loadExecutions();
+}
+
+function fillForm() {
+  document.getElementById("status-filter").value = filters.status;
+  document.getElementById("ffqn-filter").value = filters.ffqn;
+  document.getElementById("digest-filter").value = filters.digest;
+  document.getElementById("tag-filter").value = filters.tags.join(" ");
+}
+
+export function initListing(select) {
+  onSelect = select;
+  fillForm();
+  document.getElementById("filter-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    filters = {
+      status: document.getElementById("status-filter").value,
+      ffqn: document.getElementById("ffqn-filter").value.trim(),
+      digest: document.getElementById("digest-filter").value.trim(),
+      tags: document.getElementById("tag-filter").value.split(/\s+/).filter(Boolean),
+    };
+    writeFilters();
+    loadExecutions().then(() => notice(""), (error) => notice(error.message));
+  });
+  document.getElementById("filter-clear").addEventListener("click", () => filterByDigest(""));
+}

@@ -1,0 +1,106 @@
+// One execution drawn over time, from its event log's timestamps: the run, each failed attempt and its
+// wait before the retry, each durable sleep, and each child from its submission to its response.
+// Pure: lanes() turns a log into bars and marks; draw() turns those into an SVG (text as text nodes only).
+"use strict";
+
+import { duration, shortFfqn, svg } from "./common.js";
+
+const WIDTH = 520;
+const LABEL = 120;
+const LANE = 22;
+const AXIS = 22;
+// One event each, drawn as a tick on the run's lane.
+const MARKS = new Set(["cancel_requested", "paused", "resumed", "upgraded", "upgrade_rejected", "attempt_lost", "finished"]);
+
+/** The lanes of an execution: [{label, title, bars: [{from, to, kind, open}], marks: [{at, kind, title}]}]. */
+export function lanes(execution, events, children, now) {
+  const start = events.length ? events[0].at : Date.parse(execution.created_at);
+  const finished = events.find((e) => e.type === "finished");
+  const end = finished ? finished.at : now;
+  const runKind = execution.failure ? "failed" : finished ? "finished" : execution.paused ? "paused" : "running";
+  const run = { label: "run", title: execution.ffqn, bars: [{ from: start, to: end, kind: runKind, open: !finished }], marks: [] };
+  const out = [run];
+  const responses = new Map();
+  for (const e of events) {
+    if (e.type === "response") responses.set(e.child_id || e.delay_id, e);
+  }
+  const states = new Map((children || []).map((c) => [c.execution_id, c]));
+  for (const e of events) {
+    if (MARKS.has(e.type)) {
+      const kind = e.type === "finished" ? (e.failure ? "failed" : "finished") : e.type;
+      const what = e.failure ? e.failure.kind + ": " + e.failure.message : "";
+      run.marks.push({ at: e.at, kind, title: "#" + e.index + " " + e.type + (what ? " " + what : "") });
+    } else if (e.type === "attempt_failed") {
+      const why = e.message || e.kind || "failed";
+      const lane = { label: "attempt " + (e.attempt || "?") + " failed", title: String(why), bars: [], marks: [] };
+      lane.marks.push({ at: e.at, kind: "failed", title: "#" + e.index + " attempt " + e.attempt + " failed: " + why });
+      if (e.retry_at) lane.bars.push({ from: e.at, to: e.retry_at, kind: "retry", open: false, title: "waits for its retry" });
+      out.push(lane);
+    } else if (e.type === "delay_requested") {
+      const fired = responses.get(e.delay_id);
+      const to = fired ? fired.at : Math.max(now, e.until || e.at);
+      const planned = "sleep " + duration(e.duration_ms || 0);
+      out.push({ label: planned, title: e.delay_id, bars: [{ from: e.at, to, kind: "delay", open: !fired }], marks: [] });
+    } else if (e.type === "child_submitted") {
+      const answer = responses.get(e.child_id);
+      const state = states.get(e.child_id);
+      const failed = (answer && answer.failure) || (state && state.failure);
+      const kind = failed ? "failed" : answer || (state && state.status === "finished") ? "finished" : "running";
+      const to = answer ? answer.at : state && state.finished_at ? Date.parse(state.finished_at) : now;
+      out.push({
+        label: shortFfqn(e.ffqn),
+        title: e.child_id,
+        child: e.child_id,
+        bars: [{ from: e.at, to, kind, open: !answer && kind === "running" }],
+        marks: [],
+      });
+    }
+  }
+  return { start, end: Math.max(end, ...out.flatMap((l) => l.bars.map((b) => b.to))), lanes: out };
+}
+
+function ticks(span) {
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000, 300000, 600000, 3600000];
+  const step = steps.find((s) => span / s <= 5) || span / 5;
+  const out = [];
+  for (let t = 0; t <= span; t += step) out.push(t);
+  return out;
+}
+
+/** The SVG of `lanes(...)`; `onChild(id)` is called when a child's bar or label is clicked. */
+export function draw(model, onChild) {
+  const span = Math.max(1, model.end - model.start);
+  const plot = WIDTH - LABEL - 10;
+  const x = (at) => LABEL + ((at - model.start) / span) * plot;
+  const height = AXIS + model.lanes.length * LANE + 4;
+  const root = svg("svg", {
+    viewBox: "0 0 " + WIDTH + " " + height,
+    width: "100%",
+    class: "timeline-chart",
+    role: "img",
+    "aria-label": "timeline of " + model.lanes.length + " lanes over " + duration(span),
+  });
+  for (const t of ticks(span)) {
+    const at = x(model.start + t);
+    root.append(svg("line", { x1: at, x2: at, y1: AXIS - 4, y2: height, class: "grid" }));
+    root.append(svg("text", { x: at, y: AXIS - 8, class: "tick", "text-anchor": "middle" }, "+" + duration(t)));
+  }
+  model.lanes.forEach((lane, i) => {
+    const y = AXIS + i * LANE;
+    const click = lane.child ? { onclick: () => onChild(lane.child), class: "lane child-lane" } : { class: "lane" };
+    const group = svg("g", { ...click, "data-lane": lane.label });
+    group.append(svg("text", { x: 4, y: y + 14, class: "lane-label" }, lane.label.length > 18 ? lane.label.slice(0, 17) + "…" : lane.label, svg("title", {}, lane.title || lane.label)));
+    for (const bar of lane.bars) {
+      const from = x(bar.from);
+      const width = Math.max(2, x(bar.to) - from);
+      const tip = lane.label + ": " + duration(bar.to - bar.from) + (bar.open ? " so far" : "") + (bar.title ? " (" + bar.title + ")" : "");
+      group.append(svg("rect", { x: from, y: y + 4, width, height: LANE - 8, rx: 3, class: "bar bar-" + bar.kind + (bar.open ? " open" : "") }, svg("title", {}, tip)));
+    }
+    for (const mark of lane.marks) {
+      const at = x(mark.at);
+      group.append(svg("rect", { x: at - 2, y: y + 1, width: 4, height: LANE - 2, class: "mark mark-" + mark.kind }, svg("title", {}, mark.title)));
+    }
+    root.append(group);
+  });
+  return root;
+}

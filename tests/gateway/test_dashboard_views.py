@@ -1,0 +1,278 @@
+"""The dashboard's views in headless Chromium against the real platform: the execution tree, the timeline,
+the filters, the deployments with an upgrade dry run, the admin actions, and escaping of user data.
+
+Each test drives the page with a script that waits for conditions (no sleeps), checks the DOM's text, and
+checks a screenshot's pixels where the view draws something (tests/support/png.py decodes it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dolmen.gateway.settings import Token
+from dolmen.platform.model import Revision
+from tests.gateway.helpers import ACT, WF, GatewayThread
+from tests.support.browser import UNTIL_IN_PAGE, evaluate_in_page
+from tests.support.png import Image, decode
+from tests.support.polling import wait_for
+
+pytestmark = pytest.mark.browser
+
+ADMIN = "admin-dash-0123"
+INVOKER = "invoke-dash-4567"
+# The dashboard's colours (dashboard.css): a finished bar or badge, a sleep, a retry wait.
+GREEN = (0x2E, 0x8A, 0x4F)
+AMBER = (0xB0, 0x80, 0x1F)
+PINK = (0xE3, 0xB1, 0xB1)
+
+
+def page(body: str, **values: str) -> str:
+    """An async page script: `until` plus `body`, with `values` bound as JS constants (JSON-quoted)."""
+    consts = "".join(f"  const {name} = {json.dumps(value)};\n" for name, value in values.items())
+    return "(async () => {\n" + UNTIL_IN_PAGE + consts + body + "\n})()"
+
+
+def run(url: str, tmp_path: Path, script: str, shot: str | None = None) -> tuple[Any, Image | None]:
+    """Evaluate `script` at `url`; with `shot`, also decode the screenshot taken once it is done."""
+    path = tmp_path / shot if shot else None
+    result = evaluate_in_page(url, tmp_path, script, timeout=90.0, screenshot=path)
+    return result, decode(path.read_bytes()) if path else None
+
+
+def box(rect: dict[str, float]) -> tuple[int, int, int, int]:
+    """A DOMRect (from the page) as a pixel box (left, top, right, bottom)."""
+    return int(rect["left"]), int(rect["top"]), int(rect["right"]), int(rect["bottom"])
+
+
+def finished(http: httpx.Client, ffqn: str, params: Any) -> str:
+    response = http.post(f"/v1/functions/{ffqn}?wait=30", json=params)
+    assert response.status_code == 200 and response.json()["status"] == "finished", response.text
+    return response.json()["execution_id"]
+
+
+def sleeping(http: httpx.Client) -> str:
+    """A workflow blocked in a long durable sleep (cancel it after the test)."""
+    execution_id = http.post(f"/v1/functions/{WF}.sleepy", json={"ms": 3_600_000}).json()["execution_id"]
+    wait_for(lambda: http.get(f"/v1/executions/{execution_id}").json()["status"] == "blocked", what="the sleep")
+    return execution_id
+
+
+TREE = """
+  const row = await until(() => document.querySelector(`tr.execution[data-id="${ROOT}"]`));
+  const roots = [...document.querySelectorAll('tr.execution[data-depth="0"]')].map((r) => r.dataset.id);
+  row.querySelector("button.toggle").click();
+  await until(() => document.querySelectorAll('tr.execution[data-depth="1"]').length >= 3);
+  const rows = [...document.querySelectorAll("#executions tbody tr.execution")];
+  const at = rows.findIndex((r) => r.dataset.id === ROOT);
+  const under = rows.slice(at + 1, at + 4).map((r) => ({ id: r.dataset.id, depth: r.dataset.depth, text: r.textContent }));
+  const table = document.getElementById("executions").getBoundingClientRect().toJSON();
+  return { roots, under, mode: document.getElementById("listing-mode").textContent, table,
+           expanded: rows[at].querySelector("button.toggle").getAttribute("aria-expanded") };
+"""
+
+
+def test_the_tree_lists_roots_and_shows_a_workflow_s_children_under_it(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """Only roots are listed; ▸ on a workflow puts its three children right under it, indented, with their results' status."""
+    root = finished(http, f"{WF}.serial", {"n": 3})
+    children = [c["execution_id"] for c in http.get(f"/v1/executions/{root}/children").json()["children"]]
+    seen, image = run(f"{gateway.url}/", tmp_path, page(TREE, ROOT=root), shot="tree.png")
+    assert root in seen["roots"] and not set(children) & set(seen["roots"])
+    assert [r["id"] for r in seen["under"]] == children
+    assert {r["depth"] for r in seen["under"]} == {"1"}
+    assert all("double" in r["text"] and "finished" in r["text"] for r in seen["under"])
+    assert seen["expanded"] == "true" and seen["mode"].startswith("Trees")
+    assert image is not None and image.colors() > 50
+    # The finished badges of the root and its children are drawn in the table.
+    assert image.count(GREEN, box(seen["table"])) > 200
+
+
+TIMELINE = """
+  const lanes = () => [...document.querySelectorAll("#chart g.lane")].map((g) => ({
+    label: g.dataset.lane, bars: [...g.querySelectorAll("rect.bar")].map((r) => r.getAttribute("class")) }));
+  const show = async (id, check) => {
+    location.hash = id;
+    await until(() => document.getElementById("detail-id").textContent === id && check());
+    return lanes();
+  };
+  const crash = await show(CRASH, () => document.querySelector("#chart rect.bar-retry"));
+  const sleepy = await show(SLEEPY, () => document.querySelector("#chart rect.bar-delay"));
+  const serial = await show(SERIAL, () => document.querySelectorAll("#chart g.child-lane rect.bar-finished").length === 3);
+  document.querySelector("#chart g.child-lane rect").dispatchEvent(new MouseEvent("click", { bubbles: true }));
+  const child = await until(() => document.getElementById("detail-id").textContent.startsWith(SERIAL + ".") &&
+                                  document.getElementById("detail-id").textContent);
+  await show(SERIAL, () => document.querySelectorAll("#chart g.child-lane").length === 3);
+  return { crash, sleepy, serial, child, chart: document.getElementById("chart").getBoundingClientRect().toJSON() };
+"""
+
+
+def test_the_timeline_draws_children_sleeps_and_retries(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """Per execution: a lane per failed attempt with its retry wait, a lane per sleep, a lane per child (clickable)."""
+    crash = http.post(f"/v1/functions/{ACT}.crash", json=["boom"]).json()["execution_id"]
+    wait_for(
+        lambda: any(e["type"] == "attempt_failed" for e in http.get(f"/v1/executions/{crash}/events").json()["events"]),
+        what="a failed attempt",
+    )
+    sleepy = finished(http, f"{WF}.sleepy", {"ms": 300})
+    serial = finished(http, f"{WF}.serial", {"n": 3})
+    url = f"{gateway.url}/#{serial}"
+    seen, image = run(url, tmp_path, page(TIMELINE, CRASH=crash, SLEEPY=sleepy, SERIAL=serial), shot="timeline.png")
+    assert seen["crash"][0]["label"] == "run"
+    assert any(lane["label"] == "attempt 1 failed" and "bar bar-retry" in lane["bars"] for lane in seen["crash"])
+    assert [lane["label"] for lane in seen["sleepy"]] == ["run", "sleep 300 ms"]
+    assert seen["sleepy"][1]["bars"] == ["bar bar-delay"] and seen["sleepy"][0]["bars"] == ["bar bar-finished"]
+    assert [lane["label"] for lane in seen["serial"]] == ["run", "basic.double", "basic.double", "basic.double"]
+    assert seen["child"] == f"{serial}.1" or seen["child"].startswith(f"{serial}.")
+    assert image is not None
+    chart = box(seen["chart"])
+    assert chart[3] - chart[1] > 60 and image.colors(chart) > 10
+    # Four green bars (the run and three children) fill part of the chart.
+    assert image.count(GREEN, chart) > 400
+
+
+FILTERS = """
+  const rows = () => [...document.querySelectorAll('#executions tbody tr.execution')];
+  await until(() => rows().length);
+  const byUrl = rows().map((r) => ({ ffqn: r.children[1].title, status: r.children[2].textContent }));
+  const mode = document.getElementById("listing-mode").textContent;
+  document.getElementById("ffqn-filter").value = "";
+  document.getElementById("status-filter").value = "";
+  document.getElementById("digest-filter").value = DIGEST;
+  document.getElementById("filter-form").requestSubmit();
+  await until(() => location.search.includes("digest=") && rows().length && rows().every((r) => r.children[1].title.startsWith(WF)));
+  const byDigest = rows().map((r) => r.dataset.id);
+  document.getElementById("digest-filter").value = "abc";
+  document.getElementById("filter-form").requestSubmit();
+  const refused = await until(() => document.getElementById("notice").textContent);
+  return { byUrl, mode, byDigest, refused, search: location.search };
+"""
+
+
+def test_the_filters_narrow_the_listing_by_function_status_and_digest(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """`?ffqn=&status=` in the URL lists only those; the form's digest filter lists one component's executions; a bad one shows the API's message."""
+    finished(http, f"{ACT}.double", [21])
+    serial = finished(http, f"{WF}.serial", {"n": 1})
+    digest = http.get(f"/v1/executions/{serial}").json()["component_digest"]
+    url = f"{gateway.url}/?ffqn={ACT}.double&status=finished"
+    seen, _ = run(url, tmp_path, page(FILTERS, DIGEST=digest, WF=WF))
+    assert seen["byUrl"] and {r["ffqn"] for r in seen["byUrl"]} == {f"{ACT}.double"}
+    assert {r["status"] for r in seen["byUrl"]} == {"finished"}
+    assert seen["mode"].startswith("Every matching execution")
+    assert serial in seen["byDigest"]
+    assert "digest must be a whole component digest" in seen["refused"]
+    assert "digest=abc" in seen["search"]
+
+
+DEPLOYMENTS = """
+  await until(() => document.querySelector(`#revisions tr[data-revision="${NEXT}"]`) &&
+                    document.querySelector(`#versions tr[data-ffqn="${SLEEPY_FFQN}"]`));
+  const revisions = [...document.querySelectorAll("#revisions tbody tr")].map((r) => r.textContent);
+  const versions = [...document.querySelectorAll("#versions tbody tr")].map((r) => r.textContent);
+  const ffqn = document.getElementById("upgrade-ffqn");
+  ffqn.value = SLEEPY_FFQN;
+  ffqn.dispatchEvent(new Event("change"));
+  document.getElementById("upgrade-to").value = TARGET;
+  document.getElementById("upgrade-form").requestSubmit();
+  const outcome = await until(() => { const r = document.querySelector(`#upgrade-table tr[data-id="${SLEEPING}"]`); return r && r.textContent; });
+  const head = document.getElementById("upgrade-report").textContent;
+  document.getElementById("upgrade-report").scrollIntoView();
+  const report = document.getElementById("upgrade-report").getBoundingClientRect().toJSON();
+  return { revisions, versions, outcome, head, report };
+"""
+
+
+def test_deployments_show_revisions_versions_and_an_upgrade_dry_run(
+    gateway: GatewayThread, http: httpx.Client, next_revision: Revision, tmp_path: Path
+) -> None:
+    """The revisions (the active one badged), which digest runs which function, and a dry run naming what would move."""
+    execution_id = sleeping(http)
+    target = next_revision.components[0].digest
+    values = {"NEXT": str(next_revision.number), "SLEEPY_FFQN": f"{WF}.sleepy", "TARGET": target, "SLEEPING": execution_id}
+    try:
+        seen, image = run(f"{gateway.url}/", tmp_path, page(DEPLOYMENTS, **values), shot="deployments.png")
+    finally:
+        http.post(f"/v1/executions/{execution_id}/cancel")
+    active = http.get("/v1/functions").json()["revision"]
+    assert any(text.startswith(f"{active} active") for text in seen["revisions"]), seen["revisions"]
+    assert any(text.startswith(str(next_revision.number)) and "gateway-tests-next" in text for text in seen["revisions"])
+    assert any("flows.sleepy" in text and "routed" in text for text in seen["versions"])
+    assert "would-upgrade" in seen["outcome"] and "nothing was changed" in seen["head"]
+    assert http.get(f"/v1/executions/{execution_id}").json()["component_digest"] != target
+    # The report, scrolled into view for the screenshot: a table with the would-upgrade outcome in green.
+    assert image is not None and image.colors(box(seen["report"])) > 20
+    assert image.count(GREEN, box(seen["report"]), tolerance=40) > 20
+
+
+ACTIONS = """
+  await until(() => document.getElementById("notice").textContent.includes("needs a token"));
+  const useToken = (value) => { document.getElementById("token").value = value; document.getElementById("token-form").requestSubmit(); };
+  useToken(INVOKER);
+  await until(() => document.getElementById("detail-id").textContent === SERIAL);
+  const listing = await until(() => document.querySelector("#executions tbody").textContent.includes("needs an admin token") && "refused");
+  document.getElementById("rerun-button").click();
+  const refused = await until(() => document.getElementById("action-error").textContent);
+  useToken(ADMIN);
+  await until(() => document.querySelector("#executions tr.execution"));
+  document.getElementById("rerun-button").click();
+  const rerun = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Rerun started") && t; });
+  document.getElementById("fork-at").value = "3";
+  document.getElementById("fork-form").requestSubmit();
+  const fork = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Fork") && t; });
+  location.hash = SLEEPING;
+  await until(() => document.getElementById("detail-id").textContent === SLEEPING && !document.getElementById("cancel-button").hidden);
+  document.getElementById("cancel-button").click();
+  const cancelled = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Cancel") && t; });
+  return { listing, refused, rerun, fork, cancelled, stored: sessionStorage.getItem("dolmen-token"), href: location.href,
+           errorShown: !document.getElementById("action-error").hidden };
+"""
+
+
+def test_admin_actions_ask_for_the_admin_token_then_rerun_fork_and_cancel(
+    start_gateway: Callable[..., GatewayThread], http: httpx.Client, tmp_path: Path
+) -> None:
+    """With tokens configured: an invoke token reads but its rerun is refused in words; the admin token reruns, forks and cancels."""
+    secured = start_gateway(tokens=(Token(ADMIN, "admin"), Token(INVOKER, "invoke")))
+    serial = finished(http, f"{WF}.serial", {"n": 3})
+    execution_id = sleeping(http)
+    values = {"SERIAL": serial, "SLEEPING": execution_id, "ADMIN": ADMIN, "INVOKER": INVOKER}
+    seen, _ = run(f"{secured.url}/#{serial}", tmp_path, page(ACTIONS, **values))
+    assert seen["listing"] == "refused"
+    assert seen["refused"].startswith("rerun refused: This needs an admin token")
+    assert seen["stored"] == ADMIN and ADMIN not in seen["href"] and seen["errorShown"] is False
+    rerun_id = seen["rerun"].split()[-1]
+    fork_id = seen["fork"].split()[-1]
+    assert seen["fork"].startswith("Fork of the first 3 events started")
+    created = http.get(f"/v1/executions/{rerun_id}/events").json()["events"][0]
+    assert created["type"] == "created" and created["rerun_of"] == serial
+    assert http.get(f"/v1/executions/{fork_id}/result?wait=30").json()["result"] == 12
+    assert seen["cancelled"] in ("Cancelled.", "Cancellation requested.")
+    done = wait_for(lambda: (s := http.get(f"/v1/executions/{execution_id}").json())["status"] == "finished" and s, what="the cancel")
+    assert done["failure"]["kind"] == "cancelled"
+
+
+ESCAPED = """
+  await until(() => document.getElementById("detail-id").textContent === ID && document.querySelector("#timeline li"));
+  await until(() => document.querySelector(`tr.execution[data-id="${ID}"]`));
+  return { pwned: window.__pwned === true, images: document.querySelectorAll("main img, main script").length,
+           log: document.getElementById("timeline").textContent, detail: document.getElementById("detail").textContent, row: document.querySelector(`tr.execution[data-id="${ID}"]`).textContent };
+"""
+
+
+def test_params_and_tags_from_executions_are_shown_as_text(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """Markup in params and tags shows literally in the listing and the log; it creates no element and runs nothing."""
+    attack = '<img src=x onerror="window.__pwned=true">'
+    # `slow` returns its `tag` param: the markup is in the params, the result and a tag. (Not `shout`:
+    # test_invoke.py counts every `shout` execution of the shared platform.)
+    response = http.post(f"/v1/functions/{ACT}.slow", params={"wait": 30, "tag": f"note={attack}"}, json=[1, attack])
+    assert response.status_code == 200, response.text
+    execution_id = response.json()["execution_id"]
+    seen, _ = run(f"{gateway.url}/#{execution_id}", tmp_path, page(ESCAPED, ID=execution_id))
+    assert seen["pwned"] is False and seen["images"] == 0
+    assert attack.replace('"', '\\"') in seen["log"]  # the params, as JSON text
+    assert f"note={attack}" in seen["row"]
+    assert json.dumps(attack) in seen["detail"]  # the result

@@ -1,0 +1,166 @@
+"""The operator API the dashboard uses: children, listing by digest and roots, deployments, rerun, fork, upgrade check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from dolmen.gateway.settings import Token
+from dolmen.platform.model import Revision
+from tests.gateway.helpers import ACT, WF, GatewayThread, Platform
+from tests.gateway.test_errors import assert_error
+from tests.support.polling import wait_for
+
+ADMIN = "admin-ops-0123"
+INVOKER = "invoke-ops-4567"
+
+
+@pytest.fixture
+def serial_id(http: httpx.Client) -> str:
+    """A finished `serial(3)` workflow with three children."""
+    done = http.post(f"/v1/functions/{WF}.serial?wait=30", json={"n": 3}).json()
+    assert done["result"] == 12
+    return done["execution_id"]
+
+
+def finished(http: httpx.Client, execution_id: str) -> dict[str, Any]:
+    """The execution once it has finished (long-polled)."""
+    answer = wait_for(
+        lambda: (r := http.get(f"/v1/executions/{execution_id}/result?wait=5")).status_code == 200 and r,
+        what=f"{execution_id} to finish",
+    )
+    return answer.json()
+
+
+def test_children_lists_a_workflow_s_children_in_submission_order(http: httpx.Client, serial_id: str) -> None:
+    """`GET /v1/executions/{id}/children` answers the children's states, each naming its parent."""
+    body = http.get(f"/v1/executions/{serial_id}/children").json()
+    assert body["execution_id"] == serial_id and body["total"] == 3
+    assert [c["params"] for c in body["children"]] == [[1], [2], [3]]
+    assert {c["parent_id"] for c in body["children"]} == {serial_id}
+    assert [c["result"] for c in body["children"]] == [2, 4, 6]
+    assert http.get(f"/v1/executions/{body['children'][0]['execution_id']}/children").json()["children"] == []
+
+
+def test_the_listing_filters_by_digest_and_leaves_children_out_with_root(http: httpx.Client, serial_id: str) -> None:
+    """`?digest=` keeps the executions of one component, `?root=true` only those no workflow started."""
+    state = http.get(f"/v1/executions/{serial_id}").json()
+    child = http.get(f"/v1/executions/{serial_id}/children").json()["children"][0]
+    page = http.get("/v1/executions", params={"digest": state["component_digest"], "limit": 200}).json()["executions"]
+    assert serial_id in [x["execution_id"] for x in page]
+    assert {x["component_digest"] for x in page} == {state["component_digest"]}
+    other = http.get("/v1/executions", params={"digest": child["component_digest"], "limit": 200}).json()["executions"]
+    assert child["execution_id"] in [x["execution_id"] for x in other] and serial_id not in [x["execution_id"] for x in other]
+    roots = http.get("/v1/executions", params={"root": "true", "ffqn": f"{ACT}.double", "limit": 200}).json()["executions"]
+    assert all("parent_id" not in x for x in roots)
+    assert child["execution_id"] not in [x["execution_id"] for x in roots]
+    assert "must be a whole component digest" in assert_error(http.get("/v1/executions?digest=abc"), 400, "bad_request", "digest")
+    assert assert_error(http.get("/v1/executions?root=yes"), 400, "bad_request", "root") == "root must be true or false, got 'yes'"
+
+
+def test_deployments_list_revisions_and_the_digests_that_run(
+    http: httpx.Client, platform: Platform, next_revision: Revision
+) -> None:
+    """`GET /v1/deployments`: revisions newest first with their components, and which digest runs which function."""
+    body = http.get("/v1/deployments").json()
+    numbers = [r["revision"] for r in body["revisions"]]
+    assert numbers == sorted(numbers, reverse=True) and next_revision.number in numbers
+    active = [r for r in body["revisions"] if r["active"]]
+    assert [r["revision"] for r in active] == [body["active"]]
+    wf = {c["name"]: c for c in active[0]["components"]}["wf"]
+    assert f"{WF}.serial" in wf["functions"] and wf["digest"].startswith("sha256:")
+    (row,) = [v for v in body["versions"] if v["ffqn"] == f"{WF}.serial" and v["active"]]
+    assert row["digest"] == wf["digest"]
+    assert len(http.get("/v1/deployments?limit=1").json()["revisions"]) == 1
+    assert_error(http.get("/v1/deployments?limit=0"), 400, "bad_request", "limit")
+
+
+def test_rerun_starts_the_same_function_with_the_same_params(http: httpx.Client, serial_id: str) -> None:
+    """`POST .../rerun` answers 201 with a new execution that runs to the same result."""
+    response = http.post(f"/v1/executions/{serial_id}/rerun")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["rerun_of"] == serial_id and body["execution_id"] != serial_id
+    assert response.headers["location"] == f"/v1/executions/{body['execution_id']}"
+    done = finished(http, body["execution_id"])
+    assert done["result"] == 12 and done["params"] == [3]
+
+
+def test_fork_copies_a_prefix_of_the_log_and_runs_on(http: httpx.Client, serial_id: str) -> None:
+    """`POST .../fork {"at": N}` answers 201; the fork holds the first N events and finishes like its source."""
+    response = http.post(f"/v1/executions/{serial_id}/fork", json={"at": 3})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["forked_from"] == serial_id and body["at"] == 3 and body["events_copied"] == 3
+    assert finished(http, body["execution_id"])["result"] == 12
+    events = http.get(f"/v1/executions/{body['execution_id']}/events").json()["events"]
+    source = http.get(f"/v1/executions/{serial_id}/events").json()["events"]
+    assert [e["type"] for e in events[:3]] == [e["type"] for e in source[:3]]
+
+
+def test_fork_refuses_a_bad_body_and_an_activity(http: httpx.Client) -> None:
+    """A body without a positive `at` is a 400 naming it; an activity has no log to fork (400 naming rerun)."""
+    act = http.post(f"/v1/functions/{ACT}.double?wait=30", json=[2]).json()["execution_id"]
+    for body in ({}, {"at": 0}, {"at": "2"}, [3]):
+        assert_error(http.post(f"/v1/executions/{act}/fork", json=body), 400, "bad_request", "at")
+    response = http.post(f"/v1/executions/{act}/fork", json={"at": 1})
+    assert response.status_code == 400 and "platform rerun" in response.json()["error"]["message"]
+    assert http.post("/v1/executions/E_01JD8X3K5QZ6V2N4M7P9R0S1T2/rerun").status_code == 404
+
+
+def test_upgrade_check_replays_running_executions_on_another_digest_and_writes_nothing(
+    http: httpx.Client, next_revision: Revision
+) -> None:
+    """The dry run reports `would-upgrade` for a sleeping workflow that replays on wf-next; its pin is unchanged."""
+    sleeping = http.post(f"/v1/functions/{WF}.sleepy", json={"ms": 600_000}).json()["execution_id"]
+    wait_for(lambda: http.get(f"/v1/executions/{sleeping}").json()["status"] == "blocked", what="the sleep to start")
+    before = http.get(f"/v1/executions/{sleeping}").json()["component_digest"]
+    target = next_revision.components[0].digest
+    response = http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": target[:20]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["dry_run"] is True and body["to_digest"] == target
+    mine = [e for e in body["executions"] if e["execution_id"] == sleeping]
+    assert mine and mine[0]["outcome"] == "would-upgrade" and mine[0]["from"] == before
+    assert http.get(f"/v1/executions/{sleeping}").json()["component_digest"] == before
+    http.post(f"/v1/executions/{sleeping}/cancel")
+
+
+def test_upgrade_check_refuses_what_is_not_a_deployed_workflow(http: httpx.Client) -> None:
+    """An unknown digest is a 404, an activity component a 400 naming the component, a missing `to` a 400."""
+    assert http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:ffffffff"}).status_code == 404
+    act = http.get(f"/v1/functions/{ACT}.double").json()["component_digest"]
+    response = http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": act})
+    assert response.status_code == 400 and "does not export the workflow" in response.json()["error"]["message"]
+    assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={}), 400, "bad_request", "to")
+
+
+@pytest.fixture
+def secured(start_gateway: Callable[..., GatewayThread]) -> Iterator[GatewayThread]:
+    yield start_gateway(tokens=(Token(ADMIN, "admin"), Token(INVOKER, "invoke")))
+
+
+def test_the_operations_need_the_admin_token(secured: GatewayThread, serial_id: str) -> None:
+    """With an invoke token each operation answers 403; children are readable like the execution itself."""
+    with secured.client(headers={"Authorization": f"Bearer {INVOKER}"}) as http:
+        assert http.get(f"/v1/executions/{serial_id}/children").status_code == 200
+        assert http.get("/v1/deployments").status_code == 403
+        assert http.post(f"/v1/executions/{serial_id}/rerun").status_code == 403
+        assert http.post(f"/v1/executions/{serial_id}/fork", json={"at": 2}).status_code == 403
+        assert http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:0"}).status_code == 403
+    with secured.client(headers={"Authorization": f"Bearer {ADMIN}"}) as http:
+        assert http.get("/v1/deployments").status_code == 200
+
+
+def test_openapi_documents_the_operations_and_the_new_listing_parameters(http: httpx.Client) -> None:
+    """The document names every new path, the fork and upgrade-check bodies, and `digest`/`root` on the listing."""
+    paths = http.get("/openapi.json").json()["paths"]
+    assert paths["/v1/executions/{id}/fork"]["post"]["requestBody"]["content"]["application/json"]["schema"]["required"] == ["at"]
+    assert "201" in paths["/v1/executions/{id}/rerun"]["post"]["responses"]
+    assert "/v1/functions/{ffqn}/upgrade-check" in paths and "/v1/deployments" in paths
+    assert "children" in str(paths["/v1/executions/{id}/children"]["get"]["responses"]["200"])
+    listing = {p["name"] for p in paths["/v1/executions"]["get"]["parameters"]}
+    assert {"digest", "root", "ffqn", "status", "tag"} <= listing

@@ -50,7 +50,8 @@ def runner_cmd(ctx: CliContext, concurrency: int, name: str | None) -> None:
     DOLMEN_SECRETS_FILE names.
     """
     from ..runner.secrets import RunnerSecrets
-    from ..runner.process import RunnerSettings, serve_runner
+    from ..runner.settings import RunnerSettings
+    from ..runner.process import serve_runner
 
     RunnerSecrets().check()  # refuse to start on an unreadable or malformed DOLMEN_SECRETS_FILE
     settings = RunnerSettings(redis_url=ctx.redis_url(), data_dir=ctx.data_dir, concurrency=concurrency, name=name)

@@ -10,12 +10,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .process import Runner, RunnerSettings, serve_runner
+    from .process import Runner, serve_runner
+    from .settings import RunnerSettings
 
 # Each exported name -> the module that defines it.
 _EXPORTS = {
     "Runner": "process",
-    "RunnerSettings": "process",
+    "RunnerSettings": "settings",
     "serve_runner": "process",
 }
 

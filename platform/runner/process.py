@@ -18,8 +18,6 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -41,7 +39,6 @@ from ..store.leases import Lease, Leases, PendingCommit, QueueEntry
 from ..store.limits import LimitGate, Permit, active_limits
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
-from ..wit.limits import MAX_VALUE_ENV
 from ..workflow.executor import WorkflowExecutor
 from .activity import ActivityExecutor, Attempted
 from .attempts import RunningAttempts
@@ -50,23 +47,10 @@ from ..execution.components import ComponentProvider
 from .held import HeldCommits
 from .queues import QueueSelection
 from .reading import QueueReader
+from .settings import RunnerSettings
 from ..execution.retry import RetryAt, after_failure, after_lock
 
 log = structlog.get_logger("dolmen.runner")
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerSettings:
-    redis_url: str
-    data_dir: Path
-    concurrency: int = 4
-    name: str | None = None
-    lock_ttl_ms: int = field(default_factory=lambda: env_int("DOLMEN_LOCK_TTL_MS"))
-    # How long a directly called activity may run before its request is written on its own (see `held`).
-    inline_hold_ms: int = field(default_factory=lambda: env_int("DOLMEN_INLINE_HOLD_MS"))
-    # The largest result or call params, in bytes of JSON (see `wit.limits`).
-    max_value_bytes: int = field(default_factory=lambda: env_int(MAX_VALUE_ENV))
-    read_block_ms: int = 1000
 
 
 class Runner:

@@ -6,7 +6,8 @@ import threading
 
 from dolmen.platform.client import Client
 from dolmen.platform.model import RetryPolicy
-from dolmen.platform.runner.process import Runner, RunnerSettings
+from dolmen.platform.runner.process import Runner
+from dolmen.platform.runner.settings import RunnerSettings
 from dolmen.platform.store import keys
 from dolmen.platform.store.leases import QueueEntry
 from tests.support.guests import DATA_DIR

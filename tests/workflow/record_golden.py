@@ -15,7 +15,8 @@ import threading
 from pathlib import Path
 
 from dolmen.platform.client import Client
-from dolmen.platform.runner.process import Runner, RunnerSettings
+from dolmen.platform.runner.process import Runner
+from dolmen.platform.runner.settings import RunnerSettings
 from dolmen.platform.scheduler import SchedulerSettings, serve_scheduler
 from tests.support.guests import DATA_DIR
 from tests.support.platform import activity, deploy, workflow

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from dolmen.platform.client import Client
-from dolmen.platform.runner.process import Runner, RunnerSettings
+from dolmen.platform.runner.process import Runner
+from dolmen.platform.runner.settings import RunnerSettings
 from dolmen.platform.store import keys
 from dolmen.platform.store.leases import Lease
 from dolmen.platform.store.records import Event

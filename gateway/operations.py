@@ -22,6 +22,7 @@ from ..platform.deploy.upgrader import Upgrader
 from ..platform.deploy.versions import versions
 from ..platform.ids import ExecutionId
 from ..platform.store.deployments import DeploymentStore
+from ..platform.surface import HTTP
 from .context import Gateway, handler, location
 from .decoding import path_param, query_value
 from .errors import BadRequestError
@@ -93,7 +94,9 @@ class OperationsApi:
         handler(request, "rerun")
         self.gw.auth.check(request, "admin")
         source = ExecutionId.parse(path_param(request, "id")).value
-        rerun = await run_in_threadpool(rerun_execution, self.gw.client.redis, self.gw.settings.data_dir, source)
+        rerun = await run_in_threadpool(
+            lambda: rerun_execution(self.gw.client.redis, self.gw.settings.data_dir, source, surface=HTTP)
+        )
         return JSONResponse(rerun.to_json(), status_code=201, headers={"Location": location(rerun.execution_id)})
 
     async def fork(self, request: Request) -> Response:
@@ -106,7 +109,7 @@ class OperationsApi:
         if not isinstance(at, int) or isinstance(at, bool) or at < 1:
             raise BadRequestError('the body must be {"at": N}, N >= 1 the number of events to copy', path="at")
         forked = await run_in_threadpool(
-            lambda: fork_execution(self.gw.client.redis, self.gw.settings.data_dir, source, at)
+            lambda: fork_execution(self.gw.client.redis, self.gw.settings.data_dir, source, at, surface=HTTP)
         )
         return JSONResponse(forked.to_json(), status_code=201, headers={"Location": location(forked.execution_id)})
 
@@ -121,7 +124,7 @@ class OperationsApi:
             raise BadRequestError('the body must be {"to": DIGEST}, a deployed workflow component (a unique prefix is enough)', path="to")
 
         def check() -> dict[str, Any]:
-            change = upgrade_target(DeploymentStore(self.gw.client.redis), ffqn, to)
+            change = upgrade_target(DeploymentStore(self.gw.client.redis), ffqn, to, surface=HTTP)
             upgrader = Upgrader(self.gw.client.redis, self.gw.settings.data_dir)
             try:
                 report = upgrader.upgrade(change, dry_run=True, wait_s=CHECK_WAIT_S, follow_up=False)

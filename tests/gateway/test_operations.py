@@ -102,13 +102,25 @@ def test_fork_copies_a_prefix_of_the_log_and_runs_on(http: httpx.Client, serial_
 
 
 def test_fork_refuses_a_bad_body_and_an_activity(http: httpx.Client) -> None:
-    """A body without a positive `at` is a 400 naming it; an activity has no log to fork (400 naming rerun)."""
+    """A body without a positive `at` is a 400 naming it; an activity has no log to fork (400 naming POST .../rerun)."""
     act = http.post(f"/v1/functions/{ACT}.double?wait=30", json=[2]).json()["execution_id"]
     for body in ({}, {"at": 0}, {"at": "2"}, [3]):
         assert_error(http.post(f"/v1/executions/{act}/fork", json=body), 400, "bad_request", "at")
-    response = http.post(f"/v1/executions/{act}/fork", json={"at": 1})
-    assert response.status_code == 400 and "platform rerun" in response.json()["error"]["message"]
+    message = assert_error(http.post(f"/v1/executions/{act}/fork", json={"at": 1}), 400, "usage_error")
+    assert message == f"{act} is an activity, which has no log to fork; use POST /v1/executions/{act}/rerun"
     assert http.post("/v1/executions/E_01JD8X3K5QZ6V2N4M7P9R0S1T2/rerun").status_code == 404
+
+
+def test_operation_errors_use_the_api_s_words_not_the_cli_s(http: httpx.Client, serial_id: str) -> None:
+    """Errors over HTTP name body fields and endpoints (`at`, GET /v1/executions), never `--at` or `platform ...`."""
+    message = assert_error(http.post(f"/v1/executions/{serial_id}/fork", json={"at": 999}), 400, "usage_error", "at")
+    assert message.startswith(f"at 999 is out of range for {serial_id}: choose 1 to ") and "--at" not in message
+    missing = "E_01JD8X3K5QZ6V2N4M7P9R0S1T2"
+    for action, body in (("rerun", None), ("fork", {"at": 1})):
+        message = assert_error(http.post(f"/v1/executions/{missing}/{action}", json=body), 404, "not_found")
+        assert message.endswith("(GET /v1/executions lists them)") and "platform" not in message
+    message = assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:ffffffff"}), 404, "not_found", "to")
+    assert message == "no deployed component has digest sha256:ffffffff; GET /v1/deployments lists them"
 
 
 def test_upgrade_check_replays_running_executions_on_another_digest_and_writes_nothing(
@@ -130,11 +142,16 @@ def test_upgrade_check_replays_running_executions_on_another_digest_and_writes_n
 
 
 def test_upgrade_check_refuses_what_is_not_a_deployed_workflow(http: httpx.Client) -> None:
-    """An unknown digest is a 404, an activity component a 400 naming the component, a missing `to` a 400."""
-    assert http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:ffffffff"}).status_code == 404
+    """An unknown digest is a 404 and an activity component a 400, both naming `to`; an undeployed function a 404
+    naming close names; an activity function a 400 saying so; a missing `to` a 400."""
+    assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:ffffffff"}), 404, "not_found", "to")
     act = http.get(f"/v1/functions/{ACT}.double").json()["component_digest"]
-    response = http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": act})
-    assert response.status_code == 400 and "does not export the workflow" in response.json()["error"]["message"]
+    message = assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": act}), 400, "usage_error", "to")
+    assert "does not export the workflow" in message
+    message = assert_error(http.post(f"/v1/functions/{WF}.sleepyy/upgrade-check", json={"to": act}), 404, "not_found")
+    assert message.startswith(f"function {WF}.sleepyy is not deployed") and f"{WF}.sleepy" in message
+    message = assert_error(http.post(f"/v1/functions/{ACT}.double/upgrade-check", json={"to": act}), 400, "usage_error")
+    assert message.startswith(f"{ACT}.double is an activity, not a workflow")
     assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={}), 400, "bad_request", "to")
 
 

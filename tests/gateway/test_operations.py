@@ -123,6 +123,25 @@ def test_operation_errors_use_the_api_s_words_not_the_cli_s(http: httpx.Client, 
     assert message == "no deployed component has digest sha256:ffffffff; GET /v1/deployments lists them"
 
 
+def test_operations_refuse_unknown_body_fields(http: httpx.Client, serial_id: str) -> None:
+    """A field an operation does not take is a 400 naming it and the accepted ones, and nothing is started."""
+    before = len(http.get("/v1/executions", params={"ffqn": f"{WF}.serial", "limit": 200}).json()["executions"])
+    message = assert_error(
+        http.post(f"/v1/executions/{serial_id}/fork", json={"at": 3, "component": "sha256:abc"}), 400, "bad_request", "component"
+    )
+    assert message == "unknown field 'component' in the body; this endpoint takes only 'at'"
+    message = assert_error(http.post(f"/v1/executions/{serial_id}/rerun", json={"params": [4]}), 400, "bad_request", "params")
+    assert message == "unknown field 'params' in the body; this endpoint takes no fields (send no body or {})"
+    assert_error(http.post(f"/v1/executions/{serial_id}/rerun", json=[4]), 400, "bad_request", "body")
+    message = assert_error(
+        http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:0", "force": True}), 400, "bad_request", "force"
+    )
+    assert message == "unknown field 'force' in the body; this endpoint takes only 'to'"
+    after = len(http.get("/v1/executions", params={"ffqn": f"{WF}.serial", "limit": 200}).json()["executions"])
+    assert after == before
+    assert http.post(f"/v1/executions/{serial_id}/rerun", json={}).status_code == 201
+
+
 def test_upgrade_check_replays_running_executions_on_another_digest_and_writes_nothing(
     http: httpx.Client, next_revision: Revision
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,10 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from ..platform.deploy.components import full_digest
 from ..platform.deploy.model import FunctionRoute
+from ..platform.errors import NotFoundError, UsageError
 from ..platform.ffqn import Ffqn
 from ..platform.ids import ExecutionId
+from ..platform.store.deployments import DeploymentStore
 from ..platform.store.records import STATUSES, Event, ExecutionState, Status
+from ..platform.surface import HTTP
 from .context import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
@@ -152,8 +157,8 @@ class ApiV1:
         if status is not None and status not in STATUSES:
             raise BadRequestError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}", path="status")
         digest = query_value(request, "digest") or None
-        if digest is not None and not digest.startswith("sha256:"):
-            raise BadRequestError(f"digest must be a whole component digest (sha256:...), got {digest!r}", path="digest")
+        if digest is not None:
+            digest = await run_in_threadpool(self._digest_filter, digest)
         roots_only = _bool_param(query_value(request, "root"), "root")
         limit = _int_param(query_value(request, "limit"), "limit", default=50, low=1, high=MAX_PAGE)
         cursor = _decode_cursor(query_value(request, "cursor"))
@@ -171,6 +176,16 @@ class ApiV1:
                 "next": _encode_cursor(next_rank) if more and next_rank is not None else None,
             }
         )
+
+    def _digest_filter(self, text: str) -> str:
+        """The whole digest `?digest=` names: a whole digest as it is (its component may be in no revision any
+        more), else a unique prefix of a deployed one, as the upgrade check takes `to`; 400 when none or several match."""
+        if _WHOLE_DIGEST.match(text):
+            return text
+        try:
+            return full_digest(DeploymentStore(self.gw.client.redis), text, field="digest", surface=HTTP)
+        except (NotFoundError, UsageError) as exc:
+            raise BadRequestError(f"?digest={text}: {exc.message}", path="digest") from None
 
     async def get_execution(self, request: Request) -> Response:
         handler(request, "read")
@@ -302,6 +317,9 @@ class ApiV1:
             execution_id, after=after, timeout_s=self.gw.settings.max_stream_s
         ):
             yield ": keep-alive\n\n" if event is None else sse_message(event)
+
+
+_WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 def sse_message(event: Event) -> str:

@@ -308,7 +308,7 @@ def _static_paths() -> dict[str, Any]:
                     for n, s in (
                         ("ffqn", {"type": "string"}),
                         ("status", {"type": "string", "enum": ["pending", "running", "blocked", "finished"]}),
-                        ("digest", {"type": "string", "pattern": "^sha256:", "description": "Only executions pinned to this component digest (whole)"}),
+                        ("digest", {"type": "string", "description": "Only executions pinned to this component: a whole digest, or a unique prefix of a deployed one (`sha256:` optional)"}),
                         ("root", {"type": "boolean", "description": "true: only executions no workflow started (the roots of the trees)"}),
                         ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                         ("cursor", {"type": "string"}),

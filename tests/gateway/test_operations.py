@@ -57,8 +57,23 @@ def test_the_listing_filters_by_digest_and_leaves_children_out_with_root(http: h
     roots = http.get("/v1/executions", params={"root": "true", "ffqn": f"{ACT}.double", "limit": 200}).json()["executions"]
     assert all("parent_id" not in x for x in roots)
     assert child["execution_id"] not in [x["execution_id"] for x in roots]
-    assert "must be a whole component digest" in assert_error(http.get("/v1/executions?digest=abc"), 400, "bad_request", "digest")
+    message = assert_error(http.get("/v1/executions?digest=abc"), 400, "bad_request", "digest")
+    assert message == "?digest=abc: no deployed component has digest abc; GET /v1/deployments lists them"
     assert assert_error(http.get("/v1/executions?root=yes"), 400, "bad_request", "root") == "root must be true or false, got 'yes'"
+
+
+def test_the_digest_filter_takes_the_short_digest_the_tools_show(http: httpx.Client, serial_id: str) -> None:
+    """`?digest=` with a unique prefix (as `platform` and the dashboard print it) lists that component's executions;
+    a prefix of several components is a 400 naming them."""
+    digest = http.get(f"/v1/executions/{serial_id}").json()["component_digest"]
+    for short in (digest[:19], digest[7:19]):
+        page = http.get("/v1/executions", params={"digest": short, "limit": 200}).json()["executions"]
+        assert serial_id in [x["execution_id"] for x in page]
+        assert {x["component_digest"] for x in page} == {digest}
+    message = assert_error(http.get("/v1/executions", params={"digest": "sha256:"}), 400, "bad_request", "digest")
+    assert message.startswith("?digest=sha256:: sha256: matches ") and "give more of the digest" in message
+    gone = "sha256:" + "0" * 64
+    assert http.get("/v1/executions", params={"digest": gone}).json()["executions"] == []
 
 
 def test_deployments_list_revisions_and_the_digests_that_run(

@@ -22,6 +22,7 @@ from ..platform.ids import ExecutionId
 from ..platform.store.deployments import DeploymentStore
 from ..platform.store.records import STATUSES, Event, ExecutionState, Status
 from ..platform.surface import HTTP
+from .children import copied_children, copied_message, submitted_children
 from .context import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
@@ -190,30 +191,60 @@ class ApiV1:
     async def get_execution(self, request: Request) -> Response:
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
-        state = await self.gw.executions.require(path_param(request, "id"))
+        state = await self._require(path_param(request, "id"))
         return JSONResponse(state.to_json())
 
     async def children(self, request: Request) -> Response:
         """The executions a workflow started, in submission order (from its log's `child_submitted` events)."""
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
-        state = await self.gw.executions.require(path_param(request, "id"))
+        state = await self._require(path_param(request, "id"))
         events = await self.gw.executions.events(state.id)
-        ids = [str(e.data["child_id"]) for e in events if e.type == "child_submitted"]
+        ids = submitted_children(events)
+        copied = copied_children(state.id, events)
+        wanted = [i for i in ids if i not in copied][:MAX_CHILDREN]
         found: list[ExecutionState | None] = []
         # In slices: a workflow with thousands of children must not open thousands of reads at once.
-        for start in range(0, min(len(ids), MAX_CHILDREN), 50):
-            found += await asyncio.gather(*(self.gw.executions.get(i) for i in ids[start : min(start + 50, MAX_CHILDREN)]))
-        # A child removed by its retention is left out; `total` still counts it.
+        for start in range(0, len(wanted), 50):
+            found += await asyncio.gather(*(self.gw.executions.get(i) for i in wanted[start : start + 50]))
+        # `total` counts every child the log submitted: those listed, those a fork copied (never created), and
+        # those removed by their retention or past MAX_CHILDREN (neither listed).
         listed = [s.to_json() for s in found if s is not None]
-        return JSONResponse({"execution_id": state.id, "total": len(ids), "children": listed})
+        return JSONResponse(
+            {
+                "execution_id": state.id,
+                "total": len(ids),
+                "children": listed,
+                "copied": [c.to_json() for c in copied.values()],
+            }
+        )
+
+    async def _require(self, execution_id: str) -> ExecutionState:
+        """The execution, or a 404 that tells a child a fork only copied from one that does not exist."""
+        try:
+            return await self.gw.executions.require(execution_id)
+        except NotFoundError as exc:
+            raise await self._not_found(execution_id, exc) from None
+
+    async def _not_found(self, execution_id: str, missing: NotFoundError) -> NotFoundError:
+        """`missing`, unless `execution_id` names a child that its parent, a fork, copied and never created."""
+        parent = ExecutionId.parse(execution_id).parent
+        if parent is not None and await self.gw.executions.get(parent.value) is not None:
+            copied = copied_children(parent.value, await self.gw.executions.events(parent.value)).get(execution_id)
+            if copied is not None:
+                return NotFoundError(copied_message(copied))
+        return missing
 
     async def result(self, request: Request) -> Response:
         """Long-poll: 200 with the finished execution, or 202 when `wait` runs out first."""
         handler(request, "result")
         self.gw.auth.check(request, "invoke")
         wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
-        state = await self.gw.executions.wait_finished(path_param(request, "id"), wait.seconds)
+        execution_id = path_param(request, "id")
+        try:
+            state = await self.gw.executions.wait_finished(execution_id, wait.seconds)
+        except NotFoundError as exc:
+            raise await self._not_found(execution_id, exc) from None
         if not state.live:
             return finished(state, wait=wait)
         return accepted(state.id, progress(state), wait=wait)
@@ -295,13 +326,13 @@ class ApiV1:
             request.headers.get("last-event-id") if after_text is None else after_text, "after", default=-1, low=-1
         )
         if "text/event-stream" in request.headers.get("accept", ""):
-            state = await self.gw.executions.require(execution_id)
+            state = await self._require(execution_id)
             return StreamingResponse(
                 self._sse(state.id, after),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        state = await self.gw.executions.require(execution_id)
+        state = await self._require(execution_id)
         events = await self.gw.executions.events(state.id)
         return JSONResponse(
             {

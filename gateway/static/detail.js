@@ -60,15 +60,17 @@ export async function loadDetail(selected) {
   }
   const id = encodeURIComponent(selected);
   const [execution, log] = await Promise.all([api("/v1/executions/" + id), api("/v1/executions/" + id + "/events")]);
-  const children = execution.kind === "workflow" ? (await api("/v1/executions/" + id + "/children")).children : [];
+  const family = execution.kind === "workflow" ? await api("/v1/executions/" + id + "/children") : { children: [], copied: [] };
   section.hidden = false;
   document.getElementById("detail-id").textContent = execution.execution_id;
   document.getElementById("detail").replaceChildren(...facts(execution).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
   showCompleteForm(execution);
   showPauseForm(execution);
   showActions(execution, log.events.length);
-  const model = lanes(execution, log.events, children, Date.now());
-  document.getElementById("chart").replaceChildren(draw(model, onSelect));
+  const model = lanes(execution, log.events, family.children, Date.now(), family.copied);
+  document.getElementById("chart").replaceChildren(draw(model, onSelect, showCopied));
+  const note = document.getElementById("chart-note");
+  if (note.dataset.id !== execution.execution_id) note.hidden = true;
   const start = log.events.length ? log.events[0].at : 0;
   const items = log.events.map((event) =>
     el(
@@ -80,6 +82,19 @@ export async function loadDetail(selected) {
     )
   );
   document.getElementById("timeline").replaceChildren(...items);
+}
+
+/** What a click on a child a fork copied shows (there is no execution to open): where its result came from. */
+function showCopied(copy) {
+  const note = document.getElementById("chart-note");
+  note.dataset.id = document.getElementById("detail-id").textContent;
+  const original = copy.original_id ? [" (", link(copy.original_id), ")"] : [];
+  note.replaceChildren(
+    el("code", {}, copy.child_id), " was copied from the original run", ...original,
+    ": the fork copied its submission and response, so it was never started again. Its response: ",
+    el("code", {}, short(copy.response.result !== undefined ? copy.response.result : copy.response.failure))
+  );
+  note.hidden = false;
 }
 
 // The form stays outside the refreshed detail, so what the user types survives a refresh.

@@ -92,6 +92,20 @@ function row(x, depth, selected) {
   );
 }
 
+/** A child a fork copied answered from its source: never created, so no row to open; it names the original. */
+function copiedRow(copy, depth) {
+  const original = copy.original_id
+    ? el("a", { href: "#" + encodeURIComponent(copy.original_id), onclick: (event) => { event.preventDefault(); onSelect(copy.original_id); } }, el("code", {}, copy.original_id))
+    : "the original run";
+  return el(
+    "tr",
+    { class: "copied", "data-id": copy.child_id, "data-depth": String(depth) },
+    el("td", { style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, el("span", { class: "toggle-space" }), el("code", { class: "muted" }, copy.child_id)),
+    el("td", { title: copy.ffqn }, el("code", {}, shortFfqn(copy.ffqn))),
+    el("td", { colspan: "3", class: "muted small" }, "copied from ", original)
+  );
+}
+
 /** The rows of `executions` and, under each expanded one, its children's rows (recursively). */
 async function rows(executions, depth, selected) {
   const out = [];
@@ -104,13 +118,15 @@ async function rows(executions, depth, selected) {
     out.push(row(x, depth, selected));
     const found = children[i];
     if (!found) continue;
-    if (!found.children.length) {
+    const copied = found.copied || [];
+    if (!found.children.length && !copied.length) {
       out.push(el("tr", { class: "none" }, el("td", { colspan: "5", class: "muted", style: "padding-left: " + (2 + depth * 1.2) + "rem" }, "no children")));
       continue;
     }
     out.push(...(await rows(found.children, depth + 1, selected)));
-    if (found.total > found.children.length) {
-      const more = found.total - found.children.length;
+    for (const copy of copied) out.push(copiedRow(copy, depth + 1));
+    if (found.total > found.children.length + copied.length) {
+      const more = found.total - found.children.length - copied.length;
       out.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, more + " more children not shown")));
     }
   }

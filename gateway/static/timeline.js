@@ -12,8 +12,10 @@ const AXIS = 22;
 // One event each, drawn as a tick on the run's lane.
 const MARKS = new Set(["cancel_requested", "paused", "resumed", "upgraded", "upgrade_rejected", "attempt_lost", "finished"]);
 
-/** The lanes of an execution: [{label, title, bars: [{from, to, kind, open}], marks: [{at, kind, title}]}]. */
-export function lanes(execution, events, children, now) {
+/** The lanes of an execution: [{label, title, bars: [{from, to, kind, open}], marks: [{at, kind, title}]}].
+ * `copied` lists the children a fork copied answered from its source (GET .../children): never created, their
+ * lanes carry `copied` instead of `child`. */
+export function lanes(execution, events, children, now, copied) {
   const start = events.length ? events[0].at : Date.parse(execution.created_at);
   const finished = events.find((e) => e.type === "finished");
   const end = finished ? finished.at : now;
@@ -25,6 +27,7 @@ export function lanes(execution, events, children, now) {
     if (e.type === "response") responses.set(e.child_id || e.delay_id, e);
   }
   const states = new Map((children || []).map((c) => [c.execution_id, c]));
+  const copies = new Map((copied || []).map((c) => [c.child_id, c]));
   for (const e of events) {
     if (MARKS.has(e.type)) {
       const kind = e.type === "finished" ? (e.failure ? "failed" : "finished") : e.type;
@@ -41,6 +44,17 @@ export function lanes(execution, events, children, now) {
       const to = fired ? fired.at : Math.max(now, e.until || e.at);
       const planned = "sleep " + duration(e.duration_ms || 0);
       out.push({ label: planned, title: e.delay_id, bars: [{ from: e.at, to, kind: "delay", open: !fired }], marks: [] });
+    } else if (e.type === "child_submitted" && copies.has(e.child_id)) {
+      const answer = responses.get(e.child_id);
+      const copy = copies.get(e.child_id);
+      const from = copy.original_id ? " " + copy.original_id : "";
+      out.push({
+        label: shortFfqn(e.ffqn),
+        title: e.child_id + ": copied from the original run" + from + ", never started again",
+        copied: copy,
+        bars: [{ from: e.at, to: answer ? answer.at : e.at, kind: "copied", open: false, title: "copied from the original run" }],
+        marks: [],
+      });
     } else if (e.type === "child_submitted") {
       const answer = responses.get(e.child_id);
       const state = states.get(e.child_id);
@@ -67,8 +81,9 @@ function ticks(span) {
   return out;
 }
 
-/** The SVG of `lanes(...)`; `onChild(id)` is called when a child's bar or label is clicked. */
-export function draw(model, onChild) {
+/** The SVG of `lanes(...)`; `onChild(id)` is called when a child's bar or label is clicked, `onCopied(copy)` when
+ * a copied child's is. */
+export function draw(model, onChild, onCopied) {
   const span = Math.max(1, model.end - model.start);
   const plot = WIDTH - LABEL - 10;
   const x = (at) => LABEL + ((at - model.start) / span) * plot;
@@ -87,7 +102,11 @@ export function draw(model, onChild) {
   }
   model.lanes.forEach((lane, i) => {
     const y = AXIS + i * LANE;
-    const click = lane.child ? { onclick: () => onChild(lane.child), class: "lane child-lane" } : { class: "lane" };
+    const click = lane.child
+      ? { onclick: () => onChild(lane.child), class: "lane child-lane" }
+      : lane.copied
+        ? { onclick: () => onCopied(lane.copied), class: "lane child-lane copied-lane" }
+        : { class: "lane" };
     const group = svg("g", { ...click, "data-lane": lane.label });
     group.append(svg("text", { x: 4, y: y + 14, class: "lane-label" }, lane.label.length > 18 ? lane.label.slice(0, 17) + "…" : lane.label, svg("title", {}, lane.title || lane.label)));
     for (const bar of lane.bars) {

@@ -134,7 +134,8 @@ def plan_fork(
             data.pop("parent_id", None)
             data.pop("scheduled_by", None)
             data["component_digest"] = digest
-            data["forked_from"] = {"execution_id": source_id, "at": at}
+            # `copied` (filled in below) tells readers which events of the fork's log are the source's.
+            data["forked_from"] = {"execution_id": source_id, "at": at, "copied": 0}
         elif event.type == CHILD_SUBMITTED and event.data["child_id"] not in answered:
             children.append(
                 ChildToStart(data["child_id"], data["ffqn"], list(data["params"]), data.get("join_set"), event.data["child_id"])
@@ -144,6 +145,8 @@ def plan_fork(
         elif event.type == RESPONSE:
             responses.append(_response_id_of(data))
         copied.append((event.type, data, event.at))
+    if copied and copied[0][0] == CREATED:
+        copied[0][1]["forked_from"]["copied"] = len(copied)
     return ForkPlan(
         source_id,
         fork_id,

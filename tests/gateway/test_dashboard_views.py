@@ -135,6 +135,37 @@ def test_the_timeline_draws_children_sleeps_and_retries(gateway: GatewayThread, 
     assert image.count(GREEN, chart) > 400
 
 
+FORKED = """
+  await until(() => document.getElementById("detail-id").textContent === FORK && document.querySelector("#chart g.copied-lane"));
+  const lanes = [...document.querySelectorAll("#chart g.lane")].map((g) => ({ cls: g.getAttribute("class"), bars: [...g.querySelectorAll("rect.bar")].map((r) => r.getAttribute("class")) }));
+  document.querySelector("#chart g.copied-lane rect").dispatchEvent(new MouseEvent("click", { bubbles: true }));
+  const note = await until(() => !document.getElementById("chart-note").hidden && document.getElementById("chart-note").textContent);
+  await new Promise((resolve) => setTimeout(resolve, 2500));  // a refresh later: still no error, the note stays
+  const row = await until(() => document.querySelector(`tr.execution[data-id="${FORK}"]`));
+  row.querySelector("button.toggle").click();
+  const copiedRow = await until(() => { const r = document.querySelector(`tr.copied[data-id="${FORK}.1"]`); return r && r.textContent; });
+  return { lanes, note, copiedRow, detail: document.getElementById("detail-id").textContent,
+           notice: document.getElementById("notice").hidden ? "" : document.getElementById("notice").textContent,
+           noteShown: !document.getElementById("chart-note").hidden };
+"""
+
+
+def test_a_fork_shows_the_children_it_copied_as_copied_without_an_error(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """A child a fork copied answered is drawn as copied; clicking it says so (naming the original), not an error banner."""
+    serial = finished(http, f"{WF}.serial", {"n": 3})
+    events = http.get(f"/v1/executions/{serial}/events").json()["events"]
+    at = next(e["index"] for e in events if e["type"] == "response") + 1
+    fork = http.post(f"/v1/executions/{serial}/fork", json={"at": at}).json()["execution_id"]
+    assert http.get(f"/v1/executions/{fork}/result?wait=30").status_code == 200
+    seen, _ = run(f"{gateway.url}/#{fork}", tmp_path, page(FORKED, FORK=fork))
+    copied = [lane for lane in seen["lanes"] if "copied-lane" in lane["cls"]]
+    assert len(copied) == 1 and copied[0]["bars"] == ["bar bar-copied"]
+    assert sum("child-lane" in lane["cls"] and "copied" not in lane["cls"] for lane in seen["lanes"]) == 2
+    assert seen["note"].startswith(f"{fork}.1 was copied from the original run ({serial}.1)")
+    assert seen["noteShown"] and seen["detail"] == fork and seen["notice"] == ""
+    assert f"copied from {serial}.1" in seen["copiedRow"]
+
+
 FILTERS = """
   const rows = () => [...document.querySelectorAll('#executions tbody tr.execution')];
   await until(() => rows().length);

@@ -116,6 +116,28 @@ def test_fork_copies_a_prefix_of_the_log_and_runs_on(http: httpx.Client, serial_
     assert [e["type"] for e in events[:3]] == [e["type"] for e in source[:3]]
 
 
+def test_a_fork_reports_the_children_it_copied_apart_from_those_it_started(http: httpx.Client, serial_id: str) -> None:
+    """A child answered in the copied prefix is never created: `children` lists the fork's own children, `copied`
+    the copied ones with the original child's id, `total` counts both; reading a copied id is a 404 saying so."""
+    source = http.get(f"/v1/executions/{serial_id}/events").json()["events"]
+    at = next(e["index"] for e in source if e["type"] == "response") + 1  # the first child answered, in the copy
+    body = http.post(f"/v1/executions/{serial_id}/fork", json={"at": at}).json()
+    fork_id = body["execution_id"]
+    assert finished(http, fork_id)["result"] == 12
+    children = http.get(f"/v1/executions/{fork_id}/children").json()
+    assert children["total"] == 3 == len(children["children"]) + len(children["copied"])
+    (copied,) = children["copied"]
+    assert copied["child_id"] == f"{fork_id}.1" and copied["original_id"] == f"{serial_id}.1"
+    assert copied["params"] == [1] and copied["ffqn"] == f"{ACT}.double" and "child_id" not in copied["response"]
+    assert [c["execution_id"] for c in children["children"]] == [f"{fork_id}.2", f"{fork_id}.3"]
+    for path in (f"/v1/executions/{fork_id}.1", f"/v1/executions/{fork_id}.1/events", f"/v1/executions/{fork_id}.1/result"):
+        message = assert_error(http.get(path), 404, "not_found")
+        assert message.startswith(f"execution {fork_id}.1 was never created: fork {fork_id} copied")
+        assert f"original run ({serial_id}.1)" in message and "retention" not in message
+    assert "retention passed" in assert_error(http.get(f"/v1/executions/{fork_id}.9"), 404, "not_found")
+    assert http.get(f"/v1/executions/{serial_id}/children").json()["copied"] == []
+
+
 def test_fork_refuses_a_bad_body_and_an_activity(http: httpx.Client) -> None:
     """A body without a positive `at` is a 400 naming it; an activity has no log to fork (400 naming POST .../rerun)."""
     act = http.post(f"/v1/functions/{ACT}.double?wait=30", json=[2]).json()["execution_id"]

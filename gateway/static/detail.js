@@ -4,7 +4,7 @@
 
 import { showActions } from "./actions.js";
 import { api, el, short, shortDigest, statusBadge, tagChips, took, showError } from "./common.js";
-import { draw, lanes } from "./timeline.js";
+import { copiedEvents, draw, lanes } from "./timeline.js";
 
 let onSelect = () => {};
 
@@ -24,7 +24,7 @@ function link(id) {
   return el("a", { href: "#" + encodeURIComponent(id), onclick: (event) => { event.preventDefault(); onSelect(id); } }, el("code", {}, id));
 }
 
-function facts(execution) {
+function facts(execution, events) {
   const out = [
     ["Function", el("code", {}, execution.ffqn)],
     ["Status", statusBadge(execution)],
@@ -32,6 +32,12 @@ function facts(execution) {
     ["Created", execution.created_at],
   ];
   if (execution.parent_id) out.push(["Parent", link(execution.parent_id)]);
+  const created = events.length && events[0].type === "created" ? events[0] : {};
+  if (created.forked_from) {
+    const source = created.forked_from;
+    out.push(["Forked from", link(source.execution_id), " (its first " + source.at + " events; copied events are marked in the log)"]);
+  }
+  if (created.rerun_of) out.push(["Rerun of", link(created.rerun_of)]);
   if (execution.continued_from) out.push(["Continues", link(execution.continued_from)]);
   if (execution.continued_as) out.push(["Continued as", link(execution.continued_as)]);
   if (execution.tags) out.push(["Tags", el("span", {}, ...tagChips(execution.tags))]);
@@ -63,7 +69,7 @@ export async function loadDetail(selected) {
   const family = execution.kind === "workflow" ? await api("/v1/executions/" + id + "/children") : { children: [], copied: [] };
   section.hidden = false;
   document.getElementById("detail-id").textContent = execution.execution_id;
-  document.getElementById("detail").replaceChildren(...facts(execution).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
+  document.getElementById("detail").replaceChildren(...facts(execution, log.events).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
   showCompleteForm(execution);
   showPauseForm(execution);
   showActions(execution, log.events.length);
@@ -71,13 +77,14 @@ export async function loadDetail(selected) {
   document.getElementById("chart").replaceChildren(draw(model, onSelect, showCopied));
   const note = document.getElementById("chart-note");
   if (note.dataset.id !== execution.execution_id) note.hidden = true;
-  const start = log.events.length ? log.events[0].at : 0;
+  const copied = copiedEvents(execution, log.events);
+  const start = model.start;
   const items = log.events.map((event) =>
     el(
       "li",
-      { class: "event event-" + event.type + (event.failure ? " failed" : "") },
+      { class: "event event-" + event.type + (event.failure ? " failed" : "") + (event.index < copied ? " copied" : "") },
       el("span", { class: "type" }, "#" + event.index + " " + event.type),
-      el("span", { class: "at" }, "+" + (event.at - start) + " ms"),
+      el("span", { class: "at" }, event.index < copied ? "copied from the original run" : "+" + (event.at - start) + " ms"),
       el("span", { class: "data mono" }, describeEvent(event))
     )
   );

@@ -16,7 +16,11 @@ const MARKS = new Set(["cancel_requested", "paused", "resumed", "upgraded", "upg
  * `copied` lists the children a fork copied answered from its source (GET .../children): never created, their
  * lanes carry `copied` instead of `child`. */
 export function lanes(execution, events, children, now, copied) {
-  const start = events.length ? events[0].at : Date.parse(execution.created_at);
+  // A fork's log starts with events copied from its source, at the source's times: the fork's timeline starts
+  // when the fork was made, with the copied events drawn there (marked `copied`).
+  const copiedCount = copiedEvents(execution, events);
+  const start = copiedCount ? Date.parse(execution.created_at) : events.length ? events[0].at : Date.parse(execution.created_at);
+  const at = (e) => (e.index < copiedCount ? Math.max(start, e.at) : e.at);
   const finished = events.find((e) => e.type === "finished");
   const end = finished ? finished.at : now;
   const runKind = execution.failure ? "failed" : finished ? "finished" : execution.paused ? "paused" : "running";
@@ -32,18 +36,18 @@ export function lanes(execution, events, children, now, copied) {
     if (MARKS.has(e.type)) {
       const kind = e.type === "finished" ? (e.failure ? "failed" : "finished") : e.type;
       const what = e.failure ? e.failure.kind + ": " + e.failure.message : "";
-      run.marks.push({ at: e.at, kind, title: "#" + e.index + " " + e.type + (what ? " " + what : "") });
+      run.marks.push({ at: at(e), kind, title: "#" + e.index + " " + e.type + (what ? " " + what : "") });
     } else if (e.type === "attempt_failed") {
       const why = e.message || e.kind || "failed";
       const lane = { label: "attempt " + (e.attempt || "?") + " failed", title: String(why), bars: [], marks: [] };
-      lane.marks.push({ at: e.at, kind: "failed", title: "#" + e.index + " attempt " + e.attempt + " failed: " + why });
-      if (e.retry_at) lane.bars.push({ from: e.at, to: e.retry_at, kind: "retry", open: false, title: "waits for its retry" });
+      lane.marks.push({ at: at(e), kind: "failed", title: "#" + e.index + " attempt " + e.attempt + " failed: " + why });
+      if (e.retry_at) lane.bars.push({ from: at(e), to: e.retry_at, kind: "retry", open: false, title: "waits for its retry" });
       out.push(lane);
     } else if (e.type === "delay_requested") {
       const fired = responses.get(e.delay_id);
-      const to = fired ? fired.at : Math.max(now, e.until || e.at);
+      const to = fired ? at(fired) : Math.max(now, e.until || e.at);
       const planned = "sleep " + duration(e.duration_ms || 0);
-      out.push({ label: planned, title: e.delay_id, bars: [{ from: e.at, to, kind: "delay", open: !fired }], marks: [] });
+      out.push({ label: planned, title: e.delay_id, bars: [{ from: at(e), to, kind: "delay", open: !fired, copied: e.index < copiedCount }], marks: [] });
     } else if (e.type === "child_submitted" && copies.has(e.child_id)) {
       const answer = responses.get(e.child_id);
       const copy = copies.get(e.child_id);
@@ -52,7 +56,7 @@ export function lanes(execution, events, children, now, copied) {
         label: shortFfqn(e.ffqn),
         title: e.child_id + ": copied from the original run" + from + ", never started again",
         copied: copy,
-        bars: [{ from: e.at, to: answer ? answer.at : e.at, kind: "copied", open: false, title: "copied from the original run" }],
+        bars: [{ from: at(e), to: answer ? at(answer) : at(e), kind: "copied", open: false, title: "copied from the original run" }],
         marks: [],
       });
     } else if (e.type === "child_submitted") {
@@ -60,17 +64,36 @@ export function lanes(execution, events, children, now, copied) {
       const state = states.get(e.child_id);
       const failed = (answer && answer.failure) || (state && state.failure);
       const kind = failed ? "failed" : answer || (state && state.status === "finished") ? "finished" : "running";
-      const to = answer ? answer.at : state && state.finished_at ? Date.parse(state.finished_at) : now;
+      const to = answer ? at(answer) : state && state.finished_at ? Date.parse(state.finished_at) : now;
       out.push({
         label: shortFfqn(e.ffqn),
         title: e.child_id,
         child: e.child_id,
-        bars: [{ from: e.at, to, kind, open: !answer && kind === "running" }],
+        bars: [{ from: at(e), to, kind, open: !answer && kind === "running", copied: e.index < copiedCount }],
         marks: [],
       });
     }
   }
-  return { start, end: Math.max(end, ...out.flatMap((l) => l.bars.map((b) => b.to))), lanes: out };
+  if (finished) {
+    // Nothing of a finished execution goes on past its finish: a sleep it never woke from (cancelled, say) ends there.
+    for (const bar of out.flatMap((l) => l.bars)) {
+      bar.to = Math.min(bar.to, end);
+      bar.from = Math.min(bar.from, end);
+      bar.open = false;
+    }
+    return { start, end, lanes: out, copied: copiedCount };
+  }
+  return { start, end: Math.max(end, ...out.flatMap((l) => l.bars.map((b) => b.to))), lanes: out, copied: copiedCount };
+}
+
+/** How many events at the start of a fork's log are its source's (0 for an execution that is no fork). */
+export function copiedEvents(execution, events) {
+  const forked = events.length ? events[0].forked_from : null;
+  if (!forked) return 0;
+  if (Number.isInteger(forked.copied)) return forked.copied;
+  // A fork made before `copied` was recorded: its copied events are those older than the fork itself.
+  const made = Date.parse(execution.created_at);
+  return events.filter((e) => e.at < made).length;
 }
 
 function ticks(span) {
@@ -112,8 +135,8 @@ export function draw(model, onChild, onCopied) {
     for (const bar of lane.bars) {
       const from = x(bar.from);
       const width = Math.max(2, x(bar.to) - from);
-      const tip = lane.label + ": " + duration(bar.to - bar.from) + (bar.open ? " so far" : "") + (bar.title ? " (" + bar.title + ")" : "");
-      group.append(svg("rect", { x: from, y: y + 4, width, height: LANE - 8, rx: 3, class: "bar bar-" + bar.kind + (bar.open ? " open" : "") }, svg("title", {}, tip)));
+      const tip = lane.label + ": " + duration(bar.to - bar.from) + (bar.open ? " so far" : "") + (bar.title ? " (" + bar.title + ")" : "") + (bar.copied ? ", started in the original run" : "");
+      group.append(svg("rect", { x: from, y: y + 4, width, height: LANE - 8, rx: 3, class: "bar bar-" + bar.kind + (bar.open ? " open" : "") + (bar.copied ? " copied" : "") }, svg("title", {}, tip)));
     }
     for (const mark of lane.marks) {
       const at = x(mark.at);

@@ -166,6 +166,52 @@ def test_a_fork_shows_the_children_it_copied_as_copied_without_an_error(gateway:
     assert f"copied from {serial}.1" in seen["copiedRow"]
 
 
+ENDS = """
+  const { lanes } = await import("/static/timeline.js");
+  const model = async (id) => {
+    const [x, log, family] = await Promise.all(["", "/events", "/children"].map((p) => fetch("/v1/executions/" + id + p).then((r) => r.json())));
+    return { x, m: lanes(x, log.events, family.children, Date.now(), family.copied) };
+  };
+  const cancelled = await model(CANCELLED);
+  const fork = await model(FORK);
+  location.hash = FORK;
+  await until(() => document.getElementById("detail-id").textContent === FORK && document.querySelector("#timeline li"));
+  const bars = (m) => m.lanes.flatMap((l) => l.bars);
+  return {
+    cancelledEnd: cancelled.m.end, cancelledFinish: Date.parse(cancelled.x.finished_at),
+    cancelledBars: bars(cancelled.m).map((b) => [b.to, b.open]), cancelledLanes: cancelled.m.lanes.map((l) => l.label),
+    forkStart: fork.m.start, forkCreated: Date.parse(fork.x.created_at), forkFroms: bars(fork.m).map((b) => b.from),
+    forkCopiedBars: bars(fork.m).filter((b) => b.copied || b.kind === "copied").length,
+    detail: document.getElementById("detail").textContent,
+    copiedItems: document.querySelectorAll("#timeline li.copied").length,
+    firstAt: document.querySelector("#timeline li .at").textContent,
+  };
+"""
+
+
+def test_a_finished_execution_s_bars_end_at_its_finish_and_a_fork_s_timeline_starts_at_the_fork(
+    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+) -> None:
+    """A cancelled workflow's unfired sleep ends where the workflow finished; a fork's timeline starts at the fork's
+    creation, not its source's, with the copied events marked and the source named."""
+    execution_id = sleeping(http)
+    http.post(f"/v1/executions/{execution_id}/cancel")
+    wait_for(lambda: http.get(f"/v1/executions/{execution_id}").json()["status"] == "finished", what="the cancel")
+    serial = finished(http, f"{WF}.serial", {"n": 3})
+    events = http.get(f"/v1/executions/{serial}/events").json()["events"]
+    at = next(e["index"] for e in events if e["type"] == "response") + 2
+    forked = http.post(f"/v1/executions/{serial}/fork", json={"at": at}).json()
+    assert http.get(f"/v1/executions/{forked['execution_id']}/result?wait=30").status_code == 200
+    seen, _ = run(f"{gateway.url}/", tmp_path, page(ENDS, CANCELLED=execution_id, FORK=forked["execution_id"]))
+    assert seen["cancelledLanes"][1].startswith("sleep")
+    assert seen["cancelledEnd"] == seen["cancelledFinish"]
+    assert all(to <= seen["cancelledFinish"] and not open_ for to, open_ in seen["cancelledBars"])
+    assert seen["forkStart"] == seen["forkCreated"] and min(seen["forkFroms"]) >= seen["forkCreated"]
+    assert seen["forkCopiedBars"] >= 1
+    assert f"Forked from{serial} (its first {at} events" in seen["detail"]
+    assert seen["copiedItems"] == forked["events_copied"] and seen["firstAt"] == "copied from the original run"
+
+
 FILTERS = """
   const rows = () => [...document.querySelectorAll('#executions tbody tr.execution')];
   await until(() => rows().length);

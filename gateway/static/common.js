@@ -34,6 +34,11 @@ export function notice(text) {
   box.textContent = text || "";
 }
 
+/** What the dashboard has learnt of the gateway's tokens, from its answers: `auth` is true when it needs a token,
+ * false when it is open, null until known; `admin` whether what the page sends (a token, or none on an open
+ * gateway) may do the admin actions, null until known. Hints such as "needs an admin token" show only when true. */
+export const access = { auth: null, admin: null };
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
 }
@@ -48,6 +53,14 @@ export async function api(path, method, payload) {
     init.body = typeof payload === "string" ? payload : JSON.stringify(payload);
   }
   const response = await fetch(path, init);
+  if (response.status === 401) {
+    access.auth = true;
+    access.admin = false;
+  } else if (response.ok && !token()) {
+    // Answered without a token: the gateway has none, everything is open.
+    access.auth = false;
+    access.admin = true;
+  }
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     let message = body && body.error ? body.error.message : response.status + " " + response.statusText;

@@ -54,7 +54,7 @@ export async function loadDeployments() {
     data = await api("/v1/deployments");
   } catch (error) {
     if (error.status !== 401 && error.status !== 403) throw error;
-    const needs = el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Deployments need an admin token."));
+    const needs = el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Listing deployments needs an admin token."));
     document.querySelector("#revisions tbody").replaceChildren(needs);
     document.querySelector("#versions tbody").replaceChildren(needs.cloneNode(true));
     return [];

@@ -3,7 +3,7 @@
 // The filters live in the page's own URL (`?status=&ffqn=&digest=&tag=K=V`), so a filtered view can be shared.
 "use strict";
 
-import { api, el, notice, shortFfqn, statusBadge, tagChips, time, took } from "./common.js";
+import { access, api, el, notice, shortFfqn, statusBadge, tagChips, time, took } from "./common.js";
 
 const PAGE = 50;
 const expanded = new Set();
@@ -138,8 +138,10 @@ export async function loadExecutions(selected) {
   let data;
   try {
     data = await api("/v1/executions?" + listingQuery());
+    access.admin = true;  // listing executions is an admin request
   } catch (error) {
     if (error.status === 403 || error.status === 401) {
+      access.admin = false;
       body.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Listing executions needs an admin token.")));
       return;
     }

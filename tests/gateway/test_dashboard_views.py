@@ -333,6 +333,41 @@ def test_admin_actions_ask_for_the_admin_token_then_rerun_fork_and_cancel(
     assert done["failure"]["kind"] == "cancelled"
 
 
+HINTS = """
+  const hints = () => [...document.querySelectorAll(".admin-hint")].map((h) => !h.hidden);
+  const useToken = (value) => { document.getElementById("token").value = value; document.getElementById("token-form").requestSubmit(); };
+  const header = () => document.getElementById("deployment").textContent;
+  if (!ADMIN) {
+    await until(() => document.querySelector("#executions tr.execution") && !header().startsWith("loading"));
+    await until(() => document.getElementById("detail-id").textContent === SERIAL);
+    return { open: hints(), header: header() };
+  }
+  const none = { header: await until(() => !header().startsWith("loading") && header()), hints: await until(() => hints().every(Boolean) && hints()) };
+  useToken(INVOKER);
+  await until(() => header().startsWith("deployment"));
+  const invoker = await until(() => hints().every(Boolean) && hints());
+  useToken(ADMIN);
+  await until(() => document.querySelector("#executions tr.execution"));
+  const admin = await until(() => hints().every((h) => !h) && hints());
+  return { none, invoker, admin };
+"""
+
+
+def test_admin_hints_show_only_when_true_and_the_header_says_a_token_is_needed(
+    gateway: GatewayThread, start_gateway: Callable[..., GatewayThread], http: httpx.Client, tmp_path: Path
+) -> None:
+    """No "needs an admin token" on an open gateway or with an admin token; shown with no token or an invoke one,
+    where the header says to enter a token instead of staying at "loading…"."""
+    serial = finished(http, f"{WF}.serial", {"n": 1})
+    seen, _ = run(f"{gateway.url}/#{serial}", tmp_path, page(HINTS, ADMIN="", INVOKER="", SERIAL=serial))
+    assert seen["open"] and not any(seen["open"]) and seen["header"].startswith("deployment")
+    secured = start_gateway(tokens=(Token(ADMIN, "admin"), Token(INVOKER, "invoke")))
+    seen, _ = run(f"{secured.url}/", tmp_path, page(HINTS, ADMIN=ADMIN, INVOKER=INVOKER, SERIAL=serial))
+    assert seen["none"]["header"] == "this gateway needs a token: enter it under Token"
+    assert len(seen["none"]["hints"]) == 3 and all(seen["none"]["hints"])
+    assert all(seen["invoker"]) and not any(seen["admin"])
+
+
 ESCAPED = """
   await until(() => document.getElementById("detail-id").textContent === ID && document.querySelector("#timeline li"));
   await until(() => document.querySelector(`tr.execution[data-id="${ID}"]`));

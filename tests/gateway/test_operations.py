@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -237,3 +238,18 @@ def test_openapi_documents_the_operations_and_the_new_listing_parameters(http: h
     assert "children" in str(paths["/v1/executions/{id}/children"]["get"]["responses"]["200"])
     listing = {p["name"] for p in paths["/v1/executions"]["get"]["parameters"]}
     assert {"digest", "root", "ffqn", "status", "tag"} <= listing
+
+
+def test_every_outcome_an_upgrade_check_can_answer_is_documented(http: httpx.Client) -> None:
+    """The README's upgrade-check row and the OpenAPI description name each dry-run outcome, `kept` included."""
+    from typing import get_args
+
+    from dolmen.platform.deploy.upgrader import Outcome
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `POST /v1/functions/{ffqn}/upgrade-check`")]
+    description = http.get("/openapi.json").json()["paths"]["/v1/functions/{ffqn}/upgrade-check"]["post"]["description"]
+    # `upgraded`, `rejected` and `queued` are what a real upgrade does; a dry run writes and queues nothing.
+    for outcome in set(get_args(Outcome)) - {"upgraded", "rejected", "queued"}:
+        assert f"`{outcome}`" in row and f"`{outcome}`" in description, outcome
+    assert "rejected earlier: " in row

@@ -104,8 +104,16 @@ export function shortFfqn(ffqn) {
   return iface + "." + ffqn.slice(ffqn.lastIndexOf(".") + 1);
 }
 
+/** Whether a result is the `err` case of a WIT `result` (`{"err": e}`): the function returned an error. */
+export function isErr(result) {
+  return result !== null && typeof result === "object" && !Array.isArray(result) && Object.keys(result).length === 1 && "err" in result;
+}
+
 export function statusBadge(execution) {
   const failed = execution.failure !== undefined;
+  if (execution.status === "finished" && !failed && isErr(execution.result)) {
+    return el("span", { class: "status status-err", title: "finished, returning an error: " + short(execution.result.err) }, "finished: err");
+  }
   if (!failed && execution.waiting_for === "result") {
     // A stub: never run, it waits until its result is supplied from outside.
     return el("span", { class: "status status-waiting", title: "a stub: supply its result to finish it" }, "waiting for result");

@@ -72,6 +72,11 @@ export async function loadDeployments() {
 }
 
 async function upgradeCheck(ffqn, digest) {
+  // The form above shows what this dry run is of, whichever way it was started (the form or a row's button).
+  const ffqnSelect = document.getElementById("upgrade-ffqn");
+  ffqnSelect.value = ffqn;
+  fillUpgradeForm();
+  document.getElementById("upgrade-to").value = digest;
   const out = document.getElementById("upgrade-report");
   showError("upgrade-error", "");
   out.replaceChildren(el("p", { class: "muted" }, "Replaying the running executions of " + ffqn + " on " + shortDigest(digest) + "…"));

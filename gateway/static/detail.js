@@ -54,7 +54,7 @@ function facts(execution, events) {
   }
   if (execution.finished_at) out.push(["Took", took(execution)]);
   if (execution.result !== undefined) out.push(["Result", el("code", {}, short(execution.result))]);
-  if (execution.failure) out.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
+  if (execution.failure) out.push(["Failure", el("pre", { class: "failure-text" }, execution.failure.kind + ": " + execution.failure.message)]);
   return out;
 }
 

@@ -84,7 +84,7 @@ function row(x, depth, selected) {
       "data-depth": String(depth),
       onclick: () => onSelect(x.execution_id),
     },
-    el("td", { style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, button, el("code", {}, x.execution_id), orphan),
+    el("td", { class: "id", title: x.execution_id, style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, button, el("code", {}, x.execution_id), orphan),
     el("td", { title: x.ffqn }, el("code", {}, shortFfqn(x.ffqn)), x.tags ? el("div", {}, ...tagChips(x.tags)) : null),
     el("td", {}, statusBadge(x)),
     el("td", { class: "nowrap" }, time(x.created_at)),
@@ -100,7 +100,7 @@ function copiedRow(copy, depth) {
   return el(
     "tr",
     { class: "copied", "data-id": copy.child_id, "data-depth": String(depth) },
-    el("td", { style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, el("span", { class: "toggle-space" }), el("code", { class: "muted" }, copy.child_id)),
+    el("td", { class: "id", title: copy.child_id, style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, el("span", { class: "toggle-space" }), el("code", { class: "muted" }, copy.child_id)),
     el("td", { title: copy.ffqn }, el("code", {}, shortFfqn(copy.ffqn))),
     el("td", { colspan: "3", class: "muted small" }, "copied from ", original)
   );

@@ -3,7 +3,7 @@
 // Pure: lanes() turns a log into bars and marks; draw() turns those into an SVG (text as text nodes only).
 "use strict";
 
-import { duration, shortFfqn, svg } from "./common.js";
+import { duration, isErr, shortFfqn, svg } from "./common.js";
 
 const WIDTH = 520;
 const LABEL = 120;
@@ -23,7 +23,7 @@ export function lanes(execution, events, children, now, copied) {
   const at = (e) => (e.index < copiedCount ? Math.max(start, e.at) : e.at);
   const finished = events.find((e) => e.type === "finished");
   const end = finished ? finished.at : now;
-  const runKind = execution.failure ? "failed" : finished ? "finished" : execution.paused ? "paused" : "running";
+  const runKind = execution.failure ? "failed" : finished ? (isErr(execution.result) ? "err" : "finished") : execution.paused ? "paused" : "running";
   const run = { label: "run", title: execution.ffqn, bars: [{ from: start, to: end, kind: runKind, open: !finished }], marks: [] };
   const out = [run];
   const responses = new Map();
@@ -63,7 +63,8 @@ export function lanes(execution, events, children, now, copied) {
       const answer = responses.get(e.child_id);
       const state = states.get(e.child_id);
       const failed = (answer && answer.failure) || (state && state.failure);
-      const kind = failed ? "failed" : answer || (state && state.status === "finished") ? "finished" : "running";
+      const err = (answer && isErr(answer.result)) || (state && isErr(state.result));
+      const kind = failed ? "failed" : err ? "err" : answer || (state && state.status === "finished") ? "finished" : "running";
       const to = answer ? at(answer) : state && state.finished_at ? Date.parse(state.finished_at) : now;
       out.push({
         label: shortFfqn(e.ffqn),

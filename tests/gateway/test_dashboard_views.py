@@ -368,6 +368,56 @@ def test_admin_hints_show_only_when_true_and_the_header_says_a_token_is_needed(
     assert all(seen["invoker"]) and not any(seen["admin"])
 
 
+SMALL = """
+  const row = await until(() => document.querySelector(`tr.execution[data-id="${WORKFLOW}"]`));
+  const cell = row.querySelector("td.id");
+  const [button, code] = [cell.querySelector("button.toggle").getBoundingClientRect(), cell.querySelector("code").getBoundingClientRect()];
+  const middle = (button.top + button.bottom) / 2;
+  const oneLine = { lines: cell.querySelector("code").getClientRects().length, beside: code.top < middle && middle < code.bottom && button.right <= code.left + 1,
+                    title: cell.title };
+  const badge = (await until(() => document.querySelector(`tr.execution[data-id="${ERR}"]`))).querySelector(".status");
+  location.hash = LONG;
+  await until(() => document.getElementById("detail-id").textContent === LONG && document.querySelector("#timeline li .data"));
+  const panel = document.getElementById("detail-section").getBoundingClientRect();
+  const widest = Math.max(...[...document.querySelectorAll("#timeline li .data")].map((d) => d.getBoundingClientRect().right));
+  location.hash = CANCELLED;
+  const failure = await until(() => document.getElementById("detail-id").textContent === CANCELLED && document.querySelector("#detail .failure-text"));
+  const versions = await until(() => { const rows = [...document.querySelectorAll("#versions tbody tr")].filter((r) => r.querySelector("button")); return rows.length >= 2 && rows; });
+  const ffqn = document.getElementById("upgrade-ffqn");
+  const target = versions.find((r) => r.dataset.ffqn !== versions[0].dataset.ffqn) || versions[1];
+  ffqn.value = versions[0].dataset.ffqn === target.dataset.ffqn ? [...ffqn.options].map((o) => o.value).find((v) => v !== target.dataset.ffqn) : versions[0].dataset.ffqn;
+  ffqn.dispatchEvent(new Event("change"));
+  const before = ffqn.value;
+  target.querySelector("button").click();
+  await until(() => document.getElementById("upgrade-report").textContent);
+  return { oneLine, badge: { text: badge.textContent, cls: badge.className }, panelRight: panel.right, widest,
+           failureStyle: getComputedStyle(failure).whiteSpace,
+           form: { before, ffqn: ffqn.value, to: document.getElementById("upgrade-to").value, wanted: target.dataset.ffqn, digest: target.dataset.digest } };
+"""
+
+
+def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_the_upgrade_form_follows(
+    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+) -> None:
+    """An id is never broken and sits beside ▸; long log details wrap inside the panel; a failure keeps its newlines;
+    an `err` result is badged "finished: err", not green; a row's dry-run button sets the form to its function."""
+    err = http.post(f"/v1/functions/{ACT}.maybe?wait=30", json=[True]).json()
+    assert err["status"] == "finished" and err["result"] == {"err": "asked to fail"}, err
+    long_ = finished(http, f"{ACT}.slow", [1, "x" * 900])
+    cancelled = sleeping(http)
+    http.post(f"/v1/executions/{cancelled}/cancel")
+    wait_for(lambda: http.get(f"/v1/executions/{cancelled}").json()["status"] == "finished", what="the cancel")
+    workflow = finished(http, f"{WF}.serial", {"n": 1})
+    values = {"ERR": err["execution_id"], "LONG": long_, "CANCELLED": cancelled, "WORKFLOW": workflow}
+    seen, _ = run(f"{gateway.url}/", tmp_path, page(SMALL, **values))
+    assert seen["oneLine"] == {"lines": 1, "beside": True, "title": workflow}
+    assert seen["badge"] == {"text": "finished: err", "cls": "status status-err"}
+    assert seen["widest"] <= seen["panelRight"] + 1
+    assert seen["failureStyle"] == "pre-wrap"
+    form = seen["form"]
+    assert form["before"] != form["wanted"] and form["ffqn"] == form["wanted"] and form["to"] == form["digest"]
+
+
 ESCAPED = """
   await until(() => document.getElementById("detail-id").textContent === ID && document.querySelector("#timeline li"));
   await until(() => document.querySelector(`tr.execution[data-id="${ID}"]`));

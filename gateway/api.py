@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,10 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from ..platform.deploy.components import full_digest
+from ..platform.errors import NotFoundError, UsageError
 from ..platform.model import FunctionRoute
 from ..platform.ffqn import Ffqn
 from ..platform.ids import ExecutionId
+from ..platform.store.deployments import DeploymentStore
 from ..platform.store.records import STATUSES, Event, ExecutionState, Status
+from ..platform.surface import HTTP
+from .children import copied_children, copied_message, submitted_children
 from .graph import Gateway, accepted, finished, handler, progress
 from .decoding import path_param, query_value, require_name
 from .errors import BadRequestError, error_response
@@ -152,8 +158,8 @@ class ApiV1:
         if status is not None and status not in STATUSES:
             raise BadRequestError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}", path="status")
         digest = query_value(request, "digest") or None
-        if digest is not None and not digest.startswith("sha256:"):
-            raise BadRequestError(f"digest must be a whole component digest (sha256:...), got {digest!r}", path="digest")
+        if digest is not None:
+            digest = await run_in_threadpool(self._digest_filter, digest)
         roots_only = _bool_param(query_value(request, "root"), "root")
         limit = _int_param(query_value(request, "limit"), "limit", default=50, low=1, high=MAX_PAGE)
         cursor = _decode_cursor(query_value(request, "cursor"))
@@ -172,33 +178,73 @@ class ApiV1:
             }
         )
 
+    def _digest_filter(self, text: str) -> str:
+        """The whole digest `?digest=` names: a whole digest as it is (its component may be in no revision any
+        more), else a unique prefix of a deployed one, as the upgrade check takes `to`; 400 when none or several match."""
+        if _WHOLE_DIGEST.match(text):
+            return text
+        try:
+            return full_digest(DeploymentStore(self.gw.client.redis), text, field="digest", surface=HTTP)
+        except (NotFoundError, UsageError) as exc:
+            raise BadRequestError(f"?digest={text}: {exc.message}", path="digest") from None
+
     async def get_execution(self, request: Request) -> Response:
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
-        state = await self.gw.executions.require(path_param(request, "id"))
+        state = await self._require(path_param(request, "id"))
         return JSONResponse(state.to_json())
 
     async def children(self, request: Request) -> Response:
         """The executions a workflow started, in submission order (from its log's `child_submitted` events)."""
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
-        state = await self.gw.executions.require(path_param(request, "id"))
+        state = await self._require(path_param(request, "id"))
         events = await self.gw.executions.events(state.id)
-        ids = [str(e.data["child_id"]) for e in events if e.type == "child_submitted"]
+        ids = submitted_children(events)
+        copied = copied_children(state.id, events)
+        wanted = [i for i in ids if i not in copied][:MAX_CHILDREN]
         found: list[ExecutionState | None] = []
         # In slices: a workflow with thousands of children must not open thousands of reads at once.
-        for start in range(0, min(len(ids), MAX_CHILDREN), 50):
-            found += await asyncio.gather(*(self.gw.executions.get(i) for i in ids[start : min(start + 50, MAX_CHILDREN)]))
-        # A child removed by its retention is left out; `total` still counts it.
+        for start in range(0, len(wanted), 50):
+            found += await asyncio.gather(*(self.gw.executions.get(i) for i in wanted[start : start + 50]))
+        # `total` counts every child the log submitted: those listed, those a fork copied (never created), and
+        # those removed by their retention or past MAX_CHILDREN (neither listed).
         listed = [s.to_json() for s in found if s is not None]
-        return JSONResponse({"execution_id": state.id, "total": len(ids), "children": listed})
+        return JSONResponse(
+            {
+                "execution_id": state.id,
+                "total": len(ids),
+                "children": listed,
+                "copied": [c.to_json() for c in copied.values()],
+            }
+        )
+
+    async def _require(self, execution_id: str) -> ExecutionState:
+        """The execution, or a 404 that tells a child a fork only copied from one that does not exist."""
+        try:
+            return await self.gw.executions.require(execution_id)
+        except NotFoundError as exc:
+            raise await self._not_found(execution_id, exc) from None
+
+    async def _not_found(self, execution_id: str, missing: NotFoundError) -> NotFoundError:
+        """`missing`, unless `execution_id` names a child that its parent, a fork, copied and never created."""
+        parent = ExecutionId.parse(execution_id).parent
+        if parent is not None and await self.gw.executions.get(parent.value) is not None:
+            copied = copied_children(parent.value, await self.gw.executions.events(parent.value)).get(execution_id)
+            if copied is not None:
+                return NotFoundError(copied_message(copied))
+        return missing
 
     async def result(self, request: Request) -> Response:
         """Long-poll: 200 with the finished execution, or 202 when `wait` runs out first."""
         handler(request, "result")
         self.gw.auth.check(request, "invoke")
         wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
-        state = await self.gw.executions.wait_finished(path_param(request, "id"), wait.seconds)
+        execution_id = path_param(request, "id")
+        try:
+            state = await self.gw.executions.wait_finished(execution_id, wait.seconds)
+        except NotFoundError as exc:
+            raise await self._not_found(execution_id, exc) from None
         if not state.live:
             return finished(state, wait=wait)
         return accepted(state.id, progress(state), wait=wait)
@@ -280,13 +326,13 @@ class ApiV1:
             request.headers.get("last-event-id") if after_text is None else after_text, "after", default=-1, low=-1
         )
         if "text/event-stream" in request.headers.get("accept", ""):
-            state = await self.gw.executions.require(execution_id)
+            state = await self._require(execution_id)
             return StreamingResponse(
                 self._sse(state.id, after),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        state = await self.gw.executions.require(execution_id)
+        state = await self._require(execution_id)
         events = await self.gw.executions.events(state.id)
         return JSONResponse(
             {
@@ -302,6 +348,9 @@ class ApiV1:
             execution_id, after=after, timeout_s=self.gw.settings.max_stream_s
         ):
             yield ": keep-alive\n\n" if event is None else sse_message(event)
+
+
+_WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 def sse_message(event: Event) -> str:

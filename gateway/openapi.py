@@ -308,7 +308,7 @@ def _static_paths() -> dict[str, Any]:
                     for n, s in (
                         ("ffqn", {"type": "string"}),
                         ("status", {"type": "string", "enum": ["pending", "running", "blocked", "finished"]}),
-                        ("digest", {"type": "string", "pattern": "^sha256:", "description": "Only executions pinned to this component digest (whole)"}),
+                        ("digest", {"type": "string", "description": "Only executions pinned to this component: a whole digest, or a unique prefix of a deployed one (`sha256:` optional)"}),
                         ("root", {"type": "boolean", "description": "true: only executions no workflow started (the roots of the trees)"}),
                         ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                         ("cursor", {"type": "string"}),
@@ -357,7 +357,8 @@ def _static_paths() -> dict[str, Any]:
         "/v1/executions/{id}/children": {
             "get": {
                 "operationId": "list children",
-                "description": "The executions a workflow started, in submission order (at most 500; `total` counts them all).",
+                "description": "The executions a workflow started, in submission order (at most 500); for a fork, `copied` lists the "
+                "children it copied answered from its source and never created; `total` counts every child the log submitted.",
                 "parameters": [ID],
                 "responses": {
                     "200": json_answer(
@@ -367,6 +368,19 @@ def _static_paths() -> dict[str, Any]:
                                 "execution_id": {"type": "string"},
                                 "total": {"type": "integer"},
                                 "children": {"type": "array", "items": ref("Execution")},
+                                "copied": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "child_id": {"type": "string"},
+                                            "original_id": {"type": "string", "description": "The source's child, empty if unknown"},
+                                            "ffqn": {"type": "string"},
+                                            "params": {},
+                                            "response": {"type": "object", "description": "The copied response: `result` or `failure`"},
+                                        },
+                                    },
+                                },
                             },
                         },
                         "The children's states",

@@ -99,12 +99,14 @@ def operation_paths() -> dict[str, Any]:
                 "description": (
                     "A dry run of `platform upgrade FFQN --to DIGEST`: every running execution of the workflow on "
                     "another digest is replayed on DIGEST and reported (`would-upgrade`, `would-reject` with the "
-                    "divergence, `busy`); nothing is written."
+                    "divergence; `kept` when it stays without a replay: rejected for DIGEST before, `detail` "
+                    "`rejected earlier: ...`, or a `pinned` upgrade policy; `busy`, `moved` already on DIGEST, "
+                    "`finished`); nothing is written."
                 ),
                 "parameters": [{"name": "ffqn", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": _json_body({"to": {"type": "string", "description": "A deployed workflow component's digest, or a unique prefix"}}, ["to"]),
                 "responses": {
-                    "200": json_answer({"type": "object"}, "`dry_run`, the change (`ffqn`, `to_digest`, ...) and `executions` [{execution_id, from, outcome, detail}]"),
+                    "200": json_answer({"type": "object"}, "`dry_run`, the change (`ffqn`, `to_digest`, ...) and `executions` [{execution_id, from, outcome, detail, verdict}]"),
                     **errors(400, 401, 403, 404, 503),
                 },
             }

@@ -22,10 +22,11 @@ from ..platform.deploy.upgrade_checks import Upgrader
 from ..platform.deploy.versions import versions
 from ..platform.ids import ExecutionId
 from ..platform.store.deployments import DeploymentStore
+from ..platform.surface import HTTP
 from .graph import Gateway, handler, location
 from .decoding import path_param, query_value
 from .errors import BadRequestError
-from .requests import parse_json, read_body
+from .requests import body_fields, parse_json, read_body
 
 # Revisions `GET /v1/deployments` lists by default (newest first); `?limit=` up to MAX_REVISIONS.
 DEFAULT_REVISIONS = 20
@@ -93,7 +94,10 @@ class OperationsApi:
         handler(request, "rerun")
         self.gw.auth.check(request, "admin")
         source = ExecutionId.parse(path_param(request, "id")).value
-        rerun = await run_in_threadpool(rerun_execution, self.gw.client.redis, self.gw.settings.data_dir, source)
+        body_fields(parse_json(await read_body(request, self.gw.settings.max_body_bytes)), (), shape="empty, or {}")
+        rerun = await run_in_threadpool(
+            lambda: rerun_execution(self.gw.client.redis, self.gw.settings.data_dir, source, surface=HTTP)
+        )
         return JSONResponse(rerun.to_json(), status_code=201, headers={"Location": location(rerun.execution_id)})
 
     async def fork(self, request: Request) -> Response:
@@ -101,12 +105,13 @@ class OperationsApi:
         handler(request, "fork")
         self.gw.auth.check(request, "admin")
         source = ExecutionId.parse(path_param(request, "id")).value
-        body = parse_json(await read_body(request, self.gw.settings.max_body_bytes), empty={})
-        at = body.get("at") if isinstance(body, dict) else None
+        shape = '{"at": N}, N >= 1 the number of events to copy'
+        body = body_fields(parse_json(await read_body(request, self.gw.settings.max_body_bytes)), ("at",), shape=shape, path="at")
+        at = body.get("at")
         if not isinstance(at, int) or isinstance(at, bool) or at < 1:
-            raise BadRequestError('the body must be {"at": N}, N >= 1 the number of events to copy', path="at")
+            raise BadRequestError(f"the body must be {shape}", path="at")
         forked = await run_in_threadpool(
-            lambda: fork_execution(self.gw.client.redis, self.gw.settings.data_dir, source, at)
+            lambda: fork_execution(self.gw.client.redis, self.gw.settings.data_dir, source, at, surface=HTTP)
         )
         return JSONResponse(forked.to_json(), status_code=201, headers={"Location": location(forked.execution_id)})
 
@@ -115,13 +120,14 @@ class OperationsApi:
         handler(request, "upgrade")
         self.gw.auth.check(request, "admin")
         ffqn = path_param(request, "ffqn")
-        body = parse_json(await read_body(request, self.gw.settings.max_body_bytes), empty={})
-        to = body.get("to") if isinstance(body, dict) else None
+        shape = '{"to": DIGEST}, a deployed workflow component (a unique prefix is enough)'
+        body = body_fields(parse_json(await read_body(request, self.gw.settings.max_body_bytes)), ("to",), shape=shape, path="to")
+        to = body.get("to")
         if not isinstance(to, str) or not to:
-            raise BadRequestError('the body must be {"to": DIGEST}, a deployed workflow component (a unique prefix is enough)', path="to")
+            raise BadRequestError(f"the body must be {shape}", path="to")
 
         def check() -> dict[str, Any]:
-            change = upgrade_target(DeploymentStore(self.gw.client.redis), ffqn, to)
+            change = upgrade_target(DeploymentStore(self.gw.client.redis), ffqn, to, surface=HTTP)
             upgrader = Upgrader(self.gw.client.redis, self.gw.settings.data_dir)
             try:
                 report = upgrader.upgrade(change, dry_run=True, wait_s=CHECK_WAIT_S, follow_up=False)

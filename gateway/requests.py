@@ -159,6 +159,21 @@ def check_query(request: Request, allowed: tuple[str, ...]) -> None:
         seen.add(name)
 
 
+def body_fields(body: Any, allowed: tuple[str, ...], *, shape: str, path: str = "body") -> dict[str, Any]:
+    """A JSON body that must be an object of `allowed` fields (none given is `{}`): a misspelt or unsupported field
+    (`{"at": 3, "component": ...}`) must not pass unseen. `shape` describes the body for the error, `path` is where a
+    body that is not an object points."""
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequestError(f"the body must be {shape}", path=path)
+    for name in body:
+        if name not in allowed:
+            takes = f"takes only {', '.join(repr(a) for a in allowed)}" if allowed else "takes no fields (send no body or {})"
+            raise BadRequestError(f"unknown field {name!r} in the body; this endpoint {takes}", path=name)
+    return body
+
+
 def tag_texts(request: Request) -> list[str]:
     """Every `tag=KEY=VALUE` query parameter, in order (checked by platform/tags.py: `parse_tags`, `parse_filter`)."""
     return [value for name, value in query_items(request) if name == "tag"]

@@ -156,5 +156,15 @@ def parse_tokens(specs: Iterable[str]) -> tuple[Token, ...]:
     return tuple(out)
 
 
+def check_tokens_env(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a malformed `DOLMEN_GATEWAY_TOKENS` with the message a gateway would exit with (`platform up` checks it
+    before starting anything, rather than run a gateway that exits and restarts forever)."""
+    env = os.environ if environ is None else environ
+    try:
+        parse_tokens(_split(env.get(TOKENS_ENV, "")))
+    except ConfigError as exc:
+        raise ConfigError(f"{TOKENS_ENV}: {exc.message}; fix or unset it") from None
+
+
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]

@@ -34,6 +34,11 @@ export function notice(text) {
   box.textContent = text || "";
 }
 
+/** What the dashboard has learnt of the gateway's tokens, from its answers: `auth` is true when it needs a token,
+ * false when it is open, null until known; `admin` whether what the page sends (a token, or none on an open
+ * gateway) may do the admin actions, null until known. Hints such as "needs an admin token" show only when true. */
+export const access = { auth: null, admin: null };
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || "";
 }
@@ -48,6 +53,14 @@ export async function api(path, method, payload) {
     init.body = typeof payload === "string" ? payload : JSON.stringify(payload);
   }
   const response = await fetch(path, init);
+  if (response.status === 401) {
+    access.auth = true;
+    access.admin = false;
+  } else if (response.ok && !token()) {
+    // Answered without a token: the gateway has none, everything is open.
+    access.auth = false;
+    access.admin = true;
+  }
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     let message = body && body.error ? body.error.message : response.status + " " + response.statusText;
@@ -91,8 +104,16 @@ export function shortFfqn(ffqn) {
   return iface + "." + ffqn.slice(ffqn.lastIndexOf(".") + 1);
 }
 
+/** Whether a result is the `err` case of a WIT `result` (`{"err": e}`): the function returned an error. */
+export function isErr(result) {
+  return result !== null && typeof result === "object" && !Array.isArray(result) && Object.keys(result).length === 1 && "err" in result;
+}
+
 export function statusBadge(execution) {
   const failed = execution.failure !== undefined;
+  if (execution.status === "finished" && !failed && isErr(execution.result)) {
+    return el("span", { class: "status status-err", title: "finished, returning an error: " + short(execution.result.err) }, "finished: err");
+  }
   if (!failed && execution.waiting_for === "result") {
     // A stub: never run, it waits until its result is supplied from outside.
     return el("span", { class: "status status-waiting", title: "a stub: supply its result to finish it" }, "waiting for result");

@@ -4,7 +4,7 @@
 "use strict";
 
 import { initActions } from "./actions.js";
-import { TOKEN_KEY, api, el, notice, token } from "./common.js";
+import { TOKEN_KEY, access, api, el, notice, token } from "./common.js";
 import { initDeployments, loadDeployments } from "./deployments.js";
 import { initDetail, loadDetail } from "./detail.js";
 import { initListing, loadExecutions, setChoices } from "./listing.js";
@@ -20,7 +20,15 @@ function limitsText(limits) {
 }
 
 async function loadFunctions() {
-  const data = await api("/v1/functions");
+  let data;
+  try {
+    data = await api("/v1/functions");
+  } catch (error) {
+    const header = document.getElementById("deployment");
+    if (error.status === 401) header.textContent = token() ? "this token is not one the gateway knows: enter another under Token" : "this gateway needs a token: enter it under Token";
+    else header.textContent = "not loaded: " + error.message;
+    throw error;
+  }
   document.getElementById("deployment").textContent = "deployment " + data.deployment + ", revision " + data.revision;
   const rows = data.functions.map((f) =>
     el(
@@ -49,13 +57,20 @@ function select(id) {
 }
 
 async function refresh() {
-  try {
-    const [ffqns, digests] = await Promise.all([loadFunctions(), loadDeployments(), loadExecutions(selected), loadDetail(selected)]);
-    setChoices(ffqns, digests);
-    notice("");
-  } catch (error) {
-    notice(error.message);
+  const [ffqns, digests, ...rest] = await Promise.allSettled([loadFunctions(), loadDeployments(), loadExecutions(selected), loadDetail(selected)]);
+  showAccess();
+  const failed = [ffqns, digests, ...rest].find((r) => r.status === "rejected");
+  if (failed) {
+    notice(failed.reason.message);
+    return;
   }
+  setChoices(ffqns.value, digests.value);
+  notice("");
+}
+
+/** "needs an admin token" next to the admin actions only when it is true: tokens are on and this one is not admin. */
+function showAccess() {
+  for (const hint of document.querySelectorAll(".admin-hint")) hint.hidden = access.admin !== false;
 }
 
 function showToken() {
@@ -69,11 +84,13 @@ document.getElementById("token-form").addEventListener("submit", (event) => {
   // sessionStorage: the token lives as long as this tab, never in the URL or a cookie.
   sessionStorage.setItem(TOKEN_KEY, field.value.trim());
   field.value = "";
+  access.admin = null;
   showToken();
   refresh();
 });
 document.getElementById("token-forget").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
+  access.admin = null;
   showToken();
   refresh();
 });

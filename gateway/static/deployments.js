@@ -54,7 +54,7 @@ export async function loadDeployments() {
     data = await api("/v1/deployments");
   } catch (error) {
     if (error.status !== 401 && error.status !== 403) throw error;
-    const needs = el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Deployments need an admin token."));
+    const needs = el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Listing deployments needs an admin token."));
     document.querySelector("#revisions tbody").replaceChildren(needs);
     document.querySelector("#versions tbody").replaceChildren(needs.cloneNode(true));
     return [];
@@ -72,6 +72,11 @@ export async function loadDeployments() {
 }
 
 async function upgradeCheck(ffqn, digest) {
+  // The form above shows what this dry run is of, whichever way it was started (the form or a row's button).
+  const ffqnSelect = document.getElementById("upgrade-ffqn");
+  ffqnSelect.value = ffqn;
+  fillUpgradeForm();
+  document.getElementById("upgrade-to").value = digest;
   const out = document.getElementById("upgrade-report");
   showError("upgrade-error", "");
   out.replaceChildren(el("p", { class: "muted" }, "Replaying the running executions of " + ffqn + " on " + shortDigest(digest) + "…"));

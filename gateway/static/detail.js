@@ -4,7 +4,7 @@
 
 import { showActions } from "./actions.js";
 import { api, el, short, shortDigest, statusBadge, tagChips, took, showError } from "./common.js";
-import { draw, lanes } from "./timeline.js";
+import { copiedEvents, draw, lanes } from "./timeline.js";
 
 let onSelect = () => {};
 
@@ -24,7 +24,7 @@ function link(id) {
   return el("a", { href: "#" + encodeURIComponent(id), onclick: (event) => { event.preventDefault(); onSelect(id); } }, el("code", {}, id));
 }
 
-function facts(execution) {
+function facts(execution, events) {
   const out = [
     ["Function", el("code", {}, execution.ffqn)],
     ["Status", statusBadge(execution)],
@@ -32,6 +32,12 @@ function facts(execution) {
     ["Created", execution.created_at],
   ];
   if (execution.parent_id) out.push(["Parent", link(execution.parent_id)]);
+  const created = events.length && events[0].type === "created" ? events[0] : {};
+  if (created.forked_from) {
+    const source = created.forked_from;
+    out.push(["Forked from", link(source.execution_id), " (its first " + source.at + " events; copied events are marked in the log)"]);
+  }
+  if (created.rerun_of) out.push(["Rerun of", link(created.rerun_of)]);
   if (execution.continued_from) out.push(["Continues", link(execution.continued_from)]);
   if (execution.continued_as) out.push(["Continued as", link(execution.continued_as)]);
   if (execution.tags) out.push(["Tags", el("span", {}, ...tagChips(execution.tags))]);
@@ -48,7 +54,7 @@ function facts(execution) {
   }
   if (execution.finished_at) out.push(["Took", took(execution)]);
   if (execution.result !== undefined) out.push(["Result", el("code", {}, short(execution.result))]);
-  if (execution.failure) out.push(["Failure", execution.failure.kind + ": " + execution.failure.message]);
+  if (execution.failure) out.push(["Failure", el("pre", { class: "failure-text" }, execution.failure.kind + ": " + execution.failure.message)]);
   return out;
 }
 
@@ -60,26 +66,42 @@ export async function loadDetail(selected) {
   }
   const id = encodeURIComponent(selected);
   const [execution, log] = await Promise.all([api("/v1/executions/" + id), api("/v1/executions/" + id + "/events")]);
-  const children = execution.kind === "workflow" ? (await api("/v1/executions/" + id + "/children")).children : [];
+  const family = execution.kind === "workflow" ? await api("/v1/executions/" + id + "/children") : { children: [], copied: [] };
   section.hidden = false;
   document.getElementById("detail-id").textContent = execution.execution_id;
-  document.getElementById("detail").replaceChildren(...facts(execution).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
+  document.getElementById("detail").replaceChildren(...facts(execution, log.events).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
   showCompleteForm(execution);
   showPauseForm(execution);
   showActions(execution, log.events.length);
-  const model = lanes(execution, log.events, children, Date.now());
-  document.getElementById("chart").replaceChildren(draw(model, onSelect));
-  const start = log.events.length ? log.events[0].at : 0;
+  const model = lanes(execution, log.events, family.children, Date.now(), family.copied);
+  document.getElementById("chart").replaceChildren(draw(model, onSelect, showCopied));
+  const note = document.getElementById("chart-note");
+  if (note.dataset.id !== execution.execution_id) note.hidden = true;
+  const copied = copiedEvents(execution, log.events);
+  const start = model.start;
   const items = log.events.map((event) =>
     el(
       "li",
-      { class: "event event-" + event.type + (event.failure ? " failed" : "") },
+      { class: "event event-" + event.type + (event.failure ? " failed" : "") + (event.index < copied ? " copied" : "") },
       el("span", { class: "type" }, "#" + event.index + " " + event.type),
-      el("span", { class: "at" }, "+" + (event.at - start) + " ms"),
+      el("span", { class: "at" }, event.index < copied ? "copied from the original run" : "+" + (event.at - start) + " ms"),
       el("span", { class: "data mono" }, describeEvent(event))
     )
   );
   document.getElementById("timeline").replaceChildren(...items);
+}
+
+/** What a click on a child a fork copied shows (there is no execution to open): where its result came from. */
+function showCopied(copy) {
+  const note = document.getElementById("chart-note");
+  note.dataset.id = document.getElementById("detail-id").textContent;
+  const original = copy.original_id ? [" (", link(copy.original_id), ")"] : [];
+  note.replaceChildren(
+    el("code", {}, copy.child_id), " was copied from the original run", ...original,
+    ": the fork copied its submission and response, so it was never started again. Its response: ",
+    el("code", {}, short(copy.response.result !== undefined ? copy.response.result : copy.response.failure))
+  );
+  note.hidden = false;
 }
 
 // The form stays outside the refreshed detail, so what the user types survives a refresh.

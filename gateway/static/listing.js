@@ -3,7 +3,7 @@
 // The filters live in the page's own URL (`?status=&ffqn=&digest=&tag=K=V`), so a filtered view can be shared.
 "use strict";
 
-import { api, el, notice, shortFfqn, statusBadge, tagChips, time, took } from "./common.js";
+import { access, api, el, notice, shortFfqn, statusBadge, tagChips, time, took } from "./common.js";
 
 const PAGE = 50;
 const expanded = new Set();
@@ -84,11 +84,25 @@ function row(x, depth, selected) {
       "data-depth": String(depth),
       onclick: () => onSelect(x.execution_id),
     },
-    el("td", { style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, button, el("code", {}, x.execution_id), orphan),
+    el("td", { class: "id", title: x.execution_id, style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, button, el("code", {}, x.execution_id), orphan),
     el("td", { title: x.ffqn }, el("code", {}, shortFfqn(x.ffqn)), x.tags ? el("div", {}, ...tagChips(x.tags)) : null),
     el("td", {}, statusBadge(x)),
     el("td", { class: "nowrap" }, time(x.created_at)),
     el("td", { class: "nowrap" }, took(x))
+  );
+}
+
+/** A child a fork copied answered from its source: never created, so no row to open; it names the original. */
+function copiedRow(copy, depth) {
+  const original = copy.original_id
+    ? el("a", { href: "#" + encodeURIComponent(copy.original_id), onclick: (event) => { event.preventDefault(); onSelect(copy.original_id); } }, el("code", {}, copy.original_id))
+    : "the original run";
+  return el(
+    "tr",
+    { class: "copied", "data-id": copy.child_id, "data-depth": String(depth) },
+    el("td", { class: "id", title: copy.child_id, style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, el("span", { class: "toggle-space" }), el("code", { class: "muted" }, copy.child_id)),
+    el("td", { title: copy.ffqn }, el("code", {}, shortFfqn(copy.ffqn))),
+    el("td", { colspan: "3", class: "muted small" }, "copied from ", original)
   );
 }
 
@@ -104,13 +118,15 @@ async function rows(executions, depth, selected) {
     out.push(row(x, depth, selected));
     const found = children[i];
     if (!found) continue;
-    if (!found.children.length) {
+    const copied = found.copied || [];
+    if (!found.children.length && !copied.length) {
       out.push(el("tr", { class: "none" }, el("td", { colspan: "5", class: "muted", style: "padding-left: " + (2 + depth * 1.2) + "rem" }, "no children")));
       continue;
     }
     out.push(...(await rows(found.children, depth + 1, selected)));
-    if (found.total > found.children.length) {
-      const more = found.total - found.children.length;
+    for (const copy of copied) out.push(copiedRow(copy, depth + 1));
+    if (found.total > found.children.length + copied.length) {
+      const more = found.total - found.children.length - copied.length;
       out.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, more + " more children not shown")));
     }
   }
@@ -122,8 +138,10 @@ export async function loadExecutions(selected) {
   let data;
   try {
     data = await api("/v1/executions?" + listingQuery());
+    access.admin = true;  // listing executions is an admin request
   } catch (error) {
     if (error.status === 403 || error.status === 401) {
+      access.admin = false;
       body.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Listing executions needs an admin token.")));
       return;
     }

@@ -3,7 +3,7 @@
 // Pure: lanes() turns a log into bars and marks; draw() turns those into an SVG (text as text nodes only).
 "use strict";
 
-import { duration, shortFfqn, svg } from "./common.js";
+import { duration, isErr, shortFfqn, svg } from "./common.js";
 
 const WIDTH = 520;
 const LABEL = 120;
@@ -12,12 +12,18 @@ const AXIS = 22;
 // One event each, drawn as a tick on the run's lane.
 const MARKS = new Set(["cancel_requested", "paused", "resumed", "upgraded", "upgrade_rejected", "attempt_lost", "finished"]);
 
-/** The lanes of an execution: [{label, title, bars: [{from, to, kind, open}], marks: [{at, kind, title}]}]. */
-export function lanes(execution, events, children, now) {
-  const start = events.length ? events[0].at : Date.parse(execution.created_at);
+/** The lanes of an execution: [{label, title, bars: [{from, to, kind, open}], marks: [{at, kind, title}]}].
+ * `copied` lists the children a fork copied answered from its source (GET .../children): never created, their
+ * lanes carry `copied` instead of `child`. */
+export function lanes(execution, events, children, now, copied) {
+  // A fork's log starts with events copied from its source, at the source's times: the fork's timeline starts
+  // when the fork was made, with the copied events drawn there (marked `copied`).
+  const copiedCount = copiedEvents(execution, events);
+  const start = copiedCount ? Date.parse(execution.created_at) : events.length ? events[0].at : Date.parse(execution.created_at);
+  const at = (e) => (e.index < copiedCount ? Math.max(start, e.at) : e.at);
   const finished = events.find((e) => e.type === "finished");
   const end = finished ? finished.at : now;
-  const runKind = execution.failure ? "failed" : finished ? "finished" : execution.paused ? "paused" : "running";
+  const runKind = execution.failure ? "failed" : finished ? (isErr(execution.result) ? "err" : "finished") : execution.paused ? "paused" : "running";
   const run = { label: "run", title: execution.ffqn, bars: [{ from: start, to: end, kind: runKind, open: !finished }], marks: [] };
   const out = [run];
   const responses = new Map();
@@ -25,38 +31,70 @@ export function lanes(execution, events, children, now) {
     if (e.type === "response") responses.set(e.child_id || e.delay_id, e);
   }
   const states = new Map((children || []).map((c) => [c.execution_id, c]));
+  const copies = new Map((copied || []).map((c) => [c.child_id, c]));
   for (const e of events) {
     if (MARKS.has(e.type)) {
       const kind = e.type === "finished" ? (e.failure ? "failed" : "finished") : e.type;
       const what = e.failure ? e.failure.kind + ": " + e.failure.message : "";
-      run.marks.push({ at: e.at, kind, title: "#" + e.index + " " + e.type + (what ? " " + what : "") });
+      run.marks.push({ at: at(e), kind, title: "#" + e.index + " " + e.type + (what ? " " + what : "") });
     } else if (e.type === "attempt_failed") {
       const why = e.message || e.kind || "failed";
       const lane = { label: "attempt " + (e.attempt || "?") + " failed", title: String(why), bars: [], marks: [] };
-      lane.marks.push({ at: e.at, kind: "failed", title: "#" + e.index + " attempt " + e.attempt + " failed: " + why });
-      if (e.retry_at) lane.bars.push({ from: e.at, to: e.retry_at, kind: "retry", open: false, title: "waits for its retry" });
+      lane.marks.push({ at: at(e), kind: "failed", title: "#" + e.index + " attempt " + e.attempt + " failed: " + why });
+      if (e.retry_at) lane.bars.push({ from: at(e), to: e.retry_at, kind: "retry", open: false, title: "waits for its retry" });
       out.push(lane);
     } else if (e.type === "delay_requested") {
       const fired = responses.get(e.delay_id);
-      const to = fired ? fired.at : Math.max(now, e.until || e.at);
+      const to = fired ? at(fired) : Math.max(now, e.until || e.at);
       const planned = "sleep " + duration(e.duration_ms || 0);
-      out.push({ label: planned, title: e.delay_id, bars: [{ from: e.at, to, kind: "delay", open: !fired }], marks: [] });
+      out.push({ label: planned, title: e.delay_id, bars: [{ from: at(e), to, kind: "delay", open: !fired, copied: e.index < copiedCount }], marks: [] });
+    } else if (e.type === "child_submitted" && copies.has(e.child_id)) {
+      const answer = responses.get(e.child_id);
+      const copy = copies.get(e.child_id);
+      const from = copy.original_id ? " " + copy.original_id : "";
+      out.push({
+        label: shortFfqn(e.ffqn),
+        title: e.child_id + ": copied from the original run" + from + ", never started again",
+        copied: copy,
+        bars: [{ from: at(e), to: answer ? at(answer) : at(e), kind: "copied", open: false, title: "copied from the original run" }],
+        marks: [],
+      });
     } else if (e.type === "child_submitted") {
       const answer = responses.get(e.child_id);
       const state = states.get(e.child_id);
       const failed = (answer && answer.failure) || (state && state.failure);
-      const kind = failed ? "failed" : answer || (state && state.status === "finished") ? "finished" : "running";
-      const to = answer ? answer.at : state && state.finished_at ? Date.parse(state.finished_at) : now;
+      const err = (answer && isErr(answer.result)) || (state && isErr(state.result));
+      const kind = failed ? "failed" : err ? "err" : answer || (state && state.status === "finished") ? "finished" : "running";
+      const to = answer ? at(answer) : state && state.finished_at ? Date.parse(state.finished_at) : now;
       out.push({
         label: shortFfqn(e.ffqn),
         title: e.child_id,
         child: e.child_id,
-        bars: [{ from: e.at, to, kind, open: !answer && kind === "running" }],
+        bars: [{ from: at(e), to, kind, open: !answer && kind === "running", copied: e.index < copiedCount }],
         marks: [],
       });
     }
   }
-  return { start, end: Math.max(end, ...out.flatMap((l) => l.bars.map((b) => b.to))), lanes: out };
+  if (finished) {
+    // Nothing of a finished execution goes on past its finish: a sleep it never woke from (cancelled, say) ends there.
+    for (const bar of out.flatMap((l) => l.bars)) {
+      bar.to = Math.min(bar.to, end);
+      bar.from = Math.min(bar.from, end);
+      bar.open = false;
+    }
+    return { start, end, lanes: out, copied: copiedCount };
+  }
+  return { start, end: Math.max(end, ...out.flatMap((l) => l.bars.map((b) => b.to))), lanes: out, copied: copiedCount };
+}
+
+/** How many events at the start of a fork's log are its source's (0 for an execution that is no fork). */
+export function copiedEvents(execution, events) {
+  const forked = events.length ? events[0].forked_from : null;
+  if (!forked) return 0;
+  if (Number.isInteger(forked.copied)) return forked.copied;
+  // A fork made before `copied` was recorded: its copied events are those older than the fork itself.
+  const made = Date.parse(execution.created_at);
+  return events.filter((e) => e.at < made).length;
 }
 
 function ticks(span) {
@@ -67,8 +105,9 @@ function ticks(span) {
   return out;
 }
 
-/** The SVG of `lanes(...)`; `onChild(id)` is called when a child's bar or label is clicked. */
-export function draw(model, onChild) {
+/** The SVG of `lanes(...)`; `onChild(id)` is called when a child's bar or label is clicked, `onCopied(copy)` when
+ * a copied child's is. */
+export function draw(model, onChild, onCopied) {
   const span = Math.max(1, model.end - model.start);
   const plot = WIDTH - LABEL - 10;
   const x = (at) => LABEL + ((at - model.start) / span) * plot;
@@ -87,14 +126,18 @@ export function draw(model, onChild) {
   }
   model.lanes.forEach((lane, i) => {
     const y = AXIS + i * LANE;
-    const click = lane.child ? { onclick: () => onChild(lane.child), class: "lane child-lane" } : { class: "lane" };
+    const click = lane.child
+      ? { onclick: () => onChild(lane.child), class: "lane child-lane" }
+      : lane.copied
+        ? { onclick: () => onCopied(lane.copied), class: "lane child-lane copied-lane" }
+        : { class: "lane" };
     const group = svg("g", { ...click, "data-lane": lane.label });
     group.append(svg("text", { x: 4, y: y + 14, class: "lane-label" }, lane.label.length > 18 ? lane.label.slice(0, 17) + "…" : lane.label, svg("title", {}, lane.title || lane.label)));
     for (const bar of lane.bars) {
       const from = x(bar.from);
       const width = Math.max(2, x(bar.to) - from);
-      const tip = lane.label + ": " + duration(bar.to - bar.from) + (bar.open ? " so far" : "") + (bar.title ? " (" + bar.title + ")" : "");
-      group.append(svg("rect", { x: from, y: y + 4, width, height: LANE - 8, rx: 3, class: "bar bar-" + bar.kind + (bar.open ? " open" : "") }, svg("title", {}, tip)));
+      const tip = lane.label + ": " + duration(bar.to - bar.from) + (bar.open ? " so far" : "") + (bar.title ? " (" + bar.title + ")" : "") + (bar.copied ? ", started in the original run" : "");
+      group.append(svg("rect", { x: from, y: y + 4, width, height: LANE - 8, rx: 3, class: "bar bar-" + bar.kind + (bar.open ? " open" : "") + (bar.copied ? " copied" : "") }, svg("title", {}, tip)));
     }
     for (const mark of lane.marks) {
       const at = x(mark.at);

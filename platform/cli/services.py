@@ -75,8 +75,9 @@ def scheduler_cmd(ctx: CliContext) -> None:
     "tokens",
     multiple=True,
     metavar="TOKEN[:SCOPE]",
-    help="Require this bearer token; SCOPE is invoke or admin (the default). Repeatable; "
-    "also read from DOLMEN_GATEWAY_TOKENS (comma-separated). Without tokens the API is open.",
+    help="Require this bearer token (at least 8 random characters: letters, digits, -._~+/=); SCOPE is invoke "
+    "or admin (the default). Repeatable; also read from DOLMEN_GATEWAY_TOKENS (comma-separated). Without tokens "
+    "the API is open.",
 )
 @click.option(
     "--cors-origin",

@@ -250,6 +250,10 @@ def up_cmd(
     """
     check_env()  # a malformed tuning variable would make every runner crash and restart
     RunnerSecrets().check()  # a bad DOLMEN_SECRETS_FILE would fail every attempt that needs a secret
+    # Imported here, as `platform gateway` does: the gateway is the HTTP layer above the platform's CLI.
+    from ...gateway.settings import check_tokens_env
+
+    check_tokens_env()  # a bad DOLMEN_GATEWAY_TOKENS would make the gateway exit and restart forever
     if maxmemory is not None and (ctx.redis_flag or os.environ.get(ENV_REDIS)):
         raise ConfigError(
             "--maxmemory limits the embedded Valkey, but --redis (or DOLMEN_REDIS_URL) names your own server: "

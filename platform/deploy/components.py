@@ -22,6 +22,7 @@ from .apply import Deployer
 from ..model import ComponentConfig, Revision
 from .upgrade_decisions import FunctionChange
 from ..store.connection import Redis
+from ..surface import CLI, Surface
 
 ADHOC_PREFIX = "adhoc:"
 
@@ -94,30 +95,60 @@ def _require_export(config: ComponentConfig, ffqn: str, ref: str) -> None:
         raise UsageError(f"component {ref} does not export {Ffqn.parse(ffqn)}; it exports {exported}")
 
 
-def full_digest(store: DeploymentStore, text: str) -> str:
-    """The deployed component digest that `text` (a digest or a unique prefix, `sha256:` optional) names."""
+def full_digest(store: DeploymentStore, text: str, *, field: str = "to", surface: Surface = CLI) -> str:
+    """The deployed component digest that `text` (a digest or a unique prefix, `sha256:` optional) names.
+
+    Errors point at `field`, the request field that gave `text`, and name where `surface` lists the components.
+    """
     wanted = text if text.startswith("sha256:") else f"sha256:{text}"
     known = {c.digest for n in store.numbers() for c in store.get(n).components}
     matches = sorted(d for d in known if d.startswith(wanted))
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise NotFoundError(f"no deployed component has digest {text}; `platform deployments show` lists them")
+        raise NotFoundError(
+            f"no deployed component has digest {text}; {surface.deployments_listed}", path=field
+        )
     shown = ", ".join(m[:19] for m in matches)
-    raise UsageError(f"{text} matches {len(matches)} components ({shown}); give more of the digest")
+    raise UsageError(
+        f"{text} matches {len(matches)} components ({shown}); give more of the digest", path=field
+    )
 
 
-def upgrade_target(store: DeploymentStore, ffqn: str, to: str, *, force: bool = False) -> FunctionChange:
+def upgrade_target(
+    store: DeploymentStore, ffqn: str, to: str, *, force: bool = False, surface: Surface = CLI
+) -> FunctionChange:
     """The on-demand upgrade of the workflow `ffqn` to the deployed component `to` (a digest or a unique prefix).
 
     Shared by `platform upgrade` and the gateway's upgrade check, so both refuse the same targets alike.
     """
     Ffqn.parse(ffqn)
-    digest = full_digest(store, to)
+    _require_workflow(store, ffqn)
+    digest = full_digest(store, to, surface=surface)
     found = find_digest(store, digest)
     if found is None:  # pragma: no cover - full_digest only returns known digests
-        raise NotFoundError(f"component {to} is in no revision")
+        raise NotFoundError(f"component {to} is in no revision", path="to")
     revision, comp = found
     if comp.kind != "workflow" or ffqn not in comp.functions:
-        raise UsageError(f"component {digest[:19]} ('{comp.name}', {comp.kind}) does not export the workflow {ffqn}")
+        raise UsageError(
+            f"component {digest[:19]} ('{comp.name}', {comp.kind}) does not export the workflow {ffqn}",
+            path="to",
+        )
     return FunctionChange(ffqn, digest, comp.name, "force" if force else "verified", revision.number)
+
+
+def _require_workflow(store: DeploymentStore, ffqn: str) -> None:
+    """Refuse a function no revision deploys (404 naming close names) or one that is not a workflow."""
+    kinds = {c.kind for n in store.numbers() for c in store.get(n).components if ffqn in c.functions}
+    if not kinds:
+        active = store.active()
+        if active is None:
+            raise NotFoundError(f"function {ffqn} is not deployed (nothing is deployed yet)")
+        active.route(ffqn)  # raises the NotFoundError that lists close names
+        raise NotFoundError(f"function {ffqn} is not deployed")  # pragma: no cover - route found it
+    if "workflow" not in kinds:
+        kind = sorted(kinds)[0]
+        raise UsageError(
+            f"{ffqn} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a workflow: only a workflow keeps a log "
+            "that an upgrade replays; an activity's next attempt runs on whatever component is deployed then"
+        )

@@ -39,6 +39,7 @@ from ..workflow.verify import Verdict, verify
 from .components import ChosenComponent, choose_component, find_digest
 from ..model import ComponentConfig
 from ..store.connection import Redis
+from ..surface import CLI, Surface
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +111,19 @@ def fork_execution(
     *,
     component: str | None = None,
     check: bool = True,
+    surface: Surface = CLI,
 ) -> Forked:
-    """Start a new root execution from the first `at` events of `execution_id`."""
+    """Start a new root execution from the first `at` events of `execution_id`; errors are worded for `surface`."""
     executions = ExecutionStore(client)
     deployments = DeploymentStore(client)
-    state = executions.require(execution_id)
+    state = _require(executions, execution_id, surface)
     if state.kind != "workflow":
-        raise UsageError(f"{state.id} is an activity, which has no log to fork; use `platform rerun {state.id}`")
+        raise UsageError(f"{state.id} is {'an' if state.kind[0] in 'aeiou' else 'a'} {state.kind}, which has no log to fork; use {surface.rerun(state.id)}")
     pinned = current_component(deployments, state)
     chosen = choose_component(client, data_dir, component, ffqn=state.ffqn, like=pinned.config) if component else pinned
     fork_id = ExecutionId.new().value
-    plan = plan_fork(executions.events(state.id), state.id, fork_id, at, digest=chosen.digest)
-    verdict = _check_prefix(deployments, data_dir, plan, chosen) if check else None
+    plan = plan_fork(executions.events(state.id), state.id, fork_id, at, digest=chosen.digest, surface=surface)
+    verdict = _check_prefix(deployments, data_dir, plan, chosen, surface) if check else None
     children = [
         _child(executions, deployments, plan, child_index, state) for child_index in range(len(plan.children))
     ]
@@ -151,7 +153,18 @@ def fork_execution(
     )
 
 
-def _check_prefix(deployments: DeploymentStore, data_dir: Path, plan: ForkPlan, chosen: ChosenComponent) -> Verdict:
+def _require(executions: ExecutionStore, execution_id: str, surface: Surface) -> ExecutionState:
+    state = executions.get(ExecutionId.parse(execution_id).value)
+    if state is None:
+        raise NotFoundError(
+            f"execution {execution_id} does not exist, or was removed once its retention passed ({surface.executions_listed})"
+        )
+    return state
+
+
+def _check_prefix(
+    deployments: DeploymentStore, data_dir: Path, plan: ForkPlan, chosen: ChosenComponent, surface: Surface
+) -> Verdict:
     """Replay the copied prefix on the chosen component (writing nothing); refuse a fork that diverges."""
     cache = ComponentCache(data_dir)
     loaded = ComponentLoader(cache, EngineSettings.for_kind("workflow"), fetch=deployments.fetcher(cache)).load(chosen.digest)
@@ -159,7 +172,9 @@ def _check_prefix(deployments: DeploymentStore, data_dir: Path, plan: ForkPlan, 
     if not verdict.ok:
         raise UsageError(
             f"the first {len(plan.events)} copied events of {plan.source_id} do not replay on component "
-            f"{chosen.digest}: {verdict.message}; fork at an earlier event, or pass --no-check to start it anyway"
+            f"{chosen.digest}: {verdict.message}; fork at an earlier event"
+            + ("" if surface.http else ", or pass --no-check to start it anyway"),
+            path="at",
         )
     return verdict
 
@@ -198,11 +213,13 @@ def _child(
     )
 
 
-def rerun_execution(client: Redis, data_dir: Path, execution_id: str, *, component: str | None = None) -> Rerun:
+def rerun_execution(
+    client: Redis, data_dir: Path, execution_id: str, *, component: str | None = None, surface: Surface = CLI
+) -> Rerun:
     """Start `execution_id`'s function again with the same params (a new root execution, with a new seed)."""
     executions = ExecutionStore(client)
     deployments = DeploymentStore(client)
-    state = executions.require(execution_id)
+    state = _require(executions, execution_id, surface)
     chosen: ChosenComponent | None = None
     if component:
         chosen = choose_component(client, data_dir, component, ffqn=state.ffqn, like=current_component(deployments, state).config)

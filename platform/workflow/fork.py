@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..ids import seed_from_id
+from ..surface import CLI, Surface
 from ..store.records import (
     ATTEMPT_FAILED,
     ATTEMPT_LOST,
@@ -93,15 +94,18 @@ class ForkPlan:
         return [Event(i, t, d, at) for i, (t, d, at) in enumerate(self.events)]
 
 
-def plan_fork(events: list[Event], source_id: str, fork_id: str, at: int, *, digest: str) -> ForkPlan:
-    """The fork of `source_id` at event `at` (copy events 0..at-1), pinned to `digest`."""
+def plan_fork(
+    events: list[Event], source_id: str, fork_id: str, at: int, *, digest: str, surface: Surface = CLI
+) -> ForkPlan:
+    """The fork of `source_id` at event `at` (copy events 0..at-1), pinned to `digest`; errors name `at` for `surface`."""
     if not events or events[0].type != CREATED:
         raise UsageError(f"execution {source_id} has no `created` event to fork from")
     finished = next((e.index for e in events if e.type == FINISHED), len(events))
     if not 1 <= at <= finished:
         raise UsageError(
-            f"--at {at} is out of range for {source_id}: choose 1 to {finished} "
-            f"(the number of events to copy; event {finished} is {'`finished`' if finished < len(events) else 'the end of the log'})"
+            f"{surface.field('at')} {at} is out of range for {source_id}: choose 1 to {finished} "
+            f"(the number of events to copy; event {finished} is {'`finished`' if finished < len(events) else 'the end of the log'})",
+            path="at",
         )
     prefix = events[:at]
     answered = {_response_id(e) for e in prefix if e.type == RESPONSE}
@@ -130,7 +134,8 @@ def plan_fork(events: list[Event], source_id: str, fork_id: str, at: int, *, dig
             data.pop("parent_id", None)
             data.pop("scheduled_by", None)
             data["component_digest"] = digest
-            data["forked_from"] = {"execution_id": source_id, "at": at}
+            # `copied` (filled in below) tells readers which events of the fork's log are the source's.
+            data["forked_from"] = {"execution_id": source_id, "at": at, "copied": 0}
         elif event.type == CHILD_SUBMITTED and event.data["child_id"] not in answered:
             children.append(
                 ChildToStart(data["child_id"], data["ffqn"], list(data["params"]), data.get("join_set"), event.data["child_id"])
@@ -140,6 +145,8 @@ def plan_fork(events: list[Event], source_id: str, fork_id: str, at: int, *, dig
         elif event.type == RESPONSE:
             responses.append(_response_id_of(data))
         copied.append((event.type, data, event.at))
+    if copied and copied[0][0] == CREATED:
+        copied[0][1]["forked_from"]["copied"] = len(copied)
     return ForkPlan(
         source_id,
         fork_id,

@@ -44,3 +44,20 @@ def test_platform_up_refuses_an_unreadable_secrets_file_before_starting_anything
     assert f"cannot read the secrets file {missing} (named by DOLMEN_SECRETS_FILE): No such file or directory" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "d" / "platform.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        ("tok1:invoke,tok2", "a gateway token (invoke) is 4 characters long; use at least 8 random characters"),
+        ("k7Qm2xVb9RtL:reader", "unknown gateway token scope 'reader'"),
+        ("k7Qm2x Vb9RtL", "a gateway token may only hold letters, digits and -._~+/="),
+    ],
+)
+def test_platform_up_refuses_bad_gateway_tokens_before_starting_anything(tmp_path: Path, tokens: str, message: str) -> None:
+    """A short or malformed DOLMEN_GATEWAY_TOKENS stops `platform up` with the gateway's own message, not a restart loop."""
+    proc = run_platform("--data-dir", str(tmp_path / "d"), "up", env={"DOLMEN_GATEWAY_TOKENS": tokens})
+    assert proc.returncode == 2, proc.stderr
+    assert f"DOLMEN_GATEWAY_TOKENS: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "d" / "platform.json").exists()

@@ -46,7 +46,7 @@ def test_fork_copies_the_prefix_then_follows_the_new_component(
     assert state.status == "finished" and state.digest == forked["component_digest"] != client.get(source).digest
     fork_events = client.executions.events(fork_id)
     assert [comparable(e, fork_id) for e in fork_events[:at]] == [comparable(e, source) for e in events[:at]]
-    assert fork_events[0].data["forked_from"] == {"execution_id": source, "at": at}
+    assert fork_events[0].data["forked_from"] == {"execution_id": source, "at": at, "copied": forked["events_copied"]}
     assert state.outcome is not None and sorted(v["ok"] for v in state.outcome.value) == ["page a [v2]", "page b [v2]"]
     (restarted,) = forked["children_restarted"]
     child = client.get(restarted)

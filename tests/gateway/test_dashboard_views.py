@@ -135,6 +135,83 @@ def test_the_timeline_draws_children_sleeps_and_retries(gateway: GatewayThread, 
     assert image.count(GREEN, chart) > 400
 
 
+FORKED = """
+  await until(() => document.getElementById("detail-id").textContent === FORK && document.querySelector("#chart g.copied-lane"));
+  const lanes = [...document.querySelectorAll("#chart g.lane")].map((g) => ({ cls: g.getAttribute("class"), bars: [...g.querySelectorAll("rect.bar")].map((r) => r.getAttribute("class")) }));
+  document.querySelector("#chart g.copied-lane rect").dispatchEvent(new MouseEvent("click", { bubbles: true }));
+  const note = await until(() => !document.getElementById("chart-note").hidden && document.getElementById("chart-note").textContent);
+  await new Promise((resolve) => setTimeout(resolve, 2500));  // a refresh later: still no error, the note stays
+  const row = await until(() => document.querySelector(`tr.execution[data-id="${FORK}"]`));
+  row.querySelector("button.toggle").click();
+  const copiedRow = await until(() => { const r = document.querySelector(`tr.copied[data-id="${FORK}.1"]`); return r && r.textContent; });
+  return { lanes, note, copiedRow, detail: document.getElementById("detail-id").textContent,
+           notice: document.getElementById("notice").hidden ? "" : document.getElementById("notice").textContent,
+           noteShown: !document.getElementById("chart-note").hidden };
+"""
+
+
+def test_a_fork_shows_the_children_it_copied_as_copied_without_an_error(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """A child a fork copied answered is drawn as copied; clicking it says so (naming the original), not an error banner."""
+    serial = finished(http, f"{WF}.serial", {"n": 3})
+    events = http.get(f"/v1/executions/{serial}/events").json()["events"]
+    at = next(e["index"] for e in events if e["type"] == "response") + 1
+    fork = http.post(f"/v1/executions/{serial}/fork", json={"at": at}).json()["execution_id"]
+    assert http.get(f"/v1/executions/{fork}/result?wait=30").status_code == 200
+    seen, _ = run(f"{gateway.url}/#{fork}", tmp_path, page(FORKED, FORK=fork))
+    copied = [lane for lane in seen["lanes"] if "copied-lane" in lane["cls"]]
+    assert len(copied) == 1 and copied[0]["bars"] == ["bar bar-copied"]
+    assert sum("child-lane" in lane["cls"] and "copied" not in lane["cls"] for lane in seen["lanes"]) == 2
+    assert seen["note"].startswith(f"{fork}.1 was copied from the original run ({serial}.1)")
+    assert seen["noteShown"] and seen["detail"] == fork and seen["notice"] == ""
+    assert f"copied from {serial}.1" in seen["copiedRow"]
+
+
+ENDS = """
+  const { lanes } = await import("/static/timeline.js");
+  const model = async (id) => {
+    const [x, log, family] = await Promise.all(["", "/events", "/children"].map((p) => fetch("/v1/executions/" + id + p).then((r) => r.json())));
+    return { x, m: lanes(x, log.events, family.children, Date.now(), family.copied) };
+  };
+  const cancelled = await model(CANCELLED);
+  const fork = await model(FORK);
+  location.hash = FORK;
+  await until(() => document.getElementById("detail-id").textContent === FORK && document.querySelector("#timeline li"));
+  const bars = (m) => m.lanes.flatMap((l) => l.bars);
+  return {
+    cancelledEnd: cancelled.m.end, cancelledFinish: Date.parse(cancelled.x.finished_at),
+    cancelledBars: bars(cancelled.m).map((b) => [b.to, b.open]), cancelledLanes: cancelled.m.lanes.map((l) => l.label),
+    forkStart: fork.m.start, forkCreated: Date.parse(fork.x.created_at), forkFroms: bars(fork.m).map((b) => b.from),
+    forkCopiedBars: bars(fork.m).filter((b) => b.copied || b.kind === "copied").length,
+    detail: document.getElementById("detail").textContent,
+    copiedItems: document.querySelectorAll("#timeline li.copied").length,
+    firstAt: document.querySelector("#timeline li .at").textContent,
+  };
+"""
+
+
+def test_a_finished_execution_s_bars_end_at_its_finish_and_a_fork_s_timeline_starts_at_the_fork(
+    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+) -> None:
+    """A cancelled workflow's unfired sleep ends where the workflow finished; a fork's timeline starts at the fork's
+    creation, not its source's, with the copied events marked and the source named."""
+    execution_id = sleeping(http)
+    http.post(f"/v1/executions/{execution_id}/cancel")
+    wait_for(lambda: http.get(f"/v1/executions/{execution_id}").json()["status"] == "finished", what="the cancel")
+    serial = finished(http, f"{WF}.serial", {"n": 3})
+    events = http.get(f"/v1/executions/{serial}/events").json()["events"]
+    at = next(e["index"] for e in events if e["type"] == "response") + 2
+    forked = http.post(f"/v1/executions/{serial}/fork", json={"at": at}).json()
+    assert http.get(f"/v1/executions/{forked['execution_id']}/result?wait=30").status_code == 200
+    seen, _ = run(f"{gateway.url}/", tmp_path, page(ENDS, CANCELLED=execution_id, FORK=forked["execution_id"]))
+    assert seen["cancelledLanes"][1].startswith("sleep")
+    assert seen["cancelledEnd"] == seen["cancelledFinish"]
+    assert all(to <= seen["cancelledFinish"] and not open_ for to, open_ in seen["cancelledBars"])
+    assert seen["forkStart"] == seen["forkCreated"] and min(seen["forkFroms"]) >= seen["forkCreated"]
+    assert seen["forkCopiedBars"] >= 1
+    assert f"Forked from{serial} (its first {at} events" in seen["detail"]
+    assert seen["copiedItems"] == forked["events_copied"] and seen["firstAt"] == "copied from the original run"
+
+
 FILTERS = """
   const rows = () => [...document.querySelectorAll('#executions tbody tr.execution')];
   await until(() => rows().length);
@@ -154,17 +231,18 @@ FILTERS = """
 
 
 def test_the_filters_narrow_the_listing_by_function_status_and_digest(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
-    """`?ffqn=&status=` in the URL lists only those; the form's digest filter lists one component's executions; a bad one shows the API's message."""
+    """`?ffqn=&status=` in the URL lists only those; the form's digest filter, given the short digest the dashboard
+    shows, lists one component's executions; a prefix of no component shows the API's message."""
     finished(http, f"{ACT}.double", [21])
     serial = finished(http, f"{WF}.serial", {"n": 1})
     digest = http.get(f"/v1/executions/{serial}").json()["component_digest"]
     url = f"{gateway.url}/?ffqn={ACT}.double&status=finished"
-    seen, _ = run(url, tmp_path, page(FILTERS, DIGEST=digest, WF=WF))
+    seen, _ = run(url, tmp_path, page(FILTERS, DIGEST=digest[:19], WF=WF))
     assert seen["byUrl"] and {r["ffqn"] for r in seen["byUrl"]} == {f"{ACT}.double"}
     assert {r["status"] for r in seen["byUrl"]} == {"finished"}
     assert seen["mode"].startswith("Every matching execution")
     assert serial in seen["byDigest"]
-    assert "digest must be a whole component digest" in seen["refused"]
+    assert "no deployed component has digest abc" in seen["refused"]
     assert "digest=abc" in seen["search"]
 
 
@@ -253,6 +331,91 @@ def test_admin_actions_ask_for_the_admin_token_then_rerun_fork_and_cancel(
     assert seen["cancelled"] in ("Cancelled.", "Cancellation requested.")
     done = wait_for(lambda: (s := http.get(f"/v1/executions/{execution_id}").json())["status"] == "finished" and s, what="the cancel")
     assert done["failure"]["kind"] == "cancelled"
+
+
+HINTS = """
+  const hints = () => [...document.querySelectorAll(".admin-hint")].map((h) => !h.hidden);
+  const useToken = (value) => { document.getElementById("token").value = value; document.getElementById("token-form").requestSubmit(); };
+  const header = () => document.getElementById("deployment").textContent;
+  if (!ADMIN) {
+    await until(() => document.querySelector("#executions tr.execution") && !header().startsWith("loading"));
+    await until(() => document.getElementById("detail-id").textContent === SERIAL);
+    return { open: hints(), header: header() };
+  }
+  const none = { header: await until(() => !header().startsWith("loading") && header()), hints: await until(() => hints().every(Boolean) && hints()) };
+  useToken(INVOKER);
+  await until(() => header().startsWith("deployment"));
+  const invoker = await until(() => hints().every(Boolean) && hints());
+  useToken(ADMIN);
+  await until(() => document.querySelector("#executions tr.execution"));
+  const admin = await until(() => hints().every((h) => !h) && hints());
+  return { none, invoker, admin };
+"""
+
+
+def test_admin_hints_show_only_when_true_and_the_header_says_a_token_is_needed(
+    gateway: GatewayThread, start_gateway: Callable[..., GatewayThread], http: httpx.Client, tmp_path: Path
+) -> None:
+    """No "needs an admin token" on an open gateway or with an admin token; shown with no token or an invoke one,
+    where the header says to enter a token instead of staying at "loading…"."""
+    serial = finished(http, f"{WF}.serial", {"n": 1})
+    seen, _ = run(f"{gateway.url}/#{serial}", tmp_path, page(HINTS, ADMIN="", INVOKER="", SERIAL=serial))
+    assert seen["open"] and not any(seen["open"]) and seen["header"].startswith("deployment")
+    secured = start_gateway(tokens=(Token(ADMIN, "admin"), Token(INVOKER, "invoke")))
+    seen, _ = run(f"{secured.url}/", tmp_path, page(HINTS, ADMIN=ADMIN, INVOKER=INVOKER, SERIAL=serial))
+    assert seen["none"]["header"] == "this gateway needs a token: enter it under Token"
+    assert len(seen["none"]["hints"]) == 3 and all(seen["none"]["hints"])
+    assert all(seen["invoker"]) and not any(seen["admin"])
+
+
+SMALL = """
+  const row = await until(() => document.querySelector(`tr.execution[data-id="${WORKFLOW}"]`));
+  const cell = row.querySelector("td.id");
+  const [button, code] = [cell.querySelector("button.toggle").getBoundingClientRect(), cell.querySelector("code").getBoundingClientRect()];
+  const middle = (button.top + button.bottom) / 2;
+  const oneLine = { lines: cell.querySelector("code").getClientRects().length, beside: code.top < middle && middle < code.bottom && button.right <= code.left + 1,
+                    title: cell.title };
+  const badge = (await until(() => document.querySelector(`tr.execution[data-id="${ERR}"]`))).querySelector(".status");
+  location.hash = LONG;
+  await until(() => document.getElementById("detail-id").textContent === LONG && document.querySelector("#timeline li .data"));
+  const panel = document.getElementById("detail-section").getBoundingClientRect();
+  const widest = Math.max(...[...document.querySelectorAll("#timeline li .data")].map((d) => d.getBoundingClientRect().right));
+  location.hash = CANCELLED;
+  const failure = await until(() => document.getElementById("detail-id").textContent === CANCELLED && document.querySelector("#detail .failure-text"));
+  const versions = await until(() => { const rows = [...document.querySelectorAll("#versions tbody tr")].filter((r) => r.querySelector("button")); return rows.length >= 2 && rows; });
+  const ffqn = document.getElementById("upgrade-ffqn");
+  const target = versions.find((r) => r.dataset.ffqn !== versions[0].dataset.ffqn) || versions[1];
+  ffqn.value = versions[0].dataset.ffqn === target.dataset.ffqn ? [...ffqn.options].map((o) => o.value).find((v) => v !== target.dataset.ffqn) : versions[0].dataset.ffqn;
+  ffqn.dispatchEvent(new Event("change"));
+  const before = ffqn.value;
+  target.querySelector("button").click();
+  await until(() => document.getElementById("upgrade-report").textContent);
+  return { oneLine, badge: { text: badge.textContent, cls: badge.className }, panelRight: panel.right, widest,
+           failureStyle: getComputedStyle(failure).whiteSpace,
+           form: { before, ffqn: ffqn.value, to: document.getElementById("upgrade-to").value, wanted: target.dataset.ffqn, digest: target.dataset.digest } };
+"""
+
+
+def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_the_upgrade_form_follows(
+    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+) -> None:
+    """An id is never broken and sits beside ▸; long log details wrap inside the panel; a failure keeps its newlines;
+    an `err` result is badged "finished: err", not green; a row's dry-run button sets the form to its function."""
+    err = http.post(f"/v1/functions/{ACT}.maybe?wait=30", json=[True]).json()
+    assert err["status"] == "finished" and err["result"] == {"err": "asked to fail"}, err
+    long_ = finished(http, f"{ACT}.slow", [1, "x" * 900])
+    cancelled = sleeping(http)
+    http.post(f"/v1/executions/{cancelled}/cancel")
+    wait_for(lambda: http.get(f"/v1/executions/{cancelled}").json()["status"] == "finished", what="the cancel")
+    workflow = finished(http, f"{WF}.serial", {"n": 1})
+    values = {"ERR": err["execution_id"], "LONG": long_, "CANCELLED": cancelled, "WORKFLOW": workflow}
+    seen, _ = run(f"{gateway.url}/", tmp_path, page(SMALL, **values))
+    assert seen["oneLine"] == {"lines": 1, "beside": True, "title": workflow}
+    assert seen["badge"] == {"text": "finished: err", "cls": "status status-err"}
+    assert seen["widest"] <= seen["panelRight"] + 1
+    assert seen["failureStyle"] == "pre-wrap"
+    form = seen["form"]
+    assert form["before"] != form["wanted"] and form["ffqn"] == form["wanted"] and form["to"] == form["digest"]
 
 
 ESCAPED = """

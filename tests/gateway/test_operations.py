@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,8 +58,23 @@ def test_the_listing_filters_by_digest_and_leaves_children_out_with_root(http: h
     roots = http.get("/v1/executions", params={"root": "true", "ffqn": f"{ACT}.double", "limit": 200}).json()["executions"]
     assert all("parent_id" not in x for x in roots)
     assert child["execution_id"] not in [x["execution_id"] for x in roots]
-    assert "must be a whole component digest" in assert_error(http.get("/v1/executions?digest=abc"), 400, "bad_request", "digest")
+    message = assert_error(http.get("/v1/executions?digest=abc"), 400, "bad_request", "digest")
+    assert message == "?digest=abc: no deployed component has digest abc; GET /v1/deployments lists them"
     assert assert_error(http.get("/v1/executions?root=yes"), 400, "bad_request", "root") == "root must be true or false, got 'yes'"
+
+
+def test_the_digest_filter_takes_the_short_digest_the_tools_show(http: httpx.Client, serial_id: str) -> None:
+    """`?digest=` with a unique prefix (as `platform` and the dashboard print it) lists that component's executions;
+    a prefix of several components is a 400 naming them."""
+    digest = http.get(f"/v1/executions/{serial_id}").json()["component_digest"]
+    for short in (digest[:19], digest[7:19]):
+        page = http.get("/v1/executions", params={"digest": short, "limit": 200}).json()["executions"]
+        assert serial_id in [x["execution_id"] for x in page]
+        assert {x["component_digest"] for x in page} == {digest}
+    message = assert_error(http.get("/v1/executions", params={"digest": "sha256:"}), 400, "bad_request", "digest")
+    assert message.startswith("?digest=sha256:: sha256: matches ") and "give more of the digest" in message
+    gone = "sha256:" + "0" * 64
+    assert http.get("/v1/executions", params={"digest": gone}).json()["executions"] == []
 
 
 def test_deployments_list_revisions_and_the_digests_that_run(
@@ -101,14 +117,67 @@ def test_fork_copies_a_prefix_of_the_log_and_runs_on(http: httpx.Client, serial_
     assert [e["type"] for e in events[:3]] == [e["type"] for e in source[:3]]
 
 
+def test_a_fork_reports_the_children_it_copied_apart_from_those_it_started(http: httpx.Client, serial_id: str) -> None:
+    """A child answered in the copied prefix is never created: `children` lists the fork's own children, `copied`
+    the copied ones with the original child's id, `total` counts both; reading a copied id is a 404 saying so."""
+    source = http.get(f"/v1/executions/{serial_id}/events").json()["events"]
+    at = next(e["index"] for e in source if e["type"] == "response") + 1  # the first child answered, in the copy
+    body = http.post(f"/v1/executions/{serial_id}/fork", json={"at": at}).json()
+    fork_id = body["execution_id"]
+    assert finished(http, fork_id)["result"] == 12
+    children = http.get(f"/v1/executions/{fork_id}/children").json()
+    assert children["total"] == 3 == len(children["children"]) + len(children["copied"])
+    (copied,) = children["copied"]
+    assert copied["child_id"] == f"{fork_id}.1" and copied["original_id"] == f"{serial_id}.1"
+    assert copied["params"] == [1] and copied["ffqn"] == f"{ACT}.double" and "child_id" not in copied["response"]
+    assert [c["execution_id"] for c in children["children"]] == [f"{fork_id}.2", f"{fork_id}.3"]
+    for path in (f"/v1/executions/{fork_id}.1", f"/v1/executions/{fork_id}.1/events", f"/v1/executions/{fork_id}.1/result"):
+        message = assert_error(http.get(path), 404, "not_found")
+        assert message.startswith(f"execution {fork_id}.1 was never created: fork {fork_id} copied")
+        assert f"original run ({serial_id}.1)" in message and "retention" not in message
+    assert "retention passed" in assert_error(http.get(f"/v1/executions/{fork_id}.9"), 404, "not_found")
+    assert http.get(f"/v1/executions/{serial_id}/children").json()["copied"] == []
+
+
 def test_fork_refuses_a_bad_body_and_an_activity(http: httpx.Client) -> None:
-    """A body without a positive `at` is a 400 naming it; an activity has no log to fork (400 naming rerun)."""
+    """A body without a positive `at` is a 400 naming it; an activity has no log to fork (400 naming POST .../rerun)."""
     act = http.post(f"/v1/functions/{ACT}.double?wait=30", json=[2]).json()["execution_id"]
     for body in ({}, {"at": 0}, {"at": "2"}, [3]):
         assert_error(http.post(f"/v1/executions/{act}/fork", json=body), 400, "bad_request", "at")
-    response = http.post(f"/v1/executions/{act}/fork", json={"at": 1})
-    assert response.status_code == 400 and "platform rerun" in response.json()["error"]["message"]
+    message = assert_error(http.post(f"/v1/executions/{act}/fork", json={"at": 1}), 400, "usage_error")
+    assert message == f"{act} is an activity, which has no log to fork; use POST /v1/executions/{act}/rerun"
     assert http.post("/v1/executions/E_01JD8X3K5QZ6V2N4M7P9R0S1T2/rerun").status_code == 404
+
+
+def test_operation_errors_use_the_api_s_words_not_the_cli_s(http: httpx.Client, serial_id: str) -> None:
+    """Errors over HTTP name body fields and endpoints (`at`, GET /v1/executions), never `--at` or `platform ...`."""
+    message = assert_error(http.post(f"/v1/executions/{serial_id}/fork", json={"at": 999}), 400, "usage_error", "at")
+    assert message.startswith(f"at 999 is out of range for {serial_id}: choose 1 to ") and "--at" not in message
+    missing = "E_01JD8X3K5QZ6V2N4M7P9R0S1T2"
+    for action, body in (("rerun", None), ("fork", {"at": 1})):
+        message = assert_error(http.post(f"/v1/executions/{missing}/{action}", json=body), 404, "not_found")
+        assert message.endswith("(GET /v1/executions lists them)") and "platform" not in message
+    message = assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:ffffffff"}), 404, "not_found", "to")
+    assert message == "no deployed component has digest sha256:ffffffff; GET /v1/deployments lists them"
+
+
+def test_operations_refuse_unknown_body_fields(http: httpx.Client, serial_id: str) -> None:
+    """A field an operation does not take is a 400 naming it and the accepted ones, and nothing is started."""
+    before = len(http.get("/v1/executions", params={"ffqn": f"{WF}.serial", "limit": 200}).json()["executions"])
+    message = assert_error(
+        http.post(f"/v1/executions/{serial_id}/fork", json={"at": 3, "component": "sha256:abc"}), 400, "bad_request", "component"
+    )
+    assert message == "unknown field 'component' in the body; this endpoint takes only 'at'"
+    message = assert_error(http.post(f"/v1/executions/{serial_id}/rerun", json={"params": [4]}), 400, "bad_request", "params")
+    assert message == "unknown field 'params' in the body; this endpoint takes no fields (send no body or {})"
+    assert_error(http.post(f"/v1/executions/{serial_id}/rerun", json=[4]), 400, "bad_request", "body")
+    message = assert_error(
+        http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:0", "force": True}), 400, "bad_request", "force"
+    )
+    assert message == "unknown field 'force' in the body; this endpoint takes only 'to'"
+    after = len(http.get("/v1/executions", params={"ffqn": f"{WF}.serial", "limit": 200}).json()["executions"])
+    assert after == before
+    assert http.post(f"/v1/executions/{serial_id}/rerun", json={}).status_code == 201
 
 
 def test_upgrade_check_replays_running_executions_on_another_digest_and_writes_nothing(
@@ -130,11 +199,16 @@ def test_upgrade_check_replays_running_executions_on_another_digest_and_writes_n
 
 
 def test_upgrade_check_refuses_what_is_not_a_deployed_workflow(http: httpx.Client) -> None:
-    """An unknown digest is a 404, an activity component a 400 naming the component, a missing `to` a 400."""
-    assert http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:ffffffff"}).status_code == 404
+    """An unknown digest is a 404 and an activity component a 400, both naming `to`; an undeployed function a 404
+    naming close names; an activity function a 400 saying so; a missing `to` a 400."""
+    assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": "sha256:ffffffff"}), 404, "not_found", "to")
     act = http.get(f"/v1/functions/{ACT}.double").json()["component_digest"]
-    response = http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": act})
-    assert response.status_code == 400 and "does not export the workflow" in response.json()["error"]["message"]
+    message = assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={"to": act}), 400, "usage_error", "to")
+    assert "does not export the workflow" in message
+    message = assert_error(http.post(f"/v1/functions/{WF}.sleepyy/upgrade-check", json={"to": act}), 404, "not_found")
+    assert message.startswith(f"function {WF}.sleepyy is not deployed") and f"{WF}.sleepy" in message
+    message = assert_error(http.post(f"/v1/functions/{ACT}.double/upgrade-check", json={"to": act}), 400, "usage_error")
+    assert message.startswith(f"{ACT}.double is an activity, not a workflow")
     assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", json={}), 400, "bad_request", "to")
 
 
@@ -164,3 +238,18 @@ def test_openapi_documents_the_operations_and_the_new_listing_parameters(http: h
     assert "children" in str(paths["/v1/executions/{id}/children"]["get"]["responses"]["200"])
     listing = {p["name"] for p in paths["/v1/executions"]["get"]["parameters"]}
     assert {"digest", "root", "ffqn", "status", "tag"} <= listing
+
+
+def test_every_outcome_an_upgrade_check_can_answer_is_documented(http: httpx.Client) -> None:
+    """The README's upgrade-check row and the OpenAPI description name each dry-run outcome, `kept` included."""
+    from typing import get_args
+
+    from dolmen.platform.deploy.upgrade_checks import Outcome
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `POST /v1/functions/{ffqn}/upgrade-check`")]
+    description = http.get("/openapi.json").json()["paths"]["/v1/functions/{ffqn}/upgrade-check"]["post"]["description"]
+    # `upgraded`, `rejected` and `queued` are what a real upgrade does; a dry run writes and queues nothing.
+    for outcome in set(get_args(Outcome)) - {"upgraded", "rejected", "queued"}:
+        assert f"`{outcome}`" in row and f"`{outcome}`" in description, outcome
+    assert "rejected earlier: " in row

@@ -36,7 +36,7 @@ def test_ids_are_renamed_under_the_fork_and_answered_children_are_not_restarted(
     types = [t for t, _, _ in plan.events]
     assert "attempt_failed" not in types and "finished" not in types and plan.left_out == 1
     created = plan.events[0][1]
-    assert created["component_digest"] == "sha256:new" and created["forked_from"] == {"execution_id": SRC, "at": 10}
+    assert created["component_digest"] == "sha256:new" and created["forked_from"] == {"execution_id": SRC, "at": 10, "copied": len(plan.events)}
     children = [d["child_id"] for t, d, _ in plan.events if t == "child_submitted"]
     assert children == [f"{NEW}.1", f"{NEW}.2"]
     assert plan.responses == (f"{NEW}.1", f"{NEW}.d1", f"{NEW}.2")

@@ -52,16 +52,15 @@ def test_cancelling_a_workflow_stops_the_activity_it_calls_directly(
     deploy(redis_url, [activity(), fault_flows()])
     processes.runner()
     processes.scheduler()
-    workflow_id = client.submit(SLOW_CALL, [10_000, "slow"]).execution_id
+    workflow_id = client.submit(SLOW_CALL, [60_000, "slow"]).execution_id
     child_id = f"{workflow_id}.1"
-    time.sleep(2)
-    asked = time.monotonic()
+    # Cancelled once the activity runs (a loaded machine may take seconds to start the runner).
+    wait_for(lambda: running(client, child_id), timeout=60, what="the activity to run")
     assert client.cancel(workflow_id) == "requested"
-    state = client.wait(workflow_id, 60)
-    took = time.monotonic() - asked
+    state = client.wait(workflow_id, 50)
     assert failure_kind(state) == "cancelled", state.outcome
-    assert took < 6, f"the workflow ended {took:.1f} s after its cancellation; the activity had 8 s left"
-    child = client.wait(child_id, 60)
+    # The activity had a minute to go: it was stopped, not waited for.
+    child = client.wait(child_id, 50)
     assert failure_kind(child) == "cancelled", child.outcome
     assert child.outcome is not None and child.outcome.failure is not None
     assert workflow_id in child.outcome.failure.message

@@ -22,12 +22,15 @@ if TYPE_CHECKING:
     from .repins import UpgradeStore
     from .heartbeats import Heartbeat, ProcessInfo, read_processes
     from .counts import StoreCounts, read_counts
+    from .reads import AsyncExecutionReads, ExecutionReads
 
 # Each exported name -> the module that defines it.
 _EXPORTS = {
+    "AsyncExecutionReads": "reads",
     "Created": "creates",
     "DeploymentStore": "deployments",
     "Event": "records",
+    "ExecutionReads": "reads",
     "ExecutionState": "records",
     "ExecutionStore": "executions",
     "Failure": "records",
@@ -57,9 +60,11 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AsyncExecutionReads",
     "Created",
     "DeploymentStore",
     "Event",
+    "ExecutionReads",
     "ExecutionState",
     "ExecutionStore",
     "Failure",

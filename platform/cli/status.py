@@ -22,7 +22,7 @@ from ..config import ENV_REDIS, PlatformFile, env_int
 from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
 from ..store.heartbeats import STALE_AFTER_S, ProcessInfo, forget_processes, read_processes
 from ..store.access import redacted
-from ..store.connection import Redis, connect, map_redis_errors
+from ..store.connection import Redis, connect, ping
 from ..store.memory import StoreMemory, read_memory
 from ..store import shards as sharding
 from ..store.retention import RetentionView, read_retention_view
@@ -194,8 +194,7 @@ def probe_client(url: str) -> Redis:
 def probe_redis(client: Redis) -> str | None:
     """None if Redis answers PING, else why not."""
     try:
-        with map_redis_errors():
-            client.ping()
+        ping(client)
     except DolmenError as exc:
         return str(exc)
     return None

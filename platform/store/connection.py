@@ -279,6 +279,12 @@ def _cluster_retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6)
 
 
+def ping(client: Redis) -> None:
+    """Ask the server whether it answers (PING); raises `StoreError` saying why not when it does not."""
+    with map_redis_errors():
+        client.ping()
+
+
 def wait_until_reachable(client: Redis, timeout_s: float = 30.0) -> None:
     """Block until the server answers PING (it may be starting or loading its data).
 

@@ -28,7 +28,7 @@ from .store.heartbeats import Heartbeat, ProcessInfo, prune_stale, read_processe
 from .metrics import SchedulerMetrics
 from .store import outbox
 from .store.access import redacted
-from .store.connection import Redis, connect, full_message, wait_for_store, wait_until_reachable
+from .store.connection import StoreClient, connect, full_message, wait_for_store, wait_until_reachable
 from .store.clock import now_ms
 from .store.layout_moves import move_legacy_keys
 from .store.reconcile import Reconciler
@@ -79,7 +79,7 @@ def share(processes: list[ProcessInfo], me: str, shards: Shards, now_s: float) -
 class Scheduler:
     """Timers, outbox sweeping and the repair sweep for one Redis."""
 
-    def __init__(self, client: Redis, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
+    def __init__(self, client: StoreClient, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
         self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)

@@ -44,7 +44,7 @@ from .shared import CliContext, pass_ctx
 from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
 from ..store.access import redacted
-from ..store.connection import Redis, with_every_node
+from ..store.connection import StoreClient, with_every_node
 
 log = structlog.get_logger("dolmen.up")
 
@@ -159,7 +159,7 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
 def _wait_until_ready(
     supervisor: Supervisor,
     signals: StopSignals,
-    client: Redis,
+    client: StoreClient,
     gateway_url: str,
     deadline: float,
     opts: UpOptions,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .leases import Leases
     from .lease_values import Lease, LockRefused, PendingCommit, QueueEntry
     from .records import Event, ExecutionState, Failure, Outcome, decode_entries
-    from .connection import Redis, connect, connect_async, map_redis_errors, wait_for_store
+    from .connection import AsyncStoreClient, Redis, StoreClient, connect, connect_async, map_redis_errors, wait_for_store
     from .scripts import Scripts
     from .deployments import DeploymentStore, RevisionCache
     from .repins import UpgradeStore
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 # Each exported name -> the module that defines it.
 _EXPORTS = {
+    "AsyncStoreClient": "connection",
     "AsyncExecutionReads": "reads",
     "Created": "creates",
     "DeploymentStore": "deployments",
@@ -46,6 +47,7 @@ _EXPORTS = {
     "Redis": "connection",
     "RevisionCache": "deployments",
     "Scripts": "scripts",
+    "StoreClient": "connection",
     "StoreCounts": "counts",
     "UpgradeStore": "repins",
     "connect": "connection",
@@ -60,6 +62,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AsyncStoreClient",
     "AsyncExecutionReads",
     "Created",
     "DeploymentStore",
@@ -80,6 +83,7 @@ __all__ = [
     "Redis",
     "RevisionCache",
     "Scripts",
+    "StoreClient",
     "StoreCounts",
     "UpgradeStore",
     "connect",

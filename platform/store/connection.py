@@ -36,6 +36,12 @@ Redis: TypeAlias = "redis.Redis | redis.RedisCluster"
 # The asyncio client of one server or of a cluster (see `connect_async`).
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 
+# The store's handle: what a process holds to reach the store (`connect`, `connect_async`) and hands to the
+# store's functions and classes. Code above `store/` names it only by these names (tests/test_layers.py checks
+# it) and leaves its methods to the store: they are redis-py's, which only `store/` may use.
+StoreClient: TypeAlias = Redis
+AsyncStoreClient: TypeAlias = AsyncRedis
+
 # Blocking reads (XREAD/XREADGROUP BLOCK) never wait longer than this, so a
 # dead server is still noticed within SOCKET_TIMEOUT_S.
 MAX_BLOCK_MS = 5_000

@@ -22,7 +22,7 @@ from ..config import ENV_REDIS, PlatformFile, env_int
 from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
 from ..store.heartbeats import STALE_AFTER_S, ProcessInfo, forget_processes, read_processes
 from ..store.access import redacted
-from ..store.connection import StoreClient, connect, ping
+from ..store.connection import StoreClient, close, connect, ping
 from ..store.memory import StoreMemory, read_memory
 from ..store import shards as sharding
 from ..store.retention import RetentionView, read_retention_view
@@ -281,7 +281,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         if waiting and replicas_of is None and redis_error is None:
             replicas_of = _optional(replicas_of_masters, client, "the replicas")
     finally:
-        client.close()
+        close(client)
     return build_status(
         data_dir=data_dir,
         running=running,

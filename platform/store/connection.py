@@ -285,6 +285,16 @@ def _cluster_retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6)
 
 
+def close(client: Redis) -> None:
+    """Close the handle's connections (a process's last use of it)."""
+    client.close()
+
+
+async def aclose(client: AsyncRedis) -> None:
+    """Close the asyncio handle's connections (a process's last use of it)."""
+    await client.aclose()
+
+
 def ping(client: Redis) -> None:
     """Ask the server whether it answers (PING); raises `StoreError` saying why not when it does not."""
     with map_redis_errors():

@@ -19,7 +19,7 @@ from ..platform.store.async_batch import AsyncBatcher
 from ..platform.store.async_executions import AsyncExecutions
 from ..platform.store.classes import ClassesInUse
 from ..platform.store.completions import Completed
-from ..platform.store.connection import connect, connect_async
+from ..platform.store.connection import aclose, connect, connect_async
 from ..platform.store.leases import Leases
 from ..platform.store.limits import LimitGate, active_limits
 from ..platform.store.pauses import PausedFunctions, PauseResult
@@ -70,7 +70,7 @@ class Gateway:
     async def close(self) -> None:
         await self.executions.close()
         await self.batcher.close()
-        await self.aredis.aclose()
+        await aclose(self.aredis)
         self.client.close()
 
     async def revision(self) -> Revision:

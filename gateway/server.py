@@ -10,7 +10,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..platform.errors import StoreUnavailableError
 from ..platform.store import shards as sharding
-from ..platform.store.connection import connect, seed_urls, wait_for_store
+from ..platform.store.connection import close, connect, seed_urls, wait_for_store
 from .app import create_app
 from .settings import GatewaySettings, Token, parse_tokens
 
@@ -101,7 +101,7 @@ def _check_shards(redis_url: str) -> None:
     except StoreUnavailableError:
         pass
     finally:
-        client.close()
+        close(client)
 
 
 def serve_gateway(settings: GatewaySettings) -> None:

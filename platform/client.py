@@ -26,7 +26,7 @@ from .ffqn import Ffqn
 from .ids import ExecutionId
 from .store.async_batch import AsyncBatcher
 from .store.async_creates import AsyncCreates
-from .store.connection import Redis, connect
+from .store.connection import StoreClient, close, connect
 from .store.deployments import DeploymentStore, RevisionCache
 from .store.completions import Completed, complete, not_a_stub
 from .store import pauses
@@ -163,7 +163,7 @@ class Client:
 
     def __init__(
         self,
-        client: Redis,
+        client: StoreClient,
         *,
         max_params_bytes: int | None = None,
         max_value_bytes: int | None = None,
@@ -181,7 +181,7 @@ class Client:
         return cls(connect(url), **kwargs)
 
     def close(self) -> None:
-        self.redis.close()
+        close(self.redis)
 
     # ---------------------------------------------------------- functions
 

@@ -1,11 +1,9 @@
 """The scheduler process: fires timers and cron schedules, delivers lost outbox messages, repairs lost work.
 
 Timers (retries, durable sleeps, scheduled executions) live in sorted sets,
-one per shard (store/shards.py); several schedulers split the shards
-between them (`share`). A due timer is carried out first and removed after, only if it was not
-armed again meanwhile, so a scheduler that dies in between leaves it to fire
-again; firing twice is harmless (enqueueing is deduplicated by the lock,
-delivering a delay by the `done` hash). The repair sweep (store/repair.py)
+one per shard (store/shards.py), fired by store/timers.py (carried out
+first, removed after: firing twice is harmless); several schedulers split
+the shards between them (`share`). The repair sweep (store/repair.py)
 re-enqueues executions that lost their queue entry or timer. The retention
 sweep (store/retention.py) removes finished trees whose retention passed, in
 batches: one batch a sweep, or one a tick while more are due. Several
@@ -16,32 +14,29 @@ split by the same shares; a tick fired twice names one execution.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from .config import env_int
 from .cron_firing import CronFiring
 from .errors import StoreError, StoreFullError
-from .priorities import DEFAULT, queue_name
 from .store.heartbeats import Heartbeat, ProcessInfo, prune_stale, read_processes
 from .metrics import SchedulerMetrics
-from .store import keys, outbox
+from .store import outbox
 from .store.access import redacted
-from .store.connection import Redis, connect, full_message, map_redis_errors, wait_for_store, wait_until_reachable
+from .store.connection import StoreClient, connect, full_message, wait_for_store, wait_until_reachable
 from .store.clock import now_ms
-from .store.memory import refused_for_memory
 from .store.layout_moves import move_legacy_keys
 from .store.reconcile import Reconciler
 from .store.repair import RepairSweep
 from .store.retention import RetentionSweep
-from .store.scripts import Pipeline, Scripts
+from .store.scripts import Scripts
 from .store.shards import Shards
+from .store.timers import fire_due as fire_timers
 
 log = structlog.get_logger("dolmen.scheduler")
 
@@ -84,7 +79,7 @@ def share(processes: list[ProcessInfo], me: str, shards: Shards, now_s: float) -
 class Scheduler:
     """Timers, outbox sweeping and the repair sweep for one Redis."""
 
-    def __init__(self, client: Redis, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
+    def __init__(self, client: StoreClient, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
         self.client = client
         self.scripts = scripts or Scripts(client)
         self.repair = RepairSweep(client, self.scripts, stale_ms=stale_ms)
@@ -112,74 +107,20 @@ class Scheduler:
         refused_at = self._timers_refused_at
         if refused_at is not None and time.monotonic() - refused_at < FULL_RETRY_S:
             return 0
-        shards = self.scripts.shards
-        timers = [shards.key(shard, "timers") for shard in (range(shards.count) if self.shards is None else self.shards)]
-        if not timers:
+        timers = fire_timers(self.scripts, self.shards, limit)
+        if not timers.due:
             return 0
-        with map_redis_errors():
-            read = self.client.pipeline(transaction=False)
-            for key in timers:
-                read.zrangebyscore(key, "-inf", now_ms(), start=0, num=limit, withscores=True)
-            due = [(key, raw, score) for key, part in zip(timers, read.execute()) for raw, score in part]
-            if not due:
-                return 0
-            pipe = self.scripts.pipeline()
-            woken: list[str] = []
-            marks: list[str] = []
-            spans: list[tuple[int, int]] = []
-            for _, raw, _ in due:
-                start = len(pipe)
-                delivery = self._fire(pipe, json.loads(raw))
-                spans.append((start, len(pipe)))
-                if delivery is not None:
-                    woken.append(delivery[0])
-                    marks.append(delivery[1])
-            replies = pipe.execute(raise_errors=False)
-            fired = [t for t, (a, b) in zip(due, spans) if not any(isinstance(r, Exception) for r in replies[a:b])]
-            if fired:
-                remove = self.scripts.pipeline()
-                for key, raw, score in fired:
-                    remove.script("zrem_unchanged", [key], [raw, repr(int(score))])
-                remove.execute()
-            # Whatever a delivery answered (a re-sent one answers 0), the wake-up
-            # is in its tree's outbox if it is owed: deliver those outboxes now.
-            outbox.flush(self.scripts, list(dict.fromkeys(woken)), marks=marks)
-            refused = next((r for r in replies if isinstance(r, Exception)), None)
-            if refused_for_memory(refused):
-                if self._timers_refused_at is None:
-                    log.warning("timers wait for room in Redis", waiting=len(due) - len(fired), error=full_message())
-                self._timers_refused_at = time.monotonic()
-            elif refused is not None:
-                raise refused
-            else:
-                self._timers_refused_at = None
-        self.fired += len(fired)
-        self.metrics.timers_fired.inc(len(fired))
-        return len(fired)
-
-    def _fire(self, pipe: Pipeline, member: dict[str, Any]) -> tuple[str, str] | None:
-        """Queue what a timer does; returns the tree whose outbox to deliver after, and its dirty mark."""
-        op = member["op"]
-        if op == "enqueue":
-            priority = member.get("p", DEFAULT)
-            pipe.xadd(pipe.shards.queue(queue_name(member["ffqn"], priority), member["id"]), {"id": member["id"]})
-            if priority != DEFAULT:
-                pipe.sadd(keys.PRIORITIES, priority)  # readers read this class's queues from now on
-            return None
-        if op == "deliver":
-            execution_id = member["id"]
-            root = keys.root_of(execution_id)
-            mark = outbox.dirty_mark(root)
-            outbox.mark_dirty(pipe, mark)
-            pipe.script(
-                "deliver",
-                [keys.state(execution_id), keys.log(execution_id), keys.done(execution_id), keys.outbox(root)],
-                [member["delay_id"], json.dumps(member["response"]), now_ms(),
-                 outbox.enqueue_msg(member["ffqn"], execution_id, member.get("p", DEFAULT))],
-            )
-            return root, mark
-        log.error("unknown timer", member=member)
-        return None
+        if timers.full:
+            if self._timers_refused_at is None:
+                log.warning("timers wait for room in Redis", waiting=timers.due - timers.fired, error=full_message())
+            self._timers_refused_at = time.monotonic()
+        elif timers.refused is not None:
+            raise timers.refused
+        else:
+            self._timers_refused_at = None
+        self.fired += timers.fired
+        self.metrics.timers_fired.inc(timers.fired)
+        return timers.fired
 
     def fire_cron(self) -> int:
         """Fire the due ticks of the cron schedules in this scheduler's shards (cron_firing.py)."""
@@ -192,8 +133,7 @@ class Scheduler:
 
     def sweep(self) -> int:
         """Deliver outbox messages of writers that died mid-way (from this scheduler's dirty shards)."""
-        with map_redis_errors():
-            return outbox.sweep(self.scripts, shards=self.shards)
+        return outbox.sweep(self.scripts, shards=self.shards)
 
     def take_share(self, processes: list[ProcessInfo], me: str) -> None:
         """Take this scheduler's share of the shards, given the processes' last heartbeats (see `share`)."""

@@ -43,6 +43,13 @@ LAYERS: list[tuple[str, ...]] = [
 # Third-party libraries that only their adapter layer may import.
 ADAPTERS = {"redis": ("dolmen.platform.store",)}
 
+# redis-py's client types under the store's own names: above `store/`, the handle is `StoreClient`/`AsyncStoreClient`.
+REDIS_TYPES = {
+    f"dolmen.platform.store.{path}"
+    for name in ("Redis", "AsyncRedis")
+    for path in (name, f"connection.{name}")
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Import:
@@ -149,6 +156,16 @@ def test_third_party_adapters_stay_in_their_layer() -> None:
         for imp in _all_imports()
         for library, owners in ADAPTERS.items()
         if imp.imported.split(".")[0] == library and not any(imp.module.startswith(owner) for owner in owners)
+    ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_above_the_store_the_handle_has_the_stores_name() -> None:
+    """Above store/, the client is a `StoreClient` (or `AsyncStoreClient`): no module imports the Redis-named aliases."""
+    wrong = [
+        f"{imp.module}:{imp.line} imports {imp.imported} (use dolmen.platform.store.connection.StoreClient)"
+        for imp in _all_imports()
+        if imp.imported in REDIS_TYPES and not imp.module.startswith("dolmen.platform.store")
     ]
     assert wrong == [], "\n".join(wrong)
 

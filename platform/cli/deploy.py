@@ -15,7 +15,7 @@ from ..deploy.upgrade_checks import Upgrader
 from ..deploy.versions import versions
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
-from ..store.connection import Redis, connect
+from ..store.connection import StoreClient, connect
 from ..store.deployments import DeploymentStore
 from ..store.pauses import paused_functions
 from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
@@ -23,7 +23,7 @@ from .deploy_output import print_component, print_revision, print_schedule, prin
 from .registry import credentials_from_flags, registry_options
 
 
-def _redis(ctx: CliContext) -> Redis:
+def _redis(ctx: CliContext) -> StoreClient:
     client = connect(ctx.redis_url())
     ctx.on_close(client.close)
     return client

@@ -22,7 +22,7 @@ from ..config import ENV_REDIS, PlatformFile, env_int
 from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
 from ..store.heartbeats import STALE_AFTER_S, ProcessInfo, forget_processes, read_processes
 from ..store.access import redacted
-from ..store.connection import Redis, connect, map_redis_errors
+from ..store.connection import StoreClient, close, connect, ping
 from ..store.memory import StoreMemory, read_memory
 from ..store import shards as sharding
 from ..store.retention import RetentionView, read_retention_view
@@ -183,7 +183,7 @@ def build_status(
 # ---------------------------------------------------------------- probes (I/O)
 
 
-def probe_client(url: str) -> Redis:
+def probe_client(url: str) -> StoreClient:
     """A client with short timeouts, for health probes that must not hang (a cluster client for a cluster node)."""
     try:
         return connect(url, socket_timeout_s=2.0, connect_timeout_s=1.0)
@@ -191,17 +191,16 @@ def probe_client(url: str) -> Redis:
         raise ConfigError(exc.message) from None
 
 
-def probe_redis(client: Redis) -> str | None:
+def probe_redis(client: StoreClient) -> str | None:
     """None if Redis answers PING, else why not."""
     try:
-        with map_redis_errors():
-            client.ping()
+        ping(client)
     except DolmenError as exc:
         return str(exc)
     return None
 
 
-def probe_memory(client: Redis) -> StoreMemory | None:
+def probe_memory(client: StoreClient) -> StoreMemory | None:
     """Redis's memory use, or None if it cannot tell (a server that forbids INFO).
 
     Full counts room for one write of the largest value (`DOLMEN_MAX_VALUE_BYTES`).
@@ -210,12 +209,12 @@ def probe_memory(client: Redis) -> StoreMemory | None:
     return _optional(lambda c: read_memory(c, largest), client, "Redis's memory use")
 
 
-def probe_retention(client: Redis, shards: int) -> RetentionView | None:
+def probe_retention(client: StoreClient, shards: int) -> RetentionView | None:
     """What retention keeps (in the store's `shards` shards), or None if Redis does not answer."""
     return _optional(lambda c: read_retention_view(c, Shards(shards)), client, "what retention keeps")
 
 
-def _optional(read: Callable[[Redis], T], client: Redis, what: str) -> T | None:
+def _optional(read: Callable[[StoreClient], T], client: StoreClient, what: str) -> T | None:
     """`read(client)`, or None (logged) when Redis cannot tell: status shows what it can."""
     try:
         return read(client)
@@ -238,7 +237,7 @@ def probe_gateway(url: str) -> str | None:
         return f"cannot reach {url} ({reason})"
 
 
-def forget_heartbeats(client: Redis, pids: set[int]) -> None:
+def forget_heartbeats(client: StoreClient, pids: set[int]) -> None:
     """Drop the heartbeats of dead processes of this host, so status does not report them stale."""
     hostname = socket.gethostname()
     try:
@@ -282,7 +281,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
         if waiting and replicas_of is None and redis_error is None:
             replicas_of = _optional(replicas_of_masters, client, "the replicas")
     finally:
-        client.close()
+        close(client)
     return build_status(
         data_dir=data_dir,
         running=running,
@@ -362,7 +361,7 @@ def register(cli: click.Group) -> None:
     cli.add_command(status_cmd)
 
 
-def probe_processes(client: Redis) -> tuple[str | None, list[ProcessInfo]]:
+def probe_processes(client: StoreClient) -> tuple[str | None, list[ProcessInfo]]:
     """Whether Redis answers (None, or why not) and, if it does, the processes' heartbeats."""
     redis_error = probe_redis(client)
     if redis_error is not None:

@@ -44,7 +44,7 @@ from .shared import CliContext, pass_ctx
 from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
 from ..store.access import redacted
-from ..store.connection import Redis, with_every_node
+from ..store.connection import StoreClient, close, with_every_node
 
 log = structlog.get_logger("dolmen.up")
 
@@ -152,14 +152,14 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
         log.info("stopping platform")
         supervisor.stop(opts.stop_timeout_s, signals.force)
         PlatformFile.remove(data_dir, os.getpid())
-        client.close()
+        close(client)
         log.info("platform stopped")
 
 
 def _wait_until_ready(
     supervisor: Supervisor,
     signals: StopSignals,
-    client: Redis,
+    client: StoreClient,
     gateway_url: str,
     deadline: float,
     opts: UpOptions,

@@ -16,7 +16,7 @@ from ..store.clock import now_ms
 from ..wasm.engine import EngineSettings
 from ..wasm.introspect import ComponentInfo
 from ..wasm.loader import ComponentLoader
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,7 @@ def describe_component(cache: ComponentCache, data: bytes, kind: ComponentKind) 
 class Deployer:
     """Stores revisions: component blobs go to Redis so every runner can load them."""
 
-    client: Redis
+    client: StoreClient
     data_dir: Path
     store: DeploymentStore = field(init=False)
     cache: ComponentCache = field(init=False)

@@ -21,7 +21,7 @@ from ..store.deployments import DeploymentStore
 from .apply import Deployer
 from ..model import ComponentConfig, Revision
 from .upgrade_decisions import FunctionChange
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 from ..surface import CLI, Surface
 
 ADHOC_PREFIX = "adhoc:"
@@ -51,7 +51,7 @@ def find_digest(store: DeploymentStore, digest: str) -> tuple[Revision, Componen
 
 
 def choose_component(
-    client: Redis,
+    client: StoreClient,
     data_dir: Path,
     ref: str,
     *,

@@ -35,7 +35,7 @@ from ..store.repins import UpgradeStore
 from .components import ADHOC_PREFIX
 from ..model import Revision
 from .versions import summarize, unfinished
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 
 DEFAULT_KEEP = 10
 DEFAULT_GRACE_MS = 5 * 60 * 1000
@@ -191,7 +191,7 @@ class GcReport:
         }
 
 
-def read_snapshot(client: Redis) -> Snapshot:
+def read_snapshot(client: StoreClient) -> Snapshot:
     """Read everything gc decides from; components last, so that none stored meanwhile is missed by the re-check."""
     store = DeploymentStore(client)
     now = now_ms()
@@ -225,7 +225,7 @@ def read_snapshot(client: Redis) -> Snapshot:
     )
 
 
-def collect(client: Redis, data_dir: Path | None, policy: GcPolicy, *, dry_run: bool = False) -> GcReport:
+def collect(client: StoreClient, data_dir: Path | None, policy: GcPolicy, *, dry_run: bool = False) -> GcReport:
     """Prune revisions and remove unneeded component bytes (only report them with `dry_run`).
 
     Revisions first, atomically re-checked (one that became active or was

@@ -38,7 +38,7 @@ from .spec import ComponentSpec, DeploymentSpec
 from .upgrade_decisions import FunctionChange, changed_workflows
 from .upgrade_checks import Upgrader, UpgradeReport
 from .yamlnodes import Problem, raise_problems
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,7 @@ def _cannot_resolve(exc: DolmenError) -> str:
 
 def deploy(
     spec: DeploymentSpec,
-    client: Redis,
+    client: StoreClient,
     data_dir: Path,
     *,
     dry_run: bool = False,
@@ -195,7 +195,7 @@ def deploy(
     return DeployResult(plan, revision, tuple(reports))
 
 
-def rollback(client: Redis, number: int) -> tuple[Revision, Revision | None]:
+def rollback(client: StoreClient, number: int) -> tuple[Revision, Revision | None]:
     """Make revision `number` active again; returns it and the one it replaced.
 
     Running executions stay on their digests; `platform upgrade` moves them.

@@ -38,7 +38,7 @@ from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import Verdict, verify
 from .components import ChosenComponent, choose_component, find_digest
 from ..model import ComponentConfig
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 from ..surface import CLI, Surface
 
 
@@ -104,7 +104,7 @@ def current_component(store: DeploymentStore, state: ExecutionState) -> ChosenCo
 
 
 def fork_execution(
-    client: Redis,
+    client: StoreClient,
     data_dir: Path,
     execution_id: str,
     at: int,
@@ -214,7 +214,7 @@ def _child(
 
 
 def rerun_execution(
-    client: Redis, data_dir: Path, execution_id: str, *, component: str | None = None, surface: Surface = CLI
+    client: StoreClient, data_dir: Path, execution_id: str, *, component: str | None = None, surface: Surface = CLI
 ) -> Rerun:
     """Start `execution_id`'s function again with the same params (a new root execution, with a new seed)."""
     executions = ExecutionStore(client)

@@ -41,7 +41,7 @@ from .upgrade_decisions import (
     rejected_data,
     upgraded_data,
 )
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 
 _BATCH = 200  # executions whose logs are read in one round trip
 
@@ -92,7 +92,7 @@ class UpgradeReport:
 class Upgrader:
     """Verifies and re-pins running workflows; one per process (it keeps compiled components)."""
 
-    client: Redis
+    client: StoreClient
     data_dir: Path
     scripts: Scripts | None = None
     executions: ExecutionStore = field(init=False)
@@ -271,7 +271,7 @@ class Upgrader:
 class PendingUpgrades:
     """The scheduler's part: finish queued upgrades once runners let go of the executions."""
 
-    def __init__(self, client: Redis, data_dir: Path) -> None:
+    def __init__(self, client: StoreClient, data_dir: Path) -> None:
         self.client = client
         self.data_dir = data_dir
         self.store = UpgradeStore(client)

@@ -11,7 +11,7 @@ from ..store.deployments import DeploymentStore
 from ..store.executions import ExecutionStore
 from ..store.records import ExecutionState
 from ..model import Revision
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +60,11 @@ def summarize(states: Iterable[ExecutionState], active: Revision | None, ffqn: s
     return sorted(rows, key=lambda r: (r.ffqn, not r.active, r.digest))
 
 
-def unfinished(client: Redis) -> list[ExecutionState]:
+def unfinished(client: StoreClient) -> list[ExecutionState]:
     """Every execution that has not finished, or that continued as new (its chain goes on), from the `active` index."""
     return ExecutionStore(client).live_states()
 
 
-def versions(client: Redis, ffqn: str | None = None) -> list[VersionRow]:
+def versions(client: StoreClient, ffqn: str | None = None) -> list[VersionRow]:
     """The rows of `platform versions`."""
     return summarize(unfinished(client), DeploymentStore(client).active(), ffqn)

@@ -31,7 +31,7 @@ from ..errors import DolmenError, NotFoundError
 from ..store.deployments import DeploymentStore, RevisionCache
 from ..store.leases import Leases, QueueEntry
 from ..store.pins import revisions_in_use
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 from ..store.shards import Shards
 
 log = structlog.get_logger("dolmen.runner")
@@ -84,7 +84,7 @@ class QueueSelection:
     """Computes the queues to read; `select` is called by the runner's reader thread only."""
 
     def __init__(
-        self, client: Redis, deployments: DeploymentStore, revisions: RevisionCache, shards: Callable[[], Shards] | None = None
+        self, client: StoreClient, deployments: DeploymentStore, revisions: RevisionCache, shards: Callable[[], Shards] | None = None
     ) -> None:
         self.client = client
         self.shards = shards

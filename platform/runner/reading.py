@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ..priorities import DEFAULT, by_class, function_of
 from ..store.classes import ClassesInUse
-from ..store.connection import Redis
+from ..store.connection import StoreClient
 from ..store.deployments import RevisionCache
 from ..store.leases import Leases, QueueEntry
 from ..store.limits import LimitGate
@@ -38,7 +38,7 @@ class QueueReader:
 
     def __init__(
         self,
-        client: Redis,
+        client: StoreClient,
         leases: Leases,
         selection: QueueSelection,
         revisions: RevisionCache,

@@ -16,18 +16,22 @@ if TYPE_CHECKING:
     from .leases import Leases
     from .lease_values import Lease, LockRefused, PendingCommit, QueueEntry
     from .records import Event, ExecutionState, Failure, Outcome, decode_entries
-    from .connection import Redis, connect, connect_async, map_redis_errors, wait_for_store
+    from .connection import AsyncStoreClient, Redis, StoreClient, connect, connect_async, map_redis_errors, wait_for_store
     from .scripts import Scripts
     from .deployments import DeploymentStore, RevisionCache
     from .repins import UpgradeStore
     from .heartbeats import Heartbeat, ProcessInfo, read_processes
     from .counts import StoreCounts, read_counts
+    from .reads import AsyncExecutionReads, ExecutionReads
 
 # Each exported name -> the module that defines it.
 _EXPORTS = {
+    "AsyncStoreClient": "connection",
+    "AsyncExecutionReads": "reads",
     "Created": "creates",
     "DeploymentStore": "deployments",
     "Event": "records",
+    "ExecutionReads": "reads",
     "ExecutionState": "records",
     "ExecutionStore": "executions",
     "Failure": "records",
@@ -43,6 +47,7 @@ _EXPORTS = {
     "Redis": "connection",
     "RevisionCache": "deployments",
     "Scripts": "scripts",
+    "StoreClient": "connection",
     "StoreCounts": "counts",
     "UpgradeStore": "repins",
     "connect": "connection",
@@ -57,9 +62,12 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AsyncStoreClient",
+    "AsyncExecutionReads",
     "Created",
     "DeploymentStore",
     "Event",
+    "ExecutionReads",
     "ExecutionState",
     "ExecutionStore",
     "Failure",
@@ -75,6 +83,7 @@ __all__ = [
     "Redis",
     "RevisionCache",
     "Scripts",
+    "StoreClient",
     "StoreCounts",
     "UpgradeStore",
     "connect",

@@ -24,8 +24,8 @@ from .connection import MAX_BLOCK_MS, AsyncRedis, map_redis_errors
 from .finish_watch import FinishWatcher, Watch
 from .records import FINISHED, Event, ExecutionState
 
-# How often a waiter looks for the next execution of a chain that is not created yet (seconds).
-CHAIN_POLL_S = 0.02
+# How long `chain_end` waits for a chain's next execution to be created (seconds), as the sync store's.
+CHAIN_WAIT_S = 5.0
 
 
 class AsyncExecutions:
@@ -61,12 +61,12 @@ class AsyncExecutions:
             )
         return state
 
-    async def events(self, execution_id: str) -> list[Event]:
-        """The whole log, in order."""
+    async def events(self, execution_id: str, start: int = 0) -> list[Event]:
+        """The log from event `start` on."""
         eid = ExecutionId.parse(execution_id).value
         with map_redis_errors():
             raw: Any = await self.client.xrange(keys.log(eid))
-        return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw)]
+        return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw) if i >= start]
 
     async def _read_after(self, execution_id: str, last_id: str, block_ms: int) -> list[tuple[str, dict[bytes, bytes]]]:
         with map_redis_errors():
@@ -111,24 +111,36 @@ class AsyncExecutions:
         state = await watch.wait(timeout_s)
         return state if state is not None else await self.require(watch.execution_id)
 
-    async def _follow_chain(self, state: ExecutionState, deadline: float) -> ExecutionState:
-        while state.outcome is not None and state.outcome.continued_as is not None:
-            successor = state.outcome.continued_as
-            # One read to near the chain's end however long it is (see `chains`).
-            with map_redis_errors():
-                head = await self.client.get(keys.chain_head(chains.position(state)[0]))
-            ahead = chains.ahead_of(state, head)
-            found = await self.get(ahead) if ahead is not None else None
-            # Created by the outbox right after the finish that names it: it may be a moment away.
-            while found is None and (found := await self.get(successor)) is None:
-                if time.monotonic() >= deadline:
-                    return state
-                await asyncio.sleep(CHAIN_POLL_S)
-            if found.status == "finished":
-                state = found
-            else:
-                state = await self._wait_one(successor, deadline - time.monotonic())
+    async def chain_end(self, execution_id: str) -> ExecutionState:
+        """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue)."""
+        state = await self.require(execution_id)
+        while (successor := await self._next_in_chain(state, time.monotonic() + CHAIN_WAIT_S)) is not None:
+            state = successor
         return state
+
+    async def _follow_chain(self, state: ExecutionState, deadline: float) -> ExecutionState:
+        while (found := await self._next_in_chain(state, deadline)) is not None:
+            state = found if chains.settled(found) else await self._wait_one(found.id, deadline - time.monotonic())
+        return state
+
+    async def _next_in_chain(self, state: ExecutionState, deadline: float) -> ExecutionState | None:
+        """The next execution of `state`'s chain to look at (see `chains.next_step`); None at the chain's end.
+
+        Also None when the successor `state` names does not appear by `deadline` (monotonic s).
+        """
+        if chains.continued_as(state) is None:
+            return None  # no read of the head: most executions are no chain
+        with map_redis_errors():
+            head: Any = await self.client.get(keys.chain_head(chains.position(state)[0]))
+        step = chains.next_step(state, head)
+        if step is None:
+            return None
+        found = await self.get(step.ahead) if step.ahead is not None else None
+        while found is None and (found := await self.get(step.successor)) is None:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(chains.POLL_S)
+        return found
 
     async def follow(self, execution_id: str, *, after: int, timeout_s: float) -> AsyncIterator[Event | None]:
         """Events with index > `after`, live, until `finished` or `timeout_s`.

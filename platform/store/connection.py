@@ -36,6 +36,12 @@ Redis: TypeAlias = "redis.Redis | redis.RedisCluster"
 # The asyncio client of one server or of a cluster (see `connect_async`).
 AsyncRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 
+# The store's handle: what a process holds to reach the store (`connect`, `connect_async`) and hands to the
+# store's functions and classes. Code above `store/` names it only by these names (tests/test_layers.py checks
+# it) and leaves its methods to the store: they are redis-py's, which only `store/` may use.
+StoreClient: TypeAlias = Redis
+AsyncStoreClient: TypeAlias = AsyncRedis
+
 # Blocking reads (XREAD/XREADGROUP BLOCK) never wait longer than this, so a
 # dead server is still noticed within SOCKET_TIMEOUT_S.
 MAX_BLOCK_MS = 5_000
@@ -277,6 +283,22 @@ def is_cluster(url: str, timeout_s: float = 5.0) -> bool:
 def _cluster_retry() -> Retry:
     """As `_retry`, for a cluster client: it also re-reads the slot map after a connection error."""
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6)
+
+
+def close(client: Redis) -> None:
+    """Close the handle's connections (a process's last use of it)."""
+    client.close()
+
+
+async def aclose(client: AsyncRedis) -> None:
+    """Close the asyncio handle's connections (a process's last use of it)."""
+    await client.aclose()
+
+
+def ping(client: Redis) -> None:
+    """Ask the server whether it answers (PING); raises `StoreError` saying why not when it does not."""
+    with map_redis_errors():
+        client.ping()
 
 
 def wait_until_reachable(client: Redis, timeout_s: float = 30.0) -> None:

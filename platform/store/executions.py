@@ -31,6 +31,9 @@ from .records import (
 from .scripts import Scripts, write_id
 from .shards import tag_kind
 
+# How long `chain_end` waits for a chain's next execution to be created (seconds).
+CHAIN_WAIT_S = 5.0
+
 
 class ExecutionStore:
     """Executions in Redis: one state hash and one log stream each."""
@@ -137,11 +140,8 @@ class ExecutionStore:
         """
         deadline = time.monotonic() + timeout_s
         state = self._wait_one(execution_id, timeout_s)
-        while state.outcome is not None and state.outcome.continued_as is not None:
-            found = self._ahead(state) or self._successor(state, max(0.0, deadline - time.monotonic()))
-            if found is None:
-                return state
-            state = self._wait_one(found.id, deadline - time.monotonic()) if found.status != "finished" else found
+        while (found := self._next_in_chain(state, max(0.0, deadline - time.monotonic()))) is not None:
+            state = found if chains.settled(found) else self._wait_one(found.id, deadline - time.monotonic())
         return state
 
     def _wait_one(self, execution_id: str, timeout_s: float) -> ExecutionState:
@@ -259,26 +259,26 @@ class ExecutionStore:
     def chain_end(self, execution_id: str) -> ExecutionState:
         """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue)."""
         state = self.require(execution_id)
-        while state.outcome is not None and state.outcome.continued_as is not None:
-            successor = self._ahead(state) or self._successor(state)
-            if successor is None:
-                break
+        while (successor := self._next_in_chain(state, CHAIN_WAIT_S)) is not None:
             state = successor
         return state
 
-    def _ahead(self, state: ExecutionState) -> ExecutionState | None:
-        """The chain's head when it is past `state` (one read, however long the chain), else None."""
-        with map_redis_errors():
-            head = self.client.get(keys.chain_head(chains.position(state)[0]))
-        found = chains.ahead_of(state, head)  # type: ignore[arg-type]
-        return None if found is None else self.get(found)
+    def _next_in_chain(self, state: ExecutionState, timeout_s: float) -> ExecutionState | None:
+        """The next execution of `state`'s chain to look at (see `chains.next_step`); None at the chain's end.
 
-    def _successor(self, state: ExecutionState, timeout_s: float = 5.0) -> ExecutionState | None:
-        """The execution `state` continued as; it is created a moment after the finish that names it."""
-        assert state.outcome is not None and state.outcome.continued_as is not None
+        Also None when the successor `state` names does not appear within `timeout_s`.
+        """
+        if chains.continued_as(state) is None:
+            return None  # no read of the head: most executions are no chain
+        with map_redis_errors():
+            head: bytes | None = self.client.get(keys.chain_head(chains.position(state)[0]))  # type: ignore[assignment]
+        step = chains.next_step(state, head)
+        if step is None:
+            return None
+        found = self.get(step.ahead) if step.ahead is not None else None
         deadline = time.monotonic() + timeout_s
-        while (found := self.get(state.outcome.continued_as)) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while found is None and (found := self.get(step.successor)) is None and time.monotonic() < deadline:
+            time.sleep(chains.POLL_S)
         return found
 
     def _cancel_one(self, state: ExecutionState, reason: str) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 from ..priorities import DEFAULT, queue_name
 from ..tags import members as tag_members
 from . import keys
+from .connection import map_redis_errors
 from .scripts import Pipeline, Scripts, write_id
 from .shards import Shards
 
@@ -352,8 +353,13 @@ def remove_marks(pipe: Any, marks: list[str]) -> None:
 def sweep(scripts: Scripts, older_than_ms: int = 2000, limit: int = 500, shards: list[int] | None = None) -> int:
     """Deliver outbox messages left behind by writers that died, from the dirty index of `shards` (all by default).
 
-    Returns how many messages were delivered.
+    Returns how many messages were delivered; raises `StoreError`.
     """
+    with map_redis_errors():
+        return _sweep(scripts, older_than_ms, limit, shards)
+
+
+def _sweep(scripts: Scripts, older_than_ms: int, limit: int, shards: list[int] | None) -> int:
     horizon = (time.time_ns() // 1000) - older_than_ms * 1000
     dirty = [scripts.shards.key(shard, "dirty") for shard in (range(scripts.shards.count) if shards is None else shards)]
     read = scripts.client.pipeline(transaction=False)

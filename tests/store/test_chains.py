@@ -5,12 +5,13 @@ from __future__ import annotations
 import redis
 
 from dolmen.platform.store import chains, keys
-from dolmen.platform.store.records import ExecutionState
+from dolmen.platform.store.records import ExecutionState, Outcome, Status
 from dolmen.platform.store.scripts import Scripts
 
 
-def state(execution_id: str, **extra: str) -> ExecutionState:
-    return ExecutionState(execution_id, "t:p/i@1.0.0.f", "workflow", "sha256:x", "finished", 1, 1, 0, 0, [], extra=extra)
+def state(execution_id: str, *, continued_as: str | None = None, status: Status = "finished", **extra: str) -> ExecutionState:
+    outcome = Outcome(continued_as=continued_as) if continued_as is not None else None
+    return ExecutionState(execution_id, "t:p/i@1.0.0.f", "workflow", "sha256:x", status, 1, 1, 0, 0, [], outcome=outcome, extra=extra)
 
 
 def test_the_head_is_used_only_when_it_is_past_the_reader() -> None:
@@ -19,6 +20,27 @@ def test_the_head_is_used_only_when_it_is_past_the_reader() -> None:
     assert chains.ahead_of(first, b"5 E_E") == "E_E"
     assert chains.ahead_of(fifth, b"5 E_E") is None and chains.ahead_of(fifth, "4 E_D") is None
     assert chains.ahead_of(first, None) is None and chains.ahead_of(first, b"garbage") is None
+
+
+def test_an_execution_that_did_not_continue_ends_its_chain() -> None:
+    """An execution without a successor is its chain's end: there is nothing to read next, whatever the head says."""
+    assert chains.continued_as(state("E_A")) is None
+    assert chains.next_step(state("E_A"), b"5 E_E") is None
+
+
+def test_the_next_read_jumps_to_the_head_and_falls_back_on_the_successor() -> None:
+    """After a continued execution: the head's execution when it is past it (else none), then its own successor."""
+    first = state("E_A", continued_as="E_B")
+    assert chains.continued_as(first) == "E_B"
+    assert chains.next_step(first, b"5 E_E") == chains.ChainStep(ahead="E_E", successor="E_B")
+    assert chains.next_step(first, None) == chains.ChainStep(ahead=None, successor="E_B")
+    fifth = state("E_E", continued_as="E_F", chain="E_A", chain_index="5")
+    assert chains.next_step(fifth, "5 E_E") == chains.ChainStep(ahead=None, successor="E_F")  # the head is itself
+
+
+def test_only_a_finished_execution_is_taken_as_reached() -> None:
+    """A waiter takes a finished execution as it is, and waits for an unfinished one."""
+    assert chains.settled(state("E_A")) and not chains.settled(state("E_A", status="running"))
 
 
 def test_a_late_delivery_never_moves_the_head_back(client: redis.Redis) -> None:

@@ -11,6 +11,7 @@ Valkey of the module's own (tests/support/shared.py); the gc test has its own.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from dolmen.platform.client import Client
 from dolmen.platform.deploy.gc import GcPolicy, collect
 from dolmen.platform.model import ComponentConfig, HistoryLimit
 from dolmen.platform.store import keys
-from dolmen.platform.store.connection import connect
+from dolmen.platform.store.async_executions import AsyncExecutions
+from dolmen.platform.store.connection import aclose, connect, connect_async
 from dolmen.platform.store.records import FINISHED, ExecutionState
 from dolmen.platform.workflow.sandbox import WorkflowSandbox
 from dolmen.platform.workflow.verify import verify
@@ -169,6 +171,30 @@ def test_params_that_do_not_fit_fail_the_execution_and_start_nothing(chain_clien
     assert state.outcome.failure.kind == "trap" and state.attempt == 1
     assert expected in state.outcome.failure.message and "continue-as-new" in state.outcome.failure.message
     assert state.outcome.continued_as is None
+
+
+def test_the_sync_and_async_stores_reach_the_same_end_of_a_chain(
+    chain_client: Client, chain_platform: SharedPlatform
+) -> None:
+    """Waited on from its first execution while it runs, a chain ends at the same execution for both stores; `chain_end` finds it too."""
+    links = 20
+    first = chain_client.submit(f"{C}.count", [0, links, 1]).execution_id
+
+    async def read() -> tuple[ExecutionState, ExecutionState]:
+        aredis = connect_async(chain_platform.url)
+        store = AsyncExecutions(aredis)
+        try:
+            return await store.wait_finished(first, 60), await store.chain_end(first)
+        finally:
+            await store.close()
+            await store.batcher.close()
+            await aclose(aredis)
+
+    waited, end = asyncio.run(read())
+    last = chain_client.executions.wait_finished(first, 60)
+    assert last.outcome is not None and last.outcome.value == links, last.to_json()
+    assert waited.id == end.id == last.id == chain_client.executions.chain_end(first).id
+    assert waited.outcome == last.outcome
 
 
 def test_cancelling_a_chain_cancels_where_it_is_now(chain_client: Client) -> None:

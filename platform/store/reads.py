@@ -1,0 +1,78 @@
+"""The execution store's read interface: one Protocol, sync and async, for every reader of executions.
+
+`ExecutionStore` (executions.py, sync: the CLI, the client, runners) and
+`AsyncExecutions` (async_executions.py, on the event loop: the gateway)
+implement it over the same keys (`keys`) and decoding (`records`), and follow
+continue-as-new chains with the same pure decision (`chains.next_step`).
+Callers that only read depend on these types, not on an implementation.
+Following a log live is left out: the sync store yields events, the async one
+also yields None at each empty blocking read, for keep-alives.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from .records import Event, ExecutionState
+
+if TYPE_CHECKING:
+    from .async_executions import AsyncExecutions
+    from .executions import ExecutionStore
+
+
+class ExecutionReads(Protocol):
+    """Reads of execution state and logs (blocking)."""
+
+    def get(self, execution_id: str) -> ExecutionState | None:
+        """The execution's state; None when it does not exist (or its retention passed)."""
+        ...
+
+    def require(self, execution_id: str) -> ExecutionState:
+        """The execution's state; raises `NotFoundError` naming where to list them when it does not exist."""
+        ...
+
+    def events(self, execution_id: str, start: int = 0) -> list[Event]:
+        """The log from event `start` on, in order."""
+        ...
+
+    def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
+        """The state once finished, or as it is when `timeout_s` runs out, followed along a continue-as-new chain."""
+        ...
+
+    def chain_end(self, execution_id: str) -> ExecutionState:
+        """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue)."""
+        ...
+
+
+class AsyncExecutionReads(Protocol):
+    """`ExecutionReads` on the event loop: the same operations, awaited."""
+
+    async def get(self, execution_id: str) -> ExecutionState | None:
+        """The execution's state; None when it does not exist (or its retention passed)."""
+        ...
+
+    async def require(self, execution_id: str) -> ExecutionState:
+        """The execution's state; raises `NotFoundError` naming where to list them when it does not exist."""
+        ...
+
+    async def events(self, execution_id: str, start: int = 0) -> list[Event]:
+        """The log from event `start` on, in order."""
+        ...
+
+    async def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
+        """The state once finished, or as it is when `timeout_s` runs out, followed along a continue-as-new chain."""
+        ...
+
+    async def chain_end(self, execution_id: str) -> ExecutionState:
+        """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue)."""
+        ...
+
+
+if TYPE_CHECKING:
+
+    def _implemented(sync: ExecutionStore, asynchronous: AsyncExecutions) -> tuple[ExecutionReads, AsyncExecutionReads]:
+        """Never called: pyright checks here that both stores implement their interface."""
+        return sync, asynchronous
+
+
+__all__ = ["AsyncExecutionReads", "ExecutionReads"]

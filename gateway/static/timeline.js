@@ -122,7 +122,9 @@ export function draw(model, onChild, onCopied) {
   for (const t of ticks(span)) {
     const at = x(model.start + t);
     root.append(svg("line", { x1: at, x2: at, y1: AXIS - 4, y2: height, class: "grid" }));
-    root.append(svg("text", { x: at, y: AXIS - 8, class: "tick", "text-anchor": "middle" }, "+" + duration(t)));
+    // A label at the plot's right edge ends there instead of running past the picture.
+    const anchor = at > WIDTH - 40 ? "end" : "middle";
+    root.append(svg("text", { x: anchor === "end" ? WIDTH - 2 : at, y: AXIS - 8, class: "tick", "text-anchor": anchor }, "+" + duration(t)));
   }
   model.lanes.forEach((lane, i) => {
     const y = AXIS + i * LANE;

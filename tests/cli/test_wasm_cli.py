@@ -16,7 +16,7 @@ from tests.support.servers import HelloServer
 FAULTS = "test:faults/faults@1.0.0"
 
 
-def platform(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def platform(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run the `platform` CLI with the shared test data directory (compiled components are cached there)."""
     return subprocess.run(
         [sys.executable, "-m", "dolmen.platform.cli.main", "--data-dir", str(DATA_DIR), *args],

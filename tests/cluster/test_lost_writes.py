@@ -156,7 +156,7 @@ def test_a_workflow_whose_delay_timer_was_lost_wakes_up(cluster: ValkeyClusterFo
         cluster.rejoin(timers)
         # The timer is gone (the repair sweep arms it again 2 s after it was due, maybe already).
         assert indexes.zscore(client.redis, "active", execution_id) is not None  # the sweep sees it, blocked
-        state = client.wait(execution_id, 20)
+        state = client.wait(execution_id, 60)
         assert state.outcome is not None and state.outcome.value >= 3000
     finally:
         client.close()

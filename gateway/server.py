@@ -27,7 +27,14 @@ try:
 except ImportError:  # pragma: no cover - depends on the platform's wheels
     LOOP = "asyncio"
 
-__all__ = ["GatewaySettings", "Token", "parse_tokens", "serve_gateway", "uvicorn_options"]
+__all__ = ["KEEP_ALIVE_S", "GatewaySettings", "Token", "parse_tokens", "serve_gateway", "uvicorn_options"]
+
+# Seconds an idle keep-alive connection stays open. Longer than the idle
+# timeouts of the usual clients and proxies (httpx and Node 5 s, nginx and AWS
+# load balancers 60 s), so that the client, not the gateway, closes an idle
+# connection: a gateway closing one as the client reuses it makes the client's
+# request fail with a reset (uvicorn's default is 5 s, the same as httpx's).
+KEEP_ALIVE_S = 75
 
 
 class CoalescingTransport:
@@ -87,6 +94,7 @@ def uvicorn_options() -> dict[str, Any]:
         "http": HTTP_PROTOCOL,
         # Long-polls and event streams are bounded by the gateway's own limits.
         "timeout_graceful_shutdown": 5,
+        "timeout_keep_alive": KEEP_ALIVE_S,
     }
 
 

@@ -46,7 +46,12 @@ async def run_load(url: str, n: int, clients: int) -> tuple[list[float], list[tu
             while not queue.empty():
                 i = queue.get_nowait()
                 start = time.perf_counter()
-                response = await http.post(f"/v1/functions/{ACT}.double?wait=60", json={"x": i})
+                try:
+                    response = await http.post(f"/v1/functions/{ACT}.double?wait=60", json={"x": i})
+                except httpx.TransportError as failed:
+                    # Recorded, not raised: the assertion shows every failure with the gateway's log.
+                    answers.append((i, 0, f"{type(failed).__name__}: {failed}"))
+                    continue
                 latencies.append(time.perf_counter() - start)
                 answers.append((i, response.status_code, response.text))
 
@@ -67,7 +72,9 @@ def test_2000_invocations_from_32_clients_each_finish_exactly_once(
     """Every invocation answers 200 with the right result, and each execution logs one `finished`."""
     latencies, answers, wall = asyncio.run(run_load(gateway_url, INVOCATIONS, CLIENTS))
     errors = [(i, status, body[:200]) for i, status, body in answers if status != 200]
-    assert not errors, errors[:5]
+    if errors:
+        log = platform.logs / f"gateway-{gateway_url.rsplit(':', 1)[1]}.log"
+        pytest.fail(f"{len(errors)} of {INVOCATIONS} failed, e.g. {errors[:5]}; the gateway's log:\n{log.read_text()[-4000:]}")
     ids: dict[str, int] = {}
     for i, _, body in answers:
         data = json.loads(body)

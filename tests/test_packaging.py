@@ -172,3 +172,17 @@ def test_ci_script_runs_the_readme_test_command() -> None:
     assert commands == ["scripts/demo", "scripts/test"]
     script = ci.read_text()
     assert "set -euo pipefail" in script and 'scripts/test "$@"' in script
+
+
+def test_the_test_command_given_test_files_runs_only_those_without_the_checks() -> None:
+    """`scripts/test FILE` (or a node id) skips ruff and pyright, says so, and runs just what was named."""
+    env = {**os.environ, "DOLMEN_TEST_WORKERS": "0"}
+    env.pop("DOLMEN_TEST_LINT", None)
+    node = "tests/test_backoff.py::test_another_factor_grows_by_it"
+    ran = subprocess.run(
+        [str(REPO / "scripts" / "test"), node, "-q", "-p", "no:cacheprovider"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "ruff and pyright skipped" in ran.stderr and "ruff check (lint" not in ran.stderr
+    assert "1 passed" in ran.stdout

@@ -159,7 +159,8 @@ class ExecutionState:
     Times (`created_at`, `updated_at`, `lock_until`, `not_before`,
     `finished_at`) are ms since the epoch, 0 or None when unset. `version`
     is the fencing token, raised by every lock (and upgrade); `attempt`
-    counts attempts from 1 (0 before the first lock). `params` is the
+    is the current attempt from 1 (0 before the first lock; a workflow's
+    grows only when an attempt fails or is lost). `params` is the
     canonical JSON of the call's arguments, one item per WIT parameter.
     `extra` holds the state fields not named here (`js`, `parent_ffqn`,
     `priority`, the chain fields, ...), as strings.

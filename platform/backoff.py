@@ -21,6 +21,8 @@ class Backoff:
 
     `jitter` spreads each delay evenly over [d * (1 - jitter), d * (1 + jitter)], so that
     clients that failed together do not all try again at the same moment; 0 keeps it exact.
+    Raises ValueError for a negative `initial` or `cap`, a `factor` below 1, or a
+    `jitter` outside [0, 1].
     """
 
     initial: float
@@ -40,7 +42,8 @@ class Backoff:
         """The delay after `failures` (≥ 1) failures in a row: `initial` after the first.
 
         `draw`, in [0, 1), places it within the jitter (a random number from the
-        caller; 0.5 is the middle, the delay without jitter).
+        caller; 0.5 is the middle, the delay without jitter). ValueError when
+        `failures` < 1.
         """
         if failures < 1:
             raise ValueError(f"a backoff delay follows at least one failure, got {failures}")

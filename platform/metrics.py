@@ -68,6 +68,7 @@ class RunnerMetrics:
         )
 
     def snapshot(self) -> str:
+        """This runner's families as JSON (`snapshot`), for its heartbeat to write."""
         return snapshot(self.registry)
 
 
@@ -93,6 +94,7 @@ class SchedulerMetrics:
         )
 
     def snapshot(self) -> str:
+        """This scheduler's families as JSON (`snapshot`), for its heartbeat to write."""
         return snapshot(self.registry)
 
 
@@ -148,4 +150,5 @@ class ProcessesCollector(Collector):
         self._read = read
 
     def collect(self) -> Iterator[Metric]:
+        """The merged families of `read()`'s snapshots (`merge_snapshots`), at each scrape (prometheus_client's `Collector`)."""
         yield from merge_snapshots(self._read())

@@ -40,6 +40,7 @@ class SecretRef:
     name: str
 
     def to_json(self) -> dict[str, str]:
+        """`{"secret": NAME}`, as the deployment writes it."""
         return {"secret": self.name}
 
     def __str__(self) -> str:
@@ -56,6 +57,7 @@ def env_to_json(env: Mapping[str, EnvValue]) -> dict[str, Any]:
 
 
 def env_from_json(data: Mapping[str, Any]) -> dict[str, EnvValue]:
+    """The inverse of `env_to_json`: a string stays a literal, `{"secret": NAME}` becomes a `SecretRef`."""
     return {k: v if isinstance(v, str) else SecretRef(str(v["secret"])) for k, v in data.items()}
 
 
@@ -75,10 +77,12 @@ class HistoryLimit:
     max_bytes: int = 16 * 1024 * 1024
 
     def to_json(self) -> dict[str, int]:
+        """`{"max_events": N, "max_bytes": N}`."""
         return {"max_events": self.max_events, "max_bytes": self.max_bytes}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HistoryLimit:
+        """The inverse of `to_json`; a missing key takes its default."""
         default = cls()
         return cls(int(data.get("max_events", default.max_events)), int(data.get("max_bytes", default.max_bytes)))
 
@@ -101,6 +105,7 @@ class FunctionLimits:
 
     @property
     def any(self) -> bool:
+        """Whether either limit is set."""
         return self.max_running is not None or self.starts_per_second is not None
 
     @property
@@ -109,10 +114,12 @@ class FunctionLimits:
         return max(1, round(1000 / self.starts_per_second)) if self.starts_per_second else 0
 
     def to_json(self) -> dict[str, Any]:
+        """`{"max_running": N | null, "starts_per_second": R | null}`."""
         return {"max_running": self.max_running, "starts_per_second": self.starts_per_second}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FunctionLimits:
+        """The inverse of `to_json`; a missing key is no limit."""
         rate = data.get("starts_per_second")
         running = data.get("max_running")
         return cls(int(running) if running is not None else None, float(rate) if rate is not None else None)
@@ -120,7 +127,11 @@ class FunctionLimits:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff between attempts; `retry_on_err` also retries `err` results."""
+    """Exponential backoff between attempts; `retry_on_err` also retries `err` results.
+
+    `max_attempts` counts every attempt, the first included; the backoff starts
+    at `initial_backoff_ms` and doubles up to `max_backoff_ms`.
+    """
 
     max_attempts: int = 5
     initial_backoff_ms: int = 100
@@ -128,10 +139,12 @@ class RetryPolicy:
     retry_on_err: bool = False
 
     def backoff_ms(self, failed_attempt: int) -> int:
-        """Delay before the attempt after `failed_attempt` (1-based); no jitter: it is written to the log."""
+        """Delay in ms before the attempt after `failed_attempt` (1-based): `initial_backoff_ms` * 2^(n-1), at most
+        `max_backoff_ms`; no jitter: it is written to the log."""
         return int(Backoff(self.initial_backoff_ms, self.max_backoff_ms).delay(max(1, failed_attempt)))
 
     def to_json(self) -> dict[str, Any]:
+        """The four fields by name."""
         return {
             "max_attempts": self.max_attempts,
             "initial_backoff_ms": self.initial_backoff_ms,
@@ -141,12 +154,22 @@ class RetryPolicy:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RetryPolicy:
+        """The inverse of `to_json`; a missing field takes its default, an unknown one raises TypeError."""
         return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
 class ComponentConfig:
-    """One deployed component, resolved to a digest."""
+    """One deployed component, resolved to a digest (`sha256:HEX` of its bytes).
+
+    `source` is where it came from (an OCI reference or a file path);
+    `functions` maps each exported ffqn to its WIT signature; `imports` lists
+    the interfaces it imports. `timeout_ms` bounds an activity's attempt, or
+    a workflow's guest time between two waits (epoch interruption);
+    `memory_limit_bytes` a guest's linear memory; None is no limit.
+    `blocking_timeout_ms` is how long a `blocking: in-memory` workflow waits
+    in memory before it unloads.
+    """
 
     name: str
     kind: ComponentKind
@@ -185,6 +208,7 @@ class ComponentConfig:
         return {k: v for k, v in self.env.items() if isinstance(v, SecretRef)}
 
     def to_json(self) -> dict[str, Any]:
+        """The component as a revision stores it: every field by name, `limits` only when set."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -210,6 +234,7 @@ class ComponentConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ComponentConfig:
+        """The inverse of `to_json`; fields added in later versions take their defaults (KeyError without `name`, ...)."""
         return cls(
             name=data["name"],
             kind=data["kind"],
@@ -237,17 +262,19 @@ class ComponentConfig:
 
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
-    """An HTTP method and path template bound to a function."""
+    """An HTTP method and path template bound to a function (an ffqn)."""
 
     method: str
     path: str
     function: str
 
     def to_json(self) -> dict[str, Any]:
+        """`{"method", "path", "function"}`."""
         return {"method": self.method, "path": self.path, "function": self.function}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RouteSpec:
+        """The inverse of `to_json`."""
         return cls(data["method"], data["path"], data["function"])
 
 
@@ -261,12 +288,13 @@ class FunctionRoute:
 
     @property
     def kind(self) -> ComponentKind:
+        """Its component's kind."""
         return self.component.kind
 
 
 @dataclass(frozen=True, slots=True)
 class Revision:
-    """An applied deployment."""
+    """An applied deployment: `number` counts revisions from 1, `created_at` is ms since the epoch."""
 
     number: int
     name: str
@@ -308,7 +336,8 @@ class Revision:
         """`route(ffqn)`, else the same function in the highest semver-compatible deployed version.
 
         This is how a workflow that imports `ns:pkg/iface@1.0.0` calls an
-        export `ns:pkg/iface@1.2.0`; the route's `ffqn` is the deployed one.
+        export `ns:pkg/iface@1.2.0`; the route's `ffqn` is the deployed one
+        (`compatible_interface`). `NotFoundError`, as `route`, when none is.
         """
         functions = self.functions()
         found = functions.get(ffqn)
@@ -325,18 +354,21 @@ class Revision:
         return functions[str(Ffqn(best, wanted.function))]
 
     def component(self, name: str) -> ComponentConfig | None:
+        """The component named `name`, or None."""
         for comp in self.components:
             if comp.name == name:
                 return comp
         return None
 
     def by_digest(self, digest: str) -> ComponentConfig | None:
+        """The first component whose digest is `digest`, or None."""
         for comp in self.components:
             if comp.digest == digest:
                 return comp
         return None
 
     def to_json(self) -> dict[str, Any]:
+        """The revision as the store keeps it (`keys.deployment`); its number under `revision`."""
         return {
             "revision": self.number,
             "name": self.name,
@@ -349,6 +381,7 @@ class Revision:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Revision:
+        """The inverse of `to_json`."""
         return cls(
             number=data["revision"],
             name=data["name"],
@@ -361,7 +394,10 @@ class Revision:
 
 
 def compatible_interface(required: InterfaceName, available: Iterable[InterfaceName]) -> InterfaceName | None:
-    """`required` itself if available, else the highest semver-compatible version of it, else None."""
+    """`required` itself if available, else the highest semver-compatible version of it, else None.
+
+    Compatibility is `ffqn.semver_compatible`'s, the rule of wasmtime's linker.
+    """
     best: InterfaceName | None = None
     for iface in available:
         if (iface.namespace, iface.package, iface.interface) != (required.namespace, required.package, required.interface):

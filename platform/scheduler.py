@@ -48,6 +48,9 @@ TICKING_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
+    """What `serve_scheduler` runs with: the store's URL, the data directory (its component cache, for the upgrades
+    it verifies), the pause between loop rounds that fired nothing and between sweeps (s)."""
+
     redis_url: str
     data_dir: Path
     tick_s: float = 0.05
@@ -57,7 +60,7 @@ class SchedulerSettings:
 
 
 def share(processes: list[ProcessInfo], me: str, shards: Shards, now_s: float) -> list[int]:
-    """The shards scheduler `me` looks after: an even share among the schedulers that tick.
+    """The shard numbers scheduler `me` (its heartbeat id) looks after: an even share among the schedulers that tick.
 
     Pure. A scheduler counts while its heartbeat is fresh and its loop ticked
     within `TICKING_S` (a stalled loop keeps beating from its own thread:
@@ -77,7 +80,12 @@ def share(processes: list[ProcessInfo], me: str, shards: Shards, now_s: float) -
 
 
 class Scheduler:
-    """Timers, outbox sweeping and the repair sweep for one Redis."""
+    """Timers, cron ticks, outbox sweeping, the repair, retention and reconciling sweeps for one Redis.
+
+    Its steps raise `StoreError` when the store fails, but for `StoreFullError`
+    where noted: a step that cannot write for memory waits for its next turn.
+    `stale_ms` is the repair sweep's (see `RepairSweep`).
+    """
 
     def __init__(self, client: StoreClient, scripts: Scripts | None = None, *, stale_ms: int = 10_000) -> None:
         self.client = client
@@ -102,7 +110,7 @@ class Scheduler:
         for a later time). One that Redis refused (over maxmemory it refuses
         the timer's write, never a removal) stays armed and fires again, tried
         once a second while Redis is full; the sweeps, and the retention that
-        frees memory, go on meanwhile.
+        frees memory, go on meanwhile. Any other refusal raises its `StoreError`.
         """
         refused_at = self._timers_refused_at
         if refused_at is not None and time.monotonic() - refused_at < FULL_RETRY_S:
@@ -123,7 +131,7 @@ class Scheduler:
         return timers.fired
 
     def fire_cron(self) -> int:
-        """Fire the due ticks of the cron schedules in this scheduler's shards (cron_firing.py)."""
+        """Fire the due ticks of the cron schedules in this scheduler's shards (cron_firing.py); how many (0 while Redis is full)."""
         try:
             fired = self.cron.step(now_ms(), self.shards)
         except StoreFullError:
@@ -143,7 +151,7 @@ class Scheduler:
         self.shards = self.repair.shards = self.retention.shards = mine
 
     def repair_step(self) -> int:
-        """One batch of the repair sweep; returns how many executions were re-enqueued."""
+        """One batch of the repair sweep; returns how many executions were re-enqueued (0 while Redis is full)."""
         try:
             requeued = self.repair.step(now_ms())
         except StoreFullError:
@@ -155,6 +163,7 @@ class Scheduler:
 
     @property
     def reconciler(self) -> Reconciler:
+        """The cluster reconciler, made at first use."""
         if self._reconciler is None:
             self._reconciler = Reconciler(self.client, self.scripts.shards)
         return self._reconciler
@@ -185,7 +194,13 @@ class Scheduler:
 
 
 def serve_scheduler(settings: SchedulerSettings, stop: threading.Event) -> None:
-    """Run until `stop` is set (once a node of the store answers: see `wait_for_store`)."""
+    """Run until `stop` is set (once a node of the store answers: see `wait_for_store`).
+
+    Raises what `wait_for_store` and `connect` raise (`StoreUnavailableError`
+    after 30 s without an answer, `StoreAccessError`, `ConfigError`) and a
+    `ConfigError` for a `DOLMEN_SHARDS` the store does not hold; store errors
+    after it started are logged and the loop goes on.
+    """
     wait_for_store(settings.redis_url)
     client = connect(settings.redis_url)
     wait_until_reachable(client)

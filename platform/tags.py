@@ -102,6 +102,7 @@ def member(key: str, value: str) -> str:
 
 
 def members(tags: Mapping[str, str]) -> list[str]:
+    """Each tag as its index member, `KEY=VALUE` (see `member`), in the mapping's order."""
     return [member(key, value) for key, value in tags.items()]
 
 

@@ -1,6 +1,8 @@
 """The Wasm OCI artifact layout: building and checking manifests and config documents.
 
-Follows the CNCF TAG Runtime "Wasm OCI Artifact" layout: an OCI image manifest
+Follows the CNCF TAG Runtime "Wasm OCI Artifact" layout
+(https://tag-runtime.cncf.io/wgs/wasm/deliverables/wasm-oci-artifact/): an OCI
+image manifest (https://github.com/opencontainers/image-spec/blob/main/manifest.md)
 whose config has media type `application/vnd.wasm.config.v0+json` and whose
 single layer, `application/wasm`, is the component's bytes. Everything here is
 pure: bytes and values in, values or errors out.
@@ -46,7 +48,10 @@ class ComponentDescription:
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
-    """An OCI content descriptor: what a manifest says about one blob."""
+    """An OCI content descriptor: what a manifest says about one blob (`size` in bytes, `digest` `sha256:<hex>`).
+
+    See https://github.com/opencontainers/image-spec/blob/main/descriptor.md.
+    """
 
     media_type: str
     digest: str
@@ -54,6 +59,7 @@ class Descriptor:
     annotations: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The descriptor as a manifest writes it: `mediaType`, `digest`, `size`, and `annotations` when any."""
         out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.annotations:
             out["annotations"] = dict(self.annotations)
@@ -112,7 +118,10 @@ def parse_wasm_manifest(raw: bytes, manifest_digest: str, *, source: str) -> Was
     """Check that `raw` is a Wasm component artifact manifest and extract its descriptors.
 
     `raw` must already be verified against `manifest_digest`; `source` names the
-    reference in messages.
+    reference in messages. Raises `RegistryError` when it is not JSON, is an
+    image index, has another schemaVersion than 2, another config media type,
+    other than exactly one `application/wasm` layer, or a layer over
+    `MAX_COMPONENT_BYTES`.
     """
     fix = "publish components with `platform push FILE.wasm oci://HOST/REPO:TAG`"
     try:
@@ -154,7 +163,11 @@ def parse_wasm_manifest(raw: bytes, manifest_digest: str, *, source: str) -> Was
 
 
 def check_component_bytes(data: bytes, *, source: str) -> None:
-    """Refuse bytes that are not a WebAssembly component (a core module, or not Wasm at all)."""
+    """Raise `RegistryError` for bytes that are not a WebAssembly component (a core module, or not Wasm at all).
+
+    A component's preamble is `\\0asm`, version 0x0d and layer 1 (the component
+    model's Binary.md); a core module's is version 1, layer 0.
+    """
     if not data.startswith(_WASM_MAGIC):
         raise RegistryError(
             f"{source}: the 'application/wasm' layer is not WebAssembly (it does not start with \\0asm); "

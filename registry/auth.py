@@ -3,7 +3,10 @@
 Lookup order for a registry host: credentials given explicitly (e.g.
 `--username` + `--password-stdin`), then `auths.<host>.auth` in
 `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`), then a
-`credHelpers`/`credsStore` helper named there; otherwise anonymous.
+`credHelpers`/`credsStore` helper named there; otherwise anonymous. A helper
+is run as `docker-credential-NAME get`, the protocol of
+https://github.com/docker/docker-credential-helpers (host on stdin, JSON
+`{"Username", "Secret"}` on stdout).
 """
 
 from __future__ import annotations
@@ -58,14 +61,22 @@ def resolve_credentials(
     *,
     config_path: Path | None = None,
 ) -> Credentials | None:
-    """Credentials for `host` (HOST[:PORT]): explicit ones, else Docker config ones, else None."""
+    """Credentials for `host` (HOST[:PORT]): explicit ones, else Docker config ones, else None.
+
+    Raises `ConfigError` as `credentials_from_docker_config` does.
+    """
     if explicit is not None:
         return explicit
     return credentials_from_docker_config(host, config_path or docker_config_path())
 
 
 def credentials_from_docker_config(host: str, path: Path) -> Credentials | None:
-    """Read `host`'s credentials from a Docker config file; None if the file or the entry is absent."""
+    """Read `host`'s credentials from a Docker config file; None if the file or the entry is absent.
+
+    Raises `ConfigError` when the file cannot be read or is not a JSON object,
+    an `auth` entry is not base64 of `user:password`, or a credential helper
+    does not answer within 15 s or answers something other than its JSON.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -1,9 +1,16 @@
 """`RegistryClient`: manifests and blobs of one OCI registry, verified against their digests.
 
 Transport (scheme, retries, auth) comes from `transport.OrasSession`; this
-module adds the distribution API calls and the checks that make what we read
-trustworthy: a manifest must hash to the digest asked for (or the one the
-registry announces), a blob to the digest its manifest names.
+module adds the distribution API calls (the OCI distribution spec's pull and
+push endpoints, https://github.com/opencontainers/distribution-spec/blob/main/spec.md)
+and the checks that make what we read trustworthy: a manifest must hash to
+the digest asked for (or the one the registry announces), a blob to the
+digest its manifest names.
+
+Every call may raise what `OrasSession.do_request` and `OrasSession.check`
+raise: `RegistryUnavailableError` (unreachable, or 5xx/429 after the
+retries), `RegistryAuthError` (401/403), `RegistryError` (TLS, another
+refusal); the docstrings below name the rest.
 """
 
 from __future__ import annotations
@@ -61,15 +68,18 @@ class RegistryClient:
         docker_config: Path | None = None,
         retry: RetryPolicy | None = None,
     ) -> RegistryClient:
-        """A client for `ref`'s registry, with explicit credentials or those of the Docker config."""
+        """A client for `ref`'s registry, with explicit credentials or those of the Docker config (`ConfigError` as
+        `auth.resolve_credentials`)."""
         creds = resolve_credentials(ref.host, credentials, config_path=docker_config)
         return cls(ref.host, credentials=creds, insecure=insecure, retry=retry)
 
     @property
     def base_url(self) -> str:
+        """`scheme://host`, as messages show it."""
         return self._session.base_url
 
     def close(self) -> None:
+        """Close the HTTP session's connections."""
         self._session.session.close()
 
     def __enter__(self) -> RegistryClient:
@@ -83,7 +93,12 @@ class RegistryClient:
     # -- reading -----------------------------------------------------------
 
     def resolve(self, ref: OciReference) -> str:
-        """The manifest digest `ref` names now (a tag is looked up; a digest is checked to exist)."""
+        """The manifest digest `ref` names now (a tag is looked up; a digest is checked to exist).
+
+        Raises `RegistryNotFoundError` when the repository, tag or digest does
+        not exist, `IntegrityError` when the registry announces another digest
+        than the one asked for, and what `get_manifest` raises when it announces none.
+        """
         url = self._manifest_url(ref)
         response = self._session.do_request(url, "HEAD", headers={"Accept": ", ".join(ACCEPTED_MANIFEST_TYPES)})
         with response:
@@ -96,7 +111,12 @@ class RegistryClient:
         return self.get_manifest(ref).manifest_digest
 
     def get_manifest(self, ref: OciReference) -> WasmArtifact:
-        """Fetch `ref`'s manifest, verify its digest, and check it is a Wasm component artifact."""
+        """Fetch `ref`'s manifest, verify its digest, and check it is a Wasm component artifact.
+
+        Raises `RegistryNotFoundError` when it does not exist, `IntegrityError`
+        when its bytes do not hash to the digest asked for (or announced) or
+        exceed `MAX_MANIFEST_BYTES`, `RegistryError` as `parse_wasm_manifest`.
+        """
         url = self._manifest_url(ref)
         response = self._session.do_request(
             url, "GET", headers={"Accept": ", ".join(ACCEPTED_MANIFEST_TYPES)}, stream=True
@@ -117,7 +137,11 @@ class RegistryClient:
         return parse_wasm_manifest(raw, actual, source=str(ref.with_digest(actual)))
 
     def get_blob(self, ref: OciReference, descriptor: Descriptor) -> bytes:
-        """Download a blob of `ref`'s repository and verify it against `descriptor` (size and digest)."""
+        """Download a blob of `ref`'s repository and verify it against `descriptor` (size and digest).
+
+        Raises `RegistryNotFoundError` when the registry does not have it,
+        `IntegrityError` when its size or digest differs.
+        """
         what = f"blob {descriptor.digest} of {ref}"
         response = self._session.get_blob(self._container(ref), descriptor.digest, stream=True)
         with response:
@@ -135,7 +159,12 @@ class RegistryClient:
     # -- writing -----------------------------------------------------------
 
     def push_blob(self, ref: OciReference, data: bytes, media_type: str) -> Descriptor:
-        """Upload `data` to `ref`'s repository (skipped if the registry has it); return its descriptor."""
+        """Upload `data` to `ref`'s repository (skipped if the registry has it); return its descriptor.
+
+        A monolithic upload: POST for a session, then one PUT with the digest.
+        Raises `RegistryError` when the registry gives no upload Location,
+        `IntegrityError` when it computed another digest (DIGEST_INVALID).
+        """
         digest = sha256_digest(data)
         descriptor = Descriptor(media_type, digest, len(data))
         container = self._container(ref)
@@ -167,7 +196,12 @@ class RegistryClient:
         return descriptor
 
     def push_manifest(self, ref: OciReference, body: bytes, media_type: str) -> str:
-        """Upload a manifest under `ref`'s tag; return its digest (checked against the registry's)."""
+        """Upload a manifest under `ref`'s tag; return its digest (checked against the registry's).
+
+        Raises `RegistryError` when `ref` has no tag or is pinned to a digest,
+        `RegistryNotFoundError` when the registry misses a blob the manifest
+        references, `IntegrityError` when it stored the manifest under another digest.
+        """
         if ref.tag is None or ref.digest is not None:
             raise RegistryError(f"{ref}: push needs a tag reference such as oci://{ref.host}/{ref.repository}:1.0.0")
         digest = sha256_digest(body)

@@ -18,13 +18,17 @@ from ..platform.wasm.cache import ComponentCache, atomic_write, digest_hex, sha2
 
 
 class ManifestIndex:
-    """Manifest digest -> verified Wasm artifact manifest, on disk."""
+    """Manifest digest -> verified Wasm artifact manifest, on disk.
+
+    A malformed digest raises `IntegrityError` (`digest_hex`).
+    """
 
     def __init__(self, cache: ComponentCache) -> None:
         self.cache = cache
         self.root = cache.root / "oci" / "manifests" / "sha256"
 
     def path(self, manifest_digest: str) -> Path:
+        """Where the manifest with this digest (`sha256:<hex>`) is kept."""
         return self.root / f"{digest_hex(manifest_digest)}.json"
 
     def put(self, artifact: WasmArtifact) -> None:

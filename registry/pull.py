@@ -52,7 +52,11 @@ def fetch_component(
     """Resolve `ref` to a manifest digest, download and verify its component, and cache it.
 
     `credentials` default to the Docker config's for the host, then anonymous.
-    Pass `client` to reuse one connection for several references of one registry.
+    Pass `client` to reuse one connection for several references of one registry
+    (`RegistryError` when it talks to another host). A string `ref` that does
+    not parse raises `InvalidNameError`; otherwise it raises what
+    `RegistryClient.get_manifest` and `get_blob` raise, and `RegistryError`
+    when the layer is not a component (`check_component_bytes`).
     """
     ref = OciReference.parse(ref) if isinstance(ref, str) else ref
     index = ManifestIndex(cache)
@@ -84,7 +88,11 @@ def _fetch(client: RegistryClient, ref: OciReference, cache: ComponentCache, ind
 
 
 def export_component(cache: ComponentCache, fetched: FetchedComponent, output: Path) -> Path:
-    """Write a fetched component's bytes (re-verified by the cache) to `output`, atomically."""
+    """Write a fetched component's bytes (re-verified by the cache) to `output`, atomically.
+
+    Raises what `ComponentCache.get` raises (`NotFoundError`, `IntegrityError`)
+    and `RegistryError` when `output` cannot be written.
+    """
     data = cache.get(fetched.component_digest)
     output = Path(output)
     folder = output.parent if str(output.parent) else Path(".")

@@ -41,7 +41,10 @@ class PushedComponent:
 
 
 def describe_component(data: bytes, cache: ComponentCache) -> ComponentDescription:
-    """Load (and so validate and compile, once) a component; return its interface names."""
+    """Load (and so validate and compile, once) a component; return its interface names.
+
+    Raises `ComponentError` as `ComponentLoader.load_bytes` does.
+    """
     loaded = ComponentLoader(cache, EngineSettings.for_kind("activity")).load_bytes(data)
     return ComponentDescription(
         exports=tuple(iface.name for iface in loaded.info.exports),
@@ -67,7 +70,10 @@ def push_component(
     The component is validated by loading it, unless `description` is given.
     `created` defaults to $SOURCE_DATE_EPOCH, else now; `title` names the layer
     (e.g. the file name). The component and its manifest are also cached, so the
-    pinned reference resolves offline afterwards.
+    pinned reference resolves offline afterwards. Raises `UsageError` when
+    `ref` is pinned to a digest, `ConfigError` for a SOURCE_DATE_EPOCH that is
+    not a Unix time in seconds, `ComponentError` for bytes that do not load,
+    and what `RegistryClient.push_blob` and `push_manifest` raise.
     """
     ref = OciReference.parse(ref) if isinstance(ref, str) else ref
     if ref.digest is not None:

@@ -1,7 +1,9 @@
 """`oci://` references to components in an OCI registry.
 
 Grammar (a subset of the distribution reference grammar, with a scheme so a
-deployment can tell a registry reference from a local path):
+deployment can tell a registry reference from a local path; repository and
+tag syntax as in the OCI distribution spec,
+https://github.com/opencontainers/distribution-spec/blob/main/spec.md):
 
     oci://HOST[:PORT]/REPO[:TAG][@sha256:HEX]
 

@@ -29,7 +29,10 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how fast to retry connection errors and 5xx answers."""
+    """How often and how fast to retry connection errors and 5xx/429 answers.
+
+    `attempts` counts every try, the first included; delays and timeouts are in seconds.
+    """
 
     attempts: int = 4
     initial_delay: float = 0.2
@@ -78,7 +81,13 @@ class OrasSession(Registry):
         json: dict[str, Any] | None = None,
         stream: bool = False,
     ) -> requests.Response:
-        """Send a request, retrying connection errors and 5xx with exponential backoff."""
+        """Send a request, retrying connection errors and 5xx/429 with exponential backoff (`RetryPolicy`).
+
+        Returns the last response, whatever its status (`check` judges it).
+        Raises `RegistryUnavailableError` when the registry cannot be reached
+        after `retry.attempts` tries, `RegistryError` for a TLS failure or
+        another `requests` error.
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -152,7 +161,11 @@ class OrasSession(Registry):
         return send(new_header)
 
     def check(self, response: requests.Response, action: str, *, repository: str) -> None:
-        """Raise the Dolmen error for a failed answer (not 404, which callers word themselves)."""
+        """Raise the Dolmen error for a failed answer (not 404, which callers word themselves).
+
+        `RegistryAuthError` for 401 and 403, `RegistryUnavailableError` for 5xx
+        and 429, `RegistryError` for another status of 400 or more.
+        """
         status = response.status_code
         if status < 400:
             return
@@ -191,7 +204,7 @@ class OrasSession(Registry):
 
     @contextmanager
     def reading(self, what: str) -> Iterator[None]:
-        """Translate errors raised while a streamed body is read."""
+        """Translate `requests` errors raised while a streamed body is read into `RegistryUnavailableError`."""
         try:
             yield
         except requests.exceptions.RequestException as exc:
@@ -202,7 +215,8 @@ class OrasSession(Registry):
 
 
 def registry_error_detail(response: requests.Response) -> str:
-    """`: CODE: message` from the registry's JSON error body, or ''."""
+    """`: CODE message` from the first error of the registry's JSON error body (the distribution spec's
+    `{"errors": [{"code", "message"}]}`), or ''."""
     try:
         body = response.json()
     except ValueError:

@@ -28,7 +28,8 @@ class LoadedSpec:
 
 
 def describe_component(cache: ComponentCache, data: bytes, kind: ComponentKind) -> tuple[str, ComponentInfo]:
-    """Digest and exports/imports of component bytes (compiled once, then cached)."""
+    """Digest and exports/imports of component bytes (compiled once, then cached); `ComponentError` as
+    `ComponentLoader.load_bytes`."""
     # A stub or an external component is only described, never run: any engine reads its types.
     loader = ComponentLoader(cache, EngineSettings.for_kind("workflow" if kind == "workflow" else "activity"))
     loaded = loader.load_bytes(data)
@@ -49,7 +50,7 @@ class Deployer:
         self.cache = ComponentCache(self.data_dir)
 
     def prepare(self, template: ComponentConfig, data: bytes) -> LoadedSpec:
-        """Fill in digest, functions and imports of a component from its bytes."""
+        """Fill in digest, functions and imports of a component from its bytes (`ComponentError` when they do not load)."""
         digest, info = describe_component(self.cache, data, template.kind)
         functions = {str(f): t for f, t in info.functions().items()}
         imports = tuple(i.name for i in info.imports)

@@ -58,7 +58,13 @@ def choose_component(
     ffqn: str,
     like: ComponentConfig,
 ) -> ChosenComponent:
-    """The component named by `ref`, which must export `ffqn`; `like` gives the settings of an ad-hoc one."""
+    """The component named by `ref` (a `sha256:` digest, an `oci://` reference or a `.wasm` path), which must export
+    `ffqn`; `like` gives the settings of an ad-hoc one.
+
+    Raises `NotFoundError` for a digest in no revision or a file that does not
+    exist, `UsageError` when the component does not export `ffqn`, and what
+    pulling (`fetch_component`) or loading (`ComponentError`) raises.
+    """
     store = DeploymentStore(client)
     if ref.startswith("sha256:"):
         found = find_digest(store, ref)
@@ -98,7 +104,8 @@ def _require_export(config: ComponentConfig, ffqn: str, ref: str) -> None:
 def full_digest(store: DeploymentStore, text: str, *, field: str = "to", surface: Surface = CLI) -> str:
     """The deployed component digest that `text` (a digest or a unique prefix, `sha256:` optional) names.
 
-    Errors point at `field`, the request field that gave `text`, and name where `surface` lists the components.
+    Errors point at `field`, the request field that gave `text`, and name where `surface` lists the components:
+    `NotFoundError` when no deployed digest starts so, `UsageError` when several do.
     """
     wanted = text if text.startswith("sha256:") else f"sha256:{text}"
     known = {c.digest for n in store.numbers() for c in store.get(n).components}
@@ -121,6 +128,9 @@ def upgrade_target(
     """The on-demand upgrade of the workflow `ffqn` to the deployed component `to` (a digest or a unique prefix).
 
     Shared by `platform upgrade` and the gateway's upgrade check, so both refuse the same targets alike.
+    Raises `InvalidNameError` for a malformed `ffqn`, `NotFoundError` when it
+    or `to` is not deployed, `UsageError` when `ffqn` is not a workflow, `to`
+    is ambiguous, or the component of `to` does not export the workflow.
     """
     Ffqn.parse(ffqn)
     _require_workflow(store, ffqn)

@@ -55,7 +55,8 @@ def parse_duration(text: object) -> int:
 
 
 def parse_size(text: object) -> int:
-    """Bytes of `256MiB`, `1GiB`, `500MB` or a plain number of bytes."""
+    """Bytes of `256MiB`, `1GiB`, `500MB` (KiB/MiB/GiB are powers of 1024, KB/MB/GB of 1000) or a plain number of
+    bytes; ValueError naming the fix otherwise."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     if not isinstance(text, str) or (match := _SIZE_RE.match(text)) is None:
@@ -69,6 +70,8 @@ def swap(pair: tuple[Location, yaml.Node]) -> tuple[yaml.Node, Location]:
 
 
 def read_retry(reader: Reader, node: yaml.Node, where: Location) -> RetryPolicy | None:
+    """`retry: {max_attempts, initial_backoff, max_backoff, retry_on_err}` (durations as `read_duration`); a key left
+    out takes `RetryPolicy`'s default."""
     keys = reader.mapping(node, where, _RETRY_KEYS)
     get = {k: swap(v) for k, v in keys.items()}
     default = RetryPolicy()
@@ -185,6 +188,7 @@ def read_limits(reader: Reader, node: yaml.Node, where: Location) -> FunctionLim
 
 
 def read_duration(reader: Reader, node: yaml.Node, where: Location) -> int | None:
+    """A positive duration in ms (`parse_duration`'s syntax)."""
     value = reader.text(node, where)
     if value is None:
         return None
@@ -200,6 +204,7 @@ def read_duration(reader: Reader, node: yaml.Node, where: Location) -> int | Non
 
 
 def read_size(reader: Reader, node: yaml.Node, where: Location) -> int | None:
+    """A memory size in bytes (`parse_size`'s syntax), at least 1 MiB."""
     value = reader.text(node, where)
     if value is None:
         return None

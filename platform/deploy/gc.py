@@ -43,7 +43,8 @@ DEFAULT_GRACE_MS = 5 * 60 * 1000
 
 @dataclass(frozen=True, slots=True)
 class GcPolicy:
-    """How much history `platform gc` keeps."""
+    """How much history `platform gc` keeps: the last `keep` deployed revisions, and any stored or active within
+    `grace_ms`."""
 
     keep: int = DEFAULT_KEEP
     grace_ms: int = DEFAULT_GRACE_MS
@@ -75,9 +76,11 @@ class RevisionFate:
 
     @property
     def kept(self) -> bool:
+        """Whether it stays (it has a reason to)."""
         return bool(self.reasons)
 
     def to_json(self) -> dict[str, Any]:
+        """`{"revision", "name", "created_at" (ms), "kept", "reasons"}`."""
         return {"revision": self.number, "name": self.name, "created_at": self.created_at, "kept": self.kept, "reasons": list(self.reasons)}
 
 
@@ -92,9 +95,11 @@ class ComponentFate:
 
     @property
     def kept(self) -> bool:
+        """Whether it stays (it has a reason to)."""
         return bool(self.reasons)
 
     def to_json(self) -> dict[str, Any]:
+        """`{"digest", "bytes", "components" (its names), "kept", "reasons"}`."""
         return {"digest": self.digest, "bytes": self.size, "components": list(self.names), "kept": self.kept, "reasons": list(self.reasons)}
 
 
@@ -106,9 +111,11 @@ class GcPlan:
     components: tuple[ComponentFate, ...]
 
     def pruned(self) -> list[int]:
+        """The numbers of the revisions to remove."""
         return [r.number for r in self.revisions if not r.kept]
 
     def garbage(self) -> list[str]:
+        """The digests of the components to remove."""
         return [c.digest for c in self.components if not c.kept]
 
 
@@ -174,9 +181,11 @@ class GcReport:
 
     @property
     def freed(self) -> int:
+        """Bytes of component blobs removed from Redis (or that would be)."""
         return sum(c.size for c in self.collected)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON output of `platform gc --json`; sizes in bytes, `grace_ms` in ms."""
         return {
             "dry_run": self.dry_run,
             "keep": self.policy.keep,

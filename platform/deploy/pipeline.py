@@ -59,6 +59,7 @@ class PreparedComponent:
     data: bytes
 
     def described(self) -> Described:
+        """What the pure checks (`checks.check_deployment`) need of it."""
         return Described(
             name=self.config.name,
             kind=self.config.kind,
@@ -80,6 +81,7 @@ class DeployPlan:
     schedules: tuple[Schedule, ...] = ()
 
     def configs(self) -> tuple[ComponentConfig, ...]:
+        """The resolved configs of its components, in file order."""
         return tuple(c.config for c in self.components)
 
     def changes(self, revision: int | None = None) -> list[FunctionChange]:
@@ -97,7 +99,12 @@ class DeployResult:
 
 
 def resolve_source(spec: ComponentSpec, cache: ComponentCache, registry: RegistryOptions) -> tuple[bytes, str]:
-    """The component's bytes and the source to record (a digest-pinned reference or an absolute path)."""
+    """The component's bytes and the source to record (a digest-pinned reference or an absolute path).
+
+    Raises `ComponentError` when a file cannot be read, and what
+    `registry.pull.fetch_component` raises for an `oci://` source (registry
+    errors, `IntegrityError`).
+    """
     source = spec.source
     if source.kind == "file":
         path = source.path or Path(source.text)
@@ -171,7 +178,13 @@ def deploy(
     registry: RegistryOptions | None = None,
     upgrade_wait_s: float = 5.0,
 ) -> DeployResult:
-    """Check `spec`, store it as the active revision and upgrade running workflows (or only report, for a dry run)."""
+    """Check `spec`, store it as the active revision and upgrade running workflows (or only report, for a dry run).
+
+    Raises `DeploymentError` (every problem at once) before anything is
+    written, and what storing raises (`StoreError`, `StoreFullError`: no
+    revision stored). `upgrade_wait_s` is how long each upgrade waits for
+    runners to let go of executions before it queues the rest for the scheduler.
+    """
     deployer = Deployer(client, data_dir)
     plan = plan_deployment(spec, deployer, registry)
     revision: Revision | None = None
@@ -199,6 +212,8 @@ def rollback(client: StoreClient, number: int) -> tuple[Revision, Revision | Non
     """Make revision `number` active again; returns it and the one it replaced.
 
     Running executions stay on their digests; `platform upgrade` moves them.
+    Raises `NotFoundError` when there is no such revision, and
+    `DeploymentError` when it was made for one execution (fork, rerun).
     """
     store = DeploymentStore(client)
     previous = store.active()

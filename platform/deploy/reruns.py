@@ -57,6 +57,7 @@ class Forked:
     verdict: Verdict | None
 
     def to_json(self) -> dict[str, Any]:
+        """The API's and `--json`'s answer to a fork."""
         return {
             "execution_id": self.execution_id,
             "forked_from": self.source_id,
@@ -80,11 +81,12 @@ class Rerun:
     revision: int | None
 
     def to_json(self) -> dict[str, Any]:
+        """The API's and `--json`'s answer to a rerun."""
         return {"execution_id": self.execution_id, "rerun_of": self.source_id, "component_digest": self.digest, "revision": self.revision}
 
 
 def current_component(store: DeploymentStore, state: ExecutionState) -> ChosenComponent:
-    """The revision and component an execution is pinned to."""
+    """The revision and component an execution is pinned to; `NotFoundError` when no revision mentions its digest."""
     if state.revision is not None:
         try:
             revision = store.get(state.revision)
@@ -113,7 +115,14 @@ def fork_execution(
     check: bool = True,
     surface: Surface = CLI,
 ) -> Forked:
-    """Start a new root execution from the first `at` events of `execution_id`; errors are worded for `surface`."""
+    """Start a new root execution from the first `at` events of `execution_id`; errors are worded for `surface`.
+
+    Raises `InvalidNameError` for a malformed id, `NotFoundError` when the
+    execution (or its component, or a child's function) is gone, `UsageError`
+    when it is not a workflow, `at` is out of range, or (with `check`) the
+    copied prefix does not replay on the chosen component; and what
+    `choose_component` raises for `component`.
+    """
     executions = ExecutionStore(client)
     deployments = DeploymentStore(client)
     state = _require(executions, execution_id, surface)
@@ -216,7 +225,12 @@ def _child(
 def rerun_execution(
     client: StoreClient, data_dir: Path, execution_id: str, *, component: str | None = None, surface: Surface = CLI
 ) -> Rerun:
-    """Start `execution_id`'s function again with the same params (a new root execution, with a new seed)."""
+    """Start `execution_id`'s function again with the same params (a new root execution, with a new seed).
+
+    Runs on the deployed version of the function, else the one it ran on, or
+    on `component` (see `choose_component`). Raises `InvalidNameError` for a
+    malformed id, `NotFoundError` when the execution or its component is gone.
+    """
     executions = ExecutionStore(client)
     deployments = DeploymentStore(client)
     state = _require(executions, execution_id, surface)

@@ -47,6 +47,7 @@ class ScheduleEntry:
     location: Location
 
     def at(self, key: str) -> Location:
+        """A location below this entry, for messages about one of its keys."""
         return self.location.child(key, self.location.line)
 
 

@@ -184,7 +184,7 @@ class RouteEntry:
 
 @dataclass(frozen=True, slots=True)
 class DeploymentSpec:
-    """A parsed deployment file."""
+    """A parsed deployment file (the module docstring shows its YAML)."""
 
     name: str
     file: Path
@@ -193,11 +193,15 @@ class DeploymentSpec:
     schedules: tuple[ScheduleEntry, ...] = ()
 
     def component(self, name: str) -> ComponentSpec | None:
+        """The component named `name`, or None."""
         return next((c for c in self.components if c.name == name), None)
 
 
 def load_spec(path: Path, env: Mapping[str, str] | None = None) -> DeploymentSpec:
-    """Read and validate a deployment file (`env` defaults to the process environment)."""
+    """Read and validate a deployment file (`env` defaults to the process environment).
+
+    Raises `DeploymentError` when the file cannot be read, and as `parse_spec`.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -209,7 +213,12 @@ def load_spec(path: Path, env: Mapping[str, str] | None = None) -> DeploymentSpe
 
 
 def parse_spec(text: str, path: Path, env: Mapping[str, str]) -> DeploymentSpec:
-    """Validate deployment YAML; relative sources are resolved against `path`'s folder."""
+    """Validate deployment YAML; relative sources are resolved against `path`'s folder.
+
+    `env` gives the values of `${NAME}`. Raises one `DeploymentError` listing
+    every problem, each with file:line: key and the fix (invalid YAML, an
+    empty file, unknown or missing keys, bad values, an unset variable).
+    """
     file = str(path)
     root = load_document(text, file)
     if root is None:

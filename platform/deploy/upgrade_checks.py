@@ -65,6 +65,7 @@ class ExecutionReport:
     verdict: Verdict | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """`{"execution_id", "from", "outcome"}`, with `detail` and `verdict` when there are any."""
         data: dict[str, Any] = {"execution_id": self.execution_id, "from": self.from_digest, "outcome": self.outcome}
         if self.detail:
             data["detail"] = self.detail
@@ -82,15 +83,22 @@ class UpgradeReport:
     queued: bool = False
 
     def count(self, outcome: Outcome) -> int:
+        """How many executions had `outcome`."""
         return sum(1 for e in self.executions if e.outcome == outcome)
 
     def to_json(self) -> dict[str, Any]:
+        """The change's fields (`FunctionChange.to_json`), `queued`, and `executions` (each `ExecutionReport.to_json`)."""
         return {**self.change.to_json(), "queued": self.queued, "executions": [e.to_json() for e in self.executions]}
 
 
 @dataclass
 class Upgrader:
-    """Verifies and re-pins running workflows; one per process (it keeps compiled components)."""
+    """Verifies and re-pins running workflows; one per process (it keeps compiled components).
+
+    Its calls raise `StoreError` when the store fails, and loading the new
+    component what `ComponentLoader.load` raises (`NotFoundError`,
+    `ComponentError`, ...); a replay's own failures become verdicts.
+    """
 
     client: StoreClient
     data_dir: Path
@@ -111,6 +119,7 @@ class Upgrader:
         self.sandbox = WorkflowSandbox()
 
     def close(self) -> None:
+        """Stop its epoch thread and free its instances and output pump."""
         self.ticker.stop()
         self.sandbox.close()
         self.loader.pump.close()
@@ -146,7 +155,8 @@ class Upgrader:
 
         With `follow_up` a request is queued even when nothing is busy: executions
         that clients started on the old digest just before the new revision
-        reached them are then moved by the scheduler a moment later.
+        reached them are then moved by the scheduler a moment later. A dry run
+        writes nothing and reports `would-upgrade`/`would-reject`.
         """
         pending = self.candidates(change)
         if not pending:

@@ -31,6 +31,7 @@ class FunctionChange:
     from_digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """Every field by name, as a queued upgrade request stores it."""
         return {
             "ffqn": self.ffqn,
             "to_digest": self.to_digest,
@@ -42,6 +43,7 @@ class FunctionChange:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FunctionChange:
+        """The inverse of `to_json`."""
         return cls(
             data["ffqn"], data["to_digest"], data["to_component"], data["policy"], data.get("to_revision"), data.get("from_digest")
         )
@@ -74,7 +76,10 @@ class Decision:
 
 
 def decide(policy: UpgradePolicy, verdict: Verdict | None) -> Decision:
-    """`verified` follows the replay verdict, `pinned` keeps, `force` moves (no verdict needed)."""
+    """`verified` follows the replay verdict, `pinned` keeps, `force` moves (no verdict needed).
+
+    Pure. ValueError for `verified` without a verdict.
+    """
     if policy == "pinned":
         return Decision("keep", "the component's upgrade policy is 'pinned'")
     if policy == "force":

@@ -26,6 +26,7 @@ class VersionRow:
     active: bool
 
     def to_json(self) -> dict[str, Any]:
+        """`platform versions --json`'s row: every field by name."""
         return {
             "ffqn": self.ffqn,
             "digest": self.digest,

@@ -93,7 +93,8 @@ class _Loader(yaml.SafeLoader):
 
 
 def load_document(text: str, file: str) -> yaml.Node | None:
-    """The node tree of a one-document YAML text (None when it is empty)."""
+    """The node tree of a one-document YAML text (None when it is empty); `DeploymentError` naming the line when
+    it is not valid YAML (or holds several documents)."""
     loader = _Loader(text)
     try:
         return loader.get_single_node()
@@ -124,9 +125,11 @@ class Reader:
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, where: Location, message: str) -> None:
+        """Record a problem at `where` (`raise_problems` reports them all at the end)."""
         self.problems.append(Problem(where, message))
 
     def root(self, node: yaml.Node) -> Location:
+        """The location of the document's top node (no key path)."""
         return Location(self.file, node.start_mark.line + 1)
 
     # ------------------------------------------------------------ shapes
@@ -155,6 +158,7 @@ class Reader:
         return out
 
     def sequence(self, node: yaml.Node, where: Location) -> list[tuple[Location, yaml.Node]]:
+        """The items of a list node with their locations (`key[i]`); a problem and [] if it is not a list."""
         if not isinstance(node, yaml.SequenceNode):
             self.problem(where, f"expected a list, got {_describe(node)}")
             return []
@@ -231,6 +235,7 @@ class Reader:
         return value
 
     def choice(self, node: yaml.Node, where: Location, choices: tuple[str, ...]) -> str | None:
+        """The text if it is one of `choices`, else None and a problem listing them."""
         value = self.text(node, where)
         if value is None:
             return None
@@ -259,6 +264,7 @@ class Reader:
         return value
 
     def boolean(self, node: yaml.Node, where: Location) -> bool | None:
+        """true/yes/on or false/no/off (any case), else None and a problem."""
         text = self.text(node, where)
         if text is None:
             return None

@@ -24,7 +24,12 @@ def spare_instances() -> int:
 
 
 class ComponentProvider:
-    """Loads the digest an execution is pinned to, from the local cache or Redis."""
+    """Loads the digest an execution is pinned to, from the local cache or Redis.
+
+    `kind` is `activity` or `workflow` (one `ComponentLoader`, and one engine,
+    each). Loading raises what `ComponentLoader.load` raises, and
+    `DeploymentStore.fetch_blob` for a digest not cached here.
+    """
 
     def __init__(self, data_dir: Path, deployments: DeploymentStore, revisions: RevisionCache) -> None:
         self.cache = ComponentCache(data_dir)
@@ -44,12 +49,15 @@ class ComponentProvider:
         self._lock = threading.Lock()
 
     def loader(self, kind: str) -> ComponentLoader:
+        """The loader of `kind`'s engine."""
         return self._loaders[kind]
 
     def load(self, kind: str, digest: str) -> LoadedComponent:
+        """The component `digest` compiled for `kind`, fetched from Redis first when it is not cached."""
         return self._loaders[kind].load(digest)
 
     def activity_host(self, digest: str) -> ActivityHost:
+        """The activity host of `digest`, made at first use and kept until `forget` or `close`."""
         with self._lock:
             host = self._activity_hosts.get(digest)
         if host is None:
@@ -61,7 +69,11 @@ class ComponentProvider:
         return host
 
     def config_for(self, state: ExecutionState) -> ComponentConfig:
-        """The deployment settings for an execution: its revision's component, else by digest."""
+        """The deployment settings for an execution: its revision's component, else by digest.
+
+        Looks in the execution's revision, then the active one, then every
+        revision from the newest; `NotFoundError` when none names its digest.
+        """
         revision: Revision | None = None
         if state.revision is not None:
             revision = self.revisions.get(state.revision)
@@ -99,6 +111,7 @@ class ComponentProvider:
             self.cache.discard(digest)
 
     def close(self) -> None:
+        """Close the activity hosts and stop the background threads (instances, epochs, output)."""
         with self._lock:
             hosts = list(self._activity_hosts.values())
         for host in hosts:

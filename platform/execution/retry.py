@@ -18,7 +18,7 @@ RETRIED_KINDS = frozenset({"trap", "timeout", "runner_error", "secret_unavailabl
 
 @dataclass(frozen=True, slots=True)
 class RetryAt:
-    """Try again at `at_ms`."""
+    """Try again at `at_ms` (ms since the epoch)."""
 
     at_ms: int
 
@@ -31,7 +31,11 @@ class Finish:
 
 
 def after_failure(policy: RetryPolicy, attempt: int, failure: Failure, now_ms: int) -> RetryAt | Finish:
-    """A trap or timeout in attempt `attempt` (1-based): retry with backoff while attempts remain."""
+    """A failure in attempt `attempt` (1-based): retry with backoff while attempts remain, if its kind is retried.
+
+    Retried kinds are `RETRIED_KINDS`; the delay is `RetryPolicy.backoff_ms`.
+    Giving up after the last attempt adds "(gave up after N attempts)" to the message.
+    """
     if failure.kind in RETRIED_KINDS and attempt < policy.max_attempts:
         return RetryAt(now_ms + policy.backoff_ms(attempt))
     if attempt >= policy.max_attempts and policy.max_attempts > 1:
@@ -43,7 +47,8 @@ def after_failure(policy: RetryPolicy, attempt: int, failure: Failure, now_ms: i
 
 
 def after_return(policy: RetryPolicy, attempt: int, value: Any, returns_result: bool, now_ms: int) -> RetryAt | Finish:
-    """A returned value: final, unless it is an `err` and the policy retries those."""
+    """A returned value (canonical JSON): final, unless it is an `err` (`{"err": ...}` of a function that returns a
+    `result`, `returns_result`) and the policy retries those while attempts remain."""
     is_err = returns_result and isinstance(value, dict) and "err" in value
     if is_err and policy.retry_on_err and attempt < policy.max_attempts:
         return RetryAt(now_ms + policy.backoff_ms(attempt))

@@ -240,7 +240,7 @@ class ExternalTasks:
     def heartbeat(self, execution_id: str, token_text: object, lease_ms: int | None = None) -> int:
         """Extend the lease by `lease_ms` (None: as long as claimed); when it now ends (ms).
 
-        `LeaseLostError` once it is not the worker's any more (taken over, finished, timed out, cancelled).
+        `LeaseLostError` once it is not the worker's any more (taken over, finished, timed out, cancelled); `StoreError` when the store refused the extension.
         """
         token = TaskToken.parse(token_text)
         lease_ms = token.lease_ms if lease_ms is None else lease_ms
@@ -266,7 +266,7 @@ class ExternalTasks:
         raise self._lost(execution_id, token)
 
     def complete(self, execution_id: str, token_text: object, value: Any) -> Settled:
-        """The worker's result: checked against the WIT result type, then finished (or retried: an `err` with `retry_on_err`)."""
+        """The worker's result: checked against the WIT result type (`InvalidValueError`; `PayloadTooLargeError` over the value limit), then finished (or retried: an `err` with `retry_on_err`)."""
         token = TaskToken.parse(token_text)
         lease, config = self._lease(execution_id, token)
         signature = config.functions[lease.state.ffqn]

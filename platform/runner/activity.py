@@ -65,7 +65,10 @@ class ActivityExecutor:
         `clear_timer` is the recovery timer of a pre-locked execution. `held`
         is the parent's commit that creates this execution, held back: written
         with the result when the attempt settles it, else first (see `held`);
-        the entries returned then start after the commit's `last_seen`.
+        the entries returned then start after the commit's `last_seen`. A
+        lease lost meanwhile (`FencedError`) is logged and returns nothing;
+        `StoreError` when the store does not take the write (the lease then
+        expires and another runner takes the execution over).
         """
         attempted = self.attempt(lease.state)
         if held is None:

@@ -41,6 +41,7 @@ class AttemptDurations:
         self._samples: dict[str, int] = {}
 
     def observe(self, ffqn: str, seconds: float) -> None:
+        """Count one attempt of `ffqn` that took `seconds` of wall time."""
         with self._lock:
             n = self._samples.get(ffqn, 0)
             previous = self._average.get(ffqn, seconds)

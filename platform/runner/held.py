@@ -89,6 +89,7 @@ class HeldCommits:
         self._thread.start()
 
     def hold(self, pending: PendingCommit) -> Held:
+        """Hold `pending` back; the thread writes it `hold_ms` from now unless the call's own write took it first."""
         held = Held(pending)
         with self._cond:
             heapq.heappush(self._heap, (time.monotonic() + self.hold_s, next(self._order), held))
@@ -97,6 +98,7 @@ class HeldCommits:
         return held
 
     def close(self) -> None:
+        """Stop the thread (waiting up to 5 s); commits still held are left to their calls' own writes."""
         with self._cond:
             self._stopped = True
             self._cond.notify()

@@ -54,7 +54,13 @@ log = structlog.get_logger("dolmen.runner")
 
 
 class Runner:
-    """Runs activities and workflows from the queues."""
+    """Runs activities and workflows from the queues.
+
+    Made from `RunnerSettings` (connecting raises `ConfigError` for a
+    malformed URL, `StoreAccessError` when the store refuses it). It is also
+    the workflow executor's `Spawner` and `InlineRunner` (`reserve`/`spawn`/
+    `release`, `run_inline`).
+    """
 
     def __init__(self, settings: RunnerSettings) -> None:
         self.settings = settings
@@ -115,6 +121,13 @@ class Runner:
     # ------------------------------------------------------------- serving
 
     def serve(self, stop: threading.Event) -> None:
+        """Read, lock and run executions until `stop` is set, then wait for the running ones and close everything.
+
+        Raises at start what `wait_until_reachable` raises (`StoreUnavailableError`
+        after 30 s), `ConfigError` for a `DOLMEN_SHARDS` the store does not
+        hold, and `StoreError` when the first heartbeat cannot be written;
+        later store errors are logged and the loop goes on.
+        """
         # Started next to a server that is still loading its data: wait for it.
         wait_until_reachable(self.client)
         self.leases.scripts.shards  # noqa: B018 - read (or set, on an empty store) before any work; a wrong DOLMEN_SHARDS stops here
@@ -386,6 +399,7 @@ class Runner:
             return taken
 
     def release(self, count: int) -> None:
+        """Give back `count` worker threads (an attempt ended, or threads `reserve` took)."""
         with self._cond:
             self._inflight -= count
             self._cond.notify()
@@ -445,6 +459,7 @@ class Runner:
             self._lost.discard(lease.id)
 
     def is_lost(self, execution_id: str) -> bool:
+        """Whether this runner's lease of `execution_id` was refused an extension: its writes would be fenced."""
         return execution_id in self._lost
 
     def _keep_locks(self, stop: threading.Event) -> None:
@@ -480,6 +495,10 @@ class Runner:
 
 
 def serve_runner(settings: RunnerSettings, stop: threading.Event) -> None:
-    """Run until `stop` is set (once a node of the store answers: see `wait_for_store`)."""
+    """Run until `stop` is set (once a node of the store answers: see `wait_for_store`).
+
+    Raises what `wait_for_store` raises (`StoreUnavailableError` after 30 s,
+    `StoreAccessError`), and what `Runner` and `Runner.serve` raise at start.
+    """
     wait_for_store(settings.redis_url)
     Runner(settings).serve(stop)

@@ -56,11 +56,16 @@ class RunnerSecrets:
         self.file = _SecretsFile(Path(text).expanduser().absolute()) if text else None
 
     def check(self) -> None:
-        """Read the secrets file now, if one is named: a service refuses to start on a bad one."""
+        """Read the secrets file now, if one is named: a service refuses to start on a bad one (`SecretUnavailableError`)."""
         if self.file is not None:
             self.file.values()
 
     def lookup(self, name: str) -> str:
+        """The value of secret `name`, from the environment, else the file.
+
+        Raises `SecretUnavailableError` when it is empty in the environment, in
+        neither place, or the file cannot be read or parsed.
+        """
         variable = secret_env_var(name)
         value = self._environ.get(variable)
         if value is not None:
@@ -152,6 +157,7 @@ class Masker:
             object.__setattr__(self, "_pattern", re.compile(alternatives))
 
     def text(self, text: str) -> str:
+        """`text` with every secret value replaced by `***`."""
         return text if self._pattern is None else self._pattern.sub(MASK, text)
 
     def output(self, output: dict[str, str] | None) -> dict[str, str] | None:
@@ -162,7 +168,10 @@ class Masker:
 
 
 def resolve_env(env: Mapping[str, EnvValue], source: SecretSource) -> tuple[dict[str, str], Masker]:
-    """The environment to give the guest, secrets looked up, and a masker for their values."""
+    """The environment to give the guest, secrets looked up, and a masker for their values.
+
+    Raises `SecretUnavailableError` naming the variable when a secret cannot be resolved.
+    """
     resolved: dict[str, str] = {}
     secrets: list[str] = []
     for variable, value in env.items():

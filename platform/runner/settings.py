@@ -11,7 +11,12 @@ from ..wit.limits import MAX_VALUE_ENV
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
-    """How a runner process runs: its store, data directory, threads, locks and limits (defaults from the environment)."""
+    """How a runner process runs: its store, data directory, threads, locks and limits (defaults from the environment).
+
+    `concurrency` is the number of worker threads; `lock_ttl_ms` how long a
+    lease lasts without extension (extended every third of it);
+    `read_block_ms` how long one read of the queues waits for an entry.
+    """
 
     redis_url: str
     data_dir: Path

@@ -2,6 +2,16 @@
 
 The names below are the package's API. They are imported on first use (PEP 562), so
 importing one module of the package does not load the others (nor wasmtime).
+
+Errors: whatever reaches Redis may raise `StoreError` or one of its subclasses
+(`StoreUnavailableError`, `StoreAccessError`, `StoreFullError`,
+`ReplicaWaitError`), redis-py's exceptions translated by `map_redis_errors`
+(see `connection.store_error` for which is which); docstrings here name only
+the errors a call raises besides those. The exceptions are the helpers that
+only queue commands on a pipeline or call a script (`Scripts`,
+`scripts.Pipeline`, `outbox.deliver`, `trees.remove_trees`, ...): they raise
+redis-py's own, and their callers within `store/` translate them. Times are
+milliseconds since the epoch (`clock.now_ms`) unless a name says otherwise.
 """
 
 from __future__ import annotations

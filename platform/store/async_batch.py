@@ -75,6 +75,7 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
         return self._shards
 
     def execute_command(self, *args: Any, **options: Any) -> Commands:
+        """Record one command (`args`: its name and arguments, as redis-py's builders pass them); sends nothing."""
         self.args.append(args)
         return self
 
@@ -124,11 +125,13 @@ class AsyncBatcher:
         return Commands(self._shas, ordered=not isinstance(self._link, ClusterLink), shards=self._shards)  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
 
     async def execute(self, commands: Commands, then: Then | None = None) -> Replies:
-        """The replies to `commands`, sent with whatever else is queued.
+        """The replies to `commands`, one per command in order, sent with whatever else is queued.
 
-        An error reply is its exception in place; a failed round trip raises
-        `StoreError`. `then`, as in `send`, runs on the replies even when the
-        caller was cancelled meanwhile.
+        An error reply is its exception in place (`ReplicaWaitError` for a
+        write its replicas did not confirm); a failed round trip raises
+        `StoreError` (`StoreUnavailableError`, `StoreAccessError`), and so does
+        a call once `close` began. `then`, as in `send`, runs on the replies
+        even when the caller was cancelled meanwhile.
         """
         if self._closing:
             raise StoreError("this process is shutting down; nothing more is sent to Redis")

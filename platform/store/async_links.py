@@ -58,7 +58,10 @@ MAX_WAIT_TIMEOUT_MS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class ReplicaWait:
-    """Wait for `replicas` replicas of each master a round trip wrote to to confirm it, at most `timeout_ms`."""
+    """Wait for `replicas` replicas of each master a round trip wrote to to confirm it, at most `timeout_ms`.
+
+    Raises `ConfigError` when `replicas` < 1 or `timeout_ms` is outside 1 to `MAX_WAIT_TIMEOUT_MS`.
+    """
 
     replicas: int
     timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS
@@ -75,6 +78,7 @@ class ReplicaWait:
             )
 
     def command(self) -> tuple[Any, ...]:
+        """The WAIT command (https://valkey.io/commands/wait/) that asks for this confirmation."""
         return ("WAIT", self.replicas, self.timeout_ms)
 
 
@@ -99,16 +103,26 @@ SERVER_BARRIER_KEY = f"{keys.PREFIX}:replica-barrier"
 class Link(Protocol):
     """A transport for raw pipelined round trips."""
 
-    async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies: ...
+    async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies:
+        """Send commands (argument tuples) as pipelines; one raw RESP2 reply per command, in order, an error in place.
+
+        Raises `StoreUnavailableError` when the store cannot be reached after
+        `RETRIES` re-sends, `StoreAccessError` when it refuses this process,
+        `StoreError` for another failure of the link.
+        """
+        ...
 
     async def barriers(self) -> list[tuple[Any, ...]]:
         """One barrier command per master (see `BARRIER_SCRIPT`), to confirm what other connections wrote."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Drop the link's connections (a round trip after it opens them again)."""
+        ...
 
 
 def command_name(args: tuple[Any, ...]) -> str:
+    """A command's name, upper case (`args[0]`, str or bytes)."""
     return args[0].upper() if isinstance(args[0], str) else args[0].decode().upper()
 
 
@@ -118,6 +132,7 @@ def writes(args: tuple[Any, ...]) -> bool:
 
 
 def barrier(key: Any) -> tuple[Any, ...]:
+    """The barrier command (`BARRIER_SCRIPT`) on `key`, which picks the master it goes to."""
     return ("EVAL", BARRIER_SCRIPT, 1, key)
 
 
@@ -221,6 +236,11 @@ class ServerLink:
         self._connection: AbstractConnection | None = None
 
     async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies:
+        """`Link.round_trip` on one connection; a connection error re-sends it up to `RETRIES` times.
+
+        Then `StoreUnavailableError`; `StoreAccessError` at once when the server
+        refuses this process, `StoreError` for any other redis-py error.
+        """
         pauses = RESEND_BACKOFF.delays()
         for attempt in range(RETRIES + 1):
             try:
@@ -244,9 +264,11 @@ class ServerLink:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def barriers(self) -> list[tuple[Any, ...]]:
+        """The one barrier on the server (`Link.barriers`)."""
         return [barrier(SERVER_BARRIER_KEY)]
 
     async def close(self) -> None:
+        """Drop the connection (the next round trip opens another)."""
         connection, self._connection = self._connection, None
         if connection is not None:
             await _disconnect(connection)
@@ -278,6 +300,13 @@ class ClusterLink:
         self._fresh = False  # whether the slot map was read since the last reroute
 
     async def round_trip(self, args: Sequence[tuple[Any, ...]]) -> Replies:
+        """`Link.round_trip` over the masters: each command to its slot's master, the masters' parts concurrently.
+
+        Commands answered MOVED, ASK, TRYAGAIN or CLUSTERDOWN, and those of a
+        connection that failed, are sent again after the slot map is read anew,
+        up to `RETRIES` + 1 times; then `StoreUnavailableError`. `StoreAccessError`
+        at once when a node refuses this process, `StoreError` for another error.
+        """
         replies: list[Any] = [None] * len(args)
         answered = [False] * len(args)
         todo = list(range(len(args)))
@@ -377,6 +406,7 @@ class ClusterLink:
         return served
 
     async def barriers(self) -> list[tuple[Any, ...]]:
+        """One barrier per master (`Link.barriers`), each on a key of a slot it serves."""
         if not self.client.nodes_manager.slots_cache:
             await read_slots(self.client)
         return [barrier(barrier_key(slot)) for slot in self._served_slots().values()]
@@ -387,6 +417,7 @@ class ClusterLink:
             await _disconnect(connection)
 
     async def close(self) -> None:
+        """Drop every master's connection."""
         connections, self._connections = list(self._connections.values()), {}
         for connection in connections:
             await _disconnect(connection)

@@ -26,6 +26,7 @@ class CachedRead(Generic[T]):
         self._lock = threading.Lock()
 
     def get(self) -> T:
+        """The value, read again first when the last read is more than `every_s` old."""
         with self._lock:
             if time.monotonic() - self._read_at > self.every_s:
                 self._value = self._read()

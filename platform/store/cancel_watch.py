@@ -34,10 +34,12 @@ class CancelWatcher:
         self._thread = threading.Thread(target=self._run, name="dolmen-cancel-watch", daemon=True)
 
     def start(self) -> CancelWatcher:
+        """Subscribe to `keys.CANCEL_CHANNEL` on a daemon thread; returns self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the thread, waiting for it up to three polls (3 s)."""
         self._stop.set()
         self._thread.join(timeout=_POLL_S * 3)
 

@@ -90,6 +90,7 @@ def complete(scripts: Scripts, state: ExecutionState, value: Any) -> Completed:
 
 
 def not_a_stub(execution_id: str, ffqn: str, kind: str) -> NotAStubError:
+    """The error for a result supplied to execution `execution_id` of `kind` (not `stub`)."""
     return NotAStubError(
         f"execution {execution_id} ({ffqn}) is {'an' if kind == 'activity' else 'a'} {kind}: it finishes by running, "
         "and takes no result from outside; only executions of functions deployed as `kind: stub` do",

@@ -76,7 +76,8 @@ def connect(
     `access`). `max_connections` is per server (per node of a cluster). A server
     that cannot be reached yet gets a plain client, which fails on its first
     command with the usual "cannot reach" error; one that refuses this process
-    (its user, password or certificate) raises `StoreAccessError` here.
+    (its user, password or certificate) raises `StoreAccessError` here. A
+    malformed `url` raises `ConfigError`. Timeouts are in seconds.
     """
     options: dict[str, Any] = dict(
         socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s, health_check_interval=30,
@@ -362,7 +363,9 @@ def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float 
 def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
     """An asyncio client (bytes responses) for `url`, as `connect`: a cluster client when it names cluster nodes.
 
-    The cluster check is one blocking round trip, made once when a process starts.
+    The cluster check is one blocking round trip, made once when a process
+    starts. Raises as `connect` does: `ConfigError` for a malformed `url`,
+    `StoreAccessError` when a node refuses this process.
     """
     try:
         seeds = seed_urls(url)
@@ -397,7 +400,10 @@ def describe(client: Redis | AsyncRedis) -> str:
 
 @contextmanager
 def map_redis_errors(where: str = "Redis") -> Iterator[None]:
-    """Translate redis-py exceptions raised inside the block into `StoreError`."""
+    """Translate redis-py exceptions raised inside the block into `StoreError` or a subclass (see `store_error`).
+
+    `where` names the server in the messages (e.g. `describe(client)`).
+    """
     try:
         yield
     except (RedisError, RedisClusterException) as exc:

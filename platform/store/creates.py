@@ -25,7 +25,12 @@ IDEMPOTENCY_TTL_S = 7 * 86400
 
 @dataclass(frozen=True, slots=True)
 class NewExecution:
-    """Everything needed to create an execution."""
+    """Everything needed to create an execution.
+
+    `params` is the canonical JSON of the arguments (one item per WIT
+    parameter); `not_before` (ms since the epoch, 0: now) delays its first
+    run; `created_extra` adds fields to its `created` event.
+    """
 
     id: str
     ffqn: str
@@ -57,6 +62,7 @@ class NewExecution:
             object.__setattr__(self, "seed", new_seed())
 
     def created_event(self) -> dict[str, Any]:
+        """The data of its `created` event (the log's first entry)."""
         data: dict[str, Any] = {
             "ffqn": self.ffqn,
             "params": self.params,
@@ -77,6 +83,7 @@ class NewExecution:
         return data
 
     def state_fields(self, at: int) -> list[str]:
+        """Its state hash as created at `at` (ms): a flat `[field, value, ...]` list, as HSET takes it."""
         fields = {
             "id": self.id,
             "ffqn": self.ffqn,

@@ -56,6 +56,7 @@ class Carried:
             self.owner.submit(effects.root, effects.messages, effects.also, mark=effects.mark)
 
     def failed(self) -> None:
+        """The pipeline did not execute: queue the effects again, due at once."""
         self.owner.resubmit(self.batch)
 
 
@@ -72,6 +73,7 @@ class Deliveries:
     """
 
     def __init__(self, scripts: Scripts, *, linger_s: float = 0.002, lazy_s: float = 0.05, max_batch: int = 512) -> None:
+        """Start the thread; `max_batch` bounds the writes' effects sent in one pipeline."""
         self.scripts = scripts
         self.linger_s = linger_s
         self.lazy_s = lazy_s
@@ -104,6 +106,7 @@ class Deliveries:
                     self._cond.notify()
 
     def resubmit(self, batch: list[Effects]) -> None:
+        """Queue effects a write took along but could not send, first and due at once."""
         with self._cond:
             self._pending.extendleft((0.0, effects) for effects in reversed(batch))
             self._wake_at = 0.0

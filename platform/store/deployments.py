@@ -28,7 +28,9 @@ class DeploymentStore:
         """Store `blobs` (component bytes), then a new revision built by `build(number) -> Revision`, atomically.
 
         The components are claimed before their bytes are written, so that a
-        concurrent `platform gc` cannot collect them (see `garbage`).
+        concurrent `platform gc` cannot collect them (see `garbage`). Raises
+        `StoreFullError` when Redis is over maxmemory (no revision stored), and
+        `StoreError` when storing took longer than `garbage.CLAIM_TTL_MS`.
         """
         digests = [sha256_digest(data) for data in blobs]
         claims = garbage.claim(self.client, digests)
@@ -64,22 +66,25 @@ class DeploymentStore:
         return revision
 
     def activate(self, number: int) -> Revision:
-        """Make an existing revision the active one (rollback)."""
+        """Make an existing revision the active one (rollback); `NotFoundError` when it does not exist (any more)."""
         revision = self.get(number)
         if not garbage.activate(self.client, number):
             raise NotFoundError(f"deployment revision {number} was just removed by `platform gc`; `platform deployments list` shows those left")
         return revision
 
     def active_number(self) -> int | None:
+        """The active revision's number; None before the first deploy."""
         with map_redis_errors():
             raw = self.client.get(keys.DEPLOY_ACTIVE)
         return None if raw is None else int(raw)  # type: ignore[arg-type]
 
     def active(self) -> Revision | None:
+        """The active revision; None before the first deploy."""
         number = self.active_number()
         return None if number is None else self.get(number)
 
     def get(self, number: int) -> Revision:
+        """Revision `number`; `NotFoundError` when there is none (never stored, or removed by `platform gc`)."""
         with map_redis_errors():
             raw = self.client.get(keys.deployment(number))
         if raw is None:
@@ -87,6 +92,7 @@ class DeploymentStore:
         return Revision.from_json(json.loads(raw))  # type: ignore[arg-type]
 
     def numbers(self) -> list[int]:
+        """The stored revisions' numbers, oldest first."""
         with map_redis_errors():
             raw: list[bytes] = self.client.zrange(keys.DEPLOY_REVS, 0, -1)  # type: ignore[assignment]
         return [int(r) for r in raw]
@@ -107,7 +113,11 @@ class DeploymentStore:
         return lambda digest: self.fetch_blob(digest, cache)
 
     def fetch_blob(self, digest: str, cache: ComponentCache) -> None:
-        """Copy a component from Redis into the local cache, verifying its digest."""
+        """Copy a component from Redis into the local cache, verifying its digest (`sha256:HEX`).
+
+        Raises `NotFoundError` when Redis does not hold it, `IntegrityError`
+        when the bytes stored do not match the digest.
+        """
         if cache.has(digest):
             return
         with map_redis_errors():
@@ -139,6 +149,7 @@ class RevisionCache:
         self._by_number = functools.lru_cache(maxsize=REVISIONS_KEPT)(store.get)
 
     def active(self, *, fresh: bool = False) -> Revision | None:
+        """The active revision, at most `ttl_s` old (`fresh`: read now); None before the first deploy."""
         # One thread refreshes; the others keep using the cached revision meanwhile
         # instead of queueing behind a Redis round trip.
         stale = fresh or time.monotonic() - self._fetched > self.ttl_s
@@ -156,4 +167,5 @@ class RevisionCache:
             self._lock.release()
 
     def get(self, number: int) -> Revision:
+        """Revision `number`, from memory when it was read before; `NotFoundError` as `DeploymentStore.get`."""
         return self._by_number(number)

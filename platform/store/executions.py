@@ -79,6 +79,7 @@ class ExecutionStore:
         return ExecutionState.from_hash(raw) if raw else None
 
     def require(self, execution_id: str) -> ExecutionState:
+        """The execution's state; `NotFoundError` when it does not exist, `InvalidNameError` for a malformed id."""
         state = self.get(ExecutionId.parse(execution_id).value)
         if state is None:
             raise NotFoundError(

@@ -30,7 +30,12 @@ def write_fork(
     delivered: list[str] = (),  # type: ignore[assignment]
     messages: list[str] = (),  # type: ignore[assignment]
 ) -> None:
-    """Create `root` with `events` as its log (the first must be `created`), its `children`, and run it."""
+    """Create `root` with `events` as its log (the first must be `created`), its `children`, and run it.
+
+    `events` are `(type, data, ms)`; `delivered` the response ids its `done`
+    hash starts with; `messages` more outbox messages to carry out. Raises
+    `ConflictError` when `root` is not a root id or already exists.
+    """
     tree = ExecutionId(root.id).root
     if tree != root.id:
         raise ConflictError(f"a fork must be a root execution, not {root.id}")

@@ -78,6 +78,7 @@ class GroupCommit:
         self.writes = 0
 
     def send(self, mark: str | None, calls: list[Call]) -> list[Any]:
+        """The replies of `calls` (`(script, keys, args)`), in order; raises `StoreError` (see the class docstring)."""
         return self._queued([(mark, calls)])[0].result()
 
     def send_all(self, writes: list[tuple[str | None, list[Call]]]) -> list[list[Any] | BaseException]:

@@ -30,7 +30,7 @@ _BEAT = "#!lua flags=allow-oom\nreturn redis.call('HSET', KEYS[1], ARGV[1], ARGV
 
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
-    """One process as last reported."""
+    """One process as last reported: `id` is `KIND:HOST:PID`; `started_at` and `last_seen` are Unix times in s."""
 
     id: str
     kind: str
@@ -42,11 +42,15 @@ class ProcessInfo:
 
     @property
     def healthy(self) -> bool:
+        """Whether it reported within `STALE_AFTER_S` seconds."""
         return time.time() - self.last_seen < STALE_AFTER_S
 
 
 class Heartbeat:
-    """Reports this process as alive until stopped; `details()` adds live facts."""
+    """Reports this process as alive until stopped, every `INTERVAL_S` seconds; `details()` adds live facts (a JSON object).
+
+    `metrics()`, when given, is the process's metrics snapshot (`metrics.snapshot`), written with each beat.
+    """
 
     def __init__(
         self, client: Redis, kind: str, details: Any = None, *, metrics: Callable[[], str] | None = None
@@ -62,11 +66,13 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name=f"dolmen-heartbeat-{kind}", daemon=True)
 
     def start(self) -> Heartbeat:
+        """Beat once now (raising `StoreError` if that fails), then from a daemon thread; returns self."""
         self.beat()
         self._thread.start()
         return self
 
     def beat(self) -> None:
+        """Write this process's record (and metrics snapshot) now; also over maxmemory."""
         record = {
             "kind": self.kind,
             "pid": os.getpid(),
@@ -100,7 +106,7 @@ class Heartbeat:
 
 
 def read_processes(client: Redis) -> list[ProcessInfo]:
-    """Every process that reported, stale ones included (and flagged)."""
+    """Every process that reported, stale ones included (see `ProcessInfo.healthy`), sorted by kind and id."""
     with map_redis_errors():
         raw: dict[bytes, bytes] = client.hgetall(PROCESSES_KEY)  # type: ignore[assignment]
     out = []
@@ -121,7 +127,7 @@ def read_processes(client: Redis) -> list[ProcessInfo]:
 
 
 def prune_stale(client: Redis, older_than_s: float = 300.0) -> int:
-    """Forget processes silent for longer than `older_than_s`."""
+    """Forget processes silent for longer than `older_than_s` seconds; returns how many."""
     removed = 0
     for proc in read_processes(client):
         if time.time() - proc.last_seen > older_than_s:

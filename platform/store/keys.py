@@ -35,14 +35,17 @@ PRIORITIES = f"{PREFIX}:priorities"
 
 
 def root_of(execution_id: str) -> str:
+    """The id of the tree root of `execution_id` (the part before the first `.`), its keys' hash tag."""
     return execution_id.split(".", 1)[0]
 
 
 def state(execution_id: str) -> str:
+    """Hash of the execution's state fields (`records.ExecutionState`)."""
     return f"{PREFIX}:{{{root_of(execution_id)}}}:{execution_id}:state"
 
 
 def log(execution_id: str) -> str:
+    """Stream of the execution's events, fields `t` (type), `d` (JSON data), `at` (ms)."""
     return f"{PREFIX}:{{{root_of(execution_id)}}}:{execution_id}:log"
 
 
@@ -52,6 +55,7 @@ def done(execution_id: str) -> str:
 
 
 def outbox(root: str) -> str:
+    """List of the tree's outbox messages (JSON, see store/outbox.py) not carried out yet."""
     return f"{PREFIX}:{{{root}}}:outbox"
 
 
@@ -66,10 +70,12 @@ def chain_head(first: str) -> str:
 
 
 def idempotency(key: str) -> str:
+    """String: the execution id an idempotency key is bound to (for `creates.IDEMPOTENCY_TTL_S`)."""
     return f"{PREFIX}:idem:{key}"
 
 
 def deployment(revision: int) -> str:
+    """String: a revision's JSON (`model.Revision.to_json`)."""
     return f"{PREFIX}:{{deploy}}:rev:{revision}"
 
 

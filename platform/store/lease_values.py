@@ -27,12 +27,14 @@ class ScriptCall:
     messages: list[str]
 
     def as_args(self) -> tuple[str, list[str], list[Any]]:
+        """`(script name, keys, args)`, as `Scripts.__call__` and `GroupCommit.send` take a call."""
         return self.name, self.keys, self.args
 
 
 @dataclass(frozen=True, slots=True)
 class QueueEntry:
-    """One message read from a function's queue."""
+    """One message read from a function's queue: `ffqn` names the queue (with a priority class's suffix, see
+    platform/priorities.py), `entry_id` is the stream entry's id."""
 
     ffqn: str
     entry_id: str
@@ -52,14 +54,17 @@ class Lease:
 
     @property
     def id(self) -> str:
+        """The locked execution's id."""
         return self.state.id
 
     @property
     def version(self) -> str:
+        """The fencing token every write under this lease carries (the state's `version` at lock time)."""
         return str(self.state.version)
 
     @property
     def root(self) -> str:
+        """The id of the execution's tree root (its keys' hash tag)."""
         return ExecutionId(self.state.id).root
 
 
@@ -74,8 +79,10 @@ class PendingCommit:
     """
 
     lease: Lease
+    # The requests to log: (event type, data, ms).
     events: list[tuple[str, dict[str, Any], int]]
     creates: list[NewExecution]
+    # The stream id of the last log entry the runner had read.
     last_seen: str
     # When the call was made (ms): the child's creation time, however late it is written.
     at: int = field(default_factory=lambda: now_ms())
@@ -85,7 +92,10 @@ class PendingCommit:
 
 @dataclass(frozen=True, slots=True)
 class LockRefused:
-    """Why an execution could not be locked: finished, locked, blocked, early, missing."""
+    """Why an execution could not be locked: finished, locked, blocked, early, paused, missing.
+
+    `until` (ms) is when the current lease ends (`locked`) or the execution may run (`early`); 0 otherwise.
+    """
 
     reason: str
     until: int = 0

@@ -58,6 +58,7 @@ class PermitRequest:
 
     @property
     def member(self) -> str:
+        """Its member of the running set: `EXECUTION_ID|OWNER`."""
         return f"{self.execution_id}|{self.owner}"
 
 
@@ -86,7 +87,10 @@ class Permits:
         self.scripts = scripts
 
     def admit(self, requests: Sequence[PermitRequest], now: int, ttl_ms: int) -> list[Admission]:
-        """One answer per request, in order; raises `StoreError` when the store cannot be reached."""
+        """One answer per request, in order; `now` and the permits' `ttl_ms` in ms.
+
+        Raises `StoreError` when the store cannot be reached.
+        """
         if not requests:
             return []
         with map_redis_errors():

@@ -30,7 +30,10 @@ NOEVICTION = "noeviction"
 
 @dataclass(frozen=True, slots=True)
 class StoreMemory:
-    """Redis's memory use as `INFO memory` reports it (`max_bytes` 0: no limit)."""
+    """Redis's memory use as `INFO memory` reports it, in bytes (`max_bytes` 0: no limit).
+
+    See https://valkey.io/commands/info/ (`used_memory`, `maxmemory`, `maxmemory_policy`).
+    """
 
     used_bytes: int
     max_bytes: int
@@ -93,6 +96,7 @@ class StoreMemory:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """`platform status --json`'s form, with INFO memory's field names (bytes)."""
         return {
             "used_memory": self.used_bytes,
             "maxmemory": self.max_bytes,

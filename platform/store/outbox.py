@@ -237,6 +237,7 @@ class Effects:
 
     @property
     def empty(self) -> bool:
+        """Whether there is nothing to send: no message, no command, no mark."""
         return not self.messages and self.also is None and self.mark is None
 
 
@@ -306,7 +307,10 @@ def _removal(effects: Effects) -> Also:
 
 
 def deliver_all(scripts: Scripts, batch: list[Effects]) -> None:
-    """Carry out accepted writes' effects in one round trip (plus one for executions they create)."""
+    """Carry out accepted writes' effects in one round trip (plus one for executions they create).
+
+    Raises redis-py's exceptions: callers translate them (`map_redis_errors`).
+    """
     batch = [e for e in batch if not e.empty]
     if not batch:
         return

@@ -45,6 +45,7 @@ class PauseResult:
     queued: bool = False
 
     def to_json(self, action: str) -> dict[str, object]:
+        """The API's answer to `action` (`pause` or `resume`): `{"execution_id", ACTION: "done"|"already"[, "queued"]}`."""
         data: dict[str, object] = {"execution_id": self.execution_id, action: "done" if self.changed else "already"}
         if action == "resume" and self.changed:
             data["queued"] = self.queued

@@ -52,7 +52,10 @@ def outcome_label(outcome: Outcome | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PurgeFilter:
-    """Which finished trees to remove: by their root's finish time, function and outcome."""
+    """Which finished trees to remove: by their root's finish time (ms), function and outcome.
+
+    Raises `UsageError` for a `status` not in `PURGE_STATUSES`.
+    """
 
     before_ms: int
     ffqn: str | None = None
@@ -69,6 +72,7 @@ class PurgeFilter:
             raise UsageError(f"'{self.status}' is not a status to purge by; pick one of {', '.join(PURGE_STATUSES)}")
 
     def matches(self, ffqn: str, finished_at: int, outcome: Outcome | None) -> bool:
+        """Whether a root of `ffqn` that finished at `finished_at` (ms; 0: not finished) with `outcome` is picked."""
         if not finished_at or finished_at > self.before_ms:
             return False
         if self.ffqn is not None and ffqn != self.ffqn:
@@ -91,6 +95,7 @@ class PurgedTree:
     executions: int
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON output's form; `finished_at` as ISO 8601 UTC."""
         return {
             "execution_id": self.execution_id,
             "ffqn": self.ffqn,
@@ -109,6 +114,7 @@ class KeptTree:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON output's form."""
         return {"execution_id": self.execution_id, "ffqn": self.ffqn, "reason": self.reason}
 
 
@@ -122,9 +128,11 @@ class PurgeReport:
 
     @property
     def executions(self) -> int:
+        """How many executions the purged trees held."""
         return sum(t.executions for t in self.purged)
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON output of `platform executions purge --json`."""
         return {
             "dry_run": self.dry_run,
             "trees": len(self.purged),
@@ -135,7 +143,7 @@ class PurgeReport:
 
 
 def purge_trees(scripts: Scripts, selection: PurgeFilter, *, dry_run: bool = False, batch: int = 100) -> PurgeReport:
-    """Remove every finished tree `selection` picks (nothing with `dry_run`)."""
+    """Remove every finished tree `selection` picks (nothing with `dry_run`), `batch` trees per round of scripts."""
     client = scripts.client
     purged: list[PurgedTree] = []
     kept: list[KeptTree] = []

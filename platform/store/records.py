@@ -40,7 +40,12 @@ REQUEST_TYPES = frozenset({JOIN_SET_CREATED, CHILD_SUBMITTED, DELAY_REQUESTED, J
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One entry of an execution's log. `index` is its 0-based position."""
+    """One entry of an execution's log. `index` is its 0-based position.
+
+    `type` is one of the event types above; `data` its JSON object; `at` ms
+    since the epoch; `stream_id` the Redis stream entry id (`MS-SEQ`);
+    `size` the bytes of `data`'s JSON as stored.
+    """
 
     index: int
     type: str
@@ -51,11 +56,16 @@ class Event:
     size: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        """The API's form: `index`, `type`, `at` (ms) and the data's fields, flat."""
         return {"index": self.index, "type": self.type, "at": self.at, **self.data}
 
     @classmethod
     def from_stream(cls, index: int, stream_id: bytes | str, fields: dict[bytes, bytes] | list[bytes]) -> Event:
-        """From a stream entry: a dict (redis-py) or a flat field list (a Lua reply)."""
+        """From a stream entry: a dict (redis-py) or a flat field list (a Lua reply).
+
+        The fields are `t` (type), `d` (JSON data) and `at` (ms); a missing
+        one raises KeyError.
+        """
         sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
         if isinstance(fields, list):
             fields = {fields[i]: fields[i + 1] for i in range(0, len(fields), 2)}
@@ -88,12 +98,13 @@ def last_entry_id(raw: RawEntries) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why an execution did not return a value."""
+    """Why an execution did not return a value: `kind` (an `ExecutionError.kind`, or `crashed`, `runner_error`, ...) and a message."""
 
     kind: str
     message: str
 
     def to_json(self) -> dict[str, str]:
+        """`{"kind": ..., "message": ...}`."""
         return {"kind": self.kind, "message": self.message}
 
 
@@ -111,9 +122,11 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
+        """Whether it did not fail (a returned value, `err` results included, or a continue-as-new)."""
         return self.failure is None
 
     def to_json(self) -> dict[str, Any]:
+        """The stored `outcome` field: one of `{"result": VALUE}`, `{"failure": {...}}`, `{"continued_as": ID}`."""
         if self.failure is not None:
             return {"failure": self.failure.to_json()}
         if self.continued_as is not None:
@@ -122,6 +135,7 @@ class Outcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outcome:
+        """The inverse of `to_json`."""
         failure = data.get("failure")
         if failure is not None:
             return cls(failure=Failure(failure["kind"], failure["message"]))
@@ -140,7 +154,17 @@ def continued(raw_outcome: bytes | str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionState:
-    """The derived state hash of an execution (the log is the source of truth)."""
+    """The derived state hash of an execution (the log is the source of truth).
+
+    Times (`created_at`, `updated_at`, `lock_until`, `not_before`,
+    `finished_at`) are ms since the epoch, 0 or None when unset. `version`
+    is the fencing token, raised by every lock (and upgrade); `attempt`
+    is the current attempt from 1 (0 before the first lock; a workflow's
+    grows only when an attempt fails or is lost). `params` is the
+    canonical JSON of the call's arguments, one item per WIT parameter.
+    `extra` holds the state fields not named here (`js`, `parent_ffqn`,
+    `priority`, the chain fields, ...), as strings.
+    """
 
     id: str
     ffqn: str
@@ -171,6 +195,7 @@ class ExecutionState:
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> ExecutionState:
+        """From an HGETALL reply of the state hash (field -> value, bytes); KeyError when `id`, `ffqn`, ... are missing."""
         h = {k.decode(): v.decode() for k, v in raw.items()}
         outcome = json.loads(h["outcome"]) if h.get("outcome") else None
         known = {
@@ -217,6 +242,7 @@ class ExecutionState:
         return self.status != "finished" or (self.outcome is not None and self.outcome.continued_as is not None)
 
     def to_json(self) -> dict[str, Any]:
+        """The API's form: times as ISO 8601 UTC strings, optional fields only when set, and the outcome's fields."""
         data: dict[str, Any] = {
             "execution_id": self.id,
             "ffqn": self.ffqn,

@@ -41,7 +41,12 @@ class UpgradeStore:
         revision: int | None,
         component: str,
     ) -> str:
-        """Append `upgraded` (and re-pin) or `upgrade_rejected`; returns 'ok' or why not."""
+        """Append `upgraded` (and re-pin) or `upgrade_rejected`; returns 'ok' or why not.
+
+        Why not: `busy` (locked by a runner), `moved` (no longer on
+        `from_digest`), `grew` (its log no longer has `seen_length` events),
+        `finished`, `missing` (see the module docstring).
+        """
         with map_redis_errors():
             reply = self.scripts(
                 "upgrade",
@@ -54,11 +59,12 @@ class UpgradeStore:
     # --------------------------------------------------------------- requests
 
     def add_request(self, request: dict[str, Any]) -> None:
-        """Queue an upgrade for the scheduler to finish."""
+        """Queue an upgrade for the scheduler to finish (`request`: a JSON object, see `PendingUpgrades`)."""
         with map_redis_errors():
             self.client.rpush(keys.UPGRADES, json.dumps(request, sort_keys=True))
 
     def pending(self) -> int:
+        """How many upgrade requests are queued."""
         with map_redis_errors():
             return int(self.client.llen(keys.UPGRADES))  # type: ignore[arg-type]
 
@@ -76,6 +82,7 @@ class UpgradeStore:
             self.client.lrem(keys.UPGRADES, 1, raw)
 
     def requests(self) -> list[dict[str, Any]]:
+        """The queued requests, in queue order."""
         with map_redis_errors():
             raw: list[bytes] = self.client.lrange(keys.UPGRADES, 0, -1)  # type: ignore[assignment]
         return [json.loads(r) for r in raw]

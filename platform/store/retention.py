@@ -133,6 +133,7 @@ class RetentionView:
     default_ms: int = DEFAULT_RETENTION_MS
 
     def to_json(self) -> dict[str, int | None]:
+        """`platform status --json`'s form."""
         return {"finished_trees_kept": self.waiting, "next_removal_at_ms": self.next_due_ms, "default_retention_ms": self.default_ms}
 
     def describe(self, now_ms: int) -> str:

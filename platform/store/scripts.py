@@ -77,7 +77,12 @@ def is_noscript(value: object) -> bool:
 
 
 class Pipeline:
-    """A non-transactional pipeline that knows which of its commands are script calls."""
+    """A non-transactional pipeline that knows which of its commands are script calls.
+
+    Any redis-py command method queues that command (`pipe.zadd(...)`);
+    `execute` raises redis-py's own exceptions, which the store's callers
+    translate (`map_redis_errors`).
+    """
 
     def __init__(self, scripts: Scripts) -> None:
         self.scripts = scripts
@@ -171,7 +176,11 @@ class Pipeline:
 
 
 class Scripts:
-    """The scripts, by name, each a redis-py `Script` registered with the client."""
+    """The scripts, by name (`NAMES`; lua/NAME.lua), each a redis-py `Script` registered with the client.
+
+    Calls raise redis-py's own exceptions: the store's functions that make
+    them translate them (`map_redis_errors`).
+    """
 
     def __init__(self, client: Redis, *, shards: Shards | None = None) -> None:
         self.client = client
@@ -180,6 +189,7 @@ class Scripts:
         self._loaded = False
 
     def sha(self, name: str) -> str:
+        """The SHA-1 of script `name`'s source, as EVALSHA takes it."""
         return self._scripts[name].sha
 
     @property

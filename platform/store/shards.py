@@ -64,7 +64,10 @@ def _tags(count: int) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Shards:
-    """N shards of the cross-tree keys. Key names: `dolmen:{TAG}:timers`, `dolmen:{TAG}:q:FFQN`, ..."""
+    """N shards of the cross-tree keys. Key names: `dolmen:{TAG}:timers`, `dolmen:{TAG}:q:FFQN`, ...
+
+    Raises `ConfigError` for a count outside 1 to `MAX_SHARDS`.
+    """
 
     count: int = 1
 
@@ -74,6 +77,7 @@ class Shards:
 
     @property
     def tags(self) -> tuple[str, ...]:
+        """The hash tag of each shard, in shard order (see the module docstring)."""
         return _tags(self.count)
 
     def of(self, execution_id: str) -> int:
@@ -156,7 +160,10 @@ def default_count(masters: int) -> int:
 
 
 def load(client: Redis) -> Shards:
-    """The store's shards: the count stored at its first use, proposed now if there is none yet (one round trip each)."""
+    """The store's shards: the count stored at its first use, proposed now if there is none yet (one round trip each).
+
+    Raises `ConfigError` as `settled` does.
+    """
     wanted = wanted_count()
     masters = len(client.get_primaries()) if isinstance(client, redis.RedisCluster) else 1
     proposed = wanted or default_count(masters)
@@ -173,7 +180,7 @@ def read_count(client: Redis) -> int | None:
 
 
 async def load_async(client: AsyncRedis) -> Shards:
-    """`load` on the asyncio client."""
+    """`load` on the asyncio client (raises as it does)."""
     wanted = wanted_count()
     masters = 1
     with map_redis_errors():

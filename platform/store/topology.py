@@ -38,6 +38,7 @@ class ClusterView:
         return f"cluster of {masters} master{'' if masters == 1 else 's'}, {self.replicas} replica{'' if self.replicas == 1 else 's'}"
 
     def problems(self) -> list[str]:
+        """What `platform status` reports as unhealthy: failing nodes, and a cluster state other than `ok`."""
         found = [f"cluster node {node} is failing" for node in self.failing]
         if self.state != "ok":
             found.append(
@@ -47,6 +48,7 @@ class ClusterView:
         return found
 
     def to_json(self) -> dict[str, Any]:
+        """`platform status --json`'s form; `replicas_of` as master address -> replicas."""
         return {
             "state": self.state, "masters": list(self.masters), "replicas": self.replicas, "failing": list(self.failing),
             "replicas_of": dict(self.replicas_of),

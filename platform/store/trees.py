@@ -53,6 +53,7 @@ class Member:
 
     @property
     def finished(self) -> bool:
+        """Finished, or without a state (nothing of it runs)."""
         return self.status in (None, "finished")
 
 
@@ -73,10 +74,12 @@ class Tree:
 
     @property
     def exists(self) -> bool:
+        """Whether the root's state was found."""
         return bool(self.members)
 
     @property
     def unfinished(self) -> list[str]:
+        """The ids of the members not finished yet, in walk order."""
         return [m.id for m in self.members if not m.finished]
 
 
@@ -91,6 +94,7 @@ class Tombstone:
     tags: tuple[str, ...] = ()
 
     def to_json(self) -> str:
+        """The tombstone as stored: a JSON object `{"members", "idem", "tags"}`."""
         return json.dumps({"members": list(self.members), "idem": self.idempotency_key, "tags": list(self.tags)})
 
     @classmethod
@@ -103,7 +107,10 @@ class Tombstone:
 
 
 def read_trees(client: Redis, roots: Iterable[str]) -> list[Tree]:
-    """Walk each root's tree, level by level (one round trip per level for all of them)."""
+    """Walk each root's tree, level by level (one round trip per level for all of them); one `Tree` per root, in order.
+
+    Raises redis-py's exceptions: callers translate them (`map_redis_errors`).
+    """
     roots = list(dict.fromkeys(roots))
     members: dict[str, list[Member]] = {root: [] for root in roots}
     heads: dict[str, list[str | None]] = {}

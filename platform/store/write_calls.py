@@ -43,6 +43,7 @@ class FinishWrite:
 
     @property
     def root(self) -> str:
+        """The id of the finished execution's tree root."""
         return self.lease.root
 
 

@@ -25,7 +25,7 @@ def installed_wasmtime() -> str:
 
 
 def check_wasmtime_version(found: str, patched: str, patches: str) -> None:
-    """Refuse unless `found` is `patched`, the exact release that the module `patches` was written for.
+    """Raise `WasmtimeVersionError` unless `found` is `patched`, the exact release that the module `patches` was written for.
 
     Pure (the caller passes the installed version in), so it can be tested with
     any version string.

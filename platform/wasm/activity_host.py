@@ -81,14 +81,15 @@ class ActivityLimits:
 
 @dataclass(frozen=True, slots=True)
 class ActivityOutcome:
-    """A returned value (JSON) and what the guest printed."""
+    """A returned value (canonical JSON) and what the guest printed: `output` maps `stdout`/`stderr` to text."""
 
     result: Any
     output: dict[str, str]
 
 
 class ActivityFailed(Exception):
-    """A call failed; carries the Dolmen error and the captured output."""
+    """A call failed; carries the Dolmen error (`TrapError`, `ExecutionTimeoutError`, `CancelledError`,
+    `ValueTooLargeError`, or a plain `ExecutionError` for a missing import) and the captured output."""
 
     def __init__(self, error: ExecutionError, output: dict[str, str]) -> None:
         super().__init__(str(error))
@@ -102,7 +103,8 @@ class ActivityHost:
     `background` closes used stores and makes `spares` instances ahead of
     time per configuration; by default a thread of this host's own. A host
     that keeps instances (spares, or reuse) must be closed with `close()`
-    before the interpreter exits: see `output` for why.
+    before the interpreter exits: see `output` for why. Raises
+    `ComponentError` when WASI cannot be linked for the component.
     """
 
     def __init__(self, loaded: LoadedComponent, background: ThreadPoolExecutor | None = None, *, spares: int = 0) -> None:

@@ -24,7 +24,7 @@ def sha256_digest(data: bytes) -> str:
 
 
 def digest_hex(digest: str) -> str:
-    """The hex part of a `sha256:<hex>` digest, validated."""
+    """The hex part of a `sha256:<hex>` digest; `IntegrityError` unless it is `sha256:` and 64 lowercase hex digits."""
     algo, _, hexpart = digest.partition(":")
     if algo != "sha256" or len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
         raise IntegrityError(f"'{digest}' is not a sha256 digest; expected 'sha256:' and 64 lowercase hex digits")
@@ -32,22 +32,28 @@ def digest_hex(digest: str) -> str:
 
 
 class ComponentCache:
-    """Component bytes and compiled artifacts, keyed by digest."""
+    """Component bytes and compiled artifacts under `root`, keyed by digest (`sha256:<hex>`; layout above).
+
+    Every method taking a digest raises `IntegrityError` for a malformed one (`digest_hex`).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
     def component_path(self, digest: str) -> Path:
+        """Where the component's bytes are (or would be) kept."""
         return self.root / "components" / "sha256" / digest_hex(digest)
 
     def compiled_path(self, digest: str, engine_key: str) -> Path:
+        """Where its compiled artifact for `engine_key` (`EngineSettings.cache_key`) is (or would be) kept."""
         return self.root / "compiled" / engine_key / f"{digest_hex(digest)}.cwasm"
 
     def has(self, digest: str) -> bool:
+        """Whether the component's bytes are in the cache (not verified: `get` does that)."""
         return self.component_path(digest).is_file()
 
     def put(self, data: bytes, expected_digest: str | None = None) -> str:
-        """Store verified bytes; refuse them if they do not match `expected_digest`."""
+        """Store bytes and return their digest; `IntegrityError` (nothing stored) if it is not `expected_digest`."""
         digest = sha256_digest(data)
         if expected_digest is not None and digest != expected_digest:
             raise IntegrityError(
@@ -60,7 +66,11 @@ class ComponentCache:
         return digest
 
     def get(self, digest: str) -> bytes:
-        """The bytes of a cached component, re-verified against the digest."""
+        """The bytes of a cached component, re-verified against the digest.
+
+        Raises `NotFoundError` when they are not cached, `IntegrityError` (and
+        removes the file) when they no longer match.
+        """
         path = self.component_path(digest)
         try:
             data = path.read_bytes()
@@ -76,6 +86,7 @@ class ComponentCache:
         return data
 
     def put_compiled(self, digest: str, engine_key: str, artifact: bytes) -> Path:
+        """Store wasmtime's serialized artifact (`Component.serialize()`); returns its path. OSError as writing raises."""
         path = self.compiled_path(digest, engine_key)
         atomic_write(path, artifact)
         return path

@@ -19,7 +19,12 @@ EPOCH_TICK_MS = 10
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    """Everything that changes compiled code; part of the compiled-cache key."""
+    """Everything that changes compiled code; part of the compiled-cache key.
+
+    The fields set wasmtime's `Config` (`cranelift_nan_canonicalization`,
+    `wasm_threads`, `epoch_interruption`, `max_wasm_stack` in bytes; see
+    https://docs.wasmtime.dev/api/wasmtime/struct.Config.html).
+    """
 
     kind: EngineKind = "activity"
     nan_canonicalization: bool = False
@@ -33,7 +38,7 @@ class EngineSettings:
         return cls(kind=kind, nan_canonicalization=(kind == "workflow"))
 
     def cache_key(self) -> str:
-        """Identifies compiled artifacts: wasmtime version plus these settings."""
+        """Identifies compiled artifacts: 16 hex digits of the SHA-256 of wasmtime's version plus these settings."""
         text = f"wasmtime-{version('wasmtime')}:" + ",".join(f"{k}={v}" for k, v in sorted(asdict(self).items()))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -52,10 +57,11 @@ class EngineSettings:
 
 
 class EpochTicker:
-    """Advances the epochs of engines from one daemon thread.
+    """Advances the epochs of engines from one daemon thread, every `tick_ms` milliseconds.
 
     Wasm runs with the GIL released (ctypes), so this thread keeps ticking
-    while a guest loops, and the guest traps at its deadline.
+    while a guest loops, and the guest traps at its deadline (wasmtime's
+    epoch-based interruption, `Config.epoch_interruption`).
     """
 
     def __init__(self, tick_ms: int = EPOCH_TICK_MS) -> None:
@@ -86,7 +92,7 @@ class EpochTicker:
 
 
 def deadline_ticks(timeout_ms: int | None) -> int:
-    """Epoch ticks for a timeout; no timeout means practically never.
+    """Epoch ticks (of `EPOCH_TICK_MS`) for a timeout in ms; no timeout means practically never (2**62).
 
     One tick more than the timeout divides into: the current tick may be
     almost over when the deadline is set, and a guest must never be stopped early.

@@ -27,7 +27,7 @@ _ADAPTER = re.compile(r"!adapter (?P<name>\S+)$")
 
 
 def find_function(store: Store, instance: Instance, ffqn: Ffqn) -> Func:
-    """The exported function `ffqn` of an instance."""
+    """The exported function `ffqn` of an instance; `ComponentError` when its interface or function is not exported."""
     iface_index = instance.get_export_index(store, str(ffqn.interface))
     if iface_index is None:
         raise ComponentError(f"the component does not export interface {ffqn.interface}")
@@ -47,10 +47,12 @@ def call_function(
     timeout_ms: int | None = None,
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
 ) -> Any:
-    """Call `func` with canonical JSON params; return the JSON result.
+    """Call `func` with canonical JSON params (one per parameter of `fn`); return the JSON result.
 
     Raises `TrapError`, `ExecutionTimeoutError` when the epoch deadline hit,
-    or `ValueTooLargeError` for a result over `max_value_bytes` of JSON.
+    or `ValueTooLargeError` for a result over `max_value_bytes` of JSON (or
+    one over wasmtime's copy budget, see `wit.limits`); `InvalidValueError`
+    for params that do not fit their types.
     """
     args = [to_wasm(v, t, f"params[{i}]") for i, (v, (_, t)) in enumerate(zip(params_json, fn.params))]
     try:
@@ -68,7 +70,11 @@ def call_function(
 def translate_trap(
     exc: WasmtimeError, timeout_ms: int | None = None, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 ) -> Exception:
-    """A guest failure as a Dolmen execution error with a readable message."""
+    """A guest failure as a Dolmen execution error with a readable message.
+
+    `ExecutionTimeoutError` for an epoch interrupt, `ValueTooLargeError` for
+    wasmtime's exhausted copy budget, `TrapError` for anything else (exit included).
+    """
     text = str(exc)
     if isinstance(exc, ExitTrap):
         return TrapError(f"the guest called exit({exc.code})")

@@ -62,6 +62,7 @@ class OutputSwitch:
 
     @property
     def target(self) -> Callable[[str, bytes], None] | None:
+        """Who receives the output now (see the class docstring); set it to hand the output over."""
         return self._target
 
     @target.setter
@@ -97,7 +98,7 @@ class Ready:
     _funcs: dict[Ffqn, Func] = field(default_factory=dict)
 
     def func(self, ffqn: Ffqn) -> Func:
-        """The exported function `ffqn` (looked up once per instance)."""
+        """The exported function `ffqn` (looked up once per instance); `ComponentError` when it is not exported."""
         func = self._funcs.get(ffqn)
         if func is None:
             func = self._funcs[ffqn] = find_function(self.store, self.instance, ffqn)

@@ -73,7 +73,10 @@ class Interruption:
         return max(0, self._deadline_ns - time.monotonic_ns())
 
     def check(self, blocked_in: str | None = None) -> None:
-        """Raise the error to record if the call must stop now (`blocked_in` names the wait, for the message)."""
+        """Raise the error to record if the call must stop now: `CancelledError` or `ExecutionTimeoutError`.
+
+        `blocked_in` names the wait, for the message.
+        """
         error = self.due(blocked_in)
         if error is not None:
             raise error

@@ -82,9 +82,11 @@ class InterfaceInfo:
 
     @property
     def parsed(self) -> InterfaceName | None:
+        """Its name parsed (`ns:pkg/iface@v`); None for a name that is not a WIT interface's (a world's own)."""
         return InterfaceName.try_parse(self.name)
 
     def to_cache(self) -> dict[str, Any]:
+        """`{"name", "functions", "types", "resources"}`, each type as `WitType.to_json`."""
         return {
             "name": self.name,
             "functions": {n: f.to_json() for n, f in self.functions.items()},
@@ -94,6 +96,7 @@ class InterfaceInfo:
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> InterfaceInfo:
+        """The inverse of `to_cache`; KeyError or ValueError for another version's format."""
         return cls(
             data["name"],
             {n: FunctionType.from_json(f) for n, f in data["functions"].items()},
@@ -130,6 +133,7 @@ class ComponentInfo:
 
     @classmethod
     def from_cache(cls, data: dict[str, Any]) -> ComponentInfo:
+        """The inverse of `to_cache`; KeyError or ValueError for another version's format."""
         return cls(
             tuple(InterfaceInfo.from_cache(i) for i in data["exports"]),
             tuple(InterfaceInfo.from_cache(i) for i in data["imports"]),
@@ -183,7 +187,10 @@ class ComponentInfo:
 
 
 def inspect_component(engine: Engine, component: Component) -> ComponentInfo:
-    """Describe `component`'s exports and imports."""
+    """Describe `component`'s exports and imports (from its type: nothing is instantiated).
+
+    May raise `WasmtimeError` or `TypeError` for a type it cannot read: the loader turns them into `ComponentError`.
+    """
     ctype = component.type
     exports: list[InterfaceInfo] = []
     world_functions: dict[str, FunctionType] = {}

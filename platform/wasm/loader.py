@@ -101,7 +101,11 @@ class ComponentLoader:
             return self._guard
 
     def load_bytes(self, data: bytes) -> LoadedComponent:
-        """Store `data` in the cache and load it."""
+        """Store `data` in the cache and load it.
+
+        Raises `ComponentError` when `data` is not a WebAssembly component (no
+        `\\0asm` header, or a core module), and what `load` raises.
+        """
         if not data.startswith(b"\0asm"):
             raise ComponentError(
                 "this file is not a WebAssembly binary (it does not start with \\0asm); "
@@ -116,7 +120,11 @@ class ComponentLoader:
         return self.load(digest)
 
     def load_file(self, path: Path) -> LoadedComponent:
-        """Read a component file, store it in the cache and load it."""
+        """Read a component file, store it in the cache and load it.
+
+        Raises `NotFoundError` when the file does not exist, `ComponentError`
+        when it cannot be read, and what `load_bytes` raises.
+        """
         try:
             data = Path(path).read_bytes()
         except FileNotFoundError:
@@ -126,7 +134,13 @@ class ComponentLoader:
         return self.load_bytes(data)
 
     def load(self, digest: str) -> LoadedComponent:
-        """Load a cached component by digest (compiling it at most once)."""
+        """Load a cached component by digest (compiling it at most once).
+
+        A digest not in the cache is fetched first (`fetch`, raising what it
+        raises). Raises `NotFoundError` when it is not cached (and there is no
+        `fetch`), `IntegrityError` when the cached bytes are damaged, and
+        `ComponentError` when it does not compile or its types cannot be read.
+        """
         with self._lock:
             loaded = self._loaded.get(digest)
             if loaded is not None:

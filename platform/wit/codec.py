@@ -92,7 +92,13 @@ def _key(path: str, key: str) -> str:
 
 
 def params_to_wasm(params: Any, fn: FunctionType, path: str = "params") -> list[Any]:
-    """Convert call parameters given as a JSON array (by position) or object (by name)."""
+    """Convert call parameters given as a JSON array (by position) or object (by name) to wasmtime-py values.
+
+    Returns one value per parameter of `fn`, in order; an `option` parameter
+    left out of an object is none. Raises `InvalidValueError` (its `path`
+    under `path`, e.g. `params[1]` or `params.p.label`) for a wrong count, an
+    unknown or missing parameter, or a value that does not fit its type.
+    """
     names = [n for n, _ in fn.params]
     if isinstance(params, list):
         if len(params) != len(fn.params):
@@ -126,7 +132,9 @@ def to_wasm(value: Any, ty: WitType, path: str, *, in_option: bool = False) -> A
     """Convert one JSON value to the wasmtime-py value of type `ty`.
 
     `in_option` is set for the payload of an option: an option there takes
-    the explicit {"some": v} / {"none": null} form.
+    the explicit {"some": v} / {"none": null} form. Raises `InvalidValueError`
+    at `path` (or the path of the member at fault) when `value` does not fit
+    `ty` (the JSON form is in the module docstring).
     """
     if isinstance(ty, Prim):
         return _prim_to_wasm(value, ty, path)
@@ -327,7 +335,10 @@ def _variant_to_wasm(value: Any, ty: VariantT | ResultT, cases: list[tuple[str, 
 
 
 def from_wasm(value: Any, ty: WitType | None, *, in_option: bool = False) -> Any:
-    """Convert a wasmtime-py value of type `ty` to its JSON form."""
+    """Convert a wasmtime-py value of type `ty` to its JSON form (None for no type: a function without result).
+
+    TypeError for a resource or async type, or a value of no case of its variant.
+    """
     if ty is None:
         return None
     if isinstance(ty, Prim):
@@ -385,12 +396,12 @@ def _case_from_wasm(ty: WitType, cases: list[tuple[str, WitType | None]], value:
 
 
 def canonical(value: Any, ty: WitType, path: str) -> Any:
-    """Validate a JSON value against `ty` and return its canonical JSON form."""
+    """Validate a JSON value against `ty` and return its canonical JSON form; `InvalidValueError` as `to_wasm`."""
     return from_wasm(to_wasm(value, ty, path), ty)
 
 
 def canonical_params(params: Any, fn: FunctionType, path: str = "params") -> list[Any]:
-    """Validate parameters and return them canonically, as a positional array."""
+    """Validate parameters and return them canonically, as a positional array; `InvalidValueError` as `params_to_wasm`."""
     values = params_to_wasm(params, fn, path)
     return [from_wasm(v, t) for v, (_, t) in zip(values, fn.params)]
 

@@ -51,7 +51,7 @@ def _use_path(name: InterfaceName) -> str:
 
 
 def ext_interface(name: InterfaceName, functions: dict[str, FunctionType]) -> str:
-    """The extension interface for one exported interface."""
+    """The WIT text of the extension interface for one exported interface (`functions`: name -> signature)."""
     types: list[WitType] = []
     for fn in functions.values():
         for _, ty in fn.params:
@@ -86,7 +86,11 @@ def ext_interface(name: InterfaceName, functions: dict[str, FunctionType]) -> st
 
 
 def generate(exports: dict[str, dict[str, FunctionType]], *, include_originals: bool = True) -> list[WitPackage]:
-    """Packages for `deps/`: the host package, each original package and its extension."""
+    """Packages for `deps/`: the host package, each original package and its extension.
+
+    `exports` maps an interface name (`ns:pkg/iface@v`) to its functions by
+    name; names that do not parse, and interfaces without functions, are left out.
+    """
     by_package: dict[tuple[str, str, str | None], list[tuple[InterfaceName, dict[str, FunctionType]]]] = defaultdict(list)
     for iface_name, functions in exports.items():
         parsed = InterfaceName.try_parse(iface_name)

@@ -4,7 +4,9 @@ Types are frozen dataclasses so they can be compared, hashed, serialized into
 the store (the gateway converts values without loading any wasm) and rendered
 back as WIT text. Names of records, variants, enums and flags are kept for
 display but do not take part in equality: the component model types values
-structurally.
+structurally. The types and their WIT syntax are the component model's
+(https://github.com/WebAssembly/component-model/blob/main/design/mvp/WIT.md,
+"Types"); the JSON description of each class is Dolmen's own (`to_json`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class WitType(ABC):
 
 @dataclass(frozen=True, slots=True)
 class Prim(WitType):
+    """A primitive: `bool`, the integers `s8` to `u64`, `f32`, `f64`, `char`, `string`. JSON `{"kind": NAME}`."""
+
     name: PrimName
 
     def wit(self) -> str:
@@ -58,6 +62,8 @@ class Prim(WitType):
 
 @dataclass(frozen=True, slots=True)
 class ListT(WitType):
+    """`list<T>`. JSON `{"kind": "list", "element": T}`."""
+
     element: WitType
 
     def wit(self) -> str:
@@ -69,6 +75,8 @@ class ListT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class TupleT(WitType):
+    """`tuple<T, ...>`. JSON `{"kind": "tuple", "elements": [T, ...]}`."""
+
     elements: tuple[WitType, ...]
 
     def wit(self) -> str:
@@ -80,6 +88,8 @@ class TupleT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class OptionT(WitType):
+    """`option<T>`. JSON `{"kind": "option", "inner": T}`."""
+
     inner: WitType
 
     def wit(self) -> str:
@@ -91,6 +101,8 @@ class OptionT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class ResultT(WitType):
+    """`result<O, E>`, either side possibly absent (None). JSON `{"kind": "result", "ok": O | null, "err": E | null}`."""
+
     ok: WitType | None
     err: WitType | None
 
@@ -111,6 +123,8 @@ class ResultT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class RecordT(WitType):
+    """A record: `(field name, type)` pairs in order. JSON `{"kind": "record", "name", "fields": [[NAME, T], ...]}`."""
+
     fields: tuple[tuple[str, WitType], ...]
     name: str | None = field(default=None, compare=False)
 
@@ -120,6 +134,7 @@ class RecordT(WitType):
         return "record { " + ", ".join(f"{n}: {t.wit()}" for n, t in self.fields) + " }"
 
     def definition(self) -> str:
+        """`record NAME { field: T, ... }` over several lines, as an interface defines it."""
         body = "".join(f"  {n}: {t.wit()},\n" for n, t in self.fields)
         return f"record {self.name} {{\n{body}}}"
 
@@ -133,6 +148,11 @@ class RecordT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class VariantT(WitType):
+    """A variant: `(case name, payload type or None)` pairs in order.
+
+    JSON `{"kind": "variant", "name", "cases": [[NAME, T | null], ...]}`.
+    """
+
     cases: tuple[tuple[str, WitType | None], ...]
     name: str | None = field(default=None, compare=False)
 
@@ -142,6 +162,7 @@ class VariantT(WitType):
         return "variant { " + ", ".join(_case(n, t) for n, t in self.cases) + " }"
 
     def definition(self) -> str:
+        """`variant NAME { case(T), ... }` over several lines, as an interface defines it."""
         body = "".join(f"  {_case(n, t)},\n" for n, t in self.cases)
         return f"variant {self.name} {{\n{body}}}"
 
@@ -155,6 +176,8 @@ class VariantT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class EnumT(WitType):
+    """An enum: its case names in order. JSON `{"kind": "enum", "name", "cases": [NAME, ...]}`."""
+
     cases: tuple[str, ...]
     name: str | None = field(default=None, compare=False)
 
@@ -162,6 +185,7 @@ class EnumT(WitType):
         return self.name or "enum { " + ", ".join(self.cases) + " }"
 
     def definition(self) -> str:
+        """`enum NAME { case, ... }` over several lines, as an interface defines it."""
         return f"enum {self.name} {{\n" + "".join(f"  {c},\n" for c in self.cases) + "}"
 
     def to_json(self) -> dict[str, Any]:
@@ -170,6 +194,8 @@ class EnumT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class FlagsT(WitType):
+    """Flags: their names in order. JSON `{"kind": "flags", "name", "flags": [NAME, ...]}`."""
+
     flags: tuple[str, ...]
     name: str | None = field(default=None, compare=False)
 
@@ -177,6 +203,7 @@ class FlagsT(WitType):
         return self.name or "flags { " + ", ".join(self.flags) + " }"
 
     def definition(self) -> str:
+        """`flags NAME { flag, ... }` over several lines, as an interface defines it."""
         return f"flags {self.name} {{\n" + "".join(f"  {f},\n" for f in self.flags) + "}"
 
     def to_json(self) -> dict[str, Any]:
@@ -185,7 +212,7 @@ class FlagsT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class ResourceT(WitType):
-    """A handle (`own<r>` / `borrow<r>`); it has no JSON form."""
+    """A handle (`own<r>` / `borrow<r>`); its values have no JSON form. JSON `{"kind": "own" | "borrow", "name"}`."""
 
     handle: Literal["own", "borrow"]
     name: str | None = field(default=None, compare=False)
@@ -200,7 +227,7 @@ class ResourceT(WitType):
 
 @dataclass(frozen=True, slots=True)
 class OpaqueT(WitType):
-    """`future`, `stream` or `error-context`: async types with no JSON form."""
+    """`future`, `stream` or `error-context`: async types whose values have no JSON form. JSON `{"kind": KIND}`."""
 
     kind: Literal["future", "stream", "error-context"]
 
@@ -275,7 +302,7 @@ def json_convertible(ty: WitType | None) -> str | None:
 
 
 def type_from_json(data: dict[str, Any]) -> WitType:
-    """Read back what `WitType.to_json` wrote."""
+    """Read back what `WitType.to_json` wrote; ValueError for an unknown `kind`, KeyError for a missing member."""
     kind = data["kind"]
     if kind in PRIMITIVES:
         return Prim(kind)
@@ -308,16 +335,19 @@ def _opt(data: dict[str, Any] | None) -> WitType | None:
 
 @dataclass(frozen=True, slots=True)
 class FunctionType:
-    """Parameters (with their names) and the optional result of a function."""
+    """Parameters (`(name, type)` pairs in order) and the optional result of a function."""
 
     params: tuple[tuple[str, WitType], ...]
     result: WitType | None
 
     def wit(self) -> str:
+        """`func(name: T, ...) -> R`, as WIT writes a function type."""
         params = ", ".join(f"{n}: {t.wit()}" for n, t in self.params)
         return f"func({params})" + (f" -> {self.result.wit()}" if self.result else "")
 
     def to_json(self) -> dict[str, Any]:
+        """`{"params": [{"name", "type", "wit"}, ...], "result": T | null, "result_wit": str | null}`: each type
+        as `WitType.to_json` and as WIT text."""
         return {
             "params": [{"name": n, "type": t.to_json(), "wit": t.wit()} for n, t in self.params],
             "result": None if self.result is None else self.result.to_json(),
@@ -326,6 +356,7 @@ class FunctionType:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FunctionType:
+        """The inverse of `to_json` (the WIT texts are not read); raises as `type_from_json`."""
         return cls(
             tuple((p["name"], type_from_json(p["type"])) for p in data["params"]),
             _opt(data["result"]),

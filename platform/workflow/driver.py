@@ -65,7 +65,12 @@ class Driver(Protocol):
     """Performs a run's I/O."""
 
     def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
-        """Write new requests and the executions they start; return the log tail."""
+        """Write new requests (`(event type, data, ms)`) and the executions they start; return the log tail.
+
+        The tail is every event after what `ctx.replay` holds, our own requests
+        included. Raises `FencedError` when the run's lease was lost, and
+        `StoreError` when the store cannot take the write.
+        """
         ...
 
     def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
@@ -89,7 +94,9 @@ class ReadOnlyDriver:
     """Marker base of drivers that must not write (verification)."""
 
     def eager_lock(self, target: Target) -> tuple[str, int] | None:
+        """Never: verification creates nothing."""
         return None
 
     def past_end(self, request: str) -> None:
+        """The code asked for `request` (described) past the recorded log: raise `ReachedEndOfLog`."""
         raise ReachedEndOfLog(request)

@@ -105,6 +105,11 @@ class LiveDriver:
         self.held: PendingCommit | None = None
 
     def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
+        """`Driver.commit` under the lease, with the delays' timers; a commit whose only child runs inline is held back.
+
+        A held commit returns no tail: it is written with the child's result
+        (see `runner.held`). Raises `FencedError` and `StoreError` as `Leases.commit` does.
+        """
         self.write_held(ctx)
         last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
         if (
@@ -157,6 +162,8 @@ class LiveDriver:
         return taken
 
     def eager_lock(self, target: Target) -> tuple[str, int] | None:
+        """`(owner, lock ttl ms)` for a directly called activity of an in-memory workflow, unless its function is paused
+        or limited; else None."""
         # A workflow blocked on a direct activity call has nothing else to do: it
         # creates the child locked by this runner and runs it in this thread.
         eager = self.executor.eager
@@ -198,6 +205,11 @@ class LiveDriver:
             ctx.replay.appended(decode_entries(ctx.replay.length, got))
 
     def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
+        """`Driver.wait`: run pre-locked children first, else wait in memory (up to `blocking_timeout_ms`), else unload.
+
+        Raises `Unload` after releasing the lease (blocked, or paused), and
+        `FencedError` when the lease was lost while waiting.
+        """
         arrived = self._run_eager(ctx)
         if arrived is not None:
             if self._paused(ctx, arrived):
@@ -254,6 +266,8 @@ class LiveDriver:
         raise Unload(outcome)
 
     def resolve(self, ffqn: str) -> Target:
+        """`Driver.resolve` in the active revision, semver-compatibly; `NotFoundError` when nothing (or no such
+        function) is deployed."""
         revision = self.executor.revisions.active()
         if revision is None:
             raise NotFoundError(f"cannot call {ffqn}: nothing is deployed")
@@ -310,6 +324,12 @@ class WorkflowExecutor:
         self.sandbox.close()
 
     def run(self, lease: Lease, entries: list[QueueEntry]) -> None:
+        """Run one step of the workflow `lease` holds: replay, go on live, then finish, continue, fail or unload.
+
+        Guest and replay failures are recorded in the log (final or retried
+        per the retry policy); a lost lease is logged. Raises `StoreError`
+        when the store fails: the lease then expires and the run is taken over.
+        """
         state = lease.state
         if lease.tail_only:
             self.held.tail_reads += 1

@@ -97,7 +97,11 @@ class ForkPlan:
 def plan_fork(
     events: list[Event], source_id: str, fork_id: str, at: int, *, digest: str, surface: Surface = CLI
 ) -> ForkPlan:
-    """The fork of `source_id` at event `at` (copy events 0..at-1), pinned to `digest`; errors name `at` for `surface`."""
+    """The fork of `source_id` at event `at` (copy events 0..at-1), pinned to `digest`; errors name `at` for `surface`.
+
+    Raises `UsageError` when the log has no `created` event first, or `at`
+    is not from 1 to the index of its `finished` event (its length if none).
+    """
     if not events or events[0].type != CREATED:
         raise UsageError(f"execution {source_id} has no `created` event to fork from")
     finished = next((e.index for e in events if e.type == FINISHED), len(events))

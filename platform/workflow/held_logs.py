@@ -39,6 +39,7 @@ class HeldLogs:
 
     @property
     def held_bytes(self) -> int:
+        """The bytes the held logs count for (their events' data plus `EVENT_OVERHEAD` each)."""
         return self._bytes
 
     def __len__(self) -> int:

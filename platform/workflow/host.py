@@ -73,7 +73,12 @@ def target_interface(ext: InterfaceName) -> InterfaceName:
 
 
 class WorkflowLinker:
-    """A linker with Dolmen's workflow host for one component."""
+    """A linker with Dolmen's workflow host for one component.
+
+    Raises `ComponentError` when the component imports what a workflow cannot
+    have: an interface that is not WIT's, another version of
+    `dolmen:workflow`, or one wasmtime cannot link.
+    """
 
     def __init__(self, loaded: LoadedComponent) -> None:
         self.loaded = loaded

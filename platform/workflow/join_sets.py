@@ -29,10 +29,12 @@ class JoinSet:
     _timers: list[tuple[int, str]] = field(default_factory=list, init=False, repr=False)
 
     def add_child(self, child_id: str) -> None:
+        """A child was submitted into this join set."""
         self.submitted.append(child_id)
         self._children.append(child_id)
 
     def add_delay(self, delay_id: str, until: int) -> None:
+        """A delay was submitted into this join set; it fires at `until` (ms)."""
         self.submitted.append(delay_id)
         self.delays[delay_id] = until
         heapq.heappush(self._timers, (until, delay_id))

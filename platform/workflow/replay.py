@@ -55,6 +55,7 @@ class Request:
     data: dict[str, Any]
 
     def describe(self) -> str:
+        """As `describe_request`: `child_submitted(ffqn=..., params=[...], join_set=g1)`."""
         return describe_request(self.type, self.data)
 
 
@@ -137,6 +138,7 @@ class Replay:
 
     @property
     def length(self) -> int:
+        """How many events the log holds (as read so far)."""
         return len(self.events)
 
     @property
@@ -201,9 +203,11 @@ class Replay:
         return f"{self.execution_id}.{self._children + 1}"
 
     def next_delay_id(self) -> str:
+        """The id the next requested delay gets: `<execution id>.d<n>`."""
         return f"{self.execution_id}.d{self._delays + 1}"
 
     def next_join_set_name(self) -> str:
+        """The name the next join set gets: `g<n>`."""
         return f"g{self._join_sets + 1}"
 
     # ------------------------------------------------------------ responses
@@ -237,16 +241,22 @@ class Replay:
         return None
 
     def is_consumed(self, response_id: str) -> bool:
+        """Whether the response for `response_id` was already handed to the code in this run."""
         return response_id in self._consumed
 
     # ------------------------------------------------------------ the rest
 
     @property
     def cancel_requested(self) -> bool:
+        """Whether the log read so far holds a `cancel_requested` event."""
         return self._cancel_requested
 
     @property
     def params(self) -> list[Any]:
+        """The execution's params (canonical JSON, one per WIT parameter), from its `created` event.
+
+        Raises `NonDeterminismError` when the log has no `created` event.
+        """
         for event in self.events:
             if event.type == CREATED:
                 return list(event.data["params"])
@@ -263,6 +273,7 @@ class Replay:
 
     @property
     def finished(self) -> Event | None:
+        """The log's `finished` event, if it has one."""
         for event in reversed(self.events):
             if event.type == FINISHED:
                 return event
@@ -273,6 +284,7 @@ class Replay:
         return self.requests[self.cursor] if self.cursor < len(self.requests) else None
 
     def leftover_error(self) -> NonDeterminismError | None:
+        """The `NonDeterminismError` (returned, not raised) for a `leftover` request; None when there is none."""
         left = self.leftover()
         if left is None:
             return None

@@ -59,7 +59,19 @@ class Asked:
 
 @dataclass
 class RunContext:
-    """State of one run of one workflow execution."""
+    """State of one run of one workflow execution: the host calls of `host.py` land here.
+
+    Every call that makes a request (a child call, a submission, a delay, a
+    join set, `join_next`, `schedule`) matches it against the log first, and
+    so may raise `NonDeterminismError` (the log holds another request at
+    that point). A new request may raise `HistoryLimitError` (the log is
+    over `history`), `ValueTooLargeError` (params over `max_value_bytes`),
+    and with a read-only driver `ReachedEndOfLog`. A call that waits may
+    raise what the driver raises (`Unload`, `FencedError`, `StoreError`)
+    and `CancelledError` once the log holds a cancellation. A join set
+    handle (`rep`, 1-based) that `new_join_set` did not give raises `ConfigError`.
+    Times are ms since the epoch, the log's logical time (`now`).
+    """
 
     execution_id: str
     ffqn: str
@@ -208,7 +220,12 @@ class RunContext:
     # ------------------------------------------------------ direct calls
 
     def call(self, ffqn: str, params: list[Any]) -> Any:
-        """A blocking call of a child function; returns its value or fails the workflow."""
+        """A blocking call of a child function (`params`: canonical JSON); returns its value (canonical JSON).
+
+        Raises `ChildFailedError` when the child failed, `CancelledError` when
+        it failed because this workflow is being cancelled (see the class
+        docstring for the rest).
+        """
         child_id = self._child(ffqn, params, None)
         self.direct_children.append(child_id)
         while (event := self.replay.take_response(child_id)) is None:
@@ -225,6 +242,7 @@ class RunContext:
         return outcome.value
 
     def sleep(self, duration_ms: int) -> None:
+        """A durable sleep of `duration_ms` from the time of its request; returns once its delay fired."""
         delay_id, until = self._delay(None, duration_ms)
         while self.replay.take_response(delay_id) is None:
             self._wait(not_before=until)
@@ -276,15 +294,18 @@ class RunContext:
         return len(self.join_sets)
 
     def join_set_name(self, rep: int) -> str:
+        """The name of join set `rep` (`ConfigError` for an unknown handle)."""
         return self._join_set(rep).name
 
     def submit(self, rep: int, ffqn: str, params: list[Any]) -> str:
+        """Submit a child of `ffqn` into join set `rep` without waiting; returns the child's execution id."""
         js = self._join_set(rep)
         child_id = self._child(ffqn, params, js.name)
         js.add_child(child_id)
         return child_id
 
     def submit_delay(self, rep: int, duration_ms: int) -> str:
+        """Submit a delay of `duration_ms` into join set `rep`; returns the delay's id (its response carries it)."""
         js = self._join_set(rep)
         delay_id, until = self._delay(js.name, duration_ms)
         js.add_delay(delay_id, until)
@@ -301,7 +322,7 @@ class RunContext:
         return event
 
     def get(self, child_id: str) -> Outcome:
-        """The outcome of a child whose response was already taken by `join-next`."""
+        """The outcome of a child whose response was already taken by `join-next`; `NotFoundError` otherwise."""
         if not self.replay.is_consumed(child_id):
             raise NotFoundError(
                 f"-get({child_id}): take its response with join-next or -await-next first; "
@@ -382,11 +403,13 @@ class RunContext:
     # ------------------------------------------------------- determinism
 
     def random_bytes(self, n: int) -> bytes:
+        """`n` bytes from the run's seeded generator: the same on every replay."""
         if len(self.first_draws) < FIRST_DRAWS:
             self.first_draws.append(n)
         return self.rng.randbytes(n)
 
     def random_u64(self) -> int:
+        """A u64 from the run's seeded generator: the same on every replay."""
         if len(self.first_draws) < FIRST_DRAWS:
             self.first_draws.append(-8)
         return self.rng.getrandbits(64)
@@ -401,9 +424,11 @@ class RunContext:
             self.rng.getrandbits(64) if n < 0 else self.rng.randbytes(n)
 
     def now(self) -> int:
+        """The workflow's clock in ms since the epoch: the time of the latest event processed (the same on replay)."""
         return self.replay.now_ms
 
     def emit(self, level: str, message: str) -> None:
+        """Log the guest's `message` at `level` (debug, info, warning, error), only when running live past its log."""
         if not self.replay.replaying and not isinstance(self.driver, ReadOnlyDriver):
             getattr(log, level if level in ("debug", "info", "warning", "error") else "info")(
                 message, execution_id=self.execution_id, ffqn=self.ffqn, source="workflow"
@@ -433,5 +458,6 @@ class RunContext:
         return to_cancel
 
     def failure_of(self, child_id: str) -> Failure | None:
+        """How child `child_id` failed, if its response is logged and is a failure."""
         event = self.replay.response_for(child_id)
         return None if event is None else Outcome.from_json(event.data).failure

@@ -50,6 +50,7 @@ class WorkflowSandbox:
         self._lock = threading.Lock()
 
     def linker(self, loaded: LoadedComponent) -> WorkflowLinker:
+        """The component's linker, made at first use (`ComponentError` as `WorkflowLinker`)."""
         with self._lock:
             linker = self._linkers.get(loaded.digest)
             if linker is None:
@@ -109,6 +110,14 @@ class WorkflowSandbox:
         that many runs in all (`instances: reuse` with `max_instance_uses`);
         0 gives every run a fresh instance. `on_caught_up()` is called when
         the run has matched every request of its log and goes on live.
+        `timeout_ms` bounds the guest's time between two waits (None: no
+        limit), `memory_bytes` its linear memory.
+
+        Raises `TrapError` when the component does not export the function or
+        cannot be instantiated, and what the call raises: `TrapError` and
+        `ExecutionTimeoutError` (their messages with the guest's Python
+        traceback), `ValueTooLargeError`, and what `RunContext` raises
+        (`Unload`, `ContinueAsNew`, `NonDeterminismError`, ...).
         """
         ffqn = Ffqn.parse(ctx.ffqn)
         fn = loaded.info.functions().get(ffqn)

@@ -33,7 +33,12 @@ from .sandbox import WorkflowSandbox
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The result of a replay: clean, or the first divergence."""
+    """The result of a replay: clean, or the first divergence.
+
+    `events` is the log's length; when not `ok`, `event_index` is the
+    diverging event's (None when the code failed without one), `logged` and
+    `requested` describe what the log holds and what the code did.
+    """
 
     ok: bool
     events: int
@@ -43,12 +48,14 @@ class Verdict:
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """`{"ok", "events"}`, and when not ok `event_index`, `logged`, `requested`, `message`."""
         data: dict[str, Any] = {"ok": self.ok, "events": self.events}
         if not self.ok:
             data.update(event_index=self.event_index, logged=self.logged, requested=self.requested, message=self.message)
         return data
 
     def describe(self) -> str:
+        """One line for people: `ok (N events)`, or the divergence's message."""
         return f"ok ({self.events} events)" if self.ok else self.message
 
 
@@ -56,12 +63,15 @@ class VerifyDriver(ReadOnlyDriver):
     """Never writes; stops the run where the log ends."""
 
     def commit(self, ctx: RunContext, events: list[tuple[str, dict[str, Any], int]], creates: list[NewExecution]) -> list[Event]:
+        """Never reached (`past_end` stops a new request first): `ReachedEndOfLog`."""
         raise ReachedEndOfLog(None)  # pragma: no cover - past_end raises before anything is buffered
 
     def wait(self, ctx: RunContext, not_before: int | None = None) -> list[Event]:
+        """The code waits past the log: `ReachedEndOfLog`."""
         raise ReachedEndOfLog(None)
 
     def resolve(self, ffqn: str) -> Target:  # pragma: no cover - only new requests resolve
+        """Never reached (only new requests resolve): `ReachedEndOfLog`."""
         raise ReachedEndOfLog(ffqn)
 
 
@@ -74,7 +84,11 @@ def verify(
     *,
     timeout_ms: int | None = 60_000,
 ) -> Verdict:
-    """Replay `events` (a whole log) on `loaded`; a finished log must end the same way."""
+    """Replay `events` (a whole log) on `loaded`; a finished log must end the same way.
+
+    Never raises for what the code does: every divergence or failure is a
+    `Verdict` that is not ok. `timeout_ms` bounds the guest's time.
+    """
     replay = Replay(execution_id, list(events))
     finished = replay.finished
     ctx = RunContext(execution_id, ffqn, replay, VerifyDriver())

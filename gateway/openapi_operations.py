@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .openapi_parts import ID, errors, json_answer
+from .openapi_parts import ID, errors, json_answer, ref
 
 _CREATED_HEADERS = {"Location": {"schema": {"type": "string"}, "description": "The new execution's URL"}}
 
 
-def _json_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    schema = {"type": "object", "required": required, "properties": properties}
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+def _json_body(properties: dict[str, Any], required: list[str], *, optional: bool = False) -> dict[str, Any]:
+    """A JSON object body; `optional`: no body at all is taken as `{}` (never `null`, which is refused)."""
+    schema = {"type": "object", "required": required, "properties": properties, "additionalProperties": False}
+    return {"required": not optional, "content": {"application/json": {"schema": schema}}}
+
+
+def _refused(description: str) -> dict[str, Any]:
+    """The 400 of an operation, with which code answers what."""
+    return {"400": json_answer(ref("Error"), description)}
 
 
 def operation_paths() -> dict[str, Any]:
@@ -75,9 +81,11 @@ def operation_paths() -> dict[str, Any]:
                 "operationId": "rerun execution",
                 "description": "A new execution of the same function with the same params and tags, on the deployed version (`platform rerun`).",
                 "parameters": [ID],
+                "requestBody": _json_body({}, [], optional=True),
                 "responses": {
                     "201": {**json_answer({"type": "object"}, "Started: `execution_id`, `rerun_of`, `component_digest`, `revision`"), "headers": _CREATED_HEADERS},
-                    **errors(400, 401, 403, 404, 503, 507),
+                    **errors(401, 403, 404, 503, 507),
+                    **_refused("`bad_request`: a field, or a body that is not an object (`null` included; `path: body`)"),
                 },
             }
         },
@@ -89,7 +97,13 @@ def operation_paths() -> dict[str, Any]:
                 "requestBody": _json_body({"at": {"type": "integer", "minimum": 1}}, ["at"]),
                 "responses": {
                     "201": {**json_answer({"type": "object"}, "Started: `execution_id`, `forked_from`, `at`, `events_copied`, ..."), "headers": _CREATED_HEADERS},
-                    **errors(400, 401, 403, 404, 503, 507),
+                    **errors(401, 403, 404, 503, 507),
+                    **_refused(
+                        "`bad_request`: a body that is not `{\"at\": integer}` (not an object, `null` included, another "
+                        "field, `at` missing or not an integer; `path` names it). `usage_error`: what the fork refuses for "
+                        "this execution, as upgrade-check does: an `at` outside 1..N for its log (`path: at`, the message "
+                        "gives N), an activity, or a copied prefix that does not replay (`path: at`)"
+                    ),
                 },
             }
         },
@@ -107,7 +121,12 @@ def operation_paths() -> dict[str, Any]:
                 "requestBody": _json_body({"to": {"type": "string", "description": "A deployed workflow component's digest, or a unique prefix"}}, ["to"]),
                 "responses": {
                     "200": json_answer({"type": "object"}, "`dry_run`, the change (`ffqn`, `to_digest`, ...) and `executions` [{execution_id, from, outcome, detail, verdict}]"),
-                    **errors(400, 401, 403, 404, 503),
+                    **errors(401, 403, 404, 503),
+                    **_refused(
+                        "`bad_request`: a body that is not `{\"to\": DIGEST}` (not an object, `null` included, another "
+                        "field, `to` missing or not a string). `usage_error`: a component that does not export the "
+                        "workflow or a prefix of several (`path: to`), or a function that is an activity"
+                    ),
                 },
             }
         },

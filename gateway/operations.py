@@ -8,6 +8,7 @@ the same functions, so the dashboard and the CLI cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,7 @@ from ..platform.surface import HTTP
 from .graph import Gateway, handler, location
 from .decoding import path_param, query_value
 from .errors import BadRequestError
-from .requests import body_fields, parse_json, read_body
+from .requests import object_body, read_body
 
 # Revisions `GET /v1/deployments` lists by default (newest first); `?limit=` up to MAX_REVISIONS.
 DEFAULT_REVISIONS = 20
@@ -94,7 +95,7 @@ class OperationsApi:
         handler(request, "rerun")
         self.gw.auth.check(request, "admin")
         source = ExecutionId.parse(path_param(request, "id")).value
-        body_fields(parse_json(await read_body(request, self.gw.settings.max_body_bytes)), (), shape="empty, or {}")
+        object_body(await read_body(request, self.gw.settings.max_body_bytes), (), shape="no body, or {}")
         rerun = await run_in_threadpool(
             lambda: rerun_execution(self.gw.client.redis, self.gw.settings.data_dir, source, surface=HTTP)
         )
@@ -105,11 +106,14 @@ class OperationsApi:
         handler(request, "fork")
         self.gw.auth.check(request, "admin")
         source = ExecutionId.parse(path_param(request, "id")).value
-        shape = '{"at": N}, N >= 1 the number of events to copy'
-        body = body_fields(parse_json(await read_body(request, self.gw.settings.max_body_bytes)), ("at",), shape=shape, path="at")
+        shape = '{"at": N}, N the number of events to copy (1 or more)'
+        body = object_body(await read_body(request, self.gw.settings.max_body_bytes), ("at",), shape=shape)
         at = body.get("at")
-        if not isinstance(at, int) or isinstance(at, bool) or at < 1:
-            raise BadRequestError(f"the body must be {shape}", path="at")
+        # Only the JSON type is the gateway's to check (`bad_request`); whether N fits this log is the fork's
+        # (`usage_error` naming the range, as for an activity or a prefix that diverges): upgrade-check's split.
+        if not isinstance(at, int) or isinstance(at, bool):
+            got = "missing" if "at" not in body else f"expected an integer, got {json.dumps(at)}"
+            raise BadRequestError(f"at: {got}; send {shape}", path="at")
         forked = await run_in_threadpool(
             lambda: fork_execution(self.gw.client.redis, self.gw.settings.data_dir, source, at, surface=HTTP)
         )
@@ -121,7 +125,7 @@ class OperationsApi:
         self.gw.auth.check(request, "admin")
         ffqn = path_param(request, "ffqn")
         shape = '{"to": DIGEST}, a deployed workflow component (a unique prefix is enough)'
-        body = body_fields(parse_json(await read_body(request, self.gw.settings.max_body_bytes)), ("to",), shape=shape, path="to")
+        body = object_body(await read_body(request, self.gw.settings.max_body_bytes), ("to",), shape=shape)
         to = body.get("to")
         if not isinstance(to, str) or not to:
             raise BadRequestError(f"the body must be {shape}", path="to")

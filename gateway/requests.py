@@ -15,7 +15,6 @@ from ..platform.errors import PayloadTooLargeError
 from .decoding import query_items, query_value
 from .errors import BadRequestError
 
-_MISSING = object()
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
@@ -48,10 +47,14 @@ def _too_large(size: int, limit: int, *, at_least: bool = False) -> PayloadTooLa
     )
 
 
-def parse_json(body: bytes, *, empty: Any = None) -> Any:
-    """The JSON document in `body` (`empty` when there is none); 400 naming the position otherwise."""
+def parse_json(body: bytes) -> Any:
+    """The JSON document in `body`, None when there is none; 400 naming the position when it is not JSON.
+
+    None is also what the document `null` gives: an endpoint that takes an object reads its body with
+    `object_body`, which tells them apart.
+    """
     if not body.strip():
-        return empty
+        return None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -159,19 +162,35 @@ def check_query(request: Request, allowed: tuple[str, ...]) -> None:
         seen.add(name)
 
 
-def body_fields(body: Any, allowed: tuple[str, ...], *, shape: str, path: str = "body") -> dict[str, Any]:
-    """A JSON body that must be an object of `allowed` fields (none given is `{}`): a misspelt or unsupported field
-    (`{"at": 3, "component": ...}`) must not pass unseen. `shape` describes the body for the error, `path` is where a
-    body that is not an object points."""
-    if body is None:
+def object_body(body: bytes, allowed: tuple[str, ...] | None, *, shape: str) -> dict[str, Any]:
+    """The JSON object in the body of an endpoint that takes one; no body at all is `{}`.
+
+    Any other JSON document is a 400 naming what was sent and `shape` (what to send instead): `null`
+    too, which is a document, not the absence of one. With `allowed`, a field not in it is a 400 naming
+    the accepted ones, so a misspelt or unsupported field (`{"at": 3, "component": ...}`) does not pass
+    unseen.
+    """
+    if not body.strip():
         return {}
-    if not isinstance(body, dict):
-        raise BadRequestError(f"the body must be {shape}", path=path)
-    for name in body:
+    value = parse_json(body)
+    if not isinstance(value, dict):
+        raise BadRequestError(f"the body is {_json_kind(value)}, not an object; send {shape}", path="body")
+    for name in value if allowed is not None else ():
         if name not in allowed:
             takes = f"takes only {', '.join(repr(a) for a in allowed)}" if allowed else "takes no fields (send no body or {})"
             raise BadRequestError(f"unknown field {name!r} in the body; this endpoint {takes}", path=name)
-    return body
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON document that is not an object is, for a message."""
+    if value is None:
+        return "JSON null"
+    if isinstance(value, bool):
+        return f"the JSON boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return "a JSON number"
+    return "a JSON string" if isinstance(value, str) else "a JSON array"
 
 
 def tag_texts(request: Request) -> list[str]:

@@ -31,8 +31,8 @@ from ..platform.wit.types import FunctionType
 from .graph import Gateway, accepted, handler, location, progress
 from .convert import from_texts
 from .decoding import decoded_path, decoded_segments, query_items, require_name, require_utf8
-from .errors import BadRequestError, MethodNotAllowedError, error_response
-from .requests import idempotency_key, parse_json, read_body, wait_time
+from .errors import MethodNotAllowedError, error_response
+from .requests import idempotency_key, object_body, read_body, wait_time
 
 log = structlog.get_logger("dolmen.gateway")
 
@@ -41,6 +41,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 # How a failed execution is answered on a route.
 _FAILURE_STATUS = {"timeout": 504, "cancelled": 409}
+# What a route's body holds, for the message that refuses another JSON document.
+ROUTE_BODY = "an object whose fields are parameters (those the path and query do not give), or no body"
 
 
 def wit_name(name: str) -> str:
@@ -142,9 +144,9 @@ class RouteTable:
 
 
 def bind(
-    fn: FunctionType, path_params: dict[str, str], query: list[tuple[str, str]], body: Any
+    fn: FunctionType, path_params: dict[str, str], query: list[tuple[str, str]], body: dict[str, Any]
 ) -> dict[str, Any]:
-    """The function's params (JSON, by name) from the path, the query and a JSON object body."""
+    """The function's params (JSON, by name) from the path, the query and the fields of the JSON object body."""
     types = dict(fn.params)
     params: dict[str, Any] = {}
     source: dict[str, str] = {}
@@ -169,11 +171,8 @@ def bind(
         if name not in types:
             put(name, None, "query string", key)
         put(name, from_texts(texts, types[name], f"params.{name}", "query string"), "query string", key)
-    if body is not None:
-        if not isinstance(body, dict):
-            raise BadRequestError("a route's JSON body must be an object whose fields are parameters", path="body")
-        for key, value in body.items():
-            put(wit_name(str(key)), value, "body", str(key))
+    for key, value in body.items():
+        put(wit_name(str(key)), value, "body", str(key))
     return params
 
 
@@ -206,7 +205,8 @@ class DeploymentRoutes:
                 request, default=self.gw.settings.route_wait_s, cap=self.gw.settings.max_wait_s, use_query=False
             )
             body = await read_body(request, self.gw.settings.max_body_bytes)
-            params = bind(route.function.signature, path_params, query_items(request, "params."), parse_json(body))
+            fields = object_body(body, None, shape=ROUTE_BODY)
+            params = bind(route.function.signature, path_params, query_items(request, "params."), fields)
             key = idempotency_key(request)
         except Exception:
             self.gw.metrics.invocations.labels("route", "rejected").inc()

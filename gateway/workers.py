@@ -24,7 +24,7 @@ from ..platform.ids import ExecutionId
 from .graph import Gateway, handler
 from .decoding import path_param
 from .errors import BadRequestError
-from .requests import parse_json, read_body
+from .requests import object_body, read_body
 
 DEFAULT_LEASE_MS = 30_000
 # A claim waits at most this long for work (long-poll), whatever it asks.
@@ -36,6 +36,13 @@ _READ_SLICE_S = 1.0
 MAX_BLOCKING_CLAIMS = 8
 _POLL_S = 0.2
 _WORKER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+# The body of each endpoint, for the message that refuses another: JSON objects (no body at all is `{}`).
+_BODIES = {
+    "claim": 'an object such as {"ffqns": ["ns:pkg/ifc@1.0.0.fn"], "max": 1, "wait_s": 10}',
+    "heartbeat": 'an object such as {"token": "...", "lease_ms": 30000}',
+    "complete": 'an object such as {"token": "...", "result": ...}',
+    "fail": 'an object such as {"token": "...", "error": "what failed", "retryable": true}',
+}
 
 
 class WorkersApi:
@@ -56,10 +63,7 @@ class WorkersApi:
     async def _body(self, request: Request, name: str) -> dict[str, Any]:
         handler(request, f"workers_{name}")
         self.gw.auth.check(request, "invoke")
-        body = parse_json(await read_body(request, self.gw.settings.max_body_bytes), empty={})
-        if not isinstance(body, dict):
-            raise BadRequestError("the body must be a JSON object", path="")
-        return body
+        return object_body(await read_body(request, self.gw.settings.max_body_bytes), None, shape=_BODIES[name])
 
     async def claim(self, request: Request) -> Response:
         """Claim up to `max` attempts of the listed external functions, waiting up to `wait_s` for one."""

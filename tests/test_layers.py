@@ -6,14 +6,20 @@ helpers; the wasm host and settings; the store and the OCI registry; what the
 engine shares (components, retry decisions); the workflow replayer; the
 runner and deployments; the services (scheduler, external tasks, supervisor);
 the gateway; the CLI on top. Imports are read with `ast`, so a lazy import
-inside a function counts as much as one at the top.
+inside a function counts as much as one at the top. Above the store, the
+store's client is only handed to store functions: no redis-py method is called
+on it (calls read with `ast` too, the receiver's type from the annotations).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.client_calls import ClientCalls
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"platform": "dolmen.platform", "registry": "dolmen.registry", "gateway": "dolmen.gateway"}
@@ -175,3 +181,123 @@ def test_the_layer_check_sees_a_wrong_import() -> None:
     assert _rank(_unit("dolmen.platform.runner.process") or "") > _rank(_unit("dolmen.platform.store.leases") or "")
     assert _unit("dolmen.platform.wit.types") == "dolmen.platform.wit.types"
     assert _unit("dolmen.platform.wit.codec") == "dolmen.platform.wit"
+
+
+@functools.cache
+def _client_calls() -> ClientCalls:
+    return ClientCalls(ROOT, FOLDERS)
+
+
+def test_above_the_store_nothing_calls_redis_py_on_the_client() -> None:
+    """Above store/, no module calls a redis-py method on a store client: it hands the client to store functions.
+
+    The methods are every public method of redis-py's clients, read from redis-py itself: the commands
+    of `redis.commands`' core and cluster command classes (sync and async) and what the client classes
+    add (`pipeline`, `execute_command`, `pubsub`, `lock`, `close`, ...). A name alone is no evidence:
+    `path.unlink`, `hashlib.sha256(...).digest`, `selector.select`, `dict.get`, `Event.set` and
+    `Client.get` are redis command names too. So a call counts only when its receiver is a store client
+    by the code's own annotations (`StoreClient`, `AsyncStoreClient`), followed through variables,
+    attributes, properties, base classes, return types and imports (tests/support/client_calls.py).
+    It reports no other object; what the annotations do not type it does not see (a client kept in a
+    container, a lambda's parameter, `getattr`), so such a call would pass.
+    """
+    wrong = [
+        f"{call.module}:{call.line} calls {call.source}() on the store's client (put it behind a store function)"
+        for call in _client_calls().calls(skip=("dolmen.platform.store",))
+    ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_the_client_call_check_sees_the_real_handles() -> None:
+    """The check types the clients the code above store/ really holds: a parameter, an attribute, a chain of them
+    (`self.gw.client.redis`), a function's result (`_redis(ctx)`); and inside store/ it finds redis-py calls."""
+    handles = {(call.module, call.source) for call in _client_calls().handles(skip=("dolmen.platform.store",))}
+    assert {
+        ("dolmen.gateway.operations", "self.gw.client.redis"),
+        ("dolmen.gateway.app", "redis"),
+        ("dolmen.platform.client", "self.redis"),
+        ("dolmen.platform.cli.deploy", "_redis(ctx)"),
+        ("dolmen.platform.cli.status", "client"),
+        ("dolmen.platform.deploy.upgrade_checks", "self.client"),
+    } <= handles
+    assert all(not module.startswith("dolmen.platform.store") for module, _ in handles)
+    inside = {call.source for call in _client_calls().calls() if call.module == "dolmen.platform.store.executions"}
+    assert {"self.client.hgetall", "self.client.xrange", "self.client.xread", "self.client.pipeline"} <= inside
+
+
+_FAKE = {
+    "platform/store/__init__.py": """
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            from .connection import StoreClient, connect
+    """,
+    "platform/store/connection.py": """
+        from typing import TypeAlias
+        import redis
+        Redis: TypeAlias = "redis.Redis | redis.RedisCluster"
+        StoreClient: TypeAlias = Redis
+        def connect(url: str) -> Redis:
+            return redis.Redis.from_url(url)
+        def ping(client: Redis) -> None:
+            client.ping()  # inside store/: allowed
+    """,
+    "platform/client.py": """
+        from .store import StoreClient, connect
+        class Client:
+            def __init__(self, client: StoreClient) -> None:
+                self.redis = client
+                self.cache: dict[str, str] = {}
+            @classmethod
+            def connect(cls, url: str) -> "Client":
+                return cls(connect(url))
+            def get(self, key: str) -> str | None:
+                return self.cache.get(key)
+    """,
+    "gateway/app.py": """
+        import threading
+        from ..platform.client import Client
+        from ..platform.store.connection import StoreClient, connect
+        class Base:
+            client: Client
+        class Gateway(Base):
+            def __init__(self, url: str) -> None:
+                self.stop = threading.Event()
+        def handle(gw: Gateway, raw: StoreClient | None, cache: dict[str, int]) -> None:
+            gw.client.redis.hset("k", "f", "v")
+            gw.client.get("k")
+            gw.stop.set()
+            cache.get("k")
+            if raw is not None:
+                raw.xadd("s", {"a": 1})
+            pipe = connect("redis://x").pipeline()
+            local = gw.client.redis
+            local.execute_command("PING")
+            maybe = local if cache else None
+            maybe.delete("k")
+            other = local
+            other = Client.connect("redis://x")
+            other.get("k")
+            (lambda c: c.get("k"))(local)
+            for each in [local]:
+                each.get("k")
+    """,
+}
+
+
+def test_the_client_call_check_tells_clients_from_lookalikes(tmp_path: Path) -> None:
+    """In a small tree, the check reports the redis-py calls on clients (through an inherited attribute chain, an
+    optional parameter, a call's result, variables) and none of the same names on a dict, an Event, a Dolmen
+    `Client`, a name also bound to something else, nor inside store/; it misses a lambda's and a loop's."""
+    for relative, text in _FAKE.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(textwrap.dedent(text))
+    calls = ClientCalls(tmp_path, {"platform": "dolmen.platform", "gateway": "dolmen.gateway"})
+    found = [(call.module, call.source) for call in calls.calls(skip=("dolmen.platform.store",))]
+    assert found == [
+        ("dolmen.gateway.app", "gw.client.redis.hset"),
+        ("dolmen.gateway.app", "raw.xadd"),
+        ("dolmen.gateway.app", "connect('redis://x').pipeline"),
+        ("dolmen.gateway.app", "local.execute_command"),
+        ("dolmen.gateway.app", "maybe.delete"),
+    ]
+    assert [call.source for call in calls.calls() if call.module.startswith("dolmen.platform.store")] == ["client.ping"]

@@ -213,7 +213,11 @@ def events_cmd(ctx: CliContext, execution_id: str, follow: bool, timeout: float)
     """The ordered event log."""
     client = _client(ctx)
     client.get(execution_id)
-    events = client.executions.follow(execution_id, timeout_s=timeout) if follow else iter(client.executions.events(execution_id))
+    if follow:
+        # None marks a blocking read that waited in vain: nothing to print.
+        events = (e for e in client.executions.follow(execution_id, timeout_s=timeout) if e is not None)
+    else:
+        events = iter(client.executions.events(execution_id))
     if ctx.json_output:
         if follow:
             for event in events:

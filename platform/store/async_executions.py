@@ -20,9 +20,10 @@ from ..errors import NotFoundError, StoreError
 from ..ids import ExecutionId
 from . import chains, keys
 from .async_batch import AsyncBatcher, hash_reply
-from .connection import MAX_BLOCK_MS, AsyncRedis, map_redis_errors
+from .connection import AsyncRedis, map_redis_errors
 from .finish_watch import FinishWatcher, Watch
-from .records import FINISHED, Event, ExecutionState
+from .follow import LogFollower
+from .records import Event, ExecutionState
 
 # How long `chain_end` waits for a chain's next execution to be created (seconds), as the sync store's.
 CHAIN_WAIT_S = 5.0
@@ -67,13 +68,6 @@ class AsyncExecutions:
         with map_redis_errors():
             raw: Any = await self.client.xrange(keys.log(eid))
         return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw) if i >= start]
-
-    async def _read_after(self, execution_id: str, last_id: str, block_ms: int) -> list[tuple[str, dict[bytes, bytes]]]:
-        with map_redis_errors():
-            reply: Any = await self.client.xread({keys.log(execution_id): last_id}, block=max(1, block_ms))
-        if not reply:
-            return []
-        return [(sid.decode(), fields) for sid, fields in reply[0][1]]
 
     def watch(self, execution_id: str) -> Watch:
         """Register a waiter for the execution's outcome; use it as a `with` block."""
@@ -142,30 +136,20 @@ class AsyncExecutions:
             await asyncio.sleep(chains.POLL_S)
         return found
 
-    async def follow(self, execution_id: str, *, after: int, timeout_s: float) -> AsyncIterator[Event | None]:
-        """Events with index > `after`, live, until `finished` or `timeout_s`.
+    async def follow(self, execution_id: str, *, after: int = -1, timeout_s: float) -> AsyncIterator[Event | None]:
+        """The log's events with an index above `after`, then those appended, until `finished` or `timeout_s`.
 
-        Yields None each time a blocking read returns nothing, so a caller
-        can send a keep-alive or notice a client that went away.
+        Yields None each time a blocking read (at most `MAX_BLOCK_MS`) returns nothing, so a caller
+        can send a keep-alive or notice a client that went away; the sync store's `follow` does the
+        same (`LogFollower` decides for both). Raises `NotFoundError` for an unknown execution.
         """
-        eid = (await self.require(execution_id)).id
-        deadline = time.monotonic() + timeout_s
-        events = await self.events(eid)
-        for event in events:
-            if event.index > after:
-                yield event
-        if events and events[-1].type == FINISHED:
-            return
-        last_id = events[-1].stream_id if events else "0-0"
-        index = len(events)
-        while (remaining := deadline - time.monotonic()) > 0:
-            new = await self._read_after(eid, last_id, int(min(remaining * 1000, MAX_BLOCK_MS)))
-            if not new:
-                yield None
-            for sid, fields in new:
-                event = Event.from_stream(index, sid, fields)
-                last_id, index = sid, index + 1
-                if event.index > after:
-                    yield event
-                if event.type == FINISHED:
-                    return
+        follower = LogFollower((await self.require(execution_id)).id, after=after, deadline=time.monotonic() + timeout_s)
+        with map_redis_errors():
+            entries: Any = await self.client.xrange(follower.key)
+        for event in follower.take_log(entries):
+            yield event
+        while (read := follower.next_read(time.monotonic())) is not None:
+            with map_redis_errors():
+                reply: Any = await self.client.xread(read.streams, block=read.block_ms)  # type: ignore[arg-type]
+            for item in follower.take_read(reply):
+                yield item

@@ -19,6 +19,7 @@ from .clock import now_ms
 from .connection import Redis, map_redis_errors
 from .creates import IDEMPOTENCY_TTL_S, Created, CreateCall, NewExecution
 from .deliveries import Deliveries, carry_out
+from .follow import LogFollower, read_events
 from .records import (
     CANCEL_REQUESTED,
     FINISHED,
@@ -110,28 +111,22 @@ class ExecutionStore:
         """Events appended after `last_stream_id`, waiting up to `block_ms` for one."""
         with map_redis_errors():
             reply = self.client.xread({keys.log(execution_id): last_stream_id}, block=block_ms)
-        if not reply:
-            return []
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]  # type: ignore[index,assignment]
-        return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(entries)]
+        return read_events(reply, first_index)
 
-    def follow(self, execution_id: str, *, timeout_s: float) -> Iterator[Event]:
-        """Yield the log, then new events as they are appended, until finished or timeout."""
-        deadline = time.monotonic() + timeout_s
-        events = self.events(execution_id)
-        yield from events
-        last_id = events[-1].stream_id if events else "0-0"
-        index = len(events)
-        if events and events[-1].type == FINISHED:
-            return
-        while (remaining := deadline - time.monotonic()) > 0:
-            new = self.events_after(execution_id, last_id, index, max(1, int(min(remaining, 5.0) * 1000)))
-            for event in new:
-                yield event
-                if event.type == FINISHED:
-                    return
-            if new:
-                last_id, index = new[-1].stream_id, new[-1].index + 1
+    def follow(self, execution_id: str, *, after: int = -1, timeout_s: float) -> Iterator[Event | None]:
+        """The log's events with an index above `after`, then those appended, until `finished` or `timeout_s`.
+
+        Yields None each time a blocking read (at most `MAX_BLOCK_MS`) returns nothing, as the async
+        store does (`LogFollower` decides for both). Raises `NotFoundError` for an unknown execution.
+        """
+        follower = LogFollower(self.require(execution_id).id, after=after, deadline=time.monotonic() + timeout_s)
+        with map_redis_errors():
+            entries: Any = self.client.xrange(follower.key)
+        yield from follower.take_log(entries)
+        while (read := follower.next_read(time.monotonic())) is not None:
+            with map_redis_errors():
+                reply = self.client.xread(read.streams, block=read.block_ms)  # type: ignore[arg-type]
+            yield from follower.take_read(reply)
 
     def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
         """The state once finished, or as it is when `timeout_s` runs out.
@@ -150,7 +145,7 @@ class ExecutionStore:
         if state.status == "finished" or timeout_s <= 0:
             return state
         for event in self.follow(execution_id, timeout_s=timeout_s):
-            if event.type == FINISHED:
+            if event is not None and event.type == FINISHED:
                 break
         return self.require(execution_id)
 

@@ -18,9 +18,7 @@ from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
 from . import keys, outbox
-from .connection import Redis, map_redis_errors, translated
-from .deliveries import Deliveries
-from .group import GroupCommit
+from .connection import map_redis_errors, translated
 from .creates import NewExecution
 from .clock import now_ms
 from .records import Event, Outcome
@@ -35,7 +33,7 @@ from .lease_values import (
     queue_entries,
 )
 from .starts import start_messages
-from .scripts import Scripts, write_id
+from .scripts import write_id
 from .sending import Sender, check_reply, reply_status
 from .shards import Shards
 
@@ -44,20 +42,16 @@ CLUSTER_BLOCK_MS = 50
 
 
 class Leases(Sender):
-    """The runner's view of the store (how its writes are sent: `Sender`)."""
+    """The runner's view of the store: queues, locks and fenced writes.
 
-    def __init__(
-        self,
-        client: Redis,
-        scripts: Scripts | None = None,
-        *,
-        resend_s: float = 30.0,
-        deliveries: Deliveries | None = None,
-        group: GroupCommit | None = None,
-    ) -> None:
-        super().__init__(client, scripts, resend_s=resend_s, deliveries=deliveries, group=group)
-        self._groups: set[str] = set()
-        self._turn = 0  # the shard a cluster's blocking read waits on next (see `read`)
+    How the writes are sent (resent, checked, grouped) is `Sender`'s, and so is the constructor.
+    """
+
+    # What a Leases learns while it reads, set on the instance at the first change (values, never mutated in
+    # place, so no two instances share one): the functions whose consumer groups it has created on every
+    # shard (emptied when the store lost one), and the shard a cluster's blocking read waits on next (see `read`).
+    _groups: frozenset[str] = frozenset()
+    _turn: int = 0
 
     # ----------------------------------------------------------------- queues
 
@@ -74,7 +68,7 @@ class Leases(Sender):
             for reply in pipe.execute(raise_on_error=False):
                 if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
                     raise reply
-        self._groups.update(missing)
+        self._groups = self._groups | frozenset(missing)
 
     @property
     def shards(self) -> Shards:
@@ -109,7 +103,7 @@ class Leases(Sender):
                 reply = self.client.xreadgroup(keys.QUEUE_GROUP, consumer, reads[0], count=count, block=block_ms)  # type: ignore[arg-type]
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):
-                    self._groups.clear()
+                    self._groups = frozenset()
                     return []
                 raise
         return queue_entries(reply)
@@ -133,7 +127,7 @@ class Leases(Sender):
         entries: list[QueueEntry] = []
         for reply in replies:
             if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
-                self._groups.clear()
+                self._groups = frozenset()
             elif isinstance(reply, Exception):
                 raise translated(reply)
             else:

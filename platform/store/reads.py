@@ -2,15 +2,15 @@
 
 `ExecutionStore` (executions.py, sync: the CLI, the client, runners) and
 `AsyncExecutions` (async_executions.py, on the event loop: the gateway)
-implement it over the same keys (`keys`) and decoding (`records`), and follow
-continue-as-new chains with the same pure decision (`chains.next_step`).
-Callers that only read depend on these types, not on an implementation.
-Following a log live is left out: the sync store yields events, the async one
-also yields None at each empty blocking read, for keep-alives.
+implement it over the same keys (`keys`) and decoding (`records`), follow
+continue-as-new chains with the same pure decision (`chains.next_step`), and
+follow a log live with the same `follow.LogFollower`. Callers that only read
+depend on these types, not on an implementation.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from .records import Event, ExecutionState
@@ -43,6 +43,14 @@ class ExecutionReads(Protocol):
         """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue)."""
         ...
 
+    def follow(self, execution_id: str, *, after: int = -1, timeout_s: float) -> Iterator[Event | None]:
+        """The log's events with an index above `after`, then those appended, until `finished` or `timeout_s`.
+
+        None for each blocking read that waited in vain (at most `MAX_BLOCK_MS`): a caller's chance to send a
+        keep-alive or notice its client left. Raises `NotFoundError` for an unknown execution.
+        """
+        ...
+
 
 class AsyncExecutionReads(Protocol):
     """`ExecutionReads` on the event loop: the same operations, awaited."""
@@ -65,6 +73,15 @@ class AsyncExecutionReads(Protocol):
 
     async def chain_end(self, execution_id: str) -> ExecutionState:
         """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue)."""
+        ...
+
+    def follow(self, execution_id: str, *, after: int = -1, timeout_s: float) -> AsyncIterator[Event | None]:
+        """The log's events with an index above `after`, then those appended, until `finished` or `timeout_s`.
+
+        None for each blocking read that waited in vain (at most `MAX_BLOCK_MS`): a caller's chance to send a
+        keep-alive or notice its client left. Raises `NotFoundError` for an unknown execution. (Declared without
+        `async`: the implementation is an async generator, called without `await`.)
+        """
         ...
 
 

@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 from dolmen.platform.client import Client
+from dolmen.platform.ids import ExecutionId
+from dolmen.platform.store import keys
+from dolmen.platform.store.connection import connect
+from dolmen.platform.store.creates import NewExecution
+from dolmen.platform.store.executions import ExecutionStore
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes, activity, deploy, workflow
 
@@ -130,3 +135,31 @@ def test_wit_host_writes_the_dolmen_workflow_package(tmp_path: Path) -> None:
     text = (tmp_path / "dolmen-workflow" / "package.wit").read_text()
     assert "new-join-set: func(closing: closing-strategy) -> join-set;" in text
     assert text.strip() == printed.stdout.strip()
+
+
+def test_events_follow_prints_each_event_as_it_is_appended_and_stops_at_finished(redis_url: str) -> None:
+    """`executions events --follow --json` prints one event a line, none for a read that waited in vain, and exits
+    once `finished` is appended (or at `--timeout`)."""
+    client = connect(redis_url)
+    execution_id = ExecutionId.new().value
+    ExecutionStore(client).create(NewExecution(id=execution_id, ffqn=f"{F}.serial", kind="workflow", digest="sha256:x", params=[1]))
+    args = ["--json", "executions", "events", execution_id, "--follow", "--timeout"]
+    # Nothing appended: the one blocking read waits the whole second in vain, and prints nothing for it.
+    quiet = platform(redis_url, *args, "1")
+    assert quiet.returncode == 0, quiet.stderr
+    assert [json.loads(line)["type"] for line in quiet.stdout.splitlines()] == ["created"]
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", redis_url, "--data-dir", str(DATA_DIR), *args, "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        assert json.loads(follower.stdout.readline())["type"] == "created"
+        for type_ in ("delay_requested", "finished"):
+            client.xadd(keys.log(execution_id), {"t": type_, "d": "{}", "at": 1})
+        out, err = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+        client.close()
+    assert follower.returncode == 0, err
+    assert [json.loads(line)["type"] for line in out.splitlines()] == ["delay_requested", "finished"]

@@ -139,20 +139,50 @@ def test_a_fork_reports_the_children_it_copied_apart_from_those_it_started(http:
     assert http.get(f"/v1/executions/{serial_id}/children").json()["copied"] == []
 
 
-def test_fork_refuses_a_bad_body_and_an_activity(http: httpx.Client) -> None:
-    """A body without a positive `at` is a 400 naming it; an activity has no log to fork (400 naming POST .../rerun)."""
+def test_fork_refuses_a_body_it_cannot_read_as_bad_request_and_an_activity_as_usage_error(
+    http: httpx.Client, serial_id: str
+) -> None:
+    """Codes as upgrade-check's: a body that is not `{"at": integer}` is `bad_request`; what the fork refuses for the
+    execution (an `at` outside its log, 0 included, or an activity: nothing to fork, POST .../rerun) is `usage_error`."""
     act = http.post(f"/v1/functions/{ACT}.double?wait=30", json=[2]).json()["execution_id"]
-    for body in ({}, {"at": 0}, {"at": "2"}, [3]):
-        assert_error(http.post(f"/v1/executions/{act}/fork", json=body), 400, "bad_request", "at")
+    shape = 'send {"at": N}, N the number of events to copy (1 or more)'
+    fork = f"/v1/executions/{serial_id}/fork"
+    assert assert_error(http.post(fork, json={}), 400, "bad_request", "at") == f"at: missing; {shape}"
+    assert assert_error(http.post(fork, json={"at": "2"}), 400, "bad_request", "at") == f'at: expected an integer, got "2"; {shape}'
+    assert assert_error(http.post(fork, json={"at": True}), 400, "bad_request", "at") == f"at: expected an integer, got true; {shape}"
+    assert assert_error(http.post(fork), 400, "bad_request", "at") == f"at: missing; {shape}"
+    assert assert_error(http.post(fork, json=[3]), 400, "bad_request", "body") == f"the body is a JSON array, not an object; {shape}"
+    for at in (0, -1, 999):
+        message = assert_error(http.post(fork, json={"at": at}), 400, "usage_error", "at")
+        assert message.startswith(f"at {at} is out of range for {serial_id}: choose 1 to "), message
     message = assert_error(http.post(f"/v1/executions/{act}/fork", json={"at": 1}), 400, "usage_error")
     assert message == f"{act} is an activity, which has no log to fork; use POST /v1/executions/{act}/rerun"
     assert http.post("/v1/executions/E_01JD8X3K5QZ6V2N4M7P9R0S1T2/rerun").status_code == 404
+
+
+def test_a_json_null_body_is_not_a_missing_body(http: httpx.Client, serial_id: str) -> None:
+    """`null`, a JSON document, is refused with a 400 saying what to send where an endpoint takes an object (or no
+    body); only an empty body counts as none. Nothing is started."""
+    before = len(http.get("/v1/executions", params={"ffqn": f"{WF}.serial", "limit": 200}).json()["executions"])
+    json_type = {"content-type": "application/json"}
+    message = assert_error(http.post(f"/v1/executions/{serial_id}/rerun", content=b"null", headers=json_type), 400, "bad_request", "body")
+    assert message == "the body is JSON null, not an object; send no body, or {}"
+    message = assert_error(http.post(f"/v1/executions/{serial_id}/rerun", content=b' "x" '), 400, "bad_request", "body")
+    assert message == "the body is a JSON string, not an object; send no body, or {}"
+    message = assert_error(http.post(f"/v1/executions/{serial_id}/fork", content=b"null", headers=json_type), 400, "bad_request", "body")
+    assert message == 'the body is JSON null, not an object; send {"at": N}, N the number of events to copy (1 or more)'
+    message = assert_error(http.post(f"/v1/functions/{WF}.sleepy/upgrade-check", content=b"null", headers=json_type), 400, "bad_request", "body")
+    assert message.startswith('the body is JSON null, not an object; send {"to": DIGEST}')
+    after = len(http.get("/v1/executions", params={"ffqn": f"{WF}.serial", "limit": 200}).json()["executions"])
+    assert after == before
+    assert http.post(f"/v1/executions/{serial_id}/rerun", content=b" \n").status_code == 201  # whitespace: no body
 
 
 def test_operation_errors_use_the_api_s_words_not_the_cli_s(http: httpx.Client, serial_id: str) -> None:
     """Errors over HTTP name body fields and endpoints (`at`, GET /v1/executions), never `--at` or `platform ...`."""
     message = assert_error(http.post(f"/v1/executions/{serial_id}/fork", json={"at": 999}), 400, "usage_error", "at")
     assert message.startswith(f"at 999 is out of range for {serial_id}: choose 1 to ") and "--at" not in message
+    assert "--at" not in assert_error(http.post(f"/v1/executions/{serial_id}/fork", json={"at": 0}), 400, "usage_error", "at")
     missing = "E_01JD8X3K5QZ6V2N4M7P9R0S1T2"
     for action, body in (("rerun", None), ("fork", {"at": 1})):
         message = assert_error(http.post(f"/v1/executions/{missing}/{action}", json=body), 404, "not_found")
@@ -238,6 +268,24 @@ def test_openapi_documents_the_operations_and_the_new_listing_parameters(http: h
     assert "children" in str(paths["/v1/executions/{id}/children"]["get"]["responses"]["200"])
     listing = {p["name"] for p in paths["/v1/executions"]["get"]["parameters"]}
     assert {"digest", "root", "ffqn", "status", "tag"} <= listing
+
+
+def test_openapi_gives_each_operation_s_body_and_which_400_code_answers_what(http: httpx.Client) -> None:
+    """Rerun's body is optional and fieldless, fork's and upgrade-check's take only their field, and each 400 says
+    when `bad_request` (a body that is not the object, `null` included) and when `usage_error` answer."""
+    paths = http.get("/openapi.json").json()["paths"]
+    operations = {name: paths[path]["post"] for name, path in (
+        ("rerun", "/v1/executions/{id}/rerun"), ("fork", "/v1/executions/{id}/fork"),
+        ("upgrade-check", "/v1/functions/{ffqn}/upgrade-check"),
+    )}  # fmt: skip
+    bodies = {name: op["requestBody"] for name, op in operations.items()}
+    assert [bodies[n]["required"] for n in ("rerun", "fork", "upgrade-check")] == [False, True, True]
+    schemas = {name: body["content"]["application/json"]["schema"] for name, body in bodies.items()}
+    assert all(schema["additionalProperties"] is False for schema in schemas.values())
+    assert schemas["rerun"]["properties"] == {} and schemas["fork"]["properties"]["at"]["type"] == "integer"
+    refused = {name: op["responses"]["400"]["description"] for name, op in operations.items()}
+    assert all("`bad_request`" in text and "`null` included" in text for text in refused.values())
+    assert "`usage_error`" in refused["fork"] and "outside 1..N" in refused["fork"] and "`usage_error`" in refused["upgrade-check"]
 
 
 def test_every_outcome_an_upgrade_check_can_answer_is_documented(http: httpx.Client) -> None:

@@ -62,6 +62,17 @@ def test_missing_unknown_and_duplicate_params_are_400(http: httpx.Client) -> Non
     assert_error(http.post("/slow/a", json=[5]), 400, "bad_request", "body")
 
 
+def test_a_json_null_body_is_refused_and_no_body_is_none(http: httpx.Client) -> None:
+    """A route's body is an object of params or nothing: `null` is a 400 saying so, an empty body binds nothing."""
+    message = assert_error(http.post("/double/21", content=b"null", headers={"content-type": "application/json"}), 400, "bad_request", "body")
+    assert message == (
+        "the body is JSON null, not an object; send an object whose fields are parameters "
+        "(those the path and query do not give), or no body"
+    )
+    assert http.post("/double/21", content=b"").json() == 42
+    assert http.post("/slow/from-path", json={"ms": 5}).json() == "from-path"
+
+
 def test_a_route_answers_202_when_the_result_takes_longer_than_the_wait(http: httpx.Client) -> None:
     """`Prefer: wait=0.2` on a slow workflow answers 202 with the execution id; the result comes later."""
     response = http.get("/sleepy/2000", headers={"Prefer": "wait=0.2"})

@@ -178,6 +178,21 @@ def test_a_result_of_the_wrong_type_is_refused_naming_the_field(served: Served, 
     assert client.get(execution_id).outcome.value == 7  # type: ignore[union-attr]
 
 
+def test_a_body_that_is_not_an_object_is_refused_naming_what_to_send(served: Served, client: Client) -> None:
+    """A worker's body is a JSON object: `null` (a document, not a missing body), an array or a string is a 400
+    with path `body` showing the object to send; nothing is claimed."""
+    execution_id = client.submit(S, ["order-null"]).execution_id
+    for content, kind in ((b"null", "JSON null"), (b"[]", "a JSON array"), (b'"x"', "a JSON string")):
+        answer = served.http.post("/v1/workers/claim", content=content, headers={"content-type": "application/json"})
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert (error["code"], error["path"]) == ("bad_request", "body")
+        assert error["message"] == f'the body is {kind}, not an object; send an object such as {{"ffqns": ["ns:pkg/ifc@1.0.0.fn"], "max": 1, "wait_s": 10}}'
+    answer = served.http.post(f"/v1/workers/tasks/{execution_id}/heartbeat", content=b"null")
+    assert answer.status_code == 400 and answer.json()["error"]["message"].startswith("the body is JSON null, not an object; send")
+    assert client.get(execution_id).status == "pending"  # cancelled after the test, as every leftover
+
+
 def test_a_claim_of_a_function_that_is_not_external_is_refused(served: Served) -> None:
     """Workers claim only functions of external components: a workflow's or an unknown ffqn is a 400 naming it."""
     answer = served.http.post("/v1/workers/claim", json={"ffqns": [S, f"{W}.ask"]})

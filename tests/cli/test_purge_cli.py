@@ -49,7 +49,8 @@ def test_purge_filters_dry_run_and_output(redis_url: str, processes: Processes, 
     err = run(f"{A}.maybe", [True])
     trap = run(f"{A}.crash", ["boom"])
     tree = run(f"{F}.serial", [2])
-    running = client.submit(f"{A}.nap", [120_000]).execution_id
+    # Still running at the end of the test, however loaded the machine: it ran past 2 minutes on a cluster run.
+    running = client.submit(f"{A}.nap", [3_600_000]).execution_id
     finished = [first, second, err, trap, tree]
 
     dry = purged_json(redis_url, "--dry-run")

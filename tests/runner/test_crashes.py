@@ -29,7 +29,7 @@ def test_killed_runner_loses_nothing(redis_url: str, processes: Processes, clien
     """200 slow executions on two runners, one killed with SIGKILL midway: each finishes exactly once."""
     deploy(redis_url, [activity(retry=RetryPolicy(max_attempts=5, initial_backoff_ms=50))])
     processes.env["DOLMEN_LOCK_TTL_MS"] = "1500"
-    victim = processes.runner("--concurrency", "4")
+    victim = processes.runner("--concurrency", "4", "--name", "victim")
     processes.runner("--concurrency", "4")
     processes.scheduler()
     processes.wait_ready(runners=2)
@@ -39,6 +39,11 @@ def test_killed_runner_loses_nothing(redis_url: str, processes: Processes, clien
         return sum(1 for i in ids if client.get(i).status == "finished")
 
     wait_for(lambda: finished() >= 40, timeout=120, what="40 executions to finish")
+    # Killed while it holds leases (a loaded machine may find it between two): those are what must be retried.
+    wait_for(
+        lambda: any(s.owner == "victim" and s.status == "running" for s in map(client.get, ids)),
+        timeout=120, what="the victim to hold a lease",
+    )  # fmt: skip
     os.kill(victim.pid, signal.SIGKILL)
     for i, execution_id in enumerate(ids):
         state = client.wait(execution_id, 120)

@@ -88,6 +88,16 @@ def test_a_rate_limit_spaces_the_starts_across_runners(redis_url: str, processes
     """At 5 starts/s, six calls take at least a second to start (unlimited, they start within a fraction of one)."""
     deploy(redis_url, [activity(allowed_hosts=LOCAL, limits=FunctionLimits(starts_per_second=5))])
     processes.fleet("r1", "r2", concurrency=4)
+    # Both runners load the component first: a first call's load, hundreds of ms on a loaded machine, would
+    # delay the first arrival past the ones after it and shrink the span measured below.
+    warm = [client.submit(f"{A}.double", [i]).execution_id for i in range(16)]
+    wait_for(lambda: _all_finished(client, warm), timeout=90, what="the warm-up calls to finish")
+
+    def both_ran() -> bool:
+        counts = {p.details.get("owner"): p.details.get("processed", 0) for p in read_processes(client.redis) if p.kind == "runner"}
+        return counts.get("r1", 0) > 0 and counts.get("r2", 0) > 0
+
+    wait_for(both_ran, timeout=30, what="both runners to have run a warm-up call (heartbeats tell a second late)")
     ids = [client.submit(f"{A}.fetch", [api.url]).execution_id for _ in range(6)]
     wait_for(lambda: _all_finished(client, ids), timeout=90, what="the six rate-limited calls to finish")
     arrivals = sorted(api.arrivals)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from dolmen.platform.model import FunctionLimits
+from dolmen.platform.store import limits as limits_module
 from dolmen.platform.store import keys
 from dolmen.platform.store.lease_values import QueueEntry
 from dolmen.platform.store.limits import FULL_RECHECK_MS, LimitGate, PermitRequest, Permits, permit_of
@@ -84,8 +86,14 @@ def test_both_limits_a_full_function_spends_no_start(client: redis.Redis) -> Non
     assert permits.admit([_request(1, both)], NOW + 100, 1_000)[0].granted
 
 
-def test_the_gate_sends_refused_entries_back_to_the_end_of_their_queue(client: redis.Redis) -> None:
+def test_the_gate_sends_refused_entries_back_to_the_end_of_their_queue(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Unlimited entries pass; a limited function's refused ones are re-queued and held back until due."""
+    # The gate's clock stands still: a refusal holds a function back only FULL_RECHECK_MS (100 ms), which a
+    # loaded machine spent between `admit` and `held_back` on a cluster run.
+    frozen = limits_module.now_ms()
+    monkeypatch.setattr(limits_module, "now_ms", lambda: frozen)
     scripts = Scripts(client)
     gate = LimitGate(scripts, lambda: {F: FunctionLimits(max_running=1)})
     stream = scripts.shards.queue(F, "E_1")

@@ -11,6 +11,7 @@ import redis
 from dolmen.platform.client import Client
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.clock import now_ms
+from dolmen.platform.store.listing import Cursor
 from dolmen.platform.store.purge import PurgeFilter
 from dolmen.platform.store.shards import tag_kind
 from tests.support import indexes
@@ -57,7 +58,7 @@ def test_listing_by_tag_on_a_cluster_merges_the_masters_and_purge_removes_the_en
     fanned = client.executions.list(tags=[("kind", "fan"), ("run", run)], limit=100)[0]
     assert {s.id for s in fanned} == {fan_out, *children}
     pages: list[str] = []
-    cursor: int | None = None
+    cursor: Cursor | None = None
     while True:
         page, cursor = client.executions.list(tags=[("run", run)], limit=3, cursor=cursor)
         pages += [s.id for s in page]

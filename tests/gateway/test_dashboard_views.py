@@ -16,7 +16,7 @@ import pytest
 
 from dolmen.gateway.settings import Token
 from dolmen.platform.model import Revision
-from tests.gateway.dashboard_pages import GREEN, box, finished, page, run, sleeping
+from tests.gateway.dashboard_pages import GREEN, PINK, RED, box, finished, page, run, sleeping
 from tests.gateway.helpers import ACT, WF, GatewayThread
 from tests.support.polling import wait_for
 
@@ -62,30 +62,22 @@ TIMELINE = """
     await until(() => document.getElementById("detail-id").textContent === id && check());
     return lanes();
   };
-  const crash = await show(CRASH, () => document.querySelector("#chart rect.bar-retry"));
   const sleepy = await show(SLEEPY, () => document.querySelector("#chart rect.bar-delay"));
   const serial = await show(SERIAL, () => document.querySelectorAll("#chart g.child-lane rect.bar-finished").length === 3);
   document.querySelector("#chart g.child-lane rect").dispatchEvent(new MouseEvent("click", { bubbles: true }));
   const child = await until(() => document.getElementById("detail-id").textContent.startsWith(SERIAL + ".") &&
                                   document.getElementById("detail-id").textContent);
   await show(SERIAL, () => document.querySelectorAll("#chart g.child-lane").length === 3);
-  return { crash, sleepy, serial, child, chart: document.getElementById("chart").getBoundingClientRect().toJSON() };
+  return { sleepy, serial, child, chart: document.getElementById("chart").getBoundingClientRect().toJSON() };
 """
 
 
-def test_the_timeline_draws_children_sleeps_and_retries(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
-    """Per execution: a lane per failed attempt with its retry wait, a lane per sleep, a lane per child (clickable)."""
-    crash = http.post(f"/v1/functions/{ACT}.crash", json=["boom"]).json()["execution_id"]
-    wait_for(
-        lambda: any(e["type"] == "attempt_failed" for e in http.get(f"/v1/executions/{crash}/events").json()["events"]),
-        what="a failed attempt",
-    )
+def test_the_timeline_draws_children_and_sleeps(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """Per execution: a lane per sleep, a lane per child (clickable); one attempt draws no attempt lane."""
     sleepy = finished(http, f"{WF}.sleepy", {"ms": 300})
     serial = finished(http, f"{WF}.serial", {"n": 3})
     url = f"{gateway.url}/#{serial}"
-    seen, image = run(url, tmp_path, page(TIMELINE, CRASH=crash, SLEEPY=sleepy, SERIAL=serial), shot="timeline.png")
-    assert seen["crash"][0]["label"] == "run"
-    assert any(lane["label"] == "attempt 1 failed" and "bar bar-retry" in lane["bars"] for lane in seen["crash"])
+    seen, image = run(url, tmp_path, page(TIMELINE, SLEEPY=sleepy, SERIAL=serial), shot="timeline.png")
     assert [lane["label"] for lane in seen["sleepy"]] == ["run", "sleep 300 ms"]
     assert seen["sleepy"][1]["bars"] == ["bar bar-delay"] and seen["sleepy"][0]["bars"] == ["bar bar-finished"]
     assert [lane["label"] for lane in seen["serial"]] == ["run", "basic.double", "basic.double", "basic.double"]
@@ -95,6 +87,56 @@ def test_the_timeline_draws_children_sleeps_and_retries(gateway: GatewayThread, 
     assert chart[3] - chart[1] > 60 and image.colors(chart) > 10
     # Four green bars (the run and three children) fill part of the chart.
     assert image.count(GREEN, chart) > 400
+
+
+ATTEMPTS = """
+  const { lanes } = await import("/static/timeline.js");
+  await until(() => document.getElementById("detail-id").textContent === CRASH && document.querySelectorAll("#chart g.lane").length === 6);
+  const drawn = [...document.querySelectorAll("#chart g.lane")].map((g) => ({
+    label: g.dataset.lane, bars: [...g.querySelectorAll("rect.bar")].map((r) => r.getAttribute("class")),
+    tips: [...g.querySelectorAll("rect.bar title")].map((t) => t.textContent) }));
+  const log = [
+    { index: 0, type: "created", at: 1000 },
+    { index: 1, type: "attempt_lost", at: 2000, attempt: 1, owner: "runner-a", lock_until: 1500 },
+    { index: 2, type: "attempt_failed", at: 2400, attempt: 2, error: { kind: "trap", message: "boom" }, retry_at: 2600 },
+    { index: 3, type: "finished", at: 3000, result: 7 },
+  ];
+  const x = { execution_id: "E_x", ffqn: "a:b/c@1.0.0.d", status: "finished", created_at: new Date(1000).toISOString(), result: 7 };
+  const shape = (model) => model.lanes.map((l) => ({ label: l.label, bars: l.bars.map((b) => [b.kind, b.from, b.to, !!b.approx]),
+                                                      marks: l.marks.map((m) => [m.kind, m.at]) }));
+  const lost = shape(lanes(x, log, [], 5000, []));
+  const once = shape(lanes(x, [log[0], log[3]], [], 5000, [])).map((l) => l.label);
+  document.getElementById("chart").scrollIntoView();
+  return { drawn, lost, once, chart: document.getElementById("chart").getBoundingClientRect().toJSON() };
+"""
+
+
+def test_the_timeline_draws_every_attempt_of_a_retried_execution_as_far_as_its_log_tells(
+    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+) -> None:
+    """An activity that trapped five times: a lane per attempt, each failed attempt red (drawn from when it could
+    start at the earliest: the log has no start) with its wait for the retry; a lost attempt ends at its lease's end
+    and the takeover starts the next one exactly; a single attempt draws no lane of its own."""
+    crash = http.post(f"/v1/functions/{ACT}.crash", json=["boom"]).json()["execution_id"]
+    wait_for(lambda: http.get(f"/v1/executions/{crash}").json()["status"] == "finished", what="five failed attempts")
+    seen, image = run(f"{gateway.url}/#{crash}", tmp_path, page(ATTEMPTS, CRASH=crash), shot="attempts.png")
+    drawn = seen["drawn"]
+    assert [lane["label"] for lane in drawn] == ["run", *(f"attempt {n}" for n in range(1, 6))]
+    assert all(lane["bars"] == ["bar bar-failed approx", "bar bar-retry"] for lane in drawn[1:5]), drawn
+    assert drawn[5]["bars"] == ["bar bar-failed approx"]
+    assert "(from its retry time (when it could start at the earliest))" in drawn[2]["tips"][0]
+    assert drawn[1]["tips"][0].startswith("attempt 1: at most ")
+    assert seen["lost"] == [
+        {"label": "run", "bars": [["finished", 1000, 3000, False]], "marks": [["finished", 3000]]},
+        {"label": "attempt 1", "bars": [["lost", 1000, 1500, True]], "marks": [["lost", 2000]]},
+        {"label": "attempt 2", "bars": [["failed", 2000, 2400, False], ["retry", 2400, 2600, False]], "marks": [["failed", 2400]]},
+        {"label": "attempt 3", "bars": [["finished", 2600, 3000, True]], "marks": []},
+    ]
+    assert seen["once"] == ["run"]
+    assert image is not None
+    chart = box(seen["chart"])
+    # Six red bars (the failed run and five attempts) and four pink retry waits.
+    assert image.count(RED, chart, tolerance=30) > 300 and image.count(PINK, chart) > 40
 
 
 FORKED = """

@@ -6,7 +6,8 @@ ids scored by creation time (ms). A page is read from a **position**, an entry (
 direction: older (the next page) or newer (the previous one), in the order one set of every shard's entries would
 have (ms, then id, both descending). Executions created later are newer than any position, and a position need
 not be an entry any more, so a page read again with the same cursor shows the same executions, whatever was
-created or removed meanwhile (an offset would shift by each of them).
+created or removed meanwhile (an offset would shift by each of them). A newer page that reaches the top is the
+newest page, full, with no `previous`: the page a user goes back to is the one they started from.
 
 The filters other than the index's own are checked on each execution's state, read in one round trip per batch.
 A page ends at `limit` matches, at the end of the index, or, when the caller bounds it (`scan`), after that many

@@ -166,48 +166,59 @@ def read_page(
     client: Redis, shards: Shards, selection: ListFilter, cursor: Cursor | None, limit: int, scan: int | None = None
 ) -> Page:
     """The page of `selection` past `cursor` (the newest page without one): at most `limit` executions, and at most
-    `scan` index entries read (unbounded when None)."""
+    `scan` execution states read (unbounded when None)."""
     if limit < 1:
         raise UsageError(f"limit must be at least 1, not {limit}", path="limit")
     index = shards.every(selection.index_kind)
     with map_redis_errors():
-        if cursor is None or not cursor.newer:
-            return _older(client, index, selection, cursor, limit, scan)
-        return _newer(client, shards, index, selection, cursor, limit, scan)
+        if cursor is not None and cursor.newer:
+            found = _scan(client, index, selection, cursor.position, True, limit, scan)
+            page = newer_page(found, cursor, limit)
+            if page is not None:
+                return page
+            cursor = None  # at the top: the newest page
+        return older_page(_scan(client, index, selection, cursor.position if cursor else None, False, limit, scan), cursor, limit)
 
 
-def _older(client: Redis, index: list[str], selection: ListFilter, cursor: Cursor | None, limit: int, scan: int | None) -> Page:
-    start = cursor.position if cursor is not None else None
-    found, last, ended = _scan(client, index, selection, start, False, limit, scan)
-    page = [state for _, state in found[:limit]]
-    if len(found) > limit:
-        following: Cursor | None = Cursor(found[limit - 1][0])
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a scan read: the matches in reading order (up to `limit` + 1), the last entry read, and whether the
+    index ended there."""
+
+    matches: list[tuple[Position, ExecutionState]]
+    last: Position | None
+    ended: bool
+
+
+def older_page(found: Found, cursor: Cursor | None, limit: int) -> Page:
+    """The page of a scan towards older executions, from `cursor` (None: from the newest), and its cursors. Pure."""
+    matches = found.matches
+    if len(matches) > limit:
+        following: Cursor | None = Cursor(matches[limit - 1][0])
     else:
-        # Past the last match read, up to the last entry read: those did not match.
-        following = None if ended or last is None else Cursor(last)
+        # Past the last match, up to the last entry read: those did not match.
+        following = None if found.ended or found.last is None else Cursor(found.last)
     previous = None
     if cursor is not None:
-        # The page before this one ends at its newest execution (or, with none, where the search started).
-        previous = Cursor(found[0][0] if found else cursor.position, newer=True)
-    return Page(page, following, previous, partial=not ended and len(found) < limit)
+        # The page before this one ends at this one's newest execution (or, with none, where the search started).
+        previous = Cursor(matches[0][0] if matches else cursor.position, newer=True)
+    return Page([state for _, state in matches[:limit]], following, previous, partial=not found.ended and len(matches) < limit)
 
 
-def _newer(
-    client: Redis, shards: Shards, index: list[str], selection: ListFilter, cursor: Cursor, limit: int, scan: int | None
-) -> Page:
-    found, last, ended = _scan(client, index, selection, cursor.position, True, limit, scan)
-    if ended and len(found) <= limit:
-        # Nothing newer beyond a page: the newest page, full, with nothing before it.
-        return _older(client, index, selection, None, limit, scan)
-    shown = found[:limit]
-    page = [state for _, state in reversed(shown)]
-    if len(found) > limit:
-        previous: Cursor | None = Cursor(shown[-1][0], newer=True)
+def newer_page(found: Found, cursor: Cursor, limit: int) -> Page | None:
+    """The page of a scan towards newer executions from `cursor`, newest first, and its cursors; None when the
+    scan reached the newest execution within a page (the newest page is shown instead). Pure."""
+    matches = found.matches
+    if found.ended and len(matches) <= limit:
+        return None
+    shown = matches[:limit]
+    if len(matches) > limit:
+        previous = Cursor(shown[-1][0], newer=True)
     else:
-        previous = Cursor(last or cursor.position, newer=True)
+        previous = Cursor(found.last or cursor.position, newer=True)
     # The next page starts right below this one: below its oldest match, or where the search started.
-    following = Cursor(shown[0][0]) if shown else Cursor(last or cursor.position)
-    return Page(page, following, previous, partial=len(found) < limit)
+    following = Cursor(shown[0][0]) if shown else Cursor(found.last or cursor.position)
+    return Page([state for _, state in reversed(shown)], following, previous, partial=len(matches) < limit)
 
 
 def _scan(
@@ -218,9 +229,9 @@ def _scan(
     newer: bool,
     limit: int,
     scan: int | None,
-) -> tuple[list[tuple[Position, ExecutionState]], Position | None, bool]:
+) -> Found:
     """Read entries past `start` until `limit` + 1 match (one more tells whether a next page holds any), the index
-    ends, or `scan` states were read: the matches in reading order, the last entry read, and whether the index ended.
+    ends, or `scan` states were read.
 
     With `roots_only`, a child is passed over by its id (`E_...3.1`) without reading its state, so a tree listing
     is not slowed by fan-outs; such entries count against `scan` only by INDEX_PER_STATE.
@@ -234,7 +245,7 @@ def _scan(
         if scan is not None:
             want = min(want, scan - states_read, scan * INDEX_PER_STATE - entries_read)
         if want <= 0:
-            return found, last, False
+            return Found(found, last, False)
         # One entry more than is read tells whether the index ends here: a page that uses up its bound right at the
         # end then has no `next` that finds nothing.
         entries = entries_past(client, index, last, newer, want + 1)
@@ -253,9 +264,9 @@ def _scan(
             if raw and selection.matches(state := ExecutionState.from_hash(raw)):
                 found.append((entry, state))
                 if len(found) > limit:
-                    return found, last, False
+                    return Found(found, last, False)
         if not more:
-            return found, last, True
+            return Found(found, last, True)
 
 
 def entries_past(client: Redis, index: Sequence[str], start: Position | None, newer: bool, count: int) -> list[Position]:
@@ -291,4 +302,4 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
-__all__ = ["Cursor", "ListFilter", "Page", "Position", "entries_past", "read_page"]
+__all__ = ["Cursor", "Found", "ListFilter", "Page", "Position", "entries_past", "newer_page", "older_page", "read_page"]

@@ -13,8 +13,8 @@ from dolmen.platform.store import keys
 from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.executions import ExecutionStore
 from dolmen.platform.store.leases import Lease, Leases
-from dolmen.platform.store.listing import Cursor, ListFilter, Page, Position
-from dolmen.platform.store.records import Failure, Outcome
+from dolmen.platform.store.listing import Cursor, Found, ListFilter, Page, Position, newer_page, older_page
+from dolmen.platform.store.records import ExecutionState, Failure, Outcome
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.surface import CLI, HTTP
 
@@ -189,3 +189,20 @@ def test_a_bad_filter_is_refused_naming_the_field_and_the_values_it_takes() -> N
     assert refused.value.path == "outcome"
     with pytest.raises(UsageError, match=r"outcome=failed lists finished executions only, and status=running none of those"):
         ListFilter(outcome="failed", status="running", surface=HTTP)
+
+
+def test_the_cursors_of_a_page_are_decided_from_what_the_scan_read() -> None:
+    """Pure: a full page points past its last row; a bounded empty scan points past the last entry read, partial; a
+    scan that ran out points nowhere; a newer scan that reached the top within a page gives way to the newest page."""
+    at = [Position(100 - i, f"E_{i}") for i in range(4)]
+    states = [ExecutionState(f"E_{i}", ACT, "activity", "sha256:x", "pending", 0, 0, 100 - i, 100 - i, []) for i in range(4)]
+    full = older_page(Found(list(zip(at, states)), at[3], False), None, 3)
+    assert [s.id for s in full.states] == ["E_0", "E_1", "E_2"] and full.next == Cursor(at[2]) and full.previous is None
+    bounded = older_page(Found([], at[3], False), Cursor(at[0]), 3)
+    assert bounded.states == [] and bounded.partial and bounded.next == Cursor(at[3])
+    assert bounded.previous == Cursor(at[0], newer=True)
+    assert older_page(Found(list(zip(at, states))[:2], at[3], True), None, 3).next is None
+    assert newer_page(Found(list(zip(at, states))[:2], at[1], True), Cursor(at[3], newer=True), 3) is None
+    up = newer_page(Found(list(zip(reversed(at), reversed(states))), at[0], False), Cursor(Position(90, "E_9"), newer=True), 3)
+    assert up is not None and [s.id for s in up.states] == ["E_1", "E_2", "E_3"]
+    assert up.previous == Cursor(at[1], newer=True) and up.next == Cursor(at[3])

@@ -89,9 +89,13 @@ PAGES = """
   document.getElementById("page-older").click();
   await until(() => ids().length === 6);
   const second = { ids: ids(), ...state() };
-  // One more execution: newer than any page, so the page shown stays as it is through the refreshes.
+  // One more execution: newer than any page, so the page shown stays as it is through the next two refreshes.
   await fetch("/v1/functions/" + DOUBLE + "?wait=30&tag=" + TAG, { method: "POST", body: "[1]" });
-  await new Promise((resolve) => setTimeout(resolve, 4500));
+  let refreshes = 0;
+  const watch = new MutationObserver(() => { refreshes += 1; });
+  watch.observe(document.querySelector("#executions tbody"), { childList: true });
+  await until(() => refreshes >= 2);
+  watch.disconnect();
   const kept = ids();
   document.getElementById("page-newer").click();
   await until(() => ids().join() === first.ids.join() && state().cursor);
@@ -109,11 +113,11 @@ PARTIAL = """
                   older: !document.getElementById("page-older").disabled };
   let clicks = 0;
   while (!ids().includes(ERR) && clicks < 5) {
-    const before = new URLSearchParams(location.search).get("cursor");
+    // The rows shown go once the next page is in (a refresh begun before the click is never painted after it).
+    const shown = document.querySelector("#executions tbody tr");
     document.getElementById("page-older").click();
     clicks += 1;
-    await until(() => new URLSearchParams(location.search).get("cursor") !== before);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until(() => !shown.isConnected);
   }
   await until(() => ids().includes(ERR));
   return { empty, clicks, ids: ids(), older: !document.getElementById("page-older").disabled };

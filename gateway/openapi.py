@@ -13,8 +13,11 @@ from typing import Any
 from ..platform._version import __version__
 from ..platform.model import FunctionRoute, Revision
 from ..platform.priorities import CLASSES, DEFAULT
+from ..platform.store.outcomes import OUTCOMES
+from ..platform.store.records import STATUSES
 from ..platform.tags import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from ..platform.wit.types import OptionT, Prim, WitType
+from .api import SCAN_LIMIT
 from .routes import PLACEHOLDER, RouteTable, wit_name
 from .openapi_operations import operation_paths
 from .openapi_outside import complete_operation, worker_paths
@@ -22,6 +25,14 @@ from .openapi_parts import ID, errors, json_answer, ref
 from .schema import Schema, json_schema, params_schema, result_schema
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+OUTCOME_TEXT = (
+    "Only finished executions that ended so: ok (a value), err (the `err` case of a WIT result), continued (continued "
+    "as new), failed (any failure) or one failure kind; with no status, or status=finished"
+)
+PARTIAL_TEXT = (
+    f"true when the page holds fewer executions than `limit` because the gateway stopped after reading {SCAN_LIMIT:,} "
+    "executions (a filter few pass); `next` searches on from there"
+)
 
 
 def _execution_schema(result: Schema) -> Schema:
@@ -307,11 +318,12 @@ def _static_paths() -> dict[str, Any]:
                     {"name": n, "in": "query", "required": False, "schema": s}
                     for n, s in (
                         ("ffqn", {"type": "string"}),
-                        ("status", {"type": "string", "enum": ["pending", "running", "blocked", "finished"]}),
+                        ("status", {"type": "string", "enum": list(STATUSES)}),
+                        ("outcome", {"type": "string", "enum": list(OUTCOMES), "description": OUTCOME_TEXT}),
                         ("digest", {"type": "string", "description": "Only executions pinned to this component: a whole digest, or a unique prefix of a deployed one (`sha256:` optional)"}),
                         ("root", {"type": "boolean", "description": "true: only executions no workflow started (the roots of the trees)"}),
                         ("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
-                        ("cursor", {"type": "string"}),
+                        ("cursor", {"type": "string", "description": "A page's `next` (older executions) or `previous` (newer ones), as it is"}),
                     )
                 ]
                 + [_tag_param("Only executions with tag KEY=VALUE (repeatable: all must match; the first is the index read)")],
@@ -321,7 +333,9 @@ def _static_paths() -> dict[str, Any]:
                             "type": "object",
                             "properties": {
                                 "executions": {"type": "array", "items": ref("Execution")},
-                                "next": {"type": ["string", "null"]},
+                                "next": {"type": ["string", "null"], "description": "The cursor of the older executions; null after the oldest"},
+                                "previous": {"type": ["string", "null"], "description": "The cursor of the newer executions; null on the newest page"},
+                                "partial": {"type": "boolean", "description": PARTIAL_TEXT},
                             },
                         },
                         "A page of executions, newest first",

@@ -146,15 +146,18 @@ def idempotency_key(request: Request) -> str | None:
 
 # What `POST /v1/functions/{ffqn}` reads from its query; any other name is a mistake worth telling.
 INVOKE_QUERY = ("wait", "tag", "priority")
+# What `GET /v1/executions` takes.
+LIST_QUERY = ("ffqn", "status", "outcome", "digest", "root", "tag", "limit", "cursor")
 
 
-def check_query(request: Request, allowed: tuple[str, ...]) -> None:
-    """Refuse a query parameter not in `allowed` (a misspelt `?priorty=high` must not pass unseen), or given twice when it is not `tag`."""
+def check_query(request: Request, allowed: tuple[str, ...], hint: str = "params go in the body") -> None:
+    """Refuse a query parameter not in `allowed` (a misspelt `?priorty=high` must not pass unseen), or given twice when
+    it is not `tag`; `hint` ends the message."""
     seen: set[str] = set()
     for name, _ in query_items(request):
         if name not in allowed:
             raise BadRequestError(
-                f"unknown query parameter {name!r}; this endpoint takes {', '.join(allowed)} (params go in the body)",
+                f"unknown query parameter {name!r}; this endpoint takes {', '.join(allowed)} ({hint})",
                 path=name,
             )
         if name in seen and name != "tag":

@@ -1,5 +1,6 @@
-// One execution drawn over time, from its event log's timestamps: the run, each failed attempt and its
-// wait before the retry, each durable sleep, and each child from its submission to its response.
+// One execution drawn over time, from its event log's timestamps: the run, each attempt once there was more than
+// one (attemptLanes: what the log records of them) and its wait before the retry, each durable sleep, and each
+// child from its submission to its response.
 // Pure: lanes() turns a log into bars and marks; draw() turns those into an SVG (text as text nodes only).
 "use strict";
 
@@ -10,7 +11,7 @@ const LABEL = 120;
 const LANE = 22;
 const AXIS = 22;
 // One event each, drawn as a tick on the run's lane.
-const MARKS = new Set(["cancel_requested", "paused", "resumed", "upgraded", "upgrade_rejected", "attempt_lost", "finished"]);
+const MARKS = new Set(["cancel_requested", "paused", "resumed", "upgraded", "upgrade_rejected", "finished"]);
 
 /** The lanes of an execution: [{label, title, bars: [{from, to, kind, open}], marks: [{at, kind, title}]}].
  * `copied` lists the children a fork copied answered from its source (GET .../children): never created, their
@@ -25,7 +26,7 @@ export function lanes(execution, events, children, now, copied) {
   const end = finished ? finished.at : now;
   const runKind = execution.failure ? "failed" : finished ? (isErr(execution.result) ? "err" : "finished") : execution.paused ? "paused" : "running";
   const run = { label: "run", title: execution.ffqn, bars: [{ from: start, to: end, kind: runKind, open: !finished }], marks: [] };
-  const out = [run];
+  const out = [run, ...attemptLanes(execution, events, start, now, at)];
   const responses = new Map();
   for (const e of events) {
     if (e.type === "response") responses.set(e.child_id || e.delay_id, e);
@@ -37,12 +38,6 @@ export function lanes(execution, events, children, now, copied) {
       const kind = e.type === "finished" ? (e.failure ? "failed" : "finished") : e.type;
       const what = e.failure ? e.failure.kind + ": " + e.failure.message : "";
       run.marks.push({ at: at(e), kind, title: "#" + e.index + " " + e.type + (what ? " " + what : "") });
-    } else if (e.type === "attempt_failed") {
-      const why = e.message || e.kind || "failed";
-      const lane = { label: "attempt " + (e.attempt || "?") + " failed", title: String(why), bars: [], marks: [] };
-      lane.marks.push({ at: at(e), kind: "failed", title: "#" + e.index + " attempt " + e.attempt + " failed: " + why });
-      if (e.retry_at) lane.bars.push({ from: at(e), to: e.retry_at, kind: "retry", open: false, title: "waits for its retry" });
-      out.push(lane);
     } else if (e.type === "delay_requested") {
       const fired = responses.get(e.delay_id);
       const to = fired ? at(fired) : Math.max(now, e.until || e.at);
@@ -85,6 +80,52 @@ export function lanes(execution, events, children, now, copied) {
     return { start, end, lanes: out, copied: copiedCount };
   }
   return { start, end: Math.max(end, ...out.flatMap((l) => l.bars.map((b) => b.to))), lanes: out, copied: copiedCount };
+}
+
+/** One lane per attempt once the log shows more than one (an `attempt_failed` or `attempt_lost`), else none: the
+ * run's bar is its only attempt. The log records when an attempt ended (`attempt_failed`, `finished`) but not when a
+ * runner took it, except after a takeover (`attempt_lost` is written by the lock that starts the next one). So an
+ * attempt's bar starts when it could start at the earliest (the execution's creation or schedule, the previous
+ * failure's retry time) and is marked `approx`, or at a takeover, exactly; a lost attempt's bar ends when its lease
+ * ran out (the latest it can have run). A failed attempt's lane goes on with its wait for the retry. */
+export function attemptLanes(execution, events, start, now, at) {
+  if (!events.some((e) => e.type === "attempt_failed" || e.type === "attempt_lost")) return [];
+  const created = events.length && events[0].type === "created" ? events[0] : null;
+  const out = [];
+  let current = { n: 1, from: Math.max(start, (created && created.scheduled_at) || 0), exact: false, since: "its creation" };
+  const close = (to, kind, title, retryAt) => {
+    const lane = { label: "attempt " + current.n, title, bars: [], marks: [] };
+    const how = current.exact ? "from its takeover" : "from " + current.since + " (when it could start at the earliest)";
+    lane.bars.push({ from: Math.min(current.from, to), to, kind, open: false, approx: !current.exact, title: how });
+    if (retryAt) lane.bars.push({ from: to, to: retryAt, kind: "retry", open: false, title: "waits for its retry" });
+    out.push(lane);
+    return lane;
+  };
+  for (const e of events) {
+    if (e.type === "attempt_failed") {
+      const error = e.error || {};
+      const why = (error.kind || "failed") + (error.message ? ": " + error.message : "");
+      const lane = close(at(e), "failed", "#" + e.index + " attempt " + (e.attempt || current.n) + " failed, " + why, e.retry_at);
+      lane.marks.push({ at: at(e), kind: "failed", title: "#" + e.index + " attempt " + (e.attempt || current.n) + " failed: " + why });
+      current = { n: current.n + 1, from: e.retry_at || at(e), exact: false, since: "its retry time" };
+    } else if (e.type === "attempt_lost") {
+      const leaseEnd = Math.max(current.from, Math.min(e.lock_until || at(e), at(e)));
+      const lane = close(leaseEnd, "lost", "#" + e.index + " attempt " + (e.attempt || current.n) + " lost: " + (e.owner || "its runner") + " stopped renewing its lease");
+      lane.marks.push({ at: at(e), kind: "lost", title: "#" + e.index + " taken over: attempt " + (current.n + 1) + " starts" });
+      current = { n: current.n + 1, from: at(e), exact: true, since: "its takeover" };
+    } else if (e.type === "finished") {
+      // Finished (cancelled, say) before the attempt due could start: there was no such attempt.
+      if (!current.exact && at(e) <= current.from) return out;
+      const kind = e.failure ? "failed" : isErr(e.result) ? "err" : "finished";
+      close(at(e), kind, "#" + e.index + " attempt " + current.n + (e.failure ? " failed, " + e.failure.kind + ": " + e.failure.message : " finished"));
+      return out;
+    }
+  }
+  if (execution.status === "running" && current.from <= now) {
+    const lane = close(now, "running", "attempt " + current.n + " running");
+    lane.bars[0].open = true;
+  }
+  return out;
 }
 
 /** How many events at the start of a fork's log are its source's (0 for an execution that is no fork). */
@@ -138,8 +179,9 @@ export function draw(model, onChild, onCopied) {
     for (const bar of lane.bars) {
       const from = x(bar.from);
       const width = Math.max(2, x(bar.to) - from);
-      const tip = lane.label + ": " + duration(bar.to - bar.from) + (bar.open ? " so far" : "") + (bar.title ? " (" + bar.title + ")" : "") + (bar.copied ? ", started in the original run" : "");
-      group.append(svg("rect", { x: from, y: y + 4, width, height: LANE - 8, rx: 3, class: "bar bar-" + bar.kind + (bar.open ? " open" : "") + (bar.copied ? " copied" : "") }, svg("title", {}, tip)));
+      const tip = lane.label + ": " + (bar.approx ? "at most " : "") + duration(bar.to - bar.from) + (bar.open ? " so far" : "") + (bar.title ? " (" + bar.title + ")" : "") + (bar.copied ? ", started in the original run" : "");
+      const cls = "bar bar-" + bar.kind + (bar.open ? " open" : "") + (bar.copied ? " copied" : "") + (bar.approx ? " approx" : "");
+      group.append(svg("rect", { x: from, y: y + 4, width, height: LANE - 8, rx: 3, class: cls }, svg("title", {}, tip)));
     }
     for (const mark of lane.marks) {
       const at = x(mark.at);

@@ -15,6 +15,8 @@ from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..ids import ExecutionId
 from ..store.deployments import DeploymentStore
+from ..store.listing import Cursor, ListFilter
+from ..store.outcomes import OUTCOMES
 from ..store.records import STATUSES, Event, ExecutionState
 from ..priorities import CLASSES, DEFAULT
 from ..tags import members as tag_members, parse_filter, parse_tags
@@ -125,9 +127,13 @@ def executions_group() -> None:
 @executions_group.command("list")
 @click.option("--ffqn", help="Only executions of this function.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only executions with this status.")
+@click.option(
+    "--outcome", type=click.Choice(OUTCOMES),
+    help="Only finished executions that ended so: ok, err (an `err` result), continued, failed (any failure) or one failure kind.",
+)  # fmt: skip
 @click.option("--digest", help="Only executions pinned to this component digest.")
-@click.option("--limit", type=int, default=50, show_default=True)
-@click.option("--cursor", type=int, help="Continue from a previous listing's `next` cursor.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--cursor", help="Continue from a previous listing's `next` (or `previous`) cursor.")
 @click.option(
     "--tag", "tag_texts", multiple=True, metavar="KEY=VALUE",
     help="Only executions with this tag (repeatable: all must match; the most selective first reads least).",
@@ -137,21 +143,23 @@ def list_cmd(
     ctx: CliContext,
     ffqn: str | None,
     status: str | None,
+    outcome: str | None,
     digest: str | None,
     limit: int,
-    cursor: int | None,
+    cursor: str | None,
     tag_texts: tuple[str, ...],
 ) -> None:
     """Newest executions first."""
     if ffqn is not None:
         Ffqn.parse(ffqn)  # a typo lists nothing: say so instead
-    tags = parse_filter(tag_texts)
-    client = _client(ctx)
-    states, next_cursor = client.executions.list(
-        ffqn=ffqn, status=status, digest=digest, limit=limit, cursor=cursor, tags=tags  # type: ignore[arg-type]
+    selection = ListFilter(
+        ffqn=ffqn, status=status, outcome=outcome, digest=digest, tags=tuple(parse_filter(tag_texts))  # type: ignore[arg-type]
     )
+    start = Cursor.parse(cursor) if cursor else None
+    page = _client(ctx).executions.page(selection, start, limit)
+    states = page.states
     if ctx.json_output:
-        emit_json({"executions": [s.to_json() for s in states], "next": next_cursor})
+        emit_json({"executions": [s.to_json() for s in states], **page.paging()})
         return
     rows = []
     for s in states:
@@ -172,8 +180,8 @@ def list_cmd(
         for row, s in zip(rows, states):
             row.append(" ".join(tag_members(s.tags)))
     emit_table(headers, rows)
-    if next_cursor is not None and len(states) == limit:
-        echo(f"more: --cursor {next_cursor}")
+    if page.next is not None:
+        echo(f"more: --cursor {page.next.token()}")
 
 
 @executions_group.command("show")

@@ -25,6 +25,7 @@ from ..wasm.cache import ComponentCache
 from ..errors import DolmenError
 from ..store.deployments import DeploymentStore
 from ..store.executions import ExecutionStore
+from ..store.listing import Cursor
 from ..store.clock import now_ms
 from ..store.records import UPGRADE_REJECTED, UPGRADED, Event, ExecutionState
 from ..store.scripts import Scripts
@@ -131,13 +132,12 @@ class Upgrader:
     def candidates(self, change: FunctionChange) -> list[ExecutionState]:
         """Unfinished executions of the changed ffqn on any other digest, oldest first."""
         out: list[ExecutionState] = []
-        cursor: int | None = 0
-        while cursor is not None:
-            batch, next_cursor = self.executions.list(ffqn=change.ffqn, cursor=cursor, limit=500, active_only=True)
+        cursor: Cursor | None = None
+        while True:
+            batch, cursor = self.executions.list(ffqn=change.ffqn, cursor=cursor, limit=500, active_only=True)
             out += [s for s in batch if s.status != "finished" and s.kind == "workflow" and s.digest != change.to_digest]
-            if not batch or next_cursor == cursor:
+            if cursor is None:
                 break
-            cursor = next_cursor
         return sorted(out, key=lambda s: s.created_at)
 
     # ------------------------------------------------------------ driving

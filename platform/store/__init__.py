@@ -34,12 +34,15 @@ if TYPE_CHECKING:
     from .heartbeats import Heartbeat, ProcessInfo, read_processes
     from .counts import StoreCounts, read_counts
     from .reads import AsyncExecutionReads, ExecutionReads
+    from .listing import Cursor, ListFilter, Page
+    from .outcomes import OUTCOMES
 
 # Each exported name -> the module that defines it.
 _EXPORTS = {
     "AsyncStoreClient": "connection",
     "AsyncExecutionReads": "reads",
     "Created": "creates",
+    "Cursor": "listing",
     "DeploymentStore": "deployments",
     "Event": "records",
     "ExecutionReads": "reads",
@@ -49,9 +52,12 @@ _EXPORTS = {
     "Heartbeat": "heartbeats",
     "Lease": "lease_values",
     "Leases": "leases",
+    "ListFilter": "listing",
     "LockRefused": "lease_values",
     "NewExecution": "creates",
+    "OUTCOMES": "outcomes",
     "Outcome": "records",
+    "Page": "listing",
     "PendingCommit": "lease_values",
     "ProcessInfo": "heartbeats",
     "QueueEntry": "lease_values",
@@ -76,6 +82,7 @@ __all__ = [
     "AsyncStoreClient",
     "AsyncExecutionReads",
     "Created",
+    "Cursor",
     "DeploymentStore",
     "Event",
     "ExecutionReads",
@@ -85,9 +92,12 @@ __all__ = [
     "Heartbeat",
     "Lease",
     "Leases",
+    "ListFilter",
     "LockRefused",
     "NewExecution",
+    "OUTCOMES",
     "Outcome",
+    "Page",
     "PendingCommit",
     "ProcessInfo",
     "QueueEntry",

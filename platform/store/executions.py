@@ -13,13 +13,13 @@ from typing import Any
 
 from ..errors import NotFoundError
 from ..ids import ExecutionId
-from ..tags import matches as tag_matches, member as tag_member
 from . import chains, keys, outbox, retention
 from .clock import now_ms
 from .connection import Redis, map_redis_errors
 from .creates import IDEMPOTENCY_TTL_S, Created, CreateCall, NewExecution
 from .deliveries import Deliveries, carry_out
 from .follow import LogFollower, read_events
+from .listing import Cursor, ListFilter, Page, read_page
 from .records import (
     CANCEL_REQUESTED,
     FINISHED,
@@ -30,7 +30,6 @@ from .records import (
     Status,
 )
 from .scripts import Scripts, write_id
-from .shards import tag_kind
 
 # How long `chain_end` waits for a chain's next execution to be created (seconds).
 CHAIN_WAIT_S = 5.0
@@ -155,54 +154,31 @@ class ExecutionStore:
         ffqn: str | None = None,
         status: Status | None = None,
         digest: str | None = None,
-        cursor: int | None = None,
+        cursor: Cursor | None = None,
         limit: int = 50,
         active_only: bool = False,
         tags: Sequence[tuple[str, str]] = (),
         roots_only: bool = False,
-    ) -> tuple[list[ExecutionState], int | None]:
-        """Newest first. `cursor` is the rank to continue from; returns the next cursor.
+        outcome: str | None = None,
+    ) -> tuple[list[ExecutionState], Cursor | None]:
+        """Newest first, past `cursor`; returns the cursor of the next page (None after the last).
 
-        `roots_only` leaves out children (executions a workflow started), as a tree view lists them.
+        `roots_only` leaves out children (executions a workflow started), as a tree view lists them;
+        `outcome` keeps finished executions that ended so (store/outcomes.py).
 
         With `tags` (KEY, VALUE) only executions that carry all of them, read
         from the index of the first one: the most selective tag first reads least.
         """
-        shards = self.scripts.shards
-        if tags:
-            index = shards.every(tag_kind(tag_member(*tags[0])))
-        else:
-            index = shards.every("active" if active_only or (status is not None and status != "finished") else "executions")
-        start = cursor or 0
-        out: list[ExecutionState] = []
-        batch = max(limit * 2, 100)
-        with map_redis_errors():
-            while len(out) < limit:
-                ids = newest(self.client, index, start, batch)
-                if not ids:
-                    return out, None
-                pipe = self.client.pipeline(transaction=False)
-                for raw_id in ids:
-                    pipe.hgetall(keys.state(raw_id.decode()))
-                for offset, raw in enumerate(pipe.execute()):
-                    if not raw:
-                        continue
-                    state = ExecutionState.from_hash(raw)
-                    if (ffqn and state.ffqn != ffqn) or (status and state.status != status):
-                        continue
-                    if digest and state.digest != digest:
-                        continue
-                    if roots_only and state.parent:
-                        continue
-                    if tags and not tag_matches(state.tags, tags):
-                        continue
-                    if tags and active_only and not state.live:
-                        continue  # what the `active` index would have listed
-                    out.append(state)
-                    if len(out) == limit:
-                        return out, start + offset + 1
-                start += len(ids)
-        return out, start
+        selection = ListFilter(
+            ffqn=ffqn, status=status, outcome=outcome, digest=digest, tags=tuple(tags), roots_only=roots_only,
+            active_only=active_only,
+        )  # fmt: skip
+        found = self.page(selection, cursor, limit)
+        return found.states, found.next
+
+    def page(self, selection: ListFilter, cursor: Cursor | None = None, limit: int = 50, scan: int | None = None) -> Page:
+        """The page of `selection` past `cursor`, with the cursors around it; at most `scan` states read (store/listing.py)."""
+        return read_page(self.client, self.scripts.shards, selection, cursor, limit, scan)
 
     def live_states(self, batch: int = 1000) -> list[ExecutionState]:
         """Every execution that is unfinished, or continued as new (`ExecutionState.live`), from the `active` index.
@@ -331,19 +307,3 @@ def response_event(child_id: str, outcome: Outcome, *, join_set: str | None = No
 
 __all__ = ["CANCEL_REQUESTED", "ExecutionStore", "response_event"]
 
-
-def newest(client: Redis, index: list[str], start: int, count: int) -> list[bytes]:
-    """Members `start` to `start + count` of the union of the sorted sets `index`, newest (highest score) first.
-
-    One set (one shard) is one ZREVRANGE. Several are merged in the order one
-    set of them all would have (score, then member, descending), which takes
-    the first `start + count` of each: a deep page costs more than a first one.
-    """
-    if len(index) == 1:
-        return client.zrevrange(index[0], start, start + count - 1)  # type: ignore[return-value]
-    pipe = client.pipeline(transaction=False)
-    for key in index:
-        pipe.zrevrange(key, 0, start + count - 1, withscores=True)
-    rows: list[tuple[bytes, float]] = [row for part in pipe.execute() for row in part]
-    rows.sort(key=lambda row: (row[1], row[0]), reverse=True)
-    return [member for member, _ in rows[start : start + count]]

@@ -22,32 +22,17 @@ from typing import Any
 from ..errors import UsageError
 from . import keys, outbox
 from .connection import Redis, map_redis_errors
+from .outcomes import OUTCOMES, outcome_label, outcome_matches
 from .records import Outcome
 from .scripts import Scripts
 from .shards import Shards
 from .trees import Tree, clean_gone, read_trees, remove_trees
 
 # What `--status` may name: every finished root, its kind of outcome, or a failure kind (README "Event log").
-FAILURE_KINDS = (
-    "trap", "timeout", "cancelled", "non_determinism", "child_failed", "crashed", "value_too_large",
-    "secret_unavailable", "runner_error", "history_limit",
-)  # fmt: skip
-PURGE_STATUSES = ("finished", "ok", "err", "continued", "failed", *FAILURE_KINDS)
+PURGE_STATUSES = ("finished", *OUTCOMES)
 
 _PAGE = 1000
 _FIELDS = ("status", "ffqn", "finished_at", "outcome")
-
-
-def outcome_label(outcome: Outcome | None) -> str:
-    """`ok` for a returned value, `err` for an `err` result, `continued` for a workflow that continued as new, else the failure's kind."""
-    if outcome is None:
-        return ""
-    if outcome.failure is not None:
-        return outcome.failure.kind
-    if outcome.continued_as is not None:
-        return "continued"
-    value = outcome.value
-    return "err" if isinstance(value, dict) and set(value) == {"err"} else "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +64,7 @@ class PurgeFilter:
             return False
         if self.status in (None, "finished"):
             return True
-        if self.status == "failed":
-            return outcome is not None and outcome.failure is not None
-        return outcome_label(outcome) == self.status
+        return outcome_matches(outcome, self.status)
 
 
 @dataclass(frozen=True, slots=True)

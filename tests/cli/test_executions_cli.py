@@ -13,6 +13,8 @@ from dolmen.platform.store import keys
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.leases import Lease, Leases
+from dolmen.platform.store.records import Failure, Outcome
 from tests.support.guests import DATA_DIR
 from tests.support.platform import Processes, activity, deploy, workflow
 
@@ -163,3 +165,34 @@ def test_events_follow_prints_each_event_as_it_is_appended_and_stops_at_finished
         client.close()
     assert follower.returncode == 0, err
     assert [json.loads(line)["type"] for line in out.splitlines()] == ["delay_requested", "finished"]
+
+
+def test_list_filters_by_outcome_and_pages_with_the_cursor_it_prints(redis_url: str) -> None:
+    """`--outcome failed` lists the failed executions; `--cursor` takes the token a page printed, and a bad one or an
+    outcome with an unfinished status exits 2 saying what to pass."""
+    client = connect(redis_url)
+    try:
+        store, leases = ExecutionStore(client), Leases(client)
+        failed: list[str] = []
+        for i in range(5):
+            execution_id = ExecutionId.new().value
+            store.create(NewExecution(id=execution_id, ffqn=f"{A}.crash", kind="activity", digest="sha256:x", params=[str(i)]))
+            lease = leases.lock(execution_id, "test", 30_000)
+            assert isinstance(lease, Lease)
+            leases.finish(lease, Outcome(failure=Failure("trap", "boom")) if i % 2 == 0 else Outcome(value=None))
+            if i % 2 == 0:
+                failed.append(execution_id)
+    finally:
+        client.close()
+    first = platform(redis_url, "--json", "executions", "list", "--outcome", "failed", "--limit", "2")
+    page = json.loads(first.stdout)
+    assert len(page["executions"]) == 2 and page["next"] and page["previous"] is None
+    table = platform(redis_url, "executions", "list", "--outcome", "failed", "--limit", "2").stdout
+    assert f"more: --cursor {page['next']}" in table
+    rest = json.loads(platform(redis_url, "--json", "executions", "list", "--outcome", "failed", "--cursor", page["next"]).stdout)
+    assert sorted(e["execution_id"] for e in page["executions"] + rest["executions"]) == sorted(failed)
+    assert rest["next"] is None and rest["previous"]
+    bad = platform(redis_url, "executions", "list", "--cursor", "12")
+    assert bad.returncode == 2 and "pass the `--cursor` value a listing printed as it is" in bad.stderr
+    mixed = platform(redis_url, "executions", "list", "--outcome", "failed", "--status", "running")
+    assert mixed.returncode == 2 and "--outcome failed lists finished executions only" in mixed.stderr

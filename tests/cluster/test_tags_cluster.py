@@ -11,6 +11,7 @@ import redis
 from dolmen.platform.client import Client
 from dolmen.platform.store.connection import connect
 from dolmen.platform.store.clock import now_ms
+from dolmen.platform.store.listing import Cursor, ListFilter
 from dolmen.platform.store.purge import PurgeFilter
 from dolmen.platform.store.shards import tag_kind
 from tests.support import indexes
@@ -57,13 +58,24 @@ def test_listing_by_tag_on_a_cluster_merges_the_masters_and_purge_removes_the_en
     fanned = client.executions.list(tags=[("kind", "fan"), ("run", run)], limit=100)[0]
     assert {s.id for s in fanned} == {fan_out, *children}
     pages: list[str] = []
-    cursor: int | None = None
+    cursor: Cursor | None = None
     while True:
         page, cursor = client.executions.list(tags=[("run", run)], limit=3, cursor=cursor)
         pages += [s.id for s in page]
         if len(page) < 3 or cursor is None:
             break
     assert sorted(pages) == sorted(expected) and len(pages) == len(expected)
+    # Down through `next` and back up through `previous`, and a filter by outcome, across the masters.
+    tagged = ListFilter(tags=(("run", run),))
+    down = [client.executions.page(tagged, None, 3)]
+    while down[-1].next is not None:
+        down.append(client.executions.page(tagged, down[-1].next, 3))
+    up = [down[-1]]
+    while up[-1].previous is not None:
+        up.append(client.executions.page(tagged, up[-1].previous, 3))
+    assert [[s.id for s in p.states] for p in reversed(up)] == [[s.id for s in p.states] for p in down]
+    assert [s.id for p in down for s in p.states] == [s.id for s in listed]
+    assert {s.id for s in client.executions.list(tags=[("run", run)], outcome="ok", limit=100)[0]} == expected
 
     store = connect(redis_url)
     try:

@@ -10,58 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from dolmen.gateway.settings import Token
 from dolmen.platform.model import Revision
+from tests.gateway.dashboard_pages import GREEN, PINK, RED, box, finished, page, run, sleeping
 from tests.gateway.helpers import ACT, WF, GatewayThread
-from tests.support.browser import UNTIL_IN_PAGE, evaluate_in_page
-from tests.support.png import Image, decode
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.browser
 
 ADMIN = "admin-dash-0123"
 INVOKER = "invoke-dash-4567"
-# The dashboard's colours (dashboard.css): a finished bar or badge, a sleep, a retry wait.
-GREEN = (0x2E, 0x8A, 0x4F)
-AMBER = (0xB0, 0x80, 0x1F)
-PINK = (0xE3, 0xB1, 0xB1)
-
-
-def page(body: str, **values: str) -> str:
-    """An async page script: `until` plus `body`, with `values` bound as JS constants (JSON-quoted)."""
-    consts = "".join(f"  const {name} = {json.dumps(value)};\n" for name, value in values.items())
-    return "(async () => {\n" + UNTIL_IN_PAGE + consts + body + "\n})()"
-
-
-def run(url: str, tmp_path: Path, script: str, shot: str | None = None) -> tuple[Any, Image | None]:
-    """Evaluate `script` at `url`; with `shot`, also decode the screenshot taken once it is done."""
-    path = tmp_path / shot if shot else None
-    result = evaluate_in_page(url, tmp_path, script, timeout=90.0, screenshot=path)
-    return result, decode(path.read_bytes()) if path else None
-
-
-def box(rect: dict[str, float]) -> tuple[int, int, int, int]:
-    """A DOMRect (from the page) as a pixel box (left, top, right, bottom)."""
-    return int(rect["left"]), int(rect["top"]), int(rect["right"]), int(rect["bottom"])
-
-
-def finished(http: httpx.Client, ffqn: str, params: Any) -> str:
-    response = http.post(f"/v1/functions/{ffqn}?wait=30", json=params)
-    assert response.status_code == 200 and response.json()["status"] == "finished", response.text
-    return response.json()["execution_id"]
-
-
-def sleeping(http: httpx.Client) -> str:
-    """A workflow blocked in a long durable sleep (cancel it after the test)."""
-    execution_id = http.post(f"/v1/functions/{WF}.sleepy", json={"ms": 3_600_000}).json()["execution_id"]
-    wait_for(lambda: http.get(f"/v1/executions/{execution_id}").json()["status"] == "blocked", what="the sleep")
-    return execution_id
-
 
 TREE = """
   const row = await until(() => document.querySelector(`tr.execution[data-id="${ROOT}"]`));
@@ -100,30 +62,22 @@ TIMELINE = """
     await until(() => document.getElementById("detail-id").textContent === id && check());
     return lanes();
   };
-  const crash = await show(CRASH, () => document.querySelector("#chart rect.bar-retry"));
   const sleepy = await show(SLEEPY, () => document.querySelector("#chart rect.bar-delay"));
   const serial = await show(SERIAL, () => document.querySelectorAll("#chart g.child-lane rect.bar-finished").length === 3);
   document.querySelector("#chart g.child-lane rect").dispatchEvent(new MouseEvent("click", { bubbles: true }));
   const child = await until(() => document.getElementById("detail-id").textContent.startsWith(SERIAL + ".") &&
                                   document.getElementById("detail-id").textContent);
   await show(SERIAL, () => document.querySelectorAll("#chart g.child-lane").length === 3);
-  return { crash, sleepy, serial, child, chart: document.getElementById("chart").getBoundingClientRect().toJSON() };
+  return { sleepy, serial, child, chart: document.getElementById("chart").getBoundingClientRect().toJSON() };
 """
 
 
-def test_the_timeline_draws_children_sleeps_and_retries(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
-    """Per execution: a lane per failed attempt with its retry wait, a lane per sleep, a lane per child (clickable)."""
-    crash = http.post(f"/v1/functions/{ACT}.crash", json=["boom"]).json()["execution_id"]
-    wait_for(
-        lambda: any(e["type"] == "attempt_failed" for e in http.get(f"/v1/executions/{crash}/events").json()["events"]),
-        what="a failed attempt",
-    )
+def test_the_timeline_draws_children_and_sleeps(gateway: GatewayThread, http: httpx.Client, tmp_path: Path) -> None:
+    """Per execution: a lane per sleep, a lane per child (clickable); one attempt draws no attempt lane."""
     sleepy = finished(http, f"{WF}.sleepy", {"ms": 300})
     serial = finished(http, f"{WF}.serial", {"n": 3})
     url = f"{gateway.url}/#{serial}"
-    seen, image = run(url, tmp_path, page(TIMELINE, CRASH=crash, SLEEPY=sleepy, SERIAL=serial), shot="timeline.png")
-    assert seen["crash"][0]["label"] == "run"
-    assert any(lane["label"] == "attempt 1 failed" and "bar bar-retry" in lane["bars"] for lane in seen["crash"])
+    seen, image = run(url, tmp_path, page(TIMELINE, SLEEPY=sleepy, SERIAL=serial), shot="timeline.png")
     assert [lane["label"] for lane in seen["sleepy"]] == ["run", "sleep 300 ms"]
     assert seen["sleepy"][1]["bars"] == ["bar bar-delay"] and seen["sleepy"][0]["bars"] == ["bar bar-finished"]
     assert [lane["label"] for lane in seen["serial"]] == ["run", "basic.double", "basic.double", "basic.double"]
@@ -133,6 +87,56 @@ def test_the_timeline_draws_children_sleeps_and_retries(gateway: GatewayThread, 
     assert chart[3] - chart[1] > 60 and image.colors(chart) > 10
     # Four green bars (the run and three children) fill part of the chart.
     assert image.count(GREEN, chart) > 400
+
+
+ATTEMPTS = """
+  const { lanes } = await import("/static/timeline.js");
+  await until(() => document.getElementById("detail-id").textContent === CRASH && document.querySelectorAll("#chart g.lane").length === 6);
+  const drawn = [...document.querySelectorAll("#chart g.lane")].map((g) => ({
+    label: g.dataset.lane, bars: [...g.querySelectorAll("rect.bar")].map((r) => r.getAttribute("class")),
+    tips: [...g.querySelectorAll("rect.bar title")].map((t) => t.textContent) }));
+  const log = [
+    { index: 0, type: "created", at: 1000 },
+    { index: 1, type: "attempt_lost", at: 2000, attempt: 1, owner: "runner-a", lock_until: 1500 },
+    { index: 2, type: "attempt_failed", at: 2400, attempt: 2, error: { kind: "trap", message: "boom" }, retry_at: 2600 },
+    { index: 3, type: "finished", at: 3000, result: 7 },
+  ];
+  const x = { execution_id: "E_x", ffqn: "a:b/c@1.0.0.d", status: "finished", created_at: new Date(1000).toISOString(), result: 7 };
+  const shape = (model) => model.lanes.map((l) => ({ label: l.label, bars: l.bars.map((b) => [b.kind, b.from, b.to, !!b.approx]),
+                                                      marks: l.marks.map((m) => [m.kind, m.at]) }));
+  const lost = shape(lanes(x, log, [], 5000, []));
+  const once = shape(lanes(x, [log[0], log[3]], [], 5000, [])).map((l) => l.label);
+  document.getElementById("chart").scrollIntoView();
+  return { drawn, lost, once, chart: document.getElementById("chart").getBoundingClientRect().toJSON() };
+"""
+
+
+def test_the_timeline_draws_every_attempt_of_a_retried_execution_as_far_as_its_log_tells(
+    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+) -> None:
+    """An activity that trapped five times: a lane per attempt, each failed attempt red (drawn from when it could
+    start at the earliest: the log has no start) with its wait for the retry; a lost attempt ends at its lease's end
+    and the takeover starts the next one exactly; a single attempt draws no lane of its own."""
+    crash = http.post(f"/v1/functions/{ACT}.crash", json=["boom"]).json()["execution_id"]
+    wait_for(lambda: http.get(f"/v1/executions/{crash}").json()["status"] == "finished", what="five failed attempts")
+    seen, image = run(f"{gateway.url}/#{crash}", tmp_path, page(ATTEMPTS, CRASH=crash), shot="attempts.png")
+    drawn = seen["drawn"]
+    assert [lane["label"] for lane in drawn] == ["run", *(f"attempt {n}" for n in range(1, 6))]
+    assert all(lane["bars"] == ["bar bar-failed approx", "bar bar-retry"] for lane in drawn[1:5]), drawn
+    assert drawn[5]["bars"] == ["bar bar-failed approx"]
+    assert "(from its retry time (when it could start at the earliest))" in drawn[2]["tips"][0]
+    assert drawn[1]["tips"][0].startswith("attempt 1: at most ")
+    assert seen["lost"] == [
+        {"label": "run", "bars": [["finished", 1000, 3000, False]], "marks": [["finished", 3000]]},
+        {"label": "attempt 1", "bars": [["lost", 1000, 1500, True]], "marks": [["lost", 2000]]},
+        {"label": "attempt 2", "bars": [["failed", 2000, 2400, False], ["retry", 2400, 2600, False]], "marks": [["failed", 2400]]},
+        {"label": "attempt 3", "bars": [["finished", 2600, 3000, True]], "marks": []},
+    ]
+    assert seen["once"] == ["run"]
+    assert image is not None
+    chart = box(seen["chart"])
+    # Six red bars (the failed run and five attempts) and four pink retry waits.
+    assert image.count(RED, chart, tolerance=30) > 300 and image.count(PINK, chart) > 40
 
 
 FORKED = """

@@ -29,7 +29,7 @@ def test_an_invocation_carries_its_tags_to_its_children_and_the_listing_filters_
     assert len(children) == 2 and all(c["tags"] == body["tags"] for c in children)
     both = http.get("/v1/executions", params=[("tag", f"run={run}"), ("tag", "team=a=b"), ("ffqn", f"{WF}.fan-out")]).json()
     assert [e["execution_id"] for e in both["executions"]] == [body["execution_id"]]
-    assert http.get("/v1/executions", params={"tag": f"run={run}x"}).json() == {"executions": [], "next": None}
+    assert http.get("/v1/executions", params={"tag": f"run={run}x"}).json() == {"executions": [], "next": None, "previous": None, "partial": False}
     shown = http.get(f"/v1/executions/{children[0]['execution_id']}").json()
     assert shown["tags"] == body["tags"]
 

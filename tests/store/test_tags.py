@@ -12,6 +12,7 @@ from dolmen.platform.errors import ConflictError
 from dolmen.platform.ids import ExecutionId
 from dolmen.platform.store import keys, trees
 from dolmen.platform.store.executions import ExecutionStore
+from dolmen.platform.store.listing import Cursor
 from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.clock import now_ms
 from dolmen.platform.store.leases import Lease, Leases
@@ -69,7 +70,7 @@ def test_listing_by_tags_merges_the_shards_newest_first_and_pages_through_them(c
     assert store.list(tags=[("color", "red"), ("size", "xl")], limit=100)[0] == []
 
     pages: list[str] = []
-    cursor: int | None = None
+    cursor: Cursor | None = None
     while True:
         page, cursor = store.list(tags=[("color", "red")], limit=4, cursor=cursor)
         pages += [s.id for s in page]

@@ -166,7 +166,10 @@ def read_page(
     client: Redis, shards: Shards, selection: ListFilter, cursor: Cursor | None, limit: int, scan: int | None = None
 ) -> Page:
     """The page of `selection` past `cursor` (the newest page without one): at most `limit` executions, and at most
-    `scan` execution states read (unbounded when None)."""
+    `scan` execution states read (unbounded when None).
+
+    Raises `UsageError` for a `limit` below 1 and `StoreError` when the store cannot be read.
+    """
     if limit < 1:
         raise UsageError(f"limit must be at least 1, not {limit}", path="limit")
     index = shards.every(selection.index_kind)

@@ -256,7 +256,10 @@ def _param(name: str, ty: WitType, where: str, *, required: bool) -> dict[str, A
 
 
 def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[str, Any]:
-    """The OpenAPI document of this gateway for `revision`."""
+    """The OpenAPI 3.1.0 document (a JSON object) of this gateway for `revision`, its routes as `table` compiled them.
+
+    `auth` adds the document-wide bearer security requirement (tokens are configured).
+    """
     paths: dict[str, Any] = {}
     for ffqn, route in sorted(revision.functions().items()):
         if route.signature.unsupported_reason() is None:

@@ -21,7 +21,8 @@ def json_answer(schema: Schema, description: str) -> dict[str, Any]:
 
 
 def errors(*statuses: int) -> dict[str, Any]:
-    """The error answers of `statuses`, each with the shared Error body and what it means here."""
+    """The error answers of `statuses` (OpenAPI Response Objects by status text), each with the shared Error body
+    and what it means here; KeyError for a status this module has no text for."""
     text = {
         400: "Bad request: bad JSON, or a value that does not fit its WIT type (`path` names it)",
         401: "Missing or unknown bearer token",

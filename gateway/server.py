@@ -50,11 +50,13 @@ class CoalescingTransport:
         self._loop = asyncio.get_running_loop()
 
     def write(self, data: bytes) -> None:
+        """Keep `data` to send with whatever else this loop tick writes."""
         if not self._chunks:
             self._loop.call_soon(self.flush)
         self._chunks.append(data)
 
     def flush(self) -> None:
+        """Send what was kept, as one write (nothing once the transport is closing)."""
         if self._chunks:
             data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
             self._chunks = []
@@ -62,10 +64,12 @@ class CoalescingTransport:
                 self._transport.write(data)
 
     def close(self) -> None:
+        """Send what was kept, then close the transport."""
         self.flush()
         self._transport.close()
 
     def write_eof(self) -> None:
+        """Send what was kept, then close the write side."""
         self.flush()
         self._transport.write_eof()
 
@@ -86,7 +90,10 @@ HTTP_PROTOCOL: type[asyncio.Protocol] = _coalescing(_FastProtocol or H11Protocol
 
 
 def uvicorn_options() -> dict[str, Any]:
-    """uvicorn's settings for a gateway: the C loop and parser when installed, one send per response."""
+    """uvicorn's settings for a gateway: the C loop and parser when installed, one send per response.
+
+    Keyword arguments of `uvicorn.run`/`uvicorn.Config`; times in seconds (`KEEP_ALIVE_S` idle keep-alive).
+    """
     return {
         "log_level": "warning",
         "access_log": False,
@@ -117,7 +124,9 @@ def serve_gateway(settings: GatewaySettings) -> None:
 
     Given several nodes (a cluster's: `redis://A,B`), it starts once one of them
     answers (`wait_for_store`), to connect as a cluster client; given one, it
-    serves at once, answering 503 while the store is down.
+    serves at once, answering 503 while the store is down. Raises `ConfigError`
+    for a malformed URL or a `DOLMEN_SHARDS` other than the store's, and
+    `StoreAccessError` when the store refuses this process.
     """
     if len(seed_urls(settings.redis_url)) > 1:
         wait_for_store(settings.redis_url, timeout_s=float("inf"))

@@ -28,6 +28,7 @@ def errors(*statuses: int) -> dict[str, Any]:
         401: "Missing or unknown bearer token",
         403: "The token's scope does not allow this",
         404: "No such function or execution",
+        405: "The path answers other methods only",
         409: "Conflict (an idempotency key reused with other params or tags, nothing left to cancel, "
         "a stub's result already recorded otherwise, or a finished execution or a stub to pause)",
         413: "Request body over the gateway's limit",

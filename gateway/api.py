@@ -1,4 +1,12 @@
-"""API v1: functions, invocations by ffqn, executions, their logs and results."""
+"""API v1: functions, invocations by ffqn, executions, their logs and results.
+
+Errors answer `{"error": {"code", "message", "path"}}` with the status of `errors.status_for`. Every
+endpoint needs an `invoke` token, or an `admin` one where its docstring says so, when tokens are set: a
+missing or unknown token is a 401 `unauthorized`, too small a scope a 403 `forbidden`. Any of them may
+answer 503 (`store_error`) while the store cannot be reached. A path parameter that is not UTF-8 or holds
+a control character is a 400 `bad_request` naming it (`decoding.path_param`); a malformed execution id or
+ffqn a 400 `invalid_name`.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +47,11 @@ MAX_CHILDREN = 500
 
 
 def describe_function(route: FunctionRoute) -> dict[str, Any]:
-    """One deployed function as `GET /v1/functions` lists it."""
+    """One deployed function as `GET /v1/functions` lists it.
+
+    `ffqn`, `kind`, `component`, `component_digest`, `params` ([{name, type}], WIT types as text), `result`
+    (WIT text or None), `signature`, `invocable`, and when they apply `not_invocable_because` and `limits`.
+    """
     sig = route.signature
     reason = sig.unsupported_reason()
     return {
@@ -63,6 +75,7 @@ class ApiV1:
         self.gw = gw
 
     def routes(self) -> list[BaseRoute]:
+        """The `/v1` routes, in matching order (pause and resume ahead of the invocation's `{ffqn:path}`)."""
         return [
             Route("/v1/functions", self.list_functions, methods=["GET"]),
             # Ahead of the invocation: an ffqn ends in `.function`, never in `/pause`.
@@ -85,6 +98,10 @@ class ApiV1:
     # ------------------------------------------------------------ functions
 
     async def list_functions(self, request: Request) -> Response:
+        """`GET /v1/functions`: 200 `{"revision", "deployment", "functions": [describe_function, + "paused"]}`.
+
+        404 `not_found` when nothing is deployed.
+        """
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
         revision = await self.gw.revision()
@@ -96,6 +113,7 @@ class ApiV1:
         return JSONResponse({"revision": revision.number, "deployment": revision.name, "functions": functions})
 
     async def get_function(self, request: Request) -> Response:
+        """`GET /v1/functions/{ffqn}`: 200 `describe_function`; 400 `invalid_name`, 404 `not_found` (not deployed)."""
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
         ffqn = path_param(request, "ffqn")
@@ -107,7 +125,17 @@ class ApiV1:
         """POST params (object by name, array by position): 202, or 200 with the finished execution.
 
         `?tag=KEY=VALUE` (repeatable) tags the execution and everything it starts;
-        `?priority=high|normal|low` gives it and everything it starts a priority class.
+        `?priority=high|normal|low` gives it and everything it starts a priority class; `?wait=SECONDS` or
+        `Prefer: wait=N` waits for it (up to --max-wait; none by default), `Idempotency-Key` makes it idempotent.
+
+        200 with the finished execution, 202 `{"execution_id", "status"}` while it runs; both with `Location`
+        and `Dolmen-Execution-Id`, `Idempotent-Replayed: true` for a repeat, `Preference-Applied` when
+        `Prefer` set the wait. Errors: 400 `bad_request` (an unknown or repeated query parameter, a bad wait,
+        key or body), `invalid_name` (ffqn), `invalid_value` (params that do not fit the WIT types, `path`
+        naming the field), `usage_error` (tags, priority, a function not invocable with JSON); 404
+        `not_found` (not deployed); 409 `conflict` (an id or key used for another call); 413
+        `payload_too_large`; 503 `replicas_unconfirmed` (with --wait-replicas, see `replicas.py`); 507
+        `store_full`.
         """
         handler(request, "invoke")
         self.gw.auth.check(request, "invoke")
@@ -139,7 +167,12 @@ class ApiV1:
     # ------------------------------------------------------------ schedules
 
     async def list_schedules(self, request: Request) -> Response:
-        """The active revision's cron schedules: definition, last fire and the next `next` fire times (ms)."""
+        """`GET /v1/schedules` (admin): the active revision's cron schedules: definition, last fire and the next
+        `next` fire times (ms since the epoch; `next` 1 to 100, default 3).
+
+        200 `{"revision", "schedules": [cron.describe]}`; 400 `bad_request` for a bad `next`, 404 `not_found`
+        when nothing is deployed.
+        """
         handler(request, "schedules")
         self.gw.auth.check(request, "admin")
         count = _int_param(query_value(request, "next"), "next", default=3, low=1, high=100)
@@ -152,7 +185,13 @@ class ApiV1:
     async def list_executions(self, request: Request) -> Response:
         """Newest first; `ffqn`, `status`, `outcome`, `digest`, `root`, `tag=KEY=VALUE` (repeatable: all must match),
         `limit`, and a `cursor` from a page's `next` or `previous`. A page reads at most SCAN_LIMIT states: a rare
-        filter may answer fewer executions than `limit`, `partial`, with a `next` that searches on."""
+        filter may answer fewer executions than `limit`, `partial`, with a `next` that searches on.
+
+        `GET /v1/executions` (admin): 200 `{"executions", "next", "previous", "partial"}` (`Page.paging`).
+        400 `bad_request` (an unknown or repeated parameter, `root` not true/false, `limit` outside 1 to
+        MAX_PAGE, a `digest` prefix that names no deployed component or several), `invalid_name` (ffqn),
+        `usage_error` (status, outcome, cursor, tag).
+        """
         handler(request, "list")
         self.gw.auth.check(request, "admin")
         check_query(request, LIST_QUERY, hint="see GET /openapi.json")
@@ -188,13 +227,19 @@ class ApiV1:
             raise BadRequestError(f"?digest={text}: {exc.message}", path="digest") from None
 
     async def get_execution(self, request: Request) -> Response:
+        """`GET /v1/executions/{id}`: 200 the execution (`ExecutionState.to_json`); 400 `invalid_name`, 404 `not_found`
+        (worded apart for a child a fork only copied)."""
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
         state = await self._require(path_param(request, "id"))
         return JSONResponse(state.to_json())
 
     async def children(self, request: Request) -> Response:
-        """The executions a workflow started, in submission order (from its log's `child_submitted` events)."""
+        """The executions a workflow started, in submission order (from its log's `child_submitted` events).
+
+        200 `{"execution_id", "total", "children": [state, ...] (at most MAX_CHILDREN), "copied":
+        [CopiedChild.to_json]}`; 400 `invalid_name`, 404 `not_found`.
+        """
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
         state = await self._require(path_param(request, "id"))
@@ -235,7 +280,11 @@ class ApiV1:
         return missing
 
     async def result(self, request: Request) -> Response:
-        """Long-poll: 200 with the finished execution, or 202 when `wait` runs out first."""
+        """Long-poll: 200 with the finished execution, or 202 when `wait` runs out first.
+
+        `?wait=SECONDS` or `Prefer: wait=N` (up to --max-wait; 0 by default); a continue-as-new chain is
+        followed. 400 `bad_request` (wait) or `invalid_name`, 404 `not_found`.
+        """
         handler(request, "result")
         self.gw.auth.check(request, "invoke")
         wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
@@ -252,6 +301,9 @@ class ApiV1:
         """PUT a stub execution's result (the JSON form of its WIT result type): 200 with the finished execution.
 
         The same result again is answered alike (`Idempotent-Replayed: true`); another is a 409.
+        Errors: 400 `bad_request` (not JSON), `invalid_name`, `invalid_value` (does not fit the result type,
+        `path` naming the field); 404 `not_found`; 409 `not_a_stub`, `result_recorded`; 413
+        `payload_too_large`; 503 `replicas_unconfirmed` (with --wait-replicas).
         """
         handler(request, "complete")
         # Like an invocation: a system that supplies results needs no admin token.
@@ -267,6 +319,13 @@ class ApiV1:
         return response
 
     async def cancel(self, request: Request) -> Response:
+        """`POST /v1/executions/{id}/cancel` (admin), where its continue-as-new chain is now.
+
+        200 `{"execution_id", "cancel": "cancelled"}` when cancelled at once, 202 with `"requested"` (its
+        runner cancels it) or `"already"` (requested before); `chain`: the id asked for, when the chain
+        moved on. 409 `already_finished`; 400 `invalid_name`; 404 `not_found`; 503 `replicas_unconfirmed`;
+        507 `store_full`.
+        """
         handler(request, "cancel")
         self.gw.auth.check(request, "admin")
         asked = ExecutionId.parse(path_param(request, "id")).value
@@ -281,11 +340,18 @@ class ApiV1:
         return JSONResponse(body, status_code=status)
 
     async def pause(self, request: Request) -> Response:
-        """Pause an execution (where its chain is now): 200 `{"execution_id", "pause": "done"|"already"}`."""
+        """Pause an execution (where its chain is now): 200 `{"execution_id", "pause": "done"|"already"}`.
+
+        Admin. 400 `invalid_name`, 404 `not_found`, 409 `not_pausable` (finished, or a stub), 503
+        `replicas_unconfirmed`.
+        """
         return await self._pause_or_resume(request, "pause")
 
     async def resume(self, request: Request) -> Response:
-        """Resume a paused execution: 200 `{"execution_id", "resume": "done"|"already", "queued"}`."""
+        """Resume a paused execution: 200 `{"execution_id", "resume": "done"|"already", "queued"}`.
+
+        Admin; errors as `pause`.
+        """
         return await self._pause_or_resume(request, "resume")
 
     async def _pause_or_resume(self, request: Request, action: str) -> Response:
@@ -296,11 +362,17 @@ class ApiV1:
         return JSONResponse({**result.to_json(action), **({"chain": asked} if asked != result.execution_id else {})})
 
     async def pause_function(self, request: Request) -> Response:
-        """Pause every execution of a function, present and future: 200 `{"ffqn", "pause": "done"|"already"}`."""
+        """Pause every execution of a function, present and future: 200 `{"ffqn", "pause": "done"|"already"}`.
+
+        Admin. 400 `invalid_name`, 404 `not_found` (not deployed), 409 `not_pausable` (a stub).
+        """
         return await self._function_pause_or_resume(request, "pause")
 
     async def resume_function(self, request: Request) -> Response:
-        """Resume a function paused as a whole: 200 `{"ffqn", "resume": "done"|"already"}`."""
+        """Resume a function paused as a whole: 200 `{"ffqn", "resume": "done"|"already"}`.
+
+        Admin. 400 `invalid_name`.
+        """
         return await self._function_pause_or_resume(request, "resume")
 
     async def _function_pause_or_resume(self, request: Request, action: str) -> Response:
@@ -316,7 +388,15 @@ class ApiV1:
     # --------------------------------------------------------------- events
 
     async def events(self, request: Request) -> Response:
-        """The log as JSON, or live as server-sent events when `Accept: text/event-stream`."""
+        """The log as JSON, or live as server-sent events when `Accept: text/event-stream`.
+
+        Only events with an index above `?after=N` (else `Last-Event-ID`, else -1: all). JSON: 200
+        `{"execution_id", "status", "events": [Event.to_json]}`. Event stream (HTML Living Standard §9.2,
+        server-sent events): `retry: 2000` (ms), one `sse_message` per event, a `: keep-alive` comment
+        each time a read waited in vain, until `finished` or `GatewaySettings.max_stream_s` (1 h); a client
+        reconnects with `Last-Event-ID`. 400 `bad_request` (`after` not an integer >= -1) or
+        `invalid_name`, 404 `not_found`.
+        """
         handler(request, "events")
         self.gw.auth.check(request, "invoke")
         execution_id = path_param(request, "id")
@@ -353,7 +433,10 @@ _WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 def sse_message(event: Event) -> str:
-    """One server-sent event: `id` is the event's index, `event` its type."""
+    """One server-sent event: `id` is the event's index, `event` its type, `data` its JSON (`Event.to_json`, one line).
+
+    The fields of the event stream format of the HTML Living Standard, §9.2 "Server-sent events".
+    """
     data = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
     return f"id: {event.index}\nevent: {event.type}\ndata: {data}\n\n"
 

@@ -47,7 +47,10 @@ ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 class RequestTimer:
-    """ASGI middleware: observe each request's time to response start, by handler and status class."""
+    """ASGI middleware: observe each request's time to response start (s), by handler and status class (`2xx`, ...).
+
+    Into `GatewayMetrics.requests`; the handler is the name `graph.handler` gave the request (`other` when none).
+    """
 
     def __init__(self, app: ASGIApp, gw: Gateway) -> None:
         self.app = app
@@ -93,6 +96,20 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
     """Build the app for one Redis; all state lives there, so gateways scale out.
 
     A bare Redis URL is accepted for callers that need nothing else configured.
+    Raises `ConfigError` for a malformed Redis URL and `StoreAccessError` when
+    the store refuses this process (a store that cannot be reached is no error:
+    the app serves, answering 503, until it is up). Besides the
+    API (`api`, `operations`, `workers`) and the deployment routes (`routes`):
+    - `GET /healthz`, open: 200 `{"status": "ok"}`, or 503 `{"status":
+      "unhealthy", "redis": MESSAGE}` when the store does not answer PING;
+    - `GET /openapi.json` (invoke token): the OpenAPI 3.1 document of the
+      active revision (`openapi.build_openapi`); 404 `not_found` when nothing
+      is deployed;
+    - `GET /metrics` (admin token): the Prometheus text exposition format
+      0.0.4 (`metrics.py`);
+    - `GET /` and `/static/`: the dashboard, open.
+    Errors answer in one JSON shape (`errors.py`); a missing or unknown token
+    is a 401 `unauthorized`, a too small scope a 403 `forbidden` (`auth.py`).
     """
     if isinstance(settings, str):
         settings = GatewaySettings(redis_url=settings, data_dir=Path(".dolmen"))

@@ -20,17 +20,19 @@ _RANK: dict[Scope, int] = {"invoke": 1, "admin": 2}
 
 
 class Authenticator:
-    """Checks the `Authorization: Bearer TOKEN` header against the configured tokens."""
+    """Checks the `Authorization: Bearer TOKEN` header (RFC 6750 §2.1) against the configured tokens."""
 
     def __init__(self, tokens: Iterable[Token]) -> None:
         self._tokens = tuple(tokens)
 
     @property
     def enabled(self) -> bool:
+        """Whether any token is configured (without one, the API is open)."""
         return bool(self._tokens)
 
     def scope_of(self, secret: str) -> Scope | None:
-        """The scope of `secret`, compared in constant time against every token."""
+        """The scope of `secret` (the widest when several tokens match), compared in constant time against every
+        token (`hmac.compare_digest`); None when none matches."""
         found: Scope | None = None
         given = secret.encode()
         for token in self._tokens:
@@ -40,7 +42,11 @@ class Authenticator:
         return found
 
     def check(self, conn: HTTPConnection, needed: Scope) -> None:
-        """Raise 401 without a known token, 403 when its scope is too small; no-op without tokens."""
+        """Raise 401 without a known token, 403 when its scope is too small; no-op without tokens.
+
+        `UnauthorizedError` (401 `unauthorized`, with `WWW-Authenticate: Bearer`) for a missing, malformed or
+        unknown token; `ForbiddenError` (403 `forbidden`) for an `invoke` token where `admin` is needed.
+        """
         if not self._tokens:
             return
         header = conn.headers.get("authorization", "")

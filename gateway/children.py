@@ -17,7 +17,11 @@ from ..platform.store.records import CHILD_SUBMITTED, CREATED, RESPONSE, Event
 
 @dataclass(frozen=True, slots=True)
 class CopiedChild:
-    """A child whose submission and response a fork copied from its source, and which was never created."""
+    """A child whose submission and response a fork copied from its source, and which was never created.
+
+    `original_id` is the source's child ('' when unknown), `response` the copied `response` event's data
+    without `child_id` (`result` or `failure`).
+    """
 
     child_id: str
     original_id: str
@@ -27,6 +31,7 @@ class CopiedChild:
     response: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
+        """An item of the children listing's `copied`: `child_id`, `original_id`, `ffqn`, `params`, `response`."""
         return {
             "child_id": self.child_id,
             "original_id": self.original_id,

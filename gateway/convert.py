@@ -28,7 +28,11 @@ _FLOAT_WORDS = ("NaN", "Infinity", "-Infinity")
 
 
 def from_texts(texts: list[str], ty: WitType, path: str, where: str) -> Any:
-    """The JSON value of a parameter given as one or more texts (`where`: 'path' or 'query')."""
+    """The JSON value of a parameter given as one or more texts (`where`: 'path' or 'query').
+
+    Raises `InvalidValueError` at `path` for a text that does not read as `ty` (see the module's list), or
+    several texts for a type that takes one.
+    """
     if isinstance(ty, OptionT) and not isinstance(ty.inner, OptionT):
         return from_texts(texts, ty.inner, path, where)
     if isinstance(ty, (ListT, FlagsT)):
@@ -42,7 +46,11 @@ def from_texts(texts: list[str], ty: WitType, path: str, where: str) -> Any:
 
 
 def from_text(text: str, ty: WitType, path: str, where: str) -> Any:
-    """The JSON value of one text for a parameter of type `ty`."""
+    """The JSON value of one text for a parameter of type `ty`; `InvalidValueError` at `path` when it does not read so.
+
+    Ranges and shapes are the codec's to check: this only parses (an integer of at most 64 characters, a
+    float of at most 400).
+    """
     if isinstance(ty, OptionT) and not isinstance(ty.inner, OptionT):
         return from_text(text, ty.inner, path, where)
     if isinstance(ty, Prim):

@@ -28,7 +28,10 @@ def _percent_decoded(raw: bytes) -> str:
 
 
 def require_utf8(text: str, what: str, path: str) -> str:
-    """`text` from `_percent_decoded`; 400 naming `what` if the client sent bytes that are not UTF-8."""
+    """`text` from `_percent_decoded`; 400 naming `what` if the client sent bytes that are not UTF-8.
+
+    `BadRequestError` with `path` as its path; percent-encoding as RFC 3986 §2.1 defines it.
+    """
     found = _ESCAPED_BYTE.search(text)
     if found is not None:
         byte = ord(found.group()) - 0xDC00
@@ -41,7 +44,10 @@ def require_utf8(text: str, what: str, path: str) -> str:
 
 
 def require_name(text: str, what: str, path: str) -> str:
-    """UTF-8 text that names something (a path segment, a function): no control characters either."""
+    """UTF-8 text that names something (a path segment, a function): no control characters either.
+
+    `BadRequestError` (400, path `path`) for bytes that are not UTF-8 or a character 0x00-0x1F or 0x7F.
+    """
     require_utf8(text, what, path)
     found = _CONTROL.search(text)
     if found is not None:
@@ -108,7 +114,10 @@ def query_items(request: Request, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def query_value(request: Request, name: str) -> str | None:
-    """The last value of query parameter `name` (as Starlette's `query_params[name]`), None when absent."""
+    """The last value of query parameter `name` (as Starlette's `query_params[name]`), None when absent.
+
+    `BadRequestError` (400) when that value is not UTF-8 once percent-decoded.
+    """
     last: bytes | None = None
     for key, value in _query_pairs(request):
         if key == name:

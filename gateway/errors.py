@@ -69,7 +69,13 @@ _STATUS: tuple[tuple[type[DolmenError], int], ...] = (
 
 
 def status_for(exc: DolmenError) -> int:
-    """The HTTP status that reports `exc`."""
+    """The HTTP status that reports `exc` (RFC 9110 §15), by its class, most specific first.
+
+    401 `UnauthorizedError`, 403 `ForbiddenError`, 413 `PayloadTooLargeError`, 405 `MethodNotAllowedError`,
+    400 `BadRequestError`, 404 `NotFoundError`, 409 `ConflictError`, 400 any other `ConfigError` (`UsageError`,
+    `InvalidNameError`, `InvalidValueError`, ...), 507 `StoreFullError` (Insufficient Storage, RFC 4918 §11.5),
+    503 any other `StoreError` (`ReplicaWaitError` too); 500 for the rest.
+    """
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return status
@@ -77,7 +83,8 @@ def status_for(exc: DolmenError) -> int:
 
 
 def error_body(code: str, message: str, path: str | None = None, **extra: Any) -> dict[str, Any]:
-    """The JSON body of an error answer."""
+    """The JSON body of an error answer: `{"error": {"code", "message", "path", **extra}}` (`path` None when no field
+    is to blame)."""
     return {"error": {"code": code, "message": message, "path": path, **extra}}
 
 
@@ -90,6 +97,8 @@ def error_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """An error answer of `status` with `error_body`; a 401 also carries `WWW-Authenticate: Bearer realm="dolmen"`
+    (RFC 6750 §3)."""
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="dolmen"'}
     return JSONResponse(error_body(code, message, path, **extra), status_code=status, headers=headers)
@@ -108,7 +117,11 @@ def _unconfirmed_response(exc: ReplicaWaitError) -> JSONResponse:
 
 
 async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
-    """A DolmenError: its own code, message and path."""
+    """A DolmenError: its own code, message and path, with the status of `status_for` (logged when 5xx).
+
+    A `ReplicaWaitError` answers 503 with `Retry-After: 1` (RFC 9110 §10.2.3) and, when the write created one,
+    the execution's id (`Dolmen-Execution-Id` and `execution_id`); a `LeaseLostError` adds its `reason`.
+    """
     if not isinstance(exc, DolmenError):  # pragma: no cover - registered for DolmenError only
         return await internal_error_handler(request, exc)
     status = status_for(exc)
@@ -123,7 +136,11 @@ async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
-    """Starlette's own HTTPExceptions (unknown path, wrong method) in the same JSON shape."""
+    """Starlette's own HTTPExceptions (unknown path, wrong method) in the same JSON shape.
+
+    Codes `not_found` (404, naming /openapi.json), `method_not_allowed` (405), `bad_request` (400), else
+    `http_error` with the exception's status.
+    """
     if not isinstance(exc, HTTPException):  # pragma: no cover
         return await internal_error_handler(request, exc)
     codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
@@ -134,7 +151,7 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:
-    """Anything unexpected: logged with its traceback, answered without one."""
+    """Anything unexpected: logged with its traceback, answered without one (500 `internal_error`)."""
     log.error("unexpected error", method=request.method, path=request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "the gateway failed unexpectedly; its log has the details")
 

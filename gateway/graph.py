@@ -36,7 +36,11 @@ log = structlog.get_logger("dolmen.gateway")
 
 
 class Gateway:
-    """Settings, store clients, auth and metrics of one gateway process."""
+    """Settings, store clients, auth and metrics of one gateway process.
+
+    Constructing it connects (`connect`, `connect_async`): `ConfigError` for a malformed Redis URL,
+    `StoreAccessError` when the store refuses this process; a store that cannot be reached yet is no error.
+    """
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
@@ -68,13 +72,14 @@ class Gateway:
         self.metrics = GatewayMetrics()
 
     async def close(self) -> None:
+        """Stop the finish watcher and the batcher, and close both store clients."""
         await self.executions.close()
         await self.batcher.close()
         await aclose(self.aredis)
         self.client.close()
 
     async def revision(self) -> Revision:
-        """The active revision (cached for half a second)."""
+        """The active revision (cached for half a second); `NotFoundError` when nothing is deployed."""
         return await self.aclient.revision()
 
     async def invoke(
@@ -92,6 +97,11 @@ class Gateway:
         """Validate and create an execution, then wait up to `wait` for it; counts the invocation by outcome.
 
         Returns the state when read; a fresh execution with no wait is not read back: it is pending.
+        `raw_size` is the request body's size in bytes; `via` labels the count (`ffqn`, `route`). Raises
+        what `AsyncClient.prepare` raises for a bad call (`InvalidNameError`, `NotFoundError` for a function
+        not deployed, `InvalidValueError`, `UsageError`, `PayloadTooLargeError`), `ConflictError` for an id
+        or Idempotency-Key used for another call, `ReplicaWaitError` told for the invocation
+        (`replicas.unconfirmed_invocation`) with --wait-replicas, and `StoreError`.
         """
         with self._counted(via):
             try:
@@ -131,7 +141,9 @@ class Gateway:
         The cancel goes through the synchronous client, whose connections WAIT
         cannot vouch for, so with --wait-replicas it is confirmed by a barrier
         and WAIT on every master: on a cluster, a master short of replicas
-        fails a cancel that wrote elsewhere too.
+        fails a cancel that wrote elsewhere too. What happened is one of
+        `ExecutionStore.cancel_chain`'s answers. Raises `NotFoundError`,
+        `InvalidNameError`, and `ReplicaWaitError` (`unconfirmed_cancel`).
         """
         outcome, cancelled = await run_in_threadpool(self.client.executions.cancel_chain, execution_id)
         if outcome != "finished":  # a finished execution was left as it was
@@ -142,7 +154,11 @@ class Gateway:
         return outcome, cancelled
 
     async def pause_or_resume(self, execution_id: str, action: str) -> PauseResult:
-        """Pause or resume `execution_id` where its chain is now (`Client.pause`), confirmed as a cancel is."""
+        """Pause or resume `execution_id` where its chain is now (`Client.pause`), confirmed as a cancel is.
+
+        `action` is `pause` or `resume`. Raises `NotFoundError`, `InvalidNameError`, `NotPausableError` (finished,
+        or a stub), and `ReplicaWaitError` (`unconfirmed_pause`).
+        """
         call = self.client.pause if action == "pause" else self.client.resume
         result = await run_in_threadpool(call, execution_id)
         if result.changed:
@@ -153,7 +169,11 @@ class Gateway:
         return result
 
     async def complete(self, execution_id: str, value: Any, *, raw_size: int) -> Completed:
-        """Supply a stub execution's result (`Client.complete`), confirmed by the replicas as a cancel is."""
+        """Supply a stub execution's result (`Client.complete`), confirmed by the replicas as a cancel is.
+
+        Raises what `Client.complete` raises (`NotFoundError`, `NotAStubError`, `InvalidValueError`,
+        `PayloadTooLargeError`, `ResultRecordedError`), and `ReplicaWaitError` (`unconfirmed_result`).
+        """
         completed = await run_in_threadpool(self.client.complete, execution_id, value, raw_size=raw_size)
         if completed.recorded:
             try:
@@ -163,7 +183,10 @@ class Gateway:
         return completed
 
     async def confirm_worker_write(self, execution_id: str) -> None:
-        """Wait for the replicas (`--wait-replicas`) after an external worker's result or failure, as after a cancel."""
+        """Wait for the replicas (`--wait-replicas`) after an external worker's result or failure, as after a cancel.
+
+        Raises `ReplicaWaitError` (`unconfirmed_worker_write`) when too few confirmed in time.
+        """
         try:
             await self.batcher.confirm()
         except ReplicaWaitError as exc:
@@ -183,11 +206,15 @@ class Gateway:
 
 
 def location(execution_id: str) -> str:
+    """The execution's URL path, as `Location` headers give it: `/v1/executions/{id}`."""
     return f"/v1/executions/{execution_id}"
 
 
 def accepted(execution_id: str, status: str, *, wait: WaitRequest | None = None) -> JSONResponse:
-    """202: the execution exists and runs; its URL is in Location."""
+    """202 `{"execution_id", "status"}`: the execution exists and runs; its URL is in Location.
+
+    Also `Dolmen-Execution-Id`, and `Preference-Applied` (RFC 7240 §3) when the wait came from `Prefer`.
+    """
     return JSONResponse(
         {"execution_id": execution_id, "status": status},
         status_code=202,
@@ -203,7 +230,7 @@ def progress(state: ExecutionState | None) -> str:
 
 
 def finished(state: ExecutionState, *, wait: WaitRequest | None = None) -> JSONResponse:
-    """200: the finished execution, with its result or failure."""
+    """200: the finished execution (`ExecutionState.to_json`), with its result or failure; headers as `accepted`."""
     return JSONResponse(state.to_json(), status_code=200, headers=_headers(state.id, wait))
 
 

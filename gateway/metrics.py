@@ -60,7 +60,11 @@ class GatewayMetrics:
         )
 
     def render(self, shared: Iterable[Metric]) -> bytes:
-        """The exposition text: `shared` (the store's and the other processes' families), then this gateway's."""
+        """The exposition text: `shared` (the store's and the other processes' families), then this gateway's.
+
+        UTF-8 bytes of the Prometheus text format 0.0.4 (`prometheus_client.generate_latest`), served with
+        `CONTENT_TYPE_LATEST`.
+        """
         once = CollectorRegistry(auto_describe=False)
         once.register(_Families(list(shared)))
         return generate_latest(once) + generate_latest(self.registry)

@@ -234,11 +234,18 @@ def _route_operation(table: RouteTable, index: int) -> tuple[str, str, dict[str,
     else:
         parameters += [_param(name, ty, "query", required=not isinstance(ty, OptionT)) for name, ty in rest]
     operation["parameters"] = parameters
+    # As routes.route_result answers a failed execution: its kind is the error's `code`.
     operation["responses"] = {
         "200": json_answer(result_schema(sig), "The function's return value"),
         "202": _ACCEPTED,
-        "500": json_answer(ref("Error"), "The execution failed (`code` is the failure kind)"),
-        **errors(400, 401, 403, 404, 413, 503, 507),
+        **errors(400, 401, 403, 404, 405, 413, 503, 507),
+        "409": json_answer(
+            ref("Error"),
+            "The execution was cancelled (`code` `cancelled`), or its Idempotency-Key was used for another call "
+            "(`conflict`)",
+        ),
+        "500": json_answer(ref("Error"), "The execution failed (`code` is the failure kind: trap, ...)"),
+        "504": json_answer(ref("Error"), "The execution ran past its time limit (`code` `timeout`)"),
     }
     # Name placeholders as the parameters are named (`{order_id}` binds `order-id`).
     path = PLACEHOLDER.sub(lambda m: "{" + wit_name(m.group(1)) + "}", route.spec.path)
@@ -256,7 +263,10 @@ def _param(name: str, ty: WitType, where: str, *, required: bool) -> dict[str, A
 
 
 def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[str, Any]:
-    """The OpenAPI document of this gateway for `revision`."""
+    """The OpenAPI 3.1.0 document (a JSON object) of this gateway for `revision`, its routes as `table` compiled them.
+
+    `auth` adds the document-wide bearer security requirement (tokens are configured).
+    """
     paths: dict[str, Any] = {}
     for ffqn, route in sorted(revision.functions().items()):
         if route.signature.unsupported_reason() is None:

@@ -21,12 +21,14 @@ def json_answer(schema: Schema, description: str) -> dict[str, Any]:
 
 
 def errors(*statuses: int) -> dict[str, Any]:
-    """The error answers of `statuses`, each with the shared Error body and what it means here."""
+    """The error answers of `statuses` (OpenAPI Response Objects by status text), each with the shared Error body
+    and what it means here; KeyError for a status this module has no text for."""
     text = {
         400: "Bad request: bad JSON, or a value that does not fit its WIT type (`path` names it)",
         401: "Missing or unknown bearer token",
         403: "The token's scope does not allow this",
         404: "No such function or execution",
+        405: "The path answers other methods only",
         409: "Conflict (an idempotency key reused with other params or tags, nothing left to cancel, "
         "a stub's result already recorded otherwise, or a finished execution or a stub to pause)",
         413: "Request body over the gateway's limit",

@@ -3,6 +3,10 @@
 They do over HTTP what `platform rerun`, `platform fork`, `platform upgrade
 --dry-run`, `platform deployments list` and `platform versions` do, through
 the same functions, so the dashboard and the CLI cannot disagree.
+
+Each needs an admin token when tokens are set (401 `unauthorized`, 403
+`forbidden`), and may answer 503 `store_error` while the store cannot be
+reached; errors in `errors.py`'s JSON shape.
 """
 
 from __future__ import annotations
@@ -37,13 +41,17 @@ CHECK_WAIT_S = 2.0
 
 
 def iso_ms(ms: int) -> str:
-    """Milliseconds since the epoch as the API writes times (as `created_at` of an execution)."""
+    """Milliseconds since the epoch as the API writes times (as `created_at` of an execution): RFC 3339, UTC, ms."""
     moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def describe_revision(revision: Revision, active: int | None) -> dict[str, Any]:
-    """One revision as `GET /v1/deployments` lists it: its components, their digests and functions."""
+    """One revision as `GET /v1/deployments` lists it: its components, their digests and functions.
+
+    `{"revision", "name", "created_at" (iso_ms), "active", "components": [{"name", "kind", "digest", "functions"}]}`;
+    `active` compares with the active revision's number `active` (None: nothing active).
+    """
     return {
         "revision": revision.number,
         "name": revision.name,
@@ -72,7 +80,11 @@ class OperationsApi:
         ]
 
     async def deployments(self, request: Request) -> Response:
-        """Revisions newest first, and per function every digest with unfinished executions (`platform versions`)."""
+        """Revisions newest first, and per function every digest with unfinished executions (`platform versions`).
+
+        `GET /v1/deployments?limit=N` (1 to MAX_REVISIONS, default DEFAULT_REVISIONS): 200 `{"active",
+        "revisions": [describe_revision], "versions": [VersionRow.to_json]}`; 400 `bad_request` for a bad limit.
+        """
         handler(request, "deployments")
         self.gw.auth.check(request, "admin")
         raw = query_value(request, "limit")
@@ -91,7 +103,12 @@ class OperationsApi:
         return JSONResponse(await run_in_threadpool(read))
 
     async def rerun(self, request: Request) -> Response:
-        """Start the execution's function again with the same params: 201 `{"execution_id", "rerun_of", ...}`."""
+        """Start the execution's function again with the same params: 201 `{"execution_id", "rerun_of", ...}`.
+
+        `POST /v1/executions/{id}/rerun`, no body or `{}`; `Location` names the new execution. 400 `bad_request`
+        (a body that is not `{}`) or `invalid_name`; 404 `not_found` (the execution or its component is gone);
+        507 `store_full`.
+        """
         handler(request, "rerun")
         self.gw.auth.check(request, "admin")
         source = ExecutionId.parse(path_param(request, "id")).value
@@ -102,7 +119,13 @@ class OperationsApi:
         return JSONResponse(rerun.to_json(), status_code=201, headers={"Location": location(rerun.execution_id)})
 
     async def fork(self, request: Request) -> Response:
-        """Body `{"at": N}`: a new execution from the first N events of a workflow's log, 201 as `platform fork --json`."""
+        """Body `{"at": N}`: a new execution from the first N events of a workflow's log, 201 as `platform fork --json`.
+
+        `Location` names the new execution. 400 `bad_request` (`BadRequestError`: a body that is not
+        `{"at": integer}`), `invalid_name`, or `usage_error` (`at` outside 1 to the log's length, an activity,
+        a copied prefix that does not replay); 404 `not_found` (the execution, its component or a child's
+        function is gone); 507 `store_full`.
+        """
         handler(request, "fork")
         self.gw.auth.check(request, "admin")
         source = ExecutionId.parse(path_param(request, "id")).value
@@ -120,7 +143,14 @@ class OperationsApi:
         return JSONResponse(forked.to_json(), status_code=201, headers={"Location": location(forked.execution_id)})
 
     async def upgrade_check(self, request: Request) -> Response:
-        """Body `{"to": DIGEST}`: replay every running execution of the workflow on DIGEST and report; writes nothing."""
+        """Body `{"to": DIGEST}`: replay every running execution of the workflow on DIGEST and report; writes nothing.
+
+        `POST /v1/functions/{ffqn}/upgrade-check`: 200 `{"dry_run": true, **UpgradeReport.to_json}`. 400
+        `bad_request` (`BadRequestError`: a body that is not `{"to": DIGEST}`), `invalid_name` (ffqn),
+        `usage_error` (not a workflow, an ambiguous prefix, a component that does not export it); 404
+        `not_found` (ffqn or DIGEST not deployed). An execution a runner holds is retried CHECK_WAIT_S
+        seconds, then reported busy.
+        """
         handler(request, "upgrade")
         self.gw.auth.check(request, "admin")
         ffqn = path_param(request, "ffqn")

@@ -19,7 +19,11 @@ _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    """The request body, refused with 413 as soon as it is known to exceed `limit` bytes.
+
+    `PayloadTooLargeError` (413 `payload_too_large`) when `Content-Length` says so, or once the bytes read pass
+    it; `BadRequestError` (400 `bad_request`) for a `Content-Length` that is not a number.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -48,7 +52,10 @@ def _too_large(size: int, limit: int, *, at_least: bool = False) -> PayloadTooLa
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON document in `body`, None when there is none; 400 naming the position when it is not JSON.
+    """The JSON document in `body` (RFC 8259), None when there is none; 400 naming the position when it is not JSON.
+
+    `BadRequestError` (`bad_request`, path `body`) for bytes that are not UTF-8, text that is not JSON, the
+    constants `NaN`/`Infinity` (no JSON values), a number Python refuses, or nesting too deep.
 
     None is also what the document `null` gives: an endpoint that takes an object reads its body with
     `object_body`, which tells them apart.
@@ -80,14 +87,18 @@ def _reject_constant(name: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class WaitRequest:
-    """How long to wait for an execution, and whether the client asked (for Preference-Applied)."""
+    """How long to wait for an execution (`seconds`), and whether `Prefer` asked (then Preference-Applied answers)."""
 
     seconds: float
     from_prefer: bool = False
 
 
 def wait_time(request: Request, *, default: float, cap: float, use_query: bool = True) -> WaitRequest:
-    """`?wait=SECONDS`, else `Prefer: wait=N` (RFC 7240), else `default`; never over `cap`."""
+    """`?wait=SECONDS`, else `Prefer: wait=N` (RFC 7240 §4.3), else `default`; never over `cap` (seconds all).
+
+    `Prefer: respond-async` (§4.1) without `wait` is 0. `BadRequestError` (400, path `wait`) for a value that
+    is not a finite number >= 0. `use_query` False ignores `?wait` (a route's query binds function params).
+    """
     raw = query_value(request, "wait") if use_query else None
     if raw is not None:
         return WaitRequest(min(_seconds(raw, "wait query parameter"), cap))
@@ -123,7 +134,13 @@ def _prefer(values: list[str]) -> dict[str, str]:
 
 
 def idempotency_key(request: Request) -> str | None:
-    """The `Idempotency-Key` header, if any; 400 unless it is printable ASCII."""
+    """The `Idempotency-Key` header, if any; 400 unless it is printable ASCII.
+
+    The header of the IETF draft "The Idempotency-Key HTTP Header Field"
+    (draft-ietf-httpapi-idempotency-key-header).
+    `BadRequestError` (400, path `Idempotency-Key`) for a byte outside 0x20-0x7E, or a key (stripped) that is
+    empty or over MAX_IDEMPOTENCY_KEY characters.
+    """
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
@@ -152,7 +169,7 @@ LIST_QUERY = ("ffqn", "status", "outcome", "digest", "root", "tag", "limit", "cu
 
 def check_query(request: Request, allowed: tuple[str, ...], hint: str = "params go in the body") -> None:
     """Refuse a query parameter not in `allowed` (a misspelt `?priorty=high` must not pass unseen), or given twice when
-    it is not `tag`; `hint` ends the message."""
+    it is not `tag`; `hint` ends the message. `BadRequestError` (400, `path` the parameter's name)."""
     seen: set[str] = set()
     for name, _ in query_items(request):
         if name not in allowed:
@@ -171,7 +188,7 @@ def object_body(body: bytes, allowed: tuple[str, ...] | None, *, shape: str) -> 
     Any other JSON document is a 400 naming what was sent and `shape` (what to send instead): `null`
     too, which is a document, not the absence of one. With `allowed`, a field not in it is a 400 naming
     the accepted ones, so a misspelt or unsupported field (`{"at": 3, "component": ...}`) does not pass
-    unseen.
+    unseen. Each 400 is a `BadRequestError` (`bad_request`), as `parse_json`'s are.
     """
     if not body.strip():
         return {}

@@ -78,7 +78,11 @@ class CompiledRoute:
 
 
 def compile_route(spec: RouteSpec, functions: dict[str, FunctionRoute]) -> CompiledRoute:
-    """Check a route against the revision's functions and compile its template; ValueError says why not."""
+    """Check a route against the revision's functions and compile its template; ValueError says why not.
+
+    Why not: a method outside METHODS, a path not starting with '/', a function not deployed, a placeholder
+    that names none of its parameters or appears twice, an unbalanced brace.
+    """
     if spec.method.upper() not in METHODS:
         raise ValueError(f"method {spec.method!r} is not one of {', '.join(sorted(METHODS))}")
     if not spec.path.startswith("/"):
@@ -126,6 +130,9 @@ class RouteTable:
     def find(self, method: str, path: str, segments: list[str] | None = None) -> tuple[CompiledRoute, dict[str, str]]:
         """The route for `method path` and its path parameters; 404 or 405 when there is none.
 
+        `NotFoundError` when no route matches the path, `MethodNotAllowedError` (405) when routes match it
+        with other methods (named in the message).
+
         `segments` are the path's segments, each percent-decoded on its own
         (default: `path` split on '/', for a path with no %2F).
         """
@@ -146,7 +153,12 @@ class RouteTable:
 def bind(
     fn: FunctionType, path_params: dict[str, str], query: list[tuple[str, str]], body: dict[str, Any]
 ) -> dict[str, Any]:
-    """The function's params (JSON, by name) from the path, the query and the fields of the JSON object body."""
+    """The function's params (JSON, by name) from the path, the query and the fields of the JSON object body.
+
+    Names bind in WIT's kebab-case (`order_id` binds `order-id`). Raises `InvalidValueError` (path
+    `params.NAME`) for a name the function does not take, a parameter given in two places, or a text that
+    does not read as its type (`convert.from_texts`).
+    """
     types = dict(fn.params)
     params: dict[str, Any] = {}
     source: dict[str, str] = {}
@@ -185,6 +197,10 @@ class DeploymentRoutes:
         self._table: RouteTable | None = None
 
     async def table(self) -> RouteTable:
+        """The route table of the active revision, compiled again when another one is active.
+
+        `NotFoundError` when nothing is deployed.
+        """
         revision = await self.gw.revision()
         with self._lock:
             if self._table is None or self._table.revision != revision.number:
@@ -192,7 +208,17 @@ class DeploymentRoutes:
             return self._table
 
     async def handle(self, request: Request) -> Response:
-        """Answer a request through the matching route, or 404/405."""
+        """Answer a request through the matching route, or 404/405 (needs an `invoke` token when tokens are set).
+
+        200 with the return value once it finishes within the route wait (`Prefer: wait=N` changes it,
+        `Prefer: respond-async` skips it), else 202 `{"execution_id", "status"}`; a failed execution as
+        `route_result` says. Errors: 400 `bad_request` (bytes that are not UTF-8 or control characters in
+        the path or query, a body that is not a JSON object, a bad `Prefer: wait` or Idempotency-Key),
+        400 `invalid_value` (a parameter unknown, given twice or of the wrong type, `path` naming
+        `params.NAME`), 401/403, 404 `not_found` (`NotFoundError`: no route, or nothing deployed), 405
+        `method_not_allowed`, 409 `conflict` (an Idempotency-Key used for another call), 413
+        `payload_too_large`, 503, 507.
+        """
         handler(request, "route")
         self.gw.auth.check(request, "invoke")
         try:
@@ -233,7 +259,12 @@ def _find(table: RouteTable, request: Request) -> tuple[CompiledRoute, dict[str,
 
 
 def route_result(state: ExecutionState) -> Response:
-    """A finished execution as a route answers it: the return value, or an error naming the failure."""
+    """A finished execution as a route answers it: the return value, or an error naming the failure.
+
+    200 with the value (the codec's JSON form), or the error body with the failure's kind as its `code`
+    and `execution_id`: 504 for `timeout`, 409 for `cancelled`, 500 for any other kind. Both carry
+    `Location` and `Dolmen-Execution-Id`.
+    """
     headers = {"Location": location(state.id), "Dolmen-Execution-Id": state.id}
     outcome = state.outcome
     if outcome is None or outcome.failure is None:

@@ -32,7 +32,11 @@ FLOAT_WORDS = ["NaN", "Infinity", "-Infinity"]
 
 
 def json_schema(ty: WitType | None, *, in_option: bool = False) -> Schema:
-    """The schema of values of `ty` (`in_option`: the payload of an option, see the codec)."""
+    """The schema of values of `ty` (`in_option`: the payload of an option, see the codec).
+
+    `None` (no result) is `{"type": "null"}`; a resource or opaque type has no JSON form (`{"not": {}}`).
+    TypeError for a type this module does not know.
+    """
     if ty is None:
         return {"type": "null"}
     schema = _schema(ty, in_option=in_option)

@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..platform.errors import StoreUnavailableError
+from ..platform.errors import ConfigError, StoreUnavailableError
 from ..platform.store import shards as sharding
 from ..platform.store.connection import close, connect, seed_urls, wait_for_store
 from .app import create_app
@@ -50,11 +51,13 @@ class CoalescingTransport:
         self._loop = asyncio.get_running_loop()
 
     def write(self, data: bytes) -> None:
+        """Keep `data` to send with whatever else this loop tick writes."""
         if not self._chunks:
             self._loop.call_soon(self.flush)
         self._chunks.append(data)
 
     def flush(self) -> None:
+        """Send what was kept, as one write (nothing once the transport is closing)."""
         if self._chunks:
             data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
             self._chunks = []
@@ -62,10 +65,12 @@ class CoalescingTransport:
                 self._transport.write(data)
 
     def close(self) -> None:
+        """Send what was kept, then close the transport."""
         self.flush()
         self._transport.close()
 
     def write_eof(self) -> None:
+        """Send what was kept, then close the write side."""
         self.flush()
         self._transport.write_eof()
 
@@ -86,7 +91,10 @@ HTTP_PROTOCOL: type[asyncio.Protocol] = _coalescing(_FastProtocol or H11Protocol
 
 
 def uvicorn_options() -> dict[str, Any]:
-    """uvicorn's settings for a gateway: the C loop and parser when installed, one send per response."""
+    """uvicorn's settings for a gateway: the C loop and parser when installed, one send per response.
+
+    Keyword arguments of `uvicorn.run`/`uvicorn.Config`; times in seconds (`KEEP_ALIVE_S` idle keep-alive).
+    """
     return {
         "log_level": "warning",
         "access_log": False,
@@ -117,9 +125,21 @@ def serve_gateway(settings: GatewaySettings) -> None:
 
     Given several nodes (a cluster's: `redis://A,B`), it starts once one of them
     answers (`wait_for_store`), to connect as a cluster client; given one, it
-    serves at once, answering 503 while the store is down.
+    serves at once, answering 503 while the store is down. Raises `ConfigError`
+    for a malformed URL, a `DOLMEN_SHARDS` other than the store's, or a server
+    that cannot start (its address in use: uvicorn logged why), and
+    `StoreAccessError` when the store refuses this process.
     """
     if len(seed_urls(settings.redis_url)) > 1:
         wait_for_store(settings.redis_url, timeout_s=float("inf"))
     _check_shards(settings.redis_url)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **uvicorn_options())
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **uvicorn_options())
+    except SystemExit as exc:
+        # uvicorn exits with its STARTUP_FAILURE, 3, which the CLI's exit statuses read as "not found".
+        if exc.code != STARTUP_FAILURE:
+            raise
+        raise ConfigError(
+            f"the gateway cannot start on {settings.host}:{settings.port} (the error above says why, e.g. the "
+            "address is already in use); pick a free port with --port PORT, or stop what listens there"
+        ) from None

@@ -53,7 +53,11 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
-    """Everything one gateway process needs; build with `from_env` to read the environment."""
+    """Everything one gateway process needs; build with `from_env` to read the environment.
+
+    Sizes in bytes, waits in seconds (`wait_timeout_ms` in ms). Raises `ConfigError` for a size that is
+    not positive, a negative wait, a negative `wait_replicas`, or a `wait_timeout_ms` outside 1 to 10000.
+    """
 
     redis_url: str
     data_dir: Path
@@ -71,6 +75,7 @@ class GatewaySettings:
     # Server-sent event streams end after this long; clients reconnect with Last-Event-ID.
     max_stream_s: float = 3600.0
     cors_origins: tuple[str, ...] = ()
+    # Connections of the asyncio client, per server (per node of a cluster).
     redis_max_connections: int = 1024
     # Replicas of each master that must confirm a write before the answer goes back (0: none).
     wait_replicas: int = 0
@@ -109,7 +114,10 @@ class GatewaySettings:
     ) -> GatewaySettings:
         """Settings from explicit values plus `DOLMEN_GATEWAY_TOKENS` / `DOLMEN_GATEWAY_CORS_ORIGINS`,
         `DOLMEN_MAX_VALUE_BYTES` (the body limit follows it: twice the value limit), and
-        `DOLMEN_WAIT_REPLICAS` / `DOLMEN_WAIT_TIMEOUT_MS` where `wait_replicas` / `wait_timeout_ms` are None."""
+        `DOLMEN_WAIT_REPLICAS` / `DOLMEN_WAIT_TIMEOUT_MS` where `wait_replicas` / `wait_timeout_ms` are None.
+
+        `environ` defaults to `os.environ`. Raises `ConfigError` for a malformed token or variable, and as the
+        constructor does."""
         env = os.environ if environ is None else environ
         specs = [*tokens, *_split(env.get(TOKENS_ENV, ""))]
         origins = [*cors_origins, *_split(env.get(CORS_ENV, ""))]
@@ -128,12 +136,16 @@ class GatewaySettings:
         )
 
     def replace(self, **changes: object) -> GatewaySettings:
-        """A copy with some fields changed."""
+        """A copy with some fields changed, checked as a new one is (`ConfigError`)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 def parse_tokens(specs: Iterable[str]) -> tuple[Token, ...]:
-    """Parse `TOKEN[:SCOPE]` entries; a missing scope means admin."""
+    """Parse `TOKEN[:SCOPE]` entries; a missing scope means admin; blank entries are skipped.
+
+    Raises `ConfigError` for an unknown scope, a character outside RFC 6750's b64token set (§2.1: letters,
+    digits, `-._~+/=`), or a token shorter than 8 characters.
+    """
     out: list[Token] = []
     for spec in specs:
         spec = spec.strip()
@@ -158,7 +170,10 @@ def parse_tokens(specs: Iterable[str]) -> tuple[Token, ...]:
 
 def check_tokens_env(environ: Mapping[str, str] | None = None) -> None:
     """Refuse a malformed `DOLMEN_GATEWAY_TOKENS` with the message a gateway would exit with (`platform up` checks it
-    before starting anything, rather than run a gateway that exits and restarts forever)."""
+    before starting anything, rather than run a gateway that exits and restarts forever).
+
+    Raises `ConfigError` naming the variable and `parse_tokens`' reason; `environ` defaults to `os.environ`.
+    """
     env = os.environ if environ is None else environ
     try:
         parse_tokens(_split(env.get(TOKENS_ENV, "")))

@@ -3,6 +3,12 @@
 A worker needs an `invoke` token, as a system that supplies a stub's result
 does: it runs the platform's functions, it does not administer the platform.
 The logic lives in `platform.external`; here are the HTTP shapes only.
+
+Every body is a JSON object (400 `bad_request` otherwise); a missing or
+unknown token is a 401 `unauthorized`; a body over the limit a 413; 503 while
+the store cannot be reached (with --wait-replicas, `replicas_unconfirmed`
+after a write). Leases are in ms, waits in seconds, times in answers RFC 3339
+(`iso_time`).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class WorkersApi:
         self._blocking = asyncio.Semaphore(MAX_BLOCKING_CLAIMS)
 
     def routes(self) -> list[BaseRoute]:
+        """The `/v1/workers` routes."""
         return [
             Route("/v1/workers/claim", self.claim, methods=["POST"]),
             Route("/v1/workers/tasks/{id}/heartbeat", self.heartbeat, methods=["POST"]),
@@ -66,7 +73,13 @@ class WorkersApi:
         return object_body(await read_body(request, self.gw.settings.max_body_bytes), None, shape=_BODIES[name])
 
     async def claim(self, request: Request) -> Response:
-        """Claim up to `max` attempts of the listed external functions, waiting up to `wait_s` for one."""
+        """Claim up to `max` attempts of the listed external functions, waiting up to `wait_s` for one.
+
+        Body `{"ffqns": [...], "lease_ms": 30000, "max": 1 (to MAX_CLAIM), "wait_s": 0 (at most MAX_WAIT_S),
+        "worker": NAME}`: 200 `{"tasks": [Task.to_json]}`, empty when none came in time. 400 `usage_error`
+        (an ffqn not deployed as `kind: external`, `lease_ms` outside 500 to 3600000) or `bad_request`
+        (`BadRequestError`: `max`, `wait_s`, `worker`); 404 `not_found` when nothing is deployed.
+        """
         body = await self._body(request, "claim")
         ffqns = check_claimed(body.get("ffqns"), await self.gw.revision())
         lease_ms = lease_ms_of(body.get("lease_ms", DEFAULT_LEASE_MS))
@@ -94,7 +107,12 @@ class WorkersApi:
         return JSONResponse({"tasks": [task.to_json() for task in tasks]})
 
     async def heartbeat(self, request: Request) -> Response:
-        """Extend a lease (409 `lease_lost` once it is not the worker's: taken over, finished, timed out, cancelled)."""
+        """Extend a lease (409 `lease_lost` once it is not the worker's: taken over, finished, timed out, cancelled).
+
+        Body `{"token", "lease_ms"}` (`lease_ms` optional: as claimed): 200 `{"execution_id", "lease": {"until"}}`.
+        409 `lease_lost` with `reason` (taken_over, finished, retrying, timed_out, cancelled), `not_external`;
+        400 `usage_error` (token, lease_ms) or `invalid_name`; 404 `not_found`.
+        """
         body = await self._body(request, "heartbeat")
         execution_id = ExecutionId.parse(path_param(request, "id")).value
         lease_ms = lease_ms_of(body["lease_ms"]) if "lease_ms" in body else None
@@ -102,7 +120,12 @@ class WorkersApi:
         return JSONResponse({"execution_id": execution_id, "lease": {"until": iso_time(until)}})
 
     async def complete(self, request: Request) -> Response:
-        """The attempt's result, in the JSON form of the WIT result type (400 naming the bad field)."""
+        """The attempt's result, in the JSON form of the WIT result type (400 naming the bad field).
+
+        Body `{"token", "result"}`: 200 `Settled.to_json` (`finished`, or `retrying` at `retry_at` for an `err`
+        the policy retries). 400 `bad_request` (`BadRequestError`: no `result`), `invalid_value`, `usage_error`
+        (token) or `invalid_name`; 404 `not_found`; 409 `lease_lost`, `not_external`; 413 `payload_too_large`.
+        """
         body = await self._body(request, "complete")
         execution_id = ExecutionId.parse(path_param(request, "id")).value
         if "result" not in body:
@@ -112,7 +135,12 @@ class WorkersApi:
         return JSONResponse(settled.to_json())
 
     async def fail(self, request: Request) -> Response:
-        """The attempt failed: retried per the function's retry policy unless `retryable` is false."""
+        """The attempt failed: retried per the function's retry policy unless `retryable` is false.
+
+        Body `{"token", "error": MESSAGE (first 4000 characters kept), "retryable": true}`: 200 `Settled.to_json`.
+        400 `bad_request` (`BadRequestError`: `error`, `retryable`), `usage_error` (token) or `invalid_name`;
+        404 `not_found`; 409 `lease_lost`, `not_external`.
+        """
         body = await self._body(request, "fail")
         execution_id = ExecutionId.parse(path_param(request, "id")).value
         error = body.get("error")

@@ -1,10 +1,13 @@
 """The public API is documented: every exported function and class has a docstring naming the Dolmen errors it raises.
 
 "Exported" is every name in an `__all__` of `dolmen.platform` (a subpackage's
-`__init__` or a module), read with `ast` and followed through the package's
-own imports to the `def` or `class` that defines it; a constant or type alias
-cannot carry a docstring and is left out. A function whose own body raises
-one of the classes of `platform/errors.py` (`raise NotFoundError(...)`; not
+`__init__` or a module) or of a `dolmen.gateway` module, read with `ast` and
+followed through the package's own imports to the `def` or `class` that
+defines it; a constant or type alias cannot carry a docstring and is left out.
+The gateway has no package `__init__` and few `__all__`s: a gateway module
+without one exports each of its public (not `_`-prefixed) top-level functions
+and classes. A function whose own body raises one of the classes of
+`platform/errors.py` or `gateway/errors.py` (`raise NotFoundError(...)`; not
 what it calls, nor its nested functions) names that class in its docstring;
 so does each public method of an exported class, and the class (or its
 `__init__`/`__post_init__`) names what constructing it raises.
@@ -19,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = ROOT / "platform"
+GATEWAY = ROOT / "gateway"
 Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 
@@ -26,7 +30,10 @@ def _parse(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
-ERRORS = frozenset(node.name for node in _parse(PLATFORM / "errors.py").body if isinstance(node, ast.ClassDef))
+ERRORS = frozenset(
+    node.name for path in (PLATFORM / "errors.py", GATEWAY / "errors.py") for node in _parse(path).body
+    if isinstance(node, ast.ClassDef)
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +83,23 @@ def _definition(path: Path, name: str, hops: int = 4) -> tuple[Path, Definition 
     return path, None
 
 
+def _public(tree: ast.Module) -> list[str]:
+    """The module's own public top-level functions and classes."""
+    return [
+        node.name for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_")
+    ]  # fmt: skip
+
+
 def exported() -> Iterator[Exported]:
-    """Every name of every `__all__` under `platform/`, with its definition."""
-    for path in sorted(PLATFORM.rglob("*.py")):
+    """Every name of every `__all__` under `platform/` and `gateway/` (a gateway module without one: `_public`)."""
+    for path in sorted([*PLATFORM.rglob("*.py"), *GATEWAY.rglob("*.py")]):
         tree = _parse(path)
         imports = _imported(path, tree)
-        for name in _all(tree):
+        names = _all(tree)
+        if not names and path.is_relative_to(GATEWAY):
+            names = _public(tree)
+        for name in names:
             defined_in, node = _definition(imports.get(name, path), name)
             yield Exported(name, path, defined_in, node)
 
@@ -122,6 +140,7 @@ def test_every_exported_function_and_class_has_a_docstring() -> None:
     """Each name of an `__all__` that is a function or class is defined with a docstring."""
     items = [item for item in exported() if item.node is not None]
     assert len(items) > 100, "the walk found too few exported names: is the tree where this test expects it?"
+    assert any(item.listed_in.is_relative_to(GATEWAY) for item in items), "the walk found nothing in gateway/"
     missing = [item.where(item.node) for item in items if item.node is not None and ast.get_docstring(item.node) is None]
     assert missing == [], "exported without a docstring:\n" + "\n".join(missing)
 

@@ -58,7 +58,8 @@ def deploy_cmd(
     workflow imports are checked against the deployed exports, and running
     workflows whose function got a new digest are replay-checked against it:
     each one that replays cleanly moves, each one that diverges stays.
-    Exit status: 0 when deployed, 2 for a bad deployment (nothing changed).
+    Exit status: 0 when deployed (with --dry-run: valid), 2 for a bad deployment (nothing changed), 3 for a
+    --rollback REV that does not exist.
     """
     client = _redis(ctx)
     if rollback_to is not None:
@@ -199,7 +200,11 @@ def _limits_text(limits: FunctionLimits) -> str:
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds to retry executions a runner holds.")
 @pass_ctx
 def upgrade_cmd(ctx: CliContext, ffqn: str, to: str, dry_run: bool, force: bool, wait_s: float) -> None:
-    """Move the running executions of the workflow FFQN to component DIGEST where their logs replay cleanly."""
+    """Move the running executions of the workflow FFQN to component DIGEST where their logs replay cleanly.
+
+    Executions that diverge stay on their digest, and the command still exits 0; it exits 2 when FFQN is not a
+    workflow or DIGEST a prefix of several, 3 when FFQN or DIGEST is not deployed.
+    """
     client = _redis(ctx)
     change = upgrade_target(DeploymentStore(client), ffqn, to, force=force)
     upgrader = Upgrader(client, ctx.data_dir)

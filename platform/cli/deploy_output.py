@@ -30,10 +30,12 @@ def short(digest: str) -> str:
 
 
 def when(ms: int) -> str:
+    """ms since the epoch as `2025-01-31 12:00:00Z` (UTC)."""
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def print_component(comp: ComponentConfig) -> None:
+    """A component: name, kind, short digest, source, settings, then each function's WIT signature."""
     echo(f"component {comp.name} ({comp.kind}) {short(comp.digest)}  from {comp.source}")
     echo(f"  {settings(comp)}")
     for ffqn, fty in sorted(comp.functions.items()):
@@ -111,6 +113,7 @@ def _size(size: int | None) -> str:
 
 
 def print_revision(revision: Revision, *, active: bool) -> None:
+    """A revision: its number, name and creation time, then its components, routes and schedules."""
     state = "active" if active else "inactive"
     echo(f"revision {revision.number} '{revision.name}' ({state}), created {when(revision.created_at)}")
     if revision.source:
@@ -124,6 +127,7 @@ def print_revision(revision: Revision, *, active: bool) -> None:
 
 
 def print_schedule(schedule: Schedule) -> None:
+    """A schedule on one line: name, cron expression, time zone, misfire policy and function."""
     echo(f"schedule {schedule.name}: '{schedule.cron}' ({schedule.timezone}, misfire {schedule.misfire}) -> {schedule.function}")
 
 
@@ -159,6 +163,7 @@ def _describe(entry: ExecutionReport) -> str:
 
 
 def print_versions(rows: list[VersionRow]) -> None:
+    """`platform versions`' table: per function and digest, the unfinished executions and where they came from."""
     emit_table(
         ["function", "digest", "unfinished", "revisions", "components", "new executions"],
         [

@@ -85,7 +85,8 @@ def call_cmd(
 
     PARAMS may be `-` (read from standard input) or `@FILE` (read from a file).
 
-    Exit status: 0 for an `ok` result, 1 for an `err` result or a failure.
+    Exit status: 0 for a returned value, 1 for an `err` result, a failure, or no result within --timeout
+    (seconds).
     """
     tags = parse_tags(tag_texts)
     client = _client(ctx)
@@ -132,7 +133,7 @@ def executions_group() -> None:
     help="Only finished executions that ended so: ok, err (an `err` result), continued, failed (any failure) or one failure kind.",
 )  # fmt: skip
 @click.option("--digest", help="Only executions pinned to this component digest.")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Executions per page.")
 @click.option("--cursor", help="Continue from a previous listing's `next` (or `previous`) cursor.")
 @click.option(
     "--tag", "tag_texts", multiple=True, metavar="KEY=VALUE",
@@ -194,10 +195,12 @@ def show_cmd(ctx: CliContext, execution_id: str) -> None:
 
 @executions_group.command("result")
 @click.argument("execution_id")
-@click.option("--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for it to finish.")
+@click.option(
+    "--wait", "wait_s", type=float, default=0.0, help="Seconds to wait for it to finish [default: 0, no wait]."
+)
 @pass_ctx
 def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> None:
-    """Print the result (exit 1 if it failed or is unfinished)."""
+    """Print the result (exit 1 if it failed, returned an `err` result, or is unfinished)."""
     state = _client(ctx).wait(execution_id, wait_s)
     if ctx.json_output:
         emit_json(state.to_json())
@@ -239,7 +242,10 @@ def events_cmd(ctx: CliContext, execution_id: str, follow: bool, timeout: float)
 
 @executions_group.command("cancel")
 @click.argument("execution_id")
-@click.option("--reason", default="cancelled by request", show_default=True)
+@click.option(
+    "--reason", default="cancelled by request", show_default=True,
+    help="Recorded in its `cancel_requested` event (and as its failure's message when it is cancelled at once).",
+)  # fmt: skip
 @pass_ctx
 def cancel_cmd(ctx: CliContext, execution_id: str, reason: str) -> None:
     """Cancel an execution (and, for a workflow, its unfinished children).
@@ -397,6 +403,7 @@ def _details(event: Event) -> str:
 
 
 def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""
     cli.add_command(call_cmd)
     cli.add_command(executions_group)
     cli.add_command(replay_cmd)

@@ -9,7 +9,10 @@ from .shared import CliContext, echo, emit_json
 
 
 def write_ext_wit(ctx: CliContext, file: str, output: str | None) -> None:
-    """Write (or print) the host package, the component's packages and their extensions."""
+    """Write (or print) the host package, the component's packages and their extensions.
+
+    Into `output`/<package folder>/package.wit (printed when `output` is None); raises as `load_component_file`.
+    """
     from .wasm import load_component_file
 
     loaded = load_component_file(ctx, file)

@@ -23,6 +23,7 @@ class Duration(click.ParamType):
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The duration in ms; click's usage error (exit 2) for a bare number other than 0 or a malformed one."""
         if isinstance(value, int):
             return value
         text = str(value).strip()
@@ -51,7 +52,7 @@ class Duration(click.ParamType):
     type=Duration(),
     default=f"{DEFAULT_GRACE_MS // 60000}m",
     show_default=True,
-    help="Keep every revision stored or active less than this long ago.",
+    help="Keep every revision stored or active less than this long ago: 30s, 5m, 1h, 7d (0 for none).",
 )
 @pass_ctx
 def gc_cmd(ctx: CliContext, dry_run: bool, keep: int, grace_ms: int) -> None:

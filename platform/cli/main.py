@@ -1,6 +1,8 @@
 """Entry point of the `platform` program: global options and error reporting.
 
-Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 not found.
+Exit codes: 0 success, 1 failure, 2 usage or configuration error, 3 not found,
+130 interrupted. A `DolmenError` exits with its class's `exit_code`
+(platform/errors.py); click's own usage errors with 2.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ _COMMAND_MODULES = (
     metavar="URL",
     help="Redis/Valkey URL [default: $DOLMEN_REDIS_URL, else the one `platform up` started].",
 )
-@click.option("--gateway", "gateway_url", metavar="URL", help="Gateway URL [default: the one `platform up` started].")
+@click.option(
+    "--gateway", "gateway_url", metavar="URL",
+    help="Gateway URL [default: $DOLMEN_GATEWAY_URL, else the one `platform up` started].",
+)  # fmt: skip
 @click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option(
@@ -70,6 +75,11 @@ def cli(
 
     The options below, but --version, also work after any command (`platform up --data-dir X`); given both
     before and after it, the one after wins.
+
+    Exit status: 0 success; 1 a failure (an error, or what a command says, e.g. a failed execution); 2 bad usage or
+    configuration (an option, a deployment file, a store that refuses the URL's credentials); 3 something named does
+    not exist (an execution, a function, a revision, a component); 130 interrupted. Errors print one line on
+    standard error (with --debug, their traceback too).
     """
     configure_logging(log_format, "debug" if debug else "info")  # type: ignore[arg-type]
     obj = ctx.ensure_object(CliContext)
@@ -88,7 +98,10 @@ accept_after_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI, printing Dolmen errors on one line (with a traceback under --debug)."""
+    """Run the CLI, printing Dolmen errors on one line (with a traceback under --debug); never returns.
+
+    Exits with the command's status, a `DolmenError`'s `exit_code`, click's (2 for usage), or 130 when interrupted.
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         rc = cli.main(args=argv, prog_name="platform", standalone_mode=False)

@@ -17,7 +17,10 @@ from .executions import executions_group
 
 
 def parse_before(text: str, now_ms: int) -> int:
-    """ms since the epoch of TIME: an ISO 8601 time (UTC unless it names an offset) or a duration ago (`7d`, `12h`)."""
+    """ms since the epoch of TIME: an ISO 8601 time (UTC unless it names an offset) or a duration ago (`7d`, `12h`).
+
+    `now_ms` is now, in ms since the epoch. Raises `UsageError` for text that is neither.
+    """
     try:
         return now_ms - parse_duration(text)
     except ValueError:
@@ -105,4 +108,5 @@ def _time(ms: int) -> str:
 
 
 def register(cli: click.Group) -> None:
+    """Add `purge` to the `executions` group (`cli` is taken for the registry's common signature)."""
     executions_group.add_command(purge_cmd)

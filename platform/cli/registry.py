@@ -41,7 +41,11 @@ def registry_options(func: F) -> F:
 
 
 def credentials_from_flags(username: str | None, password_stdin: bool) -> Credentials | None:
-    """Credentials given on the command line, or None to fall back to the Docker config."""
+    """Credentials given on the command line, or None to fall back to the Docker config.
+
+    The password is standard input's text without its final line break. Raises `UsageError` for one flag
+    without the other, or an empty password.
+    """
     if username is None and not password_stdin:
         return None
     if username is None:
@@ -108,7 +112,11 @@ def pull_cmd(
     password_stdin: bool,
     insecure: bool,
 ) -> None:
-    """Download a component, verify it against its digests and store it in the component cache."""
+    """Download a component, verify it against its digests and store it in the component cache.
+
+    Exit status: 0 when stored, 3 when the registry has no such repository, tag or digest, 1 when it refuses
+    the credentials, cannot be reached, or sends bytes that do not match their digest.
+    """
     credentials = credentials_from_flags(username, password_stdin)
     cache = ComponentCache(ctx.data_dir)
     fetched = fetch_component(reference, cache, credentials=credentials, insecure=insecure)

@@ -36,4 +36,5 @@ def schedules_list(ctx: CliContext, count: int) -> None:
 
 
 def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""
     cli.add_command(schedules_group)

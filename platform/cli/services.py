@@ -95,7 +95,9 @@ def scheduler_cmd(ctx: CliContext) -> None:
 )
 @click.option("--max-wait", type=float, default=60.0, show_default=True, help="Longest wait of any request, in seconds.")
 @click.option(
-    "--route-wait", type=float, default=30.0, show_default=True, help="How long deployment routes wait for a result."
+    "--route-wait", type=float, default=30.0, show_default=True,
+    help="Seconds a deployment route waits for the result before answering 202 (a request's Prefer: wait=N changes it, "
+    "up to --max-wait).",
 )
 @wait_options
 @pass_ctx
@@ -124,6 +126,7 @@ def gateway_cmd(
 
 
 def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""
     cli.add_command(runner_cmd)
     cli.add_command(scheduler_cmd)
     cli.add_command(gateway_cmd)

@@ -29,18 +29,23 @@ class CliContext:
 
     @property
     def data_dir(self) -> Path:
+        """--data-dir, else $DOLMEN_HOME, else ./.dolmen (`config.resolve_data_dir`)."""
         return resolve_data_dir(self.data_dir_flag)
 
     def redis_url(self) -> str:
+        """--redis, else $DOLMEN_REDIS_URL, else the one `platform up` recorded; else `ConfigError` naming the fix."""
         return resolve_redis_url(self.redis_flag, self.data_dir)
 
     def gateway_url(self) -> str | None:
+        """--gateway, else $DOLMEN_GATEWAY_URL, else the one `platform up` recorded, without a trailing '/'; or None."""
         return resolve_gateway_url(self.gateway_flag, self.data_dir)
 
     def on_close(self, closer: Any) -> None:
+        """Call `closer()` (no arguments) when the command ends, the last registered first."""
         self._closers.append(closer)
 
     def close(self) -> None:
+        """Run the closers; an exception of one is swallowed so it cannot mask the command's outcome."""
         while self._closers:
             try:
                 self._closers.pop()()

@@ -41,7 +41,11 @@ log = structlog.get_logger("dolmen.status")
 
 @dataclass(frozen=True, slots=True)
 class ProcessRow:
-    """One process of the heartbeat hash, as `platform status` shows it."""
+    """One process of the heartbeat hash, as `platform status` shows it.
+
+    `last_seen` is its last heartbeat (s since the epoch), `age_s` how long ago; `supervised_as` the name
+    `platform up` started it under on this host (None: started elsewhere).
+    """
 
     kind: str
     id: str
@@ -77,6 +81,8 @@ class PlatformStatus:
     shards: int | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """`platform status --json`: `healthy`, `problems`, and `supervisor`, `redis`, `gateway`, `memory`,
+        `retention`, `supervised` and `processes` as observed (`last_seen` s since the epoch, `age_s` s)."""
         return {
             "healthy": not self.problems,
             "problems": list(self.problems),
@@ -129,7 +135,10 @@ def build_status(
     shards_wanted: int = 0,
     replicas_of: tuple[tuple[str, int], ...] | None = None,
 ) -> PlatformStatus:
-    """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full."""
+    """Judge what was observed: which process is stale, which supervised one is missing, whether Redis is full.
+
+    `now` and the beats' `last_seen` are s since the epoch; a beat older than `STALE_AFTER_S` is stale.
+    """
     supervised = dict(running.processes) if running else {}
     by_pid = {pid: name for name, pid in supervised.items()}
     rows: list[ProcessRow] = []
@@ -184,7 +193,8 @@ def build_status(
 
 
 def probe_client(url: str) -> StoreClient:
-    """A client with short timeouts, for health probes that must not hang (a cluster client for a cluster node)."""
+    """A client with short timeouts (2 s per command, 1 s to connect), for health probes that must not hang (a cluster
+    client for a cluster node). Raises `ConfigError` for a URL it cannot use (malformed, or refused by the store)."""
     try:
         return connect(url, socket_timeout_s=2.0, connect_timeout_s=1.0)
     except StoreError as exc:
@@ -252,7 +262,10 @@ def forget_heartbeats(client: StoreClient, pids: set[int]) -> None:
 
 
 def collect_status(ctx: CliContext) -> PlatformStatus:
-    """Look at the platform of this data directory (or at --redis), or raise NotFoundError."""
+    """Look at the platform of this data directory (or at --redis), or raise `NotFoundError`.
+
+    Raises `ConfigError` for a store URL it cannot use; a store that does not answer is reported, not raised.
+    """
     data_dir = ctx.data_dir
     found = PlatformFile.read(data_dir)
     running = found if found is not None and found.is_live() else None

@@ -54,6 +54,8 @@ log = structlog.get_logger("dolmen.up")
 
 @dataclass(frozen=True, slots=True)
 class UpOptions:
+    """`platform up`'s options, checked: timeouts in seconds, `fsync` the embedded Valkey's appendfsync."""
+
     runners: int = 1
     host: str = "127.0.0.1"
     port: int = DEFAULT_GATEWAY_PORT
@@ -85,7 +87,12 @@ def _refuse_if_running(data_dir: Path) -> PlatformFile | None:
 
 
 def run_platform(ctx: CliContext, opts: UpOptions) -> None:
-    """Run the platform until a signal; raise if it cannot start."""
+    """Run the platform until a signal (SIGINT, SIGTERM, SIGHUP; a second one stops without waiting).
+
+    Raises `ConflictError` when a platform already runs for this data directory, `ConfigError` when the
+    gateway's port is taken (or the store's URL is malformed), and `DolmenError` when Redis or a service is
+    not ready within `startup_timeout_s`; what it started is stopped first.
+    """
     data_dir = ctx.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     previous = _refuse_if_running(data_dir)
@@ -247,6 +254,10 @@ def up_cmd(
     Without --redis, starts an embedded Valkey persisted in DATA_DIR/valkey;
     then runners, a scheduler and the gateway as separate processes, restarted
     if they die. Other commands run with the same data directory find it.
+
+    Exit status: 0 once stopped; 1 when it cannot start (a platform already runs for this data directory, or
+    Redis or a service is not ready within --startup-timeout); 2 for a port in use, a bad option or a malformed
+    DOLMEN_* variable.
     """
     check_env()  # a malformed tuning variable would make every runner crash and restart
     RunnerSecrets().check()  # a bad DOLMEN_SECRETS_FILE would fail every attempt that needs a secret
@@ -268,7 +279,10 @@ def up_cmd(
 
 def gateway_wait_args(replicas: int | None, timeout_ms: int | None) -> tuple[str, ...]:
     """The gateway's --wait-* options as given to `up`, checked now (with the environment's) rather than in a
-    gateway that would fail and restart; the environment itself reaches the gateway as it is."""
+    gateway that would fail and restart; the environment itself reaches the gateway as it is.
+
+    `timeout_ms` in ms; None: not given. Raises `ConfigError` for a timeout outside 1 to 10000 ms.
+    """
     ReplicaWait(
         max(env_int(ENV_WAIT_REPLICAS) if replicas is None else replicas, 1),
         env_int(ENV_WAIT_TIMEOUT_MS) if timeout_ms is None else timeout_ms,

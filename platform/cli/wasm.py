@@ -28,7 +28,11 @@ from .shared import CliContext, echo, emit_json, pass_ctx
 
 
 def load_component_file(ctx: CliContext, path: str, ticker: EpochTicker | None = None) -> LoadedComponent:
-    """Load a component file through the data directory's compiled cache."""
+    """Load a component file through the data directory's compiled cache.
+
+    Raises `NotFoundError` when the file does not exist, `ComponentError` when it cannot be read or is no
+    component (`ComponentLoader.load_file`).
+    """
     loader = ComponentLoader(ComponentCache(ctx.data_dir), EngineSettings.for_kind("activity"), ticker)
     return loader.load_file(Path(path))
 
@@ -38,6 +42,8 @@ def parse_json_arg(text: str, what: str, *, example: str | None = None) -> objec
 
     `-` reads the JSON from standard input and `@FILE` from a file (neither is
     JSON itself): params larger than a command line can hold (about 128 KiB).
+    Raises `UsageError` naming `what` for a file it cannot read or text that is
+    not JSON (`example` ends the message: what to pass instead).
     """
     if text == "-":
         text = sys.stdin.read()
@@ -144,6 +150,7 @@ class DurationMs(click.ParamType):
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The duration in ms (at least 1); click's usage error (exit 2) otherwise."""
         if isinstance(value, int):
             ms = value
         else:
@@ -286,6 +293,7 @@ def build_cmd(ctx: CliContext, src: str, world: str, wit: str | None, module: st
 
 
 def register(cli: click.Group) -> None:
+    """Add this module's commands to the root group."""
     cli.add_command(wit_cmd)
     cli.add_command(run_cmd)
     cli.add_command(build_cmd)

@@ -52,8 +52,10 @@ log = structlog.get_logger("dolmen.external")
 # The consumer (of the runners' group) under which claimed entries stay pending: one for every worker,
 # since the lease, not the consumer, says who holds an execution.
 CONSUMER = "external-workers"
+# The lease a claim or a heartbeat may ask for, in ms (`lease_ms_of`).
 MIN_LEASE_MS = 500
 MAX_LEASE_MS = 3_600_000
+# The most attempts one claim takes (its `max`).
 MAX_CLAIM = 100
 # How often a waiting claim looks again whether a function it asks for was resumed, at most, in ms.
 PAUSED_RECHECK_MS = 250
@@ -63,13 +65,16 @@ ComponentOf = Callable[[ExecutionState, str], ComponentConfig]
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One claimed attempt, as the worker gets it."""
+    """One claimed attempt, as the worker gets it: the execution as locked, its lease's token, and when the lease
+    ends (`until_ms`, ms since the epoch)."""
 
     state: ExecutionState
     token: TaskToken
     until_ms: int
 
     def to_json(self) -> dict[str, Any]:
+        """`{"execution_id", "ffqn", "params", "attempt", "lease": {"owner", "version", "token", "until"}}`, with
+        `timeout_at` when the function has a timeout; times as `iso_time` writes them, `params` positional JSON."""
         lease = {"owner": self.token.owner, "version": self.token.version, "token": self.token.encode(), "until": iso_time(self.until_ms)}
         data: dict[str, Any] = {
             "execution_id": self.state.id,
@@ -85,19 +90,24 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """What a completion or a failure came to: finished, or another attempt at `retry_at_ms`."""
+    """What a completion or a failure came to: finished, or another attempt at `retry_at_ms` (ms since the epoch)."""
 
     execution_id: str
     retry_at_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """`{"execution_id", "status": "finished"}`, or `{"execution_id", "status": "retrying", "retry_at"}`
+        (`retry_at` as `iso_time` writes it)."""
         if self.retry_at_ms is None:
             return {"execution_id": self.execution_id, "status": "finished"}
         return {"execution_id": self.execution_id, "status": "retrying", "retry_at": iso_time(self.retry_at_ms)}
 
 
 def check_claimed(ffqns: object, revision: Revision | None) -> list[str]:
-    """The ffqns of a claim, each deployed as `kind: external` in the active revision, or a `UsageError` naming the bad one."""
+    """The ffqns of a claim, each deployed as `kind: external` in the active revision, or a `UsageError` naming the bad one.
+
+    `ffqns` is the request's JSON value (a non-empty list of strings); the result keeps their order, without repeats.
+    """
     if not isinstance(ffqns, list) or not ffqns or not all(isinstance(f, str) for f in ffqns):
         raise UsageError("ffqns: expected a non-empty list of function names (ffqns)", path="ffqns")
     functions = revision.functions() if revision is not None else {}
@@ -115,7 +125,13 @@ def check_claimed(ffqns: object, revision: Revision | None) -> list[str]:
 
 
 class ExternalTasks:
-    """Claims and settles attempts of external executions for workers (the gateway's /v1/workers API)."""
+    """Claims and settles attempts of external executions for workers (the gateway's /v1/workers API).
+
+    `component_of(state, why)` finds the deployed component of an execution (`Client.component_of`: raises
+    `NotFoundError` ending with `why`). `max_value_bytes` bounds a result's canonical JSON. `gate` applies the
+    functions' limits, `classes` the priority classes in use, `paused` the functions paused as a whole (each
+    left out when None).
+    """
 
     def __init__(
         self,
@@ -142,11 +158,13 @@ class ExternalTasks:
     # ------------------------------------------------------------- claims
 
     def claim(self, ffqns: Sequence[str], *, worker: str, lease_ms: int, count: int, block_ms: int) -> list[Task]:
-        """Up to `count` attempts of `ffqns` (checked by `check_claimed`), locked for `lease_ms`.
+        """Up to `count` attempts of `ffqns` (checked by `check_claimed`), locked for `lease_ms` ms.
 
         First the entries whose holder went quiet for `lease_ms` (a lease that
         expired is taken over: `attempt_lost`), then new ones, waiting up to
-        `block_ms` (0: not at all) for one.
+        `block_ms` ms (0: not at all) for one. Executions that finish at once
+        (cancelled, out of attempts, their function gone) are settled here and
+        not handed out. Raises `StoreError` when the store cannot be read or refuses the locks.
         """
         owner = f"worker:{worker}:{os.urandom(4).hex()}"
         deadline = time.monotonic() + block_ms / 1000
@@ -238,9 +256,13 @@ class ExternalTasks:
     # ------------------------------------------------------- the lease's writes
 
     def heartbeat(self, execution_id: str, token_text: object, lease_ms: int | None = None) -> int:
-        """Extend the lease by `lease_ms` (None: as long as claimed); when it now ends (ms).
+        """Extend the lease by `lease_ms` ms from now (None: as long as claimed); when it now ends (ms since the epoch).
 
-        `LeaseLostError` once it is not the worker's any more (taken over, finished, timed out, cancelled); `StoreError` when the store refused the extension.
+        `token_text` is the claim's token as the worker sent it. Raises `UsageError` for a token this platform
+        did not give, `NotFoundError` for an unknown execution (or a function no revision deploys any more),
+        `NotExternalError` for an execution that is not external, `LeaseLostError` once the lease is not the
+        worker's any more (`details["reason"]`: taken_over, finished, retrying, timed_out, cancelled), and
+        `StoreError` when the store refused the extension.
         """
         token = TaskToken.parse(token_text)
         lease_ms = token.lease_ms if lease_ms is None else lease_ms
@@ -266,7 +288,11 @@ class ExternalTasks:
         raise self._lost(execution_id, token)
 
     def complete(self, execution_id: str, token_text: object, value: Any) -> Settled:
-        """The worker's result: checked against the WIT result type (`InvalidValueError`; `PayloadTooLargeError` over the value limit), then finished (or retried: an `err` with `retry_on_err`)."""
+        """The worker's result: checked against the WIT result type (`InvalidValueError`; `PayloadTooLargeError` over the value limit), then finished (or retried: an `err` with `retry_on_err`).
+
+        `value` is the result's JSON form (None for a function that returns nothing). Raises besides, as
+        `heartbeat` does, `UsageError` for a bad token, `NotFoundError`, `NotExternalError` and `LeaseLostError`.
+        """
         token = TaskToken.parse(token_text)
         lease, config = self._lease(execution_id, token)
         signature = config.functions[lease.state.ffqn]
@@ -281,7 +307,11 @@ class ExternalTasks:
         return self._settle(lease, token, decision, Failure("err", "returned err"), err_value=result)
 
     def fail(self, execution_id: str, token_text: object, message: str, *, retryable: bool = True) -> Settled:
-        """The worker's attempt failed: another attempt per the retry policy, or (not `retryable`, or none left) finished failed."""
+        """The worker's attempt failed: another attempt per the retry policy, or (not `retryable`, or none left) finished failed.
+
+        `message` becomes the `worker_error` failure's message. Raises, as `heartbeat` does, `UsageError` for a
+        bad token, `NotFoundError`, `NotExternalError` and `LeaseLostError`.
+        """
         token = TaskToken.parse(token_text)
         lease, config = self._lease(execution_id, token)
         self._check_deadline(lease, config, token)
@@ -401,12 +431,12 @@ class ExternalTasks:
 
 
 def iso_time(ms: int) -> str:
-    """A time in ms as the API writes times (UTC, milliseconds, `Z`)."""
+    """A time in ms since the epoch as the API writes times: RFC 3339, UTC, with ms (`2025-01-31T12:00:00.000Z`)."""
     return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def lease_ms_of(value: object) -> int:
-    """A claim's or heartbeat's `lease_ms`, or a `UsageError` naming the bounds."""
+    """A claim's or heartbeat's `lease_ms` (integer ms, MIN_LEASE_MS to MAX_LEASE_MS), or a `UsageError` naming them."""
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_LEASE_MS <= value <= MAX_LEASE_MS:
         raise UsageError(f"lease_ms: expected an integer from {MIN_LEASE_MS} to {MAX_LEASE_MS}, got {value!r}", path="lease_ms")
     return value

@@ -18,7 +18,10 @@ from ..errors import UsageError
 
 @dataclass(frozen=True, slots=True)
 class TaskToken:
-    """One claimed attempt of an external execution."""
+    """One claimed attempt of an external execution.
+
+    `owner` and `version` are the lease's (the fencing token, see `store.leases`).
+    """
 
     owner: str
     version: int
@@ -26,10 +29,12 @@ class TaskToken:
     entry_id: str
     # When the function's timeout ends this attempt (ms since the epoch); None: no timeout.
     deadline_ms: int | None
-    # The lease's length as claimed: what a heartbeat extends it by unless it says otherwise.
+    # The lease's length as claimed (ms): what a heartbeat extends it by unless it says otherwise.
     lease_ms: int
 
     def encode(self) -> str:
+        """The token as a worker holds it: base64url without padding (RFC 4648 §5) of compact JSON
+        `{"o": owner, "v": version, "e": entry id, "d": deadline ms or null, "l": lease ms}`; `parse` reads it."""
         data = {"o": self.owner, "v": self.version, "e": self.entry_id, "d": self.deadline_ms, "l": self.lease_ms}
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")

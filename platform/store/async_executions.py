@@ -30,7 +30,11 @@ CHAIN_WAIT_S = 5.0
 
 
 class AsyncExecutions:
-    """Read execution state and logs without blocking the event loop."""
+    """Read execution state and logs without blocking the event loop (`AsyncExecutionReads`).
+
+    State reads share round trips through `batcher` (a new `AsyncBatcher` of `client` when None); waits for an
+    outcome go through one `FinishWatcher`, subscribed by the first `watch` (or `watcher.start()`), stopped by `close`.
+    """
 
     def __init__(self, client: AsyncRedis, batcher: AsyncBatcher | None = None) -> None:
         self.client = client
@@ -38,13 +42,19 @@ class AsyncExecutions:
         self.watcher = FinishWatcher(client, self.batcher)
 
     async def close(self) -> None:
+        """Stop the finish watcher (waiters still registered are cancelled); the client and batcher stay open."""
         await self.watcher.close()
 
     async def ping(self) -> None:
+        """PING the store: returns when it answers, raises `StoreError` (or a subclass) when it does not."""
         with map_redis_errors():
             await self.client.ping()  # type: ignore[misc]
 
     async def get(self, execution_id: str) -> ExecutionState | None:
+        """The execution's state; None when it does not exist (or its retention passed).
+
+        Raises `InvalidNameError` for a malformed id, `StoreError` when the store refused the HGETALL.
+        """
         eid = ExecutionId.parse(execution_id).value
         commands = self.batcher.commands()
         commands.execute_command("HGETALL", keys.state(eid))
@@ -54,6 +64,8 @@ class AsyncExecutions:
         return ExecutionState.from_hash(hash_reply(reply)) if reply else None
 
     async def require(self, execution_id: str) -> ExecutionState:
+        """The execution's state; `NotFoundError` (naming GET /v1/executions) when it does not exist, `InvalidNameError`
+        for a malformed id."""
         state = await self.get(execution_id)
         if state is None:
             raise NotFoundError(
@@ -63,21 +75,29 @@ class AsyncExecutions:
         return state
 
     async def events(self, execution_id: str, start: int = 0) -> list[Event]:
-        """The log from event `start` on."""
+        """The log from event `start` (a 0-based index) on, in order; [] for an execution that does not exist.
+
+        Raises `InvalidNameError` for a malformed id.
+        """
         eid = ExecutionId.parse(execution_id).value
         with map_redis_errors():
             raw: Any = await self.client.xrange(keys.log(eid))
         return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw) if i >= start]
 
     def watch(self, execution_id: str) -> Watch:
-        """Register a waiter for the execution's outcome; use it as a `with` block."""
+        """Register a waiter for the execution's outcome; use it as a `with` block.
+
+        `InvalidNameError` for a malformed id.
+        """
         return self.watcher.watch(ExecutionId.parse(execution_id).value)
 
     async def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
-        """The state once finished, or as it is when `timeout_s` runs out.
+        """The state once finished, or as it is when `timeout_s` (seconds, the whole chain's) runs out.
 
         A workflow that continued as new is followed along its chain: the
-        state returned is that of the last execution reached.
+        state returned is that of the last execution reached. Raises
+        `NotFoundError` for an unknown execution, `InvalidNameError` for a
+        malformed id.
         """
         deadline = time.monotonic() + timeout_s
         return await self._follow_chain(await self._wait_one(execution_id, timeout_s), deadline)
@@ -96,7 +116,8 @@ class AsyncExecutions:
         """The state once finished, or as it is when `timeout_s` runs out (following a chain, as `wait_finished`).
 
         `watch` must have been registered before the execution was last seen
-        unfinished (read, or created by this caller).
+        unfinished (read, or created by this caller). `timeout_s` is in seconds;
+        `NotFoundError` when the execution is gone once the wait is over.
         """
         deadline = time.monotonic() + timeout_s
         return await self._follow_chain(await self._outcome_one(watch, timeout_s), deadline)
@@ -106,7 +127,11 @@ class AsyncExecutions:
         return state if state is not None else await self.require(watch.execution_id)
 
     async def chain_end(self, execution_id: str) -> ExecutionState:
-        """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue)."""
+        """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue).
+
+        Waits up to CHAIN_WAIT_S (seconds) per step for a successor to be created; one that does not appear
+        ends the chain there. Raises `NotFoundError` for an unknown execution, `InvalidNameError` for a malformed id.
+        """
         state = await self.require(execution_id)
         while (successor := await self._next_in_chain(state, time.monotonic() + CHAIN_WAIT_S)) is not None:
             state = successor
@@ -141,7 +166,8 @@ class AsyncExecutions:
 
         Yields None each time a blocking read (at most `MAX_BLOCK_MS`) returns nothing, so a caller
         can send a keep-alive or notice a client that went away; the sync store's `follow` does the
-        same (`LogFollower` decides for both). Raises `NotFoundError` for an unknown execution.
+        same (`LogFollower` decides for both). `timeout_s` is in seconds. Raises `NotFoundError` for an
+        unknown execution, `InvalidNameError` for a malformed id.
         """
         follower = LogFollower((await self.require(execution_id)).id, after=after, deadline=time.monotonic() + timeout_s)
         with map_redis_errors():

@@ -36,7 +36,12 @@ CHAIN_WAIT_S = 5.0
 
 
 class ExecutionStore:
-    """Executions in Redis: one state hash and one log stream each."""
+    """Executions in Redis: one state hash and one log stream each (keys in `keys.py`).
+
+    `scripts` defaults to the Lua scripts of `client`. With `deliveries` (a
+    long-running process's write-behind thread), a create's outbox effects are
+    handed to it; without, they are delivered before the call returns.
+    """
 
     def __init__(self, client: Redis, scripts: Scripts | None = None, deliveries: Deliveries | None = None) -> None:
         self.client = client
@@ -49,7 +54,8 @@ class ExecutionStore:
     def create(self, new: NewExecution) -> Created:
         """Create and enqueue an execution; idempotent by id (a lost reply re-sent answers 'created' again).
 
-        Raises `ConflictError` when the id exists with another function or params.
+        `Created.created` is False when the id existed with the same call. Raises `ConflictError` when
+        the id exists with another function, other params or other tags.
         """
         call = CreateCall.of(new)
         with map_redis_errors():
@@ -63,7 +69,10 @@ class ExecutionStore:
         return created
 
     def claim_idempotency_key(self, key: str, candidate_id: str, ttl_s: int = IDEMPOTENCY_TTL_S) -> str:
-        """The execution id bound to `key`: `candidate_id` if the key is new."""
+        """The execution id bound to `key`: `candidate_id` if the key is new.
+
+        The first claim binds it for `ttl_s` seconds (SET NX EX, then GET, in one round trip).
+        """
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.set(keys.idempotency(key), candidate_id, nx=True, ex=ttl_s)
@@ -74,6 +83,10 @@ class ExecutionStore:
     # ------------------------------------------------------------------- read
 
     def get(self, execution_id: str) -> ExecutionState | None:
+        """The execution's state; None when it does not exist (or its retention passed).
+
+        The id is not parsed: a malformed one reads as absent (`require` refuses it with `InvalidNameError`).
+        """
         with map_redis_errors():
             raw: dict[bytes, bytes] = self.client.hgetall(keys.state(execution_id))  # type: ignore[assignment]
         return ExecutionState.from_hash(raw) if raw else None
@@ -89,13 +102,13 @@ class ExecutionStore:
         return state
 
     def events(self, execution_id: str, start: int = 0) -> list[Event]:
-        """The log from event `start` on."""
+        """The log from event `start` (a 0-based index) on, in order; [] for an execution that does not exist."""
         with map_redis_errors():
             raw: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrange(keys.log(execution_id))  # type: ignore[assignment]
         return [Event.from_stream(i, sid, fields) for i, (sid, fields) in enumerate(raw) if i >= start]
 
     def events_many(self, execution_ids: list[str]) -> dict[str, list[Event]]:
-        """The logs of several executions, read in one round trip."""
+        """The whole logs of several executions (id -> events from index 0), read in one round trip."""
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for execution_id in execution_ids:
@@ -107,7 +120,10 @@ class ExecutionStore:
         }
 
     def events_after(self, execution_id: str, last_stream_id: str, first_index: int, block_ms: int) -> list[Event]:
-        """Events appended after `last_stream_id`, waiting up to `block_ms` for one."""
+        """Events appended after the stream entry `last_stream_id`, indexed from `first_index`; [] when none came.
+
+        One XREAD BLOCK of `block_ms` ms (0 blocks until an entry comes, as Redis's XREAD does).
+        """
         with map_redis_errors():
             reply = self.client.xread({keys.log(execution_id): last_stream_id}, block=block_ms)
         return read_events(reply, first_index)
@@ -116,7 +132,8 @@ class ExecutionStore:
         """The log's events with an index above `after`, then those appended, until `finished` or `timeout_s`.
 
         Yields None each time a blocking read (at most `MAX_BLOCK_MS`) returns nothing, as the async
-        store does (`LogFollower` decides for both). Raises `NotFoundError` for an unknown execution.
+        store does (`LogFollower` decides for both). `timeout_s` is in seconds. Raises `NotFoundError`
+        for an unknown execution, `InvalidNameError` for a malformed id.
         """
         follower = LogFollower(self.require(execution_id).id, after=after, deadline=time.monotonic() + timeout_s)
         with map_redis_errors():
@@ -128,10 +145,12 @@ class ExecutionStore:
             yield from follower.take_read(reply)
 
     def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
-        """The state once finished, or as it is when `timeout_s` runs out.
+        """The state once finished, or as it is when `timeout_s` (seconds, the whole chain's) runs out.
 
         A workflow that continued as new is followed along its chain: the
-        state returned is that of the last execution reached.
+        state returned is that of the last execution reached. Raises
+        `NotFoundError` for an unknown execution, `InvalidNameError` for a
+        malformed id.
         """
         deadline = time.monotonic() + timeout_s
         state = self._wait_one(execution_id, timeout_s)
@@ -161,13 +180,15 @@ class ExecutionStore:
         roots_only: bool = False,
         outcome: str | None = None,
     ) -> tuple[list[ExecutionState], Cursor | None]:
-        """Newest first, past `cursor`; returns the cursor of the next page (None after the last).
+        """Newest first, past `cursor`: up to `limit` states, and the cursor of the next page (None after the last).
 
         `roots_only` leaves out children (executions a workflow started), as a tree view lists them;
         `outcome` keeps finished executions that ended so (store/outcomes.py).
 
         With `tags` (KEY, VALUE) only executions that carry all of them, read
         from the index of the first one: the most selective tag first reads least.
+        Raises `UsageError` for an unknown status or outcome, an outcome with an
+        unfinished status (`ListFilter`), or a `limit` below 1.
         """
         selection = ListFilter(
             ffqn=ffqn, status=status, outcome=outcome, digest=digest, tags=tuple(tags), roots_only=roots_only,
@@ -177,7 +198,11 @@ class ExecutionStore:
         return found.states, found.next
 
     def page(self, selection: ListFilter, cursor: Cursor | None = None, limit: int = 50, scan: int | None = None) -> Page:
-        """The page of `selection` past `cursor`, with the cursors around it; at most `scan` states read (store/listing.py)."""
+        """The page of `selection` past `cursor`, with the cursors around it; at most `scan` states read (store/listing.py).
+
+        `limit` executions at most (`UsageError` below 1); `scan` None reads until the page is full or the index
+        ends.
+        """
         return read_page(self.client, self.scripts.shards, selection, cursor, limit, scan)
 
     def live_states(self, batch: int = 1000) -> list[ExecutionState]:
@@ -185,7 +210,7 @@ class ExecutionStore:
 
         The index is read in one command, a snapshot: read in pages, a chain
         moving on from one execution to the next between two pages could be
-        missed at both places.
+        missed at both places. The states are then read `batch` per round trip.
         """
         with map_redis_errors():
             read = self.client.pipeline(transaction=False)
@@ -201,20 +226,29 @@ class ExecutionStore:
         return out
 
     def children(self, execution_id: str) -> list[str]:
-        """Ids of the executions this workflow submitted, in submission order."""
+        """Ids of the executions this workflow submitted (its `child_submitted` events), in submission order."""
         return [e.data["child_id"] for e in self.events(execution_id) if e.type == "child_submitted"]
 
     # ----------------------------------------------------------------- cancel
 
     def cancel(self, execution_id: str, reason: str = "cancelled by request") -> str:
-        """Request cancellation; returns 'cancelled', 'requested', 'already' or 'finished' (see `cancel_chain`)."""
+        """Request cancellation; returns 'cancelled', 'requested', 'already' or 'finished' (see `cancel_chain`).
+
+        Raises `NotFoundError` for an unknown execution, `InvalidNameError` for a malformed id.
+        """
         return self.cancel_chain(execution_id, reason)[0]
 
     def cancel_chain(self, execution_id: str, reason: str = "cancelled by request") -> tuple[str, str]:
         """Request cancellation: (what happened, the id of the execution it happened to).
 
+        What happened (lua/cancel.lua): 'cancelled' (a pending activity, external execution or stub,
+        finished as cancelled at once), 'requested' (a workflow, or a running execution: its runner
+        cancels it), 'already' (requested before), 'finished' (nothing to cancel).
+
         A workflow that continued as new is cancelled where its chain is now:
-        the latest execution (followed again if it continues meanwhile).
+        the latest execution (followed again if it continues meanwhile). Raises
+        `NotFoundError` for an unknown execution, `InvalidNameError` for a
+        malformed id.
         """
         state = self.chain_end(execution_id)
         while True:
@@ -229,7 +263,11 @@ class ExecutionStore:
             state = self.chain_end(now.id)
 
     def chain_end(self, execution_id: str) -> ExecutionState:
-        """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue)."""
+        """The execution a chain of continue-as-new has reached from `execution_id` (itself if it did not continue).
+
+        Waits up to CHAIN_WAIT_S (seconds) per step for a successor to be created; one that does not appear
+        ends the chain there. Raises `NotFoundError` for an unknown execution, `InvalidNameError` for a malformed id.
+        """
         state = self.require(execution_id)
         while (successor := self._next_in_chain(state, CHAIN_WAIT_S)) is not None:
             state = successor
@@ -298,7 +336,11 @@ class ExecutionStore:
 
 
 def response_event(child_id: str, outcome: Outcome, *, join_set: str | None = None) -> dict[str, Any]:
-    """The `response` a parent receives when its child `child_id` finishes."""
+    """The data of the `response` event a parent receives when its child `child_id` finishes.
+
+    `{"child_id": ..., "join_set": ...}` (the join set when given) with the outcome's fields (`Outcome.to_json`:
+    `result`, `failure` or `continued_as`).
+    """
     data: dict[str, Any] = {"child_id": child_id, **outcome.to_json()}
     if join_set is not None:
         data["join_set"] = join_set

@@ -28,7 +28,10 @@ Entry = tuple[bytes | str, dict[bytes, bytes]]
 
 
 def read_events(reply: Any, first_index: int) -> list[Event]:
-    """The events of an XREAD reply on one log (`[[key, entries]]`, nil when it timed out), the first at `first_index`."""
+    """The events of an XREAD reply on one log (`[[key, entries]]`, nil when it timed out), the first at `first_index`.
+
+    KeyError when an entry lacks a field (`Event.from_stream`).
+    """
     return _decode(_entries(reply), first_index)
 
 
@@ -65,7 +68,10 @@ class LogFollower:
         return self._take(entries)
 
     def next_read(self, now: float) -> Read | None:
-        """The XREAD to send at monotonic time `now`; None once the log holds `finished` or the deadline passed."""
+        """The XREAD to send at monotonic time `now` (s); None once the log holds `finished` or the deadline passed.
+
+        It blocks for what is left until the deadline, at least 1 ms and at most `MAX_BLOCK_MS`.
+        """
         remaining = self.deadline - now
         if self.finished or remaining <= 0:
             return None

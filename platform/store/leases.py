@@ -56,7 +56,10 @@ class Leases(Sender):
     # ----------------------------------------------------------------- queues
 
     def ensure_groups(self, ffqns: list[str]) -> None:
-        """Create the runners' consumer group on every shard's queue of each function (once per process)."""
+        """Create the runners' consumer group on every shard's queue of each function (once per process).
+
+        XGROUP CREATE ... MKSTREAM from id 0; a group that exists already (BUSYGROUP) is left as it is.
+        """
         missing = [ffqn for ffqn in dict.fromkeys(ffqns) if ffqn not in self._groups]
         if not missing:
             return
@@ -72,6 +75,7 @@ class Leases(Sender):
 
     @property
     def shards(self) -> Shards:
+        """How the store's queue, timer and index keys are split in shards (`Scripts.shards`)."""
         return self.scripts.shards
 
     def _reads(self, ffqns: list[str]) -> list[dict[str, str]]:
@@ -81,12 +85,15 @@ class Leases(Sender):
         return [{self.shards.queue_in(shard, ffqn): ">" for ffqn in ffqns} for shard in range(self.shards.count)]
 
     def read(self, consumer: str, ffqns: list[str], count: int, block_ms: int) -> list[QueueEntry]:
-        """New entries for this consumer from any of the queues, waiting up to `block_ms` for one.
+        """New entries for this consumer from any of the queues (queue names, see `priorities.queue_name`): up to
+        `count` in all, waiting up to `block_ms` ms for one (XREADGROUP ... `>`).
 
         A cluster cannot wait on keys of several slots at once: when nothing
         is there now in any shard, this waits on one shard, a different one
         each time, for at most `CLUSTER_BLOCK_MS`, so an entry written to
-        another shard meanwhile is read within that time.
+        another shard meanwhile is read within that time. [] when a queue's
+        consumer group is gone (NOGROUP: a store that lost it); the next read
+        creates it again.
         """
         if not ffqns or count <= 0:
             return []
@@ -135,7 +142,10 @@ class Leases(Sender):
         return entries
 
     def reclaim(self, consumer: str, ffqn: str, min_idle_ms: int, count: int = 50) -> list[QueueEntry]:
-        """Take over entries another consumer read but never finished (up to `count` from each shard's queue)."""
+        """Take over entries another consumer read but never finished (up to `count` from each shard's queue).
+
+        XAUTOCLAIM of the entries pending for at least `min_idle_ms` ms; entries deleted meanwhile are left out.
+        """
         self.ensure_groups([ffqn])
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
@@ -150,7 +160,7 @@ class Leases(Sender):
         ]
 
     def ack(self, entries: list[QueueEntry]) -> None:
-        """Done with these entries: remove them from the queue."""
+        """Done with these entries: remove them from the queue (XACK and XDEL, one round trip)."""
         if not entries:
             return
         with map_redis_errors():
@@ -163,7 +173,11 @@ class Leases(Sender):
     def lock(
         self, execution_id: str, owner: str, ttl_ms: int, *, known: Sequence[Event] | None = None
     ) -> Lease | LockRefused:
-        """Lock an execution for one attempt; a workflow's lease carries its log.
+        """Lock an execution for one attempt of `ttl_ms` ms; a workflow's lease carries its log.
+
+        A `LockRefused` says why not (finished, locked, blocked, early, paused, missing). A full store
+        raises `StoreFullError` at once (nothing is held yet); an unreachable one is retried for
+        `resend_s`, then `StoreUnavailableError`.
 
         `known` is the start of the log as this runner already holds it (its
         last run of the execution): then only the entries after it are read
@@ -191,7 +205,8 @@ class Leases(Sender):
         ]
 
     def extend(self, leases: list[Lease], ttl_ms: int) -> dict[str, str]:
-        """Extend locks; returns per id 'ok', 'cancel' (cancellation requested) or why it was lost."""
+        """Extend locks to now + `ttl_ms` ms; returns per id 'ok', 'cancel' (extended, and a cancellation was
+        requested), why it was lost ('fenced', 'finished', 'missing'), or 'error' when the store refused the script."""
         if not leases:
             return {}
         at = now_ms()
@@ -242,7 +257,7 @@ class Leases(Sender):
         `parent_tail_after` (a stream id), returns the parent's raw log entries
         after it, else an empty list. With `parent_commit`, the parent's held-back
         commit that creates this execution is written first, in the same round
-        trip. Raises `FencedError` when a lease was lost.
+        trip. Raises `FencedError` when a lease was lost (`check_reply`).
         """
         write = finish_write(
             lease, outcome, entries=entries, extra=extra, unless_cancelled=unless_cancelled,
@@ -308,7 +323,11 @@ class Leases(Sender):
         return out
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
-        """Record a failed attempt and arm the retry timer (fenced; raises `FencedError`)."""
+        """Record a failed attempt and arm the retry timer (fenced; raises `FencedError`).
+
+        `error` holds the `attempt_failed` event's fields (`{"error": Failure.to_json(), ...}`); `retry_at` is ms
+        since the epoch. `entries` are acked once it is written.
+        """
         state = lease.state
         timer = outbox.timer_msg(retry_at, outbox.enqueue_member(state.ffqn, state.id, state.priority))
         event = {"attempt": state.attempt, **error, "retry_at": retry_at}
@@ -339,7 +358,9 @@ class Leases(Sender):
         executions (scheduled ones, with a root of their own) through the
         outbox once the commit is accepted. Returns the log's entries after
         `last_seen`: the new requests and any response appended by others in
-        between, indexed from `first_index`.
+        between, indexed from `first_index`. Each request's `at` is ms since the epoch. Raises
+        `FencedError` when the lease was lost, `LogWentBackError` when the log no
+        longer holds `last_seen` (the execution is queued to replay).
         """
         call = commit_call(
             lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields, seen_length=first_index
@@ -351,7 +372,10 @@ class Leases(Sender):
         return [Event.from_stream(first_index + i, sid, fields) for i, (sid, fields) in enumerate(reply[1])]
 
     def write_pending(self, pending: PendingCommit) -> list[Any]:
-        """Write a held-back commit on its own; the parent's raw log entries after its `last_seen`."""
+        """Write a held-back commit on its own; the parent's raw log entries after its `last_seen`.
+
+        Raises `FencedError` or `LogWentBackError` as `commit` does.
+        """
         call = commit_call(
             pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at,
             seen_length=pending.seen_length,
@@ -370,7 +394,8 @@ class Leases(Sender):
         `wake_at` (ms): when the first delay it waits for fires, recorded for the repair sweep.
         `last_seen`: the last stream id of the `seen_length` entries read ('' = unchecked).
         `paused`: it unloads because it was paused; released pending, and 'paused' when
-        it still is (not queued: resuming queues it).
+        it still is (not queued: resuming queues it). Raises `FencedError` when the
+        lease was lost.
         """
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id, lease.state.priority)
         mark = outbox.dirty_mark(lease.root)

@@ -49,6 +49,7 @@ class Position:
 
     @classmethod
     def of(cls, state: ExecutionState) -> Position:
+        """The index entry of `state`: (`created_at`, `id`)."""
         return cls(state.created_at, state.id)
 
 
@@ -60,7 +61,10 @@ class Cursor:
     newer: bool = False
 
     def token(self) -> str:
-        """The cursor as the API and the CLI hand it out: opaque, URL-safe text."""
+        """The cursor as the API and the CLI hand it out: opaque, URL-safe text.
+
+        base64url without padding (RFC 4648 §5) of the JSON `{"t": ms, "id": execution id, "d": "o"|"n"}`.
+        """
         data = {"t": self.position.created_at, "id": self.position.execution_id, "d": "n" if self.newer else "o"}
         return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -125,6 +129,7 @@ class ListFilter:
         return "active" if self.active_only or unfinished else "executions"
 
     def matches(self, state: ExecutionState) -> bool:
+        """Whether `state` passes every filter set (the index read, `index_kind`, may have passed over it already)."""
         if self.ffqn and state.ffqn != self.ffqn:
             return False
         if self.status and state.status != self.status:
@@ -277,7 +282,9 @@ def entries_past(client: Redis, index: Sequence[str], start: Position | None, ne
     one), newest first (`newer` False) or oldest first.
 
     Each set is read from `start`'s score on, plus every entry at that very score, whose ids decide which are
-    past it (executions created in the same millisecond: a fan-out's children). One round trip for all sets.
+    past it (executions created in the same millisecond: a fan-out's children). One round trip for all sets
+    (ZREVRANGEBYSCORE / ZRANGEBYSCORE, the scores being creation times in ms). Raises redis-py's exceptions
+    untranslated: its caller (`read_page`) maps them.
     """
     pipe = client.pipeline(transaction=False)
     for key in index:

@@ -28,26 +28,35 @@ class ExecutionReads(Protocol):
         ...
 
     def require(self, execution_id: str) -> ExecutionState:
-        """The execution's state; raises `NotFoundError` naming where to list them when it does not exist."""
+        """The execution's state; `NotFoundError` naming where to list them when it does not exist, `InvalidNameError`
+        for a malformed id."""
         ...
 
     def events(self, execution_id: str, start: int = 0) -> list[Event]:
-        """The log from event `start` on, in order."""
+        """The log from event `start` (a 0-based index) on, in order; [] for an execution that does not exist."""
         ...
 
     def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
-        """The state once finished, or as it is when `timeout_s` runs out, followed along a continue-as-new chain."""
+        """The state once finished, or as it is when `timeout_s` runs out, followed along a continue-as-new chain.
+
+        `timeout_s` (seconds) bounds the whole wait, the chain included. Raises `NotFoundError` for an unknown
+        execution, `InvalidNameError` for a malformed id.
+        """
         ...
 
     def chain_end(self, execution_id: str) -> ExecutionState:
-        """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue)."""
+        """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue).
+
+        Raises `NotFoundError` for an unknown execution, `InvalidNameError` for a malformed id.
+        """
         ...
 
     def follow(self, execution_id: str, *, after: int = -1, timeout_s: float) -> Iterator[Event | None]:
         """The log's events with an index above `after`, then those appended, until `finished` or `timeout_s`.
 
         None for each blocking read that waited in vain (at most `MAX_BLOCK_MS`): a caller's chance to send a
-        keep-alive or notice its client left. Raises `NotFoundError` for an unknown execution.
+        keep-alive or notice its client left. `timeout_s` is in seconds. Raises `NotFoundError` for an unknown
+        execution, `InvalidNameError` for a malformed id.
         """
         ...
 
@@ -60,26 +69,35 @@ class AsyncExecutionReads(Protocol):
         ...
 
     async def require(self, execution_id: str) -> ExecutionState:
-        """The execution's state; raises `NotFoundError` naming where to list them when it does not exist."""
+        """The execution's state; `NotFoundError` naming where to list them when it does not exist, `InvalidNameError`
+        for a malformed id."""
         ...
 
     async def events(self, execution_id: str, start: int = 0) -> list[Event]:
-        """The log from event `start` on, in order."""
+        """The log from event `start` (a 0-based index) on, in order; [] for an execution that does not exist."""
         ...
 
     async def wait_finished(self, execution_id: str, timeout_s: float) -> ExecutionState:
-        """The state once finished, or as it is when `timeout_s` runs out, followed along a continue-as-new chain."""
+        """The state once finished, or as it is when `timeout_s` runs out, followed along a continue-as-new chain.
+
+        `timeout_s` (seconds) bounds the whole wait, the chain included. Raises `NotFoundError` for an unknown
+        execution, `InvalidNameError` for a malformed id.
+        """
         ...
 
     async def chain_end(self, execution_id: str) -> ExecutionState:
-        """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue)."""
+        """The execution a continue-as-new chain has reached from `execution_id` (itself if it did not continue).
+
+        Raises `NotFoundError` for an unknown execution, `InvalidNameError` for a malformed id.
+        """
         ...
 
     def follow(self, execution_id: str, *, after: int = -1, timeout_s: float) -> AsyncIterator[Event | None]:
         """The log's events with an index above `after`, then those appended, until `finished` or `timeout_s`.
 
         None for each blocking read that waited in vain (at most `MAX_BLOCK_MS`): a caller's chance to send a
-        keep-alive or notice its client left. Raises `NotFoundError` for an unknown execution. (Declared without
+        keep-alive or notice its client left. `timeout_s` is in seconds. Raises `NotFoundError` for an unknown
+        execution, `InvalidNameError` for a malformed id. (Declared without
         `async`: the implementation is an async generator, called without `await`.)
         """
         ...

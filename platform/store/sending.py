@@ -34,7 +34,12 @@ RESEND_BACKOFF = Backoff(initial=0.05, cap=1.0)
 
 
 class Sender:
-    """Sends fenced write scripts for `Leases`, which builds on it."""
+    """Sends fenced write scripts for `Leases`, which builds on it.
+
+    `resend_s`: seconds a write is sent again (same write id) while the store cannot be reached, before its
+    `StoreUnavailableError` is raised. `deliveries` (a write-behind thread) takes an accepted write's effects;
+    `group` lets concurrent threads' writes share pipelines. Setting `stopping` ends a wait for a full store.
+    """
 
     def __init__(
         self,
@@ -150,7 +155,12 @@ def reply_status(reply: Any) -> str:
 
 
 def check_reply(reply: Any, lease: Lease) -> None:
-    """Return when a fenced write was accepted; raise `LogWentBackError` or `FencedError` when it was refused."""
+    """Return when a fenced write was accepted; raise `LogWentBackError` or `FencedError` when it was refused.
+
+    Accepted: `ok`, `blocked`, `requeued`, `paused`. Refused: `behind` (the log lost entries the runner read:
+    `LogWentBackError`), `conflict` (a child it creates exists already) and anything else (`fenced`,
+    `finished`, `missing`: the lease is not this runner's any more): `FencedError`.
+    """
     status = reply_status(reply)
     if status in ("ok", "blocked", "requeued", "paused"):
         return

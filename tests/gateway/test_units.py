@@ -10,9 +10,12 @@ from dolmen.gateway.auth import Authenticator
 from dolmen.gateway.convert import from_texts
 from dolmen.gateway.metrics import GatewayMetrics
 from dolmen.platform.metrics import RunnerMetrics, SchedulerMetrics, merge_snapshots
-from dolmen.gateway.routes import bind, compile_route
+from dolmen.gateway.openapi import build_openapi
+from dolmen.gateway.routes import RouteTable, bind, compile_route, route_result
 from dolmen.gateway.settings import GatewaySettings, Token, parse_tokens
-from dolmen.platform.model import ComponentConfig, FunctionRoute, RouteSpec
+from dolmen.platform.model import ComponentConfig, FunctionRoute, Revision, RouteSpec
+from dolmen.platform.store.outcomes import FAILURE_KINDS
+from dolmen.platform.store.records import ExecutionState, Failure, Outcome
 from dolmen.platform.errors import ConfigError, InvalidValueError
 from dolmen.platform.wit.types import EnumT, FlagsT, FunctionType, ListT, OptionT, Prim, RecordT, VariantT, WitType
 
@@ -167,3 +170,20 @@ def test_gateway_exposition_has_each_family_once_with_escaped_labels() -> None:
     assert 'dolmen_gateway_request_duration_seconds_bucket{code="2xx",handler="in\\"voke",le="0.1"} 1.0' in text
     assert text.count("# TYPE dolmen_gateway_request_duration_seconds histogram") == 1
     assert text.count("# TYPE dolmen_timers_fired_total counter") == 1
+
+def test_the_openapi_route_operation_documents_every_status_a_failed_route_answers() -> None:
+    """Each failure kind's status on a route (504 timeout, 409 cancelled, 500 the others) is in its OpenAPI answers."""
+    functions = _function(("n", Prim("u32")))
+    component = next(iter(functions.values())).component
+    revision = Revision(1, "d", 0, (component,), routes=(RouteSpec("POST", "/f/{n}", "a:b/c@1.0.0.f"),))
+    responses = build_openapi(revision, RouteTable(revision), auth=False)["paths"]["/f/{n}"]["post"]["responses"]
+    answered: dict[str, int] = {}
+    for kind in FAILURE_KINDS:
+        state = ExecutionState(
+            "E_01J00000000000000000000000", "a:b/c@1.0.0.f", "activity", "sha256:0", "finished", 1, 1, 0, 0, [1],
+            outcome=Outcome(failure=Failure(kind, "it failed")),
+        )  # fmt: skip
+        answered[kind] = route_result(state).status_code
+        assert str(answered[kind]) in responses, f"{kind} answers {answered[kind]}, which the route's operation omits"
+    assert (answered["timeout"], answered["cancelled"], answered["trap"]) == (504, 409, 500)
+    assert {"405", "409"} <= set(responses)  # another method on the path; an Idempotency-Key reused

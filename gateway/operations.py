@@ -11,7 +11,6 @@ reached; errors in `errors.py`'s JSON shape.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -28,6 +27,7 @@ from ..platform.deploy.versions import versions
 from ..platform.ids import ExecutionId
 from ..platform.store.deployments import DeploymentStore
 from ..platform.surface import HTTP
+from ..platform.times import iso_ms
 from .graph import Gateway, handler, location
 from .decoding import path_param, query_value
 from .errors import BadRequestError
@@ -38,12 +38,6 @@ DEFAULT_REVISIONS = 20
 MAX_REVISIONS = 200
 # How long the upgrade check retries an execution a runner holds before reporting it busy.
 CHECK_WAIT_S = 2.0
-
-
-def iso_ms(ms: int) -> str:
-    """Milliseconds since the epoch as the API writes times (as `created_at` of an execution): RFC 3339, UTC, ms."""
-    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def describe_revision(revision: Revision, active: int | None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ Every body is a JSON object (400 `bad_request` otherwise); a missing or
 unknown token is a 401 `unauthorized`; a body over the limit a 413; 503 while
 the store cannot be reached (with --wait-replicas, `replicas_unconfirmed`
 after a write). Leases are in ms, waits in seconds, times in answers RFC 3339
-(`iso_time`).
+(`iso_ms`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..platform.external import MAX_CLAIM, Task, check_claimed, iso_time, lease_ms_of
+from ..platform.external import MAX_CLAIM, Task, check_claimed, lease_ms_of
+from ..platform.times import iso_ms
 from ..platform.ids import ExecutionId
 from .graph import Gateway, handler
 from .decoding import path_param
@@ -117,7 +118,7 @@ class WorkersApi:
         execution_id = ExecutionId.parse(path_param(request, "id")).value
         lease_ms = lease_ms_of(body["lease_ms"]) if "lease_ms" in body else None
         until = await run_in_threadpool(self.gw.tasks.heartbeat, execution_id, body.get("token"), lease_ms)
-        return JSONResponse({"execution_id": execution_id, "lease": {"until": iso_time(until)}})
+        return JSONResponse({"execution_id": execution_id, "lease": {"until": iso_ms(until)}})
 
     async def complete(self, request: Request) -> Response:
         """The attempt's result, in the JSON form of the WIT result type (400 naming the bad field).

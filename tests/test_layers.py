@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     (  # the core model
         "dolmen.platform._version", "dolmen.platform.errors", "dolmen.platform.ids", "dolmen.platform.ffqn",
         "dolmen.platform.cron", "dolmen.platform.backoff", "dolmen.platform.model", "dolmen.platform.wit.types",
-        "dolmen.platform.surface", "dolmen.platform._lazy",
+        "dolmen.platform.surface", "dolmen.platform._lazy", "dolmen.platform.times",
     ),
     (  # WIT values and small helpers over the core
         "dolmen.platform.wit", "dolmen.platform.priorities", "dolmen.platform.tags", "dolmen.platform.log",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .tasks import MAX_CLAIM, ExternalTasks, Settled, Task, check_claimed, iso_time, lease_ms_of
+    from .tasks import MAX_CLAIM, ExternalTasks, Settled, Task, check_claimed, lease_ms_of
     from .tokens import TaskToken
 
 # Each exported name -> the module that defines it.
@@ -22,7 +22,6 @@ _EXPORTS = {
     "Task": "tasks",
     "TaskToken": "tokens",
     "check_claimed": "tasks",
-    "iso_time": "tasks",
     "lease_ms_of": "tasks",
 }
 
@@ -33,7 +32,6 @@ __all__ = [
     "Task",
     "TaskToken",
     "check_claimed",
-    "iso_time",
     "lease_ms_of",
 ]
 

@@ -12,7 +12,6 @@ runners' decisions (`execution.retry`).
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from ..errors import (
     UsageError,
 )
 from ..priorities import DEFAULT, by_class, queue_name
+from ..times import iso_ms
 from ..runner.queues import read_by_class
 from ..execution.retry import Finish, RetryAt, after_failure, after_lock, after_return
 from ..store.classes import ClassesInUse
@@ -74,8 +74,8 @@ class Task:
 
     def to_json(self) -> dict[str, Any]:
         """`{"execution_id", "ffqn", "params", "attempt", "lease": {"owner", "version", "token", "until"}}`, with
-        `timeout_at` when the function has a timeout; times as `iso_time` writes them, `params` positional JSON."""
-        lease = {"owner": self.token.owner, "version": self.token.version, "token": self.token.encode(), "until": iso_time(self.until_ms)}
+        `timeout_at` when the function has a timeout; times as `iso_ms` writes them, `params` positional JSON."""
+        lease = {"owner": self.token.owner, "version": self.token.version, "token": self.token.encode(), "until": iso_ms(self.until_ms)}
         data: dict[str, Any] = {
             "execution_id": self.state.id,
             "ffqn": self.state.ffqn,
@@ -84,7 +84,7 @@ class Task:
             "lease": lease,
         }
         if self.token.deadline_ms is not None:
-            data["timeout_at"] = iso_time(self.token.deadline_ms)
+            data["timeout_at"] = iso_ms(self.token.deadline_ms)
         return data
 
 
@@ -97,10 +97,10 @@ class Settled:
 
     def to_json(self) -> dict[str, Any]:
         """`{"execution_id", "status": "finished"}`, or `{"execution_id", "status": "retrying", "retry_at"}`
-        (`retry_at` as `iso_time` writes it)."""
+        (`retry_at` as `iso_ms` writes it)."""
         if self.retry_at_ms is None:
             return {"execution_id": self.execution_id, "status": "finished"}
-        return {"execution_id": self.execution_id, "status": "retrying", "retry_at": iso_time(self.retry_at_ms)}
+        return {"execution_id": self.execution_id, "status": "retrying", "retry_at": iso_ms(self.retry_at_ms)}
 
 
 def check_claimed(ffqns: object, revision: Revision | None) -> list[str]:
@@ -429,10 +429,6 @@ class ExternalTasks:
         queue = queue_name(lease.state.ffqn, lease.state.priority)
         return [QueueEntry(queue, token.entry_id, lease.id)] if token.entry_id else []
 
-
-def iso_time(ms: int) -> str:
-    """A time in ms since the epoch as the API writes times: RFC 3339, UTC, with ms (`2025-01-31T12:00:00.000Z`)."""
-    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def lease_ms_of(value: object) -> int:

@@ -10,7 +10,6 @@ run walks the same trees and writes nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import heapq
 import itertools
@@ -20,6 +19,7 @@ from typing import Any
 
 
 from ..errors import UsageError
+from ..times import iso_ms
 from . import keys, outbox
 from .connection import Redis, map_redis_errors
 from .outcomes import OUTCOMES, outcome_label, outcome_matches
@@ -83,7 +83,7 @@ class PurgedTree:
             "execution_id": self.execution_id,
             "ffqn": self.ffqn,
             "outcome": self.outcome,
-            "finished_at": iso(self.finished_at),
+            "finished_at": iso_ms(self.finished_at),
             "executions": self.executions,
         }
 
@@ -236,7 +236,3 @@ def _unfinished(tree: Tree) -> KeptTree:
         "a tree goes only once all of it has finished",
     )
 
-
-def iso(ms: int) -> str:
-    """A time in ms as ISO 8601 UTC, as the rest of the JSON output writes it."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from ..times import iso_ms
 
 Status = Literal["pending", "running", "blocked", "finished"]
 # A `stub` execution is never run: it waits (`blocked`) until its result is supplied (store/completions.py).
@@ -249,8 +250,8 @@ class ExecutionState:
             "kind": self.kind,
             "status": self.status,
             "component_digest": self.digest,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "created_at": iso_ms(self.created_at),
+            "updated_at": iso_ms(self.updated_at),
             "attempt": self.attempt,
             "params": self.params,
         }
@@ -272,9 +273,6 @@ class ExecutionState:
         if self.outcome is not None:
             data.update(self.outcome.to_json())
             if self.finished_at:
-                data["finished_at"] = _iso(self.finished_at)
+                data["finished_at"] = iso_ms(self.finished_at)
         return data
 
-
-def _iso(ms: int) -> str:
-    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -29,11 +29,8 @@ WF = "t:tags/flows@1.0.0.run"
 
 
 @pytest.fixture
-def scripts(client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Scripts:
-    monkeypatch.setenv("DOLMEN_SHARDS", "3")
-    scripts = Scripts(client)
-    assert scripts.shards.count == 3
-    return scripts
+def scripts(three_shard_scripts: Scripts) -> Scripts:
+    return three_shard_scripts
 
 
 def tagged(store: ExecutionStore, tags: dict[str, str], i: int) -> str:

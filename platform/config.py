@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, NotFoundError
 from .wit.limits import DEFAULT_MAX_VALUE_BYTES, MAX_VALUE_ENV
 
 DEFAULT_DATA_DIR = ".dolmen"
@@ -175,7 +175,8 @@ class PlatformFile:
 
 
 def resolve_redis_url(flag: str | None, data_dir: Path) -> str:
-    """`--redis`, else `$DOLMEN_REDIS_URL`, else the running platform's, else an error naming the fix."""
+    """`--redis`, else `$DOLMEN_REDIS_URL`, else the running platform's; raises `NotFoundError` (`no_platform`)
+    when none of them is there."""
     if flag:
         return flag
     env = os.environ.get(ENV_REDIS)
@@ -184,7 +185,19 @@ def resolve_redis_url(flag: str | None, data_dir: Path) -> str:
     running = PlatformFile.read_live(data_dir)
     if running is not None:
         return running.redis_url
-    raise ConfigError(
+    raise no_platform(data_dir)
+
+
+def no_platform(data_dir: Path) -> NotFoundError:
+    """The error of a command that needs a running platform where `data_dir` has none (exit 3), naming the fix."""
+    found = PlatformFile.read(data_dir)
+    if found is not None:
+        return NotFoundError(
+            f"no platform is running for data directory {data_dir}: its platform.json was written by "
+            f"`platform up` (pid {found.supervisor_pid}), which has exited; start it again with `platform up`, "
+            f"or pass --redis redis://HOST:PORT (or set {ENV_REDIS})"
+        )
+    return NotFoundError(
         f"no platform is running for data directory {data_dir}: start one with `platform up` "
         f"(in this directory, or with --data-dir), or pass --redis redis://HOST:PORT "
         f"(or set {ENV_REDIS})"

@@ -53,14 +53,16 @@ def _descendants(group: click.Group) -> list[click.Command]:
 def _copy(original: click.Option, name: str) -> click.Option:
     """The option as a command below the root takes it: no default and no environment variable, so that it
     overrides the root's value only when typed."""
+    # `is_flag` only for flags: click (8.2 and later) reads an explicit `is_flag=False` as "the value is
+    # optional", and `status --data-dir` with no value then ran on the default directory instead of failing.
+    kind: dict[str, Any] = {"is_flag": True} if original.is_flag else {"type": original.type}
     return click.Option(
         [f"global_{name}", *original.opts],  # the name keeps it apart from the command's own parameters
-        type=None if original.is_flag else original.type,
-        is_flag=original.is_flag,
         metavar=original.metavar,
         help=f"{original.help} [global option]",
         expose_value=False,
         callback=_store(_FIELDS[name]),
+        **kind,
     )
 
 

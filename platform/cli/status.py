@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import click
 import structlog
 
-from ..config import ENV_REDIS, PlatformFile, env_int
-from ..errors import ConfigError, DolmenError, NotFoundError, StoreError
+from ..config import ENV_REDIS, PlatformFile, env_int, no_platform
+from ..errors import ConfigError, DolmenError, StoreError
 from ..store.heartbeats import STALE_AFTER_S, ProcessInfo, forget_processes, read_processes
 from ..store.access import redacted
 from ..store.connection import StoreClient, close, connect, ping
@@ -271,15 +271,7 @@ def collect_status(ctx: CliContext) -> PlatformStatus:
     running = found if found is not None and found.is_live() else None
     explicit = ctx.redis_flag or os.environ.get(ENV_REDIS)
     if running is None and not explicit:
-        if found is not None:
-            raise NotFoundError(
-                f"no platform is running for data directory {data_dir}: its platform.json was written by "
-                f"`platform up` (pid {found.supervisor_pid}), which has exited; start it again with `platform up`"
-            )
-        raise NotFoundError(
-            f"no platform is running for data directory {data_dir}; start one with `platform up` "
-            "(or pass the --data-dir of a running one, or --redis URL)"
-        )
+        raise no_platform(data_dir)
     redis_url = explicit or (running.redis_url if running else "")
     gateway_url = ctx.gateway_url()
     client = probe_client(redis_url)

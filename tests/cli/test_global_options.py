@@ -98,3 +98,20 @@ def test_debug_shows_the_traceback_wherever_it_is_given(tmp_path: Path, where: s
     args = ["--debug", *args] if where == "before" else [*args, "--debug"]
     proc = run_platform(*args, env={"DOLMEN_REDIS_URL": ""})
     assert proc.returncode == 3 and "Traceback" in proc.stderr and "error: no platform is running" in proc.stderr
+
+
+@pytest.mark.parametrize("option", ["--data-dir", "--redis", "--gateway", "--log-format"])
+def test_a_global_option_after_the_command_needs_its_value_as_before_it(option: str) -> None:
+    """`platform status --data-dir` (no value) fails as `platform --data-dir status` does; it does not run on a default."""
+    proc = run_platform("status", option, env={"DOLMEN_REDIS_URL": ""})
+    assert proc.returncode == 2, proc.stderr
+    assert f"Option '{option}' requires an argument" in proc.stderr and "no platform is running" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [("status",), ("executions", "list"), ("functions",), ("call", "a:b/c@1.0.0.d")])
+def test_every_command_needing_a_platform_exits_3_with_one_message_when_none_runs(command: tuple[str, ...], tmp_path: Path) -> None:
+    """README: exit 3 "not found" for no platform running, whichever command found it out, with the same fix named."""
+    proc = run_platform("--data-dir", str(tmp_path / "none"), *command, env={"DOLMEN_REDIS_URL": ""})
+    assert proc.returncode == 3, proc.stderr
+    assert f"no platform is running for data directory {tmp_path / 'none'}: start one with `platform up`" in proc.stderr
+    assert "pass --redis redis://HOST:PORT" in proc.stderr

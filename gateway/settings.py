@@ -119,7 +119,7 @@ class GatewaySettings:
         `environ` defaults to `os.environ`. Raises `ConfigError` for a malformed token or variable, and as the
         constructor does."""
         env = os.environ if environ is None else environ
-        specs = [*tokens, *_split(env.get(TOKENS_ENV, ""))]
+        specs = [*tokens, *_env_tokens(env)]
         origins = [*cors_origins, *_split(env.get(CORS_ENV, ""))]
         max_value_bytes = env_int(MAX_VALUE_ENV, env)
         return cls(
@@ -141,16 +141,18 @@ class GatewaySettings:
 
 
 def parse_tokens(specs: Iterable[str]) -> tuple[Token, ...]:
-    """Parse `TOKEN[:SCOPE]` entries; a missing scope means admin; blank entries are skipped.
+    """Parse `TOKEN[:SCOPE]` entries; a missing scope means admin.
 
-    Raises `ConfigError` for an unknown scope, a character outside RFC 6750's b64token set (§2.1: letters,
-    digits, `-._~+/=`), or a token shorter than 8 characters.
+    Raises `ConfigError` for a blank entry (it would leave the API open where a token was meant), an unknown
+    scope, a character outside RFC 6750's b64token set (§2.1: letters, digits, `-._~+/=`), a token shorter
+    than 8 characters, or a token given twice (which scope it has would be a guess).
     """
     out: list[Token] = []
+    scopes: dict[str, str] = {}
     for spec in specs:
         spec = spec.strip()
         if not spec:
-            continue
+            raise ConfigError("an empty gateway token; give TOKEN or TOKEN:SCOPE, or no token at all for an open API")
         secret, sep, scope = spec.rpartition(":")
         if not sep:
             secret, scope = spec, "admin"
@@ -164,6 +166,11 @@ def parse_tokens(specs: Iterable[str]) -> tuple[Token, ...]:
             raise ConfigError(
                 f"a gateway token ({scope}) is {len(secret)} characters long; use at least 8 random characters"
             )
+        if secret in scopes:
+            raise ConfigError(
+                f"a gateway token is given twice ({scopes[secret]} and {scope}); give each token once, with its scope"
+            )
+        scopes[secret] = scope
         out.append(Token(secret, scope))  # type: ignore[arg-type]
     return tuple(out)
 
@@ -175,11 +182,24 @@ def check_tokens_env(environ: Mapping[str, str] | None = None) -> None:
     Raises `ConfigError` naming the variable and `parse_tokens`' reason; `environ` defaults to `os.environ`.
     """
     env = os.environ if environ is None else environ
+    specs = _env_tokens(env)  # (its error names the variable already)
     try:
-        parse_tokens(_split(env.get(TOKENS_ENV, "")))
+        parse_tokens(specs)
     except ConfigError as exc:
         raise ConfigError(f"{TOKENS_ENV}: {exc.message}; fix or unset it") from None
 
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _env_tokens(env: Mapping[str, str]) -> list[str]:
+    """`DOLMEN_GATEWAY_TOKENS`' entries (`ConfigError` when it is set to commas and no token: the API would be open)."""
+    text = env.get(TOKENS_ENV, "")
+    specs = _split(text)
+    if text.strip() and not specs:
+        raise ConfigError(
+            f"{TOKENS_ENV}={text!r} names no token, which would leave the API open; "
+            "set TOKEN[:SCOPE] entries separated by commas, or unset it for an open API"
+        )
+    return specs

@@ -12,7 +12,7 @@ from dolmen.gateway.metrics import GatewayMetrics
 from dolmen.platform.metrics import RunnerMetrics, SchedulerMetrics, merge_snapshots
 from dolmen.gateway.openapi import build_openapi
 from dolmen.gateway.routes import RouteTable, bind, compile_route, route_result
-from dolmen.gateway.settings import GatewaySettings, Token, parse_tokens
+from dolmen.gateway.settings import GatewaySettings, Token, check_tokens_env, parse_tokens
 from dolmen.platform.model import ComponentConfig, FunctionRoute, Revision, RouteSpec
 from dolmen.platform.store.outcomes import FAILURE_KINDS
 from dolmen.platform.store.records import ExecutionState, Failure, Outcome
@@ -110,12 +110,32 @@ def test_bind_merges_path_query_and_body_by_name() -> None:
 
 def test_tokens_parse_with_scopes_and_refuse_bad_ones() -> None:
     """`TOKEN[:SCOPE]` entries parse; short tokens and unknown scopes are config errors."""
-    assert parse_tokens(["abcdefgh", "ijklmnop:invoke", " "]) == (Token("abcdefgh", "admin"), Token("ijklmnop", "invoke"))
+    assert parse_tokens(["abcdefgh", "ijklmnop:invoke"]) == (Token("abcdefgh", "admin"), Token("ijklmnop", "invoke"))
     with pytest.raises(ConfigError, match="at least 8"):
         parse_tokens(["short"])
     with pytest.raises(ConfigError, match="unknown gateway token scope"):
         parse_tokens(["abcdefgh:root"])
     assert "abcdefgh" not in repr(Token("abcdefgh"))
+
+
+def test_tokens_that_would_leave_the_api_open_or_guess_a_scope_are_refused(tmp_path: Path) -> None:
+    """A blank `--token`, DOLMEN_GATEWAY_TOKENS of commas only, and one token given with two scopes are errors,
+    from the gateway's settings and from `platform up`'s check alike; an unset or blank variable is an open API."""
+    with pytest.raises(ConfigError, match="an empty gateway token"):
+        parse_tokens([" "])
+    with pytest.raises(ConfigError, match=r"given twice \(invoke and admin\)"):
+        parse_tokens(["k7Qm2xVb9RtL4nPw:invoke", "k7Qm2xVb9RtL4nPw:admin"])
+    for text in (",", " , ,"):
+        env = {"DOLMEN_GATEWAY_TOKENS": text}
+        with pytest.raises(ConfigError, match="names no token, which would leave the API open"):
+            check_tokens_env(env)
+        with pytest.raises(ConfigError, match="names no token"):
+            GatewaySettings.from_env(redis_url="redis://x", data_dir=tmp_path, environ=env)
+    with pytest.raises(ConfigError, match="DOLMEN_GATEWAY_TOKENS: a gateway token is given twice"):
+        check_tokens_env({"DOLMEN_GATEWAY_TOKENS": "k7Qm2xVb9RtL4nPw:invoke,k7Qm2xVb9RtL4nPw:admin"})
+    for text in ("", "  "):
+        assert GatewaySettings.from_env(redis_url="redis://x", data_dir=tmp_path, environ={"DOLMEN_GATEWAY_TOKENS": text}).tokens == ()
+        check_tokens_env({"DOLMEN_GATEWAY_TOKENS": text})
 
 
 def test_settings_read_tokens_and_origins_from_the_environment(tmp_path: Path) -> None:

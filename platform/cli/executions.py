@@ -236,6 +236,12 @@ def events_cmd(ctx: CliContext, execution_id: str, follow: bool, timeout: float)
         else:
             emit_json([e.to_json() for e in events])
         return
+    if follow:
+        # One line per event as it is appended: a table is laid out only once all of its rows are known.
+        click.echo(f"{'#':>4}  {'at':<12}  {'type':<18}  details")
+        for e in events:
+            click.echo(f"{e.index:>4}  {_time(e.at):<12}  {e.type:<18}  {_details(e)}")
+        return
     rows = [[e.index, _time(e.at), e.type, _details(e)] for e in events]
     emit_table(["#", "at", "type", "details"], rows)
 

@@ -196,3 +196,27 @@ def test_list_filters_by_outcome_and_pages_with_the_cursor_it_prints(redis_url: 
     assert bad.returncode == 2 and "pass the `--cursor` value a listing printed as it is" in bad.stderr
     mixed = platform(redis_url, "executions", "list", "--outcome", "failed", "--status", "running")
     assert mixed.returncode == 2 and "--outcome failed lists finished executions only" in mixed.stderr
+
+
+def test_events_follow_as_a_table_prints_each_row_as_it_is_appended(redis_url: str) -> None:
+    """Without --json, `events --follow` prints a header and each event's line at once, not a table at the end."""
+    client = connect(redis_url)
+    execution_id = ExecutionId.new().value
+    ExecutionStore(client).create(NewExecution(id=execution_id, ffqn=f"{F}.serial", kind="workflow", digest="sha256:x", params=[1]))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "dolmen.platform.cli.main", "--redis", redis_url, "--data-dir", str(DATA_DIR),
+         "executions", "events", execution_id, "--follow", "--timeout", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        header, created = follower.stdout.readline().split(), follower.stdout.readline().split()
+        # Read while the execution is still unfinished: the rows came before any `finished`.
+        assert header == ["#", "at", "type", "details"] and created[0] == "0" and created[2] == "created", created
+        client.xadd(keys.log(execution_id), {"t": "finished", "d": "{}", "at": 1})
+        out, err = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+        client.close()
+    assert follower.returncode == 0, err
+    assert [line.split()[2] for line in out.splitlines()] == ["finished"]

@@ -11,6 +11,7 @@ import click
 
 from ..wasm.cache import ComponentCache
 from ..client import Client
+from ..deploy.components import digest_filter
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..ids import ExecutionId
@@ -132,7 +133,7 @@ def executions_group() -> None:
     "--outcome", type=click.Choice(OUTCOMES),
     help="Only finished executions that ended so: ok, err (an `err` result), continued, failed (any failure) or one failure kind.",
 )  # fmt: skip
-@click.option("--digest", help="Only executions pinned to this component digest.")
+@click.option("--digest", help="Only executions pinned to this component digest (a unique prefix of a deployed one is enough, `sha256:` optional).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Executions per page.")
 @click.option("--cursor", help="Continue from a previous listing's `next` (or `previous`) cursor.")
 @click.option(
@@ -153,11 +154,15 @@ def list_cmd(
     """Newest executions first."""
     if ffqn is not None:
         Ffqn.parse(ffqn)  # a typo lists nothing: say so instead
+    client = _client(ctx)
+    if digest is not None:
+        # As the list prints digests (12 hex digits) and the HTTP API takes them: a unique prefix is enough.
+        digest = digest_filter(DeploymentStore(client.redis), digest, field="--digest")
     selection = ListFilter(
         ffqn=ffqn, status=status, outcome=outcome, digest=digest, tags=tuple(parse_filter(tag_texts))  # type: ignore[arg-type]
     )
     start = Cursor.parse(cursor) if cursor else None
-    page = _client(ctx).executions.page(selection, start, limit)
+    page = client.executions.page(selection, start, limit)
     states = page.states
     if ctx.json_output:
         emit_json({"executions": [s.to_json() for s in states], **page.paging()})

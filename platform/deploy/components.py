@@ -10,6 +10,7 @@ component it stands in for; it is never routed to and cannot be rolled back to.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,18 @@ def full_digest(store: DeploymentStore, text: str, *, field: str = "to", surface
     raise UsageError(
         f"{text} matches {len(matches)} components ({shown}); give more of the digest", path=field
     )
+
+
+def digest_filter(store: DeploymentStore, text: str, *, field: str = "digest", surface: Surface = CLI) -> str:
+    """The whole digest a listing's digest filter names: a whole `sha256:` digest as it is (its component may be
+    in no revision any more), else the deployed digest `text` is a unique prefix of (`full_digest`, whose
+    `NotFoundError` and `UsageError` it raises)."""
+    if _WHOLE_DIGEST.match(text):
+        return text
+    return full_digest(store, text, field=field, surface=surface)
+
+
+_WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 def upgrade_target(

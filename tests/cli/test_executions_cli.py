@@ -220,3 +220,23 @@ def test_events_follow_as_a_table_prints_each_row_as_it_is_appended(redis_url: s
         client.close()
     assert follower.returncode == 0, err
     assert [line.split()[2] for line in out.splitlines()] == ["finished"]
+
+
+def test_list_takes_a_digest_as_it_prints_it_or_any_unique_prefix(redis_url: str) -> None:
+    """`--digest` takes the 12 hex digits the list prints (or any unique prefix, `sha256:` optional) as the HTTP API
+    does; a prefix of no deployed component exits 3 and one of several exits 2, each saying so."""
+    revision = deploy(redis_url, [activity(), workflow()])
+    act = next(c.digest for c in revision.components if c.kind == "activity")
+    client = Client.connect(redis_url)
+    try:
+        submitted = client.submit(f"{A}.double", [1]).execution_id
+    finally:
+        client.close()
+    for given in (act[7:19], act[:19], act):
+        listed = json.loads(platform(redis_url, "--json", "executions", "list", "--digest", given).stdout)
+        assert submitted in [e["execution_id"] for e in listed["executions"]], given
+        assert {e["component_digest"] for e in listed["executions"]} == {act}
+    none = platform(redis_url, "executions", "list", "--digest", "zz")
+    assert none.returncode == 3 and "no deployed component has digest zz" in none.stderr
+    several = platform(redis_url, "executions", "list", "--digest", "sha256:")
+    assert several.returncode == 2 and "give more of the digest" in several.stderr

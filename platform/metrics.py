@@ -59,6 +59,16 @@ class RunnerMetrics:
             ("kind",),
             registry=self.registry,
         )
+        # At 0 from the start: a scrape shows the series before the first takeover, and rate() has a baseline.
+        for kind in ("activity", "workflow"):
+            self.takeovers.labels(kind)
+        self.failures = Counter(
+            "dolmen_attempt_failures",
+            "Activity attempts whose guest failed, by failure kind (trap, timeout, err for an err result the retry "
+            "policy retries, ...): each is retried or recorded as the execution's failure per its retry policy.",
+            ("kind", "failure"),
+            registry=self.registry,
+        )
         self.replays = Histogram(
             "dolmen_replay_duration_seconds",
             "Time a workflow run spent replaying its event log before reaching its end (runs that had logged "

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from ..metrics import RunnerMetrics
 from ..errors import FencedError, NotFoundError, SecretUnavailableError, StoreError
 from ..ffqn import Ffqn
 from ..store.clock import now_ms
@@ -40,8 +41,11 @@ class ActivityExecutor:
         secrets: SecretSource | None = None,
         attempts: RunningAttempts | None = None,
         durations: AttemptDurations | None = None,
+        metrics: RunnerMetrics | None = None,
     ) -> None:
         self.leases = leases
+        # The runner's counters (guest failures by kind); None counts nothing.
+        self.metrics = metrics
         # How long attempts take per function, for batching short ones (see `batching`).
         self.durations = AttemptDurations() if durations is None else durations
         # Where cancellations find the running attempts (see `attempts`).
@@ -119,9 +123,12 @@ class ActivityExecutor:
         """Run the guest once and decide what to write (its wall time is counted in `durations`)."""
         started = time.monotonic()
         try:
-            return self._attempt(state)
+            attempted = self._attempt(state)
         finally:
             self.durations.observe(state.ffqn, time.monotonic() - started)
+        if attempted.failure is not None and self.metrics is not None:
+            self.metrics.failures.labels(state.kind, attempted.failure.kind).inc()
+        return attempted
 
     def _attempt(self, state: ExecutionState) -> Attempted:
         if state.cancel_requested:

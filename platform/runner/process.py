@@ -94,6 +94,7 @@ class Runner:
             max_value_bytes=settings.max_value_bytes,
             attempts=self.attempts,
             durations=self.durations,
+            metrics=self.metrics,
         )
         self.workflows = WorkflowExecutor(
             self.store,

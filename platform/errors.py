@@ -109,6 +109,12 @@ class NotPausableError(ConflictError):
     code = "not_pausable"
 
 
+class ShutdownTimeoutError(DolmenError):
+    """A process asked to stop still runs after the time allowed (`platform down --timeout`); exit 1."""
+
+    code = "shutdown_timeout"
+
+
 class ComponentError(DolmenError):
     """A WebAssembly component cannot be loaded, compiled or linked."""
 

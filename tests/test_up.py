@@ -265,6 +265,22 @@ def test_ctrl_c_stops_every_process_and_a_restart_keeps_the_data(start_platform:
 
 
 @pytest.mark.timeout(120)
+def test_platform_down_stops_it_from_another_terminal(start_platform: Any, tmp_path: Path) -> None:
+    """`platform down` stops a running `up` as Ctrl-C does (every process, platform.json removed); then exit 3."""
+    up = start_platform(tmp_path / "data")
+    up.wait_healthy()
+    pids = up.child_pids() | {up.proc.pid}
+    down = cli(up.data_dir, "down", timeout=90)
+    assert down.returncode == 0, down.stderr
+    assert f"stopped the platform of {up.data_dir} (supervisor pid {up.proc.pid})" in down.stdout
+    assert up.proc.wait(timeout=30) == 0
+    wait_for(lambda: all_gone(pids), timeout=10, what=f"no process left of {sorted(pids)}")
+    assert PlatformFile.read(up.data_dir) is None
+    again = cli(up.data_dir, "down")
+    assert again.returncode == 3 and f"no platform is running for data directory {up.data_dir}" in again.stderr
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_sigkill_of_the_supervisor_leaves_no_orphans(start_platform: Any) -> None:
     """Even a SIGKILLed supervisor takes its children and Valkey with it, and status then says nothing runs."""

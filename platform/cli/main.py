@@ -23,6 +23,7 @@ from .shared import CliContext
 _COMMAND_MODULES = (
     "services",
     "up",
+    "down",
     "status",
     "wasm",
     "executions",

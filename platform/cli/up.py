@@ -81,7 +81,7 @@ def _refuse_if_running(data_dir: Path) -> PlatformFile | None:
         raise ConflictError(
             f"a platform is already running for data directory {data_dir} (supervisor pid "
             f"{previous.supervisor_pid}, gateway {previous.gateway_url}); use it, stop it (Ctrl-C in its "
-            f"terminal, or `kill {previous.supervisor_pid}`), or pass another --data-dir"
+            f"terminal, or `platform down`), or pass another --data-dir"
         )
     return previous
 

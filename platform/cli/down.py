@@ -12,8 +12,6 @@ from ..config import PlatformFile, no_platform, pid_alive
 from ..errors import NotFoundError, ShutdownTimeoutError
 from .shared import CliContext, emit_json, pass_ctx
 
-__all__ = ["down_cmd", "register"]
-
 
 @click.command("down")
 @click.option(

@@ -186,6 +186,9 @@ def list_cmd(
         for row, s in zip(rows, states):
             row.append(" ".join(tag_members(s.tags)))
     emit_table(headers, rows)
+    if not rows and page.next is None:
+        filtered = any(v is not None for v in (ffqn, status, outcome, digest)) or tag_texts or cursor
+        echo("no execution matches these filters" if filtered else "no executions yet")
     if page.next is not None:
         echo(f"more: --cursor {page.next.token()}")
 

@@ -240,3 +240,5 @@ def test_list_takes_a_digest_as_it_prints_it_or_any_unique_prefix(redis_url: str
     assert none.returncode == 3 and "no deployed component has digest zz" in none.stderr
     several = platform(redis_url, "executions", "list", "--digest", "sha256:")
     assert several.returncode == 2 and "give more of the digest" in several.stderr
+    empty = platform(redis_url, "executions", "list", "--ffqn", "t:none/nothing@1.0.0.here")
+    assert empty.returncode == 0 and "no execution matches these filters" in empty.stdout

@@ -380,6 +380,8 @@ SMALL = """
   const oneLine = { lines: cell.querySelector("code").getClientRects().length, beside: code.top < middle && middle < code.bottom && button.right <= code.left + 1,
                     title: cell.title };
   const badge = (await until(() => document.querySelector(`tr.execution[data-id="${ERR}"]`))).querySelector(".status");
+  // Nothing selected: the lists take the page's width.
+  const unselected = { fits: fits(), width: document.getElementById("executions-section").getBoundingClientRect().width, main: document.querySelector("main").clientWidth };
   location.hash = LONG;
   await until(() => document.getElementById("detail-id").textContent === LONG && document.querySelector("#timeline li .data"));
   const panel = document.getElementById("detail-section").getBoundingClientRect();
@@ -393,8 +395,9 @@ SMALL = """
   ffqn.dispatchEvent(new Event("change"));
   const before = ffqn.value;
   target.querySelector("button").click();
-  await until(() => document.getElementById("upgrade-report").textContent);
-  return { oneLine, badge: { text: badge.textContent, cls: badge.className }, panelRight: panel.right, widest,
+  await until(() => document.getElementById("upgrade-report").textContent.startsWith("Dry run"));
+  const selected = { fits: fits(), detailShown: !document.getElementById("detail-section").hidden };
+  return { unselected, selected, oneLine, badge: { text: badge.textContent, cls: badge.className }, panelRight: panel.right, widest,
            failureStyle: getComputedStyle(failure).whiteSpace,
            form: { before, ffqn: ffqn.value, to: document.getElementById("upgrade-to").value, wanted: target.dataset.ffqn, digest: target.dataset.digest } };
 """
@@ -415,6 +418,10 @@ def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_th
     values = {"ERR": err["execution_id"], "LONG": long_, "CANCELLED": cancelled, "WORKFLOW": workflow}
     seen, _ = run(f"{gateway.url}/", tmp_path, page(SMALL, **values))
     assert seen["oneLine"] == {"lines": 1, "beside": True, "title": workflow}
+    # At 1280 px: the lists use the width until an execution is selected, and no table is wider than its card,
+    # before or after (with the detail beside them and an upgrade report shown).
+    assert seen["unselected"]["fits"] == [] and seen["unselected"]["width"] >= seen["unselected"]["main"] - 50, seen["unselected"]
+    assert seen["selected"] == {"fits": [], "detailShown": True}
     assert seen["badge"] == {"text": "finished: err", "cls": "status status-err"}
     assert seen["widest"] <= seen["panelRight"] + 1
     assert seen["failureStyle"] == "pre-wrap"
@@ -425,7 +432,11 @@ def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_th
 ESCAPED = """
   await until(() => document.getElementById("detail-id").textContent === ID && document.querySelector("#timeline li"));
   await until(() => document.querySelector(`tr.execution[data-id="${ID}"]`));
-  return { pwned: window.__pwned === true, images: document.querySelectorAll("main img, main script").length,
+  const row = document.querySelector(`tr.execution[data-id="${ID}"]`);
+  const [code, tags] = [row.querySelector("td:nth-child(2) code").getBoundingClientRect(), row.querySelector(".row-tags").getBoundingClientRect()];
+  const tagLine = { sameLine: tags.top < code.bottom && code.top < tags.bottom, after: tags.left >= code.right - 1,
+                    rowHeight: row.getBoundingClientRect().height, plain: document.querySelector("#executions tr.execution:not(:has(.row-tags))").getBoundingClientRect().height };
+  return { tagLine, pwned: window.__pwned === true, images: document.querySelectorAll("main img, main script").length,
            log: document.getElementById("timeline").textContent, detail: document.getElementById("detail").textContent, row: document.querySelector(`tr.execution[data-id="${ID}"]`).textContent };
 """
 
@@ -440,6 +451,9 @@ def test_params_and_tags_from_executions_are_shown_as_text(gateway: GatewayThrea
     execution_id = response.json()["execution_id"]
     seen, _ = run(f"{gateway.url}/#{execution_id}", tmp_path, page(ESCAPED, ID=execution_id))
     assert seen["pwned"] is False and seen["images"] == 0
+    # A row with tags is one line too: the chips follow the function, the row no taller than one without tags.
+    line = seen["tagLine"]
+    assert line["sameLine"] and line["after"] and line["rowHeight"] <= line["plain"] + 1, line
     assert attack.replace('"', '\\"') in seen["log"]  # the params, as JSON text
     assert f"note={attack}" in seen["row"]
     assert json.dumps(attack) in seen["detail"]  # the result

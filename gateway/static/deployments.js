@@ -33,7 +33,9 @@ function revisionRows(data) {
 
 function versionRows(data) {
   return data.versions.map((v) => {
-    const check = kinds.get(v.digest) === "workflow"
+    // Offered only where there is something to upgrade from: another digest of a workflow component exporting it.
+    const others = (targets.get(v.ffqn) || []).filter((d) => d !== v.digest);
+    const check = kinds.get(v.digest) === "workflow" && others.length
       ? el("button", { type: "button", class: "small-button", title: "replay the running executions of the other digests on this one", onclick: () => upgradeCheck(v.ffqn, v.digest) }, "dry-run upgrade to this")
       : null;
     return el(

@@ -255,6 +255,7 @@ DEPLOYMENTS = """
                     document.querySelector(`#versions tr[data-ffqn="${SLEEPY_FFQN}"]`));
   const revisions = [...document.querySelectorAll("#revisions tbody tr")].map((r) => r.textContent);
   const versions = [...document.querySelectorAll("#versions tbody tr")].map((r) => r.textContent);
+  const buttons = [...document.querySelectorAll("#versions tbody tr")].map((r) => [r.dataset.ffqn, r.dataset.digest, !!r.querySelector("button")]);
   const ffqn = document.getElementById("upgrade-ffqn");
   ffqn.value = SLEEPY_FFQN;
   ffqn.dispatchEvent(new Event("change"));
@@ -264,7 +265,7 @@ DEPLOYMENTS = """
   const head = document.getElementById("upgrade-report").textContent;
   document.getElementById("upgrade-report").scrollIntoView();
   const report = document.getElementById("upgrade-report").getBoundingClientRect().toJSON();
-  return { revisions, versions, outcome, head, report };
+  return { revisions, versions, buttons, outcome, head, report, fits: fits() };
 """
 
 
@@ -283,6 +284,17 @@ def test_deployments_show_revisions_versions_and_an_upgrade_dry_run(
     assert any(text.startswith(f"{active} active") for text in seen["revisions"]), seen["revisions"]
     assert any(text.startswith(str(next_revision.number)) and "gateway-tests-next" in text for text in seen["revisions"])
     assert any("flows.sleepy" in text and "routed" in text for text in seen["versions"])
+    # A dry-run button only where a workflow component of another digest exports the function: something to upgrade.
+    deployed: dict[str, set[str]] = {}
+    for revision in http.get("/v1/deployments").json()["revisions"]:
+        for component in revision["components"]:
+            if component["kind"] == "workflow":
+                for ffqn in component["functions"]:
+                    deployed.setdefault(ffqn, set()).add(component["digest"])
+    for ffqn, digest, button in seen["buttons"]:
+        assert button == bool(deployed.get(ffqn, set()) - {digest}), (ffqn, digest, button)
+    assert any(button for _, _, button in seen["buttons"]) and not all(button for _, _, button in seen["buttons"])
+    assert seen["fits"] == [], seen["fits"]
     assert "would-upgrade" in seen["outcome"] and "nothing was changed" in seen["head"]
     assert http.get(f"/v1/executions/{execution_id}").json()["component_digest"] != target
     # The report, scrolled into view for the screenshot: a table with the would-upgrade outcome in green.
@@ -404,7 +416,7 @@ SMALL = """
 
 
 def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_the_upgrade_form_follows(
-    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+    gateway: GatewayThread, http: httpx.Client, next_revision: Revision, tmp_path: Path
 ) -> None:
     """An id is never broken and sits beside ▸; long log details wrap inside the panel; a failure keeps its newlines;
     an `err` result is badged "finished: err", not green; a row's dry-run button sets the form to its function."""

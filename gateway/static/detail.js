@@ -78,7 +78,7 @@ export async function loadDetail(selected) {
   document.getElementById("detail").replaceChildren(...facts(execution, log.events).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
   showCompleteForm(execution);
   showPauseForm(execution);
-  showActions(execution, log.events.length);
+  showActions(execution, log.events);
   const model = lanes(execution, log.events, family.children, Date.now(), family.copied);
   document.getElementById("chart").replaceChildren(draw(model, onSelect, showCopied));
   const note = document.getElementById("chart-note");

@@ -314,14 +314,20 @@ ACTIONS = """
   await until(() => document.querySelector("#executions tr.execution"));
   document.getElementById("rerun-button").click();
   const rerun = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Rerun started") && t; });
-  document.getElementById("fork-at").value = "3";
+  const forkAt = document.getElementById("fork-at");
+  const forkBox = { value: forkAt.value, max: forkAt.max, copies: document.getElementById("fork-copies").textContent };
+  forkAt.value = "3";
+  forkAt.dispatchEvent(new Event("input"));
+  forkBox.copiesAt3 = document.getElementById("fork-copies").textContent;
   document.getElementById("fork-form").requestSubmit();
   const fork = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Fork") && t; });
   location.hash = SLEEPING;
   await until(() => document.getElementById("detail-id").textContent === SLEEPING && !document.getElementById("cancel-button").hidden);
   document.getElementById("cancel-button").click();
   const cancelled = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Cancel") && t; });
-  return { listing, refused, rerun, fork, cancelled, stored: sessionStorage.getItem("dolmen-token"), href: location.href,
+  // Once the status says it, the message next to the buttons goes.
+  const afterCancel = await until(() => document.querySelector("#detail .status-failed") && document.getElementById("action-result").textContent === "" && "cleared");
+  return { listing, refused, rerun, fork, cancelled, afterCancel, forkBox, stored: sessionStorage.getItem("dolmen-token"), href: location.href,
            errorShown: !document.getElementById("action-error").hidden };
 """
 
@@ -341,6 +347,13 @@ def test_admin_actions_ask_for_the_admin_token_then_rerun_fork_and_cancel(
     rerun_id = seen["rerun"].split()[-1]
     fork_id = seen["fork"].split()[-1]
     assert seen["fork"].startswith("Fork of the first 3 events started")
+    # The box offers what the API accepts: 1 to the index of `finished` (the events before it), defaulting to that.
+    events = http.get(f"/v1/executions/{serial}/events").json()["events"]
+    last = next(e["index"] for e in events if e["type"] == "finished")
+    assert seen["forkBox"] == {"value": str(last), "max": str(last), "copies": f"copies events #0–#{last - 1}", "copiesAt3": "copies events #0–#2"}
+    too_far = http.post(f"/v1/executions/{serial}/fork", json={"at": last + 1})
+    assert too_far.status_code == 400 and f"choose 1 to {last}" in too_far.text
+    assert seen["afterCancel"] == "cleared"
     created = http.get(f"/v1/executions/{rerun_id}/events").json()["events"][0]
     assert created["type"] == "created" and created["rerun_of"] == serial
     assert http.get(f"/v1/executions/{fork_id}/result?wait=30").json()["result"] == 12

@@ -119,7 +119,7 @@ export function statusBadge(execution) {
     return el("span", { class: "status status-waiting", title: "a stub: supply its result to finish it" }, "waiting for result");
   }
   const label = failed ? "failed: " + execution.failure.kind : execution.status;
-  const badge = el("span", { class: "status status-" + (failed ? "failed" : execution.status) }, label);
+  const badge = el("span", { class: "status status-" + (failed ? "failed" : execution.status), title: label }, label);
   if (!execution.paused) return badge;
   // Paused: no runner takes it until it is resumed (what arrives meanwhile waits in its log).
   return el("span", {}, badge, " ", el("span", { class: "status status-paused", title: "resume it to let it run" }, "paused"));

@@ -42,7 +42,7 @@ async function loadFunctions() {
         f.limits ? el("div", { class: "limits" }, limitsText(f.limits)) : null
       ),
       el("td", { class: "nowrap" }, f.kind),
-      el("td", {}, el("code", {}, f.signature))
+      el("td", { title: f.signature }, el("code", {}, f.signature))
     )
   );
   document.querySelector("#functions tbody").replaceChildren(...rows);

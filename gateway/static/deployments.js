@@ -33,16 +33,18 @@ function revisionRows(data) {
 
 function versionRows(data) {
   return data.versions.map((v) => {
-    const check = kinds.get(v.digest) === "workflow"
+    // Offered only where there is something to upgrade from: another digest of a workflow component exporting it.
+    const others = (targets.get(v.ffqn) || []).filter((d) => d !== v.digest);
+    const check = kinds.get(v.digest) === "workflow" && others.length
       ? el("button", { type: "button", class: "small-button", title: "replay the running executions of the other digests on this one", onclick: () => upgradeCheck(v.ffqn, v.digest) }, "dry-run upgrade to this")
       : null;
     return el(
       "tr",
       { "data-ffqn": v.ffqn, "data-digest": v.digest },
       el("td", { title: v.ffqn }, el("code", {}, shortFfqn(v.ffqn))),
-      el("td", {}, digestLink(v.digest), v.active ? el("span", {}, " ", el("span", { class: "status status-running", title: "new executions start here" }, "routed")) : null),
+      el("td", { title: v.digest }, digestLink(v.digest), v.active ? el("span", {}, " ", el("span", { class: "status status-running", title: "new executions start here" }, "routed")) : null),
       el("td", {}, String(v.unfinished)),
-      el("td", {}, v.revisions.join(", ")),
+      el("td", { title: v.revisions.join(", ") }, v.revisions.join(", ")),
       el("td", {}, check)
     );
   });
@@ -91,8 +93,8 @@ async function upgradeCheck(ffqn, digest) {
       el(
         "tr",
         { "data-id": e.execution_id },
-        el("td", {}, el("code", {}, e.execution_id)),
-        el("td", {}, el("code", {}, shortDigest(e.from))),
+        el("td", { class: "cut", title: e.execution_id }, el("code", {}, e.execution_id)),
+        el("td", { class: "cut", title: e.from }, el("code", {}, shortDigest(e.from))),
         el("td", {}, el("span", { class: "outcome outcome-" + e.outcome }, e.outcome)),
         el("td", { class: "mono" }, e.detail || (e.verdict && e.verdict.message) || "")
       )

@@ -60,19 +60,25 @@ function facts(execution, events) {
 
 export async function loadDetail(selected) {
   const section = document.getElementById("detail-section");
+  const main = document.querySelector("main");
   if (!selected) {
     section.hidden = true;
+    main.classList.remove("has-detail");
     return;
   }
   const id = encodeURIComponent(selected);
   const [execution, log] = await Promise.all([api("/v1/executions/" + id), api("/v1/executions/" + id + "/events")]);
   const family = execution.kind === "workflow" ? await api("/v1/executions/" + id + "/children") : { children: [], copied: [] };
+  const opened = section.hidden || document.getElementById("detail-id").textContent !== execution.execution_id;
   section.hidden = false;
+  main.classList.add("has-detail");
+  // Where the detail goes above the lists (a narrow window), show it when another execution is opened.
+  if (opened && getComputedStyle(section).position !== "sticky") section.scrollIntoView({ block: "nearest" });
   document.getElementById("detail-id").textContent = execution.execution_id;
   document.getElementById("detail").replaceChildren(...facts(execution, log.events).flatMap(([k, ...v]) => [el("dt", {}, k), el("dd", {}, ...v)]));
   showCompleteForm(execution);
   showPauseForm(execution);
-  showActions(execution, log.events.length);
+  showActions(execution, log.events);
   const model = lanes(execution, log.events, family.children, Date.now(), family.copied);
   document.getElementById("chart").replaceChildren(draw(model, onSelect, showCopied));
   const note = document.getElementById("chart-note");

@@ -91,10 +91,10 @@ function row(x, depth, selected) {
       onclick: () => onSelect(x.execution_id),
     },
     el("td", { class: "id", title: x.execution_id, style: "padding-left: " + (0.5 + depth * 1.2) + "rem" }, button, el("code", {}, x.execution_id), orphan),
-    el("td", { title: x.ffqn }, el("code", {}, shortFfqn(x.ffqn)), x.tags ? el("div", { class: "row-tags", title: Object.entries(x.tags).map(([k, v]) => k + "=" + v).join(" ") }, ...tagChips(x.tags)) : null),
+    el("td", { title: x.ffqn }, el("code", {}, shortFfqn(x.ffqn)), x.tags ? el("span", { class: "row-tags", title: Object.entries(x.tags).map(([k, v]) => k + "=" + v).join(" ") }, ...tagChips(x.tags)) : null),
     el("td", {}, statusBadge(x)),
-    el("td", { class: "nowrap" }, time(x.created_at)),
-    el("td", { class: "nowrap" }, took(x))
+    el("td", { class: "nowrap", title: x.created_at }, time(x.created_at)),
+    el("td", { class: "nowrap", title: took(x) }, took(x))
   );
 }
 

@@ -20,10 +20,30 @@ PINK = (0xE3, 0xB1, 0xB1)
 RED = (0xB2, 0x3B, 0x3B)
 
 
+# `fits()`: what does not fit in the page as shown: a table wider than its card's content box, a card that
+# scrolls sideways, or a listing's Created or Took cut (`[]` when everything fits).
+FITS_IN_PAGE = """
+  const fits = () => {
+    const out = [];
+    for (const table of document.querySelectorAll("main section:not([hidden]) table")) {
+      const card = table.closest("section");
+      const inner = card.getBoundingClientRect().right - parseFloat(getComputedStyle(card).paddingRight);
+      const right = table.getBoundingClientRect().right;
+      if (right > inner + 1) out.push(`${table.id}: right edge ${Math.round(right)} past its card's ${Math.round(inner)}`);
+      if (card.scrollWidth > card.clientWidth) out.push(`${card.id} scrolls: ${card.scrollWidth} in ${card.clientWidth}`);
+    }
+    for (const cell of document.querySelectorAll("#executions tr.execution td:nth-child(4), #executions tr.execution td:nth-child(5)")) {
+      if (cell.scrollWidth > cell.clientWidth) out.push(`cut: ${cell.textContent}`);
+    }
+    return [...new Set(out)];
+  };
+"""
+
+
 def page(body: str, **values: str) -> str:
-    """An async page script: `until` plus `body`, with `values` bound as JS constants (JSON-quoted)."""
+    """An async page script: `until` and `fits` plus `body`, with `values` bound as JS constants (JSON-quoted)."""
     consts = "".join(f"  const {name} = {json.dumps(value)};\n" for name, value in values.items())
-    return "(async () => {\n" + UNTIL_IN_PAGE + consts + body + "\n})()"
+    return "(async () => {\n" + UNTIL_IN_PAGE + FITS_IN_PAGE + consts + body + "\n})()"
 
 
 def run(url: str, tmp_path: Path, script: str, shot: str | None = None) -> tuple[Any, Image | None]:

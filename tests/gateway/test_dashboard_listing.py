@@ -89,6 +89,10 @@ PAGES = """
   document.getElementById("page-older").click();
   await until(() => ids().length === 6);
   const second = { ids: ids(), ...state() };
+  // Page 2 with an execution open beside it (1280 px): no table wider than its card, no Took or Created cut.
+  location.hash = second.ids[0];
+  await until(() => document.getElementById("detail-id").textContent === second.ids[0]);
+  second.fits = fits();
   // One more execution: newer than any page, so the page shown stays as it is through the next two refreshes.
   await fetch("/v1/functions/" + DOUBLE + "?wait=30&tag=" + TAG, { method: "POST", body: "[1]" });
   let refreshes = 0;
@@ -145,6 +149,7 @@ def test_older_and_newer_page_through_more_than_one_page_and_a_partial_page_says
     assert first["ids"] == newest and first["older"] and not first["newer"] and not first["newest"] and first["pager"]
     assert len(set(first["ids"] + second["ids"])) == 56 and err == second["ids"][-1]
     assert second["cursor"] and not second["older"] and second["newer"] and second["newest"]
+    assert second["fits"] == [], second["fits"]
     assert seen["kept"] == second["ids"]
     assert seen["back"]["ids"] == first["ids"] and seen["back"]["newer"]  # the new one is above them
     assert seen["top"]["cursor"] is None and not seen["top"]["newer"] and seen["top"]["ids"][1:] == first["ids"][:49]

@@ -255,6 +255,7 @@ DEPLOYMENTS = """
                     document.querySelector(`#versions tr[data-ffqn="${SLEEPY_FFQN}"]`));
   const revisions = [...document.querySelectorAll("#revisions tbody tr")].map((r) => r.textContent);
   const versions = [...document.querySelectorAll("#versions tbody tr")].map((r) => r.textContent);
+  const buttons = [...document.querySelectorAll("#versions tbody tr")].map((r) => [r.dataset.ffqn, r.dataset.digest, !!r.querySelector("button")]);
   const ffqn = document.getElementById("upgrade-ffqn");
   ffqn.value = SLEEPY_FFQN;
   ffqn.dispatchEvent(new Event("change"));
@@ -264,7 +265,7 @@ DEPLOYMENTS = """
   const head = document.getElementById("upgrade-report").textContent;
   document.getElementById("upgrade-report").scrollIntoView();
   const report = document.getElementById("upgrade-report").getBoundingClientRect().toJSON();
-  return { revisions, versions, outcome, head, report };
+  return { revisions, versions, buttons, outcome, head, report, fits: fits() };
 """
 
 
@@ -283,6 +284,17 @@ def test_deployments_show_revisions_versions_and_an_upgrade_dry_run(
     assert any(text.startswith(f"{active} active") for text in seen["revisions"]), seen["revisions"]
     assert any(text.startswith(str(next_revision.number)) and "gateway-tests-next" in text for text in seen["revisions"])
     assert any("flows.sleepy" in text and "routed" in text for text in seen["versions"])
+    # A dry-run button only where a workflow component of another digest exports the function: something to upgrade.
+    deployed: dict[str, set[str]] = {}
+    for revision in http.get("/v1/deployments").json()["revisions"]:
+        for component in revision["components"]:
+            if component["kind"] == "workflow":
+                for ffqn in component["functions"]:
+                    deployed.setdefault(ffqn, set()).add(component["digest"])
+    for ffqn, digest, button in seen["buttons"]:
+        assert button == bool(deployed.get(ffqn, set()) - {digest}), (ffqn, digest, button)
+    assert any(button for _, _, button in seen["buttons"]) and not all(button for _, _, button in seen["buttons"])
+    assert seen["fits"] == [], seen["fits"]
     assert "would-upgrade" in seen["outcome"] and "nothing was changed" in seen["head"]
     assert http.get(f"/v1/executions/{execution_id}").json()["component_digest"] != target
     # The report, scrolled into view for the screenshot: a table with the would-upgrade outcome in green.
@@ -302,14 +314,20 @@ ACTIONS = """
   await until(() => document.querySelector("#executions tr.execution"));
   document.getElementById("rerun-button").click();
   const rerun = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Rerun started") && t; });
-  document.getElementById("fork-at").value = "3";
+  const forkAt = document.getElementById("fork-at");
+  const forkBox = { value: forkAt.value, max: forkAt.max, copies: document.getElementById("fork-copies").textContent };
+  forkAt.value = "3";
+  forkAt.dispatchEvent(new Event("input"));
+  forkBox.copiesAt3 = document.getElementById("fork-copies").textContent;
   document.getElementById("fork-form").requestSubmit();
   const fork = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Fork") && t; });
   location.hash = SLEEPING;
   await until(() => document.getElementById("detail-id").textContent === SLEEPING && !document.getElementById("cancel-button").hidden);
   document.getElementById("cancel-button").click();
   const cancelled = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Cancel") && t; });
-  return { listing, refused, rerun, fork, cancelled, stored: sessionStorage.getItem("dolmen-token"), href: location.href,
+  // Once the status says it, the message next to the buttons goes.
+  const afterCancel = await until(() => document.querySelector("#detail .status-failed") && document.getElementById("action-result").textContent === "" && "cleared");
+  return { listing, refused, rerun, fork, cancelled, afterCancel, forkBox, stored: sessionStorage.getItem("dolmen-token"), href: location.href,
            errorShown: !document.getElementById("action-error").hidden };
 """
 
@@ -329,6 +347,13 @@ def test_admin_actions_ask_for_the_admin_token_then_rerun_fork_and_cancel(
     rerun_id = seen["rerun"].split()[-1]
     fork_id = seen["fork"].split()[-1]
     assert seen["fork"].startswith("Fork of the first 3 events started")
+    # The box offers what the API accepts: 1 to the index of `finished` (the events before it), defaulting to that.
+    events = http.get(f"/v1/executions/{serial}/events").json()["events"]
+    last = next(e["index"] for e in events if e["type"] == "finished")
+    assert seen["forkBox"] == {"value": str(last), "max": str(last), "copies": f"copies events #0–#{last - 1}", "copiesAt3": "copies events #0–#2"}
+    too_far = http.post(f"/v1/executions/{serial}/fork", json={"at": last + 1})
+    assert too_far.status_code == 400 and f"choose 1 to {last}" in too_far.text
+    assert seen["afterCancel"] == "cleared"
     created = http.get(f"/v1/executions/{rerun_id}/events").json()["events"][0]
     assert created["type"] == "created" and created["rerun_of"] == serial
     assert http.get(f"/v1/executions/{fork_id}/result?wait=30").json()["result"] == 12
@@ -380,6 +405,8 @@ SMALL = """
   const oneLine = { lines: cell.querySelector("code").getClientRects().length, beside: code.top < middle && middle < code.bottom && button.right <= code.left + 1,
                     title: cell.title };
   const badge = (await until(() => document.querySelector(`tr.execution[data-id="${ERR}"]`))).querySelector(".status");
+  // Nothing selected: the lists take the page's width.
+  const unselected = { fits: fits(), width: document.getElementById("executions-section").getBoundingClientRect().width, main: document.querySelector("main").clientWidth };
   location.hash = LONG;
   await until(() => document.getElementById("detail-id").textContent === LONG && document.querySelector("#timeline li .data"));
   const panel = document.getElementById("detail-section").getBoundingClientRect();
@@ -393,15 +420,16 @@ SMALL = """
   ffqn.dispatchEvent(new Event("change"));
   const before = ffqn.value;
   target.querySelector("button").click();
-  await until(() => document.getElementById("upgrade-report").textContent);
-  return { oneLine, badge: { text: badge.textContent, cls: badge.className }, panelRight: panel.right, widest,
+  await until(() => document.getElementById("upgrade-report").textContent.startsWith("Dry run"));
+  const selected = { fits: fits(), detailShown: !document.getElementById("detail-section").hidden };
+  return { unselected, selected, oneLine, badge: { text: badge.textContent, cls: badge.className }, panelRight: panel.right, widest,
            failureStyle: getComputedStyle(failure).whiteSpace,
            form: { before, ffqn: ffqn.value, to: document.getElementById("upgrade-to").value, wanted: target.dataset.ffqn, digest: target.dataset.digest } };
 """
 
 
 def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_the_upgrade_form_follows(
-    gateway: GatewayThread, http: httpx.Client, tmp_path: Path
+    gateway: GatewayThread, http: httpx.Client, next_revision: Revision, tmp_path: Path
 ) -> None:
     """An id is never broken and sits beside ▸; long log details wrap inside the panel; a failure keeps its newlines;
     an `err` result is badged "finished: err", not green; a row's dry-run button sets the form to its function."""
@@ -415,6 +443,10 @@ def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_th
     values = {"ERR": err["execution_id"], "LONG": long_, "CANCELLED": cancelled, "WORKFLOW": workflow}
     seen, _ = run(f"{gateway.url}/", tmp_path, page(SMALL, **values))
     assert seen["oneLine"] == {"lines": 1, "beside": True, "title": workflow}
+    # At 1280 px: the lists use the width until an execution is selected, and no table is wider than its card,
+    # before or after (with the detail beside them and an upgrade report shown).
+    assert seen["unselected"]["fits"] == [] and seen["unselected"]["width"] >= seen["unselected"]["main"] - 50, seen["unselected"]
+    assert seen["selected"] == {"fits": [], "detailShown": True}
     assert seen["badge"] == {"text": "finished: err", "cls": "status status-err"}
     assert seen["widest"] <= seen["panelRight"] + 1
     assert seen["failureStyle"] == "pre-wrap"
@@ -425,7 +457,11 @@ def test_rows_stay_on_one_line_details_stay_in_the_panel_err_results_show_and_th
 ESCAPED = """
   await until(() => document.getElementById("detail-id").textContent === ID && document.querySelector("#timeline li"));
   await until(() => document.querySelector(`tr.execution[data-id="${ID}"]`));
-  return { pwned: window.__pwned === true, images: document.querySelectorAll("main img, main script").length,
+  const row = document.querySelector(`tr.execution[data-id="${ID}"]`);
+  const [code, tags] = [row.querySelector("td:nth-child(2) code").getBoundingClientRect(), row.querySelector(".row-tags").getBoundingClientRect()];
+  const tagLine = { sameLine: tags.top < code.bottom && code.top < tags.bottom, after: tags.left >= code.right - 1,
+                    rowHeight: row.getBoundingClientRect().height, plain: document.querySelector("#executions tr.execution:not(:has(.row-tags))").getBoundingClientRect().height };
+  return { tagLine, pwned: window.__pwned === true, images: document.querySelectorAll("main img, main script").length,
            log: document.getElementById("timeline").textContent, detail: document.getElementById("detail").textContent, row: document.querySelector(`tr.execution[data-id="${ID}"]`).textContent };
 """
 
@@ -440,6 +476,9 @@ def test_params_and_tags_from_executions_are_shown_as_text(gateway: GatewayThrea
     execution_id = response.json()["execution_id"]
     seen, _ = run(f"{gateway.url}/#{execution_id}", tmp_path, page(ESCAPED, ID=execution_id))
     assert seen["pwned"] is False and seen["images"] == 0
+    # A row with tags is one line too: the chips follow the function, the row no taller than one without tags.
+    line = seen["tagLine"]
+    assert line["sameLine"] and line["after"] and line["rowHeight"] <= line["plain"] + 1, line
     assert attack.replace('"', '\\"') in seen["log"]  # the params, as JSON text
     assert f"note={attack}" in seen["row"]
     assert json.dumps(attack) in seen["detail"]  # the result

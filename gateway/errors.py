@@ -153,7 +153,8 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404:
         message = f"nothing at {request.method} {request.url.path}; GET /openapi.json lists the API"
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    # Starlette's 405 carries `Allow` (RFC 9110 §15.5.6) in its headers: keep them.
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=dict(exc.headers or {}) or None)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:

@@ -5,7 +5,9 @@ endpoint needs an `invoke` token, or an `admin` one where its docstring says so,
 missing or unknown token is a 401 `unauthorized`, too small a scope a 403 `forbidden`. Any of them may
 answer 503 (`store_error`) while the store cannot be reached. A path parameter that is not UTF-8 or holds
 a control character is a 400 `bad_request` naming it (`decoding.path_param`); a malformed execution id or
-ffqn a 400 `invalid_name`.
+ffqn a 400 `invalid_name` naming it too (`id`, `ffqn`). Each endpoint refuses a query parameter it does not
+take with a 400 `bad_request` naming it and listing the ones it takes (`requests.check_query`); a method a
+path does not answer is a 405 with `Allow` (`app._wrong_method`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..platform.deploy.components import full_digest
 from ..platform.errors import NotFoundError, UsageError
-from ..platform.model import FunctionRoute
-from ..platform.ffqn import Ffqn
+from ..platform.model import FunctionRoute, similar_functions
 from ..platform.ids import ExecutionId
 from ..platform.store.deployments import DeploymentStore
 from ..platform.store.listing import Cursor, ListFilter
@@ -32,7 +33,7 @@ from ..platform.store.records import Event, ExecutionState
 from ..platform.surface import HTTP
 from .children import copied_children, copied_message, submitted_children
 from .graph import Gateway, accepted, finished, handler, progress
-from .decoding import path_param, query_value, require_name
+from .decoding import execution_id_param, ffqn_param, ffqn_text, query_value, require_name
 from .errors import BadRequestError, error_response
 from ..platform.priorities import DEFAULT, check_priority
 from ..platform.tags import parse_filter, parse_tags
@@ -104,6 +105,7 @@ class ApiV1:
         """
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
+        check_query(request)
         revision = await self.gw.revision()
         paused = await run_in_threadpool(self.gw.client.paused_functions)
         functions = [
@@ -116,8 +118,8 @@ class ApiV1:
         """`GET /v1/functions/{ffqn}`: 200 `describe_function`; 400 `invalid_name`, 404 `not_found` (not deployed)."""
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
-        ffqn = path_param(request, "ffqn")
-        Ffqn.parse(ffqn)
+        check_query(request)
+        ffqn = ffqn_param(request)
         revision = await self.gw.revision()
         return JSONResponse(describe_function(revision.route(ffqn)))
 
@@ -140,9 +142,8 @@ class ApiV1:
         handler(request, "invoke")
         self.gw.auth.check(request, "invoke")
         try:
-            ffqn = path_param(request, "ffqn")
-            Ffqn.parse(ffqn)
-            check_query(request, INVOKE_QUERY)
+            ffqn = ffqn_param(request)
+            check_query(request, INVOKE_QUERY, hint="params go in the body")
             wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
             body = await read_body(request, self.gw.settings.max_body_bytes)
             params = parse_json(body)
@@ -175,6 +176,7 @@ class ApiV1:
         """
         handler(request, "schedules")
         self.gw.auth.check(request, "admin")
+        check_query(request, ("next",))
         count = _int_param(query_value(request, "next"), "next", default=3, low=1, high=100)
         revision = await self.gw.revision()
         listing = await run_in_threadpool(self.gw.client.schedules, count)
@@ -187,17 +189,18 @@ class ApiV1:
         `limit`, and a `cursor` from a page's `next` or `previous`. A page reads at most SCAN_LIMIT states: a rare
         filter may answer fewer executions than `limit`, `partial`, with a `next` that searches on.
 
-        `GET /v1/executions` (admin): 200 `{"executions", "next", "previous", "partial"}` (`Page.paging`).
+        `GET /v1/executions` (admin): 200 `{"executions", "next", "previous", "partial"}` (`Page.paging`), and
+        on an empty page a `hint` when the filters cannot match (`_ffqn_hint`, `_tag_conflict`).
         400 `bad_request` (an unknown or repeated parameter, `root` not true/false, `limit` outside 1 to
         MAX_PAGE, a `digest` prefix that names no deployed component or several), `invalid_name` (ffqn),
         `usage_error` (status, outcome, cursor, tag).
         """
         handler(request, "list")
         self.gw.auth.check(request, "admin")
-        check_query(request, LIST_QUERY, hint="see GET /openapi.json")
+        check_query(request, LIST_QUERY)
         ffqn = query_value(request, "ffqn") or None
         if ffqn is not None:
-            Ffqn.parse(require_name(ffqn, "query parameter 'ffqn'", "ffqn"))
+            ffqn_text(require_name(ffqn, "query parameter 'ffqn'", "ffqn"), "ffqn")
         digest = query_value(request, "digest") or None
         if digest is not None:
             digest = await run_in_threadpool(self._digest_filter, digest)
@@ -214,7 +217,28 @@ class ApiV1:
         raw_cursor = query_value(request, "cursor")
         cursor = Cursor.parse(raw_cursor, HTTP) if raw_cursor else None
         page = await run_in_threadpool(lambda: self.gw.client.executions.page(selection, cursor, limit, SCAN_LIMIT))
-        return JSONResponse({"executions": [s.to_json() for s in page.states], **page.paging()})
+        answer: dict[str, Any] = {"executions": [s.to_json() for s in page.states], **page.paging()}
+        if not page.states:
+            hint = _tag_conflict(selection.tags) or (await run_in_threadpool(self._ffqn_hint, ffqn) if ffqn else None)
+            if hint:
+                answer["hint"] = hint
+        return JSONResponse(answer)
+
+    def _ffqn_hint(self, ffqn: str) -> str | None:
+        """Why `?ffqn=` matches nothing when no stored revision has the function (a typo?), with close names as
+        invoking offers them (`similar_functions`); None when a revision has it."""
+        store = DeploymentStore(self.gw.client.redis)
+        known: set[str] = set()
+        for number in store.numbers():
+            try:
+                known.update(store.get(number).functions())
+            except NotFoundError:  # removed by `platform gc` meanwhile
+                continue
+        if ffqn in known:
+            return None
+        similar = similar_functions(ffqn, known)
+        close = f"; did you mean {', '.join(similar)}?" if similar else ""
+        return f"no stored deployment revision has the function {ffqn}{close}"
 
     def _digest_filter(self, text: str) -> str:
         """The whole digest `?digest=` names: a whole digest as it is (its component may be in no revision any
@@ -231,18 +255,21 @@ class ApiV1:
         (worded apart for a child a fork only copied)."""
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
-        state = await self._require(path_param(request, "id"))
+        check_query(request)
+        state = await self._require(execution_id_param(request))
         return JSONResponse(state.to_json())
 
     async def children(self, request: Request) -> Response:
         """The executions a workflow started, in submission order (from its log's `child_submitted` events).
 
         200 `{"execution_id", "total", "children": [state, ...] (at most MAX_CHILDREN), "copied":
-        [CopiedChild.to_json]}`; 400 `invalid_name`, 404 `not_found`.
+        [CopiedChild.to_json]}`; 400 `invalid_name`, or `bad_request` for any query parameter (no `limit`:
+        `total` and MAX_CHILDREN bound it), 404 `not_found`.
         """
         handler(request, "read")
         self.gw.auth.check(request, "invoke")
-        state = await self._require(path_param(request, "id"))
+        check_query(request)
+        state = await self._require(execution_id_param(request))
         events = await self.gw.executions.events(state.id)
         ids = submitted_children(events)
         copied = copied_children(state.id, events)
@@ -287,8 +314,9 @@ class ApiV1:
         """
         handler(request, "result")
         self.gw.auth.check(request, "invoke")
+        check_query(request, ("wait",))
         wait = wait_time(request, default=0.0, cap=self.gw.settings.max_wait_s)
-        execution_id = path_param(request, "id")
+        execution_id = execution_id_param(request)
         try:
             state = await self.gw.executions.wait_finished(execution_id, wait.seconds)
         except NotFoundError as exc:
@@ -308,7 +336,8 @@ class ApiV1:
         handler(request, "complete")
         # Like an invocation: a system that supplies results needs no admin token.
         self.gw.auth.check(request, "invoke")
-        execution_id = ExecutionId.parse(path_param(request, "id")).value
+        check_query(request)
+        execution_id = execution_id_param(request)
         body = await read_body(request, self.gw.settings.max_body_bytes)
         value = parse_json(body)
         completed = await self.gw.complete(execution_id, value, raw_size=len(body))
@@ -328,7 +357,8 @@ class ApiV1:
         """
         handler(request, "cancel")
         self.gw.auth.check(request, "admin")
-        asked = ExecutionId.parse(path_param(request, "id")).value
+        check_query(request)
+        asked = execution_id_param(request)
         # A workflow that continued as new is cancelled where its chain is now.
         outcome, execution_id = await self.gw.cancel(asked)
         if outcome == "finished":
@@ -357,7 +387,8 @@ class ApiV1:
     async def _pause_or_resume(self, request: Request, action: str) -> Response:
         handler(request, action)
         self.gw.auth.check(request, "admin")
-        asked = ExecutionId.parse(path_param(request, "id")).value
+        check_query(request)
+        asked = execution_id_param(request)
         result = await self.gw.pause_or_resume(asked, action)
         return JSONResponse({**result.to_json(action), **({"chain": asked} if asked != result.execution_id else {})})
 
@@ -378,8 +409,8 @@ class ApiV1:
     async def _function_pause_or_resume(self, request: Request, action: str) -> Response:
         handler(request, action)
         self.gw.auth.check(request, "admin")
-        ffqn = path_param(request, "ffqn")
-        Ffqn.parse(ffqn)
+        check_query(request)
+        ffqn = ffqn_param(request)
         client = self.gw.client
         call = client.pause_function if action == "pause" else client.resume_function
         changed = await run_in_threadpool(call, ffqn)
@@ -394,16 +425,20 @@ class ApiV1:
         `{"execution_id", "status", "events": [Event.to_json]}`. Event stream (HTML Living Standard §9.2,
         server-sent events): `retry: 2000` (ms), one `sse_message` per event, a `: keep-alive` comment
         each time a read waited in vain, until `finished` or `GatewaySettings.max_stream_s` (1 h); a client
-        reconnects with `Last-Event-ID`. 400 `bad_request` (`after` not an integer >= -1) or
+        reconnects with `Last-Event-ID`. 400 `bad_request` (`after` or `Last-Event-ID`, the path naming which,
+        not an integer >= -1) or
         `invalid_name`, 404 `not_found`.
         """
         handler(request, "events")
         self.gw.auth.check(request, "invoke")
-        execution_id = path_param(request, "id")
+        check_query(request, ("after",))
+        execution_id = execution_id_param(request)
         after_text = query_value(request, "after")
-        after = _int_param(
-            request.headers.get("last-event-id") if after_text is None else after_text, "after", default=-1, low=-1
-        )
+        if after_text is not None:
+            after = _int_param(after_text, "after", default=-1, low=-1)
+        else:
+            # Named as the client sent it: a bad header is no `after` parameter (path `Last-Event-ID`).
+            after = _int_param(request.headers.get("last-event-id"), "Last-Event-ID", default=-1, low=-1, what="header")
         if "text/event-stream" in request.headers.get("accept", ""):
             state = await self._require(execution_id)
             return StreamingResponse(
@@ -432,6 +467,18 @@ class ApiV1:
 _WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
+def _tag_conflict(tags: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str | None:
+    """The hint for `tag` filters that give one key two values (an execution's key has one value: nothing matches)."""
+    values: dict[str, list[str]] = {}
+    for key, value in tags:
+        values.setdefault(key, []).append(value)
+    for key, given in values.items():
+        if len(given) > 1:
+            shown = " and ".join(f"tag={key}={v}" for v in given)
+            return f"{shown} give the key {key!r} {len(given)} values; a key has one value, so no execution can match"
+    return None
+
+
 def sse_message(event: Event) -> str:
     """One server-sent event: `id` is the event's index, `event` its type, `data` its JSON (`Event.to_json`, one line).
 
@@ -449,14 +496,16 @@ def _bool_param(raw: str | None, name: str) -> bool:
     raise BadRequestError(f"{name} must be true or false, got {raw!r}", path=name)
 
 
-def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int | None = None) -> int:
+def _int_param(
+    raw: str | None, name: str, *, default: int, low: int, high: int | None = None, what: str = "query parameter"
+) -> int:
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequestError(f"{name} must be an integer, got {raw!r}", path=name) from None
+        raise BadRequestError(f"the {name} {what} must be an integer, got {raw!r}", path=name) from None
     if value < low or (high is not None and value > high):
         bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise BadRequestError(f"{name} must be {bound}, got {value}", path=name)
+        raise BadRequestError(f"the {name} {what} must be {bound}, got {value}", path=name)
     return value

@@ -22,7 +22,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,10 +34,11 @@ from ..platform.store.counts import read_counts
 from ..platform.store.topology import replica_shortfall, replicas_of_masters
 from .api import ApiV1
 from .graph import Gateway, handler, log
-from .errors import EXCEPTION_HANDLERS
+from .errors import EXCEPTION_HANDLERS, MethodNotAllowedError
 from .metrics import store_metrics
 from .openapi import build_openapi
 from .operations import OperationsApi
+from .requests import check_query
 from .routes import DeploymentRoutes
 from .workers import WorkersApi
 from .settings import GatewaySettings
@@ -119,6 +120,7 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         handler(request, "healthz")
+        check_query(request)
         try:
             await gw.executions.ping()
         except DolmenError as exc:
@@ -128,6 +130,7 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
     async def openapi(request: Request) -> Response:
         handler(request, "openapi")
         gw.auth.check(request, "invoke")
+        check_query(request)
         table = await deployment_routes.table()
         revision = await gw.revision()
         return JSONResponse(build_openapi(revision, table, auth=gw.auth.enabled))
@@ -135,6 +138,7 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
     async def metrics(request: Request) -> Response:
         handler(request, "metrics")
         gw.auth.check(request, "admin")
+        check_query(request)
         try:
             ffqns = list((await gw.revision()).functions())
         except DolmenError:
@@ -187,11 +191,33 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
         *OperationsApi(gw).routes(),
         *api.routes(),
         *WorkersApi(gw).routes(),
-        _catch_all(deployment_routes.handle),
     ]
+    routes.append(_catch_all(_wrong_method(list(routes), deployment_routes.handle)))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     app.state.gateway = gw
     return app
+
+
+def _wrong_method(fixed: list[BaseRoute], handle: Any) -> Any:
+    """`handle`, unless a fixed route has the path with other methods: then 405 `method_not_allowed` with `Allow`.
+
+    The catch-all route takes every method, so Starlette's own 405 (a partial match) never came: a GET on
+    `/v1/executions/{id}/rerun` went to the deployment routes and answered 404 (RFC 9110 §15.5.6 wants 405).
+    """
+
+    async def endpoint(request: Request) -> Response:
+        allowed: set[str] = set()
+        for route in fixed:
+            if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] == Match.PARTIAL:
+                allowed |= route.methods
+        if allowed:
+            handler(request, "method_not_allowed")
+            methods = ", ".join(sorted(allowed))
+            raise MethodNotAllowedError(f"{request.url.path} answers {methods}, not {request.method}", allow=methods)
+        response: Response = await handle(request)
+        return response
+
+    return endpoint
 
 
 def _catch_all(handle: Any) -> Route:

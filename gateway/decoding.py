@@ -16,6 +16,9 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
+from ..platform.errors import InvalidNameError
+from ..platform.ffqn import Ffqn
+from ..platform.ids import ExecutionId
 from .errors import BadRequestError
 
 # surrogateescape turns each byte 0x80-0xFF that is not part of a UTF-8 character into U+DC80-U+DCFF.
@@ -86,6 +89,31 @@ def path_param(request: Request, name: str) -> str:
     require_name(decoded_path(request), f"path parameter '{name}'", name)
     value: str = request.path_params[name]
     return value
+
+
+def execution_id_param(request: Request, name: str = "id") -> str:
+    """Path parameter `name` as an execution id; `InvalidNameError` (400 `invalid_name`) with `path` naming it."""
+    text = path_param(request, name)
+    try:
+        return ExecutionId.parse(text).value
+    except InvalidNameError as exc:
+        exc.path = name
+        raise
+
+
+def ffqn_text(text: str, path: str) -> str:
+    """`text` when it is a function name; `InvalidNameError` (400 `invalid_name`) with `path` naming where it came from."""
+    try:
+        Ffqn.parse(text)
+    except InvalidNameError as exc:
+        exc.path = path
+        raise
+    return text
+
+
+def ffqn_param(request: Request, name: str = "ffqn") -> str:
+    """Path parameter `name` as a function name; `InvalidNameError` with `path` naming it."""
+    return ffqn_text(path_param(request, name), name)
 
 
 def _query_pairs(request: Request) -> Iterator[tuple[str, bytes]]:

@@ -120,7 +120,8 @@ async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
     """A DolmenError: its own code, message and path, with the status of `status_for` (logged when 5xx).
 
     A `ReplicaWaitError` answers 503 with `Retry-After: 1` (RFC 9110 §10.2.3) and, when the write created one,
-    the execution's id (`Dolmen-Execution-Id` and `execution_id`); a `LeaseLostError` adds its `reason`.
+    the execution's id (`Dolmen-Execution-Id` and `execution_id`); a `LeaseLostError` adds its `reason`; a
+    `MethodNotAllowedError` carries `Allow` (RFC 9110 §15.5.6) from its `allow` detail.
     """
     if not isinstance(exc, DolmenError):  # pragma: no cover - registered for DolmenError only
         return await internal_error_handler(request, exc)
@@ -129,6 +130,11 @@ async def dolmen_error_handler(request: Request, exc: Exception) -> Response:
         log.warning("request failed", method=request.method, path=request.url.path, code=exc.code, error=exc.message)
     if isinstance(exc, ReplicaWaitError):
         return _unconfirmed_response(exc)
+    if isinstance(exc, MethodNotAllowedError):
+        # RFC 9110 §15.5.6: a 405 lists the methods the resource answers in `Allow`.
+        allow = exc.details.get("allow")
+        headers = {"Allow": allow} if isinstance(allow, str) else None
+        return error_response(status, exc.code, exc.message, exc.path, headers=headers)
     if isinstance(exc, LeaseLostError):
         # A worker tells taken over, finished, timed out and cancelled apart without reading the message.
         return error_response(status, exc.code, exc.message, exc.path, reason=exc.details.get("reason"))
@@ -147,7 +153,8 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404:
         message = f"nothing at {request.method} {request.url.path}; GET /openapi.json lists the API"
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message)
+    # Starlette's 405 carries `Allow` (RFC 9110 §15.5.6) in its headers: keep them.
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), message, headers=dict(exc.headers or {}) or None)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:

@@ -271,13 +271,16 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
     for ffqn, route in sorted(revision.functions().items()):
         if route.signature.unsupported_reason() is None:
             paths[f"/v1/functions/{ffqn}"] = {"post": _function_operation(route)}
+    routed: set[str] = set()
     for index in range(len(table.routes)):
         path, method, operation = _route_operation(table, index)
         paths.setdefault(path, {})[method] = operation
+        routed.add(path)
     paths.update(_static_paths())
     paths["/v1/executions/{id}/result"]["put"] = complete_operation(revision)
     paths.update(worker_paths(revision))
     paths.update(operation_paths())
+    _every_fixed_operation_refuses(paths, set(paths) - routed)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -291,6 +294,16 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
     if auth:
         doc["security"] = [{"bearer": []}]
     return doc
+
+
+def _every_fixed_operation_refuses(paths: dict[str, Any], fixed: set[str]) -> None:
+    """Each operation of the `fixed` paths (the API's, not the deployment's) documents the 400 for a query parameter
+    it does not take and the 405 (with `Allow`) for a method its path does not answer."""
+    for path in fixed:
+        for operation in paths[path].values():
+            responses = operation.setdefault("responses", {})
+            for status, answer in errors(400, 405).items():
+                responses.setdefault(status, answer)
 
 
 def _static_paths() -> dict[str, Any]:
@@ -346,6 +359,12 @@ def _static_paths() -> dict[str, Any]:
                                 "next": {"type": ["string", "null"], "description": "The cursor of the older executions; null after the oldest"},
                                 "previous": {"type": ["string", "null"], "description": "The cursor of the newer executions; null on the newest page"},
                                 "partial": {"type": "boolean", "description": PARTIAL_TEXT},
+                                "hint": {
+                                    "type": "string",
+                                    "description": "Only on a page that lists nothing, when the filters cannot match: "
+                                    "`ffqn` names a function no stored deployment revision has (with close names), or "
+                                    "two `tag` filters give one key different values",
+                                },
                             },
                         },
                         "A page of executions, newest first",
@@ -360,7 +379,17 @@ def _static_paths() -> dict[str, Any]:
         "/v1/executions/{id}/events": {
             "get": {
                 "operationId": "get events",
-                "parameters": [ID, {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"}}],
+                "parameters": [
+                    ID,
+                    {"name": "after", "in": "query", "required": False, "schema": {"type": "integer", "minimum": -1}},
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "Server-sent events: resume after this event index (`after` wins); not an integer: 400",
+                        "schema": {"type": "integer", "minimum": -1},
+                    },
+                ],
                 "responses": {
                     "200": {
                         "description": "The log as JSON, or live server-sent events with `Accept: text/event-stream`",

@@ -24,18 +24,26 @@ def errors(*statuses: int) -> dict[str, Any]:
     """The error answers of `statuses` (OpenAPI Response Objects by status text), each with the shared Error body
     and what it means here; KeyError for a status this module has no text for."""
     text = {
-        400: "Bad request: bad JSON, or a value that does not fit its WIT type (`path` names it)",
+        400: "Bad request: bad JSON, a value that does not fit its WIT type, a malformed name, or a query parameter "
+        "the endpoint does not take (`path` names it)",
         401: "Missing or unknown bearer token",
         403: "The token's scope does not allow this",
         404: "No such function or execution",
-        405: "The path answers other methods only",
+        405: "The path answers other methods only (`Allow` lists them)",
         409: "Conflict (an idempotency key reused with other params or tags, nothing left to cancel, "
         "a stub's result already recorded otherwise, or a finished execution or a stub to pause)",
         413: "Request body over the gateway's limit",
         503: "The store is unreachable",
         507: "The store is full (Valkey's maxmemory): nothing was written; free memory, then try again",
     }
-    return {str(s): json_answer(ref("Error"), text[s]) for s in statuses}
+    answers = {str(s): json_answer(ref("Error"), text[s]) for s in statuses}
+    if "405" in answers:
+        answers["405"]["headers"] = ALLOW_HEADER
+    return answers
 
 
-__all__ = ["ID", "errors", "json_answer", "ref"]
+# RFC 9110 §15.5.6: a 405 names the methods the path answers.
+ALLOW_HEADER = {"Allow": {"description": "The methods this path answers, e.g. `GET, HEAD`", "schema": {"type": "string"}}}
+
+
+__all__ = ["ALLOW_HEADER", "ID", "errors", "json_answer", "ref"]

@@ -24,14 +24,13 @@ from ..platform.model import Revision
 from ..platform.deploy.reruns import fork_execution, rerun_execution
 from ..platform.deploy.upgrade_checks import Upgrader
 from ..platform.deploy.versions import versions
-from ..platform.ids import ExecutionId
 from ..platform.store.deployments import DeploymentStore
 from ..platform.surface import HTTP
 from ..platform.times import iso_ms
 from .graph import Gateway, handler, location
-from .decoding import path_param, query_value
+from .decoding import execution_id_param, ffqn_param, query_value
 from .errors import BadRequestError
-from .requests import object_body, read_body
+from .requests import check_query, object_body, read_body
 
 # Revisions `GET /v1/deployments` lists by default (newest first); `?limit=` up to MAX_REVISIONS.
 DEFAULT_REVISIONS = 20
@@ -81,6 +80,7 @@ class OperationsApi:
         """
         handler(request, "deployments")
         self.gw.auth.check(request, "admin")
+        check_query(request, ("limit",))
         raw = query_value(request, "limit")
         limit = DEFAULT_REVISIONS if not raw else _limit(raw)
 
@@ -105,7 +105,8 @@ class OperationsApi:
         """
         handler(request, "rerun")
         self.gw.auth.check(request, "admin")
-        source = ExecutionId.parse(path_param(request, "id")).value
+        check_query(request)
+        source = execution_id_param(request)
         object_body(await read_body(request, self.gw.settings.max_body_bytes), (), shape="no body, or {}")
         rerun = await run_in_threadpool(
             lambda: rerun_execution(self.gw.client.redis, self.gw.settings.data_dir, source, surface=HTTP)
@@ -122,7 +123,8 @@ class OperationsApi:
         """
         handler(request, "fork")
         self.gw.auth.check(request, "admin")
-        source = ExecutionId.parse(path_param(request, "id")).value
+        check_query(request)
+        source = execution_id_param(request)
         shape = '{"at": N}, N the number of events to copy (1 or more)'
         body = object_body(await read_body(request, self.gw.settings.max_body_bytes), ("at",), shape=shape)
         at = body.get("at")
@@ -147,12 +149,20 @@ class OperationsApi:
         """
         handler(request, "upgrade")
         self.gw.auth.check(request, "admin")
-        ffqn = path_param(request, "ffqn")
+        check_query(request)
+        ffqn = ffqn_param(request)
         shape = '{"to": DIGEST}, a deployed workflow component (a unique prefix is enough)'
         body = object_body(await read_body(request, self.gw.settings.max_body_bytes), ("to",), shape=shape)
         to = body.get("to")
-        if not isinstance(to, str) or not to:
-            raise BadRequestError(f"the body must be {shape}", path="to")
+        # As fork does for `at`: say what was wrong with `to` (missing, not a string, empty).
+        if not isinstance(to, str) or not to.strip():
+            if "to" not in body:
+                got = "missing"
+            elif isinstance(to, str):
+                got = "expected a digest, got an empty string"
+            else:
+                got = f"expected a string, got {json.dumps(to)}"
+            raise BadRequestError(f"to: {got}; send {shape}", path="to")
 
         def check() -> dict[str, Any]:
             change = upgrade_target(DeploymentStore(self.gw.client.redis), ffqn, to, surface=HTTP)

@@ -163,20 +163,22 @@ def idempotency_key(request: Request) -> str | None:
 
 # What `POST /v1/functions/{ffqn}` reads from its query; any other name is a mistake worth telling.
 INVOKE_QUERY = ("wait", "tag", "priority")
-# What `GET /v1/executions` takes.
+# What `GET /v1/executions` takes (`check_query`); the other endpoints' lists are where they call it.
 LIST_QUERY = ("ffqn", "status", "outcome", "digest", "root", "tag", "limit", "cursor")
 
 
-def check_query(request: Request, allowed: tuple[str, ...], hint: str = "params go in the body") -> None:
+def check_query(request: Request, allowed: tuple[str, ...] = (), hint: str = "see GET /openapi.json") -> None:
     """Refuse a query parameter not in `allowed` (a misspelt `?priorty=high` must not pass unseen), or given twice when
-    it is not `tag`; `hint` ends the message. `BadRequestError` (400, `path` the parameter's name)."""
+    it is not `tag`; `hint` ends the message. `BadRequestError` (400, `path` the parameter's name).
+
+    Every fixed endpoint calls it (an empty `allowed`: it takes none); only the deployment routes, whose query
+    binds function params, do not.
+    """
     seen: set[str] = set()
     for name, _ in query_items(request):
         if name not in allowed:
-            raise BadRequestError(
-                f"unknown query parameter {name!r}; this endpoint takes {', '.join(allowed)} ({hint})",
-                path=name,
-            )
+            takes = f"takes {', '.join(allowed)}" if allowed else "takes no query parameters"
+            raise BadRequestError(f"unknown query parameter {name!r}; this endpoint {takes} ({hint})", path=name)
         if name in seen and name != "tag":
             raise BadRequestError(f"the query parameter {name!r} is given twice; give it once", path=name)
         seen.add(name)

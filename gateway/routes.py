@@ -146,7 +146,8 @@ class RouteTable:
                 return route, params
             allowed.append(route.spec.method.upper())
         if allowed:
-            raise MethodNotAllowedError(f"{path} answers {', '.join(sorted(set(allowed)))}, not {method}")
+            methods = ", ".join(sorted(set(allowed)))
+            raise MethodNotAllowedError(f"{path} answers {methods}, not {method}", allow=methods)
         raise NotFoundError(f"nothing at {method} {path}; GET /openapi.json lists the API and the deployment's routes")
 
 

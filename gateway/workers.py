@@ -27,11 +27,10 @@ from starlette.routing import BaseRoute, Route
 
 from ..platform.external import MAX_CLAIM, Task, check_claimed, lease_ms_of
 from ..platform.times import iso_ms
-from ..platform.ids import ExecutionId
 from .graph import Gateway, handler
-from .decoding import path_param
+from .decoding import execution_id_param
 from .errors import BadRequestError
-from .requests import object_body, read_body
+from .requests import check_query, object_body, read_body
 
 DEFAULT_LEASE_MS = 30_000
 # A claim waits at most this long for work (long-poll), whatever it asks.
@@ -71,6 +70,7 @@ class WorkersApi:
     async def _body(self, request: Request, name: str) -> dict[str, Any]:
         handler(request, f"workers_{name}")
         self.gw.auth.check(request, "invoke")
+        check_query(request)
         return object_body(await read_body(request, self.gw.settings.max_body_bytes), None, shape=_BODIES[name])
 
     async def claim(self, request: Request) -> Response:
@@ -115,7 +115,7 @@ class WorkersApi:
         400 `usage_error` (token, lease_ms) or `invalid_name`; 404 `not_found`.
         """
         body = await self._body(request, "heartbeat")
-        execution_id = ExecutionId.parse(path_param(request, "id")).value
+        execution_id = execution_id_param(request)
         lease_ms = lease_ms_of(body["lease_ms"]) if "lease_ms" in body else None
         until = await run_in_threadpool(self.gw.tasks.heartbeat, execution_id, body.get("token"), lease_ms)
         return JSONResponse({"execution_id": execution_id, "lease": {"until": iso_ms(until)}})
@@ -128,7 +128,7 @@ class WorkersApi:
         (token) or `invalid_name`; 404 `not_found`; 409 `lease_lost`, `not_external`; 413 `payload_too_large`.
         """
         body = await self._body(request, "complete")
-        execution_id = ExecutionId.parse(path_param(request, "id")).value
+        execution_id = execution_id_param(request)
         if "result" not in body:
             raise BadRequestError("result: missing; send the function's result (null for one that returns nothing)", path="result")
         settled = await run_in_threadpool(self.gw.tasks.complete, execution_id, body.get("token"), body["result"])
@@ -143,7 +143,7 @@ class WorkersApi:
         404 `not_found`; 409 `lease_lost`, `not_external`.
         """
         body = await self._body(request, "fail")
-        execution_id = ExecutionId.parse(path_param(request, "id")).value
+        execution_id = execution_id_param(request)
         error = body.get("error")
         if not isinstance(error, str) or not error:
             raise BadRequestError("error: expected a message saying what failed", path="error")

@@ -419,21 +419,29 @@ def _version_key(version: str | None) -> tuple[int, ...]:
         return (0,)
 
 
-def _unknown_function_message(ffqn: str, known: list[str]) -> str:
+def similar_functions(ffqn: str, known: Iterable[str], limit: int = 5) -> list[str]:
+    """Names in `known` close to `ffqn` (the same function name, or the same interface name), sorted, at most `limit`.
+
+    What "did you mean" offers when invoking an undeployed function, and `GET /v1/executions?ffqn=` hints.
+    """
     try:
         wanted = Ffqn.parse(ffqn)
     except Exception:  # noqa: BLE001 - the name itself is reported by the caller's parse
-        wanted = None
-    similar: list[str] = []
-    if wanted is not None:
-        for name in known:
-            try:
-                other = Ffqn.parse(name)
-            except Exception:  # noqa: BLE001
-                continue
-            if other.function == wanted.function or other.interface.interface == wanted.interface.interface:
-                similar.append(name)
-    hint = f"; did you mean {', '.join(sorted(similar)[:5])}?" if similar else ""
+        return []
+    similar: set[str] = set()
+    for name in known:
+        try:
+            other = Ffqn.parse(name)
+        except Exception:  # noqa: BLE001
+            continue
+        if other.function == wanted.function or other.interface.interface == wanted.interface.interface:
+            similar.add(name)
+    return sorted(similar)[:limit]
+
+
+def _unknown_function_message(ffqn: str, known: list[str]) -> str:
+    similar = similar_functions(ffqn, known)
+    hint = f"; did you mean {', '.join(similar)}?" if similar else ""
     if not known:
         return f"function {ffqn} is not deployed (nothing is deployed yet; run `platform deploy FILE.yaml`)"
     return f"function {ffqn} is not deployed{hint} (`platform functions` lists what is)"

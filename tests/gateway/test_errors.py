@@ -30,8 +30,8 @@ def test_unknown_ffqn_is_404_naming_similar_functions(http: httpx.Client) -> Non
 
 
 def test_malformed_ffqn_is_400(http: httpx.Client) -> None:
-    """A name that is not an ffqn answers 400 with an example of one."""
-    message = assert_error(http.post("/v1/functions/double", json=[1]), 400, "invalid_name")
+    """A name that is not an ffqn answers 400 with an example of one, `path` naming the path parameter."""
+    message = assert_error(http.post("/v1/functions/double", json=[1]), 400, "invalid_name", "ffqn")
     assert "namespace:package/interface" in message
 
 

@@ -298,11 +298,12 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
 
 def _every_fixed_operation_refuses(paths: dict[str, Any], fixed: set[str]) -> None:
     """Each operation of the `fixed` paths (the API's, not the deployment's) documents the 400 for a query parameter
-    it does not take and the 405 (with `Allow`) for a method its path does not answer."""
+    it does not take and the 405 (with `Allow`) for a method its path does not answer; `/healthz` ignores any
+    query, so it has no 400."""
     for path in fixed:
         for operation in paths[path].values():
             responses = operation.setdefault("responses", {})
-            for status, answer in errors(400, 405).items():
+            for status, answer in errors(*((405,) if path == "/healthz" else (400, 405))).items():
                 responses.setdefault(status, answer)
 
 

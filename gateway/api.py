@@ -34,7 +34,7 @@ from ..platform.surface import HTTP
 from .children import copied_children, copied_message, submitted_children
 from .graph import Gateway, accepted, finished, handler, progress
 from .decoding import execution_id_param, ffqn_param, ffqn_text, query_value, require_name
-from .errors import BadRequestError, error_response
+from .errors import BadRequestError, MethodNotAllowedError, error_response
 from ..platform.priorities import DEFAULT, check_priority
 from ..platform.tags import parse_filter, parse_tags
 from .requests import INVOKE_QUERY, LIST_QUERY, check_query, idempotency_key, parse_json, read_body, tag_texts, wait_time
@@ -45,6 +45,10 @@ MAX_PAGE = 200
 SCAN_LIMIT = 5000
 # The most children `GET /v1/executions/{id}/children` answers with (`total` counts them all).
 MAX_CHILDREN = 500
+
+
+# The POST-only actions under a function's path (`/v1/functions/{ffqn}/ACTION`).
+FUNCTION_ACTIONS = frozenset({"pause", "resume", "upgrade-check"})
 
 
 def describe_function(route: FunctionRoute) -> dict[str, Any]:
@@ -115,7 +119,13 @@ class ApiV1:
         return JSONResponse({"revision": revision.number, "deployment": revision.name, "functions": functions})
 
     async def get_function(self, request: Request) -> Response:
-        """`GET /v1/functions/{ffqn}`: 200 `describe_function`; 400 `invalid_name`, 404 `not_found` (not deployed)."""
+        """`GET /v1/functions/{ffqn}`: 200 `describe_function`; 400 `invalid_name`, 404 `not_found` (not deployed);
+        405 `method_not_allowed` (`MethodNotAllowedError`, `Allow: POST`) for a path of a function's POST-only action
+        (pause, resume, upgrade-check), which this route's `{ffqn:path}` would otherwise read as a bad name."""
+        raw = str(request.path_params.get("ffqn", ""))
+        if raw.rpartition("/")[2] in FUNCTION_ACTIONS and "/" in raw:
+            handler(request, "method_not_allowed")
+            raise MethodNotAllowedError(f"{request.url.path} answers POST, not GET", allow="POST")
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
         check_query(request)

@@ -66,10 +66,33 @@ def _copy(original: click.Option, name: str) -> click.Option:
     )
 
 
+def typed_value(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """The callback of a global option that takes a value (--data-dir, --redis, --gateway): a value typed on the
+    command line must be one, not empty and not the next option.
+
+    click takes `--data-dir --json` as the directory `--json`, and `--data-dir=` as no directory at all, which
+    then falls back to the default: a command would run on a platform the user did not name. Raises
+    `click.BadParameter` (exit 2) naming the option.
+    """
+    if ctx.resilient_parsing or param.name is None or ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+        return value
+    option = max(param.opts, key=len)
+    if isinstance(value, str) and not value.strip():
+        raise click.BadParameter(f"{option} needs a value, not an empty one", ctx=ctx, param=param)
+    if isinstance(value, str) and value.startswith("-"):
+        raise click.BadParameter(
+            f"{value!r} looks like an option, not a value of {option} (for a name that starts with '-', "
+            f"write ./{value})", ctx=ctx, param=param,
+        )  # fmt: skip
+    return value
+
+
 def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         if ctx.resilient_parsing or param.name is None or ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
             return
+        if not isinstance(param, click.Option) or not param.is_flag:
+            value = typed_value(ctx, param, value)
         settings = ctx.ensure_object(CliContext)
         setattr(settings, field, value)
         if field in ("debug", "log_format"):
@@ -79,4 +102,4 @@ def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     return store
 
 
-__all__ = ["accept_after_commands"]
+__all__ = ["accept_after_commands", "typed_value"]

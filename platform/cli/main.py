@@ -16,7 +16,7 @@ import click
 from .._version import __version__
 from ..errors import DolmenError
 from ..log import configure_logging
-from .global_options import accept_after_commands
+from .global_options import accept_after_commands, typed_value
 from .shared import CliContext
 
 # Each module adds its commands to the root group; one module per concern.
@@ -41,16 +41,18 @@ _COMMAND_MODULES = (
     "--data-dir",
     envvar="DOLMEN_HOME",
     metavar="DIR",
+    callback=typed_value,
     help="Data directory of the platform [default: ./.dolmen, or $DOLMEN_HOME].",
 )
 @click.option(
     "--redis",
     "redis_url",
     metavar="URL",
+    callback=typed_value,
     help="Redis/Valkey URL [default: $DOLMEN_REDIS_URL, else the one `platform up` started].",
 )
 @click.option(
-    "--gateway", "gateway_url", metavar="URL",
+    "--gateway", "gateway_url", metavar="URL", callback=typed_value,
     help="Gateway URL [default: $DOLMEN_GATEWAY_URL, else the one `platform up` started].",
 )  # fmt: skip
 @click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")

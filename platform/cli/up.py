@@ -219,8 +219,8 @@ def _announce(
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=DEFAULT_GATEWAY_PORT, show_default=True, help="Gateway port."
 )
-@click.option("--startup-timeout", type=float, default=60.0, show_default=True, help="Seconds to become ready.")
-@click.option("--stop-timeout", type=float, default=10.0, show_default=True, help="Seconds before SIGKILL at stop.")
+@click.option("--startup-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds to become ready.")
+@click.option("--stop-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Seconds before SIGKILL at stop.")
 @click.option(
     "--fsync",
     type=click.Choice(["everysec", "always"]),

@@ -115,3 +115,32 @@ def test_every_command_needing_a_platform_exits_3_with_one_message_when_none_run
     assert proc.returncode == 3, proc.stderr
     assert f"no platform is running for data directory {tmp_path / 'none'}: start one with `platform up`" in proc.stderr
     assert "pass --redis redis://HOST:PORT" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (("status", "--data-dir="), "--data-dir needs a value, not an empty one"),
+        (("--data-dir", "", "status"), "--data-dir needs a value, not an empty one"),
+        (("status", "--redis="), "--redis needs a value, not an empty one"),
+        (("status", "--gateway", " "), "--gateway needs a value, not an empty one"),
+        (("status", "--data-dir", "--json"), "'--json' looks like an option, not a value of --data-dir"),
+        (("--data-dir", "--json", "status"), "'--json' looks like an option, not a value of --data-dir"),
+    ],
+)
+def test_an_empty_or_option_like_value_of_a_global_option_is_refused(args: tuple[str, ...], problem: str) -> None:
+    """`--data-dir=` fell back to ./.dolmen and `--data-dir --json` made a directory `--json`: both exit 2 now."""
+    proc = run_platform(*args, env={"DOLMEN_REDIS_URL": ""})
+    assert proc.returncode == 2, proc.stderr
+    assert problem in proc.stderr and "no platform is running" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("call", "a:b/c@1.0.0.d", "[1]", "--timeout", "-1"), ("executions", "result", "E_x", "--wait", "-5"),
+     ("up", "--stop-timeout", "-1"), ("gateway", "--max-wait", "-2")],
+)  # fmt: skip
+def test_a_negative_duration_is_refused_before_anything_runs(args: tuple[str, ...], tmp_path: Path) -> None:
+    """`call --timeout -1` used to submit, then say it did not finish within -1 s: every duration must be >= 0."""
+    proc = run_platform("--data-dir", str(tmp_path), *args, env={"DOLMEN_REDIS_URL": ""})
+    assert proc.returncode == 2 and "is not in the range x>=0" in proc.stderr, proc.stderr

@@ -104,6 +104,10 @@ def test_upgrade_check_says_what_is_wrong_with_to(http: httpx.Client, body: dict
         ("POST", "/healthz", "GET, HEAD"),
         ("DELETE", "/v1/executions/{id}/result", "GET, HEAD, PUT"),
         ("PUT", "/double/3", "POST"),  # a deployment route
+        # A function's POST-only actions, which GET /v1/functions/{ffqn:path} read as a malformed name (400).
+        ("GET", f"/v1/functions/{ACT}.double/upgrade-check", "POST"),
+        ("GET", f"/v1/functions/{ACT}.double/pause", "POST"),
+        ("GET", f"/v1/functions/{ACT}.double/resume", "POST"),
     ],
 )
 def test_a_wrong_method_is_405_with_allow(http: httpx.Client, serial_id: str, method: str, path: str, allow: str) -> None:

@@ -60,6 +60,8 @@ class ValkeyClusterForTests:
                     data_dir / f"node{i}",
                     port,
                     password=password,
+                    # A proxy forwards to this port: it must not move. Unproxied, it is announced as it is.
+                    port_may_move=not proxied,
                     cluster_enabled="yes",
                     cluster_config_file="nodes.conf",
                     cluster_port=str(bus),

@@ -37,9 +37,15 @@ class ValkeyForTests:
 
     USER = "tests"
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, password: str | None = None, **config: str) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, *, password: str | None = None,
+        port_may_move: bool | None = None, **config: str,
+    ) -> None:  # fmt: skip
         self.data_dir = data_dir
         self._port = port
+        # At the first start only, and by default only for a port this class chose: a free port chosen ahead
+        # may be taken (an outgoing connection's local port) before the server binds it.
+        self._port_may_move = port is None if port_may_move is None else port_may_move
         self.password = password
         # More valkey.conf settings (e.g. maxmemory), by name with '_' for '-'.
         self.config = {name.replace("_", "-"): value for name, value in config.items()}
@@ -54,8 +60,17 @@ class ValkeyForTests:
             acl = self.data_dir / "users.acl"
             acl.write_text(f"user default on nopass -@all +ping\nuser {self.USER} on >{self.password} ~* &* +@all\n")
             config["aclfile"] = str(acl)
-        self.server = ValkeyServer(port=self._port, data_dir=self.data_dir, persist=True, config=config)
-        self.server.start()
+        tries = 3 if self._port_may_move else 1
+        for attempt in range(tries):
+            self.server = ValkeyServer(port=self._port, data_dir=self.data_dir, persist=True, config=config)
+            try:
+                self.server.start()
+                break
+            except OSError as exc:
+                if "already in use" not in str(exc) or attempt == tries - 1:
+                    raise
+                self._port = ephemeral_port()
+        self._port_may_move = False
         self._port = self.server.port  # keep the port across restarts
         return self.url
 

@@ -81,7 +81,7 @@ def connect(
     """
     options: dict[str, Any] = dict(
         socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s, health_check_interval=30,
-        socket_keepalive=True,
+        **_tcp_options(url),
     )  # fmt: skip
     try:
         seeds = seed_urls(url)
@@ -140,6 +140,21 @@ def _cluster_seed(seeds: list[str], timeout_s: float) -> str | None:
 def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+def is_unix(url: str) -> bool:
+    """Whether `url` names a server by its Unix socket (`unix:///PATH`)."""
+    return urlsplit(url).scheme == "unix"
+
+
+def _tcp_options(url: str) -> dict[str, Any]:
+    """Options only a TCP connection takes (redis-py's Unix socket connection refuses them)."""
+    return {} if is_unix(url) else {"socket_keepalive": True}
+
+
+def _where(url: str) -> str:
+    """The server `url` names, for messages: `HOST:PORT` or `unix:PATH` (as `describe`)."""
+    return f"unix:{urlsplit(url).path}" if is_unix(url) else "%s:%d" % _host_port(url)
 
 
 def known_keys(args: tuple[Any, ...]) -> list[Any] | None:
@@ -273,7 +288,7 @@ def is_cluster(url: str, timeout_s: float = 5.0) -> bool:
     try:
         return bool(probe.info("cluster").get("cluster_enabled"))
     except RedisError as exc:
-        refused = refusal(exc, "%s:%d" % _host_port(url))
+        refused = refusal(exc, _where(url))
         if refused is not None:
             raise refused from None
         return False
@@ -345,7 +360,7 @@ def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float 
                 return
             except RedisError as exc:
                 # First: redis-py's AuthenticationError is a ConnectionError, and a refusal is no outage to wait out.
-                refused = refusal(exc, "%s:%d" % _host_port(seed))
+                refused = refusal(exc, _where(seed))
                 if refused is not None:
                     raise refused from None
                 if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
@@ -377,7 +392,7 @@ def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
                 socket_timeout=SOCKET_TIMEOUT_S, retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6),
             )  # fmt: skip
         return redis.asyncio.Redis.from_url(
-            seeds[0], max_connections=max_connections, socket_keepalive=True, socket_timeout=SOCKET_TIMEOUT_S,
+            seeds[0], max_connections=max_connections, socket_timeout=SOCKET_TIMEOUT_S, **_tcp_options(seeds[0]),
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
         )
     except ValueError as exc:

@@ -4,15 +4,23 @@ Data persists in `<data-dir>/valkey/` as an append-only file fsynced every
 second, so stopping and starting `platform up` on the same data directory keeps
 every execution. The server listens on 127.0.0.1 only, on the port it used the
 last time when that port is still free, so URLs handed out earlier keep working.
+It also listens on a Unix socket that only this user may open (`socket_path`):
+the processes `platform up` starts talk to it there, since a round trip over
+a Unix socket costs both sides about a third less CPU than over loopback TCP
+(measured with a 3-command pipeline: 71 µs client and 69 µs server per round
+trip over TCP, 48 µs each over the socket). Users and their tools keep the
+TCP URL.
 It holds at most `maxmemory` bytes and, once full, refuses writes rather than
 evicting anything (see `maxmemory.py`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import signal
 import socket
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +32,9 @@ from .supervisor import ChildSpec
 VALKEY_SUBDIR = "valkey"
 CONFIG_NAME = "valkey.conf"
 LOG_NAME = "valkey.log"
+SOCKET_NAME = "valkey.sock"
+# The longest path a Unix socket may have: `sun_path` holds 108 bytes on Linux, 104 on macOS, NUL included.
+MAX_SOCKET_PATH = 103
 # Services stop at stage 0; the store they write to stops after them.
 VALKEY_STOP_STAGE = 1
 
@@ -50,7 +61,18 @@ class EmbeddedValkey:
 
     @property
     def url(self) -> str:
+        """The TCP URL, `redis://HOST:PORT`: the one users, platform.json and the CLI use."""
         return f"redis://{self.host}:{self.port}"
+
+    @property
+    def socket_path(self) -> Path:
+        """The Unix socket it also listens on: in `directory` when that path is short enough, else in the temp dir."""
+        return socket_path_for(self.directory)
+
+    @property
+    def local_url(self) -> str:
+        """`unix://PATH` of `socket_path`: what the processes `platform up` starts on this machine connect to."""
+        return f"unix://{self.socket_path}"
 
     @property
     def config_path(self) -> Path:
@@ -66,6 +88,9 @@ class EmbeddedValkey:
             "# Written by `platform up` at every start: changes here are overwritten.",
             f"bind {self.host}",
             f"port {self.port}",
+            f"unixsocket {_quote(str(self.socket_path))}",
+            # Only this user may connect through the socket, as only this user may read the data directory.
+            "unixsocketperm 700",
             "protected-mode yes",
             "daemonize no",
             f"dir {_quote(str(self.directory))}",
@@ -99,6 +124,16 @@ class EmbeddedValkey:
             log_file=self.log_path,
             cwd=self.directory,
         )
+
+
+def socket_path_for(directory: Path) -> Path:
+    """Where the server in `directory` puts its Unix socket: `directory/valkey.sock`, or, when that path is
+    longer than a socket's path may be, `TMPDIR/dolmen-HASH.sock` with HASH from `directory`'s absolute path."""
+    inside = directory.absolute() / SOCKET_NAME
+    if len(str(inside).encode()) <= MAX_SOCKET_PATH:
+        return inside
+    digest = hashlib.sha256(str(directory.absolute()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"dolmen-{digest}.sock"
 
 
 def valkey_dir(data_dir: Path) -> Path:

@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from structlog.testing import capture_logs
 from dolmen.platform.cli.status import build_status
 from dolmen.platform.cli.up import gateway_wait_args
 from dolmen.platform.config import PlatformFile, pid_alive
-from dolmen.platform.embedded import EmbeddedValkey, choose_port, plan_embedded, previous_port
+from dolmen.platform.embedded import EmbeddedValkey, choose_port, plan_embedded, previous_port, socket_path_for, valkey_dir
 from dolmen.platform.errors import ConfigError
 from dolmen.platform.store.heartbeats import STALE_AFTER_S, ProcessInfo, read_processes
 from dolmen.platform.maxmemory import default_maxmemory
@@ -190,6 +192,15 @@ def test_up_starts_every_service_and_status_reports_them_healthy(start_platform:
     human = cli(up.data_dir, "status")
     assert human.returncode == 0, human.stderr
     assert "All healthy." in human.stdout and found.redis_url in human.stdout
+
+    # The services talk to the embedded server over its Unix socket, which only this user may open;
+    # users keep the TCP URL, and a unix:// URL works for them too.
+    sock = socket_path_for(valkey_dir(up.data_dir))
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o700
+    clients = redis.Redis.from_url(found.redis_url).client_list()
+    assert any(str(sock) in c["addr"] for c in clients), clients
+    over_socket = cli(up.data_dir, "--redis", f"unix://{sock}", "status", "--json")
+    assert over_socket.returncode == 0, over_socket.stderr
 
     second = cli(up.data_dir, "up", "--port", str(free_port()))
     assert second.returncode == 1
@@ -457,6 +468,20 @@ def test_embedded_valkey_config_is_append_only_on_loopback(tmp_path: Path) -> No
     always = EmbeddedValkey(tmp_path / "always", 6391, fsync="always")
     always.write_config()
     assert "appendfsync always" in always.config_path.read_text().splitlines()
+
+
+def test_embedded_valkey_listens_on_a_unix_socket_whose_path_fits(tmp_path: Path) -> None:
+    """The socket is in the server's directory, or in the temp dir when that path is too long for a socket."""
+    server = EmbeddedValkey(tmp_path / "valkey dir", 6390)
+    assert server.socket_path == (tmp_path / "valkey dir" / "valkey.sock").absolute()
+    assert server.local_url == f"unix://{server.socket_path}"
+    lines = server.render_config().splitlines()
+    assert f'unixsocket "{server.socket_path}"' in lines and "unixsocketperm 700" in lines
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    far = EmbeddedValkey(deep, 6391)
+    assert far.socket_path.parent == Path(tempfile.gettempdir()) and far.socket_path.name.startswith("dolmen-")
+    assert len(str(far.socket_path)) <= 103
+    assert far.socket_path == EmbeddedValkey(deep, 6392).socket_path != EmbeddedValkey(deep / "x", 6391).socket_path
 
 
 def test_embedded_valkey_reuses_its_previous_port_only_when_free(tmp_path: Path) -> None:

@@ -144,8 +144,10 @@ def run_platform(ctx: CliContext, opts: UpOptions) -> None:
         redis_url = with_every_node(redis_url, client)
         if previous is not None:
             forget_heartbeats(client, set(previous.processes.values()))
+        # The embedded server's own processes talk to it over its Unix socket (see embedded.py).
+        services_url = valkey.local_url if valkey is not None else redis_url
         for spec in service_specs(
-            redis_url, data_dir, runners=opts.runners, host=opts.host, port=opts.port, debug=opts.debug,
+            services_url, data_dir, runners=opts.runners, host=opts.host, port=opts.port, debug=opts.debug,
             gateway_args=opts.gateway_args,
         ):  # fmt: skip
             supervisor.add(spec)

@@ -43,6 +43,7 @@ from ..errors import ConfigError, ReplicaWaitError, StoreError, StoreUnavailable
 from . import keys
 from .access import refusal, tls_hint
 from .connection import SOCKET_TIMEOUT_S, AsyncRedis, dedicated_connection, describe, read_slots
+from .plain_pipeline import packed
 
 RETRIES = 3
 Replies = list[Any]
@@ -183,7 +184,7 @@ def _unconfirmed(where: str, shortfall: str) -> ReplicaWaitError:
 async def _pipeline(connection: AbstractConnection, args: Sequence[tuple[Any, ...]]) -> Replies:
     """Send `args` as one pipeline on `connection` and read every reply (RESP2, raw)."""
     async with asyncio.timeout(SOCKET_TIMEOUT_S):
-        await connection.send_packed_command(connection.pack_commands(args), check_health=False)
+        await connection.send_packed_command(packed(args, connection.pack_commands), check_health=False)
         replies: Replies = []
         for _ in args:
             try:

@@ -17,7 +17,7 @@ import redis
 from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
-from . import keys, outbox
+from . import keys, outbox, plain_pipeline
 from .connection import map_redis_errors, translated
 from .creates import NewExecution
 from .clock import now_ms
@@ -130,7 +130,7 @@ class Leases(Sender):
             for ffqns, count in reads:
                 for streams in self._reads(ffqns):
                     pipe.xreadgroup(keys.QUEUE_GROUP, consumer, streams, count=count)  # type: ignore[arg-type]
-            replies = pipe.execute(raise_on_error=False)
+            replies = plain_pipeline.execute_any(pipe)
         entries: list[QueueEntry] = []
         for reply in replies:
             if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):

@@ -22,6 +22,7 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, ResponseError
 
+from . import plain_pipeline
 from . import shards as sharding
 from .connection import Redis
 from .shards import Shards
@@ -163,7 +164,8 @@ class Pipeline:
 
     def _execute(self) -> list[Any]:
         """The replies of the commands queued in `pipe` (all but the `first` ones), NOSCRIPT calls repeated."""
-        results = self.pipe.execute(raise_on_error=False)
+        # A single server's pipeline skips redis-py's own bookkeeping (see plain_pipeline.py).
+        results = plain_pipeline.execute_any(self.pipe)
         for position, (name, keys, args) in self._calls.items():
             if self._first_at:
                 position -= bisect.bisect_left(self._first_at, position)  # positions in `pipe` skip the `first` calls

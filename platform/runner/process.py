@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from ..config import env_int
+from ..log import bound
 from ..model import RetryPolicy
 from ..errors import FencedError, NotFoundError, StoreError
 from ..store.heartbeats import Heartbeat
@@ -342,7 +343,7 @@ class Runner:
         started = time.perf_counter()
         outcome = "returned"
         try:
-            with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=lease.state.ffqn):
+            with bound(execution_id=lease.id, ffqn=lease.state.ffqn):
                 attempt()
             return True
         except StoreError as exc:
@@ -445,7 +446,7 @@ class Runner:
         self._held[lease.id] = lease
         started = time.perf_counter()
         try:
-            with structlog.contextvars.bound_contextvars(execution_id=lease.id, ffqn=new.ffqn):
+            with bound(execution_id=lease.id, ffqn=new.ffqn):
                 held = self.held_commits.hold(parent_commit) if parent_commit is not None else None
                 # A cancellation of the waiting parent stops this activity (see `attempts`).
                 with self.attempts.inline(new.parent or "", new.id):

@@ -14,20 +14,21 @@ if TYPE_CHECKING:
     from .run_context import RunContext
     from .driver import ContinueAsNew, Driver, ReachedEndOfLog, ReadOnlyDriver, Target, Unload
     from .replay import Replay, Request
-    from .executor import InlineRunner, Spawner, WorkflowExecutor
+    from .executor import WorkflowExecutor
+    from .live_driver import InlineRunner, Spawner
     from .verify import Verdict
 
 # Each exported name -> the module that defines it.
 _EXPORTS = {
     "ContinueAsNew": "driver",
     "Driver": "driver",
-    "InlineRunner": "executor",
+    "InlineRunner": "live_driver",
     "ReachedEndOfLog": "driver",
     "ReadOnlyDriver": "driver",
     "Replay": "replay",
     "Request": "replay",
     "RunContext": "run_context",
-    "Spawner": "executor",
+    "Spawner": "live_driver",
     "Target": "driver",
     "Unload": "driver",
     "Verdict": "verify",

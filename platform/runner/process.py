@@ -41,6 +41,7 @@ from ..store.limits import LimitGate, Permit, active_limits
 from ..store.records import ExecutionState, Failure
 from ..store.scripts import Scripts
 from ..workflow.executor import WorkflowExecutor
+from .held_leases import HeldLeases
 from .activity import ActivityExecutor, Attempted
 from .attempts import RunningAttempts
 from .batching import AttemptDurations, plan
@@ -112,8 +113,7 @@ class Runner:
             function_limited=self.gate.limited,
             replayed=self.metrics.replays.observe,
         )
-        self._held: dict[str, Lease] = {}
-        self._lost: set[str] = set()
+        self.held_leases = HeldLeases(self.leases, self.gate, self.attempts, self._permits, settings.lock_ttl_ms)
         self._inflight = 0
         self._cond = threading.Condition()
         self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="dolmen-run")
@@ -135,7 +135,7 @@ class Runner:
         self.leases.scripts.shards  # noqa: B018 - read (or set, on an empty store) before any work; a wrong DOLMEN_SHARDS stops here
         self.leases.stopping = stop  # writes waiting for a full store give up when the runner stops
         beat = Heartbeat(self.client, "runner", self._details, metrics=self.metrics.snapshot).start()
-        keeper = threading.Thread(target=self._keep_locks, args=(stop,), name="dolmen-locks", daemon=True)
+        keeper = threading.Thread(target=self.held_leases.keep, args=(stop,), name="dolmen-locks", daemon=True)
         keeper.start()
         cancels = CancelWatcher(self.client, self.attempts.cancel).start()
         log.info("runner started", owner=self.owner, concurrency=self.settings.concurrency)
@@ -192,7 +192,7 @@ class Runner:
         with self._cond:
             self._inflight += 1
         # Held from now: queued behind other work (a read may bring more than there are free threads), its lock is kept alive.
-        self._held[lease.id] = lease
+        self.held_leases.hold(lease)
         self._pool.submit(self._process, entry, lease)
 
     def _dispatch_batch(self, batch: list[tuple[QueueEntry, Lease]]) -> None:
@@ -200,7 +200,7 @@ class Runner:
             self._inflight += 1
         # Held from now: queued behind other work, their locks are still kept alive.
         for _, lease in batch:
-            self._held[lease.id] = lease
+            self.held_leases.hold(lease)
         self._pool.submit(self._process_batch, batch)
 
     def _lock(self, entries: list[QueueEntry]) -> list[tuple[QueueEntry, Lease]]:
@@ -323,20 +323,18 @@ class Runner:
             self.batched += len(done)
         finally:
             for _, lease in batch:
-                self._held.pop(lease.id, None)
-                self._lost.discard(lease.id)
+                self.held_leases.let_go(lease.id)
             self._attempt_ended([lease.id for _, lease in batch])
             self.release(1)
 
     def _run_held(self, lease: Lease, entries: list[QueueEntry], attempt: Callable[[], object]) -> None:
         """Run one attempt of a lease this runner holds (its lock kept alive meanwhile); errors are logged or recorded, not raised."""
-        self._held[lease.id] = lease
+        self.held_leases.hold(lease)
         try:
             if self._guarded(lease, entries, attempt):
                 self.processed += 1
         finally:
-            self._held.pop(lease.id, None)
-            self._lost.discard(lease.id)
+            self.held_leases.let_go(lease.id)
 
     def _guarded(self, lease: Lease, entries: list[QueueEntry], attempt: Callable[[], object]) -> bool:
         """`attempt()` with the execution in the log context; whether it returned (errors are logged or recorded)."""
@@ -443,7 +441,7 @@ class Runner:
         held back to be written with its result.
         """
         lease = self._prelocked(new)
-        self._held[lease.id] = lease
+        self.held_leases.hold(lease)
         started = time.perf_counter()
         try:
             with bound(execution_id=lease.id, ffqn=new.ffqn):
@@ -457,33 +455,11 @@ class Runner:
             self.metrics.attempts.labels(lease.state.kind, "returned").observe(time.perf_counter() - started)
             return tail
         finally:
-            self._held.pop(lease.id, None)
-            self._lost.discard(lease.id)
+            self.held_leases.let_go(lease.id)
 
     def is_lost(self, execution_id: str) -> bool:
         """Whether this runner's lease of `execution_id` was refused an extension: its writes would be fenced."""
-        return execution_id in self._lost
-
-    def _keep_locks(self, stop: threading.Event) -> None:
-        interval = self.settings.lock_ttl_ms / 3000
-        while not stop.wait(interval):
-            held = list(self._held.values())
-            try:
-                results = self.leases.extend(held, self.settings.lock_ttl_ms)
-            except StoreError as exc:
-                log.error("cannot extend locks", error=str(exc))
-                continue
-            renewed = [self._permits[i] for i, status in results.items() if status in ("ok", "cancel") and i in self._permits]
-            try:
-                self.gate.permits.renew(renewed, now_ms() + self.settings.lock_ttl_ms)
-            except StoreError as exc:
-                log.error("cannot renew permits", error=str(exc))
-            for execution_id, status in results.items():
-                if status == "cancel":
-                    # Also told by a message (CancelWatcher); this catches one that was lost.
-                    self.attempts.cancel(execution_id)
-                elif status != "ok":
-                    self._lost.add(execution_id)
+        return self.held_leases.is_lost(execution_id)
 
     def _details(self) -> dict[str, object]:
         return {

@@ -11,7 +11,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..platform.errors import ConfigError, StoreUnavailableError
 from ..platform.store import shards as sharding
-from ..platform.store.connection import close, connect, seed_urls, wait_for_store
+from ..platform.store.connection import close, connect, wait_for_store
+from ..platform.store.urls import seed_urls
 from .app import create_app
 from .settings import GatewaySettings, Token, parse_tokens
 

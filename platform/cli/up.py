@@ -44,7 +44,8 @@ from .shared import CliContext, pass_ctx
 from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
 from ..store.access import redacted
-from ..store.connection import StoreClient, close, with_every_node
+from ..store.connection import StoreClient, close
+from ..store.urls import with_every_node
 
 log = structlog.get_logger("dolmen.up")
 

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -29,6 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..backoff import Backoff
 from ..errors import ConfigError, StoreError, StoreFullError, StoreUnavailableError
 from .access import redacted, refusal, tls_hint
+from .urls import host_port, seed_urls, tcp_options, where
 
 
 # A synchronous client of one server or of a cluster (see `connect`).
@@ -81,13 +81,13 @@ def connect(
     """
     options: dict[str, Any] = dict(
         socket_timeout=socket_timeout_s, socket_connect_timeout=connect_timeout_s, health_check_interval=30,
-        **_tcp_options(url),
+        **tcp_options(url),
     )  # fmt: skip
     try:
         seeds = seed_urls(url)
         seed = _cluster_seed(seeds, connect_timeout_s)
         if seed is not None:
-            others = [redis.cluster.ClusterNode(*_host_port(other)) for other in seeds if other != seed]
+            others = [redis.cluster.ClusterNode(*host_port(other)) for other in seeds if other != seed]
             return _Cluster.from_url(
                 seed, startup_nodes=others, max_connections=max_connections, retry=_cluster_retry(), **options
             )
@@ -99,35 +99,6 @@ def connect(
         ) from None
 
 
-def seed_urls(url: str) -> list[str]:
-    """`redis://[AUTH@]HOST:PORT,HOST:PORT[/DB]` as one URL per node; a URL of one node as itself.
-
-    Naming several nodes of a cluster lets a process start while one of them is down.
-    """
-    parts = urlsplit(url)
-    auth, at, hosts = parts.netloc.rpartition("@")
-    if "," not in hosts:
-        return [url]
-    return [urlunsplit(parts._replace(netloc=f"{auth}{at}{host}")) for host in hosts.split(",") if host]
-
-
-def with_every_node(url: str, client: Redis) -> str:
-    """`url` naming, after its own nodes, every other node the cluster `client` knows (`url` itself for one server).
-
-    `platform up` hands this to the processes it starts and to platform.json:
-    a process restarted after the node first named died still finds the cluster.
-    """
-    if not isinstance(client, redis.RedisCluster):
-        return url
-    given = ["%s:%d" % _host_port(seed) for seed in seed_urls(url)]
-    others = sorted({node.name for node in client.get_nodes()} - set(given))
-    if not others:
-        return url
-    parts = urlsplit(url)
-    auth, at, _ = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{auth}{at}{','.join(given + others)}"))
-
-
 def _cluster_seed(seeds: list[str], timeout_s: float) -> str | None:
     """The first of `seeds` that answers as a cluster node; None if none does (or none answers).
 
@@ -135,26 +106,6 @@ def _cluster_seed(seeds: list[str], timeout_s: float) -> str | None:
     the others get the same user, password and TLS settings.
     """
     return next((seed for seed in seeds if is_cluster(seed, timeout_s)), None)
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or 6379
-
-
-def is_unix(url: str) -> bool:
-    """Whether `url` names a server by its Unix socket (`unix:///PATH`)."""
-    return urlsplit(url).scheme == "unix"
-
-
-def _tcp_options(url: str) -> dict[str, Any]:
-    """Options only a TCP connection takes (redis-py's Unix socket connection refuses them)."""
-    return {} if is_unix(url) else {"socket_keepalive": True}
-
-
-def _where(url: str) -> str:
-    """The server `url` names, for messages: `HOST:PORT` or `unix:PATH` (as `describe`)."""
-    return f"unix:{urlsplit(url).path}" if is_unix(url) else "%s:%d" % _host_port(url)
 
 
 def known_keys(args: tuple[Any, ...]) -> list[Any] | None:
@@ -288,7 +239,7 @@ def is_cluster(url: str, timeout_s: float = 5.0) -> bool:
     try:
         return bool(probe.info("cluster").get("cluster_enabled"))
     except RedisError as exc:
-        refused = refusal(exc, _where(url))
+        refused = refusal(exc, where(url))
         if refused is not None:
             raise refused from None
         return False
@@ -360,7 +311,7 @@ def wait_for_store(url: str, timeout_s: float = 30.0, *, probe_timeout_s: float 
                 return
             except RedisError as exc:
                 # First: redis-py's AuthenticationError is a ConnectionError, and a refusal is no outage to wait out.
-                refused = refusal(exc, _where(seed))
+                refused = refusal(exc, where(seed))
                 if refused is not None:
                     raise refused from None
                 if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
@@ -386,13 +337,13 @@ def connect_async(url: str, *, max_connections: int = 256) -> AsyncRedis:
         seeds = seed_urls(url)
         seed = _cluster_seed(seeds, 5.0)
         if seed is not None:
-            others = [redis.asyncio.cluster.ClusterNode(*_host_port(other)) for other in seeds if other != seed]
+            others = [redis.asyncio.cluster.ClusterNode(*host_port(other)) for other in seeds if other != seed]
             return redis.asyncio.RedisCluster.from_url(
                 seed, startup_nodes=others, max_connections=max_connections, socket_keepalive=True,
                 socket_timeout=SOCKET_TIMEOUT_S, retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 6),
             )  # fmt: skip
         return redis.asyncio.Redis.from_url(
-            seeds[0], max_connections=max_connections, socket_timeout=SOCKET_TIMEOUT_S, **_tcp_options(seeds[0]),
+            seeds[0], max_connections=max_connections, socket_timeout=SOCKET_TIMEOUT_S, **tcp_options(seeds[0]),
             retry=AsyncRetry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 3),
         )
     except ValueError as exc:

@@ -25,7 +25,8 @@ from dolmen.platform.client import Client
 from dolmen.platform.errors import StoreError
 from dolmen.platform.store import keys, outbox
 from dolmen.platform.store.async_batch import AsyncBatcher
-from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster, known_keys, seed_urls, with_every_node
+from dolmen.platform.store.connection import connect, connect_async, describe, is_cluster, known_keys
+from dolmen.platform.store.urls import seed_urls, with_every_node
 from dolmen.platform.store.leases import Leases
 from dolmen.platform.store.scripts import Scripts
 from dolmen.platform.store.topology import cluster_view, replica_shortfall

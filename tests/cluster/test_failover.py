@@ -20,7 +20,8 @@ import redis
 from dolmen.gateway.settings import GatewaySettings
 from dolmen.platform.client import Client
 from dolmen.platform.errors import StoreError
-from dolmen.platform.store.connection import map_redis_errors, seed_urls
+from dolmen.platform.store.connection import map_redis_errors
+from dolmen.platform.store.urls import seed_urls
 from tests.gateway.helpers import GatewayThread
 from tests.support.cluster import ValkeyClusterForTests
 from tests.support.platform import Processes, activity, deploy, workflow

@@ -23,7 +23,8 @@ from dolmen.platform.config import PlatformFile
 from dolmen.platform.errors import StoreAccessError, StoreUnavailableError
 from dolmen.platform.store.access import LEAST_ACL, redacted, refusal
 from dolmen.platform.store.async_links import ServerLink
-from dolmen.platform.store.connection import connect, connect_async, describe, map_redis_errors, seed_urls, store_error
+from dolmen.platform.store.connection import connect, connect_async, describe, map_redis_errors, store_error
+from dolmen.platform.store.urls import seed_urls
 from tests.support.cli import run_platform
 from tests.support.end_to_end import run_end_to_end
 from tests.support.servers import ValkeyForTests, flush

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,26 +22,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from ..platform.deploy.components import full_digest
-from ..platform.errors import NotFoundError, UsageError
-from ..platform.model import FunctionRoute, similar_functions
+from ..platform.errors import NotFoundError
+from ..platform.model import FunctionRoute
 from ..platform.ids import ExecutionId
-from ..platform.store.deployments import DeploymentStore
-from ..platform.store.listing import Cursor, ListFilter
 from ..platform.store.records import Event, ExecutionState
-from ..platform.surface import HTTP
 from .children import copied_children, copied_message, submitted_children
 from .graph import Gateway, accepted, finished, handler, progress
-from .decoding import execution_id_param, ffqn_param, ffqn_text, query_value, require_name
-from .errors import BadRequestError, MethodNotAllowedError, error_response
+from .decoding import execution_id_param, ffqn_param, query_value
+from .errors import MethodNotAllowedError, error_response
 from ..platform.priorities import DEFAULT, check_priority
-from ..platform.tags import parse_filter, parse_tags
-from .requests import INVOKE_QUERY, LIST_QUERY, check_query, idempotency_key, parse_json, read_body, tag_texts, wait_time
+from ..platform.tags import parse_tags
+from .listing import ExecutionListing
+from .requests import INVOKE_QUERY, check_query, idempotency_key, int_param, parse_json, read_body, tag_texts, wait_time
 
-MAX_PAGE = 200
-# The most execution states one `GET /v1/executions` reads (store/listing.py): a page of a filter few executions
-# pass stops there, partial, rather than read the whole index while the dashboard waits.
-SCAN_LIMIT = 5000
 # The most children `GET /v1/executions/{id}/children` answers with (`total` counts them all).
 MAX_CHILDREN = 500
 
@@ -78,6 +70,7 @@ class ApiV1:
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
+        self.listing = ExecutionListing(gw)
 
     def routes(self) -> list[BaseRoute]:
         """The `/v1` routes, in matching order (pause and resume ahead of the invocation's `{ffqn:path}`)."""
@@ -88,7 +81,7 @@ class ApiV1:
             Route("/v1/functions/{ffqn:path}/resume", self.resume_function, methods=["POST"]),
             Route("/v1/functions/{ffqn:path}", self.invoke, methods=["POST"]),
             Route("/v1/functions/{ffqn:path}", self.get_function, methods=["GET"]),
-            Route("/v1/executions", self.list_executions, methods=["GET"]),
+            Route("/v1/executions", self.listing.list_executions, methods=["GET"]),
             Route("/v1/executions/{id}", self.get_execution, methods=["GET"]),
             Route("/v1/executions/{id}/events", self.events, methods=["GET"]),
             Route("/v1/executions/{id}/children", self.children, methods=["GET"]),
@@ -187,78 +180,12 @@ class ApiV1:
         handler(request, "schedules")
         self.gw.auth.check(request, "admin")
         check_query(request, ("next",))
-        count = _int_param(query_value(request, "next"), "next", default=3, low=1, high=100)
+        count = int_param(query_value(request, "next"), "next", default=3, low=1, high=100)
         revision = await self.gw.revision()
         listing = await run_in_threadpool(self.gw.client.schedules, count)
         return JSONResponse({"revision": revision.number, "schedules": listing})
 
     # ----------------------------------------------------------- executions
-
-    async def list_executions(self, request: Request) -> Response:
-        """Newest first; `ffqn`, `status`, `outcome`, `digest`, `root`, `tag=KEY=VALUE` (repeatable: all must match),
-        `limit`, and a `cursor` from a page's `next` or `previous`. A page reads at most SCAN_LIMIT states: a rare
-        filter may answer fewer executions than `limit`, `partial`, with a `next` that searches on.
-
-        `GET /v1/executions` (admin): 200 `{"executions", "next", "previous", "partial"}` (`Page.paging`), and
-        on an empty page a `hint` when the filters cannot match (`_ffqn_hint`, `_tag_conflict`).
-        400 `bad_request` (an unknown or repeated parameter, `root` not true/false, `limit` outside 1 to
-        MAX_PAGE, a `digest` prefix that names no deployed component or several), `invalid_name` (ffqn),
-        `usage_error` (status, outcome, cursor, tag).
-        """
-        handler(request, "list")
-        self.gw.auth.check(request, "admin")
-        check_query(request, LIST_QUERY)
-        ffqn = query_value(request, "ffqn") or None
-        if ffqn is not None:
-            ffqn_text(require_name(ffqn, "query parameter 'ffqn'", "ffqn"), "ffqn")
-        digest = query_value(request, "digest") or None
-        if digest is not None:
-            digest = await run_in_threadpool(self._digest_filter, digest)
-        selection = ListFilter(
-            ffqn=ffqn,
-            status=query_value(request, "status") or None,  # type: ignore[arg-type]  # ListFilter checks it
-            outcome=query_value(request, "outcome") or None,
-            digest=digest,
-            tags=tuple(parse_filter(tag_texts(request))),
-            roots_only=_bool_param(query_value(request, "root"), "root"),
-            surface=HTTP,
-        )
-        limit = _int_param(query_value(request, "limit"), "limit", default=50, low=1, high=MAX_PAGE)
-        raw_cursor = query_value(request, "cursor")
-        cursor = Cursor.parse(raw_cursor, HTTP) if raw_cursor else None
-        page = await run_in_threadpool(lambda: self.gw.client.executions.page(selection, cursor, limit, SCAN_LIMIT))
-        answer: dict[str, Any] = {"executions": [s.to_json() for s in page.states], **page.paging()}
-        if not page.states:
-            hint = _tag_conflict(selection.tags) or (await run_in_threadpool(self._ffqn_hint, ffqn) if ffqn else None)
-            if hint:
-                answer["hint"] = hint
-        return JSONResponse(answer)
-
-    def _ffqn_hint(self, ffqn: str) -> str | None:
-        """Why `?ffqn=` matches nothing when no stored revision has the function (a typo?), with close names as
-        invoking offers them (`similar_functions`); None when a revision has it."""
-        store = DeploymentStore(self.gw.client.redis)
-        known: set[str] = set()
-        for number in store.numbers():
-            try:
-                known.update(store.get(number).functions())
-            except NotFoundError:  # removed by `platform gc` meanwhile
-                continue
-        if ffqn in known:
-            return None
-        similar = similar_functions(ffqn, known)
-        close = f"; did you mean {', '.join(similar)}?" if similar else ""
-        return f"no stored deployment revision has the function {ffqn}{close}"
-
-    def _digest_filter(self, text: str) -> str:
-        """The whole digest `?digest=` names: a whole digest as it is (its component may be in no revision any
-        more), else a unique prefix of a deployed one, as the upgrade check takes `to`; 400 when none or several match."""
-        if _WHOLE_DIGEST.match(text):
-            return text
-        try:
-            return full_digest(DeploymentStore(self.gw.client.redis), text, field="digest", surface=HTTP)
-        except (NotFoundError, UsageError) as exc:
-            raise BadRequestError(f"?digest={text}: {exc.message}", path="digest") from None
 
     async def get_execution(self, request: Request) -> Response:
         """`GET /v1/executions/{id}`: 200 the execution (`ExecutionState.to_json`); 400 `invalid_name`, 404 `not_found`
@@ -445,10 +372,10 @@ class ApiV1:
         execution_id = execution_id_param(request)
         after_text = query_value(request, "after")
         if after_text is not None:
-            after = _int_param(after_text, "after", default=-1, low=-1)
+            after = int_param(after_text, "after", default=-1, low=-1)
         else:
             # Named as the client sent it: a bad header is no `after` parameter (path `Last-Event-ID`).
-            after = _int_param(request.headers.get("last-event-id"), "Last-Event-ID", default=-1, low=-1, what="header")
+            after = int_param(request.headers.get("last-event-id"), "Last-Event-ID", default=-1, low=-1, what="header")
         if "text/event-stream" in request.headers.get("accept", ""):
             state = await self._require(execution_id)
             return StreamingResponse(
@@ -474,21 +401,6 @@ class ApiV1:
             yield ": keep-alive\n\n" if event is None else sse_message(event)
 
 
-_WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
-
-
-def _tag_conflict(tags: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str | None:
-    """The hint for `tag` filters that give one key two values (an execution's key has one value: nothing matches)."""
-    values: dict[str, list[str]] = {}
-    for key, value in tags:
-        values.setdefault(key, []).append(value)
-    for key, given in values.items():
-        if len(given) > 1:
-            shown = " and ".join(f"tag={key}={v}" for v in given)
-            return f"{shown} give the key {key!r} {len(given)} values; a key has one value, so no execution can match"
-    return None
-
-
 def sse_message(event: Event) -> str:
     """One server-sent event: `id` is the event's index, `event` its type, `data` its JSON (`Event.to_json`, one line).
 
@@ -496,26 +408,3 @@ def sse_message(event: Event) -> str:
     """
     data = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
     return f"id: {event.index}\nevent: {event.type}\ndata: {data}\n\n"
-
-
-def _bool_param(raw: str | None, name: str) -> bool:
-    if raw is None or raw in ("", "false"):
-        return False
-    if raw == "true":
-        return True
-    raise BadRequestError(f"{name} must be true or false, got {raw!r}", path=name)
-
-
-def _int_param(
-    raw: str | None, name: str, *, default: int, low: int, high: int | None = None, what: str = "query parameter"
-) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequestError(f"the {name} {what} must be an integer, got {raw!r}", path=name) from None
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise BadRequestError(f"the {name} {what} must be {bound}, got {value}", path=name)
-    return value

@@ -17,11 +17,11 @@ from ..platform.store.outcomes import OUTCOMES
 from ..platform.store.records import STATUSES
 from ..platform.tags import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
 from ..platform.wit.types import OptionT, Prim, WitType
-from .api import SCAN_LIMIT
+from .listing import SCAN_LIMIT
 from .routes import PLACEHOLDER, RouteTable, wit_name
 from .openapi_operations import operation_paths
 from .openapi_outside import complete_operation, worker_paths
-from .openapi_parts import ID, errors, json_answer, ref
+from .openapi_parts import ID, errors, every_fixed_operation_refuses, json_answer, ref
 from .schema import Schema, json_schema, params_schema, result_schema
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -280,7 +280,7 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
     paths["/v1/executions/{id}/result"]["put"] = complete_operation(revision)
     paths.update(worker_paths(revision))
     paths.update(operation_paths())
-    _every_fixed_operation_refuses(paths, set(paths) - routed)
+    every_fixed_operation_refuses(paths, set(paths) - routed)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -294,17 +294,6 @@ def build_openapi(revision: Revision, table: RouteTable, *, auth: bool) -> dict[
     if auth:
         doc["security"] = [{"bearer": []}]
     return doc
-
-
-def _every_fixed_operation_refuses(paths: dict[str, Any], fixed: set[str]) -> None:
-    """Each operation of the `fixed` paths (the API's, not the deployment's) documents the 400 for a query parameter
-    it does not take and the 405 (with `Allow`) for a method its path does not answer; `/healthz` ignores any
-    query, so it has no 400."""
-    for path in fixed:
-        for operation in paths[path].values():
-            responses = operation.setdefault("responses", {})
-            for status, answer in errors(*((405,) if path == "/healthz" else (400, 405))).items():
-                responses.setdefault(status, answer)
 
 
 def _static_paths() -> dict[str, Any]:

@@ -47,3 +47,14 @@ ALLOW_HEADER = {"Allow": {"description": "The methods this path answers, e.g. `G
 
 
 __all__ = ["ALLOW_HEADER", "ID", "errors", "json_answer", "ref"]
+
+
+def every_fixed_operation_refuses(paths: dict[str, Any], fixed: set[str]) -> None:
+    """Each operation of the `fixed` paths (the API's, not the deployment's) documents the 400 for a query parameter
+    it does not take and the 405 (with `Allow`) for a method its path does not answer; `/healthz` ignores any
+    query, so it has no 400."""
+    for path in fixed:
+        for operation in paths[path].values():
+            responses = operation.setdefault("responses", {})
+            for status, answer in errors(*((405,) if path == "/healthz" else (400, 405))).items():
+                responses.setdefault(status, answer)

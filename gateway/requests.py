@@ -218,3 +218,30 @@ def _json_kind(value: Any) -> str:
 def tag_texts(request: Request) -> list[str]:
     """Every `tag=KEY=VALUE` query parameter, in order (checked by platform/tags.py: `parse_tags`, `parse_filter`)."""
     return [value for name, value in query_items(request) if name == "tag"]
+
+
+def bool_param(raw: str | None, name: str) -> bool:
+    """A `true`/`false` query value (absent or empty: false); `BadRequestError` (400 `bad_request`) naming `name`
+    otherwise."""
+    if raw is None or raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise BadRequestError(f"{name} must be true or false, got {raw!r}", path=name)
+
+
+def int_param(
+    raw: str | None, name: str, *, default: int, low: int, high: int | None = None, what: str = "query parameter"
+) -> int:
+    """An integer query value or header (`what`), `default` when absent or empty; `BadRequestError` (400
+    `bad_request`) naming `name` when it is no integer or lies outside `low`..`high`."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"the {name} {what} must be an integer, got {raw!r}", path=name) from None
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise BadRequestError(f"the {name} {what} must be {bound}, got {value}", path=name)
+    return value

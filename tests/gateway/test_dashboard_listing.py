@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dolmen.gateway import api
+from dolmen.gateway import api, listing
 from dolmen.platform.store.outcomes import OUTCOMES
 from tests.gateway.dashboard_pages import RED, box, page, run
 from tests.gateway.helpers import ACT, WF, GatewayThread
@@ -154,7 +154,7 @@ def test_older_and_newer_page_through_more_than_one_page_and_a_partial_page_says
     assert seen["back"]["ids"] == first["ids"] and seen["back"]["newer"]  # the new one is above them
     assert seen["top"]["cursor"] is None and not seen["top"]["newer"] and seen["top"]["ids"][1:] == first["ids"][:49]
 
-    monkeypatch.setattr(api, "SCAN_LIMIT", 20)
+    monkeypatch.setattr(listing, "SCAN_LIMIT", 20)
     seen, _ = run(f"{gateway.url}/?outcome=err&tag={tag}", tmp_path, page(PARTIAL, ERR=err))
     assert "No executions with outcome err, tags " in seen["empty"]["text"] and "among those searched" in seen["empty"]["text"]
     assert seen["empty"]["note"].startswith("0 found before the gateway stopped searching") and seen["empty"]["older"]

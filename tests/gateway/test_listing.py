@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dolmen.gateway import api
+from dolmen.gateway import listing
 from tests.gateway.helpers import ACT, WF
 from tests.gateway.test_errors import assert_error
 from tests.support.polling import wait_for
@@ -89,7 +89,7 @@ def test_pages_go_older_and_back_newer_over_more_than_one_page_and_stay_put(http
 
 def test_a_filter_few_pass_answers_partial_pages_whose_next_searches_on(http: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bounded to 4 states a request, an `err` older than ten successes is reached through partial, empty pages."""
-    monkeypatch.setattr(api, "SCAN_LIMIT", 4)
+    monkeypatch.setattr(listing, "SCAN_LIMIT", 4)
     run = uuid.uuid4().hex
     err = http.post(f"/v1/functions/{ACT}.maybe?wait=30&tag=run={run}", json=[True]).json()["execution_id"]
     for i in range(10):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +30,7 @@ from ..platform.store.records import Event, ExecutionState
 from .children import copied_children, copied_message, submitted_children
 from .graph import Gateway, accepted, finished, handler, progress
 from .decoding import execution_id_param, ffqn_param, query_value
-from .errors import MethodNotAllowedError, error_response
+from .errors import error_response
 from ..platform.priorities import DEFAULT, check_priority
 from ..platform.tags import parse_tags
 from .listing import ExecutionListing
@@ -40,7 +41,22 @@ MAX_CHILDREN = 500
 
 
 # The POST-only actions under a function's path (`/v1/functions/{ffqn}/ACTION`).
-FUNCTION_ACTIONS = frozenset({"pause", "resume", "upgrade-check"})
+FUNCTION_ACTIONS = ("pause", "resume", "upgrade-check")
+
+
+def function_route(endpoint: Callable[[Request], Awaitable[Response]], method: str) -> Route:
+    """`METHOD /v1/functions/{ffqn:path}`, whose `ffqn` never ends in `/ACTION` of `FUNCTION_ACTIONS`.
+
+    An ffqn ends in `.function`, so such a path is an action's: left to the action's own route, a wrong
+    method there is a 405 naming only that route's methods (`app._wrong_method`), not a malformed ffqn
+    read by this route, nor an `Allow` that lists this route's method too.
+    """
+    route = Route("/v1/functions/{ffqn:path}", endpoint, methods=[method])
+    pattern = route.path_regex.pattern
+    assert pattern.endswith("$"), pattern  # Starlette anchors a route's regex at both ends
+    not_an_action = "".join(f"(?<!/{re.escape(action)})" for action in FUNCTION_ACTIONS)
+    route.path_regex = re.compile(pattern[:-1] + not_an_action + "$")
+    return route
 
 
 def describe_function(route: FunctionRoute) -> dict[str, Any]:
@@ -79,8 +95,8 @@ class ApiV1:
             # Ahead of the invocation: an ffqn ends in `.function`, never in `/pause`.
             Route("/v1/functions/{ffqn:path}/pause", self.pause_function, methods=["POST"]),
             Route("/v1/functions/{ffqn:path}/resume", self.resume_function, methods=["POST"]),
-            Route("/v1/functions/{ffqn:path}", self.invoke, methods=["POST"]),
-            Route("/v1/functions/{ffqn:path}", self.get_function, methods=["GET"]),
+            function_route(self.invoke, "POST"),
+            function_route(self.get_function, "GET"),
             Route("/v1/executions", self.listing.list_executions, methods=["GET"]),
             Route("/v1/executions/{id}", self.get_execution, methods=["GET"]),
             Route("/v1/executions/{id}/events", self.events, methods=["GET"]),
@@ -112,13 +128,11 @@ class ApiV1:
         return JSONResponse({"revision": revision.number, "deployment": revision.name, "functions": functions})
 
     async def get_function(self, request: Request) -> Response:
-        """`GET /v1/functions/{ffqn}`: 200 `describe_function`; 400 `invalid_name`, 404 `not_found` (not deployed);
-        405 `method_not_allowed` (`MethodNotAllowedError`, `Allow: POST`) for a path of a function's POST-only action
-        (pause, resume, upgrade-check), which this route's `{ffqn:path}` would otherwise read as a bad name."""
-        raw = str(request.path_params.get("ffqn", ""))
-        if raw.rpartition("/")[2] in FUNCTION_ACTIONS and "/" in raw:
-            handler(request, "method_not_allowed")
-            raise MethodNotAllowedError(f"{request.url.path} answers POST, not GET", allow="POST")
+        """`GET /v1/functions/{ffqn}`: 200 `describe_function`; 400 `invalid_name`, 404 `not_found` (not deployed).
+
+        The path of a function's POST-only action (`.../pause`, `/resume`, `/upgrade-check`) never reaches it
+        (`function_route`): a GET there is a 405 with `Allow: POST`.
+        """
         handler(request, "functions")
         self.gw.auth.check(request, "invoke")
         check_query(request)

@@ -187,7 +187,6 @@ def create_app(settings: GatewaySettings | str) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/", dashboard, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        # Ahead of the API v1: its `/v1/functions/{ffqn:path}` would match `.../upgrade-check` too.
         *OperationsApi(gw).routes(),
         *api.routes(),
         *WorkersApi(gw).routes(),

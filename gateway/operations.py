@@ -64,7 +64,8 @@ class OperationsApi:
         self.gw = gw
 
     def routes(self) -> list[BaseRoute]:
-        """Listed ahead of the API v1's: `/v1/functions/{ffqn:path}` would take `.../upgrade-check` as an ffqn."""
+        """The admin routes: deployments, rerun, fork and a function's upgrade check (`api.function_route` leaves
+        `.../upgrade-check` to this one)."""
         return [
             Route("/v1/deployments", self.deployments, methods=["GET"]),
             Route("/v1/executions/{id}/rerun", self.rerun, methods=["POST"]),

@@ -104,8 +104,11 @@ def test_upgrade_check_says_what_is_wrong_with_to(http: httpx.Client, body: dict
         ("POST", "/healthz", "GET, HEAD"),
         ("DELETE", "/v1/executions/{id}/result", "GET, HEAD, PUT"),
         ("PUT", "/double/3", "POST"),  # a deployment route
-        # A function's POST-only actions, which GET /v1/functions/{ffqn:path} read as a malformed name (400).
+        # A function's POST-only actions, which GET /v1/functions/{ffqn:path} read as a malformed name (400),
+        # and whose Allow listed that route's GET too.
         ("GET", f"/v1/functions/{ACT}.double/upgrade-check", "POST"),
+        ("PUT", f"/v1/functions/{ACT}.double/upgrade-check", "POST"),
+        ("DELETE", f"/v1/functions/{ACT}.double/pause", "POST"),
         ("GET", f"/v1/functions/{ACT}.double/pause", "POST"),
         ("GET", f"/v1/functions/{ACT}.double/resume", "POST"),
     ],

@@ -15,9 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..platform.deploy.components import full_digest
+from ..platform.deploy.components import full_digest, unknown_ffqn_hint
 from ..platform.errors import NotFoundError, UsageError
-from ..platform.model import similar_functions
 from ..platform.store.deployments import DeploymentStore
 from ..platform.store.listing import Cursor, ListFilter
 from ..platform.surface import HTTP
@@ -80,20 +79,7 @@ class ExecutionListing:
         return JSONResponse(answer)
 
     def _ffqn_hint(self, ffqn: str) -> str | None:
-        """Why `?ffqn=` matches nothing when no stored revision has the function (a typo?), with close names as
-        invoking offers them (`similar_functions`); None when a revision has it."""
-        store = DeploymentStore(self.gw.client.redis)
-        known: set[str] = set()
-        for number in store.numbers():
-            try:
-                known.update(store.get(number).functions())
-            except NotFoundError:  # removed by `platform gc` meanwhile
-                continue
-        if ffqn in known:
-            return None
-        similar = similar_functions(ffqn, known)
-        close = f"; did you mean {', '.join(similar)}?" if similar else ""
-        return f"no stored deployment revision has the function {ffqn}{close}"
+        return unknown_ffqn_hint(DeploymentStore(self.gw.client.redis), ffqn)
 
     def _digest_filter(self, text: str) -> str:
         """The whole digest `?digest=` names: a whole digest as it is (its component may be in no revision any

@@ -7,6 +7,8 @@ so runners and gateways never need the YAML or the registry again.
 
 from __future__ import annotations
 
+from difflib import SequenceMatcher
+
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -420,23 +422,39 @@ def _version_key(version: str | None) -> tuple[int, ...]:
 
 
 def similar_functions(ffqn: str, known: Iterable[str], limit: int = 5) -> list[str]:
-    """Names in `known` close to `ffqn` (the same function name, or the same interface name), sorted, at most `limit`.
+    """Names in `known` close to `ffqn`, closest first, at most `limit`.
 
     What "did you mean" offers when invoking an undeployed function, and `GET /v1/executions?ffqn=` hints.
+    Closest: the same function name in another version or interface; then a function name that differs
+    by a typo (difflib's ratio at least 0.6, as `get_close_matches` takes it) in an interface of the same
+    name or of one typo apart (0.8). Other functions of the same interface are not offered: they are what
+    `platform functions` lists.
     """
     try:
         wanted = Ffqn.parse(ffqn)
     except Exception:  # noqa: BLE001 - the name itself is reported by the caller's parse
         return []
-    similar: set[str] = set()
-    for name in known:
+    scored: list[tuple[float, str]] = []
+    for name in set(known):
         try:
             other = Ffqn.parse(name)
         except Exception:  # noqa: BLE001
             continue
-        if other.function == wanted.function or other.interface.interface == wanted.interface.interface:
-            similar.add(name)
-    return sorted(similar)[:limit]
+        same_interface = other.interface.interface == wanted.interface.interface
+        if other.function == wanted.function:
+            score = 3.0 if same_interface else 2.0
+        elif (typo := _alike(wanted.function, other.function)) >= 0.6 and (
+            same_interface or _alike(wanted.interface.interface, other.interface.interface) >= 0.8
+        ):
+            score = 1.0 + typo
+        else:
+            continue
+        scored.append((-score, name))
+    return [name for _, name in sorted(scored)[:limit]]
+
+
+def _alike(a: str, b: str) -> float:
+    return SequenceMatcher(None, a, b).ratio()
 
 
 def _unknown_function_message(ffqn: str, known: list[str]) -> str:

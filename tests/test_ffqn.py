@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dolmen.platform.errors import InvalidNameError, UsageError
 from dolmen.platform.ffqn import Ffqn, InterfaceName, is_semver, semver_compatible
+from dolmen.platform.model import similar_functions
 
 WORD = st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True)
 IDENT = st.lists(WORD, min_size=1, max_size=3).map("-".join)
@@ -175,3 +176,21 @@ def test_is_semver() -> None:
     """Only full major.minor.patch versions (with optional pre-release/build) are semver."""
     assert is_semver("1.2.3") and is_semver("1.2.3-rc.1+b.2")
     assert not is_semver("1.2") and not is_semver("v1.2.3") and not is_semver("01.2.3")
+
+
+def test_similar_functions_offer_the_closest_names_first() -> None:
+    """"Did you mean": the same function in another version or interface, then a typo of it in an interface of
+    that name; never every function of the interface, and nothing for a name unlike any."""
+    known = [
+        "t:act/basic@1.2.0.double", "t:act/basic@1.2.0.maybe", "t:act/basic@1.2.0.serial",
+        "t:act/basic@2.0.0.double", "t:other/calc@1.0.0.double", "t:act/basic@1.2.0.triple",
+    ]  # fmt: skip
+    assert similar_functions("t:act/basic@1.0.0.double", known) == [
+        "t:act/basic@1.2.0.double", "t:act/basic@2.0.0.double", "t:other/calc@1.0.0.double",
+    ]  # fmt: skip
+    assert similar_functions("t:act/basic@1.2.0.doubel", known) == ["t:act/basic@1.2.0.double", "t:act/basic@2.0.0.double"]
+    assert similar_functions("t:act/basic@1.2.0.tripple", known) == ["t:act/basic@1.2.0.triple"]
+    assert similar_functions("t:act/basci@1.2.0.doubel", known)[:1] == ["t:act/basic@1.2.0.double"]
+    assert similar_functions("t:act/basic@1.2.0.compute", known) == []
+    assert similar_functions("not a name", known) == []
+    assert len(similar_functions("t:act/basic@1.2.0.double", [f"t:i{n}/basic@1.0.0.double" for n in range(9)])) == 5

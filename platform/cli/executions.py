@@ -11,7 +11,7 @@ import click
 
 from ..wasm.cache import ComponentCache
 from ..client import Client
-from ..deploy.components import digest_filter
+from ..deploy.components import digest_filter, unknown_ffqn_hint
 from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..ids import ExecutionId
@@ -164,8 +164,10 @@ def list_cmd(
     start = Cursor.parse(cursor) if cursor else None
     page = client.executions.page(selection, start, limit)
     states = page.states
+    # As the HTTP API answers an empty page: why an ffqn no revision has matches nothing (a typo?).
+    hint = unknown_ffqn_hint(DeploymentStore(client.redis), ffqn) if ffqn is not None and not states else None
     if ctx.json_output:
-        emit_json({"executions": [s.to_json() for s in states], **page.paging()})
+        emit_json({"executions": [s.to_json() for s in states], **page.paging(), **({"hint": hint} if hint else {})})
         return
     rows = []
     for s in states:
@@ -189,6 +191,8 @@ def list_cmd(
     if not rows and page.next is None:
         filtered = any(v is not None for v in (ffqn, status, outcome, digest)) or tag_texts or cursor
         echo("no execution matches these filters" if filtered else "no executions yet")
+        if hint:
+            echo(hint)
     if page.next is not None:
         echo(f"more: --cursor {page.next.token()}")
 

@@ -20,7 +20,7 @@ from ..errors import NotFoundError, UsageError
 from ..ffqn import Ffqn
 from ..store.deployments import DeploymentStore
 from .apply import Deployer
-from ..model import ComponentConfig, Revision
+from ..model import ComponentConfig, Revision, similar_functions
 from .upgrade_decisions import FunctionChange
 from ..store.connection import StoreClient
 from ..surface import CLI, Surface
@@ -175,3 +175,23 @@ def _require_workflow(store: DeploymentStore, ffqn: str) -> None:
             f"{ffqn} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a workflow: only a workflow keeps a log "
             "that an upgrade replays; an activity's next attempt runs on whatever component is deployed then"
         )
+
+
+def unknown_ffqn_hint(store: DeploymentStore, ffqn: str) -> str | None:
+    """Why a listing filtered by `ffqn` is empty when no stored revision has that function (a typo?), with the
+    close names invoking offers (`similar_functions`); None when a revision has it.
+
+    Reads every stored revision: meant for an empty listing, not for every page.
+    """
+    known: set[str] = set()
+    for number in store.numbers():
+        try:
+            known.update(store.get(number).functions())
+        except NotFoundError:  # removed by `platform gc` meanwhile
+            continue
+    if ffqn in known:
+        return None
+    similar = similar_functions(ffqn, known)
+    close = f"; did you mean {', '.join(similar)}?" if similar else ""
+    return f"no stored deployment revision has the function {ffqn}{close}"
+

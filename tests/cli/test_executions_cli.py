@@ -242,3 +242,11 @@ def test_list_takes_a_digest_as_it_prints_it_or_any_unique_prefix(redis_url: str
     assert several.returncode == 2 and "give more of the digest" in several.stderr
     empty = platform(redis_url, "executions", "list", "--ffqn", "t:none/nothing@1.0.0.here")
     assert empty.returncode == 0 and "no execution matches these filters" in empty.stdout
+    assert "no stored deployment revision has the function t:none/nothing@1.0.0.here" in empty.stdout
+    # A typo gets what invoking it gets: the close names, as the HTTP API's hint gives them.
+    typo = platform(redis_url, "executions", "list", "--ffqn", f"{A}.doubel")
+    assert f"no stored deployment revision has the function {A}.doubel; did you mean {A}.double?" in typo.stdout
+    as_json = json.loads(platform(redis_url, "--json", "executions", "list", "--ffqn", f"{A}.doubel").stdout)
+    assert as_json["executions"] == [] and as_json["hint"].endswith(f"did you mean {A}.double?")
+    deployed = platform(redis_url, "executions", "list", "--ffqn", f"{A}.maybe")
+    assert "no stored deployment revision" not in deployed.stdout

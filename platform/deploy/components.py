@@ -106,9 +106,17 @@ def full_digest(store: DeploymentStore, text: str, *, field: str = "to", surface
     """The deployed component digest that `text` (a digest or a unique prefix, `sha256:` optional) names.
 
     Errors point at `field`, the request field that gave `text`, and name where `surface` lists the components:
-    `NotFoundError` when no deployed digest starts so, `UsageError` when several do.
+    `UsageError` when `text` is no digest nor the start of one (hex digits, upper case taken as lower), or when
+    several deployed digests start so; `NotFoundError` when none does.
     """
-    wanted = text if text.startswith("sha256:") else f"sha256:{text}"
+    hex_part = text.removeprefix("sha256:").lower()
+    if not _HEX_PREFIX.match(hex_part):
+        raise UsageError(
+            f"{text} is not a component digest nor the start of one: give `sha256:` and hex digits, or just the "
+            f"first hex digits (12 are shown); {surface.deployments_listed}",
+            path=field,
+        )
+    wanted = f"sha256:{hex_part}"
     known = {c.digest for n in store.numbers() for c in store.get(n).components}
     matches = sorted(d for d in known if d.startswith(wanted))
     if len(matches) == 1:
@@ -133,6 +141,7 @@ def digest_filter(store: DeploymentStore, text: str, *, field: str = "digest", s
 
 
 _WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{0,64}\Z")
 
 
 def upgrade_target(

@@ -236,8 +236,13 @@ def test_list_takes_a_digest_as_it_prints_it_or_any_unique_prefix(redis_url: str
         listed = json.loads(platform(redis_url, "--json", "executions", "list", "--digest", given).stdout)
         assert submitted in [e["execution_id"] for e in listed["executions"]], given
         assert {e["component_digest"] for e in listed["executions"]} == {act}
-    none = platform(redis_url, "executions", "list", "--digest", "zz")
-    assert none.returncode == 3 and "no deployed component has digest zz" in none.stderr
+    upper = json.loads(platform(redis_url, "--json", "executions", "list", "--digest", act[7:19].upper()).stdout)
+    assert submitted in [e["execution_id"] for e in upper["executions"]], "hex digits in upper case are the same digits"
+    none = platform(redis_url, "executions", "list", "--digest", "0123abcd")
+    assert none.returncode == 3 and "no deployed component has digest 0123abcd" in none.stderr
+    for not_hex in ("zz", "sha256:xyz", "sha512:" + act[7:19]):
+        malformed = platform(redis_url, "executions", "list", "--digest", not_hex)
+        assert malformed.returncode == 2 and f"{not_hex} is not a component digest nor the start of one" in malformed.stderr
     several = platform(redis_url, "executions", "list", "--digest", "sha256:")
     assert several.returncode == 2 and "give more of the digest" in several.stderr
     empty = platform(redis_url, "executions", "list", "--ffqn", "t:none/nothing@1.0.0.here")

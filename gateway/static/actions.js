@@ -19,7 +19,8 @@ export function forkLimit(events) {
   return finished ? finished.index : events.length;
 }
 
-/** Update the actions for `execution`; what the user typed in the fork field survives refreshes of the same execution. */
+/** Update the actions for `execution`; what the user typed in the fork field survives refreshes of the same execution,
+ * while a field left at the last event follows the log as it grows. */
 export function showActions(execution, events) {
   const box = document.getElementById("actions");
   const changed = !current || current.execution_id !== execution.execution_id;
@@ -29,6 +30,8 @@ export function showActions(execution, events) {
   const fork = document.getElementById("fork-at");
   document.getElementById("fork-part").hidden = execution.kind !== "workflow";
   const limit = Math.max(1, forkLimit(events));
+  // Left at its end (the default), the field follows a running execution's log as it grows; a number typed stays.
+  const atEnd = fork.value === fork.max;
   fork.max = String(limit);
   if (changed) {
     // The last event it may be forked at: the fork copies everything before the end (or before `finished`).
@@ -36,7 +39,7 @@ export function showActions(execution, events) {
     showError("action-error", "");
     document.getElementById("action-result").replaceChildren();
     cancelAsked = false;
-  } else if (Number(fork.value) > limit) {
+  } else if (atEnd || Number(fork.value) > limit) {
     fork.value = String(limit);
   }
   forkNote();

@@ -362,6 +362,34 @@ def test_admin_actions_ask_for_the_admin_token_then_rerun_fork_and_cancel(
     assert done["failure"]["kind"] == "cancelled"
 
 
+FORK_FOLLOWS = """
+  await until(() => document.getElementById("detail-id").textContent === SERIAL);
+  const { showActions } = await import("/static/actions.js");
+  const fork = document.getElementById("fork-at");
+  const log = (n) => Array.from({ length: n }, (_, index) => ({ index, type: index ? "response" : "created" }));
+  const running = { execution_id: "E_RUNNING", kind: "workflow", status: "running" };
+  const seen = [];
+  showActions(running, log(4));
+  seen.push(fork.value);
+  showActions(running, log(6));  // the log grew: the default follows it
+  seen.push(fork.value);
+  fork.value = "2";  // typed by the user: it stays
+  showActions(running, log(9));
+  seen.push(fork.value);
+  fork.value = "9";  // back at the end: it follows again
+  showActions(running, log(11));
+  seen.push(fork.value);
+  return { seen, max: fork.max };
+"""
+
+
+def test_the_fork_box_follows_a_growing_log_until_a_number_is_typed(http: httpx.Client, tmp_path: Path, gateway: GatewayThread) -> None:
+    """Its default, the last event, moves with a running execution's log; a number the user typed is kept."""
+    serial = finished(http, f"{WF}.serial", {"n": 1})
+    seen, _ = run(f"{gateway.url}/#{serial}", tmp_path, page(FORK_FOLLOWS, SERIAL=serial))
+    assert seen == {"seen": ["4", "6", "2", "11"], "max": "11"}
+
+
 HINTS = """
   const hints = () => [...document.querySelectorAll(".admin-hint")].map((h) => !h.hidden);
   const useToken = (value) => { document.getElementById("token").value = value; document.getElementById("token-form").requestSubmit(); };

@@ -17,6 +17,7 @@ evicting anything (see `maxmemory.py`).
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import signal
 import socket
@@ -160,11 +161,41 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+# Free ports are picked from here up to the kernel's ephemeral range.
+LOWEST_PICKED_PORT = 20_000
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS considers free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port free right now, below the kernel's ephemeral range (`ephemeral_range`) when there is room there.
+
+    A port the kernel picks (bind to port 0) comes from the range that also
+    gives outgoing connections their local ports, so one may take it before
+    the server chosen for it binds it; below the range only a server that
+    binds it explicitly can. Random, so that two servers started at once
+    rarely pick the same one.
+    """
+    low = ephemeral_range()[0]
+    pick = random.SystemRandom()
+    for _ in range(200 if low > LOWEST_PICKED_PORT + 1_000 else 0):
+        port = pick.randrange(LOWEST_PICKED_PORT, low)
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (Linux's setting; its default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999
 
 
 def choose_port(host: str, preferred: Iterable[int | None]) -> int:

@@ -23,7 +23,18 @@ from structlog.testing import capture_logs
 from dolmen.platform.cli.status import build_status
 from dolmen.platform.cli.up import gateway_wait_args
 from dolmen.platform.config import PlatformFile, pid_alive
-from dolmen.platform.embedded import EmbeddedValkey, choose_port, plan_embedded, previous_port, socket_path_for, valkey_dir
+from dolmen.platform.embedded import (
+    LOWEST_PICKED_PORT,
+    EmbeddedValkey,
+    choose_port,
+    ephemeral_range,
+    free_port,
+    plan_embedded,
+    port_is_free,
+    previous_port,
+    socket_path_for,
+    valkey_dir,
+)
 from dolmen.platform.errors import ConfigError
 from dolmen.platform.store.heartbeats import STALE_AFTER_S, ProcessInfo, read_processes
 from dolmen.platform.maxmemory import default_maxmemory
@@ -41,12 +52,6 @@ from tests.support.polling import wait_for
 
 PLATFORM = str(Path(sys.executable).with_name("platform"))
 SERVICES = {"runner", "scheduler", "gateway"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env() -> dict[str, str]:
@@ -482,6 +487,17 @@ def test_embedded_valkey_listens_on_a_unix_socket_whose_path_fits(tmp_path: Path
     assert far.socket_path.parent == Path(tempfile.gettempdir()) and far.socket_path.name.startswith("dolmen-")
     assert len(str(far.socket_path)) <= 103
     assert far.socket_path == EmbeddedValkey(deep, 6392).socket_path != EmbeddedValkey(deep / "x", 6391).socket_path
+
+
+def test_a_free_port_is_picked_below_the_kernels_ephemeral_range() -> None:
+    """Outgoing connections take their local ports from the ephemeral range: a port picked there may be taken
+    before the embedded Valkey binds it."""
+    low = ephemeral_range()[0]
+    ports = {free_port() for _ in range(20)}
+    assert all(LOWEST_PICKED_PORT <= port < low for port in ports), ports
+    assert len(ports) > 1, "picked at random, so two servers started at once rarely meet"
+    for port in ports:
+        assert port_is_free("127.0.0.1", port)
 
 
 def test_embedded_valkey_reuses_its_previous_port_only_when_free(tmp_path: Path) -> None:

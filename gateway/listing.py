@@ -44,7 +44,7 @@ class ExecutionListing:
         filter may answer fewer executions than `limit`, `partial`, with a `next` that searches on.
 
         `GET /v1/executions` (admin): 200 `{"executions", "next", "previous", "partial"}` (`Page.paging`), and
-        on an empty page a `hint` when the filters cannot match (`_ffqn_hint`, `_tag_conflict`).
+        on an empty page a `hint` when the filters cannot match (`unknown_ffqn_hint`, `_tag_conflict`).
         400 `bad_request` (an unknown or repeated parameter, `root` not true/false, `limit` outside 1 to
         MAX_PAGE, a `digest` prefix that names no deployed component or several), `invalid_name` (ffqn),
         `usage_error` (status, outcome, cursor, tag).
@@ -73,13 +73,12 @@ class ExecutionListing:
         page = await run_in_threadpool(lambda: self.gw.client.executions.page(selection, cursor, limit, SCAN_LIMIT))
         answer: dict[str, Any] = {"executions": [s.to_json() for s in page.states], **page.paging()}
         if not page.states:
-            hint = _tag_conflict(selection.tags) or (await run_in_threadpool(self._ffqn_hint, ffqn) if ffqn else None)
+            hint = _tag_conflict(selection.tags)
+            if hint is None and ffqn:
+                hint = await run_in_threadpool(unknown_ffqn_hint, DeploymentStore(self.gw.client.redis), ffqn)
             if hint:
                 answer["hint"] = hint
         return JSONResponse(answer)
-
-    def _ffqn_hint(self, ffqn: str) -> str | None:
-        return unknown_ffqn_hint(DeploymentStore(self.gw.client.redis), ffqn)
 
     def _digest_filter(self, text: str) -> str:
         """The whole digest `?digest=` names: a whole digest as it is (its component may be in no revision any

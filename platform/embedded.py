@@ -178,11 +178,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     pick = random.SystemRandom()
     for _ in range(200 if low > LOWEST_PICKED_PORT + 1_000 else 0):
         port = pick.randrange(LOWEST_PICKED_PORT, low)
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
+        if port_is_free(host, port):
             return port
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))

@@ -106,13 +106,14 @@ def full_digest(store: DeploymentStore, text: str, *, field: str = "to", surface
     """The deployed component digest that `text` (a digest or a unique prefix, `sha256:` optional) names.
 
     Errors point at `field`, the request field that gave `text`, and name where `surface` lists the components:
-    `UsageError` when `text` is no digest nor the start of one (hex digits, upper case taken as lower), or when
+    `UsageError` when `text` is no digest nor the start of one (at least one hex digit; upper case is taken as
+    lower, `SHA256:` too), or when
     several deployed digests start so; `NotFoundError` when none does.
     """
-    hex_part = text.removeprefix("sha256:").lower()
+    hex_part = text.lower().removeprefix("sha256:")
     if not _HEX_PREFIX.match(hex_part):
         raise UsageError(
-            f"{text} is not a component digest nor the start of one: give `sha256:` and hex digits, or just the "
+            f"{text!r} is not a component digest nor the start of one: give `sha256:` and hex digits, or just the "
             f"first hex digits (12 are shown); {surface.deployments_listed}",
             path=field,
         )
@@ -141,7 +142,7 @@ def digest_filter(store: DeploymentStore, text: str, *, field: str = "digest", s
 
 
 _WHOLE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}\Z")
-_HEX_PREFIX = re.compile(r"^[0-9a-f]{0,64}\Z")
+_HEX_PREFIX = re.compile(r"^[0-9a-f]{1,64}\Z")
 
 
 def upgrade_target(

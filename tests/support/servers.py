@@ -23,9 +23,18 @@ def ephemeral_port() -> int:
     restarts on its port could then meet another test session's server that
     took it while it was down. A port from the ephemeral range could be taken
     by an outgoing connection before the server binds it (a cluster's bus port
-    once was).
+    once was). A port is free when picked, not reserved: never the same one
+    twice in this process, or a cluster's twelve ports, picked before any of
+    its nodes starts, could hold one twice.
     """
-    return free_port()
+    while (port := free_port()) in _GIVEN:
+        pass
+    _GIVEN.add(port)
+    return port
+
+
+# The ports `ephemeral_port` gave out in this process.
+_GIVEN: set[int] = set()
 
 
 class ValkeyForTests:

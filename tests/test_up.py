@@ -21,7 +21,7 @@ import redis
 from structlog.testing import capture_logs
 
 from dolmen.platform.cli.status import build_status
-from dolmen.platform.cli.up import gateway_wait_args
+from dolmen.platform.cli.up import MAX_AUTO_RUNNERS, RunnerCount, auto_runners, gateway_wait_args
 from dolmen.platform.config import PlatformFile, pid_alive
 from dolmen.platform.embedded import (
     LOWEST_PICKED_PORT,
@@ -178,7 +178,9 @@ def test_up_starts_every_service_and_status_reports_them_healthy(start_platform:
     assert found.supervisor_pid == up.proc.pid
     assert found.gateway_url == gateway_url
     assert found.embedded_valkey and found.redis_url.startswith("redis://127.0.0.1:")
-    assert set(found.processes) == {"valkey", "runner-1", "scheduler", "gateway"}
+    # No --runners: one per CPU (`auto`), so the test sees what a new user's `platform up` starts.
+    runners = [f"runner-{i}" for i in range(1, auto_runners() + 1)]
+    assert set(found.processes) == {"valkey", *runners, "scheduler", "gateway"}
     assert status["redis"] == {
         "url": found.redis_url, "ok": True, "error": None, "embedded": True, "pid": found.processes["valkey"],
         "cluster": None, "shards": 1,
@@ -186,12 +188,12 @@ def test_up_starts_every_service_and_status_reports_them_healthy(start_platform:
     assert status["supervisor"]["pid"] == up.proc.pid
     assert status["memory"]["maxmemory"] == default_maxmemory()  # a quarter of this machine
     assert status["memory"]["maxmemory_policy"] == "noeviction"
-    by_kind = {p["kind"]: p for p in status["processes"]}
-    assert by_kind["runner"]["pid"] == found.processes["runner-1"]
-    assert by_kind["runner"]["supervised_as"] == "runner-1"
+    supervised = {p["supervised_as"]: p["pid"] for p in status["processes"] if p["kind"] == "runner"}
+    assert supervised == {name: found.processes[name] for name in runners}
 
     ready = [line for line in up.stdout.splitlines() if line.startswith("Dolmen is up")]
     assert len(ready) == 1 and gateway_url in ready[0] and found.redis_url in ready[0]
+    assert f", {len(runners)} runner process" in ready[0]
     assert httpx.get(f"{gateway_url}/healthz").status_code == 200
 
     human = cli(up.data_dir, "status")
@@ -216,7 +218,7 @@ def test_up_starts_every_service_and_status_reports_them_healthy(start_platform:
 @pytest.mark.timeout(120)
 def test_up_restarts_a_killed_runner_and_logs_it(start_platform: Any) -> None:
     """A runner killed with SIGKILL is restarted under a new pid, and the restart is logged."""
-    up = start_platform()
+    up = start_platform(None, None, "--runners", "1")
     up.wait_healthy()
     found = up.platform_file()
     assert found is not None
@@ -303,7 +305,7 @@ def test_sigkill_of_the_supervisor_leaves_no_orphans(start_platform: Any) -> Non
     up = start_platform()
     up.wait_healthy()
     pids = up.child_pids()
-    assert len(pids) == 4
+    assert len(pids) == 3 + auto_runners()  # Valkey, the scheduler, the gateway and the runners
 
     up.proc.kill()
     up.proc.wait()
@@ -359,6 +361,25 @@ def test_up_on_a_busy_port_fails_naming_the_port_and_the_fix(tmp_path: Path) -> 
 
 
 # ---------------------------------------------------------------- decisions and small parts
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 1), (2, 2), (6, 6), (64, MAX_AUTO_RUNNERS)])
+def test_auto_runners_is_one_per_usable_cpu_up_to_the_cap(monkeypatch: pytest.MonkeyPatch, cpus: int, expected: int) -> None:
+    """`--runners auto` counts the CPUs this process may run on (its affinity), not the machine's."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert auto_runners() == expected
+    assert RunnerCount().convert("auto", None, None) == expected
+    assert RunnerCount().convert(" AUTO ", None, None) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "lots", "", "1.5"])
+def test_a_bad_runner_count_exits_2_naming_both_accepted_forms(value: str, tmp_path: Path) -> None:
+    """`--runners` takes a whole number >= 1 or `auto`; anything else is refused before anything starts."""
+    result = cli(tmp_path / "data", "up", "--runners", value)
+    assert result.returncode == 2, result.stderr
+    assert f"{value!r} is not a number of runner processes" in result.stderr
+    assert "a whole number of at least 1, or 'auto'" in result.stderr
+    assert not (tmp_path / "data" / "platform.json").exists()
 
 
 def test_restart_backoff_doubles_for_quick_deaths_and_is_capped() -> None:

@@ -52,6 +52,53 @@ log = structlog.get_logger("dolmen.up")
 
 # ---------------------------------------------------------------- platform up
 
+# `--runners auto` stops here: each runner holds its own instances, compiled
+# components and connections, and a bigger machine is better told how many it wants.
+MAX_AUTO_RUNNERS = 8
+
+
+def auto_runners() -> int:
+    """Runner processes for `--runners auto`: one per CPU this process may run on, at most `MAX_AUTO_RUNNERS`.
+
+    One per CPU, not one in all: a runner's Python holds its GIL, and fresh
+    wasm instances do not scale across the threads of one process: two threads
+    instantiating and calling componentize-py guests took as long per instance
+    as one, at twice the CPU (four times the kernel time: mapping and unmapping
+    each instance's memory, and flushing the other thread's TLB), while two
+    processes took half as long (see README, "Benchmarks").
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_AUTO_RUNNERS))
+
+
+class RunnerCount(click.ParamType):
+    """`--runners`: a whole number of at least 1, or `auto` (`auto_runners`)."""
+
+    name = "N|auto"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The number of runner processes; a usage error naming the accepted forms otherwise."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif str(value).strip().lower() == "auto":
+            return auto_runners()
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                number = 0
+        if number < 1:
+            self.fail(
+                f"{value!r} is not a number of runner processes: give a whole number of at least 1, "
+                f"or 'auto' (one per CPU, at most {MAX_AUTO_RUNNERS})",
+                param,
+                ctx,
+            )
+        return number
+
 
 @dataclass(frozen=True, slots=True)
 class UpOptions:
@@ -211,13 +258,22 @@ def _announce(
     if opts.json_output:
         line = {"event": "ready", "gateway_url": gateway_url, "redis_url": redacted(redis_url), "data_dir": str(data_dir)}
         maxmemory = valkey.maxmemory if valkey else None
-        click.echo(json.dumps({**line, "embedded_valkey": valkey is not None, "maxmemory": maxmemory}))
+        click.echo(json.dumps({**line, "embedded_valkey": valkey is not None, "maxmemory": maxmemory, "runners": opts.runners}))
     else:
-        click.echo(f"Dolmen is up: gateway {gateway_url}, Redis {redacted(redis_url)} ({where}). Press Ctrl-C to stop.")
+        runners = f"{opts.runners} runner process{'es' if opts.runners != 1 else ''}"
+        click.echo(
+            f"Dolmen is up: gateway {gateway_url}, Redis {redacted(redis_url)} ({where}), {runners}. Press Ctrl-C to stop."
+        )
 
 
 @click.command("up")
-@click.option("--runners", type=click.IntRange(min=1), default=1, show_default=True, help="Runner processes.")
+@click.option(
+    "--runners",
+    type=RunnerCount(),
+    default="auto",
+    show_default=True,
+    help=f"Runner processes: a number, or 'auto' for one per CPU this machine gives the platform (at most {MAX_AUTO_RUNNERS}).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the gateway listens on.")
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=DEFAULT_GATEWAY_PORT, show_default=True, help="Gateway port."

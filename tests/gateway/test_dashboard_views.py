@@ -323,8 +323,13 @@ ACTIONS = """
   const fork = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Fork") && t; });
   location.hash = SLEEPING;
   await until(() => document.getElementById("detail-id").textContent === SLEEPING && !document.getElementById("cancel-button").hidden);
+  // The message may go again before a poll sees it: the refresh that follows the answer clears it once the
+  // status says "cancelled". So every text the box is given is recorded as it is added.
+  const shown = [];
+  new MutationObserver((records) => records.forEach((r) => r.addedNodes.forEach((n) => shown.push(n.textContent))))
+    .observe(document.getElementById("action-result"), { childList: true });
   document.getElementById("cancel-button").click();
-  const cancelled = await until(() => { const t = document.getElementById("action-result").textContent; return t.startsWith("Cancel") && t; });
+  const cancelled = await until(() => shown.find((t) => t.startsWith("Cancel")));
   // Once the status says it, the message next to the buttons goes.
   const afterCancel = await until(() => document.querySelector("#detail .status-failed") && document.getElementById("action-result").textContent === "" && "cleared");
   return { listing, refused, rerun, fork, cancelled, afterCancel, forkBox, stored: sessionStorage.getItem("dolmen-token"), href: location.href,

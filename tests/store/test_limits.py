@@ -97,8 +97,11 @@ def test_the_gate_sends_refused_entries_back_to_the_end_of_their_queue(
     scripts = Scripts(client)
     gate = LimitGate(scripts, lambda: {F: FunctionLimits(max_running=1)})
     stream = scripts.shards.queue(F, "E_1")
+    # A function's queue is sharded by execution id (on a cluster, over several masters): the second
+    # execution must share E_1's stream for one read to see both.
+    second = next(f"E_{n}" for n in range(2, 10_000) if scripts.shards.queue(F, f"E_{n}") == stream)
     client.xgroup_create(stream, keys.QUEUE_GROUP, id="0", mkstream=True)
-    for execution_id in ("E_1", "E_2"):
+    for execution_id in ("E_1", second):
         client.xadd(scripts.shards.queue(F, execution_id), {"id": execution_id})
     read = client.xreadgroup(keys.QUEUE_GROUP, "r", {stream: ">"}, count=10)
     entries = [QueueEntry(F, sid.decode(), fields[b"id"].decode()) for sid, fields in read[0][1]]  # type: ignore[index]
@@ -107,7 +110,7 @@ def test_the_gate_sends_refused_entries_back_to_the_end_of_their_queue(
     assert [e.execution_id for e in admitted] == ["E_1", "E_3"] and list(permits) == ["E_1"]
     assert gate.held_back() == frozenset({F}) and 0 < gate.wait_ms(1_000) <= FULL_RECHECK_MS
     left = client.xrange(stream)
-    assert [fields[b"id"] for _, fields in left] == [b"E_1", b"E_2"]  # E_2 again, at the end
+    assert [fields[b"id"] for _, fields in left] == [b"E_1", second.encode()]  # the second again, at the end
     assert left[1][0].decode() != entries[1].entry_id
     assert client.xpending(stream, keys.QUEUE_GROUP)["pending"] == 1  # only E_1's entry is still held
     assert gate.limited(F) and not gate.limited(other.ffqn)

@@ -372,7 +372,7 @@ def test_auto_runners_is_one_per_usable_cpu_up_to_the_cap(monkeypatch: pytest.Mo
     assert RunnerCount().convert(" AUTO ", None, None) == expected
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "lots", "", "1.5"])
+@pytest.mark.parametrize("value", ["0", "-2", "lots", "", "1.5", "3x", "²"])
 def test_a_bad_runner_count_exits_2_naming_both_accepted_forms(value: str, tmp_path: Path) -> None:
     """`--runners` takes a whole number >= 1 or `auto`; anything else is refused before anything starts."""
     result = cli(tmp_path / "data", "up", "--runners", value)

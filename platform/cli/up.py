@@ -81,23 +81,17 @@ class RunnerCount(click.ParamType):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
         """The number of runner processes; a usage error naming the accepted forms otherwise."""
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif str(value).strip().lower() == "auto":
+        text = str(value).strip()
+        if text.lower() == "auto":
             return auto_runners()
-        else:
-            try:
-                number = int(str(value).strip())
-            except ValueError:
-                number = 0
-        if number < 1:
-            self.fail(
-                f"{value!r} is not a number of runner processes: give a whole number of at least 1, "
-                f"or 'auto' (one per CPU, at most {MAX_AUTO_RUNNERS})",
-                param,
-                ctx,
-            )
-        return number
+        if text.isdecimal() and int(text) >= 1:
+            return int(text)
+        self.fail(
+            f"{value!r} is not a number of runner processes: give a whole number of at least 1, "
+            f"or 'auto' (one per CPU, at most {MAX_AUTO_RUNNERS})",
+            param,
+            ctx,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ Priority = Literal["high", "normal", "low"]
 # Highest first: the order in which readers take them.
 CLASSES: tuple[Priority, ...] = ("high", "normal", "low")
 DEFAULT: Priority = "normal"
-_SEPARATOR = "!"
+SEPARATOR = "!"
 
 
 def check_priority(value: object) -> Priority:
@@ -35,17 +35,17 @@ def check_priority(value: object) -> Priority:
 
 def queue_name(ffqn: str, priority: str = DEFAULT) -> str:
     """The name of `ffqn`'s queues of class `priority` (what `Shards.queue` makes keys of)."""
-    return ffqn if priority == DEFAULT else f"{ffqn}{_SEPARATOR}{priority}"
+    return ffqn if priority == DEFAULT else f"{ffqn}{SEPARATOR}{priority}"
 
 
 def function_of(name: str) -> str:
     """The function whose queue `name` is (a name from `queue_name`)."""
-    return name.split(_SEPARATOR, 1)[0]
+    return name.split(SEPARATOR, 1)[0]
 
 
 def class_of(name: str) -> Priority:
     """The class of queue `name`."""
-    _, _, priority = name.partition(_SEPARATOR)
+    _, _, priority = name.partition(SEPARATOR)
     return priority or DEFAULT  # type: ignore[return-value]
 
 

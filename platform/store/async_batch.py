@@ -40,7 +40,7 @@ from .async_links import ClusterLink, Link, Replies, ReplicaWait, link_for
 from .connection import AsyncRedis, translated
 
 from . import shards as sharding
-from .scripts import NAMES, is_noscript, source
+from .scripts import NAMES, direct_effects, is_noscript, source
 from .shards import Shards
 
 log = structlog.get_logger("dolmen.store")
@@ -55,9 +55,11 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
     come back raw: RESP2 values, an error reply as its exception in place.
     """
 
-    def __init__(self, shas: dict[str, str], *, ordered: bool = True, shards: Shards | None = None) -> None:
+    def __init__(self, shas: dict[str, str], *, ordered: bool = True, shards: Shards | None = None, direct: bool = False) -> None:
         # Whether the commands run in the order recorded (not on a cluster: see `async_links.ClusterLink`).
         self.ordered = ordered
+        # Whether the write scripts carry out their outbox messages themselves (`scripts.Scripts.direct`).
+        self.direct = direct
         self._shards = shards
         self.args: list[tuple[Any, ...]] = []
         self.scripts: dict[int, tuple[str, list[str], list[Any]]] = {}
@@ -85,6 +87,9 @@ class Commands(CoreCommands):  # type: ignore[misc]  # redis-py's builders; only
         `first`: it must have run before the commands recorded after it are
         sent (as `scripts.Pipeline.script`; on a cluster, a round trip ahead).
         """
+        if not self._shas:
+            # Which scripts (`Scripts.direct`) depends on the shards: calling the other kind would lose effects.
+            raise RuntimeError("the store's scripts are not chosen yet: await AsyncBatcher.ready() before recording")
         if first and not self.ordered:
             self.first.append(len(self.args))
         self.scripts[len(self.args)] = (name, keys, args)
@@ -101,8 +106,10 @@ class AsyncBatcher:
         self._link: Link = link_for(client, wait)
         self.max_commands = max_commands
         # redis-py's `AsyncScript`s, for their source and SHA; called through this batcher's own round trips.
-        self._scripts = {name: client.register_script(source(name)) for name in NAMES}
-        self._shas = {name: script.sha for name, script in self._scripts.items()}
+        # Chosen by `ready`, once the shards are known (see `scripts.Scripts.direct`).
+        self._scripts: dict[str, Any] = {}
+        self._shas: dict[str, str] = {}
+        self._direct = False
         self._queue: deque[tuple[Commands, asyncio.Future[Replies] | None, Then | None]] = deque()
         # Calls that may wait for company (see `send`): they go out with the next round trip.
         self._lingering: deque[tuple[Commands, asyncio.Future[Replies] | None, Then | None]] = deque()
@@ -115,14 +122,22 @@ class AsyncBatcher:
         self._shards: Shards | None = None
 
     async def ready(self) -> Shards:
-        """The store's shards, read at the first call (see `store.shards`); commands recorded after it may use them."""
+        """The store's shards, read at the first call (see `store.shards`); commands recorded after it may use them
+        and the scripts.
+
+        Raises `ConfigError` as `shards.settled` does, `StoreError` when the store cannot be read.
+        """
         if self._shards is None:
-            self._shards = await sharding.load_async(self.client)
+            shards = await sharding.load_async(self.client)
+            self._direct = direct_effects(isinstance(self._link, ClusterLink), shards)
+            self._scripts = {name: self.client.register_script(source(name, self._direct)) for name in NAMES}
+            self._shas = {name: script.sha for name, script in self._scripts.items()}
+            self._shards = shards
         return self._shards
 
     def commands(self) -> Commands:
-        """An empty recording to fill and pass to `execute` or `send`."""
-        return Commands(self._shas, ordered=not isinstance(self._link, ClusterLink), shards=self._shards)  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
+        """An empty recording to fill and pass to `execute` or `send` (script calls only after `ready`)."""
+        return Commands(self._shas, ordered=not isinstance(self._link, ClusterLink), shards=self._shards, direct=self._direct)  # pyright: ignore[reportAbstractUsage]  # redis-py's protocols, not abstract at run time
 
     async def execute(self, commands: Commands, then: Then | None = None) -> Replies:
         """The replies to `commands`, one per command in order, sent with whatever else is queued.

@@ -67,19 +67,28 @@ class AsyncCreates:
         call = CreateCall.of(new)
         await self.batcher.ready()
         commands = self.batcher.commands()
-        mark = outbox.dirty_mark(call.root)
-        outbox.mark_dirty(commands, mark)
+        mark: str | None = None
+        if outbox.needs_mark(commands.direct, call.messages):
+            mark = outbox.dirty_mark(call.root)
+            outbox.mark_dirty(commands, mark)
         position = commands.script("create", call.keys, call.args)
-        replies = await self.batcher.execute(commands, lambda outcome: self._accepted(call, mark, position, outcome))
+        replies = await self.batcher.execute(commands, lambda outcome: self._accepted(call, mark, commands.direct, position, outcome))
         return call.result(_replies(replies)[position])
 
-    def _accepted(self, call: CreateCall, mark: str, position: int, outcome: list[Any] | BaseException) -> None:
-        """After the script answered: queue its effects and its mark's removal (also when the caller has gone)."""
+    def _accepted(
+        self, call: CreateCall, mark: str | None, direct: bool, position: int, outcome: list[Any] | BaseException
+    ) -> None:
+        """After the script answered: queue its effects and its mark's removal (also when the caller has gone).
+
+        `direct`: the script carried out the messages it could itself (see `outbox.left_in_outbox`).
+        """
         if isinstance(outcome, BaseException) or isinstance(outcome[position], BaseException):
             return
         created = outcome[position][0] == b"created"
         self.created += created
-        self.deliver([Effects(call.root, call.messages if created else [], mark=mark)])
+        effects = Effects(call.root, outbox.left_in_outbox(direct, call.messages) if created else [], mark=mark)
+        if not effects.empty:
+            self.deliver([effects])
 
     def deliver(self, batch: list[Effects]) -> None:
         """Carry out accepted writes' effects in the next round trip; failures are left to the sweeps."""

@@ -208,16 +208,21 @@ def carry_out(
     also: Also | None = None,
     *,
     mark: str | None = None,
+    unwritten: list[str] | None = None,
 ) -> None:
     """Carry out an accepted write's effects and remove its dirty `mark`: queued in `deliveries` when given, else now.
 
-    Done now and failing, they are left to the scheduler's sweep (the tree is marked dirty).
+    `messages` are those the write script was given: the ones it carried
+    out itself (`Scripts.direct`) are left out. `unwritten` are messages no
+    script was given, carried out as they are. Done now and failing, they
+    are left to the scheduler's sweep (the tree is marked dirty).
     """
+    messages = outbox.left_in_outbox(scripts.direct, messages) + (unwritten or [])
     if deliveries is not None:
         deliveries.submit(root, messages, also, mark=mark)
         return
     try:
         with map_redis_errors():
-            outbox.deliver(scripts, root, messages, also=also, mark=mark)
+            outbox.deliver_all(scripts, [Effects(root, messages, also, mark)])
     except StoreUnavailableError as exc:
         log.warning("effects left to the outbox sweep", root=root, error=str(exc))

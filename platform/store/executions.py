@@ -60,8 +60,10 @@ class ExecutionStore:
         call = CreateCall.of(new)
         with map_redis_errors():
             pipe = self.scripts.pipeline()
-            mark = outbox.dirty_mark(call.root)
-            outbox.mark_dirty(pipe, mark)
+            mark: str | None = None
+            if outbox.needs_mark(pipe.direct, call.messages):
+                mark = outbox.dirty_mark(call.root)
+                outbox.mark_dirty(pipe, mark)
             position = pipe.script("create", call.keys, call.args)
             reply = pipe.execute()[position]
         created = call.result(reply)

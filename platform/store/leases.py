@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-import redis
 from redis.exceptions import ResponseError
 
 from ..errors import FencedError, StoreError, StoreFullError, StoreUnavailableError
@@ -80,7 +80,7 @@ class Leases(Sender):
 
     def _reads(self, ffqns: list[str]) -> list[dict[str, str]]:
         """XREADGROUP's streams argument for new entries of `ffqns`: one read over every shard on one server, one per shard on a cluster."""
-        if not isinstance(self.client, redis.RedisCluster):
+        if not self.scripts.cluster:
             return [{stream: ">" for ffqn in ffqns for stream in self.shards.queues(ffqn)}]
         return [{self.shards.queue_in(shard, ffqn): ">" for ffqn in ffqns} for shard in range(self.shards.count)]
 
@@ -264,9 +264,10 @@ class Leases(Sender):
             clear_timer=clear_timer, parent_tail_after=parent_tail_after, continue_with=continue_with,
             log_seen=log_seen,
         )  # fmt: skip
-        root, mark = write.root, write.mark
+        root, direct = write.root, self.scripts.direct
         before: list[str] = []  # the parent's commit's messages, delivered with this write's
         if parent_commit is None:
+            mark = write.mark if outbox.needs_mark(direct, write.messages) else None
             reply = self._send(mark, *write.call.as_args())
         else:
             commit = commit_call(
@@ -274,6 +275,9 @@ class Leases(Sender):
                 last_seen=parent_commit.last_seen, finished_inline=lease.id, at=parent_commit.at,
                 seen_length=parent_commit.seen_length,
             )  # fmt: skip
+            # Written with the commit that creates it, the child never had a recovery timer to clear.
+            write = replace(write, clear_timer=None)
+            mark = write.mark if outbox.needs_mark(direct, [*commit.messages, *write.messages]) else None
             committed, reply = self._send_many(mark, [commit.as_args(), write.call.as_args()])
             self._check(committed, parent_commit.lease)
             if reply_status(reply) != "ok":
@@ -281,7 +285,7 @@ class Leases(Sender):
                 # but then it must be recoverable like any pre-locked child, and
                 # the parent must know its request was written.
                 starts = [m for new in parent_commit.creates for m in start_messages(new, now_ms())]
-                self._after(root, starts + commit.messages, mark=mark)
+                self._after(root, commit.messages, mark=mark, unwritten=starts)
                 return list(committed[1])
             before = commit.messages
         try:
@@ -303,12 +307,12 @@ class Leases(Sender):
         """
         sent: list[Any] = [None] * len(writes)  # None: sent below on its own
         if self.group is not None and len(writes) > 1:
-            sent = self.group.send_all([(write.mark, [write.call.as_args()]) for write in writes])
+            sent = self.group.send_all([(self._mark(write), [write.call.as_args()]) for write in writes])
         out: list[StoreError | None] = []
         for write, replies in zip(writes, sent):
             try:
                 if replies is None or isinstance(replies, (StoreUnavailableError, StoreFullError)):
-                    reply = self._send(write.mark, *write.call.as_args())
+                    reply = self._send(self._mark(write), *write.call.as_args())
                 elif isinstance(replies, BaseException):
                     raise replies
                 else:
@@ -318,9 +322,13 @@ class Leases(Sender):
                 out.append(exc)
                 continue
             messages, also = finish_effects(write, reply, with_parent_commit=False)
-            self._after(write.root, messages, also, mark=write.mark)
+            self._after(write.root, messages, also, mark=self._mark(write))
             out.append(None)
         return out
+
+    def _mark(self, write: FinishWrite) -> str | None:
+        """The dirty mark a `finish` write needs, if any (see `outbox.needs_mark`)."""
+        return write.mark if outbox.needs_mark(self.scripts.direct, write.messages) else None
 
     def fail_attempt(self, lease: Lease, error: dict[str, Any], retry_at: int, *, entries: list[QueueEntry] = ()) -> None:  # type: ignore[assignment]
         """Record a failed attempt and arm the retry timer (fenced; raises `FencedError`).
@@ -331,7 +339,7 @@ class Leases(Sender):
         state = lease.state
         timer = outbox.timer_msg(retry_at, outbox.enqueue_member(state.ffqn, state.id, state.priority))
         event = {"attempt": state.attempt, **error, "retry_at": retry_at}
-        mark = outbox.dirty_mark(lease.root)
+        mark = outbox.dirty_mark(lease.root) if outbox.needs_mark(self.scripts.direct, [timer]) else None
         reply = self._send(
             mark,
             "fail",
@@ -365,7 +373,7 @@ class Leases(Sender):
         call = commit_call(
             lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields, seen_length=first_index
         )
-        mark = outbox.dirty_mark(lease.root) if call.messages else None
+        mark = outbox.dirty_mark(lease.root) if outbox.needs_mark(self.scripts.direct, call.messages) else None
         reply = self._send(mark, call.name, call.keys, call.args)
         self._check(reply, lease)
         self._after(lease.root, call.messages, mark=mark)
@@ -380,7 +388,7 @@ class Leases(Sender):
             pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at,
             seen_length=pending.seen_length,
         )  # fmt: skip
-        mark = outbox.dirty_mark(pending.lease.root)
+        mark = outbox.dirty_mark(pending.lease.root) if outbox.needs_mark(self.scripts.direct, call.messages) else None
         reply = self._send(mark, call.name, call.keys, call.args)
         self._check(reply, pending.lease)
         self._after(pending.lease.root, call.messages, mark=mark)
@@ -398,7 +406,7 @@ class Leases(Sender):
         lease was lost.
         """
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id, lease.state.priority)
-        mark = outbox.dirty_mark(lease.root)
+        mark = outbox.dirty_mark(lease.root) if outbox.needs_mark(self.scripts.direct, [requeue]) else None
         reply = self._send(
             mark,
             "block",

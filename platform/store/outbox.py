@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +58,48 @@ def enqueue_member(ffqn: str, execution_id: str, priority: str = DEFAULT) -> dic
 
 
 def timer_msg(at_ms: int, member: dict[str, Any]) -> str:
-    """Message: arm a timer that fires `member` at `at_ms`."""
-    return json.dumps({"op": "timer", "at": at_ms, "m": member, "n": write_id()})
+    """Message: arm a timer that fires `member` at `at_ms`.
+
+    `k` is the member as the timers' sorted set holds it (JSON, sorted keys),
+    so that a script that carries the message out itself (lua/_prelude.lua
+    `emit`) writes the very member the repair sweep and `clear_timer` name.
+    """
+    return json.dumps({"op": "timer", "k": _timer_key(member), "at": at_ms, "m": member, "n": write_id()})
+
+
+def _timer_key(member: dict[str, Any]) -> str:
+    return json.dumps(member, sort_keys=True)
+
+
+# The messages a write script carries out itself on one server with one shard (lua/_prelude.lua `emit`):
+# each starts with one of these, as `json.dumps` writes them above (a timer only with its member's key).
+_DIRECT = ('{"op": "enqueue"', '{"op": "index"', '{"op": "expire"', '{"op": "timer", "k": ')
+
+
+def applies_directly(message: str) -> bool:
+    """Whether a write script carries out `message` itself when it may touch any key (`Scripts.direct`).
+
+    Such a message never reaches the outbox, so the writer must not deliver
+    it again; the others (creations elsewhere, chain heads) still go through
+    the outbox.
+    """
+    return message.startswith(_DIRECT)
+
+
+def left_in_outbox(direct: bool, messages: list[str]) -> list[str]:
+    """Of the messages a write script was given, those it puts in the outbox (all, unless `direct`)."""
+    if not direct:
+        return messages
+    return [m for m in messages if not applies_directly(m)]
+
+
+def needs_mark(direct: bool, messages: Iterable[str]) -> bool:
+    """Whether a write that may put these messages ('' for none) in its outbox needs a dirty mark first.
+
+    Not when every one of them is carried out by the script itself (`direct`):
+    then nothing is left for a sweep to find.
+    """
+    return any(m and not (direct and applies_directly(m)) for m in messages)
 
 
 def index_msg(
@@ -189,7 +229,7 @@ def queue_effects(grouped: _Grouped, message: str, shards: Shards) -> tuple[str,
             # Named before its entry is read: readers then read this class's queues too (platform/priorities.py).
             grouped.add(keys.PRIORITIES, "SADD", priority)
     elif op == "timer":
-        grouped.add(shards.timers(data["m"]["id"]), "ZADD -", data["at"], json.dumps(data["m"], sort_keys=True))
+        grouped.add(shards.timers(data["m"]["id"]), "ZADD -", data["at"], data.get("k") or _timer_key(data["m"]))
     elif op == "index":
         grouped.add(shards.executions(data["id"]), "ZADD NX", data["at"], data["id"])
         if not data.get("done"):
@@ -263,7 +303,9 @@ def queue_all(pipe: Pipeline, batch: list[Effects]) -> list[Effects]:
         for message in effects.messages:
             other = queue_effects(grouped, message, pipe.shards)
             if other is not None:
-                created.append(Effects(other[0], json.loads(message)["msgs"], mark=other[1]))
+                # create.lua carries out the new execution's own messages as any write script does.
+                made = left_in_outbox(getattr(pipe, "direct", False), json.loads(message)["msgs"])
+                created.append(Effects(other[0], made, mark=other[1]))
             if ordered:
                 delivered.add(keys.outbox(effects.root), "LREM", message)
         if not ordered and effects.messages:
@@ -323,10 +365,12 @@ def deliver_all(scripts: Scripts, batch: list[Effects]) -> None:
 def deliver(scripts: Scripts, root: str, messages: list[str], *, also: Also | None = None, mark: str | None = None) -> None:
     """Carry out messages an accepted write put in `root`'s outbox, then remove them (and the write's `mark`).
 
-    `also(pipe)` may queue more commands that must only follow an accepted
-    write (queue acks, index removals) into the same round trip.
+    `messages` are those the write script was given: the ones it carried out
+    itself (`Scripts.direct`) are left out. `also(pipe)` may queue more
+    commands that must only follow an accepted write (queue acks, index
+    removals) into the same round trip.
     """
-    deliver_all(scripts, [Effects(root, messages, also, mark)])
+    deliver_all(scripts, [Effects(root, left_in_outbox(scripts.direct, messages), also, mark)])
 
 
 def flush(scripts: Scripts, roots: list[str], *, marks: list[str] = ()) -> int:  # type: ignore[assignment]

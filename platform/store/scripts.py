@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import os
 from importlib.resources import files
 from typing import Any
@@ -22,7 +23,10 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError, ResponseError
 
+from ..config import env_int
+from ..priorities import SEPARATOR
 from . import plain_pipeline
+from .keys import PRIORITIES
 from . import shards as sharding
 from .connection import Redis
 from .shards import Shards
@@ -64,12 +68,36 @@ def write_id() -> str:
     return f"{_WRITE_ID_PREFIX}{next(_write_ids):x}"
 
 
-def source(name: str) -> str:
-    """The Lua source sent for script `name`: its flags, the shared prelude, then the script's file."""
+def source(name: str, direct: bool = False) -> str:
+    """The Lua source sent for script `name`: its flags, the shared prelude, then the script's file.
+
+    `direct`: the prelude's `emit` carries out outbox messages itself (one
+    server, one shard: see `Scripts.direct`), naming keys as `Shards(1)` does.
+    """
     lua = files("dolmen.platform.store").joinpath("lua")
     shebang = "#!lua flags=allow-oom\n" if name in _ALLOW_OOM else ""
-    prelude = lua.joinpath("_prelude.lua").read_text() if name not in _STANDALONE else ""
+    if name in _STANDALONE:
+        prelude = ""
+    else:
+        prelude = _direct_header(direct) + lua.joinpath("_prelude.lua").read_text()
     return shebang + prelude + "\n" + lua.joinpath(f"{_ALLOW_OOM.get(name, name)}.lua").read_text()
+
+
+def _direct_header(direct: bool) -> str:
+    """The prelude's `DIRECT` (lua/_prelude.lua): nil, or what `emit` needs to name the single shard's keys."""
+    if not direct:
+        return "local DIRECT = nil\n"
+    fields = {"shard": Shards(1).key(0, ""), "priorities": PRIORITIES, "separator": SEPARATOR}
+    # JSON strings of ASCII text are Lua string literals.
+    return "local DIRECT = {" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in fields.items()) + "}\n"
+
+
+def direct_effects(cluster: bool, shards: Shards) -> bool:
+    """Whether write scripts may carry out their effects themselves: one server, one shard, `DOLMEN_DIRECT_EFFECTS` on.
+
+    Raises `ConfigError` for a malformed `DOLMEN_DIRECT_EFFECTS`.
+    """
+    return not cluster and shards.count == 1 and env_int("DOLMEN_DIRECT_EFFECTS") == 1
 
 
 def is_noscript(value: object) -> bool:
@@ -114,9 +142,14 @@ class Pipeline:
         return self.scripts.shards
 
     @property
+    def direct(self) -> bool:
+        """Whether its write scripts carry out their outbox messages themselves (`Scripts.direct`)."""
+        return self.scripts.direct
+
+    @property
     def ordered(self) -> bool:
         """Whether the commands run in the order queued: not on a cluster, which sends each node its part at once."""
-        return not isinstance(self.scripts.client, redis.RedisCluster)
+        return not self.scripts.cluster
 
     def script(self, name: str, keys: list[str], args: list[Any], *, first: bool = False) -> int:
         """Queue a script call; returns its position in the results.
@@ -184,11 +217,38 @@ class Scripts:
     them translate them (`map_redis_errors`).
     """
 
-    def __init__(self, client: Redis, *, shards: Shards | None = None) -> None:
+    def __init__(self, client: Redis, *, shards: Shards | None = None, direct: bool | None = None) -> None:
+        """`direct`: whether the write scripts carry out their effects themselves (None: see `direct`)."""
         self.client = client
+        # Whether `client` is a cluster's; asked on every pipeline, and isinstance() of redis-py's
+        # cluster class goes through typing's slow Protocol check.
+        self.cluster = isinstance(client, redis.RedisCluster)
         self._shards = shards
-        self._scripts: dict[str, Script] = {name: client.register_script(source(name)) for name in NAMES}
+        self._direct = direct
+        self._variants: dict[bool, dict[str, Script]] = {}
         self._loaded = False
+
+    @property
+    def direct(self) -> bool:
+        """Whether the write scripts carry out outbox messages themselves (lua/_prelude.lua `emit`).
+
+        Only on one server with one shard, where a script may touch keys
+        outside its execution tree and every shard key is known to it; unless
+        `DOLMEN_DIRECT_EFFECTS=0`. Then a write's queue entries, timers and
+        index entries are in with the write itself: no dirty mark, no outbox
+        round trip. Reads the shard count on first need (see `shards`).
+        """
+        if self._direct is None:
+            self._direct = direct_effects(self.cluster, self.shards)
+        return self._direct
+
+    @property
+    def _scripts(self) -> dict[str, Script]:
+        direct = self.direct
+        scripts = self._variants.get(direct)
+        if scripts is None:
+            scripts = self._variants[direct] = {name: self.client.register_script(source(name, direct)) for name in NAMES}
+        return scripts
 
     def sha(self, name: str) -> str:
         """The SHA-1 of script `name`'s source, as EVALSHA takes it."""

@@ -145,8 +145,10 @@ class Sender:
                 if not room.pause(exc):
                     raise
 
-    def _after(self, root: str, messages: list[str], also: Any = None, *, mark: str | None = None) -> None:
-        carry_out(self.scripts, self.deliveries, root, messages, also, mark=mark)
+    def _after(
+        self, root: str, messages: list[str], also: Any = None, *, mark: str | None = None, unwritten: list[str] | None = None
+    ) -> None:
+        carry_out(self.scripts, self.deliveries, root, messages, also, mark=mark, unwritten=unwritten)
 
 
 def reply_status(reply: Any) -> str:

@@ -46,6 +46,11 @@ class FinishWrite:
         """The id of the finished execution's tree root."""
         return self.lease.root
 
+    @property
+    def messages(self) -> list[str]:
+        """Every outbox message the script may write (whether it does depends on its reply)."""
+        return [m for m in (self.wake, self.expire, self.successor) if m]
+
 
 def finish_write(
     lease: Lease,
@@ -94,8 +99,8 @@ def finish_write(
     return FinishWrite(lease, call, outbox.dirty_mark(root), wake, expire, successor, tuple(entries), clear_timer)
 
 
-def finish_effects(write: FinishWrite, reply: Any, *, with_parent_commit: bool) -> tuple[list[str], Callable[[Any], None]]:
-    """What an accepted `finish` sets off: outbox messages, and the queue and index clean-up for one pipeline.
+def finish_effects(write: FinishWrite, reply: Any, *, with_parent_commit: bool) -> tuple[list[str], Callable[[Any], None] | None]:
+    """What an accepted `finish` sets off: outbox messages, and the queue and index clean-up for one pipeline (None: none).
 
     `with_parent_commit`: the finish went with its parent's held commit, which
     lists the child as finished itself.
@@ -112,7 +117,9 @@ def finish_effects(write: FinishWrite, reply: Any, *, with_parent_commit: bool) 
             pipe.zrem(pipe.shards.timers(str(write.clear_timer["id"])), json.dumps(write.clear_timer, sort_keys=True))
 
     messages = ([write.wake] if int(reply[1]) else []) + ([write.expire] if write.expire else []) + continued
-    return messages, also
+    # A child run inline with its parent's commit has nothing to clean up: no queue entry, timer or listing.
+    idle = not write.entries and (with_parent_commit or continued) and write.clear_timer is None
+    return messages, None if idle else also
 
 
 def commit_call(

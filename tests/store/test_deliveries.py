@@ -65,7 +65,8 @@ def test_effects_follow_the_write_in_the_background(client: redis.Redis) -> None
 
 
 def test_the_sweep_delivers_what_a_dead_writer_left(client: redis.Redis) -> None:
-    scripts = Scripts(client)
+    """Effects through the outbox (as on a cluster): the dirty mark leads the sweep to what the writer did not deliver."""
+    scripts = Scripts(client, direct=False)
     leases = Leases(client, scripts, deliveries=DiesBeforeDelivering(scripts))
     parent, lease = parent_with_child(client, leases)
     leases.finish(lease, Outcome(value=1))
@@ -73,6 +74,18 @@ def test_the_sweep_delivers_what_a_dead_writer_left(client: redis.Redis) -> None
     assert outbox.sweep(scripts, older_than_ms=0) == 1
     assert queued(client, WF) == [parent]
     assert indexes.zcard(client, "dirty") == 0
+
+
+def test_a_writer_that_dies_after_a_direct_write_leaves_nothing_to_deliver(client: redis.Redis) -> None:
+    """On one server the script itself wakes the parent: nothing waits on the writer, no mark, no outbox."""
+    scripts = Scripts(client)
+    assert scripts.direct
+    leases = Leases(client, scripts, deliveries=DiesBeforeDelivering(scripts))
+    parent, lease = parent_with_child(client, leases)
+    leases.finish(lease, Outcome(value=1))
+    assert queued(client, WF) == [parent]
+    assert client.llen(keys.outbox(ExecutionId(parent).root)) == 0 and indexes.zcard(client, "dirty") == 0
+    assert outbox.sweep(scripts, older_than_ms=0) == 0
 
 
 def test_the_next_write_carries_queued_effects_or_gives_them_back(client: redis.Redis) -> None:
@@ -118,7 +131,7 @@ def test_a_mark_removed_by_its_writer_never_hides_another_writers_message(client
     A dies then: its mark is still there, so the sweep delivers its message. (One
     mark per tree, removed by whoever delivered last, would have been B's to remove.)
     """
-    scripts = Scripts(client)
+    scripts = Scripts(client, direct=False)  # the scripts' messages go through the outbox, as on a cluster
     root = ExecutionId.new().value
     indexes.delete_queues(client, ACT)
     mark_a = outbox.dirty_mark(root)

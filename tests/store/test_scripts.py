@@ -15,6 +15,7 @@ import redis
 
 from dolmen.platform.store import keys
 from dolmen.platform.store.scripts import Scripts
+from dolmen.platform.store.shards import Shards
 from tests.support import indexes
 
 E = "E_01JTESTSCRIPTS000000000000"
@@ -22,9 +23,10 @@ CHILD = f"{E}.1"
 NOW = 1_700_000_000_000
 
 
-@pytest.fixture
-def scripts(client: redis.Redis) -> Scripts:
-    return Scripts(client)
+@pytest.fixture(params=[False, True], ids=["outbox", "direct"])
+def scripts(client: redis.Redis, request: pytest.FixtureRequest) -> Scripts:
+    """Both kinds of write scripts: effects left in the outbox (a cluster's), or carried out by the script (one server's)."""
+    return Scripts(client, shards=Shards(1), direct=request.param)
 
 
 def snapshot(client: redis.Redis) -> dict[str, Any]:

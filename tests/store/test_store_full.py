@@ -191,8 +191,11 @@ def test_map_redis_errors_translates_an_oom_reply_of_any_command(client: redis.R
 
 
 def test_effects_of_an_accepted_write_are_carried_out_when_full(client: redis.Redis, filler: Filler) -> None:
-    """An execution accepted just before Valkey filled up is still queued and indexed by the outbox sweep, and its outbox emptied."""
-    scripts = Scripts(client)
+    """An execution accepted just before Valkey filled up is still queued and indexed by the outbox sweep, and its outbox emptied.
+
+    Through the outbox, as on a cluster: on one server the create script queues and indexes it itself.
+    """
+    scripts = Scripts(client, direct=False)
     writer = DiesBeforeDelivering(scripts)
     try:
         new = NewExecution(id=ExecutionId.new().value, ffqn=ACT, kind="activity", digest="sha256:x", params=[1])

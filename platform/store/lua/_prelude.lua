@@ -6,7 +6,89 @@
 --  2. safe to re-send: a write carries an id (`wid`); the state remembers the
 --     last accepted one with its reply, and a repeat is answered from there;
 --  3. effects on other slots (queues, timers, indexes) are outbox messages that
---     the writer carries out only after the script answered ok.
+--     the writer carries out only after the script answered ok; on one server
+--     with one shard, the script carries most of them out itself (`emit`).
+--
+-- `DIRECT` is set ahead of this prelude (store/scripts.py `source`): nil, or
+-- on one server with one shard, the shard's key prefix and the priorities
+-- key and separator that `emit` needs to name keys the way store/shards.py does.
+
+-- A number from a message, written back exactly (cjson reads numbers as doubles;
+-- Redis would format one as %.14g).
+local function num(x)
+  return string.format('%.17g', x)
+end
+
+-- Whether the writer takes `m` for one this script carries out (store/outbox.py
+-- `applies_directly`, by the same prefixes).
+local DIRECT_PREFIXES = {'{"op": "enqueue"', '{"op": "index"', '{"op": "expire"', '{"op": "timer", "k": '}
+local function outbox_applies_directly(m)
+  for _, prefix in ipairs(DIRECT_PREFIXES) do
+    if string.sub(m, 1, #prefix) == prefix then return true end
+  end
+  return false
+end
+
+-- One effect of a message carried out by the script itself: false when the
+-- server refused it (say a key of the wrong type), so the message goes to the
+-- outbox after all, where the writer and the sweeps treat it as ever. Every
+-- effect may be carried out twice (NX, sets), so a partial one is harmless.
+local function done(reply)
+  return not (type(reply) == 'table' and reply.err)
+end
+
+-- Carry out outbox message `m` (store/outbox.py `queue_effects` says what
+-- each kind does), or false when it is not one this script carries out.
+local function apply(m)
+  local ok, d = pcall(cjson.decode, m)
+  if not ok or type(d) ~= 'table' then return false end
+  local op = d.op
+  if op == 'enqueue' and type(d.ffqn) == 'string' and type(d.id) == 'string' then
+    local name = d.ffqn
+    if type(d.p) == 'string' then
+      name = name .. DIRECT.separator .. d.p
+      -- Named before its entry is read: readers then read this class's queues too.
+      if not done(redis.pcall('SADD', DIRECT.priorities, d.p)) then return false end
+    end
+    return done(redis.pcall('XADD', DIRECT.shard .. 'q:' .. name, '*', 'id', d.id))
+  elseif op == 'index' and type(d.at) == 'number' and type(d.id) == 'string' then
+    local at = num(d.at)
+    if not done(redis.pcall('ZADD', DIRECT.shard .. 'executions', 'NX', at, d.id)) then return false end
+    if not d.done and not done(redis.pcall('ZADD', DIRECT.shard .. 'active', 'NX', at, d.id)) then return false end
+    if type(d.tags) == 'table' then
+      for _, tag in ipairs(d.tags) do
+        if not done(redis.pcall('ZADD', DIRECT.shard .. 'tag:' .. tag, 'NX', at, d.id)) then return false end
+      end
+    end
+    -- The successor is listed first: an unfinished chain is never missing from `active`.
+    if type(d.replaces) == 'string' then return done(redis.pcall('ZREM', DIRECT.shard .. 'active', d.replaces)) end
+    return true
+  elseif op == 'expire' and type(d.at) == 'number' and type(d.id) == 'string' then
+    return done(redis.pcall('ZADD', DIRECT.shard .. 'expiry', num(d.at), d.id))
+  elseif op == 'timer' and type(d.k) == 'string' and type(d.at) == 'number' then
+    return done(redis.pcall('ZADD', DIRECT.shard .. 'timers', num(d.at), d.k))
+  end
+  return false
+end
+
+-- Put outbox message `m` in the tree's outbox for the writer to carry out, or,
+-- when this script may touch any key (one server: `DIRECT` is set), carry it
+-- out now if it is one it knows (store/outbox.py `applies_directly` says
+-- which: the writer leaves those out of what it delivers, and marks the tree
+-- dirty only for the others).
+local function emit(outbox, m)
+  if DIRECT then
+    if apply(m) then return end
+    if outbox_applies_directly(m) then
+      -- The writer will not deliver it, and may have written no dirty mark:
+      -- this mark makes the scheduler's sweep deliver it (store/outbox.py).
+      local t = redis.call('TIME')
+      local root = string.match(outbox, '{([^}]*)}') or ''
+      redis.call('ZADD', DIRECT.shard .. 'dirty', num(tonumber(t[1]) * 1000000 + tonumber(t[2])), root .. '|lua' .. t[1] .. t[2])
+    end
+  end
+  redis.call('RPUSH', outbox, m)
+end
 
 -- nil when the caller still holds the execution, else why not.
 local function fence(state_key, owner, version)
@@ -74,7 +156,7 @@ local function deliver(pstate, plog, pdone, outbox, response_id, data, at, wake_
   if p[1] == 'blocked' then
     redis.call('HSET', pstate, 'status', 'pending', 'updated_at', at)
     if p[2] == '1' then return 0 end
-    redis.call('RPUSH', outbox, wake_msg)
+    emit(outbox, wake_msg)
     return 1
   end
   return 0
@@ -87,7 +169,7 @@ local function create(state_key, log_key, created, at, fields)
 end
 
 local function push_all(list_key, messages)
-  for _, m in ipairs(messages) do redis.call('RPUSH', list_key, m) end
+  for _, m in ipairs(messages) do emit(list_key, m) end
 end
 
 -- Finish notifications. Every script that writes an execution's `finished`

@@ -16,7 +16,7 @@ if f then return {f} end
 if ARGV[9] == '1' or redis.call('XLEN', KEYS[2]) ~= tonumber(ARGV[5]) or not holds(KEYS[2], ARGV[8], ARGV[5]) then
   redis.call('HSET', KEYS[1], 'status', 'pending', 'owner', '', 'lock_until', 0, 'updated_at', ARGV[4])
   if redis.call('HGET', KEYS[1], 'paused') == '1' then return accepted(KEYS[1], ARGV[1], {'paused'}) end
-  redis.call('RPUSH', KEYS[3], ARGV[6])
+  emit(KEYS[3], ARGV[6])
   return accepted(KEYS[1], ARGV[1], {'requeued'})
 end
 redis.call('HSET', KEYS[1], 'status', 'blocked', 'owner', '', 'lock_until', 0, 'updated_at', ARGV[4])

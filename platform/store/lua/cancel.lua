@@ -20,7 +20,7 @@ if ((s[2] == 'activity' or s[2] == 'external') and s[1] == 'pending') or s[2] ==
   redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', ARGV[6], 'owner', '', 'lock_until', 0,
     'finished_at', ARGV[2])
   notify_finished(execution_id_of(KEYS[1]))
-  if ARGV[10] and ARGV[10] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[10]) end
+  if ARGV[10] and ARGV[10] ~= '' then emit(KEYS[3], ARGV[10]) end
   local woke = 0
   if ARGV[7] ~= '' then
     woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[7], ARGV[8], ARGV[2], ARGV[9])
@@ -29,7 +29,7 @@ if ((s[2] == 'activity' or s[2] == 'external') and s[1] == 'pending') or s[2] ==
 end
 if s[1] == 'blocked' or s[1] == 'pending' then
   redis.call('HSET', KEYS[1], 'status', 'pending', 'not_before', 0)
-  redis.call('RPUSH', KEYS[3], ARGV[4])
+  emit(KEYS[3], ARGV[4])
   return accepted(KEYS[1], ARGV[1], {'requested', 1}, 'c')
 end
 -- Running: whoever runs it stops it (see CANCEL_CHANNEL).

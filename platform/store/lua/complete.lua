@@ -20,7 +20,7 @@ xadd(KEYS[2], 'finished', ARGV[3], ARGV[2])
 redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', ARGV[4], 'owner', '', 'lock_until', 0,
   'updated_at', ARGV[2], 'finished_at', ARGV[2])
 notify_finished(execution_id_of(KEYS[1]))
-if ARGV[8] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[8]) end
+if ARGV[8] ~= '' then emit(KEYS[3], ARGV[8]) end
 local woke = 0
 if ARGV[5] ~= '' then
   woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[5], ARGV[6], ARGV[2], ARGV[7])

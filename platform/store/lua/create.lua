@@ -11,5 +11,5 @@ local n = tonumber(ARGV[4])
 local fields = {'cwid', ARGV[1]}
 for i = 5 + n, #ARGV do fields[#fields + 1] = ARGV[i] end
 create(KEYS[1], KEYS[2], ARGV[2], ARGV[3], fields)
-for i = 5, 4 + n do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+for i = 5, 4 + n do emit(KEYS[3], ARGV[i]) end
 return {'created'}

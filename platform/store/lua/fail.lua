@@ -12,5 +12,5 @@ if redis.call('HGET', KEYS[1], 'kind') == 'workflow' then
   -- a workflow's attempt grows here, not at each resume (see lock.lua)
   redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 end
-redis.call('RPUSH', KEYS[3], ARGV[7])
+emit(KEYS[3], ARGV[7])
 return accepted(KEYS[1], ARGV[1], {'ok'})

@@ -32,8 +32,8 @@ xadd(KEYS[2], 'finished', finished, ARGV[4])
 redis.call('HSET', KEYS[1], 'status', 'finished', 'outcome', outcome, 'owner', '', 'lock_until', 0,
   'updated_at', ARGV[4], 'finished_at', ARGV[4])
 notify_finished(execution_id_of(KEYS[1]))
-if ARGV[14] and ARGV[14] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[14]) end
-if cancelled == 0 and ARGV[15] and ARGV[15] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[15]) end
+if ARGV[14] and ARGV[14] ~= '' then emit(KEYS[3], ARGV[14]) end
+if cancelled == 0 and ARGV[15] and ARGV[15] ~= '' then emit(KEYS[3], ARGV[15]) end
 local woke = 0
 if ARGV[7] ~= '' then
   woke = deliver(KEYS[4], KEYS[5], KEYS[6], KEYS[3], ARGV[7], response, ARGV[4], ARGV[9])

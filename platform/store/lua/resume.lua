@@ -21,5 +21,5 @@ end
 redis.call('HDEL', KEYS[1], 'paused')
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
 xadd(KEYS[2], 'resumed', cjson.encode({queued = queued == 1}), ARGV[2])
-if queued == 1 then redis.call('RPUSH', KEYS[3], ARGV[3]) end
+if queued == 1 then emit(KEYS[3], ARGV[3]) end
 return accepted(KEYS[1], ARGV[1], {'resumed', queued}, 'p')

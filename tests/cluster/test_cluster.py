@@ -174,6 +174,7 @@ def test_a_call_that_must_run_first_holds_back_the_rest_of_its_pipeline(redis_ur
     async def batched() -> list[object]:
         batcher = AsyncBatcher(connect_async(redis_url))
         try:
+            await batcher.ready()
             commands = batcher.commands()
             commands.script("mark_dirty", ["dolmen:{s0}:dirty"], ["too", "many", "args"], first=True)
             commands.execute_command("SET", "held-back-async", 1)

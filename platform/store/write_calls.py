@@ -23,6 +23,11 @@ from .scripts import write_id
 from .starts import create_elsewhere, start_messages
 
 
+# What an execution finishes as when its cancellation was requested while it ran (`unless_cancelled`).
+_CANCELLED = Outcome(failure=Failure("cancelled", "cancelled while it ran; its result was discarded"))
+_CANCELLED_JSON = json.dumps(_CANCELLED.to_json())
+
+
 @dataclass(frozen=True, slots=True)
 class FinishWrite:
     """A prepared `finish` script call with what its acceptance sets off.
@@ -76,11 +81,10 @@ def finish_write(
     wake = outbox.enqueue_msg(state.extra.get("parent_ffqn", ""), parent_id, state.priority) if parent else ""
     alternative: list[str] = ["", "", ""]
     if unless_cancelled:
-        cancelled = Outcome(failure=Failure("cancelled", "cancelled while it ran; its result was discarded"))
         alternative = [
-            json.dumps({**cancelled.to_json(), **(extra or {})}),
-            json.dumps(cancelled.to_json()),
-            json.dumps(response_event(state.id, cancelled, join_set=js) if parent else {}),
+            json.dumps({**_CANCELLED.to_json(), **extra}) if extra else _CANCELLED_JSON,
+            _CANCELLED_JSON,
+            json.dumps(response_event(state.id, _CANCELLED, join_set=js) if parent else {}),
         ]
     root = eid.root
     at = now_ms()

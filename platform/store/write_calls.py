@@ -14,6 +14,7 @@ from typing import Any
 
 from ..ids import ExecutionId
 from . import keys, outbox, retention
+from .compact_json import dumps
 from .creates import NewExecution
 from .clock import now_ms
 from .executions import response_event
@@ -82,9 +83,9 @@ def finish_write(
     alternative: list[str] = ["", "", ""]
     if unless_cancelled:
         alternative = [
-            json.dumps({**_CANCELLED.to_json(), **extra}) if extra else _CANCELLED_JSON,
+            dumps({**_CANCELLED.to_json(), **extra}) if extra else _CANCELLED_JSON,
             _CANCELLED_JSON,
-            json.dumps(response_event(state.id, _CANCELLED, join_set=js) if parent else {}),
+            dumps(response_event(state.id, _CANCELLED, join_set=js) if parent else {}),
         ]
     root = eid.root
     at = now_ms()
@@ -95,8 +96,8 @@ def finish_write(
         "finish",
         [keys.state(state.id), keys.log(state.id), keys.outbox(root),
          keys.state(parent_id), keys.log(parent_id), keys.done(parent_id)],
-        [write_id(), lease.owner, lease.version, at, json.dumps(finished), json.dumps(outcome.to_json()),
-         state.id if parent else "", json.dumps(response), wake, *alternative, parent_tail_after or "", expire,
+        [write_id(), lease.owner, lease.version, at, dumps(finished), dumps(outcome.to_json()),
+         state.id if parent else "", dumps(response), wake, *alternative, parent_tail_after or "", expire,
          successor, *(log_seen or ("", ""))],
         [],
     )  # fmt: skip
@@ -151,7 +152,7 @@ def commit_call(
     children = [new for new in creates if ExecutionId(new.id).root == lease.root]
     elsewhere = [new for new in creates if ExecutionId(new.id).root != lease.root]
     create_specs = [
-        {"created": json.dumps(new.created_event()), "fields": new.state_fields(at)} for new in children
+        {"created": dumps(new.created_event()), "fields": new.state_fields(at)} for new in children
     ]
     starts = [
         m
@@ -161,7 +162,7 @@ def commit_call(
     starts += [create_elsewhere(new, at, wid=f"{lease.id}/{new.id}") for new in elsewhere]
     starts += list(messages)
     spec = {
-        "events": [[t, json.dumps(d), str(when)] for t, d, when in events],
+        "events": [[t, dumps(d), str(when)] for t, d, when in events],
         "creates": create_specs,
         "outbox": starts,
         "state": [x for kv in (state_fields or {}).items() for x in kv],
@@ -169,6 +170,6 @@ def commit_call(
     script_keys = [keys.state(lease.id), keys.log(lease.id), keys.outbox(lease.root)]
     for new in children:
         script_keys += [keys.state(new.id), keys.log(new.id)]
-    return ScriptCall("commit", script_keys, [write_id(), lease.owner, lease.version, at, json.dumps(spec), last_seen, "" if seen_length is None else seen_length],
+    return ScriptCall("commit", script_keys, [write_id(), lease.owner, lease.version, at, dumps(spec), last_seen, "" if seen_length is None else seen_length],
         starts,
     )

@@ -69,6 +69,7 @@ class RunnerMetrics:
             ("kind", "failure"),
             registry=self.registry,
         )
+        self._attempt_series: dict[tuple[str, str], Any] = {}
         self.replays = Histogram(
             "dolmen_replay_duration_seconds",
             "Time a workflow run spent replaying its event log before reaching its end (runs that had logged "
@@ -76,6 +77,15 @@ class RunnerMetrics:
             buckets=REPLAY_BUCKETS,
             registry=self.registry,
         )
+
+    def attempt(self, kind: str, outcome: str) -> Any:
+        """The `attempts` series of (`kind`, `outcome`), to `observe` seconds on: looked up once, since
+        `labels()` takes a lock and builds its key at every call (a direct call records one per call)."""
+        key = (kind, outcome)
+        series = self._attempt_series.get(key)
+        if series is None:
+            series = self._attempt_series[key] = self.attempts.labels(kind, outcome)
+        return series
 
     def snapshot(self) -> str:
         """This runner's families as JSON (`snapshot`), for its heartbeat to write."""

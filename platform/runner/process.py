@@ -353,7 +353,7 @@ class Runner:
             log.exception("unexpected error while running", execution_id=lease.id)
             self._record_runner_error(lease, entries, exc)
         finally:
-            self.metrics.attempts.labels(lease.state.kind, outcome).observe(time.perf_counter() - started)
+            self.metrics.attempt(lease.state.kind, outcome).observe(time.perf_counter() - started)
         return False
 
     def _gave_up(self, lease: Lease, entries: list[QueueEntry]) -> bool:
@@ -452,7 +452,7 @@ class Runner:
                         lease, [], clear_timer=new.recovery_timer(), parent_tail_after=parent_tail_after, held=held
                     )
             self.processed += 1
-            self.metrics.attempts.labels(lease.state.kind, "returned").observe(time.perf_counter() - started)
+            self.metrics.attempt(lease.state.kind, "returned").observe(time.perf_counter() - started)
             return tail
         finally:
             self.held_leases.let_go(lease.id)

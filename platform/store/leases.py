@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -275,8 +274,6 @@ class Leases(Sender):
                 last_seen=parent_commit.last_seen, finished_inline=lease.id, at=parent_commit.at,
                 seen_length=parent_commit.seen_length,
             )  # fmt: skip
-            # Written with the commit that creates it, the child never had a recovery timer to clear.
-            write = replace(write, clear_timer=None)
             mark = write.mark if outbox.needs_mark(direct, [*commit.messages, *write.messages]) else None
             committed, reply = self._send_many(mark, [commit.as_args(), write.call.as_args()])
             self._check(committed, parent_commit.lease)

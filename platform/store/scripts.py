@@ -225,7 +225,8 @@ class Scripts:
         self.cluster = isinstance(client, redis.RedisCluster)
         self._shards = shards
         self._direct = direct
-        self._variants: dict[bool, dict[str, Script]] = {}
+        # Registered on first need, once `direct` is known: its source depends on it.
+        self._chosen: dict[str, Script] | None = None
         self._loaded = False
 
     @property
@@ -244,10 +245,10 @@ class Scripts:
 
     @property
     def _scripts(self) -> dict[str, Script]:
-        direct = self.direct
-        scripts = self._variants.get(direct)
+        scripts = self._chosen
         if scripts is None:
-            scripts = self._variants[direct] = {name: self.client.register_script(source(name, direct)) for name in NAMES}
+            direct = self.direct
+            scripts = self._chosen = {name: self.client.register_script(source(name, direct)) for name in NAMES}
         return scripts
 
     def sha(self, name: str) -> str:

@@ -21,6 +21,15 @@ holds only writes in flight, however many writes a second there are; the
 sweep is left with the marks of writers that died or whose write was
 refused. A mark per tree, removed by whichever writer came last, could drop
 the mark of a writer whose script had not run yet.
+
+All of this is a cluster's need: there a script may only touch its own slot.
+On one server with one shard (`Scripts.direct`) a script carries out the
+messages it knows itself (enqueue, index, expire, timer: `applies_directly`),
+in the same atomic write, and only the others (a creation in another tree, a
+chain's head) reach the outbox; the writer leaves the applied ones out of
+what it delivers (`left_in_outbox`) and marks the tree dirty only for the
+others (`needs_mark`). One the script cannot carry out after all (the server
+refused its effect) goes to the outbox with a mark the script writes itself.
 """
 
 from __future__ import annotations

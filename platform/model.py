@@ -462,4 +462,4 @@ def _unknown_function_message(ffqn: str, known: list[str]) -> str:
     hint = f"; did you mean {', '.join(similar)}?" if similar else ""
     if not known:
         return f"function {ffqn} is not deployed (nothing is deployed yet; run `platform deploy FILE.yaml`)"
-    return f"function {ffqn} is not deployed{hint} (`platform functions` lists what is)"
+    return f"function {ffqn} is not deployed{hint} (`platform functions` or GET /v1/functions lists what is)"

@@ -11,6 +11,7 @@ from ..client import Client
 from ..deploy.fields import parse_duration
 from ..errors import UsageError
 from ..ffqn import Ffqn
+from ..model import similar_functions
 from ..store.purge import PURGE_STATUSES, PurgeFilter, PurgeReport
 from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
 from .executions import executions_group
@@ -79,10 +80,12 @@ def purge_cmd(ctx: CliContext, before: str | None, ffqn: str | None, status: str
 
 def _nothing_for(client: Client, ffqn: str, *, filtered: bool) -> str:
     """Why no tree matched `--ffqn`: not deployed in any stored revision, the other filters, or never a finished root."""
-    deployed = any(ffqn in client.deployments.get(n).functions() for n in client.deployments.numbers())
-    if not deployed:
+    stored = {name for n in client.deployments.numbers() for name in client.deployments.get(n).functions()}
+    if ffqn not in stored:
+        similar = similar_functions(ffqn, stored)
+        meant = f"did you mean {', '.join(similar)}? " if similar else ""
         return (
-            f"hint: {ffqn} is not a function of any stored deployment revision; "
+            f"hint: {ffqn} is not a function of any stored deployment revision; {meant}"
             "`platform deployments show` lists the deployed ones (check the function's name and its version after '@')"
         )
     if filtered:

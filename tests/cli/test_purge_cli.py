@@ -90,6 +90,8 @@ def test_purge_filters_dry_run_and_output(redis_url: str, processes: Processes, 
     unknown = purge(redis_url, "executions", "purge", "--dry-run", "--ffqn", f"{A}.nope")
     assert unknown.returncode == 0 and "would purge 0 trees" in unknown.stdout
     assert f"hint: {A}.nope is not a function of any stored deployment revision" in unknown.stderr
+    near = purge(redis_url, "executions", "purge", "--dry-run", "--ffqn", f"{A}.napp")
+    assert f"did you mean {A}.nap" in near.stderr
     other = "testing:act/basic@9.0.0.double"
     assert "is not a function of any stored deployment revision" in purge(redis_url, "executions", "purge", "--ffqn", other).stderr
     # A deployed function with no finished root (here: the activity nap still runs).

@@ -27,6 +27,7 @@ def test_unknown_ffqn_is_404_naming_similar_functions(http: httpx.Client) -> Non
     """An ffqn that is not deployed answers 404 and suggests the deployed ones."""
     message = assert_error(http.post(f"/v1/functions/{ACT}.tripple", json=[1]), 404, "not_found")
     assert f"{ACT}.tripple" in message
+    assert "GET /v1/functions lists what is" in message  # a way to look that an HTTP client has too
 
 
 def test_malformed_ffqn_is_400(http: httpx.Client) -> None:

@@ -67,9 +67,8 @@ class AsyncCreates:
         call = CreateCall.of(new)
         await self.batcher.ready()
         commands = self.batcher.commands()
-        mark: str | None = None
-        if outbox.needs_mark(commands.direct, call.messages):
-            mark = outbox.dirty_mark(call.root)
+        mark = outbox.mark_for(commands.direct, call.root, call.messages)
+        if mark is not None:
             outbox.mark_dirty(commands, mark)
         position = commands.script("create", call.keys, call.args)
         replies = await self.batcher.execute(commands, lambda outcome: self._accepted(call, mark, commands.direct, position, outcome))

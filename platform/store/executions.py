@@ -60,9 +60,8 @@ class ExecutionStore:
         call = CreateCall.of(new)
         with map_redis_errors():
             pipe = self.scripts.pipeline()
-            mark: str | None = None
-            if outbox.needs_mark(pipe.direct, call.messages):
-                mark = outbox.dirty_mark(call.root)
+            mark = outbox.mark_for(pipe.direct, call.root, call.messages)
+            if mark is not None:
                 outbox.mark_dirty(pipe, mark)
             position = pipe.script("create", call.keys, call.args)
             reply = pipe.execute()[position]

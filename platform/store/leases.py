@@ -336,7 +336,7 @@ class Leases(Sender):
         state = lease.state
         timer = outbox.timer_msg(retry_at, outbox.enqueue_member(state.ffqn, state.id, state.priority))
         event = {"attempt": state.attempt, **error, "retry_at": retry_at}
-        mark = outbox.dirty_mark(lease.root) if outbox.needs_mark(self.scripts.direct, [timer]) else None
+        mark = outbox.mark_for(self.scripts.direct, lease.root, [timer])
         reply = self._send(
             mark,
             "fail",
@@ -370,7 +370,7 @@ class Leases(Sender):
         call = commit_call(
             lease, events, creates, last_seen=last_seen, messages=messages, state_fields=state_fields, seen_length=first_index
         )
-        mark = outbox.dirty_mark(lease.root) if outbox.needs_mark(self.scripts.direct, call.messages) else None
+        mark = outbox.mark_for(self.scripts.direct, lease.root, call.messages)
         reply = self._send(mark, call.name, call.keys, call.args)
         self._check(reply, lease)
         self._after(lease.root, call.messages, mark=mark)
@@ -385,7 +385,7 @@ class Leases(Sender):
             pending.lease, pending.events, pending.creates, last_seen=pending.last_seen, at=pending.at,
             seen_length=pending.seen_length,
         )  # fmt: skip
-        mark = outbox.dirty_mark(pending.lease.root) if outbox.needs_mark(self.scripts.direct, call.messages) else None
+        mark = outbox.mark_for(self.scripts.direct, pending.lease.root, call.messages)
         reply = self._send(mark, call.name, call.keys, call.args)
         self._check(reply, pending.lease)
         self._after(pending.lease.root, call.messages, mark=mark)
@@ -403,7 +403,7 @@ class Leases(Sender):
         lease was lost.
         """
         requeue = outbox.enqueue_msg(lease.state.ffqn, lease.id, lease.state.priority)
-        mark = outbox.dirty_mark(lease.root) if outbox.needs_mark(self.scripts.direct, [requeue]) else None
+        mark = outbox.mark_for(self.scripts.direct, lease.root, [requeue])
         reply = self._send(
             mark,
             "block",

@@ -44,7 +44,7 @@ from ..priorities import DEFAULT, queue_name
 from ..tags import members as tag_members
 from . import keys
 from .connection import map_redis_errors
-from .scripts import Pipeline, Scripts, write_id
+from .scripts import DIRECT_PREFIXES, Pipeline, Scripts, write_id
 from .shards import Shards
 
 
@@ -80,11 +80,6 @@ def _timer_key(member: dict[str, Any]) -> str:
     return json.dumps(member, sort_keys=True)
 
 
-# The messages a write script carries out itself on one server with one shard (lua/_prelude.lua `emit`):
-# each starts with one of these, as `json.dumps` writes them above (a timer only with its member's key).
-_DIRECT = ('{"op": "enqueue"', '{"op": "index"', '{"op": "expire"', '{"op": "timer", "k": ')
-
-
 def applies_directly(message: str) -> bool:
     """Whether a write script carries out `message` itself when it may touch any key (`Scripts.direct`).
 
@@ -92,7 +87,7 @@ def applies_directly(message: str) -> bool:
     it again; the others (creations elsewhere, chain heads) still go through
     the outbox.
     """
-    return message.startswith(_DIRECT)
+    return message.startswith(DIRECT_PREFIXES)
 
 
 def left_in_outbox(direct: bool, messages: list[str]) -> list[str]:
@@ -109,6 +104,11 @@ def needs_mark(direct: bool, messages: Iterable[str]) -> bool:
     then nothing is left for a sweep to find.
     """
     return any(m and not (direct and applies_directly(m)) for m in messages)
+
+
+def mark_for(direct: bool, root: str, messages: Iterable[str]) -> str | None:
+    """A fresh dirty mark for a write into `root` that may put these messages in its outbox, or None when it needs none."""
+    return dirty_mark(root) if needs_mark(direct, messages) else None
 
 
 def index_msg(

@@ -68,6 +68,12 @@ def write_id() -> str:
     return f"{_WRITE_ID_PREFIX}{next(_write_ids):x}"
 
 
+# The outbox messages a write script carries out itself on one server with one shard (lua/_prelude.lua `emit`,
+# outbox.py `applies_directly`): each starts with one of these, as outbox.py's `json.dumps` writes them
+# (a timer only with its member's key, `k`). Given to the scripts in their `DIRECT` header.
+DIRECT_PREFIXES = ('{"op": "enqueue"', '{"op": "index"', '{"op": "expire"', '{"op": "timer", "k": ')
+
+
 def source(name: str, direct: bool = False) -> str:
     """The Lua source sent for script `name`: its flags, the shared prelude, then the script's file.
 
@@ -89,7 +95,9 @@ def _direct_header(direct: bool) -> str:
         return "local DIRECT = nil\n"
     fields = {"shard": Shards(1).key(0, ""), "priorities": PRIORITIES, "separator": SEPARATOR}
     # JSON strings of ASCII text are Lua string literals.
-    return "local DIRECT = {" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in fields.items()) + "}\n"
+    values = [f"{k} = {json.dumps(v)}" for k, v in fields.items()]
+    values.append("prefixes = {" + ", ".join(json.dumps(p) for p in DIRECT_PREFIXES) + "}")
+    return "local DIRECT = {" + ", ".join(values) + "}\n"
 
 
 def direct_effects(cluster: bool, shards: Shards) -> bool:

@@ -11,7 +11,8 @@
 --
 -- `DIRECT` is set ahead of this prelude (store/scripts.py `source`): nil, or
 -- on one server with one shard, the shard's key prefix and the priorities
--- key and separator that `emit` needs to name keys the way store/shards.py does.
+-- key and separator that `emit` needs to name keys the way store/shards.py does,
+-- and the prefixes of the messages the writer takes for carried out (`prefixes`).
 
 -- A number from a message, written back exactly (cjson reads numbers as doubles;
 -- Redis would format one as %.14g).
@@ -21,9 +22,8 @@ end
 
 -- Whether the writer takes `m` for one this script carries out (store/outbox.py
 -- `applies_directly`, by the same prefixes).
-local DIRECT_PREFIXES = {'{"op": "enqueue"', '{"op": "index"', '{"op": "expire"', '{"op": "timer", "k": '}
 local function outbox_applies_directly(m)
-  for _, prefix in ipairs(DIRECT_PREFIXES) do
+  for _, prefix in ipairs(DIRECT.prefixes) do
     if string.sub(m, 1, #prefix) == prefix then return true end
   end
   return false

@@ -34,8 +34,8 @@ ENV_INTS: dict[str, tuple[int, int, str]] = {
     "DOLMEN_REPAIR_AFTER_MS": (10_000, 0, "how long an execution may sit unqueued before the repair sweep requeues it, in ms"),
     "DOLMEN_INLINE_HOLD_MS": (100, 0, "how long a direct activity call may run before its request is written on its own, in ms"),
     "DOLMEN_SPARE_INSTANCES": (0, 0, "how many instances per component runners make ahead of time"),
-    "DOLMEN_GROUP_COMMIT": (1, 0, "1 sends a runner's concurrent writes in shared pipelines, 0 one by one"),
-    "DOLMEN_DIRECT_EFFECTS": (1, 0, "1 lets the write scripts on one server with one shard carry out their queue, timer and index effects themselves, 0 leaves all of them to the outbox"),
+    "DOLMEN_GROUP_COMMIT": (1, 0, "the switch that sends a runner's concurrent writes in shared pipelines (1) or one by one (0)"),
+    "DOLMEN_DIRECT_EFFECTS": (1, 0, "the switch that lets write scripts on one server with one shard carry out their queue, timer and index effects themselves (1) or leaves all of them to the outbox (0)"),
     "DOLMEN_SHARDS": (0, 0, "how many shards the queue, timer and index keys get at the store's first use (0: 1 on one server, 2 per master on a cluster)"),
     MAX_VALUE_ENV: (DEFAULT_MAX_VALUE_BYTES, 1024, "the largest value (a call's params, a result) in bytes of JSON"),
     # The gateway's --wait-replicas and --wait-timeout-ms (README "On a Valkey or Redis Cluster").
@@ -45,7 +45,7 @@ ENV_INTS: dict[str, tuple[int, int, str]] = {
 
 
 # The largest value a setting of `ENV_INTS` may take, where there is one.
-ENV_MAXIMA: dict[str, int] = {"DOLMEN_SHARDS": 1024, ENV_WAIT_TIMEOUT_MS: 10_000, "DOLMEN_DIRECT_EFFECTS": 1}
+ENV_MAXIMA: dict[str, int] = {"DOLMEN_SHARDS": 1024, ENV_WAIT_TIMEOUT_MS: 10_000, "DOLMEN_DIRECT_EFFECTS": 1, "DOLMEN_GROUP_COMMIT": 1}
 
 
 def env_int(name: str, environ: Mapping[str, str] | None = None) -> int:

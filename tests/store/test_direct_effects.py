@@ -142,7 +142,7 @@ def test_only_one_server_with_one_shard_gets_scripts_that_carry_out_their_effect
     monkeypatch.setenv("DOLMEN_DIRECT_EFFECTS", "0")
     assert not Scripts(client, shards=Shards(1)).direct
     monkeypatch.setenv("DOLMEN_DIRECT_EFFECTS", "yes")
-    with pytest.raises(ConfigError, match="DOLMEN_DIRECT_EFFECTS='yes' is not valid.*from 0 to 1"):
+    with pytest.raises(ConfigError, match=r"DOLMEN_DIRECT_EFFECTS='yes' is not valid: it is the switch .* \(1\) or .* \(0\), a whole number from 0 to 1"):
         _ = Scripts(client, shards=Shards(1)).direct
 
 

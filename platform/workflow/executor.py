@@ -153,8 +153,7 @@ class WorkflowExecutor:
                 self._finish(lease, Outcome(value=value), entries, ctx.replay)
             else:
                 self._continue(lease, continued, entries, ctx.replay)
-        except Unload:
-            self.held.keep(state.id, ctx.replay.events)
+        except Unload:  # its log is held already (`LiveDriver._release`)
             self.leases.ack(entries)
         except CancelledError:
             self._cancel(lease, ctx.replay, entries)

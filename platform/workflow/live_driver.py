@@ -210,9 +210,7 @@ class LiveDriver:
                 self.executor.waiting.release()
             if new:  # it was paused while waiting
                 self._unload_paused(ctx)
-        last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
-        outcome = self.executor.leases.block(self.lease, ctx.replay.length, wake_at=ctx.next_wake(), last_seen=last)
-        raise Unload(outcome)
+        raise Unload(self._release(ctx, wake_at=ctx.next_wake()))
 
     def _paused(self, ctx: RunContext, arrived: list[Event]) -> bool:
         """Whether the run must stop at this wait: the execution, or its whole function, was paused (store/pauses.py).
@@ -226,10 +224,22 @@ class LiveDriver:
 
     def _unload_paused(self, ctx: RunContext) -> NoReturn:
         """Release the lease, pending (what it read but did not act on runs on resume), and unload."""
-        last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
-        outcome = self.executor.leases.block(self.lease, ctx.replay.length, last_seen=last, paused=True)
+        outcome = self._release(ctx, paused=True)
         log.info("paused: unloaded", execution_id=self.lease.id, outcome=outcome)
         raise Unload(outcome)
+
+    def _release(self, ctx: RunContext, *, wake_at: int | None = None, paused: bool = False) -> str:
+        """Keep the log this run read (`HeldLogs`), then release the lease (`Leases.block`); its outcome.
+
+        Kept first: the write that releases it may be answered after the
+        execution was woken and locked again, by another thread of this
+        runner, which then reads only the log's tail. A kept log the release
+        then fails for is harmless: a lock checks it is the log's start.
+        Raises what `Leases.block` raises.
+        """
+        self.executor.held.keep(self.lease.id, ctx.replay.events)
+        last = ctx.replay.events[-1].stream_id if ctx.replay.events else "0-0"
+        return self.executor.leases.block(self.lease, ctx.replay.length, wake_at=wake_at, last_seen=last, paused=paused)
 
     def resolve(self, ffqn: str) -> Target:
         """`Driver.resolve` in the active revision, semver-compatibly; `NotFoundError` when nothing (or no such

@@ -144,19 +144,25 @@ class Leases(Sender):
         """Take over entries another consumer read but never finished (up to `count` from each shard's queue).
 
         XAUTOCLAIM of the entries pending for at least `min_idle_ms` ms; entries deleted meanwhile are left out.
+        A queue whose consumer group is gone (NOGROUP: a failover lost it) has nothing pending to take over;
+        the next read or reclaim creates the group again, as `read` does.
         """
         self.ensure_groups([ffqn])
         with map_redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for stream in self.shards.queues(ffqn):
                 pipe.xautoclaim(stream, keys.QUEUE_GROUP, consumer, min_idle_ms, "0-0", count=count)
-            replies: list[Any] = pipe.execute()
-        return [
-            QueueEntry(ffqn, sid.decode(), fields[b"id"].decode())
-            for reply in replies
-            for sid, fields in (reply[1] if reply else [])
-            if fields  # deleted entries come back empty
-        ]
+            replies: list[Any] = plain_pipeline.execute_any(pipe)
+        entries: list[QueueEntry] = []
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                self._groups = frozenset()
+            elif isinstance(reply, Exception):
+                raise translated(reply)
+            elif reply:
+                # Entries deleted meanwhile come back empty.
+                entries += [QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()) for sid, fields in reply[1] if fields]
+        return entries
 
     def ack(self, entries: list[QueueEntry]) -> None:
         """Done with these entries: remove them from the queue (XACK and XDEL, one round trip)."""

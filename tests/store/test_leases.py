@@ -53,3 +53,20 @@ def test_a_reader_creates_the_groups_it_lacks_and_again_those_the_store_lost(cli
     assert leases.read("r1", [ACT], 10, 100) == []
     assert [e.execution_id for e in leases.read("r1", [ACT], 10, 100)] == [third]
     indexes.delete_queues(client, ACT)
+
+
+def test_a_reclaim_on_a_queue_that_lost_its_group_takes_nothing_and_the_next_one_creates_it(client: redis.Redis) -> None:
+    """A failover can lose a queue's consumer group (the runners' XGROUP CREATE never reached the replica):
+    reclaiming there is no error that stops the runner's loop; it takes nothing, and the next reclaim and read
+    create the group again and go on (the cluster test `test_a_workflow_whose_delay_timer_was_lost_wakes_up`)."""
+    indexes.delete_queues(client, ACT)
+    leases = Leases(client)
+    first = create(client)
+    assert [e.execution_id for e in leases.read("r1", [ACT], 10, 100)] == [first]
+    indexes.delete_queues(client, ACT)  # the group is gone; the runner still thinks it created it
+    second = create(client)
+    assert leases.reclaim("r2", ACT, min_idle_ms=0) == []
+    assert leases.reclaim("r2", ACT, min_idle_ms=0) == []  # the group exists again, with nothing read yet
+    assert [e.execution_id for e in leases.read("r1", [ACT], 10, 100)] == [second]
+    assert [e.execution_id for e in leases.reclaim("r2", ACT, min_idle_ms=0)] == [second]
+    indexes.delete_queues(client, ACT)

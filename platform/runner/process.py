@@ -174,6 +174,8 @@ class Runner:
             self.held_commits.close()
             self.workflows.close()
             self.deliveries.close()
+            if self.leases.group is not None:
+                self.leases.group.close()
             beat.stop()
             self.provider.close()
             log.info("runner stopped", processed=self.processed)

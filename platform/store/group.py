@@ -23,6 +23,7 @@ from typing import Any
 from . import outbox
 from .connection import map_redis_errors, translated
 from .deliveries import Deliveries
+from .plain_pipeline import HeldConnection
 from .scripts import Scripts
 
 Call = tuple[str, list[str], list[Any]]
@@ -87,6 +88,13 @@ class GroupCommit:
         self.batches = 0
         self.writes = 0
         self._writers = threading.local()
+        # Only the leader sends, one batch at a time: one connection serves every batch.
+        self._connection = HeldConnection(scripts.client)
+
+    def close(self) -> None:
+        """Hand the connection the batches went on back to the client's pool (sending again takes one again)."""
+        with self._lock:
+            self._connection.close()
 
     def send(self, mark: str | None, calls: list[Call]) -> list[Any]:
         """The replies of `calls` (`(script, keys, args)`), in order; raises `StoreError` (see the class docstring)."""
@@ -141,7 +149,7 @@ class GroupCommit:
                     if write.mark is not None:
                         outbox.mark_dirty(pipe, write.mark)
                     positions.append([pipe.script(name, keys, args) for name, keys, args in write.calls])
-                results = pipe.execute(raise_errors=False)
+                results = pipe.execute(raise_errors=False, connection=self._connection.get())
         except BaseException as exc:  # noqa: BLE001 - handed to every writer of the batch
             if carried is not None:
                 carried.failed()

@@ -32,8 +32,12 @@ from redis.exceptions import ResponseError
 _RAW = frozenset({"EVALSHA", "EVAL"})
 
 
-def execute(pipe: RedisPipeline) -> list[Any]:
+def execute(pipe: RedisPipeline, connection: AbstractConnection | None = None) -> list[Any]:
     """The replies of the commands queued in `pipe`, in order, error replies in place; `pipe` is reset.
+
+    `connection`: one of the pool's connections that the caller holds for
+    its own round trips, one at a time (`HeldConnection`); by default one is
+    taken from the pool and handed back.
 
     Raises redis-py's `ConnectionError` or `TimeoutError` when the server
     could not be reached after the client's retries (callers translate them,
@@ -43,20 +47,51 @@ def execute(pipe: RedisPipeline) -> list[Any]:
     if not stack:
         return []
     try:
+        if connection is not None:
+            return _on(connection, pipe, stack)
         pool = pipe.connection_pool
-        connection = pool.get_connection()
+        taken = pool.get_connection()
         try:
-            return connection.retry.call_with_retry(
-                lambda: _round_trip(pipe, connection, stack), lambda _error: connection.disconnect()
-            )
-        except BaseException:
-            # Replies may be left unread on it: never hand it back connected.
-            connection.disconnect()
-            raise
+            return _on(taken, pipe, stack)
         finally:
-            pool.release(connection)
+            pool.release(taken)
     finally:
         pipe.reset()
+
+
+def _on(connection: AbstractConnection, pipe: RedisPipeline, stack: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+    try:
+        return connection.retry.call_with_retry(
+            lambda: _round_trip(pipe, connection, stack), lambda _error: connection.disconnect()
+        )
+    except BaseException:
+        # Replies may be left unread on it: never hand it back (or send on it again) connected.
+        connection.disconnect()
+        raise
+
+
+class HeldConnection:
+    """One connection of a single server's pool, kept by a caller whose round trips never overlap (the group
+    commit's leader): taking a connection from redis-py 8's pool and handing it back costs about 6 µs of CPU
+    per round trip (metrics, a readiness poll of the socket, fork checks).
+
+    `get()` is the connection (taken at the first call; None for a cluster's client, which has no such pool);
+    a connection dropped after an error connects again at its next command. `close()` hands it back.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._pool = getattr(client, "connection_pool", None)
+        self._connection: AbstractConnection | None = None
+
+    def get(self) -> AbstractConnection | None:
+        if self._connection is None and self._pool is not None:
+            self._connection = self._pool.get_connection()
+        return self._connection
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and self._pool is not None:
+            self._pool.release(connection)
 
 
 def execute_any(pipe: Any) -> list[Any]:

@@ -20,7 +20,9 @@ from importlib.resources import files
 from typing import Any
 
 import redis
+from redis.client import Pipeline as RedisPipeline
 from redis.commands.core import Script
+from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from ..config import env_int
@@ -180,10 +182,11 @@ class Pipeline:
         self._count += 1
         return self._count - 1
 
-    def execute(self, *, raise_errors: bool = True) -> list[Any]:
+    def execute(self, *, raise_errors: bool = True, connection: AbstractConnection | None = None) -> list[Any]:
         """Run the pipeline; script calls that hit NOSCRIPT are reloaded and repeated.
 
-        With `raise_errors=False`, a command's error is its result instead of raised.
+        With `raise_errors=False`, a command's error is its result instead of raised. `connection`: a single
+        server's connection the caller holds for its round trips (`plain_pipeline.HeldConnection`).
         """
         if self._first is not None:
             first = self._first.execute(raise_errors=False)
@@ -192,21 +195,24 @@ class Pipeline:
                 self.pipe.reset()  # not sent: what needed those calls first gets their error
                 rest = [failed] * (self._count - len(first))
             else:
-                rest = self._execute()
+                rest = self._execute(connection)
             firsts, others, at = iter(first), iter(rest), set(self._first_at)
             results = [next(firsts) if i in at else next(others) for i in range(self._count)]
         else:
-            results = self._execute()
+            results = self._execute(connection)
         if raise_errors:
             for result in results:
                 if isinstance(result, Exception):
                     raise result
         return results
 
-    def _execute(self) -> list[Any]:
+    def _execute(self, connection: AbstractConnection | None = None) -> list[Any]:
         """The replies of the commands queued in `pipe` (all but the `first` ones), NOSCRIPT calls repeated."""
         # A single server's pipeline skips redis-py's own bookkeeping (see plain_pipeline.py).
-        results = plain_pipeline.execute_any(self.pipe)
+        if connection is not None and type(self.pipe) is RedisPipeline:
+            results = plain_pipeline.execute(self.pipe, connection)
+        else:
+            results = plain_pipeline.execute_any(self.pipe)
         for position, (name, keys, args) in self._calls.items():
             if self._first_at:
                 position -= bisect.bisect_left(self._first_at, position)  # positions in `pipe` skip the `first` calls

@@ -109,3 +109,30 @@ def test_several_writes_of_one_thread_amid_others_each_get_their_replies(redis_u
     assert not any(t.is_alive() for t in threads), "a writer never got its replies"
     assert not errors
     assert group.writes == 8 * 10 * 7 + 8 * 30
+
+
+def test_the_batches_go_on_one_held_connection_until_the_group_is_closed(redis_url: str) -> None:
+    """On a single server the leader sends every batch on the group's own connection (no pool round per batch);
+    `close` hands it back. A cluster's client has no such pool: its batches go through its cluster pipeline."""
+    client = connect(redis_url)
+    group = GroupCommit(Scripts(client))
+    try:
+        threads = [
+            threading.Thread(target=lambda n=n: [group.send(None, [("zrem_unchanged", [f"test:group:h{n}"], ["m", "1"])]) for _ in range(10)])
+            for n in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert group.writes == 80
+        held = group._connection.get()
+        pool = getattr(client, "connection_pool", None)
+        if pool is None:
+            assert held is None
+            return
+        assert held is not None and held not in pool._available_connections and held in pool._in_use_connections
+        group.close()
+        assert held in pool._available_connections
+    finally:
+        client.close()

@@ -154,3 +154,63 @@ def test_execute_any_takes_a_single_servers_pipeline_plain(redis_url: str, monke
         assert used == [2]
     finally:
         client.close()
+
+
+def test_a_held_connection_serves_every_round_trip_and_connects_again_after_a_cut(redis_url: str) -> None:
+    """`HeldConnection`: one connection for all of its holder's round trips (the server sees one client id), a cut
+    one re-sent on a new connection as the pool's are, and `close` hands it back to the pool."""
+
+    def act(proxy: FaultProxy, client: redis.Redis) -> None:
+        held = plain_pipeline.HeldConnection(client)
+        connection = held.get()
+        assert connection is not None and held.get() is connection
+        pipe = client.pipeline(transaction=False)
+        ids: set[int] = set()
+        for _ in range(3):
+            pipe.client_id()
+            ids |= set(plain_pipeline.execute(pipe, connection))
+        assert len(ids) == 1, "every round trip went on the held connection"
+        proxy.cut_all()
+        pipe.sadd("pp:held", "x")
+        pipe.client_id()
+        replies = plain_pipeline.execute(pipe, connection)
+        assert replies[1] not in ids, "sent again on a new connection"
+        pipe.smembers("pp:held")
+        assert plain_pipeline.execute(pipe, held.get()) == [{b"x"}]
+        assert connection not in client.connection_pool._available_connections
+        held.close()
+        assert connection in client.connection_pool._available_connections
+        assert held.get() is not None, "used again after close, it takes a connection again"
+        held.close()
+
+    through_proxy(redis_url, act)
+
+
+def test_a_held_connection_that_raised_is_left_closed_and_connects_at_its_next_use(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round trip that raised may have left replies unread: the held connection is dropped, never reused as it is."""
+    client = connect(redis_url)
+    held = plain_pipeline.HeldConnection(client)
+    try:
+        connection = held.get()
+        assert connection is not None
+        pipe = client.pipeline(transaction=False)
+        pipe.client_id()
+        [first] = plain_pipeline.execute(pipe, connection)
+
+        def interrupted(*args: Any) -> list[Any]:
+            raise KeyboardInterrupt  # not a connection error: not retried, raised to the caller
+
+        with monkeypatch.context() as patch:
+            patch.setattr(plain_pipeline, "_round_trip", interrupted)
+            pipe.ping()
+            with pytest.raises(KeyboardInterrupt):
+                plain_pipeline.execute(pipe, connection)
+        assert connection._sock is None, "dropped, with whatever it had unread"
+        pipe.client_id()
+        [second] = plain_pipeline.execute(pipe, connection)
+        assert second != first
+    finally:
+        held.close()
+        client.close()

@@ -11,6 +11,7 @@ and a cancellation request stops the attempt it concerns (see `attempts`).
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import socket
 import threading
@@ -139,6 +140,7 @@ class Runner:
         keeper.start()
         cancels = CancelWatcher(self.client, self.attempts.cancel).start()
         log.info("runner started", owner=self.owner, concurrency=self.settings.concurrency)
+        _settle_garbage_collector()
         last_reclaim = 0.0
         try:
             while not stop.is_set():
@@ -482,3 +484,17 @@ def serve_runner(settings: RunnerSettings, stop: threading.Event) -> None:
     """
     wait_for_store(settings.redis_url)
     Runner(settings).serve(stop)
+
+
+def _settle_garbage_collector() -> None:
+    """Tune CPython's cyclic garbage collector for a runner's steady work, once it has started.
+
+    A call allocates many short-lived containers (replies, events, JSON) and almost no cycles, so
+    the default first-generation threshold (700 net allocations) runs collections often, and the
+    older generations' ones walk every module and component loaded at start. Those are frozen
+    (`gc.freeze`, https://docs.python.org/3/library/gc.html#gc.freeze) and the first threshold is
+    raised to 20,000 allocations, a few MB of garbage at most between collections. Measured with
+    light guests, serial: about +2% calls per second (A/B, 4 rounds in one session).
+    """
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)

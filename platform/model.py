@@ -306,14 +306,16 @@ class Revision:
     source: str = ""
     # Cron schedules: the active revision's are the ones that fire (scheduler.py, cron_firing.py).
     schedules: tuple[Schedule, ...] = ()
+    # Every ffqn's route, built once: a workflow's every call looks its callee up here (`route_compatible`).
+    _routes: dict[str, FunctionRoute] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        routes = {ffqn: FunctionRoute(ffqn, comp, sig) for comp in self.components for ffqn, sig in comp.functions.items()}
+        object.__setattr__(self, "_routes", routes)
 
     def functions(self) -> dict[str, FunctionRoute]:
-        """Every deployed ffqn and where it runs."""
-        out: dict[str, FunctionRoute] = {}
-        for comp in self.components:
-            for ffqn, sig in comp.functions.items():
-                out[ffqn] = FunctionRoute(ffqn, comp, sig)
-        return out
+        """Every deployed ffqn and where it runs (a new dict: the caller may change it)."""
+        return dict(self._routes)
 
     def runnable(self) -> set[str]:
         """The ffqns runners run (and read queues of): every function but those of stubs and external components."""
@@ -329,10 +331,10 @@ class Revision:
 
     def route(self, ffqn: str) -> FunctionRoute:
         """The function `ffqn`, or a NotFoundError listing close names."""
-        found = self.functions().get(ffqn)
+        found = self._routes.get(ffqn)
         if found is not None:
             return found
-        raise NotFoundError(_unknown_function_message(ffqn, list(self.functions())))
+        raise NotFoundError(_unknown_function_message(ffqn, list(self._routes)))
 
     def route_compatible(self, ffqn: str) -> FunctionRoute:
         """`route(ffqn)`, else the same function in the highest semver-compatible deployed version.
@@ -341,7 +343,7 @@ class Revision:
         export `ns:pkg/iface@1.2.0`; the route's `ffqn` is the deployed one
         (`compatible_interface`). `NotFoundError`, as `route`, when none is.
         """
-        functions = self.functions()
+        functions = self._routes
         found = functions.get(ffqn)
         if found is not None:
             return found

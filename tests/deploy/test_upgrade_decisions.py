@@ -119,3 +119,18 @@ def test_route_compatible_finds_the_highest_semver_compatible_export() -> None:
     assert rev.route_compatible("t:a/a@2.0.0.f").component.name == "a2"
     with pytest.raises(NotFoundError):
         rev.route_compatible("t:a/a@3.0.0.f")
+
+
+def test_a_revisions_routes_are_built_once_and_handed_out_as_copies() -> None:
+    """`route` looks up what the revision built when made (a workflow's every call does); `functions()` is a new
+    dict each time, so a caller that changes it changes nothing of the revision; equality and repr ignore the table."""
+    rev = revision(1, config("act", "activity", "sha256:a1", "t:a/a@1.0.0.f"))
+    assert rev.route("t:a/a@1.0.0.f") is rev.route("t:a/a@1.0.0.f")
+    functions = rev.functions()
+    del functions["t:a/a@1.0.0.f"]
+    assert rev.route("t:a/a@1.0.0.f").component.name == "act"
+    assert list(rev.functions()) == ["t:a/a@1.0.0.f"]
+    same = revision(1, config("act", "activity", "sha256:a1", "t:a/a@1.0.0.f"))
+    assert same == rev and "_routes" not in repr(rev)
+    with pytest.raises(NotFoundError, match="t:a/a@1.0.0.g is not deployed"):
+        rev.route("t:a/a@1.0.0.g")

@@ -140,7 +140,6 @@ class Runner:
         keeper.start()
         cancels = CancelWatcher(self.client, self.attempts.cancel).start()
         log.info("runner started", owner=self.owner, concurrency=self.settings.concurrency)
-        _settle_garbage_collector()
         last_reclaim = 0.0
         try:
             while not stop.is_set():
@@ -483,15 +482,17 @@ def serve_runner(settings: RunnerSettings, stop: threading.Event) -> None:
     `StoreAccessError`), and what `Runner` and `Runner.serve` raise at start.
     """
     wait_for_store(settings.redis_url)
-    Runner(settings).serve(stop)
+    runner = Runner(settings)
+    _settle_garbage_collector()  # here, not in `serve`: it is the process's setting (tests serve runners in theirs)
+    runner.serve(stop)
 
 
 def _settle_garbage_collector() -> None:
-    """Tune CPython's cyclic garbage collector for a runner's steady work, once it has started.
+    """Tune CPython's cyclic garbage collector for a runner process's steady work, once its runner is built.
 
     A call allocates many short-lived containers (replies, events, JSON) and almost no cycles, so
     the default first-generation threshold (700 net allocations) runs collections often, and the
-    older generations' ones walk every module and component loaded at start. Those are frozen
+    older generations' ones walk every module loaded at start. Those are frozen
     (`gc.freeze`, https://docs.python.org/3/library/gc.html#gc.freeze) and the first threshold is
     raised to 20,000 allocations, a few MB of garbage at most between collections. Measured with
     light guests, serial: about +2% calls per second (A/B, 4 rounds in one session).

@@ -10,7 +10,7 @@ with, so the entries of a runner that died are reclaimed by the others.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -130,15 +130,7 @@ class Leases(Sender):
                 for streams in self._reads(ffqns):
                     pipe.xreadgroup(keys.QUEUE_GROUP, consumer, streams, count=count)  # type: ignore[arg-type]
             replies = plain_pipeline.execute_any(pipe)
-        entries: list[QueueEntry] = []
-        for reply in replies:
-            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
-                self._groups = frozenset()
-            elif isinstance(reply, Exception):
-                raise translated(reply)
-            else:
-                entries += queue_entries(reply)
-        return entries
+        return self._entries(replies, queue_entries)
 
     def reclaim(self, consumer: str, ffqn: str, min_idle_ms: int, count: int = 50) -> list[QueueEntry]:
         """Take over entries another consumer read but never finished (up to `count` from each shard's queue).
@@ -153,15 +145,28 @@ class Leases(Sender):
             for stream in self.shards.queues(ffqn):
                 pipe.xautoclaim(stream, keys.QUEUE_GROUP, consumer, min_idle_ms, "0-0", count=count)
             replies: list[Any] = plain_pipeline.execute_any(pipe)
+
+        def claimed(reply: Any) -> list[QueueEntry]:
+            # Entries deleted meanwhile come back empty.
+            return [QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()) for sid, fields in reply[1] if fields] if reply else []
+
+        return self._entries(replies, claimed)
+
+    def _entries(self, replies: list[Any], decode: Callable[[Any], list[QueueEntry]]) -> list[QueueEntry]:
+        """The entries of a pipeline of group reads (XREADGROUP, XAUTOCLAIM), each reply decoded by `decode`.
+
+        A NOGROUP reply has none, and this instance forgets the groups it
+        created, so that its next read creates them again (a flushed or
+        failed-over store lost them); any other error is raised, translated.
+        """
         entries: list[QueueEntry] = []
         for reply in replies:
             if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
                 self._groups = frozenset()
             elif isinstance(reply, Exception):
                 raise translated(reply)
-            elif reply:
-                # Entries deleted meanwhile come back empty.
-                entries += [QueueEntry(ffqn, sid.decode(), fields[b"id"].decode()) for sid, fields in reply[1] if fields]
+            else:
+                entries += decode(reply)
         return entries
 
     def ack(self, entries: list[QueueEntry]) -> None:

@@ -125,6 +125,13 @@ def params_to_wasm(params: Any, fn: FunctionType, path: str = "params") -> list[
         return out
     if params is None and not fn.params:
         return []
+    if params is None:
+        # An empty request body reads as null too: say what to send rather than "got null".
+        raise InvalidValueError(
+            path,
+            f"no parameters were given (an empty body or null), and the function takes {_count(len(names), 'parameter')} "
+            f"({', '.join(names)}): send them as an array (by position) or an object (by name)",
+        )
     raise InvalidValueError(path, f"expected an array or an object of parameters, got {describe(params)}")
 
 

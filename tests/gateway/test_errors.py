@@ -65,6 +65,13 @@ def test_bad_json_is_400(http: httpx.Client) -> None:
     assert_error(http.post(f"/v1/functions/{DOUBLE}", content=b"\xff\xfe"), 400, "bad_request", "body")
 
 
+def test_an_empty_body_for_a_function_with_params_says_what_to_send(http: httpx.Client) -> None:
+    """No body at all (or `null`) is 400 naming the parameters to send, not "got null"."""
+    for content in (b"", b"  ", b"null"):
+        message = assert_error(http.post(f"/v1/functions/{DOUBLE}", content=content), 400, "invalid_value", "params")
+        assert "no parameters were given" in message and "(x)" in message and "got null" not in message
+
+
 def test_bad_wait_is_400(http: httpx.Client) -> None:
     """A wait that is not a number of seconds answers 400."""
     assert_error(http.post(f"/v1/functions/{DOUBLE}?wait=soon", json=[1]), 400, "bad_request", "wait")

@@ -284,7 +284,7 @@ def test_huge_integer_for_a_float_is_rejected() -> None:
     [
         (MIX, 5, "params: expected an array or an object of parameters, got 5"),
         (MIX, "[1]", 'params: expected an array or an object of parameters, got "[1]"'),
-        (MIX, None, "params: expected an array or an object of parameters, got null"),
+        (MIX, None, "params: no parameters were given (an empty body or null), and the function takes 3 parameters (count, label, note): send them as an array (by position) or an object (by name)"),
         (MIX, [1], "params: expected 3 parameters (count, label, note), got 1"),
         (MIX, [1, "x", None, 4], "params: expected 3 parameters (count, label, note), got 4"),
         (FunctionType((), None), [1], "params: expected 0 parameters (none), got 1"),

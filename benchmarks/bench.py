@@ -369,14 +369,14 @@ def measure(result: Result, repeat: int, run: Callable[[], float | tuple[float, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runners", default="1,2", help="runner process counts to try [1,2]")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--activities", type=int, default=1000)
-    parser.add_argument("--serial", type=int, default=1000)
-    parser.add_argument("--fan-out", type=int, default=1000)
-    parser.add_argument("--many", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--replay-events", type=int, default=10_000)
-    parser.add_argument("--upgrade", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of each scenario [3]")
+    parser.add_argument("--activities", type=int, default=1000, help="activity executions submitted at once [1000]")
+    parser.add_argument("--serial", type=int, default=1000, help="calls in a row in one workflow [1000; at most 9999]")
+    parser.add_argument("--fan-out", type=int, default=1000, help="children in one join set [1000]")
+    parser.add_argument("--many", type=int, default=2000, help="one-step workflows over HTTP [2000]")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients of `many` [32]")
+    parser.add_argument("--replay-events", type=int, default=10_000, help="events of the replayed log [10000]")
+    parser.add_argument("--upgrade", type=int, default=1000, help="running executions verified against a new version [1000]")
     parser.add_argument("--only", help="comma-separated scenarios: activities,serial,fan-out,many,replay,upgrade")
     parser.add_argument(
         "--guest",

@@ -102,11 +102,25 @@ def load_document(text: str, file: str) -> yaml.Node | None:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "invalid YAML"
-        raise DeploymentError(f"{file}:{line}: not valid YAML: {problem}; fix the syntax and deploy again") from None
+        raise DeploymentError(f"{file}:{line}: not valid YAML: {problem}; {_syntax_fix(problem)}") from None
     except yaml.YAMLError as exc:
         raise DeploymentError(f"{file}: not valid YAML: {exc}") from None
     finally:
         loader.dispose()
+
+
+def _syntax_fix(problem: str) -> str:
+    """How to fix a YAML syntax error, from PyYAML's `problem` text.
+
+    A plain value that starts with `*` or `&` is read as an alias or an anchor (YAML 1.2.2, §6.9.2 and §7.1), so
+    `allowed_hosts: [*.example.org]` fails with PyYAML's "expected alphabetic or numeric character"
+    or "found undefined alias"; `@` and a backtick cannot start a plain value at all.
+    """
+    if problem.startswith(("expected alphabetic or numeric character", "found undefined alias")):
+        return "a value that starts with * or & is read as a YAML alias or anchor: quote it (e.g. \"*.example.org\") and deploy again"
+    if problem.startswith("found character") and "that cannot start any token" in problem:
+        return "a value that starts with this character must be quoted (e.g. \"@team\"): quote it and deploy again"
+    return "fix the syntax and deploy again"
 
 
 def _written_tag(node: yaml.ScalarNode) -> str | None:

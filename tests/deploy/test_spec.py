@@ -272,7 +272,12 @@ BAD_CASES = [
     ("route path", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: \"a/{x\", function: a:b/c@1.0.0.d}\n", ["routes[0].path: 'a/{x' must start with '/'", "unbalanced"]),
     ("route function", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: run}\n", ["routes[0].function: 'run' is not a function name"]),
     ("route twice", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm}\nroutes:\n  - {path: /a, function: a:b/c@1.0.0.d}\n  - {path: /a, function: a:b/c@1.0.0.e}\n", ["shop.yaml:6: routes[1]: route POST /a is declared twice"]),
-    ("not yaml", "name: x\ncomponents: [\n", ["shop.yaml:3: not valid YAML"]),
+    ("not yaml", "name: x\ncomponents: [\n", ["shop.yaml:3: not valid YAML", "fix the syntax and deploy again"]),
+    # A plain value that starts with * or & is a YAML alias or anchor; with @ or a backtick, no value at all.
+    ("allowed host * unquoted", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [*]}\n", ["shop.yaml:3: not valid YAML", "read as a YAML alias or anchor: quote it (e.g. \"*.example.org\")"]),
+    ("allowed host *.name unquoted", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    allowed_hosts:\n      - *.example.org\n", ["shop.yaml:7: not valid YAML", "quote it (e.g. \"*.example.org\")"]),
+    ("allowed host *name unquoted", "name: x\ncomponents:\n  - {name: a, kind: activity, source: a.wasm, allowed_hosts: [*example]}\n", ["found undefined alias 'example'", "quote it"]),
+    ("env value starting with @", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      OWNER: @team\n", ["shop.yaml:7: not valid YAML: found character '@'", "must be quoted (e.g. \"@team\")"]),
     ("not a mapping", "- a\n- b\n", ["expected a mapping with keys name, retention, components, routes, schedules, got a list"]),
     # Values are read as written, never through YAML 1.1's implicit types; what cannot be used is refused.
     ("env value with a tag", "name: x\ncomponents:\n  - name: a\n    kind: activity\n    source: a.wasm\n    env:\n      MODE: !!int 0755\n", ["shop.yaml:7: components[0].env.MODE: the tag !!int does not apply here", "remove the tag"]),

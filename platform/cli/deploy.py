@@ -18,7 +18,7 @@ from ..ffqn import Ffqn
 from ..store.connection import StoreClient, connect
 from ..store.deployments import DeploymentStore
 from ..store.pauses import paused_functions
-from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
+from .shared import CliContext, Seconds, echo, emit_json, emit_table, pass_ctx
 from .deploy_output import print_component, print_revision, print_schedule, print_upgrades, print_versions, short, when
 from .registry import credentials_from_flags, registry_options
 
@@ -35,7 +35,7 @@ def _redis(ctx: CliContext) -> StoreClient:
 @click.option("--rollback", "rollback_to", type=int, metavar="REV", help="Make an earlier revision active again (no FILE).")
 @click.option(
     "--upgrade-wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(),
     default=5.0,
     show_default=True,
     help="Seconds to retry executions a runner holds before leaving them to the scheduler.",
@@ -197,7 +197,7 @@ def _limits_text(limits: FunctionLimits) -> str:
 @click.option("--to", "to", required=True, metavar="DIGEST", help="The deployed workflow component to move to (sha256:..., a unique prefix is enough).")
 @click.option("--dry-run", is_flag=True, help="Replay-check and report; write nothing.")
 @click.option("--force", is_flag=True, help="Move without replay-checking (divergent executions then fail).")
-@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=5.0, show_default=True, help="Seconds to retry executions a runner holds.")
+@click.option("--wait", "wait_s", type=Seconds(), default=5.0, show_default=True, help="Seconds to retry executions a runner holds.")
 @pass_ctx
 def upgrade_cmd(ctx: CliContext, ffqn: str, to: str, dry_run: bool, force: bool, wait_s: float) -> None:
     """Move the running executions of the workflow FFQN to component DIGEST where their logs replay cleanly.

@@ -10,12 +10,12 @@ import click
 
 from ..config import PlatformFile, no_platform, pid_alive
 from ..errors import NotFoundError, ShutdownTimeoutError
-from .shared import CliContext, emit_json, pass_ctx
+from .shared import CliContext, Seconds, emit_json, pass_ctx
 
 
 @click.command("down")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+    "--timeout", type=Seconds(), default=60.0, show_default=True,
     help="Seconds to wait for it to stop (its services get `platform up --stop-timeout` each).",
 )  # fmt: skip
 @pass_ctx

@@ -25,7 +25,7 @@ from ..wasm.engine import EngineSettings
 from ..wasm.loader import ComponentLoader, LoadedComponent
 from ..workflow.sandbox import WorkflowSandbox
 from ..workflow.verify import verify
-from .shared import CliContext, echo, emit_json, emit_table, pass_ctx
+from .shared import CliContext, Seconds, echo, emit_json, emit_table, pass_ctx
 from .wasm import parse_json_arg
 
 
@@ -59,7 +59,7 @@ def _exit_for(state: ExecutionState) -> int:
 @click.argument("ffqn")
 @click.argument("params", default="[]")
 @click.option("--no-wait", is_flag=True, help="Print the execution id and return at once.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds to wait for the result.")
+@click.option("--timeout", type=Seconds(), default=60.0, show_default=True, help="Seconds to wait for the result.")
 @click.option("--id", "execution_id", help="Use this execution id (idempotent: the same id gives the same execution).")
 @click.option("--idempotency-key", help="The same key gives the same execution.")
 @click.option(
@@ -208,7 +208,7 @@ def show_cmd(ctx: CliContext, execution_id: str) -> None:
 @executions_group.command("result")
 @click.argument("execution_id")
 @click.option(
-    "--wait", "wait_s", type=click.FloatRange(min=0), default=0.0, help="Seconds to wait for it to finish [default: 0, no wait]."
+    "--wait", "wait_s", type=Seconds(), default=0.0, help="Seconds to wait for it to finish [default: 0, no wait]."
 )
 @pass_ctx
 def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> None:
@@ -230,7 +230,7 @@ def result_cmd(ctx: CliContext, execution_id: str, wait_s: float) -> None:
 @executions_group.command("events")
 @click.argument("execution_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until it finishes.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=300.0, show_default=True, help="With --follow: stop after this many seconds.")
+@click.option("--timeout", type=Seconds(), default=300.0, show_default=True, help="With --follow: stop after this many seconds.")
 @pass_ctx
 def events_cmd(ctx: CliContext, execution_id: str, follow: bool, timeout: float) -> None:
     """The ordered event log."""

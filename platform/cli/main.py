@@ -100,6 +100,15 @@ for _name in _COMMAND_MODULES:
 accept_after_commands(cli)
 
 
+def usage_line(exc: click.UsageError) -> str:
+    """click's usage error as one line, as Dolmen's own errors are: its message, then where the options are listed.
+
+    click prints a usage error as three lines (`Usage: ...`, `Try ... --help`, `Error: ...`).
+    """
+    path = exc.ctx.command_path if exc.ctx is not None else "platform"
+    return f"{exc.format_message().strip().rstrip('.')} (`{path} --help` lists what it takes)"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, printing Dolmen errors on one line (with a traceback under --debug); never returns.
 
@@ -113,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(f"error: {usage_line(exc)}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -13,7 +13,7 @@ import click
 
 from ..config import DEFAULT_GATEWAY_PORT, ENV_WAIT_REPLICAS, ENV_WAIT_TIMEOUT_MS
 from ..shutdown import stop_event_on_signals
-from .shared import CliContext, pass_ctx
+from .shared import CliContext, Seconds, pass_ctx
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -93,9 +93,9 @@ def scheduler_cmd(ctx: CliContext) -> None:
     default=None,
     help="Largest request body (413 above) [default: twice DOLMEN_MAX_VALUE_BYTES, 8 MiB].",
 )
-@click.option("--max-wait", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Longest wait of any request, in seconds.")
+@click.option("--max-wait", type=Seconds(), default=60.0, show_default=True, help="Longest wait of any request, in seconds.")
 @click.option(
-    "--route-wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
+    "--route-wait", type=Seconds(), default=30.0, show_default=True,
     help="Seconds a deployment route waits for the result before answering 202 (a request's Prefer: wait=N changes it, "
     "up to --max-wait).",
 )

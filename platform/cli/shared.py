@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,27 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import resolve_data_dir, resolve_gateway_url, resolve_redis_url
+
+
+class Seconds(click.FloatRange):
+    """An option's number of seconds: a finite number of at least 0 (`--timeout 2.5`).
+
+    click's own `FloatRange(min=0)` calls `abc` "not a valid float range" and takes `nan` and `inf`.
+    """
+
+    name = "number of seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        return "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds; give e.g. 30 or 2.5", param, ctx)
+        return seconds
 
 
 @dataclass

@@ -40,7 +40,7 @@ from ..supervisor import (
     service_specs,
 )
 from ..store.async_links import ReplicaWait
-from .shared import CliContext, pass_ctx
+from .shared import CliContext, Seconds, pass_ctx
 from .services import wait_options
 from .status import forget_heartbeats, probe_client, probe_gateway, probe_processes, probe_redis
 from ..store.access import redacted
@@ -272,8 +272,8 @@ def _announce(
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=DEFAULT_GATEWAY_PORT, show_default=True, help="Gateway port."
 )
-@click.option("--startup-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds to become ready.")
-@click.option("--stop-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Seconds before SIGKILL at stop.")
+@click.option("--startup-timeout", type=Seconds(), default=60.0, show_default=True, help="Seconds to become ready.")
+@click.option("--stop-timeout", type=Seconds(), default=10.0, show_default=True, help="Seconds before SIGKILL at stop.")
 @click.option(
     "--fsync",
     type=click.Choice(["everysec", "always"]),

@@ -29,10 +29,13 @@ def locked(client: redis.Redis) -> Lease:
 
 
 @pytest.mark.parametrize("grouped", [True, False], ids=["group-commit", "one-by-one"])
-def test_each_finish_of_a_batch_is_fenced_on_its_own(client: redis.Redis, grouped: bool) -> None:
+def test_each_finish_of_a_batch_is_fenced_on_its_own(client: redis.Redis, grouped: bool, request: pytest.FixtureRequest) -> None:
     """A lease lost in the middle of a batch fails only its own finish; the others are written with their results."""
     scripts = Scripts(client)
-    leases = Leases(client, scripts, group=GroupCommit(scripts) if grouped else None)
+    group = GroupCommit(scripts) if grouped else None
+    leases = Leases(client, scripts, group=group)
+    if group is not None:
+        request.addfinalizer(group.close)  # it holds a connection of the client's pool
     first, lost, last = locked(client), locked(client), locked(client)
     # Another runner took `lost` over: our fencing token is stale.
     stale = replace(lost, state=replace(lost.state, version=lost.state.version + 1))

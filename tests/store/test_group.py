@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,11 +14,29 @@ from dolmen.platform.store.connection import connect
 from dolmen.platform.store.group import GroupCommit
 from dolmen.platform.store.scripts import Scripts
 
+Groups = Callable[[redis.Redis], GroupCommit]
 
-def test_concurrent_writes_each_get_their_own_replies_in_fewer_pipelines(redis_url: str) -> None:
+
+@pytest.fixture
+def groups() -> Iterator[Groups]:
+    """Makes a `GroupCommit` on a client; closes both (the group holds a connection) after the test."""
+    made: list[tuple[GroupCommit, redis.Redis]] = []
+
+    def make(client: redis.Redis) -> GroupCommit:
+        group = GroupCommit(Scripts(client))
+        made.append((group, client))
+        return group
+
+    yield make
+    for group, client in made:
+        group.close()
+        client.close()
+
+
+def test_concurrent_writes_each_get_their_own_replies_in_fewer_pipelines(redis_url: str, groups: Groups) -> None:
     """64 threads write 20 times each; every reply belongs to its own call, and batches formed."""
     client = connect(redis_url)
-    group = GroupCommit(Scripts(client))
+    group = groups(client)
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
@@ -41,11 +60,11 @@ def test_concurrent_writes_each_get_their_own_replies_in_fewer_pipelines(redis_u
     assert group.batches < group.writes  # some writes shared a pipeline
 
 
-def test_one_failed_call_fails_only_its_own_write(redis_url: str) -> None:
+def test_one_failed_call_fails_only_its_own_write(redis_url: str, groups: Groups) -> None:
     """A script refused by the server (wrong key type) fails its writer, not the batch."""
     client = connect(redis_url)
     client.set("test:group:string", "x")
-    group = GroupCommit(Scripts(client))
+    group = groups(client)
     results: dict[str, Any] = {}
 
     def good() -> None:
@@ -66,18 +85,18 @@ def test_one_failed_call_fails_only_its_own_write(redis_url: str) -> None:
     assert isinstance(results["bad"], StoreError) and "WRONGTYPE" in str(results["bad"])
 
 
-def test_an_unreachable_store_fails_every_waiting_writer(redis_url: str) -> None:
+def test_an_unreachable_store_fails_every_waiting_writer(redis_url: str, groups: Groups) -> None:
     """A connection error reaches each writer of the batch as StoreError (they re-send by write id)."""
-    group = GroupCommit(Scripts(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)))
+    group = groups(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
     with pytest.raises(StoreError):
         group.send(None, [("zrem_unchanged", ["k"], ["m", "1"])])
 
 
-def test_several_writes_of_one_thread_amid_others_each_get_their_replies(redis_url: str) -> None:
+def test_several_writes_of_one_thread_amid_others_each_get_their_replies(redis_url: str, groups: Groups) -> None:
     """`send_all` from 8 threads, next to 8 single writers: every write's own reply (or error), in order."""
     client = connect(redis_url)
     client.set("test:group:string2", "x")
-    group = GroupCommit(Scripts(client))
+    group = groups(client)
     errors: list[BaseException] = []
 
     def batch_writer(n: int) -> None:

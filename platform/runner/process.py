@@ -11,7 +11,6 @@ and a cancellation request stops the attempt it concerns (see `attempts`).
 from __future__ import annotations
 
 import functools
-import gc
 import os
 import socket
 import threading
@@ -46,6 +45,7 @@ from .held_leases import HeldLeases
 from .activity import ActivityExecutor, Attempted
 from .attempts import RunningAttempts
 from .batching import AttemptDurations, plan
+from .collector import settle_garbage_collector
 from ..execution.components import ComponentProvider
 from .held import HeldCommits
 from .queues import QueueSelection
@@ -483,19 +483,6 @@ def serve_runner(settings: RunnerSettings, stop: threading.Event) -> None:
     """
     wait_for_store(settings.redis_url)
     runner = Runner(settings)
-    _settle_garbage_collector()  # here, not in `serve`: it is the process's setting (tests serve runners in theirs)
+    settle_garbage_collector()  # here, not in `serve`: it is the process's setting (tests serve runners in theirs)
     runner.serve(stop)
 
-
-def _settle_garbage_collector() -> None:
-    """Tune CPython's cyclic garbage collector for a runner process's steady work, once its runner is built.
-
-    A call allocates many short-lived containers (replies, events, JSON) and almost no cycles, so
-    the default first-generation threshold (700 net allocations) runs collections often, and the
-    older generations' ones walk every module loaded at start. Those are frozen
-    (`gc.freeze`, https://docs.python.org/3/library/gc.html#gc.freeze) and the first threshold is
-    raised to 20,000 allocations, a few MB of garbage at most between collections. Measured with
-    light guests, serial: about +2% calls per second (A/B, 4 rounds in one session).
-    """
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)

@@ -16,9 +16,7 @@ Every error is an `InvalidValueError` whose path names the bad field, e.g.
 WIT values are the Python objects wasmtime-py's component API takes and
 returns. wasmtime-py represents a variant-like value either by its bare
 payload or by a `Variant(tag, payload)` depending on whether the Python
-classes of its cases overlap; `_is_tagged` mirrors that rule exactly, and
-`_accepts` is the exact case test that `platform/wasm/_wasmtime_fixes.py`
-makes wasmtime-py use when it lowers an untagged value.
+classes of its cases overlap; that rule is `tagging.py`'s.
 """
 
 from __future__ import annotations
@@ -27,12 +25,12 @@ import json
 import math
 import re
 import struct
-from functools import lru_cache
 from typing import Any
 
 from wasmtime.component import Record, Variant
 
 from ..errors import InvalidValueError
+from .tagging import accepts, is_tagged
 from .types import (
     INT_RANGES,
     EnumT,
@@ -251,7 +249,7 @@ def _float_to_wasm(value: Any, ty: Prim, path: str) -> float:
 
 
 def _option_to_wasm(value: Any, ty: OptionT, path: str, *, explicit: bool) -> Any:
-    tagged = _is_tagged(ty)
+    tagged = is_tagged(ty)
     if explicit:
         # An option inside an option: {"some": v} / {"none": null}.
         if not (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("some", "none")):
@@ -333,7 +331,7 @@ def _variant_to_wasm(value: Any, ty: VariantT | ResultT, cases: list[tuple[str, 
         )
     else:
         wasm_payload = to_wasm(payload, case_ty, case_path)
-    if _is_tagged(ty):
+    if is_tagged(ty):
         return Variant(case, wasm_payload)
     return wasm_payload
 
@@ -358,7 +356,7 @@ def from_wasm(value: Any, ty: WitType | None, *, in_option: bool = False) -> Any
             return number
         return value
     if isinstance(ty, OptionT):
-        if _is_tagged(ty):
+        if is_tagged(ty):
             is_some = value.tag == "some"
             payload = value.payload
         else:
@@ -392,12 +390,12 @@ def from_wasm(value: Any, ty: WitType | None, *, in_option: bool = False) -> Any
 
 
 def _case_from_wasm(ty: WitType, cases: list[tuple[str, WitType | None]], value: Any) -> tuple[str, Any]:
-    if _is_tagged(ty):
+    if is_tagged(ty):
         return value.tag, value.payload
     # Untagged: the payload's Python class identifies the case (the classes of
     # the cases are disjoint, that is why wasmtime-py left the tag out).
     for name, case_ty in cases:
-        if _accepts(case_ty, value):
+        if accepts(case_ty, value):
             return name, value
     raise TypeError(f"cannot tell which case of {ty.wit()} the value {value!r} is")
 
@@ -411,93 +409,3 @@ def canonical_params(params: Any, fn: FunctionType, path: str = "params") -> lis
     """Validate parameters and return them canonically, as a positional array; `InvalidValueError` as `params_to_wasm`."""
     values = params_to_wasm(params, fn, path)
     return [from_wasm(v, t) for v, (_, t) in zip(values, fn.params)]
-
-
-# ------------------------------------------------- wasmtime-py's tagging rule
-
-
-def _classes(ty: WitType | None) -> frozenset[str]:
-    """Python class names wasmtime-py uses for values of `ty` (its `add_classes`)."""
-    if ty is None:
-        return frozenset({"object"})
-    if isinstance(ty, Prim):
-        if ty.name == "bool":
-            return frozenset({"bool"})
-        if ty.name in INT_RANGES:
-            return frozenset({"int"})
-        if ty.name in ("f32", "f64"):
-            return frozenset({"float"})
-        return frozenset({"str"})
-    if isinstance(ty, ListT):
-        return frozenset({"bytes"}) if ty.element == Prim("u8") else frozenset({"list"})
-    if isinstance(ty, RecordT):
-        return frozenset({"Record"})
-    if isinstance(ty, TupleT):
-        return frozenset({"tuple"})
-    if isinstance(ty, EnumT):
-        return frozenset({"str"})
-    if isinstance(ty, FlagsT):
-        return frozenset({"set"})
-    if isinstance(ty, (VariantT, OptionT, ResultT)):
-        if _is_tagged(ty):
-            return frozenset({"Variant"})
-        out: set[str] = set()
-        for _, case_ty in _cases(ty):
-            out |= _classes(case_ty)
-        return frozenset(out)
-    return frozenset({"ResourceAny", "ResourceHost"})
-
-
-def _cases(ty: VariantT | OptionT | ResultT) -> list[tuple[str, WitType | None]]:
-    if isinstance(ty, VariantT):
-        return list(ty.cases)
-    if isinstance(ty, OptionT):
-        return [("none", None), ("some", ty.inner)]
-    return [("ok", ty.ok), ("err", ty.err)]
-
-
-@lru_cache(maxsize=4096)
-def _is_tagged(ty: WitType) -> bool:
-    """Whether wasmtime-py represents values of this variant-like type as `Variant`."""
-    if not isinstance(ty, (VariantT, OptionT, ResultT)):
-        return False
-    seen: set[str] = set()
-    for _, case_ty in _cases(ty):
-        case = _classes(case_ty)
-        if case & seen:
-            return True
-        seen |= case
-    return False
-
-
-def _accepts(ty: WitType | None, value: Any) -> bool:
-    """Whether `value` is the wasmtime-py form of a value of `ty` (None: a case without payload).
-
-    Exact where `isinstance` is not: `bool` is not an integer, and only a case
-    without payload (or an untagged option or variant containing one) takes None.
-    """
-    if ty is None:
-        return value is None
-    if isinstance(ty, Prim):
-        if ty.name == "bool":
-            return type(value) is bool
-        if ty.name in INT_RANGES:
-            return isinstance(value, int) and not isinstance(value, bool)
-        if ty.name in ("f32", "f64"):
-            return isinstance(value, float)
-        return isinstance(value, str)
-    if isinstance(ty, ListT):
-        return isinstance(value, bytes if ty.element == Prim("u8") else list)
-    if isinstance(ty, RecordT):
-        return isinstance(value, Record)
-    if isinstance(ty, TupleT):
-        return isinstance(value, tuple)
-    if isinstance(ty, EnumT):
-        return isinstance(value, str)
-    if isinstance(ty, FlagsT):
-        return isinstance(value, set)
-    if isinstance(ty, (VariantT, OptionT, ResultT)):
-        if _is_tagged(ty):
-            return isinstance(value, Variant)
-        return any(_accepts(case_ty, value) for _, case_ty in _cases(ty))
-    return type(value).__name__ in _classes(ty)

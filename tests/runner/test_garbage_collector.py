@@ -1,4 +1,4 @@
-"""A runner process's garbage-collector settings (`process._settle_garbage_collector`), in a process of its own:
+"""A runner process's garbage-collector settings (`collector.settle_garbage_collector`), in a process of its own:
 they are process-wide, so they are set by the runner's entry point, never by a runner served inside a test."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dolmen.platform.runner import process
 
 CHECK = """
 import gc, json
-from dolmen.platform.runner import process
+from dolmen.platform.runner import collector
 before = (gc.get_threshold(), gc.get_freeze_count())
-process._settle_garbage_collector()
+collector.settle_garbage_collector()
 print(json.dumps({"before": before, "after": (gc.get_threshold(), gc.get_freeze_count())}))
 """
 
@@ -30,5 +30,5 @@ def test_a_runner_process_freezes_what_it_loaded_and_collects_young_objects_less
 def test_serving_a_runner_in_this_process_leaves_its_collector_alone() -> None:
     """`Runner.serve` does not touch the collector: only `serve_runner`, the process's entry point, does."""
     source = process.Runner.serve.__code__.co_names
-    assert "_settle_garbage_collector" not in source and "gc" not in source
-    assert "_settle_garbage_collector" in process.serve_runner.__code__.co_names
+    assert "settle_garbage_collector" not in source and "gc" not in source
+    assert "settle_garbage_collector" in process.serve_runner.__code__.co_names

@@ -24,7 +24,7 @@ from dolmen.platform.store.creates import NewExecution
 from dolmen.platform.store.records import Event
 from dolmen.platform.wasm import _wasmtime_fixes
 from dolmen.platform.wasm.loader import LoadedComponent
-from dolmen.platform.wit.codec import _is_tagged  # pyright: ignore[reportPrivateUsage]
+from dolmen.platform.wit.tagging import is_tagged
 from dolmen.platform.wit.types import ListT, OptionT, RecordT, ResultT, TupleT, VariantT, WitType
 from dolmen.platform.workflow.run_context import RunContext
 from dolmen.platform.workflow.driver import Target
@@ -114,7 +114,7 @@ def test_codec_tagging_rule_agrees_with_wasmtime_py(echo_guest: LoadedComponent)
                 pairs.append((item.ty.result, fn.result))
             for vt, wt in pairs:
                 for wasmtime_type, codec_type in _variant_likes(vt, wt):
-                    assert _is_tagged(codec_type) is wasmtime_type._tagged(), codec_type.wit()  # pyright: ignore[reportPrivateUsage]
+                    assert is_tagged(codec_type) is wasmtime_type._tagged(), codec_type.wit()  # pyright: ignore[reportPrivateUsage]
                     checked += 1
     assert checked > 50
 

@@ -10,7 +10,6 @@ from wasmtime.component import Record, Variant
 
 from dolmen.platform.errors import InvalidValueError, UsageError
 from dolmen.platform.wit.codec import (
-    _is_tagged,  # pyright: ignore[reportPrivateUsage]
     canonical,
     canonical_params,
     describe,
@@ -18,6 +17,7 @@ from dolmen.platform.wit.codec import (
     params_to_wasm,
     to_wasm,
 )
+from dolmen.platform.wit.tagging import is_tagged
 from dolmen.platform.wit.types import (
     EnumT,
     FlagsT,
@@ -110,7 +110,7 @@ def test_no_params_accepts_empty_array_object_or_null() -> None:
 
 def test_untagged_variant_lowers_to_bare_payload() -> None:
     """A variant with disjoint payload classes becomes its bare payload, as wasmtime-py expects."""
-    assert not _is_tagged(LOOSE)
+    assert not is_tagged(LOOSE)
     assert to_wasm({"num": 3}, LOOSE, "v") == 3
     assert to_wasm({"text": "3"}, LOOSE, "v") == "3"
     assert to_wasm("empty", LOOSE, "v") is None
@@ -118,14 +118,14 @@ def test_untagged_variant_lowers_to_bare_payload() -> None:
 
 def test_tagged_variant_lowers_to_variant_objects() -> None:
     """A variant whose cases share a payload class becomes Variant(tag, payload)."""
-    assert _is_tagged(STRICT)
+    assert is_tagged(STRICT)
     assert to_wasm({"second": 3}, STRICT, "v") == Variant("second", 3)
     assert from_wasm(Variant("neither"), STRICT) == "neither"
 
 
 def test_bool_and_int_cases_stay_apart_when_decoding() -> None:
     """An untagged value True is the bool case and 1 the integer case, although bool is an int in Python."""
-    assert not _is_tagged(COUNT_OR_FLAG)
+    assert not is_tagged(COUNT_OR_FLAG)
     assert from_wasm(True, COUNT_OR_FLAG) == {"flag": True}
     assert from_wasm(1, COUNT_OR_FLAG) == {"count": 1}
     assert from_wasm(False, ResultT(U32, BOOL)) == {"err": False}
@@ -135,7 +135,7 @@ def test_bool_and_int_cases_stay_apart_when_decoding() -> None:
 def test_none_payload_of_an_untagged_option_case_is_recognized() -> None:
     """In variant { maybe(option<u32>), text(string) } the value None is `maybe` holding none."""
     maybe = VariantT((("maybe", OptionT(U32)), ("text", STRING)), "maybe-or-text")
-    assert not _is_tagged(maybe)
+    assert not is_tagged(maybe)
     assert from_wasm(None, maybe) == {"maybe": None}
     assert from_wasm("hi", maybe) == {"text": "hi"}
     assert to_wasm({"maybe": None}, maybe, "v") is None
@@ -161,7 +161,7 @@ def test_none_payload_of_an_untagged_option_case_is_recognized() -> None:
 )
 def test_tagging_rule_matches_wasmtime_py(ty: WitType, tagged: bool) -> None:
     """The codec predicts wasmtime-py's choice between bare payloads and Variant objects."""
-    assert _is_tagged(ty) is tagged
+    assert is_tagged(ty) is tagged
 
 
 def test_record_and_bytes_representations() -> None:

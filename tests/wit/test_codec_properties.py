@@ -8,12 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dolmen.platform.wit.codec import (
-    _accepts,  # pyright: ignore[reportPrivateUsage]
-    canonical,
-    from_wasm,
-    to_wasm,
-)
+from dolmen.platform.wit.codec import canonical, from_wasm, to_wasm
+from dolmen.platform.wit.tagging import accepts
 from dolmen.platform.wit.types import FunctionType, WitType, type_from_json
 from tests.support.wit_values import json_values, wit_types
 
@@ -34,7 +30,7 @@ def test_canonical_json_round_trips_through_wasm_values(case: tuple[WitType, Any
     ty, value = case
     wasm = to_wasm(value, ty, "v")
     # The value has the shape wasmtime-py lowers (its case test, as patched).
-    assert _accepts(ty, wasm)
+    assert accepts(ty, wasm)
     assert from_wasm(wasm, ty) == value
     # Canonical values are strict JSON (no NaN literals) and read back equal.
     text = json.dumps(canonical(value, ty, "v"), allow_nan=False)

@@ -94,10 +94,11 @@ class HeldConnection:
             self._pool.release(connection)
 
 
-def execute_any(pipe: Any) -> list[Any]:
-    """`execute` for a single server's pipeline; redis-py's own `execute(raise_on_error=False)` for a cluster's."""
+def execute_any(pipe: Any, connection: AbstractConnection | None = None) -> list[Any]:
+    """`execute` for a single server's pipeline (on `connection` when given); redis-py's own
+    `execute(raise_on_error=False)` for a cluster's."""
     if type(pipe) is RedisPipeline:
-        return execute(pipe)
+        return execute(pipe, connection)
     return pipe.execute(raise_on_error=False)
 
 

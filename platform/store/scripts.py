@@ -20,7 +20,6 @@ from importlib.resources import files
 from typing import Any
 
 import redis
-from redis.client import Pipeline as RedisPipeline
 from redis.commands.core import Script
 from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
@@ -209,10 +208,7 @@ class Pipeline:
     def _execute(self, connection: AbstractConnection | None = None) -> list[Any]:
         """The replies of the commands queued in `pipe` (all but the `first` ones), NOSCRIPT calls repeated."""
         # A single server's pipeline skips redis-py's own bookkeeping (see plain_pipeline.py).
-        if connection is not None and type(self.pipe) is RedisPipeline:
-            results = plain_pipeline.execute(self.pipe, connection)
-        else:
-            results = plain_pipeline.execute_any(self.pipe)
+        results = plain_pipeline.execute_any(self.pipe, connection)
         for position, (name, keys, args) in self._calls.items():
             if self._first_at:
                 position -= bisect.bisect_left(self._first_at, position)  # positions in `pipe` skip the `first` calls

@@ -146,7 +146,7 @@ def test_execute_any_takes_a_single_servers_pipeline_plain(redis_url: str, monke
     try:
         used: list[int] = []
         plain = plain_pipeline.execute
-        monkeypatch.setattr(plain_pipeline, "execute", lambda pipe: used.append(len(pipe.command_stack)) or plain(pipe))
+        monkeypatch.setattr(plain_pipeline, "execute", lambda pipe, connection=None: used.append(len(pipe.command_stack)) or plain(pipe, connection))
         pipe = client.pipeline(transaction=False)
         pipe.incr("pp:n")
         pipe.incr("pp:n")
